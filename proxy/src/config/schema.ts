@@ -1,0 +1,294 @@
+/**
+ * The proxy's configuration contract: one zod schema for the YAML file (and for the
+ * snapshot the control plane serves), parsed once, checked across fields, then frozen.
+ * Every problem is reported with its YAML path so an operator can fix them all at once.
+ */
+import { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, {
+    message: 'expected "host:port", for example "0.0.0.0:8080"',
+  });
+
+const positiveInt = z.number().int().positive();
+
+/** Limits of a plan; each one is optional and absent means unlimited. */
+export const rateLimitsSchema = z.strictObject({
+  requests_per_minute: positiveInt.optional(),
+  tokens_per_hour: positiveInt.optional(),
+  max_concurrent: positiveInt.optional(),
+  budget_usd_per_day: z.number().positive().optional(),
+  budget_usd_per_month: z.number().positive().optional(),
+});
+
+const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional() });
+
+const modelsSchema = z
+  .record(z.string().min(1), z.string().min(1))
+  .refine((m) => typeof m.default === 'string', { message: 'a plan needs models.default' });
+
+/** A plan: which models a tenant may call, its limits, context size, features and prompt. */
+export const planSchema = z.strictObject({
+  models: modelsSchema,
+  rate_limits: rateLimitsSchema.default({}),
+  max_context: positiveInt.optional(),
+  features: z.array(z.string().min(1)).default([]),
+  custom_prompts: customPromptsSchema.default({}),
+  enforce_mid_stream: z.boolean().default(false),
+});
+
+/** What a tenant may override of its plan; merged field by field over the plan. */
+export const overridesSchema = z.strictObject({
+  models: z.record(z.string().min(1), z.string().min(1)).optional(),
+  rate_limits: rateLimitsSchema.optional(),
+  max_context: positiveInt.optional(),
+  features: z.array(z.string().min(1)).optional(),
+  custom_prompts: customPromptsSchema.optional(),
+  enforce_mid_stream: z.boolean().optional(),
+});
+
+export const tenantSchema = z.strictObject({
+  id: z.string().regex(TENANT_ID_PATTERN, {
+    message: 'tenant ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit',
+  }),
+  plan: z.string().min(1),
+  status: z.enum(['active', 'suspended']).default('active'),
+  api_key_sha256: z
+    .array(
+      z
+        .string()
+        .regex(SHA256_HEX, { message: 'expected 64 lowercase hex characters (lanekeeper hash-key KEY)' }),
+    )
+    .default([]),
+  overrides: overridesSchema.default({}),
+});
+
+export const priceSchema = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cached_input: z.number().nonnegative().optional(),
+  cache_write: z.number().nonnegative().optional(),
+});
+
+const customDialectSchema = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_-]*$/),
+  match: z.strictObject({
+    method: z.string().default('POST'),
+    path: z.string().min(1),
+  }),
+  model: z.string().optional(),
+  stream: z
+    .strictObject({
+      flag: z.string().optional(),
+      format: z.enum(['sse', 'ndjson']).default('sse'),
+      event: z.string().optional(),
+      usage: z.record(z.string(), z.string()).default({}),
+    })
+    .optional(),
+  usage: z.record(z.string(), z.string()).default({}),
+  system_prompt: z.string().optional(),
+});
+
+const identitySchema = z.strictObject({
+  sources: z
+    .array(z.enum(['api_key', 'jwt', 'header', 'query', 'subdomain']))
+    .min(1)
+    .default(['api_key']),
+  jwt: z
+    .strictObject({
+      jwks_url: z.url().optional(),
+      public_key: z.string().optional(),
+      issuer: z.string().optional(),
+      audience: z.string().optional(),
+      tenant_claim: z.string().default('tenant'),
+      algorithms: z.array(z.string()).optional(),
+      clock_tolerance_s: z.number().nonnegative().default(5),
+    })
+    .refine((j) => j.jwks_url !== undefined || j.public_key !== undefined, {
+      message: 'identity.jwt needs jwks_url or public_key',
+    })
+    .optional(),
+  header: z.string().toLowerCase().default('x-tenant-id'),
+  query: z.string().default('tenant'),
+  subdomain: z.strictObject({ base_domain: z.string().min(1) }).optional(),
+  trust_unauthenticated: z.boolean().default(false),
+  inject_headers: z
+    .strictObject({
+      tenant: z.string().toLowerCase().default('x-tenant-id'),
+      plan: z.string().toLowerCase().default('x-tenant-plan'),
+    })
+    .default({ tenant: 'x-tenant-id', plan: 'x-tenant-plan' }),
+});
+
+const redisStoreSchema = z.strictObject({
+  redis: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }),
+  key_prefix: z.string().default('lk:'),
+  cluster: z.boolean().default(false),
+  timeout_ms: positiveInt.default(250),
+  usage_stream: z.string().default('usage'),
+  usage_stream_maxlen: positiveInt.default(1_000_000),
+  retention_hours: positiveInt.default(48),
+});
+
+const upstreamSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  dialect: z.enum(['auto', 'openai', 'anthropic', 'gemini', 'ollama']).or(z.string().min(1)).default('auto'),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeout_ms: positiveInt.default(600_000),
+  connect_timeout_ms: positiveInt.default(10_000),
+  connections: positiveInt.default(128),
+  drain_on_client_abort: z.boolean().default(false),
+  drain_timeout_ms: positiveInt.default(30_000),
+  drain_max_bytes: positiveInt.default(8 * 1024 * 1024),
+});
+
+export const configSchema = z.strictObject({
+  listen: hostPort.default('0.0.0.0:8080'),
+  admin_listen: hostPort.default('127.0.0.1:9464'),
+  upstream: upstreamSchema,
+  identity: identitySchema.default({} as never),
+  store: z.union([z.literal('memory'), redisStoreSchema]).default('memory'),
+  on_store_error: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+  max_body_bytes: positiveInt.default(10 * 1024 * 1024),
+  max_json_response_bytes: positiveInt.default(16 * 1024 * 1024),
+  metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).default({ max_tenants: 1000 }),
+  log: z
+    .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  shutdown_grace_ms: positiveInt.default(30_000),
+  control_plane: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/ }),
+      token: z.string().min(1),
+      poll_interval_ms: positiveInt.default(5_000),
+      snapshot_path: z.string().default('.lanekeeper/snapshot.json'),
+    })
+    .optional(),
+  vector: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/ }),
+      api_key: z.string().optional(),
+      mode: z.enum(['collection', 'partition']).default('collection'),
+      path_prefix: z.string().startsWith('/').default('/qdrant'),
+      templates: z
+        .array(z.strictObject({ name: z.string(), size: positiveInt, distance: z.string() }))
+        .default([{ name: 'documents', size: 1536, distance: 'Cosine' }]),
+    })
+    .optional(),
+  dialects: z.array(customDialectSchema).default([]),
+  pricing: z.record(z.string().min(1), priceSchema).default({}),
+  plans: z.record(z.string().min(1), planSchema).default({}),
+  tenants: z.array(tenantSchema).default([]),
+});
+
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+export type PlanConfig = z.infer<typeof planSchema>;
+export type TenantConfig = z.infer<typeof tenantSchema>;
+export type Price = z.infer<typeof priceSchema>;
+export type CustomDialectConfig = z.infer<typeof customDialectSchema>;
+export type RedisStoreConfig = z.infer<typeof redisStoreSchema>;
+/** The whole validated configuration. Frozen: stages read it, never write it. */
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Checks that span fields, which a per-field schema cannot express. */
+function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (config.listen === config.admin_listen) {
+    problems.push({
+      path: 'admin_listen',
+      message: 'must differ from listen: admin endpoints never share the traffic port',
+    });
+  }
+  const seenIds = new Map<string, number>();
+  const seenKeys = new Map<string, string>();
+  config.tenants.forEach((tenant, i) => {
+    if (seenIds.has(tenant.id)) {
+      problems.push({
+        path: `tenants.${i}.id`,
+        message: `duplicate tenant id "${tenant.id}" (also tenants.${seenIds.get(tenant.id)})`,
+      });
+    }
+    seenIds.set(tenant.id, i);
+    if (!config.control_plane && !(tenant.plan in config.plans)) {
+      problems.push({
+        path: `tenants.${i}.plan`,
+        message: `unknown plan "${tenant.plan}"; plans are: ${Object.keys(config.plans).join(', ') || '(none)'}`,
+      });
+    }
+    tenant.api_key_sha256.forEach((hash, k) => {
+      const owner = seenKeys.get(hash);
+      if (owner !== undefined && owner !== tenant.id) {
+        problems.push({
+          path: `tenants.${i}.api_key_sha256.${k}`,
+          message: `this key hash also belongs to tenant "${owner}"`,
+        });
+      }
+      seenKeys.set(hash, tenant.id);
+    });
+  });
+  if (config.identity.sources.includes('jwt') && !config.identity.jwt) {
+    problems.push({
+      path: 'identity.jwt',
+      message: 'the jwt source needs identity.jwt (jwks_url or public_key, plus tenant_claim)',
+    });
+  }
+  if (config.identity.sources.includes('subdomain') && !config.identity.subdomain) {
+    problems.push({
+      path: 'identity.subdomain',
+      message: 'the subdomain source needs identity.subdomain.base_domain',
+    });
+  }
+  if (config.control_plane && (config.tenants.length > 0 || Object.keys(config.plans).length > 0)) {
+    problems.push({
+      path: 'control_plane',
+      message: 'with control_plane set, plans, tenants and pricing come from it: remove them from the file',
+    });
+  }
+  return problems;
+}
+
+function pathOf(path: ReadonlyArray<PropertyKey>): string {
+  return path.map(String).join('.') || '(root)';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/** Validates raw config (parsed YAML or a control-plane snapshot); throws ConfigError listing every problem. */
+export function parseConfig(raw: unknown): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => ({ path: pathOf(issue.path), message: issue.message })),
+    );
+  }
+  const problems = crossCheck(result.data);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(result.data);
+}
+
+/** Non-fatal findings worth telling an operator (check-config prints them; start-up logs them). */
+export function configWarnings(config: Config): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  for (const [name, plan] of Object.entries(config.plans)) {
+    for (const [alias, model] of Object.entries(plan.models)) {
+      if (!(model in config.pricing)) {
+        warnings.push({
+          path: `plans.${name}.models.${alias}`,
+          message: `model "${model}" has no pricing entry: its tokens count as unpriced`,
+        });
+      }
+    }
+  }
+  return warnings;
+}

@@ -1,0 +1,76 @@
+/**
+ * The one object every stage shares for a request: who is calling, what they asked for,
+ * what the plan changed, what the upstream answered and what it cost. Stages communicate
+ * only through it.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Config, PlanConfig, Price, TenantConfig } from './config/schema.js';
+import type { Dialect, DialectRequest, DialectRoute } from './dialects/dialect.js';
+import type { Reservation } from './store/store.js';
+import type { Provenance, Usage } from './usage/usage.js';
+
+/** A tenant as the request sees it: its config and its plan with overrides merged in. */
+export interface ResolvedTenant {
+  readonly id: string;
+  readonly planName: string;
+  readonly plan: PlanConfig;
+  readonly config: TenantConfig;
+}
+
+/** How the exchange with the client ended. */
+export type Outcome = 'completed' | 'local_reply' | 'client_aborted' | 'upstream_error' | 'cut_off';
+
+export interface RequestContext {
+  readonly id: string;
+  /** performance.now() at arrival. */
+  readonly startedAt: number;
+  /** Wall clock at arrival (ms since epoch); windows and hourly buckets use it. */
+  readonly receivedAt: number;
+  /** The config snapshot in force when the request arrived; a reload never changes it mid-request. */
+  readonly config: Config;
+  readonly clientHeaders: IncomingHttpHeaders;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** Method, path, query and parsed body; dialects rewrite it in place. */
+  readonly request: DialectRequest;
+  /** The raw request body as received. */
+  rawBody: Buffer;
+  /** Set when a stage changed `request.body`, so it must be serialised again. */
+  bodyChanged: boolean;
+  /** Headers to send upstream; built by the inject-identity stage. */
+  upstreamHeaders: Record<string, string | string[]>;
+
+  dialect: Dialect | undefined;
+  route: DialectRoute | undefined;
+  tenant: ResolvedTenant | undefined;
+  /** The model the client named (or undefined), and the one sent upstream. */
+  modelRequested: string | undefined;
+  model: string | undefined;
+  /** The model id the upstream reported using. */
+  upstreamModel: string | undefined;
+  price: Price | undefined;
+  stream: boolean;
+  /** Usage was requested on the client's behalf and must be hidden from it. */
+  usageInjected: boolean;
+  estimatedPromptTokens: number;
+  /** The output cap sent upstream, after plan and limit clamping. */
+  maxOutputTokens: number | undefined;
+
+  reservation: Reservation | undefined;
+  /** Rate-limit headers for the client, set by the limit stage. */
+  limitHeaders: Record<string, string>;
+
+  status: number | undefined;
+  responseHeaders: OutgoingHttpHeaders | undefined;
+  usage: Usage;
+  provenance: Provenance | undefined;
+  costUsd: number | undefined;
+  outcome: Outcome | undefined;
+  /** A stage sets this to end a stream early at an event boundary (mid-stream enforcement). */
+  cutoff: string | undefined;
+  errorCode: string | undefined;
+  ttfbMs: number | undefined;
+  durationMs: number | undefined;
+  /** Aborts the upstream request (client hung up, cut-off, shutdown). */
+  readonly abort: AbortController;
+}

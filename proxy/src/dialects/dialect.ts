@@ -1,0 +1,87 @@
+/**
+ * The one interface every provider dialect implements. A dialect knows its request shape
+ * (where the model, system prompt and output cap live), how to read usage from a JSON body
+ * and from stream events, and how its clients expect errors to look. Stages call dialects;
+ * dialects never see sockets, config files or stores.
+ */
+import type { ErrorStyle } from '../errors.js';
+import type { Usage } from '../usage/usage.js';
+
+/** A JSON object body from a client, mutable while stages rewrite it. */
+export type JsonBody = Record<string, unknown>;
+
+/** The request as a dialect sees it. `path` (no query) may be rewritten, for Gemini's model-in-path. */
+export interface DialectRequest {
+  readonly method: string;
+  path: string;
+  /** The query string without the leading "?", as received. */
+  readonly query: string;
+  /** The parsed JSON body; undefined for bodiless requests. */
+  body: JsonBody | undefined;
+}
+
+/** The endpoint a dialect recognised. */
+export interface DialectRoute {
+  /** Stable endpoint name (`chat.completions`, `messages`, ...), used in logs and metric labels. */
+  readonly endpoint: string;
+  /** Whether responses carry token usage worth metering (false for model listings and the like). */
+  readonly metered: boolean;
+}
+
+/** One event of a response stream: an SSE event, or one NDJSON line (with `event` ""). */
+export interface StreamEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+/** What one response body or stream event tells the meter. */
+export interface Observation {
+  usage?: Usage;
+  /** The model id the upstream says it used. */
+  model?: string;
+  /** An in-band error after a 200 status. */
+  error?: string;
+}
+
+export interface Dialect {
+  readonly name: string;
+  readonly errorStyle: ErrorStyle;
+  /** Recognises a request by method and path; undefined when this dialect does not speak it. */
+  match(method: string, path: string): DialectRoute | undefined;
+  /** The model the client asked for, if any. */
+  readModel(req: DialectRequest, route: DialectRoute): string | undefined;
+  rewriteModel(req: DialectRequest, route: DialectRoute, model: string): void;
+  /** Adds `prompt` as the first system instruction, in the dialect's own place and form. */
+  injectSystemPrompt(req: DialectRequest, route: DialectRoute, prompt: string): void;
+  /** A cheap, deliberately generous estimate of the prompt's tokens. */
+  estimatePromptTokens(req: DialectRequest, route: DialectRoute): number;
+  hasImageInput(req: DialectRequest, route: DialectRoute): boolean;
+  /** The client's output cap (max_tokens and its cousins), if set. */
+  readMaxOutput(req: DialectRequest, route: DialectRoute): number | undefined;
+  setMaxOutput(req: DialectRequest, route: DialectRoute, tokens: number): void;
+  /** True when the request asks for a streamed answer. */
+  isStream(req: DialectRequest, route: DialectRoute): boolean;
+  readonly streamFormat: 'sse' | 'ndjson';
+  /**
+   * Makes the upstream report usage in a stream. Returns true when it had to change the
+   * request, i.e. the client did not ask for usage and must not see it.
+   */
+  requestStreamUsage?(req: DialectRequest, route: DialectRoute): boolean;
+  /**
+   * For a stream where usage was requested on the client's behalf: the event as the client
+   * should see it, or null to drop it. Called only for events `usageHint` selects.
+   */
+  hideInjectedUsage?(event: StreamEvent): StreamEvent | null;
+  /** Usage, model and errors from a complete JSON response body. */
+  usageFromJson(body: unknown, route: DialectRoute): Observation | undefined;
+  /**
+   * A cheap test on the raw event: false means it carries no usage, model or error, so it
+   * need not be parsed. Keeps JSON.parse off most chunks of a stream.
+   */
+  usageHint(event: StreamEvent): boolean;
+  usageFromEvent(event: StreamEvent, route: DialectRoute): Observation | undefined;
+  /** The generated text in an event, for estimating output when a stream never reports usage. */
+  textFromEvent(event: StreamEvent, route: DialectRoute): string;
+  /** The bytes of a final event that ends a stream early, telling the client why. */
+  cutoffEvent?(route: DialectRoute, reason: string): string;
+}

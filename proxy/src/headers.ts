@@ -1,0 +1,37 @@
+/**
+ * Every header name the proxy reads, writes or strips, in one place.
+ */
+
+/** Client credentials: read for identity, never forwarded upstream. */
+export const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key'] as const;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1): meaningful for one connection only, never forwarded. */
+export const HOP_BY_HOP_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export const HEADER_REQUEST_ID = 'x-request-id';
+export const HEADER_LANEKEEPER_REQUEST_ID = 'x-lanekeeper-request-id';
+export const HEADER_FORWARDED_FOR = 'x-forwarded-for';
+export const HEADER_FORWARDED_PROTO = 'x-forwarded-proto';
+export const HEADER_FORWARDED_HOST = 'x-forwarded-host';
+export const HEADER_RETRY_AFTER = 'retry-after';
+export const HEADER_IF_NONE_MATCH = 'if-none-match';
+
+/** The tenant's own limits, as OpenAI names them; the upstream's are replaced by these. */
+export const RATELIMIT_LIMIT_REQUESTS = 'x-ratelimit-limit-requests';
+export const RATELIMIT_REMAINING_REQUESTS = 'x-ratelimit-remaining-requests';
+export const RATELIMIT_RESET_REQUESTS = 'x-ratelimit-reset-requests';
+export const RATELIMIT_LIMIT_TOKENS = 'x-ratelimit-limit-tokens';
+export const RATELIMIT_REMAINING_TOKENS = 'x-ratelimit-remaining-tokens';
+export const RATELIMIT_RESET_TOKENS = 'x-ratelimit-reset-tokens';
+/** Prefix of the upstream's own rate-limit headers (the provider account's limits), never shown to tenants. */
+export const UPSTREAM_RATELIMIT_PREFIXES = ['x-ratelimit-', 'anthropic-ratelimit-', 'ratelimit'] as const;

@@ -1,0 +1,124 @@
+/**
+ * Every Prometheus metric the proxy exports, declared once. Each proxy instance has its own
+ * registry, so several proxies in one test process never share counters. The tenant label
+ * is bounded: past `max_tenants` distinct tenants, new ones are counted as "_other".
+ */
+import client from 'prom-client';
+
+export const OTHER_TENANT = '_other';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  private readonly seenTenants = new Set<string>();
+
+  readonly requests = new client.Counter({
+    name: 'lanekeeper_requests_total',
+    help: 'Requests answered, by tenant, model sent upstream and HTTP status.',
+    labelNames: ['tenant', 'model', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly tokens = new client.Counter({
+    name: 'lanekeeper_tokens_total',
+    help: 'Metered tokens by tenant, model, kind (input, output, cached_input, cache_write, reasoning) and provenance.',
+    labelNames: ['tenant', 'model', 'kind', 'provenance'] as const,
+    registers: [this.registry],
+  });
+  readonly cost = new client.Counter({
+    name: 'lanekeeper_cost_usd_total',
+    help: 'Cost of metered usage in USD, from the pricing table.',
+    labelNames: ['tenant', 'model'] as const,
+    registers: [this.registry],
+  });
+  readonly unpricedTokens = new client.Counter({
+    name: 'lanekeeper_unpriced_tokens_total',
+    help: 'Tokens of models that have no pricing entry (never booked as $0).',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimited = new client.Counter({
+    name: 'lanekeeper_rate_limited_total',
+    help: 'Requests refused by a tenant limit, by limit name.',
+    labelNames: ['tenant', 'limit'] as const,
+    registers: [this.registry],
+  });
+  readonly unmetered = new client.Counter({
+    name: 'lanekeeper_unmetered_requests_total',
+    help: 'Requests forwarded that no dialect could meter, by tenant and route.',
+    labelNames: ['tenant', 'route'] as const,
+    registers: [this.registry],
+  });
+  readonly usageProvenance = new client.Counter({
+    name: 'lanekeeper_usage_records_total',
+    help: 'Usage records by provenance (reported, estimated, partial).',
+    labelNames: ['tenant', 'provenance'] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new client.Histogram({
+    name: 'lanekeeper_request_duration_seconds',
+    help: 'Time from request arrival to the last byte sent, by tenant.',
+    labelNames: ['tenant'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly ttfb = new client.Histogram({
+    name: 'lanekeeper_upstream_ttfb_seconds',
+    help: 'Time from forwarding a request to the upstream response headers.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly tenantOverflow = new client.Counter({
+    name: 'lanekeeper_tenant_label_overflow_total',
+    help: 'Observations counted under tenant="_other" because metrics.max_tenants was reached.',
+    registers: [this.registry],
+  });
+  readonly configReloads = new client.Counter({
+    name: 'lanekeeper_config_reloads_total',
+    help: 'Configuration reloads by result (applied, rejected).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly storeUp = new client.Gauge({
+    name: 'lanekeeper_store_up',
+    help: '1 when the limit and meter store answers, 0 when it does not.',
+    labelNames: ['store'] as const,
+    registers: [this.registry],
+  });
+  readonly storeErrors = new client.Counter({
+    name: 'lanekeeper_store_errors_total',
+    help: 'Store calls that failed or timed out, by operation.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  readonly meterBuffered = new client.Gauge({
+    name: 'lanekeeper_meter_buffer_events',
+    help: 'Usage events waiting in memory for the store to come back.',
+    registers: [this.registry],
+  });
+  readonly meterDropped = new client.Counter({
+    name: 'lanekeeper_meter_events_dropped_total',
+    help: 'Usage events lost because the in-memory buffer overflowed while the store was away.',
+    registers: [this.registry],
+  });
+  readonly vectorCalls = new client.Counter({
+    name: 'lanekeeper_vector_requests_total',
+    help: 'Calls through the tenant-scoped Qdrant route, by tenant, operation and status.',
+    labelNames: ['tenant', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(private readonly maxTenants: number) {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'lanekeeper_process_' });
+  }
+
+  /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */
+  tenantLabel(tenant: string | undefined): string {
+    if (tenant === undefined) return 'none';
+    if (this.seenTenants.has(tenant)) return tenant;
+    if (this.seenTenants.size < this.maxTenants) {
+      this.seenTenants.add(tenant);
+      return tenant;
+    }
+    this.tenantOverflow.inc();
+    return OTHER_TENANT;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The shape of a pipeline stage. Request hooks run top to bottom in the order of
+ * `pipeline.ts`; response hooks run bottom to top (like Envoy's decoder and encoder
+ * filters). A stage implements only the hooks it needs and never touches sockets.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { RequestContext } from './context.js';
+import type { ProxyError } from './errors.js';
+
+/** A response made by the proxy itself instead of the upstream. */
+export interface LocalReply {
+  readonly error: ProxyError;
+}
+
+/** What a request hook returns: nothing to go on, or a local reply that ends the request. */
+export type RequestVerdict = LocalReply | undefined;
+
+/** The head of a response on its way to the client; response-header hooks may edit `headers`. */
+export interface ResponseHead {
+  status: number;
+  headers: OutgoingHttpHeaders;
+}
+
+export interface Stage {
+  readonly name: string;
+  onRequest?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
+  onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
+  /**
+   * Sees each body chunk and returns the bytes to pass on (usually `chunk` itself). Called
+   * once more with an empty chunk and `end` true, so a stage holding a partial event can
+   * release it.
+   */
+  onResponseChunk?(ctx: RequestContext, chunk: Buffer, end: boolean): Buffer;
+  /**
+   * Runs once the client has its response (or has gone), for every stage whose request
+   * hook ran. Off the latency path: settle limits, meter, record metrics, log.
+   */
+  onResponseEnd?(ctx: RequestContext): void | Promise<void>;
+}
+
+/** Continue to the next stage. */
+export const CONTINUE: RequestVerdict = undefined;
+
+export function reply(error: ProxyError): LocalReply {
+  return { error };
+}

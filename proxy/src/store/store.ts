@@ -1,0 +1,140 @@
+/**
+ * The state behind limits and metering. Two implementations, memory (one process) and
+ * Redis (many replicas), pass the same suite (`store-suite.ts`). Enforcement and
+ * measurement are separate calls: `admit` runs before the upstream is called and reserves
+ * the request's worst case; `settle` replaces the reservation with what was metered.
+ */
+import type { RateLimits } from '../config/schema.js';
+import type { LimitName } from '../errors.js';
+import type { UsageEvent } from '../usage/usage-event.js';
+
+/** What one admission asks for. Prices are USD per token (not per million). */
+export interface AdmitRequest {
+  readonly tenant: string;
+  readonly requestId: string;
+  /** Wall clock in ms; every window is computed from it so tests can move time. */
+  readonly now: number;
+  readonly limits: RateLimits;
+  /** Estimated prompt tokens: reserved against tokens_per_hour and budgets. */
+  readonly promptTokens: number;
+  /**
+   * The most output the request may produce before limits (client cap clamped to the
+   * context); undefined means unbounded, which the store then bounds by what remains.
+   */
+  readonly maxOutput: number | undefined;
+  readonly inputPrice: number;
+  readonly outputPrice: number;
+  /** A concurrency slot expires after this long, so a replica that dies frees its slots. */
+  readonly slotTtlMs: number;
+}
+
+/** A claim on a tenant's allowance, held until the response ends. */
+export interface Reservation {
+  readonly tenant: string;
+  readonly requestId: string;
+  /** Admission time: settles the same day/month/hour windows it reserved in. */
+  readonly at: number;
+  readonly tokens: number;
+  readonly usd: number;
+  /** Whether a concurrency slot is held. */
+  readonly slot: boolean;
+  readonly limits: RateLimits;
+}
+
+/** A tenant's standing against its limits, for the x-ratelimit-* headers. */
+export interface LimitState {
+  requests?: { limit: number; remaining: number; resetS: number };
+  tokens?: { limit: number; remaining: number; resetS: number };
+}
+
+export type AdmitResult =
+  | {
+      readonly ok: true;
+      readonly reservation: Reservation;
+      /** Output cap that keeps the worst case inside every limit; undefined when nothing bounds it. */
+      readonly grantedOutput: number | undefined;
+      readonly state: LimitState;
+    }
+  | {
+      readonly ok: false;
+      readonly limit: LimitName;
+      readonly retryAfterS: number;
+      readonly state: LimitState;
+    };
+
+/** Actual consumption of a finished request. */
+export interface Settlement {
+  readonly tokens: number;
+  readonly usd: number;
+}
+
+/** One tenant's figures for one UTC hour. */
+export interface HourUsage {
+  tenant: string;
+  /** ISO timestamp of the hour's start, e.g. 2026-11-29T14:00:00.000Z. */
+  hour: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  estimated_cost: number;
+}
+
+export interface LimitStore {
+  /** Atomically checks every limit and, when all pass, counts the request and reserves its worst case. */
+  admit(request: AdmitRequest): Promise<AdmitResult>;
+  /** Replaces a reservation with actual consumption and frees its concurrency slot. Idempotent per request. */
+  settle(reservation: Reservation, actual: Settlement): Promise<void>;
+}
+
+export interface MeterStore {
+  /** Adds the event to the tenant's hourly and all-time counters and the durable event log. */
+  record(event: UsageEvent): Promise<void>;
+  currentHour(tenant: string, now: number): Promise<HourUsage>;
+}
+
+export interface Store extends LimitStore, MeterStore {
+  readonly kind: 'memory' | 'redis';
+  /** True when the backing service answers. */
+  healthy(): Promise<boolean>;
+  /** Removes every key of a tenant (erasure); returns how many were removed. */
+  eraseTenant(tenant: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const HOUR_MS = 3_600_000;
+export const MINUTE_MS = 60_000;
+
+export function hourStart(now: number): number {
+  return now - (now % HOUR_MS);
+}
+
+/** Seconds until the next UTC midnight and the next UTC month start, for budget windows. */
+export function budgetResets(now: number): { dayS: number; monthS: number } {
+  const d = new Date(now);
+  const nextDay = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
+  const nextMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  return { dayS: Math.ceil((nextDay - now) / 1000), monthS: Math.ceil((nextMonth - now) / 1000) };
+}
+
+/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
+export function budgetWindows(now: number): { day: string; month: string } {
+  const iso = new Date(now).toISOString();
+  return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+}
+
+export function emptyHour(tenant: string, now: number): HourUsage {
+  return {
+    tenant,
+    hour: new Date(hourStart(now)).toISOString(),
+    requests: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cached_input_tokens: 0,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    estimated_cost: 0,
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * Prices metered usage from the configured table (USD per 1M tokens). No price is ever
+ * invented: a model absent from the table yields `undefined`, which callers count as
+ * unpriced rather than booking as $0.
+ */
+import type { Price } from '../config/schema.js';
+import type { Usage } from './usage.js';
+
+const PER_TOKEN = 1 / 1_000_000;
+
+/** Cost in USD of `usage` at `price`, or undefined when the model has no price. */
+export function costOf(usage: Usage, price: Price | undefined): number | undefined {
+  if (!price) return undefined;
+  const input = usage.input ?? 0;
+  const cached = Math.min(usage.cachedInput ?? 0, input);
+  const written = Math.min(usage.cacheWrite ?? 0, input - cached);
+  const fresh = input - cached - written;
+  const cost =
+    fresh * price.input +
+    cached * (price.cached_input ?? price.input) +
+    written * (price.cache_write ?? price.input) +
+    (usage.output ?? 0) * price.output;
+  return cost * PER_TOKEN;
+}
