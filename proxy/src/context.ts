@@ -4,8 +4,9 @@
  * only through it.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Config, PlanConfig, Price, TenantConfig } from './config/schema.js';
+import type { PlanConfig, Price, TenantConfig } from './config/schema.js';
 import type { Dialect, DialectRequest, DialectRoute } from './dialects/dialect.js';
+import type { Runtime } from './runtime.js';
 import type { Reservation } from './store/store.js';
 import type { Provenance, Usage } from './usage/usage.js';
 
@@ -26,17 +27,21 @@ export interface RequestContext {
   readonly startedAt: number;
   /** Wall clock at arrival (ms since epoch); windows and hourly buckets use it. */
   readonly receivedAt: number;
-  /** The config snapshot in force when the request arrived; a reload never changes it mid-request. */
-  readonly config: Config;
+  /** The config (and what is derived from it) in force when the request arrived; a reload never changes it mid-request. */
+  readonly runtime: Runtime;
   readonly clientHeaders: IncomingHttpHeaders;
   readonly remoteAddress: string;
   readonly secure: boolean;
   /** Method, path, query and parsed body; dialects rewrite it in place. */
   readonly request: DialectRequest;
-  /** The raw request body as received. */
+  /** The raw request body as received (empty when it was over max_body_bytes). */
   rawBody: Buffer;
+  /** Set by the server when the body passed max_body_bytes and was not read. */
+  bodyTooLarge: boolean;
   /** Set when a stage changed `request.body`, so it must be serialised again. */
   bodyChanged: boolean;
+  /** The query string sent upstream (credentials and the tenant parameter removed). */
+  upstreamQuery: string;
   /** Headers to send upstream; built by the inject-identity stage. */
   upstreamHeaders: Record<string, string | string[]>;
 

@@ -115,6 +115,7 @@ const identitySchema = z.strictObject({
     .optional(),
   header: z.string().toLowerCase().default('x-tenant-id'),
   query: z.string().default('tenant'),
+  /** Without base_domain, the first label of a Host with three or more labels names the tenant. */
   subdomain: z.strictObject({ base_domain: z.string().min(1) }).optional(),
   trust_unauthenticated: z.boolean().default(false),
   inject_headers: z
@@ -214,7 +215,7 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
       });
     }
     seenIds.set(tenant.id, i);
-    if (!config.control_plane && !(tenant.plan in config.plans)) {
+    if (!(tenant.plan in config.plans)) {
       problems.push({
         path: `tenants.${i}.plan`,
         message: `unknown plan "${tenant.plan}"; plans are: ${Object.keys(config.plans).join(', ') || '(none)'}`,
@@ -235,18 +236,6 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
     problems.push({
       path: 'identity.jwt',
       message: 'the jwt source needs identity.jwt (jwks_url or public_key, plus tenant_claim)',
-    });
-  }
-  if (config.identity.sources.includes('subdomain') && !config.identity.subdomain) {
-    problems.push({
-      path: 'identity.subdomain',
-      message: 'the subdomain source needs identity.subdomain.base_domain',
-    });
-  }
-  if (config.control_plane && (config.tenants.length > 0 || Object.keys(config.plans).length > 0)) {
-    problems.push({
-      path: 'control_plane',
-      message: 'with control_plane set, plans, tenants and pricing come from it: remove them from the file',
     });
   }
   return problems;

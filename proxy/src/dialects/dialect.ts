@@ -26,6 +26,11 @@ export interface DialectRoute {
   readonly endpoint: string;
   /** Whether responses carry token usage worth metering (false for model listings and the like). */
   readonly metered: boolean;
+  /**
+   * False for endpoints that produce no output tokens (embeddings): no output cap is set
+   * or reserved for them. Absent means true.
+   */
+  readonly generates?: boolean;
 }
 
 /** One event of a response stream: an SSE event, or one NDJSON line (with `event` ""). */
