@@ -1,0 +1,96 @@
+/**
+ * The in-memory half of metering: per-tenant hourly buckets (kept `retentionHours`) and
+ * all-time counters, both updated in O(1) per event, so reading the current hour never sums
+ * a list. Recording is idempotent per request_id within the retention, which lets the guarded
+ * store replay its buffer without double counting.
+ */
+import type { UsageEvent } from '../usage/usage-event.js';
+import { HOUR_MS, emptyHour, hourStart, type HourUsage } from './store.js';
+
+/** The numeric fields of HourUsage, in the order both stores write them. */
+export const HOUR_FIELDS = [
+  'requests',
+  'input_tokens',
+  'output_tokens',
+  'cached_input_tokens',
+  'cache_write_tokens',
+  'reasoning_tokens',
+  'estimated_cost',
+] as const;
+
+export type HourField = (typeof HOUR_FIELDS)[number];
+
+/** What one event adds to each counter; unpriced events add no cost (never a silent $0 price). */
+export function increments(event: UsageEvent): Record<HourField, number> {
+  return {
+    requests: 1,
+    input_tokens: event.input_tokens,
+    output_tokens: event.output_tokens,
+    cached_input_tokens: event.cached_input_tokens,
+    cache_write_tokens: event.cache_write_tokens,
+    reasoning_tokens: event.reasoning_tokens,
+    estimated_cost: event.cost_usd ?? 0,
+  };
+}
+
+/** The UTC hour an event belongs to: the hour its request arrived in. */
+export function eventTime(event: UsageEvent): number {
+  const at = Date.parse(event.ts);
+  return Number.isFinite(at) ? at : Date.now();
+}
+
+interface TenantMeter {
+  hours: Map<number, { usage: HourUsage; ids: Set<string> }>;
+  total: Record<HourField, number>;
+}
+
+function zeroTotals(): Record<HourField, number> {
+  return Object.fromEntries(HOUR_FIELDS.map((f) => [f, 0])) as Record<HourField, number>;
+}
+
+/** Hourly and all-time usage of every tenant seen by this process. */
+export class MemoryMeter {
+  private readonly tenants = new Map<string, TenantMeter>();
+
+  constructor(private readonly retentionHours = 48) {}
+
+  record(event: UsageEvent): void {
+    const meter = this.tenants.get(event.tenant) ?? { hours: new Map(), total: zeroTotals() };
+    this.tenants.set(event.tenant, meter);
+    const at = eventTime(event);
+    const start = hourStart(at);
+    for (const key of meter.hours.keys()) {
+      if (key <= start - this.retentionHours * HOUR_MS) meter.hours.delete(key);
+    }
+    const bucket = meter.hours.get(start) ?? { usage: emptyHour(event.tenant, at), ids: new Set<string>() };
+    meter.hours.set(start, bucket);
+    if (bucket.ids.has(event.request_id)) return;
+    bucket.ids.add(event.request_id);
+    const add = increments(event);
+    for (const field of HOUR_FIELDS) {
+      bucket.usage[field] += add[field];
+      meter.total[field] += add[field];
+    }
+  }
+
+  currentHour(tenant: string, now: number): HourUsage {
+    const bucket = this.tenants.get(tenant)?.hours.get(hourStart(now));
+    return bucket ? { ...bucket.usage } : emptyHour(tenant, now);
+  }
+
+  allTime(tenant: string): Record<HourField, number> {
+    return { ...(this.tenants.get(tenant)?.total ?? zeroTotals()) };
+  }
+
+  /** Forgets a tenant; returns how many stored entries (hours plus the all-time record) went. */
+  erase(tenant: string): number {
+    const meter = this.tenants.get(tenant);
+    if (!meter) return 0;
+    this.tenants.delete(tenant);
+    return meter.hours.size + 1;
+  }
+
+  clear(): void {
+    this.tenants.clear();
+  }
+}

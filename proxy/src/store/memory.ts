@@ -1,0 +1,259 @@
+/**
+ * The embedded store: exact limits and metering for a single process, no services needed.
+ * Every admit runs synchronously between awaits, so it is atomic by construction.
+ *
+ * - requests_per_minute: an exact sliding log of admission times.
+ * - max_concurrent: slots keyed by request id that expire after `slotTtlMs`.
+ * - tokens_per_hour: metered tokens in one-minute buckets (a bucket leaves the window 60
+ *   minutes after its minute began) plus outstanding reservations.
+ * - budgets: actual plus reserved spend per UTC day and calendar month.
+ * Reservations expire with the slot TTL, exactly like the Redis store, so a request that
+ * never settles cannot hold a limit forever.
+ */
+import type { UsageEvent } from '../usage/usage-event.js';
+import { decideAdmission, msUntilFreed, retrySeconds } from './admission.js';
+import type { LimitName } from '../errors.js';
+import { MemoryMeter } from './memory-meter.js';
+import {
+  HOUR_MS,
+  MINUTE_MS,
+  budgetResets,
+  budgetWindows,
+  type AdmitRequest,
+  type AdmitResult,
+  type HourUsage,
+  type LimitState,
+  type Reservation,
+  type Settlement,
+  type Store,
+} from './store.js';
+
+/** How long a settled request id is remembered, so a repeated settle is a no-op. */
+const SETTLED_MEMORY_MS = 2 * HOUR_MS;
+/** Minute buckets in the sliding hour. */
+const MINUTES_PER_HOUR = HOUR_MS / MINUTE_MS;
+
+interface Held {
+  readonly tokens: number;
+  readonly usd: number;
+  readonly day: string;
+  readonly month: string;
+  readonly expiresAt: number;
+}
+
+interface TenantLimits {
+  /** Admission times within the last minute, ascending. */
+  rpm: number[];
+  /** Request id -> slot expiry. */
+  slots: Map<string, number>;
+  /** Minute index -> metered tokens. */
+  minutes: Map<number, number>;
+  reservations: Map<string, Held>;
+  /** "d:YYYY-MM-DD" / "m:YYYY-MM" -> actual USD. */
+  spend: Map<string, number>;
+  /** Request id -> admission time of settled requests. */
+  settled: Map<string, number>;
+}
+
+function newTenant(): TenantLimits {
+  return {
+    rpm: [],
+    slots: new Map(),
+    minutes: new Map(),
+    reservations: new Map(),
+    spend: new Map(),
+    settled: new Map(),
+  };
+}
+
+/** Drops everything that has left its window by `now`. */
+function prune(t: TenantLimits, now: number): void {
+  let drop = 0;
+  while (drop < t.rpm.length && (t.rpm[drop] as number) <= now - MINUTE_MS) drop++;
+  if (drop > 0) t.rpm.splice(0, drop);
+  for (const [id, expiry] of t.slots) if (expiry <= now) t.slots.delete(id);
+  const firstMinute = Math.floor(now / MINUTE_MS) - MINUTES_PER_HOUR + 1;
+  for (const minute of t.minutes.keys()) if (minute < firstMinute) t.minutes.delete(minute);
+  for (const [id, held] of t.reservations) if (held.expiresAt <= now) t.reservations.delete(id);
+  for (const [id, at] of t.settled) if (at <= now - SETTLED_MEMORY_MS) t.settled.delete(id);
+  const { day, month } = budgetWindows(now);
+  for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
+}
+
+function usedTokens(t: TenantLimits): number {
+  let sum = 0;
+  for (const tokens of t.minutes.values()) sum += tokens;
+  for (const held of t.reservations.values()) sum += held.tokens;
+  return sum;
+}
+
+function usedUsd(t: TenantLimits, day: string, month: string): { day: number; month: number } {
+  let d = t.spend.get(`d:${day}`) ?? 0;
+  let m = t.spend.get(`m:${month}`) ?? 0;
+  for (const held of t.reservations.values()) {
+    if (held.day === day) d += held.usd;
+    if (held.month === month) m += held.usd;
+  }
+  return { day: d, month: m };
+}
+
+/** When each held token amount leaves the sliding hour. */
+function tokenReleases(t: TenantLimits): { at: number; tokens: number }[] {
+  const releases = [...t.minutes].map(([minute, tokens]) => ({
+    at: (minute + MINUTES_PER_HOUR) * MINUTE_MS,
+    tokens,
+  }));
+  for (const held of t.reservations.values()) releases.push({ at: held.expiresAt, tokens: held.tokens });
+  return releases;
+}
+
+function limitState(t: TenantLimits, request: AdmitRequest): LimitState {
+  const { limits, now } = request;
+  const state: LimitState = {};
+  if (limits.requests_per_minute !== undefined) {
+    const newest = t.rpm[t.rpm.length - 1];
+    state.requests = {
+      limit: limits.requests_per_minute,
+      remaining: Math.max(0, limits.requests_per_minute - t.rpm.length),
+      resetS: newest === undefined ? 0 : retrySeconds(newest + MINUTE_MS - now),
+    };
+  }
+  if (limits.tokens_per_hour !== undefined) {
+    const latest = Math.max(0, ...[...t.minutes.keys()].map((m) => (m + MINUTES_PER_HOUR) * MINUTE_MS));
+    state.tokens = {
+      limit: limits.tokens_per_hour,
+      remaining: Math.max(0, Math.floor(limits.tokens_per_hour - usedTokens(t))),
+      resetS: latest > now ? retrySeconds(latest - now) : 0,
+    };
+  }
+  return state;
+}
+
+function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): number {
+  const { now, limits } = request;
+  switch (limit) {
+    case 'requests_per_minute':
+      return retrySeconds((t.rpm[0] ?? now) + MINUTE_MS - now);
+    case 'max_concurrent':
+      // A slot frees when any request in flight ends, which no clock can predict.
+      return 1;
+    case 'tokens_per_hour': {
+      const cap = limits.tokens_per_hour ?? 0;
+      const needed = request.promptTokens + 1 - (cap - usedTokens(t));
+      if (request.promptTokens + 1 > cap) return HOUR_MS / 1000;
+      return retrySeconds(msUntilFreed(needed, tokenReleases(t), now));
+    }
+    case 'budget_usd_per_day':
+      return budgetResets(now).dayS;
+    case 'budget_usd_per_month':
+      return budgetResets(now).monthS;
+  }
+}
+
+/** Creates the embedded single-process store. */
+export function createMemoryStore(): Store {
+  const tenants = new Map<string, TenantLimits>();
+  const meter = new MemoryMeter();
+  const tenantOf = (id: string): TenantLimits => {
+    let t = tenants.get(id);
+    if (!t) {
+      t = newTenant();
+      tenants.set(id, t);
+    }
+    return t;
+  };
+
+  return {
+    kind: 'memory',
+
+    async admit(request: AdmitRequest): Promise<AdmitResult> {
+      const t = tenantOf(request.tenant);
+      const { now, limits } = request;
+      prune(t, now);
+      const windows = budgetWindows(now);
+      const usd = usedUsd(t, windows.day, windows.month);
+      const decision = decideAdmission(request, {
+        requests: t.rpm.length,
+        slots: t.slots.size,
+        tokens: usedTokens(t),
+        usdDay: usd.day,
+        usdMonth: usd.month,
+      });
+      if (!decision.ok) {
+        return {
+          ok: false,
+          limit: decision.limit,
+          retryAfterS: retryAfter(t, request, decision.limit),
+          state: limitState(t, request),
+        };
+      }
+      if (limits.requests_per_minute !== undefined) {
+        let i = t.rpm.length;
+        while (i > 0 && (t.rpm[i - 1] as number) > now) i--;
+        t.rpm.splice(i, 0, now);
+      }
+      const slot = limits.max_concurrent !== undefined;
+      if (slot) t.slots.set(request.requestId, now + request.slotTtlMs);
+      const reserves =
+        limits.tokens_per_hour !== undefined ||
+        limits.budget_usd_per_day !== undefined ||
+        limits.budget_usd_per_month !== undefined;
+      if (reserves) {
+        t.reservations.set(request.requestId, {
+          tokens: decision.tokens,
+          usd: decision.usd,
+          day: windows.day,
+          month: windows.month,
+          expiresAt: now + request.slotTtlMs,
+        });
+      }
+      const reservation: Reservation = {
+        tenant: request.tenant,
+        requestId: request.requestId,
+        at: now,
+        tokens: decision.tokens,
+        usd: decision.usd,
+        slot,
+        limits,
+      };
+      return { ok: true, reservation, grantedOutput: decision.grantedOutput, state: limitState(t, request) };
+    },
+
+    async settle(reservation: Reservation, actual: Settlement): Promise<void> {
+      const t = tenantOf(reservation.tenant);
+      t.slots.delete(reservation.requestId);
+      t.reservations.delete(reservation.requestId);
+      if (t.settled.has(reservation.requestId)) return;
+      t.settled.set(reservation.requestId, reservation.at);
+      const minute = Math.floor(reservation.at / MINUTE_MS);
+      if (actual.tokens > 0) t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
+      if (actual.usd > 0) {
+        const { day, month } = budgetWindows(reservation.at);
+        t.spend.set(`d:${day}`, (t.spend.get(`d:${day}`) ?? 0) + actual.usd);
+        t.spend.set(`m:${month}`, (t.spend.get(`m:${month}`) ?? 0) + actual.usd);
+      }
+    },
+
+    async record(event: UsageEvent): Promise<void> {
+      meter.record(event);
+    },
+
+    async currentHour(tenant: string, now: number): Promise<HourUsage> {
+      return meter.currentHour(tenant, now);
+    },
+
+    async healthy(): Promise<boolean> {
+      return true;
+    },
+
+    async eraseTenant(tenant: string): Promise<number> {
+      const removed = (tenants.delete(tenant) ? 1 : 0) + meter.erase(tenant);
+      return removed;
+    },
+
+    async close(): Promise<void> {
+      tenants.clear();
+      meter.clear();
+    },
+  };
+}
