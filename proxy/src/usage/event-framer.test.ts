@@ -1,0 +1,84 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createEventFramer, rewriteBlock, serializeEvent } from './event-framer.js';
+
+function frame(format: 'sse' | 'ndjson', pieces: Buffer[]): Buffer[] {
+  const framer = createEventFramer(format);
+  const out: Buffer[] = [];
+  for (const piece of pieces) out.push(...framer.push(piece));
+  out.push(framer.end());
+  return out;
+}
+
+const SSE_TEXT =
+  '\uFEFF: keep-alive\n\ndata: {"a":"é"}\n\nevent: x\r\ndata: 1\r\ndata: 2\r\n\r\ndata: lone\r\rdata: [DONE]\n\ndata: tail';
+
+describe('createEventFramer', () => {
+  it('cuts SSE into blocks ending with their blank line', () => {
+    const blocks = frame('sse', [Buffer.from(SSE_TEXT)]).map((b) => b.toString());
+    expect(blocks).toEqual([
+      '\uFEFF: keep-alive\n\n',
+      'data: {"a":"é"}\n\n',
+      'event: x\r\ndata: 1\r\ndata: 2\r\n\r\n',
+      'data: lone\r\r',
+      'data: [DONE]\n\n',
+      'data: tail',
+    ]);
+  });
+
+  it('holds a block ending in \\r until it sees whether a \\n follows', () => {
+    const framer = createEventFramer('sse');
+    expect(framer.push(Buffer.from('data: a\r\n\r'))).toEqual([]);
+    expect(framer.push(Buffer.from('\ndata: b\n\n')).map(String)).toEqual(['data: a\r\n\r\n', 'data: b\n\n']);
+  });
+
+  it.each(['sse', 'ndjson'] as const)('returns exactly the input bytes for any split (%s)', (format) => {
+    const text = format === 'sse' ? SSE_TEXT : '{"a":1}\r\n\n{"b":"ü"}\n{"c":3}';
+    const bytes = Buffer.from(text);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: bytes.length }), { maxLength: 10 }), (cuts) => {
+        const sorted = [...cuts].sort((a, b) => a - b);
+        const pieces: Buffer[] = [];
+        let last = 0;
+        for (const cut of sorted) {
+          pieces.push(bytes.subarray(last, cut));
+          last = cut;
+        }
+        pieces.push(bytes.subarray(last));
+        const blocks = frame(format, pieces);
+        expect(Buffer.concat(blocks).equals(bytes)).toBe(true);
+        expect(blocks.map(String)).toEqual(frame(format, [bytes]).map(String));
+      }),
+    );
+  });
+
+  it('ends an NDJSON block after each newline', () => {
+    expect(frame('ndjson', [Buffer.from('{"a":1}\n{"b"'), Buffer.from(':2}\n')]).map(String)).toEqual([
+      '{"a":1}\n',
+      '{"b":2}\n',
+      '',
+    ]);
+  });
+
+  it('reads the event inside a raw block', () => {
+    const framer = createEventFramer('sse');
+    expect(framer.eventOf(Buffer.from('event: e\r\ndata: x\r\n\r\n'))).toEqual({ event: 'e', data: 'x' });
+    expect(framer.eventOf(Buffer.from(': comment\n\n'))).toBeUndefined();
+  });
+
+  it('drops, keeps or rewrites one block through rewriteBlock', () => {
+    const framer = createEventFramer('sse');
+    const block = Buffer.from('data: {"usage":null}\r\n\r\n');
+    expect(rewriteBlock(framer, 'sse', block, (e) => e)).toBe(block);
+    expect(rewriteBlock(framer, 'sse', block, () => null)).toBeNull();
+    expect(String(rewriteBlock(framer, 'sse', block, () => ({ event: '', data: '{}' })))).toBe(
+      'data: {}\r\n\r\n',
+    );
+  });
+
+  it('serialises multi-line data as several data lines', () => {
+    expect(String(serializeEvent({ event: 'x', data: 'a\nb' }, 'sse'))).toBe(
+      'event: x\ndata: a\ndata: b\n\n',
+    );
+  });
+});
