@@ -1,0 +1,438 @@
+/**
+ * The data side of the in-repo Qdrant test server: collections, points, payload indexes,
+ * aliases and exact (brute-force) scoring. Only what Lanekeeper uses is here, with Qdrant's
+ * semantics and error wording where we rely on them. It is a test double for CI; it is never
+ * shipped, and the contract suite checks that it answers like a real Qdrant.
+ */
+import {
+  FakeBadRequest,
+  compareIds,
+  filterHolds,
+  idKey,
+  parsePointId,
+  type PointId,
+} from './fake-qdrant-filter.js';
+
+type Json = unknown;
+type Payload = Record<string, Json>;
+type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
+const DISTANCES: readonly Distance[] = ['Cosine', 'Euclid', 'Dot', 'Manhattan'];
+
+/** 404 with Qdrant's "Not found: ..." wording. */
+export class FakeNotFound extends Error {
+  readonly status = 404;
+}
+/** 409 with Qdrant's "Wrong input: ... already exists!" wording. */
+export class FakeConflict extends Error {
+  readonly status = 409;
+}
+
+interface StoredPoint {
+  id: PointId;
+  vector: number[];
+  payload: Payload;
+  version: number;
+}
+
+interface Collection {
+  size: number;
+  distance: Distance;
+  points: Map<string, StoredPoint>;
+  payloadSchema: Map<string, { type: string; is_tenant?: boolean }>;
+  version: number;
+}
+
+// Characters Qdrant refuses in a collection name (it must be usable as a directory name).
+const NAME_FORBIDDEN = /[<>:"/\\|?*]/;
+
+function obj(value: Json, what: string): Record<string, Json> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new FakeBadRequest(`Format error in JSON body: invalid type for ${what}, expected a map`);
+  }
+  return value as Record<string, Json>;
+}
+
+function selectPayload(payload: Payload, selector: Json): Payload | undefined {
+  if (selector === false || selector === undefined || selector === null) return undefined;
+  if (selector === true) return { ...payload };
+  if (Array.isArray(selector)) {
+    return Object.fromEntries(Object.entries(payload).filter(([k]) => selector.includes(k)));
+  }
+  const s = obj(selector, 'with_payload');
+  if (Array.isArray(s.include)) {
+    const include = s.include as string[];
+    return Object.fromEntries(Object.entries(payload).filter(([k]) => include.includes(k)));
+  }
+  if (Array.isArray(s.exclude)) {
+    const exclude = s.exclude as string[];
+    return Object.fromEntries(Object.entries(payload).filter(([k]) => !exclude.includes(k)));
+  }
+  return { ...payload };
+}
+
+function normalise(vector: number[]): number[] {
+  const norm = Math.sqrt(vector.reduce((s, x) => s + x * x, 0));
+  return norm === 0 ? vector.slice() : vector.map((x) => x / norm);
+}
+
+/** The state of one fake Qdrant instance. */
+export class FakeQdrantEngine {
+  private readonly collections = new Map<string, Collection>();
+  private readonly aliases = new Map<string, string>();
+  private operationId = 0;
+
+  private get(name: string): Collection {
+    const target = this.collections.get(name) ?? this.collections.get(this.aliases.get(name) ?? '');
+    if (!target) throw new FakeNotFound(`Not found: Collection \`${name}\` doesn't exist!`);
+    return target;
+  }
+
+  private updated(): { operation_id: number; status: string } {
+    this.operationId += 1;
+    return { operation_id: this.operationId, status: 'completed' };
+  }
+
+  listCollections(): { collections: { name: string }[] } {
+    return { collections: [...this.collections.keys()].map((name) => ({ name })) };
+  }
+
+  exists(name: string): { exists: boolean } {
+    return { exists: this.collections.has(name) || this.aliases.has(name) };
+  }
+
+  createCollection(name: string, body: Json): boolean {
+    if (name.length === 0 || name.length > 255 || NAME_FORBIDDEN.test(name)) {
+      throw new FakeBadRequest(`Validation error in path parameters: [name: collection name is invalid]`);
+    }
+    const vectors = obj(obj(body ?? {}, 'body').vectors, 'vectors');
+    const size = vectors.size;
+    const distance = vectors.distance as Distance;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) {
+      throw new FakeBadRequest(
+        'Validation error in JSON body: [vectors.size: value 0 invalid, must be 1 or larger]',
+      );
+    }
+    if (!DISTANCES.includes(distance)) {
+      throw new FakeBadRequest(
+        `Format error in JSON body: unknown variant \`${String(distance)}\`, expected one of \`Cosine\`, \`Euclid\`, \`Dot\`, \`Manhattan\``,
+      );
+    }
+    if (this.collections.has(name) || this.aliases.has(name)) {
+      throw new FakeConflict(`Wrong input: Collection \`${name}\` already exists!`);
+    }
+    this.collections.set(name, { size, distance, points: new Map(), payloadSchema: new Map(), version: 0 });
+    return true;
+  }
+
+  deleteCollection(name: string): boolean {
+    if (!this.collections.delete(name)) return false;
+    for (const [alias, target] of this.aliases) if (target === name) this.aliases.delete(alias);
+    return true;
+  }
+
+  collectionInfo(name: string): Record<string, Json> {
+    const c = this.get(name);
+    const schema = Object.fromEntries(
+      [...c.payloadSchema].map(([field, params]) => [
+        field,
+        {
+          data_type: params.type,
+          params,
+          points: [...c.points.values()].filter((p) => field in p.payload).length,
+        },
+      ]),
+    );
+    return {
+      status: 'green',
+      optimizer_status: 'ok',
+      indexed_vectors_count: 0,
+      points_count: c.points.size,
+      segments_count: 1,
+      config: {
+        params: {
+          vectors: { size: c.size, distance: c.distance },
+          shard_number: 1,
+          replication_factor: 1,
+          write_consistency_factor: 1,
+          on_disk_payload: true,
+        },
+        hnsw_config: {
+          m: 16,
+          ef_construct: 100,
+          full_scan_threshold: 10000,
+          max_indexing_threads: 0,
+          on_disk: false,
+        },
+        optimizer_config: {
+          deleted_threshold: 0.2,
+          vacuum_min_vector_number: 1000,
+          default_segment_number: 0,
+          flush_interval_sec: 5,
+        },
+        wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
+        quantization_config: null,
+      },
+      payload_schema: schema,
+    };
+  }
+
+  createIndex(name: string, body: Json): Record<string, Json> {
+    const c = this.get(name);
+    const b = obj(body, 'body');
+    if (typeof b.field_name !== 'string' || b.field_name.length === 0) {
+      throw new FakeBadRequest('Format error in JSON body: missing field `field_name`');
+    }
+    const schema = b.field_schema;
+    const params =
+      typeof schema === 'string'
+        ? { type: schema }
+        : (obj(schema, 'field_schema') as { type: string; is_tenant?: boolean });
+    c.payloadSchema.set(b.field_name, { ...params });
+    return this.updated();
+  }
+
+  upsert(name: string, body: Json): Record<string, Json> {
+    const c = this.get(name);
+    const b = obj(body, 'body');
+    const incoming: { id: Json; vector: Json; payload: Json }[] = [];
+    if (Array.isArray(b.points)) {
+      for (const p of b.points) {
+        const point = obj(p, 'point');
+        incoming.push({ id: point.id, vector: point.vector, payload: point.payload });
+      }
+    } else if (b.batch) {
+      const batch = obj(b.batch, 'batch') as { ids: Json[]; vectors: Json[]; payloads?: Json[] };
+      batch.ids.forEach((id, i) =>
+        incoming.push({ id, vector: batch.vectors[i], payload: batch.payloads?.[i] }),
+      );
+    } else {
+      throw new FakeBadRequest(
+        'Format error in JSON body: data did not match any variant of untagged enum PointInsertOperations',
+      );
+    }
+    const prepared = incoming.map((p) => {
+      const id = parsePointId(p.id);
+      if (!Array.isArray(p.vector) || !p.vector.every((x) => typeof x === 'number')) {
+        throw new FakeBadRequest(
+          'Format error in JSON body: the fake Qdrant supports only one unnamed dense vector',
+        );
+      }
+      if (p.vector.length !== c.size) {
+        throw new FakeBadRequest(
+          `Wrong input: Vector dimension error: expected dim: ${c.size}, got ${p.vector.length}`,
+        );
+      }
+      const payload = p.payload === undefined || p.payload === null ? {} : obj(p.payload, 'payload');
+      return { id, vector: c.distance === 'Cosine' ? normalise(p.vector) : p.vector.slice(), payload };
+    });
+    c.version += 1;
+    for (const p of prepared) {
+      c.points.set(idKey(p.id), { ...p, payload: structuredClone(p.payload), version: c.version });
+    }
+    return this.updated();
+  }
+
+  private selected(c: Collection, body: Record<string, Json>): StoredPoint[] {
+    if (Array.isArray(body.points)) {
+      return body.points.map((raw) => c.points.get(idKey(parsePointId(raw)))).filter((p) => p !== undefined);
+    }
+    if (body.filter !== undefined) return [...c.points.values()].filter((p) => filterHolds(body.filter, p));
+    throw new FakeBadRequest('Format error in JSON body: expected `points` or `filter`');
+  }
+
+  deletePoints(name: string, body: Json): Record<string, Json> {
+    const c = this.get(name);
+    for (const p of this.selected(c, obj(body, 'body'))) c.points.delete(idKey(p.id));
+    return this.updated();
+  }
+
+  /** set (merge), overwrite (replace), delete keys, or clear, over ids or a filter. */
+  updatePayload(
+    name: string,
+    body: Json,
+    how: 'set' | 'overwrite' | 'delete' | 'clear',
+  ): Record<string, Json> {
+    const c = this.get(name);
+    const b = obj(body, 'body');
+    for (const p of this.selected(c, b)) {
+      if (how === 'set') Object.assign(p.payload, structuredClone(obj(b.payload, 'payload')));
+      if (how === 'overwrite') p.payload = structuredClone(obj(b.payload, 'payload'));
+      if (how === 'delete') for (const key of (b.keys as string[]) ?? []) delete p.payload[key];
+      if (how === 'clear') p.payload = {};
+    }
+    return this.updated();
+  }
+
+  private record(p: StoredPoint, withPayload: Json, withVector: Json): Record<string, Json> {
+    return {
+      id: p.id,
+      payload: selectPayload(p.payload, withPayload) ?? null,
+      vector: withVector === true ? p.vector.slice() : null,
+    };
+  }
+
+  retrieve(name: string, body: Json): Record<string, Json>[] {
+    const c = this.get(name);
+    const b = obj(body, 'body');
+    if (!Array.isArray(b.ids)) throw new FakeBadRequest('Format error in JSON body: missing field `ids`');
+    const out: Record<string, Json>[] = [];
+    for (const raw of b.ids) {
+      const p = c.points.get(idKey(parsePointId(raw)));
+      if (p) out.push(this.record(p, b.with_payload ?? true, b.with_vector ?? false));
+    }
+    return out;
+  }
+
+  getPoint(name: string, rawId: string): Record<string, Json> {
+    const c = this.get(name);
+    const id = parsePointId(/^\d+$/.test(rawId) ? Number(rawId) : rawId);
+    const p = c.points.get(idKey(id));
+    if (!p) throw new FakeNotFound(`Not found: No point with id ${rawId} found`);
+    return this.record(p, true, true);
+  }
+
+  scroll(name: string, body: Json): Record<string, Json> {
+    const c = this.get(name);
+    const b = obj(body ?? {}, 'body');
+    const limit = (b.limit as number | undefined) ?? 10;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new FakeBadRequest(
+        'Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]',
+      );
+    }
+    const offset = b.offset === undefined || b.offset === null ? undefined : parsePointId(b.offset);
+    const sorted = [...c.points.values()]
+      .filter((p) => offset === undefined || compareIds(p.id, offset) >= 0)
+      .filter((p) => filterHolds(b.filter, p))
+      .sort((x, y) => compareIds(x.id, y.id));
+    const page = sorted.slice(0, limit);
+    return {
+      points: page.map((p) => this.record(p, b.with_payload ?? true, b.with_vector ?? false)),
+      next_page_offset: sorted[limit]?.id ?? null,
+    };
+  }
+
+  count(name: string, body: Json): { count: number } {
+    const c = this.get(name);
+    const b = obj(body ?? {}, 'body');
+    return { count: [...c.points.values()].filter((p) => filterHolds(b.filter, p)).length };
+  }
+
+  private score(c: Collection, query: number[], p: StoredPoint): number {
+    switch (c.distance) {
+      case 'Cosine': {
+        const q = normalise(query);
+        return q.reduce((s, x, i) => s + x * (p.vector[i] ?? 0), 0);
+      }
+      case 'Dot':
+        return query.reduce((s, x, i) => s + x * (p.vector[i] ?? 0), 0);
+      case 'Euclid':
+        return Math.sqrt(query.reduce((s, x, i) => s + (x - (p.vector[i] ?? 0)) ** 2, 0));
+      case 'Manhattan':
+        return query.reduce((s, x, i) => s + Math.abs(x - (p.vector[i] ?? 0)), 0);
+    }
+  }
+
+  /** Exact nearest-neighbour search; `query` is a dense vector or the id of a stored point. */
+  private nearest(c: Collection, b: Record<string, Json>, rawQuery: Json): Record<string, Json>[] {
+    let query: number[];
+    let exclude: string | undefined;
+    if (Array.isArray(rawQuery) && rawQuery.every((x) => typeof x === 'number')) {
+      query = rawQuery as number[];
+    } else if (typeof rawQuery === 'number' || typeof rawQuery === 'string') {
+      const source = c.points.get(idKey(parsePointId(rawQuery)));
+      if (!source) throw new FakeNotFound(`Not found: No point with id ${String(rawQuery)} found`);
+      query = source.vector;
+      exclude = idKey(source.id);
+    } else {
+      throw new FakeBadRequest(
+        'Format error in JSON body: the fake Qdrant supports only dense vector or point-id queries',
+      );
+    }
+    if (query.length !== c.size) {
+      throw new FakeBadRequest(
+        `Wrong input: Vector dimension error: expected dim: ${c.size}, got ${query.length}`,
+      );
+    }
+    const ascending = c.distance === 'Euclid' || c.distance === 'Manhattan';
+    const threshold = b.score_threshold as number | undefined;
+    const limit = (b.limit as number | undefined) ?? 10;
+    const offset = (b.offset as number | undefined) ?? 0;
+    return [...c.points.values()]
+      .filter((p) => idKey(p.id) !== exclude && filterHolds(b.filter, p))
+      .map((p) => ({ p, score: this.score(c, query, p) }))
+      .filter(({ score }) => threshold === undefined || (ascending ? score <= threshold : score >= threshold))
+      .sort((x, y) => (ascending ? x.score - y.score : y.score - x.score) || compareIds(x.p.id, y.p.id))
+      .slice(offset, offset + limit)
+      .map(({ p, score }) => {
+        const out: Record<string, Json> = { id: p.id, version: p.version, score };
+        const payload = selectPayload(p.payload, b.with_payload);
+        if (payload) out.payload = payload;
+        if (b.with_vector === true) out.vector = p.vector.slice();
+        return out;
+      });
+  }
+
+  query(name: string, body: Json): { points: Record<string, Json>[] } {
+    const c = this.get(name);
+    const b = obj(body ?? {}, 'body');
+    if (b.prefetch !== undefined || b.lookup_from !== undefined) {
+      throw new FakeBadRequest(
+        'Format error in JSON body: the fake Qdrant does not implement prefetch or lookup_from',
+      );
+    }
+    const q =
+      b.query && typeof b.query === 'object' && 'nearest' in b.query
+        ? (b.query as { nearest: Json }).nearest
+        : b.query;
+    return { points: this.nearest(c, b, q) };
+  }
+
+  queryBatch(name: string, body: Json): { points: Record<string, Json>[] }[] {
+    const searches = obj(body, 'body').searches;
+    if (!Array.isArray(searches))
+      throw new FakeBadRequest('Format error in JSON body: missing field `searches`');
+    return searches.map((s) => this.query(name, s));
+  }
+
+  search(name: string, body: Json): Record<string, Json>[] {
+    const c = this.get(name);
+    const b = obj(body, 'body');
+    return this.nearest(c, b, b.vector);
+  }
+
+  searchBatch(name: string, body: Json): Record<string, Json>[][] {
+    const searches = obj(body, 'body').searches;
+    if (!Array.isArray(searches))
+      throw new FakeBadRequest('Format error in JSON body: missing field `searches`');
+    return searches.map((s) => this.search(name, s));
+  }
+
+  listAliases(collection?: string): { aliases: { alias_name: string; collection_name: string }[] } {
+    if (collection !== undefined) this.get(collection);
+    return {
+      aliases: [...this.aliases]
+        .filter(([, target]) => collection === undefined || target === collection)
+        .map(([alias_name, collection_name]) => ({ alias_name, collection_name })),
+    };
+  }
+
+  updateAliases(body: Json): boolean {
+    const actions = obj(body, 'body').actions;
+    if (!Array.isArray(actions))
+      throw new FakeBadRequest('Format error in JSON body: missing field `actions`');
+    for (const action of actions as Record<string, Record<string, string>>[]) {
+      if (action.create_alias) {
+        const { collection_name, alias_name } = action.create_alias;
+        this.get(collection_name ?? '');
+        this.aliases.set(alias_name ?? '', collection_name ?? '');
+      } else if (action.delete_alias) {
+        const alias = action.delete_alias.alias_name ?? '';
+        if (!this.aliases.delete(alias)) throw new FakeNotFound(`Not found: Alias ${alias} does not exists!`);
+      } else {
+        throw new FakeBadRequest('Format error in JSON body: unknown alias action');
+      }
+    }
+    return true;
+  }
+}
