@@ -73,8 +73,16 @@ export interface Dialect {
    */
   requestStreamUsage?(req: DialectRequest, route: DialectRoute): boolean;
   /**
+   * Undoes `requestStreamUsage`, for upstreams that reject the field it adds: the server
+   * retries once without it (and then cannot hide or expect usage). Optional member.
+   */
+  withoutStreamUsage?(req: DialectRequest, route: DialectRoute): void;
+  /**
    * For a stream where usage was requested on the client's behalf: the event as the client
-   * should see it, or null to drop it. Called only for events `usageHint` selects.
+   * should see it (the same object when unchanged), or null to drop it. Call it for EVERY
+   * event of such a stream, not only those `usageHint` selects: OpenAI also adds
+   * `"usage":null` to each ordinary chunk, which this removes with a cheap string edit
+   * (JSON is parsed only for the one chunk that carries usage).
    */
   hideInjectedUsage?(event: StreamEvent): StreamEvent | null;
   /** Usage, model and errors from a complete JSON response body. */

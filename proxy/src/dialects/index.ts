@@ -1,0 +1,69 @@
+/**
+ * The dialect registry: every built-in dialect in the order `auto` tries them, and the
+ * one function that picks a dialect and route for a request. Adding a dialect is one file
+ * plus one line in `dialects` below.
+ */
+import type { Dialect, DialectRoute } from './dialect.js';
+import { openai } from './openai.js';
+
+/**
+ * Built-in dialects in matching order for `auto`: the more specific paths come first,
+ * because OpenAI's module also claims every other `/v1/*` path as an unmetered route.
+ */
+export const dialects: readonly Dialect[] = [openai];
+
+/** Names that configure an existing module under another name. */
+const ALIASES: Readonly<Record<string, string>> = { vllm: 'openai' };
+
+/**
+ * Modules a forced dialect falls back to for paths it does not speak itself: an Ollama
+ * server also serves the OpenAI-compatible `/v1/*` API.
+ */
+const FALLBACKS: Readonly<Record<string, readonly string[]>> = { ollama: ['openai'] };
+
+/** A dialect and the route it recognised. */
+export interface DialectMatch {
+  readonly dialect: Dialect;
+  readonly route: DialectRoute;
+}
+
+/** The built-in or custom dialect with this name (aliases resolved), if any. */
+export function dialectByName(name: string, customDialects: readonly Dialect[] = []): Dialect | undefined {
+  const resolved = ALIASES[name] ?? name;
+  return customDialects.find((d) => d.name === resolved) ?? dialects.find((d) => d.name === resolved);
+}
+
+/**
+ * Picks the dialect for a request. `configured` is `auto` (custom dialects first, then the
+ * built-ins by path) or a dialect name (`openai`, `vllm`, `anthropic`, `gemini`, `ollama`
+ * or a custom name), which forces that module. Undefined when nothing speaks the path:
+ * the caller decides whether to pass it through unmetered or refuse it.
+ */
+export function selectDialect(
+  configured: string,
+  method: string,
+  path: string,
+  customDialects: readonly Dialect[] = [],
+): DialectMatch | undefined {
+  if (configured === 'auto') {
+    for (const dialect of customDialects) {
+      const route = dialect.match(method, path);
+      if (route) return { dialect, route };
+    }
+    for (const dialect of dialects) {
+      const route = dialect.match(method, path);
+      if (route) return { dialect, route };
+    }
+    return undefined;
+  }
+  const dialect = dialectByName(configured, customDialects);
+  if (!dialect) return undefined;
+  const route = dialect.match(method, path);
+  if (route) return { dialect, route };
+  for (const name of FALLBACKS[dialect.name] ?? []) {
+    const fallback = dialectByName(name);
+    const fallbackRoute = fallback?.match(method, path);
+    if (fallback && fallbackRoute) return { dialect: fallback, route: fallbackRoute };
+  }
+  return undefined;
+}

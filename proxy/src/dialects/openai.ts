@@ -1,0 +1,348 @@
+/**
+ * The OpenAI dialect: chat completions, legacy completions, the Responses API and
+ * embeddings, plus every other `/v1/*` path as an unmetered route (model listings, files).
+ * OpenAI-compatible servers (vLLM, Ollama's `/v1`, Gemini's `/v1beta/openai`) use it too,
+ * so the metered endpoints match by path suffix.
+ *
+ * Streams are SSE. Chat and completions streams carry usage only when the request sets
+ * `stream_options.include_usage`, in one `choices: []` chunk before `data: [DONE]`; the
+ * proxy sets it when the client did not, and `hideInjectedUsage` gives the client back
+ * exactly the stream it asked for. Responses streams always end with usage in
+ * `response.completed` (or `.failed` / `.incomplete`).
+ */
+import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
+import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
+import { estimateJsonTokens, hasPartType } from './prompt-size.js';
+import type { Usage } from '../usage/usage.js';
+import { count } from '../usage/usage.js';
+
+const CHAT: DialectRoute = { endpoint: 'chat.completions', metered: true };
+const COMPLETIONS: DialectRoute = { endpoint: 'completions', metered: true };
+const RESPONSES: DialectRoute = { endpoint: 'responses', metered: true };
+const EMBEDDINGS: DialectRoute = { endpoint: 'embeddings', metered: true, generates: false };
+const MODELS: DialectRoute = { endpoint: 'models', metered: false };
+const OTHER: DialectRoute = { endpoint: 'other', metered: false };
+
+const IMAGE_PARTS = new Set(['image_url', 'input_image']);
+const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);
+
+export interface OpenAiDialectOptions {
+  /**
+   * The field `setMaxOutput` writes on chat requests that set no cap of their own.
+   * `max_completion_tokens` (default) is what OpenAI's reasoning models require; choose
+   * `max_tokens` for older OpenAI-compatible servers that ignore the newer name. A client
+   * that sent `max_tokens` always gets `max_tokens` back.
+   */
+  chatMaxField?: 'max_completion_tokens' | 'max_tokens';
+}
+
+/** Strips one trailing slash so `/v1/chat/completions/` matches too. */
+function normalise(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** The route for a path, or undefined when it is not an OpenAI path. */
+function matchOpenAi(method: string, rawPath: string): DialectRoute | undefined {
+  const path = normalise(rawPath);
+  if (method === 'POST') {
+    if (path.endsWith('/chat/completions')) return CHAT;
+    if (path.endsWith('/v1/completions') || path.endsWith('/openai/completions')) return COMPLETIONS;
+    if (path.endsWith('/v1/responses') || path.endsWith('/openai/responses')) return RESPONSES;
+    if (path.endsWith('/v1/embeddings') || path.endsWith('/openai/embeddings')) return EMBEDDINGS;
+  }
+  if (path === '/v1/models' || path.startsWith('/v1/models/')) return MODELS;
+  if (path.startsWith('/v1/')) return OTHER;
+  return undefined;
+}
+
+function body(req: DialectRequest): JsonBody | undefined {
+  return req.body;
+}
+
+/** Usage in either OpenAI shape (chat `prompt_tokens` or Responses `input_tokens`). */
+export function openAiUsage(value: unknown, generates = true): Usage | undefined {
+  const u = record(value);
+  if (!u) return undefined;
+  const usage: Usage = {};
+  const responsesShape = 'input_tokens' in u || 'output_tokens' in u;
+  const input = count(responsesShape ? u.input_tokens : u.prompt_tokens);
+  const output = count(responsesShape ? u.output_tokens : u.completion_tokens);
+  const inDetails = record(responsesShape ? u.input_tokens_details : u.prompt_tokens_details);
+  const outDetails = record(responsesShape ? u.output_tokens_details : u.completion_tokens_details);
+  if (input !== undefined) usage.input = input;
+  if (output !== undefined) usage.output = output;
+  else if (!generates && input !== undefined) usage.output = 0;
+  const cached = count(inDetails?.cached_tokens);
+  if (cached !== undefined) usage.cachedInput = cached;
+  const cacheWrite = count(inDetails?.cache_write_tokens);
+  if (cacheWrite !== undefined) usage.cacheWrite = cacheWrite;
+  const reasoning = count(outDetails?.reasoning_tokens);
+  if (reasoning !== undefined) usage.reasoning = reasoning;
+  return Object.keys(usage).length > 0 ? usage : undefined;
+}
+
+/** Builds an observation, or undefined when it holds nothing. */
+function observation(
+  usage: Usage | undefined,
+  model: unknown,
+  error: string | undefined,
+): Observation | undefined {
+  const obs: Observation = {};
+  if (usage) obs.usage = usage;
+  const m = text(model);
+  if (m) obs.model = m;
+  if (error) obs.error = error;
+  return obs.usage || obs.model || obs.error ? obs : undefined;
+}
+
+/** Observation from a Responses API `response` object (body or terminal event). */
+function fromResponseObject(response: JsonRecord): Observation | undefined {
+  const failed =
+    response.status === 'failed' ? (errorMessage(response.error) ?? 'response failed') : undefined;
+  return observation(openAiUsage(response.usage), response.model, failed);
+}
+
+/** Removes `"usage":null` (added by include_usage) from a chunk by a byte-safe string edit. */
+export function removeNullUsage(data: string): string {
+  const key = data.indexOf('"usage":');
+  if (key === -1) return data;
+  let end = key + 8;
+  while (data.charCodeAt(end) === 0x20) end++;
+  if (!data.startsWith('null', end)) return data;
+  end += 4;
+  let start = key;
+  let before = key - 1;
+  while (data.charCodeAt(before) === 0x20) before--;
+  if (data.charCodeAt(before) === 0x2c) start = before;
+  else {
+    let after = end;
+    while (data.charCodeAt(after) === 0x20) after++;
+    if (data.charCodeAt(after) === 0x2c) end = after + 1;
+  }
+  return data.slice(0, start) + data.slice(end);
+}
+
+function prependText(prompt: string, existing: unknown): unknown {
+  return typeof existing === 'string' && existing !== '' ? `${prompt}\n\n${existing}` : existing;
+}
+
+/** Creates an OpenAI dialect; `openai` below is the default instance. */
+export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect {
+  const chatMaxField = options.chatMaxField ?? 'max_completion_tokens';
+  return {
+    name: 'openai',
+    errorStyle: 'openai',
+    streamFormat: 'sse',
+    match: matchOpenAi,
+
+    readModel(req) {
+      return text(body(req)?.model);
+    },
+    rewriteModel(req, _route, model) {
+      const b = body(req);
+      if (b) b.model = model;
+    },
+
+    injectSystemPrompt(req, route, prompt) {
+      const b = body(req);
+      if (!b) return;
+      if (route === CHAT) {
+        if (Array.isArray(b.messages)) b.messages.unshift({ role: 'system', content: prompt });
+      } else if (route === RESPONSES) {
+        b.instructions =
+          typeof b.instructions === 'string' && b.instructions !== ''
+            ? `${prompt}\n\n${b.instructions}`
+            : prompt;
+      } else if (route === COMPLETIONS) {
+        if (typeof b.prompt === 'string') b.prompt = prependText(prompt, b.prompt) ?? prompt;
+        else if (Array.isArray(b.prompt) && b.prompt.every((p) => typeof p === 'string')) {
+          b.prompt = b.prompt.map((p: string) => (p === '' ? prompt : `${prompt}\n\n${p}`));
+        }
+        // Token-id prompts cannot take text without a tokenizer: left unchanged.
+      }
+    },
+
+    estimatePromptTokens(req, route) {
+      const b = body(req);
+      if (!b) return 0;
+      if (route === CHAT) return estimateJsonTokens(b.messages, b.tools, b.functions, b.response_format);
+      if (route === RESPONSES) return estimateJsonTokens(b.instructions, b.input, b.tools, b.text);
+      if (route === COMPLETIONS) return estimateJsonTokens(b.prompt, b.suffix);
+      if (route === EMBEDDINGS) return estimateJsonTokens(b.input);
+      return 0;
+    },
+
+    hasImageInput(req, route) {
+      const b = body(req);
+      if (!b) return false;
+      if (route === CHAT && Array.isArray(b.messages)) {
+        return b.messages.some((m) => isRecord(m) && hasPartType(m.content, IMAGE_PARTS));
+      }
+      if (route === RESPONSES && Array.isArray(b.input)) {
+        return b.input.some(
+          (item) => isRecord(item) && (item.type === 'input_image' || hasPartType(item.content, IMAGE_PARTS)),
+        );
+      }
+      return false;
+    },
+
+    readMaxOutput(req, route) {
+      const b = body(req);
+      if (!b) return undefined;
+      if (route === CHAT) return count(b.max_completion_tokens) ?? count(b.max_tokens);
+      if (route === COMPLETIONS) return count(b.max_tokens);
+      if (route === RESPONSES) return count(b.max_output_tokens);
+      return undefined;
+    },
+    setMaxOutput(req, route, tokens) {
+      const b = body(req);
+      if (!b) return;
+      if (route === CHAT) {
+        const hasNew = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null;
+        const hasOld = b.max_tokens !== undefined && b.max_tokens !== null;
+        if (hasOld) b.max_tokens = tokens;
+        if (hasNew || (!hasOld && chatMaxField === 'max_completion_tokens')) b.max_completion_tokens = tokens;
+        if (!hasNew && !hasOld && chatMaxField === 'max_tokens') b.max_tokens = tokens;
+      } else if (route === COMPLETIONS) b.max_tokens = tokens;
+      else if (route === RESPONSES) b.max_output_tokens = tokens;
+    },
+
+    isStream(req) {
+      return body(req)?.stream === true;
+    },
+
+    requestStreamUsage(req, route) {
+      const b = body(req);
+      if (!b || b.stream !== true || (route !== CHAT && route !== COMPLETIONS)) return false;
+      const options = record(b.stream_options);
+      if (options?.include_usage === true) return false;
+      b.stream_options = { ...options, include_usage: true };
+      return true;
+    },
+    withoutStreamUsage(req) {
+      const b = body(req);
+      const options = record(b?.stream_options);
+      if (!b || !options) return;
+      const { include_usage: _dropped, ...rest } = options;
+      if (Object.keys(rest).length === 0) delete b.stream_options;
+      else b.stream_options = rest;
+    },
+
+    hideInjectedUsage(event) {
+      const data = event.data;
+      if (data.includes('"usage":{') || data.includes('"usage": {')) {
+        const chunk = record(parseJson(data));
+        if (chunk && Array.isArray(chunk.choices) && chunk.choices.length === 0) return null;
+        return event;
+      }
+      const edited = removeNullUsage(data);
+      return edited === data ? event : { event: event.event, data: edited };
+    },
+
+    usageFromJson(json, route) {
+      const b = record(json);
+      if (!b) return undefined;
+      if (b.error !== undefined && b.error !== null)
+        return observation(undefined, b.model, errorMessage(b.error));
+      if (route === RESPONSES && b.object === 'response') return fromResponseObject(b);
+      return observation(openAiUsage(b.usage, route.generates !== false), b.model, undefined);
+    },
+
+    usageHint(event) {
+      const data = event.data;
+      return (
+        data.includes('"usage":{') ||
+        data.includes('"usage": {') ||
+        data.includes('"error"') ||
+        event.event === 'error' ||
+        TERMINAL_RESPONSE_EVENTS.has(event.event) ||
+        (event.event === '' &&
+          (data.includes('"type":"response.completed"') ||
+            data.includes('"type":"response.failed"') ||
+            data.includes('"type":"response.incomplete"')))
+      );
+    },
+
+    usageFromEvent(event, route) {
+      const data = event.data;
+      if (data === '[DONE]') return undefined;
+      const obj = record(parseJson(data));
+      if (!obj) return undefined;
+      if (event.event === 'error' || obj.type === 'error') {
+        return observation(
+          undefined,
+          undefined,
+          errorMessage(obj.error) ?? errorMessage(obj) ?? 'stream error',
+        );
+      }
+      const response = record(obj.response);
+      if (response && typeof obj.type === 'string' && obj.type.startsWith('response.')) {
+        return fromResponseObject(response);
+      }
+      const error = obj.error !== undefined && obj.error !== null ? errorMessage(obj.error) : undefined;
+      return observation(openAiUsage(obj.usage, route.generates !== false), obj.model, error);
+    },
+
+    textFromEvent(event) {
+      if (event.data === '[DONE]') return '';
+      const obj = record(parseJson(event.data));
+      if (!obj) return '';
+      if (typeof obj.type === 'string')
+        return obj.type.endsWith('.delta') && typeof obj.delta === 'string' ? obj.delta : '';
+      if (!Array.isArray(obj.choices)) return '';
+      let out = '';
+      for (const choice of obj.choices) {
+        const c = record(choice);
+        if (!c) continue;
+        if (typeof c.text === 'string') out += c.text;
+        const delta = record(c.delta);
+        if (!delta) continue;
+        for (const field of ['content', 'reasoning_content', 'reasoning', 'refusal']) {
+          if (typeof delta[field] === 'string') out += delta[field];
+        }
+        if (Array.isArray(delta.tool_calls)) {
+          for (const call of delta.tool_calls) {
+            const fn = record(record(call)?.function);
+            if (typeof fn?.name === 'string') out += fn.name;
+            if (typeof fn?.arguments === 'string') out += fn.arguments;
+          }
+        }
+      }
+      return out;
+    },
+
+    cutoffEvent(route, reason) {
+      const note = { reason };
+      if (route === RESPONSES) {
+        const payload = {
+          type: 'response.incomplete',
+          response: {
+            object: 'response',
+            status: 'incomplete',
+            incomplete_details: { reason: 'max_output_tokens' },
+            output: [],
+            usage: null,
+          },
+          lanekeeper_cutoff: note,
+        };
+        return `event: response.incomplete\ndata: ${JSON.stringify(payload)}\n\n`;
+      }
+      const choice =
+        route === COMPLETIONS
+          ? { index: 0, text: '', logprobs: null, finish_reason: 'length' }
+          : { index: 0, delta: {}, logprobs: null, finish_reason: 'length' };
+      const chunk = {
+        id: 'lanekeeper-cutoff',
+        object: route === COMPLETIONS ? 'text_completion' : 'chat.completion.chunk',
+        created: 0,
+        model: '',
+        choices: [choice],
+        lanekeeper_cutoff: note,
+      };
+      return `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`;
+    },
+  } satisfies Dialect & Pick<Required<Dialect>, 'withoutStreamUsage'>;
+}
+
+/** The OpenAI dialect with default options. */
+export const openai: Dialect = createOpenAiDialect();
