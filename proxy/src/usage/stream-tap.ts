@@ -1,0 +1,178 @@
+/**
+ * Meters a streamed response as it passes: feeds each chunk to the dialect's parser (SSE or
+ * NDJSON), parses only the events the dialect's cheap `usageHint` selects (plus the first
+ * event, which names the model), and folds every observation into one Usage with
+ * `mergeUsage` (later fields win; reports are running totals and are never summed).
+ *
+ * It keeps the raw data of events, bounded, only so that output tokens can be estimated
+ * when the stream never reports them; the text is extracted from it once, at the end, and
+ * only if needed. A bad event is skipped, a dialect that throws is contained: metering
+ * never breaks a stream.
+ */
+import type { Dialect, DialectRoute, Observation, StreamEvent } from '../dialects/dialect.js';
+import { createNdjsonParser } from './ndjson.js';
+import { createSseParser, type StreamParser } from './sse.js';
+import { hasUsage, mergeUsage, type Usage } from './usage.js';
+
+/** What a finished stream told the meter. */
+export interface TapResult {
+  /** Usage as reported, field by field; empty when the stream reported none. */
+  usage: Usage;
+  /** The latest non-empty model id the stream named. */
+  model?: string;
+  /** The latest in-band error (a failure after a 200 status). */
+  error?: string;
+  /** True when at least one usage figure was reported. */
+  reported: boolean;
+  /**
+   * The generated text, for estimating output with `estimateOutputTokens`. Filled only
+   * when no output count was reported (otherwise empty); covers at most `maxRetainedBytes`.
+   */
+  texts: string[];
+  /** Events seen, and how many of them were parsed as JSON (for metrics and benchmarks). */
+  events: number;
+  parsed: number;
+}
+
+export interface StreamTap {
+  push(chunk: Buffer): void;
+  end(): TapResult;
+}
+
+export interface StreamTapOptions {
+  /** Event data kept for estimating output, then extracted text kept. Default 4 MiB each. */
+  maxRetainedBytes?: number;
+}
+
+export const DEFAULT_MAX_RETAINED_BYTES = 4 * 1024 * 1024;
+
+/** Creates a tap for one response stream of `route`. */
+export function createStreamTap(
+  dialect: Dialect,
+  route: DialectRoute,
+  options: StreamTapOptions = {},
+): StreamTap {
+  const maxRetained = options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES;
+  const parser: StreamParser = dialect.streamFormat === 'ndjson' ? createNdjsonParser() : createSseParser();
+  let usage: Usage = {};
+  let model: string | undefined;
+  let error: string | undefined;
+  let events = 0;
+  let parsed = 0;
+  /** Raw events kept while under the cap; after it, their text (extracted as they come). */
+  let retained: StreamEvent[] | undefined = [];
+  let retainedBytes = 0;
+  const texts: string[] = [];
+  let textChars = 0;
+
+  function observe(observation: Observation | undefined): void {
+    if (!observation) return;
+    usage = mergeUsage(usage, observation.usage);
+    if (observation.model) model = observation.model;
+    if (observation.error) error = observation.error;
+  }
+
+  function keepText(event: StreamEvent): void {
+    if (textChars >= maxRetained) return;
+    const text = safeText(dialect, event, route);
+    if (text === '') return;
+    texts.push(text);
+    textChars += text.length;
+  }
+
+  function retain(event: StreamEvent): void {
+    if (retained) {
+      retainedBytes += event.data.length;
+      if (retainedBytes <= maxRetained) {
+        retained.push(event);
+        return;
+      }
+      // Past the cap: keep only the text, which is a fraction of the raw JSON.
+      for (const kept of retained) keepText(kept);
+      retained = undefined;
+    }
+    keepText(event);
+  }
+
+  function handle(event: StreamEvent): void {
+    events++;
+    if (events === 1 || safeHint(dialect, event)) {
+      parsed++;
+      observe(safeObserve(dialect, event, route));
+    }
+    retain(event);
+  }
+
+  return {
+    push(chunk) {
+      for (const event of parser.push(chunk)) handle(event);
+    },
+    end() {
+      for (const event of parser.end()) handle(event);
+      const result: TapResult = { usage, reported: hasUsage(usage), texts: [], events, parsed };
+      if (model) result.model = model;
+      if (error) result.error = error;
+      if (usage.output === undefined) {
+        if (retained) for (const event of retained) keepText(event);
+        result.texts = texts;
+      }
+      retained = [];
+      return result;
+    },
+  };
+}
+
+function safeHint(dialect: Dialect, event: StreamEvent): boolean {
+  try {
+    return dialect.usageHint(event);
+  } catch {
+    return true;
+  }
+}
+
+function safeObserve(dialect: Dialect, event: StreamEvent, route: DialectRoute): Observation | undefined {
+  try {
+    return dialect.usageFromEvent(event, route);
+  } catch {
+    return undefined;
+  }
+}
+
+function safeText(dialect: Dialect, event: StreamEvent, route: DialectRoute): string {
+  try {
+    return dialect.textFromEvent(event, route);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Usage, model and error from a complete (non-streamed) response body. Never throws. A body
+ * that is not one JSON value but a stream in the dialect's format (a server that streamed
+ * without saying so) is metered as a stream instead.
+ */
+export function usageFromJsonBody(
+  dialect: Dialect,
+  route: DialectRoute,
+  bytes: Buffer,
+): Observation | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    const tap = createStreamTap(dialect, route, { maxRetainedBytes: 0 });
+    tap.push(bytes);
+    const result = tap.end();
+    if (!result.reported && !result.model && !result.error) return undefined;
+    const observation: Observation = {};
+    if (result.reported) observation.usage = result.usage;
+    if (result.model) observation.model = result.model;
+    if (result.error) observation.error = result.error;
+    return observation;
+  }
+  try {
+    return dialect.usageFromJson(json, route);
+  } catch {
+    return undefined;
+  }
+}
