@@ -5,7 +5,7 @@
  * store replay its buffer without double counting.
  */
 import type { UsageEvent } from '../usage/usage-event.js';
-import { HOUR_MS, emptyHour, hourStart, type HourUsage } from './store.js';
+import { HOUR_MS, emptyHour, hourStart, type HourUsage, type UsageTotals } from './store.js';
 
 /** The numeric fields of HourUsage, in the order both stores write them. */
 export const HOUR_FIELDS = [
@@ -78,8 +78,8 @@ export class MemoryMeter {
     return bucket ? { ...bucket.usage } : emptyHour(tenant, now);
   }
 
-  allTime(tenant: string): Record<HourField, number> {
-    return { ...(this.tenants.get(tenant)?.total ?? zeroTotals()) };
+  allTime(tenant: string): UsageTotals {
+    return { tenant, ...(this.tenants.get(tenant)?.total ?? zeroTotals()) };
   }
 
   /** Forgets a tenant; returns how many stored entries (hours plus the all-time record) went. */

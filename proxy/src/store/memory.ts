@@ -26,6 +26,7 @@ import {
   type Reservation,
   type Settlement,
   type Store,
+  type UsageTotals,
 } from './store.js';
 
 /** How long a settled request id is remembered, so a repeated settle is a no-op. */
@@ -240,6 +241,10 @@ export function createMemoryStore(): Store {
 
     async currentHour(tenant: string, now: number): Promise<HourUsage> {
       return meter.currentHour(tenant, now);
+    },
+
+    async allTime(tenant: string): Promise<UsageTotals> {
+      return meter.allTime(tenant);
     },
 
     async healthy(): Promise<boolean> {

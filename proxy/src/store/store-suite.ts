@@ -381,6 +381,21 @@ export function describeStore(name: string, makeStore: () => Store | Promise<Sto
         expect(hour.estimated_cost).toBe(0);
       });
 
+      it('keeps all-time counters across hours', async () => {
+        const t = tenant();
+        await store.record(usageEvent(t));
+        await store.record(usageEvent(t, { ts: new Date(T0 - 3 * HOUR_MS).toISOString(), cost_usd: 0.004 }));
+        const total = await store.allTime(t);
+        expect(total).toMatchObject({
+          tenant: t,
+          requests: 2,
+          input_tokens: 20,
+          output_tokens: 40,
+          reasoning_tokens: 10,
+        });
+        expect(total.estimated_cost).toBeCloseTo(0.005, 12);
+      });
+
       it('reports an empty hour for a tenant with no usage', async () => {
         const t = tenant();
         expect(await store.currentHour(t, T0)).toMatchObject({ tenant: t, requests: 0, estimated_cost: 0 });

@@ -89,10 +89,19 @@ export interface LimitStore {
   settle(reservation: Reservation, actual: Settlement): Promise<void>;
 }
 
+/** One tenant's figures since its counters began (or since its last erasure). */
+export type UsageTotals = Omit<HourUsage, 'hour'>;
+
 export interface MeterStore {
-  /** Adds the event to the tenant's hourly and all-time counters and the durable event log. */
+  /**
+   * Adds the event to the tenant's hourly and all-time counters and the durable event log.
+   * Counters count a request id once; the log is at-least-once (consumers dedupe by request_id).
+   */
   record(event: UsageEvent): Promise<void>;
+  /** The tenant's figures for the UTC hour containing `now`; O(1), never a scan. */
   currentHour(tenant: string, now: number): Promise<HourUsage>;
+  /** The tenant's all-time counters (added so they can be read and tested; O(1)). */
+  allTime(tenant: string): Promise<UsageTotals>;
 }
 
 export interface Store extends LimitStore, MeterStore {

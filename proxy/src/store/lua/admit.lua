@@ -1,0 +1,131 @@
+-- One atomic admission (see ../admission.ts for the same rules in TypeScript).
+-- KEYS: 1 rpm ZSET(id -> admitted at), 2 slots ZSET(id -> expiry), 3 tok HASH(minute -> tokens),
+--       4 res ZSET(id -> expiry), 5 resv HASH (see reservations.lua),
+--       6 spend of the current UTC day (STRING), 7 spend of the current month (STRING)
+-- ARGV: 1 now, 2 request id, 3 rpm, 4 max concurrent, 5 tokens/hour (0 = no limit),
+--       6 day budget, 7 month budget (-1 = no limit), 8 prompt tokens, 9 max output (-1 = unbounded),
+--       10 input price, 11 output price, 12 slot TTL ms, 13 day, 14 month,
+--       15 day reset s, 16 month reset s
+-- Returns strings: { ok, limit index or granted (-1 unbounded), retry ms, rpm count, newest rpm,
+--       tokens used, latest token release, reserved tokens, reserved usd }
+local now = tonumber(ARGV[1])
+local id = ARGV[2]
+local rpm, maxc, tph = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local bDay, bMonth = tonumber(ARGV[6]), tonumber(ARGV[7])
+local prompt, maxOut = tonumber(ARGV[8]), tonumber(ARGV[9])
+local inP, outP = tonumber(ARGV[10]), tonumber(ARGV[11])
+local ttl = tonumber(ARGV[12])
+local day, month = ARGV[13], ARGV[14]
+local MINUTE, HOUR = 60000, 3600000
+
+-- Prune everything that left its window by `now`.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - MINUTE)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+  lk_release(KEYS[5], KEYS[4], rid)
+end
+
+local requests = redis.call('ZCARD', KEYS[1])
+local slots = redis.call('ZCARD', KEYS[2])
+local summary = redis.call('HMGET', KEYS[5], 't', 'd:' .. day, 'm:' .. month)
+local reservedTokens = math.max(0, lk_num(summary[1]))
+
+local firstMinute = math.floor(now / MINUTE) - 59
+local metered, latest, releases = 0, 0, {}
+local tok = redis.call('HGETALL', KEYS[3])
+for i = 1, #tok, 2 do
+  local minute, tokens = tonumber(tok[i]), tonumber(tok[i + 1])
+  if minute < firstMinute then
+    redis.call('HDEL', KEYS[3], tok[i])
+  else
+    metered = metered + tokens
+    local at = (minute + 60) * MINUTE
+    if at > latest then latest = at end
+    releases[#releases + 1] = { at, tokens }
+  end
+end
+local usedTokens = metered + reservedTokens
+local usdDay = lk_num(redis.call('GET', KEYS[6])) + lk_num(summary[2])
+local usdMonth = lk_num(redis.call('GET', KEYS[7])) + lk_num(summary[3])
+
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2] or 0
+local function refuse(index, retryMs)
+  return { '0', tostring(index), lk_str(retryMs), tostring(requests), tostring(newest),
+    lk_str(usedTokens), tostring(latest), '0', '0' }
+end
+
+if rpm > 0 and requests >= rpm then
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+  return refuse(0, oldest + MINUTE - now)
+end
+if maxc > 0 and slots >= maxc then return refuse(1, 0) end
+
+local granted = math.huge
+if maxOut >= 0 then granted = maxOut end
+if tph > 0 then
+  local cap = tph - usedTokens - prompt
+  if cap < 1 then
+    if prompt + 1 > tph then return refuse(2, HOUR) end
+    local pending = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+    for i = 1, #pending, 2 do
+      local held = redis.call('HGET', KEYS[5], pending[i])
+      if held then releases[#releases + 1] = { tonumber(pending[i + 1]), tonumber(string.match(held, '^(%S+)')) } end
+    end
+    table.sort(releases, function(a, b) return a[1] < b[1] end)
+    local needed, freed, wait = 1 - cap, 0, HOUR
+    for _, r in ipairs(releases) do
+      freed = freed + r[2]
+      if freed >= needed then wait = math.max(0, r[1] - now) break end
+    end
+    return refuse(2, wait)
+  end
+  granted = math.min(granted, cap)
+end
+
+local promptUsd = prompt * inP
+local budgets = { { bDay, usdDay, 3, tonumber(ARGV[15]) }, { bMonth, usdMonth, 4, tonumber(ARGV[16]) } }
+for _, b in ipairs(budgets) do
+  if b[1] >= 0 then
+    local remaining = b[1] - b[2]
+    local cap = 0
+    if remaining > 0 and promptUsd <= remaining then
+      if outP <= 0 then cap = math.huge else cap = math.floor((remaining - promptUsd) / outP) end
+    end
+    if cap < 1 then return refuse(b[3], b[4] * 1000) end
+    granted = math.min(granted, cap)
+  end
+end
+
+local bounded = -1
+local grantedTokens = 0
+if granted ~= math.huge then
+  bounded = math.max(0, math.floor(granted))
+  grantedTokens = bounded
+end
+local tokens = prompt + grantedTokens
+local usd = promptUsd + grantedTokens * outP
+
+if rpm > 0 then
+  redis.call('ZADD', KEYS[1], now, id)
+  redis.call('PEXPIRE', KEYS[1], MINUTE * 2)
+  requests = requests + 1
+  if now > tonumber(newest) then newest = now end
+end
+if maxc > 0 then
+  redis.call('ZADD', KEYS[2], now + ttl, id)
+  redis.call('PEXPIRE', KEYS[2], ttl + MINUTE)
+end
+if tph > 0 or bDay >= 0 or bMonth >= 0 then
+  if redis.call('HSETNX', KEYS[5], id, tokens .. ' ' .. lk_str(usd) .. ' ' .. day .. ' ' .. month) == 1 then
+    redis.call('ZADD', KEYS[4], now + ttl, id)
+    redis.call('HINCRBY', KEYS[5], 'n', 1)
+    redis.call('HINCRBY', KEYS[5], 't', tokens)
+    redis.call('HINCRBYFLOAT', KEYS[5], 'd:' .. day, usd)
+    redis.call('HINCRBYFLOAT', KEYS[5], 'm:' .. month, usd)
+    redis.call('PEXPIRE', KEYS[4], ttl + MINUTE)
+    redis.call('PEXPIRE', KEYS[5], ttl + MINUTE)
+    usedTokens = usedTokens + tokens
+  end
+end
+return { '1', tostring(bounded), '0', tostring(requests), tostring(newest), lk_str(usedTokens),
+  tostring(latest), tostring(tokens), lk_str(usd) }

@@ -1,0 +1,45 @@
+/**
+ * Every Redis key the store uses, built in one place (the layout is documented in
+ * docs/redis.md). Each per-tenant key starts with `${prefix}{${tenant}}:`: the braces are a
+ * Redis Cluster hash tag, so one tenant's keys share a slot and one Lua script may touch
+ * them all, and erasure is a single pattern, `${prefix}{${tenant}}:*`. The usage stream is
+ * global, outside any tenant's slot.
+ */
+import { budgetWindows } from './store.js';
+
+/** The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. */
+export function tenantKeys(prefix: string, tenant: string) {
+  const base = `${prefix}{${tenant}}:`;
+  return {
+    base,
+    /** ZSET request id -> admission time (ms): the requests-per-minute sliding log. */
+    rpm: `${base}rpm`,
+    /** ZSET request id -> slot expiry (ms): concurrency slots. */
+    slots: `${base}slots`,
+    /** HASH minute index -> metered tokens: the sliding hour. */
+    tokens: `${base}tok`,
+    /** ZSET request id -> reservation expiry (ms). */
+    reservations: `${base}res`,
+    /** HASH request id -> "tokens usd day month", plus the sums n, t, d:<day>, m:<month>. */
+    reserved: `${base}resv`,
+    /** ZSET request id -> admission time of settled requests (settle idempotency, 2 h). */
+    settled: `${base}settled`,
+    /** STRING: USD actually spent in a UTC day / calendar month. */
+    spendDay: (now: number) => `${base}spend:d:${budgetWindows(now).day}`,
+    spendMonth: (now: number) => `${base}spend:m:${budgetWindows(now).month}`,
+    /** HASH of one UTC hour's usage, e.g. `hour:2026-11-29T14`; SET of its request ids beside it. */
+    hour: (now: number) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}`,
+    hourIds: (now: number) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}:ids`,
+    /** HASH of all-time usage. */
+    total: `${base}total`,
+    /** Glob that matches every key of the tenant (special characters of the prefix escaped). */
+    pattern: `${base.replace(/[*?[\]\\]/g, '\\$&')}*`,
+  };
+}
+
+export type TenantKeys = ReturnType<typeof tenantKeys>;
+
+/** The global usage stream: `${prefix}${stream}`, e.g. "lk:usage". */
+export function usageStreamKey(prefix: string, stream: string): string {
+  return `${prefix}${stream}`;
+}

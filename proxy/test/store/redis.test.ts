@@ -1,0 +1,102 @@
+// The Redis store against the shared store suite, on the shared Redis server with a key
+// prefix of its own; plus what only Redis has: the durable usage stream and key layout.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisStore } from '../../src/store/redis.js';
+import { describeStore, freshTenant, usageEvent, admitRequest } from '../../src/store/store-suite.js';
+import type { RedisStoreConfig } from '../../src/config/schema.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `lk-test-${randomUUID().slice(0, 8)}:`;
+
+function config(over: Partial<RedisStoreConfig> = {}): RedisStoreConfig {
+  return {
+    redis: REDIS_URL,
+    key_prefix: prefix,
+    cluster: false,
+    timeout_ms: 2_000,
+    usage_stream: 'usage',
+    usage_stream_maxlen: 100_000,
+    retention_hours: 48,
+    ...over,
+  };
+}
+
+const admin = new Redis(REDIS_URL);
+afterAll(async () => {
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await admin.unlink(...keys);
+  } while (cursor !== '0');
+  await admin.quit();
+});
+
+describeStore('redis', () => createRedisStore(config()));
+
+describe('redis store specifics', () => {
+  it('appends every recorded event to the usage stream as one JSON field named event', async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const event = usageEvent(tenant);
+    await store.record(event);
+    const entries = await admin.xrange(`${prefix}usage`, '-', '+');
+    const mine = entries.map(([, fields]) => fields).filter((f) => f[1]?.includes(event.request_id));
+    expect(mine).toEqual([['event', JSON.stringify(event)]]);
+    await store.eraseTenant(tenant);
+    await store.close();
+  });
+
+  it("keeps every key of a tenant under the prefix and the tenant's hash tag, and erasure removes them all", async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const limits = {
+      requests_per_minute: 5,
+      max_concurrent: 2,
+      tokens_per_hour: 1000,
+      budget_usd_per_day: 1,
+      budget_usd_per_month: 2,
+    };
+    const admitted = await store.admit(admitRequest(tenant, limits, { inputPrice: 1e-6, outputPrice: 1e-6 }));
+    if (!admitted.ok) throw new Error('refused');
+    await store.admit(admitRequest(tenant, limits));
+    await store.settle(admitted.reservation, { tokens: 50, usd: 0.0001 });
+    await store.record(usageEvent(tenant));
+    const keys = await admin.keys(`${prefix}{${tenant}}:*`);
+    expect(keys.sort()).toEqual(
+      [
+        'rpm',
+        'slots',
+        'tok',
+        'res',
+        'resv',
+        'settled',
+        'spend:d:2026-11-29',
+        'spend:m:2026-11',
+        'hour:2026-11-29T14',
+        'hour:2026-11-29T14:ids',
+        'total',
+      ]
+        .map((k) => `${prefix}{${tenant}}:${k}`)
+        .sort(),
+    );
+    for (const key of keys) if (!key.endsWith(':total')) expect(await admin.pttl(key)).toBeGreaterThan(0);
+    expect(await store.eraseTenant(tenant)).toBe(keys.length);
+    expect(await admin.keys(`${prefix}{${tenant}}:*`)).toEqual([]);
+    await store.close();
+  });
+
+  it('drops the reservation keys once the last reservation is settled', async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const admitted = await store.admit(admitRequest(tenant, { tokens_per_hour: 1000 }));
+    if (!admitted.ok) throw new Error('refused');
+    expect(await admin.exists(`${prefix}{${tenant}}:resv`)).toBe(1);
+    await store.settle(admitted.reservation, { tokens: 10, usd: 0 });
+    expect(await admin.exists(`${prefix}{${tenant}}:resv`, `${prefix}{${tenant}}:res`)).toBe(0);
+    await store.eraseTenant(tenant);
+    await store.close();
+  });
+});
