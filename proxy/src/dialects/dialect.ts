@@ -31,6 +31,11 @@ export interface DialectRoute {
    * or reserved for them. Absent means true.
    */
   readonly generates?: boolean;
+  /**
+   * True for a catch-all route (`/v1/*` paths a dialect does not know by name). In `auto`
+   * mode any dialect's specific route wins over another's catch-all. Absent means false.
+   */
+  readonly fallback?: boolean;
 }
 
 /** One event of a response stream: an SSE event, or one NDJSON line (with `event` ""). */
@@ -95,6 +100,9 @@ export interface Dialect {
   usageFromEvent(event: StreamEvent, route: DialectRoute): Observation | undefined;
   /** The generated text in an event, for estimating output when a stream never reports usage. */
   textFromEvent(event: StreamEvent, route: DialectRoute): string;
-  /** The bytes of a final event that ends a stream early, telling the client why. */
-  cutoffEvent?(route: DialectRoute, reason: string): string;
+  /**
+   * The bytes of a final event that ends a stream early, telling the client why. `usage`,
+   * when known, fills the usage fields some dialects' closing events require.
+   */
+  cutoffEvent?(route: DialectRoute, reason: string, usage?: Usage): string;
 }

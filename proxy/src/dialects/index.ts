@@ -4,13 +4,17 @@
  * plus one line in `dialects` below.
  */
 import type { Dialect, DialectRoute } from './dialect.js';
+import { anthropic } from './anthropic.js';
+import { gemini } from './gemini.js';
+import { ollama } from './ollama.js';
 import { openai } from './openai.js';
 
 /**
- * Built-in dialects in matching order for `auto`: the more specific paths come first,
- * because OpenAI's module also claims every other `/v1/*` path as an unmetered route.
+ * Built-in dialects, in the order `auto` tries them. A route marked `fallback` (a catch-all
+ * such as OpenAI's and Anthropic's other `/v1/*` paths) loses to any specific route, and
+ * among catch-alls the first dialect here wins, so `/v1/models` goes to OpenAI.
  */
-export const dialects: readonly Dialect[] = [openai];
+export const dialects: readonly Dialect[] = [openai, anthropic, gemini, ollama];
 
 /** Names that configure an existing module under another name. */
 const ALIASES: Readonly<Record<string, string>> = { vllm: 'openai' };
@@ -46,15 +50,16 @@ export function selectDialect(
   customDialects: readonly Dialect[] = [],
 ): DialectMatch | undefined {
   if (configured === 'auto') {
-    for (const dialect of customDialects) {
-      const route = dialect.match(method, path);
-      if (route) return { dialect, route };
+    let fallback: DialectMatch | undefined;
+    for (const list of [customDialects, dialects]) {
+      for (const dialect of list) {
+        const route = dialect.match(method, path);
+        if (!route) continue;
+        if (!route.fallback) return { dialect, route };
+        fallback ??= { dialect, route };
+      }
     }
-    for (const dialect of dialects) {
-      const route = dialect.match(method, path);
-      if (route) return { dialect, route };
-    }
-    return undefined;
+    return fallback;
   }
   const dialect = dialectByName(configured, customDialects);
   if (!dialect) return undefined;

@@ -20,8 +20,8 @@ const CHAT: DialectRoute = { endpoint: 'chat.completions', metered: true };
 const COMPLETIONS: DialectRoute = { endpoint: 'completions', metered: true };
 const RESPONSES: DialectRoute = { endpoint: 'responses', metered: true };
 const EMBEDDINGS: DialectRoute = { endpoint: 'embeddings', metered: true, generates: false };
-const MODELS: DialectRoute = { endpoint: 'models', metered: false };
-const OTHER: DialectRoute = { endpoint: 'other', metered: false };
+const MODELS: DialectRoute = { endpoint: 'models', metered: false, fallback: true };
+const OTHER: DialectRoute = { endpoint: 'other', metered: false, fallback: true };
 
 const IMAGE_PARTS = new Set(['image_url', 'input_image']);
 const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);

@@ -147,9 +147,54 @@ function safeText(dialect: Dialect, event: StreamEvent, route: DialectRoute): st
 }
 
 /**
- * Usage, model and error from a complete (non-streamed) response body. Never throws. A body
- * that is not one JSON value but a stream in the dialect's format (a server that streamed
- * without saying so) is metered as a stream instead.
+ * The complete top-level elements of a JSON array that was cut off (Gemini's streamed JSON
+ * array without `alt=sse`, ended early), or undefined when `bytes` is not such an array.
+ * A byte scan that tracks strings and nesting; only used when JSON.parse already failed.
+ */
+export function completeArrayElements(bytes: Buffer): unknown[] | undefined {
+  let i = 0;
+  while (
+    i < bytes.length &&
+    (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)
+  )
+    i++;
+  if (bytes[i] !== 0x5b) return undefined;
+  const elements: unknown[] = [];
+  let depth = 0;
+  let inString = false;
+  let start = -1;
+  for (i = i + 1; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c) i++;
+      else if (b === 0x22) inString = false;
+      continue;
+    }
+    if (b === 0x22) inString = true;
+    else if (b === 0x7b || b === 0x5b) {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (b === 0x7d || b === 0x5d) {
+      if (depth === 0) break;
+      depth--;
+      if (depth === 0 && start !== -1) {
+        try {
+          elements.push(JSON.parse(bytes.toString('utf8', start, i + 1)));
+        } catch {
+          return undefined;
+        }
+        start = -1;
+      }
+    }
+  }
+  return elements;
+}
+
+/**
+ * Usage, model and error from a complete (non-streamed) response body. Never throws. A
+ * JSON array that was cut off is read up to its last complete element; a body that is not
+ * JSON but a stream in the dialect's format (a server that streamed without saying so) is
+ * metered as a stream.
  */
 export function usageFromJsonBody(
   dialect: Dialect,
@@ -160,6 +205,14 @@ export function usageFromJsonBody(
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch {
+    const elements = completeArrayElements(bytes);
+    if (elements) {
+      try {
+        return dialect.usageFromJson(elements, route);
+      } catch {
+        return undefined;
+      }
+    }
     const tap = createStreamTap(dialect, route, { maxRetainedBytes: 0 });
     tap.push(bytes);
     const result = tap.end();

@@ -1,0 +1,283 @@
+/**
+ * The Google Gemini dialect (Developer API and Vertex-style paths):
+ * `/{v1beta|v1|v1alpha}/models/{model}:generateContent` and `:streamGenerateContent`,
+ * `:countTokens` (unmetered) and `:embedContent` / `:batchEmbedContents`. The model lives in
+ * the PATH, so readModel/rewriteModel work on `req.path` (URL-encoded; a `models/` prefix on
+ * a configured model name is accepted and dropped). `/v1beta/openai/*` is OpenAI's dialect.
+ *
+ * Streaming: with `?alt=sse` each SSE event is a whole GenerateContentResponse whose
+ * `usageMetadata` is a running total (keep the last, never sum). Without `alt=sse` Gemini
+ * streams one JSON array with `application/json`: it is metered as a JSON body when it
+ * ends (`usageFromJson` accepts the array and a truncated array is read up to its last
+ * complete element by the stream tap's JSON fallback), within the JSON size cap.
+ *
+ * Usage: input = promptTokenCount (which includes cachedContentTokenCount, the
+ * `cachedInput`) + toolUsePromptTokenCount; output = candidatesTokenCount +
+ * thoughtsTokenCount; reasoning = thoughtsTokenCount.
+ *
+ * Credentials may come as `x-goog-api-key` or as `?key=` in the query: the server must
+ * strip `key` from the query it forwards and logs.
+ */
+import type { Usage } from '../usage/usage.js';
+import { count } from '../usage/usage.js';
+import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
+import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { estimateJsonTokens } from './prompt-size.js';
+
+const GENERATE: DialectRoute = { endpoint: 'generateContent', metered: true };
+const STREAM: DialectRoute = { endpoint: 'streamGenerateContent', metered: true };
+const EMBED: DialectRoute = { endpoint: 'embedContent', metered: true, generates: false };
+const BATCH_EMBED: DialectRoute = { endpoint: 'batchEmbedContents', metered: true, generates: false };
+const COUNT_TOKENS: DialectRoute = { endpoint: 'countTokens', metered: false };
+const OTHER: DialectRoute = { endpoint: 'other', metered: false };
+const OTHER_V1: DialectRoute = { endpoint: 'other', metered: false, fallback: true };
+
+const METHODS: Readonly<Record<string, DialectRoute>> = {
+  generateContent: GENERATE,
+  streamGenerateContent: STREAM,
+  embedContent: EMBED,
+  batchEmbedContents: BATCH_EMBED,
+  countTokens: COUNT_TOKENS,
+};
+
+const MODEL_MARKERS = ['/models/', '/tunedModels/'];
+const ENCODED_COLON = /%3a/i;
+
+/** Where the model id sits in a path: [start, end) of its (encoded) text, and the method. */
+interface ModelSpan {
+  start: number;
+  end: number;
+  method: string;
+}
+
+function modelSpan(path: string): ModelSpan | undefined {
+  for (const marker of MODEL_MARKERS) {
+    const at = path.lastIndexOf(marker);
+    if (at === -1) continue;
+    const start = at + marker.length;
+    let colon = path.indexOf(':', start);
+    let sepLength = 1;
+    if (colon === -1) {
+      const encoded = path.slice(start).search(ENCODED_COLON);
+      if (encoded === -1) return undefined;
+      colon = start + encoded;
+      sepLength = 3;
+    }
+    if (colon === start || path.indexOf('/', start) !== -1) return undefined;
+    return { start, end: colon, method: path.slice(colon + sepLength) };
+  }
+  return undefined;
+}
+
+function versioned(path: string): boolean {
+  return path.startsWith('/v1beta/') || path.startsWith('/v1/') || path.startsWith('/v1alpha/');
+}
+
+/** The bare model id for a configured name, which may carry a `models/` prefix. */
+function bareModel(model: string): string {
+  return model.startsWith('models/') ? model.slice('models/'.length) : model;
+}
+
+/** Normalised usage from a `usageMetadata` object. */
+export function geminiUsage(value: unknown): Usage | undefined {
+  const u = record(value);
+  if (!u) return undefined;
+  const usage: Usage = {};
+  const prompt = count(u.promptTokenCount);
+  const toolPrompt = count(u.toolUsePromptTokenCount);
+  if (prompt !== undefined || toolPrompt !== undefined) usage.input = (prompt ?? 0) + (toolPrompt ?? 0);
+  const cached = count(u.cachedContentTokenCount);
+  if (cached !== undefined) usage.cachedInput = cached;
+  const candidates = count(u.candidatesTokenCount);
+  const thoughts = count(u.thoughtsTokenCount);
+  if (candidates !== undefined || thoughts !== undefined) usage.output = (candidates ?? 0) + (thoughts ?? 0);
+  if (thoughts !== undefined) usage.reasoning = thoughts;
+  return Object.keys(usage).length > 0 ? usage : undefined;
+}
+
+function observation(
+  usage: Usage | undefined,
+  model: unknown,
+  error: string | undefined,
+): Observation | undefined {
+  const obs: Observation = {};
+  if (usage) obs.usage = usage;
+  const m = text(model);
+  if (m) obs.model = m;
+  if (error) obs.error = error;
+  return obs.usage || obs.model || obs.error ? obs : undefined;
+}
+
+/** Observation from one GenerateContentResponse (or an error body). */
+function fromResponse(value: unknown, generates: boolean): Observation | undefined {
+  const r = record(value);
+  if (!r) return undefined;
+  if (r.error !== undefined && r.error !== null)
+    return observation(undefined, undefined, errorMessage(r.error));
+  let usage = geminiUsage(r.usageMetadata);
+  if (!generates && usage && usage.output === undefined) usage = { ...usage, output: 0 };
+  return observation(usage, r.modelVersion, undefined);
+}
+
+/** `systemInstruction` or its snake_case proto-JSON spelling, whichever the client used. */
+function systemKey(b: JsonBody): 'systemInstruction' | 'system_instruction' {
+  return b.system_instruction !== undefined && b.systemInstruction === undefined
+    ? 'system_instruction'
+    : 'systemInstruction';
+}
+
+function generationConfig(b: JsonBody, create: boolean): Record<string, unknown> | undefined {
+  const snake = record(b.generation_config);
+  if (snake && b.generationConfig === undefined) return snake;
+  const camel = record(b.generationConfig);
+  if (camel || !create) return camel;
+  const fresh = {};
+  b.generationConfig = fresh;
+  return fresh;
+}
+
+function partsHaveImage(parts: unknown): boolean {
+  if (!Array.isArray(parts)) return false;
+  return parts.some((p) => {
+    if (!isRecord(p)) return false;
+    const blob = record(p.inlineData) ?? record(p.inline_data) ?? record(p.fileData) ?? record(p.file_data);
+    const mime = blob?.mimeType ?? blob?.mime_type;
+    return typeof mime === 'string' && mime.startsWith('image/');
+  });
+}
+
+function isGeneration(route: DialectRoute): boolean {
+  return route === GENERATE || route === STREAM;
+}
+
+export const gemini: Dialect = {
+  name: 'gemini',
+  errorStyle: 'gemini',
+  streamFormat: 'sse',
+
+  match(method, path) {
+    if (!versioned(path) || path.startsWith('/v1beta/openai/') || path.startsWith('/v1/openai/'))
+      return undefined;
+    const span = modelSpan(path);
+    if (span) {
+      const route = METHODS[span.method];
+      if (route && route !== COUNT_TOKENS && method !== 'POST') return OTHER;
+      return route ?? OTHER;
+    }
+    // Model listings and other paths: Gemini's own under /v1beta, shared with OpenAI under /v1.
+    return path.startsWith('/v1/') ? OTHER_V1 : OTHER;
+  },
+
+  readModel(req: DialectRequest) {
+    const span = modelSpan(req.path);
+    if (!span) return undefined;
+    const encoded = req.path.slice(span.start, span.end);
+    try {
+      return decodeURIComponent(encoded);
+    } catch {
+      return encoded;
+    }
+  },
+  rewriteModel(req, _route, model) {
+    const span = modelSpan(req.path);
+    if (!span) return;
+    req.path =
+      req.path.slice(0, span.start) + encodeURIComponent(bareModel(model)) + req.path.slice(span.end);
+  },
+
+  injectSystemPrompt(req, route, prompt) {
+    const b = req.body;
+    if (!b || !isGeneration(route)) return;
+    const key = systemKey(b);
+    const existing = b[key];
+    if (typeof existing === 'string' && existing !== '') {
+      b[key] = { parts: [{ text: prompt }, { text: existing }] };
+      return;
+    }
+    const content = record(existing);
+    if (content && Array.isArray(content.parts)) content.parts.unshift({ text: prompt });
+    else if (content) content.parts = [{ text: prompt }];
+    else b[key] = { parts: [{ text: prompt }] };
+  },
+
+  estimatePromptTokens(req, route) {
+    const b = req.body;
+    if (!b) return 0;
+    if (route === EMBED) return estimateJsonTokens(b.content);
+    if (route === BATCH_EMBED) return estimateJsonTokens(b.requests);
+    return estimateJsonTokens(b.contents, b.systemInstruction, b.system_instruction, b.tools);
+  },
+
+  hasImageInput(req) {
+    const contents = req.body?.contents;
+    return Array.isArray(contents) && contents.some((c) => isRecord(c) && partsHaveImage(c.parts));
+  },
+
+  readMaxOutput(req, route) {
+    if (!req.body || !isGeneration(route)) return undefined;
+    const config = generationConfig(req.body, false);
+    return count(config?.maxOutputTokens ?? config?.max_output_tokens);
+  },
+  setMaxOutput(req, route, tokens) {
+    if (!req.body || !isGeneration(route)) return;
+    const config = generationConfig(req.body, true) as Record<string, unknown>;
+    if (config.max_output_tokens !== undefined && config.maxOutputTokens === undefined)
+      config.max_output_tokens = tokens;
+    else config.maxOutputTokens = tokens;
+  },
+
+  isStream(_req, route) {
+    return route === STREAM;
+  },
+
+  usageFromJson(json, route) {
+    const generates = route.generates !== false;
+    if (!Array.isArray(json)) return fromResponse(json, generates);
+    // A streamed JSON array: usage is a running total, so the last report wins field by field.
+    let merged: Observation | undefined;
+    for (const item of json) {
+      const obs = fromResponse(item, generates);
+      if (!obs) continue;
+      merged = {
+        ...merged,
+        ...obs,
+        ...(obs.usage || merged?.usage ? { usage: { ...merged?.usage, ...obs.usage } } : {}),
+      };
+    }
+    return merged;
+  },
+
+  usageHint(event) {
+    return event.data.includes('"usageMetadata"') || event.data.includes('"error"');
+  },
+
+  usageFromEvent(event, route) {
+    return fromResponse(parseJson(event.data), route.generates !== false);
+  },
+
+  textFromEvent(event) {
+    const candidates = record(parseJson(event.data))?.candidates;
+    if (!Array.isArray(candidates)) return '';
+    let out = '';
+    for (const candidate of candidates) {
+      const parts = record(record(candidate)?.content)?.parts;
+      if (!Array.isArray(parts)) continue;
+      for (const part of parts) {
+        const p = record(part);
+        if (typeof p?.text === 'string') out += p.text;
+        else if (p?.functionCall !== undefined) out += JSON.stringify(p.functionCall);
+      }
+    }
+    return out;
+  },
+
+  cutoffEvent(_route, reason) {
+    const chunk = {
+      candidates: [
+        { content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'MAX_TOKENS', index: 0 },
+      ],
+      lanekeeper_cutoff: { reason },
+    };
+    return `data: ${JSON.stringify(chunk)}\r\n\r\n`;
+  },
+};
