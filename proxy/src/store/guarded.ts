@@ -1,0 +1,270 @@
+/**
+ * The policy wrapper around any Store, for when its backend (Redis) is away or slow.
+ *
+ * - admit: an error or timeout marks the store down. Under `fail_open` the request is
+ *   admitted with an empty ("unlimited") reservation and a rate-limited warning; under
+ *   `fail_closed` it is refused with StoreUnavailableError (503). While the store is down,
+ *   admissions do not wait for it at all: a probe (`healthy()`, every `probeIntervalMs`)
+ *   decides when it is back. That is what keeps a dead Redis from adding latency.
+ * - record and settle never lose data silently: on failure (or while down) they go into a
+ *   bounded in-memory queue, flushed in order when the probe sees the store again. Items
+ *   that do not fit are counted in `lanekeeper_meter_events_dropped_total` and logged.
+ *   Replays are safe: the stores count a request id once.
+ * - `healthy()` asks the backend and keeps `lanekeeper_store_up` true to it, for /readyz.
+ */
+import { StoreUnavailableError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { UsageEvent } from '../usage/usage-event.js';
+import type { StoreLogger } from './store-logger.js';
+import type {
+  AdmitRequest,
+  AdmitResult,
+  HourUsage,
+  Reservation,
+  Settlement,
+  Store,
+  UsageTotals,
+} from './store.js';
+
+export interface GuardOptions {
+  readonly onStoreError: 'fail_open' | 'fail_closed';
+  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly logger: StoreLogger;
+  /** Most events and settlements held while the store is away. */
+  readonly bufferLimit?: number;
+  /** How often a down store is probed. */
+  readonly probeIntervalMs?: number;
+  /** Items sent per flush batch (pipelined by the Redis client). */
+  readonly flushBatch?: number;
+}
+
+/** A guarded store, with its buffer visible for health pages and tests. */
+export interface GuardedStore extends Store {
+  /** Items waiting for the store. */
+  pending(): number;
+  /** Sends what is waiting now; resolves true when the queue is empty. */
+  flush(): Promise<boolean>;
+}
+
+type Pending =
+  | { readonly kind: 'record'; readonly event: UsageEvent }
+  | { readonly kind: 'settle'; readonly reservation: Reservation; readonly actual: Settlement };
+
+const WARN_EVERY_MS = 10_000;
+
+function tenantOf(item: Pending): string {
+  return item.kind === 'record' ? item.event.tenant : item.reservation.tenant;
+}
+
+/** Wraps a store with the on_store_error policy, the meter buffer and health tracking. */
+export function guardStore(store: Store, options: GuardOptions): GuardedStore {
+  const { onStoreError, metrics, logger } = options;
+  const bufferLimit = options.bufferLimit ?? 100_000;
+  const probeIntervalMs = options.probeIntervalMs ?? 1_000;
+  const flushBatch = options.flushBatch ?? 200;
+  const queue: Pending[] = [];
+  let up = true;
+  let closed = false;
+  let probe: NodeJS.Timeout | undefined;
+  let flushing: Promise<boolean> | undefined;
+  let lastOpenWarning = 0;
+  metrics.storeUp.set({ store: store.kind }, 1);
+  metrics.meterBuffered.set(0);
+
+  function markDown(operation: string, error: unknown): void {
+    metrics.storeErrors.inc({ operation });
+    if (up) {
+      up = false;
+      metrics.storeUp.set({ store: store.kind }, 0);
+      logger.error({ store: store.kind, operation, err: String(error) }, 'store unavailable');
+    }
+    scheduleProbe();
+  }
+
+  function markUp(): void {
+    if (up) return;
+    up = true;
+    metrics.storeUp.set({ store: store.kind }, 1);
+    logger.info({ store: store.kind, pending: queue.length }, 'store available again');
+  }
+
+  function scheduleProbe(): void {
+    if (probe || closed) return;
+    probe = setTimeout(async () => {
+      probe = undefined;
+      if (closed) return;
+      if (await store.healthy()) {
+        markUp();
+        if (!(await flush())) scheduleProbe();
+      } else {
+        scheduleProbe();
+      }
+    }, probeIntervalMs);
+    probe.unref();
+  }
+
+  function enqueue(item: Pending): void {
+    if (queue.length >= bufferLimit) {
+      if (item.kind === 'record') metrics.meterDropped.inc();
+      logger.error(
+        { store: store.kind, kind: item.kind, tenant: tenantOf(item), bufferLimit },
+        'meter buffer full: dropping',
+      );
+      return;
+    }
+    queue.push(item);
+    metrics.meterBuffered.set(queue.length);
+    scheduleProbe();
+  }
+
+  function send(item: Pending): Promise<void> {
+    return item.kind === 'record' ? store.record(item.event) : store.settle(item.reservation, item.actual);
+  }
+
+  async function drain(): Promise<boolean> {
+    while (queue.length > 0 && up) {
+      const batch = queue.slice(0, flushBatch);
+      const results = await Promise.allSettled(batch.map(send));
+      const failed = batch.filter((_, i) => results[i]!.status === 'rejected');
+      // Keep the failures, in their order, at the head; later items wait behind them.
+      queue.splice(0, batch.length, ...failed);
+      metrics.meterBuffered.set(queue.length);
+      if (failed.length > 0) {
+        const first = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        markDown('flush', first.reason);
+        return false;
+      }
+    }
+    return queue.length === 0;
+  }
+
+  function flush(): Promise<boolean> {
+    flushing ??= drain().finally(() => {
+      flushing = undefined;
+    });
+    return flushing;
+  }
+
+  function admitWithoutStore(request: AdmitRequest, error: unknown): AdmitResult {
+    if (onStoreError === 'fail_closed') {
+      throw new StoreUnavailableError('the limit store is unavailable; try again shortly');
+    }
+    if (request.now - lastOpenWarning >= WARN_EVERY_MS) {
+      lastOpenWarning = request.now;
+      logger.warn(
+        { store: store.kind, tenant: request.tenant, err: String(error) },
+        'store unavailable: admitting without limits (on_store_error: fail_open)',
+      );
+    }
+    const reservation: Reservation = {
+      tenant: request.tenant,
+      requestId: request.requestId,
+      at: request.now,
+      tokens: 0,
+      usd: 0,
+      slot: false,
+      limits: request.limits,
+    };
+    return { ok: true, reservation, grantedOutput: request.maxOutput, state: {} };
+  }
+
+  async function read<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      markDown(operation, error);
+      throw new StoreUnavailableError(`the usage store is unavailable (${operation})`);
+    }
+  }
+
+  return {
+    kind: store.kind,
+
+    async admit(request: AdmitRequest): Promise<AdmitResult> {
+      if (!up) {
+        metrics.storeErrors.inc({ operation: 'admit' });
+        return admitWithoutStore(request, 'store is down');
+      }
+      try {
+        return await store.admit(request);
+      } catch (error) {
+        markDown('admit', error);
+        return admitWithoutStore(request, error);
+      }
+    },
+
+    async settle(reservation: Reservation, actual: Settlement): Promise<void> {
+      if (!up || queue.length > 0) return enqueue({ kind: 'settle', reservation, actual });
+      try {
+        await store.settle(reservation, actual);
+      } catch (error) {
+        markDown('settle', error);
+        enqueue({ kind: 'settle', reservation, actual });
+      }
+    },
+
+    async record(event: UsageEvent): Promise<void> {
+      // While anything waits, new events queue behind it so the log keeps its order.
+      if (!up || queue.length > 0) return enqueue({ kind: 'record', event });
+      try {
+        await store.record(event);
+      } catch (error) {
+        markDown('record', error);
+        enqueue({ kind: 'record', event });
+      }
+    },
+
+    currentHour(tenant: string, now: number): Promise<HourUsage> {
+      return read('currentHour', () => store.currentHour(tenant, now));
+    },
+
+    allTime(tenant: string): Promise<UsageTotals> {
+      return read('allTime', () => store.allTime(tenant));
+    },
+
+    async healthy(): Promise<boolean> {
+      const healthy = await store.healthy();
+      if (healthy) {
+        markUp();
+        if (queue.length > 0) void flush();
+      } else if (up) {
+        markDown('healthy', 'health check failed');
+      }
+      return healthy;
+    },
+
+    async eraseTenant(tenant: string): Promise<number> {
+      // Buffered items of an erased tenant must not bring its data back later.
+      let removed = 0;
+      for (let i = queue.length - 1; i >= 0; i--) {
+        if (tenantOf(queue[i]!) === tenant) {
+          queue.splice(i, 1);
+          removed++;
+        }
+      }
+      metrics.meterBuffered.set(queue.length);
+      return removed + (await read('eraseTenant', () => store.eraseTenant(tenant)));
+    },
+
+    pending: () => queue.length,
+    flush,
+
+    async close(): Promise<void> {
+      closed = true;
+      if (probe) clearTimeout(probe);
+      probe = undefined;
+      if (queue.length > 0 && (up || (await store.healthy()))) {
+        markUp();
+        await flush();
+      }
+      if (queue.length > 0) {
+        const events = queue.filter((item) => item.kind === 'record').length;
+        metrics.meterDropped.inc(events);
+        logger.error({ store: store.kind, pending: queue.length, events }, 'closing with undelivered usage');
+        queue.length = 0;
+        metrics.meterBuffered.set(0);
+      }
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * The one way the proxy gets its store: memory or Redis as the config says, always wrapped
+ * in the on_store_error policy (guarded.ts), so callers never handle backend failures.
+ */
+import type { Config } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
+import { guardStore, type GuardedStore } from './guarded.js';
+import { createMemoryStore } from './memory.js';
+import { createRedisStore } from './redis.js';
+import type { StoreLogger } from './store-logger.js';
+
+export interface StoreDeps {
+  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly logger: StoreLogger;
+}
+
+/** Creates the configured store (Redis connects in the background) behind the failure policy. */
+export function createStore(config: Config, deps: StoreDeps): GuardedStore {
+  const store =
+    config.store === 'memory' ? createMemoryStore() : createRedisStore(config.store, { logger: deps.logger });
+  return guardStore(store, {
+    onStoreError: config.on_store_error,
+    metrics: deps.metrics,
+    logger: deps.logger,
+  });
+}
+
+export type { GuardedStore } from './guarded.js';
+export type { StoreLogger } from './store-logger.js';

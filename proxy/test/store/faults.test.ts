@@ -1,0 +1,194 @@
+// What happens when Redis goes away: a private redis-server is stopped and restarted under
+// the guarded store. Traffic keeps flowing under fail_open, is refused with 503 under
+// fail_closed, and every usage event recorded meanwhile reaches the stream afterwards.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisStoreConfig } from '../../src/config/schema.js';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { Metrics } from '../../src/metrics.js';
+import { guardStore, type GuardedStore } from '../../src/store/guarded.js';
+import { createRedisStore } from '../../src/store/redis.js';
+import type { StoreLogger } from '../../src/store/store-logger.js';
+import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-suite.js';
+import { PrivateRedis, eventually, freePort } from './private-redis.js';
+
+const prefix = `lk-test-${randomUUID().slice(0, 8)}:`;
+
+function config(url: string): RedisStoreConfig {
+  return {
+    redis: url,
+    key_prefix: prefix,
+    cluster: false,
+    timeout_ms: 300,
+    usage_stream: 'usage',
+    usage_stream_maxlen: 100_000,
+    retention_hours: 48,
+  };
+}
+
+interface Logged {
+  level: string;
+  msg: string;
+  obj: object;
+}
+
+function recordingLogger(): StoreLogger & { lines: Logged[] } {
+  const lines: Logged[] = [];
+  const at = (level: string) => (obj: object, msg: string) => void lines.push({ level, msg, obj });
+  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+async function gauge(metrics: Metrics, name: 'storeUp' | 'meterBuffered'): Promise<number> {
+  return (await metrics[name].get()).values[0]?.value ?? Number.NaN;
+}
+
+async function counter(metrics: Metrics, name: 'storeErrors' | 'meterDropped'): Promise<number> {
+  return (await metrics[name].get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+describe('a guarded Redis store when Redis stops and comes back', () => {
+  let server: PrivateRedis;
+
+  beforeAll(async () => {
+    server = new PrivateRedis(await freePort());
+    await server.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  function guarded(onStoreError: 'fail_open' | 'fail_closed', extra: { bufferLimit?: number } = {}) {
+    const metrics = new Metrics(100);
+    const logger = recordingLogger();
+    const store = guardStore(createRedisStore(config(server.url)), {
+      onStoreError,
+      metrics,
+      logger,
+      probeIntervalMs: 100,
+      ...extra,
+    });
+    return { store, metrics, logger };
+  }
+
+  it('fail_open keeps admitting while Redis is down and every event recorded meanwhile reaches the stream', async () => {
+    const { store, metrics, logger } = guarded('fail_open');
+    const tenant = freshTenant();
+    const limits = { requests_per_minute: 1000 };
+    expect((await store.admit(admitRequest(tenant, limits))).ok).toBe(true);
+
+    await server.stop();
+    const whileDown = await Promise.all(
+      Array.from({ length: 10 }, () => store.admit(admitRequest(tenant, limits))),
+    );
+    expect(whileDown.every((r) => r.ok)).toBe(true);
+    expect(await store.healthy()).toBe(false);
+    expect(await gauge(metrics, 'storeUp')).toBe(0);
+    expect(await counter(metrics, 'storeErrors')).toBeGreaterThanOrEqual(10);
+    expect(logger.lines.some((l) => l.level === 'warn' && l.msg.includes('fail_open'))).toBe(true);
+
+    const events = Array.from({ length: 25 }, () => usageEvent(tenant));
+    for (const event of events) await store.record(event);
+    expect(store.pending()).toBe(25);
+    expect(await gauge(metrics, 'meterBuffered')).toBe(25);
+
+    await server.start();
+    await eventually(() => store.pending() === 0);
+    expect(await gauge(metrics, 'storeUp')).toBe(1);
+    expect(await gauge(metrics, 'meterBuffered')).toBe(0);
+    expect(await store.healthy()).toBe(true);
+
+    const admin = new Redis(server.url);
+    const entries = await admin.xrange(`${prefix}usage`, '-', '+');
+    const ids = entries.map(([, fields]) => (JSON.parse(fields[1]!) as { request_id: string }).request_id);
+    expect(ids).toEqual(events.map((e) => e.request_id));
+    expect((await store.currentHour(tenant, Date.parse(events[0]!.ts))).requests).toBe(25);
+    await admin.quit();
+    await store.close();
+  });
+
+  it('fail_closed refuses with a 503 StoreUnavailableError while Redis is down, and admits again after', async () => {
+    const { store } = guarded('fail_closed');
+    const tenant = freshTenant();
+    expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
+    await server.stop();
+    const refusal = store.admit(admitRequest(tenant, {}));
+    await expect(refusal).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(refusal).rejects.toMatchObject({ status: 503, apiCode: 'store_unavailable' });
+    await expect(store.admit(admitRequest(tenant, {}))).rejects.toBeInstanceOf(StoreUnavailableError);
+    await server.start();
+    await eventually(async () => (await store.healthy()) === true);
+    expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
+    await store.close();
+  });
+
+  it('counts and logs the events that overflow the buffer', async () => {
+    const { store, metrics, logger } = guarded('fail_open', { bufferLimit: 5 });
+    const tenant = freshTenant();
+    await server.stop();
+    await store.admit(admitRequest(tenant, {}));
+    for (let i = 0; i < 8; i++) await store.record(usageEvent(tenant));
+    expect(store.pending()).toBe(5);
+    expect(await counter(metrics, 'meterDropped')).toBe(3);
+    expect(logger.lines.filter((l) => l.level === 'error' && l.msg.includes('buffer full'))).toHaveLength(3);
+    await server.start();
+    await eventually(() => store.pending() === 0);
+    await store.close();
+  });
+
+  it('erasing a tenant also drops its buffered events', async () => {
+    const { store } = guarded('fail_open');
+    const [gone, kept] = [freshTenant(), freshTenant()];
+    await server.stop();
+    await store.admit(admitRequest(gone, {}));
+    await store.record(usageEvent(gone));
+    await store.record(usageEvent(kept));
+    await store.record(usageEvent(gone));
+    await expect(store.eraseTenant(gone)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(store.pending()).toBe(1);
+    await server.start();
+    await eventually(() => store.pending() === 0);
+    expect((await store.allTime(kept)).requests).toBe(1);
+    expect((await store.allTime(gone)).requests).toBe(0);
+    await store.close();
+  });
+});
+
+describe('a Redis store pointed at a port where nothing listens', () => {
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+  });
+
+  it('fails the call instead of hanging, and the guarded store turns that into policy', async () => {
+    const raw = createRedisStore(config(`redis://127.0.0.1:${port}`));
+    const tenant = freshTenant();
+    await expect(raw.admit(admitRequest(tenant, { requests_per_minute: 5 }))).rejects.toThrow();
+    await expect(raw.record(usageEvent(tenant))).rejects.toThrow();
+    expect(await raw.healthy()).toBe(false);
+
+    const closed: GuardedStore = guardStore(raw, {
+      onStoreError: 'fail_closed',
+      metrics: new Metrics(10),
+      logger: recordingLogger(),
+    });
+    await expect(closed.admit(admitRequest(tenant, {}))).rejects.toBeInstanceOf(StoreUnavailableError);
+    await closed.record(usageEvent(tenant));
+    expect(closed.pending()).toBe(1);
+    await closed.close();
+  });
+
+  it('under fail_open admits with an unlimited reservation', async () => {
+    const store = guardStore(createRedisStore(config(`redis://127.0.0.1:${port}`)), {
+      onStoreError: 'fail_open',
+      metrics: new Metrics(10),
+      logger: recordingLogger(),
+    });
+    const result = await store.admit(
+      admitRequest(freshTenant(), { requests_per_minute: 1 }, { maxOutput: 77 }),
+    );
+    expect(result).toMatchObject({ ok: true, grantedOutput: 77, state: {} });
+    expect(result.ok && result.reservation).toMatchObject({ tokens: 0, usd: 0, slot: false });
+    await store.close();
+  });
+});
