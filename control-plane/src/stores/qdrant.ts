@@ -13,6 +13,7 @@
  * so erasure can simply be run again after a failure halfway.
  */
 import { QdrantClient } from '@qdrant/js-client-rest';
+import { BadRequestError, ControlPlaneConfigError, NotFoundError, UpstreamStoreError } from '../errors.js';
 import type {
   CollectionTemplate,
   TenantCollection,
@@ -36,20 +37,15 @@ const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DISTANCES = ['Cosine', 'Euclid', 'Dot', 'Manhattan'] as const;
 
-/** LANEKEEPER_COLLECTION_TEMPLATES is unusable; the message names every problem. */
-export class CollectionTemplatesError extends Error {
-  readonly code = 'CP_ERR_COLLECTION_TEMPLATES';
-  readonly status = 500;
-  constructor(readonly problems: string[]) {
-    super(`invalid LANEKEEPER_COLLECTION_TEMPLATES:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'CollectionTemplatesError';
+/** LANEKEEPER_COLLECTION_TEMPLATES is unusable; one problem per bad entry or field. */
+export class CollectionTemplatesError extends ControlPlaneConfigError {
+  constructor(problems: string[]) {
+    super(problems.map((message) => ({ variable: 'LANEKEEPER_COLLECTION_TEMPLATES', message })));
   }
 }
 
-/** A collection name that is not one of the configured templates. */
-export class UnknownCollectionError extends Error {
-  readonly code = 'CP_ERR_UNKNOWN_COLLECTION';
-  readonly status = 404;
+/** 404: a collection name that is not one of the configured templates. */
+export class UnknownCollectionError extends NotFoundError {
   constructor(
     readonly collection: string,
     templates: readonly CollectionTemplate[],
@@ -57,29 +53,23 @@ export class UnknownCollectionError extends Error {
     super(
       `unknown collection "${collection}"; the templates are: ${templates.map((t) => t.name).join(', ')}`,
     );
-    this.name = 'UnknownCollectionError';
   }
 }
 
-/** A tenant id that cannot name a collection (the control plane validates ids before this). */
-export class InvalidTenantIdError extends Error {
-  readonly code = 'CP_ERR_INVALID_TENANT_ID';
-  readonly status = 400;
+/** 400: a tenant id that cannot name a collection (routes validate ids before this). */
+export class InvalidTenantIdError extends BadRequestError {
   constructor(tenant: string) {
     super(
       `tenant id "${tenant}" must be 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit`,
     );
-    this.name = 'InvalidTenantIdError';
   }
 }
 
-/** Qdrant failed or answered something unexpected; safe to retry. */
-export class VectorStoreUnavailableError extends Error {
-  readonly code = 'CP_ERR_VECTOR_STORE_UNAVAILABLE';
-  readonly status = 503;
+/** 502: Qdrant failed or answered something unexpected; the operation is safe to retry. */
+export class VectorStoreUnavailableError extends UpstreamStoreError {
   constructor(operation: string, cause: unknown) {
-    super(`Qdrant ${operation} failed: ${describe(cause)}`, { cause });
-    this.name = 'VectorStoreUnavailableError';
+    super(`Qdrant ${operation} failed: ${describe(cause)}`);
+    this.cause = cause;
   }
 }
 
