@@ -9,11 +9,9 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, {
-    message: 'expected "host:port", for example "0.0.0.0:8080"',
-  });
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, {
+  message: 'expected "host:port", for example "0.0.0.0:8080"',
+});
 
 const positiveInt = z.number().int().positive();
 
@@ -123,7 +121,7 @@ const identitySchema = z.strictObject({
       tenant: z.string().toLowerCase().default('x-tenant-id'),
       plan: z.string().toLowerCase().default('x-tenant-plan'),
     })
-    .default({ tenant: 'x-tenant-id', plan: 'x-tenant-plan' }),
+    .prefault({}),
 });
 
 const redisStoreSchema = z.strictObject({
@@ -152,15 +150,15 @@ export const configSchema = z.strictObject({
   listen: hostPort.default('0.0.0.0:8080'),
   admin_listen: hostPort.default('127.0.0.1:9464'),
   upstream: upstreamSchema,
-  identity: identitySchema.default({} as never),
+  identity: identitySchema.prefault({}),
   store: z.union([z.literal('memory'), redisStoreSchema]).default('memory'),
   on_store_error: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
   max_body_bytes: positiveInt.default(10 * 1024 * 1024),
   max_json_response_bytes: positiveInt.default(16 * 1024 * 1024),
-  metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).default({ max_tenants: 1000 }),
+  metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })
-    .default({ level: 'info' }),
+    .prefault({}),
   shutdown_grace_ms: positiveInt.default(30_000),
   control_plane: z
     .strictObject({
@@ -199,7 +197,7 @@ export type Config = Readonly<z.infer<typeof configSchema>>;
 /** Checks that span fields, which a per-field schema cannot express. */
 function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  if (config.listen === config.admin_listen) {
+  if (config.listen === config.admin_listen && !config.listen.endsWith(':0')) {
     problems.push({
       path: 'admin_listen',
       message: 'must differ from listen: admin endpoints never share the traffic port',

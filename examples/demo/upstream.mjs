@@ -1,0 +1,127 @@
+// DEMO ONLY: a tiny stand-in for an AI provider, so the quickstart runs without an API key.
+// It speaks just enough of OpenAI's /v1/chat/completions (JSON and streamed) and
+// Anthropic's /v1/messages to show metering; its answers are canned and its token counts
+// are rough. Never put it in front of real users.
+import { createServer } from 'node:http';
+
+const port = Number(process.env.PORT ?? 8090);
+const host = process.env.HOST ?? '127.0.0.1';
+
+const countTokens = (text) => Math.max(1, Math.ceil(text.length / 4));
+const textOf = (content) =>
+  typeof content === 'string'
+    ? content
+    : Array.isArray(content)
+      ? content.map((p) => p.text ?? '').join(' ')
+      : '';
+
+function send(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function openaiChat(body, res) {
+  const prompt = (body.messages ?? []).map((m) => textOf(m.content)).join('\n');
+  const reply = `Hello from the demo upstream. You are ${body.model}, and the last message was: ${textOf(body.messages?.at(-1)?.content).slice(0, 80)}`;
+  const usage = { prompt_tokens: countTokens(prompt), completion_tokens: countTokens(reply) };
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  const base = {
+    id: `chatcmpl-demo-${Date.now()}`,
+    created: Math.floor(Date.now() / 1000),
+    model: body.model,
+  };
+  if (!body.stream) {
+    return send(res, 200, {
+      ...base,
+      object: 'chat.completion',
+      choices: [
+        { index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop', logprobs: null },
+      ],
+      usage,
+    });
+  }
+  const withUsage = body.stream_options?.include_usage === true;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const chunk = (delta, finish) =>
+    `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }], ...(withUsage ? { usage: null } : {}) })}\n\n`;
+  const words = reply.split(/(?<= )/);
+  res.write(chunk({ role: 'assistant', content: '' }, null));
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i < words.length) return void res.write(chunk({ content: words[i++] }, null));
+    clearInterval(timer);
+    res.write(chunk({}, 'stop'));
+    if (withUsage)
+      res.write(
+        `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [], usage })}\n\n`,
+      );
+    res.end('data: [DONE]\n\n');
+  }, 20);
+  res.on('close', () => clearInterval(timer));
+}
+
+function anthropicMessages(body, res) {
+  const prompt = [textOf(body.system), ...(body.messages ?? []).map((m) => textOf(m.content))].join('\n');
+  const reply = `Hello from the demo upstream, speaking as ${body.model}.`;
+  const usage = { input_tokens: countTokens(prompt), output_tokens: countTokens(reply) };
+  const message = { id: `msg_demo_${Date.now()}`, type: 'message', role: 'assistant', model: body.model };
+  if (!body.stream) {
+    return send(res, 200, {
+      ...message,
+      content: [{ type: 'text', text: reply }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage,
+    });
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const event = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+  event('message_start', {
+    message: { ...message, content: [], usage: { input_tokens: usage.input_tokens, output_tokens: 1 } },
+  });
+  event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+  event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: reply } });
+  event('content_block_stop', { index: 0 });
+  event('message_delta', {
+    delta: { stop_reason: 'end_turn', stop_sequence: null },
+    usage: { output_tokens: usage.output_tokens },
+  });
+  event('message_stop', {});
+  res.end();
+}
+
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    let body = {};
+    try {
+      body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+    } catch {
+      return send(res, 400, {
+        error: { message: 'invalid JSON', type: 'invalid_request_error', code: null },
+      });
+    }
+    if (req.method === 'POST' && req.url?.startsWith('/v1/chat/completions')) return openaiChat(body, res);
+    if (req.method === 'POST' && req.url?.startsWith('/v1/messages')) return anthropicMessages(body, res);
+    if (req.method === 'GET' && req.url?.startsWith('/v1/models')) {
+      return send(res, 200, {
+        object: 'list',
+        data: [{ id: 'demo-model', object: 'model', owned_by: 'demo' }],
+      });
+    }
+    send(res, 404, {
+      error: {
+        message: `the demo upstream has no ${req.method} ${req.url}`,
+        type: 'invalid_request_error',
+        code: null,
+      },
+    });
+  });
+});
+
+server.listen(port, host, () =>
+  process.stdout.write(`demo upstream (not a real AI provider) on http://${host}:${port}\n`),
+);
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// The `lanekeeper` command. Runs the compiled CLI when a build exists (container images),
+// otherwise the TypeScript sources through tsx, so `npx lanekeeper` works right after install.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const built = join(here, '..', '..', 'dist', 'proxy', 'src', 'cli.js');
+if (existsSync(built)) {
+  await import(pathToFileURL(built).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(pathToFileURL(join(here, '..', 'src', 'cli.ts')).href);
+}

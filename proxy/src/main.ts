@@ -1,0 +1,201 @@
+/**
+ * Starts a proxy: loads and validates its config, builds the store, pipeline and upstream
+ * pool, opens the traffic and admin listeners, applies config edits live, and drains
+ * in-flight requests (streams included) on close.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent, type Dispatcher } from 'undici';
+import { createAdminHandler } from './admin.js';
+import { loadConfigFile, watchConfigFile, type ConfigWatcher } from './config/load.js';
+import { configWarnings, parseConfig, type Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { createPipeline } from './pipeline.js';
+import { buildRuntime, type Runtime } from './runtime.js';
+import { createProxyHandler } from './server.js';
+import { createStore } from './store/index.js';
+
+export interface StartOptions {
+  /** A YAML config file; watched for edits. */
+  configPath?: string;
+  /** A raw config object (tests, embedding); validated like a file. */
+  config?: unknown;
+  logger?: Logger;
+}
+
+export interface RunningProxy {
+  /** Base URL of the traffic listener, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** Base URL of the admin listener. */
+  readonly adminUrl: string;
+  readonly metrics: Metrics;
+  config(): Config;
+  /** Validates and applies a new raw config, as a file edit would; throws ConfigError when invalid. */
+  reload(raw: unknown): void;
+  /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Splits "host:port" (or "[v6]:port") for net.listen. */
+export function parseListen(address: string): { host: string; port: number } {
+  const index = address.lastIndexOf(':');
+  return { host: address.slice(0, index).replace(/^\[|\]$/g, ''), port: Number(address.slice(index + 1)) };
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}`;
+}
+
+function listen(server: Server, address: string): Promise<void> {
+  const { host, port } = parseListen(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function createDispatcher(config: Config): Dispatcher {
+  return new Agent({
+    connections: config.upstream.connections,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connect: { timeout: config.upstream.connect_timeout_ms },
+  });
+}
+
+export async function startProxy(options: StartOptions): Promise<RunningProxy> {
+  let raw: unknown;
+  if (options.configPath) {
+    raw = (await loadConfigFile(options.configPath)).raw;
+  } else {
+    raw = options.config;
+  }
+  const initial = parseConfig(raw);
+  const logger = options.logger ?? createLogger(initial.log.level);
+  for (const warning of configWarnings(initial)) logger.warn(warning, 'config warning');
+
+  const metrics = new Metrics(initial.metrics.max_tenants);
+  const store = createStore(initial, { metrics, logger });
+  let runtime: Runtime = buildRuntime(initial);
+  let dispatcher = createDispatcher(initial);
+  let draining = false;
+  const pendingWork = new Set<Promise<void>>();
+
+  const apply = (next: Config) => {
+    const previous = runtime.config;
+    if (JSON.stringify(next.store) !== JSON.stringify(previous.store)) {
+      logger.warn({}, 'store settings changed: they apply after a restart');
+    }
+    if (next.listen !== previous.listen || next.admin_listen !== previous.admin_listen) {
+      logger.warn({}, 'listen addresses changed: they apply after a restart');
+    }
+    if (
+      next.upstream.url !== previous.upstream.url ||
+      next.upstream.connections !== previous.upstream.connections
+    ) {
+      const old = dispatcher;
+      dispatcher = createDispatcher(next);
+      // Requests in flight keep using the old pool until they finish.
+      void old.close().catch(() => undefined);
+    }
+    runtime = buildRuntime(next, runtime);
+    for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
+  };
+
+  const pipeline = createPipeline({ store, metrics, logger });
+  const handler = createProxyHandler({
+    getRuntime: () => runtime,
+    pipeline,
+    dispatcher: () => dispatcher,
+    logger,
+    isDraining: () => draining,
+    track(work) {
+      pendingWork.add(work);
+      void work.finally(() => pendingWork.delete(work));
+    },
+  });
+  let inflight = 0;
+  let onIdle: (() => void) | undefined;
+  const traffic = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    inflight++;
+    res.once('close', () => {
+      inflight--;
+      if (inflight === 0) onIdle?.();
+    });
+    if (draining) res.shouldKeepAlive = false;
+    handler(req, res);
+  });
+  const admin = createServer(
+    createAdminHandler({ metrics, store, getRuntime: () => runtime, accepting: () => !draining }),
+  );
+  await listen(traffic, initial.listen);
+  await listen(admin, initial.admin_listen);
+
+  let watcher: ConfigWatcher | undefined;
+  if (options.configPath) {
+    watcher = watchConfigFile(
+      options.configPath,
+      (next) => {
+        try {
+          apply(parseConfig(next));
+          metrics.configReloads.inc({ result: 'applied' });
+          logger.info({ path: options.configPath }, 'config reloaded');
+        } catch (error) {
+          metrics.configReloads.inc({ result: 'rejected' });
+          logger.error(
+            { err: (error as Error).message },
+            'config edit rejected; keeping the previous config',
+          );
+        }
+      },
+      (error) => {
+        metrics.configReloads.inc({ result: 'rejected' });
+        logger.error({ err: error.message }, 'config edit rejected; keeping the previous config');
+      },
+    );
+  }
+  logger.info({ listen: urlOf(traffic), admin: urlOf(admin), store: store.kind }, 'lanekeeper proxy started');
+
+  return {
+    url: urlOf(traffic),
+    adminUrl: urlOf(admin),
+    metrics,
+    config: () => runtime.config,
+    reload(next) {
+      apply(parseConfig(next));
+      metrics.configReloads.inc({ result: 'applied' });
+    },
+    async close(graceMs = runtime.config.shutdown_grace_ms) {
+      if (draining) return;
+      draining = true;
+      watcher?.close();
+      const closed = new Promise<void>((resolve) => traffic.close(() => resolve()));
+      traffic.closeIdleConnections();
+      if (inflight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          timer.unref();
+          onIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      traffic.closeAllConnections();
+      await closed;
+      // Metering and settling run after each response; let them land before the store closes.
+      await Promise.allSettled([...pendingWork]);
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      admin.closeAllConnections();
+      await dispatcher.close().catch(() => undefined);
+      await store.close();
+      logger.info({}, 'lanekeeper proxy stopped');
+    },
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * The proxy, as an ordered list of stages. Request hooks run top to bottom; response hooks
+ * run bottom to top, so the stages nearest the upstream see its bytes first (meter-usage
+ * reads the raw stream before hide-injected-usage edits it) and record-metrics, first here,
+ * sees the final result last.
+ */
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Stage } from './stage.js';
+import { createApplyPlanStage } from './stages/apply-plan.js';
+import { createCheckRateLimitStage } from './stages/check-rate-limit.js';
+import { createDebitQuotaStage } from './stages/debit-quota.js';
+import { createHideInjectedUsageStage } from './stages/hide-injected-usage.js';
+import { createIdentifyTenantStage } from './stages/identify-tenant.js';
+import { createInjectIdentityStage } from './stages/inject-identity.js';
+import { createMeterUsageStage } from './stages/meter-usage.js';
+import { createParseRequestStage } from './stages/parse-request.js';
+import { createRecordMetricsStage } from './stages/record-metrics.js';
+import type { Store } from './store/store.js';
+
+export interface PipelineDeps {
+  store: Store;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export function createPipeline(deps: PipelineDeps): readonly Stage[] {
+  return [
+    createRecordMetricsStage(deps),
+    createParseRequestStage(),
+    createIdentifyTenantStage(),
+    createApplyPlanStage(),
+    createCheckRateLimitStage(deps),
+    createDebitQuotaStage(deps),
+    createInjectIdentityStage(),
+    createHideInjectedUsageStage(),
+    createMeterUsageStage(deps),
+  ];
+}

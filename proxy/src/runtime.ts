@@ -1,0 +1,62 @@
+/**
+ * Everything derived once from a validated config and shared by every request that arrives
+ * while it is in force: tenants with their plans merged, the API-key index, the JWT
+ * verifier and custom dialects. A reload builds a new Runtime; requests in flight keep theirs.
+ */
+import type { Config, PlanConfig, TenantConfig } from './config/schema.js';
+import type { ResolvedTenant } from './context.js';
+import type { Dialect } from './dialects/dialect.js';
+import { createCustomDialect } from './dialects/custom.js';
+import { createJwtVerifier, type JwtVerifier } from './identity/jwt.js';
+
+export interface Runtime {
+  readonly config: Config;
+  readonly tenants: ReadonlyMap<string, ResolvedTenant>;
+  /** sha256 hex of an API key -> tenant id. */
+  readonly keyIndex: ReadonlyMap<string, string>;
+  readonly jwt: JwtVerifier | undefined;
+  readonly customDialects: readonly Dialect[];
+}
+
+/** The plan with a tenant's overrides merged in: maps merge key by key, other fields replace. */
+export function mergePlan(plan: PlanConfig, overrides: TenantConfig['overrides']): PlanConfig {
+  return {
+    models: { ...plan.models, ...overrides.models },
+    rate_limits: { ...plan.rate_limits, ...overrides.rate_limits },
+    max_context: overrides.max_context ?? plan.max_context,
+    features: overrides.features ?? plan.features,
+    custom_prompts: { ...plan.custom_prompts, ...overrides.custom_prompts },
+    enforce_mid_stream: overrides.enforce_mid_stream ?? plan.enforce_mid_stream,
+  };
+}
+
+/**
+ * Builds the runtime for a config. `previous` lets an unchanged JWT setting keep its
+ * verifier, so a reload does not throw away the cached JWKS.
+ */
+export function buildRuntime(config: Config, previous?: Runtime): Runtime {
+  const tenants = new Map<string, ResolvedTenant>();
+  const keyIndex = new Map<string, string>();
+  for (const tenant of config.tenants) {
+    const plan = config.plans[tenant.plan];
+    // parseConfig guarantees the plan exists; the guard keeps the types honest.
+    if (!plan) continue;
+    tenants.set(tenant.id, {
+      id: tenant.id,
+      planName: tenant.plan,
+      plan: Object.freeze(mergePlan(plan, tenant.overrides)),
+      config: tenant,
+    });
+    for (const hash of tenant.api_key_sha256) keyIndex.set(hash, tenant.id);
+  }
+  const jwtConfig = config.identity.jwt;
+  const sameJwt =
+    previous?.jwt !== undefined && JSON.stringify(previous.config.identity.jwt) === JSON.stringify(jwtConfig);
+  return {
+    config,
+    tenants,
+    keyIndex,
+    jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig) : undefined,
+    customDialects: config.dialects.map(createCustomDialect),
+  };
+}

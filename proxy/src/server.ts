@@ -1,0 +1,395 @@
+/**
+ * The only module that touches sockets. It turns node:http requests into a RequestContext,
+ * runs the pipeline's request hooks, forwards to the upstream through an undici dispatcher
+ * (keep-alive pool) and feeds the response back through the response hooks as it arrives:
+ * bytes go to the client chunk by chunk, never buffered whole.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { TLSSocket } from 'node:tls';
+import zlib from 'node:zlib';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
+import type { RequestContext } from './context.js';
+import type { ProxyError } from './errors.js';
+import {
+  renderError,
+  ShuttingDownError,
+  UpstreamTimeoutError,
+  UpstreamUnreachableError,
+  type ErrorStyle,
+} from './errors.js';
+import { HOP_BY_HOP_HEADERS, HEADER_LANEKEEPER_REQUEST_ID } from './headers.js';
+import type { Logger } from './log.js';
+import type { Runtime } from './runtime.js';
+import type { ResponseHead, Stage } from './stage.js';
+
+export interface ProxyHandlerDeps {
+  getRuntime(): Runtime;
+  pipeline: readonly Stage[];
+  dispatcher(): Dispatcher;
+  logger: Logger;
+  /** True once shutdown began: new requests get 503. */
+  isDraining(): boolean;
+  /** Told about each request's response-end work, so shutdown can wait for metering to finish. */
+  track(work: Promise<void>): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Past this many bytes of an over-limit body, stop reading and close the connection. */
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+
+function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
+  const url = new URL(req.url ?? '/', 'http://lanekeeper.invalid');
+  const search = url.search.startsWith('?') ? url.search.slice(1) : url.search;
+  return {
+    id: randomUUID(),
+    startedAt: performance.now(),
+    receivedAt: Date.now(),
+    runtime,
+    clientHeaders: req.headers,
+    remoteAddress: req.socket.remoteAddress ?? 'unknown',
+    secure: Boolean((req.socket as TLSSocket).encrypted),
+    request: { method: req.method ?? 'GET', path: url.pathname, query: search, body: undefined },
+    rawBody: EMPTY,
+    bodyTooLarge: false,
+    bodyChanged: false,
+    upstreamQuery: search,
+    upstreamHeaders: {},
+    dialect: undefined,
+    route: undefined,
+    tenant: undefined,
+    modelRequested: undefined,
+    model: undefined,
+    upstreamModel: undefined,
+    price: undefined,
+    stream: false,
+    usageInjected: false,
+    estimatedPromptTokens: 0,
+    maxOutputTokens: undefined,
+    reservation: undefined,
+    limitHeaders: {},
+    status: undefined,
+    responseHeaders: undefined,
+    usage: {},
+    provenance: undefined,
+    costUsd: undefined,
+    outcome: undefined,
+    cutoff: undefined,
+    errorCode: undefined,
+    ttfbMs: undefined,
+    durationMs: undefined,
+    abort: new AbortController(),
+  };
+}
+
+/** Reads the request body up to `limit` bytes; past it, reads on (discarding) so the client gets our 413. */
+function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; tooLarge: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        tooLarge = true;
+        chunks.length = 0;
+        if (size > DISCARD_LIMIT) {
+          req.socket.destroySoon();
+          resolve({ body: EMPTY, tooLarge });
+        }
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve({ body: tooLarge ? EMPTY : Buffer.concat(chunks, size), tooLarge }));
+    req.on('error', reject);
+  });
+}
+
+function errorStyleOf(ctx: RequestContext): ErrorStyle {
+  if (ctx.dialect) return ctx.dialect.errorStyle;
+  // Before a dialect is known, Anthropic clients still deserve their own error shape.
+  return ctx.clientHeaders['anthropic-version'] !== undefined ? 'anthropic' : 'openai';
+}
+
+function upstreamError(error: Error): ProxyError {
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new UpstreamTimeoutError('The upstream did not answer in time.');
+  }
+  return new UpstreamUnreachableError(
+    `The upstream could not be reached (${(error as NodeJS.ErrnoException).code ?? error.message}).`,
+  );
+}
+
+/** Response headers to pass on: hop-by-hop ones (and any the Connection header names) are the proxy's own business. */
+function forwardableHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  const connection = headers.connection;
+  const named = new Set(
+    (Array.isArray(connection) ? connection.join(',') : (connection ?? ''))
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function decoderFor(
+  encoding: string | undefined,
+): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
+  switch (encoding?.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH });
+    case 'deflate':
+      return zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH });
+    case 'br':
+      return zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH });
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * One request's journey: request hooks, then either a local reply or the upstream exchange,
+ * then response hooks. `reached` is how far down the pipeline the request got; only those
+ * stages see the response.
+ */
+class Exchange {
+  private reached = -1;
+  private headSent = false;
+  private finished = false;
+  private clientGone = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private decoder: ReturnType<typeof decoderFor>;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly res: ServerResponse,
+    private readonly deps: ProxyHandlerDeps,
+  ) {}
+
+  async run(req: IncomingMessage): Promise<void> {
+    const { ctx, res, deps } = this;
+    res.on('close', () => this.onClientClose());
+    const config = ctx.runtime.config;
+    const { body, tooLarge } = await readBody(req, config.max_body_bytes);
+    ctx.rawBody = body;
+    ctx.bodyTooLarge = tooLarge;
+    if (deps.isDraining()) {
+      this.reached = 0;
+      return this.localReply(new ShuttingDownError('The proxy is shutting down; retry on another instance.'));
+    }
+    const stages = deps.pipeline;
+    for (let i = 0; i < stages.length; i++) {
+      this.reached = i;
+      const hook = stages[i]?.onRequest;
+      if (!hook) continue;
+      const verdict = await hook(ctx);
+      if (verdict) return this.localReply(verdict.error);
+      if (this.clientGone) return this.finish('client_aborted');
+    }
+    this.forward();
+  }
+
+  private localReply(error: ProxyError): void {
+    const { ctx } = this;
+    ctx.errorCode = error.apiCode;
+    const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
+    this.respondHead(error.status, {
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      ...error.headers,
+    });
+    this.deliver(body);
+    this.finish('local_reply');
+  }
+
+  private forward(): void {
+    const { ctx, deps } = this;
+    const { upstream } = ctx.runtime.config;
+    const base = new URL(upstream.url);
+    const prefix = base.pathname.replace(/\/+$/, '');
+    const path = `${prefix}${ctx.request.path}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
+    const body =
+      ctx.bodyChanged && ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
+    const headers = ctx.upstreamHeaders;
+    if (body.length > 0 || !['GET', 'HEAD'].includes(ctx.request.method))
+      headers['content-length'] = String(body.length);
+    const sentAt = performance.now();
+    deps.dispatcher().dispatch(
+      {
+        origin: base.origin,
+        path,
+        method: ctx.request.method as Dispatcher.HttpMethod,
+        headers,
+        body: body.length > 0 ? body : null,
+        headersTimeout: upstream.timeout_ms,
+        bodyTimeout: upstream.timeout_ms,
+      },
+      {
+        onRequestStart: (controller) => {
+          this.controller = controller;
+          if (this.clientGone && !upstream.drain_on_client_abort)
+            controller.abort(new Error('client went away'));
+        },
+        onResponseStart: (controller, status, rawHeaders) => {
+          ctx.ttfbMs = performance.now() - sentAt;
+          const headers = forwardableHeaders(rawHeaders);
+          this.decoder = decoderFor(rawHeaders['content-encoding'] as string | undefined);
+          if (this.decoder) {
+            // Metering needs plain bytes; the client gets the decoded body, which any HTTP
+            // client accepts, so the encoding headers no longer apply.
+            delete headers['content-encoding'];
+            delete headers['content-length'];
+            this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
+            this.decoder.on('error', (error) => controller.abort(error));
+          }
+          if (ctx.bodyChanged || ctx.usageInjected) delete headers['content-length'];
+          this.respondHead(status, headers);
+        },
+        onResponseData: (controller, chunk) => {
+          if (this.decoder) {
+            if (!this.decoder.write(chunk)) {
+              controller.pause();
+              this.decoder.once('drain', () => controller.resume());
+            }
+            return;
+          }
+          if (!this.deliver(chunk)) {
+            controller.pause();
+            this.res.once('drain', () => controller.resume());
+          }
+        },
+        onResponseEnd: () => {
+          if (this.decoder) {
+            this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
+            this.decoder.end();
+            return;
+          }
+          this.finish(this.clientGone ? 'client_aborted' : 'completed');
+        },
+        onResponseError: (_controller, error) => {
+          if (this.clientGone) return this.finish('client_aborted');
+          if (!this.headSent) {
+            deps.logger.warn({ request_id: ctx.id, err: error.message }, 'upstream request failed');
+            return this.localReply(upstreamError(error));
+          }
+          // The head is out: all that is left is to cut the client's stream, so it sees a
+          // truncated response rather than a clean end.
+          this.finish('upstream_error');
+          this.res.destroy(error);
+        },
+      },
+    );
+  }
+
+  /** Runs response-header hooks (bottom to top) and writes the head. */
+  private respondHead(status: number, headers: OutgoingHttpHeaders): void {
+    const { ctx } = this;
+    const head: ResponseHead = { status, headers };
+    const stages = this.deps.pipeline;
+    for (let i = this.reached; i >= 0; i--) stages[i]?.onResponseHeaders?.(ctx, head);
+    head.headers[HEADER_LANEKEEPER_REQUEST_ID] = ctx.id;
+    ctx.status = head.status;
+    ctx.responseHeaders = head.headers;
+    this.headSent = true;
+    if (!this.clientGone) this.res.writeHead(head.status, head.headers);
+  }
+
+  /** Passes a chunk through the chunk hooks to the client; false asks the upstream to wait. */
+  private deliver(chunk: Buffer, end = false): boolean {
+    const stages = this.deps.pipeline;
+    let out = chunk;
+    for (let i = this.reached; i >= 0; i--) {
+      const hook = stages[i]?.onResponseChunk;
+      if (hook) out = hook(this.ctx, out, end);
+    }
+    const ok = this.clientGone || out.length === 0 ? true : this.res.write(out);
+    if (this.ctx.cutoff !== undefined && !end && !this.finished) {
+      // A stage ended the stream at an event boundary (mid-stream enforcement): stop the
+      // upstream generating, and close the client's response cleanly.
+      this.controller?.abort(new Error(`cut off: ${this.ctx.cutoff}`));
+      this.finish('completed');
+    }
+    return ok;
+  }
+
+  private onClientClose(): void {
+    if (this.res.writableFinished || this.finished) return;
+    this.clientGone = true;
+    const config = this.ctx.runtime.config.upstream;
+    if (!this.controller) return;
+    if (config.drain_on_client_abort) {
+      this.drainBounded(config.drain_timeout_ms);
+    } else {
+      this.controller.abort(new Error('client went away'));
+    }
+  }
+
+  /** Keeps reading after the client left, so the provider's final usage is captured, within bounds. */
+  private drainBounded(timeoutMs: number): void {
+    const timer = setTimeout(() => this.controller?.abort(new Error('drain time limit')), timeoutMs);
+    timer.unref();
+    this.res.once('finish', () => clearTimeout(timer));
+    this.controller?.resume();
+  }
+
+  private finish(outcome: NonNullable<RequestContext['outcome']>): void {
+    if (this.finished) return;
+    this.finished = true;
+    const { ctx, res } = this;
+    ctx.outcome = ctx.cutoff ? 'cut_off' : outcome;
+    if (this.reached >= 0) this.deliver(EMPTY, true);
+    if (!this.clientGone && !res.writableEnded && outcome !== 'upstream_error') res.end();
+    ctx.durationMs = performance.now() - ctx.startedAt;
+    this.deps.track(this.runEndHooks());
+  }
+
+  private async runEndHooks(): Promise<void> {
+    const stages = this.deps.pipeline;
+    for (let i = this.reached; i >= 0; i--) {
+      const hook = stages[i]?.onResponseEnd;
+      if (!hook) continue;
+      try {
+        await hook(this.ctx);
+      } catch (error) {
+        this.deps.logger.error(
+          { err: error, stage: stages[i]?.name, request_id: this.ctx.id },
+          'response-end hook failed',
+        );
+      }
+    }
+  }
+}
+
+/** The node:http request listener for tenant traffic. */
+export function createProxyHandler(
+  deps: ProxyHandlerDeps,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const ctx = newContext(req, deps.getRuntime());
+    new Exchange(ctx, res, deps).run(req).catch((error: unknown) => {
+      deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            error: { message: 'Internal proxy error.', type: 'api_error', code: 'internal_error' },
+          }),
+        );
+      } else {
+        res.destroy();
+      }
+    });
+  };
+}

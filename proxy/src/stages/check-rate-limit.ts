@@ -1,0 +1,120 @@
+/**
+ * Enforces the tenant's limits before the upstream is called: one atomic `admit` on the
+ * store checks requests/min, concurrency, tokens/hour and spend budgets, and reserves the
+ * request's worst case. When the remaining allowance is smaller than the requested output,
+ * the output cap is lowered so the worst case still fits. On the way back, the tenant's own
+ * x-ratelimit-* headers replace the upstream's (those describe the provider account).
+ */
+import type { RequestContext } from '../context.js';
+import { BudgetExceededError, ProxyError, RateLimitedError, type LimitName } from '../errors.js';
+import {
+  RATELIMIT_LIMIT_REQUESTS,
+  RATELIMIT_LIMIT_TOKENS,
+  RATELIMIT_REMAINING_REQUESTS,
+  RATELIMIT_REMAINING_TOKENS,
+  RATELIMIT_RESET_REQUESTS,
+  RATELIMIT_RESET_TOKENS,
+  UPSTREAM_RATELIMIT_PREFIXES,
+} from '../headers.js';
+import type { Metrics } from '../metrics.js';
+import { CONTINUE, reply, type Stage } from '../stage.js';
+import type { LimitState, Store } from '../store/store.js';
+
+const PER_TOKEN = 1 / 1_000_000;
+
+const LIMIT_MESSAGES: Record<LimitName, string> = {
+  requests_per_minute: 'requests per minute',
+  tokens_per_hour: 'tokens per hour',
+  max_concurrent: 'concurrent requests',
+  budget_usd_per_day: 'daily spend budget',
+  budget_usd_per_month: 'monthly spend budget',
+};
+
+/** The x-ratelimit-* headers for a tenant's standing; reset values are Go-style durations as OpenAI sends them. */
+export function limitHeaders(state: LimitState): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (state.requests) {
+    headers[RATELIMIT_LIMIT_REQUESTS] = String(state.requests.limit);
+    headers[RATELIMIT_REMAINING_REQUESTS] = String(Math.max(0, state.requests.remaining));
+    headers[RATELIMIT_RESET_REQUESTS] = `${Math.max(0, Math.ceil(state.requests.resetS))}s`;
+  }
+  if (state.tokens) {
+    headers[RATELIMIT_LIMIT_TOKENS] = String(state.tokens.limit);
+    headers[RATELIMIT_REMAINING_TOKENS] = String(Math.max(0, Math.floor(state.tokens.remaining)));
+    headers[RATELIMIT_RESET_TOKENS] = `${Math.max(0, Math.ceil(state.tokens.resetS))}s`;
+  }
+  return headers;
+}
+
+function refusal(limit: LimitName, retryAfterS: number, ctx: RequestContext): ProxyError {
+  const what = LIMIT_MESSAGES[limit];
+  const wait = Math.max(1, Math.ceil(retryAfterS));
+  if (limit === 'budget_usd_per_day' || limit === 'budget_usd_per_month') {
+    return new BudgetExceededError(
+      limit,
+      wait,
+      `Tenant "${ctx.tenant?.id}" has used its ${what}. It resets in ${wait} s.`,
+    );
+  }
+  return new RateLimitedError(
+    limit,
+    wait,
+    `Rate limit reached for ${what} on tenant "${ctx.tenant?.id}". Retry after ${wait} s.`,
+  );
+}
+
+export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics }): Stage {
+  return {
+    name: 'check-rate-limit',
+    async onRequest(ctx) {
+      const tenant = ctx.tenant;
+      if (!tenant) return CONTINUE;
+      const limits = tenant.plan.rate_limits;
+      if (Object.keys(limits).length === 0) return CONTINUE;
+      const generates = ctx.route?.generates !== false && ctx.dialect !== undefined;
+      let result;
+      try {
+        result = await deps.store.admit({
+          tenant: tenant.id,
+          requestId: ctx.id,
+          now: ctx.receivedAt,
+          limits,
+          promptTokens: ctx.estimatedPromptTokens,
+          maxOutput: generates ? ctx.maxOutputTokens : 0,
+          inputPrice: (ctx.price?.input ?? 0) * PER_TOKEN,
+          outputPrice: (ctx.price?.output ?? 0) * PER_TOKEN,
+          slotTtlMs: ctx.runtime.config.upstream.timeout_ms + 60_000,
+        });
+      } catch (error) {
+        if (error instanceof ProxyError) return reply(error);
+        throw error;
+      }
+      ctx.limitHeaders = limitHeaders(result.state);
+      if (!result.ok) {
+        deps.metrics.rateLimited.inc({ tenant: deps.metrics.tenantLabel(tenant.id), limit: result.limit });
+        return reply(refusal(result.limit, result.retryAfterS, ctx));
+      }
+      ctx.reservation = result.reservation;
+      const granted = result.grantedOutput;
+      if (
+        generates &&
+        granted !== undefined &&
+        (ctx.maxOutputTokens === undefined || granted < ctx.maxOutputTokens)
+      ) {
+        if (ctx.dialect && ctx.route && ctx.request.body) {
+          ctx.dialect.setMaxOutput(ctx.request, ctx.route, granted);
+          ctx.bodyChanged = true;
+        }
+        ctx.maxOutputTokens = granted;
+      }
+      return CONTINUE;
+    },
+    onResponseHeaders(ctx, head) {
+      for (const name of Object.keys(head.headers)) {
+        const lower = name.toLowerCase();
+        if (UPSTREAM_RATELIMIT_PREFIXES.some((prefix) => lower.startsWith(prefix))) delete head.headers[name];
+      }
+      Object.assign(head.headers, ctx.limitHeaders);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * Metering a stream needs the upstream to report usage, which some dialects only do when
+ * asked (OpenAI's stream_options.include_usage). When the client did not ask, this stage
+ * asks on its behalf and hides the result again: the usage-only event is dropped and any
+ * field the request added is removed, so the client's stream is what it would have been.
+ * Bytes of all other events pass unchanged; only an unfinished event is held back.
+ */
+import type { RequestContext } from '../context.js';
+import { createEventFramer, rewriteBlock, type EventFramer } from '../usage/event-framer.js';
+import { CONTINUE, type Stage } from '../stage.js';
+
+const USAGE_BYTES = Buffer.from('"usage"');
+const EMPTY = Buffer.alloc(0);
+
+export function createHideInjectedUsageStage(): Stage {
+  const framers = new WeakMap<RequestContext, EventFramer>();
+  return {
+    name: 'hide-injected-usage',
+    onRequest(ctx) {
+      const { dialect, route } = ctx;
+      if (!ctx.stream || !dialect?.requestStreamUsage || !route || !ctx.request.body) return CONTINUE;
+      if (dialect.requestStreamUsage(ctx.request, route)) {
+        ctx.usageInjected = true;
+        ctx.bodyChanged = true;
+      }
+      return CONTINUE;
+    },
+    onResponseHeaders(ctx, head) {
+      if (ctx.usageInjected && head.status >= 200 && head.status < 300 && ctx.dialect) {
+        framers.set(ctx, createEventFramer(ctx.dialect.streamFormat));
+      }
+    },
+    onResponseChunk(ctx, chunk, end) {
+      const framer = framers.get(ctx);
+      const dialect = ctx.dialect;
+      if (!framer || !dialect?.hideInjectedUsage) return chunk;
+      const hide = dialect.hideInjectedUsage.bind(dialect);
+      const blocks = framer.push(chunk);
+      if (end) blocks.push(framer.end());
+      const out: Buffer[] = [];
+      for (const block of blocks) {
+        if (block.length === 0) continue;
+        if (block.indexOf(USAGE_BYTES) < 0) {
+          out.push(block);
+          continue;
+        }
+        const kept = rewriteBlock(framer, dialect.streamFormat, block, hide);
+        if (kept) out.push(kept);
+      }
+      if (end) framers.delete(ctx);
+      return out.length === 0 ? EMPTY : out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    },
+  };
+}

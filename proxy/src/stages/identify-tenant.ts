@@ -1,0 +1,125 @@
+/**
+ * Finds out who is calling. Identity sources are tried in the configured order; the first
+ * that names a tenant wins. A source that finds a credential it cannot accept fails the
+ * request at once (a bad key is never retried as something weaker). Header, query and
+ * subdomain identify a tenant only when `trust_unauthenticated` allows it, because anyone
+ * can write them.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../context.js';
+import {
+  InvalidApiKeyError,
+  InvalidTokenError,
+  MissingApiKeyError,
+  TenantInactiveError,
+  TenantRequiredError,
+  TenantUnknownError,
+  type ProxyError,
+} from '../errors.js';
+import { bearerToken, presentedApiKey, tenantForKey } from '../identity/credentials.js';
+import { looksLikeJwt } from '../identity/jwt.js';
+import type { Runtime } from '../runtime.js';
+import { CONTINUE, reply, type Stage } from '../stage.js';
+
+type Found = { tenant: string } | { error: ProxyError } | undefined;
+type Source = Runtime['config']['identity']['sources'][number];
+
+function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  const v = Array.isArray(value) ? value[0] : value;
+  return v?.trim() || undefined;
+}
+
+function fromSubdomain(runtime: Runtime, host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const hostname = host.replace(/:\d+$/, '').toLowerCase();
+  const base = runtime.config.identity.subdomain?.base_domain?.toLowerCase();
+  if (base) {
+    if (!hostname.endsWith(`.${base}`)) return undefined;
+    const label = hostname.slice(0, -(base.length + 1));
+    return label.includes('.') ? undefined : label || undefined;
+  }
+  const labels = hostname.split('.');
+  if (labels.length < 3 || /^\d+$/.test(labels[labels.length - 1] ?? '')) return undefined;
+  return labels[0];
+}
+
+async function trySource(source: Source, ctx: RequestContext, query: URLSearchParams): Promise<Found> {
+  const { runtime, clientHeaders: headers } = ctx;
+  const identity = runtime.config.identity;
+  switch (source) {
+    case 'api_key': {
+      const key = presentedApiKey(headers, query);
+      if (key === undefined) return undefined;
+      const tenant = tenantForKey(runtime.keyIndex, key);
+      if (tenant !== undefined) return { tenant };
+      // A JWT in the same Authorization header is the jwt source's business.
+      if (identity.sources.includes('jwt') && looksLikeJwt(key)) return undefined;
+      return {
+        error: new InvalidApiKeyError(
+          'The API key is not valid. Check the key your provider of this service gave you.',
+        ),
+      };
+    }
+    case 'jwt': {
+      const token = bearerToken(headers);
+      if (token === undefined || !looksLikeJwt(token) || !runtime.jwt) return undefined;
+      try {
+        return { tenant: await runtime.jwt.tenantOf(token) };
+      } catch (error) {
+        return { error: new InvalidTokenError(`The bearer token was refused: ${(error as Error).message}`) };
+      }
+    }
+    case 'header': {
+      if (!identity.trust_unauthenticated) return undefined;
+      const tenant = firstHeader(headers, identity.header);
+      return tenant === undefined ? undefined : { tenant };
+    }
+    case 'query': {
+      if (!identity.trust_unauthenticated) return undefined;
+      const tenant = query.get(identity.query) ?? undefined;
+      return tenant ? { tenant } : undefined;
+    }
+    case 'subdomain': {
+      if (!identity.trust_unauthenticated) return undefined;
+      const tenant = fromSubdomain(runtime, firstHeader(headers, 'host'));
+      return tenant === undefined ? undefined : { tenant };
+    }
+  }
+}
+
+export function createIdentifyTenantStage(): Stage {
+  return {
+    name: 'identify-tenant',
+    async onRequest(ctx) {
+      const { runtime } = ctx;
+      const query = new URLSearchParams(ctx.request.query);
+      for (const source of runtime.config.identity.sources) {
+        const found = await trySource(source, ctx, query);
+        if (found === undefined) continue;
+        if ('error' in found) return reply(found.error);
+        const tenant = runtime.tenants.get(found.tenant);
+        if (!tenant) {
+          return reply(
+            new TenantUnknownError(`Tenant "${found.tenant.slice(0, 64)}" is not known to this service.`),
+          );
+        }
+        if (tenant.config.status !== 'active') {
+          return reply(
+            new TenantInactiveError(`Tenant "${tenant.id}" is suspended. Contact the service operator.`),
+          );
+        }
+        ctx.tenant = tenant;
+        return CONTINUE;
+      }
+      if (runtime.config.identity.sources.includes('api_key')) {
+        return reply(
+          new MissingApiKeyError(
+            'No API key was provided. Send it as "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).',
+          ),
+        );
+      }
+      return reply(new TenantRequiredError('The request does not identify a tenant.'));
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Builds the request the upstream receives. The client's credentials never pass (the
+ * configured upstream headers are set instead), hop-by-hop headers are dropped as RFC 9110
+ * requires (including those named in Connection), any tenant/plan headers the client sent
+ * are removed before ours are set, so a tenant can never spoof another, and the
+ * x-forwarded-* headers are appended.
+ */
+import { CREDENTIAL_QUERY_PARAMS } from '../identity/credentials.js';
+import {
+  CREDENTIAL_HEADERS,
+  HEADER_FORWARDED_FOR,
+  HEADER_FORWARDED_HOST,
+  HEADER_FORWARDED_PROTO,
+  HEADER_LANEKEEPER_REQUEST_ID,
+  HOP_BY_HOP_HEADERS,
+} from '../headers.js';
+import { CONTINUE, type Stage } from '../stage.js';
+
+/** Headers the proxy always sets itself. */
+const RECOMPUTED = new Set(['host', 'content-length', 'accept-encoding', 'expect']);
+const CREDENTIALS = new Set<string>(CREDENTIAL_HEADERS);
+
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value.join(',') : value)
+    .split(',')
+    .map((token) => token.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+export function createInjectIdentityStage(): Stage {
+  return {
+    name: 'inject-identity',
+    onRequest(ctx) {
+      const { identity, upstream } = ctx.runtime.config;
+      const inject = identity.inject_headers;
+      const dropped = new Set([
+        ...connectionTokens(ctx.clientHeaders.connection),
+        inject.tenant,
+        inject.plan,
+      ]);
+      if (identity.trust_unauthenticated) dropped.add(identity.header);
+      const out: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(ctx.clientHeaders)) {
+        if (value === undefined) continue;
+        if (
+          HOP_BY_HOP_HEADERS.has(name) ||
+          RECOMPUTED.has(name) ||
+          CREDENTIALS.has(name) ||
+          dropped.has(name)
+        )
+          continue;
+        out[name] = value;
+      }
+      for (const [name, value] of Object.entries(upstream.headers)) out[name.toLowerCase()] = value;
+      // Metering parses the response; asking for identity keeps it readable. Should an
+      // upstream compress anyway, the server decodes it before any stage sees it.
+      out['accept-encoding'] = 'identity';
+      if (ctx.tenant) {
+        out[inject.tenant] = ctx.tenant.id;
+        out[inject.plan] = ctx.tenant.planName;
+      }
+      const priorFor = ctx.clientHeaders[HEADER_FORWARDED_FOR];
+      const prior = Array.isArray(priorFor) ? priorFor.join(', ') : priorFor;
+      out[HEADER_FORWARDED_FOR] = prior ? `${prior}, ${ctx.remoteAddress}` : ctx.remoteAddress;
+      out[HEADER_FORWARDED_PROTO] = ctx.secure ? 'https' : 'http';
+      const host = ctx.clientHeaders.host;
+      if (host && !ctx.clientHeaders[HEADER_FORWARDED_HOST]) out[HEADER_FORWARDED_HOST] = host;
+      out[HEADER_LANEKEEPER_REQUEST_ID] = ctx.id;
+      ctx.upstreamHeaders = out;
+
+      if (ctx.request.query !== '') {
+        const query = new URLSearchParams(ctx.request.query);
+        for (const param of CREDENTIAL_QUERY_PARAMS) query.delete(param);
+        if (identity.sources.includes('query')) query.delete(identity.query);
+        ctx.upstreamQuery = query.toString();
+      }
+      return CONTINUE;
+    },
+  };
+}

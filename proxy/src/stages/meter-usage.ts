@@ -1,0 +1,111 @@
+/**
+ * Measures what a response cost, without changing a byte of it. Streams go through the
+ * dialect's incremental tap; JSON bodies are collected (up to a cap) and parsed once at the
+ * end. When the upstream reports no usage, or the exchange was cut short, output is
+ * estimated and the record says so (`estimated` or `partial`), so billing can tell. The
+ * finished record is priced and written to the store as a usage event.
+ */
+import type { RequestContext } from '../context.js';
+import type { Logger } from '../log.js';
+import type { Stage } from '../stage.js';
+import type { Store } from '../store/store.js';
+import { costOf } from '../usage/cost.js';
+import { estimateOutputTokens } from '../usage/estimate.js';
+import { createStreamTap, usageFromJsonBody, type StreamTap } from '../usage/stream-tap.js';
+import { hasUsage, mergeUsage } from '../usage/usage.js';
+import { usageEventOf } from '../usage/usage-event.js';
+
+interface MeterState {
+  tap: StreamTap | undefined;
+  json: Buffer[] | undefined;
+  jsonBytes: number;
+  overCap: boolean;
+}
+
+function isStreamContent(type: string | undefined): boolean {
+  return type !== undefined && /text\/event-stream|ndjson|jsonl/i.test(type);
+}
+
+export function createMeterUsageStage(deps: { store: Store; logger: Logger }): Stage {
+  const states = new WeakMap<RequestContext, MeterState>();
+  return {
+    name: 'meter-usage',
+    onResponseHeaders(ctx, head) {
+      const { dialect, route } = ctx;
+      if (!ctx.tenant || !dialect || !route?.metered || ctx.outcome === 'local_reply' || ctx.errorCode)
+        return;
+      const type = String(head.headers['content-type'] ?? '');
+      const streaming = isStreamContent(type) || (ctx.stream && !/json/i.test(type));
+      states.set(ctx, {
+        tap: streaming ? createStreamTap(dialect, route) : undefined,
+        json: streaming ? undefined : [],
+        jsonBytes: 0,
+        overCap: false,
+      });
+    },
+    onResponseChunk(ctx, chunk) {
+      const state = states.get(ctx);
+      if (!state || chunk.length === 0) return chunk;
+      if (state.tap) {
+        state.tap.push(chunk);
+      } else if (state.json && !state.overCap) {
+        state.jsonBytes += chunk.length;
+        if (state.jsonBytes > ctx.runtime.config.max_json_response_bytes) {
+          state.overCap = true;
+          state.json = undefined;
+        } else {
+          state.json.push(chunk);
+        }
+      }
+      return chunk;
+    },
+    async onResponseEnd(ctx) {
+      const state = states.get(ctx);
+      if (!state || !ctx.dialect || !ctx.route) return;
+      states.delete(ctx);
+      let texts: string[] = [];
+      if (state.tap) {
+        const result = state.tap.end();
+        ctx.usage = mergeUsage(ctx.usage, result.usage);
+        ctx.upstreamModel = result.model ?? ctx.upstreamModel;
+        texts = result.texts;
+      } else if (state.json) {
+        const observation = usageFromJsonBody(
+          ctx.dialect,
+          ctx.route,
+          Buffer.concat(state.json, state.jsonBytes),
+        );
+        ctx.usage = mergeUsage(ctx.usage, observation?.usage);
+        ctx.upstreamModel = observation?.model ?? ctx.upstreamModel;
+      }
+
+      const reported = hasUsage(ctx.usage);
+      const complete = ctx.outcome === 'completed';
+      if (reported && complete) {
+        ctx.provenance = 'reported';
+      } else if ((ctx.status ?? 0) >= 400 && complete && !reported) {
+        // The upstream refused the request: nothing was generated, and nothing is charged.
+        ctx.usage = { input: 0, output: 0 };
+        ctx.provenance = 'reported';
+      } else {
+        ctx.provenance = complete ? 'estimated' : 'partial';
+        ctx.usage = {
+          ...ctx.usage,
+          input: ctx.usage.input ?? ctx.estimatedPromptTokens,
+          output: ctx.usage.output ?? (ctx.route.generates === false ? 0 : estimateOutputTokens(texts)),
+        };
+      }
+      const price =
+        ctx.price ?? (ctx.upstreamModel ? ctx.runtime.config.pricing[ctx.upstreamModel] : undefined);
+      ctx.costUsd = costOf(ctx.usage, price);
+
+      const event = usageEventOf(ctx);
+      if (!event) return;
+      try {
+        await deps.store.record(event);
+      } catch (error) {
+        deps.logger.error({ err: error, request_id: ctx.id }, 'recording a usage event failed');
+      }
+    },
+  };
+}

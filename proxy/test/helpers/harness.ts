@@ -1,0 +1,118 @@
+/**
+ * Starts a real proxy (memory store unless told otherwise) in front of a fake upstream, with
+ * a small tenant set, and captures its JSON log lines for assertions.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { sha256Hex } from '../../src/identity/credentials.js';
+import { startProxy, type RunningProxy } from '../../src/main.js';
+import { startFakeUpstream, type FakeUpstream, type Reply, type Received } from './fake-upstream.js';
+
+export const KEYS = {
+  free: 'lk_test_free_0123456789abcdef',
+  pro: 'lk_test_pro_0123456789abcdef',
+  pro2: 'lk_test_pro2_0123456789abcdef',
+  suspended: 'lk_test_suspended_0123456789',
+} as const;
+
+/** A config with plans free/pro and tenants acme (free), globex (pro), hooli (pro), umbrella (suspended). */
+export function baseConfig(upstreamUrl: string): Record<string, unknown> {
+  return {
+    listen: '127.0.0.1:0',
+    admin_listen: '127.0.0.1:0',
+    upstream: {
+      url: upstreamUrl,
+      headers: { authorization: 'Bearer sk-upstream-secret' },
+      timeout_ms: 5_000,
+    },
+    log: { level: 'info' },
+    pricing: {
+      'small-model': { input: 1, output: 2 },
+      'big-model': { input: 10, output: 30, cached_input: 5 },
+    },
+    plans: {
+      free: {
+        models: { default: 'small-model' },
+        rate_limits: { requests_per_minute: 100 },
+        max_context: 4096,
+        features: ['basic_chat'],
+        custom_prompts: { system: 'You are the ACME free-tier assistant.' },
+      },
+      pro: {
+        models: { default: 'small-model', smart: 'big-model' },
+        rate_limits: {},
+        max_context: 128000,
+        features: ['rag', 'image_analysis'],
+      },
+    },
+    tenants: [
+      { id: 'acme', plan: 'free', api_key_sha256: [sha256Hex(KEYS.free)] },
+      { id: 'globex', plan: 'pro', api_key_sha256: [sha256Hex(KEYS.pro)] },
+      { id: 'hooli', plan: 'pro', api_key_sha256: [sha256Hex(KEYS.pro2)] },
+      { id: 'umbrella', plan: 'pro', status: 'suspended', api_key_sha256: [sha256Hex(KEYS.suspended)] },
+    ],
+  };
+}
+
+export interface Harness {
+  proxy: RunningProxy;
+  upstream: FakeUpstream;
+  logs: Record<string, unknown>[];
+  /** The access-log lines (msg "request"). */
+  accessLogs(): Record<string, unknown>[];
+  lastReceived(): Received;
+  /** Waits until the response-end work of `n` requests has been logged (metering is after the response). */
+  settled(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(
+  options: {
+    reply?: Reply | ((req: Received) => Reply);
+    config?: (base: Record<string, unknown>) => Record<string, unknown>;
+  } = {},
+): Promise<Harness> {
+  const upstream = await startFakeUpstream(options.reply);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const base = baseConfig(upstream.url);
+  const proxy = await startProxy({ config: options.config ? options.config(base) : base, logger });
+  const accessLogs = () => logs.filter((l) => l.msg === 'request');
+  return {
+    proxy,
+    upstream,
+    logs,
+    accessLogs,
+    lastReceived() {
+      const last = upstream.received.at(-1);
+      if (!last) throw new Error('the upstream received nothing');
+      return last;
+    },
+    async settled(n) {
+      for (let i = 0; i < 500 && accessLogs().length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      if (accessLogs().length < n)
+        throw new Error(`expected ${n} access-log lines, saw ${accessLogs().length}`);
+    },
+    async close() {
+      await proxy.close(1_000);
+      await upstream.close();
+    },
+  };
+}
+
+/** Reads one metric sample's value from Prometheus text (undefined when absent). */
+export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const ok = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
+    if (ok) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
