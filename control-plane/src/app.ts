@@ -1,0 +1,143 @@
+/**
+ * The HTTP surface: a Fastify app with strict JSON-schema validation, one error shape, the
+ * admin routes behind the admin token, GET /v1/config behind the proxy token, and the open
+ * operational endpoints (/healthz, /readyz, /metrics, /openapi.json). Routes are thin;
+ * the stores and `commitChange` do the work.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { ConfigPublisher } from './changes.js';
+import type { ControlPlaneConfig } from './config.js';
+import { ApiError, errorBody } from './errors.js';
+import { requireBearer } from './http/auth.js';
+import { collectOpenApi } from './http/openapi.js';
+import { fieldProblems, installValidation } from './http/validation.js';
+import type { LedgerConsumer } from './ledger/consumer.js';
+import type { Metrics } from './metrics.js';
+import type { PriceSwitch } from './price-switch.js';
+import { registerAuditRoutes } from './routes/audit.js';
+import { registerConfigRoutes } from './routes/config.js';
+import { registerKeyRoutes } from './routes/keys.js';
+import { registerPlanRoutes } from './routes/plans.js';
+import { registerPricingRoutes } from './routes/pricing.js';
+import { registerTenantRoutes } from './routes/tenants.js';
+import { registerUsageRoutes } from './routes/usage.js';
+import type { VectorStore } from './stores/vector-store.js';
+
+/** Everything a route may use. */
+export interface AppDeps {
+  config: ControlPlaneConfig;
+  pool: pg.Pool;
+  /** The shared command connection (not the ledger's blocking one). */
+  redis: Redis;
+  publisher: ConfigPublisher;
+  metrics: Metrics;
+  logger: Logger;
+  /** Absent when QDRANT_URL is unset: no collections, and erasure skips the vector step. */
+  vectors?: VectorStore;
+  priceSwitch: PriceSwitch;
+  ledger?: LedgerConsumer;
+}
+
+const PG_ERRORS: Record<string, { status: number; code: string }> = {
+  '23503': { status: 409, code: 'CP_ERR_CONFLICT' }, // foreign key: a concurrent change removed what this needs
+  '23505': { status: 409, code: 'CP_ERR_CONFLICT' },
+};
+
+/** Builds the app (not yet listening). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
+  installValidation(app);
+  // An empty body with a JSON content type (curl -H on every call) means "no body", not an error.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      const err = new Error(`body is not valid JSON: ${(error as Error).message}`) as Error & {
+        statusCode: number;
+      };
+      err.statusCode = 400;
+      done(err, undefined);
+    }
+  });
+  const openapi = collectOpenApi(app, { title: 'Lanekeeper control plane', version: '1' });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof ApiError) {
+      return reply.code(error.status).send(errorBody(error.code, error.message, error.details));
+    }
+    if (error.validation) {
+      const details = fieldProblems(error.validation, error.validationContext ?? 'request');
+      const message = details.map((d) => `${d.field}: ${d.message}`).join('; ');
+      return reply.code(400).send(errorBody('CP_ERR_BAD_REQUEST', message, details));
+    }
+    const pgCode = (error as { code?: string }).code;
+    if (pgCode && PG_ERRORS[pgCode]) {
+      const { status, code } = PG_ERRORS[pgCode];
+      return reply.code(status).send(errorBody(code, (error as Error).message));
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.code(error.statusCode).send(errorBody('CP_ERR_BAD_REQUEST', error.message));
+    }
+    deps.logger.error({ err: error, url: request.url }, 'request failed');
+    return reply.code(500).send(errorBody('CP_ERR_INTERNAL', 'internal error; see the control plane log'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(errorBody('CP_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.apiLatency.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', requireBearer(deps.config.adminToken, 'admin'));
+    registerPlanRoutes(admin, deps);
+    registerTenantRoutes(admin, deps);
+    registerKeyRoutes(admin, deps);
+    registerPricingRoutes(admin, deps);
+    registerUsageRoutes(admin, deps);
+    registerAuditRoutes(admin, deps);
+  });
+  await app.register(async (proxies) => {
+    proxies.addHook('onRequest', requireBearer(deps.config.proxyToken, 'proxy'));
+    registerConfigRoutes(proxies, deps);
+  });
+
+  app.get('/healthz', { config: { hide: true } }, async () => ({ ok: true }));
+  app.get('/readyz', { config: { hide: true } }, async (_request, reply) => {
+    const [postgres, redis] = await Promise.all([
+      deps.pool.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      deps.redis.ping().then(
+        (r) => r === 'PONG',
+        () => false,
+      ),
+    ]);
+    return reply.code(postgres && redis ? 200 : 503).send({ ready: postgres && redis, postgres, redis });
+  });
+  app.get('/metrics', { config: { hide: true } }, async (_request, reply) => {
+    await deps.ledger?.lag().catch(() => undefined);
+    return reply
+      .header('content-type', deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics());
+  });
+  app.get('/openapi.json', { config: { hide: true } }, async () => openapi());
+  return app;
+}

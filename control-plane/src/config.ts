@@ -1,0 +1,123 @@
+/**
+ * The control plane's configuration, read once from the environment and validated with
+ * zod. Every problem is reported at once, named by its variable, so an operator fixes a
+ * deployment in one pass instead of one restart per mistake.
+ */
+import { z } from 'zod';
+import { ControlPlaneConfigError, type EnvProblem } from './errors.js';
+import { parseCollectionTemplates } from './stores/qdrant.js';
+import type { CollectionTemplate } from './stores/vector-store.js';
+
+const token = z.string().min(16, { message: 'must be at least 16 characters (use a long random secret)' });
+
+const envSchema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' }),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }),
+  QDRANT_URL: z.url({ protocol: /^https?$/ }).optional(),
+  QDRANT_API_KEY: z.string().min(1).optional(),
+  LANEKEEPER_ADMIN_TOKEN: token,
+  LANEKEEPER_PROXY_TOKEN: token,
+  PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LANEKEEPER_KEY_PREFIX: z.string().default('lk:'),
+  LANEKEEPER_USAGE_STREAM: z.string().min(1).default('usage'),
+  LANEKEEPER_COLLECTION_TEMPLATES: z.string().optional(),
+  LANEKEEPER_VECTOR_MODE: z.enum(['collection', 'partition']).default('collection'),
+  LANEKEEPER_LEDGER_GROUP: z.string().min(1).default('lanekeeper-ledger'),
+  LANEKEEPER_LEDGER_CONSUMER: z.string().min(1).optional(),
+  LANEKEEPER_LEDGER_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  LANEKEEPER_LEDGER_CLAIM_IDLE_MS: z.coerce.number().int().min(0).default(60_000),
+  LANEKEEPER_LEDGER_ENABLED: z.enum(['true', 'false']).default('true'),
+  LANEKEEPER_ERASURE_RETAIN_BILLING: z.enum(['true', 'false']).default('false'),
+  LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+/** The validated settings; names follow their meaning, not their env var. */
+export interface ControlPlaneConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  qdrant?: { url: string; apiKey?: string };
+  adminToken: string;
+  proxyToken: string;
+  port: number;
+  host: string;
+  /** Must equal the proxies' store.key_prefix: keys, the usage stream and the config channel share it. */
+  keyPrefix: string;
+  /** The proxies' store.usage_stream; the full stream key is keyPrefix + usageStream. */
+  usageStream: string;
+  collectionTemplates: CollectionTemplate[];
+  vectorMode: 'collection' | 'partition';
+  ledger: {
+    enabled: boolean;
+    group: string;
+    /** Stable per replica, so a restarted replica re-reads its own pending entries first. */
+    consumer: string;
+    batch: number;
+    /** Entries pending longer than this on another consumer are claimed (that consumer died). */
+    claimIdleMs: number;
+  };
+  /** Erasure pseudonymises usage rows instead of deleting them (billing records kept). */
+  retainBillingOnErasure: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** Reads and validates the environment; throws ControlPlaneConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneConfig {
+  // Empty strings mean "unset" (a common shell and compose idiom).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  const problems: EnvProblem[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({
+        variable: issue.path.map(String).join('.'),
+        message: issue.message,
+      }));
+  let templates: CollectionTemplate[] = [];
+  try {
+    templates = parseCollectionTemplates(cleaned.LANEKEEPER_COLLECTION_TEMPLATES);
+  } catch (error) {
+    if (!(error instanceof ControlPlaneConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (parsed.success && parsed.data.LANEKEEPER_ADMIN_TOKEN === parsed.data.LANEKEEPER_PROXY_TOKEN) {
+    problems.push({
+      variable: 'LANEKEEPER_PROXY_TOKEN',
+      message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
+    });
+  }
+  if (!parsed.success || problems.length > 0) throw new ControlPlaneConfigError(problems);
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    ...(e.QDRANT_URL ? { qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY } } : {}),
+    adminToken: e.LANEKEEPER_ADMIN_TOKEN,
+    proxyToken: e.LANEKEEPER_PROXY_TOKEN,
+    port: e.PORT,
+    host: e.HOST,
+    keyPrefix: e.LANEKEEPER_KEY_PREFIX,
+    usageStream: e.LANEKEEPER_USAGE_STREAM,
+    collectionTemplates: templates,
+    vectorMode: e.LANEKEEPER_VECTOR_MODE,
+    ledger: {
+      enabled: e.LANEKEEPER_LEDGER_ENABLED === 'true',
+      group: e.LANEKEEPER_LEDGER_GROUP,
+      consumer: e.LANEKEEPER_LEDGER_CONSUMER ?? `ledger-${process.env.HOSTNAME ?? 'local'}`,
+      batch: e.LANEKEEPER_LEDGER_BATCH,
+      claimIdleMs: e.LANEKEEPER_LEDGER_CLAIM_IDLE_MS,
+    },
+    retainBillingOnErasure: e.LANEKEEPER_ERASURE_RETAIN_BILLING === 'true',
+    logLevel: e.LANEKEEPER_LOG_LEVEL,
+  };
+}
+
+/** `npx lanekeeper migrate` needs only the database. */
+export function loadMigrateConfig(env: NodeJS.ProcessEnv = process.env): { databaseUrl: string } {
+  const url = env.DATABASE_URL;
+  if (!url || !/^postgres(ql)?:\/\//.test(url)) {
+    throw new ControlPlaneConfigError([
+      { variable: 'DATABASE_URL', message: url ? 'expected a postgres:// URL' : 'is required' },
+    ]);
+  }
+  return { databaseUrl: url };
+}

@@ -1,0 +1,55 @@
+/**
+ * The Redis part of an erasure: every key of the tenant (`${prefix}{tenant}:*`: limits,
+ * meters, reservations) via SCAN + UNLINK, and the tenant's events still in the usage
+ * stream via XRANGE + XDEL (an entry pending in the ledger's group is then read back with
+ * no fields and simply acknowledged). Both loops are bounded by what exists; rerunning
+ * them finds nothing more to remove.
+ */
+import type { Redis } from 'ioredis';
+import { tenantKeyPattern, usageStreamKey } from '../redis-layout.js';
+
+const PAGE = 1000;
+
+/** Removes the tenant's keys and stream events; returns how many of each. */
+export async function eraseRedisData(
+  redis: Redis,
+  prefix: string,
+  stream: string,
+  tenant: string,
+): Promise<{ keys_deleted: number; stream_events_deleted: number }> {
+  let keysDeleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', tenantKeyPattern(prefix, tenant), 'COUNT', PAGE);
+    cursor = next;
+    if (keys.length > 0) keysDeleted += await redis.unlink(...keys);
+  } while (cursor !== '0');
+
+  // Event payloads are JSON with "tenant":"<id>"; the cheap substring test is confirmed by parsing.
+  const key = usageStreamKey(prefix, stream);
+  const needle = `"tenant":${JSON.stringify(tenant)}`;
+  let eventsDeleted = 0;
+  let start = '-';
+  for (;;) {
+    const entries = await redis.xrange(key, start, '+', 'COUNT', PAGE);
+    if (entries.length === 0) break;
+    const doomed: string[] = [];
+    for (const [id, fields] of entries) {
+      const payload = fields[fields.indexOf('event') + 1];
+      if (payload?.includes(needle) && tenantOf(payload) === tenant) doomed.push(id);
+    }
+    if (doomed.length > 0) eventsDeleted += await redis.xdel(key, ...doomed);
+    const last = entries[entries.length - 1]![0];
+    start = `(${last}`;
+    if (entries.length < PAGE) break;
+  }
+  return { keys_deleted: keysDeleted, stream_events_deleted: eventsDeleted };
+}
+
+function tenantOf(payload: string): unknown {
+  try {
+    return (JSON.parse(payload) as { tenant?: unknown }).tenant;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The OpenAPI 3.0 document at GET /openapi.json, built from the routes themselves (an
+ * onRoute hook collects each route's JSON schemas), so the document cannot drift from what
+ * the server validates. A dependency such as @fastify/swagger would do the same with far
+ * more surface; this needs only the four parts we declare.
+ */
+import type { FastifyInstance, RouteOptions } from 'fastify';
+
+/** Which token a route needs; declared in each route's `config.auth`. */
+export type AuthKind = 'admin' | 'proxy' | 'none';
+
+interface Collected {
+  method: string;
+  path: string;
+  auth: AuthKind;
+  summary?: string;
+  schema: Record<string, unknown>;
+}
+
+const toOpenApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+
+/** Starts collecting routes; call before any route is registered. Returns the document builder. */
+export function collectOpenApi(app: FastifyInstance, info: { title: string; version: string }): () => object {
+  const routes: Collected[] = [];
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter((m) => m !== 'HEAD');
+    const config = (route.config ?? {}) as { auth?: AuthKind; summary?: string; hide?: boolean };
+    if (config.hide) return;
+    for (const method of methods) {
+      routes.push({
+        method: method.toLowerCase(),
+        path: toOpenApiPath(route.url),
+        auth: config.auth ?? 'none',
+        summary: config.summary,
+        schema: (route.schema ?? {}) as Record<string, unknown>,
+      });
+    }
+  });
+  return () => {
+    const paths: Record<string, Record<string, unknown>> = {};
+    for (const r of routes) {
+      const parameters: unknown[] = [];
+      for (const [part, where] of [
+        ['params', 'path'],
+        ['querystring', 'query'],
+      ] as const) {
+        const s = r.schema[part] as { properties?: Record<string, unknown>; required?: string[] } | undefined;
+        for (const [name, schema] of Object.entries(s?.properties ?? {})) {
+          parameters.push({
+            name,
+            in: where,
+            required: where === 'path' || (s?.required ?? []).includes(name),
+            schema,
+          });
+        }
+      }
+      const operation: Record<string, unknown> = {
+        ...(r.summary ? { summary: r.summary } : {}),
+        ...(parameters.length ? { parameters } : {}),
+        ...(r.schema.body
+          ? { requestBody: { required: true, content: { 'application/json': { schema: r.schema.body } } } }
+          : {}),
+        responses: Object.fromEntries(
+          Object.entries((r.schema.response as Record<string, unknown>) ?? { 200: {} }).map(
+            ([code, schema]) => [
+              code,
+              { description: `HTTP ${code}`, content: { 'application/json': { schema } } },
+            ],
+          ),
+        ),
+        ...(r.auth === 'none' ? { security: [] } : { security: [{ [`${r.auth}Token`]: [] }] }),
+      };
+      (paths[r.path] ??= {})[r.method] = operation;
+    }
+    return {
+      openapi: '3.0.3',
+      info,
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'LANEKEEPER_ADMIN_TOKEN' },
+          proxyToken: { type: 'http', scheme: 'bearer', description: 'LANEKEEPER_PROXY_TOKEN' },
+        },
+      },
+      paths,
+    };
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * Books one batch of usage events into PostgreSQL in one transaction: ledger rows keyed by
+ * request_id (ON CONFLICT DO NOTHING, so redelivery never double-counts), hourly rollups
+ * summed only from the rows that were actually inserted, and rejects for events that do
+ * not parse. The price version in force at each event's ts is found, and the cost
+ * computed, in SQL over numeric columns, so the ledger's cost is exact and explainable.
+ */
+import type pg from 'pg';
+import { z } from 'zod';
+import { withTransaction } from '../stores/postgres.js';
+
+/** One stream entry as XREADGROUP returns it; fields is null when the entry was deleted. */
+export interface StreamEntry {
+  id: string;
+  fields: string[] | null;
+}
+
+/** What happened to a batch. */
+export interface BookingResult {
+  inserted: number;
+  duplicates: number;
+  rejected: number;
+  /** Events of tenants being erased: dropped on purpose. */
+  erased: number;
+}
+
+/** Held shared by every booking and exclusively by erasure, so no booking straddles an erasure. */
+export const LEDGER_LOCK = 0x4c4b4c45; // "LKLE"
+
+const tokens = z.number().int().nonnegative();
+const eventSchema = z.object({
+  v: z.literal(1),
+  request_id: z.string().min(1).max(200),
+  ts: z.iso.datetime({ offset: true }),
+  tenant: z.string().min(1).max(63),
+  plan: z.string(),
+  dialect: z.string(),
+  endpoint: z.string(),
+  model: z.string(),
+  model_requested: z.string().nullable(),
+  upstream_model: z.string().nullable(),
+  input_tokens: tokens,
+  output_tokens: tokens,
+  cached_input_tokens: tokens,
+  cache_write_tokens: tokens,
+  reasoning_tokens: tokens,
+  cost_usd: z.number().nonnegative().nullable(),
+  status: z.number().int(),
+  stream: z.boolean(),
+  provenance: z.enum(['reported', 'estimated', 'partial']),
+  latency_ms: z.number().nonnegative(),
+  ttfb_ms: z.number().nonnegative().nullable(),
+});
+
+function fieldOf(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+const INSERT = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+    request_id text, tenant text, ts timestamptz, plan text, dialect text, endpoint text, model text,
+    model_requested text, upstream_model text, input_tokens bigint, output_tokens bigint,
+    cached_input_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint, cost_usd numeric,
+    status integer, stream boolean, provenance text, latency_ms integer, ttfb_ms integer, stream_id text)
+  WHERE x.tenant NOT IN (SELECT tenant_id FROM erasure_jobs)
+), priced AS (
+  SELECT i.*, pv.id AS price_version, pe.input AS p_in, pe.output AS p_out,
+         coalesce(pe.cached_input, pe.input) AS p_cached, coalesce(pe.cache_write, pe.input) AS p_write,
+         least(i.cached_input_tokens, i.input_tokens) AS n_cached
+    FROM input i
+    LEFT JOIN LATERAL (SELECT id FROM price_versions WHERE effective_from <= i.ts
+                        ORDER BY effective_from DESC, id DESC LIMIT 1) pv ON true
+    LEFT JOIN price_entries pe ON pe.version_id = pv.id AND pe.model = i.model
+), costed AS (
+  SELECT p.*, least(p.cache_write_tokens, p.input_tokens - p.n_cached) AS n_write FROM priced p
+), ins AS (
+  INSERT INTO usage_ledger (request_id, tenant_id, ts, plan, dialect, endpoint, model, model_requested,
+    upstream_model, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens,
+    price_version, cost_usd, reported_cost_usd, status, stream, provenance, latency_ms, ttfb_ms, stream_id)
+  SELECT request_id, tenant, ts, plan, dialect, endpoint, model, model_requested, upstream_model,
+    input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, price_version,
+    CASE WHEN p_in IS NULL THEN NULL ELSE
+      ((input_tokens - n_cached - n_write) * p_in + n_cached * p_cached + n_write * p_write
+        + output_tokens * p_out) / 1000000 END,
+    cost_usd, status, stream, provenance, latency_ms, ttfb_ms, stream_id
+  FROM costed
+  ON CONFLICT (request_id) DO NOTHING
+  RETURNING tenant_id, ts, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
+            reasoning_tokens, cost_usd
+), rollup AS (
+  INSERT INTO usage_hourly AS h (tenant_id, hour, requests, input_tokens, output_tokens, cached_input_tokens,
+    cache_write_tokens, reasoning_tokens, cost_usd, unpriced_requests)
+  SELECT tenant_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*), sum(input_tokens),
+    sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
+    coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)
+  FROM ins GROUP BY 1, 2
+  ON CONFLICT (tenant_id, hour) DO UPDATE SET
+    requests = h.requests + EXCLUDED.requests,
+    input_tokens = h.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = h.output_tokens + EXCLUDED.output_tokens,
+    cached_input_tokens = h.cached_input_tokens + EXCLUDED.cached_input_tokens,
+    cache_write_tokens = h.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    reasoning_tokens = h.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_usd = h.cost_usd + EXCLUDED.cost_usd,
+    unpriced_requests = h.unpriced_requests + EXCLUDED.unpriced_requests
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM input)::int AS eligible, (SELECT count(*) FROM ins)::int AS inserted,
+       (SELECT count(*) FROM rollup)::int AS rollups`;
+
+/** Books a batch in one transaction; the caller acknowledges the entries only after this resolves. */
+export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise<BookingResult> {
+  const rows: Record<string, unknown>[] = [];
+  const rejects: { stream_id: string; payload: string | null; reason: string }[] = [];
+  const seen = new Set<string>();
+  let batchDuplicates = 0;
+  for (const entry of entries) {
+    if (entry.fields === null) continue; // deleted from the stream (erasure) while pending
+    const payload = fieldOf(entry.fields, 'event');
+    let parsed: z.infer<typeof eventSchema>;
+    try {
+      const result = eventSchema.safeParse(JSON.parse(payload ?? 'null'));
+      if (!result.success) {
+        const issue = result.error.issues[0];
+        rejects.push({
+          stream_id: entry.id,
+          payload: payload ?? null,
+          reason: `${issue?.path.join('.')}: ${issue?.message}`,
+        });
+        continue;
+      }
+      parsed = result.data;
+    } catch {
+      rejects.push({ stream_id: entry.id, payload: payload ?? null, reason: 'the event field is not JSON' });
+      continue;
+    }
+    if (seen.has(parsed.request_id)) {
+      batchDuplicates++;
+      continue;
+    }
+    seen.add(parsed.request_id);
+    const { request_id, v: _v, ...rest } = parsed;
+    rows.push({
+      ...rest,
+      request_id,
+      latency_ms: Math.round(rest.latency_ms),
+      ttfb_ms: rest.ttfb_ms === null ? null : Math.round(rest.ttfb_ms),
+      stream_id: entry.id,
+    });
+  }
+  return withTransaction(pool, async (db) => {
+    await db.query(`SELECT pg_advisory_xact_lock_shared($1)`, [LEDGER_LOCK]);
+    for (const r of rejects) {
+      await db.query(
+        `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
+        [r.stream_id, r.payload, r.reason],
+      );
+    }
+    if (rows.length === 0)
+      return { inserted: 0, duplicates: batchDuplicates, rejected: rejects.length, erased: 0 };
+    const { rows: out } = await db.query(INSERT, [JSON.stringify(rows)]);
+    const { eligible, inserted } = out[0] as { eligible: number; inserted: number };
+    return {
+      inserted,
+      duplicates: batchDuplicates + (eligible - inserted),
+      rejected: rejects.length,
+      erased: rows.length - eligible,
+    };
+  });
+}

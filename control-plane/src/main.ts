@@ -1,0 +1,127 @@
+/**
+ * The control plane's entry points, imported by the lanekeeper CLI
+ * (`npx lanekeeper control-plane` and `npx lanekeeper migrate`):
+ *
+ *   startControlPlane(env) validates the environment, refuses to run on a schema that is not
+ *   current, connects PostgreSQL, Redis and (optionally) Qdrant, starts the usage ledger and
+ *   the price-switch timer, and listens. `close()` stops everything it started.
+ *   migrate(env) applies the pending SQL migrations.
+ */
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { createConfigPublisher } from './changes.js';
+import { loadConfig, loadMigrateConfig } from './config.js';
+import { createLedgerConsumer, type LedgerConsumer } from './ledger/consumer.js';
+import { createMetrics } from './metrics.js';
+import { assertSchemaCurrent, runMigrations } from './migrate.js';
+import { startPriceSwitch } from './price-switch.js';
+import { usageStreamKey } from './redis-layout.js';
+import { createPool } from './stores/postgres.js';
+import { createQdrantVectorStore } from './stores/qdrant.js';
+
+export { loadConfig } from './config.js';
+export type { ControlPlaneConfig } from './config.js';
+export { ControlPlaneConfigError, SchemaNotCurrentError } from './errors.js';
+
+/** A running control plane. */
+export interface RunningControlPlane {
+  /** Base URL, e.g. http://127.0.0.1:8081 (the real port when PORT=0). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the control plane. Throws ControlPlaneConfigError (every bad variable named) or
+ * SchemaNotCurrentError (run `npx lanekeeper migrate`) before opening any port.
+ */
+export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): Promise<RunningControlPlane> {
+  const config = loadConfig(env);
+  const logger = pino({ name: 'lanekeeper-control-plane', level: config.logLevel });
+  const pool = createPool(config.databaseUrl);
+  try {
+    await assertSchemaCurrent(pool);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const ledgerRedis = redis.duplicate({ maxRetriesPerRequest: null });
+  for (const r of [redis, ledgerRedis])
+    r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  const metrics = createMetrics();
+  const publisher = createConfigPublisher(redis, config.keyPrefix, logger, metrics);
+  const priceSwitch = startPriceSwitch(pool, publisher, logger);
+  const vectors = config.qdrant
+    ? createQdrantVectorStore({
+        url: config.qdrant.url,
+        apiKey: config.qdrant.apiKey,
+        mode: config.vectorMode,
+        templates: config.collectionTemplates,
+      })
+    : undefined;
+
+  let ledger: LedgerConsumer | undefined;
+  if (config.ledger.enabled) {
+    ledger = createLedgerConsumer({
+      redis: ledgerRedis,
+      pool,
+      streamKey: usageStreamKey(config.keyPrefix, config.usageStream),
+      group: config.ledger.group,
+      consumer: config.ledger.consumer,
+      batch: config.ledger.batch,
+      claimIdleMs: config.ledger.claimIdleMs,
+      metrics,
+      logger,
+    });
+    await ledger.start();
+  }
+
+  const app = await buildApp({
+    config,
+    pool,
+    redis,
+    publisher,
+    metrics,
+    logger,
+    vectors,
+    priceSwitch,
+    ledger,
+  });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await Promise.allSettled([ledger?.close(), pool.end()]);
+    priceSwitch.stop();
+    redis.disconnect();
+    ledgerRedis.disconnect();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.info(
+    { port, vectorMode: vectors?.mode ?? 'off', ledger: config.ledger.enabled },
+    'control plane listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        priceSwitch.stop();
+        await ledger?.close();
+        await Promise.allSettled([redis.quit(), ledgerRedis.quit()]);
+        await pool.end();
+      })()),
+  };
+}
+
+/** Applies pending migrations to DATABASE_URL; resolves with nothing to do when current. */
+export async function migrate(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { databaseUrl } = loadMigrateConfig(env);
+  await runMigrations(databaseUrl, { info: (message) => process.stderr.write(`${message}\n`) });
+}

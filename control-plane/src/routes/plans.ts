@@ -1,0 +1,111 @@
+/**
+ * Plans: POST/GET/PATCH/DELETE /v1/plans[/{id}]. The body is a plan in the proxy's YAML
+ * shape; PATCH replaces the top-level fields it names. A plan in use cannot be deleted (409).
+ */
+import type { FastifyInstance } from 'fastify';
+import { planSchema, type PlanConfig } from '../../../proxy/src/config/schema.js';
+import type { AppDeps } from '../app.js';
+import { commitChange } from '../changes.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { actorOf } from '../http/auth.js';
+import { decodeCursor, pageOf } from '../http/cursor.js';
+import { pageQuery, parseWith, planCreateBody, planParams, planPatchBody } from '../http/schemas.js';
+import { deletePlan, getPlan, insertPlan, listPlans, tenantsOnPlan, updatePlan } from '../stores/plans.js';
+
+const admin = (summary: string) => ({ auth: 'admin' as const, summary });
+
+/** Strips the id and timestamps from a plan view, leaving the proxy shape. */
+function bodyOf(view: Record<string, unknown>): Record<string, unknown> {
+  const { id: _id, created_at: _c, updated_at: _u, ...body } = view;
+  return body;
+}
+
+export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
+  app.post<{ Body: { id: string } & Record<string, unknown> }>(
+    '/v1/plans',
+    { schema: { body: planCreateBody }, config: admin('Create a plan') },
+    async (request, reply) => {
+      const { id, ...fields } = request.body;
+      const plan: PlanConfig = parseWith(planSchema, fields, 'body');
+      const created = await commitChange(deps, actorOf(request), async (db) => {
+        const row = await insertPlan(db, id, plan);
+        if (!row) throw new ConflictError(`plan "${id}" already exists`);
+        return {
+          result: row,
+          audit: { action: 'plan.create', resource: `plans/${id}`, after: plan },
+          affectsConfig: true,
+        };
+      });
+      return reply.code(201).send(created);
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/v1/plans',
+    { schema: { querystring: pageQuery }, config: admin('List plans') },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const rows = await listPlans(deps.pool, {
+        limit: limit + 1,
+        after: decodeCursor<string>(cursor, 'string'),
+      });
+      return pageOf(rows, limit, (p) => p.id);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/plans/:id',
+    { schema: { params: planParams }, config: admin('Read a plan') },
+    async (request) => {
+      const plan = await getPlan(deps.pool, request.params.id);
+      if (!plan) throw new NotFoundError(`plan "${request.params.id}" does not exist`);
+      return plan;
+    },
+  );
+
+  app.patch<{ Params: { id: string }; Body: Record<string, unknown> }>(
+    '/v1/plans/:id',
+    {
+      schema: { params: planParams, body: planPatchBody },
+      config: admin('Update a plan (top-level fields)'),
+    },
+    async (request) => {
+      const { id } = request.params;
+      return commitChange(deps, actorOf(request), async (db) => {
+        const before = await getPlan(db, id, true);
+        if (!before) throw new NotFoundError(`plan "${id}" does not exist`);
+        const merged: PlanConfig = parseWith(planSchema, { ...bodyOf(before), ...request.body }, 'body');
+        const after = await updatePlan(db, id, merged);
+        return {
+          result: after,
+          audit: { action: 'plan.update', resource: `plans/${id}`, before: bodyOf(before), after: merged },
+          affectsConfig: true,
+        };
+      });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/plans/:id',
+    { schema: { params: planParams }, config: admin('Delete a plan no tenant uses') },
+    async (request, reply) => {
+      const { id } = request.params;
+      await commitChange(deps, actorOf(request), async (db) => {
+        const before = await getPlan(db, id, true);
+        if (!before) throw new NotFoundError(`plan "${id}" does not exist`);
+        const users = await tenantsOnPlan(db, id);
+        if (users > 0)
+          throw new ConflictError(
+            `plan "${id}" is used by ${users} tenant(s): move them to another plan first`,
+          );
+        await deletePlan(db, id);
+        return {
+          result: undefined,
+          audit: { action: 'plan.delete', resource: `plans/${id}`, before: bodyOf(before) },
+          affectsConfig: true,
+        };
+      });
+      return reply.code(204).send();
+    },
+  );
+}
