@@ -31,7 +31,13 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY proxy proxy
 COPY control-plane control-plane
-RUN npm run build
+# tsc emits only JavaScript. Files the code loads relative to itself (Lua scripts next to
+# the Redis store, SQL migrations) must sit at the same relative place under dist/.
+RUN npm run build \
+ && for pkg in proxy control-plane; do \
+      (cd "$pkg/src" && find . -type f ! -name '*.ts' -exec cp --parents {} "/app/dist/$pkg/src/" \;); \
+    done \
+ && if [ -d control-plane/migrations ]; then cp -r control-plane/migrations dist/control-plane/migrations; fi
 
 # ---------------------------------------------------------------------------------------
 # runtime: the common base of both images: tini, a non-root user, a writable state dir.

@@ -1,0 +1,114 @@
+/**
+ * values.yaml against values.schema.json, validated with ajv as Helm does before it renders:
+ * the defaults and the ci/ values files pass, and each kind of bad value is refused with an
+ * error at the path of the mistake.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CHART_DIR, coalesce, compileValuesSchema, defaultValues, readYaml, type Tree } from './chart.js';
+
+const validate = compileValuesSchema();
+
+/** Validates the defaults with `override` layered on top, as `helm install -f` would. */
+function errorsFor(override: Tree): string[] {
+  const ok = validate(coalesce(defaultValues(), override));
+  return ok ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+}
+
+describe('values.schema.json', () => {
+  it('accepts the default values.yaml', () => {
+    expect(errorsFor({})).toEqual([]);
+  });
+
+  const ciFiles = readdirSync(join(CHART_DIR, 'ci')).filter((name) => name.endsWith('.yaml'));
+  it('has ci/ values files for gateway, sidecar and standalone installs', () => {
+    expect(ciFiles.sort()).toEqual(['gateway-values.yaml', 'sidecar-values.yaml', 'standalone-values.yaml']);
+  });
+
+  it.each(ciFiles)('accepts ci/%s layered over the defaults', (name) => {
+    expect(errorsFor(readYaml(`charts/lanekeeper/ci/${name}`) as Tree)).toEqual([]);
+  });
+
+  const rejected: [string, Tree, string][] = [
+    ['an unknown mode', { mode: 'daemonset' }, '/mode'],
+    ['a misspelt top-level key', { prxy: {} }, ''],
+    ['a misspelt proxy key', { proxy: { replicas: 3 } }, '/proxy'],
+    ['a port out of range', { proxy: { port: 70000 } }, '/proxy/port'],
+    [
+      'an upstream URL without a scheme',
+      { proxy: { upstream: { url: 'ai-backend:8000' } } },
+      '/proxy/upstream/url',
+    ],
+    [
+      'a non-numeric requests/s target',
+      { proxy: { autoscaling: { requestsPerSecond: { averageValue: 'fifty' } } } },
+      '/proxy/autoscaling/requestsPerSecond/averageValue',
+    ],
+    [
+      'a CPU target over 100%',
+      { proxy: { autoscaling: { cpu: { averageUtilization: 140 } } } },
+      '/proxy/autoscaling/cpu/averageUtilization',
+    ],
+    [
+      'zero minimum replicas',
+      { proxy: { autoscaling: { minReplicas: 0 } } },
+      '/proxy/autoscaling/minReplicas',
+    ],
+    [
+      'a scale-up policy of an unknown type',
+      {
+        proxy: {
+          autoscaling: {
+            behavior: { scaleUp: { policies: [{ type: 'Nodes', value: 1, periodSeconds: 60 }] } },
+          },
+        },
+      },
+      '/proxy/autoscaling/behavior/scaleUp/policies/0/type',
+    ],
+    [
+      'an empty scale-down policy list',
+      { proxy: { autoscaling: { behavior: { scaleDown: { policies: [] } } } } },
+      '/proxy/autoscaling/behavior/scaleDown/policies',
+    ],
+    ['sidecar mode without a backend image', { mode: 'sidecar' }, '/sidecar/backend/image/repository'],
+    ['a control plane without Redis', { redis: { url: '' } }, '/redis/url'],
+    ['a Redis URL of another scheme', { redis: { url: 'http://redis:6379' } }, '/redis/url'],
+    [
+      'a database URL that is not PostgreSQL',
+      { controlPlane: { database: { url: 'mysql://db/lk' } } },
+      '/controlPlane/database/url',
+    ],
+    [
+      'an admin token shorter than 16 characters',
+      { controlPlane: { adminToken: 'short' } },
+      '/controlPlane/adminToken',
+    ],
+    ['an unknown vector mode', { controlPlane: { vectorMode: 'shared' } }, '/controlPlane/vectorMode'],
+    [
+      'a collection template with an unknown distance',
+      { controlPlane: { collectionTemplates: [{ name: 'docs', size: 8, distance: 'Hamming' }] } },
+      '/controlPlane/collectionTemplates/0/distance',
+    ],
+    [
+      'a PDB budget that is neither a count nor a percentage',
+      { proxy: { podDisruptionBudget: { maxUnavailable: 'half' } } },
+      '/proxy/podDisruptionBudget/maxUnavailable',
+    ],
+    [
+      'an image pull policy Kubernetes does not know',
+      { image: { pullPolicy: 'Sometimes' } },
+      '/image/pullPolicy',
+    ],
+  ];
+
+  it.each(rejected)('rejects %s', (_name, override, path) => {
+    const errors = errorsFor(override);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.some((e) => e.startsWith(`${path} `))).toBe(true);
+  });
+
+  it('accepts values a parent chart passes down under "global"', () => {
+    expect(errorsFor({ global: { imageRegistry: 'registry.example' } })).toEqual([]);
+  });
+});
