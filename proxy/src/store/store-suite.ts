@@ -3,10 +3,9 @@
  * test/store/redis.test.ts call it). Time is passed explicitly through `now`, so windows
  * slide without sleeping; each test uses its own random tenant, so a store may be shared.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimits } from '../config/schema.js';
-import type { UsageEvent } from '../usage/usage-event.js';
+import { T0, admitRequest, freshTenant, usageEvent } from './store-fixtures.js';
 import {
   HOUR_MS,
   MINUTE_MS,
@@ -16,61 +15,7 @@ import {
   type Store,
 } from './store.js';
 
-/** 2026-11-29T14:00:00Z: a fixed clock, so day and month boundaries are known. */
-export const T0 = Date.UTC(2026, 10, 29, 14, 0, 0);
-
-/** A tenant id no other test uses. */
-export function freshTenant(): string {
-  return `t-${randomUUID().slice(0, 12)}`;
-}
-
-/** An admission request with sensible defaults. */
-export function admitRequest(
-  tenant: string,
-  limits: RateLimits,
-  over: Partial<AdmitRequest> = {},
-): AdmitRequest {
-  return {
-    tenant,
-    requestId: randomUUID(),
-    now: T0,
-    limits,
-    promptTokens: 100,
-    maxOutput: 100,
-    inputPrice: 0,
-    outputPrice: 0,
-    slotTtlMs: 10 * MINUTE_MS,
-    ...over,
-  };
-}
-
-/** A usage event for metering tests. */
-export function usageEvent(tenant: string, over: Partial<UsageEvent> = {}): UsageEvent {
-  return {
-    v: 1,
-    request_id: randomUUID(),
-    ts: new Date(T0 + 5 * MINUTE_MS).toISOString(),
-    tenant,
-    plan: 'free',
-    dialect: 'openai',
-    endpoint: 'chat.completions',
-    model: 'gpt-4o-mini',
-    model_requested: null,
-    upstream_model: 'gpt-4o-mini-2024-07-18',
-    input_tokens: 10,
-    output_tokens: 20,
-    cached_input_tokens: 3,
-    cache_write_tokens: 1,
-    reasoning_tokens: 5,
-    cost_usd: 0.001,
-    status: 200,
-    stream: false,
-    provenance: 'reported',
-    latency_ms: 120,
-    ttfb_ms: 40,
-    ...over,
-  };
-}
+export { T0, admitRequest, freshTenant, usageEvent } from './store-fixtures.js';
 
 function granted(result: AdmitResult): number {
   if (!result.ok) throw new Error(`expected an admission, got a refusal by ${result.limit}`);

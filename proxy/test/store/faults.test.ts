@@ -10,7 +10,7 @@ import { Metrics } from '../../src/metrics.js';
 import { guardStore, type GuardedStore } from '../../src/store/guarded.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import type { StoreLogger } from '../../src/store/store-logger.js';
-import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-suite.js';
+import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
 import { PrivateRedis, eventually, freePort } from './private-redis.js';
 
 const prefix = `lk-test-${randomUUID().slice(0, 8)}:`;

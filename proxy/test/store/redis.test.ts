@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisStore } from '../../src/store/redis.js';
-import { describeStore, freshTenant, usageEvent, admitRequest } from '../../src/store/store-suite.js';
+import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
+import { describeStore } from '../../src/store/store-suite.js';
 import type { RedisStoreConfig } from '../../src/config/schema.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
