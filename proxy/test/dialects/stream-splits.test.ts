@@ -109,7 +109,8 @@ describe.each(STREAM_CASES)('the stream tap on $file', (c) => {
 
   it.each(variantsOf(c))('reads the same at random multi-splits (%s)', (kind) => {
     const bytes = variant(original, kind, ndjson);
-    if (kind !== 'lf') expect(bytes.equals(original)).toBe(false);
+    const alreadyCrlf = kind === 'crlf' && original.includes('\r\n');
+    if (kind !== 'lf' && !alreadyCrlf) expect(bytes.equals(original)).toBe(false);
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: bytes.length }), { maxLength: 24 }), (cuts) => {
         expectCase(c, tap(c, splitAt(bytes, cuts)));
