@@ -1,0 +1,482 @@
+/**
+ * The admin API end to end over raw HTTP against real PostgreSQL and Redis: onboarding
+ * (plan, tenant, key), what /v1/config then serves, bad input refused with the field named
+ * and nothing written, and 401 on every documented route without the right token.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+
+let t: TestEnv;
+let cp: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  cp = await startControlPlane(t.env);
+});
+afterAll(async () => {
+  await cp?.close();
+  await t?.dispose();
+});
+
+const admin = (method: string, path: string, body?: unknown) =>
+  call(cp.url, method, path, { token: t.adminToken, body });
+const proxyConfig = (headers: Record<string, string> = {}) =>
+  call(cp.url, 'GET', '/v1/config', { token: t.proxyToken, headers });
+
+/** Row counts of every table an API call could write. */
+async function counts() {
+  const tables = ['plans', 'tenants', 'api_keys', 'price_versions', 'audit_log', 'erasure_jobs'];
+  const out: Record<string, number> = {};
+  for (const table of tables)
+    out[table] = (await t.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
+  out.version = (await t.pool.query(`SELECT version FROM config_version`)).rows[0].version;
+  return out;
+}
+
+describe('onboarding through the admin API', () => {
+  it('creates a plan, a tenant and a key, and serves them to proxies in the YAML shapes', async () => {
+    const plan = await admin('POST', '/v1/plans', {
+      id: 'free',
+      models: { default: 'gpt-4o-mini' },
+      rate_limits: { requests_per_minute: 10 },
+    });
+    expect(plan.status).toBe(201);
+    expect(plan.body).toMatchObject({ id: 'free', models: { default: 'gpt-4o-mini' }, features: [] });
+
+    const tenant = await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
+    expect(tenant.status).toBe(201);
+    expect(tenant.body).toMatchObject({ id: 'acme', plan: 'free', status: 'active', overrides: {} });
+
+    const key = await admin('POST', '/v1/tenants/acme/keys');
+    expect(key.status).toBe(201);
+    expect(key.body.key).toMatch(/^lk_[A-Za-z0-9_-]{43,}$/);
+    const sha = createHash('sha256').update(key.body.key).digest('hex');
+
+    const stored = await t.pool.query(`SELECT * FROM api_keys WHERE id = $1`, [key.body.id]);
+    expect(stored.rows[0].sha256).toBe(sha);
+    expect(JSON.stringify(stored.rows[0])).not.toContain(key.body.key);
+
+    const listed = await admin('GET', '/v1/tenants/acme/keys');
+    expect(listed.body.items).toEqual([
+      {
+        id: key.body.id,
+        prefix: key.body.key.slice(0, 11),
+        created_at: expect.any(String),
+        last_used_at: null,
+        revoked_at: null,
+      },
+    ]);
+
+    const config = await proxyConfig();
+    expect(config.status).toBe(200);
+    expect(config.body.plans).toEqual({
+      free: {
+        models: { default: 'gpt-4o-mini' },
+        rate_limits: { requests_per_minute: 10 },
+        features: [],
+        custom_prompts: {},
+        enforce_mid_stream: false,
+      },
+    });
+    expect(config.body.tenants).toEqual([
+      { id: 'acme', plan: 'free', status: 'active', api_key_sha256: [sha], overrides: {} },
+    ]);
+    expect(config.headers.etag).toBe(`"${config.body.version}"`);
+  });
+
+  it('answers 304 to a matching If-None-Match and a new ETag after a change', async () => {
+    const first = await proxyConfig();
+    const same = await proxyConfig({ 'if-none-match': first.headers.etag as string });
+    expect(same.status).toBe(304);
+
+    await admin('PATCH', '/v1/plans/free', { rate_limits: { requests_per_minute: 20 } });
+    const changed = await proxyConfig({ 'if-none-match': first.headers.etag as string });
+    expect(changed.status).toBe(200);
+    expect(changed.body.version).toBeGreaterThan(first.body.version);
+    expect(changed.body.plans.free.rate_limits).toEqual({ requests_per_minute: 20 });
+  });
+
+  it('drops a revoked key from the config and keeps it listed as revoked', async () => {
+    const key = await admin('POST', '/v1/tenants/acme/keys');
+    const sha = createHash('sha256').update(key.body.key).digest('hex');
+    expect((await proxyConfig()).body.tenants[0].api_key_sha256).toContain(sha);
+
+    const revoked = await admin('DELETE', `/v1/tenants/acme/keys/${key.body.id}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revoked_at).toEqual(expect.any(String));
+    expect((await proxyConfig()).body.tenants[0].api_key_sha256).not.toContain(sha);
+    const listed = await admin('GET', '/v1/tenants/acme/keys');
+    expect(listed.body.items.find((k: { id: string }) => k.id === key.body.id).revoked_at).not.toBeNull();
+  });
+
+  it('suspends a tenant and moves it between plans with PATCH', async () => {
+    await admin('POST', '/v1/plans', { id: 'pro', models: { default: 'gpt-4o' }, features: ['rag'] });
+    const patched = await admin('PATCH', '/v1/tenants/acme', { plan: 'pro', status: 'suspended' });
+    expect(patched.status).toBe(200);
+    expect((await proxyConfig()).body.tenants[0]).toMatchObject({ plan: 'pro', status: 'suspended' });
+    await admin('PATCH', '/v1/tenants/acme', { status: 'active' });
+    expect((await admin('GET', '/v1/tenants/acme')).body.status).toBe('active');
+  });
+
+  it('refuses to delete a plan while a tenant uses it, and deletes it once unused', async () => {
+    await admin('PATCH', '/v1/tenants/acme', { plan: 'free' });
+    const inUse = await admin('DELETE', '/v1/plans/free');
+    expect(inUse.status).toBe(409);
+    expect(inUse.body.error.message).toContain('used by 1 tenant');
+    expect((await admin('GET', '/v1/plans/free')).status).toBe(200);
+    expect((await admin('DELETE', '/v1/plans/pro')).status).toBe(204);
+    expect((await admin('GET', '/v1/plans/pro')).status).toBe(404);
+  });
+
+  it('pages through tenants with limit and cursor', async () => {
+    for (const id of ['t-1', 't-2', 't-3']) await admin('POST', '/v1/tenants', { id, plan: 'free' });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const reply: { body: { items: { id: string }[]; next_cursor: string | null } } = await admin(
+        'GET',
+        `/v1/tenants?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      expect(reply.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...reply.body.items.map((i) => i.id));
+      cursor = reply.body.next_cursor;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(['acme', 't-1', 't-2', 't-3']);
+  });
+
+  it('records every change in the audit log with actor, before and after', async () => {
+    await call(cp.url, 'PATCH', '/v1/tenants/t-1', {
+      token: t.adminToken,
+      body: { status: 'suspended' },
+      headers: { 'x-lanekeeper-actor': 'alice@example.com' },
+    });
+    const audit = await admin('GET', '/v1/audit?limit=1');
+    expect(audit.body.items[0]).toMatchObject({
+      actor: 'admin:alice@example.com',
+      action: 'tenant.update',
+      resource: 'tenants/t-1',
+      before: { status: 'active' },
+      after: { status: 'suspended' },
+    });
+    const keyAudit = await admin('GET', '/v1/audit?action=key.create');
+    expect(keyAudit.body.items.length).toBe(2);
+    expect(JSON.stringify(keyAudit.body)).not.toMatch(/lk_[A-Za-z0-9_-]{43}/);
+  });
+
+  it('versions the price table and serves the version in force', async () => {
+    const past = await admin('POST', '/v1/pricing/versions', {
+      effective_from: '2026-01-01T00:00:00Z',
+      prices: { 'gpt-4o-mini': { input: 0.15, output: 0.6, cached_input: 0.075 } },
+    });
+    expect(past.status).toBe(201);
+    await admin('POST', '/v1/pricing/versions', {
+      effective_from: '2999-01-01T00:00:00Z',
+      prices: { 'gpt-4o-mini': { input: 1, output: 2 } },
+    });
+    const pricing = await admin('GET', '/v1/pricing');
+    expect(pricing.body.current.id).toBe(past.body.id);
+    expect(pricing.body.versions).toHaveLength(2);
+    expect((await proxyConfig()).body.pricing).toEqual({
+      'gpt-4o-mini': { input: 0.15, output: 0.6, cached_input: 0.075 },
+    });
+  });
+});
+
+describe('bad input', () => {
+  const long = 'a'.repeat(64);
+  const cases: {
+    name: string;
+    method: string;
+    path: string;
+    body?: unknown;
+    raw?: string;
+    status: number;
+    field?: string;
+  }[] = [
+    {
+      name: 'an unknown field in a plan',
+      method: 'POST',
+      path: '/v1/plans',
+      body: { id: 'p1', models: { default: 'm' }, colour: 'red' },
+      status: 400,
+      field: 'body.colour',
+    },
+    {
+      name: 'an unknown nested field in a plan',
+      method: 'POST',
+      path: '/v1/plans',
+      body: { id: 'p1', models: { default: 'm' }, rate_limits: { rpm: 1 } },
+      status: 400,
+      field: 'body.rate_limits.rpm',
+    },
+    {
+      name: 'a string where a number belongs',
+      method: 'POST',
+      path: '/v1/plans',
+      body: { id: 'p1', models: { default: 'm' }, rate_limits: { requests_per_minute: '10' } },
+      status: 400,
+      field: 'body.rate_limits.requests_per_minute',
+    },
+    {
+      name: 'a plan without models.default',
+      method: 'POST',
+      path: '/v1/plans',
+      body: { id: 'p1', models: { fast: 'm' } },
+      status: 400,
+      field: 'body.models',
+    },
+    {
+      name: 'a plan without models',
+      method: 'POST',
+      path: '/v1/plans',
+      body: { id: 'p1' },
+      status: 400,
+      field: 'body.models',
+    },
+    {
+      name: 'an over-long tenant id',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: long, plan: 'free' },
+      status: 400,
+      field: 'body.id',
+    },
+    {
+      name: 'an ill-formed tenant id',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'Acme_Corp', plan: 'free' },
+      status: 400,
+      field: 'body.id',
+    },
+    {
+      name: 'a tenant id with a path separator',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'a/b', plan: 'free' },
+      status: 400,
+      field: 'body.id',
+    },
+    {
+      name: 'a plan that does not exist',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'newco', plan: 'nope' },
+      status: 400,
+      field: 'body.plan',
+    },
+    {
+      name: 'an unknown tenant field',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'newco', plan: 'free', owner: 'x' },
+      status: 400,
+      field: 'body.owner',
+    },
+    {
+      name: 'an unknown status',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'newco', plan: 'free', status: 'paused' },
+      status: 400,
+      field: 'body.status',
+    },
+    {
+      name: 'an unknown override',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'newco', plan: 'free', overrides: { rate_limits: { rpm: 1 } } },
+      status: 400,
+      field: 'body.overrides.rate_limits.rpm',
+    },
+    {
+      name: 'a wrong type in a tenant',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 42, plan: 'free' },
+      status: 400,
+      field: 'body.id',
+    },
+    {
+      name: 'a duplicate tenant',
+      method: 'POST',
+      path: '/v1/tenants',
+      body: { id: 'acme', plan: 'free' },
+      status: 409,
+    },
+    {
+      name: 'a move to a plan that does not exist',
+      method: 'PATCH',
+      path: '/v1/tenants/acme',
+      body: { plan: 'nope' },
+      status: 400,
+      field: 'body.plan',
+    },
+    {
+      name: 'an empty PATCH',
+      method: 'PATCH',
+      path: '/v1/tenants/acme',
+      body: {},
+      status: 400,
+      field: 'body',
+    },
+    {
+      name: 'a PATCH of an unknown tenant',
+      method: 'PATCH',
+      path: '/v1/tenants/ghost',
+      body: { status: 'suspended' },
+      status: 404,
+    },
+    {
+      name: 'an ill-formed tenant id in the path',
+      method: 'GET',
+      path: '/v1/tenants/Not_Valid',
+      status: 400,
+      field: 'params.id',
+    },
+    {
+      name: 'an over-long tenant id in the path',
+      method: 'GET',
+      path: `/v1/tenants/${long}`,
+      status: 400,
+      field: 'params.id',
+    },
+    { name: 'a key for an unknown tenant', method: 'POST', path: '/v1/tenants/ghost/keys', status: 404 },
+    {
+      name: 'revoking an unknown key',
+      method: 'DELETE',
+      path: '/v1/tenants/acme/keys/key_nope',
+      status: 404,
+    },
+    { name: 'an unknown tenant erased', method: 'DELETE', path: '/v1/tenants/ghost', status: 404 },
+    {
+      name: 'a price version with a bad date',
+      method: 'POST',
+      path: '/v1/pricing/versions',
+      body: { effective_from: 'tomorrow', prices: { m: { input: 1, output: 1 } } },
+      status: 400,
+      field: 'body.effective_from',
+    },
+    {
+      name: 'a negative price',
+      method: 'POST',
+      path: '/v1/pricing/versions',
+      body: { effective_from: '2026-01-01T00:00:00Z', prices: { m: { input: -1, output: 1 } } },
+      status: 400,
+      field: 'body.prices.m.input',
+    },
+    { name: 'malformed JSON', method: 'POST', path: '/v1/tenants', raw: '{"id": "x",', status: 400 },
+    {
+      name: 'a limit of zero',
+      method: 'GET',
+      path: '/v1/tenants?limit=0',
+      status: 400,
+      field: 'querystring.limit',
+    },
+    {
+      name: 'a cursor this API never issued',
+      method: 'GET',
+      path: '/v1/tenants?cursor=garbage',
+      status: 400,
+      field: 'querystring.cursor',
+    },
+    {
+      name: 'an unknown granularity',
+      method: 'GET',
+      path: '/v1/tenants/acme/usage?granularity=week',
+      status: 400,
+      field: 'querystring.granularity',
+    },
+    {
+      name: 'an unknown query parameter',
+      method: 'GET',
+      path: '/v1/tenants?sort=id',
+      status: 400,
+      field: 'querystring.sort',
+    },
+  ];
+
+  it.each(cases)('refuses $name with $status, naming the field, and writes nothing', async (c) => {
+    const before = await counts();
+    const reply = await call(cp.url, c.method, c.path, { token: t.adminToken, body: c.body, rawBody: c.raw });
+    expect(reply.status).toBe(c.status);
+    expect(reply.body.error.message).toEqual(expect.any(String));
+    expect(reply.body.error.message.length).toBeGreaterThan(5);
+    if (c.field) {
+      expect(reply.body.error.details.map((d: { field: string }) => d.field)).toContain(c.field);
+    }
+    expect(await counts()).toEqual(before);
+  });
+});
+
+describe('authentication', () => {
+  async function everyRoute(): Promise<{ method: string; path: string }[]> {
+    const doc = (await call(cp.url, 'GET', '/openapi.json')).body as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    return Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => ({
+        method: method.toUpperCase(),
+        path: path.replace('{id}', 'acme').replace('{keyId}', 'key_x').replace('{name}', 'documents'),
+      })),
+    );
+  }
+
+  it('documents every admin route in the OpenAPI document', async () => {
+    const routes = (await everyRoute()).map((r) => `${r.method} ${r.path}`);
+    for (const expected of [
+      'POST /v1/plans',
+      'GET /v1/plans',
+      'GET /v1/plans/acme',
+      'PATCH /v1/plans/acme',
+      'DELETE /v1/plans/acme',
+      'POST /v1/tenants',
+      'GET /v1/tenants',
+      'GET /v1/tenants/acme',
+      'PATCH /v1/tenants/acme',
+      'DELETE /v1/tenants/acme',
+      'POST /v1/tenants/acme/keys',
+      'GET /v1/tenants/acme/keys',
+      'DELETE /v1/tenants/acme/keys/key_x',
+      'GET /v1/pricing',
+      'POST /v1/pricing/versions',
+      'GET /v1/tenants/acme/usage',
+      'GET /v1/tenants/acme/usage/current-hour',
+      'GET /v1/audit',
+      'GET /v1/config',
+    ]) {
+      expect(routes).toContain(expected);
+    }
+  });
+
+  it('answers 401 without leaking data on every route, for no token, a wrong token and the other token', async () => {
+    const routes = await everyRoute();
+    expect(routes.length).toBeGreaterThan(15);
+    const before = await counts();
+    for (const route of routes) {
+      const other = route.path === '/v1/config' ? t.adminToken : t.proxyToken;
+      for (const token of [undefined, 'wrong-token-of-some-length', other, `${t.adminToken}x`]) {
+        const reply = await call(cp.url, route.method, route.path, {
+          token,
+          body: ['POST', 'PATCH'].includes(route.method) ? { id: 'x' } : undefined,
+        });
+        expect({ route: `${route.method} ${route.path}`, status: reply.status }).toEqual({
+          route: `${route.method} ${route.path}`,
+          status: 401,
+        });
+        expect(Object.keys(reply.body)).toEqual(['error']);
+        expect(JSON.stringify(reply.body)).not.toContain('acme');
+      }
+    }
+    expect(await counts()).toEqual(before);
+  });
+
+  it('checks the token before validating the body', async () => {
+    const reply = await call(cp.url, 'POST', '/v1/tenants', { body: { id: 'Bad Id' } });
+    expect(reply.status).toBe(401);
+  });
+});
