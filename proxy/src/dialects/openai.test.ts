@@ -1,0 +1,302 @@
+import OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
+import { JSON_CASES, fixture, routeOf } from '../../test/dialects/fixture-cases.js';
+import { sseFetch } from '../../test/dialects/sdk-fetch.js';
+import { createEventFramer, rewriteBlock } from '../usage/event-framer.js';
+import { createSseParser } from '../usage/sse.js';
+import { usageFromJsonBody } from '../usage/stream-tap.js';
+import type { DialectRequest, DialectRoute, JsonBody } from './dialect.js';
+import { BINARY_ALLOWANCE_TOKENS } from './prompt-size.js';
+import { createOpenAiDialect, openai, removeNullUsage } from './openai.js';
+
+function route(path: string, method = 'POST'): DialectRoute {
+  const r = openai.match(method, path);
+  if (!r) throw new Error(`no route for ${path}`);
+  return r;
+}
+
+function req(path: string, body: JsonBody): DialectRequest {
+  return { method: 'POST', path, query: '', body };
+}
+
+const CHAT = '/v1/chat/completions';
+
+describe('the OpenAI dialect', () => {
+  it.each([
+    ['POST', '/v1/chat/completions', 'chat.completions', true],
+    ['POST', '/v1/chat/completions/', 'chat.completions', true],
+    ['POST', '/v1beta/openai/chat/completions', 'chat.completions', true],
+    ['POST', '/v1/completions', 'completions', true],
+    ['POST', '/v1/responses', 'responses', true],
+    ['POST', '/v1/embeddings', 'embeddings', true],
+    ['GET', '/v1/models', 'models', false],
+    ['GET', '/v1/models/gpt-4o', 'models', false],
+    ['POST', '/v1/files', 'other', false],
+    ['GET', '/v1/responses/resp_1', 'other', false],
+  ])('routes %s %s to %s (metered: %s)', (method, path, endpoint, metered) => {
+    expect(openai.match(method, path)).toMatchObject({ endpoint, metered });
+  });
+
+  it('does not claim paths outside /v1', () => {
+    expect(openai.match('POST', '/api/chat')).toBeUndefined();
+    expect(openai.match('GET', '/healthz')).toBeUndefined();
+  });
+
+  it.each(JSON_CASES.filter((c) => c.dialect === openai))('reads usage from $file', (c) => {
+    const obs = usageFromJsonBody(openai, routeOf(c), fixture(c.file));
+    expect(obs?.usage ?? {}).toEqual(c.usage);
+    expect(obs?.model).toBe(c.model);
+    expect(obs?.error).toBe(c.error);
+  });
+
+  it('reads and rewrites the model in the body', () => {
+    const r = req(CHAT, { model: 'gpt-4o', messages: [] });
+    expect(openai.readModel(r, route(CHAT))).toBe('gpt-4o');
+    openai.rewriteModel(r, route(CHAT), 'gpt-4o-mini');
+    expect(r.body?.model).toBe('gpt-4o-mini');
+  });
+
+  it.each([
+    [
+      'chat: prepends a system message',
+      CHAT,
+      { messages: [{ role: 'user', content: 'hi' }] },
+      {
+        messages: [
+          { role: 'system', content: 'Be kind.' },
+          { role: 'user', content: 'hi' },
+        ],
+      },
+    ],
+    [
+      'responses: sets instructions',
+      '/v1/responses',
+      { input: 'hi' },
+      { input: 'hi', instructions: 'Be kind.' },
+    ],
+    [
+      'responses: prepends to instructions',
+      '/v1/responses',
+      { instructions: 'Answer in French.' },
+      { instructions: 'Be kind.\n\nAnswer in French.' },
+    ],
+    [
+      'completions: prepends to a prompt string',
+      '/v1/completions',
+      { prompt: 'Say hi' },
+      { prompt: 'Be kind.\n\nSay hi' },
+    ],
+    [
+      'completions: prepends to each prompt of a list',
+      '/v1/completions',
+      { prompt: ['a', 'b'] },
+      { prompt: ['Be kind.\n\na', 'Be kind.\n\nb'] },
+    ],
+    ['completions: leaves token prompts alone', '/v1/completions', { prompt: [1, 2] }, { prompt: [1, 2] }],
+    ['embeddings: changes nothing', '/v1/embeddings', { input: 'x' }, { input: 'x' }],
+  ])('injects a system prompt (%s)', (_name, path, body, expected) => {
+    const r = req(path, body);
+    openai.injectSystemPrompt(r, route(path), 'Be kind.');
+    expect(r.body).toEqual(expected);
+  });
+
+  it('estimates prompt tokens generously but counts an image as a fixed allowance', () => {
+    const text = 'word '.repeat(400);
+    const image = `data:image/png;base64,${'A'.repeat(200_000)}`;
+    const plain = openai.estimatePromptTokens(
+      req(CHAT, { messages: [{ role: 'user', content: text }] }),
+      route(CHAT),
+    );
+    const withImage = openai.estimatePromptTokens(
+      req(CHAT, {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text },
+              { type: 'image_url', image_url: { url: image } },
+            ],
+          },
+        ],
+      }),
+      route(CHAT),
+    );
+    expect(plain).toBeGreaterThanOrEqual(500);
+    expect(plain).toBeLessThan(700);
+    expect(withImage - plain).toBeGreaterThanOrEqual(BINARY_ALLOWANCE_TOKENS);
+    expect(withImage - plain).toBeLessThan(BINARY_ALLOWANCE_TOKENS + 50);
+  });
+
+  it('detects image input in chat parts and Responses items', () => {
+    const chat = req(CHAT, {
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }],
+    });
+    const responses = req('/v1/responses', {
+      input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://x/y.png' }] }],
+    });
+    expect(openai.hasImageInput(chat, route(CHAT))).toBe(true);
+    expect(openai.hasImageInput(responses, route('/v1/responses'))).toBe(true);
+    expect(
+      openai.hasImageInput(req(CHAT, { messages: [{ role: 'user', content: 'hi' }] }), route(CHAT)),
+    ).toBe(false);
+  });
+
+  it.each([
+    ['prefers max_completion_tokens', CHAT, { max_completion_tokens: 10, max_tokens: 99 }, 10],
+    ['falls back to max_tokens', CHAT, { max_tokens: 99 }, 99],
+    ['reads max_output_tokens on responses', '/v1/responses', { max_output_tokens: 5 }, 5],
+    ['reads max_tokens on completions', '/v1/completions', { max_tokens: 7 }, 7],
+    ['has no cap on embeddings', '/v1/embeddings', { max_tokens: 7 }, undefined],
+  ])('reads the output cap (%s)', (_name, path, body, expected) => {
+    expect(openai.readMaxOutput(req(path, body), route(path))).toBe(expected);
+  });
+
+  it.each([
+    ['writes max_completion_tokens by default', {}, { max_completion_tokens: 50 }],
+    ['keeps a client on max_tokens', { max_tokens: 99 }, { max_tokens: 50 }],
+    [
+      'updates both when the client sent both',
+      { max_tokens: 9, max_completion_tokens: 9 },
+      { max_tokens: 50, max_completion_tokens: 50 },
+    ],
+  ])('sets the chat output cap (%s)', (_name, body, expected) => {
+    const r = req(CHAT, body);
+    openai.setMaxOutput(r, route(CHAT), 50);
+    expect(r.body).toEqual(expected);
+  });
+
+  it('writes max_tokens by default when configured for older servers', () => {
+    const legacy = createOpenAiDialect({ chatMaxField: 'max_tokens' });
+    const r = req(CHAT, {});
+    legacy.setMaxOutput(r, route(CHAT), 50);
+    expect(r.body).toEqual({ max_tokens: 50 });
+  });
+
+  it('asks for stream usage only when the client did not, and can undo it', () => {
+    const r = req(CHAT, { stream: true, stream_options: { include_obfuscation: false } });
+    expect(openai.requestStreamUsage?.(r, route(CHAT))).toBe(true);
+    expect(r.body?.stream_options).toEqual({ include_obfuscation: false, include_usage: true });
+    openai.withoutStreamUsage?.(r, route(CHAT));
+    expect(r.body?.stream_options).toEqual({ include_obfuscation: false });
+
+    const bare = req(CHAT, { stream: true });
+    expect(openai.requestStreamUsage?.(bare, route(CHAT))).toBe(true);
+    openai.withoutStreamUsage?.(bare, route(CHAT));
+    expect(bare.body).toEqual({ stream: true });
+
+    expect(
+      openai.requestStreamUsage?.(
+        req(CHAT, { stream: true, stream_options: { include_usage: true } }),
+        route(CHAT),
+      ),
+    ).toBe(false);
+    expect(openai.requestStreamUsage?.(req(CHAT, { stream: false }), route(CHAT))).toBe(false);
+    expect(openai.requestStreamUsage?.(req('/v1/responses', { stream: true }), route('/v1/responses'))).toBe(
+      false,
+    );
+  });
+
+  it.each(['\n', '\r\n'])(
+    'hides injected usage so the client gets exactly the stream it asked for (%j)',
+    (eol) => {
+      const withUsage = Buffer.from(fixture('openai/chat-stream-usage.sse').toString().replaceAll('\n', eol));
+      const expected = Buffer.from(
+        fixture('openai/chat-stream-no-usage.sse').toString().replaceAll('\n', eol),
+      );
+      const framer = createEventFramer('sse');
+      const out: Buffer[] = [];
+      const hide = openai.hideInjectedUsage!.bind(openai);
+      for (let i = 0; i < withUsage.length; i += 37) {
+        for (const block of framer.push(withUsage.subarray(i, i + 37))) {
+          const kept = rewriteBlock(framer, 'sse', block, hide);
+          if (kept) out.push(kept);
+        }
+      }
+      out.push(framer.end());
+      expect(Buffer.concat(out).toString()).toBe(expected.toString());
+    },
+  );
+
+  it.each([
+    ['{"a":1,"usage":null}', '{"a":1}'],
+    ['{"usage":null,"a":1}', '{"a":1}'],
+    ['{"a":1, "usage": null}', '{"a":1}'],
+    ['{"a":"\\"usage\\":null"}', '{"a":"\\"usage\\":null"}'],
+    ['{"a":1,"usage":{"x":1}}', '{"a":1,"usage":{"x":1}}'],
+  ])('removes a null usage field by a string edit: %s', (input, output) => {
+    expect(removeNullUsage(input)).toBe(output);
+  });
+
+  it('never throws on bad events and ignores [DONE]', () => {
+    const r = route(CHAT);
+    for (const data of ['[DONE]', '{', 'null', '42', '"x"', '{"usage":"nope"}', '{"choices":7}']) {
+      expect(() => openai.usageFromEvent({ event: '', data }, r)).not.toThrow();
+      expect(() => openai.textFromEvent({ event: '', data }, r)).not.toThrow();
+    }
+    expect(openai.usageFromEvent({ event: '', data: '[DONE]' }, r)).toBeUndefined();
+  });
+
+  it('hints only at events that carry usage, errors or terminal responses', () => {
+    expect(
+      openai.usageHint({ event: '', data: '{"choices":[{"delta":{"content":"x"}}],"usage":null}' }),
+    ).toBe(false);
+    expect(openai.usageHint({ event: '', data: '{"choices":[],"usage":{"prompt_tokens":1}}' })).toBe(true);
+    expect(openai.usageHint({ event: '', data: '{"error":{"message":"x"}}' })).toBe(true);
+    expect(openai.usageHint({ event: 'response.output_text.delta', data: '{"delta":"x"}' })).toBe(false);
+    expect(openai.usageHint({ event: 'response.completed', data: '{}' })).toBe(true);
+  });
+
+  it.each([CHAT, '/v1/completions', '/v1/responses'])(
+    'writes a cut-off for %s that parses as valid events',
+    (path) => {
+      const parser = createSseParser();
+      const events = [
+        ...parser.push(Buffer.from(openai.cutoffEvent!(route(path), 'quota exhausted'))),
+        ...parser.end(),
+      ];
+      expect(events.length).toBeGreaterThan(0);
+      const payloads = events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data));
+      expect(payloads[0].lanekeeper_cutoff).toEqual({ reason: 'quota exhausted' });
+      if (path !== '/v1/responses') expect(events.at(-1)?.data).toBe('[DONE]');
+    },
+  );
+
+  it('ends a chat stream for the official SDK with finish_reason "length" when cut off', async () => {
+    const stream = fixture('openai/chat-stream-no-usage.sse').toString();
+    const head = stream.slice(0, stream.indexOf('data: {', stream.indexOf(' can')));
+    const { fetch } = sseFetch(head + openai.cutoffEvent!(route(CHAT), 'budget exceeded'));
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: 'http://upstream.invalid/v1',
+      fetch,
+      maxRetries: 0,
+    });
+    const completion = await client.chat.completions
+      .stream({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .finalChatCompletion();
+    expect(completion.choices[0]?.finish_reason).toBe('length');
+    expect(completion.choices[0]?.message.content).toBe('Hello! How can');
+  });
+
+  it('keeps the official SDK reading a Responses stream that ends in the cut-off event', async () => {
+    const stream = fixture('openai/responses-stream.sse').toString();
+    const head = stream.slice(0, stream.indexOf('event: response.output_text.done'));
+    const { fetch } = sseFetch(head + openai.cutoffEvent!(route('/v1/responses'), 'budget exceeded'));
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: 'http://upstream.invalid/v1',
+      fetch,
+      maxRetries: 0,
+    });
+    const types: string[] = [];
+    for await (const event of await client.responses.create({
+      model: 'gpt-4.1',
+      input: 'hi',
+      stream: true,
+    })) {
+      types.push(event.type);
+    }
+    expect(types.at(-1)).toBe('response.incomplete');
+    expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(4);
+  });
+});
