@@ -106,6 +106,8 @@ const identitySchema = z.strictObject({
       tenant_claim: z.string().default('tenant'),
       algorithms: z.array(z.string()).optional(),
       clock_tolerance_s: z.number().nonnegative().default(5),
+      /** Least time between JWKS re-fetches for unknown key ids; bounds what random kids can cost the IdP. */
+      jwks_cooldown_ms: z.number().int().nonnegative().default(30_000),
     })
     .refine((j) => j.jwks_url !== undefined || j.public_key !== undefined, {
       message: 'identity.jwt needs jwks_url or public_key',

@@ -23,7 +23,10 @@ type PublicKey = Awaited<ReturnType<typeof importSPKI>>;
 
 function keyResolver(config: JwtConfig): JWTVerifyGetKey | Promise<PublicKey> {
   if (config.jwks_url) {
-    return createRemoteJWKSet(new URL(config.jwks_url), { cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    return createRemoteJWKSet(new URL(config.jwks_url), {
+      cooldownDuration: config.jwks_cooldown_ms,
+      cacheMaxAge: 600_000,
+    });
   }
   const material = (config.public_key ?? '').trim();
   if (material.startsWith('{')) {

@@ -89,6 +89,8 @@ async function answer(res: ServerResponse, reply: Reply, state: { aborted: numbe
   for (let i = 0; i < chunks.length; i++) {
     if (closed) return;
     if (reply.cutAfter !== undefined && i >= reply.cutAfter) {
+      // Let the bytes already written leave before the socket is cut.
+      await new Promise((r) => setTimeout(r, 50));
       res.destroy();
       return;
     }

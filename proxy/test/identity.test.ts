@@ -1,0 +1,179 @@
+/**
+ * Identity sources, as an attacker and as a legitimate app would use them: JWTs verified
+ * against a live JWKS endpoint (with key rotation), and the unauthenticated header, query
+ * and subdomain sources, which only count when the operator trusts them.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chatCompletion } from './helpers/fake-upstream.js';
+import { startHarness, type Harness } from './helpers/harness.js';
+
+const reply = {
+  kind: 'json' as const,
+  body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }),
+};
+
+async function call(h: Harness, headers: Record<string, string>, path = '/v1/chat/completions') {
+  const res = await request(`${h.proxy.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  return {
+    status: res.statusCode,
+    body: (await res.body.json()) as { error?: { code: string; message: string } },
+  };
+}
+
+describe('JWT identity', () => {
+  let jwks: Server;
+  let keys: JWK[] = [];
+  let jwksUrl = '';
+  let h: Harness;
+  let current: Awaited<ReturnType<typeof generateKeyPair>>;
+
+  const sign = (
+    claims: Record<string, unknown>,
+    opts: { kid?: string; exp?: string | number; aud?: string; key?: CryptoKeyLike } = {},
+  ) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: opts.kid ?? 'k1' })
+      .setIssuer('https://idp.test')
+      .setAudience(opts.aud ?? 'lanekeeper')
+      .setIssuedAt()
+      .setExpirationTime(opts.exp ?? '5m')
+      .sign(opts.key ?? current.privateKey);
+  type CryptoKeyLike = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
+  beforeAll(async () => {
+    current = await generateKeyPair('RS256');
+    keys = [{ ...(await exportJWK(current.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
+    jwks = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
+    jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
+    h = await startHarness({
+      reply,
+      config: (base) => ({
+        ...base,
+        identity: {
+          sources: ['api_key', 'jwt'],
+          // No cooldown, so the rotation test need not wait 30 s for a re-fetch.
+          jwt: {
+            jwks_url: jwksUrl,
+            issuer: 'https://idp.test',
+            audience: 'lanekeeper',
+            tenant_claim: 'org_id',
+            jwks_cooldown_ms: 0,
+          },
+        },
+      }),
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await new Promise((r) => jwks.close(r));
+  });
+
+  it('admits a valid token and takes the tenant from the configured claim', async () => {
+    const r = await call(h, { authorization: `Bearer ${await sign({ org_id: 'globex', sub: 'user-1' })}` });
+    expect(r.status).toBe(200);
+    expect(h.lastReceived().headers['x-tenant-id']).toBe('globex');
+    expect(h.lastReceived().headers.authorization).toBe('Bearer sk-upstream-secret');
+  });
+
+  it.each([
+    [
+      'an expired token',
+      async () => sign({ org_id: 'globex' }, { exp: Math.floor(Date.now() / 1000) - 3600 }),
+    ],
+    ['a token for another audience', async () => sign({ org_id: 'globex' }, { aud: 'someone-else' })],
+    [
+      'a token signed by an unknown key',
+      async () => sign({ org_id: 'globex' }, { key: (await generateKeyPair('RS256')).privateKey }),
+    ],
+    [
+      'a token with a forged payload',
+      async () => {
+        const [head, , sig] = (await sign({ org_id: 'acme' })).split('.');
+        const forged = Buffer.from(
+          JSON.stringify({ org_id: 'globex', iss: 'https://idp.test', aud: 'lanekeeper', exp: 9999999999 }),
+        ).toString('base64url');
+        return `${head}.${forged}.${sig}`;
+      },
+    ],
+  ])('refuses %s with 401 invalid_token', async (_name, make) => {
+    const before = h.upstream.received.length;
+    const r = await call(h, { authorization: `Bearer ${await make()}` });
+    expect(r.status).toBe(401);
+    expect(r.body.error?.code).toBe('invalid_token');
+    expect(h.upstream.received.length).toBe(before);
+  });
+
+  it('refuses a valid token naming an unknown tenant with 403 tenant_unknown', async () => {
+    const r = await call(h, { authorization: `Bearer ${await sign({ org_id: 'nobody-here' })}` });
+    expect(r.status).toBe(403);
+    expect(r.body.error?.code).toBe('tenant_unknown');
+  });
+
+  it('follows a key rotation: tokens signed by the new key are accepted once the JWKS publishes it', async () => {
+    const next = await generateKeyPair('RS256');
+    keys = [...keys, { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'RS256', use: 'sig' }];
+    const r = await call(h, {
+      authorization: `Bearer ${await sign({ org_id: 'hooli' }, { kid: 'k2', key: next.privateKey })}`,
+    });
+    expect(r.status).toBe(200);
+    expect(h.lastReceived().headers['x-tenant-id']).toBe('hooli');
+  });
+});
+
+describe('unauthenticated sources', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('ignores the tenant header unless trust_unauthenticated is set', async () => {
+    h = await startHarness({ reply, config: (base) => ({ ...base, identity: { sources: ['header'] } }) });
+    const r = await call(h, { 'x-tenant-id': 'globex' });
+    expect(r.status).toBe(400);
+    expect(r.body.error?.code).toBe('tenant_required');
+  });
+
+  it('identifies by header, query or subdomain when trusted, and refuses unknown tenants with 403', async () => {
+    h = await startHarness({
+      reply,
+      config: (base) => ({
+        ...base,
+        identity: {
+          sources: ['header', 'query', 'subdomain'],
+          trust_unauthenticated: true,
+          subdomain: { base_domain: 'ai.example.com' },
+        },
+      }),
+    });
+    expect((await call(h, { 'x-tenant-id': 'globex' })).status).toBe(200);
+    expect(h.lastReceived().headers['x-tenant-id']).toBe('globex');
+
+    expect((await call(h, {}, '/v1/chat/completions?tenant=hooli&x=1')).status).toBe(200);
+    expect(h.lastReceived().headers['x-tenant-id']).toBe('hooli');
+    expect(h.lastReceived().query).toBe('x=1');
+
+    expect((await call(h, { host: 'acme.ai.example.com' })).status).toBe(200);
+    expect(h.lastReceived().headers['x-tenant-id']).toBe('acme');
+
+    const unknown = await call(h, { 'x-tenant-id': 'initrode' });
+    expect(unknown.status).toBe(403);
+    expect(unknown.body.error?.code).toBe('tenant_unknown');
+
+    const none = await call(h, { host: 'ai.example.com' });
+    expect(none.status).toBe(400);
+    expect(none.body.error?.code).toBe('tenant_required');
+  });
+});

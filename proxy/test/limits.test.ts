@@ -1,0 +1,133 @@
+/**
+ * Tenant limits in embedded (memory) mode, driven through the proxy: requests per minute,
+ * tokens per hour from metered usage, and concurrency under parallel requests. Each refusal
+ * is a 429 with Retry-After and a body naming the limit.
+ */
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
+import { KEYS, metricValue, startHarness, type Harness } from './helpers/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function withFreeLimits(limits: Record<string, number>) {
+  return (base: Record<string, unknown>) => {
+    const plans = base.plans as Record<string, Record<string, unknown>>;
+    return { ...base, plans: { ...plans, free: { ...plans.free, rate_limits: limits } } };
+  };
+}
+
+async function chat(harness: Harness, key: string, extra: Record<string, unknown> = {}) {
+  const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }], ...extra }),
+  });
+  const text = await res.body.text();
+  const body = text.startsWith('{')
+    ? (JSON.parse(text) as { error?: { code: string; message: string; limit?: string } })
+    : {};
+  return { status: res.statusCode, headers: res.headers, body };
+}
+
+describe('requests per minute', () => {
+  it('admits exactly the limit, then answers 429 with Retry-After and the limit named', async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        body: chatCompletion('small-model', 'ok', {
+          prompt_tokens: 1,
+          completion_tokens: 1,
+          total_tokens: 2,
+        }),
+      },
+      config: withFreeLimits({ requests_per_minute: 5 }),
+    });
+    const results = await Promise.all(Array.from({ length: 12 }, () => chat(h!, KEYS.free)));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(5);
+    const refused = results.filter((r) => r.status === 429);
+    expect(refused).toHaveLength(7);
+    for (const r of refused) {
+      expect(r.body.error?.code).toBe('rate_limit_exceeded');
+      expect(r.body.error?.limit).toBe('requests_per_minute');
+      expect(r.body.error?.message).toContain('requests per minute');
+      const retryAfter = Number(r.headers['retry-after']);
+      expect(Number.isInteger(retryAfter)).toBe(true);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(r.headers['x-ratelimit-remaining-requests']).toBe('0');
+    }
+    expect(h.upstream.received).toHaveLength(5);
+    // Another tenant is untouched by acme's limit.
+    expect((await chat(h, KEYS.pro)).status).toBe(200);
+    const metrics = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
+    expect(
+      metricValue(metrics, 'lanekeeper_rate_limited_total', { tenant: 'acme', limit: 'requests_per_minute' }),
+    ).toBe(7);
+  });
+});
+
+describe('tokens per hour', () => {
+  it('refuses once metered tokens use up the hour, and clamps output to what is left before that', async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        body: chatCompletion('small-model', 'ok', {
+          prompt_tokens: 300,
+          completion_tokens: 400,
+          total_tokens: 700,
+        }),
+      },
+      config: withFreeLimits({ tokens_per_hour: 1000 }),
+    });
+    const first = await chat(h, KEYS.free, { max_tokens: 100_000 });
+    expect(first.status).toBe(200);
+    const sent = h.lastReceived().body as { max_tokens: number };
+    expect(sent.max_tokens).toBeLessThan(1000);
+    expect(first.headers['x-ratelimit-limit-tokens']).toBe('1000');
+    await h.settled(1);
+    // 700 of 1000 tokens are now spent: the worst case of a new request is clamped to the rest.
+    const second = await chat(h, KEYS.free, { max_tokens: 100_000 });
+    expect(second.status).toBe(200);
+    expect((h.lastReceived().body as { max_tokens: number }).max_tokens).toBeLessThan(300);
+    await h.settled(2);
+    const third = await chat(h, KEYS.free);
+    expect(third.status).toBe(429);
+    expect(third.body.error?.limit).toBe('tokens_per_hour');
+    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(h.upstream.received).toHaveLength(2);
+  });
+});
+
+describe('concurrent requests', () => {
+  it('never lets more than max_concurrent requests run at once, and frees slots when they end', async () => {
+    h = await startHarness({
+      reply: (req) => ({
+        kind: 'stream',
+        delayMs: 30,
+        chunks: chatStream(
+          (req.body as { model: string }).model,
+          ['a', 'b', 'c'],
+          { prompt_tokens: 1, completion_tokens: 3, total_tokens: 4 },
+          true,
+        ),
+      }),
+      config: withFreeLimits({ max_concurrent: 3 }),
+    });
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => chat(h!, KEYS.free, { stream: true })),
+    );
+    expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(3);
+    expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
+    const refused = results.filter((r) => r.status === 429);
+    expect(refused.length).toBeGreaterThanOrEqual(7);
+    expect(refused.every((r) => r.body.error?.limit === 'max_concurrent')).toBe(true);
+    await h.settled(10);
+    // All slots were released: the next request is admitted.
+    expect((await chat(h, KEYS.free, { stream: true })).status).toBe(200);
+  });
+});

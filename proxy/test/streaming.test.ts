@@ -1,0 +1,142 @@
+/**
+ * Streams as raw bytes: what the client receives compared byte for byte with what the
+ * upstream sent, a client hanging up mid-stream, an upstream cutting off, and gzip.
+ */
+import { request as httpRequest } from 'node:http';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
+import { KEYS, startHarness, type Harness } from './helpers/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const USAGE = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
+const streamBody = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    model: 'small-model',
+    messages: [{ role: 'user', content: 'hi' }],
+    stream: true,
+    ...extra,
+  });
+
+async function rawPost(
+  harness: Harness,
+  body: string,
+): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+    body,
+  });
+  return { status: res.statusCode, text: await res.body.text(), headers: res.headers };
+}
+
+describe('stream bytes', () => {
+  it('reach the client unchanged when the client asked for usage itself', async () => {
+    const chunks = chatStream('small-model', ['Hel', 'lo'], USAGE, true);
+    h = await startHarness({ reply: { kind: 'stream', chunks, delayMs: 2 } });
+    const r = await rawPost(h, streamBody({ stream_options: { include_usage: true } }));
+    expect(r.status).toBe(200);
+    expect(r.text).toBe(chunks.join(''));
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({ input_tokens: 11, output_tokens: 7, provenance: 'reported' });
+  });
+
+  it('equal the stream the client would have had without usage, when the proxy asked for it', async () => {
+    h = await startHarness({
+      reply: (req) => {
+        const include =
+          (req.body as { stream_options?: { include_usage?: boolean } }).stream_options?.include_usage ===
+          true;
+        return {
+          kind: 'stream',
+          chunks: chatStream('small-model', ['Hel', 'lo'], USAGE, include),
+          delayMs: 2,
+        };
+      },
+    });
+    const r = await rawPost(h, streamBody());
+    expect(r.text).toBe(chatStream('small-model', ['Hel', 'lo'], undefined, false).join(''));
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({ input_tokens: 11, output_tokens: 7, provenance: 'reported' });
+  });
+
+  it('are decoded from gzip for metering, and the client gets the plain body', async () => {
+    h = await startHarness({
+      reply: { kind: 'stream', gzip: true, chunks: chatStream('small-model', ['zip'], USAGE, true) },
+    });
+    const r = await rawPost(h, streamBody({ stream_options: { include_usage: true } }));
+    expect(r.headers['content-encoding']).toBeUndefined();
+    expect(r.text).toBe(chatStream('small-model', ['zip'], USAGE, true).join(''));
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({ input_tokens: 11, output_tokens: 7, provenance: 'reported' });
+  });
+
+  it('meters a gzip JSON answer', async () => {
+    h = await startHarness({
+      reply: { kind: 'json', gzip: true, body: chatCompletion('small-model', 'zipped', USAGE) },
+    });
+    const r = await rawPost(
+      h,
+      JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] }),
+    );
+    expect(JSON.parse(r.text).choices[0].message.content).toBe('zipped');
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({ input_tokens: 11, output_tokens: 7, provenance: 'reported' });
+  });
+});
+
+describe('a stream cut short', () => {
+  it('aborts the upstream when the client hangs up, and meters what was used as partial', async () => {
+    const pieces = Array.from({ length: 200 }, (_, i) => `word${i} `);
+    h = await startHarness({
+      reply: { kind: 'stream', chunks: chatStream('small-model', pieces, USAGE, true), delayMs: 10 },
+    });
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${h!.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => {
+        let seen = 0;
+        res.on('data', (chunk: Buffer) => {
+          seen += chunk.length;
+          if (seen > 2000) {
+            req.destroy();
+            resolve();
+          }
+        });
+      });
+      req.on('error', () => undefined);
+      setTimeout(() => reject(new Error('no data within 5 s')), 5000).unref();
+      req.end(streamBody());
+    });
+    await h.settled(1);
+    for (let i = 0; i < 100 && h.upstream.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(h.upstream.aborted).toBe(1);
+    const line = h.accessLogs()[0]!;
+    expect(line.provenance).toBe('partial');
+    expect(line.outcome).toBe('client_aborted');
+    expect(line.output_tokens as number).toBeGreaterThan(0);
+    expect(line.output_tokens as number).toBeLessThan(400);
+  });
+
+  it('meters a stream the upstream cut off, with estimated output', async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'stream',
+        chunks: chatStream('small-model', ['one ', 'two ', 'three ', 'four'], USAGE, true),
+        cutAfter: 3,
+      },
+    });
+    await rawPost(h, streamBody()).catch(() => undefined);
+    await h.settled(1);
+    const line = h.accessLogs()[0]!;
+    expect(line.provenance).toBe('partial');
+    expect(line.output_tokens as number).toBeGreaterThan(0);
+  });
+});
