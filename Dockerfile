@@ -78,6 +78,15 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 COPY proxy proxy
 COPY control-plane control-plane
 COPY --from=build /app/dist dist
+# The CLI loads the control plane by its package name, whose "exports" point at the
+# TypeScript sources (for tsx in development). In the image the compiled code runs, so the
+# workspace link is replaced by a two-file package that re-exports dist/.
+RUN rm node_modules/@lanekeeper/control-plane \
+ && mkdir node_modules/@lanekeeper/control-plane \
+ && printf '{"name":"@lanekeeper/control-plane","type":"module","exports":{".":"./index.js"}}\n' \
+      > node_modules/@lanekeeper/control-plane/package.json \
+ && printf "export * from '../../../dist/control-plane/src/main.js';\n" \
+      > node_modules/@lanekeeper/control-plane/index.js
 ENV PORT=8081
 USER node
 EXPOSE 8081

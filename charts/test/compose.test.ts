@@ -127,6 +127,13 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('runs the demo upstream on all interfaces of its container, so the proxy container reaches it', () => {
+    expect(services.upstream?.environment).toMatchObject({ HOST: '0.0.0.0', PORT: '8000' });
+    expect(readYaml('deploy/proxy.compose.yaml')).toMatchObject({
+      upstream: { url: '${LANEKEEPER_UPSTREAM_URL:-http://upstream:8000}' },
+    });
+  });
+
   it('mounts the proxy config and publishes admin ports on loopback only', () => {
     expect(services.proxy?.volumes).toContain('./deploy/proxy.compose.yaml:/etc/lanekeeper/config.yaml:ro');
     for (const service of Object.values(services)) {
