@@ -105,6 +105,8 @@ export function createIdentifyTenantStage(): Stage {
           );
         }
         if (tenant.config.status !== 'active') {
+          // Known but suspended: attribute the refusal to it in logs and metrics.
+          ctx.tenant = tenant;
           return reply(
             new TenantInactiveError(`Tenant "${tenant.id}" is suspended. Contact the service operator.`),
           );
