@@ -15,6 +15,7 @@ import { createPipeline } from './pipeline.js';
 import { buildRuntime, type Runtime } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
+import { UpstreamQuirks } from './upstream-quirks.js';
 
 export interface StartOptions {
   /** A YAML config file; watched for edits. */
@@ -108,13 +109,15 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
 
-  const pipeline = createPipeline({ store, metrics, logger });
+  const quirks = new UpstreamQuirks();
+  const pipeline = createPipeline({ store, metrics, logger, quirks });
   const handler = createProxyHandler({
     getRuntime: () => runtime,
     pipeline,
     dispatcher: () => dispatcher,
     logger,
     isDraining: () => draining,
+    quirks,
     track(work) {
       pendingWork.add(work);
       void work.finally(() => pendingWork.delete(work));

@@ -17,11 +17,13 @@ import { createMeterUsageStage } from './stages/meter-usage.js';
 import { createParseRequestStage } from './stages/parse-request.js';
 import { createRecordMetricsStage } from './stages/record-metrics.js';
 import type { Store } from './store/store.js';
+import type { UpstreamQuirks } from './upstream-quirks.js';
 
 export interface PipelineDeps {
   store: Store;
   metrics: Metrics;
   logger: Logger;
+  quirks: UpstreamQuirks;
 }
 
 export function createPipeline(deps: PipelineDeps): readonly Stage[] {
@@ -33,7 +35,7 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createCheckRateLimitStage(deps),
     createDebitQuotaStage(deps),
     createInjectIdentityStage(),
-    createHideInjectedUsageStage(),
+    createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),
   ];
 }

@@ -23,6 +23,7 @@ import { HOP_BY_HOP_HEADERS, HEADER_LANEKEEPER_REQUEST_ID } from './headers.js';
 import type { Logger } from './log.js';
 import type { Runtime } from './runtime.js';
 import type { ResponseHead, Stage } from './stage.js';
+import { blamesStreamOptions, type UpstreamQuirks } from './upstream-quirks.js';
 
 export interface ProxyHandlerDeps {
   getRuntime(): Runtime;
@@ -31,6 +32,7 @@ export interface ProxyHandlerDeps {
   logger: Logger;
   /** True once shutdown began: new requests get 503. */
   isDraining(): boolean;
+  quirks: UpstreamQuirks;
   /** Told about each request's response-end work, so shutdown can wait for metering to finish. */
   track(work: Promise<void>): void;
 }
@@ -171,6 +173,10 @@ class Exchange {
   private clientGone = false;
   private controller: Dispatcher.DispatchController | undefined;
   private decoder: ReturnType<typeof decoderFor>;
+  /** A 400 to a request where the proxy added stream_options, held until we know whether to retry without. */
+  private probe: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[] } | undefined;
+  private retried = false;
+  private drained = 0;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -245,6 +251,10 @@ class Exchange {
         onResponseStart: (controller, status, rawHeaders) => {
           ctx.ttfbMs = performance.now() - sentAt;
           const headers = forwardableHeaders(rawHeaders);
+          if (status === 400 && ctx.usageInjected && !this.retried && ctx.dialect?.withoutStreamUsage) {
+            this.probe = { status, headers, chunks: [] };
+            return;
+          }
           this.decoder = decoderFor(rawHeaders['content-encoding'] as string | undefined);
           if (this.decoder) {
             // Metering needs plain bytes; the client gets the decoded body, which any HTTP
@@ -258,6 +268,14 @@ class Exchange {
           this.respondHead(status, headers);
         },
         onResponseData: (controller, chunk) => {
+          if (this.probe) {
+            this.probe.chunks.push(chunk);
+            return;
+          }
+          if (this.clientGone) {
+            this.drained += chunk.length;
+            if (this.drained > upstream.drain_max_bytes) controller.abort(new Error('drain byte limit'));
+          }
           if (this.decoder) {
             if (!this.decoder.write(chunk)) {
               controller.pause();
@@ -271,6 +289,7 @@ class Exchange {
           }
         },
         onResponseEnd: () => {
+          if (this.probe) return this.settleProbe();
           if (this.decoder) {
             this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
             this.decoder.end();
@@ -291,6 +310,33 @@ class Exchange {
         },
       },
     );
+  }
+
+  /**
+   * The upstream refused a request the proxy had added stream_options to. If it blames that
+   * field, retry once without it (and remember, so the upstream is not asked again); else
+   * pass its 400 on as it was.
+   */
+  private settleProbe(): void {
+    const probe = this.probe;
+    this.probe = undefined;
+    if (!probe) return;
+    const { ctx } = this;
+    const text = Buffer.concat(probe.chunks).toString('utf8');
+    if (ctx.dialect?.withoutStreamUsage && ctx.route && blamesStreamOptions(text)) {
+      this.retried = true;
+      this.deps.quirks.markRejectsStreamOptions(ctx.runtime.config.upstream.url);
+      this.deps.logger.warn(
+        { upstream: ctx.runtime.config.upstream.url },
+        'upstream rejects stream_options: its stream usage will be estimated',
+      );
+      ctx.dialect.withoutStreamUsage(ctx.request, ctx.route);
+      ctx.usageInjected = false;
+      return this.forward();
+    }
+    this.respondHead(probe.status, probe.headers);
+    for (const chunk of probe.chunks) this.deliver(chunk);
+    this.finish('completed');
   }
 
   /** Runs response-header hooks (bottom to top) and writes the head. */

@@ -140,3 +140,57 @@ describe('a stream cut short', () => {
     expect(line.output_tokens as number).toBeGreaterThan(0);
   });
 });
+
+describe('an upstream that rejects stream_options', () => {
+  it('is retried once without it, remembered, and its streams are metered as estimated', async () => {
+    h = await startHarness({
+      reply: (req) =>
+        (req.body as { stream_options?: unknown }).stream_options
+          ? {
+              kind: 'json',
+              status: 400,
+              body: {
+                error: {
+                  message: 'Unrecognized request argument supplied: stream_options',
+                  type: 'invalid_request_error',
+                  code: null,
+                },
+              },
+            }
+          : {
+              kind: 'stream',
+              chunks: chatStream('small-model', ['four ', 'words ', 'of ', 'output'], undefined, false),
+            },
+    });
+    const first = await rawPost(h, streamBody());
+    expect(first.status).toBe(200);
+    expect(first.text).toBe(
+      chatStream('small-model', ['four ', 'words ', 'of ', 'output'], undefined, false).join(''),
+    );
+    expect(h.upstream.received).toHaveLength(2);
+    expect((h.upstream.received[1]!.body as Record<string, unknown>).stream_options).toBeUndefined();
+
+    const second = await rawPost(h, streamBody());
+    expect(second.status).toBe(200);
+    expect(h.upstream.received).toHaveLength(3);
+    await h.settled(2);
+    for (const line of h.accessLogs()) {
+      expect(line.provenance).toBe('estimated');
+      expect(line.output_tokens as number).toBeGreaterThan(0);
+    }
+  });
+
+  it('passes on a 400 that has nothing to do with stream_options', async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        status: 400,
+        body: { error: { message: 'messages is required', type: 'invalid_request_error', code: null } },
+      },
+    });
+    const r = await rawPost(h, streamBody());
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.text).error.message).toBe('messages is required');
+    expect(h.upstream.received).toHaveLength(1);
+  });
+});

@@ -8,17 +8,19 @@
 import type { RequestContext } from '../context.js';
 import { createEventFramer, rewriteBlock, type EventFramer } from '../usage/event-framer.js';
 import { CONTINUE, type Stage } from '../stage.js';
+import type { UpstreamQuirks } from '../upstream-quirks.js';
 
 const USAGE_BYTES = Buffer.from('"usage"');
 const EMPTY = Buffer.alloc(0);
 
-export function createHideInjectedUsageStage(): Stage {
+export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): Stage {
   const framers = new WeakMap<RequestContext, EventFramer>();
   return {
     name: 'hide-injected-usage',
     onRequest(ctx) {
       const { dialect, route } = ctx;
       if (!ctx.stream || !dialect?.requestStreamUsage || !route || !ctx.request.body) return CONTINUE;
+      if (deps.quirks.rejectsStreamOptions(ctx.runtime.config.upstream.url)) return CONTINUE;
       if (dialect.requestStreamUsage(ctx.request, route)) {
         ctx.usageInjected = true;
         ctx.bodyChanged = true;
