@@ -18,12 +18,15 @@ import type { LedgerConsumer } from './ledger/consumer.js';
 import type { Metrics } from './metrics.js';
 import type { PriceSwitch } from './price-switch.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerCollectionRoutes } from './routes/collections.js';
 import { registerConfigRoutes } from './routes/config.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerPlanRoutes } from './routes/plans.js';
 import { registerPricingRoutes } from './routes/pricing.js';
 import { registerTenantRoutes } from './routes/tenants.js';
 import { registerUsageRoutes } from './routes/usage.js';
+import { recordAudit } from './stores/audit.js';
+import { getTenant } from './stores/tenants.js';
 import type { VectorStore } from './stores/vector-store.js';
 
 /** Everything a route may use. */
@@ -112,6 +115,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerPricingRoutes(admin, deps);
     registerUsageRoutes(admin, deps);
     registerAuditRoutes(admin, deps);
+    if (deps.vectors) {
+      registerCollectionRoutes(admin, {
+        vectorStore: deps.vectors,
+        tenantExists: async (id) => (await getTenant(deps.pool, id)) !== undefined,
+        audit: (entry) => recordAudit(deps.pool, entry),
+      });
+    }
   });
   await app.register(async (proxies) => {
     proxies.addHook('onRequest', requireBearer(deps.config.proxyToken, 'proxy'));
