@@ -136,6 +136,43 @@ describe('a guarded Redis store when Redis stops and comes back', () => {
     await store.close();
   });
 
+  it('a stalled Redis (alive but not answering) does not stall admissions, and nothing is counted twice after', async () => {
+    const { store, metrics } = guarded('fail_open');
+    const tenant = freshTenant();
+    const limits = { tokens_per_hour: 1000 };
+    const first = await store.admit(admitRequest(tenant, limits, { promptTokens: 100, maxOutput: 400 }));
+    if (!first.ok) throw new Error('refused');
+
+    server.pause();
+    try {
+      // Each call settles (timeout_ms bounds it) although Redis never answers.
+      const open = [
+        await store.admit(admitRequest(tenant, limits)),
+        await store.admit(admitRequest(tenant, limits)),
+      ];
+      expect(open.map((r) => r.ok)).toEqual([true, true]);
+      await store.settle(first.reservation, { tokens: 300, usd: 0 });
+      // Settling the fail-open admissions also releases what a timed-out admit reserved
+      // when Redis ran it late.
+      for (const r of open) if (r.ok) await store.settle(r.reservation, { tokens: 0, usd: 0 });
+      const events = Array.from({ length: 5 }, () => usageEvent(tenant));
+      for (const event of events) await store.record(event);
+      expect(store.pending()).toBe(8);
+      expect(await gauge(metrics, 'storeUp')).toBe(0);
+    } finally {
+      server.resume();
+    }
+    await eventually(() => store.pending() === 0);
+    // The settle and records that timed out were also executed late by Redis; the replays
+    // must not count them again.
+    const next = await store.admit(
+      admitRequest(tenant, limits, { now: Date.UTC(2026, 10, 29, 14, 1), maxOutput: 0 }),
+    );
+    expect(next.state.tokens?.remaining).toBe(1000 - 300 - 100);
+    expect((await store.currentHour(tenant, Date.UTC(2026, 10, 29, 14, 30))).requests).toBe(5);
+    await store.close();
+  });
+
   it('erasing a tenant also drops its buffered events', async () => {
     const { store } = guarded('fail_open');
     const [gone, kept] = [freshTenant(), freshTenant()];

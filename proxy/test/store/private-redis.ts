@@ -71,11 +71,21 @@ export class PrivateRedis {
     throw new Error(`redis-server on port ${this.port} did not answer`);
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open but nothing answers. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     if (!child || child.exitCode !== null) return;
     const exited = once(child, 'exit');
+    child.kill('SIGCONT');
     child.kill('SIGTERM');
     await exited;
   }
