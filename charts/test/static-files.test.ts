@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { Metrics } from '../../proxy/src/metrics.js';
+import { parseYamlConfig } from '../../proxy/src/config/load.js';
 import { parseConfig } from '../../proxy/src/config/schema.js';
 import { REPO_ROOT, coalesce, defaultValues, readYaml, type Tree } from './chart.js';
 
@@ -118,10 +118,11 @@ describe('shipped YAML', () => {
   });
 
   it('the compose proxy config is a valid proxy config in control-plane mode with the admin port open', () => {
-    const raw = readFileSync(join(REPO_ROOT, 'deploy/proxy.compose.yaml'), 'utf8')
-      .replaceAll('${LANEKEEPER_PROXY_TOKEN}', 'token-from-the-environment')
-      .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
-    const config = parseConfig(parseYaml(raw));
+    const text = readFileSync(join(REPO_ROOT, 'deploy/proxy.compose.yaml'), 'utf8');
+    const config = parseConfig(
+      parseYamlConfig(text, { LANEKEEPER_PROXY_TOKEN: 'token-from-the-environment' }),
+    );
+    expect(config.control_plane?.token).toBe('token-from-the-environment');
     expect(config.admin_listen).toBe('0.0.0.0:9464');
     expect(config.control_plane?.url).toBe('http://control-plane:8081');
     expect(config.store).toMatchObject({ redis: 'redis://redis:6379' });
