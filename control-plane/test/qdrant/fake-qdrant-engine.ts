@@ -263,6 +263,34 @@ export class FakeQdrantEngine {
     return this.updated();
   }
 
+  /** Replaces vectors of existing points; a missing id is a 404 and nothing is changed. */
+  updateVectors(name: string, body: Json): Record<string, Json> {
+    const c = this.get(name);
+    const points = obj(body, 'body').points;
+    if (!Array.isArray(points)) throw new FakeBadRequest('Format error in JSON body: missing field `points`');
+    const updates = points.map((raw) => {
+      const p = obj(raw, 'point');
+      const id = parsePointId(p.id);
+      const stored = c.points.get(idKey(id));
+      if (!stored) throw new FakeNotFound(`Not found: No point with id ${String(p.id)} found`);
+      if (!Array.isArray(p.vector) || p.vector.length !== c.size) {
+        throw new FakeBadRequest(`Wrong input: Vector dimension error: expected dim: ${c.size}`);
+      }
+      return { stored, vector: p.vector as number[] };
+    });
+    for (const { stored, vector } of updates)
+      stored.vector = c.distance === 'Cosine' ? normalise(vector) : vector.slice();
+    return this.updated();
+  }
+
+  /** Deleting vectors needs named vectors, which the fake does not model. */
+  deleteVectors(name: string): never {
+    this.get(name);
+    throw new FakeBadRequest(
+      'Wrong input: the fake Qdrant has only the unnamed default vector, which cannot be deleted',
+    );
+  }
+
   private record(p: StoredPoint, withPayload: Json, withVector: Json): Record<string, Json> {
     return {
       id: p.id,

@@ -1,0 +1,205 @@
+/**
+ * How a request body is confined to one tenant. In partition mode every filter becomes
+ * `{must: [{key:"tenant_id", match:{value:<tenant>}}, <client filter>]}`: the client's filter
+ * is kept whole as one nested clause, so none of its should / must_not / min_should can
+ * loosen the tenant clause. Payload writes get `tenant_id` set by us, and anything in a body
+ * that names `tenant_id` (a filter key, a payload key, an order_by, a group_by...) is refused
+ * in both modes, so neither mode lets a tenant forge or probe the field. Bodies are checked
+ * against a per-operation allowlist of fields, so a Qdrant feature we have not reviewed (a
+ * new filter-bearing field, `shard_key`, `update_filter`...) is refused, not passed through.
+ */
+import { badRequest, forbidden, VectorRefusal } from './vector-refusal.js';
+
+/** The payload field that carries the tenant in partition mode. */
+export const TENANT_FIELD = 'tenant_id';
+
+type Obj = Record<string, unknown>;
+
+/** A JSON object body, or a 400 like Qdrant's. */
+export function asObject(value: unknown, what: string): Obj {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw badRequest(`Format error in JSON body: ${what} must be a JSON object`);
+  }
+  return value as Obj;
+}
+
+/** Refuses fields outside the operation's allowlist. */
+export function assertOnlyFields(body: Obj, allowed: readonly string[], operation: string): void {
+  const extra = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (extra.length > 0) {
+    throw forbidden(
+      `${operation}: field(s) ${extra.join(', ')} are not available through the tenant route (allowed: ${allowed.join(', ')})`,
+    );
+  }
+}
+
+/** True when a Qdrant key path (e.g. `tenant_id`, `"tenant_id"`, `tenant_id[]`, `tenant_id.x`) starts at tenant_id. */
+function isTenantKey(key: unknown): boolean {
+  if (typeof key !== 'string') return false;
+  const first =
+    key
+      .replace(/^\$\.?/, '')
+      .replace(/"/g, '')
+      .split(/[.[]/)[0] ?? '';
+  return first.trim() === TENANT_FIELD;
+}
+
+const tenantFieldRefusal = () =>
+  new VectorRefusal(
+    403,
+    'PROXY_ERR_VECTOR_TENANT_FIELD',
+    `"${TENANT_FIELD}" is reserved by Lanekeeper: filters, payloads, keys and orderings may not name it`,
+  );
+
+/** Fields whose value is payload data (checked only at its top level) or vectors (not checked). */
+const DATA_FIELDS = new Set(['payload', 'payloads', 'vector', 'vectors']);
+/** Fields whose string value is a payload key. */
+const KEY_FIELDS = new Set(['key', 'order_by', 'group_by', 'field_name', 'datetime_key']);
+
+/**
+ * Refuses a body that names tenant_id anywhere a key can appear, or sets it in a payload.
+ * Payload values themselves are user data and are not inspected below their top level.
+ */
+export function assertNoTenantField(value: unknown): void {
+  if (Array.isArray(value)) {
+    value.forEach(assertNoTenantField);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  for (const [field, inner] of Object.entries(value as Obj)) {
+    if (DATA_FIELDS.has(field)) {
+      const payloads = field === 'payloads' && Array.isArray(inner) ? inner : [inner];
+      if (
+        (field === 'payload' || field === 'payloads') &&
+        payloads.some((p) => p && typeof p === 'object' && TENANT_FIELD in p)
+      ) {
+        throw tenantFieldRefusal();
+      }
+      continue;
+    }
+    if (KEY_FIELDS.has(field) && isTenantKey(inner)) throw tenantFieldRefusal();
+    if (field === 'keys' && Array.isArray(inner) && inner.some(isTenantKey)) throw tenantFieldRefusal();
+    if (field === TENANT_FIELD) throw tenantFieldRefusal();
+    assertNoTenantField(inner);
+  }
+}
+
+/** The condition every partition-mode read and write carries. */
+export function tenantCondition(tenant: string): Obj {
+  return { key: TENANT_FIELD, match: { value: tenant } };
+}
+
+/** The client's filter confined to the tenant: `{must: [tenant, clientFilter]}`. */
+export function scopeFilter(filter: unknown, tenant: string): Obj {
+  if (filter === undefined || filter === null) return { must: [tenantCondition(tenant)] };
+  return { must: [tenantCondition(tenant), asObject(filter, 'filter')] };
+}
+
+/** A filter selecting the given ids of this tenant only. */
+export function idsFilter(ids: unknown, tenant: string): Obj {
+  if (!Array.isArray(ids))
+    throw badRequest('Format error in JSON body: `points` must be a list of point ids');
+  return { must: [tenantCondition(tenant), { has_id: ids }] };
+}
+
+/** Replaces `points: [ids]` by an id+tenant filter, or scopes `filter` (partition mode). */
+export function scopeSelector(body: Obj, tenant: string): Obj {
+  const { points, filter, ...rest } = body;
+  if (points !== undefined && filter !== undefined) {
+    return {
+      ...rest,
+      filter: { must: [tenantCondition(tenant), { has_id: points }, asObject(filter, 'filter')] },
+    };
+  }
+  if (points !== undefined) return { ...rest, filter: idsFilter(points, tenant) };
+  if (filter !== undefined) return { ...rest, filter: scopeFilter(filter, tenant) };
+  throw badRequest('Format error in JSON body: expected `points` or `filter`');
+}
+
+const isId = (v: unknown) => typeof v === 'number' || typeof v === 'string';
+const pairsUseIds = (pairs: unknown) =>
+  (Array.isArray(pairs) ? pairs : [pairs]).some(
+    (p) => p && typeof p === 'object' && [(p as Obj).positive, (p as Obj).negative].some(isId),
+  );
+
+/** True when a universal-query input names stored points by id (which Qdrant resolves without our filter). */
+export function queryUsesPointIds(query: unknown): boolean {
+  if (isId(query)) return true;
+  if (!query || typeof query !== 'object' || Array.isArray(query)) return false;
+  const q = query as Obj;
+  if ('nearest' in q) return isId(q.nearest);
+  if ('recommend' in q) {
+    const r = asObject(q.recommend, 'recommend');
+    return [...((r.positive as unknown[]) ?? []), ...((r.negative as unknown[]) ?? [])].some(isId);
+  }
+  if ('discover' in q) {
+    const d = asObject(q.discover, 'discover');
+    return isId(d.target) || pairsUseIds(d.context ?? []);
+  }
+  if ('context' in q) return pairsUseIds(q.context);
+  return false;
+}
+
+/** Fields a universal query (and each of its prefetches) may carry. */
+export const QUERY_FIELDS = [
+  'prefetch',
+  'query',
+  'using',
+  'filter',
+  'params',
+  'score_threshold',
+  'limit',
+  'offset',
+  'with_vector',
+  'with_payload',
+  'lookup_from',
+] as const;
+
+/** Options of scopeQuery: the mode, and how a logical collection name becomes physical. */
+export interface QueryScope {
+  tenant: string;
+  partition: boolean;
+  physicalName(logical: unknown): string;
+}
+
+/**
+ * Confines a universal query: the filter of the query and of every prefetch (recursively) gets
+ * the tenant clause in partition mode; `lookup_from` is mapped to the tenant's own collection
+ * (collection mode) or refused (partition mode, where it would resolve other tenants' ids), and
+ * so are point-id query inputs in partition mode.
+ */
+export function scopeQuery(raw: unknown, scope: QueryScope, extraFields: readonly string[] = []): Obj {
+  const body = asObject(raw, 'query');
+  assertOnlyFields(body, [...QUERY_FIELDS, ...extraFields], 'query');
+  const out: Obj = { ...body };
+  if (scope.partition) {
+    out.filter = scopeFilter(body.filter, scope.tenant);
+    if (queryUsesPointIds(body.query)) {
+      throw forbidden('queries by point id are not available in partition mode: send the vector itself');
+    }
+  }
+  if (body.lookup_from !== undefined) {
+    if (scope.partition) throw forbidden('lookup_from is not available in partition mode');
+    const lookup = asObject(body.lookup_from, 'lookup_from');
+    out.lookup_from = { ...lookup, collection: scope.physicalName(lookup.collection) };
+  }
+  if (body.prefetch !== undefined) {
+    out.prefetch = Array.isArray(body.prefetch)
+      ? body.prefetch.map((p) => scopeQuery(p, scope))
+      : scopeQuery(body.prefetch, scope);
+  }
+  return out;
+}
+
+/** Removes tenant_id from every returned point's payload (partition mode): the tenant never set it. */
+export function stripTenantField(value: unknown): void {
+  if (Array.isArray(value)) {
+    value.forEach(stripTenantField);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  const o = value as Obj;
+  if ('id' in o && o.payload && typeof o.payload === 'object') delete (o.payload as Obj)[TENANT_FIELD];
+  for (const inner of Object.values(o)) if (inner && typeof inner === 'object') stripTenantField(inner);
+}
