@@ -1,8 +1,8 @@
 /**
  * The in-memory half of metering: per-tenant hourly buckets (kept `retentionHours`) and
  * all-time counters, both updated in O(1) per event, so reading the current hour never sums
- * a list. Recording is idempotent per request_id within the retention, which lets the guarded
- * store replay its buffer without double counting.
+ * a list. Recording is idempotent per request_id for two hours (DEDUPE_MS, as in Redis), which
+ * lets the guarded store replay its buffer without double counting.
  */
 import type { UsageEvent } from '../usage/usage-event.js';
 import { HOUR_MS, emptyHour, hourStart, type HourUsage, type UsageTotals } from './store.js';
@@ -39,6 +39,9 @@ export function eventTime(event: UsageEvent): number {
   return Number.isFinite(at) ? at : Date.now();
 }
 
+/** How long a bucket remembers its request ids; replays come well within it. */
+const DEDUPE_MS = 2 * HOUR_MS;
+
 interface TenantMeter {
   hours: Map<number, { usage: HourUsage; ids: Set<string> }>;
   total: Record<HourField, number>;
@@ -59,8 +62,9 @@ export class MemoryMeter {
     this.tenants.set(event.tenant, meter);
     const at = eventTime(event);
     const start = hourStart(at);
-    for (const key of meter.hours.keys()) {
+    for (const [key, old] of meter.hours) {
       if (key <= start - this.retentionHours * HOUR_MS) meter.hours.delete(key);
+      else if (key + HOUR_MS <= at - DEDUPE_MS) old.ids.clear();
     }
     const bucket = meter.hours.get(start) ?? { usage: emptyHour(event.tenant, at), ids: new Set<string>() };
     meter.hours.set(start, bucket);

@@ -49,6 +49,8 @@ export interface RedisStoreDeps {
 /** Day keys live two days, month keys 32, so late settlements still land in their window. */
 const DAY_KEY_TTL_S = 2 * 86_400;
 const MONTH_KEY_TTL_S = 32 * 86_400;
+/** How long a recorded request id is remembered, so a replayed event is not counted twice. */
+const RECORD_DEDUPE_S = 2 * 3_600;
 
 function limitState(request: AdmitRequest, raw: string[]): LimitState {
   const [, , , countS, newestS, usedS, latestS] = raw;
@@ -210,6 +212,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
             keys.total,
             event.request_id,
             retentionS,
+            Math.min(retentionS, RECORD_DEDUPE_S),
             ...pairs,
             'estimated_cost',
             add.estimated_cost,
