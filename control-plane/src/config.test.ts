@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { ControlPlaneConfigError } from './errors.js';
+
+const valid = {
+  DATABASE_URL: 'postgres://u@db:5432/lanekeeper',
+  REDIS_URL: 'redis://redis:6379',
+  LANEKEEPER_ADMIN_TOKEN: 'a'.repeat(32),
+  LANEKEEPER_PROXY_TOKEN: 'p'.repeat(32),
+};
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ControlPlaneConfigError);
+    return (error as ControlPlaneConfigError).problems.map((p) => p.variable);
+  }
+  throw new Error('expected a ControlPlaneConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig(valid);
+    expect(config).toMatchObject({
+      port: 8081,
+      keyPrefix: 'lk:',
+      usageStream: 'usage',
+      vectorMode: 'collection',
+      collectionTemplates: [{ name: 'documents', size: 1536, distance: 'Cosine' }],
+      retainBillingOnErasure: false,
+    });
+    expect(config.qdrant).toBeUndefined();
+  });
+
+  it('names every missing variable at once', () => {
+    expect(problemsOf({})).toEqual(
+      expect.arrayContaining([
+        'DATABASE_URL',
+        'REDIS_URL',
+        'LANEKEEPER_ADMIN_TOKEN',
+        'LANEKEEPER_PROXY_TOKEN',
+      ]),
+    );
+  });
+
+  it.each([
+    ['DATABASE_URL', 'mysql://x'],
+    ['REDIS_URL', 'http://redis'],
+    ['QDRANT_URL', 'not a url'],
+    ['PORT', '70000'],
+    ['LANEKEEPER_ADMIN_TOKEN', 'short'],
+    ['LANEKEEPER_VECTOR_MODE', 'shared'],
+    ['LANEKEEPER_COLLECTION_TEMPLATES', '[{"name":"docs","size":0,"distance":"Cosine"}]'],
+    ['LANEKEEPER_COLLECTION_TEMPLATES', 'not json'],
+  ])('refuses a bad %s (%s), naming it', (variable, value) => {
+    expect(problemsOf({ ...valid, [variable]: value })).toContain(variable);
+  });
+
+  it('accepts PORT=0 for tests', () => {
+    expect(loadConfig({ ...valid, PORT: '0' }).port).toBe(0);
+  });
+
+  it('refuses the same token for admins and proxies', () => {
+    expect(problemsOf({ ...valid, LANEKEEPER_PROXY_TOKEN: valid.LANEKEEPER_ADMIN_TOKEN })).toEqual([
+      'LANEKEEPER_PROXY_TOKEN',
+    ]);
+  });
+});
