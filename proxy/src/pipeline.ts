@@ -10,6 +10,7 @@ import type { Stage } from './stage.js';
 import { createApplyPlanStage } from './stages/apply-plan.js';
 import { createCheckRateLimitStage } from './stages/check-rate-limit.js';
 import { createDebitQuotaStage } from './stages/debit-quota.js';
+import { createEnforceMidStreamStage } from './stages/enforce-mid-stream.js';
 import { createHideInjectedUsageStage } from './stages/hide-injected-usage.js';
 import { createIdentifyTenantStage } from './stages/identify-tenant.js';
 import { createInjectIdentityStage } from './stages/inject-identity.js';
@@ -37,5 +38,6 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createInjectIdentityStage(),
     createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),
+    createEnforceMidStreamStage(),
   ];
 }

@@ -298,6 +298,8 @@ class Exchange {
           this.finish(this.clientGone ? 'client_aborted' : 'completed');
         },
         onResponseError: (_controller, error) => {
+          // Aborted by the proxy itself after the response was complete (a cut-off).
+          if (this.finished) return;
           if (this.clientGone) return this.finish('client_aborted');
           if (!this.headSent) {
             deps.logger.warn({ request_id: ctx.id, err: error.message }, 'upstream request failed');
@@ -364,8 +366,8 @@ class Exchange {
     if (this.ctx.cutoff !== undefined && !end && !this.finished) {
       // A stage ended the stream at an event boundary (mid-stream enforcement): stop the
       // upstream generating, and close the client's response cleanly.
-      this.controller?.abort(new Error(`cut off: ${this.ctx.cutoff}`));
       this.finish('completed');
+      this.controller?.abort(new Error(`cut off: ${this.ctx.cutoff}`));
     }
     return ok;
   }

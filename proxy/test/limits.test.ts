@@ -131,3 +131,49 @@ describe('concurrent requests', () => {
     expect((await chat(h, KEYS.free, { stream: true })).status).toBe(200);
   });
 });
+
+describe('mid-stream enforcement', () => {
+  it('ends a stream that outruns the allowance at an event boundary, tells the client why, and meters it', async () => {
+    const pieces = Array.from({ length: 100 }, () => 'abcdefgh ');
+    h = await startHarness({
+      // This upstream ignores max_tokens, which is what mid-stream enforcement is for.
+      reply: { kind: 'stream', chunks: chatStream('small-model', pieces, undefined, false), delayMs: 3 },
+      config: (base) => {
+        const plans = base.plans as Record<string, Record<string, unknown>>;
+        return {
+          ...base,
+          plans: {
+            ...plans,
+            free: { ...plans.free, rate_limits: { tokens_per_hour: 200 }, enforce_mid_stream: true },
+          },
+        };
+      },
+    });
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'small-model',
+        messages: [{ role: 'user', content: 'go on forever' }],
+        stream: true,
+      }),
+    });
+    const text = await res.body.text();
+    const events = text.split('\n\n').filter(Boolean);
+    const last = JSON.parse(events.at(-2)!.slice('data: '.length)) as {
+      choices: { finish_reason: string }[];
+    };
+    expect(events.at(-1)).toBe('data: [DONE]');
+    expect(last.choices[0]?.finish_reason).toBe('length');
+    const streamedChars = events.filter((e) => e.includes('abcdefgh')).length * 9;
+    expect(streamedChars).toBeLessThan(900);
+    expect(streamedChars).toBeGreaterThan(400);
+    await h.settled(1);
+    const line = h.accessLogs()[0]!;
+    expect(line.outcome).toBe('cut_off');
+    expect(line.provenance).toBe('partial');
+    expect(line.output_tokens as number).toBeLessThanOrEqual(200);
+    for (let i = 0; i < 100 && h.upstream.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(h.upstream.aborted).toBe(1);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Optional mid-stream enforcement (`enforce_mid_stream: true` on a plan). Reservations
+ * already cap a request's output at what the tenant has left, but an upstream may ignore
+ * the cap (custom services, some self-hosted servers). This stage counts the output as it
+ * streams and, once it passes the allowance granted at admission, ends the stream at an
+ * event boundary with a final event in the client's dialect saying why. The upstream is
+ * then aborted, and what was used is metered. Last in the pipeline, so it sees the
+ * upstream's bytes first; only plans that opt in pay for its per-event parsing.
+ */
+import type { RequestContext } from '../context.js';
+import type { StreamEvent } from '../dialects/dialect.js';
+import { estimateOutputTokens } from '../usage/estimate.js';
+import { createEventFramer, type EventFramer } from '../usage/event-framer.js';
+import type { Stage } from '../stage.js';
+
+const EMPTY = Buffer.alloc(0);
+const TAIL_CHARS = 32;
+
+interface Watch {
+  framer: EventFramer;
+  allowance: number;
+  /** Output counted so far with the tokenizer the meter uses. */
+  tokens: number;
+  /** The end of the text so far: a token can span two deltas, so each delta is counted in its context. */
+  tail: string;
+  reportedOutput: number;
+  done: boolean;
+}
+
+function outputSoFar(watch: Watch): number {
+  return Math.max(watch.reportedOutput, watch.tokens);
+}
+
+export function createEnforceMidStreamStage(): Stage {
+  const watches = new WeakMap<RequestContext, Watch>();
+  return {
+    name: 'enforce-mid-stream',
+    onResponseHeaders(ctx, head) {
+      const allowance = ctx.maxOutputTokens;
+      if (!ctx.tenant?.plan.enforce_mid_stream || !ctx.stream || !ctx.dialect || allowance === undefined)
+        return;
+      if (!ctx.reservation || head.status < 200 || head.status >= 300) return;
+      watches.set(ctx, {
+        framer: createEventFramer(ctx.dialect.streamFormat),
+        allowance,
+        tokens: 0,
+        tail: '',
+        reportedOutput: 0,
+        done: false,
+      });
+    },
+    onResponseChunk(ctx, chunk, end) {
+      const watch = watches.get(ctx);
+      const { dialect, route } = ctx;
+      if (!watch || !dialect || !route) return chunk;
+      if (watch.done) return EMPTY;
+      const blocks = watch.framer.push(chunk);
+      if (end) blocks.push(watch.framer.end());
+      const out: Buffer[] = [];
+      for (const block of blocks) {
+        const event: StreamEvent | undefined = block.length > 0 ? watch.framer.eventOf(block) : undefined;
+        if (event) {
+          const text = dialect.textFromEvent(event, route);
+          if (text) {
+            const joined = watch.tail + text;
+            watch.tokens += estimateOutputTokens([joined]) - estimateOutputTokens([watch.tail]);
+            watch.tail = joined.slice(-TAIL_CHARS);
+          }
+          if (dialect.usageHint(event)) {
+            const output = dialect.usageFromEvent(event, route)?.usage?.output;
+            if (output !== undefined) watch.reportedOutput = output;
+          }
+        }
+        if (outputSoFar(watch) > watch.allowance) {
+          watch.done = true;
+          ctx.cutoff = 'output passed the tenant allowance';
+          if (dialect.cutoffEvent) {
+            out.push(
+              Buffer.from(
+                dialect.cutoffEvent(route, "The tenant's remaining token or spend allowance is used up.", {
+                  output: outputSoFar(watch),
+                }),
+              ),
+            );
+          }
+          break;
+        }
+        out.push(block);
+      }
+      return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    },
+  };
+}
