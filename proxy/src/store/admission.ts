@@ -50,16 +50,25 @@ export type Admission =
     }
   | { readonly ok: false; readonly limit: LimitName };
 
-/** Output tokens a remaining budget can pay for after the prompt; Infinity when output is free. */
+/** Output tokens a remaining budget can pay for after the prompt (-1: not even the prompt); Infinity when output is free. */
 function affordableOutput(remainingUsd: number, promptUsd: number, outputPrice: number): number {
-  if (remainingUsd <= 0 || promptUsd > remainingUsd) return 0;
+  if (remainingUsd <= 0 || promptUsd > remainingUsd) return -1;
   if (outputPrice <= 0) return Number.POSITIVE_INFINITY;
   return Math.floor((remainingUsd - promptUsd) / outputPrice);
+}
+
+/**
+ * Output tokens that must fit for a request to be worth forwarding: one, unless the request
+ * produces none (embeddings pass maxOutput 0), in which case the prompt alone must fit.
+ */
+export function requiredOutput(maxOutput: number | undefined): number {
+  return maxOutput === 0 ? 0 : 1;
 }
 
 /** Decides one admission against a standing; pure, so both callers stay atomic around it. */
 export function decideAdmission(input: AdmissionInput, standing: Standing): Admission {
   const { limits, promptTokens, inputPrice, outputPrice } = input;
+  const need = requiredOutput(input.maxOutput);
   const rpm = limits.requests_per_minute;
   if (rpm !== undefined && standing.requests >= rpm) return { ok: false, limit: 'requests_per_minute' };
   const maxConcurrent = limits.max_concurrent;
@@ -70,7 +79,7 @@ export function decideAdmission(input: AdmissionInput, standing: Standing): Admi
   const tph = limits.tokens_per_hour;
   if (tph !== undefined) {
     const cap = tph - standing.tokens - promptTokens;
-    if (cap < 1) return { ok: false, limit: 'tokens_per_hour' };
+    if (cap < need) return { ok: false, limit: 'tokens_per_hour' };
     granted = Math.min(granted, cap);
   }
   const promptUsd = promptTokens * inputPrice;
@@ -81,7 +90,7 @@ export function decideAdmission(input: AdmissionInput, standing: Standing): Admi
   for (const [name, budget, used] of budgets) {
     if (budget === undefined) continue;
     const cap = affordableOutput(budget - used, promptUsd, outputPrice);
-    if (cap < 1) return { ok: false, limit: name };
+    if (cap < need) return { ok: false, limit: name };
     granted = Math.min(granted, cap);
   }
   const bounded = Number.isFinite(granted) ? Math.max(0, Math.floor(granted)) : undefined;

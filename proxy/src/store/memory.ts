@@ -11,7 +11,7 @@
  * never settles cannot hold a limit forever.
  */
 import type { UsageEvent } from '../usage/usage-event.js';
-import { decideAdmission, msUntilFreed, retrySeconds } from './admission.js';
+import { decideAdmission, msUntilFreed, requiredOutput, retrySeconds } from './admission.js';
 import type { LimitName } from '../errors.js';
 import { MemoryMeter } from './memory-meter.js';
 import {
@@ -140,8 +140,9 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
       return 1;
     case 'tokens_per_hour': {
       const cap = limits.tokens_per_hour ?? 0;
-      const needed = request.promptTokens + 1 - (cap - usedTokens(t));
-      if (request.promptTokens + 1 > cap) return HOUR_MS / 1000;
+      const need = request.promptTokens + requiredOutput(request.maxOutput);
+      if (need > cap) return HOUR_MS / 1000;
+      const needed = need - (cap - usedTokens(t));
       return retrySeconds(msUntilFreed(needed, tokenReleases(t), now));
     }
     case 'budget_usd_per_day':

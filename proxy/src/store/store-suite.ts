@@ -136,6 +136,24 @@ export function describeStore(name: string, makeStore: () => Store | Promise<Sto
         expect(refused.state.tokens?.remaining).toBe(0);
       });
 
+      it('admits a request that produces no output (maxOutput 0) when its prompt alone fits', async () => {
+        const t = tenant();
+        const limits = { tokens_per_hour: 1000 };
+        expect(granted(await admit(t, limits, { promptTokens: 1000, maxOutput: 0 }))).toBe(0);
+        const refused = await admit(t, limits, { promptTokens: 1, maxOutput: 0 });
+        expect(refused.ok === false && refused.limit).toBe('tokens_per_hour');
+        const prices = { inputPrice: 0.001, outputPrice: 0.001 };
+        expect(
+          (await admit(t, { budget_usd_per_day: 0.1 }, { ...prices, promptTokens: 100, maxOutput: 0 })).ok,
+        ).toBe(true);
+        const broke = await admit(
+          t,
+          { budget_usd_per_day: 0.1 },
+          { ...prices, promptTokens: 100, maxOutput: 0 },
+        );
+        expect(broke.ok === false && broke.limit).toBe('budget_usd_per_day');
+      });
+
       it('bounds an unbounded output by what remains', async () => {
         const t = tenant();
         const result = await admit(t, { tokens_per_hour: 1000 }, { promptTokens: 250, maxOutput: undefined });

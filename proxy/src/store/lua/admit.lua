@@ -60,19 +60,22 @@ if rpm > 0 and requests >= rpm then
 end
 if maxc > 0 and slots >= maxc then return refuse(1, 0) end
 
+-- Output that must fit: one token, or none for a request that produces none (maxOutput 0).
+local need = 1
+if maxOut == 0 then need = 0 end
 local granted = math.huge
 if maxOut >= 0 then granted = maxOut end
 if tph > 0 then
   local cap = tph - usedTokens - prompt
-  if cap < 1 then
-    if prompt + 1 > tph then return refuse(2, HOUR) end
+  if cap < need then
+    if prompt + need > tph then return refuse(2, HOUR) end
     local pending = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
     for i = 1, #pending, 2 do
       local held = redis.call('HGET', KEYS[5], pending[i])
       if held then releases[#releases + 1] = { tonumber(pending[i + 1]), tonumber(string.match(held, '^(%S+)')) } end
     end
     table.sort(releases, function(a, b) return a[1] < b[1] end)
-    local needed, freed, wait = 1 - cap, 0, HOUR
+    local needed, freed, wait = need - cap, 0, HOUR
     for _, r in ipairs(releases) do
       freed = freed + r[2]
       if freed >= needed then wait = math.max(0, r[1] - now) break end
@@ -87,11 +90,11 @@ local budgets = { { bDay, usdDay, 3, tonumber(ARGV[15]) }, { bMonth, usdMonth, 4
 for _, b in ipairs(budgets) do
   if b[1] >= 0 then
     local remaining = b[1] - b[2]
-    local cap = 0
+    local cap = -1
     if remaining > 0 and promptUsd <= remaining then
       if outP <= 0 then cap = math.huge else cap = math.floor((remaining - promptUsd) / outP) end
     end
-    if cap < 1 then return refuse(b[3], b[4] * 1000) end
+    if cap < need then return refuse(b[3], b[4] * 1000) end
     granted = math.min(granted, cap)
   end
 end
