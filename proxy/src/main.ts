@@ -8,6 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
 import { createAdminHandler } from './admin.js';
 import { loadConfigFile, watchConfigFile, type ConfigWatcher } from './config/load.js';
+import {
+  createControlPlaneSource,
+  type ControlPlaneSnapshot,
+  type ControlPlaneSource,
+} from './config/control-plane-source.js';
 import { configWarnings, parseConfig, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -70,15 +75,52 @@ function createDispatcher(config: Config): Dispatcher {
   });
 }
 
+/**
+ * In control-plane mode, plans, tenants and pricing come from the control plane's snapshot
+ * and everything else from the file; the two are merged, then validated as one config.
+ */
+function compose(fileRaw: unknown, snapshot: ControlPlaneSnapshot | undefined): unknown {
+  if (!snapshot) return fileRaw;
+  return {
+    ...(fileRaw as Record<string, unknown>),
+    plans: snapshot.plans,
+    tenants: snapshot.tenants,
+    pricing: snapshot.pricing,
+  };
+}
+
 export async function startProxy(options: StartOptions): Promise<RunningProxy> {
-  let raw: unknown;
-  if (options.configPath) {
-    raw = (await loadConfigFile(options.configPath)).raw;
-  } else {
-    raw = options.config;
+  let fileRaw: unknown = options.configPath ? (await loadConfigFile(options.configPath)).raw : options.config;
+  const fromFile = parseConfig(fileRaw);
+  const logger = options.logger ?? createLogger(fromFile.log.level);
+
+  let snapshot: ControlPlaneSnapshot | undefined;
+  // Set once the proxy is running; until then a snapshot only replaces the initial config.
+  const live: { apply?: (config: Config) => void } = {};
+  let source: ControlPlaneSource | undefined;
+  let initial = fromFile;
+  if (fromFile.control_plane) {
+    const plane = fromFile.control_plane;
+    source = createControlPlaneSource(
+      {
+        url: plane.url,
+        token: plane.token,
+        pollIntervalMs: plane.poll_interval_ms,
+        snapshotPath: plane.snapshot_path,
+        redisUrl: typeof fromFile.store === 'object' ? fromFile.store.redis : undefined,
+        keyPrefix: typeof fromFile.store === 'object' ? fromFile.store.key_prefix : 'lk:',
+        logger,
+      },
+      (next) => {
+        // Throws on an invalid snapshot, which the source then refuses to keep.
+        const config = parseConfig(compose(fileRaw, next));
+        snapshot = next;
+        if (live.apply) live.apply(config);
+        else initial = config;
+      },
+    );
+    await source.start();
   }
-  const initial = parseConfig(raw);
-  const logger = options.logger ?? createLogger(initial.log.level);
   for (const warning of configWarnings(initial)) logger.warn(warning, 'config warning');
 
   const metrics = new Metrics(initial.metrics.max_tenants);
@@ -110,6 +152,12 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   };
 
   const quirks = new UpstreamQuirks();
+  live.apply = (config) => {
+    apply(config);
+    metrics.configReloads.inc({ result: 'applied' });
+    logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
+  };
+
   const pipeline = createPipeline({ store, metrics, logger, quirks });
   const handler = createProxyHandler({
     getRuntime: () => runtime,
@@ -146,7 +194,8 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       options.configPath,
       (next) => {
         try {
-          apply(parseConfig(next));
+          apply(parseConfig(compose(next, snapshot)));
+          fileRaw = next;
           metrics.configReloads.inc({ result: 'applied' });
           logger.info({ path: options.configPath }, 'config reloaded');
         } catch (error) {
@@ -171,13 +220,15 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     metrics,
     config: () => runtime.config,
     reload(next) {
-      apply(parseConfig(next));
+      apply(parseConfig(compose(next, snapshot)));
+      fileRaw = next;
       metrics.configReloads.inc({ result: 'applied' });
     },
     async close(graceMs = runtime.config.shutdown_grace_ms) {
       if (draining) return;
       draining = true;
       watcher?.close();
+      await source?.close();
       const closed = new Promise<void>((resolve) => traffic.close(() => resolve()));
       traffic.closeIdleConnections();
       if (inflight > 0) {
