@@ -116,8 +116,11 @@ describe('the control-plane source', () => {
         (snapshots.at(-1)!.tenants[0] as { status: string }).status === 'suspended',
       'the pushed change',
     );
-    const disk = JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8'));
-    expect((disk.snapshot.tenants[0] as { status: string }).status).toBe('suspended');
+    // The disk copy follows the accepted snapshot (written just after the proxy took it).
+    await until(async () => {
+      const disk = JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8'));
+      return (disk.snapshot.tenants[0] as { status: string }).status === 'suspended';
+    }, 'the disk snapshot');
     await s.close();
   });
 
