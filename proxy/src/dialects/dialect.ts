@@ -90,6 +90,14 @@ export interface Dialect {
    * (JSON is parsed only for the one chunk that carries usage).
    */
   hideInjectedUsage?(event: StreamEvent): StreamEvent | null;
+  /**
+   * Optional fast path of `hideInjectedUsage` on one raw block from the event framer: the
+   * block to send (the same Buffer when unchanged), null to drop it, or undefined when the
+   * event itself must be looked at (then `hideInjectedUsage` decides). Works on bytes,
+   * without decoding or re-serialising the ordinary chunks. Use `hideInjectedUsageBlock`
+   * from usage/event-framer.ts, which tries this first.
+   */
+  hideInjectedUsageInBlock?(block: Buffer): Buffer | null | undefined;
   /** Usage, model and errors from a complete JSON response body. */
   usageFromJson(body: unknown, route: DialectRoute): Observation | undefined;
   /**

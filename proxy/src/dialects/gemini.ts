@@ -22,6 +22,7 @@ import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { estimateJsonTokens } from './prompt-size.js';
 
 const GENERATE: DialectRoute = { endpoint: 'generateContent', metered: true };
@@ -248,7 +249,8 @@ export const gemini: Dialect = {
   },
 
   usageHint(event) {
-    return event.data.includes('"usageMetadata"') || event.data.includes('"error"');
+    const data = event.data;
+    return valueAfterLastKey(data, '"usageMetadata"') === OPEN_BRACE || errorNearStart(data);
   },
 
   usageFromEvent(event, route) {

@@ -15,6 +15,7 @@ import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
 import type { Dialect, DialectRoute, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { errorNearStart, valueAfterLastKey } from './hint.js';
 import { estimateJsonTokens } from './prompt-size.js';
 
 const CHAT: DialectRoute = { endpoint: 'chat', metered: true };
@@ -22,6 +23,8 @@ const GENERATE: DialectRoute = { endpoint: 'generate', metered: true };
 const EMBED: DialectRoute = { endpoint: 'embed', metered: true, generates: false };
 const EMBEDDINGS: DialectRoute = { endpoint: 'embeddings', metered: true, generates: false };
 const OTHER: DialectRoute = { endpoint: 'other', metered: false };
+/** `t` of `true`, after the `"done":` key. */
+const LETTER_T = 0x74;
 
 function normalise(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
@@ -136,7 +139,7 @@ export const ollama: Dialect = {
 
   usageHint(event) {
     const data = event.data;
-    return data.includes('"done":true') || data.includes('"done": true') || data.includes('"error"');
+    return valueAfterLastKey(data, '"done"') === LETTER_T || errorNearStart(data);
   },
 
   usageFromEvent(event, route) {

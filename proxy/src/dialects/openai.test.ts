@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { JSON_CASES, fixture, routeOf } from '../../test/dialects/fixture-cases.js';
 import { sseFetch } from '../../test/dialects/sdk-fetch.js';
-import { createEventFramer, rewriteBlock } from '../usage/event-framer.js';
+import { createEventFramer, hideInjectedUsageBlock, rewriteBlock } from '../usage/event-framer.js';
 import { createSseParser } from '../usage/sse.js';
 import { usageFromJsonBody } from '../usage/stream-tap.js';
 import type { DialectRequest, DialectRoute, JsonBody } from './dialect.js';
@@ -196,24 +196,30 @@ describe('the OpenAI dialect', () => {
     );
   });
 
-  it.each(['\n', '\r\n'])(
-    'hides injected usage so the client gets exactly the stream it asked for (%j)',
-    (eol) => {
+  it.each([
+    ['LF', '\n', 'bytes'],
+    ['CRLF', '\r\n', 'bytes'],
+    ['LF', '\n', 'events'],
+    ['CRLF', '\r\n', 'events'],
+  ])(
+    'hides injected usage so the client gets exactly the stream it asked for (%s, %s)',
+    (_name, eol, path) => {
       const withUsage = Buffer.from(fixture('openai/chat-stream-usage.sse').toString().replaceAll('\n', eol));
-      const expected = Buffer.from(
-        fixture('openai/chat-stream-no-usage.sse').toString().replaceAll('\n', eol),
-      );
+      const expected = fixture('openai/chat-stream-no-usage.sse').toString().replaceAll('\n', eol);
       const framer = createEventFramer('sse');
       const out: Buffer[] = [];
       const hide = openai.hideInjectedUsage!.bind(openai);
       for (let i = 0; i < withUsage.length; i += 37) {
         for (const block of framer.push(withUsage.subarray(i, i + 37))) {
-          const kept = rewriteBlock(framer, 'sse', block, hide);
+          const kept =
+            path === 'bytes'
+              ? hideInjectedUsageBlock(framer, openai, block)
+              : rewriteBlock(framer, 'sse', block, hide);
           if (kept) out.push(kept);
         }
       }
       out.push(framer.end());
-      expect(Buffer.concat(out).toString()).toBe(expected.toString());
+      expect(Buffer.concat(out).toString()).toBe(expected);
     },
   );
 

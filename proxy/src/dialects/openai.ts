@@ -12,6 +12,7 @@
  */
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
+import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { estimateJsonTokens, hasPartType } from './prompt-size.js';
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
@@ -24,6 +25,9 @@ const MODELS: DialectRoute = { endpoint: 'models', metered: false, fallback: tru
 const OTHER: DialectRoute = { endpoint: 'other', metered: false, fallback: true };
 
 const IMAGE_PARTS = new Set(['image_url', 'input_image']);
+/** `"usage":` as bytes, for the block-level fast path of hiding injected usage. */
+const USAGE_KEY = Buffer.from('"usage":');
+const NULL_BYTES = Buffer.from('null');
 const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);
 
 export interface OpenAiDialectOptions {
@@ -230,13 +234,33 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
 
     hideInjectedUsage(event) {
       const data = event.data;
-      if (data.includes('"usage":{') || data.includes('"usage": {')) {
+      if (valueAfterLastKey(data, '"usage"') === OPEN_BRACE) {
         const chunk = record(parseJson(data));
         if (chunk && Array.isArray(chunk.choices) && chunk.choices.length === 0) return null;
         return event;
       }
       const edited = removeNullUsage(data);
       return edited === data ? event : { event: event.event, data: edited };
+    },
+    hideInjectedUsageInBlock(block) {
+      const at = block.lastIndexOf(USAGE_KEY);
+      if (at === -1) return block;
+      let end = at + USAGE_KEY.length;
+      while (block[end] === 0x20) end++;
+      if (block[end] !== 0x6e) return undefined; // not `null`: let the event path decide
+      if (!block.subarray(end, end + 4).equals(NULL_BYTES)) return block;
+      end += 4;
+      let start = at;
+      let before = at - 1;
+      while (block[before] === 0x20) before--;
+      if (block[before] === 0x2c) start = before;
+      else {
+        let after = end;
+        while (block[after] === 0x20) after++;
+        if (block[after] !== 0x2c) return block;
+        end = after + 1;
+      }
+      return Buffer.concat([block.subarray(0, start), block.subarray(end)]);
     },
 
     usageFromJson(json, route) {
@@ -249,17 +273,18 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
     },
 
     usageHint(event) {
+      const name = event.event;
+      // Named events are the Responses API: only terminal events and errors matter.
+      if (name !== '') return TERMINAL_RESPONSE_EVENTS.has(name) || name === 'error';
       const data = event.data;
+      if (data.charCodeAt(0) !== OPEN_BRACE) return false;
+      if (valueAfterLastKey(data, '"usage"') === OPEN_BRACE || errorNearStart(data)) return true;
+      // A relay that dropped the `event:` lines of a Responses stream.
       return (
-        data.includes('"usage":{') ||
-        data.includes('"usage": {') ||
-        data.includes('"error"') ||
-        event.event === 'error' ||
-        TERMINAL_RESPONSE_EVENTS.has(event.event) ||
-        (event.event === '' &&
-          (data.includes('"type":"response.completed"') ||
-            data.includes('"type":"response.failed"') ||
-            data.includes('"type":"response.incomplete"')))
+        data.startsWith('{"type":"response.') &&
+        (data.startsWith('completed"', 18) ||
+          data.startsWith('failed"', 18) ||
+          data.startsWith('incomplete"', 18))
       );
     },
 
@@ -341,7 +366,7 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       };
       return `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`;
     },
-  } satisfies Dialect & Pick<Required<Dialect>, 'withoutStreamUsage'>;
+  } satisfies Dialect & Pick<Required<Dialect>, 'withoutStreamUsage' | 'hideInjectedUsageInBlock'>;
 }
 
 /** The OpenAI dialect with default options. */

@@ -10,7 +10,7 @@
  * dropped block never leaves half a line ending behind. NDJSON: a block is one line with
  * its \n. Blocks inside one chunk are zero-copy views (`subarray`) of that chunk.
  */
-import type { StreamEvent } from '../dialects/dialect.js';
+import type { Dialect, StreamEvent } from '../dialects/dialect.js';
 import { createNdjsonParser } from './ndjson.js';
 import { CR, LF, createSseParser, type StreamParser } from './sse.js';
 
@@ -183,4 +183,18 @@ export function rewriteBlock(
   if (rewritten === event) return block;
   if (rewritten === null) return null;
   return serializeEvent(rewritten, format, lineEndingOf(block));
+}
+
+/**
+ * Hides usage the proxy requested on the client's behalf in one raw block: the block to
+ * forward (unchanged bytes when nothing needs hiding) or null to drop it. Tries the
+ * dialect's byte-level fast path, then its event-level `hideInjectedUsage`.
+ */
+export function hideInjectedUsageBlock(framer: EventFramer, dialect: Dialect, block: Buffer): Buffer | null {
+  if (dialect.hideInjectedUsageInBlock) {
+    const fast = dialect.hideInjectedUsageInBlock(block);
+    if (fast !== undefined) return fast;
+  }
+  if (!dialect.hideInjectedUsage) return block;
+  return rewriteBlock(framer, dialect.streamFormat, block, dialect.hideInjectedUsage.bind(dialect));
 }
