@@ -250,6 +250,13 @@ describe('the OpenAI dialect', () => {
     expect(openai.usageHint({ event: '', data: '{"error":{"message":"x"}}' })).toBe(true);
     expect(openai.usageHint({ event: 'response.output_text.delta', data: '{"delta":"x"}' })).toBe(false);
     expect(openai.usageHint({ event: 'response.completed', data: '{}' })).toBe(true);
+    expect(openai.usageHint({ event: 'message', data: '{"choices":[],"usage":{"prompt_tokens":1}}' })).toBe(
+      true,
+    );
+    expect(openai.usageHint({ event: '', data: '{"type":"response.completed","response":{}}' })).toBe(true);
+    expect(openai.usageHint({ event: '', data: '{"type":"response.output_text.delta","delta":"x"}' })).toBe(
+      false,
+    );
   });
 
   it.each([CHAT, '/v1/completions', '/v1/responses'])(

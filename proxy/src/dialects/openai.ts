@@ -274,8 +274,9 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
 
     usageHint(event) {
       const name = event.event;
-      // Named events are the Responses API: only terminal events and errors matter.
-      if (name !== '') return TERMINAL_RESPONSE_EVENTS.has(name) || name === 'error';
+      // Named events are the Responses API: only terminal events and errors matter. (An
+      // explicit `event: message` is the SSE default name, so it counts as unnamed.)
+      if (name !== '' && name !== 'message') return TERMINAL_RESPONSE_EVENTS.has(name) || name === 'error';
       const data = event.data;
       if (data.charCodeAt(0) !== OPEN_BRACE) return false;
       if (valueAfterLastKey(data, '"usage"') === OPEN_BRACE || errorNearStart(data)) return true;
