@@ -164,10 +164,15 @@ describe('tenant erasure', () => {
     expect(await rows(`SELECT 1 FROM api_keys WHERE tenant_id = 'beta'`)).toHaveLength(1);
   });
 
-  it('answers a repeated DELETE with the recorded report', async () => {
+  it('answers a repeated DELETE with the recorded report, sweeping Redis again', async () => {
     const again = await admin('DELETE', '/v1/tenants/acme');
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ tenant: 'acme', attempts: 2, already_erased: true });
+    expect(again.body).toMatchObject({
+      tenant: 'acme',
+      attempts: 2,
+      already_erased: true,
+      resweep: { keys_deleted: 0, stream_events_deleted: 0 },
+    });
   });
 
   it('pseudonymises usage rows instead when billing records must be kept', async () => {

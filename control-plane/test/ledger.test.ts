@@ -260,4 +260,65 @@ describe('the usage ledger', () => {
       expect(daily.body.total.requests).toBe(expected.requests);
     }
   });
+
+  it('isolates an event PostgreSQL refuses and drops events of an erased tenant, booking the rest', async () => {
+    const key = `${t.prefix}usage-b`;
+    await t.pool.query(
+      `INSERT INTO audit_log (actor, action, resource, after) VALUES ('admin', 'tenant.erase', 'tenants/gone', '{}')`,
+    );
+    const sample: Ev = {
+      request_id: 'x',
+      ts: new Date().toISOString(),
+      tenant: 'acme',
+      model: 'gpt-4o-mini',
+      input_tokens: 1,
+      output_tokens: 1,
+      cached_input_tokens: 0,
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+    };
+    const redis = new Redis(REDIS_URL);
+    await redis.xadd(key, '*', 'event', JSON.stringify(eventOf({ ...sample, request_id: 'ok-1' })));
+    await redis.xadd(
+      key,
+      '*',
+      'event',
+      JSON.stringify({ ...eventOf({ ...sample, request_id: 'huge' }), latency_ms: 1e12 }),
+    );
+    await redis.xadd(
+      key,
+      '*',
+      'event',
+      JSON.stringify(eventOf({ ...sample, request_id: 'late', tenant: 'gone' })),
+    );
+    await redis.xadd(key, '*', 'event', JSON.stringify(eventOf({ ...sample, request_id: 'ok-2' })));
+    const consumer = createLedgerConsumer({
+      redis: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
+      pool: createPool(t.databaseUrl),
+      streamKey: key,
+      group: GROUP,
+      consumer: 'solo',
+      batch: 10,
+      claimIdleMs: 60_000,
+      blockMs: 100,
+      metrics: createMetrics(),
+      logger: pino({ level: 'silent' }),
+    });
+    await consumer.start();
+    try {
+      await until(async () => {
+        const { lag, pending } = await consumer.lag();
+        return lag === 0 && pending === 0;
+      }, 'the ledger to catch up');
+    } finally {
+      await consumer.close();
+      await redis.quit();
+    }
+    const booked = await t.pool.query(
+      `SELECT request_id FROM usage_ledger WHERE request_id IN ('ok-1', 'huge', 'late', 'ok-2') ORDER BY 1`,
+    );
+    expect(booked.rows.map((r) => r.request_id)).toEqual(['ok-1', 'ok-2']);
+    const rejected = await t.pool.query(`SELECT reason FROM usage_rejects WHERE payload LIKE '%"huge"%'`);
+    expect(rejected.rows[0].reason).toContain('refused by PostgreSQL');
+  });
 });

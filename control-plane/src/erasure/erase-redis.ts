@@ -10,13 +10,19 @@ import { tenantKeyPattern, usageStreamKey } from '../redis-layout.js';
 
 const PAGE = 1000;
 
+/** What the Redis part removed. */
+export interface RedisErasure {
+  keys_deleted: number;
+  stream_events_deleted: number;
+}
+
 /** Removes the tenant's keys and stream events; returns how many of each. */
 export async function eraseRedisData(
   redis: Redis,
   prefix: string,
   stream: string,
   tenant: string,
-): Promise<{ keys_deleted: number; stream_events_deleted: number }> {
+): Promise<RedisErasure> {
   let keysDeleted = 0;
   let cursor = '0';
   do {

@@ -21,7 +21,7 @@ import { bumpConfigVersion } from '../stores/config-version.js';
 import { withTransaction } from '../stores/postgres.js';
 import { getTenant } from '../stores/tenants.js';
 import type { VectorErasureReport } from '../stores/vector-store.js';
-import { eraseRedisData } from './erase-redis.js';
+import { eraseRedisData, type RedisErasure } from './erase-redis.js';
 import { erasePostgresData } from './erase-postgres.js';
 
 /** What an erasure removed from each store. */
@@ -78,7 +78,7 @@ export async function eraseTenant(
   tenant: string,
   actor: string,
   hook?: StepHook,
-): Promise<ErasureReport & { already_erased?: boolean }> {
+): Promise<ErasureReport & { already_erased?: boolean; resweep?: RedisErasure }> {
   // One erasure of a tenant at a time: a session lock held on a dedicated client.
   const lockClient = await deps.pool.connect();
   try {
@@ -103,7 +103,16 @@ async function runErasure(deps: AppDeps, tenant: string, actor: string, hook?: S
     const existing = await getTenant(deps.pool, tenant);
     if (!existing) {
       const done = await findErasureRecord(deps.pool, tenant);
-      if (done) return { ...(done.after as ErasureReport), already_erased: true };
+      if (done) {
+        // Requests in flight during the erasure may have written counters since: sweep again.
+        const resweep = await eraseRedisData(
+          deps.redis,
+          deps.config.keyPrefix,
+          deps.config.usageStream,
+          tenant,
+        );
+        return { ...(done.after as ErasureReport), already_erased: true, resweep };
+      }
       throw new NotFoundError(`tenant "${tenant}" does not exist`);
     }
   }

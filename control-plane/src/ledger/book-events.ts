@@ -64,7 +64,11 @@ WITH input AS (
     model_requested text, upstream_model text, input_tokens bigint, output_tokens bigint,
     cached_input_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint, cost_usd numeric,
     status integer, stream boolean, provenance text, latency_ms integer, ttfb_ms integer, stream_id text)
+  -- Drop events of a tenant being erased, or erased and not re-created (a request that was in
+  -- flight during its erasure): they must not bring the tenant back into the ledger.
   WHERE x.tenant NOT IN (SELECT tenant_id FROM erasure_jobs)
+    AND (EXISTS (SELECT 1 FROM tenants t WHERE t.id = x.tenant)
+         OR NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'tenant.erase' AND a.resource = 'tenants/' || x.tenant))
 ), priced AS (
   SELECT i.*, pv.id AS price_version, pe.input AS p_in, pe.output AS p_out,
          coalesce(pe.cached_input, pe.input) AS p_cached, coalesce(pe.cache_write, pe.input) AS p_write,
@@ -109,6 +113,21 @@ WITH input AS (
 )
 SELECT (SELECT count(*) FROM input)::int AS eligible, (SELECT count(*) FROM ins)::int AS inserted,
        (SELECT count(*) FROM rollup)::int AS rollups`;
+
+/** True for PostgreSQL data and integrity errors: the batch's content is at fault, not the database. */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** Keeps an entry the ledger cannot book (so it is acknowledged without being lost). */
+export async function rejectEntry(pool: pg.Pool, entry: StreamEntry, reason: string): Promise<void> {
+  const payload = entry.fields ? (fieldOf(entry.fields, 'event') ?? null) : null;
+  await pool.query(
+    `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
+    [entry.id, payload, reason],
+  );
+}
 
 /** Books a batch in one transaction; the caller acknowledges the entries only after this resolves. */
 export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise<BookingResult> {
