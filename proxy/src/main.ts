@@ -21,6 +21,7 @@ import { buildRuntime, type Runtime } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
+import { createVectorRoute } from './vector/vector-route.js';
 
 export interface StartOptions {
   /** A YAML config file; watched for edits. */
@@ -127,6 +128,9 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   const store = createStore(initial, { metrics, logger });
   let runtime: Runtime = buildRuntime(initial);
   let dispatcher = createDispatcher(initial);
+  const makeVectorRoute = (config: Config) =>
+    config.vector ? createVectorRoute({ config: config.vector, metrics, logger }) : undefined;
+  let vector = makeVectorRoute(initial);
   let draining = false;
   const pendingWork = new Set<Promise<void>>();
 
@@ -147,6 +151,11 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       // Requests in flight keep using the old pool until they finish.
       void old.close().catch(() => undefined);
     }
+    if (JSON.stringify(next.vector) !== JSON.stringify(previous.vector)) {
+      const old = vector;
+      vector = makeVectorRoute(next);
+      void old?.close().catch(() => undefined);
+    }
     runtime = buildRuntime(next, runtime);
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
@@ -158,7 +167,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
 
-  const pipeline = createPipeline({ store, metrics, logger, quirks });
+  const pipeline = createPipeline({ store, metrics, logger, quirks, vector: () => vector });
   const handler = createProxyHandler({
     getRuntime: () => runtime,
     pipeline,
@@ -248,6 +257,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
       await dispatcher.close().catch(() => undefined);
+      await vector?.close().catch(() => undefined);
       await store.close();
       logger.info({}, 'lanekeeper proxy stopped');
     },

@@ -17,14 +17,18 @@ import { createInjectIdentityStage } from './stages/inject-identity.js';
 import { createMeterUsageStage } from './stages/meter-usage.js';
 import { createParseRequestStage } from './stages/parse-request.js';
 import { createRecordMetricsStage } from './stages/record-metrics.js';
+import { createRouteVectorStage } from './stages/route-vector.js';
 import type { Store } from './store/store.js';
 import type { UpstreamQuirks } from './upstream-quirks.js';
+import type { VectorRoute } from './vector/vector-route.js';
 
 export interface PipelineDeps {
   store: Store;
   metrics: Metrics;
   logger: Logger;
   quirks: UpstreamQuirks;
+  /** The tenant-scoped Qdrant route, when `vector` is configured. */
+  vector(): VectorRoute | undefined;
 }
 
 export function createPipeline(deps: PipelineDeps): readonly Stage[] {
@@ -35,6 +39,7 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createApplyPlanStage(),
     createCheckRateLimitStage(deps),
     createDebitQuotaStage(deps),
+    createRouteVectorStage(deps),
     createInjectIdentityStage(),
     createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),

@@ -201,7 +201,8 @@ class Exchange {
       const hook = stages[i]?.onRequest;
       if (!hook) continue;
       const verdict = await hook(ctx);
-      if (verdict) return this.localReply(verdict.error);
+      if (verdict)
+        return 'error' in verdict ? this.localReply(verdict.error) : this.localResponse(verdict.response);
       if (this.clientGone) return this.finish('client_aborted');
     }
     this.forward();
@@ -217,6 +218,15 @@ class Exchange {
       ...error.headers,
     });
     this.deliver(body);
+    this.finish('local_reply');
+  }
+
+  private localResponse(response: { status: number; headers: OutgoingHttpHeaders; body: Buffer }): void {
+    this.respondHead(response.status, {
+      ...response.headers,
+      'content-length': String(response.body.length),
+    });
+    this.deliver(response.body);
     this.finish('local_reply');
   }
 

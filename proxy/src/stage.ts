@@ -7,10 +7,10 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from './context.js';
 import type { ProxyError } from './errors.js';
 
-/** A response made by the proxy itself instead of the upstream. */
-export interface LocalReply {
-  readonly error: ProxyError;
-}
+/** A complete response made by the proxy itself (an error, or a route the proxy serves). */
+export type LocalReply =
+  | { readonly error: ProxyError }
+  | { readonly response: { status: number; headers: OutgoingHttpHeaders; body: Buffer } };
 
 /** What a request hook returns: nothing to go on, or a local reply that ends the request. */
 export type RequestVerdict = LocalReply | undefined;
