@@ -8,17 +8,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startFakeQdrant, type FakeQdrant } from './qdrant/fake-qdrant.js';
 
 let t: TestEnv;
+let qdrant: FakeQdrant;
 let cp: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  t = await createTestEnv();
+  // The in-repo Qdrant test server, so the collection routes are mounted and checked too.
+  qdrant = await startFakeQdrant();
+  t = await createTestEnv({ extra: { QDRANT_URL: qdrant.url } });
   cp = await startControlPlane(t.env);
 });
 afterAll(async () => {
   await cp?.close();
   await t?.dispose();
+  await qdrant?.close();
 });
 
 const admin = (method: string, path: string, body?: unknown) =>
@@ -448,6 +453,8 @@ describe('authentication', () => {
       'GET /v1/tenants/acme/usage/current-hour',
       'GET /v1/audit',
       'GET /v1/config',
+      'GET /v1/tenants/acme/collections',
+      'DELETE /v1/tenants/acme/collections/documents',
     ]) {
       expect(routes).toContain(expected);
     }
