@@ -76,9 +76,18 @@ function prune(t: TenantLimits, now: number): void {
   const firstMinute = Math.floor(now / MINUTE_MS) - MINUTES_PER_HOUR + 1;
   for (const minute of t.minutes.keys()) if (minute < firstMinute) t.minutes.delete(minute);
   for (const [id, held] of t.reservations) if (held.expiresAt <= now) t.reservations.delete(id);
-  for (const [id, at] of t.settled) if (at <= now - SETTLED_MEMORY_MS) t.settled.delete(id);
-  const { day, month } = budgetWindows(now);
-  for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
+  // Settled ids arrive in (nearly) admission order and a Map iterates in insertion order, so
+  // the expired ones are at the front: stop at the first live one. Scanning all of them made
+  // every admit O(requests in the last 2 h). An id settled out of order is remembered a little
+  // longer, never shorter.
+  for (const [id, at] of t.settled) {
+    if (at > now - SETTLED_MEMORY_MS) break;
+    t.settled.delete(id);
+  }
+  if (t.spend.size > 2) {
+    const { day, month } = budgetWindows(now);
+    for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
+  }
 }
 
 function usedTokens(t: TenantLimits): number {
