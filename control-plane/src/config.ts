@@ -68,10 +68,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
   const parsed = envSchema.safeParse(cleaned);
   const problems: EnvProblem[] = parsed.success
     ? []
-    : parsed.error.issues.map((issue) => ({
-        variable: issue.path.map(String).join('.'),
-        message: issue.message,
-      }));
+    : parsed.error.issues.map((issue) => {
+        const variable = issue.path.map(String).join('.');
+        return { variable, message: cleaned[variable] === undefined ? 'is required' : issue.message };
+      });
   let templates: CollectionTemplate[] = [];
   try {
     templates = parseCollectionTemplates(cleaned.LANEKEEPER_COLLECTION_TEMPLATES);
