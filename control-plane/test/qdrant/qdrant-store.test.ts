@@ -144,3 +144,28 @@ describe('the Qdrant vector store when Qdrant is unreachable', () => {
     expect(await store.healthy()).toBe(false);
   });
 });
+
+describe('tenants whose ids share a prefix', () => {
+  it('erasing one leaves the collections and points of the other untouched', async () => {
+    const store = createQdrantVectorStore({
+      url: target.url,
+      apiKey: target.apiKey,
+      mode: 'collection',
+      templates,
+    });
+    const short = `p${run}`;
+    const long = `p${run}-q`;
+    await store.createTenantCollections(short);
+    const [docsOfLong] = await store.createTenantCollections(long);
+    await client.upsert(docsOfLong!.physical, { wait: true, points: [{ id: 1, vector: vector(4, 1) }] });
+    const report = await store.eraseTenant(short);
+    expect(report.collectionsDeleted.sort()).toEqual(
+      [`tenant_${short}_${DOCS}`, `tenant_${short}_${FAQ}`].sort(),
+    );
+    expect((await store.listCollections(long)).map((c) => [c.name, c.points])).toEqual([
+      [DOCS, 1],
+      [FAQ, 0],
+    ]);
+    await store.eraseTenant(long);
+  });
+});

@@ -4,7 +4,19 @@
  * the tenant payload, ids turned into id+tenant filters) and sends it to Qdrant. A handler
  * returns Qdrant's reply (mapped back by the route) or a result it built itself.
  */
-import type { VectorOperation, VectorOperationName } from './vector-operations.js';
+import {
+  assertIdsFree,
+  assertIdsOwned,
+  partitionCollectionInfo,
+  pointIds,
+  queryScope,
+  result,
+  send,
+  tagPayloads,
+  type HandlerContext,
+  type HandlerOutcome,
+} from './handler-context.js';
+import type { VectorOperationName } from './vector-operations.js';
 import { forbidden, VectorRefusal } from './vector-refusal.js';
 import {
   asObject,
@@ -13,130 +25,10 @@ import {
   scopeFilter,
   scopeQuery,
   scopeSelector,
-  tenantCondition,
   TENANT_FIELD,
-  type QueryScope,
 } from './tenant-scope.js';
-import type { UpstreamReply, VectorUpstream } from './vector-upstream.js';
 
-type Obj = Record<string, unknown>;
-
-/** Everything a handler needs about the request and the deployment. */
-export interface HandlerContext {
-  tenant: string;
-  partition: boolean;
-  op: VectorOperation;
-  body: Obj;
-  query: URLSearchParams;
-  upstream: VectorUpstream;
-  /** Logical template name -> physical collection; refuses anything else. */
-  physical(logical: unknown): string;
-  /** The template of a logical name. */
-  template(logical: string): { size: number; distance: string };
-  /** Every logical name this deployment offers. */
-  logicalNames(): string[];
-}
-
-/** A reply from Qdrant, or a result the handler composed (sent in Qdrant's ok envelope). */
-export type HandlerOutcome = { reply: UpstreamReply } | { result: unknown };
-
-/** Qdrant answered with an error: pass its answer on (names mapped back) instead of continuing. */
-export class UpstreamAnswer extends Error {
-  constructor(readonly reply: UpstreamReply) {
-    super(`Qdrant answered ${reply.status}`);
-  }
-}
-
-const NO_QUERY = new URLSearchParams();
-
-async function send(ctx: HandlerContext, method: string, suffix: string, body?: unknown, query = ctx.query) {
-  const path = `/collections/${ctx.physical(ctx.op.collection)}${suffix}`;
-  return ctx.upstream.request(method, path, query, body);
-}
-
-/** Sends and returns the `result` of a successful answer; an error answer is thrown as UpstreamAnswer. */
-async function result<T>(ctx: HandlerContext, method: string, suffix: string, body?: unknown): Promise<T> {
-  const reply = await send(ctx, method, suffix, body, NO_QUERY);
-  if (reply.status >= 400 || !reply.json) throw new UpstreamAnswer(reply);
-  return (reply.json as { result: T }).result;
-}
-
-const countOf = (ctx: HandlerContext, filter: Obj) =>
-  result<{ count: number }>(ctx, 'POST', '/points/count', { filter, exact: true }).then((r) => r.count);
-
-function queryScope(ctx: HandlerContext): QueryScope {
-  return { tenant: ctx.tenant, partition: ctx.partition, physicalName: (name) => ctx.physical(name) };
-}
-
-function pointIds(ctx: HandlerContext): unknown[] {
-  const { points, batch } = ctx.body;
-  if (Array.isArray(points)) return points.map((p) => asObject(p, 'point').id);
-  if (batch) return (asObject(batch, 'batch').ids as unknown[]) ?? [];
-  return [];
-}
-
-/**
- * Partition mode shares one id space: before writing, make sure no id is another tenant's
- * point, so an upsert can never overwrite it. (A concurrent write of the same new id by two
- * tenants between this check and the write is the remaining race; see docs/vector-isolation.md.)
- */
-async function assertIdsFree(ctx: HandlerContext, ids: unknown[]): Promise<void> {
-  if (ids.length === 0) return;
-  const foreign = await countOf(ctx, { must: [{ has_id: ids }], must_not: [tenantCondition(ctx.tenant)] });
-  if (foreign > 0) {
-    throw forbidden(
-      'some point ids are already used in the shared collection by someone else: use fresh ids (UUIDs)',
-    );
-  }
-}
-
-/** All ids must be this tenant's existing points (Qdrant answers 404 for a missing point too). */
-async function assertIdsOwned(ctx: HandlerContext, ids: unknown[]): Promise<void> {
-  const unique = new Set(ids.map((id) => JSON.stringify(id)));
-  if ((await countOf(ctx, idsFilter(ids, ctx.tenant))) !== unique.size) {
-    throw new VectorRefusal(
-      404,
-      'PROXY_ERR_VECTOR_NOT_FOUND',
-      'Not found: No point with some of the given ids found',
-    );
-  }
-}
-
-function tagPayloads(ctx: HandlerContext): Obj {
-  const body = { ...ctx.body };
-  if (Array.isArray(body.points)) {
-    body.points = body.points.map((p) => {
-      const point = asObject(p, 'point');
-      return { ...point, payload: { ...asObject(point.payload, 'payload'), [TENANT_FIELD]: ctx.tenant } };
-    });
-  } else if (body.batch) {
-    const batch = asObject(body.batch, 'batch');
-    const ids = Array.isArray(batch.ids) ? batch.ids : [];
-    const payloads = Array.isArray(batch.payloads) ? batch.payloads : [];
-    body.batch = {
-      ...batch,
-      payloads: ids.map((_, i) => ({ ...asObject(payloads[i], 'payload'), [TENANT_FIELD]: ctx.tenant })),
-    };
-  }
-  return body;
-}
-
-/** Collection info of the shared collection, reduced to what is the tenant's. */
-async function partitionCollectionInfo(ctx: HandlerContext): Promise<HandlerOutcome> {
-  const reply = await send(ctx, 'GET', '');
-  if (reply.status >= 400 || !reply.json) return { reply };
-  const info = { ...((reply.json as { result: Obj }).result ?? {}) };
-  info.points_count = await countOf(ctx, scopeFilter(undefined, ctx.tenant));
-  delete info.indexed_vectors_count;
-  const schema = { ...asObject(info.payload_schema, 'payload_schema') };
-  delete schema[TENANT_FIELD];
-  for (const [field, entry] of Object.entries(schema)) {
-    const { points: _aggregate, ...rest } = asObject(entry, 'schema entry');
-    schema[field] = rest;
-  }
-  info.payload_schema = schema;
-  return { result: info };
-}
+export { UpstreamAnswer, type HandlerContext, type HandlerOutcome } from './handler-context.js';
 
 type Handler = (ctx: HandlerContext) => Promise<HandlerOutcome>;
 const only = (ctx: HandlerContext, fields: string[]) => assertOnlyFields(ctx.body, fields, ctx.op.name);
