@@ -7,21 +7,37 @@
  */
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 
-/** Texts longer than this are counted in slices, so one huge string cannot stall the loop. */
+/** Texts are counted in slices of this size, so word pieces rarely straddle a cut. */
 const SLICE_CHARS = 64 * 1024;
 
-/** The number of tokens in the concatenation of `texts` (approximately: texts are counted separately). */
+/**
+ * Beyond this many characters the rest is extrapolated from the tokens per character of
+ * what was counted: tokenizing megabytes would block the event loop for most of a second.
+ */
+export const MAX_TOKENIZED_CHARS = 1024 * 1024;
+
+/** The number of tokens in the concatenation of `texts`. */
 export function estimateOutputTokens(texts: readonly string[]): number {
   let total = 0;
+  let counted = 0;
+  let skipped = 0;
   let pending = '';
   for (const text of texts) {
-    // Stream deltas are tiny; joining them first keeps word pieces together and makes one call.
+    if (counted >= MAX_TOKENIZED_CHARS) {
+      skipped += text.length;
+      continue;
+    }
+    // Stream deltas are tiny; joining them keeps word pieces together and makes few calls.
     pending += text;
     if (pending.length >= SLICE_CHARS) {
       total += countTokens(pending);
+      counted += pending.length;
       pending = '';
     }
   }
-  if (pending !== '') total += countTokens(pending);
-  return total;
+  if (pending !== '') {
+    total += countTokens(pending);
+    counted += pending.length;
+  }
+  return skipped === 0 || counted === 0 ? total : Math.ceil(total + (total / counted) * skipped);
 }
