@@ -1,0 +1,72 @@
+/**
+ * The Lanekeeper config the benchmark runs: what a real deployment would carry, so that the
+ * measured path is the real one. API-key identity, a plan whose `fast` alias is rewritten to
+ * the upstream id (so the body is edited and re-serialised), a context bound (so the output
+ * cap is set), rate limits on every dimension but high enough never to refuse, a price for
+ * the model (so cost is computed), metrics and the info-level access log on.
+ */
+import { createHash } from 'node:crypto';
+
+/** The key the load generator presents; only its sha256 is in the config. */
+export const BENCH_API_KEY = 'lk-bench-key-0123456789abcdef';
+export const BENCH_TENANT = 'bench-tenant';
+
+/** The chat request every scenario sends; `stream` picks JSON or SSE. */
+export function chatBody(stream: boolean): string {
+  return JSON.stringify({
+    model: 'fast',
+    messages: [
+      { role: 'system', content: 'You are a concise assistant.' },
+      { role: 'user', content: 'Give me twenty words about proxies.' },
+    ],
+    temperature: 0.2,
+    stream,
+  });
+}
+
+export interface BenchConfigOptions {
+  listenPort: number;
+  adminPort: number;
+  upstreamUrl: string;
+  /** A Redis URL and a key prefix for Redis mode; memory mode when absent. */
+  redis?: { url: string; keyPrefix: string };
+}
+
+/** The raw config object (written as JSON, which is YAML, for the CLI). */
+export function benchConfig(options: BenchConfigOptions): Record<string, unknown> {
+  return {
+    listen: `127.0.0.1:${options.listenPort}`,
+    admin_listen: `127.0.0.1:${options.adminPort}`,
+    upstream: {
+      url: options.upstreamUrl,
+      dialect: 'auto',
+      headers: { authorization: 'Bearer sk-upstream-bench' },
+    },
+    identity: { sources: ['api_key'] },
+    store: options.redis ? { redis: options.redis.url, key_prefix: options.redis.keyPrefix } : 'memory',
+    metrics: { max_tenants: 1000 },
+    log: { level: 'info' },
+    pricing: {
+      'gpt-4o-mini': { input: 0.15, output: 0.6, cached_input: 0.075 },
+    },
+    plans: {
+      bench: {
+        models: { default: 'gpt-4o-mini', fast: 'gpt-4o-mini' },
+        rate_limits: {
+          requests_per_minute: 100_000_000,
+          tokens_per_hour: 1_000_000_000_000,
+          max_concurrent: 100_000,
+        },
+        max_context: 128_000,
+        features: ['basic_chat'],
+      },
+    },
+    tenants: [
+      {
+        id: BENCH_TENANT,
+        plan: 'bench',
+        api_key_sha256: [createHash('sha256').update(BENCH_API_KEY).digest('hex')],
+      },
+    ],
+  };
+}

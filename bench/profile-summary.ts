@@ -1,0 +1,83 @@
+/**
+ * Reads a V8 `.cpuprofile` (from `npm run bench -- --profile`) and prints where the time
+ * went: self time per function, and inclusive time for the functions that matter, as a
+ * share of all samples. What the docs' profile tables are made from.
+ *
+ * Run: `npx tsx bench/profile-summary.ts FILE.cpuprofile [--top 40] [--filter text]`.
+ */
+import { readFileSync } from 'node:fs';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function label(node: ProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  const file = url
+    .replace(/^.*\/(node_modules\/)/, '$1')
+    .replace(/^.*\/work\/main\//, '')
+    .replace(/^node:/, '');
+  return `${functionName || '(anonymous)'} ${file}:${lineNumber + 1}`;
+}
+
+/** Self and inclusive sample counts per function label. */
+export function summarise(profile: CpuProfile): {
+  total: number;
+  self: Map<string, number>;
+  inclusive: Map<string, number>;
+} {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfCount = new Map<number, number>();
+  for (const id of profile.samples) selfCount.set(id, (selfCount.get(id) ?? 0) + 1);
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const [id, count] of selfCount) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const name = label(node);
+    self.set(name, (self.get(name) ?? 0) + count);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const n = byId.get(cur);
+      if (!n) break;
+      const l = label(n);
+      if (seen.has(l)) continue;
+      seen.add(l);
+      inclusive.set(l, (inclusive.get(l) ?? 0) + count);
+    }
+  }
+  return { total: profile.samples.length, self, inclusive };
+}
+
+function main(): void {
+  const file = process.argv[2];
+  if (!file) throw new Error('usage: profile-summary FILE.cpuprofile [--top N] [--filter text]');
+  const topIndex = process.argv.indexOf('--top');
+  const top = topIndex >= 0 ? Number(process.argv[topIndex + 1]) : 40;
+  const filterIndex = process.argv.indexOf('--filter');
+  const filter = filterIndex >= 0 ? process.argv[filterIndex + 1] : undefined;
+  const { total, self, inclusive } = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
+  const show = (title: string, map: Map<string, number>) => {
+    process.stdout.write(`\n${title} (${total} samples)\n`);
+    [...map]
+      .filter(([name]) => !filter || name.includes(filter))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .forEach(([name, n]) => process.stdout.write(`${pct(n)}  ${name}\n`));
+  };
+  show('self time', self);
+  show('inclusive time', inclusive);
+}
+
+main();

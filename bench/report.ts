@@ -1,0 +1,148 @@
+/**
+ * Turns measurements into the benchmark's verdict: CPU per request, ratios to the floor
+ * measured in the same run, the issue's targets checked one by one, and the table printed
+ * at the end (also pasted into docs/performance.md).
+ */
+import type { Measurement } from './load.js';
+import type { TargetName } from './targets.js';
+
+export type ScenarioName = 'json' | 'stream' | 'paced';
+
+/** One scenario against one target, with the target process's CPU time over the timed run. */
+export interface ScenarioResult extends Measurement {
+  /** Proxy (or upstream, for direct) CPU microseconds per completed request. */
+  cpuUsPerRequest: number | undefined;
+}
+
+export type TargetResults = Partial<Record<ScenarioName, ScenarioResult>>;
+export type RunResults = Partial<Record<TargetName, TargetResults>>;
+
+/** Ratios of one target to the floor. */
+export interface Ratios {
+  json: number | undefined;
+  stream: number | undefined;
+  cpuJson: number | undefined;
+  cpuStream: number | undefined;
+  addedP99Ms: number | undefined;
+}
+
+/** CPU microseconds per request from a CPU-seconds delta. */
+export function cpuPerRequest(cpuSeconds: number, requests: number): number | undefined {
+  return requests > 0 ? (cpuSeconds * 1e6) / requests : undefined;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+}
+
+export function ratiosToFloor(target: TargetResults, floor: TargetResults): Ratios {
+  const paced = target.paced?.p99Ms;
+  const floorPaced = floor.paced?.p99Ms;
+  return {
+    json: ratio(target.json?.rps, floor.json?.rps),
+    stream: ratio(target.stream?.rps, floor.stream?.rps),
+    cpuJson: ratio(target.json?.cpuUsPerRequest, floor.json?.cpuUsPerRequest),
+    cpuStream: ratio(target.stream?.cpuUsPerRequest, floor.stream?.cpuUsPerRequest),
+    addedP99Ms: paced !== undefined && floorPaced !== undefined ? paced - floorPaced : undefined,
+  };
+}
+
+/** One line per target of the issue, met or not, with the measured value. */
+export interface TargetCheck {
+  target: string;
+  goal: string;
+  measured: string;
+  met: boolean;
+}
+
+const fmt = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : n.toFixed(digits));
+
+/** Checks the issue's targets against the ratios of the Lanekeeper targets. */
+export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const memory = ratios['lanekeeper-memory'];
+  const redis = ratios['lanekeeper-redis'];
+  const atLeast = (target: string, goal: string, value: number | undefined, min: number) =>
+    checks.push({ target, goal, measured: `${fmt(value)}x`, met: value !== undefined && value >= min });
+  if (memory) {
+    atLeast('memory', 'non-streaming >= 1.0x floor', memory.json, 1.0);
+    atLeast('memory', 'streaming >= 1.2x floor', memory.stream, 1.2);
+    const cpu = Math.max(memory.cpuJson ?? Infinity, memory.cpuStream ?? Infinity);
+    checks.push({
+      target: 'memory',
+      goal: 'CPU per request <= floor',
+      measured: `${fmt(memory.cpuJson)}x json, ${fmt(memory.cpuStream)}x stream`,
+      met: cpu <= 1,
+    });
+    checks.push({
+      target: 'memory',
+      goal: 'added p99 at the paced rate <= 1 ms',
+      measured: `${fmt(memory.addedP99Ms, 3)} ms`,
+      met: memory.addedP99Ms !== undefined && memory.addedP99Ms <= 1,
+    });
+  }
+  if (redis) {
+    atLeast('redis', 'non-streaming >= 0.8x floor', redis.json, 0.8);
+    atLeast('redis', 'streaming >= 0.8x floor', redis.stream, 0.8);
+    checks.push({
+      target: 'redis',
+      goal: 'added p99 at the paced rate <= 1 ms',
+      measured: `${fmt(redis.addedP99Ms, 3)} ms`,
+      met: redis.addedP99Ms !== undefined && redis.addedP99Ms <= 1,
+    });
+  }
+  return checks;
+}
+
+function pad(cells: string[], widths: number[]): string {
+  return `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+}
+
+/** The results as a Markdown table (readable in a terminal too). */
+export function formatTable(results: RunResults, ratios: Partial<Record<TargetName, Ratios>>): string {
+  const header = [
+    'target',
+    'JSON req/s',
+    'x floor',
+    'SSE req/s',
+    'x floor',
+    'CPU us/req JSON',
+    'CPU us/req SSE',
+    'paced p50 ms',
+    'paced p99 ms',
+    'p99 vs floor',
+    'JSON p99 ms (wrk)',
+  ];
+  const rows: string[][] = [];
+  for (const [name, r] of Object.entries(results) as [TargetName, TargetResults][]) {
+    const q = ratios[name];
+    rows.push([
+      name,
+      fmt(r.json?.rps, 0),
+      name === 'direct' ? '-' : name === 'floor' ? '1.00' : fmt(q?.json),
+      fmt(r.stream?.rps, 0),
+      name === 'direct' ? '-' : name === 'floor' ? '1.00' : fmt(q?.stream),
+      name === 'direct' ? '(upstream) ' + fmt(r.json?.cpuUsPerRequest, 1) : fmt(r.json?.cpuUsPerRequest, 1),
+      name === 'direct'
+        ? '(upstream) ' + fmt(r.stream?.cpuUsPerRequest, 1)
+        : fmt(r.stream?.cpuUsPerRequest, 1),
+      fmt(r.paced?.p50Ms, 3),
+      fmt(r.paced?.p99Ms, 3),
+      name === 'direct' || name === 'floor'
+        ? '-'
+        : `${q?.addedP99Ms !== undefined && q.addedP99Ms >= 0 ? '+' : ''}${fmt(q?.addedP99Ms, 3)} ms`,
+      fmt(r.json?.p99Ms, 2),
+    ]);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const lines = [pad(header, widths), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`];
+  for (const row of rows) lines.push(pad(row, widths));
+  return lines.join('\n');
+}
+
+/** The target checks as lines. */
+export function formatChecks(checks: TargetCheck[]): string {
+  return checks
+    .map((c) => `${c.met ? 'MET    ' : 'NOT MET'}  ${c.target}: ${c.goal} (measured ${c.measured})`)
+    .join('\n');
+}

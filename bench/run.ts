@@ -1,0 +1,195 @@
+/**
+ * `npm run bench`: the whole benchmark in one command. Makes sure wrk is installed, starts
+ * the mock upstream, then one target at a time (the upstream directly, the Node floor,
+ * Lanekeeper in memory mode, Lanekeeper in Redis mode), drives each through the scenarios
+ * (non-streaming chat, streaming chat, latency at a paced rate) with a warm-up before each,
+ * and prints the table with ratios to the floor measured in this same run. The JSON goes to
+ * bench/results/ (gitignored).
+ *
+ * Flags: --seconds N (timed run per scenario, default 10), --warmup N (default 3),
+ * --connections N (wrk, default 64), --rate N (paced req/s, default 500), --targets a,b,
+ * --no-pin, --profile (Lanekeeper under --cpu-prof; profiles in bench/results/profiles),
+ * --soak [--soak-seconds N] (see soak.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
+import { runPaced, runWrk, type LoadRequest, type Measurement } from './load.js';
+import { coreLayout, cpuSeconds } from './processes.js';
+import {
+  checkTargets,
+  cpuPerRequest,
+  formatChecks,
+  formatTable,
+  ratiosToFloor,
+  type Ratios,
+  type RunResults,
+  type ScenarioName,
+  type TargetResults,
+} from './report.js';
+import { runSoak } from './soak.js';
+import {
+  RESULTS_DIR,
+  startFloor,
+  startLanekeeper,
+  startUpstream,
+  type Target,
+  type TargetName,
+} from './targets.js';
+
+const ALL_TARGETS: TargetName[] = ['direct', 'floor', 'lanekeeper-memory', 'lanekeeper-redis'];
+const CHAT_PATH = '/v1/chat/completions';
+
+function flag(name: string): boolean {
+  return process.argv.includes(name);
+}
+
+function option(name: string, fallback: number): number {
+  const index = process.argv.indexOf(name);
+  const value = index >= 0 ? Number(process.argv[index + 1]) : NaN;
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** Installs wrk from Debian when missing (as root), running apt-get update only if needed. */
+function ensureWrk(): void {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return;
+  } catch (error) {
+    // wrk --version exits 1 even when present; ENOENT is what "missing" looks like.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return;
+  }
+  if (process.getuid?.() !== 0) throw new Error('wrk is not installed: run `sudo apt-get install -y wrk`');
+  log('installing wrk (apt-get install -y wrk)');
+  try {
+    execFileSync('apt-get', ['install', '-y', 'wrk'], { stdio: 'ignore' });
+  } catch {
+    execFileSync('apt-get', ['update'], { stdio: 'ignore' });
+    execFileSync('apt-get', ['install', '-y', 'wrk'], { stdio: 'ignore' });
+  }
+}
+
+interface Settings {
+  seconds: number;
+  warmup: number;
+  connections: number;
+  rate: number;
+}
+
+/** Warm-up, then one timed run with the target process's CPU time measured around it. */
+async function measure(
+  target: Target,
+  upstreamPid: number,
+  scenario: ScenarioName,
+  settings: Settings,
+  core: string | undefined,
+): Promise<Measurement & { cpuUsPerRequest: number | undefined }> {
+  const request: LoadRequest = {
+    url: `${target.url}${CHAT_PATH}`,
+    body: chatBody(scenario === 'stream'),
+    apiKey: BENCH_API_KEY,
+  };
+  const pid = target.process?.pid ?? upstreamPid;
+  const drive = (seconds: number) =>
+    scenario === 'paced'
+      ? runPaced(request, { seconds, rate: settings.rate, core })
+      : runWrk(request, { seconds, connections: settings.connections, core });
+  await drive(settings.warmup);
+  const before = cpuSeconds(pid);
+  const result = await drive(settings.seconds);
+  const cpu = cpuSeconds(pid) - before;
+  if (result.errors > 0) log(`  ${target.name} ${scenario}: ${result.errors} errors`);
+  return { ...result, cpuUsPerRequest: cpuPerRequest(cpu, result.requests) };
+}
+
+async function benchmark(): Promise<void> {
+  const settings: Settings = {
+    seconds: option('--seconds', 10),
+    warmup: option('--warmup', 3),
+    connections: option('--connections', 64),
+    rate: option('--rate', 500),
+  };
+  const layout = coreLayout(undefined, !flag('--no-pin'));
+  const targetsIndex = process.argv.indexOf('--targets');
+  const wanted =
+    targetsIndex >= 0 ? ((process.argv[targetsIndex + 1] ?? '').split(',') as TargetName[]) : ALL_TARGETS;
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const profileDir = flag('--profile') ? join(RESULTS_DIR, 'profiles') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  ensureWrk();
+  log(`layout: ${layout.description}; ${settings.seconds} s per scenario after ${settings.warmup} s warm-up`);
+
+  const upstream = await startUpstream(layout.upstream);
+  const results: RunResults = {};
+  try {
+    for (const name of ALL_TARGETS.filter((t) => wanted.includes(t))) {
+      log(`target ${name}`);
+      let target: Target;
+      if (name === 'direct') target = { ...upstream, process: undefined, stop: async () => undefined };
+      else if (name === 'floor') target = await startFloor(upstream.url, layout.proxy);
+      else {
+        target = await startLanekeeper({
+          upstreamUrl: upstream.url,
+          core: layout.proxy,
+          redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
+          profileDir,
+        });
+      }
+      const scenarios: TargetResults = {};
+      try {
+        for (const scenario of ['json', 'stream', 'paced'] as const) {
+          scenarios[scenario] = await measure(target, upstream.process.pid, scenario, settings, layout.load);
+          const r = scenarios[scenario];
+          log(
+            `  ${scenario}: ${r?.rps.toFixed(0)} req/s, p50 ${r?.p50Ms.toFixed(3)} ms, p99 ${r?.p99Ms.toFixed(3)} ms, cpu ${r?.cpuUsPerRequest?.toFixed(1)} us/req`,
+          );
+        }
+      } finally {
+        await target.stop();
+      }
+      results[name] = scenarios;
+    }
+  } finally {
+    await upstream.stop();
+  }
+
+  const ratios: Partial<Record<TargetName, Ratios>> = {};
+  if (results.floor) {
+    for (const [name, r] of Object.entries(results) as [TargetName, TargetResults][]) {
+      if (name !== 'floor') ratios[name] = ratiosToFloor(r, results.floor);
+    }
+  }
+  const checks = checkTargets(ratios);
+  const date = new Date().toISOString();
+  const machine = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: release(),
+  };
+  const table = formatTable(results, ratios);
+  process.stdout.write(
+    `\nLanekeeper benchmark, ${date}, ${machine.cores} cores (${machine.cpu}), Node ${machine.node}\n` +
+      `${layout.description}; wrk -t1 -c${settings.connections}, ${settings.seconds} s per scenario; paced at ${settings.rate} req/s\n\n` +
+      `${table}\n\n${formatChecks(checks)}\n`,
+  );
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `bench-${date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date, machine, layout: layout.description, settings, results, ratios, checks, table }, null, 2)}\n`,
+  );
+  log(`saved ${file}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`);
+}
+
+if (flag('--soak')) {
+  await runSoak({ seconds: option('--soak-seconds', 600), profile: flag('--profile'), ensureWrk });
+} else {
+  await benchmark();
+}

@@ -1,0 +1,126 @@
+/**
+ * The things the benchmark puts load on, each started as its own process: the mock
+ * upstream (also measured directly), the Node floor proxy, and Lanekeeper through its real
+ * CLI in memory mode and in Redis mode. A Lanekeeper target can be started under
+ * `--cpu-prof`, and Redis mode uses a key prefix of its own that is deleted afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { benchConfig } from './lanekeeper-config.js';
+import { freePort, start, waitForHttp, type Running } from './processes.js';
+
+const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+const REPO = join(BENCH_DIR, '..');
+/** Where results, generated configs and profiles go (gitignored). */
+export const RESULTS_DIR = join(BENCH_DIR, 'results');
+
+export type TargetName = 'direct' | 'floor' | 'lanekeeper-memory' | 'lanekeeper-redis';
+
+/** A running target: where to send requests, and the process whose CPU counts (none for direct). */
+export interface Target {
+  readonly name: TargetName;
+  readonly url: string;
+  readonly adminUrl?: string;
+  readonly process?: Running;
+  stop(): Promise<void>;
+}
+
+function tsxArgs(script: string, args: string[]): string[] {
+  return ['--import', 'tsx', join(BENCH_DIR, script), ...args];
+}
+
+/** Starts the mock upstream; its `url` is its base URL. */
+export async function startUpstream(core: string | undefined): Promise<Target & { process: Running }> {
+  const port = await freePort();
+  const child = start(
+    'mock-upstream',
+    process.execPath,
+    tsxArgs('mock-upstream.ts', ['--port', String(port)]),
+    core,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(url);
+  return { name: 'direct', url, process: child, stop: () => child.stop() };
+}
+
+/** Starts the floor proxy in front of `upstreamUrl`. */
+export async function startFloor(upstreamUrl: string, core: string | undefined): Promise<Target> {
+  const port = await freePort();
+  const child = start(
+    'floor-proxy',
+    process.execPath,
+    tsxArgs('floor-proxy.ts', ['--port', String(port), '--upstream', upstreamUrl]),
+    core,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(url);
+  return { name: 'floor', url, process: child, stop: () => child.stop() };
+}
+
+export interface LanekeeperOptions {
+  upstreamUrl: string;
+  core: string | undefined;
+  /** Redis URL for Redis mode; memory mode when undefined. */
+  redisUrl?: string;
+  /** Directory for a V8 CPU profile of the proxy process (written when it exits). */
+  profileDir?: string;
+}
+
+/** Deletes every key under `prefix` (SCAN + UNLINK; never FLUSHDB on the shared server). */
+export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<number> {
+  const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await client.connect();
+  let removed = 0;
+  let cursor = '0';
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  try {
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) removed += await client.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+  return removed;
+}
+
+/** Starts Lanekeeper with the benchmark config through `node proxy/bin/lanekeeper.js proxy --config`. */
+export async function startLanekeeper(options: LanekeeperOptions): Promise<Target> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const keyPrefix = `lk-bench-${randomBytes(4).toString('hex')}:`;
+  const redis = options.redisUrl ? { url: options.redisUrl, keyPrefix } : undefined;
+  const config = benchConfig({ listenPort: port, adminPort, upstreamUrl: options.upstreamUrl, redis });
+  const name: TargetName = redis ? 'lanekeeper-redis' : 'lanekeeper-memory';
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const configPath = join(RESULTS_DIR, `${name}.config.yaml`);
+  // JSON is YAML; the CLI reads it like any config file.
+  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  // Every thread writes its own profile (tsx's loader runs in one): one directory per target.
+  const nodeFlags = options.profileDir
+    ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, name)]
+    : [];
+  // What proxy/bin/lanekeeper.js runs on a fresh clone (no dist/ build): the CLI from source
+  // through tsx. Named directly so that a stale dist/ can never be what gets measured.
+  const child = start(
+    name,
+    process.execPath,
+    [...nodeFlags, '--import', 'tsx', join(REPO, 'proxy', 'src', 'cli.ts'), 'proxy', '--config', configPath],
+    options.core,
+  );
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  await waitForHttp(`${adminUrl}/healthz`);
+  return {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    adminUrl,
+    process: child,
+    async stop() {
+      await child.stop();
+      if (redis) await deleteRedisPrefix(redis.url, redis.keyPrefix);
+    },
+  };
+}
