@@ -85,7 +85,7 @@ function setPath(root: JsonBody, path: readonly string[], value: unknown): boole
   return true;
 }
 
-function compileUsage(map: Readonly<Record<string, string>>): [UsageField, string[]][] {
+function compileUsage(map: Readonly<Record<string, string | undefined>>): [UsageField, string[]][] {
   const out: [UsageField, string[]][] = [];
   for (const [key, path] of Object.entries(map)) {
     const field = USAGE_KEYS[key];
