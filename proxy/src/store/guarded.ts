@@ -77,6 +77,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       up = false;
       metrics.storeUp.set({ store: store.kind }, 0);
       logger.error({ store: store.kind, operation, err: String(error) }, 'store unavailable');
+      // Probe at once: a blip (one slow call) should not keep the store down for a whole interval.
+      scheduleProbe(0);
     }
     scheduleProbe();
   }
@@ -88,7 +90,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     logger.info({ store: store.kind, pending: queue.length }, 'store available again');
   }
 
-  function scheduleProbe(): void {
+  function scheduleProbe(delayMs = probeIntervalMs): void {
     if (probe || closed) return;
     probe = setTimeout(async () => {
       probe = undefined;
@@ -99,7 +101,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       } else {
         scheduleProbe();
       }
-    }, probeIntervalMs);
+    }, delayMs);
     probe.unref();
   }
 

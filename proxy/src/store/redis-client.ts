@@ -2,8 +2,9 @@
  * Builds the ioredis client for a RedisStoreConfig: standalone or Cluster, redis:// or
  * rediss:// (TLS), user and password from the URL, and the three Lua scripts defined once
  * (ioredis calls them with EVALSHA and falls back to EVAL after a NOSCRIPT, e.g. after a
- * Redis restart). Every command carries `timeout_ms` (ioredis commandTimeout); the store
- * adds its own race on top, so a stalled connection never stalls a request.
+ * Redis restart). The store bounds every call by `timeout_ms` with its own race (redis.ts);
+ * ioredis' commandTimeout is a looser backstop that clears abandoned commands, kept looser
+ * because its timer rejects even when the reply is already waiting behind a busy event loop.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +43,7 @@ export function connectionOptions(config: RedisStoreConfig): RedisOptions & { ho
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     ...(url.protocol === 'rediss:' ? { tls: { servername: url.hostname } } : {}),
     ...(Number.isInteger(db) && db > 0 ? { db } : {}),
-    commandTimeout: config.timeout_ms,
+    commandTimeout: Math.max(1_000, config.timeout_ms * 4),
     connectTimeout: Math.max(1_000, config.timeout_ms * 4),
     // One retry per command at most: while Redis is away, commands fail (and the guarded
     // store takes over) instead of piling up in the offline queue.

@@ -99,20 +99,33 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     lastError = '';
   });
 
-  /** Races a call against `timeout_ms`, whatever state the connection is in. */
+  /**
+   * Races a call against `timeout_ms`, whatever state the connection is in. When the timer
+   * fires, the rejection waits one turn of the event loop (setImmediate runs after the I/O
+   * poll), so a reply that arrived while the loop was busy still wins: a slow event loop
+   * must not turn answered calls into timeouts.
+   */
   function bounded<T>(operation: string, call: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new StoreTimeoutError(operation, config.timeout_ms)),
-        config.timeout_ms,
-      );
+      let done = false;
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (done) return;
+          done = true;
+          reject(new StoreTimeoutError(operation, config.timeout_ms));
+        });
+      }, config.timeout_ms);
       call().then(
         (value) => {
           clearTimeout(timer);
+          if (done) return;
+          done = true;
           resolve(value);
         },
         (error: unknown) => {
           clearTimeout(timer);
+          if (done) return;
+          done = true;
           reject(error);
         },
       );
