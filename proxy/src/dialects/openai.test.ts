@@ -233,6 +233,20 @@ describe('the OpenAI dialect', () => {
     expect(removeNullUsage(input)).toBe(output);
   });
 
+  it("reads vLLM's top-level error shape in bodies and events", () => {
+    const error = {
+      object: 'error',
+      message: 'max_tokens is too large',
+      type: 'BadRequestError',
+      param: null,
+      code: 400,
+    };
+    expect(openai.usageFromJson(error, route(CHAT))).toEqual({ error: 'max_tokens is too large' });
+    const event = { event: '', data: JSON.stringify(error) };
+    expect(openai.usageHint(event)).toBe(true);
+    expect(openai.usageFromEvent(event, route(CHAT))).toEqual({ error: 'max_tokens is too large' });
+  });
+
   it('never throws on bad events and ignores [DONE]', () => {
     const r = route(CHAT);
     for (const data of ['[DONE]', '{', 'null', '42', '"x"', '{"usage":"nope"}', '{"choices":7}']) {

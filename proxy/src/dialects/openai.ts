@@ -268,6 +268,8 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       if (!b) return undefined;
       if (b.error !== undefined && b.error !== null)
         return observation(undefined, b.model, errorMessage(b.error));
+      // vLLM's older error shape: {"object":"error","message":...,"code":400}
+      if (b.object === 'error') return observation(undefined, undefined, errorMessage(b));
       if (route === RESPONSES && b.object === 'response') return fromResponseObject(b);
       return observation(openAiUsage(b.usage, route.generates !== false), b.model, undefined);
     },
@@ -294,7 +296,7 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       if (data === '[DONE]') return undefined;
       const obj = record(parseJson(data));
       if (!obj) return undefined;
-      if (event.event === 'error' || obj.type === 'error') {
+      if (event.event === 'error' || obj.type === 'error' || obj.object === 'error') {
         return observation(
           undefined,
           undefined,
