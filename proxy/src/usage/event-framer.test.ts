@@ -82,3 +82,24 @@ describe('createEventFramer', () => {
     );
   });
 });
+
+describe('createEventFramer on arbitrary bytes', () => {
+  const byte = fc.oneof(
+    fc.constantFrom(0x0a, 0x0d, 0x3a, 0x20, 0x64, 0x61, 0x74, 0xef, 0xbb, 0xbf),
+    fc.integer({ min: 0, max: 255 }),
+  );
+  it.each(['sse', 'ndjson'] as const)('returns exactly the input however it is split (%s)', (format) => {
+    fc.assert(
+      fc.property(fc.array(fc.array(byte, { maxLength: 40 }), { maxLength: 12 }), (chunks) => {
+        const pieces = chunks.map((c) => Buffer.from(c));
+        const framer = createEventFramer(format);
+        const out: Buffer[] = [];
+        for (const piece of pieces) out.push(...framer.push(piece));
+        out.push(framer.end());
+        expect(Buffer.concat(out).equals(Buffer.concat(pieces))).toBe(true);
+        for (const block of out) expect(() => framer.eventOf(block)).not.toThrow();
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

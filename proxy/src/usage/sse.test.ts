@@ -138,3 +138,24 @@ describe('createSseParser', () => {
     expect(expected).toHaveLength(4);
   });
 });
+
+describe('createSseParser on arbitrary bytes', () => {
+  it('gives the same events for any split and never throws', () => {
+    const byte = fc.oneof(
+      fc.constantFrom(0x0a, 0x0d, 0x3a, 0x20, 0x64, 0x61, 0x74),
+      fc.integer({ min: 0, max: 255 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(byte, { maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (bytes, rawCuts) => {
+          const input = Buffer.from(bytes);
+          const cuts = [...new Set(rawCuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+          expect(parse(splitAt(input, cuts))).toEqual(parse([input]));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
