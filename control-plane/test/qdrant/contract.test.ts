@@ -281,6 +281,23 @@ describe('points', () => {
     expect((await client.retrieve(cos, { ids: [2] }))[0]!.payload).toEqual({ tenant_id: 'a', only: 1 });
   });
 
+  it('upserts with update_filter: existing points outside it are kept, new points are inserted', async () => {
+    await client.upsert(dot, { wait: true, points: [{ id: 20, vector: [1, 0], payload: { owner: 'x' } }] });
+    await client.upsert(dot, {
+      wait: true,
+      update_filter: { must: [{ key: 'owner', match: { value: 'y' } }] },
+      points: [
+        { id: 20, vector: [0, 1], payload: { owner: 'y' } },
+        { id: 21, vector: [0, 1], payload: { owner: 'y' } },
+      ],
+    });
+    const points = await client.retrieve(dot, { ids: [20, 21], with_vector: true });
+    const byId = Object.fromEntries(points.map((p) => [String(p.id), p]));
+    expect(byId['20']).toMatchObject({ payload: { owner: 'x' }, vector: [1, 0] });
+    expect(byId['21']).toMatchObject({ payload: { owner: 'y' } });
+    await client.delete(dot, { wait: true, points: [20, 21] });
+  });
+
   it('deletes points by id and by filter, leaving the rest', async () => {
     await client.upsert(dot, {
       wait: true,

@@ -225,8 +225,13 @@ export class FakeQdrantEngine {
       const payload = p.payload === undefined || p.payload === null ? {} : obj(p.payload, 'payload');
       return { id, vector: c.distance === 'Cosine' ? normalise(p.vector) : p.vector.slice(), payload };
     });
+    const mode = b.update_mode ?? 'upsert';
     c.version += 1;
     for (const p of prepared) {
+      const existing = c.points.get(idKey(p.id));
+      // update_filter: an existing point is replaced only when it matches; new points are always inserted.
+      if (existing && (mode === 'insert_only' || !filterHolds(b.update_filter, existing))) continue;
+      if (!existing && mode === 'update_only') continue;
       c.points.set(idKey(p.id), { ...p, payload: structuredClone(p.payload), version: c.version });
     }
     return this.updated();
@@ -278,8 +283,11 @@ export class FakeQdrantEngine {
       }
       return { stored, vector: p.vector as number[] };
     });
-    for (const { stored, vector } of updates)
+    const updateFilter = obj(body, 'body').update_filter;
+    for (const { stored, vector } of updates) {
+      if (!filterHolds(updateFilter, stored)) continue;
       stored.vector = c.distance === 'Cosine' ? normalise(vector) : vector.slice();
+    }
     return this.updated();
   }
 

@@ -30,8 +30,6 @@ export interface HandlerContext {
   physical(logical: unknown): string;
   /** The template of a logical name. */
   template(logical: string): { size: number; distance: string };
-  /** Every logical name this deployment offers. */
-  logicalNames(): string[];
 }
 
 /** A reply from Qdrant, or a result the handler composed (sent in Qdrant's ok envelope). */
@@ -89,9 +87,9 @@ export function pointIds(ctx: HandlerContext): unknown[] {
 }
 
 /**
- * Partition mode shares one id space: before writing, make sure no id is another tenant's
- * point, so an upsert can never overwrite it. (A concurrent write of the same new id by two
- * tenants between this check and the write is the remaining race; see docs/vector-isolation.md.)
+ * Partition mode shares one id space: refuse an upsert naming another tenant's point, with a
+ * message the app can act on. (The write itself also carries a tenant `update_filter`, so a
+ * point created by someone else between this check and the write is left alone.)
  */
 export async function assertIdsFree(ctx: HandlerContext, ids: unknown[]): Promise<void> {
   if (ids.length === 0) return;

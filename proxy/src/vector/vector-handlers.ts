@@ -90,10 +90,13 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
   },
 
   async upsert(ctx) {
-    only(ctx, ['points', 'batch']);
+    only(ctx, ['points', 'batch', 'update_filter', 'update_mode']);
     if (!ctx.partition) return { reply: await send(ctx, 'PUT', '/points', ctx.body) };
+    // The check gives a clear refusal; update_filter makes Qdrant itself skip any existing
+    // point that is not the tenant's, so a concurrent writer of the same id cannot be overwritten.
     await assertIdsFree(ctx, pointIds(ctx));
-    return { reply: await send(ctx, 'PUT', '/points', tagPayloads(ctx)) };
+    const body = { ...tagPayloads(ctx), update_filter: scopeFilter(ctx.body.update_filter, ctx.tenant) };
+    return { reply: await send(ctx, 'PUT', '/points', body) };
   },
 
   async retrieve(ctx) {
@@ -127,9 +130,11 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
   },
 
   async update_vectors(ctx) {
-    only(ctx, ['points']);
-    if (ctx.partition) await assertIdsOwned(ctx, pointIds(ctx));
-    return { reply: await send(ctx, 'PUT', '/points/vectors', ctx.body) };
+    only(ctx, ['points', 'update_filter']);
+    if (!ctx.partition) return { reply: await send(ctx, 'PUT', '/points/vectors', ctx.body) };
+    await assertIdsOwned(ctx, pointIds(ctx));
+    const body = { ...ctx.body, update_filter: scopeFilter(ctx.body.update_filter, ctx.tenant) };
+    return { reply: await send(ctx, 'PUT', '/points/vectors', body) };
   },
 
   delete_points: (ctx) => selectorWrite(ctx, SELECTOR, 'POST', '/points/delete'),

@@ -170,7 +170,6 @@ export function createVectorRoute(deps: {
       upstream,
       physical: (logical) => physicalName(tenant, logical),
       template: (logical) => templates.get(logical)!,
-      logicalNames: () => [...templates.keys()],
     };
     ctx.physical(op.collection); // refuses unknown and physical-looking names before anything else
     return HANDLERS[op.name]!(ctx);

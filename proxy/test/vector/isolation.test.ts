@@ -53,6 +53,8 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
   let metrics: Metrics;
   const physicalA = mode === 'collection' ? 'tenant_a_documents' : 'lanekeeper_documents';
   let leaked = 0;
+  /** Requests the fake received before this mode's tests (one fake serves both modes). */
+  let firstRequest = 0;
 
   async function call(tenant: VectorTenant, method: string, path: string, body?: unknown) {
     const res = await route.handle(tenant, {
@@ -81,6 +83,7 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
   }
 
   beforeAll(async () => {
+    firstRequest = fake.requests.length;
     metrics = new Metrics(100);
     route = createVectorRoute({
       config: {
@@ -135,6 +138,31 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     const info = await call(B, 'GET', '/collections/documents');
     expect(info.json!.result.points_count).toBe(2);
     expect(info.text).not.toContain('tenant_id');
+  });
+
+  it('guards every upsert it sends: tenant update_filter in partition mode, own collection in collection mode', () => {
+    const upserts = fake.requests
+      .slice(firstRequest)
+      .filter((r) => r.method === 'PUT' && /^\/collections\/[^/]+\/points$/.test(r.path));
+    expect(upserts.length).toBeGreaterThan(0);
+    for (const r of upserts) {
+      const body = r.body as {
+        points: { payload?: { tenant_id?: string } }[];
+        update_filter?: { must: unknown[] };
+      };
+      const tenant = body.points[0]?.payload?.tenant_id;
+      if (mode === 'partition') {
+        // Qdrant then skips any existing point of another tenant: no check-then-write race.
+        expect(r.path).toBe('/collections/lanekeeper_documents/points');
+        expect(body.update_filter?.must[0]).toEqual({ key: 'tenant_id', match: { value: tenant } });
+      } else {
+        expect([
+          '/collections/tenant_a_documents/points',
+          '/collections/tenant_b_documents/points',
+        ]).toContain(r.path);
+        expect(tenant).toBeUndefined();
+      }
+    }
   });
 
   it('sends the deployment api-key to Qdrant and never the tenant credential', () => {
@@ -371,10 +399,16 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       403,
     ],
     [
-      'conditional upsert',
+      'conditional upsert with a should trick',
       'PUT',
       '/collections/documents/points',
-      { points: [], update_filter: shouldTrick },
+      { points: [{ id: 152, vector: [1, 0, 0, 0] }], update_filter: shouldTrick },
+    ],
+    [
+      'conditional upsert naming tenant_id',
+      'PUT',
+      '/collections/documents/points',
+      { points: [], update_filter: tenantFilter },
       403,
     ],
     ['batch update endpoint', 'POST', '/collections/documents/points/batch', { operations: [] }, 403],
