@@ -4,6 +4,7 @@
  * Every problem is reported with its YAML path so an operator can fix them all at once.
  */
 import { z } from 'zod';
+import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -232,6 +233,13 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
       seenKeys.set(hash, tenant.id);
     });
   });
+  const dialect = config.upstream.dialect;
+  if (dialect !== 'auto' && !dialectByName(dialect) && !config.dialects.some((d) => d.name === dialect)) {
+    problems.push({
+      path: 'upstream.dialect',
+      message: `unknown dialect "${dialect}": use auto, openai, vllm, anthropic, gemini, ollama or the name of a custom dialect`,
+    });
+  }
   if (config.identity.sources.includes('jwt') && !config.identity.jwt) {
     problems.push({
       path: 'identity.jwt',
