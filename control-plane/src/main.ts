@@ -7,6 +7,8 @@
  *   the price-switch timer, and listens. `close()` stops everything it started.
  *   migrate(env) applies the pending SQL migrations.
  */
+import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
@@ -46,10 +48,19 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     throw error;
   }
 
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  // No offline queue: while Redis is away, commands fail at once (readyz says so, publishes are
+  // counted and left to the proxies' polling) instead of piling up behind a reconnect.
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   const ledgerRedis = redis.duplicate({ maxRetriesPerRequest: null });
   for (const r of [redis, ledgerRedis])
     r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
+  if (redis.status !== 'ready') {
+    logger.warn(
+      {},
+      'Redis is not reachable yet: config changes are not pushed and usage is not booked until it is',
+    );
+  }
   const metrics = createMetrics();
   const publisher = createConfigPublisher(redis, config.keyPrefix, logger, metrics);
   const priceSwitch = startPriceSwitch(pool, publisher, logger);
@@ -66,6 +77,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
   if (config.ledger.enabled) {
     ledger = createLedgerConsumer({
       redis: ledgerRedis,
+      statsRedis: redis,
       pool,
       streamKey: usageStreamKey(config.keyPrefix, config.usageStream),
       group: config.ledger.group,
@@ -114,7 +126,12 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await app.close();
         priceSwitch.stop();
         await ledger?.close();
-        await Promise.allSettled([redis.quit(), ledgerRedis.quit()]);
+        // quit() flushes politely but would wait forever on a Redis that is down.
+        await Promise.allSettled(
+          [redis, ledgerRedis].map((r) =>
+            r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()),
+          ),
+        );
         await pool.end();
       })()),
   };

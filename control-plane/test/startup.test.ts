@@ -60,4 +60,21 @@ describe('start-up', () => {
       await cp.close();
     }
   });
+
+  it('starts without Redis, reports it not ready, keeps the admin API up and stops promptly', async () => {
+    const cp = await startControlPlane({ ...t.env, REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      const ready = await call(cp.url, 'GET', '/readyz');
+      expect(ready).toMatchObject({ status: 503, body: { ready: false, postgres: true, redis: false } });
+      const created = await call(cp.url, 'POST', '/v1/plans', {
+        token: t.adminToken,
+        body: { id: 'offline', models: { default: 'm' } },
+      });
+      expect(created.status).toBe(201);
+      const metrics = await call(cp.url, 'GET', '/metrics');
+      expect(metrics.body).toMatch(/lanekeeper_cp_config_publish_failures_total 1/);
+    } finally {
+      await cp.close();
+    }
+  });
 });

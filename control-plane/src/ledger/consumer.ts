@@ -24,13 +24,15 @@ export interface LedgerConsumerOptions {
   blockMs?: number;
   metrics: Metrics;
   logger: Logger;
+  /** A connection for XINFO, so reading the lag never waits behind a blocking XREADGROUP. */
+  statsRedis?: Redis;
   /** Test seam: runs after a batch commits and before it is acknowledged. */
   afterCommit?: (ids: string[], result: BookingResult) => void | Promise<void>;
 }
 
 /** A running consumer. */
 export interface LedgerConsumer {
-  /** Creates the group (MKSTREAM) and starts the loop; a Redis outage later is retried, not fatal. */
+  /** Starts the loop, which creates the group (MKSTREAM); a Redis outage is retried, never fatal. */
   start(): Promise<void>;
   /** Stops after the batch in flight (which is committed and acknowledged, or left pending). */
   close(): Promise<void>;
@@ -138,6 +140,12 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
   const run = async () => {
     let recovering = true;
     while (running) {
+      if (redis.status !== 'ready') {
+        // Redis is away: wait for ioredis to reconnect rather than fail a command per turn.
+        recovering = true;
+        await sleep(250);
+        continue;
+      }
       try {
         if (recovering) {
           await ensureGroup(); // also after the stream was deleted (NOGROUP)
@@ -161,28 +169,48 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
 
   return {
     async start() {
-      await ensureGroup();
+      // The group is created by the loop, so a Redis outage at start-up delays booking, not start-up.
       running = true;
       loop = run();
     },
     async close() {
       running = false;
+      // A command waiting on an unreachable Redis would never return: cut the connection.
+      const cut = setTimeout(() => redis.disconnect(), blockMs + 2000);
       await loop;
+      clearTimeout(cut);
     },
     async lag() {
-      const groups = (await redis.call('XINFO', 'GROUPS', streamKey).catch(() => [])) as unknown[][];
+      const stats = opts.statsRedis ?? redis;
+      const groups = (await stats.call('XINFO', 'GROUPS', streamKey).catch(() => [])) as unknown[][];
       for (const g of groups) {
         const info: Record<string, unknown> = {};
         for (let i = 0; i + 1 < g.length; i += 2) info[String(g[i])] = g[i + 1];
         if (info.name === group) {
-          const lag = Number(info.lag ?? 0) || 0;
+          // Redis reports lag as nil after XDEL (erasure); then count what follows the last delivery.
+          const lag =
+            info.lag === null || info.lag === undefined
+              ? (
+                  await stats.xrange(
+                    streamKey,
+                    `(${String(info['last-delivered-id'])}`,
+                    '+',
+                    'COUNT',
+                    100_000,
+                  )
+                ).length
+              : Number(info.lag) || 0;
           const pending = Number(info.pending ?? 0) || 0;
           metrics.ledgerLag.set(lag);
           metrics.ledgerPending.set(pending);
           return { lag, pending };
         }
       }
-      return { lag: 0, pending: 0 };
+      // No group yet: nothing was ever delivered, so the whole stream is lag.
+      const lag = Number(await stats.xlen(streamKey).catch(() => 0));
+      metrics.ledgerLag.set(lag);
+      metrics.ledgerPending.set(0);
+      return { lag, pending: 0 };
     },
   };
 }

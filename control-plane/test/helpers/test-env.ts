@@ -77,7 +77,17 @@ export async function createTestEnv(
       await redis.quit();
       const c = new pg.Client({ connectionString: BASE_DATABASE_URL });
       await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      // Connections still closing would be killed by FORCE (and surface as unhandled errors in
+      // their clients): give them a moment first, and force only what is truly left over.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await c.query(`DROP DATABASE IF EXISTS ${database}${attempt >= 20 ? ' WITH (FORCE)' : ''}`);
+          break;
+        } catch (error) {
+          if (attempt >= 20) throw error;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       await c.end();
     },
   };
