@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './chart.js';
+import { dockerignoreFilter } from './dockerfile-runner.js';
 
 const run = promisify(execFile);
 const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
@@ -38,28 +39,8 @@ function withParents(name: string): string[] {
   return parent && stage(parent).length > 0 ? [...withParents(parent), ...own] : own;
 }
 
-const dockerignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
-  .split('\n')
-  .map((line) => line.trim())
-  .filter((line) => line && !line.startsWith('#'));
-
-function globToRegExp(pattern: string): RegExp {
-  const source = pattern
-    .split(/(\*\*\/|\*)/)
-    .map((part) =>
-      part === '**/' ? '(?:.*/)?' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'),
-    )
-    .join('');
-  return new RegExp(`^${source}$`);
-}
-
-/** Whether the build context leaves `path` out: it or one of its parent folders matches a pattern. */
-function ignored(path: string): boolean {
-  const parts = path.split('/');
-  return parts.some((_, i) =>
-    dockerignore.some((p) => globToRegExp(p).test(parts.slice(0, i + 1).join('/'))),
-  );
-}
+/** Whether the build context leaves `path` out (the same matcher the image smoke build uses). */
+const ignored = dockerignoreFilter(REPO_ROOT);
 
 describe('Dockerfile', () => {
   it('builds the two targets from a Node 24 slim base', () => {
