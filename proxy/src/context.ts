@@ -71,6 +71,8 @@ export interface RequestContext {
   provenance: Provenance | undefined;
   costUsd: number | undefined;
   outcome: Outcome | undefined;
+  /** True when the upstream's response arrived whole (even if the client left before it did). */
+  upstreamEnded: boolean;
   /** A stage sets this to end a stream early at an event boundary (mid-stream enforcement). */
   cutoff: string | undefined;
   errorCode: string | undefined;

@@ -77,6 +77,7 @@ function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
     provenance: undefined,
     costUsd: undefined,
     outcome: undefined,
+    upstreamEnded: false,
     cutoff: undefined,
     errorCode: undefined,
     ttfbMs: undefined,
@@ -300,6 +301,7 @@ class Exchange {
         },
         onResponseEnd: () => {
           if (this.probe) return this.settleProbe();
+          ctx.upstreamEnded = true;
           if (this.decoder) {
             this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
             this.decoder.end();

@@ -137,3 +137,32 @@ describe('the access log', () => {
       expect(all).not.toContain(secret);
   });
 });
+
+describe('blind spots', () => {
+  it('forwards a request no dialect meters, with identity applied, and counts it as unmetered', async () => {
+    const before =
+      metricValue(await metrics(), 'lanekeeper_unmetered_requests_total', {
+        tenant: 'acme',
+        route: '/v1/files',
+      }) ?? 0;
+    const lines = h.accessLogs().length;
+    const res = await request(`${h.proxy.url}/v1/files?purpose=batch`, {
+      headers: { authorization: `Bearer ${KEYS.free}` },
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    const got = h.upstream.received.at(-1)!;
+    expect(got.path).toBe('/v1/files');
+    expect(got.headers.authorization).toBe('Bearer sk-upstream-secret');
+    expect(got.headers['x-tenant-id']).toBe('acme');
+    await h.settled(lines + 1);
+    const after = metricValue(await metrics(), 'lanekeeper_unmetered_requests_total', {
+      tenant: 'acme',
+      route: '/v1/files',
+    });
+    expect(after).toBe(before + 1);
+    const refused = await request(`${h.proxy.url}/v1/files`);
+    await refused.body.text();
+    expect(refused.statusCode).toBe(401);
+  });
+});

@@ -194,3 +194,39 @@ describe('an upstream that rejects stream_options', () => {
     expect(h.upstream.received).toHaveLength(1);
   });
 });
+
+describe('drain_on_client_abort', () => {
+  it('keeps reading after the client hangs up, so the provider-reported usage is captured', async () => {
+    const pieces = Array.from({ length: 60 }, (_, i) => `word${i} `);
+    h = await startHarness({
+      reply: { kind: 'stream', chunks: chatStream('small-model', pieces, USAGE, true), delayMs: 5 },
+      config: (base) => ({
+        ...base,
+        upstream: { ...(base.upstream as object), drain_on_client_abort: true },
+      }),
+    });
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${h!.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      setTimeout(() => reject(new Error('no data within 5 s')), 5000).unref();
+      req.end(streamBody());
+    });
+    await h.settled(1);
+    expect(h.upstream.aborted).toBe(0);
+    expect(h.accessLogs()[0]).toMatchObject({
+      outcome: 'client_aborted',
+      provenance: 'reported',
+      input_tokens: 11,
+      output_tokens: 7,
+    });
+  });
+});

@@ -80,7 +80,9 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger }): S
       }
 
       const reported = hasUsage(ctx.usage);
-      const complete = ctx.outcome === 'completed';
+      // A client that left while the proxy drained the upstream to its end still gets the
+      // provider's own final figures (drain_on_client_abort).
+      const complete = ctx.outcome === 'completed' || (ctx.outcome === 'client_aborted' && ctx.upstreamEnded);
       if (reported && complete) {
         ctx.provenance = 'reported';
       } else if ((ctx.status ?? 0) >= 400 && complete && !reported) {
