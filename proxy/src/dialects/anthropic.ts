@@ -11,8 +11,9 @@
  */
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
-import type { Dialect, DialectRoute, Observation } from './dialect.js';
+import type { Dialect, DialectRoute } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
+import { observation } from './observation.js';
 import { estimateJsonTokens } from './prompt-size.js';
 
 const MESSAGES: DialectRoute = { endpoint: 'messages', metered: true };
@@ -60,23 +61,11 @@ export function anthropicUsage(value: unknown, kind: 'final' | 'start' | 'delta'
   return Object.keys(usage).length > 0 ? usage : undefined;
 }
 
-function observation(
-  usage: Usage | undefined,
-  model: unknown,
-  error: string | undefined,
-): Observation | undefined {
-  const obs: Observation = {};
-  if (usage) obs.usage = usage;
-  const m = text(model);
-  if (m) obs.model = m;
-  if (error) obs.error = error;
-  return obs.usage || obs.model || obs.error ? obs : undefined;
-}
-
 function normalise(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
+/** The Anthropic Messages dialect. */
 export const anthropic: Dialect = {
   name: 'anthropic',
   errorStyle: 'anthropic',

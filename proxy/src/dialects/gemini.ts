@@ -21,8 +21,9 @@
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
-import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { errorMessage, isRecord, parseJson, record } from './json-value.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
+import { observation } from './observation.js';
 import { estimateJsonTokens } from './prompt-size.js';
 
 const GENERATE: DialectRoute = { endpoint: 'generateContent', metered: true };
@@ -96,19 +97,6 @@ export function geminiUsage(value: unknown): Usage | undefined {
   return Object.keys(usage).length > 0 ? usage : undefined;
 }
 
-function observation(
-  usage: Usage | undefined,
-  model: unknown,
-  error: string | undefined,
-): Observation | undefined {
-  const obs: Observation = {};
-  if (usage) obs.usage = usage;
-  const m = text(model);
-  if (m) obs.model = m;
-  if (error) obs.error = error;
-  return obs.usage || obs.model || obs.error ? obs : undefined;
-}
-
 /** Observation from one GenerateContentResponse (or an error body). */
 function fromResponse(value: unknown, generates: boolean): Observation | undefined {
   const r = record(value);
@@ -151,6 +139,7 @@ function isGeneration(route: DialectRoute): boolean {
   return route === GENERATE || route === STREAM;
 }
 
+/** The Gemini dialect (model in the path). */
 export const gemini: Dialect = {
   name: 'gemini',
   errorStyle: 'gemini',

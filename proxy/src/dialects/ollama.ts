@@ -60,6 +60,7 @@ function generates(route: DialectRoute): boolean {
   return route === CHAT || route === GENERATE;
 }
 
+/** The Ollama native dialect (NDJSON streams, streaming by default). */
 export const ollama: Dialect = {
   name: 'ollama',
   errorStyle: 'ollama',

@@ -10,12 +10,15 @@
  * exactly the stream it asked for. Responses streams always end with usage in
  * `response.completed` (or `.failed` / `.incomplete`).
  */
-import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
-import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
-import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
-import { estimateJsonTokens, hasPartType } from './prompt-size.js';
-import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
+import type { Dialect, DialectRequest, DialectRoute, JsonBody } from './dialect.js';
+import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
+import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { observation } from './observation.js';
+import { fromResponseObject, openAiUsage, removeNullUsage } from './openai-usage.js';
+import { estimateJsonTokens, hasPartType } from './prompt-size.js';
+
+export { openAiUsage, removeNullUsage } from './openai-usage.js';
 
 const CHAT: DialectRoute = { endpoint: 'chat.completions', metered: true };
 const COMPLETIONS: DialectRoute = { endpoint: 'completions', metered: true };
@@ -30,6 +33,7 @@ const USAGE_KEY = Buffer.from('"usage":');
 const NULL_BYTES = Buffer.from('null');
 const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);
 
+/** Options of `createOpenAiDialect`. */
 export interface OpenAiDialectOptions {
   /**
    * The field `setMaxOutput` writes on chat requests that set no cap of their own.
@@ -61,69 +65,6 @@ function matchOpenAi(method: string, rawPath: string): DialectRoute | undefined 
 
 function body(req: DialectRequest): JsonBody | undefined {
   return req.body;
-}
-
-/** Usage in either OpenAI shape (chat `prompt_tokens` or Responses `input_tokens`). */
-export function openAiUsage(value: unknown, generates = true): Usage | undefined {
-  const u = record(value);
-  if (!u) return undefined;
-  const usage: Usage = {};
-  const responsesShape = 'input_tokens' in u || 'output_tokens' in u;
-  const input = count(responsesShape ? u.input_tokens : u.prompt_tokens);
-  const output = count(responsesShape ? u.output_tokens : u.completion_tokens);
-  const inDetails = record(responsesShape ? u.input_tokens_details : u.prompt_tokens_details);
-  const outDetails = record(responsesShape ? u.output_tokens_details : u.completion_tokens_details);
-  if (input !== undefined) usage.input = input;
-  if (output !== undefined) usage.output = output;
-  else if (!generates && input !== undefined) usage.output = 0;
-  const cached = count(inDetails?.cached_tokens);
-  if (cached !== undefined) usage.cachedInput = cached;
-  const cacheWrite = count(inDetails?.cache_write_tokens);
-  if (cacheWrite !== undefined) usage.cacheWrite = cacheWrite;
-  const reasoning = count(outDetails?.reasoning_tokens);
-  if (reasoning !== undefined) usage.reasoning = reasoning;
-  return Object.keys(usage).length > 0 ? usage : undefined;
-}
-
-/** Builds an observation, or undefined when it holds nothing. */
-function observation(
-  usage: Usage | undefined,
-  model: unknown,
-  error: string | undefined,
-): Observation | undefined {
-  const obs: Observation = {};
-  if (usage) obs.usage = usage;
-  const m = text(model);
-  if (m) obs.model = m;
-  if (error) obs.error = error;
-  return obs.usage || obs.model || obs.error ? obs : undefined;
-}
-
-/** Observation from a Responses API `response` object (body or terminal event). */
-function fromResponseObject(response: JsonRecord): Observation | undefined {
-  const failed =
-    response.status === 'failed' ? (errorMessage(response.error) ?? 'response failed') : undefined;
-  return observation(openAiUsage(response.usage), response.model, failed);
-}
-
-/** Removes `"usage":null` (added by include_usage) from a chunk by a byte-safe string edit. */
-export function removeNullUsage(data: string): string {
-  const key = data.indexOf('"usage":');
-  if (key === -1) return data;
-  let end = key + 8;
-  while (data.charCodeAt(end) === 0x20) end++;
-  if (!data.startsWith('null', end)) return data;
-  end += 4;
-  let start = key;
-  let before = key - 1;
-  while (data.charCodeAt(before) === 0x20) before--;
-  if (data.charCodeAt(before) === 0x2c) start = before;
-  else {
-    let after = end;
-    while (data.charCodeAt(after) === 0x20) after++;
-    if (data.charCodeAt(after) === 0x2c) end = after + 1;
-  }
-  return data.slice(0, start) + data.slice(end);
 }
 
 function prependText(prompt: string, existing: unknown): unknown {

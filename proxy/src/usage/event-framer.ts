@@ -14,6 +14,7 @@ import type { Dialect, StreamEvent } from '../dialects/dialect.js';
 import { createNdjsonParser } from './ndjson.js';
 import { CR, LF, createSseParser, type StreamParser } from './sse.js';
 
+/** The two stream formats a dialect can speak (`Dialect.streamFormat`). */
 export type StreamFormat = 'sse' | 'ndjson';
 
 /** Splits a byte stream into complete raw event blocks. */

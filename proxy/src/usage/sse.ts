@@ -28,6 +28,7 @@ export interface StreamParser {
   end(): readonly StreamEvent[];
 }
 
+/** Options shared by the SSE and NDJSON parsers. */
 export interface StreamParserOptions {
   /** Longest line kept, in bytes; longer lines are dropped whole. Default 16 MiB. */
   maxLineBytes?: number;
@@ -36,7 +37,9 @@ export interface StreamParserOptions {
 /** Default cap on one line: generous enough for a Responses `response.completed` with images. */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
+/** Line feed and carriage return, the bytes lines end with. */
 export const LF = 0x0a;
+/** See LF. */
 export const CR = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;

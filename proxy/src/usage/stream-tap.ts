@@ -34,16 +34,19 @@ export interface TapResult {
   parsed: number;
 }
 
+/** Meters one response stream: feed it every chunk, then call `end` once. */
 export interface StreamTap {
   push(chunk: Buffer): void;
   end(): TapResult;
 }
 
+/** Options of `createStreamTap`. */
 export interface StreamTapOptions {
   /** Event data kept for estimating output, then extracted text kept. Default 4 MiB each. */
   maxRetainedBytes?: number;
 }
 
+/** Default bound on event data (and then text) kept per stream for output estimates. */
 export const DEFAULT_MAX_RETAINED_BYTES = 4 * 1024 * 1024;
 
 /** Creates a tap for one response stream of `route`. */
