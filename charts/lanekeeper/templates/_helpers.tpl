@@ -129,7 +129,9 @@ Call with a dict:
   root:          the top-level context ($ or .)
   values:        Lanekeeper values (default: root.Values); from a parent chart, .Values.lanekeeper
   secretName:    Secret holding the proxy token (default: this chart's; omit when controlPlane.enabled=false)
-Mount the volumes from "lanekeeper.sidecarVolumes" in the same pod. Example:
+Mount the volumes from "lanekeeper.sidecarVolumes" in the same pod. From a parent chart, set
+lanekeeper.image.proxy.tag explicitly: an empty tag defaults to the calling chart's appVersion.
+Example:
   containers:
     - name: app
       image: my-app
