@@ -5,6 +5,7 @@
  * the usage API all agree with totals computed independently here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -261,7 +262,7 @@ describe('the usage ledger', () => {
     }
   });
 
-  it('isolates an event PostgreSQL refuses and drops events of an erased tenant, booking the rest', async () => {
+  it('isolates an event PostgreSQL refuses, drops events of an erased tenant, books the rest and marks the key used', async () => {
     const key = `${t.prefix}usage-b`;
     await t.pool.query(
       `INSERT INTO audit_log (actor, action, resource, after) VALUES ('admin', 'tenant.erase', 'tenants/gone', '{}')`,
@@ -291,7 +292,15 @@ describe('the usage ledger', () => {
       'event',
       JSON.stringify(eventOf({ ...sample, request_id: 'late', tenant: 'gone' })),
     );
-    await redis.xadd(key, '*', 'event', JSON.stringify(eventOf({ ...sample, request_id: 'ok-2' })));
+    const issued = await call(cp.url, 'POST', '/v1/tenants/acme/keys', { token: t.adminToken });
+    const sha = createHash('sha256').update(issued.body.key).digest('hex');
+    const usedAt = '2026-11-29T10:00:00.000Z';
+    await redis.xadd(
+      key,
+      '*',
+      'event',
+      JSON.stringify({ ...eventOf({ ...sample, request_id: 'ok-2', ts: usedAt }), api_key_sha256: sha }),
+    );
     const consumer = createLedgerConsumer({
       redis: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
       pool: createPool(t.databaseUrl),
@@ -320,5 +329,7 @@ describe('the usage ledger', () => {
     expect(booked.rows.map((r) => r.request_id)).toEqual(['ok-1', 'ok-2']);
     const rejected = await t.pool.query(`SELECT reason FROM usage_rejects WHERE payload LIKE '%"huge"%'`);
     expect(rejected.rows[0].reason).toContain('refused by PostgreSQL');
+    const keys = await call(cp.url, 'GET', '/v1/tenants/acme/keys', { token: t.adminToken });
+    expect(keys.body.items.find((k: { id: string }) => k.id === issued.body.id).last_used_at).toBe(usedAt);
   });
 });

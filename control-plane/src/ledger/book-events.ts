@@ -50,6 +50,11 @@ const eventSchema = z.object({
   provenance: z.enum(['reported', 'estimated', 'partial']),
   latency_ms: z.number().nonnegative(),
   ttfb_ms: z.number().nonnegative().nullable(),
+  /** Optional: the sha256 of the API key used, when the proxy reports it (sets api_keys.last_used_at). */
+  api_key_sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullish(),
 });
 
 function fieldOf(fields: string[], name: string): string | undefined {
@@ -63,12 +68,17 @@ WITH input AS (
     request_id text, tenant text, ts timestamptz, plan text, dialect text, endpoint text, model text,
     model_requested text, upstream_model text, input_tokens bigint, output_tokens bigint,
     cached_input_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint, cost_usd numeric,
-    status integer, stream boolean, provenance text, latency_ms integer, ttfb_ms integer, stream_id text)
+    status integer, stream boolean, provenance text, latency_ms integer, ttfb_ms integer, stream_id text,
+    api_key_sha256 text)
   -- Drop events of a tenant being erased, or erased and not re-created (a request that was in
   -- flight during its erasure): they must not bring the tenant back into the ledger.
   WHERE x.tenant NOT IN (SELECT tenant_id FROM erasure_jobs)
     AND (EXISTS (SELECT 1 FROM tenants t WHERE t.id = x.tenant)
          OR NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'tenant.erase' AND a.resource = 'tenants/' || x.tenant))
+), used AS (
+  UPDATE api_keys k SET last_used_at = greatest(k.last_used_at, u.ts)
+    FROM (SELECT api_key_sha256, max(ts) AS ts FROM input WHERE api_key_sha256 IS NOT NULL GROUP BY 1) u
+   WHERE k.sha256 = u.api_key_sha256
 ), priced AS (
   SELECT i.*, pv.id AS price_version, pe.input AS p_in, pe.output AS p_out,
          coalesce(pe.cached_input, pe.input) AS p_cached, coalesce(pe.cache_write, pe.input) AS p_write,
