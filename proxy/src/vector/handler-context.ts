@@ -74,8 +74,13 @@ export const countOf = (ctx: HandlerContext, filter: Obj) =>
   result<{ count: number }>(ctx, 'POST', '/points/count', { filter, exact: true }).then((r) => r.count);
 
 /** The scope a universal query is confined to. */
-export function queryScope(ctx: HandlerContext): QueryScope {
-  return { tenant: ctx.tenant, partition: ctx.partition, physicalName: (name) => ctx.physical(name) };
+export function queryScope(ctx: HandlerContext): QueryScope & { pointIds: unknown[] } {
+  return {
+    tenant: ctx.tenant,
+    partition: ctx.partition,
+    physicalName: (name) => ctx.physical(name),
+    pointIds: [],
+  };
 }
 
 /** The ids an upsert or vector update writes (list or batch form). */

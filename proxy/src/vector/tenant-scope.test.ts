@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   assertNoTenantField,
-  queryUsesPointIds,
+  pointIdsInQuery,
   scopeFilter,
   scopeQuery,
   scopeSelector,
@@ -109,25 +109,26 @@ describe('assertNoTenantField', () => {
   });
 });
 
-describe('queryUsesPointIds', () => {
+describe('pointIdsInQuery', () => {
+  const U = '11111111-2222-4333-8444-555555555555';
   it.each([
-    [[0.1, 0.2], false],
-    [[[0.1], [0.2]], false],
-    [{ indices: [1], values: [0.5] }, false],
-    [{ nearest: [0.1, 0.2] }, false],
-    [{ fusion: 'rrf' }, false],
-    [{ recommend: { positive: [[0.1, 0.2]], negative: [] } }, false],
-    [undefined, false],
-    [7, true],
-    ['11111111-2222-4333-8444-555555555555', true],
-    [{ nearest: 7 }, true],
-    [{ recommend: { positive: [[0.1], 3] } }, true],
-    [{ recommend: { negative: ['11111111-2222-4333-8444-555555555555'] } }, true],
-    [{ discover: { target: 1, context: [] } }, true],
-    [{ discover: { target: [0.1], context: [{ positive: 2, negative: [0.3] }] } }, true],
-    [{ context: { positive: [0.1], negative: 4 } }, true],
-  ])('of %j is %s', (query, expected) => {
-    expect(queryUsesPointIds(query)).toBe(expected);
+    [[0.1, 0.2], []],
+    [[[0.1], [0.2]], []],
+    [{ indices: [1], values: [0.5] }, []],
+    [{ nearest: [0.1, 0.2] }, []],
+    [{ fusion: 'rrf' }, []],
+    [{ recommend: { positive: [[0.1, 0.2]], negative: [] } }, []],
+    [undefined, []],
+    [7, [7]],
+    [U, [U]],
+    [{ nearest: 7 }, [7]],
+    [{ recommend: { positive: [[0.1], 3] } }, [3]],
+    [{ recommend: { negative: [U], positive: 5 } }, [5, U]],
+    [{ discover: { target: 1, context: [] } }, [1]],
+    [{ discover: { target: [0.1], context: [{ positive: 2, negative: [0.3] }] } }, [2]],
+    [{ context: { positive: [0.1], negative: 4 } }, [4]],
+  ])('of %j is %j', (query, expected) => {
+    expect(pointIdsInQuery(query)).toEqual(expected);
   });
 });
 
@@ -154,9 +155,17 @@ describe('scopeQuery', () => {
     });
   });
 
-  it('refuses point-id inputs and lookup_from in partition mode, also inside prefetches', () => {
+  it('collects point-id inputs in partition mode, also inside prefetches, for an ownership check', () => {
+    const collecting = { ...scope(true), pointIds: [] as unknown[] };
+    scopeQuery(
+      { query: 1, prefetch: [{ query: { nearest: 2 } }, { query: { recommend: { positive: [3] } } }] },
+      collecting,
+    );
+    expect(collecting.pointIds).toEqual([1, 2, 3]);
     expect(() => scopeQuery({ query: 1 }, scope(true))).toThrow(/point id/);
-    expect(() => scopeQuery({ prefetch: { query: { nearest: 2 } } }, scope(true))).toThrow(/point id/);
+  });
+
+  it('refuses lookup_from in partition mode', () => {
     expect(() => scopeQuery({ query: [1], lookup_from: { collection: 'documents' } }, scope(true))).toThrow(
       /lookup_from/,
     );

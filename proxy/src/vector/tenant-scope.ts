@@ -118,27 +118,32 @@ export function scopeSelector(body: Obj, tenant: string): Obj {
 }
 
 const isId = (v: unknown) => typeof v === 'number' || typeof v === 'string';
-const pairsUseIds = (pairs: unknown) =>
-  (Array.isArray(pairs) ? pairs : [pairs]).some(
-    (p) => p && typeof p === 'object' && [(p as Obj).positive, (p as Obj).negative].some(isId),
+const asList = (v: unknown): unknown[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
+const pairIds = (pairs: unknown) =>
+  asList(pairs).flatMap((p) =>
+    p && typeof p === 'object' ? [(p as Obj).positive, (p as Obj).negative].filter(isId) : [],
   );
 
-/** True when a universal-query input names stored points by id (which Qdrant resolves without our filter). */
-export function queryUsesPointIds(query: unknown): boolean {
-  if (isId(query)) return true;
-  if (!query || typeof query !== 'object' || Array.isArray(query)) return false;
+/**
+ * The point ids a universal-query input names (`query: 7`, `nearest`, `recommend`, `discover`,
+ * `context`). Qdrant resolves them to stored vectors without looking at our filter, so in
+ * partition mode they must be checked to be the tenant's own before the query is sent.
+ */
+export function pointIdsInQuery(query: unknown): unknown[] {
+  if (isId(query)) return [query];
+  if (!query || typeof query !== 'object' || Array.isArray(query)) return [];
   const q = query as Obj;
-  if ('nearest' in q) return isId(q.nearest);
+  if ('nearest' in q) return isId(q.nearest) ? [q.nearest] : [];
   if ('recommend' in q) {
     const r = asObject(q.recommend, 'recommend');
-    return [...((r.positive as unknown[]) ?? []), ...((r.negative as unknown[]) ?? [])].some(isId);
+    return [...asList(r.positive), ...asList(r.negative)].filter(isId);
   }
   if ('discover' in q) {
     const d = asObject(q.discover, 'discover');
-    return isId(d.target) || pairsUseIds(d.context ?? []);
+    return [...(isId(d.target) ? [d.target] : []), ...pairIds(d.context)];
   }
-  if ('context' in q) return pairsUseIds(q.context);
-  return false;
+  if ('context' in q) return pairIds(q.context);
+  return [];
 }
 
 /** Fields a universal query (and each of its prefetches) may carry. */
@@ -161,13 +166,15 @@ export interface QueryScope {
   tenant: string;
   partition: boolean;
   physicalName(logical: unknown): string;
+  /** Partition mode: point ids used as query inputs are collected here, for an ownership check. */
+  pointIds?: unknown[];
 }
 
 /**
  * Confines a universal query: the filter of the query and of every prefetch (recursively) gets
  * the tenant clause in partition mode; `lookup_from` is mapped to the tenant's own collection
  * (collection mode) or refused (partition mode, where it would resolve other tenants' ids), and
- * so are point-id query inputs in partition mode.
+ * point-id query inputs are collected in partition mode (for the caller to check ownership).
  */
 export function scopeQuery(raw: unknown, scope: QueryScope, extraFields: readonly string[] = []): Obj {
   const body = asObject(raw, 'query');
@@ -175,8 +182,11 @@ export function scopeQuery(raw: unknown, scope: QueryScope, extraFields: readonl
   const out: Obj = { ...body };
   if (scope.partition) {
     out.filter = scopeFilter(body.filter, scope.tenant);
-    if (queryUsesPointIds(body.query)) {
-      throw forbidden('queries by point id are not available in partition mode: send the vector itself');
+    const ids = pointIdsInQuery(body.query);
+    if (ids.length > 0) {
+      if (!scope.pointIds)
+        throw forbidden('queries by point id are not available here: send the vector itself');
+      scope.pointIds.push(...ids);
     }
   }
   if (body.lookup_from !== undefined) {

@@ -186,21 +186,29 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
     return { reply: await send(ctx, 'POST', '/points/search/batch', { searches: scoped }) };
   },
 
-  query: async (ctx) => ({
-    reply: await send(ctx, 'POST', '/points/query', scopeQuery(ctx.body, queryScope(ctx))),
-  }),
+  async query(ctx) {
+    const scope = queryScope(ctx);
+    const body = scopeQuery(ctx.body, scope);
+    if (scope.pointIds.length > 0) await assertIdsOwned(ctx, scope.pointIds);
+    return { reply: await send(ctx, 'POST', '/points/query', body) };
+  },
 
   async query_batch(ctx) {
     only(ctx, ['searches']);
+    const scope = queryScope(ctx);
     const searches = Array.isArray(ctx.body.searches) ? ctx.body.searches : [];
-    const scoped = searches.map((s) => scopeQuery(s, queryScope(ctx)));
+    const scoped = searches.map((s) => scopeQuery(s, scope));
+    if (scope.pointIds.length > 0) await assertIdsOwned(ctx, scope.pointIds);
     return { reply: await send(ctx, 'POST', '/points/query/batch', { searches: scoped }) };
   },
 
   async query_groups(ctx) {
-    if (ctx.body.with_lookup !== undefined)
+    if (ctx.body.with_lookup !== undefined) {
       throw forbidden('with_lookup is not available through the tenant route');
-    const body = scopeQuery(ctx.body, queryScope(ctx), ['group_by', 'group_size']);
+    }
+    const scope = queryScope(ctx);
+    const body = scopeQuery(ctx.body, scope, ['group_by', 'group_size']);
+    if (scope.pointIds.length > 0) await assertIdsOwned(ctx, scope.pointIds);
     return { reply: await send(ctx, 'POST', '/points/query/groups', body) };
   },
 };

@@ -140,6 +140,15 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     expect(info.text).not.toContain('tenant_id');
   });
 
+  it('lets B query by the id of its own point', async () => {
+    const res = await call(B, 'POST', '/collections/documents/points/query', {
+      query: 101,
+      with_payload: true,
+    });
+    expect(res.status).toBe(200);
+    expect(res.json!.result.points.map((p: { id: number }) => p.id)).toEqual([102]);
+  });
+
   it('guards every upsert it sends: tenant update_filter in partition mode, own collection in collection mode', () => {
     const upserts = fake.requests
       .slice(firstRequest)
@@ -255,12 +264,40 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     ],
     ['get a point of A', 'GET', '/collections/documents/points/1', undefined, 404],
     ['get a UUID point of A', 'GET', `/collections/documents/points/${UUID_A}`, undefined, 404],
-    ['query by an id of A', 'POST', '/collections/documents/points/query', { query: 1, with_payload: true }],
+    [
+      'query by an id of A',
+      'POST',
+      '/collections/documents/points/query',
+      { query: 1, with_payload: true },
+      404,
+    ],
+    [
+      'query by ids of A and B',
+      'POST',
+      '/collections/documents/points/query',
+      { query: { recommend: { positive: [101, UUID_A] } } },
+      mode === 'partition' ? 404 : undefined,
+    ],
+    [
+      'prefetch by an id of A',
+      'POST',
+      '/collections/documents/points/query',
+      { prefetch: { query: { nearest: 2 } }, query: { fusion: 'rrf' } },
+      mode === 'partition' ? 404 : undefined,
+    ],
     [
       'recommend from ids of A',
       'POST',
       '/collections/documents/points/query',
       { query: { recommend: { positive: [1, 2] } } },
+      mode === 'partition' ? 404 : undefined,
+    ],
+    [
+      'batch query by an id of A',
+      'POST',
+      '/collections/documents/points/query/batch',
+      { searches: [{ query: [0, 0, 1, 0] }, { query: UUID_A, with_payload: true }] },
+      404,
     ],
     [
       'lookup_from physical',
