@@ -233,6 +233,15 @@ describe('the OpenAI dialect', () => {
     expect(removeNullUsage(input)).toBe(output);
   });
 
+  it('collects text deltas of a Responses stream but not base64 audio', () => {
+    const r = route('/v1/responses');
+    const delta = (type: string) => ({ event: type, data: JSON.stringify({ type, delta: 'abc' }) });
+    expect(openai.textFromEvent(delta('response.output_text.delta'), r)).toBe('abc');
+    expect(openai.textFromEvent(delta('response.function_call_arguments.delta'), r)).toBe('abc');
+    expect(openai.textFromEvent(delta('response.audio.transcript.delta'), r)).toBe('abc');
+    expect(openai.textFromEvent(delta('response.audio.delta'), r)).toBe('');
+  });
+
   it("reads vLLM's top-level error shape in bodies and events", () => {
     const error = {
       object: 'error',

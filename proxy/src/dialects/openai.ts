@@ -257,7 +257,12 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       const obj = record(parseJson(event.data));
       if (!obj) return '';
       if (typeof obj.type === 'string')
-        return obj.type.endsWith('.delta') && typeof obj.delta === 'string' ? obj.delta : '';
+        // Text deltas of every kind, but not base64 audio (`response.audio.delta`).
+        return obj.type.endsWith('.delta') &&
+          obj.type !== 'response.audio.delta' &&
+          typeof obj.delta === 'string'
+          ? obj.delta
+          : '';
       if (!Array.isArray(obj.choices)) return '';
       let out = '';
       for (const choice of obj.choices) {
