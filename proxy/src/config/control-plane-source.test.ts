@@ -1,0 +1,79 @@
+/**
+ * The control-plane source without a control plane: what a proxy does when it starts while
+ * the control plane is unreachable. (Fetching, 304s, pub/sub and disk writes are tested
+ * against a real control plane in control-plane/test/control-plane-source.test.ts.)
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ControlPlaneUnavailableError,
+  createControlPlaneSource,
+  type ControlPlaneSnapshot,
+} from './control-plane-source.js';
+
+// Port 1 on loopback: nothing listens there, so every fetch fails at once.
+const UNREACHABLE = 'http://127.0.0.1:1';
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+let dir: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lk-source-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function sourceWith(snapshotPath: string, seen: ControlPlaneSnapshot[]) {
+  return createControlPlaneSource(
+    {
+      url: UNREACHABLE,
+      token: 't',
+      pollIntervalMs: 60_000,
+      snapshotPath,
+      keyPrefix: 'lk:',
+      logger: quiet,
+      fetchTimeoutMs: 1000,
+    },
+    (raw) => seen.push(raw),
+  );
+}
+
+describe('createControlPlaneSource with the control plane down', () => {
+  it('starts from the snapshot saved on disk', async () => {
+    const snapshot: ControlPlaneSnapshot = {
+      version: 7,
+      plans: { free: { models: { default: 'm' } } },
+      tenants: [{ id: 'acme', plan: 'free' }],
+      pricing: {},
+    };
+    const path = join(dir, 'snapshot.json');
+    await writeFile(path, JSON.stringify({ etag: '"7"', saved_at: '2026-11-29T00:00:00Z', snapshot }));
+    const seen: ControlPlaneSnapshot[] = [];
+    const source = sourceWith(path, seen);
+    await source.start();
+    try {
+      expect(seen).toEqual([snapshot]);
+      expect(source.current).toEqual({ version: 7, origin: 'disk' });
+      // Still down: a refresh changes nothing and does not throw.
+      expect(await source.refresh()).toBe(false);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it.each([
+    ['no snapshot file', undefined],
+    ['a torn snapshot file', '{"etag":"\\"7\\"","snapshot":{"vers'],
+    ['a file that is not a snapshot', '{"etag":null,"snapshot":{"plans":[]}}'],
+  ])('refuses to start with %s', async (_name, content) => {
+    const path = join(dir, 'snapshot.json');
+    if (content !== undefined) await writeFile(path, content);
+    const seen: ControlPlaneSnapshot[] = [];
+    const source = sourceWith(path, seen);
+    await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
+    expect(seen).toEqual([]);
+    await source.close();
+  });
+});
