@@ -177,6 +177,15 @@ describe('points', () => {
     expect(seen).toEqual([1, 2, 3, UUID_A, UUID_B]);
   });
 
+  it('scrolls from an offset that does not match the filter, returning only matching points after it', async () => {
+    const filter = { must: [{ key: 'tenant_id', match: { value: 'b' } }] };
+    const fromOther = await client.scroll(cos, { filter, offset: 1, limit: 10 });
+    expect(fromOther.points.map((p) => p.id)).toEqual([3, UUID_A]);
+    const paged = await client.scroll(cos, { filter, limit: 1 });
+    expect(paged.points.map((p) => p.id)).toEqual([3]);
+    expect(paged.next_page_offset).toBe(UUID_A);
+  });
+
   it('counts with filters combining must, should, must_not, match any, has_id and nested bool', async () => {
     const cases: [unknown, number][] = [
       [{ must: [{ key: 'tenant_id', match: { value: 'a' } }] }, 3],

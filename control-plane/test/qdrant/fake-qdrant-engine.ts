@@ -336,6 +336,9 @@ export class FakeQdrantEngine {
         'Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]',
       );
     }
+    if (b.order_by !== undefined) {
+      throw new FakeBadRequest('Format error in JSON body: the fake Qdrant does not implement order_by');
+    }
     const offset = b.offset === undefined || b.offset === null ? undefined : parsePointId(b.offset);
     const sorted = [...c.points.values()]
       .filter((p) => offset === undefined || compareIds(p.id, offset) >= 0)
