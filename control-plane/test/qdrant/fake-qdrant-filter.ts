@@ -134,13 +134,16 @@ export function filterHolds(filter: Json, point: FilterablePoint): boolean {
   const must = asArray(f.must);
   const should = asArray(f.should);
   const mustNot = asArray(f.must_not);
-  if (!must.every((c) => conditionHolds(c, point))) return false;
-  if (mustNot.some((c) => conditionHolds(c, point))) return false;
-  if (should.length > 0 && !should.some((c) => conditionHolds(c, point))) return false;
+  // Every clause is evaluated (no short-circuit) so a malformed one is a 400 like in Qdrant,
+  // which validates the whole filter before it runs.
+  const mustOk = must.map((c) => conditionHolds(c, point)).every(Boolean);
+  const mustNotOk = !mustNot.map((c) => conditionHolds(c, point)).some(Boolean);
+  const shouldResults = should.map((c) => conditionHolds(c, point));
+  const shouldOk = should.length === 0 || shouldResults.some(Boolean);
+  let minShouldOk = true;
   if (f.min_should && typeof f.min_should === 'object') {
     const ms = f.min_should as { conditions: Json[]; min_count: number };
-    const passed = asArray(ms.conditions).filter((c) => conditionHolds(c, point)).length;
-    if (passed < ms.min_count) return false;
+    minShouldOk = asArray(ms.conditions).filter((c) => conditionHolds(c, point)).length >= ms.min_count;
   }
-  return true;
+  return mustOk && mustNotOk && shouldOk && minShouldOk;
 }
