@@ -1,0 +1,320 @@
+/**
+ * Renders the chart with the small Go-template renderer (go-template-render.ts) for the
+ * defaults and each ci/ values file, then checks the manifests a cluster would get: every
+ * document parses, the proxy ConfigMap holds a config the proxy accepts, selectors match
+ * pod labels, probes and Services point at ports that exist, the HPA carries the designed
+ * numbers, secrets and hooks line up. `helm template` remains the reference where Helm exists.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { parseYamlConfig } from '../../proxy/src/config/load.js';
+import { parseConfig } from '../../proxy/src/config/schema.js';
+import { CHART_DIR, coalesce, defaultValues, readYaml, templateSources, type Tree } from './chart.js';
+import { parseTemplates, render, RenderError } from './go-template-render.js';
+
+interface Container {
+  name: string;
+  ports?: { name: string; containerPort: number }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  readinessProbe?: { httpGet?: { path: string; port: string } };
+  livenessProbe?: { httpGet?: { path: string; port: string } };
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: Record<string, unknown> & {
+    selector?: Record<string, string> & { matchLabels?: Record<string, string> };
+    template?: {
+      metadata: { labels: Record<string, string> };
+      spec: { containers: Container[]; volumes?: { name: string; configMap?: { name: string } }[] };
+    };
+    ports?: { name: string; targetPort: string; port: number }[];
+  };
+  data?: Record<string, string>;
+}
+
+const chart = readYaml('charts/lanekeeper/Chart.yaml') as {
+  name: string;
+  version: string;
+  appVersion: string;
+};
+const sources = templateSources();
+const templates = parseTemplates(
+  new Map([...sources].map(([name, text]) => [`lanekeeper/templates/${name}`, text])),
+);
+
+/** What `helm template lk charts/lanekeeper -n ai -f <override>` would print, as manifests, plus NOTES. */
+function renderChart(override: Tree = {}): { manifests: Manifest[]; notes: string } {
+  const context = {
+    Values: coalesce(defaultValues(), override),
+    Release: { Name: 'lk', Namespace: 'ai', Service: 'Helm', IsInstall: true, IsUpgrade: false },
+    Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
+    Template: { BasePath: 'lanekeeper/templates', Name: '' },
+    Files: { Get: (path: string) => readFileSync(join(CHART_DIR, path), 'utf8') },
+    Capabilities: { KubeVersion: { Version: 'v1.31.0' } },
+  };
+  const manifests: Manifest[] = [];
+  for (const name of sources.keys()) {
+    if (name.startsWith('_') || name === 'NOTES.txt') continue;
+    const text = render(templates, `lanekeeper/templates/${name}`, context);
+    for (const doc of parseAllDocuments(text)) {
+      expect(doc.errors, `${name}: ${doc.errors.join('; ')}`).toEqual([]);
+      const value = doc.toJS() as Manifest | null;
+      if (value) manifests.push(value);
+    }
+  }
+  return { manifests, notes: render(templates, 'lanekeeper/templates/NOTES.txt', context) };
+}
+
+const cases: [string, Tree][] = [
+  ['defaults', {}],
+  ['ci/gateway-values.yaml', readYaml('charts/lanekeeper/ci/gateway-values.yaml') as Tree],
+  ['ci/sidecar-values.yaml', readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree],
+  ['ci/standalone-values.yaml', readYaml('charts/lanekeeper/ci/standalone-values.yaml') as Tree],
+];
+
+const find = (manifests: Manifest[], kind: string, name: string) =>
+  manifests.find((m) => m.kind === kind && m.metadata.name === name);
+const subset = (small: Record<string, string> = {}, big: Record<string, string> = {}) =>
+  Object.entries(small).every(([k, v]) => big[k] === v);
+
+describe.each(cases)('the chart rendered with %s', (_name, override) => {
+  const { manifests, notes } = renderChart(override);
+
+  it('renders well-formed manifests with names and the standard labels', () => {
+    expect(manifests.length).toBeGreaterThan(5);
+    for (const m of manifests) {
+      expect(m.apiVersion).toBeTruthy();
+      expect(m.metadata.name.length).toBeGreaterThan(0);
+      expect(m.metadata.name.length).toBeLessThanOrEqual(63);
+      expect(m.metadata.labels?.['app.kubernetes.io/instance']).toBe('lk');
+      expect(m.metadata.labels?.['helm.sh/chart']).toBe(`lanekeeper-${chart.version}`);
+    }
+  });
+
+  it('selects pods by labels their templates carry, and routes Services to named ports that exist', () => {
+    const pods = manifests.filter((m) => m.kind === 'Deployment');
+    for (const deployment of pods) {
+      expect(subset(deployment.spec?.selector?.matchLabels, deployment.spec?.template?.metadata.labels)).toBe(
+        true,
+      );
+    }
+    for (const svc of manifests.filter((m) => m.kind === 'Service')) {
+      const target = pods.find((d) =>
+        subset(svc.spec?.selector as Record<string, string>, d.spec?.template?.metadata.labels),
+      );
+      expect(target, svc.metadata.name).toBeDefined();
+      const portNames = target?.spec?.template?.spec.containers.flatMap(
+        (c) => c.ports?.map((p) => p.name) ?? [],
+      );
+      for (const port of svc.spec?.ports ?? []) expect(portNames).toContain(port.targetPort);
+    }
+    for (const pdb of manifests.filter((m) => m.kind === 'PodDisruptionBudget')) {
+      expect(
+        pods.some((d) => subset(pdb.spec?.selector?.matchLabels, d.spec?.template?.metadata.labels)),
+      ).toBe(true);
+    }
+  });
+
+  it('probes every Lanekeeper container on a port it declares', () => {
+    for (const deployment of manifests.filter((m) => m.kind === 'Deployment')) {
+      for (const c of deployment.spec?.template?.spec.containers ?? []) {
+        if (!c.name.startsWith('lanekeeper') && c.name !== 'control-plane') continue;
+        const names = c.ports?.map((p) => p.name);
+        expect(names).toContain(c.readinessProbe?.httpGet?.port);
+        expect(names).toContain(c.livenessProbe?.httpGet?.port);
+        expect([c.readinessProbe?.httpGet?.path, c.livenessProbe?.httpGet?.path]).toEqual([
+          '/readyz',
+          '/healthz',
+        ]);
+      }
+    }
+  });
+
+  it('gives the proxy a config file the proxy accepts, mounted where the image reads it', () => {
+    const configMap = find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy');
+    const config = parseConfig(
+      parseYamlConfig(configMap?.data?.['config.yaml'] ?? '', {
+        LANEKEEPER_PROXY_TOKEN: 'proxy-token-from-secret',
+        UPSTREAM_API_KEY: 'k',
+      }),
+    );
+    expect(config.listen).toBe('0.0.0.0:8080');
+    expect(config.admin_listen).toBe('0.0.0.0:9464');
+    const proxy = find(manifests, 'Deployment', 'lk-lanekeeper-proxy');
+    const container = proxy?.spec?.template?.spec.containers.find((c) => c.name === 'lanekeeper-proxy');
+    expect(container?.volumeMounts).toContainEqual({
+      name: 'lanekeeper-config',
+      mountPath: '/etc/lanekeeper',
+      readOnly: true,
+    });
+    expect(proxy?.spec?.template?.spec.volumes).toContainEqual({
+      name: 'lanekeeper-config',
+      configMap: { name: 'lk-lanekeeper-proxy' },
+    });
+  });
+
+  it('says in NOTES how to reach the proxy', () => {
+    expect(notes).toContain('http://lk-lanekeeper-proxy.ai.svc:80');
+  });
+});
+
+describe('rendered details', () => {
+  it('the HPA carries the designed defaults', () => {
+    const hpa = find(renderChart().manifests, 'HorizontalPodAutoscaler', 'lk-lanekeeper-proxy');
+    expect(hpa?.apiVersion).toBe('autoscaling/v2');
+    expect(hpa?.spec).toEqual({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'lk-lanekeeper-proxy' },
+      minReplicas: 3,
+      maxReplicas: 100,
+      metrics: [
+        {
+          type: 'Pods',
+          pods: {
+            metric: { name: 'requests_per_second' },
+            target: { type: 'AverageValue', averageValue: '50' },
+          },
+        },
+        {
+          type: 'Resource',
+          resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } },
+        },
+      ],
+      behavior: {
+        scaleUp: {
+          stabilizationWindowSeconds: 60,
+          selectPolicy: 'Max',
+          policies: [{ type: 'Pods', value: 10, periodSeconds: 60 }],
+        },
+        scaleDown: {
+          stabilizationWindowSeconds: 300,
+          selectPolicy: 'Max',
+          policies: [{ type: 'Pods', value: 2, periodSeconds: 120 }],
+        },
+      },
+    });
+    expect(
+      find(renderChart().manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.replicas,
+    ).toBeUndefined();
+  });
+
+  it('gateway mode fronts the upstream URL and points the proxy at the in-cluster control plane and Redis', () => {
+    const { manifests } = renderChart();
+    const raw = parseYamlConfig(
+      find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
+      {
+        LANEKEEPER_PROXY_TOKEN: 't',
+      },
+    );
+    expect(raw).toMatchObject({
+      upstream: { url: 'http://ai-backend:8000' },
+      control_plane: { url: 'http://lk-lanekeeper-control-plane:8081', token: 't' },
+      store: { redis: 'redis://redis:6379', key_prefix: 'lk:' },
+    });
+    const env = find(manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.template?.spec.containers[0]?.env;
+    expect(env).toContainEqual({
+      name: 'LANEKEEPER_PROXY_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'lk-lanekeeper-secrets', key: 'proxy-token' } },
+    });
+  });
+
+  it('sidecar mode puts the backend in the proxy pod and the proxy in front of it on localhost', () => {
+    const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree);
+    const pod = find(manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.template?.spec;
+    expect(pod?.containers.map((c) => c.name)).toEqual(['lanekeeper-proxy', 'backend']);
+    const raw = parseYamlConfig(
+      find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
+      {
+        LANEKEEPER_PROXY_TOKEN: 't',
+      },
+    );
+    expect(raw).toMatchObject({ upstream: { url: 'http://127.0.0.1:8000' } });
+    expect(find(manifests, 'Service', 'lk-lanekeeper-proxy')?.spec?.ports).toEqual([
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+    ]);
+  });
+
+  it('with existingSecret, every secret reference uses it and the chart creates none', () => {
+    const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree);
+    expect(manifests.filter((m) => m.kind === 'Secret')).toEqual([]);
+    const refs = manifests.flatMap((m) =>
+      (m.spec?.template?.spec.containers ?? []).flatMap(
+        (c) => c.env?.flatMap((e) => e.valueFrom?.secretKeyRef?.name ?? []) ?? [],
+      ),
+    );
+    expect(refs.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(refs)).toEqual(new Set(['lanekeeper-credentials']));
+  });
+
+  it('the chart Secret holds the database URL and two distinct generated tokens', () => {
+    const secret = find(renderChart().manifests, 'Secret', 'lk-lanekeeper-secrets');
+    const data = Object.fromEntries(
+      Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(data['database-url']).toBe('postgres://lanekeeper:lanekeeper@postgres:5432/lanekeeper');
+    expect(data['admin-token']?.length).toBe(40);
+    expect(data['proxy-token']?.length).toBe(40);
+    expect(data['admin-token']).not.toBe(data['proxy-token']);
+  });
+
+  it('the migration Job is a pre-install/pre-upgrade hook that reads a hook Secret created before it', () => {
+    const { manifests } = renderChart();
+    const job = find(manifests, 'Job', 'lk-lanekeeper-control-plane-migrate');
+    const hookSecret = find(manifests, 'Secret', 'lk-lanekeeper-control-plane-migrate');
+    expect(job?.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(hookSecret?.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(Number(hookSecret?.metadata.annotations?.['helm.sh/hook-weight'])).toBeLessThan(
+      Number(job?.metadata.annotations?.['helm.sh/hook-weight']),
+    );
+    const container = job?.spec?.template?.spec.containers[0] as Container & { args: string[] };
+    expect(container.args).toEqual(['node', 'proxy/bin/lanekeeper.js', 'migrate']);
+    expect(container.env?.[0]?.valueFrom?.secretKeyRef?.name).toBe('lk-lanekeeper-control-plane-migrate');
+  });
+
+  it('passes the control plane its collection templates as JSON', () => {
+    const cp = find(renderChart().manifests, 'Deployment', 'lk-lanekeeper-control-plane');
+    const value = cp?.spec?.template?.spec.containers[0]?.env?.find(
+      (e) => e.name === 'LANEKEEPER_COLLECTION_TEMPLATES',
+    )?.value;
+    expect(JSON.parse(value ?? '')).toEqual([{ name: 'documents', size: 1536, distance: 'Cosine' }]);
+  });
+
+  it('the optional ServiceMonitor selects the admin Service, and the dashboard ConfigMap carries the JSON', () => {
+    const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/gateway-values.yaml') as Tree);
+    const monitor = find(manifests, 'ServiceMonitor', 'lk-lanekeeper-proxy');
+    const admin = find(manifests, 'Service', 'lk-lanekeeper-proxy-admin');
+    expect(subset(monitor?.spec?.selector?.matchLabels, admin?.metadata.labels)).toBe(true);
+    expect(
+      subset(
+        monitor?.spec?.selector?.matchLabels,
+        find(manifests, 'Service', 'lk-lanekeeper-proxy')?.metadata.labels,
+      ),
+    ).toBe(false);
+    const dashboard = find(manifests, 'ConfigMap', 'lk-lanekeeper-dashboard');
+    expect(dashboard?.metadata.labels?.grafana_dashboard).toBe('1');
+    expect(JSON.parse(dashboard?.data?.['lanekeeper.json'] ?? '')).toMatchObject({
+      uid: 'lanekeeper-overview',
+    });
+  });
+
+  it('standalone mode renders no control plane and keeps plans and tenants in the proxy config', () => {
+    const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/standalone-values.yaml') as Tree);
+    expect(manifests.filter((m) => m.metadata.name.includes('control-plane'))).toEqual([]);
+    const config = parseConfig(
+      parseYamlConfig(find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '', {}),
+    );
+    expect(config.store).toBe('memory');
+    expect(config.control_plane).toBeUndefined();
+    expect(config.tenants.map((t) => t.id)).toEqual(['acme']);
+    expect(find(manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.replicas).toBe(1);
+  });
+
+  it('refuses sidecar mode without a backend image, with a message saying what to set', () => {
+    expect(() => renderChart({ mode: 'sidecar' })).toThrow(RenderError);
+    expect(() => renderChart({ mode: 'sidecar' })).toThrow(/sidecar\.backend\.image\.repository/);
+  });
+});
