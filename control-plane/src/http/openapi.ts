@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.0 document at GET /openapi.json, built from the routes themselves (an
+ * The OpenAPI 3.1 document (JSON Schema keywords as the server enforces them) at GET /openapi.json, built from the routes themselves (an
  * onRoute hook collects each route's JSON schemas), so the document cannot drift from what
  * the server validates. A dependency such as @fastify/swagger would do the same with far
  * more surface; this needs only the four parts we declare.
@@ -73,7 +73,7 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
       (paths[r.path] ??= {})[r.method] = operation;
     }
     return {
-      openapi: '3.0.3',
+      openapi: '3.1.0',
       info,
       components: {
         securitySchemes: {
