@@ -1,7 +1,7 @@
 /**
- * The OpenAPI 3.1 document (JSON Schema keywords as the server enforces them) at GET /openapi.json, built from the routes themselves (an
+ * The OpenAPI 3.1 document at GET /openapi.json, built from the routes themselves (an
  * onRoute hook collects each route's JSON schemas), so the document cannot drift from what
- * the server validates. A dependency such as @fastify/swagger would do the same with far
+ * the server validates. 3.1, because those schemas use JSON Schema keywords 3.0 lacks. A dependency such as @fastify/swagger would do the same with far
  * more surface; this needs only the four parts we declare.
  */
 import type { FastifyInstance, RouteOptions } from 'fastify';
