@@ -20,6 +20,12 @@ export const LIMIT_ORDER: readonly LimitName[] = [
   'budget_usd_per_month',
 ];
 
+/**
+ * The largest output ever granted. A budget with a near-free price would otherwise grant
+ * astronomically many tokens, which no model produces and Redis cannot count as an integer.
+ */
+export const MAX_GRANTED_OUTPUT = 1_000_000_000;
+
 /** A tenant's standing at the moment of admission, already pruned to the live windows. */
 export interface Standing {
   /** Requests counted in the last minute. */
@@ -93,7 +99,9 @@ export function decideAdmission(input: AdmissionInput, standing: Standing): Admi
     if (cap < need) return { ok: false, limit: name };
     granted = Math.min(granted, cap);
   }
-  const bounded = Number.isFinite(granted) ? Math.max(0, Math.floor(granted)) : undefined;
+  const bounded = Number.isFinite(granted)
+    ? Math.max(0, Math.floor(Math.min(granted, MAX_GRANTED_OUTPUT)))
+    : undefined;
   return {
     ok: true,
     grantedOutput: bounded,

@@ -102,7 +102,8 @@ end
 local bounded = -1
 local grantedTokens = 0
 if granted ~= math.huge then
-  bounded = math.max(0, math.floor(granted))
+  -- MAX_GRANTED_OUTPUT in admission.ts: a near-free price must not grant uncountably many tokens.
+  bounded = math.max(0, math.floor(math.min(granted, 1000000000)))
   grantedTokens = bounded
 end
 local tokens = prompt + grantedTokens
