@@ -34,6 +34,21 @@ describe('createStreamTap', () => {
     expect(tap.end()).toMatchObject({ reported: false, texts: ['Hello', ' world'], model: 'm' });
   });
 
+  it('stops keeping event data once the output count is reported', () => {
+    const tap = createStreamTap(openai, CHAT, { maxRetainedBytes: 1000 });
+    tap.push(Buffer.from(chunk('early')));
+    tap.push(
+      Buffer.from(
+        'data: {"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n',
+      ),
+    );
+    for (let i = 0; i < 200; i++) tap.push(Buffer.from(chunk('abcdefghij')));
+    expect(tap.end()).toMatchObject({ usage: { input: 3, output: 1 }, texts: [], retainedBytes: 0 });
+    const unreported = createStreamTap(openai, CHAT, { maxRetainedBytes: 1000 });
+    unreported.push(Buffer.from(chunk('early')));
+    expect(unreported.end().retainedBytes).toBeGreaterThan(0);
+  });
+
   it('bounds what it keeps for estimates', () => {
     const tap = createStreamTap(openai, CHAT, { maxRetainedBytes: 1000 });
     for (let i = 0; i < 200; i++) tap.push(Buffer.from(chunk('abcdefghij')));

@@ -32,6 +32,8 @@ export interface TapResult {
   /** Events seen, and how many of them were parsed as JSON (for metrics and benchmarks). */
   events: number;
   parsed: number;
+  /** Bytes of event data still held for an estimate when the stream ended (memory cost). */
+  retainedBytes: number;
 }
 
 /** Meters one response stream: feed it every chunk, then call `end` once. */
@@ -84,6 +86,15 @@ export function createStreamTap(
   }
 
   function retain(event: StreamEvent): void {
+    if (usage.output !== undefined) {
+      // Output is reported (running totals, or a final report): no estimate will be needed.
+      if (retainedBytes > 0 || texts.length > 0) {
+        retained = [];
+        retainedBytes = 0;
+        texts.length = 0;
+      }
+      return;
+    }
     if (retained) {
       retainedBytes += event.data.length;
       if (retainedBytes <= maxRetained) {
@@ -112,7 +123,15 @@ export function createStreamTap(
     },
     end() {
       for (const event of parser.end()) handle(event);
-      const result: TapResult = { usage, reported: hasUsage(usage), texts: [], events, parsed };
+      const held = retained ? retainedBytes : 0;
+      const result: TapResult = {
+        usage,
+        reported: hasUsage(usage),
+        texts: [],
+        events,
+        parsed,
+        retainedBytes: held,
+      };
       if (model) result.model = model;
       if (error) result.error = error;
       if (usage.output === undefined) {
