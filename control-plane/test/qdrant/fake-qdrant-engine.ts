@@ -1,89 +1,36 @@
 /**
  * The data side of the in-repo Qdrant test server: collections, points, payload indexes,
- * aliases and exact (brute-force) scoring. Only what Lanekeeper uses is here, with Qdrant's
+ * aliases (scoring lives in fake-qdrant-points.ts). Only what Lanekeeper uses is here, with Qdrant's
  * semantics and error wording where we rely on them. It is a test double for CI; it is never
  * shipped, and the contract suite checks that it answers like a real Qdrant.
  */
+import { FakeBadRequest, compareIds, filterHolds, idKey, parsePointId } from './fake-qdrant-filter.js';
 import {
-  FakeBadRequest,
-  compareIds,
-  filterHolds,
-  idKey,
-  parsePointId,
-  type PointId,
-} from './fake-qdrant-filter.js';
+  DISTANCES,
+  FakeConflict,
+  FakeNotFound,
+  NAME_FORBIDDEN,
+  nearestPoints,
+  normalise,
+  obj,
+  selectPayload,
+  type Distance,
+  type FakeCollection,
+  type Json,
+  type StoredPoint,
+} from './fake-qdrant-points.js';
 
-type Json = unknown;
-type Payload = Record<string, Json>;
-type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
-const DISTANCES: readonly Distance[] = ['Cosine', 'Euclid', 'Dot', 'Manhattan'];
-
-/** 404 with Qdrant's "Not found: ..." wording. */
-export class FakeNotFound extends Error {
-  readonly status = 404;
-}
-/** 409 with Qdrant's "Wrong input: ... already exists!" wording. */
-export class FakeConflict extends Error {
-  readonly status = 409;
-}
-
-interface StoredPoint {
-  id: PointId;
-  vector: number[];
-  payload: Payload;
-  version: number;
-}
-
-interface Collection {
-  size: number;
-  distance: Distance;
-  points: Map<string, StoredPoint>;
-  payloadSchema: Map<string, { type: string; is_tenant?: boolean }>;
-  version: number;
-}
-
-// Characters Qdrant refuses in a collection name (it must be usable as a directory name).
-const NAME_FORBIDDEN = /[<>:"/\\|?*]/;
-
-function obj(value: Json, what: string): Record<string, Json> {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) {
-    throw new FakeBadRequest(`Format error in JSON body: invalid type for ${what}, expected a map`);
-  }
-  return value as Record<string, Json>;
-}
-
-function selectPayload(payload: Payload, selector: Json): Payload | undefined {
-  if (selector === false || selector === undefined || selector === null) return undefined;
-  if (selector === true) return { ...payload };
-  if (Array.isArray(selector)) {
-    return Object.fromEntries(Object.entries(payload).filter(([k]) => selector.includes(k)));
-  }
-  const s = obj(selector, 'with_payload');
-  if (Array.isArray(s.include)) {
-    const include = s.include as string[];
-    return Object.fromEntries(Object.entries(payload).filter(([k]) => include.includes(k)));
-  }
-  if (Array.isArray(s.exclude)) {
-    const exclude = s.exclude as string[];
-    return Object.fromEntries(Object.entries(payload).filter(([k]) => !exclude.includes(k)));
-  }
-  return { ...payload };
-}
-
-function normalise(vector: number[]): number[] {
-  const norm = Math.sqrt(vector.reduce((s, x) => s + x * x, 0));
-  return norm === 0 ? vector.slice() : vector.map((x) => x / norm);
-}
+export { FakeConflict, FakeNotFound } from './fake-qdrant-points.js';
 
 /** The state of one fake Qdrant instance. */
 export class FakeQdrantEngine {
-  private readonly collections = new Map<string, Collection>();
+  private readonly collections = new Map<string, FakeCollection>();
   private readonly aliases = new Map<string, string>();
   private operationId = 0;
 
-  private get(name: string): Collection {
+  private get(name: string): FakeCollection {
     const target = this.collections.get(name) ?? this.collections.get(this.aliases.get(name) ?? '');
-    if (!target) throw new FakeNotFound(`Not found: Collection \`${name}\` doesn't exist!`);
+    if (!target) throw new FakeNotFound(`Not found: FakeCollection \`${name}\` doesn't exist!`);
     return target;
   }
 
@@ -118,7 +65,7 @@ export class FakeQdrantEngine {
       );
     }
     if (this.collections.has(name) || this.aliases.has(name)) {
-      throw new FakeConflict(`Wrong input: Collection \`${name}\` already exists!`);
+      throw new FakeConflict(`Wrong input: FakeCollection \`${name}\` already exists!`);
     }
     this.collections.set(name, { size, distance, points: new Map(), payloadSchema: new Map(), version: 0 });
     return true;
@@ -237,7 +184,7 @@ export class FakeQdrantEngine {
     return this.updated();
   }
 
-  private selected(c: Collection, body: Record<string, Json>): StoredPoint[] {
+  private selected(c: FakeCollection, body: Record<string, Json>): StoredPoint[] {
     if (Array.isArray(body.points)) {
       return body.points.map((raw) => c.points.get(idKey(parsePointId(raw)))).filter((p) => p !== undefined);
     }
@@ -357,61 +304,6 @@ export class FakeQdrantEngine {
     return { count: [...c.points.values()].filter((p) => filterHolds(b.filter, p)).length };
   }
 
-  private score(c: Collection, query: number[], p: StoredPoint): number {
-    switch (c.distance) {
-      case 'Cosine': {
-        const q = normalise(query);
-        return q.reduce((s, x, i) => s + x * (p.vector[i] ?? 0), 0);
-      }
-      case 'Dot':
-        return query.reduce((s, x, i) => s + x * (p.vector[i] ?? 0), 0);
-      case 'Euclid':
-        return Math.sqrt(query.reduce((s, x, i) => s + (x - (p.vector[i] ?? 0)) ** 2, 0));
-      case 'Manhattan':
-        return query.reduce((s, x, i) => s + Math.abs(x - (p.vector[i] ?? 0)), 0);
-    }
-  }
-
-  /** Exact nearest-neighbour search; `query` is a dense vector or the id of a stored point. */
-  private nearest(c: Collection, b: Record<string, Json>, rawQuery: Json): Record<string, Json>[] {
-    let query: number[];
-    let exclude: string | undefined;
-    if (Array.isArray(rawQuery) && rawQuery.every((x) => typeof x === 'number')) {
-      query = rawQuery as number[];
-    } else if (typeof rawQuery === 'number' || typeof rawQuery === 'string') {
-      const source = c.points.get(idKey(parsePointId(rawQuery)));
-      if (!source) throw new FakeNotFound(`Not found: No point with id ${String(rawQuery)} found`);
-      query = source.vector;
-      exclude = idKey(source.id);
-    } else {
-      throw new FakeBadRequest(
-        'Format error in JSON body: the fake Qdrant supports only dense vector or point-id queries',
-      );
-    }
-    if (query.length !== c.size) {
-      throw new FakeBadRequest(
-        `Wrong input: Vector dimension error: expected dim: ${c.size}, got ${query.length}`,
-      );
-    }
-    const ascending = c.distance === 'Euclid' || c.distance === 'Manhattan';
-    const threshold = b.score_threshold as number | undefined;
-    const limit = (b.limit as number | undefined) ?? 10;
-    const offset = (b.offset as number | undefined) ?? 0;
-    return [...c.points.values()]
-      .filter((p) => idKey(p.id) !== exclude && filterHolds(b.filter, p))
-      .map((p) => ({ p, score: this.score(c, query, p) }))
-      .filter(({ score }) => threshold === undefined || (ascending ? score <= threshold : score >= threshold))
-      .sort((x, y) => (ascending ? x.score - y.score : y.score - x.score) || compareIds(x.p.id, y.p.id))
-      .slice(offset, offset + limit)
-      .map(({ p, score }) => {
-        const out: Record<string, Json> = { id: p.id, version: p.version, score };
-        const payload = selectPayload(p.payload, b.with_payload);
-        if (payload) out.payload = payload;
-        if (b.with_vector === true) out.vector = p.vector.slice();
-        return out;
-      });
-  }
-
   query(name: string, body: Json): { points: Record<string, Json>[] } {
     const c = this.get(name);
     const b = obj(body ?? {}, 'body');
@@ -424,7 +316,7 @@ export class FakeQdrantEngine {
       b.query && typeof b.query === 'object' && 'nearest' in b.query
         ? (b.query as { nearest: Json }).nearest
         : b.query;
-    return { points: this.nearest(c, b, q) };
+    return { points: nearestPoints(c, b, q) };
   }
 
   queryBatch(name: string, body: Json): { points: Record<string, Json>[] }[] {
@@ -437,7 +329,7 @@ export class FakeQdrantEngine {
   search(name: string, body: Json): Record<string, Json>[] {
     const c = this.get(name);
     const b = obj(body, 'body');
-    return this.nearest(c, b, b.vector);
+    return nearestPoints(c, b, b.vector);
   }
 
   searchBatch(name: string, body: Json): Record<string, Json>[][] {
