@@ -39,6 +39,7 @@ export interface Standing {
   readonly usdMonth: number;
 }
 
+/** What one admission asks for (the store-independent part of an AdmitRequest). */
 export interface AdmissionInput {
   readonly limits: RateLimits;
   readonly promptTokens: number;
@@ -47,6 +48,7 @@ export interface AdmissionInput {
   readonly outputPrice: number;
 }
 
+/** The verdict: what to reserve, or which limit refused. */
 export type Admission =
   | {
       readonly ok: true;

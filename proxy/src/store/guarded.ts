@@ -26,6 +26,7 @@ import type {
   UsageTotals,
 } from './store.js';
 
+/** The failure policy and where to report what happens. */
 export interface GuardOptions {
   readonly onStoreError: 'fail_open' | 'fail_closed';
   readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;

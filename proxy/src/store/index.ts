@@ -9,6 +9,7 @@ import { createMemoryStore } from './memory.js';
 import { createRedisStore } from './redis.js';
 import type { StoreLogger } from './store-logger.js';
 
+/** What createStore needs besides the config. */
 export interface StoreDeps {
   readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
   readonly logger: StoreLogger;

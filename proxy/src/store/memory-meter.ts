@@ -18,6 +18,7 @@ export const HOUR_FIELDS = [
   'estimated_cost',
 ] as const;
 
+/** One counter of an hour (or of the all-time totals). */
 export type HourField = (typeof HOUR_FIELDS)[number];
 
 /** What one event adds to each counter; unpriced events add no cost (never a silent $0 price). */

@@ -30,6 +30,7 @@ export interface StoreCommands {
   lkRecord(...args: Arg[]): Promise<number>;
 }
 
+/** A standalone or cluster client with the store's scripts defined. */
 export type StoreClient = (Redis | Cluster) & StoreCommands;
 
 /** Connection options shared by standalone and cluster nodes, from the URL and config. */

@@ -37,6 +37,7 @@ export function tenantKeys(prefix: string, tenant: string) {
   };
 }
 
+/** The key names of one tenant. */
 export type TenantKeys = ReturnType<typeof tenantKeys>;
 
 /** The global usage stream: `${prefix}${stream}`, e.g. "lk:usage". */

@@ -42,6 +42,7 @@ export class StoreTimeoutError extends Error {
   }
 }
 
+/** Optional collaborators of the Redis store. */
 export interface RedisStoreDeps {
   readonly logger?: StoreLogger;
 }

@@ -113,9 +113,11 @@ export interface Store extends LimitStore, MeterStore {
   close(): Promise<void>;
 }
 
+/** Window lengths in ms: tokens per hour slides over the hour, requests per minute over the minute. */
 export const HOUR_MS = 3_600_000;
 export const MINUTE_MS = 60_000;
 
+/** The start (ms) of the UTC hour containing `now`: the key of an hourly usage bucket. */
 export function hourStart(now: number): number {
   return now - (now % HOUR_MS);
 }
@@ -134,6 +136,7 @@ export function budgetWindows(now: number): { day: string; month: string } {
   return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
 }
 
+/** A tenant's hour with nothing counted yet. */
 export function emptyHour(tenant: string, now: number): HourUsage {
   return {
     tenant,
