@@ -258,6 +258,9 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     async eraseTenant(tenant: string): Promise<number> {
       const pattern = tenantKeys(prefix, tenant).pattern;
       const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+      // Before a cluster client knows its topology it lists no nodes: an erasure that
+      // scanned nothing must fail, not report success.
+      if (nodes.length === 0) throw new Error('redis cluster topology not known yet; retry the erasure');
       let removed = 0;
       for (const node of nodes) {
         let cursor = '0';
