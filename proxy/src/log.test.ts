@@ -1,0 +1,55 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, redactLogObject } from './log.js';
+
+/** A logger whose lines are collected as parsed JSON. */
+function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { lines, logger: createLogger('info', sink) };
+}
+
+describe('log redaction', () => {
+  it('drops top-level headers and body', () => {
+    const { lines, logger } = capture();
+    logger.info({ headers: { authorization: 'Bearer sk-1' }, body: '{"a":1}', status: 200 }, 'request');
+    expect(lines[0]).toMatchObject({ status: 200, msg: 'request', service: 'lanekeeper-proxy' });
+    expect(lines[0]).not.toHaveProperty('headers');
+    expect(lines[0]).not.toHaveProperty('body');
+  });
+
+  it.each(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key'])(
+    'drops %s from any top-level object and keeps its other fields',
+    (field) => {
+      const { lines, logger } = capture();
+      logger.info({ req: { [field]: 'secret', method: 'POST' } }, 'with credentials');
+      expect(lines[0]?.req).toEqual({ method: 'POST' });
+      expect(JSON.stringify(lines[0])).not.toContain('secret');
+    },
+  );
+
+  it('never changes the object it was given', () => {
+    const original = { req: { authorization: 'Bearer sk-1' }, headers: { a: 'b' } };
+    const redacted = redactLogObject(original);
+    expect(redacted).toEqual({ req: {} });
+    expect(original).toEqual({ req: { authorization: 'Bearer sk-1' }, headers: { a: 'b' } });
+  });
+
+  it('returns an access-log line as it is, without copying it', () => {
+    const line = { request_id: 'r1', tenant: 'acme', status: 200, stream: false, cost_usd: null };
+    expect(redactLogObject(line)).toBe(line);
+  });
+
+  it('keeps an error serialisable as an error after removing a credential from it', () => {
+    const { lines, logger } = capture();
+    const err = Object.assign(new Error('upstream said no'), { authorization: 'Bearer sk-2' });
+    logger.error({ err }, 'failed');
+    expect(lines[0]?.err).toMatchObject({ type: 'Error', message: 'upstream said no' });
+    expect(JSON.stringify(lines[0])).not.toContain('sk-2');
+  });
+});
