@@ -237,7 +237,10 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     },
 
     async eraseTenant(tenant: string): Promise<number> {
-      // Buffered items of an erased tenant must not bring its data back later.
+      // Buffered items of an erased tenant must not bring its data back later. A flush in
+      // flight owns the head of the queue: let it finish (the erasure below then removes
+      // whatever it wrote) before taking items out.
+      while (flushing) await flushing;
       let removed = 0;
       for (let i = queue.length - 1; i >= 0; i--) {
         if (tenantOf(queue[i]!) === tenant) {
