@@ -4,8 +4,8 @@
  * plan change, a key revocation and a suspension reach the proxy within one second (the
  * product's promise, so it is the bound here) through the control-plane source.
  *
- * The proxy is started with startProxy({config}) and fed by createControlPlaneSource, merging
- * {plans, tenants, pricing} into the file part of its config exactly as the CLI does.
+ * The proxy is started in control-plane mode (`control_plane: {url, token}` in its config),
+ * exactly as `lanekeeper proxy --config` runs it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,11 +15,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createControlPlaneSource,
-  type ControlPlaneSnapshot,
-  type ControlPlaneSource,
-} from '../../proxy/src/config/control-plane-source.js';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
@@ -30,7 +25,6 @@ let cp: { url: string; close(): Promise<void> };
 let upstream: Server;
 let upstreamUrl: string;
 let proxy: RunningProxy | undefined;
-let source: ControlPlaneSource;
 let dir: string;
 let key: string;
 const seenModels: string[] = [];
@@ -61,16 +55,20 @@ function startUpstream(): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-function proxyConfig(snapshot: ControlPlaneSnapshot) {
+/** The proxy's own file config in control-plane mode: plans, tenants and pricing come from the control plane. */
+function proxyConfig() {
   return {
     listen: '127.0.0.1:0',
     admin_listen: '127.0.0.1:0',
     upstream: { url: upstreamUrl, dialect: 'openai' },
     store: { redis: REDIS_URL, key_prefix: t.prefix },
     log: { level: 'silent' },
-    plans: snapshot.plans,
-    tenants: snapshot.tenants,
-    pricing: snapshot.pricing,
+    control_plane: {
+      url: cp.url,
+      token: t.proxyToken,
+      poll_interval_ms: 5000,
+      snapshot_path: join(dir, 'snapshot.json'),
+    },
   };
 }
 
@@ -106,28 +104,10 @@ beforeAll(async () => {
   await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
   key = (await admin('POST', '/v1/tenants/acme/keys')).body.key;
 
-  let latest: ControlPlaneSnapshot | undefined;
-  source = createControlPlaneSource(
-    {
-      url: cp.url,
-      token: t.proxyToken,
-      pollIntervalMs: 5000,
-      snapshotPath: join(dir, 'snapshot.json'),
-      redisUrl: REDIS_URL,
-      keyPrefix: t.prefix,
-      logger: pino({ level: 'silent' }),
-    },
-    (raw) => {
-      latest = raw;
-      proxy?.reload(proxyConfig(raw));
-    },
-  );
-  await source.start();
-  proxy = await startProxy({ config: proxyConfig(latest!), logger: pino({ level: 'silent' }) });
+  proxy = await startProxy({ config: proxyConfig(), logger: pino({ level: 'silent' }) });
 });
 
 afterAll(async () => {
-  await source?.close();
   await proxy?.close(0);
   await cp?.close();
   await t?.dispose();

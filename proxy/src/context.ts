@@ -48,6 +48,8 @@ export interface RequestContext {
   dialect: Dialect | undefined;
   route: DialectRoute | undefined;
   tenant: ResolvedTenant | undefined;
+  /** sha256 hex of the API key that identified the tenant (lets the control plane track key use). */
+  apiKeyHash: string | undefined;
   /** The model the client named (or undefined), and the one sent upstream. */
   modelRequested: string | undefined;
   model: string | undefined;

@@ -61,6 +61,7 @@ function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
     dialect: undefined,
     route: undefined,
     tenant: undefined,
+    apiKeyHash: undefined,
     modelRequested: undefined,
     model: undefined,
     upstreamModel: undefined,

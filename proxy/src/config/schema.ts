@@ -74,10 +74,30 @@ export const priceSchema = z.strictObject({
   cache_write: z.number().nonnegative().optional(),
 });
 
+/** Dotted paths into a custom service's JSON where each token count lives. */
+const usagePathsSchema = z.strictObject({
+  input: z.string().min(1).optional(),
+  output: z.string().min(1).optional(),
+  cached_input: z.string().min(1).optional(),
+  cache_write: z.string().min(1).optional(),
+  reasoning: z.string().min(1).optional(),
+});
+
+const BUILT_IN_DIALECTS = ['auto', 'openai', 'vllm', 'anthropic', 'gemini', 'ollama'];
+
+/** A team's own AI service, metered and limited without code (see docs/dialects.md). */
 const customDialectSchema = z.strictObject({
-  name: z.string().regex(/^[a-z][a-z0-9_-]*$/),
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]*$/)
+    .refine((name) => !BUILT_IN_DIALECTS.includes(name), {
+      message: 'this name is taken by a built-in dialect',
+    }),
   match: z.strictObject({
-    method: z.string().default('POST'),
+    method: z
+      .string()
+      .default('POST')
+      .transform((m) => m.toUpperCase()),
     path: z.string().min(1),
   }),
   model: z.string().optional(),
@@ -86,11 +106,16 @@ const customDialectSchema = z.strictObject({
       flag: z.string().optional(),
       format: z.enum(['sse', 'ndjson']).default('sse'),
       event: z.string().optional(),
-      usage: z.record(z.string(), z.string()).default({}),
+      usage: usagePathsSchema.prefault({}),
+      text: z.string().optional(),
+      model: z.string().optional(),
     })
     .optional(),
-  usage: z.record(z.string(), z.string()).default({}),
+  usage: usagePathsSchema.prefault({}),
   system_prompt: z.string().optional(),
+  max_output: z.string().optional(),
+  error: z.string().optional(),
+  error_style: z.enum(['openai', 'anthropic', 'gemini', 'ollama']).default('openai'),
 });
 
 const identitySchema = z.strictObject({
@@ -193,6 +218,8 @@ export type PlanConfig = z.infer<typeof planSchema>;
 export type TenantConfig = z.infer<typeof tenantSchema>;
 export type Price = z.infer<typeof priceSchema>;
 export type CustomDialectConfig = z.infer<typeof customDialectSchema>;
+/** A custom dialect as written in YAML, before defaults are applied. */
+export type CustomDialectInput = z.input<typeof customDialectSchema>;
 export type RedisStoreConfig = z.infer<typeof redisStoreSchema>;
 /** The whole validated configuration. Frozen: stages read it, never write it. */
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -9,7 +9,7 @@
  * (rewritten URL-encoded). Usage keys: `input`, `output`, `cached_input`, `cache_write`,
  * `reasoning` (camelCase accepted); unknown keys are ignored.
  */
-import type { CustomDialectConfig } from '../config/schema.js';
+import type { CustomDialectConfig, CustomDialectInput } from '../config/schema.js';
 import type { ErrorStyle } from '../errors.js';
 import { count, type Usage } from '../usage/usage.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation, StreamEvent } from './dialect.js';
@@ -105,7 +105,7 @@ function readUsage(value: unknown, paths: readonly [UsageField, string[]][]): Us
 }
 
 /** Creates a dialect for one `dialects:` entry of the config. */
-export function createCustomDialect(config: CustomDialectConfig & CustomDialectExtras): Dialect {
+export function createCustomDialect(config: CustomDialectInput & CustomDialectExtras): Dialect {
   const method = (config.match.method ?? 'POST').toUpperCase();
   const pattern = compilePattern(config.match.path);
   const route: DialectRoute = { endpoint: config.name, metered: true };

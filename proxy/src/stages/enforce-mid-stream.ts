@@ -40,6 +40,9 @@ export function createEnforceMidStreamStage(): Stage {
       if (!ctx.tenant?.plan.enforce_mid_stream || !ctx.stream || !ctx.dialect || allowance === undefined)
         return;
       if (!ctx.reservation || head.status < 200 || head.status >= 300) return;
+      // Only event streams have boundaries to cut at; a JSON-array stream (Gemini without
+      // alt=sse) would make the framer hold the whole body.
+      if (!/text\/event-stream|ndjson/i.test(String(head.headers['content-type'] ?? ''))) return;
       watches.set(ctx, {
         framer: createEventFramer(ctx.dialect.streamFormat),
         allowance,

@@ -6,7 +6,7 @@
  * Bytes of all other events pass unchanged; only an unfinished event is held back.
  */
 import type { RequestContext } from '../context.js';
-import { createEventFramer, rewriteBlock, type EventFramer } from '../usage/event-framer.js';
+import { createEventFramer, hideInjectedUsageBlock, type EventFramer } from '../usage/event-framer.js';
 import { CONTINUE, type Stage } from '../stage.js';
 import type { UpstreamQuirks } from '../upstream-quirks.js';
 
@@ -35,8 +35,8 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
     onResponseChunk(ctx, chunk, end) {
       const framer = framers.get(ctx);
       const dialect = ctx.dialect;
-      if (!framer || !dialect?.hideInjectedUsage) return chunk;
-      const hide = dialect.hideInjectedUsage.bind(dialect);
+      if (!framer || !dialect || (!dialect.hideInjectedUsage && !dialect.hideInjectedUsageInBlock))
+        return chunk;
       const blocks = framer.push(chunk);
       if (end) blocks.push(framer.end());
       const out: Buffer[] = [];
@@ -46,7 +46,7 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
           out.push(block);
           continue;
         }
-        const kept = rewriteBlock(framer, dialect.streamFormat, block, hide);
+        const kept = hideInjectedUsageBlock(framer, dialect, block);
         if (kept) out.push(kept);
       }
       if (end) framers.delete(ctx);

@@ -51,8 +51,11 @@ async function trySource(source: Source, ctx: RequestContext, query: URLSearchPa
     case 'api_key': {
       const key = presentedApiKey(headers, query);
       if (key === undefined) return undefined;
-      const tenant = tenantForKey(runtime.keyIndex, key);
-      if (tenant !== undefined) return { tenant };
+      const found = tenantForKey(runtime.keyIndex, key);
+      if (found !== undefined) {
+        ctx.apiKeyHash = found.hash;
+        return { tenant: found.tenant };
+      }
       // A JWT in the same Authorization header is the jwt source's business.
       if (identity.sources.includes('jwt') && looksLikeJwt(key)) return undefined;
       return {

@@ -33,6 +33,8 @@ export interface UsageEvent {
   provenance: Provenance;
   latency_ms: number;
   ttfb_ms: number | null;
+  /** sha256 hex of the API key used, when a key identified the tenant (absent for JWT and others). */
+  api_key_sha256?: string;
 }
 
 /** The event for a finished request; undefined when there is no tenant to charge. */
@@ -61,5 +63,6 @@ export function usageEventOf(ctx: RequestContext): UsageEvent | undefined {
     provenance: ctx.provenance,
     latency_ms: Math.round(ctx.durationMs ?? 0),
     ttfb_ms: ctx.ttfbMs === undefined ? null : Math.round(ctx.ttfbMs),
+    ...(ctx.apiKeyHash ? { api_key_sha256: ctx.apiKeyHash } : {}),
   };
 }
