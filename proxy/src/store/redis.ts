@@ -85,6 +85,11 @@ function hourOf(tenant: string, now: number, raw: Record<string, string>): HourU
 /** Creates the Redis-backed store; it connects in the background and reconnects forever. */
 export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps = {}): Store {
   const logger = deps.logger ?? silentLogger;
+  if (/[{}]/.test(config.key_prefix)) {
+    // Redis Cluster hashes only the first {...} of a key: braces in the prefix would put
+    // every tenant in one slot and break the per-tenant hash tag.
+    throw new Error(`store.key_prefix must not contain "{" or "}" (got "${config.key_prefix}")`);
+  }
   const client: StoreClient = createStoreClient(config);
   const prefix = config.key_prefix;
   const stream = usageStreamKey(prefix, config.usage_stream);

@@ -89,6 +89,10 @@ describe('redis store specifics', () => {
     await store.close();
   });
 
+  it('refuses a key prefix with braces, which would break the per-tenant hash tag', () => {
+    expect(() => createRedisStore(config({ key_prefix: 'lk{a}:' }))).toThrow(/must not contain/);
+  });
+
   it('drops the reservation keys once the last reservation is settled', async () => {
     const store = createRedisStore(config());
     const tenant = freshTenant();
