@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
 import { DCLinter } from 'dclint';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../control-plane/src/config.js';
 import { REPO_ROOT, readYaml } from './chart.js';
 
 interface Service {
@@ -125,6 +126,19 @@ describe('docker-compose.yml', () => {
     ]) {
       expect(cp[name], name).toBeTruthy();
     }
+  });
+
+  it('gives the control plane an environment its own config loader accepts (compose defaults filled in)', () => {
+    const env = Object.fromEntries(
+      Object.entries(services['control-plane']?.environment ?? {}).map(([k, v]) => [
+        k,
+        String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+      ]),
+    );
+    const config = loadConfig(env);
+    expect(config.port).toBe(8081);
+    expect(config.qdrant?.url).toBe('http://qdrant:6333');
+    expect(config.collectionTemplates).toEqual([{ name: 'documents', size: 1536, distance: 'Cosine' }]);
   });
 
   it('runs the demo upstream on all interfaces of its container, so the proxy container reaches it', () => {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { parseYamlConfig } from '../../proxy/src/config/load.js';
+import { loadConfig, loadMigrateConfig } from '../../control-plane/src/config.js';
 import { parseConfig } from '../../proxy/src/config/schema.js';
 import { CHART_DIR, coalesce, defaultValues, readYaml, templateSources, type Tree } from './chart.js';
 import { parseTemplates, render, RenderError } from './go-template-render.js';
@@ -273,6 +274,30 @@ describe('rendered details', () => {
     const container = job?.spec?.template?.spec.containers[0] as Container & { args: string[] };
     expect(container.args).toEqual(['node', 'proxy/bin/lanekeeper.js', 'migrate']);
     expect(container.env?.[0]?.valueFrom?.secretKeyRef?.name).toBe('lk-lanekeeper-control-plane-migrate');
+  });
+
+  it('gives the control plane and the migration Job environments their config loaders accept', () => {
+    const { manifests } = renderChart();
+    const secrets = manifests.filter((m) => m.kind === 'Secret');
+    /** The environment Kubernetes would give the first container of `m`, secrets resolved. */
+    const envOf = (m: Manifest | undefined) =>
+      Object.fromEntries(
+        (m?.spec?.template?.spec.containers[0]?.env ?? []).map((e) => {
+          const ref = e.valueFrom?.secretKeyRef;
+          const fromSecret = ref && secrets.find((x) => x.metadata.name === ref.name)?.data?.[ref.key];
+          return [
+            e.name,
+            e.value ?? (fromSecret ? Buffer.from(fromSecret, 'base64').toString() : 'pod-name-from-fieldRef'),
+          ];
+        }),
+      );
+    const config = loadConfig(envOf(find(manifests, 'Deployment', 'lk-lanekeeper-control-plane')));
+    expect(config.port).toBe(8081);
+    expect(config.redisUrl).toBe('redis://redis:6379');
+    expect(config.keyPrefix).toBe('lk:');
+    expect(config.ledger.consumer).toBe('pod-name-from-fieldRef');
+    const migrate = loadMigrateConfig(envOf(find(manifests, 'Job', 'lk-lanekeeper-control-plane-migrate')));
+    expect(migrate.databaseUrl).toBe('postgres://lanekeeper:lanekeeper@postgres:5432/lanekeeper');
   });
 
   it('passes the control plane its collection templates as JSON', () => {
