@@ -8,8 +8,9 @@ import { configWarnings } from './config/schema.js';
 import { sha256Hex } from './identity/credentials.js';
 import { startProxy } from './main.js';
 
-// Imported by name at run time only, so the proxy image does not need the control plane's code.
-const CONTROL_PLANE_MODULE = '@lanekeeper/control-plane';
+// Imported at run time only, so the proxy image does not need the control plane's code. A
+// relative URL resolves to the sources under tsx and to dist/ in a built image alike.
+const CONTROL_PLANE_MODULE = new URL('../../control-plane/src/main.js', import.meta.url).href;
 
 const USAGE = `usage: lanekeeper <command>
 

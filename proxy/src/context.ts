@@ -62,6 +62,8 @@ export interface RequestContext {
   estimatedPromptTokens: number;
   /** The output cap sent upstream, after plan and limit clamping. */
   maxOutputTokens: number | undefined;
+  /** True when the client set its own output cap: then its worst case must fit a limit whole. */
+  clientCappedOutput: boolean;
 
   reservation: Reservation | undefined;
   /** Rate-limit headers for the client, set by the limit stage. */

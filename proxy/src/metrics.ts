@@ -108,6 +108,11 @@ export class Metrics {
 
   constructor(private readonly maxTenants: number) {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'lanekeeper_process_' });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters
+    // (promtool check metrics flags them); they add little to the process metrics above.
+    for (const kind of ['handles', 'requests', 'resources']) {
+      this.registry.removeSingleMetric(`lanekeeper_process_nodejs_active_${kind}_total`);
+    }
   }
 
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */

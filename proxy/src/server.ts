@@ -70,6 +70,7 @@ function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
     usageInjected: false,
     estimatedPromptTokens: 0,
     maxOutputTokens: undefined,
+    clientCappedOutput: false,
     reservation: undefined,
     limitHeaders: {},
     status: undefined,
@@ -416,20 +417,30 @@ class Exchange {
     this.deps.track(this.runEndHooks());
   }
 
+  /**
+   * Starts every response-end hook in order (bottom to top) without waiting for the one
+   * before: each sets what later hooks read before its first await (meter-usage fixes the
+   * usage and cost synchronously), and the store calls they issue in the same tick are
+   * pipelined by the Redis client into one round trip.
+   */
   private async runEndHooks(): Promise<void> {
     const stages = this.deps.pipeline;
+    const running: Promise<void>[] = [];
     for (let i = this.reached; i >= 0; i--) {
-      const hook = stages[i]?.onResponseEnd;
-      if (!hook) continue;
+      const stage = stages[i];
+      if (!stage?.onResponseEnd) continue;
       try {
-        await hook(this.ctx);
+        const result = stage.onResponseEnd(this.ctx);
+        if (result) running.push(result.catch((error: unknown) => this.hookFailed(stage.name, error)));
       } catch (error) {
-        this.deps.logger.error(
-          { err: error, stage: stages[i]?.name, request_id: this.ctx.id },
-          'response-end hook failed',
-        );
+        this.hookFailed(stage.name, error);
       }
     }
+    await Promise.all(running);
+  }
+
+  private hookFailed(stage: string, error: unknown): void {
+    this.deps.logger.error({ err: error, stage, request_id: this.ctx.id }, 'response-end hook failed');
   }
 }
 

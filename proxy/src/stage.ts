@@ -33,7 +33,9 @@ export interface Stage {
   onResponseChunk?(ctx: RequestContext, chunk: Buffer, end: boolean): Buffer;
   /**
    * Runs once the client has its response (or has gone), for every stage whose request
-   * hook ran. Off the latency path: settle limits, meter, record metrics, log.
+   * hook ran. Off the latency path: settle limits, meter, record metrics, log. Hooks are
+   * started bottom to top without waiting for one another, so whatever a later hook reads
+   * must be set before a hook's first await.
    */
   onResponseEnd?(ctx: RequestContext): void | Promise<void>;
 }

@@ -72,7 +72,12 @@ describe('requests per minute', () => {
 });
 
 describe('tokens per hour', () => {
-  it('refuses once metered tokens use up the hour, and clamps output to what is left before that', async () => {
+  const sentCap = (h: Harness) => {
+    const body = h.lastReceived().body as { max_tokens?: number; max_completion_tokens?: number };
+    return body.max_completion_tokens ?? body.max_tokens ?? Number.POSITIVE_INFINITY;
+  };
+
+  it('clamps an uncapped request to what is left, refuses a client cap that no longer fits, and refuses all once spent', async () => {
     h = await startHarness({
       reply: {
         kind: 'json',
@@ -84,21 +89,28 @@ describe('tokens per hour', () => {
       },
       config: withFreeLimits({ tokens_per_hour: 1000 }),
     });
-    const first = await chat(h, KEYS.free, { max_tokens: 100_000 });
+    const first = await chat(h, KEYS.free);
     expect(first.status).toBe(200);
-    const sent = h.lastReceived().body as { max_tokens: number };
-    expect(sent.max_tokens).toBeLessThan(1000);
+    expect(sentCap(h)).toBeLessThan(1000);
     expect(first.headers['x-ratelimit-limit-tokens']).toBe('1000');
     await h.settled(1);
-    // 700 of 1000 tokens are now spent: the worst case of a new request is clamped to the rest.
-    const second = await chat(h, KEYS.free, { max_tokens: 100_000 });
-    expect(second.status).toBe(200);
-    expect((h.lastReceived().body as { max_tokens: number }).max_tokens).toBeLessThan(300);
-    await h.settled(2);
-    const third = await chat(h, KEYS.free);
-    expect(third.status).toBe(429);
-    expect(third.body.error?.limit).toBe('tokens_per_hour');
-    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+
+    // 700 of 1000 tokens are spent. The client's own cap is its worst case: 500 does not fit.
+    const capped = await chat(h, KEYS.free, { max_tokens: 500 });
+    expect(capped.status).toBe(429);
+    expect(capped.body.error?.limit).toBe('tokens_per_hour');
+    expect(Number(capped.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(capped.headers['x-ratelimit-remaining-tokens'])).toBeLessThanOrEqual(300);
+
+    // Without a cap of its own, the request is clamped to what remains.
+    const uncapped = await chat(h, KEYS.free);
+    expect(uncapped.status).toBe(200);
+    expect(sentCap(h)).toBeLessThan(300);
+    await h.settled(3);
+
+    const spent = await chat(h, KEYS.free);
+    expect(spent.status).toBe(429);
+    expect(spent.body.error?.limit).toBe('tokens_per_hour');
     expect(h.upstream.received).toHaveLength(2);
   });
 });

@@ -61,6 +61,7 @@ export function createApplyPlanStage(): Stage {
       ctx.estimatedPromptTokens = dialect.estimatePromptTokens(request, route);
       const requestedOutput = dialect.readMaxOutput(request, route);
       ctx.maxOutputTokens = requestedOutput;
+      ctx.clientCappedOutput = requestedOutput !== undefined;
       const limit = plan.max_context;
       if (limit !== undefined) {
         const remaining = limit - ctx.estimatedPromptTokens;

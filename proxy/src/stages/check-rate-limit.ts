@@ -1,8 +1,8 @@
 /**
  * Enforces the tenant's limits before the upstream is called: one atomic `admit` on the
  * store checks requests/min, concurrency, tokens/hour and spend budgets, and reserves the
- * request's worst case. When the remaining allowance is smaller than the requested output,
- * the output cap is lowered so the worst case still fits. On the way back, the tenant's own
+ * request's worst case. A client's own output cap must fit whole (else 429); a request
+ * without one gets an output cap lowered to what remains, so its worst case fits too. On the way back, the tenant's own
  * x-ratelimit-* headers replace the upstream's (those describe the provider account).
  */
 import type { RequestContext } from '../context.js';
@@ -81,6 +81,8 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
           limits,
           promptTokens: ctx.estimatedPromptTokens,
           maxOutput: generates ? ctx.maxOutputTokens : 0,
+          // A cap the client chose is its worst case: it fits whole or the request waits.
+          minOutput: generates && ctx.clientCappedOutput ? ctx.maxOutputTokens : undefined,
           inputPrice: (ctx.price?.input ?? 0) * PER_TOKEN,
           outputPrice: (ctx.price?.output ?? 0) * PER_TOKEN,
           slotTtlMs: ctx.runtime.config.upstream.timeout_ms + 60_000,

@@ -44,6 +44,7 @@ export interface AdmissionInput {
   readonly limits: RateLimits;
   readonly promptTokens: number;
   readonly maxOutput: number | undefined;
+  readonly minOutput?: number;
   readonly inputPrice: number;
   readonly outputPrice: number;
 }
@@ -66,17 +67,19 @@ function affordableOutput(remainingUsd: number, promptUsd: number, outputPrice: 
 }
 
 /**
- * Output tokens that must fit for a request to be worth forwarding: one, unless the request
+ * Output tokens that must fit for a request to be admitted: the caller's minOutput (the
+ * client's own cap, so its worst case fits whole), else one, or none for a request that
  * produces none (embeddings pass maxOutput 0), in which case the prompt alone must fit.
  */
-export function requiredOutput(maxOutput: number | undefined): number {
-  return maxOutput === 0 ? 0 : 1;
+export function requiredOutput(input: { maxOutput: number | undefined; minOutput?: number }): number {
+  if (input.minOutput !== undefined) return Math.max(0, Math.floor(input.minOutput));
+  return input.maxOutput === 0 ? 0 : 1;
 }
 
 /** Decides one admission against a standing; pure, so both callers stay atomic around it. */
 export function decideAdmission(input: AdmissionInput, standing: Standing): Admission {
   const { limits, promptTokens, inputPrice, outputPrice } = input;
-  const need = requiredOutput(input.maxOutput);
+  const need = requiredOutput(input);
   const rpm = limits.requests_per_minute;
   if (rpm !== undefined && standing.requests >= rpm) return { ok: false, limit: 'requests_per_minute' };
   const maxConcurrent = limits.max_concurrent;

@@ -149,7 +149,7 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
       return 1;
     case 'tokens_per_hour': {
       const cap = limits.tokens_per_hour ?? 0;
-      const need = request.promptTokens + requiredOutput(request.maxOutput);
+      const need = request.promptTokens + requiredOutput(request);
       if (need > cap) return HOUR_MS / 1000;
       const needed = need - (cap - usedTokens(t));
       return retrySeconds(msUntilFreed(needed, tokenReleases(t), now));

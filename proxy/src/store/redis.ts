@@ -12,7 +12,7 @@
 import type { RedisStoreConfig } from '../config/schema.js';
 import type { LimitName } from '../errors.js';
 import type { UsageEvent } from '../usage/usage-event.js';
-import { LIMIT_ORDER, retrySeconds } from './admission.js';
+import { LIMIT_ORDER, requiredOutput, retrySeconds } from './admission.js';
 import { HOUR_FIELDS, eventTime, increments } from './memory-meter.js';
 import { Cluster } from 'ioredis';
 import { createStoreClient, type StoreClient } from './redis-client.js';
@@ -171,6 +171,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
           windows.month,
           resets.dayS,
           resets.monthS,
+          requiredOutput(request),
         ),
       );
       const state = limitState(request, raw);

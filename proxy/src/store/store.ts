@@ -22,6 +22,13 @@ export interface AdmitRequest {
    * context); undefined means unbounded, which the store then bounds by what remains.
    */
   readonly maxOutput: number | undefined;
+  /**
+   * Output that must fit for the request to be admitted. The proxy passes the client's own
+   * output cap when it set one, so the worst case the client asked for fits whole or is
+   * refused; without one, the output is clamped to what remains. Default: 1 (0 when
+   * maxOutput is 0, for requests that generate nothing).
+   */
+  readonly minOutput?: number;
   readonly inputPrice: number;
   readonly outputPrice: number;
   /** A concurrency slot expires after this long, so a replica that dies frees its slots. */

@@ -5,7 +5,7 @@
 -- ARGV: 1 now, 2 request id, 3 rpm, 4 max concurrent, 5 tokens/hour (0 = no limit),
 --       6 day budget, 7 month budget (-1 = no limit), 8 prompt tokens, 9 max output (-1 = unbounded),
 --       10 input price, 11 output price, 12 slot TTL ms, 13 day, 14 month,
---       15 day reset s, 16 month reset s
+--       15 day reset s, 16 month reset s, 17 output that must fit (requiredOutput in admission.ts)
 -- Returns strings: { ok, limit index or granted (-1 unbounded), retry ms, rpm count, newest rpm,
 --       tokens used, latest token release, reserved tokens, reserved usd }
 local now = tonumber(ARGV[1])
@@ -60,9 +60,9 @@ if rpm > 0 and requests >= rpm then
 end
 if maxc > 0 and slots >= maxc then return refuse(1, 0) end
 
--- Output that must fit: one token, or none for a request that produces none (maxOutput 0).
-local need = 1
-if maxOut == 0 then need = 0 end
+-- Output that must fit: the client's own cap when it set one, else one token (none for a
+-- request that produces none).
+local need = tonumber(ARGV[17])
 local granted = math.huge
 if maxOut >= 0 then granted = maxOut end
 if tph > 0 then
