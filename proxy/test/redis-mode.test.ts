@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { chatCompletion, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { freePort, PrivateRedis } from './store/private-redis.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CLI = join(import.meta.dirname, '..', 'bin', 'lanekeeper.js');
@@ -192,5 +193,93 @@ describe('caps under parallel load (Redis store)', () => {
       // A few output tokens may still fit under the cap; the cap itself still holds.
       expect(refused.statusCode).toBe(200);
     }
+  });
+});
+
+describe('Redis going away under traffic', () => {
+  let h: Harness | undefined;
+  let privateRedis: PrivateRedis | undefined;
+  afterEach(async () => {
+    await h?.close();
+    await privateRedis?.stop();
+    h = undefined;
+  });
+
+  const ok = {
+    kind: 'json' as const,
+    body: chatCompletion('small-model', 'ok', { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 }),
+  };
+  const send = async (harness: Harness) => {
+    const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+      body: chatBody(),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as { error?: { code: string } } };
+  };
+
+  it('keeps traffic flowing under fail_open, and every event made meanwhile reaches the stream after Redis returns', async () => {
+    privateRedis = new PrivateRedis(await freePort());
+    await privateRedis.start();
+    h = await startHarness({
+      reply: ok,
+      config: (base) => ({
+        ...redisConfig((base.upstream as { url: string }).url, {
+          rate_limits: { requests_per_minute: 1000 },
+        }),
+        store: { redis: privateRedis!.url, key_prefix: 'lk:', timeout_ms: 200 },
+      }),
+    });
+    expect((await send(h)).status).toBe(200);
+    await privateRedis.stop();
+    const during = [];
+    for (let i = 0; i < 5; i++) during.push((await send(h)).status);
+    expect(during).toEqual([200, 200, 200, 200, 200]);
+    const ready = await fetch(`${h.proxy.adminUrl}/readyz`);
+    expect(((await ready.json()) as { store: { up: boolean } }).store.up).toBe(false);
+    await h.settled(6);
+    await privateRedis.start();
+    const client = new Redis(privateRedis.url);
+    try {
+      // The private Redis keeps nothing across a restart: what the stream holds afterwards
+      // is exactly what the proxy buffered while it was away.
+      const ids = new Set(
+        h
+          .accessLogs()
+          .slice(1)
+          .map((l) => l.request_id),
+      );
+      let found: string[] = [];
+      for (let i = 0; i < 100 && found.length < 5; i++) {
+        const entries = await client.xrange('lk:usage', '-', '+');
+        found = entries
+          .map(([, fields]) => (JSON.parse(fields[1]!) as { request_id: string }).request_id)
+          .filter((id) => ids.has(id));
+        if (found.length < 5) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(found).toHaveLength(5);
+      expect(new Set(found)).toEqual(ids);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('refuses with 503 store_unavailable under fail_closed when Redis accepts nothing', async () => {
+    const port = await freePort();
+    h = await startHarness({
+      reply: ok,
+      config: (base) => ({
+        ...redisConfig((base.upstream as { url: string }).url, {
+          rate_limits: { requests_per_minute: 1000 },
+        }),
+        store: { redis: `redis://127.0.0.1:${port}`, key_prefix: 'lk:', timeout_ms: 200 },
+        on_store_error: 'fail_closed',
+      }),
+    });
+    const r = await send(h);
+    expect(r.status).toBe(503);
+    expect(r.body.error?.code).toBe('store_unavailable');
+    expect(h.upstream.received).toHaveLength(0);
+    expect((await fetch(`${h.proxy.adminUrl}/readyz`)).status).toBe(503);
   });
 });
