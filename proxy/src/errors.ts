@@ -6,7 +6,7 @@
  */
 
 /** How a dialect's clients expect an error body to look. */
-export type ErrorStyle = 'openai' | 'anthropic' | 'gemini' | 'ollama';
+export type ErrorStyle = 'openai' | 'anthropic' | 'gemini' | 'ollama' | 'qdrant';
 
 export interface ConfigProblem {
   /** Dotted YAML path, for example `plans.free.rate_limits.requests_per_minute`. */
@@ -223,6 +223,8 @@ export function renderError(error: ProxyError, style: ErrorStyle): Record<string
       };
     case 'ollama':
       return { error: error.message, code: error.apiCode };
+    case 'qdrant':
+      return { status: { error: error.message, code: error.apiCode }, result: null, time: 0 };
     case 'openai':
       return {
         error: {

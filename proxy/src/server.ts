@@ -114,6 +114,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; 
 
 function errorStyleOf(ctx: RequestContext): ErrorStyle {
   if (ctx.dialect) return ctx.dialect.errorStyle;
+  const vector = ctx.runtime.config.vector;
+  if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
   // Before a dialect is known, Anthropic clients still deserve their own error shape.
   return ctx.clientHeaders['anthropic-version'] !== undefined ? 'anthropic' : 'openai';
 }

@@ -78,5 +78,11 @@ describe('the Qdrant route through the proxy', () => {
     expect(await statusOf(sdk(KEYS.free).getCollections())).toBe(403);
     expect(await statusOf(sdk('lk_wrong').getCollections())).toBe(401);
     expect(qdrant.requests.length).toBe(before);
+    const raw = await fetch(`${h.proxy.url}/qdrant/collections`, { headers: { 'api-key': 'lk_wrong' } });
+    expect(raw.status).toBe(401);
+    expect(await raw.json()).toMatchObject({
+      status: { error: expect.stringContaining('API key') },
+      result: null,
+    });
   });
 });
