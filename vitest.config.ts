@@ -4,7 +4,13 @@ import { defineConfig } from 'vitest/config';
 // files run in parallel only as far as each test keeps to its own keys and schemas.
 export default defineConfig({
   test: {
-    include: ['proxy/**/*.test.ts', 'control-plane/**/*.test.ts', 'charts/**/*.test.ts', 'examples/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: [
+      'proxy/**/*.test.ts',
+      'control-plane/**/*.test.ts',
+      'charts/**/*.test.ts',
+      'examples/**/*.test.ts',
+      'bench/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
