@@ -158,3 +158,19 @@ describe('control plane and proxy together', () => {
     await within(1000, async () => (await chat()).status === 401, 'the revocation');
   });
 });
+
+describe('a proxy while the control plane is down', () => {
+  it('keeps serving from its snapshot, and a new proxy starts from the snapshot on disk', async () => {
+    await admin('POST', '/v1/tenants', { id: 'initech', plan: 'free' });
+    const initechKey = (await admin('POST', '/v1/tenants/initech/keys')).body.key as string;
+    await within(1000, async () => (await chat(initechKey)).status === 200, 'the new tenant');
+
+    await cp.close();
+    expect((await chat(initechKey)).status).toBe(200);
+
+    await proxy?.close(0);
+    proxy = await startProxy({ config: proxyConfig(), logger: pino({ level: 'silent' }) });
+    expect((await chat(initechKey)).status).toBe(200);
+    expect((await chat('lk_not_a_key')).status).toBe(401);
+  });
+});
