@@ -134,6 +134,11 @@ describe('control plane and proxy together', () => {
       price_version: 1,
     });
     expect(Number(row.cost_usd)).toBeCloseTo((12 * 0.15 + 3 * 0.6) / 1e6, 12);
+    // The usage event names the key's hash, so the key list shows when it was last used.
+    const keys = (await admin('GET', '/v1/tenants/acme/keys')).body.items as {
+      last_used_at: string | null;
+    }[];
+    expect(keys[0]?.last_used_at).not.toBeNull();
   });
 
   it('applies a plan change to requests within one second', async () => {
