@@ -1,8 +1,8 @@
 /**
  * The in-memory half of metering: per-tenant hourly buckets (kept `retentionHours`) and
  * all-time counters, both updated in O(1) per event, so reading the current hour never sums
- * a list. Recording is idempotent per request_id for two hours (DEDUPE_MS, as in Redis), which
- * lets the guarded store replay its buffer without double counting.
+ * a list. Recording the same event object twice counts it once, which lets the guarded store
+ * replay its buffer without double counting (Redis, shared by processes, dedupes by request_id).
  */
 import type { UsageEvent } from '../usage/usage-event.js';
 import { HOUR_MS, emptyHour, hourStart, type HourUsage, type UsageTotals } from './store.js';
@@ -40,11 +40,8 @@ export function eventTime(event: UsageEvent): number {
   return Number.isFinite(at) ? at : Date.now();
 }
 
-/** How long a bucket remembers its request ids; replays come well within it. */
-const DEDUPE_MS = 2 * HOUR_MS;
-
 interface TenantMeter {
-  hours: Map<number, { usage: HourUsage; ids: Set<string> }>;
+  hours: Map<number, { usage: HourUsage }>;
   total: Record<HourField, number>;
 }
 
@@ -55,6 +52,11 @@ function zeroTotals(): Record<HourField, number> {
 /** Hourly and all-time usage of every tenant seen by this process. */
 export class MemoryMeter {
   private readonly tenants = new Map<string, TenantMeter>();
+  /**
+   * Events already counted. In one process a replay is the same event object (the guarded
+   * store re-sends what it buffered), so identity suffices and nothing is kept per request.
+   */
+  private readonly recorded = new WeakSet<UsageEvent>();
 
   constructor(private readonly retentionHours = 48) {}
 
@@ -63,14 +65,13 @@ export class MemoryMeter {
     this.tenants.set(event.tenant, meter);
     const at = eventTime(event);
     const start = hourStart(at);
-    for (const [key, old] of meter.hours) {
+    for (const key of meter.hours.keys()) {
       if (key <= start - this.retentionHours * HOUR_MS) meter.hours.delete(key);
-      else if (key + HOUR_MS <= at - DEDUPE_MS) old.ids.clear();
     }
-    const bucket = meter.hours.get(start) ?? { usage: emptyHour(event.tenant, at), ids: new Set<string>() };
+    const bucket = meter.hours.get(start) ?? { usage: emptyHour(event.tenant, at) };
     meter.hours.set(start, bucket);
-    if (bucket.ids.has(event.request_id)) return;
-    bucket.ids.add(event.request_id);
+    if (this.recorded.has(event)) return;
+    this.recorded.add(event);
     const add = increments(event);
     for (const field of HOUR_FIELDS) {
       bucket.usage[field] += add[field];

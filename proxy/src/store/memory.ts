@@ -29,8 +29,6 @@ import {
   type UsageTotals,
 } from './store.js';
 
-/** How long a settled request id is remembered, so a repeated settle is a no-op. */
-const SETTLED_MEMORY_MS = 2 * HOUR_MS;
 /** Minute buckets in the sliding hour. */
 const MINUTES_PER_HOUR = HOUR_MS / MINUTE_MS;
 
@@ -52,8 +50,6 @@ interface TenantLimits {
   reservations: Map<string, Held>;
   /** "d:YYYY-MM-DD" / "m:YYYY-MM" -> actual USD. */
   spend: Map<string, number>;
-  /** Request id -> admission time of settled requests. */
-  settled: Map<string, number>;
 }
 
 function newTenant(): TenantLimits {
@@ -63,7 +59,6 @@ function newTenant(): TenantLimits {
     minutes: new Map(),
     reservations: new Map(),
     spend: new Map(),
-    settled: new Map(),
   };
 }
 
@@ -76,14 +71,6 @@ function prune(t: TenantLimits, now: number): void {
   const firstMinute = Math.floor(now / MINUTE_MS) - MINUTES_PER_HOUR + 1;
   for (const minute of t.minutes.keys()) if (minute < firstMinute) t.minutes.delete(minute);
   for (const [id, held] of t.reservations) if (held.expiresAt <= now) t.reservations.delete(id);
-  // Settled ids arrive in (nearly) admission order and a Map iterates in insertion order, so
-  // the expired ones are at the front: stop at the first live one. Scanning all of them made
-  // every admit O(requests in the last 2 h). An id settled out of order is remembered a little
-  // longer, never shorter.
-  for (const [id, at] of t.settled) {
-    if (at > now - SETTLED_MEMORY_MS) break;
-    t.settled.delete(id);
-  }
   if (t.spend.size > 2) {
     const { day, month } = budgetWindows(now);
     for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
@@ -165,6 +152,7 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
 export function createMemoryStore(): Store {
   const tenants = new Map<string, TenantLimits>();
   const meter = new MemoryMeter();
+  const settledReservations = new WeakSet<Reservation>();
   const tenantOf = (id: string): TenantLimits => {
     let t = tenants.get(id);
     if (!t) {
@@ -234,8 +222,11 @@ export function createMemoryStore(): Store {
       const t = tenantOf(reservation.tenant);
       t.slots.delete(reservation.requestId);
       t.reservations.delete(reservation.requestId);
-      if (t.settled.has(reservation.requestId)) return;
-      t.settled.set(reservation.requestId, reservation.at);
+      // In one process a repeated settle passes the same reservation object (the guarded
+      // store replays what it holds), so identity is the idempotency key. Remembering ids
+      // instead grew memory with the request rate for hours (seen in the soak benchmark).
+      if (settledReservations.has(reservation)) return;
+      settledReservations.add(reservation);
       const minute = Math.floor(reservation.at / MINUTE_MS);
       if (actual.tokens > 0) t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
       if (actual.usd > 0) {
