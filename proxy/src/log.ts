@@ -8,6 +8,10 @@
  * option's wildcard paths sent every field of every line through a clone-and-stringify
  * redactor: 19 of the 28 µs a line cost, paid on each request's access-log line. This hook
  * reads the keys once and copies nothing unless there is something to remove.
+ *
+ * Lines go to stdout through sonic-boom in batches of about 4 KiB (flushed at least every
+ * 250 ms, and synchronously on exit): one write per access-log line was the next largest
+ * cost under load.
  */
 import { pino, type DestinationStream } from 'pino';
 
@@ -62,5 +66,16 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { log: redactLogObject },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  const stdout = pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
+  // Lines wait for a full buffer only while traffic is high; at any rate they are out
+  // within LOG_FLUSH_MS.
+  const timer = setInterval(() => stdout.flush(), LOG_FLUSH_MS).unref();
+  stdout.on('close', () => clearInterval(timer));
+  return pino(options, stdout);
 }
+
+/** Bytes of log lines gathered before a write (about ten access-log lines). */
+const LOG_BUFFER_BYTES = 4096;
+/** Longest a line waits in the buffer. */
+const LOG_FLUSH_MS = 250;
