@@ -28,6 +28,39 @@ function label(node: ProfileNode): string {
   return `${functionName || '(anonymous)'} ${file}:${lineNumber + 1}`;
 }
 
+function fileOf(node: ProfileNode): string | undefined {
+  const url = node.callFrame.url;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1];
+  const own = /\/work\/main\/(.*)$/.exec(url) ?? /^file:\/\/.*?\/((?:proxy|bench)\/.*)$/.exec(url);
+  return own ? own[1] : undefined;
+}
+
+/**
+ * Samples per "owner": walking from the sampled frame towards the root, the first frame in
+ * our code (by file) or in a package (by package name). Node's own internals are charged to
+ * whoever called them, so `res.write` from server.ts counts as server.ts.
+ */
+export function byOwner(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const owners = new Map<string, number>();
+  for (const id of profile.samples) {
+    let owner: string | undefined;
+    const leaf = byId.get(id);
+    const name = leaf?.callFrame.functionName ?? '';
+    if (name === '(idle)' || name === '(garbage collector)' || name === '(program)') owner = name;
+    for (let cur: number | undefined = id; owner === undefined && cur !== undefined; cur = parent.get(cur)) {
+      const n = byId.get(cur);
+      if (n) owner = fileOf(n);
+    }
+    owner ??= '(node core: http server, sockets, timers)';
+    owners.set(owner, (owners.get(owner) ?? 0) + 1);
+  }
+  return owners;
+}
+
 /** Self and inclusive sample counts per function label. */
 export function summarise(profile: CpuProfile): {
   total: number;
@@ -66,8 +99,10 @@ function main(): void {
   const top = topIndex >= 0 ? Number(process.argv[topIndex + 1]) : 40;
   const filterIndex = process.argv.indexOf('--filter');
   const filter = filterIndex >= 0 ? process.argv[filterIndex + 1] : undefined;
-  const { total, self, inclusive } = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const { total, self, inclusive } = summarise(profile);
   const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
+  process.stdout.on('error', () => process.exit(0));
   const show = (title: string, map: Map<string, number>) => {
     process.stdout.write(`\n${title} (${total} samples)\n`);
     [...map]
@@ -76,6 +111,7 @@ function main(): void {
       .slice(0, top)
       .forEach(([name, n]) => process.stdout.write(`${pct(n)}  ${name}\n`));
   };
+  show('by owner (first frame in our code or a package)', byOwner(profile));
   show('self time', self);
   show('inclusive time', inclusive);
 }

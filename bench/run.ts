@@ -1,22 +1,25 @@
 /**
  * `npm run bench`: the whole benchmark in one command. Makes sure wrk is installed, starts
- * the mock upstream, then one target at a time (the upstream directly, the Node floor,
- * Lanekeeper in memory mode, Lanekeeper in Redis mode), drives each through the scenarios
- * (non-streaming chat, streaming chat, latency at a paced rate) with a warm-up before each,
- * and prints the table with ratios to the floor measured in this same run. The JSON goes to
- * bench/results/ (gitignored).
+ * the mock upstream and every target at once (the upstream itself, the Node floor, a bare
+ * undici pass-through for reference, Lanekeeper in memory mode and in Redis mode), drives
+ * each through the scenarios (non-streaming chat, streaming chat, latency at a paced rate)
+ * in interleaved rounds with a warm-up before each, and prints the table with ratios to the
+ * floor measured in this same run. The JSON goes to bench/results/ (gitignored).
  *
- * Flags: --seconds N (timed run per scenario, default 10), --warmup N (default 3),
+ * Flags: --seconds N (timed run per scenario and round, default 5), --rounds N (default 3;
+ * rounds interleave the targets and the table shows medians), --warmup N (default 2),
  * --connections N (wrk, default 64), --rate N (paced req/s, default 500), --targets a,b,
  * --no-pin, --profile (Lanekeeper under --cpu-prof; profiles in bench/results/profiles),
- * --soak [--soak-seconds N] (see soak.ts).
+ * --baseline-src DIR (also run the Lanekeeper CLI found in DIR/proxy/src, memory mode, as
+ * `lanekeeper-baseline`: a copy of the tree before a change, for A/B in one run),
+ * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
-import { runPaced, runWrk, type LoadRequest, type Measurement } from './load.js';
+import { runPaced, runWrk, type LoadRequest } from './load.js';
 import { coreLayout, cpuSeconds } from './processes.js';
 import {
   checkTargets,
@@ -27,6 +30,7 @@ import {
   type Ratios,
   type RunResults,
   type ScenarioName,
+  type ScenarioResult,
   type TargetResults,
 } from './report.js';
 import { runSoak } from './soak.js';
@@ -34,12 +38,19 @@ import {
   RESULTS_DIR,
   startFloor,
   startLanekeeper,
+  startUndiciPassthrough,
   startUpstream,
   type Target,
   type TargetName,
 } from './targets.js';
 
-const ALL_TARGETS: TargetName[] = ['direct', 'floor', 'lanekeeper-memory', 'lanekeeper-redis'];
+const ALL_TARGETS: TargetName[] = [
+  'direct',
+  'floor',
+  'undici-passthrough',
+  'lanekeeper-memory',
+  'lanekeeper-redis',
+];
 const CHAT_PATH = '/v1/chat/completions';
 
 function flag(name: string): boolean {
@@ -77,6 +88,7 @@ function ensureWrk(): void {
 
 interface Settings {
   seconds: number;
+  rounds: number;
   warmup: number;
   connections: number;
   rate: number;
@@ -89,7 +101,7 @@ async function measure(
   scenario: ScenarioName,
   settings: Settings,
   core: string | undefined,
-): Promise<Measurement & { cpuUsPerRequest: number | undefined }> {
+): Promise<ScenarioResult> {
   const request: LoadRequest = {
     url: `${target.url}${CHAT_PATH}`,
     body: chatBody(scenario === 'stream'),
@@ -108,55 +120,107 @@ async function measure(
   return { ...result, cpuUsPerRequest: cpuPerRequest(cpu, result.requests) };
 }
 
+/** The median of a list (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** One result per scenario from several rounds: the median of each figure, requests summed. */
+function combine(rounds: ScenarioResult[]): ScenarioResult {
+  const cpu = rounds.map((r) => r.cpuUsPerRequest).filter((v): v is number => v !== undefined);
+  return {
+    requests: rounds.reduce((sum, r) => sum + r.requests, 0),
+    seconds: rounds.reduce((sum, r) => sum + r.seconds, 0),
+    rps: median(rounds.map((r) => r.rps)),
+    errors: rounds.reduce((sum, r) => sum + r.errors, 0),
+    p50Ms: median(rounds.map((r) => r.p50Ms)),
+    p99Ms: median(rounds.map((r) => r.p99Ms)),
+    cpuUsPerRequest: cpu.length > 0 ? median(cpu) : undefined,
+  };
+}
+
 async function benchmark(): Promise<void> {
   const settings: Settings = {
-    seconds: option('--seconds', 10),
-    warmup: option('--warmup', 3),
+    seconds: option('--seconds', 5),
+    warmup: option('--warmup', 2),
     connections: option('--connections', 64),
     rate: option('--rate', 500),
+    rounds: option('--rounds', 3),
   };
   const layout = coreLayout(undefined, !flag('--no-pin'));
   const targetsIndex = process.argv.indexOf('--targets');
   const wanted =
     targetsIndex >= 0 ? ((process.argv[targetsIndex + 1] ?? '').split(',') as TargetName[]) : ALL_TARGETS;
+  const baselineIndex = process.argv.indexOf('--baseline-src');
+  const baselineSrc = baselineIndex >= 0 ? process.argv[baselineIndex + 1] : undefined;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const profileDir = flag('--profile') ? join(RESULTS_DIR, 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   ensureWrk();
-  log(`layout: ${layout.description}; ${settings.seconds} s per scenario after ${settings.warmup} s warm-up`);
+  log(
+    `layout: ${layout.description}; ${settings.rounds} interleaved rounds of ${settings.seconds} s per scenario and target, each after ${settings.warmup} s warm-up`,
+  );
 
   const upstream = await startUpstream(layout.upstream);
-  const results: RunResults = {};
+  const targets: Target[] = [];
+  const perRound = new Map<string, ScenarioResult[]>();
   try {
+    // Every target runs at once (idle unless loaded) and rounds interleave them, so a change
+    // in the machine's background load hits all of them alike instead of one target's turn.
     for (const name of ALL_TARGETS.filter((t) => wanted.includes(t))) {
-      log(`target ${name}`);
-      let target: Target;
-      if (name === 'direct') target = { ...upstream, process: undefined, stop: async () => undefined };
-      else if (name === 'floor') target = await startFloor(upstream.url, layout.proxy);
-      else {
-        target = await startLanekeeper({
+      if (name === 'direct') targets.push({ ...upstream, process: undefined, stop: async () => undefined });
+      else if (name === 'floor') targets.push(await startFloor(upstream.url, layout.proxy));
+      else if (name === 'undici-passthrough') {
+        targets.push(await startUndiciPassthrough(upstream.url, layout.proxy));
+      } else {
+        targets.push(
+          await startLanekeeper({
+            upstreamUrl: upstream.url,
+            core: layout.proxy,
+            redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
+            profileDir,
+          }),
+        );
+      }
+    }
+    if (baselineSrc) {
+      targets.push(
+        await startLanekeeper({
           upstreamUrl: upstream.url,
           core: layout.proxy,
-          redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
           profileDir,
-        });
-      }
-      const scenarios: TargetResults = {};
-      try {
-        for (const scenario of ['json', 'stream', 'paced'] as const) {
-          scenarios[scenario] = await measure(target, upstream.process.pid, scenario, settings, layout.load);
-          const r = scenarios[scenario];
+          sourceDir: baselineSrc,
+        }),
+      );
+    }
+    for (let round = 1; round <= settings.rounds; round++) {
+      for (const scenario of ['json', 'stream', 'paced'] as const) {
+        for (const target of targets) {
+          const r = await measure(target, upstream.process.pid, scenario, settings, layout.load);
+          const key = `${target.name}/${scenario}`;
+          perRound.set(key, [...(perRound.get(key) ?? []), r]);
           log(
-            `  ${scenario}: ${r?.rps.toFixed(0)} req/s, p50 ${r?.p50Ms.toFixed(3)} ms, p99 ${r?.p99Ms.toFixed(3)} ms, cpu ${r?.cpuUsPerRequest?.toFixed(1)} us/req`,
+            `round ${round} ${key}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, cpu ${r.cpuUsPerRequest?.toFixed(1)} us/req`,
           );
         }
-      } finally {
-        await target.stop();
       }
-      results[name] = scenarios;
     }
   } finally {
+    for (const target of targets) await target.stop();
     await upstream.stop();
+  }
+  const results: RunResults = {};
+  for (const target of targets) {
+    const scenarios: TargetResults = {};
+    for (const scenario of ['json', 'stream', 'paced'] as const) {
+      const rounds = perRound.get(`${target.name}/${scenario}`);
+      if (rounds) scenarios[scenario] = combine(rounds);
+    }
+    results[target.name] = scenarios;
   }
 
   const ratios: Partial<Record<TargetName, Ratios>> = {};
@@ -176,7 +240,7 @@ async function benchmark(): Promise<void> {
   const table = formatTable(results, ratios);
   process.stdout.write(
     `\nLanekeeper benchmark, ${date}, ${machine.cores} cores (${machine.cpu}), Node ${machine.node}\n` +
-      `${layout.description}; wrk -t1 -c${settings.connections}, ${settings.seconds} s per scenario; paced at ${settings.rate} req/s\n\n` +
+      `${layout.description}; wrk -t1 -c${settings.connections}; median of ${settings.rounds} interleaved rounds of ${settings.seconds} s per scenario; paced at ${settings.rate} req/s\n\n` +
       `${table}\n\n${formatChecks(checks)}\n`,
   );
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -189,7 +253,9 @@ async function benchmark(): Promise<void> {
 }
 
 if (flag('--soak')) {
-  await runSoak({ seconds: option('--soak-seconds', 600), profile: flag('--profile'), ensureWrk });
+  const storeIndex = process.argv.indexOf('--soak-store');
+  const store = storeIndex >= 0 && process.argv[storeIndex + 1] === 'redis' ? 'redis' : 'memory';
+  await runSoak({ seconds: option('--soak-seconds', 600), store, profile: flag('--profile'), ensureWrk });
 } else {
   await benchmark();
 }

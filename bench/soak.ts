@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --soak [--soak-seconds N]`: Lanekeeper (memory mode) under steady load
+ * `npm run bench -- --soak [--soak-seconds N] [--soak-store memory|redis]`: Lanekeeper under steady load
  * (wrk alternating JSON and streaming chat) for 10 minutes by default, with its RSS (from
  * /proc) and V8 heap (from the admin listener's `lanekeeper_process_nodejs_heap_size_used_bytes`)
  * sampled every 10 s. A least-squares line through the second half of the samples (after
@@ -31,6 +31,8 @@ function log(message: string): void {
 
 export async function runSoak(options: {
   seconds: number;
+  /** Which Lanekeeper store to soak: memory (default) or the shared Redis. */
+  store: 'memory' | 'redis';
   profile: boolean;
   ensureWrk: () => void;
 }): Promise<void> {
@@ -39,7 +41,12 @@ export async function runSoak(options: {
   const upstream = await startUpstream(layout.upstream);
   const profileDir = options.profile ? join(RESULTS_DIR, 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
-  const proxy = await startLanekeeper({ upstreamUrl: upstream.url, core: layout.proxy, profileDir });
+  const proxy = await startLanekeeper({
+    upstreamUrl: upstream.url,
+    core: layout.proxy,
+    profileDir,
+    redisUrl: options.store === 'redis' ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : undefined,
+  });
   const pid = proxy.process?.pid as number;
   const adminUrl = proxy.adminUrl as string;
   const samples: Sample[] = [];
@@ -98,11 +105,16 @@ export async function runSoak(options: {
     : undefined;
   const rss = growthVerdict(samples.map((s) => ({ t: s.t, value: s.rss })));
   const heap = growthVerdict(samples.map((s) => ({ t: s.t, value: s.heap })));
+  // Growth per request served tells a leak (per request, forever) from a bounded window
+  // that is still filling (e.g. the memory store's 2 h of settled request ids).
+  const rate = (wrk?.requests ?? 0) / options.seconds;
+  const perRequest = (slope: number) => (rate > 0 ? `${(slope / rate).toFixed(0)} B/request` : 'n/a');
   const date = new Date().toISOString();
   const report = [
     `Lanekeeper soak, ${date}, ${cpus().length} cores, ${options.seconds} s, ${wrk?.requests ?? '?'} requests (${wrk?.errors ?? '?'} errors)`,
-    `RSS:  ${rss.summary}`,
-    `heap: ${heap.summary}`,
+    `store: ${options.store}`,
+    `RSS:  ${rss.summary}, ${perRequest(rss.slopeBytesPerS)}`,
+    `heap: ${heap.summary}, ${perRequest(heap.slopeBytesPerS)}`,
     rss.grew || heap.grew
       ? 'VERDICT: memory grew beyond noise'
       : 'VERDICT: memory flat (no growth beyond noise)',

@@ -1,6 +1,7 @@
 /**
  * The things the benchmark puts load on, each started as its own process: the mock
- * upstream (also measured directly), the Node floor proxy, and Lanekeeper through its real
+ * upstream (also measured directly), the Node floor proxy, a bare undici pass-through
+ * (reference), and Lanekeeper through its real
  * CLI in memory mode and in Redis mode. A Lanekeeper target can be started under
  * `--cpu-prof`, and Redis mode uses a key prefix of its own that is deleted afterwards.
  */
@@ -17,7 +18,13 @@ const REPO = join(BENCH_DIR, '..');
 /** Where results, generated configs and profiles go (gitignored). */
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
 
-export type TargetName = 'direct' | 'floor' | 'lanekeeper-memory' | 'lanekeeper-redis';
+export type TargetName =
+  | 'direct'
+  | 'floor'
+  | 'undici-passthrough'
+  | 'lanekeeper-memory'
+  | 'lanekeeper-redis'
+  | 'lanekeeper-baseline';
 
 /** A running target: where to send requests, and the process whose CPU counts (none for direct). */
 export interface Target {
@@ -60,6 +67,20 @@ export async function startFloor(upstreamUrl: string, core: string | undefined):
   return { name: 'floor', url, process: child, stop: () => child.stop() };
 }
 
+/** Starts the bare undici pass-through (a reference, not a target of the issue). */
+export async function startUndiciPassthrough(upstreamUrl: string, core: string | undefined): Promise<Target> {
+  const port = await freePort();
+  const child = start(
+    'undici-passthrough',
+    process.execPath,
+    tsxArgs('undici-passthrough.ts', ['--port', String(port), '--upstream', upstreamUrl]),
+    core,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(url);
+  return { name: 'undici-passthrough', url, process: child, stop: () => child.stop() };
+}
+
 export interface LanekeeperOptions {
   upstreamUrl: string;
   core: string | undefined;
@@ -67,6 +88,8 @@ export interface LanekeeperOptions {
   redisUrl?: string;
   /** Directory for a V8 CPU profile of the proxy process (written when it exits). */
   profileDir?: string;
+  /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
+  sourceDir?: string;
 }
 
 /** Deletes every key under `prefix` (SCAN + UNLINK; never FLUSHDB on the shared server). */
@@ -94,7 +117,11 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   const keyPrefix = `lk-bench-${randomBytes(4).toString('hex')}:`;
   const redis = options.redisUrl ? { url: options.redisUrl, keyPrefix } : undefined;
   const config = benchConfig({ listenPort: port, adminPort, upstreamUrl: options.upstreamUrl, redis });
-  const name: TargetName = redis ? 'lanekeeper-redis' : 'lanekeeper-memory';
+  const name: TargetName = options.sourceDir
+    ? 'lanekeeper-baseline'
+    : redis
+      ? 'lanekeeper-redis'
+      : 'lanekeeper-memory';
   mkdirSync(RESULTS_DIR, { recursive: true });
   const configPath = join(RESULTS_DIR, `${name}.config.yaml`);
   // JSON is YAML; the CLI reads it like any config file.
@@ -108,7 +135,15 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   const child = start(
     name,
     process.execPath,
-    [...nodeFlags, '--import', 'tsx', join(REPO, 'proxy', 'src', 'cli.ts'), 'proxy', '--config', configPath],
+    [
+      ...nodeFlags,
+      '--import',
+      'tsx',
+      join(options.sourceDir ?? REPO, 'proxy', 'src', 'cli.ts'),
+      'proxy',
+      '--config',
+      configPath,
+    ],
     options.core,
   );
   const adminUrl = `http://127.0.0.1:${adminPort}`;

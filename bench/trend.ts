@@ -18,6 +18,7 @@ export interface Point {
 }
 
 export interface Verdict {
+  /** Growth beyond noise (false too when there are under 3 samples in the second half). */
   grew: boolean;
   /** Slope of the fitted line over the second half, bytes per second. */
   slopeBytesPerS: number;
@@ -65,9 +66,10 @@ export function growthVerdict(points: readonly Point[]): Verdict {
   const residual = Math.sqrt(
     half.reduce((sum, p) => sum + (p.value - (intercept + slope * p.t)) ** 2, 0) / Math.max(1, half.length),
   );
-  const grew = half.length >= 3 && growth > 0.05 * mean && growth > 2 * residual;
+  const enough = half.length >= 3;
+  const grew = enough && growth > 0.05 * mean && growth > 2 * residual;
   const summary =
-    `${grew ? 'GREW' : 'flat'}: mean ${(mean / MiB).toFixed(1)} MiB over the second half, ` +
+    `${!enough ? 'too few samples to judge' : grew ? 'GREW' : 'flat'}: mean ${(mean / MiB).toFixed(1)} MiB over the second half, ` +
     `slope ${((slope * 3600) / MiB).toFixed(1)} MiB/h (${(growth / MiB).toFixed(2)} MiB across it), ` +
     `scatter ${(residual / MiB).toFixed(2)} MiB`;
   return {
