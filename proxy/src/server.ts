@@ -279,7 +279,10 @@ class Exchange {
             this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
             this.decoder.on('error', (error) => controller.abort(error));
           }
-          if (ctx.bodyChanged || ctx.usageInjected) delete headers['content-length'];
+          // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
+          // rewritten request body does not, so a JSON answer keeps its length and goes out
+          // in one write instead of chunked.
+          if (ctx.stream || ctx.usageInjected) delete headers['content-length'];
           this.respondHead(status, headers);
         },
         onResponseData: (controller, chunk) => {
