@@ -19,7 +19,13 @@ export class Metrics {
   });
   readonly tokens = new client.Counter({
     name: 'lanekeeper_tokens_total',
-    help: 'Metered tokens by tenant, model, kind (input, output, cached_input, cache_write, reasoning) and provenance.',
+    help: 'Metered tokens by tenant, model and kind (input, output, cached_input, cache_write, reasoning).',
+    labelNames: ['tenant', 'model', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly unreportedTokens = new client.Counter({
+    name: 'lanekeeper_unreported_tokens_total',
+    help: 'The part of lanekeeper_tokens_total the upstream did not report: provenance "estimated" or "partial".',
     labelNames: ['tenant', 'model', 'kind', 'provenance'] as const,
     registers: [this.registry],
   });

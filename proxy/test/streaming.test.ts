@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
-import { KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { KEYS, metricValue, startHarness, type Harness } from './helpers/harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -123,6 +123,17 @@ describe('a stream cut short', () => {
     expect(line.outcome).toBe('client_aborted');
     expect(line.output_tokens as number).toBeGreaterThan(0);
     expect(line.output_tokens as number).toBeLessThan(400);
+    const metrics = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
+    expect(
+      metricValue(metrics, 'lanekeeper_usage_records_total', { tenant: 'globex', provenance: 'partial' }),
+    ).toBe(1);
+    expect(
+      metricValue(metrics, 'lanekeeper_unreported_tokens_total', {
+        tenant: 'globex',
+        kind: 'output',
+        provenance: 'partial',
+      }),
+    ).toBe(line.output_tokens);
   });
 
   it('meters a stream the upstream cut off, with estimated output', async () => {

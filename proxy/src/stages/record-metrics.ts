@@ -32,7 +32,11 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
         metrics.usageProvenance.inc({ tenant, provenance: ctx.provenance });
         for (const [field, kind] of TOKEN_KINDS) {
           const value = ctx.usage[field];
-          if (value) metrics.tokens.inc({ tenant, model, kind, provenance: ctx.provenance }, value);
+          if (!value) continue;
+          metrics.tokens.inc({ tenant, model, kind }, value);
+          if (ctx.provenance !== 'reported') {
+            metrics.unreportedTokens.inc({ tenant, model, kind, provenance: ctx.provenance }, value);
+          }
         }
         if (ctx.costUsd !== undefined) {
           metrics.cost.inc({ tenant, model }, ctx.costUsd);
