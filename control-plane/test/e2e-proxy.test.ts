@@ -164,6 +164,18 @@ describe('control plane and proxy together', () => {
   });
 });
 
+describe('erasing a tenant', () => {
+  it('makes every proxy refuse it within one second and reports what was removed', async () => {
+    await admin('POST', '/v1/tenants', { id: 'hooli', plan: 'free' });
+    const hooliKey = (await admin('POST', '/v1/tenants/hooli/keys')).body.key as string;
+    await within(1000, async () => (await chat(hooliKey)).status === 200, 'the new tenant');
+    const erased = await admin('DELETE', '/v1/tenants/hooli');
+    expect(erased.status).toBe(200);
+    await within(1000, async () => (await chat(hooliKey)).status === 401, 'the erasure');
+    expect((await admin('GET', '/v1/tenants/hooli')).status).toBe(404);
+  });
+});
+
 describe('a proxy while the control plane is down', () => {
   it('keeps serving from its snapshot, and a new proxy starts from the snapshot on disk', async () => {
     await admin('POST', '/v1/tenants', { id: 'initech', plan: 'free' });
