@@ -10,12 +10,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../proxy/src/identity/credentials.js';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import { freePort, until } from '../../proxy/test/helpers/waiting.js';
 import {
   chatCompletion,
   startFakeUpstream,
@@ -30,25 +30,6 @@ if (!installed && process.env.CI) {
 }
 
 const KEYS = { acme: 'lk_prom_acme_0123456789abcdef0123', globex: 'lk_prom_globex_0123456789abcdef01' };
-
-/** A free loopback port (the kernel's pick, released for Prometheus to bind). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
   let upstream: FakeUpstream;

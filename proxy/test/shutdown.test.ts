@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -12,16 +11,9 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatStream, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS } from './helpers/harness.js';
+import { freePort } from './helpers/waiting.js';
 
 const CLI = join(import.meta.dirname, '..', 'bin', 'lanekeeper.js');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 let upstream: FakeUpstream;
 let child: ChildProcess;
