@@ -82,6 +82,4 @@ export interface RequestContext {
   errorCode: string | undefined;
   ttfbMs: number | undefined;
   durationMs: number | undefined;
-  /** Aborts the upstream request (client hung up, cut-off, shutdown). */
-  readonly abort: AbortController;
 }

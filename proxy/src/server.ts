@@ -84,7 +84,6 @@ function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
     errorCode: undefined,
     ttfbMs: undefined,
     durationMs: undefined,
-    abort: new AbortController(),
   };
 }
 
