@@ -119,6 +119,33 @@ async function until(check: () => Promise<boolean>, what: string, limitMs = 60_0
   }
 }
 
+/** Runs one in-process ledger consumer until the stream has no lag and nothing pending, then stops it. */
+async function runUntilCaughtUp(options: {
+  streamKey: string;
+  consumer: string;
+  batch: number;
+  claimIdleMs: number;
+}): Promise<void> {
+  const consumer = createLedgerConsumer({
+    redis: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
+    pool: createPool(t.databaseUrl),
+    group: GROUP,
+    blockMs: 100,
+    metrics: createMetrics(),
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
+  await consumer.start();
+  try {
+    await until(async () => {
+      const { lag, pending } = await consumer.lag();
+      return lag === 0 && pending === 0;
+    }, 'the ledger to catch up');
+  } finally {
+    await consumer.close();
+  }
+}
+
 beforeAll(async () => {
   t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
   stream = `${t.prefix}usage`;
@@ -188,27 +215,7 @@ describe('the usage ledger', () => {
     expect(await exited(victim)).toBe('SIGKILL');
 
     // 3. c1 comes back: its own pending batch first, then c2's abandoned entries, then the rest.
-    const consumer = createLedgerConsumer({
-      redis: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
-      pool: createPool(t.databaseUrl),
-      streamKey: stream,
-      group: GROUP,
-      consumer: 'c1',
-      batch: 50,
-      claimIdleMs: 0,
-      blockMs: 100,
-      metrics: createMetrics(),
-      logger: pino({ level: 'silent' }),
-    });
-    await consumer.start();
-    try {
-      await until(async () => {
-        const { lag, pending } = await consumer.lag();
-        return lag === 0 && pending === 0;
-      }, 'the ledger to catch up');
-    } finally {
-      await consumer.close();
-    }
+    await runUntilCaughtUp({ streamKey: stream, consumer: 'c1', batch: 50, claimIdleMs: 0 });
     await redis.quit();
 
     expect(await ledgerRows()).toBe(1000);
@@ -301,26 +308,9 @@ describe('the usage ledger', () => {
       'event',
       JSON.stringify({ ...eventOf({ ...sample, request_id: 'ok-2', ts: usedAt }), api_key_sha256: sha }),
     );
-    const consumer = createLedgerConsumer({
-      redis: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
-      pool: createPool(t.databaseUrl),
-      streamKey: key,
-      group: GROUP,
-      consumer: 'solo',
-      batch: 10,
-      claimIdleMs: 60_000,
-      blockMs: 100,
-      metrics: createMetrics(),
-      logger: pino({ level: 'silent' }),
-    });
-    await consumer.start();
     try {
-      await until(async () => {
-        const { lag, pending } = await consumer.lag();
-        return lag === 0 && pending === 0;
-      }, 'the ledger to catch up');
+      await runUntilCaughtUp({ streamKey: key, consumer: 'solo', batch: 10, claimIdleMs: 60_000 });
     } finally {
-      await consumer.close();
       await redis.quit();
     }
     const booked = await t.pool.query(
