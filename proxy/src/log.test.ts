@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, redactLogObject } from './log.js';
+import { LineBatcher, createLogger, redactLogObject } from './log.js';
 
 /** A logger whose lines are collected as parsed JSON. */
 function capture(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
@@ -51,5 +51,55 @@ describe('log redaction', () => {
     logger.error({ err }, 'failed');
     expect(lines[0]?.err).toMatchObject({ type: 'Error', message: 'upstream said no' });
     expect(JSON.stringify(lines[0])).not.toContain('sk-2');
+  });
+});
+
+describe('LineBatcher', () => {
+  function inner() {
+    const blocks: string[] = [];
+    let synced = 0;
+    return {
+      blocks,
+      synced: () => synced,
+      dest: {
+        write: (block: string) => void blocks.push(block),
+        flushSync: () => void synced++,
+        end: () => undefined,
+      },
+    };
+  }
+
+  it('hands lines on in order, one block once the batch size is reached', () => {
+    const { blocks, dest } = inner();
+    const batcher = new LineBatcher(dest, 30, 60_000);
+    batcher.write('{"n":1}\n');
+    batcher.write('{"n":2}\n');
+    batcher.write('{"n":3}\n');
+    expect(blocks).toEqual([]);
+    batcher.write('{"n":4}\n');
+    expect(blocks).toEqual(['{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n']);
+    batcher.write('{"n":5}\n');
+    batcher.end();
+    expect(blocks).toEqual(['{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n', '{"n":5}\n']);
+  });
+
+  it('writes a quiet period’s lines within the flush interval', async () => {
+    const { blocks, dest } = inner();
+    const batcher = new LineBatcher(dest, 1 << 20, 20);
+    batcher.write('{"quiet":true}\n');
+    expect(blocks).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(blocks).toEqual(['{"quiet":true}\n']);
+    batcher.end();
+  });
+
+  it('flushSync writes what is gathered and syncs the destination (pino calls it for fatal lines)', () => {
+    const { blocks, dest, synced } = inner();
+    const batcher = new LineBatcher(dest, 1 << 20, 60_000);
+    batcher.write('{"last":"words"}\n');
+    batcher.flushSync();
+    expect(blocks).toEqual(['{"last":"words"}\n']);
+    expect(synced()).toBe(1);
+    batcher.end();
   });
 });

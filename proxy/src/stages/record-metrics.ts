@@ -3,6 +3,7 @@
  * one structured access-log line. First in the pipeline, so on the way back it runs last and
  * sees the final usage, cost and status. Never logs a key, a credential or a body.
  */
+import { writeAccessLog } from '../access-log.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Stage } from '../stage.js';
@@ -55,33 +56,7 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
         metrics.unmetered.inc({ tenant, route: unmeteredRoute(ctx.request.path) });
       }
 
-      logger.info(
-        {
-          request_id: ctx.id,
-          tenant: ctx.tenant?.id ?? null,
-          plan: ctx.tenant?.planName ?? null,
-          method: ctx.request.method,
-          path: ctx.request.path,
-          dialect: ctx.dialect?.name ?? null,
-          model: ctx.model ?? null,
-          model_requested: ctx.modelRequested ?? null,
-          upstream_model: ctx.upstreamModel ?? null,
-          status,
-          outcome: ctx.outcome ?? null,
-          error: ctx.errorCode ?? null,
-          stream: ctx.stream,
-          input_tokens: ctx.usage.input ?? null,
-          output_tokens: ctx.usage.output ?? null,
-          cached_input_tokens: ctx.usage.cachedInput ?? null,
-          cache_write_tokens: ctx.usage.cacheWrite ?? null,
-          reasoning_tokens: ctx.usage.reasoning ?? null,
-          provenance: ctx.provenance ?? null,
-          cost_usd: ctx.costUsd ?? null,
-          latency_ms: Math.round(ctx.durationMs ?? 0),
-          ttfb_ms: ctx.ttfbMs === undefined ? null : Math.round(ctx.ttfbMs),
-        },
-        'request',
-      );
+      writeAccessLog(logger, ctx);
     },
   };
 }
