@@ -1,11 +1,12 @@
 /**
  * Builds the ioredis client for a RedisStoreConfig: standalone or Cluster, redis:// or
- * rediss:// (TLS), user and password from the URL, and the three Lua scripts defined once
- * (ioredis calls them with EVALSHA and falls back to EVAL after a NOSCRIPT, e.g. after a
- * Redis restart). The store bounds every call by `timeout_ms` with its own race (redis.ts);
- * ioredis' commandTimeout is a looser backstop that clears abandoned commands, kept looser
- * because its timer rejects even when the reply is already waiting behind a busy event loop.
+ * rediss:// (TLS), user and password from the URL; and runs the store's Lua scripts by
+ * EVALSHA, falling back to EVAL after a NOSCRIPT (a restarted, failed-over or new node).
+ * The store bounds every call by `timeout_ms` with its own race (redis.ts); ioredis'
+ * commandTimeout is a looser backstop that clears abandoned commands, kept looser because
+ * its timer rejects even when the reply is already waiting behind a busy event loop.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
@@ -15,23 +16,47 @@ function lua(name: string): string {
   return readFileSync(fileURLToPath(new URL(`./lua/${name}.lua`, import.meta.url)), 'utf8');
 }
 
-// Loaded once at module init; reservations.lua holds helpers both scripts share.
+/** A Lua script and its SHA1, the name EVALSHA calls it by. */
+export interface LuaScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(...parts: string[]): LuaScript {
+  const body = parts.join('\n');
+  return { lua: body, sha: createHash('sha1').update(body).digest('hex') };
+}
+
+// Loaded once at module init; reservations.lua, settle.lua and record.lua hold helpers.
 const RESERVATIONS = lua('reservations');
-const ADMIT = `${RESERVATIONS}\n${lua('admit')}`;
-const SETTLE = `${RESERVATIONS}\n${lua('settle')}`;
-const RECORD = lua('record');
+/** Admission (lua/admit.lua): 7 keys, see the file. */
+export const ADMIT_SCRIPT = script(RESERVATIONS, lua('admit'));
+/** Settles and records any number of requests (lua/finish.lua). */
+export const FINISH_SCRIPT = script(RESERVATIONS, lua('settle'), lua('record'), lua('finish'));
 
 type Arg = string | number;
 
-/** The store's Lua scripts as client commands. */
-export interface StoreCommands {
-  lkAdmit(...args: Arg[]): Promise<string[]>;
-  lkSettle(...args: Arg[]): Promise<number>;
-  lkRecord(...args: Arg[]): Promise<number>;
-}
+/** A standalone or cluster client. */
+export type StoreClient = Redis | Cluster;
 
-/** A standalone or cluster client with the store's scripts defined. */
-export type StoreClient = (Redis | Cluster) & StoreCommands;
+/**
+ * Runs a script by EVALSHA and, when the server does not know it, once by EVAL (which also
+ * caches it there). Plain commands, not ioredis' defineCommand: its script commands cost an
+ * extra closure per call, and they cannot take a varying number of keys.
+ */
+export async function runScript(
+  client: StoreClient,
+  { sha, lua: body }: LuaScript,
+  keys: readonly string[],
+  args: readonly Arg[],
+): Promise<unknown> {
+  try {
+    return await client.evalsha(sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return client.eval(body, keys.length, ...keys, ...args);
+  }
+}
 
 /** Connection options shared by standalone and cluster nodes, from the URL and config. */
 export function connectionOptions(config: RedisStoreConfig): RedisOptions & { host: string; port: number } {
@@ -58,7 +83,7 @@ function reconnectDelay(times: number): number {
   return Math.min(times * 100, 2_000);
 }
 
-/** Opens a client for the config (connecting in the background) with the scripts defined. */
+/** Opens a client for the config (connecting in the background). */
 export function createStoreClient(config: RedisStoreConfig): StoreClient {
   const options = connectionOptions(config);
   let client: Redis | Cluster;
@@ -75,10 +100,7 @@ export function createStoreClient(config: RedisStoreConfig): StoreClient {
   } else {
     client = new Redis({ ...options, retryStrategy: reconnectDelay });
   }
-  client.defineCommand('lkAdmit', { numberOfKeys: 7, lua: ADMIT });
-  client.defineCommand('lkSettle', { numberOfKeys: 7, lua: SETTLE });
-  client.defineCommand('lkRecord', { numberOfKeys: 3, lua: RECORD });
   // Errors surface on each command; an unhandled 'error' event would crash the process.
   client.on('error', () => {});
-  return client as StoreClient;
+  return client;
 }

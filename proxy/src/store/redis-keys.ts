@@ -5,9 +5,31 @@
  * them all, and erasure is a single pattern, `${prefix}{${tenant}}:*`. The usage stream is
  * global, outside any tenant's slot.
  */
-import { budgetWindows } from './store.js';
+import { HOUR_MS, budgetWindows } from './store.js';
 
-/** The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. */
+const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * Memoizes a key builder over fixed UTC periods (a day, an hour): calls within the period of
+ * the previous call return the same string instead of formatting a date again.
+ */
+function perPeriod(periodMs: number, build: (now: number) => string): (now: number) => string {
+  let period = Number.NaN;
+  let key = '';
+  return (now) => {
+    const current = Math.floor(now / periodMs);
+    if (current !== period) {
+      period = current;
+      key = build(now);
+    }
+    return key;
+  };
+}
+
+/**
+ * The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. Building them
+ * costs a few strings; the store keeps one set per tenant (`tenantKeyCache`).
+ */
 export function tenantKeys(prefix: string, tenant: string) {
   const base = `${prefix}{${tenant}}:`;
   return {
@@ -25,11 +47,12 @@ export function tenantKeys(prefix: string, tenant: string) {
     /** ZSET request id -> admission time of settled requests (settle idempotency, 2 h). */
     settled: `${base}settled`,
     /** STRING: USD actually spent in a UTC day / calendar month. */
-    spendDay: (now: number) => `${base}spend:d:${budgetWindows(now).day}`,
-    spendMonth: (now: number) => `${base}spend:m:${budgetWindows(now).month}`,
+    spendDay: perPeriod(DAY_MS, (now) => `${base}spend:d:${budgetWindows(now).day}`),
+    // Memoized per day too: a day lies in one month.
+    spendMonth: perPeriod(DAY_MS, (now) => `${base}spend:m:${budgetWindows(now).month}`),
     /** HASH of one UTC hour's usage, e.g. `hour:2026-11-29T14`; SET of its request ids beside it. */
-    hour: (now: number) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}`,
-    hourIds: (now: number) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}:ids`,
+    hour: perPeriod(HOUR_MS, (now) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}`),
+    hourIds: perPeriod(HOUR_MS, (now) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}:ids`),
     /** HASH of all-time usage. */
     total: `${base}total`,
     /** Glob that matches every key of the tenant (special characters of the prefix escaped). */
@@ -43,4 +66,21 @@ export type TenantKeys = ReturnType<typeof tenantKeys>;
 /** The global usage stream: `${prefix}${stream}`, e.g. "lk:usage". */
 export function usageStreamKey(prefix: string, stream: string): string {
   return `${prefix}${stream}`;
+}
+
+/**
+ * The key names of every tenant seen, built once each. Tenants come from the config, so the
+ * cache is small; it is emptied past `limit` tenants so that no input can grow it unbounded.
+ */
+export function tenantKeyCache(prefix: string, limit = 10_000): (tenant: string) => TenantKeys {
+  const cache = new Map<string, TenantKeys>();
+  return (tenant) => {
+    let keys = cache.get(tenant);
+    if (!keys) {
+      if (cache.size >= limit) cache.clear();
+      keys = tenantKeys(prefix, tenant);
+      cache.set(tenant, keys);
+    }
+    return keys;
+  };
 }

@@ -2,8 +2,11 @@
  * The shared store for many replicas: every limit lives in Redis and each admission is ONE
  * atomic Lua script (lua/admit.lua: rpm sliding log, concurrency slots, token and budget
  * reservations), so limits stay exact whichever replica takes a request. After the
- * response, settle (lua/settle.lua) and record (lua/record.lua + XADD) are issued in the
- * same tick and ioredis auto-pipelining sends them in one round trip.
+ * response, settle and record do not each send their own commands: they wait for the end
+ * of the event-loop turn, and everything that ended in that turn goes as ONE script call
+ * (lua/finish.lua: settle, count and append to the usage stream), one per tenant in Redis
+ * Cluster, where the stream is appended to by XADD beside it. ioredis' per-command cost was
+ * the largest part of Redis mode's CPU, and settle + record + XADD were three of four.
  *
  * Reservations and slots are stored with an expiry (the request's slot TTL): a replica
  * that dies mid-request stops holding its tenant's allowance once that TTL passes.
@@ -13,14 +16,19 @@ import type { RedisStoreConfig } from '../config/schema.js';
 import type { LimitName } from '../errors.js';
 import type { UsageEvent } from '../usage/usage-event.js';
 import { LIMIT_ORDER, requiredOutput, retrySeconds } from './admission.js';
-import { HOUR_FIELDS, eventTime, increments } from './memory-meter.js';
+import { HOUR_FIELDS, eventTime } from './memory-meter.js';
 import { Cluster } from 'ioredis';
-import { createStoreClient, type StoreClient } from './redis-client.js';
-import { tenantKeys, usageStreamKey } from './redis-keys.js';
+import {
+  ADMIT_SCRIPT,
+  FINISH_SCRIPT,
+  createStoreClient,
+  runScript,
+  type StoreClient,
+} from './redis-client.js';
+import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
   MINUTE_MS,
-  budgetResets,
   budgetWindows,
   emptyHour,
   type AdmitRequest,
@@ -52,8 +60,45 @@ const DAY_KEY_TTL_S = 2 * 86_400;
 const MONTH_KEY_TTL_S = 32 * 86_400;
 /** How long a recorded request id is remembered, so a replayed event is not counted twice. */
 const RECORD_DEDUPE_S = 2 * 3_600;
+/** Most settles and records in one finish.lua call, so one call never holds Redis for long. */
+const MAX_ENDINGS_PER_CALL = 64;
 
-function limitState(request: AdmitRequest, raw: string[]): LimitState {
+/** A settle or a record waiting for the end of the event-loop turn (see finish.lua). */
+type Ending = (
+  | { readonly kind: 'settle'; readonly reservation: Reservation; readonly actual: Settlement }
+  | { readonly kind: 'record'; readonly event: UsageEvent }
+) & { readonly resolve: () => void; readonly reject: (error: unknown) => void };
+
+/**
+ * The UTC day containing a time, its month, and when each ends: what admit.lua needs for
+ * budgets, kept for the day instead of formatting dates on every admission.
+ */
+interface BudgetDay {
+  readonly day: string;
+  readonly month: string;
+  readonly start: number;
+  readonly nextDay: number;
+  readonly nextMonth: number;
+}
+
+function budgetDay(now: number): BudgetDay {
+  const d = new Date(now);
+  const [year, month, date] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
+  return {
+    ...budgetWindows(now),
+    start: Date.UTC(year, month, date),
+    // The same instants as budgetResets in store.ts.
+    nextDay: Date.UTC(year, month, date + 1),
+    nextMonth: Date.UTC(year, month + 1, 1),
+  };
+}
+
+/** A counter as record.lua adds it: a whole, non-negative number. */
+function count(value: number): number {
+  return Math.max(0, Math.round(value));
+}
+
+function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
   const [, , , countS, newestS, usedS, latestS] = raw;
   const { limits, now } = request;
   const state: LimitState = {};
@@ -92,8 +137,21 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   }
   const client: StoreClient = createStoreClient(config);
   const prefix = config.key_prefix;
+  const keysOf = tenantKeyCache(prefix);
   const stream = usageStreamKey(prefix, config.usage_stream);
   const retentionS = config.retention_hours * 3_600;
+  // In Cluster the stream hashes to its own slot, so it cannot be touched by a tenant's script.
+  const streamInScript = !config.cluster;
+  const finishHeader = [
+    DAY_KEY_TTL_S,
+    MONTH_KEY_TTL_S,
+    retentionS,
+    Math.min(retentionS, RECORD_DEDUPE_S),
+    streamInScript ? config.usage_stream_maxlen : '',
+  ];
+  let today: BudgetDay = budgetDay(0);
+  const endings = new Map<string, Ending[]>();
+  let endingsScheduled = false;
   let lastError = '';
   client.on('error', (error: Error) => {
     if (error.message === lastError) return;
@@ -138,42 +196,124 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     });
   }
 
+  /** Queues a settle or record for the batch sent at the end of this event-loop turn. */
+  function end(tenant: string, ending: Ending): void {
+    // Standalone: one batch for all; Cluster: one per tenant, whose keys share a slot.
+    const group = streamInScript ? '' : tenant;
+    const batch = endings.get(group);
+    if (batch) batch.push(ending);
+    else endings.set(group, [ending]);
+    if (!endingsScheduled) {
+      endingsScheduled = true;
+      // setImmediate, not a microtask: responses that end in the same turn (one poll of the
+      // sockets) share the call, as ioredis auto-pipelining shares a write.
+      setImmediate(flushEndings);
+    }
+  }
+
+  function flushEndings(): void {
+    endingsScheduled = false;
+    for (const batch of endings.values()) {
+      for (let i = 0; i < batch.length; i += MAX_ENDINGS_PER_CALL) {
+        sendEndings(batch.length <= MAX_ENDINGS_PER_CALL ? batch : batch.slice(i, i + MAX_ENDINGS_PER_CALL));
+      }
+    }
+    endings.clear();
+  }
+
+  function sendEndings(batch: readonly Ending[]): void {
+    const keys: string[] = streamInScript ? [stream] : [];
+    const args: (string | number)[] = [...finishHeader];
+    const appends: string[] = [];
+    for (const ending of batch) {
+      if (ending.kind === 'settle') {
+        const { reservation, actual } = ending;
+        const k = keysOf(reservation.tenant);
+        const at = reservation.at;
+        keys.push(k.slots, k.reservations, k.reserved, k.tokens, k.spendDay(at), k.spendMonth(at), k.settled);
+        args.push('s', reservation.requestId, count(actual.tokens), Math.max(0, actual.usd), at);
+      } else {
+        const { event } = ending;
+        const k = keysOf(event.tenant);
+        const at = eventTime(event);
+        const json = JSON.stringify(event);
+        if (!streamInScript) appends.push(json);
+        keys.push(k.hour(at), k.hourIds(at), k.total);
+        // The counters in HOUR_FIELDS order (record.lua names them), then the cost.
+        args.push(
+          'r',
+          event.request_id,
+          streamInScript ? json : '',
+          1,
+          count(event.input_tokens),
+          count(event.output_tokens),
+          count(event.cached_input_tokens),
+          count(event.cache_write_tokens),
+          count(event.reasoning_tokens),
+          event.cost_usd ?? 0,
+        );
+      }
+    }
+    bounded('finish', () => {
+      const finished = runScript(client, FINISH_SCRIPT, keys, args);
+      if (appends.length === 0) return finished;
+      return Promise.all([
+        finished,
+        ...appends.map((json) =>
+          client.xadd(stream, 'MAXLEN', '~', config.usage_stream_maxlen, '*', 'event', json),
+        ),
+      ]);
+    }).then(
+      () => {
+        for (const ending of batch) ending.resolve();
+      },
+      (error: unknown) => {
+        for (const ending of batch) ending.reject(error);
+      },
+    );
+  }
+
   return {
     kind: 'redis',
 
     async admit(request: AdmitRequest): Promise<AdmitResult> {
       const { limits, now } = request;
-      const keys = tenantKeys(prefix, request.tenant);
-      const windows = budgetWindows(now);
-      const resets = budgetResets(now);
-      const raw = await bounded('admit', () =>
-        client.lkAdmit(
-          keys.rpm,
-          keys.slots,
-          keys.tokens,
-          keys.reservations,
-          keys.reserved,
-          keys.spendDay(now),
-          keys.spendMonth(now),
-          now,
-          request.requestId,
-          limits.requests_per_minute ?? 0,
-          limits.max_concurrent ?? 0,
-          limits.tokens_per_hour ?? 0,
-          limits.budget_usd_per_day ?? -1,
-          limits.budget_usd_per_month ?? -1,
-          Math.max(0, Math.ceil(request.promptTokens)),
-          request.maxOutput === undefined ? -1 : Math.max(0, Math.floor(request.maxOutput)),
-          request.inputPrice,
-          request.outputPrice,
-          request.slotTtlMs,
-          windows.day,
-          windows.month,
-          resets.dayS,
-          resets.monthS,
-          requiredOutput(request),
+      const keys = keysOf(request.tenant);
+      if (now < today.start || now >= today.nextDay) today = budgetDay(now);
+      const raw = (await bounded('admit', () =>
+        runScript(
+          client,
+          ADMIT_SCRIPT,
+          [
+            keys.rpm,
+            keys.slots,
+            keys.tokens,
+            keys.reservations,
+            keys.reserved,
+            keys.spendDay(now),
+            keys.spendMonth(now),
+          ],
+          [
+            now,
+            request.requestId,
+            limits.requests_per_minute ?? 0,
+            limits.max_concurrent ?? 0,
+            limits.tokens_per_hour ?? 0,
+            limits.budget_usd_per_day ?? -1,
+            limits.budget_usd_per_month ?? -1,
+            Math.max(0, Math.ceil(request.promptTokens)),
+            request.maxOutput === undefined ? -1 : Math.max(0, Math.floor(request.maxOutput)),
+            request.inputPrice,
+            request.outputPrice,
+            request.slotTtlMs,
+            today.day,
+            today.month,
+            Math.ceil((today.nextDay - now) / 1000),
+            Math.ceil((today.nextMonth - now) / 1000),
+            requiredOutput(request),
+          ],
         ),
-      );
+      )) as string[];
       const state = limitState(request, raw);
       if (raw[0] !== '1') {
         return {
@@ -196,59 +336,25 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
       return { ok: true, reservation, grantedOutput: grantedOutput < 0 ? undefined : grantedOutput, state };
     },
 
-    async settle(reservation: Reservation, actual: Settlement): Promise<void> {
-      const keys = tenantKeys(prefix, reservation.tenant);
-      await bounded('settle', () =>
-        client.lkSettle(
-          keys.slots,
-          keys.reservations,
-          keys.reserved,
-          keys.tokens,
-          keys.spendDay(reservation.at),
-          keys.spendMonth(reservation.at),
-          keys.settled,
-          reservation.requestId,
-          Math.max(0, Math.round(actual.tokens)),
-          Math.max(0, actual.usd),
-          reservation.at,
-          DAY_KEY_TTL_S,
-          MONTH_KEY_TTL_S,
-        ),
-      );
+    settle(reservation: Reservation, actual: Settlement): Promise<void> {
+      return new Promise((resolve, reject) => {
+        end(reservation.tenant, { kind: 'settle', reservation, actual, resolve, reject });
+      });
     },
 
-    async record(event: UsageEvent): Promise<void> {
-      const keys = tenantKeys(prefix, event.tenant);
-      const at = eventTime(event);
-      const add = increments(event);
-      const pairs = HOUR_FIELDS.flatMap((field) =>
-        field === 'estimated_cost' ? [] : [field, Math.max(0, Math.round(add[field]))],
-      );
-      await bounded('record', () =>
-        Promise.all([
-          client.lkRecord(
-            keys.hour(at),
-            keys.hourIds(at),
-            keys.total,
-            event.request_id,
-            retentionS,
-            Math.min(retentionS, RECORD_DEDUPE_S),
-            ...pairs,
-            'estimated_cost',
-            add.estimated_cost,
-          ),
-          client.xadd(stream, 'MAXLEN', '~', config.usage_stream_maxlen, '*', 'event', JSON.stringify(event)),
-        ]),
-      );
+    record(event: UsageEvent): Promise<void> {
+      return new Promise((resolve, reject) => {
+        end(event.tenant, { kind: 'record', event, resolve, reject });
+      });
     },
 
     async currentHour(tenant: string, now: number): Promise<HourUsage> {
-      const raw = await bounded('currentHour', () => client.hgetall(tenantKeys(prefix, tenant).hour(now)));
+      const raw = await bounded('currentHour', () => client.hgetall(keysOf(tenant).hour(now)));
       return hourOf(tenant, now, raw);
     },
 
     async allTime(tenant: string): Promise<UsageTotals> {
-      const raw = await bounded('allTime', () => client.hgetall(tenantKeys(prefix, tenant).total));
+      const raw = await bounded('allTime', () => client.hgetall(keysOf(tenant).total));
       const { hour: _hour, ...totals } = hourOf(tenant, 0, raw);
       return totals;
     },
@@ -262,7 +368,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     async eraseTenant(tenant: string): Promise<number> {
-      const pattern = tenantKeys(prefix, tenant).pattern;
+      const pattern = keysOf(tenant).pattern;
       const nodes = client instanceof Cluster ? client.nodes('master') : [client];
       // Before a cluster client knows its topology it lists no nodes: an erasure that
       // scanned nothing must fail, not report success.
@@ -280,6 +386,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     async close(): Promise<void> {
+      // What ended in this turn goes before QUIT.
+      if (endingsScheduled) flushEndings();
       try {
         await bounded('quit', () => client.quit());
       } catch {

@@ -1,15 +1,29 @@
--- Adds one usage event to its tenant-hour bucket and the all-time counters, once per request id.
--- KEYS: 1 hour HASH, 2 request ids of that hour (SET), 3 all-time HASH
--- ARGV: 1 request id, 2 retention s, 3 dedupe window s, then field/value pairs (the last
---       pair is the float cost). The id SET only has to outlive a replay (minutes to hours),
---       not the bucket, so it expires sooner and stays small.
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-for i = 4, #ARGV - 2, 2 do
-  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+-- Shared by finish.lua (prepended when the scripts load).
+-- Adds one usage event to its tenant-hour bucket and the all-time counters, once per request
+-- id. The counters are HOUR_FIELDS of memory-meter.ts, in that order; a counter that would
+-- add 0 is skipped (readers take a missing field as 0), which saves most of the writes of an
+-- event without cache or reasoning tokens. The id SET only has to outlive a replay (minutes
+-- to hours), not the bucket, so it expires sooner and stays small. Returns 1, or 0 for a replay.
+-- k: index in KEYS of the hour HASH, then the hour's request-id SET, then the all-time HASH.
+-- a: index in ARGV of the six integer counters, then the float cost.
+local LK_COUNTERS = { 'requests', 'input_tokens', 'output_tokens', 'cached_input_tokens',
+  'cache_write_tokens', 'reasoning_tokens' }
+
+local function lk_record(k, id, a, retention, dedupe)
+  if redis.call('SADD', KEYS[k + 1], id) == 0 then return 0 end
+  redis.call('EXPIRE', KEYS[k + 1], dedupe)
+  for i = 1, 6 do
+    local add = ARGV[a + i - 1]
+    if add ~= '0' then
+      redis.call('HINCRBY', KEYS[k], LK_COUNTERS[i], add)
+      redis.call('HINCRBY', KEYS[k + 2], LK_COUNTERS[i], add)
+    end
+  end
+  local cost = ARGV[a + 6]
+  if tonumber(cost) ~= 0 then
+    redis.call('HINCRBYFLOAT', KEYS[k], 'estimated_cost', cost)
+    redis.call('HINCRBYFLOAT', KEYS[k + 2], 'estimated_cost', cost)
+  end
+  redis.call('EXPIRE', KEYS[k], retention)
+  return 1
 end
-redis.call('HINCRBYFLOAT', KEYS[1], ARGV[#ARGV - 1], ARGV[#ARGV])
-redis.call('HINCRBYFLOAT', KEYS[3], ARGV[#ARGV - 1], ARGV[#ARGV])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
