@@ -152,6 +152,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   let today: BudgetDay = budgetDay(0);
   const endings = new Map<string, Ending[]>();
   let endingsScheduled = false;
+  /** finish.lua calls not answered yet, which close() lets finish before QUIT. */
+  const finishing = new Set<Promise<void>>();
   let lastError = '';
   client.on('error', (error: Error) => {
     if (error.message === lastError) return;
@@ -254,7 +256,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         );
       }
     }
-    bounded('finish', () => {
+    const call = bounded('finish', () => {
       const finished = runScript(client, FINISH_SCRIPT, keys, args);
       if (appends.length === 0) return finished;
       return Promise.all([
@@ -271,6 +273,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         for (const ending of batch) ending.reject(error);
       },
     );
+    finishing.add(call);
+    void call.finally(() => finishing.delete(call));
   }
 
   return {
@@ -386,8 +390,9 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     async close(): Promise<void> {
-      // What ended in this turn goes before QUIT.
+      // What has ended is sent and answered before QUIT (bounded: failures were reported).
       if (endingsScheduled) flushEndings();
+      await Promise.allSettled(finishing);
       try {
         await bounded('quit', () => client.quit());
       } catch {

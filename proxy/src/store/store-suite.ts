@@ -184,6 +184,40 @@ export function describeStore(name: string, makeStore: () => Store | Promise<Sto
         expect(total.estimated_cost).toBeCloseTo(0.005, 12);
       });
 
+      it('settles and records many requests of several tenants ending at once, each exactly once', async () => {
+        const tenants = [tenant(), tenant(), tenant()];
+        const limits = { tokens_per_hour: 100_000, max_concurrent: 100 };
+        const ended = await Promise.all(
+          tenants.flatMap((t) =>
+            Array.from({ length: 50 }, async () => {
+              const admitted = await admit(t, limits);
+              if (!admitted.ok) throw new Error('refused');
+              return {
+                reservation: admitted.reservation,
+                event: usageEvent(t, { input_tokens: 4, output_tokens: 6 }),
+              };
+            }),
+          ),
+        );
+        // Every settle and record in one turn, each twice (a replay must not count again).
+        await Promise.all(
+          [...ended, ...ended].flatMap(({ reservation, event }) => [
+            store.settle(reservation, { tokens: 10, usd: 0 }),
+            store.record(event),
+          ]),
+        );
+        for (const t of tenants) {
+          expect(await store.allTime(t)).toMatchObject({
+            requests: 50,
+            input_tokens: 200,
+            output_tokens: 300,
+          });
+          // Slots are free and the hour holds 50 x 10 metered tokens plus this admission's 200.
+          const next = await admit(t, limits);
+          expect(next.state.tokens?.remaining).toBe(100_000 - 500 - 200);
+        }
+      });
+
       it('reports an empty hour for a tenant with no usage', async () => {
         const t = tenant();
         expect(await store.currentHour(t, T0)).toMatchObject({ tenant: t, requests: 0, estimated_cost: 0 });

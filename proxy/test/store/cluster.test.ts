@@ -71,4 +71,30 @@ describe('redis cluster layout', () => {
     expect(await store.eraseTenant(tenant)).toBeGreaterThanOrEqual(8);
     expect((await store.allTime(tenant)).requests).toBe(0);
   });
+
+  it('finishes requests of tenants in different slots in one turn, each in its own call, with every event in the stream', async () => {
+    const tenants = [freshTenant(), freshTenant(), freshTenant(), freshTenant()];
+    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rpm`)));
+    expect(new Set(slots).size).toBeGreaterThan(1);
+    const ended = await Promise.all(
+      tenants.map(async (t) => {
+        const admitted = await store.admit(admitRequest(t, { max_concurrent: 1 }));
+        if (!admitted.ok) throw new Error('refused');
+        return { reservation: admitted.reservation, event: usageEvent(t) };
+      }),
+    );
+    await Promise.all(
+      ended.flatMap(({ reservation, event }) => [
+        store.settle(reservation, { tokens: 5, usd: 0 }),
+        store.record(event),
+      ]),
+    );
+    const entries = await admin.xrange(`${prefix}usage`, '-', '+');
+    for (const { event } of ended) {
+      expect(entries.filter(([, fields]) => fields[1] === JSON.stringify(event))).toHaveLength(1);
+      expect((await store.allTime(event.tenant)).requests).toBe(1);
+      expect((await store.admit(admitRequest(event.tenant, { max_concurrent: 1 }))).ok).toBe(true);
+      await store.eraseTenant(event.tenant);
+    }
+  });
 });

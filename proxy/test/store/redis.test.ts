@@ -50,6 +50,36 @@ describe('redis store specifics', () => {
     await store.close();
   });
 
+  it('appends a replayed event to the stream again (at-least-once) but counts it once', async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const event = usageEvent(tenant);
+    await store.record(event);
+    // The replay in a later turn, and a settle with no record beside it in the same call.
+    const admitted = await store.admit(admitRequest(tenant, { max_concurrent: 1 }));
+    if (!admitted.ok) throw new Error('refused');
+    await Promise.all([store.record(event), store.settle(admitted.reservation, { tokens: 5, usd: 0 })]);
+    const entries = await admin.xrange(`${prefix}usage`, '-', '+');
+    expect(entries.filter(([, fields]) => fields[1] === JSON.stringify(event))).toHaveLength(2);
+    expect((await store.allTime(tenant)).requests).toBe(1);
+    // The slot was freed by the settle.
+    expect((await store.admit(admitRequest(tenant, { max_concurrent: 1 }))).ok).toBe(true);
+    await store.eraseTenant(tenant);
+    await store.close();
+  });
+
+  it('sends what ended in a turn before closing', async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const recorded = store.record(usageEvent(tenant));
+    await store.close();
+    await recorded;
+    const reader = createRedisStore(config());
+    expect((await reader.allTime(tenant)).requests).toBe(1);
+    await reader.eraseTenant(tenant);
+    await reader.close();
+  });
+
   it("keeps every key of a tenant under the prefix and the tenant's hash tag, and erasure removes them all", async () => {
     const store = createRedisStore(config());
     const tenant = freshTenant();
