@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { createAdminHandler } from './admin.js';
 import { loadConfigFile, watchConfigFile, type ConfigWatcher } from './config/load.js';
 import {
@@ -67,8 +67,9 @@ function listen(server: Server, address: string): Promise<void> {
   });
 }
 
+/** A keep-alive pool for the one upstream origin (a new one replaces it when upstream.url changes). */
 function createDispatcher(config: Config): Dispatcher {
-  return new Agent({
+  return new Pool(new URL(config.upstream.url).origin, {
     connections: config.upstream.connections,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,

@@ -16,6 +16,8 @@ export interface Runtime {
   readonly keyIndex: ReadonlyMap<string, string>;
   readonly jwt: JwtVerifier | undefined;
   readonly customDialects: readonly Dialect[];
+  /** `upstream.url` split once: the origin to dispatch to and the path every request path is appended to. */
+  readonly upstream: { readonly origin: string; readonly pathPrefix: string };
 }
 
 /** The plan with a tenant's overrides merged in: maps merge key by key, other fields replace. */
@@ -58,5 +60,11 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
     keyIndex,
     jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig) : undefined,
     customDialects: config.dialects.map(createCustomDialect),
+    upstream: upstreamTarget(config.upstream.url),
   };
+}
+
+function upstreamTarget(url: string): Runtime['upstream'] {
+  const parsed = new URL(url);
+  return { origin: parsed.origin, pathPrefix: parsed.pathname.replace(/\/+$/, '') };
 }

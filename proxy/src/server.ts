@@ -13,6 +13,7 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { RequestContext } from './context.js';
 import type { ProxyError } from './errors.js';
 import {
+  InvalidRequestError,
   renderError,
   ShuttingDownError,
   UpstreamTimeoutError,
@@ -41,9 +42,38 @@ const EMPTY = Buffer.alloc(0);
 /** Past this many bytes of an over-limit body, stop reading and close the connection. */
 const DISCARD_LIMIT = 64 * 1024 * 1024;
 
-function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
-  const url = new URL(req.url ?? '/', 'http://lanekeeper.invalid');
-  const search = url.search.startsWith('?') ? url.search.slice(1) : url.search;
+/**
+ * A request target the WHATWG URL parser would leave exactly as it is: an absolute path of
+ * unreserved and sub-delim characters with no dot segment, then an optional query without
+ * characters it would percent-encode. Anything else (dot segments, percent escapes,
+ * backslashes, `//host` forms, spaces, non-ASCII) goes through `new URL`, so routing
+ * always sees the normalised path.
+ */
+const PLAIN_TARGET = /^\/(?!\/)[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|\?|$)/;
+
+/**
+ * The normalised path and the raw query (without `?`) of a request target, or undefined
+ * for a target that is not a path (nor an absolute URL) at all. An origin-form target is
+ * always read as a path, so `//host/x` is the path `//host/x`, never a URL naming a host.
+ */
+export function splitTarget(target: string): { path: string; query: string } | undefined {
+  if (PLAIN_TARGET.test(target)) {
+    const mark = target.indexOf('?');
+    const path = mark === -1 ? target : target.slice(0, mark);
+    if (!DOT_SEGMENT.test(path)) return { path, query: mark === -1 ? '' : target.slice(mark + 1) };
+  }
+  const url = URL.parse(target.startsWith('/') ? `http://lanekeeper.invalid${target}` : target);
+  if (!url) return undefined;
+  return { path: url.pathname, query: url.search.startsWith('?') ? url.search.slice(1) : url.search };
+}
+
+function newContext(
+  req: IncomingMessage,
+  runtime: Runtime,
+  target: { path: string; query: string },
+): RequestContext {
+  const { path, query: search } = target;
   return {
     id: randomUUID(),
     startedAt: performance.now(),
@@ -52,7 +82,7 @@ function newContext(req: IncomingMessage, runtime: Runtime): RequestContext {
     clientHeaders: req.headers,
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
     secure: Boolean((req.socket as TLSSocket).encrypted),
-    request: { method: req.method ?? 'GET', path: url.pathname, query: search, body: undefined },
+    request: { method: req.method ?? 'GET', path, query: search, body: undefined },
     rawBody: EMPTY,
     bodyTooLarge: false,
     bodyChanged: false,
@@ -135,24 +165,26 @@ function upstreamError(error: Error): ProxyError {
 /** Response headers to pass on: hop-by-hop ones (and any the Connection header names) are the proxy's own business. */
 function forwardableHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const connection = headers.connection;
-  const named = new Set(
-    (Array.isArray(connection) ? connection.join(',') : (connection ?? ''))
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named =
+    connection === undefined
+      ? undefined
+      : new Set(
+          (Array.isArray(connection) ? connection.join(',') : connection)
+            .split(',')
+            .map((t) => t.trim().toLowerCase())
+            .filter(Boolean),
+        );
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
   return out;
 }
 
-function decoderFor(
-  encoding: string | undefined,
-): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
-  switch (encoding?.trim().toLowerCase()) {
+function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
+  switch (encoding.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
       return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH });
@@ -170,8 +202,9 @@ function decoderFor(
  * then response hooks. `reached` is how far down the pipeline the request got; only those
  * stages see the response.
  */
-class Exchange {
+class Exchange implements Dispatcher.DispatchHandler {
   private reached = -1;
+  private sentAt = 0;
   private headSent = false;
   private finished = false;
   private clientGone = false;
@@ -186,6 +219,8 @@ class Exchange {
     private readonly ctx: RequestContext,
     private readonly res: ServerResponse,
     private readonly deps: ProxyHandlerDeps,
+    /** The request target could not be read as a path: answered 400 without going further. */
+    private readonly badTarget = false,
   ) {}
 
   async run(req: IncomingMessage): Promise<void> {
@@ -195,6 +230,10 @@ class Exchange {
     const { body, tooLarge } = await readBody(req, config.max_body_bytes);
     ctx.rawBody = body;
     ctx.bodyTooLarge = tooLarge;
+    if (this.badTarget) {
+      this.reached = 0;
+      return this.localReply(new InvalidRequestError('The request target is not a valid path.'));
+    }
     if (deps.isDraining()) {
       this.reached = 0;
       return this.localReply(new ShuttingDownError('The proxy is shutting down; retry on another instance.'));
@@ -237,101 +276,113 @@ class Exchange {
   }
 
   private forward(): void {
-    const { ctx, deps } = this;
+    const { ctx } = this;
     const { upstream } = ctx.runtime.config;
-    const base = new URL(upstream.url);
-    const prefix = base.pathname.replace(/\/+$/, '');
-    const path = `${prefix}${ctx.request.path}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
+    const target = ctx.runtime.upstream;
+    const path = `${target.pathPrefix}${ctx.request.path}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
     const body =
       ctx.bodyChanged && ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
     const headers = ctx.upstreamHeaders;
-    if (body.length > 0 || !['GET', 'HEAD'].includes(ctx.request.method))
+    const method = ctx.request.method;
+    if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
-    const sentAt = performance.now();
-    deps.dispatcher().dispatch(
+    this.sentAt = performance.now();
+    // The exchange is its own dispatch handler: no closures to allocate per request.
+    this.deps.dispatcher().dispatch(
       {
-        origin: base.origin,
+        origin: target.origin,
         path,
-        method: ctx.request.method as Dispatcher.HttpMethod,
+        method: method as Dispatcher.HttpMethod,
         headers,
         body: body.length > 0 ? body : null,
         headersTimeout: upstream.timeout_ms,
         bodyTimeout: upstream.timeout_ms,
       },
-      {
-        onRequestStart: (controller) => {
-          this.controller = controller;
-          if (this.clientGone && !upstream.drain_on_client_abort)
-            controller.abort(new Error('client went away'));
-        },
-        onResponseStart: (controller, status, rawHeaders) => {
-          ctx.ttfbMs = performance.now() - sentAt;
-          const headers = forwardableHeaders(rawHeaders);
-          if (status === 400 && ctx.usageInjected && !this.retried && ctx.dialect?.withoutStreamUsage) {
-            this.probe = { status, headers, chunks: [] };
-            return;
-          }
-          this.decoder = decoderFor(rawHeaders['content-encoding'] as string | undefined);
-          if (this.decoder) {
-            // Metering needs plain bytes; the client gets the decoded body, which any HTTP
-            // client accepts, so the encoding headers no longer apply.
-            delete headers['content-encoding'];
-            delete headers['content-length'];
-            this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
-            this.decoder.on('error', (error) => controller.abort(error));
-          }
-          // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
-          // rewritten request body does not, so a JSON answer keeps its length and goes out
-          // in one write instead of chunked.
-          if (ctx.stream || ctx.usageInjected) delete headers['content-length'];
-          this.respondHead(status, headers);
-        },
-        onResponseData: (controller, chunk) => {
-          if (this.probe) {
-            this.probe.chunks.push(chunk);
-            return;
-          }
-          if (this.clientGone) {
-            this.drained += chunk.length;
-            if (this.drained > upstream.drain_max_bytes) controller.abort(new Error('drain byte limit'));
-          }
-          if (this.decoder) {
-            if (!this.decoder.write(chunk)) {
-              controller.pause();
-              this.decoder.once('drain', () => controller.resume());
-            }
-            return;
-          }
-          if (!this.deliver(chunk)) {
-            controller.pause();
-            this.res.once('drain', () => controller.resume());
-          }
-        },
-        onResponseEnd: () => {
-          if (this.probe) return this.settleProbe();
-          ctx.upstreamEnded = true;
-          if (this.decoder) {
-            this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
-            this.decoder.end();
-            return;
-          }
-          this.finish(this.clientGone ? 'client_aborted' : 'completed');
-        },
-        onResponseError: (_controller, error) => {
-          // Aborted by the proxy itself after the response was complete (a cut-off).
-          if (this.finished) return;
-          if (this.clientGone) return this.finish('client_aborted');
-          if (!this.headSent) {
-            deps.logger.warn({ request_id: ctx.id, err: error.message }, 'upstream request failed');
-            return this.localReply(upstreamError(error));
-          }
-          // The head is out: all that is left is to cut the client's stream, so it sees a
-          // truncated response rather than a clean end.
-          this.finish('upstream_error');
-          this.res.destroy(error);
-        },
-      },
+      this,
     );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone && !this.ctx.runtime.config.upstream.drain_on_client_abort)
+      controller.abort(new Error('client went away'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    rawHeaders: Record<string, string | string[] | undefined>,
+  ): void {
+    const { ctx } = this;
+    ctx.ttfbMs = performance.now() - this.sentAt;
+    const headers = forwardableHeaders(rawHeaders);
+    if (status === 400 && ctx.usageInjected && !this.retried && ctx.dialect?.withoutStreamUsage) {
+      this.probe = { status, headers, chunks: [] };
+      return;
+    }
+    const encoding = rawHeaders['content-encoding'];
+    this.decoder = encoding === undefined ? undefined : decoderFor(String(encoding));
+    if (this.decoder) {
+      // Metering needs plain bytes; the client gets the decoded body, which any HTTP
+      // client accepts, so the encoding headers no longer apply.
+      delete headers['content-encoding'];
+      delete headers['content-length'];
+      this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
+      this.decoder.on('error', (error) => controller.abort(error));
+    }
+    // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
+    // rewritten request body does not, so a JSON answer keeps its length and goes out
+    // in one write instead of chunked.
+    if (ctx.stream || ctx.usageInjected) delete headers['content-length'];
+    this.respondHead(status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.probe) {
+      this.probe.chunks.push(chunk);
+      return;
+    }
+    if (this.clientGone) {
+      this.drained += chunk.length;
+      if (this.drained > this.ctx.runtime.config.upstream.drain_max_bytes)
+        controller.abort(new Error('drain byte limit'));
+    }
+    if (this.decoder) {
+      if (!this.decoder.write(chunk)) {
+        controller.pause();
+        this.decoder.once('drain', () => controller.resume());
+      }
+      return;
+    }
+    if (!this.deliver(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.probe) return this.settleProbe();
+    this.ctx.upstreamEnded = true;
+    if (this.decoder) {
+      this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
+      this.decoder.end();
+      return;
+    }
+    this.finish(this.clientGone ? 'client_aborted' : 'completed');
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // Aborted by the proxy itself after the response was complete (a cut-off).
+    if (this.finished) return;
+    if (this.clientGone) return this.finish('client_aborted');
+    if (!this.headSent) {
+      this.deps.logger.warn({ request_id: this.ctx.id, err: error.message }, 'upstream request failed');
+      return this.localReply(upstreamError(error));
+    }
+    // The head is out: all that is left is to cut the client's stream, so it sees a
+    // truncated response rather than a clean end.
+    this.finish('upstream_error');
+    this.res.destroy(error);
   }
 
   /**
@@ -455,8 +506,9 @@ export function createProxyHandler(
   deps: ProxyHandlerDeps,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const ctx = newContext(req, deps.getRuntime());
-    new Exchange(ctx, res, deps).run(req).catch((error: unknown) => {
+    const target = splitTarget(req.url ?? '/');
+    const ctx = newContext(req, deps.getRuntime(), target ?? { path: '/', query: '' });
+    new Exchange(ctx, res, deps, target === undefined).run(req).catch((error: unknown) => {
       deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json' });

@@ -3,6 +3,7 @@
  * the client's dialect, and that the upstream was never called.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion } from './helpers/fake-upstream.js';
@@ -202,5 +203,51 @@ describe('headers', () => {
     expect(got['x-custom']).toBe('kept');
     expect(got['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
     expect(got['x-forwarded-proto']).toBe('http');
+  });
+});
+
+describe('request targets', () => {
+  /** Sends one raw HTTP/1.1 request line as written, and returns the status line and body. */
+  function rawRequest(target: string, body = ''): Promise<{ status: number; body: string }> {
+    const url = new URL(h.proxy.url);
+    return new Promise((resolve, reject) => {
+      // write, not end: a half-closed client gets no answer from node:http once it is slow.
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(
+          `POST ${target} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${KEYS.free}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => {
+        const [head = '', rest = ''] = text.split('\r\n\r\n');
+        resolve({ status: Number(head.split(' ')[1]), body: rest });
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('answers a target that is no path with 400, and keeps serving', async () => {
+    const before = h.upstream.received.length;
+    const bad = await rawRequest('*', chat());
+    expect(bad.status).toBe(400);
+    expect(bad.body).toContain('invalid_request_error');
+    expect(h.upstream.received.length).toBe(before);
+    const after = await post('/v1/chat/completions', bearer(KEYS.free), chat());
+    expect(after.status).toBe(200);
+  });
+
+  it('reads //host/path as a path, never as a URL naming another host', async () => {
+    const r = await rawRequest('//upstream.example/v1/chat/completions', chat());
+    // Not the chat route: the proxy forwards the literal path, unmetered.
+    expect(h.lastReceived().path).toBe('//upstream.example/v1/chat/completions');
+    expect(r.status).toBeGreaterThanOrEqual(200);
+  });
+
+  it('normalises dot segments before routing', async () => {
+    const r = await rawRequest('/v1/models/../chat/completions', chat());
+    expect(r.status).toBe(200);
+    expect(h.lastReceived().path).toBe('/v1/chat/completions');
   });
 });

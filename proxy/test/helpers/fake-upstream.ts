@@ -107,7 +107,8 @@ export async function startFakeUpstream(initial?: Reply | ((req: Received) => Re
   const server: Server = createServer((req, res) => {
     void (async () => {
       const raw = await readBody(req);
-      const url = new URL(req.url ?? '/', 'http://fake');
+      // Origin-form targets are paths (`//x` included), as the proxy reads them.
+      const url = new URL(`http://fake${req.url ?? '/'}`);
       let body: unknown;
       try {
         body = raw ? JSON.parse(raw) : undefined;
