@@ -19,7 +19,7 @@ import {
 import { bearerToken, presentedApiKey, tenantForKey } from '../identity/credentials.js';
 import { looksLikeJwt } from '../identity/jwt.js';
 import type { Runtime } from '../runtime.js';
-import { CONTINUE, reply, type Stage } from '../stage.js';
+import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
 
 type Found = { tenant: string } | { error: ProxyError } | undefined;
 type Source = Runtime['config']['identity']['sources'][number];
@@ -44,7 +44,8 @@ function fromSubdomain(runtime: Runtime, host: string | undefined): string | und
   return labels[0];
 }
 
-async function trySource(source: Source, ctx: RequestContext, query: URLSearchParams): Promise<Found> {
+/** What a source found; only a JWT (whose keys may have to be fetched) answers later. */
+function trySource(source: Source, ctx: RequestContext, query: URLSearchParams): Found | Promise<Found> {
   const { runtime, clientHeaders: headers } = ctx;
   const identity = runtime.config.identity;
   switch (source) {
@@ -67,11 +68,12 @@ async function trySource(source: Source, ctx: RequestContext, query: URLSearchPa
     case 'jwt': {
       const token = bearerToken(headers);
       if (token === undefined || !looksLikeJwt(token) || !runtime.jwt) return undefined;
-      try {
-        return { tenant: await runtime.jwt.tenantOf(token) };
-      } catch (error) {
-        return { error: new InvalidTokenError(`The bearer token was refused: ${(error as Error).message}`) };
-      }
+      return runtime.jwt.tenantOf(token).then(
+        (tenant): Found => ({ tenant }),
+        (error: unknown): Found => ({
+          error: new InvalidTokenError(`The bearer token was refused: ${(error as Error).message}`),
+        }),
+      );
     }
     case 'header': {
       if (!identity.trust_unauthenticated) return undefined;
@@ -91,40 +93,64 @@ async function trySource(source: Source, ctx: RequestContext, query: URLSearchPa
   }
 }
 
+/** The verdict once a source has named a tenant (or refused the credential). */
+function verdictFor(ctx: RequestContext, found: { tenant: string } | { error: ProxyError }): RequestVerdict {
+  if ('error' in found) return reply(found.error);
+  const tenant = ctx.runtime.tenants.get(found.tenant);
+  if (!tenant) {
+    return reply(
+      new TenantUnknownError(`Tenant "${found.tenant.slice(0, 64)}" is not known to this service.`),
+    );
+  }
+  if (tenant.config.status !== 'active') {
+    // Known but suspended: attribute the refusal to it in logs and metrics.
+    ctx.tenant = tenant;
+    return reply(
+      new TenantInactiveError(`Tenant "${tenant.id}" is suspended. Contact the service operator.`),
+    );
+  }
+  ctx.tenant = tenant;
+  return CONTINUE;
+}
+
+function nobodyFound(runtime: Runtime): RequestVerdict {
+  if (runtime.config.identity.sources.includes('api_key')) {
+    return reply(
+      new MissingApiKeyError(
+        'No API key was provided. Send it as "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).',
+      ),
+    );
+  }
+  return reply(new TenantRequiredError('The request does not identify a tenant.'));
+}
+
+/**
+ * Tries the sources from `start` on. Synchronous unless a JWT must be verified, so an
+ * API-key request costs no promise.
+ */
+function identify(
+  ctx: RequestContext,
+  query: URLSearchParams,
+  start: number,
+): RequestVerdict | Promise<RequestVerdict> {
+  const sources = ctx.runtime.config.identity.sources;
+  for (let i = start; i < sources.length; i++) {
+    const found = trySource(sources[i] as Source, ctx, query);
+    if (found instanceof Promise) {
+      return found.then((settled) =>
+        settled === undefined ? identify(ctx, query, i + 1) : verdictFor(ctx, settled),
+      );
+    }
+    if (found !== undefined) return verdictFor(ctx, found);
+  }
+  return nobodyFound(ctx.runtime);
+}
+
 export function createIdentifyTenantStage(): Stage {
   return {
     name: 'identify-tenant',
-    async onRequest(ctx) {
-      const { runtime } = ctx;
-      const query = new URLSearchParams(ctx.request.query);
-      for (const source of runtime.config.identity.sources) {
-        const found = await trySource(source, ctx, query);
-        if (found === undefined) continue;
-        if ('error' in found) return reply(found.error);
-        const tenant = runtime.tenants.get(found.tenant);
-        if (!tenant) {
-          return reply(
-            new TenantUnknownError(`Tenant "${found.tenant.slice(0, 64)}" is not known to this service.`),
-          );
-        }
-        if (tenant.config.status !== 'active') {
-          // Known but suspended: attribute the refusal to it in logs and metrics.
-          ctx.tenant = tenant;
-          return reply(
-            new TenantInactiveError(`Tenant "${tenant.id}" is suspended. Contact the service operator.`),
-          );
-        }
-        ctx.tenant = tenant;
-        return CONTINUE;
-      }
-      if (runtime.config.identity.sources.includes('api_key')) {
-        return reply(
-          new MissingApiKeyError(
-            'No API key was provided. Send it as "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).',
-          ),
-        );
-      }
-      return reply(new TenantRequiredError('The request does not identify a tenant.'));
+    onRequest(ctx) {
+      return identify(ctx, new URLSearchParams(ctx.request.query), 0);
     },
   };
 }

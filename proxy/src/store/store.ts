@@ -138,9 +138,17 @@ export function budgetResets(now: number): { dayS: number; monthS: number } {
 }
 
 /** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
+const DAY_MS = 86_400_000;
+/** The last day asked for: every admit and settle asks, nearly always for today. */
+let lastWindows: { dayIndex: number; windows: { day: string; month: string } } | undefined;
+
 export function budgetWindows(now: number): { day: string; month: string } {
+  const dayIndex = Math.floor(now / DAY_MS);
+  if (lastWindows?.dayIndex === dayIndex) return lastWindows.windows;
   const iso = new Date(now).toISOString();
-  return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+  const windows = Object.freeze({ day: iso.slice(0, 10), month: iso.slice(0, 7) });
+  lastWindows = { dayIndex, windows };
+  return windows;
 }
 
 /** A tenant's hour with nothing counted yet. */
