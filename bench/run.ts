@@ -36,6 +36,7 @@ import {
 import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
+  buildLanekeeper,
   startFloor,
   startLanekeeper,
   startUndiciPassthrough,
@@ -165,6 +166,14 @@ async function benchmark(): Promise<void> {
     `layout: ${layout.description}; ${settings.rounds} interleaved rounds of ${settings.seconds} s per scenario and target, each after ${settings.warmup} s warm-up`,
   );
 
+  // Lanekeeper runs compiled, as its container image does (`--from-source` runs the
+  // TypeScript through tsx instead, as `npx lanekeeper` on a fresh clone does).
+  const fromSource = flag('--from-source');
+  const runsLanekeeper = wanted.some((t) => t.startsWith('lanekeeper-'));
+  const builtCli = !fromSource && runsLanekeeper ? buildLanekeeper('current') : undefined;
+  const baselineCli = !fromSource && baselineSrc ? buildLanekeeper('baseline', baselineSrc) : undefined;
+  const baselineRedis = process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
+
   const upstream = await startUpstream(layout.upstream);
   const targets: Target[] = [];
   const perRound = new Map<string, ScenarioResult[]>();
@@ -183,6 +192,7 @@ async function benchmark(): Promise<void> {
             core: layout.proxy,
             redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
             profileDir,
+            builtCli,
           }),
         );
       }
@@ -194,6 +204,8 @@ async function benchmark(): Promise<void> {
           core: layout.proxy,
           profileDir,
           sourceDir: baselineSrc,
+          builtCli: baselineCli,
+          redisUrl: baselineRedis ? redisUrl : undefined,
         }),
       );
     }
@@ -255,7 +267,13 @@ async function benchmark(): Promise<void> {
 if (flag('--soak')) {
   const storeIndex = process.argv.indexOf('--soak-store');
   const store = storeIndex >= 0 && process.argv[storeIndex + 1] === 'redis' ? 'redis' : 'memory';
-  await runSoak({ seconds: option('--soak-seconds', 600), store, profile: flag('--profile'), ensureWrk });
+  await runSoak({
+    seconds: option('--soak-seconds', 600),
+    store,
+    profile: flag('--profile'),
+    fromSource: flag('--from-source'),
+    ensureWrk,
+  });
 } else {
   await benchmark();
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
 import { coreLayout, rssBytes } from './processes.js';
-import { RESULTS_DIR, startLanekeeper, startUpstream } from './targets.js';
+import { RESULTS_DIR, buildLanekeeper, startLanekeeper, startUpstream } from './targets.js';
 import { growthVerdict, type Sample } from './trend.js';
 
 const SOAK_SCRIPT = fileURLToPath(new URL('./wrk/soak.lua', import.meta.url));
@@ -31,6 +31,8 @@ function log(message: string): void {
 
 export async function runSoak(options: {
   seconds: number;
+  /** Run the TypeScript sources through tsx rather than the compiled build. */
+  fromSource?: boolean;
   /** Which Lanekeeper store to soak: memory (default) or the shared Redis. */
   store: 'memory' | 'redis';
   profile: boolean;
@@ -46,6 +48,7 @@ export async function runSoak(options: {
     core: layout.proxy,
     profileDir,
     redisUrl: options.store === 'redis' ? (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379') : undefined,
+    builtCli: options.fromSource ? undefined : buildLanekeeper('soak'),
   });
   const pid = proxy.process?.pid as number;
   const adminUrl = proxy.adminUrl as string;

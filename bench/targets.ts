@@ -6,7 +6,8 @@
  * `--cpu-prof`, and Redis mode uses a key prefix of its own that is deleted afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -90,6 +91,43 @@ export interface LanekeeperOptions {
   profileDir?: string;
   /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
   sourceDir?: string;
+  /**
+   * The compiled CLI to run (from `buildLanekeeper`), as the container image runs it;
+   * undefined runs the TypeScript sources through tsx, as a fresh clone's bin does.
+   */
+  builtCli?: string;
+}
+
+/**
+ * Compiles the proxy and control plane of `sourceDir` (this checkout by default) with the
+ * project's compiler settings into bench/results/build-<label>, copies the files the code
+ * loads from beside itself (the Redis store's Lua scripts), and returns the CLI's path.
+ * What runs is then what the Dockerfile's `npm run build` produces.
+ */
+export function buildLanekeeper(label: string, sourceDir = REPO): string {
+  const outDir = join(RESULTS_DIR, `build-${label}`);
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const tsconfig = join(outDir, 'tsconfig.json');
+  writeFileSync(
+    tsconfig,
+    JSON.stringify({
+      extends: join(REPO, 'tsconfig.base.json'),
+      compilerOptions: { outDir, rootDir: sourceDir, noEmit: false, sourceMap: false },
+      include: [join(sourceDir, 'proxy', 'src'), join(sourceDir, 'control-plane', 'src')],
+      exclude: ['**/*.test.ts'],
+    }),
+  );
+  execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], {
+    stdio: 'inherit',
+  });
+  for (const pkg of ['proxy', 'control-plane']) {
+    cpSync(join(sourceDir, pkg, 'src'), join(outDir, pkg, 'src'), {
+      recursive: true,
+      filter: (from) => !/\.tsx?$/.test(from),
+    });
+  }
+  return join(outDir, 'proxy', 'src', 'cli.js');
 }
 
 /** Deletes every key under `prefix` (SCAN + UNLINK; never FLUSHDB on the shared server). */
@@ -130,20 +168,13 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   const nodeFlags = options.profileDir
     ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, name)]
     : [];
-  // What proxy/bin/lanekeeper.js runs on a fresh clone (no dist/ build): the CLI from source
-  // through tsx. Named directly so that a stale dist/ can never be what gets measured.
+  const entry = options.builtCli
+    ? [options.builtCli]
+    : ['--import', 'tsx', join(options.sourceDir ?? REPO, 'proxy', 'src', 'cli.ts')];
   const child = start(
     name,
     process.execPath,
-    [
-      ...nodeFlags,
-      '--import',
-      'tsx',
-      join(options.sourceDir ?? REPO, 'proxy', 'src', 'cli.ts'),
-      'proxy',
-      '--config',
-      configPath,
-    ],
+    [...nodeFlags, ...entry, 'proxy', '--config', configPath],
     options.core,
   );
   const adminUrl = `http://127.0.0.1:${adminPort}`;
