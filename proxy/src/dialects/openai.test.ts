@@ -224,6 +224,18 @@ describe('the OpenAI dialect', () => {
   );
 
   it.each([
+    ['the last member, LF', 'data: {"a":1,"usage":null}\n\n', 'data: {"a":1}\n\n'],
+    ['the last member, CRLF', 'data: {"a":1,"usage":null}\r\n\r\n', 'data: {"a":1}\r\n\r\n'],
+    ['the first member', 'data: {"usage":null,"a":1}\n\n', 'data: {"a":1}\n\n'],
+    ['inside a string', 'data: {"a":"x,\\"usage\\":null"}\n\n', 'data: {"a":"x,\\"usage\\":null"}\n\n'],
+    ['a nested object', 'data: {"a":{"b":1,"usage":null}}\n\n', 'data: {"a":{"b":1}}\n\n'],
+    ['real usage', 'data: {"a":1,"usage":{"total_tokens":3}}\n\n', undefined],
+  ])('cuts a null usage field out of a raw block: %s', (_name, input, output) => {
+    const out = openai.hideInjectedUsageInBlock?.(Buffer.from(input));
+    expect(out === undefined || out === null ? out : out.toString()).toBe(output);
+  });
+
+  it.each([
     ['{"a":1,"usage":null}', '{"a":1}'],
     ['{"usage":null,"a":1}', '{"a":1}'],
     ['{"a":1, "usage": null}', '{"a":1}'],

@@ -31,6 +31,25 @@ const IMAGE_PARTS = new Set(['image_url', 'input_image']);
 /** `"usage":` as bytes, for the block-level fast path of hiding injected usage. */
 const USAGE_KEY = Buffer.from('"usage":');
 const NULL_BYTES = Buffer.from('null');
+/** How OpenAI ends every chunk of a stream that asked for usage: `...,"usage":null}`. */
+const NULL_USAGE_TAIL = Buffer.from(',"usage":null');
+
+/**
+ * Where `,"usage":null` starts when it is the last member of the block's JSON object (the
+ * bytes just before the closing brace and the event's line endings), else undefined.
+ * Compared byte by byte from the end: no search and no allocation for the common chunk.
+ */
+function nullUsageAtEnd(block: Buffer): number | undefined {
+  let i = block.length - 1;
+  while (i >= 0 && (block[i] === 0x0a || block[i] === 0x0d)) i--;
+  if (block[i] !== 0x7d) return undefined;
+  const start = i - NULL_USAGE_TAIL.length;
+  if (start < 0) return undefined;
+  for (let k = 0; k < NULL_USAGE_TAIL.length; k++) {
+    if (block[start + k] !== NULL_USAGE_TAIL[k]) return undefined;
+  }
+  return start;
+}
 const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);
 
 /** Options of `createOpenAiDialect`. */
@@ -184,6 +203,15 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       return edited === data ? event : { event: event.event, data: edited };
     },
     hideInjectedUsageInBlock(block) {
+      const tail = nullUsageAtEnd(block);
+      if (tail !== undefined) {
+        // The shape every chunk of an OpenAI stream has once usage is requested: cut the
+        // field out with one copy, no search.
+        const out = Buffer.allocUnsafe(block.length - NULL_USAGE_TAIL.length);
+        block.copy(out, 0, 0, tail);
+        block.copy(out, tail, tail + NULL_USAGE_TAIL.length);
+        return out;
+      }
       const at = block.lastIndexOf(USAGE_KEY);
       if (at === -1) return block;
       let end = at + USAGE_KEY.length;

@@ -40,9 +40,12 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
       const blocks = framer.push(chunk);
       if (end) blocks.push(framer.end());
       const out: Buffer[] = [];
+      // A dialect's byte-level rewrite finds the field itself; only the event-level one
+      // needs this search to stay off blocks without usage.
+      const search = !dialect.hideInjectedUsageInBlock;
       for (const block of blocks) {
         if (block.length === 0) continue;
-        if (block.indexOf(USAGE_BYTES) < 0) {
+        if (search && block.indexOf(USAGE_BYTES) < 0) {
           out.push(block);
           continue;
         }
