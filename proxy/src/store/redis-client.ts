@@ -27,12 +27,12 @@ function script(...parts: string[]): LuaScript {
   return { lua: body, sha: createHash('sha1').update(body).digest('hex') };
 }
 
-// Loaded once at module init; reservations.lua, settle.lua and record.lua hold helpers.
+// Loaded once at module init; reservations.lua, batch.lua, settle.lua and record.lua hold helpers.
 const RESERVATIONS = lua('reservations');
 /** Admission (lua/admit.lua): 7 keys, see the file. */
 export const ADMIT_SCRIPT = script(RESERVATIONS, lua('admit'));
 /** Settles and records any number of requests (lua/finish.lua). */
-export const FINISH_SCRIPT = script(RESERVATIONS, lua('settle'), lua('record'), lua('finish'));
+export const FINISH_SCRIPT = script(RESERVATIONS, lua('batch'), lua('settle'), lua('record'), lua('finish'));
 
 type Arg = string | number;
 

@@ -233,7 +233,14 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         const k = keysOf(reservation.tenant);
         const at = reservation.at;
         keys.push(k.slots, k.reservations, k.reserved, k.tokens, k.spendDay(at), k.spendMonth(at), k.settled);
-        args.push('s', reservation.requestId, count(actual.tokens), Math.max(0, actual.usd), at);
+        // What the admission took, so finish.lua skips what it did not: 1 a slot, 2 a reservation.
+        const { limits } = reservation;
+        const reserved =
+          limits.tokens_per_hour !== undefined ||
+          limits.budget_usd_per_day !== undefined ||
+          limits.budget_usd_per_month !== undefined;
+        const has = (reservation.slot ? 1 : 0) + (reserved ? 2 : 0);
+        args.push('s', reservation.requestId, count(actual.tokens), Math.max(0, actual.usd), at, has);
       } else {
         const { event } = ending;
         const k = keysOf(event.tenant);

@@ -18,37 +18,52 @@ local ttl = tonumber(ARGV[12])
 local day, month = ARGV[13], ARGV[14]
 local MINUTE, HOUR = 60000, 3600000
 
--- Prune everything that left its window by `now`.
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - MINUTE)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
-  lk_release(KEYS[5], KEYS[4], rid)
+-- Only what a set limit needs is read: a plan without a budget reads no spend keys, one
+-- without tokens_per_hour no token buckets, and so on. Everything a limit reads is first
+-- pruned of what left its window by `now`.
+local reserving = tph > 0 or bDay >= 0 or bMonth >= 0
+local requests, slots, newest = 0, 0, 0
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - MINUTE)
+  requests = redis.call('ZCARD', KEYS[1])
+  if requests > 0 then newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2] end
 end
-
-local requests = redis.call('ZCARD', KEYS[1])
-local slots = redis.call('ZCARD', KEYS[2])
-local summary = redis.call('HMGET', KEYS[5], 't', 'd:' .. day, 'm:' .. month)
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  slots = redis.call('ZCARD', KEYS[2])
+end
+local summary = {}
+if reserving then
+  for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+    lk_release(KEYS[5], KEYS[4], rid)
+  end
+  summary = redis.call('HMGET', KEYS[5], 't', 'd:' .. day, 'm:' .. month)
+end
 local reservedTokens = math.max(0, lk_num(summary[1]))
 
 local firstMinute = math.floor(now / MINUTE) - 59
 local metered, latest, releases = 0, 0, {}
-local tok = redis.call('HGETALL', KEYS[3])
-for i = 1, #tok, 2 do
-  local minute, tokens = tonumber(tok[i]), tonumber(tok[i + 1])
-  if minute < firstMinute then
-    redis.call('HDEL', KEYS[3], tok[i])
-  else
-    metered = metered + tokens
-    local at = (minute + 60) * MINUTE
-    if at > latest then latest = at end
-    releases[#releases + 1] = { at, tokens }
+if tph > 0 then
+  local stale = {}
+  local tok = redis.call('HGETALL', KEYS[3])
+  for i = 1, #tok, 2 do
+    local minute, tokens = tonumber(tok[i]), tonumber(tok[i + 1])
+    if minute < firstMinute then
+      stale[#stale + 1] = tok[i]
+    else
+      metered = metered + tokens
+      local at = (minute + 60) * MINUTE
+      if at > latest then latest = at end
+      releases[#releases + 1] = { at, tokens }
+    end
   end
+  if #stale > 0 then redis.call('HDEL', KEYS[3], unpack(stale)) end
 end
 local usedTokens = metered + reservedTokens
-local usdDay = lk_num(redis.call('GET', KEYS[6])) + lk_num(summary[2])
-local usdMonth = lk_num(redis.call('GET', KEYS[7])) + lk_num(summary[3])
+local usdDay, usdMonth = 0, 0
+if bDay >= 0 then usdDay = lk_num(redis.call('GET', KEYS[6])) + lk_num(summary[2]) end
+if bMonth >= 0 then usdMonth = lk_num(redis.call('GET', KEYS[7])) + lk_num(summary[3]) end
 
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2] or 0
 local function refuse(index, retryMs)
   return { '0', tostring(index), lk_str(retryMs), tostring(requests), tostring(newest),
     lk_str(usedTokens), tostring(latest), '0', '0' }
@@ -111,7 +126,14 @@ local usd = promptUsd + grantedTokens * outP
 
 if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, id)
-  redis.call('PEXPIRE', KEYS[1], MINUTE * 2)
+  -- The log must outlive its newest entry by a minute. Its expiry is pushed to the end of
+  -- the minute after next once per minute (by the first admission whose minute is later
+  -- than every entry's), not on every admission: entries of minute m leave the window by
+  -- the end of m + 1, and the key lives to the end of m + 2.
+  local minute = math.floor(now / MINUTE)
+  if requests == 0 or math.floor(tonumber(newest) / MINUTE) < minute then
+    redis.call('PEXPIRE', KEYS[1], (minute + 3) * MINUTE - now)
+  end
   requests = requests + 1
   if now > tonumber(newest) then newest = now end
 end
@@ -119,13 +141,16 @@ if maxc > 0 then
   redis.call('ZADD', KEYS[2], now + ttl, id)
   redis.call('PEXPIRE', KEYS[2], ttl + MINUTE)
 end
-if tph > 0 or bDay >= 0 or bMonth >= 0 then
+if reserving then
   if redis.call('HSETNX', KEYS[5], id, tokens .. ' ' .. lk_str(usd) .. ' ' .. day .. ' ' .. month) == 1 then
     redis.call('ZADD', KEYS[4], now + ttl, id)
     redis.call('HINCRBY', KEYS[5], 'n', 1)
-    redis.call('HINCRBY', KEYS[5], 't', tokens)
-    redis.call('HINCRBYFLOAT', KEYS[5], 'd:' .. day, usd)
-    redis.call('HINCRBYFLOAT', KEYS[5], 'm:' .. month, usd)
+    -- A sum that would add 0 is not written (a missing sum reads as 0).
+    if tokens ~= 0 then redis.call('HINCRBY', KEYS[5], 't', tokens) end
+    if usd ~= 0 then
+      redis.call('HINCRBYFLOAT', KEYS[5], 'd:' .. day, usd)
+      redis.call('HINCRBYFLOAT', KEYS[5], 'm:' .. month, usd)
+    end
     redis.call('PEXPIRE', KEYS[4], ttl + MINUTE)
     redis.call('PEXPIRE', KEYS[5], ttl + MINUTE)
     usedTokens = usedTokens + tokens

@@ -3,7 +3,9 @@
 -- id. The counters are HOUR_FIELDS of memory-meter.ts, in that order; a counter that would
 -- add 0 is skipped (readers take a missing field as 0), which saves most of the writes of an
 -- event without cache or reasoning tokens. The id SET only has to outlive a replay (minutes
--- to hours), not the bucket, so it expires sooner and stays small. Returns 1, or 0 for a replay.
+-- to hours), not the bucket, so it expires sooner and stays small; the bucket expires
+-- `retention` after it was created. The writes are gathered (batch.lua). Returns 1, or 0
+-- for a replay.
 -- k: index in KEYS of the hour HASH, then the hour's request-id SET, then the all-time HASH.
 -- a: index in ARGV of the six integer counters, then the float cost.
 local LK_COUNTERS = { 'requests', 'input_tokens', 'output_tokens', 'cached_input_tokens',
@@ -11,19 +13,18 @@ local LK_COUNTERS = { 'requests', 'input_tokens', 'output_tokens', 'cached_input
 
 local function lk_record(k, id, a, retention, dedupe)
   if redis.call('SADD', KEYS[k + 1], id) == 0 then return 0 end
-  redis.call('EXPIRE', KEYS[k + 1], dedupe)
+  lk_expire(KEYS[k + 1], dedupe)
   for i = 1, 6 do
-    local add = ARGV[a + i - 1]
-    if add ~= '0' then
-      redis.call('HINCRBY', KEYS[k], LK_COUNTERS[i], add)
-      redis.call('HINCRBY', KEYS[k + 2], LK_COUNTERS[i], add)
+    local add = tonumber(ARGV[a + i - 1])
+    if add ~= 0 then
+      lk_incr(KEYS[k], LK_COUNTERS[i], add, false, retention)
+      lk_incr(KEYS[k + 2], LK_COUNTERS[i], add, false, nil)
     end
   end
-  local cost = ARGV[a + 6]
-  if tonumber(cost) ~= 0 then
-    redis.call('HINCRBYFLOAT', KEYS[k], 'estimated_cost', cost)
-    redis.call('HINCRBYFLOAT', KEYS[k + 2], 'estimated_cost', cost)
+  local cost = tonumber(ARGV[a + 6])
+  if cost ~= 0 then
+    lk_incr(KEYS[k], 'estimated_cost', cost, true, retention)
+    lk_incr(KEYS[k + 2], 'estimated_cost', cost, true, nil)
   end
-  redis.call('EXPIRE', KEYS[k], retention)
   return 1
 end
