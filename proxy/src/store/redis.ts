@@ -25,6 +25,7 @@ import {
   runScript,
   type StoreClient,
 } from './redis-client.js';
+import { createDeadlines } from './redis-deadlines.js';
 import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
@@ -165,38 +166,11 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     lastError = '';
   });
 
-  /**
-   * Races a call against `timeout_ms`, whatever state the connection is in. When the timer
-   * fires, the rejection waits one turn of the event loop (setImmediate runs after the I/O
-   * poll), so a reply that arrived while the loop was busy still wins: a slow event loop
-   * must not turn answered calls into timeouts.
-   */
-  function bounded<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const timer = setTimeout(() => {
-        setImmediate(() => {
-          if (done) return;
-          done = true;
-          reject(new StoreTimeoutError(operation, config.timeout_ms));
-        });
-      }, config.timeout_ms);
-      call().then(
-        (value) => {
-          clearTimeout(timer);
-          if (done) return;
-          done = true;
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          if (done) return;
-          done = true;
-          reject(error);
-        },
-      );
-    });
-  }
+  /** Races a call against `timeout_ms` whatever state the connection is in (redis-deadlines.ts). */
+  const bounded = createDeadlines(
+    config.timeout_ms,
+    (operation) => new StoreTimeoutError(operation, config.timeout_ms),
+  );
 
   /** Queues a settle or record for the batch sent at the end of this event-loop turn. */
   function end(tenant: string, ending: Ending): void {
