@@ -31,6 +31,7 @@ import {
 
 /** Minute buckets in the sliding hour. */
 const MINUTES_PER_HOUR = HOUR_MS / MINUTE_MS;
+const NO_SPEND = Object.freeze({ day: 0, month: 0 });
 
 interface Held {
   readonly tokens: number;
@@ -50,6 +51,12 @@ interface TenantLimits {
   reservations: Map<string, Held>;
   /** "d:YYYY-MM-DD" / "m:YYYY-MM" -> actual USD. */
   spend: Map<string, number>;
+  /** Sum of `minutes` and of the reservations' tokens, kept as they change (all integers). */
+  minuteTokens: number;
+  reservedTokens: number;
+  /** No slot / reservation expires before this (a lower bound): until then prune skips them. */
+  slotsExpireFrom: number;
+  reservationsExpireFrom: number;
 }
 
 function newTenant(): TenantLimits {
@@ -59,18 +66,52 @@ function newTenant(): TenantLimits {
     minutes: new Map(),
     reservations: new Map(),
     spend: new Map(),
+    minuteTokens: 0,
+    reservedTokens: 0,
+    slotsExpireFrom: Number.POSITIVE_INFINITY,
+    reservationsExpireFrom: Number.POSITIVE_INFINITY,
   };
 }
 
-/** Drops everything that has left its window by `now`. */
+function release(t: TenantLimits, requestId: string): void {
+  const held = t.reservations.get(requestId);
+  if (!held) return;
+  t.reservations.delete(requestId);
+  t.reservedTokens -= held.tokens;
+}
+
+/**
+ * Drops what has aged out. Every admit calls it, so it must not walk every request in
+ * flight: slots and reservations are scanned only once `now` passes the earliest expiry
+ * any of them could have (settled ones leave the maps as they settle), and the scan sets
+ * the next bound. Admission cost so stays flat however many streams a tenant holds open.
+ */
 function prune(t: TenantLimits, now: number): void {
   let drop = 0;
   while (drop < t.rpm.length && (t.rpm[drop] as number) <= now - MINUTE_MS) drop++;
   if (drop > 0) t.rpm.splice(0, drop);
-  for (const [id, expiry] of t.slots) if (expiry <= now) t.slots.delete(id);
+  if (now >= t.slotsExpireFrom) {
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, expiry] of t.slots) {
+      if (expiry <= now) t.slots.delete(id);
+      else if (expiry < next) next = expiry;
+    }
+    t.slotsExpireFrom = next;
+  }
   const firstMinute = Math.floor(now / MINUTE_MS) - MINUTES_PER_HOUR + 1;
-  for (const minute of t.minutes.keys()) if (minute < firstMinute) t.minutes.delete(minute);
-  for (const [id, held] of t.reservations) if (held.expiresAt <= now) t.reservations.delete(id);
+  for (const [minute, tokens] of t.minutes) {
+    if (minute >= firstMinute) continue;
+    t.minutes.delete(minute);
+    t.minuteTokens -= tokens;
+  }
+  if (now >= t.reservationsExpireFrom) {
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, held] of t.reservations) {
+      if (held.expiresAt <= now) release(t, id);
+      else if (held.expiresAt < next) next = held.expiresAt;
+    }
+    t.reservationsExpireFrom = next;
+  }
   if (t.spend.size > 2) {
     const { day, month } = budgetWindows(now);
     for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
@@ -78,10 +119,7 @@ function prune(t: TenantLimits, now: number): void {
 }
 
 function usedTokens(t: TenantLimits): number {
-  let sum = 0;
-  for (const tokens of t.minutes.values()) sum += tokens;
-  for (const held of t.reservations.values()) sum += held.tokens;
-  return sum;
+  return t.minuteTokens + t.reservedTokens;
 }
 
 function usedUsd(t: TenantLimits, day: string, month: string): { day: number; month: number } {
@@ -116,7 +154,8 @@ function limitState(t: TenantLimits, request: AdmitRequest): LimitState {
     };
   }
   if (limits.tokens_per_hour !== undefined) {
-    const latest = Math.max(0, ...[...t.minutes.keys()].map((m) => (m + MINUTES_PER_HOUR) * MINUTE_MS));
+    let latest = 0;
+    for (const minute of t.minutes.keys()) latest = Math.max(latest, (minute + MINUTES_PER_HOUR) * MINUTE_MS);
     state.tokens = {
       limit: limits.tokens_per_hour,
       remaining: Math.max(0, Math.floor(limits.tokens_per_hour - usedTokens(t))),
@@ -170,7 +209,9 @@ export function createMemoryStore(): Store {
       const { now, limits } = request;
       prune(t, now);
       const windows = budgetWindows(now);
-      const usd = usedUsd(t, windows.day, windows.month);
+      // Spend is summed over the reservations in flight, so only when a budget needs it.
+      const budgeted = limits.budget_usd_per_day !== undefined || limits.budget_usd_per_month !== undefined;
+      const usd = budgeted ? usedUsd(t, windows.day, windows.month) : NO_SPEND;
       const decision = decideAdmission(request, {
         requests: t.rpm.length,
         slots: t.slots.size,
@@ -192,12 +233,16 @@ export function createMemoryStore(): Store {
         t.rpm.splice(i, 0, now);
       }
       const slot = limits.max_concurrent !== undefined;
-      if (slot) t.slots.set(request.requestId, now + request.slotTtlMs);
+      if (slot) {
+        t.slots.set(request.requestId, now + request.slotTtlMs);
+        t.slotsExpireFrom = Math.min(t.slotsExpireFrom, now + request.slotTtlMs);
+      }
       const reserves =
         limits.tokens_per_hour !== undefined ||
         limits.budget_usd_per_day !== undefined ||
         limits.budget_usd_per_month !== undefined;
       if (reserves) {
+        release(t, request.requestId);
         t.reservations.set(request.requestId, {
           tokens: decision.tokens,
           usd: decision.usd,
@@ -205,6 +250,8 @@ export function createMemoryStore(): Store {
           month: windows.month,
           expiresAt: now + request.slotTtlMs,
         });
+        t.reservedTokens += decision.tokens;
+        t.reservationsExpireFrom = Math.min(t.reservationsExpireFrom, now + request.slotTtlMs);
       }
       const reservation: Reservation = {
         tenant: request.tenant,
@@ -221,14 +268,17 @@ export function createMemoryStore(): Store {
     async settle(reservation: Reservation, actual: Settlement): Promise<void> {
       const t = tenantOf(reservation.tenant);
       t.slots.delete(reservation.requestId);
-      t.reservations.delete(reservation.requestId);
+      release(t, reservation.requestId);
       // In one process a repeated settle passes the same reservation object (the guarded
       // store replays what it holds), so identity is the idempotency key. Remembering ids
       // instead grew memory with the request rate for hours (seen in the soak benchmark).
       if (settledReservations.has(reservation)) return;
       settledReservations.add(reservation);
       const minute = Math.floor(reservation.at / MINUTE_MS);
-      if (actual.tokens > 0) t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
+      if (actual.tokens > 0) {
+        t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
+        t.minuteTokens += actual.tokens;
+      }
       if (actual.usd > 0) {
         const { day, month } = budgetWindows(reservation.at);
         t.spend.set(`d:${day}`, (t.spend.get(`d:${day}`) ?? 0) + actual.usd);

@@ -120,6 +120,21 @@ export function describeReservations(ctx: SuiteContext): void {
       expect(granted(await admit(t, limits, { now: T0 + 60_000, maxOutput: undefined }))).toBe(900);
     });
 
+    it('unsettled reservations with different TTLs each free their tokens at their own expiry', async () => {
+      const t = tenant();
+      const limits = { tokens_per_hour: 1000 };
+      const hold = (now: number, slotTtlMs: number) =>
+        admit(t, limits, { now, promptTokens: 400, maxOutput: 0, slotTtlMs });
+      expect((await hold(T0, 30_000)).ok).toBe(true);
+      expect((await hold(T0, 5_000)).ok).toBe(true);
+      expect((await hold(T0 + 4_999, 60_000)).ok).toBe(false);
+      expect((await hold(T0 + 5_000, 60_000)).ok).toBe(true);
+      expect((await hold(T0 + 29_999, 60_000)).ok).toBe(false);
+      expect(
+        granted(await admit(t, limits, { now: T0 + 30_000, promptTokens: 100, maxOutput: undefined })),
+      ).toBe(500);
+    });
+
     it('under 100 concurrent admits the granted worst cases never exceed the cap', async () => {
       const t = tenant();
       const cap = 10_000;

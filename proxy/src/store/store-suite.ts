@@ -98,6 +98,19 @@ export function describeStore(name: string, makeStore: () => Store | Promise<Sto
         expect((await admit(t, limits, { now: T0 + 5_000 })).ok).toBe(true);
       });
 
+      it('expires each unsettled slot at its own TTL, whatever order they were taken in', async () => {
+        const t = tenant();
+        const limits = { max_concurrent: 2 };
+        expect((await admit(t, limits, { slotTtlMs: 10_000 })).ok).toBe(true);
+        expect((await admit(t, limits, { slotTtlMs: 2_000 })).ok).toBe(true);
+        expect((await admit(t, limits, { now: T0 + 1_999 })).ok).toBe(false);
+        expect((await admit(t, limits, { now: T0 + 2_000, slotTtlMs: 10_000 })).ok).toBe(true);
+        expect((await admit(t, limits, { now: T0 + 9_999 })).ok).toBe(false);
+        expect((await admit(t, limits, { now: T0 + 10_000, slotTtlMs: 60_000 })).ok).toBe(true);
+        expect((await admit(t, limits, { now: T0 + 11_999 })).ok).toBe(false);
+        expect((await admit(t, limits, { now: T0 + 12_000 })).ok).toBe(true);
+      });
+
       it('a refused request is not counted against requests per minute and holds no slot', async () => {
         const t = tenant();
         const limits = { requests_per_minute: 2, max_concurrent: 1 };
