@@ -182,7 +182,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     if (!endingsScheduled) {
       endingsScheduled = true;
       // setImmediate, not a microtask: responses that end in the same turn (one poll of the
-      // sockets) share the call, as ioredis auto-pipelining shares a write.
+      // sockets) share the call.
       setImmediate(flushEndings);
     }
   }
