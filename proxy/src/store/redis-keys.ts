@@ -5,26 +5,7 @@
  * them all, and erasure is a single pattern, `${prefix}{${tenant}}:*`. The usage stream is
  * global, outside any tenant's slot.
  */
-import { HOUR_MS, budgetWindows } from './store.js';
-
-const DAY_MS = 24 * HOUR_MS;
-
-/**
- * Memoizes a key builder over fixed UTC periods (a day, an hour): calls within the period of
- * the previous call return the same string instead of formatting a date again.
- */
-function perPeriod(periodMs: number, build: (now: number) => string): (now: number) => string {
-  let period = Number.NaN;
-  let key = '';
-  return (now) => {
-    const current = Math.floor(now / periodMs);
-    if (current !== period) {
-      period = current;
-      key = build(now);
-    }
-    return key;
-  };
-}
+import { DAY_MS, HOUR_MS, budgetWindows, perPeriod } from './store.js';
 
 /**
  * The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. Building them

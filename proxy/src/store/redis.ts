@@ -29,9 +29,11 @@ import { createDeadlines } from './redis-deadlines.js';
 import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
+  DAY_MS,
   MINUTE_MS,
   budgetWindows,
   emptyHour,
+  perPeriod,
   type AdmitRequest,
   type AdmitResult,
   type HourUsage,
@@ -77,7 +79,6 @@ type Ending = (
 interface BudgetDay {
   readonly day: string;
   readonly month: string;
-  readonly start: number;
   readonly nextDay: number;
   readonly nextMonth: number;
 }
@@ -87,7 +88,6 @@ function budgetDay(now: number): BudgetDay {
   const [year, month, date] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
   return {
     ...budgetWindows(now),
-    start: Date.UTC(year, month, date),
     // The same instants as budgetResets in store.ts.
     nextDay: Date.UTC(year, month, date + 1),
     nextMonth: Date.UTC(year, month + 1, 1),
@@ -150,7 +150,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     Math.min(retentionS, RECORD_DEDUPE_S),
     streamInScript ? config.usage_stream_maxlen : '',
   ];
-  let today: BudgetDay = budgetDay(0);
+  const today = perPeriod(DAY_MS, budgetDay);
   const endings = new Map<string, Ending[]>();
   let endingsScheduled = false;
   /** finish.lua calls not answered yet, which close() lets finish before QUIT. */
@@ -264,7 +264,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     async admit(request: AdmitRequest): Promise<AdmitResult> {
       const { limits, now } = request;
       const keys = keysOf(request.tenant);
-      if (now < today.start || now >= today.nextDay) today = budgetDay(now);
+      const day = today(now);
       const raw = (await bounded('admit', () =>
         runScript(
           client,
@@ -291,10 +291,10 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
             request.inputPrice,
             request.outputPrice,
             request.slotTtlMs,
-            today.day,
-            today.month,
-            Math.ceil((today.nextDay - now) / 1000),
-            Math.ceil((today.nextMonth - now) / 1000),
+            day.day,
+            day.month,
+            Math.ceil((day.nextDay - now) / 1000),
+            Math.ceil((day.nextMonth - now) / 1000),
             requiredOutput(request),
           ],
         ),

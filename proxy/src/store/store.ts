@@ -137,19 +137,31 @@ export function budgetResets(now: number): { dayS: number; monthS: number } {
   return { dayS: Math.ceil((nextDay - now) / 1000), monthS: Math.ceil((nextMonth - now) / 1000) };
 }
 
-/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
-const DAY_MS = 86_400_000;
-/** The last day asked for: every admit and settle asks, nearly always for today. */
-let lastWindows: { dayIndex: number; windows: { day: string; month: string } } | undefined;
+export const DAY_MS = 24 * HOUR_MS;
 
-export function budgetWindows(now: number): { day: string; month: string } {
-  const dayIndex = Math.floor(now / DAY_MS);
-  if (lastWindows?.dayIndex === dayIndex) return lastWindows.windows;
-  const iso = new Date(now).toISOString();
-  const windows = Object.freeze({ day: iso.slice(0, 10), month: iso.slice(0, 7) });
-  lastWindows = { dayIndex, windows };
-  return windows;
+/**
+ * Memoizes a function of time over fixed UTC periods (a day, an hour): calls within the
+ * period of the previous call return the previous result instead of formatting a date again.
+ * Stores call these on every admission, nearly always for the current period.
+ */
+export function perPeriod<T>(periodMs: number, build: (now: number) => T): (now: number) => T {
+  let period = Number.NaN;
+  let value: T | undefined;
+  return (now) => {
+    const current = Math.floor(now / periodMs);
+    if (current !== period || value === undefined) {
+      period = current;
+      value = build(now);
+    }
+    return value;
+  };
 }
+
+/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
+export const budgetWindows = perPeriod(DAY_MS, (now): { readonly day: string; readonly month: string } => {
+  const iso = new Date(now).toISOString();
+  return Object.freeze({ day: iso.slice(0, 10), month: iso.slice(0, 7) });
+});
 
 /** A tenant's hour with nothing counted yet. */
 export function emptyHour(tenant: string, now: number): HourUsage {
