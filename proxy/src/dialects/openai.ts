@@ -31,25 +31,6 @@ const IMAGE_PARTS = new Set(['image_url', 'input_image']);
 /** `"usage":` as bytes, for the block-level fast path of hiding injected usage. */
 const USAGE_KEY = Buffer.from('"usage":');
 const NULL_BYTES = Buffer.from('null');
-/** How OpenAI ends every chunk of a stream that asked for usage: `...,"usage":null}`. */
-const NULL_USAGE_TAIL = Buffer.from(',"usage":null');
-
-/**
- * Where `,"usage":null` starts when it is the last member of the block's JSON object (the
- * bytes just before the closing brace and the event's line endings), else undefined.
- * Compared byte by byte from the end: no search and no allocation for the common chunk.
- */
-function nullUsageAtEnd(block: Buffer): number | undefined {
-  let i = block.length - 1;
-  while (i >= 0 && (block[i] === 0x0a || block[i] === 0x0d)) i--;
-  if (block[i] !== 0x7d) return undefined;
-  const start = i - NULL_USAGE_TAIL.length;
-  if (start < 0) return undefined;
-  for (let k = 0; k < NULL_USAGE_TAIL.length; k++) {
-    if (block[start + k] !== NULL_USAGE_TAIL[k]) return undefined;
-  }
-  return start;
-}
 const TERMINAL_RESPONSE_EVENTS = new Set(['response.completed', 'response.failed', 'response.incomplete']);
 
 /** Options of `createOpenAiDialect`. */
@@ -203,21 +184,12 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       return edited === data ? event : { event: event.event, data: edited };
     },
     hideInjectedUsageInBlock(block) {
-      const tail = nullUsageAtEnd(block);
-      if (tail !== undefined) {
-        // The shape every chunk of an OpenAI stream has once usage is requested: cut the
-        // field out with one copy, no search.
-        const out = Buffer.allocUnsafe(block.length - NULL_USAGE_TAIL.length);
-        block.copy(out, 0, 0, tail);
-        block.copy(out, tail, tail + NULL_USAGE_TAIL.length);
-        return out;
-      }
       const at = block.lastIndexOf(USAGE_KEY);
       if (at === -1) return block;
       let end = at + USAGE_KEY.length;
       while (block[end] === 0x20) end++;
       if (block[end] !== 0x6e) return undefined; // not `null`: let the event path decide
-      if (!block.subarray(end, end + 4).equals(NULL_BYTES)) return block;
+      if (block.compare(NULL_BYTES, 0, 4, end, end + 4) !== 0) return block;
       end += 4;
       let start = at;
       let before = at - 1;
@@ -229,7 +201,12 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
         if (block[after] !== 0x2c) return block;
         end = after + 1;
       }
-      return Buffer.concat([block.subarray(0, start), block.subarray(end)]);
+      // Every chunk of an OpenAI stream ends in `,"usage":null}` once usage is requested:
+      // one allocation and two copies, no intermediate views.
+      const out = Buffer.allocUnsafe(block.length - (end - start));
+      block.copy(out, 0, 0, start);
+      block.copy(out, start, end);
+      return out;
     },
 
     usageFromJson(json, route) {
