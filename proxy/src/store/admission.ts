@@ -66,6 +66,16 @@ function affordableOutput(remainingUsd: number, promptUsd: number, outputPrice: 
   return Math.floor((remainingUsd - promptUsd) / outputPrice);
 }
 
+/** True when the limits set a spend budget (day or month). */
+export function hasBudget(limits: RateLimits): boolean {
+  return limits.budget_usd_per_day !== undefined || limits.budget_usd_per_month !== undefined;
+}
+
+/** True when an admission reserves its worst case (tokens per hour or a budget bounds it). */
+export function reservesWorstCase(limits: RateLimits): boolean {
+  return limits.tokens_per_hour !== undefined || hasBudget(limits);
+}
+
 /**
  * Output tokens that must fit for a request to be admitted: the caller's minOutput (the
  * client's own cap, so its worst case fits whole), else one, or none for a request that

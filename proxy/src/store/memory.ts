@@ -11,7 +11,14 @@
  * never settles cannot hold a limit forever.
  */
 import type { UsageEvent } from '../usage/usage-event.js';
-import { decideAdmission, msUntilFreed, requiredOutput, retrySeconds } from './admission.js';
+import {
+  decideAdmission,
+  hasBudget,
+  msUntilFreed,
+  requiredOutput,
+  reservesWorstCase,
+  retrySeconds,
+} from './admission.js';
 import type { LimitName } from '../errors.js';
 import { MemoryMeter } from './memory-meter.js';
 import {
@@ -210,8 +217,7 @@ export function createMemoryStore(): Store {
       prune(t, now);
       const windows = budgetWindows(now);
       // Spend is summed over the reservations in flight, so only when a budget needs it.
-      const budgeted = limits.budget_usd_per_day !== undefined || limits.budget_usd_per_month !== undefined;
-      const usd = budgeted ? usedUsd(t, windows.day, windows.month) : NO_SPEND;
+      const usd = hasBudget(limits) ? usedUsd(t, windows.day, windows.month) : NO_SPEND;
       const decision = decideAdmission(request, {
         requests: t.rpm.length,
         slots: t.slots.size,
@@ -237,11 +243,7 @@ export function createMemoryStore(): Store {
         t.slots.set(request.requestId, now + request.slotTtlMs);
         t.slotsExpireFrom = Math.min(t.slotsExpireFrom, now + request.slotTtlMs);
       }
-      const reserves =
-        limits.tokens_per_hour !== undefined ||
-        limits.budget_usd_per_day !== undefined ||
-        limits.budget_usd_per_month !== undefined;
-      if (reserves) {
+      if (reservesWorstCase(limits)) {
         release(t, request.requestId);
         t.reservations.set(request.requestId, {
           tokens: decision.tokens,

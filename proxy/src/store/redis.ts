@@ -15,7 +15,7 @@
 import type { RedisStoreConfig } from '../config/schema.js';
 import type { LimitName } from '../errors.js';
 import type { UsageEvent } from '../usage/usage-event.js';
-import { LIMIT_ORDER, requiredOutput, retrySeconds } from './admission.js';
+import { LIMIT_ORDER, requiredOutput, reservesWorstCase, retrySeconds } from './admission.js';
 import { HOUR_FIELDS, eventTime } from './memory-meter.js';
 import { Cluster } from 'ioredis';
 import {
@@ -29,11 +29,10 @@ import { createDeadlines } from './redis-deadlines.js';
 import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
-  DAY_MS,
   MINUTE_MS,
-  budgetWindows,
+  budgetDay,
+  budgetResets,
   emptyHour,
-  perPeriod,
   type AdmitRequest,
   type AdmitResult,
   type HourUsage,
@@ -71,28 +70,6 @@ type Ending = (
   | { readonly kind: 'settle'; readonly reservation: Reservation; readonly actual: Settlement }
   | { readonly kind: 'record'; readonly event: UsageEvent }
 ) & { readonly resolve: () => void; readonly reject: (error: unknown) => void };
-
-/**
- * The UTC day containing a time, its month, and when each ends: what admit.lua needs for
- * budgets, kept for the day instead of formatting dates on every admission.
- */
-interface BudgetDay {
-  readonly day: string;
-  readonly month: string;
-  readonly nextDay: number;
-  readonly nextMonth: number;
-}
-
-function budgetDay(now: number): BudgetDay {
-  const d = new Date(now);
-  const [year, month, date] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
-  return {
-    ...budgetWindows(now),
-    // The same instants as budgetResets in store.ts.
-    nextDay: Date.UTC(year, month, date + 1),
-    nextMonth: Date.UTC(year, month + 1, 1),
-  };
-}
 
 /** A counter as record.lua adds it: a whole, non-negative number. */
 function count(value: number): number {
@@ -150,7 +127,6 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     Math.min(retentionS, RECORD_DEDUPE_S),
     streamInScript ? config.usage_stream_maxlen : '',
   ];
-  const today = perPeriod(DAY_MS, budgetDay);
   const endings = new Map<string, Ending[]>();
   let endingsScheduled = false;
   /** finish.lua calls not answered yet, which close() lets finish before QUIT. */
@@ -209,11 +185,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         keys.push(k.slots, k.reservations, k.reserved, k.tokens, k.spendDay(at), k.spendMonth(at), k.settled);
         // What the admission took, so finish.lua skips what it did not: 1 a slot, 2 a reservation.
         const { limits } = reservation;
-        const reserved =
-          limits.tokens_per_hour !== undefined ||
-          limits.budget_usd_per_day !== undefined ||
-          limits.budget_usd_per_month !== undefined;
-        const has = (reservation.slot ? 1 : 0) + (reserved ? 2 : 0);
+        const has = (reservation.slot ? 1 : 0) + (reservesWorstCase(limits) ? 2 : 0);
         args.push('s', reservation.requestId, count(actual.tokens), Math.max(0, actual.usd), at, has);
       } else {
         const { event } = ending;
@@ -264,7 +236,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     async admit(request: AdmitRequest): Promise<AdmitResult> {
       const { limits, now } = request;
       const keys = keysOf(request.tenant);
-      const day = today(now);
+      const day = budgetDay(now);
+      const resets = budgetResets(now);
       const raw = (await bounded('admit', () =>
         runScript(
           client,
@@ -293,8 +266,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
             request.slotTtlMs,
             day.day,
             day.month,
-            Math.ceil((day.nextDay - now) / 1000),
-            Math.ceil((day.nextMonth - now) / 1000),
+            resets.dayS,
+            resets.monthS,
             requiredOutput(request),
           ],
         ),

@@ -129,14 +129,6 @@ export function hourStart(now: number): number {
   return now - (now % HOUR_MS);
 }
 
-/** Seconds until the next UTC midnight and the next UTC month start, for budget windows. */
-export function budgetResets(now: number): { dayS: number; monthS: number } {
-  const d = new Date(now);
-  const nextDay = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
-  const nextMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-  return { dayS: Math.ceil((nextDay - now) / 1000), monthS: Math.ceil((nextMonth - now) / 1000) };
-}
-
 export const DAY_MS = 24 * HOUR_MS;
 
 /**
@@ -157,11 +149,39 @@ export function perPeriod<T>(periodMs: number, build: (now: number) => T): (now:
   };
 }
 
-/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
-export const budgetWindows = perPeriod(DAY_MS, (now): { readonly day: string; readonly month: string } => {
-  const iso = new Date(now).toISOString();
-  return Object.freeze({ day: iso.slice(0, 10), month: iso.slice(0, 7) });
+/**
+ * The UTC day a timestamp falls in, its calendar month (keys such as "2026-11-29" and
+ * "2026-11"), and the instants each ends: the budget windows both stores count spend in.
+ */
+export interface BudgetDay {
+  readonly day: string;
+  readonly month: string;
+  readonly nextDay: number;
+  readonly nextMonth: number;
+}
+
+export const budgetDay = perPeriod(DAY_MS, (now): BudgetDay => {
+  const d = new Date(now);
+  const [year, month, date] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
+  const iso = d.toISOString();
+  return Object.freeze({
+    day: iso.slice(0, 10),
+    month: iso.slice(0, 7),
+    nextDay: Date.UTC(year, month, date + 1),
+    nextMonth: Date.UTC(year, month + 1, 1),
+  });
 });
+
+/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
+export function budgetWindows(now: number): { readonly day: string; readonly month: string } {
+  return budgetDay(now);
+}
+
+/** Seconds until the next UTC midnight and the next UTC month start, for budget windows. */
+export function budgetResets(now: number): { dayS: number; monthS: number } {
+  const { nextDay, nextMonth } = budgetDay(now);
+  return { dayS: Math.ceil((nextDay - now) / 1000), monthS: Math.ceil((nextMonth - now) / 1000) };
+}
 
 /** A tenant's hour with nothing counted yet. */
 export function emptyHour(tenant: string, now: number): HourUsage {
