@@ -1,23 +1,15 @@
 /**
  * Reads a V8 `.cpuprofile` (from `npm run bench -- --profile`) and prints where the time
- * went: self time per function, and inclusive time for the functions that matter, as a
- * share of all samples. What the docs' profile tables are made from.
+ * went: the cost of each pipeline stage and of the machinery around them (profile-cost.ts),
+ * then self time per function and inclusive time for the functions that matter, as a share
+ * of all samples. What the docs' profile tables are made from.
  *
- * Run: `npx tsx bench/profile-summary.ts FILE.cpuprofile [--top 40] [--filter text]`.
+ * Run: `npx tsx bench/profile-summary.ts FILE.cpuprofile [--per-request US] [--top 40] [--filter text]`;
+ * `--per-request` is the CPU µs per request the same run measured (the bench table's figure
+ * for the profiled target), to print each part in µs per request.
  */
 import { readFileSync } from 'node:fs';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import { costBreakdown, formatCostBreakdown, type CpuProfile, type ProfileNode } from './profile-cost.js';
 
 function label(node: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
@@ -99,7 +91,14 @@ function main(): void {
   const top = topIndex >= 0 ? Number(process.argv[topIndex + 1]) : 40;
   const filterIndex = process.argv.indexOf('--filter');
   const filter = filterIndex >= 0 ? process.argv[filterIndex + 1] : undefined;
+  const perRequestIndex = process.argv.indexOf('--per-request');
+  const perRequest = perRequestIndex >= 0 ? Number(process.argv[perRequestIndex + 1]) : undefined;
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const breakdown = costBreakdown(profile);
+  process.stdout.write(
+    `cost by part (${breakdown.busy} busy samples${perRequest ? `, scaled to ${perRequest} µs per request` : ''})\n` +
+      `${formatCostBreakdown(breakdown, perRequest)}\n`,
+  );
   const { total, self, inclusive } = summarise(profile);
   const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
   process.stdout.on('error', () => process.exit(0));

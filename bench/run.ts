@@ -9,6 +9,7 @@
  * Flags: --seconds N (timed run per scenario and round, default 5), --rounds N (default 3;
  * rounds interleave the targets and the table shows medians), --warmup N (default 2),
  * --connections N (wrk, default 64), --rate N (paced req/s, default 500), --targets a,b,
+ * --scenarios json,stream,paced (a subset, for example one scenario per profile),
  * --no-pin, --profile (Lanekeeper under --cpu-prof; profiles in bench/results/profiles),
  * --baseline-src DIR (also run the Lanekeeper CLI found in DIR/proxy/src, memory mode, as
  * `lanekeeper-baseline`: a copy of the tree before a change, for A/B in one run),
@@ -156,6 +157,11 @@ async function benchmark(): Promise<void> {
   const targetsIndex = process.argv.indexOf('--targets');
   const wanted =
     targetsIndex >= 0 ? ((process.argv[targetsIndex + 1] ?? '').split(',') as TargetName[]) : ALL_TARGETS;
+  const scenariosIndex = process.argv.indexOf('--scenarios');
+  const scenarios = (['json', 'stream', 'paced'] as const).filter(
+    (s) => scenariosIndex < 0 || (process.argv[scenariosIndex + 1] ?? '').split(',').includes(s),
+  );
+  if (scenarios.length === 0) throw new Error('--scenarios: name one or more of json, stream, paced');
   const baselineIndex = process.argv.indexOf('--baseline-src');
   const baselineSrc = baselineIndex >= 0 ? process.argv[baselineIndex + 1] : undefined;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -210,7 +216,7 @@ async function benchmark(): Promise<void> {
       );
     }
     for (let round = 1; round <= settings.rounds; round++) {
-      for (const scenario of ['json', 'stream', 'paced'] as const) {
+      for (const scenario of scenarios) {
         for (const target of targets) {
           const r = await measure(target, upstream.process.pid, scenario, settings, layout.load);
           const key = `${target.name}/${scenario}`;
@@ -227,12 +233,12 @@ async function benchmark(): Promise<void> {
   }
   const results: RunResults = {};
   for (const target of targets) {
-    const scenarios: TargetResults = {};
-    for (const scenario of ['json', 'stream', 'paced'] as const) {
+    const byScenario: TargetResults = {};
+    for (const scenario of scenarios) {
       const rounds = perRound.get(`${target.name}/${scenario}`);
-      if (rounds) scenarios[scenario] = combine(rounds);
+      if (rounds) byScenario[scenario] = combine(rounds);
     }
-    results[target.name] = scenarios;
+    results[target.name] = byScenario;
   }
 
   const ratios: Partial<Record<TargetName, Ratios>> = {};
