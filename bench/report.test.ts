@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkTargets, cpuPerRequest, formatTable, ratiosToFloor, type ScenarioResult } from './report.js';
+import {
+  checkTargets,
+  cpuPerRequest,
+  formatChecks,
+  formatTable,
+  ratiosToFloor,
+  type ScenarioResult,
+} from './report.js';
 
 function scenario(rps: number, cpuUsPerRequest: number, p99Ms = 2): ScenarioResult {
   return { requests: rps * 5, seconds: 5, rps, errors: 0, p50Ms: 1, p99Ms, cpuUsPerRequest };
@@ -38,6 +45,34 @@ describe('benchmark report', () => {
       'lanekeeper-redis': { json: 0.79, stream: 0.85, cpuJson: 2, cpuStream: 2, addedP99Ms: 0.2 },
     });
     expect(checks.map((c) => c.met)).toEqual([false, true, true]);
+  });
+
+  it('leaves targets of scenarios that did not run unjudged', () => {
+    const checks = checkTargets({
+      'lanekeeper-memory': {
+        json: 1.1,
+        stream: undefined,
+        cpuJson: 0.9,
+        cpuStream: undefined,
+        addedP99Ms: undefined,
+      },
+    });
+    expect(checks.map((c) => c.met)).toEqual([true, null, true, null]);
+    expect(formatChecks(checks)).toContain('NOT RUN  memory: streaming >= 1.2x floor (measured not run)');
+    const rows = formatTable(
+      { floor: { json: floor.json }, 'lanekeeper-memory': { json: floor.json } },
+      {
+        'lanekeeper-memory': {
+          json: 1,
+          stream: undefined,
+          cpuJson: 1,
+          cpuStream: undefined,
+          addedP99Ms: undefined,
+        },
+      },
+    ).split('\n');
+    expect(rows[2]).toMatch(/^\| floor +\| 1000 +\| 1\.00 +\| n\/a +\| n\/a /);
+    expect(rows[3]).toMatch(/\| - +\| 2\.00 +\|$/);
   });
 
   it('prints one table row per target with the floor at 1.00', () => {

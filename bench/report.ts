@@ -52,7 +52,8 @@ export interface TargetCheck {
   target: string;
   goal: string;
   measured: string;
-  met: boolean;
+  /** null when the run did not measure it (a scenario left out with --scenarios). */
+  met: boolean | null;
 }
 
 const fmt = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : n.toFixed(digits));
@@ -63,33 +64,35 @@ export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): Targe
   const memory = ratios['lanekeeper-memory'];
   const redis = ratios['lanekeeper-redis'];
   const atLeast = (target: string, goal: string, value: number | undefined, min: number) =>
-    checks.push({ target, goal, measured: `${fmt(value)}x`, met: value !== undefined && value >= min });
+    checks.push({
+      target,
+      goal,
+      measured: value === undefined ? 'not run' : `${fmt(value)}x`,
+      met: value === undefined ? null : value >= min,
+    });
+  const addedP99 = (target: string, value: number | undefined) =>
+    checks.push({
+      target,
+      goal: 'added p99 at the paced rate <= 1 ms',
+      measured: value === undefined ? 'not run' : `${fmt(value, 3)} ms`,
+      met: value === undefined ? null : value <= 1,
+    });
   if (memory) {
     atLeast('memory', 'non-streaming >= 1.0x floor', memory.json, 1.0);
     atLeast('memory', 'streaming >= 1.2x floor', memory.stream, 1.2);
-    const cpu = Math.max(memory.cpuJson ?? Infinity, memory.cpuStream ?? Infinity);
+    const cpu = [memory.cpuJson, memory.cpuStream].filter((v) => v !== undefined);
     checks.push({
       target: 'memory',
       goal: 'CPU per request <= floor',
       measured: `${fmt(memory.cpuJson)}x json, ${fmt(memory.cpuStream)}x stream`,
-      met: cpu <= 1,
+      met: cpu.length === 0 ? null : Math.max(...cpu) <= 1,
     });
-    checks.push({
-      target: 'memory',
-      goal: 'added p99 at the paced rate <= 1 ms',
-      measured: `${fmt(memory.addedP99Ms, 3)} ms`,
-      met: memory.addedP99Ms !== undefined && memory.addedP99Ms <= 1,
-    });
+    addedP99('memory', memory.addedP99Ms);
   }
   if (redis) {
     atLeast('redis', 'non-streaming >= 0.8x floor', redis.json, 0.8);
     atLeast('redis', 'streaming >= 0.8x floor', redis.stream, 0.8);
-    checks.push({
-      target: 'redis',
-      goal: 'added p99 at the paced rate <= 1 ms',
-      measured: `${fmt(redis.addedP99Ms, 3)} ms`,
-      met: redis.addedP99Ms !== undefined && redis.addedP99Ms <= 1,
-    });
+    addedP99('redis', redis.addedP99Ms);
   }
   return checks;
 }
@@ -119,18 +122,18 @@ export function formatTable(results: RunResults, ratios: Partial<Record<TargetNa
     rows.push([
       name,
       fmt(r.json?.rps, 0),
-      name === 'direct' ? '-' : name === 'floor' ? '1.00' : fmt(q?.json),
+      name === 'direct' ? '-' : name === 'floor' && r.json ? '1.00' : fmt(q?.json),
       fmt(r.stream?.rps, 0),
-      name === 'direct' ? '-' : name === 'floor' ? '1.00' : fmt(q?.stream),
+      name === 'direct' ? '-' : name === 'floor' && r.stream ? '1.00' : fmt(q?.stream),
       name === 'direct' ? '(upstream) ' + fmt(r.json?.cpuUsPerRequest, 1) : fmt(r.json?.cpuUsPerRequest, 1),
       name === 'direct'
         ? '(upstream) ' + fmt(r.stream?.cpuUsPerRequest, 1)
         : fmt(r.stream?.cpuUsPerRequest, 1),
       fmt(r.paced?.p50Ms, 3),
       fmt(r.paced?.p99Ms, 3),
-      name === 'direct' || name === 'floor'
+      name === 'direct' || name === 'floor' || q?.addedP99Ms === undefined
         ? '-'
-        : `${q?.addedP99Ms !== undefined && q.addedP99Ms >= 0 ? '+' : ''}${fmt(q?.addedP99Ms, 3)} ms`,
+        : `${q.addedP99Ms >= 0 ? '+' : ''}${fmt(q.addedP99Ms, 3)} ms`,
       fmt(r.json?.p99Ms, 2),
     ]);
   }
@@ -143,6 +146,9 @@ export function formatTable(results: RunResults, ratios: Partial<Record<TargetNa
 /** The target checks as lines. */
 export function formatChecks(checks: TargetCheck[]): string {
   return checks
-    .map((c) => `${c.met ? 'MET    ' : 'NOT MET'}  ${c.target}: ${c.goal} (measured ${c.measured})`)
+    .map((c) => {
+      const verdict = c.met === null ? 'NOT RUN' : c.met ? 'MET    ' : 'NOT MET';
+      return `${verdict}  ${c.target}: ${c.goal} (measured ${c.measured})`;
+    })
     .join('\n');
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { JSON_CASES, fixture, routeOf } from '../../test/dialects/fixture-cases.js';
@@ -7,7 +8,7 @@ import { createSseParser } from '../usage/sse.js';
 import { usageFromJsonBody } from '../usage/stream-tap.js';
 import type { DialectRequest, DialectRoute, JsonBody } from './dialect.js';
 import { BINARY_ALLOWANCE_TOKENS } from './prompt-size.js';
-import { createOpenAiDialect, openai, removeNullUsage } from './openai.js';
+import { createOpenAiDialect, lastUsageKey, openai, removeNullUsage } from './openai.js';
 
 function route(path: string, method = 'POST'): DialectRoute {
   const r = openai.match(method, path);
@@ -233,6 +234,36 @@ describe('the OpenAI dialect', () => {
   ])('cuts a null usage field out of a raw block: %s', (_name, input, output) => {
     const out = openai.hideInjectedUsageInBlock?.(Buffer.from(input));
     expect(out === undefined || out === null ? out : out.toString()).toBe(output);
+  });
+
+  it('finds the last "usage": key wherever it is, as Buffer#lastIndexOf does', () => {
+    const piece = fc.constantFrom(
+      '"usage":',
+      '"usage"',
+      'usage":',
+      '"',
+      ':',
+      'null',
+      ',',
+      'x'.repeat(70),
+      'ab',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 30 }), (pieces) => {
+        const block = Buffer.from(pieces.join(''));
+        expect(lastUsageKey(block)).toBe(block.lastIndexOf('"usage":'));
+      }),
+      { numRuns: 2000 },
+    );
+    // One key at any offset of a filler block, so offsets at the edge of the tail loop occur.
+    fc.assert(
+      fc.property(fc.nat(200), fc.nat(200), (size, offset) => {
+        const block = Buffer.alloc(size + 8, 'x');
+        block.write('"usage":', Math.min(offset, size));
+        expect(lastUsageKey(block)).toBe(block.lastIndexOf('"usage":'));
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it.each([
