@@ -65,11 +65,16 @@ export class MemoryMeter {
     this.tenants.set(event.tenant, meter);
     const at = eventTime(event);
     const start = hourStart(at);
-    for (const key of meter.hours.keys()) {
-      if (key <= start - this.retentionHours * HOUR_MS) meter.hours.delete(key);
+    let bucket = meter.hours.get(start);
+    if (!bucket) {
+      // Hours past retention go only when a new hour begins: scanning the tenant's buckets
+      // on every event cost up to retentionHours steps per request in a long-lived process.
+      for (const key of meter.hours.keys()) {
+        if (key <= start - this.retentionHours * HOUR_MS) meter.hours.delete(key);
+      }
+      bucket = { usage: emptyHour(event.tenant, at) };
+      meter.hours.set(start, bucket);
     }
-    const bucket = meter.hours.get(start) ?? { usage: emptyHour(event.tenant, at) };
-    meter.hours.set(start, bucket);
     if (this.recorded.has(event)) return;
     this.recorded.add(event);
     const add = increments(event);
