@@ -1,12 +1,14 @@
 /**
- * The shared store for many replicas: every limit lives in Redis and each admission is ONE
- * atomic Lua script (lua/admit.lua: rpm sliding log, concurrency slots, token and budget
- * reservations), so limits stay exact whichever replica takes a request. After the
- * response, settle and record do not each send their own commands: they wait for the end
- * of the event-loop turn, and everything that ended in that turn goes as ONE script call
- * (lua/finish.lua: settle, count and append to the usage stream), one per tenant in Redis
- * Cluster, where the stream is appended to by XADD beside it. ioredis' per-command cost was
- * the largest part of Redis mode's CPU, and settle + record + XADD were three of four.
+ * The shared store for many replicas: every limit lives in Redis and each admission runs
+ * atomically inside a Lua script (lua/admit.lua: rpm sliding log, concurrency slots, token
+ * and budget reservations), so limits stay exact whichever replica takes a request.
+ * Nothing is sent per request: admissions wait for the end of the event-loop turn, and
+ * those that arrived in that turn go as ONE script call (lua/admit-batch.lua runs admit.lua
+ * for each, in arrival order); after the response, settles and records that ended in the
+ * turn go as ONE call too (lua/finish.lua: settle, count and append to the usage stream).
+ * In Redis Cluster a script may only touch keys of one slot, so each is one call per tenant,
+ * and the stream is appended to by XADD beside it. ioredis' per-command cost (and a socket
+ * write per command) was the largest part of Redis mode's CPU.
  *
  * Reservations and slots are stored with an expiry (the request's slot TTL): a replica
  * that dies mid-request stops holding its tenant's allowance once that TTL passes.
@@ -19,7 +21,7 @@ import { LIMIT_ORDER, requiredOutput, reservesWorstCase, retrySeconds } from './
 import { HOUR_FIELDS, eventTime } from './memory-meter.js';
 import { Cluster } from 'ioredis';
 import {
-  ADMIT_SCRIPT,
+  ADMIT_BATCH_SCRIPT,
   FINISH_SCRIPT,
   createStoreClient,
   runScript,
@@ -64,6 +66,15 @@ const MONTH_KEY_TTL_S = 32 * 86_400;
 const RECORD_DEDUPE_S = 2 * 3_600;
 /** Most settles and records in one finish.lua call, so one call never holds Redis for long. */
 const MAX_ENDINGS_PER_CALL = 64;
+/** Most admissions in one admit-batch.lua call, for the same reason. */
+const MAX_ADMISSIONS_PER_CALL = 64;
+
+/** An admission waiting for the end of the event-loop turn (see admit-batch.lua). */
+interface Admission {
+  readonly request: AdmitRequest;
+  readonly resolve: (result: AdmitResult) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /** A settle or a record waiting for the end of the event-loop turn (see finish.lua). */
 type Ending = (
@@ -99,6 +110,39 @@ function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
   return state;
 }
 
+/** What admit.lua answered for one admission (an array of strings, see the file). */
+function admitResult(request: AdmitRequest, raw: readonly string[]): AdmitResult {
+  const state = limitState(request, raw);
+  if (raw[0] !== '1') {
+    return {
+      ok: false,
+      limit: LIMIT_ORDER[Number(raw[1])] as LimitName,
+      retryAfterS: retrySeconds(Number(raw[2])),
+      state,
+    };
+  }
+  const grantedOutput = Number(raw[1]);
+  const reservation: Reservation = {
+    tenant: request.tenant,
+    requestId: request.requestId,
+    at: request.now,
+    tokens: Number(raw[7]),
+    usd: Number(raw[8]),
+    slot: request.limits.max_concurrent !== undefined,
+    limits: request.limits,
+  };
+  return { ok: true, reservation, grantedOutput: grantedOutput < 0 ? undefined : grantedOutput, state };
+}
+
+/** Sends `batch` in calls of at most `max` items. */
+function inCalls<T>(batch: T[], max: number, send: (items: T[]) => void): void {
+  if (batch.length <= max) {
+    send(batch);
+    return;
+  }
+  for (let i = 0; i < batch.length; i += max) send(batch.slice(i, i + max));
+}
+
 function hourOf(tenant: string, now: number, raw: Record<string, string>): HourUsage {
   const hour = emptyHour(tenant, now);
   for (const field of HOUR_FIELDS) hour[field] = Number(raw[field] ?? 0);
@@ -127,10 +171,13 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     Math.min(retentionS, RECORD_DEDUPE_S),
     streamInScript ? config.usage_stream_maxlen : '',
   ];
+  // Standalone: one batch for all tenants; Cluster: one per tenant, whose keys share a slot.
+  const groupOf = config.cluster ? (tenant: string) => tenant : () => '';
+  const admissions = new Map<string, Admission[]>();
   const endings = new Map<string, Ending[]>();
-  let endingsScheduled = false;
-  /** finish.lua calls not answered yet, which close() lets finish before QUIT. */
-  const finishing = new Set<Promise<void>>();
+  let flushScheduled = false;
+  /** Calls not answered yet, which close() lets finish before QUIT. */
+  const inFlight = new Set<Promise<void>>();
   let lastError = '';
   client.on('error', (error: Error) => {
     if (error.message === lastError) return;
@@ -148,29 +195,98 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     (operation) => new StoreTimeoutError(operation, config.timeout_ms),
   );
 
-  /** Queues a settle or record for the batch sent at the end of this event-loop turn. */
-  function end(tenant: string, ending: Ending): void {
-    // Standalone: one batch for all; Cluster: one per tenant, whose keys share a slot.
-    const group = streamInScript ? '' : tenant;
-    const batch = endings.get(group);
-    if (batch) batch.push(ending);
-    else endings.set(group, [ending]);
-    if (!endingsScheduled) {
-      endingsScheduled = true;
-      // setImmediate, not a microtask: responses that end in the same turn (one poll of the
-      // sockets) share the call.
-      setImmediate(flushEndings);
+  /** Queues an admission, settle or record for the calls sent at the end of this event-loop turn. */
+  function enqueue<T>(queues: Map<string, T[]>, tenant: string, item: T): void {
+    const group = groupOf(tenant);
+    const batch = queues.get(group);
+    if (batch) batch.push(item);
+    else queues.set(group, [item]);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      // setImmediate, not a microtask: requests that arrive or end in the same turn (one
+      // poll of the sockets) share the call.
+      setImmediate(flush);
     }
   }
 
-  function flushEndings(): void {
-    endingsScheduled = false;
-    for (const batch of endings.values()) {
-      for (let i = 0; i < batch.length; i += MAX_ENDINGS_PER_CALL) {
-        sendEndings(batch.length <= MAX_ENDINGS_PER_CALL ? batch : batch.slice(i, i + MAX_ENDINGS_PER_CALL));
+  /** Sends what this turn queued: admissions first (a request waits on them), then endings. */
+  function flush(): void {
+    flushScheduled = false;
+    for (const batch of admissions.values()) inCalls(batch, MAX_ADMISSIONS_PER_CALL, sendAdmissions);
+    admissions.clear();
+    for (const batch of endings.values()) inCalls(batch, MAX_ENDINGS_PER_CALL, sendEndings);
+    endings.clear();
+  }
+
+  function track(call: Promise<void>): void {
+    inFlight.add(call);
+    void call.finally(() => inFlight.delete(call));
+  }
+
+  /** Appends one admission's 7 KEYS and 17 ARGV (see admit.lua); throws before appending anything. */
+  function pushAdmission(keys: string[], args: (string | number)[], request: AdmitRequest): void {
+    const { limits, now } = request;
+    const k = keysOf(request.tenant);
+    // What can throw (a `now` that is no date) first, so a bad request leaves no half entry.
+    const day = budgetDay(now);
+    const resets = budgetResets(now);
+    const spendDay = k.spendDay(now);
+    const spendMonth = k.spendMonth(now);
+    const need = requiredOutput(request);
+    keys.push(k.rpm, k.slots, k.tokens, k.reservations, k.reserved, spendDay, spendMonth);
+    args.push(
+      now,
+      request.requestId,
+      limits.requests_per_minute ?? 0,
+      limits.max_concurrent ?? 0,
+      limits.tokens_per_hour ?? 0,
+      limits.budget_usd_per_day ?? -1,
+      limits.budget_usd_per_month ?? -1,
+      Math.max(0, Math.ceil(request.promptTokens)),
+      request.maxOutput === undefined ? -1 : Math.max(0, Math.floor(request.maxOutput)),
+      request.inputPrice,
+      request.outputPrice,
+      request.slotTtlMs,
+      day.day,
+      day.month,
+      resets.dayS,
+      resets.monthS,
+      need,
+    );
+  }
+
+  function sendAdmissions(batch: readonly Admission[]): void {
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    const sent: Admission[] = [];
+    for (const admission of batch) {
+      try {
+        pushAdmission(keys, args, admission.request);
+        sent.push(admission);
+      } catch (error) {
+        // Rejected alone, as its own call would have been (this runs in setImmediate).
+        admission.reject(error);
       }
     }
-    endings.clear();
+    if (sent.length === 0) return;
+    // One deadline for the call: if it fails or times out, every admission in it rejects
+    // with that error (guarded.ts then decides, request by request).
+    const call = bounded('admit', () => runScript(client, ADMIT_BATCH_SCRIPT, keys, args)).then(
+      (replies) => {
+        const raws = replies as string[][];
+        for (let i = 0; i < sent.length; i++) {
+          const { request, resolve, reject } = sent[i]!;
+          const raw = raws[i]!;
+          // An error raised by this admission alone (admit-batch.lua caught it).
+          if (raw[0] === 'e') reject(new Error(`redis admit failed: ${raw[1]}`));
+          else resolve(admitResult(request, raw));
+        }
+      },
+      (error: unknown) => {
+        for (const admission of sent) admission.reject(error);
+      },
+    );
+    track(call);
   }
 
   function sendEndings(batch: readonly Ending[]): void {
@@ -226,83 +342,27 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         for (const ending of batch) ending.reject(error);
       },
     );
-    finishing.add(call);
-    void call.finally(() => finishing.delete(call));
+    track(call);
   }
 
   return {
     kind: 'redis',
 
-    async admit(request: AdmitRequest): Promise<AdmitResult> {
-      const { limits, now } = request;
-      const keys = keysOf(request.tenant);
-      const day = budgetDay(now);
-      const resets = budgetResets(now);
-      const raw = (await bounded('admit', () =>
-        runScript(
-          client,
-          ADMIT_SCRIPT,
-          [
-            keys.rpm,
-            keys.slots,
-            keys.tokens,
-            keys.reservations,
-            keys.reserved,
-            keys.spendDay(now),
-            keys.spendMonth(now),
-          ],
-          [
-            now,
-            request.requestId,
-            limits.requests_per_minute ?? 0,
-            limits.max_concurrent ?? 0,
-            limits.tokens_per_hour ?? 0,
-            limits.budget_usd_per_day ?? -1,
-            limits.budget_usd_per_month ?? -1,
-            Math.max(0, Math.ceil(request.promptTokens)),
-            request.maxOutput === undefined ? -1 : Math.max(0, Math.floor(request.maxOutput)),
-            request.inputPrice,
-            request.outputPrice,
-            request.slotTtlMs,
-            day.day,
-            day.month,
-            resets.dayS,
-            resets.monthS,
-            requiredOutput(request),
-          ],
-        ),
-      )) as string[];
-      const state = limitState(request, raw);
-      if (raw[0] !== '1') {
-        return {
-          ok: false,
-          limit: LIMIT_ORDER[Number(raw[1])] as LimitName,
-          retryAfterS: retrySeconds(Number(raw[2])),
-          state,
-        };
-      }
-      const grantedOutput = Number(raw[1]);
-      const reservation: Reservation = {
-        tenant: request.tenant,
-        requestId: request.requestId,
-        at: now,
-        tokens: Number(raw[7]),
-        usd: Number(raw[8]),
-        slot: limits.max_concurrent !== undefined,
-        limits,
-      };
-      return { ok: true, reservation, grantedOutput: grantedOutput < 0 ? undefined : grantedOutput, state };
+    admit(request: AdmitRequest): Promise<AdmitResult> {
+      return new Promise((resolve, reject) => {
+        enqueue(admissions, request.tenant, { request, resolve, reject });
+      });
     },
 
     settle(reservation: Reservation, actual: Settlement): Promise<void> {
       return new Promise((resolve, reject) => {
-        end(reservation.tenant, { kind: 'settle', reservation, actual, resolve, reject });
+        enqueue(endings, reservation.tenant, { kind: 'settle', reservation, actual, resolve, reject });
       });
     },
 
     record(event: UsageEvent): Promise<void> {
       return new Promise((resolve, reject) => {
-        end(event.tenant, { kind: 'record', event, resolve, reject });
+        enqueue(endings, event.tenant, { kind: 'record', event, resolve, reject });
       });
     },
 
@@ -344,9 +404,10 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     async close(): Promise<void> {
-      // What has ended is sent and answered before QUIT (bounded: failures were reported).
-      if (endingsScheduled) flushEndings();
-      await Promise.allSettled(finishing);
+      // What is queued is sent, and every call answered, before QUIT (bounded: failures
+      // were reported to their callers).
+      if (flushScheduled) flush();
+      await Promise.allSettled(inFlight);
       try {
         await bounded('quit', () => client.quit());
       } catch {

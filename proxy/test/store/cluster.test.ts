@@ -6,7 +6,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisStoreConfig } from '../../src/config/schema.js';
 import { createRedisStore } from '../../src/store/redis.js';
-import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
+import { T0, admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
 import { describeStore } from '../../src/store/store-suite.js';
 import type { Store } from '../../src/store/store.js';
 import { PrivateCluster } from './private-cluster.js';
@@ -70,6 +70,39 @@ describe('redis cluster layout', () => {
     expect((await store.currentHour(tenant, Date.parse(event.ts))).requests).toBe(1);
     expect(await store.eraseTenant(tenant)).toBeGreaterThanOrEqual(8);
     expect((await store.allTime(tenant)).requests).toBe(0);
+  });
+
+  it('admits requests of tenants in different slots in one turn, one call per tenant, each exact', async () => {
+    const tenants = [freshTenant(), freshTenant(), freshTenant()];
+    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rpm`)));
+    expect(new Set(slots).size).toBeGreaterThan(1);
+    // The scripts are loaded on every master before anything is counted.
+    await Promise.all(tenants.map((t) => store.admit(admitRequest(t, {}))));
+    const masters = admin.nodes('master');
+    expect(masters).toHaveLength(3);
+    await Promise.all(masters.map((node) => node.config('RESETSTAT')));
+    const limits = { requests_per_minute: 2, tokens_per_hour: 1000 };
+    // Interleaved, all in one turn: three admissions per tenant, of which two fit the minute.
+    const results = await Promise.all(
+      [0, 1, 2].flatMap((i) =>
+        tenants.map((t) =>
+          store.admit(admitRequest(t, limits, { now: T0 + i, promptTokens: 100, maxOutput: 300 })),
+        ),
+      ),
+    );
+    let calls = 0;
+    for (const node of masters) {
+      const match = /cmdstat_evalsha:calls=(\d+)/.exec(await node.info('commandstats'));
+      calls += Number(match?.[1] ?? 0);
+    }
+    expect(calls).toBe(tenants.length);
+    for (const [n, t] of tenants.entries()) {
+      const own = results.filter((_, i) => i % tenants.length === n);
+      expect(own.map((r) => (r.ok ? r.grantedOutput : r.limit))).toEqual([300, 300, 'requests_per_minute']);
+      expect(own.every((r) => !r.ok || r.reservation.tenant === t)).toBe(true);
+      expect(own[2]!.state.tokens?.remaining).toBe(1000 - 2 * 400);
+      await store.eraseTenant(t);
+    }
   });
 
   it('finishes requests of tenants in different slots in one turn, each in its own call, with every event in the stream', async () => {

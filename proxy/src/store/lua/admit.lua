@@ -1,4 +1,6 @@
--- One atomic admission (see ../admission.ts for the same rules in TypeScript).
+-- One atomic admission (see ../admission.ts for the same rules in TypeScript). The store runs
+-- it as the body of a function called once per admission by admit-batch.lua, so KEYS and
+-- ARGV below are that admission's own, and each `return` is its reply.
 -- KEYS: 1 rpm ZSET(id -> admitted at), 2 slots ZSET(id -> expiry), 3 tok HASH(minute -> tokens),
 --       4 res ZSET(id -> expiry), 5 resv HASH (see reservations.lua),
 --       6 spend of the current UTC day (STRING), 7 spend of the current month (STRING)
