@@ -59,6 +59,7 @@ describe('benchmark report', () => {
     });
     expect(checks.map((c) => c.met)).toEqual([true, null, true, null]);
     expect(formatChecks(checks)).toContain('NOT RUN  memory: streaming >= 1.2x floor (measured not run)');
+    expect(formatChecks(checks)).toContain('CPU per request <= floor (measured 0.90x json, not run stream)');
     const rows = formatTable(
       { floor: { json: floor.json }, 'lanekeeper-memory': { json: floor.json } },
       {

@@ -58,6 +58,8 @@ export interface TargetCheck {
 
 const fmt = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : n.toFixed(digits));
 
+const ratioOrNotRun = (n: number | undefined) => (n === undefined ? 'not run' : `${fmt(n)}x`);
+
 /** Checks the issue's targets against the ratios of the Lanekeeper targets. */
 export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -67,7 +69,7 @@ export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): Targe
     checks.push({
       target,
       goal,
-      measured: value === undefined ? 'not run' : `${fmt(value)}x`,
+      measured: ratioOrNotRun(value),
       met: value === undefined ? null : value >= min,
     });
   const addedP99 = (target: string, value: number | undefined) =>
@@ -84,7 +86,7 @@ export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): Targe
     checks.push({
       target: 'memory',
       goal: 'CPU per request <= floor',
-      measured: `${fmt(memory.cpuJson)}x json, ${fmt(memory.cpuStream)}x stream`,
+      measured: `${ratioOrNotRun(memory.cpuJson)} json, ${ratioOrNotRun(memory.cpuStream)} stream`,
       met: cpu.length === 0 ? null : Math.max(...cpu) <= 1,
     });
     addedP99('memory', memory.addedP99Ms);
