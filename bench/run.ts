@@ -13,6 +13,8 @@
  * --no-pin, --profile (Lanekeeper under --cpu-prof; profiles in bench/results/profiles),
  * --baseline-src DIR (also run the Lanekeeper CLI found in DIR/proxy/src, memory mode, as
  * `lanekeeper-baseline`: a copy of the tree before a change, for A/B in one run),
+ * --shared-redis (Redis mode against REDIS_URL or the machine's Redis at 127.0.0.1:6379
+ * instead of a redis-server of its own, pinned with the load generator),
  * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -38,7 +40,9 @@ import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
   buildLanekeeper,
+  hasRedisServer,
   startFloor,
+  startPrivateRedis,
   startLanekeeper,
   startUndiciPassthrough,
   startUpstream,
@@ -164,7 +168,14 @@ async function benchmark(): Promise<void> {
   if (scenarios.length === 0) throw new Error('--scenarios: name one or more of json, stream, paced');
   const baselineIndex = process.argv.indexOf('--baseline-src');
   const baselineSrc = baselineIndex >= 0 ? process.argv[baselineIndex + 1] : undefined;
-  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  // Redis mode talks to a redis-server of its own, pinned to the load generator's core (off
+  // the proxy's), unless REDIS_URL names one or --shared-redis asks for the machine's.
+  const wantsRedis =
+    wanted.includes('lanekeeper-redis') ||
+    process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
+  const ownRedis = wantsRedis && !process.env.REDIS_URL && !flag('--shared-redis') && hasRedisServer();
+  let privateRedis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
+  let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const profileDir = flag('--profile') ? join(RESULTS_DIR, 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   ensureWrk();
@@ -184,6 +195,14 @@ async function benchmark(): Promise<void> {
   const targets: Target[] = [];
   const perRound = new Map<string, ScenarioResult[]>();
   try {
+    if (ownRedis) {
+      privateRedis = await startPrivateRedis(layout.load);
+      redisUrl = privateRedis.url;
+    }
+    if (wantsRedis)
+      log(
+        `redis: ${privateRedis ? `a private redis-server at ${redisUrl}, pinned with the load generator` : redisUrl}`,
+      );
     // Every target runs at once (idle unless loaded) and rounds interleave them, so a change
     // in the machine's background load hits all of them alike instead of one target's turn.
     for (const name of ALL_TARGETS.filter((t) => wanted.includes(t))) {
@@ -230,6 +249,7 @@ async function benchmark(): Promise<void> {
   } finally {
     for (const target of targets) await target.stop();
     await upstream.stop();
+    await privateRedis?.stop();
   }
   const results: RunResults = {};
   for (const target of targets) {

@@ -130,6 +130,51 @@ export function buildLanekeeper(label: string, sourceDir = REPO): string {
   return join(outDir, 'proxy', 'src', 'cli.js');
 }
 
+/**
+ * A redis-server of the bench's own, on a free loopback port, pinned to `core`, keeping
+ * nothing on disk. The machine's shared Redis floats over every core, so on two cores it
+ * often runs beside the proxy on the proxy's core, and a round where it does shows tens of
+ * milliseconds of p99 that are scheduling, not Lanekeeper (docs/performance.md).
+ */
+export async function startPrivateRedis(
+  core: string | undefined,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const server = start(
+    'redis-server',
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    core,
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    // Refused until the server listens: that is what the loop waits out, not an error to log.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      if ((await client.ping()) === 'PONG') break;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`private redis-server did not answer: ${String(error)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      client.disconnect();
+    }
+  }
+  return { url, stop: () => server.stop() };
+}
+
+/** True when `redis-server` can be started from PATH. */
+export function hasRedisServer(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Deletes every key under `prefix` (SCAN + UNLINK; never FLUSHDB on the shared server). */
 export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<number> {
   const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
