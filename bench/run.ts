@@ -168,11 +168,10 @@ async function benchmark(): Promise<void> {
   if (scenarios.length === 0) throw new Error('--scenarios: name one or more of json, stream, paced');
   const baselineIndex = process.argv.indexOf('--baseline-src');
   const baselineSrc = baselineIndex >= 0 ? process.argv[baselineIndex + 1] : undefined;
+  const baselineRedis = process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
   // Redis mode talks to a redis-server of its own, pinned to the load generator's core (off
   // the proxy's), unless REDIS_URL names one or --shared-redis asks for the machine's.
-  const wantsRedis =
-    wanted.includes('lanekeeper-redis') ||
-    process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
+  const wantsRedis = wanted.includes('lanekeeper-redis') || (baselineSrc !== undefined && baselineRedis);
   const ownRedis = wantsRedis && !process.env.REDIS_URL && !flag('--shared-redis') && hasRedisServer();
   let privateRedis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
   let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -189,7 +188,6 @@ async function benchmark(): Promise<void> {
   const runsLanekeeper = wanted.some((t) => t.startsWith('lanekeeper-'));
   const builtCli = !fromSource && runsLanekeeper ? buildLanekeeper('current') : undefined;
   const baselineCli = !fromSource && baselineSrc ? buildLanekeeper('baseline', baselineSrc) : undefined;
-  const baselineRedis = process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
 
   const upstream = await startUpstream(layout.upstream);
   const targets: Target[] = [];
