@@ -54,11 +54,20 @@ export function unitOf(url: string): string | undefined {
   return pkg ? pkg[1] : undefined;
 }
 
-/** Charges every busy sample of `profile` to a part, most expensive part first. */
-export function costBreakdown(profile: CpuProfile): CostBreakdown {
+/** A profile's nodes by id and each node's parent id: what every walk up a sample's stack needs. */
+export function profileIndex(profile: CpuProfile): {
+  byId: Map<number, ProfileNode>;
+  parent: Map<number, number>;
+} {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { byId, parent };
+}
+
+/** Charges every busy sample of `profile` to a part, most expensive part first. */
+export function costBreakdown(profile: CpuProfile): CostBreakdown {
+  const { byId, parent } = profileIndex(profile);
   const parts = new Map<string, CostPart>();
   let busy = 0;
   const charge = (part: string, within: string) => {

@@ -9,7 +9,13 @@
  * for the profiled target), to print each part in µs per request.
  */
 import { readFileSync } from 'node:fs';
-import { costBreakdown, formatCostBreakdown, type CpuProfile, type ProfileNode } from './profile-cost.js';
+import {
+  costBreakdown,
+  formatCostBreakdown,
+  profileIndex,
+  type CpuProfile,
+  type ProfileNode,
+} from './profile-cost.js';
 
 function label(node: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
@@ -34,9 +40,7 @@ function fileOf(node: ProfileNode): string | undefined {
  * whoever called them, so `res.write` from server.ts counts as server.ts.
  */
 export function byOwner(profile: CpuProfile): Map<string, number> {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { byId, parent } = profileIndex(profile);
   const owners = new Map<string, number>();
   for (const id of profile.samples) {
     let owner: string | undefined;
@@ -59,9 +63,7 @@ export function summarise(profile: CpuProfile): {
   self: Map<string, number>;
   inclusive: Map<string, number>;
 } {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { byId, parent } = profileIndex(profile);
   const selfCount = new Map<number, number>();
   for (const id of profile.samples) selfCount.set(id, (selfCount.get(id) ?? 0) + 1);
   const self = new Map<string, number>();
