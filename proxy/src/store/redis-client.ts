@@ -88,7 +88,8 @@ export function connectionOptions(config: RedisStoreConfig): RedisOptions & { ho
     // call and one finish call (one of each per tenant in Cluster), and ioredis's
     // auto-pipelines kept about 1 MB of each request's objects alive across every minor GC
     // at 500 req/s (16% of new space surviving against 9% without; scavenges of 8.6 ms
-    // against 1.4 ms), the main source of Redis mode's latency tail. Measured with --trace-gc-nvp and in the bench (docs/performance.md).
+    // against 1.4 ms), the main source of Redis mode's latency tail. Measured with
+    // --trace-gc-nvp and in the bench (docs/performance.md).
     enableAutoPipelining: false,
   };
 }
