@@ -8,7 +8,7 @@ import type { RateLimits, RedisStoreConfig } from '../../src/config/schema.js';
 import { StoreTimeoutError, createRedisStore } from '../../src/store/redis.js';
 import { T0, admitRequest, freshTenant } from '../../src/store/store-fixtures.js';
 import type { AdmitRequest, AdmitResult, Store } from '../../src/store/store.js';
-import { PrivateRedis, freePort } from './private-redis.js';
+import { PrivateRedis, commandCalls, freePort } from './private-redis.js';
 
 const PREFIX = 'lk-batch:';
 
@@ -47,12 +47,8 @@ afterAll(async () => {
 async function scriptCallsDuring<T>(work: () => Promise<T>): Promise<{ result: T; calls: number }> {
   await admin.config('RESETSTAT');
   const result = await work();
-  let calls = 0;
-  for (const line of (await admin.info('commandstats')).split('\n')) {
-    const match = /^cmdstat_(evalsha|eval):calls=(\d+)/.exec(line);
-    if (match) calls += Number(match[2]);
-  }
-  return { result, calls };
+  const counts = await commandCalls(admin);
+  return { result, calls: (counts.evalsha ?? 0) + (counts.eval ?? 0) };
 }
 
 interface Plan {

@@ -10,6 +10,7 @@ import { T0, admitRequest, freshTenant, usageEvent } from '../../src/store/store
 import { describeStore } from '../../src/store/store-suite.js';
 import type { Store } from '../../src/store/store.js';
 import { PrivateCluster } from './private-cluster.js';
+import { commandCalls } from './private-redis.js';
 
 const cluster = new PrivateCluster();
 const prefix = `lk-test-${randomUUID().slice(0, 8)}:`;
@@ -91,10 +92,7 @@ describe('redis cluster layout', () => {
       ),
     );
     let calls = 0;
-    for (const node of masters) {
-      const match = /cmdstat_evalsha:calls=(\d+)/.exec(await node.info('commandstats'));
-      calls += Number(match?.[1] ?? 0);
-    }
+    for (const node of masters) calls += (await commandCalls(node)).evalsha ?? 0;
     expect(calls).toBe(tenants.length);
     for (const [n, t] of tenants.entries()) {
       const own = results.filter((_, i) => i % tenants.length === n);

@@ -9,6 +9,19 @@ import { freePort } from '../helpers/waiting.js';
 
 export { freePort };
 
+/**
+ * Calls per command since the server's last `CONFIG RESETSTAT`, from `INFO commandstats`
+ * (`{ evalsha: 3, zadd: 40, ... }`; subcommand lines such as `config|resetstat` are left out).
+ */
+export async function commandCalls(client: Pick<Redis, 'info'>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const line of (await client.info('commandstats')).split('\n')) {
+    const match = /^cmdstat_(\w+):calls=(\d+)/.exec(line);
+    if (match) counts[match[1]!] = Number(match[2]);
+  }
+  return counts;
+}
+
 /** A redis-server child that can be stopped and started again on the same port. */
 export class PrivateRedis {
   private child: ChildProcess | undefined;

@@ -8,7 +8,7 @@ import type { RateLimits, RedisStoreConfig } from '../../src/config/schema.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
 import type { Store } from '../../src/store/store.js';
-import { PrivateRedis, freePort } from './private-redis.js';
+import { PrivateRedis, commandCalls, freePort } from './private-redis.js';
 
 let server: PrivateRedis;
 let admin: Redis;
@@ -40,12 +40,8 @@ afterAll(async () => {
 async function commandsDuring(work: () => Promise<unknown>): Promise<Record<string, number>> {
   await admin.config('RESETSTAT');
   await work();
-  const counts: Record<string, number> = {};
-  for (const line of (await admin.info('commandstats')).split('\n')) {
-    const match = /^cmdstat_(\w+):calls=(\d+)/.exec(line);
-    if (!match || ['evalsha', 'eval', 'config', 'info'].includes(match[1]!)) continue;
-    counts[match[1]!] = Number(match[2]);
-  }
+  const counts = await commandCalls(admin);
+  for (const ours of ['evalsha', 'eval', 'config', 'info']) delete counts[ours];
   return counts;
 }
 
