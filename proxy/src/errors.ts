@@ -4,6 +4,7 @@
  * the client's own API dialect, so an SDK surfaces it as the right exception with a message
  * a person can act on.
  */
+import { HEADER_WWW_AUTHENTICATE } from './headers.js';
 
 /** How a dialect's clients expect an error body to look. */
 export type ErrorStyle = 'openai' | 'anthropic' | 'gemini' | 'ollama' | 'qdrant';
@@ -33,6 +34,12 @@ export abstract class ProxyError extends Error {
   headers: Record<string, string> = {};
 }
 
+/**
+ * RFC 9110 §11.6.1: a 401 must say how to authenticate. Bearer (RFC 6750) is the scheme
+ * every dialect's clients can use, whatever header they usually send the key in.
+ */
+const BEARER_CHALLENGE = 'Bearer realm="lanekeeper"';
+
 function simple(code: string, status: number, apiCode: string, name: string) {
   const cls = class extends ProxyError {
     readonly code = code;
@@ -41,6 +48,7 @@ function simple(code: string, status: number, apiCode: string, name: string) {
     constructor(message: string) {
       super(message);
       this.name = name;
+      if (status === 401) this.headers = { [HEADER_WWW_AUTHENTICATE]: BEARER_CHALLENGE };
     }
   };
   Object.defineProperty(cls, 'name', { value: name });

@@ -25,6 +25,7 @@ export const HEADER_FORWARDED_PROTO = 'x-forwarded-proto';
 export const HEADER_FORWARDED_HOST = 'x-forwarded-host';
 export const HEADER_RETRY_AFTER = 'retry-after';
 export const HEADER_IF_NONE_MATCH = 'if-none-match';
+export const HEADER_WWW_AUTHENTICATE = 'www-authenticate';
 
 /** The tenant's own limits, as OpenAI names them; the upstream's are replaced by these. */
 export const RATELIMIT_LIMIT_REQUESTS = 'x-ratelimit-limit-requests';

@@ -64,6 +64,37 @@ describe('refusals made by the proxy', () => {
     },
   );
 
+  it('challenges every 401 with WWW-Authenticate, as RFC 9110 requires', async () => {
+    for (const headers of [{}, bearer('lk_wrong'), { 'x-api-key': 'lk_wrong' }]) {
+      const r = await post('/v1/chat/completions', headers, chat());
+      expect(r.status).toBe(401);
+      expect(r.headers['www-authenticate']).toBe('Bearer realm="lanekeeper"');
+    }
+    const forbidden = await post('/v1/chat/completions', bearer(KEYS.suspended), chat());
+    expect(forbidden.headers['www-authenticate']).toBeUndefined();
+  });
+
+  it.each([
+    ['a bare key', KEYS.free, 'has no scheme'],
+    [
+      'another scheme',
+      `Basic ${Buffer.from(`x:${KEYS.free}`).toString('base64')}`,
+      'uses the "Basic" scheme',
+    ],
+    ['Bearer without a key', 'Bearer', 'names the Bearer scheme but carries no key'],
+  ])(
+    'says what is wrong with an Authorization header holding %s, without echoing it',
+    async (_n, value, says) => {
+      const r = await post('/v1/chat/completions', { authorization: value }, chat());
+      expect(r.status).toBe(401);
+      expect(r.json.error.code).toBe('missing_api_key');
+      expect(r.json.error.message).toContain(says);
+      expect(r.json.error.message).toContain('Authorization: Bearer <key>');
+      expect(r.json.error.message).not.toContain(KEYS.free);
+      expect(r.upstreamCalled).toBe(false);
+    },
+  );
+
   it('refuses malformed JSON with 400 before the upstream', async () => {
     const r = await post('/v1/chat/completions', bearer(KEYS.free), '{"model": "small-model", "messages": [');
     expect(r.status).toBe(400);

@@ -113,8 +113,31 @@ function verdictFor(ctx: RequestContext, found: { tenant: string } | { error: Pr
   return CONTINUE;
 }
 
-function nobodyFound(runtime: Runtime): RequestVerdict {
+/** An Authorization value that is not `Bearer <token>`, e.g. a bare key or another scheme. */
+function unschemedAuthorization(headers: IncomingHttpHeaders): string | undefined {
+  const auth = firstHeader(headers, 'authorization');
+  if (auth === undefined || bearerToken(headers) !== undefined) return undefined;
+  return auth;
+}
+
+/** What is wrong with an Authorization value, without echoing it: it is probably the key itself. */
+function describeAuthorization(auth: string): string {
+  if (/^bearer$/i.test(auth)) return 'names the Bearer scheme but carries no key';
+  const scheme = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,19})\s+\S/.exec(auth)?.[1];
+  return scheme === undefined ? 'has no scheme' : `uses the "${scheme}" scheme`;
+}
+
+function nobodyFound(ctx: RequestContext): RequestVerdict {
+  const runtime = ctx.runtime;
   if (runtime.config.identity.sources.includes('api_key')) {
+    const auth = unschemedAuthorization(ctx.clientHeaders);
+    if (auth !== undefined) {
+      return reply(
+        new MissingApiKeyError(
+          `The Authorization header ${describeAuthorization(auth)}; this service expects "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).`,
+        ),
+      );
+    }
     return reply(
       new MissingApiKeyError(
         'No API key was provided. Send it as "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).',
@@ -143,7 +166,7 @@ function identify(
     }
     if (found !== undefined) return verdictFor(ctx, found);
   }
-  return nobodyFound(ctx.runtime);
+  return nobodyFound(ctx);
 }
 
 export function createIdentifyTenantStage(): Stage {
