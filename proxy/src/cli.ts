@@ -12,7 +12,7 @@ import { startProxy } from './main.js';
 // relative URL resolves to the sources under tsx and to dist/ in a built image alike.
 const CONTROL_PLANE_MODULE = new URL('../../control-plane/src/main.js', import.meta.url).href;
 
-const USAGE = `usage: lanekeeper <command>
+const USAGE = `usage: lanekeeper <command> [options]
 
 commands:
   proxy --config FILE     start the proxy with a YAML config (edits apply live)
@@ -20,7 +20,78 @@ commands:
   hash-key KEY            print the sha256 hex of an API key, for api_key_sha256
   control-plane           start the control plane (configured from the environment)
   migrate                 apply the control plane's database migrations
+
+options:
+  -h, --help              show this help, or a command's own (lanekeeper <command> --help)
+  -V, --version           print the version
+
 `;
+
+/**
+ * Each command's own help. `--help` is answered before a command reads its arguments or its
+ * environment, so it works on a machine with nothing configured.
+ */
+const COMMAND_HELP: Readonly<Record<string, string>> = {
+  proxy: `usage: lanekeeper proxy --config FILE
+
+Starts the proxy with the YAML config FILE (or $LANEKEEPER_CONFIG). Edits to the file apply
+live; an invalid edit is refused and logged while the old config stays in force. SIGTERM or
+SIGINT drains in-flight requests (streams included) before exit.
+`,
+  'check-config': `usage: lanekeeper check-config FILE
+
+Validates the config FILE. Prints "FILE: OK" and any warnings, exit 0; or every problem with
+its YAML path, exit 1.
+`,
+  'hash-key': `usage: lanekeeper hash-key KEY
+
+Prints the sha256 hex of the API key KEY, for a tenant's api_key_sha256 list. A KEY that
+starts with "-" goes after "--": lanekeeper hash-key -- -my-key
+`,
+  'control-plane': `usage: lanekeeper control-plane
+
+Starts the control plane, configured from the environment: DATABASE_URL (required),
+REDIS_URL, LANEKEEPER_ADMIN_TOKEN and LANEKEEPER_PROXY_TOKEN (required), QDRANT_URL and the
+rest listed in docs/control-plane.md. Refuses to start on a database whose migrations are
+not current: run lanekeeper migrate first.
+`,
+  migrate: `usage: lanekeeper migrate
+
+Applies the control plane's pending database migrations to DATABASE_URL and exits.
+`,
+};
+
+const HELP_FLAGS = new Set(['--help', '-h']);
+
+/** The package version, read at run time so the sources and a build print the same. */
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  for (const up of ['../package.json', '../../package.json', '../../../proxy/package.json']) {
+    try {
+      const pkg = JSON.parse(await readFile(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === '@lanekeeper/proxy' && pkg.version) return pkg.version;
+    } catch {
+      // not this layout (sources vs dist/): try the next
+    }
+  }
+  return 'unknown';
+}
+
+/** Arguments up to `--`, where options end and a value may start with "-". */
+function optionsOf(args: string[]): string[] {
+  const end = args.indexOf('--');
+  return end === -1 ? args : args.slice(0, end);
+}
+
+/** Positional arguments: what is not an option, plus everything after `--`. */
+function positionals(args: string[]): string[] {
+  const end = args.indexOf('--');
+  const before = (end === -1 ? args : args.slice(0, end)).filter((a) => !a.startsWith('-'));
+  return end === -1 ? before : [...before, ...args.slice(end + 1)];
+}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
@@ -50,17 +121,25 @@ function onSignals(stop: () => Promise<void>): void {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  if (
+    command !== undefined &&
+    Object.hasOwn(COMMAND_HELP, command) &&
+    optionsOf(args).some((a) => HELP_FLAGS.has(a))
+  ) {
+    process.stdout.write(COMMAND_HELP[command] ?? USAGE);
+    return;
+  }
   switch (command) {
     case 'proxy': {
       const configPath = optionValue(args, '--config') ?? process.env.LANEKEEPER_CONFIG;
-      if (!configPath) fail('lanekeeper proxy needs --config FILE');
+      if (!configPath) fail(`lanekeeper proxy needs --config FILE\n\n${COMMAND_HELP.proxy}`);
       const proxy = await startProxy({ configPath });
       onSignals(() => proxy.close());
       return;
     }
     case 'check-config': {
-      const file = args[0];
-      if (!file) fail('lanekeeper check-config needs a FILE');
+      const file = positionals(args)[0];
+      if (!file) fail(`lanekeeper check-config needs a FILE\n\n${COMMAND_HELP['check-config']}`);
       const { config } = await loadConfigFile(file);
       for (const warning of configWarnings(config))
         process.stdout.write(`warning: ${warning.path}: ${warning.message}\n`);
@@ -70,8 +149,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'hash-key': {
-      const key = args[0];
-      if (!key) fail('lanekeeper hash-key needs a KEY');
+      const key = positionals(args)[0];
+      if (!key) fail(`lanekeeper hash-key needs a KEY\n\n${COMMAND_HELP['hash-key']}`);
       process.stdout.write(`${sha256Hex(key)}\n`);
       return;
     }
@@ -94,6 +173,11 @@ async function main(argv: string[]): Promise<void> {
     case '-h':
       process.stdout.write(USAGE);
       return;
+    case 'version':
+    case '--version':
+    case '-V':
+      process.stdout.write(`lanekeeper ${await version()}\n`);
+      return;
     default:
       fail(`unknown command "${command}"\n\n${USAGE}`);
   }
@@ -106,5 +190,9 @@ main(process.argv.slice(2)).catch((error: unknown) => {
       1,
     );
   }
-  fail(`lanekeeper: ${(error as Error).stack ?? String(error)}`, 1);
+  // Our own errors (PROXY_ERR_*, CP_ERR_*) say what to fix; a stack would bury it.
+  const ours =
+    typeof (error as { code?: unknown }).code === 'string' &&
+    /^(PROXY|CP)_ERR_/.test((error as { code: string }).code);
+  fail(`lanekeeper: ${ours ? (error as Error).message : ((error as Error).stack ?? String(error))}`, 1);
 });

@@ -65,7 +65,7 @@ describe('refusals made by the proxy', () => {
   );
 
   it('challenges every 401 with WWW-Authenticate, as RFC 9110 requires', async () => {
-    for (const headers of [{}, bearer('lk_wrong'), { 'x-api-key': 'lk_wrong' }]) {
+    for (const headers of [{}, bearer('lk_wrong'), { 'x-api-key': 'lk_wrong' }] as Record<string, string>[]) {
       const r = await post('/v1/chat/completions', headers, chat());
       expect(r.status).toBe(401);
       expect(r.headers['www-authenticate']).toBe('Bearer realm="lanekeeper"');

@@ -1,0 +1,86 @@
+/**
+ * The `lanekeeper` command as a newcomer first meets it: every command answers --help with
+ * its own usage and exit 0 on a machine with nothing configured, --version prints the
+ * package's version, and a missing environment is reported without a stack trace.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '../src/identity/credentials.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '..', 'bin', 'lanekeeper.js');
+const VERSION = (
+  JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** The environment of a machine where nothing is configured (no DATABASE_URL, no config). */
+const BARE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: BARE_ENV });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('lanekeeper --help and --version', () => {
+  it.each([
+    ['proxy', 'usage: lanekeeper proxy --config FILE'],
+    ['check-config', 'usage: lanekeeper check-config FILE'],
+    ['hash-key', 'usage: lanekeeper hash-key KEY'],
+    ['control-plane', 'usage: lanekeeper control-plane'],
+    ['migrate', 'usage: lanekeeper migrate'],
+  ])('answers "%s --help" with its own usage and exit 0, without its environment', async (command, usage) => {
+    for (const flag of ['--help', '-h']) {
+      const r = await cli(command, flag);
+      expect(r.code).toBe(0);
+      expect(r.stdout.startsWith(usage)).toBe(true);
+      expect(r.stderr).toBe('');
+    }
+  });
+
+  it('lists every command in the top-level help', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    for (const command of ['proxy', 'check-config', 'hash-key', 'control-plane', 'migrate', '--version'])
+      expect(r.stdout).toContain(command);
+  });
+
+  it('prints the package version', async () => {
+    for (const flag of ['--version', '-V']) {
+      const r = await cli(flag);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`lanekeeper ${VERSION}\n`);
+    }
+  });
+
+  it('hashes a key only when one is given, and takes keys that start with "-" after --', async () => {
+    expect((await cli('hash-key', 'lk_abc')).stdout).toBe(`${sha256Hex('lk_abc')}\n`);
+    expect((await cli('hash-key', '--', '--help')).stdout).toBe(`${sha256Hex('--help')}\n`);
+    const missing = await cli('hash-key');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('needs a KEY');
+  });
+
+  it('reports a missing control-plane environment by variable, without a stack trace', async () => {
+    const r = await cli('control-plane');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('DATABASE_URL: is required');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses an unknown command with the usage and exit 2', async () => {
+    const r = await cli('bogus');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "bogus"');
+    expect(r.stderr).toContain('usage: lanekeeper <command>');
+  });
+});
