@@ -31,13 +31,10 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY proxy proxy
 COPY control-plane control-plane
-# tsc emits only JavaScript. Files the code loads relative to itself (Lua scripts next to
-# the Redis store, SQL migrations) must sit at the same relative place under dist/.
-RUN npm run build \
- && for pkg in proxy control-plane; do \
-      (cd "$pkg/src" && find . -type f ! -name '*.ts' -exec cp --parents {} "/app/dist/$pkg/src/" \;); \
-    done \
- && if [ -d control-plane/migrations ]; then cp -r control-plane/migrations dist/control-plane/migrations; fi
+# `npm run build` is tsc plus scripts/copy-build-assets.mjs, which puts the files the code
+# loads relative to itself (Lua scripts, SQL migrations) at the same place under dist/.
+COPY scripts scripts
+RUN npm run build
 
 # ---------------------------------------------------------------------------------------
 # runtime: the common base of both images: tini, a non-root user, a writable state dir.

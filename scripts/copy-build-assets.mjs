@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * The second half of `npm run build`: tsc emits only JavaScript, but the code loads some
+ * files relative to itself (the Redis store's Lua scripts, the control plane's SQL
+ * migrations). They must sit at the same relative place under dist/ as under the sources,
+ * or the built CLI fails with ENOENT. The Dockerfile's build stage runs `npm run build`,
+ * so the image and a local build are laid out the same way.
+ *
+ * usage: node scripts/copy-build-assets.mjs [OUT_DIR]   (default: dist)
+ */
+import { cpSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, process.argv[2] ?? 'dist');
+const isSource = (path) => /\.tsx?$/.test(path);
+
+for (const pkg of ['proxy', 'control-plane']) {
+  cpSync(join(root, pkg, 'src'), join(out, pkg, 'src'), {
+    recursive: true,
+    filter: (from) => !isSource(from),
+  });
+}
+const migrations = join(root, 'control-plane', 'migrations');
+if (existsSync(migrations)) cpSync(migrations, join(out, 'control-plane', 'migrations'), { recursive: true });
