@@ -21,7 +21,37 @@ function send(res, status, body) {
   res.end(text);
 }
 
+/**
+ * What a real provider refuses with 400 before generating anything: the demo answers bad
+ * input the way the provider would, instead of throwing on it.
+ */
+function chatProblem(body, { systemField }) {
+  if (typeof body.model !== 'string' || body.model === '') return 'model: a model id (string) is required';
+  if (!Array.isArray(body.messages)) return 'messages: an array of messages is required';
+  for (const [i, m] of body.messages.entries()) {
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return `messages[${i}]: must be an object`;
+    if (typeof m.role !== 'string') return `messages[${i}].role: a string is required`;
+    const content = m.content;
+    const parts = Array.isArray(content) && content.every((p) => p !== null && typeof p === 'object');
+    if (typeof content !== 'string' && !parts && !(content === null && m.role === 'assistant'))
+      return `messages[${i}].content: a string or an array of content parts is required`;
+  }
+  if (
+    systemField &&
+    body.system !== undefined &&
+    typeof body.system !== 'string' &&
+    !Array.isArray(body.system)
+  )
+    return 'system: a string or an array of text blocks is required';
+  return undefined;
+}
+
 function openaiChat(body, res) {
+  const problem = chatProblem(body, { systemField: false });
+  if (problem)
+    return send(res, 400, {
+      error: { message: problem, type: 'invalid_request_error', param: null, code: null },
+    });
   const prompt = (body.messages ?? []).map((m) => textOf(m.content)).join('\n');
   const reply = `Hello from the demo upstream. You are ${body.model}, and the last message was: ${textOf(body.messages?.at(-1)?.content).slice(0, 80)}`;
   const usage = { prompt_tokens: countTokens(prompt), completion_tokens: countTokens(reply) };
@@ -62,6 +92,9 @@ function openaiChat(body, res) {
 }
 
 function anthropicMessages(body, res) {
+  const problem = chatProblem(body, { systemField: true });
+  if (problem)
+    return send(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: problem } });
   const prompt = [textOf(body.system), ...(body.messages ?? []).map((m) => textOf(m.content))].join('\n');
   const reply = `Hello from the demo upstream, speaking as ${body.model}.`;
   const usage = { input_tokens: countTokens(prompt), output_tokens: countTokens(reply) };
@@ -103,8 +136,20 @@ const server = createServer((req, res) => {
         error: { message: 'invalid JSON', type: 'invalid_request_error', code: null },
       });
     }
-    if (req.method === 'POST' && req.url?.startsWith('/v1/chat/completions')) return openaiChat(body, res);
-    if (req.method === 'POST' && req.url?.startsWith('/v1/messages')) return anthropicMessages(body, res);
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      return send(res, 400, {
+        error: { message: 'the body must be a JSON object', type: 'invalid_request_error', code: null },
+      });
+    try {
+      if (req.method === 'POST' && req.url?.startsWith('/v1/chat/completions')) return openaiChat(body, res);
+      if (req.method === 'POST' && req.url?.startsWith('/v1/messages')) return anthropicMessages(body, res);
+    } catch (error) {
+      // A bug here must cost one request, never the demo.
+      process.stderr.write(`demo upstream: ${error.stack}\n`);
+      if (!res.headersSent)
+        return send(res, 500, { error: { message: 'demo upstream error', type: 'api_error' } });
+      return res.destroy();
+    }
     if (req.method === 'GET' && req.url?.startsWith('/v1/models')) {
       return send(res, 200, {
         object: 'list',
@@ -122,6 +167,6 @@ const server = createServer((req, res) => {
 });
 
 server.listen(port, host, () =>
-  process.stdout.write(`demo upstream (not a real AI provider) on http://${host}:${port}\n`),
+  process.stdout.write(`demo upstream (not a real AI provider) on http://${host}:${server.address().port}\n`),
 );
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

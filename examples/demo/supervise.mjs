@@ -1,0 +1,60 @@
+// DEMO ONLY: keeps the demo's processes running. A part that crashes after it started is
+// restarted (an error in one request must not end the demo), a few times at most; a part
+// that fails at start (a bad config, a port in use) stops the demo, since restarting it
+// would only fail again. Ctrl-C (SIGINT) or SIGTERM stops every part.
+import { spawn } from 'node:child_process';
+
+/** How long a part must have run for its exit to count as a crash worth a restart. */
+const STARTED_AFTER_MS = 2_000;
+const MAX_RESTARTS = 5;
+
+/**
+ * Starts each `{name, args, env?}` as a node process with inherited stdio. `done` resolves
+ * with the exit code once every part has stopped for good.
+ */
+export function supervise(
+  parts,
+  { startedAfterMs = STARTED_AFTER_MS, maxRestarts = MAX_RESTARTS, handleSignals = true } = {},
+) {
+  const running = new Map();
+  let stopping = false;
+  let exitCode = 0;
+  let resolveDone;
+  const done = new Promise((resolve) => (resolveDone = resolve));
+
+  const stopAll = () => {
+    stopping = true;
+    for (const child of running.values()) child.kill('SIGTERM');
+    if (running.size === 0) resolveDone(exitCode);
+  };
+
+  const start = (part, restarts) => {
+    const startedAt = Date.now();
+    const child = spawn(process.execPath, part.args, {
+      stdio: 'inherit',
+      env: { ...process.env, ...part.env },
+    });
+    running.set(part.name, child);
+    child.on('exit', (code, signal) => {
+      running.delete(part.name);
+      if (stopping) {
+        if (running.size === 0) resolveDone(exitCode);
+        return;
+      }
+      const ranFor = Date.now() - startedAt;
+      if (ranFor >= startedAfterMs && restarts < maxRestarts) {
+        process.stderr.write(
+          `demo: ${part.name} stopped (${signal ?? `exit ${code}`}); restarting it (${restarts + 1}/${maxRestarts})\n`,
+        );
+        return start(part, restarts + 1);
+      }
+      process.stderr.write(`demo: ${part.name} stopped (${signal ?? `exit ${code}`}); stopping the demo\n`);
+      exitCode = code || 1;
+      stopAll();
+    });
+  };
+
+  for (const part of parts) start(part, 0);
+  if (handleSignals) for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, stopAll);
+  return { done, stop: stopAll };
+}
