@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { Pool, type Dispatcher } from 'undici';
 import { createAdminHandler } from './admin.js';
 import { loadConfigFile, watchConfigFile, type ConfigWatcher } from './config/load.js';
@@ -91,6 +92,16 @@ function compose(fileRaw: unknown, snapshot: ControlPlaneSnapshot | undefined): 
   };
 }
 
+/**
+ * A relative `snapshot_path` is read against the config file's folder, not the working
+ * directory: a proxy started from elsewhere while the control plane is down must still find
+ * the snapshot it saved. A config given as an object (tests, embedding) has no file, so its
+ * relative path stays relative to the working directory.
+ */
+export function snapshotPathOf(path: string, configPath: string | undefined): string {
+  return configPath === undefined ? resolve(path) : resolve(dirname(resolve(configPath)), path);
+}
+
 export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   let fileRaw: unknown = options.configPath ? (await loadConfigFile(options.configPath)).raw : options.config;
   const fromFile = parseConfig(fileRaw);
@@ -108,7 +119,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
         url: plane.url,
         token: plane.token,
         pollIntervalMs: plane.poll_interval_ms,
-        snapshotPath: plane.snapshot_path,
+        snapshotPath: snapshotPathOf(plane.snapshot_path, options.configPath),
         redisUrl: typeof fromFile.store === 'object' ? fromFile.store.redis : undefined,
         keyPrefix: typeof fromFile.store === 'object' ? fromFile.store.key_prefix : 'lk:',
         logger,

@@ -193,7 +193,8 @@ export const configSchema = z.strictObject({
       url: z.url({ protocol: /^https?$/ }),
       token: z.string().min(1),
       poll_interval_ms: positiveInt.default(5_000),
-      snapshot_path: z.string().default('.lanekeeper/snapshot.json'),
+      /** Where the last good snapshot is saved; a relative path is read against the config file's folder. */
+      snapshot_path: z.string().min(1).default('.lanekeeper/snapshot.json'),
     })
     .optional(),
   vector: z
