@@ -79,16 +79,25 @@ function createDispatcher(config: Config): Dispatcher {
 }
 
 /**
- * In control-plane mode, plans, tenants and pricing come from the control plane's snapshot
- * and everything else from the file; the two are merged, then validated as one config.
+ * In control-plane mode, plans, tenants and pricing (and the vector mode and templates, when
+ * the control plane manages collections) come from the control plane's snapshot and
+ * everything else from the file; the two are merged, then validated as one config.
  */
 function compose(fileRaw: unknown, snapshot: ControlPlaneSnapshot | undefined): unknown {
   if (!snapshot) return fileRaw;
+  const file = fileRaw as Record<string, unknown>;
+  // The collections a tenant has are the ones the control plane created from its templates:
+  // the vector route must offer exactly those, in the same mode, whatever the file says.
+  const vector =
+    snapshot.vector && file.vector && typeof file.vector === 'object'
+      ? { ...(file.vector as Record<string, unknown>), ...snapshot.vector }
+      : file.vector;
   return {
-    ...(fileRaw as Record<string, unknown>),
+    ...file,
     plans: snapshot.plans,
     tenants: snapshot.tenants,
     pricing: snapshot.pricing,
+    ...(vector === undefined ? {} : { vector }),
   };
 }
 

@@ -1,9 +1,10 @@
 /**
  * GET /v1/config: what every proxy runs on, `{version, plans, tenants, pricing}` in exactly
- * the proxy's YAML shapes, authorised by the proxy token (never the admin token). The
+ * the proxy's YAML shapes (plus `vector: {mode, templates}` when Qdrant is configured), authorised by the proxy token (never the admin token). The
  * version is the ETag; a matching If-None-Match gets 304 after one cheap query. The data
  * is read in one REPEATABLE READ snapshot, so version and content always agree.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app.js';
 import { currentConfigVersion, syncPricingVersion } from '../stores/config-version.js';
@@ -11,7 +12,25 @@ import { allPlans } from '../stores/plans.js';
 import { priceVersionAt } from '../stores/pricing.js';
 import { configTenants } from '../stores/tenants.js';
 
-const etagOf = (version: number) => `"${version}"`;
+/**
+ * The vector section proxies take instead of their own `vector.mode` and `vector.templates`,
+ * so the collections a proxy routes to are the ones this control plane created. Absent when
+ * QDRANT_URL is unset: then the control plane creates no collections, and a proxy keeps its own.
+ */
+function vectorSection(deps: AppDeps): { mode: string; templates: unknown[] } | undefined {
+  if (!deps.vectors) return undefined;
+  return { mode: deps.config.vectorMode, templates: deps.config.collectionTemplates };
+}
+
+/**
+ * The version is the ETag, plus a digest of the vector section: templates come from the
+ * environment, so a control plane restarted with other templates must not be answered 304.
+ */
+function etagFor(version: number, vector: ReturnType<typeof vectorSection>): string {
+  if (!vector) return `"${version}"`;
+  const digest = createHash('sha256').update(JSON.stringify(vector)).digest('hex').slice(0, 12);
+  return `"${version}-${digest}"`;
+}
 
 /** True when an If-None-Match header names this ETag (or `*`). */
 function matches(header: string | undefined, etag: string): boolean {
@@ -32,9 +51,10 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
       const bumped = await syncPricingVersion(deps.pool, inForce?.id ?? null);
       if (bumped !== undefined) await deps.publisher.publish(bumped);
 
+      const vector = vectorSection(deps);
       const ifNoneMatch = request.headers['if-none-match'];
       if (ifNoneMatch) {
-        const etag = etagOf(await currentConfigVersion(deps.pool));
+        const etag = etagFor(await currentConfigVersion(deps.pool), vector);
         if (matches(ifNoneMatch, etag)) return reply.code(304).header('etag', etag).send();
       }
       const client = await deps.pool.connect();
@@ -46,9 +66,9 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
         const pricing = (await priceVersionAt(client))?.prices ?? {};
         await client.query('COMMIT');
         return reply
-          .header('etag', etagOf(version))
+          .header('etag', etagFor(version, vector))
           .header('cache-control', 'no-cache')
-          .send({ version, plans, tenants, pricing });
+          .send({ version, plans, tenants, pricing, ...(vector ? { vector } : {}) });
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         throw error;

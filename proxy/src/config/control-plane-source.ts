@@ -21,6 +21,11 @@ export interface ControlPlaneSnapshot {
   plans: Record<string, unknown>;
   tenants: unknown[];
   pricing: Record<string, unknown>;
+  /**
+   * The control plane's vector mode and collection templates, present when it manages
+   * Qdrant collections: a proxy with `vector` configured takes them instead of its own.
+   */
+  vector?: { mode: string; templates: unknown[] };
 }
 
 /** The logging a source needs (pino fits). */
