@@ -212,6 +212,13 @@ describe('the OpenAI dialect', () => {
     expect(responses.body).toEqual({ max_output_tokens: 40 });
   });
 
+  it('always writes the one name an upstream reads, whatever the client sent', () => {
+    const ollamaCompatible = createOpenAiDialect({ chatReadsOnly: 'max_tokens' });
+    const r = req(CHAT, { max_completion_tokens: 10 });
+    ollamaCompatible.setMaxOutput(r, route(CHAT), 10);
+    expect(r.body).toEqual({ max_tokens: 10 });
+  });
+
   it('writes max_tokens by default when configured for older servers', () => {
     const legacy = createOpenAiDialect({ chatMaxField: 'max_tokens' });
     const r = req(CHAT, {});

@@ -77,6 +77,12 @@ export interface OpenAiDialectOptions {
    * that sent `max_tokens` always gets `max_tokens` back.
    */
   chatMaxField?: 'max_completion_tokens' | 'max_tokens';
+  /**
+   * Set when the upstream reads only this one chat cap name (Ollama's OpenAI API reads only
+   * `max_tokens`): then it is always the field written, whatever the client sent, so a cap
+   * the server would ignore cannot leave the answer unbounded.
+   */
+  chatReadsOnly?: 'max_completion_tokens' | 'max_tokens';
 }
 
 /** Strips one trailing slash so `/v1/chat/completions/` matches too. */
@@ -108,7 +114,8 @@ function prependText(prompt: string, existing: unknown): unknown {
 
 /** Creates an OpenAI dialect; `openai` below is the default instance. */
 export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect {
-  const chatMaxField = options.chatMaxField ?? 'max_completion_tokens';
+  const chatMaxField = options.chatReadsOnly ?? options.chatMaxField ?? 'max_completion_tokens';
+  const chatFieldFixed = options.chatReadsOnly !== undefined;
   return {
     name: 'openai',
     errorStyle: 'openai',
@@ -174,8 +181,9 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
     setMaxOutput(req, route, tokens) {
       const b = body(req);
       if (!b || !generatesText(route)) return;
-      let field: CapName = route === RESPONSES ? 'max_output_tokens' : 'max_tokens';
-      if (route === CHAT) {
+      let field: CapName =
+        route === RESPONSES ? 'max_output_tokens' : route === CHAT ? chatMaxField : 'max_tokens';
+      if (route === CHAT && !chatFieldFixed) {
         // Reasoning models refuse max_tokens, older compatible servers know only it: a client
         // that sent just one of the two keeps it, otherwise the configured one is written.
         const hasNew = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null;

@@ -6,8 +6,10 @@
  * many completions per request, and uncapped requests that used to reserve the whole hour.
  * What is reserved is read from x-ratelimit-remaining-tokens: limit - remaining - prompt.
  */
+import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { dialectByName } from '../../src/dialects/index.js';
 import { chatCompletion, chatStream, type Received } from '../helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
@@ -21,13 +23,40 @@ afterEach(async () => {
   h = undefined;
 });
 
+/** Where limits are kept: the memory store, or the shared Redis under a key prefix of its own. */
+type StoreKind = 'memory' | 'redis';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const prefixes: string[] = [];
+
+function newPrefix(): string {
+  const prefix = `lk-caps-${randomUUID().slice(0, 8)}:`;
+  prefixes.push(prefix);
+  return prefix;
+}
+
+afterAll(async () => {
+  if (prefixes.length === 0) return;
+  const redis = new Redis(REDIS_URL);
+  for (const prefix of prefixes) {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+  }
+  redis.disconnect();
+});
+
 /** Gives the free plan (tenant acme) these settings, without a system prompt or context bound. */
-function freePlan(settings: Record<string, unknown>) {
+function freePlan(settings: Record<string, unknown>, store: StoreKind = 'memory') {
   return (base: Record<string, unknown>) => {
     const plans = base.plans as Record<string, Record<string, unknown>>;
     const { custom_prompts: _prompt, max_context: _context, ...free } = plans.free!;
     return {
       ...base,
+      ...(store === 'redis'
+        ? {
+            store: { redis: REDIS_URL, key_prefix: newPrefix(), timeout_ms: 2000 },
+          }
+        : {}),
       dialects: [
         { name: 'acme', match: { method: 'POST', path: '/infer/{model}' }, max_output: 'options.max_len' },
       ],
@@ -36,18 +65,13 @@ function freePlan(settings: Record<string, unknown>) {
   };
 }
 
-async function start(
-  settings: Record<string, unknown>,
-  reply?: (req: Received) => unknown,
-): Promise<Harness> {
+async function start(settings: Record<string, unknown>, store: StoreKind = 'memory'): Promise<Harness> {
   return startHarness({
-    reply: reply
-      ? (req) => ({ kind: 'json', body: reply(req) })
-      : {
-          kind: 'json',
-          body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 }),
-        },
-    config: freePlan(settings),
+    reply: {
+      kind: 'json',
+      body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 }),
+    },
+    config: freePlan(settings, store),
   });
 }
 
@@ -84,8 +108,8 @@ function capFields(value: unknown, at = ''): [string, unknown][] {
   return found;
 }
 
-/** Output tokens the request reserved: what the hour lost, less the proxy's prompt estimate. */
-function reservedOutput(dialect: string, received: Received, remaining: unknown): number {
+/** The proxy's estimate of a forwarded request's prompt, as it reserved it. */
+function promptEstimate(dialect: string, received: Received): number {
   const d = dialectByName(dialect)!;
   const route = d.match('POST', received.path)!;
   const req = {
@@ -94,7 +118,12 @@ function reservedOutput(dialect: string, received: Received, remaining: unknown)
     query: '',
     body: received.body as Record<string, unknown>,
   };
-  return HOUR - Number(remaining) - d.estimatePromptTokens(req, route);
+  return d.estimatePromptTokens(req, route);
+}
+
+/** Output tokens the request reserved: what the hour lost, less the proxy's prompt estimate. */
+function reservedOutput(dialect: string, received: Received, remaining: unknown): number {
+  return HOUR - Number(remaining) - promptEstimate(dialect, received);
 }
 
 const user = [{ role: 'user', content: 'hi' }];
@@ -199,18 +228,37 @@ describe('one output cap reaches the upstream', () => {
     expect(capFields(h.lastReceived().body)).toEqual([['options.max_len', 500]]);
   });
 
+  it("writes max_tokens, the only name Ollama's OpenAI API reads, when the upstream is Ollama", async () => {
+    h = await startHarness({
+      config: (base) => ({
+        ...freePlan({})(base),
+        upstream: { ...(base.upstream as object), dialect: 'ollama' },
+      }),
+    });
+    const r = await send('/v1/chat/completions', {
+      model: 'small-model',
+      messages: user,
+      max_completion_tokens: 10,
+    });
+    expect(r.status).toBe(200);
+    expect(capFields(h.lastReceived().body)).toEqual([['max_tokens', 10]]);
+  });
+
+  it('bounds the cap by max_context less the prompt, below the client cap and max_output_tokens', async () => {
+    h = await start({ max_context: 1000, max_output_tokens: 5000 });
+    const r = await send('/v1/chat/completions', { model: 'small-model', messages: user, max_tokens: 4000 });
+    expect(r.status).toBe(200);
+    const [[, cap]] = capFields(h.lastReceived().body) as [[string, number]];
+    expect(cap).toBeLessThan(1000);
+    expect(cap).toBeGreaterThan(900);
+  });
+
   it('sets no cap on embeddings and reserves no output for them', async () => {
     h = await start({ rate_limits: { tokens_per_hour: HOUR } });
     const r = await send('/v1/embeddings', { model: 'small-model', input: 'hi', max_tokens: 100_000 });
     expect(r.status).toBe(200);
     expect(capFields(h.lastReceived().body)).toEqual([['max_tokens', 100_000]]);
-    const d = dialectByName('openai')!;
-    const received = h.lastReceived();
-    const prompt = d.estimatePromptTokens(
-      { method: 'POST', path: received.path, query: '', body: received.body as Record<string, unknown> },
-      d.match('POST', received.path)!,
-    );
-    expect(HOUR - Number(r.headers['x-ratelimit-remaining-tokens'])).toBe(prompt);
+    expect(reservedOutput('openai', h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(0);
   });
 });
 
@@ -293,7 +341,9 @@ describe('hostile cap values', () => {
   });
 });
 
-describe('choices multiply the reservation', () => {
+const STORES: StoreKind[] = ['memory', 'redis'];
+
+describe.each(STORES)('choices multiply the reservation (%s store)', (store) => {
   it.each([
     ['n on chat', 'openai', '/v1/chat/completions', { messages: user, n: 3, max_tokens: 100 }, 300],
     [
@@ -311,7 +361,7 @@ describe('choices multiply the reservation', () => {
       210,
     ],
   ])('%s reserves the cap once per generated completion', async (_n, dialect, path, body, reserved) => {
-    h = await start({ rate_limits: { tokens_per_hour: HOUR }, max_choices: 8 });
+    h = await start({ rate_limits: { tokens_per_hour: HOUR }, max_choices: 8 }, store);
     const r = await send(path, { model: 'small-model', ...body });
     expect(r.status).toBe(200);
     expect(reservedOutput(dialect, h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(
@@ -340,6 +390,28 @@ describe('choices multiply the reservation', () => {
     },
   );
 
+  it('refuses a client cap whose choices together do not fit the hour', async () => {
+    h = await start({ rate_limits: { tokens_per_hour: 1000 }, max_choices: 4 }, store);
+    const r = await send('/v1/chat/completions', {
+      model: 'small-model',
+      messages: user,
+      n: 3,
+      max_tokens: 400,
+    });
+    expect(r.status).toBe(429);
+    expect(r.text).toContain('tokens_per_hour');
+    expect(h.upstream.received).toHaveLength(0);
+  });
+
+  it('splits what the hour has left between the choices of an uncapped request', async () => {
+    h = await start({ rate_limits: { tokens_per_hour: 3000 }, max_choices: 4 }, store);
+    const r = await send('/v1/chat/completions', { model: 'small-model', messages: user, n: 3 });
+    expect(r.status).toBe(200);
+    const prompt = promptEstimate('openai', h.lastReceived());
+    const [[, cap]] = capFields(h.lastReceived().body) as [[string, number]];
+    expect(cap).toBe(Math.floor((3000 - prompt) / 3));
+  });
+
   it('defaults max_choices to 1 on a budget plan and leaves plans without token limits unlimited', async () => {
     h = await start({ rate_limits: { budget_usd_per_day: 100 } });
     expect((await send('/v1/chat/completions', { messages: user, n: 2 })).status).toBe(400);
@@ -350,7 +422,7 @@ describe('choices multiply the reservation', () => {
   });
 });
 
-describe('uncapped requests share the hour', () => {
+describe.each(STORES)('uncapped requests share the hour (%s store)', (store) => {
   it('admits three parallel uncapped requests while the hour has room, each capped at max_output_tokens', async () => {
     h = await startHarness({
       reply: (req) => ({
@@ -367,7 +439,7 @@ describe('uncapped requests share the hour', () => {
           true,
         ),
       }),
-      config: freePlan({ rate_limits: { tokens_per_hour: 20_000 } }),
+      config: freePlan({ rate_limits: { tokens_per_hour: 20_000 } }, store),
     });
     const results = await Promise.all(
       [1, 2, 3].map(() =>
