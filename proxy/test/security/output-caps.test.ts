@@ -228,6 +228,25 @@ describe('one output cap reaches the upstream', () => {
     expect(capFields(h.lastReceived().body)).toEqual([['options.max_len', 500]]);
   });
 
+  it('takes max_output_tokens and max_choices from a tenant override', async () => {
+    h = await startHarness({
+      config: (base) => {
+        const config = freePlan({ rate_limits: { tokens_per_hour: HOUR } })(base);
+        const tenants = (config.tenants as Record<string, unknown>[]).map((t) =>
+          t.id === 'acme' ? { ...t, overrides: { max_output_tokens: 99, max_choices: 2 } } : t,
+        );
+        return { ...config, tenants };
+      },
+    });
+    const r = await send('/v1/chat/completions', { model: 'small-model', messages: user, n: 2 });
+    expect(r.status).toBe(200);
+    expect(capFields(h.lastReceived().body)).toEqual([['max_completion_tokens', 99]]);
+    expect(reservedOutput('openai', h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(198);
+    expect((await send('/v1/chat/completions', { model: 'small-model', messages: user, n: 3 })).status).toBe(
+      400,
+    );
+  });
+
   it("writes max_tokens, the only name Ollama's OpenAI API reads, when the upstream is Ollama", async () => {
     h = await startHarness({
       config: (base) => ({
