@@ -232,7 +232,7 @@ describe('one output cap reaches the upstream', () => {
     h = await startHarness({
       config: (base) => {
         const config = freePlan({ rate_limits: { tokens_per_hour: HOUR } })(base);
-        const tenants = (config.tenants as Record<string, unknown>[]).map((t) =>
+        const tenants = (base.tenants as Record<string, unknown>[]).map((t) =>
           t.id === 'acme' ? { ...t, overrides: { max_output_tokens: 99, max_choices: 2 } } : t,
         );
         return { ...config, tenants };
