@@ -84,6 +84,7 @@ describe('onboarding through the admin API', () => {
         features: [],
         custom_prompts: {},
         enforce_mid_stream: false,
+        max_output_tokens: 4096,
       },
     });
     expect(config.body.tenants).toEqual([

@@ -60,8 +60,10 @@ export interface RequestContext {
   /** Usage was requested on the client's behalf and must be hidden from it. */
   usageInjected: boolean;
   estimatedPromptTokens: number;
-  /** The output cap sent upstream, after plan and limit clamping. */
+  /** The output cap sent upstream (per choice), after plan and limit clamping. */
   maxOutputTokens: number | undefined;
+  /** How many completions the upstream generates (n, best_of, candidateCount); each may use maxOutputTokens. */
+  outputChoices: number;
   /** True when the client set its own output cap: then its worst case must fit a limit whole. */
   clientCappedOutput: boolean;
 

@@ -26,6 +26,8 @@ export function mergePlan(plan: PlanConfig, overrides: TenantConfig['overrides']
     models: { ...plan.models, ...overrides.models },
     rate_limits: { ...plan.rate_limits, ...overrides.rate_limits },
     max_context: overrides.max_context ?? plan.max_context,
+    max_output_tokens: overrides.max_output_tokens ?? plan.max_output_tokens,
+    max_choices: overrides.max_choices ?? plan.max_choices,
     features: overrides.features ?? plan.features,
     custom_prompts: { ...plan.custom_prompts, ...overrides.custom_prompts },
     enforce_mid_stream: overrides.enforce_mid_stream ?? plan.enforce_mid_stream,

@@ -100,6 +100,7 @@ function newContext(
     usageInjected: false,
     estimatedPromptTokens: 0,
     maxOutputTokens: undefined,
+    outputChoices: 1,
     clientCappedOutput: false,
     reservation: undefined,
     limitHeaders: {},

@@ -16,6 +16,9 @@ const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, {
 
 const positiveInt = z.number().int().positive();
 
+/** A plan's `max_output_tokens` when it sets none. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
 /** Limits of a plan; each one is optional and absent means unlimited. */
 export const rateLimitsSchema = z.strictObject({
   requests_per_minute: positiveInt.optional(),
@@ -36,6 +39,18 @@ export const planSchema = z.strictObject({
   models: modelsSchema,
   rate_limits: rateLimitsSchema.default({}),
   max_context: positiveInt.optional(),
+  /**
+   * The output cap (per choice) set on a request that sends none, and the ceiling of a
+   * client's own cap (a higher one is lowered to it). Default 4096. It is also what such a
+   * request reserves against tokens_per_hour and budgets, so parallel requests fit.
+   */
+  max_output_tokens: positiveInt.default(DEFAULT_MAX_OUTPUT_TOKENS),
+  /**
+   * The most completions one request may ask for (`n`, `best_of`, Gemini `candidateCount`);
+   * more is 400 invalid_request. Default: 1 on a plan whose rate_limits set tokens_per_hour
+   * or a budget (each choice multiplies what is reserved), unlimited otherwise.
+   */
+  max_choices: positiveInt.optional(),
   features: z.array(z.string().min(1)).default([]),
   custom_prompts: customPromptsSchema.default({}),
   enforce_mid_stream: z.boolean().default(false),
@@ -46,6 +61,8 @@ export const overridesSchema = z.strictObject({
   models: z.record(z.string().min(1), z.string().min(1)).optional(),
   rate_limits: rateLimitsSchema.optional(),
   max_context: positiveInt.optional(),
+  max_output_tokens: positiveInt.optional(),
+  max_choices: positiveInt.optional(),
   features: z.array(z.string().min(1)).optional(),
   custom_prompts: customPromptsSchema.optional(),
   enforce_mid_stream: z.boolean().optional(),

@@ -11,6 +11,7 @@
  */
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
+import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
 import { observation } from './observation.js';
@@ -108,7 +109,7 @@ export const anthropic: Dialect = {
   },
 
   readMaxOutput(req, route) {
-    return route === MESSAGES ? count(req.body?.max_tokens) : undefined;
+    return route === MESSAGES ? positiveField('max_tokens', req.body?.max_tokens) : undefined;
   },
   setMaxOutput(req, route, tokens) {
     if (req.body && route === MESSAGES) req.body.max_tokens = tokens;

@@ -12,6 +12,7 @@
 import type { CustomDialectConfig, CustomDialectInput } from '../config/schema.js';
 import type { ErrorStyle } from '../errors.js';
 import { count, type Usage } from '../usage/usage.js';
+import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation, StreamEvent } from './dialect.js';
 import { errorMessage, getPath, isRecord, parseJson, record, text } from './json-value.js';
 import { estimateJsonTokens } from './prompt-size.js';
@@ -191,7 +192,7 @@ export function createCustomDialect(config: CustomDialectInput & CustomDialectEx
       return false;
     },
     readMaxOutput(req) {
-      return maxPath ? count(getPath(req.body, maxPath)) : undefined;
+      return maxPath ? positiveField(maxPath.join('.'), getPath(req.body, maxPath)) : undefined;
     },
     setMaxOutput(req, _route, tokens) {
       if (maxPath && req.body) setPath(req.body, maxPath, tokens);

@@ -6,6 +6,7 @@
  */
 import type { ErrorStyle } from '../errors.js';
 import type { Usage } from '../usage/usage.js';
+import type { Choices } from './cap-fields.js';
 
 /** A JSON object body from a client, mutable while stages rewrite it. */
 export type JsonBody = Record<string, unknown>;
@@ -66,9 +67,20 @@ export interface Dialect {
   /** A cheap, deliberately generous estimate of the prompt's tokens. */
   estimatePromptTokens(req: DialectRequest, route: DialectRoute): number;
   hasImageInput(req: DialectRequest, route: DialectRoute): boolean;
-  /** The client's output cap (max_tokens and its cousins), if set. */
+  /**
+   * The client's output cap: the smallest of every field the upstream may read as one
+   * (max_tokens and its cousins), undefined when none is set. Throws InvalidRequestError
+   * naming the field when one is not a positive integer (see cap-fields.ts).
+   */
   readMaxOutput(req: DialectRequest, route: DialectRoute): number | undefined;
+  /** Sets the output cap in exactly one field and removes every other cap field. */
   setMaxOutput(req: DialectRequest, route: DialectRoute, tokens: number): void;
+  /**
+   * How many completions the upstream generates for the request (`n`, `best_of`,
+   * `candidateCount`), with the field that asked; undefined means one. Throws like
+   * readMaxOutput. Absent for dialects without choices.
+   */
+  readChoices?(req: DialectRequest, route: DialectRoute): Choices | undefined;
   /** True when the request asks for a streamed answer. */
   isStream(req: DialectRequest, route: DialectRoute): boolean;
   readonly streamFormat: 'sse' | 'ndjson';

@@ -110,6 +110,37 @@ describe('the Gemini dialect', () => {
     expect(gemini.readMaxOutput(r, GENERATE)).toBe(64);
   });
 
+  it('reads the smallest cap of every spelling and leaves exactly one', () => {
+    const r = req(GENERATE_PATH, {
+      contents: [],
+      generationConfig: { maxOutputTokens: 100000, max_output_tokens: 50000, temperature: 0 },
+      generation_config: { maxOutputTokens: 30, max_output_tokens: 70000 },
+    });
+    expect(gemini.readMaxOutput(r, GENERATE)).toBe(30);
+    gemini.setMaxOutput(r, GENERATE, 30);
+    expect(r.body?.generationConfig).toEqual({ maxOutputTokens: 30, temperature: 0 });
+    expect(r.body?.generation_config).toEqual({});
+  });
+
+  it('keeps the snake_case cap when the client used only that', () => {
+    const r = req(GENERATE_PATH, { contents: [], generation_config: { max_output_tokens: 900 } });
+    gemini.setMaxOutput(r, GENERATE, 64);
+    expect(r.body).toEqual({ contents: [], generation_config: { max_output_tokens: 64 } });
+  });
+
+  it('reads the most candidates of every spelling and refuses a zero cap', () => {
+    const r = req(GENERATE_PATH, {
+      generationConfig: { candidateCount: 2 },
+      generation_config: { candidate_count: 4 },
+    });
+    expect(gemini.readChoices?.(r, GENERATE)).toEqual({
+      count: 4,
+      field: 'generation_config.candidate_count',
+    });
+    const zero = req(GENERATE_PATH, { generationConfig: { maxOutputTokens: 0 } });
+    expect(() => gemini.readMaxOutput(zero, GENERATE)).toThrow(/generationConfig\.maxOutputTokens/);
+  });
+
   it('streams exactly on streamGenerateContent and detects inline images', () => {
     expect(gemini.isStream(req(GENERATE_PATH), STREAM)).toBe(true);
     expect(gemini.isStream(req(GENERATE_PATH), GENERATE)).toBe(false);

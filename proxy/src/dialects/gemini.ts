@@ -20,6 +20,7 @@
  */
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
+import { mostChoices, smallestCap, type CapField } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record } from './json-value.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
@@ -125,6 +126,19 @@ function generationConfig(b: JsonBody, create: boolean): Record<string, unknown>
   return fresh;
 }
 
+const CAP_NAMES = ['maxOutputTokens', 'max_output_tokens'] as const;
+const CHOICE_NAMES = ['candidateCount', 'candidate_count'] as const;
+
+/** Every spelling of a generation setting, in both spellings of its parent object. */
+function configFields(b: JsonBody, names: readonly string[]): CapField[] {
+  const fields: CapField[] = [];
+  for (const parent of ['generationConfig', 'generation_config']) {
+    const config = record(b[parent]);
+    if (config) for (const name of names) fields.push([`${parent}.${name}`, config[name]]);
+  }
+  return fields;
+}
+
 function partsHaveImage(parts: unknown): boolean {
   if (!Array.isArray(parts)) return false;
   return parts.some((p) => {
@@ -205,15 +219,25 @@ export const gemini: Dialect = {
 
   readMaxOutput(req, route) {
     if (!req.body || !isGeneration(route)) return undefined;
-    const config = generationConfig(req.body, false);
-    return count(config?.maxOutputTokens ?? config?.max_output_tokens);
+    return smallestCap(configFields(req.body, CAP_NAMES));
   },
   setMaxOutput(req, route, tokens) {
     if (!req.body || !isGeneration(route)) return;
     const config = generationConfig(req.body, true) as Record<string, unknown>;
-    if (config.max_output_tokens !== undefined && config.maxOutputTokens === undefined)
-      config.max_output_tokens = tokens;
-    else config.maxOutputTokens = tokens;
+    const field =
+      config.max_output_tokens !== undefined && config.maxOutputTokens === undefined
+        ? 'max_output_tokens'
+        : 'maxOutputTokens';
+    // Google's JSON reader takes both spellings of a field and of its parent: the cap is left
+    // in one place only, so no spelling the proxy did not set can be read instead.
+    for (const other of [record(req.body.generationConfig), record(req.body.generation_config)]) {
+      if (other) for (const name of CAP_NAMES) delete other[name];
+    }
+    config[field] = tokens;
+  },
+  readChoices(req, route) {
+    if (!req.body || !isGeneration(route)) return undefined;
+    return mostChoices(configFields(req.body, CHOICE_NAMES));
   },
 
   isStream(_req, route) {

@@ -7,7 +7,7 @@ import type { Dialect, DialectRoute } from './dialect.js';
 import { anthropic } from './anthropic.js';
 import { gemini } from './gemini.js';
 import { ollama } from './ollama.js';
-import { openai } from './openai.js';
+import { createOpenAiDialect, openai } from './openai.js';
 
 /**
  * Built-in dialects, in the order `auto` tries them. A route marked `fallback` (a catch-all
@@ -23,7 +23,10 @@ const ALIASES: Readonly<Record<string, string>> = { vllm: 'openai' };
  * Modules a forced dialect falls back to for paths it does not speak itself: an Ollama
  * server also serves the OpenAI-compatible `/v1/*` API.
  */
-const FALLBACKS: Readonly<Record<string, readonly string[]>> = { ollama: ['openai'] };
+const FALLBACKS: Readonly<Record<string, readonly Dialect[]>> = {
+  // Ollama's OpenAI API reads only max_tokens as the chat output cap.
+  ollama: [createOpenAiDialect({ chatReadsOnly: 'max_tokens' })],
+};
 
 /** A dialect and the route it recognised. */
 export interface DialectMatch {
@@ -65,10 +68,9 @@ export function selectDialect(
   if (!dialect) return undefined;
   const route = dialect.match(method, path);
   if (route) return { dialect, route };
-  for (const name of FALLBACKS[dialect.name] ?? []) {
-    const fallback = dialectByName(name);
-    const fallbackRoute = fallback?.match(method, path);
-    if (fallback && fallbackRoute) return { dialect: fallback, route: fallbackRoute };
+  for (const fallback of FALLBACKS[dialect.name] ?? []) {
+    const fallbackRoute = fallback.match(method, path);
+    if (fallbackRoute) return { dialect: fallback, route: fallbackRoute };
   }
   return undefined;
 }

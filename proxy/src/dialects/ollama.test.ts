@@ -74,6 +74,12 @@ describe('the Ollama dialect', () => {
     const bare = req('/api/generate', {});
     ollama.setMaxOutput(bare, GENERATE, 9);
     expect(bare.body).toEqual({ options: { num_predict: 9 } });
+    const topLevel = req('/api/generate', { num_predict: 100000 });
+    ollama.setMaxOutput(topLevel, GENERATE, 9);
+    expect(topLevel.body).toEqual({ options: { num_predict: 9 } });
+    expect(() => ollama.readMaxOutput(req('/api/chat', { options: { num_predict: -3 } }), CHAT)).toThrow(
+      /options\.num_predict/,
+    );
   });
 
   it('detects images on chat messages and generate requests', () => {

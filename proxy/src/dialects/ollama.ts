@@ -13,6 +13,7 @@
  */
 import type { Usage } from '../usage/usage.js';
 import { count } from '../usage/usage.js';
+import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
 import { errorNearStart, valueAfterLastKey } from './hint.js';
@@ -119,12 +120,17 @@ export const ollama: Dialect = {
 
   readMaxOutput(req, route) {
     if (!generates(route)) return undefined;
-    // -1 (unlimited) and -2 (fill the context) are not caps.
-    return count(record(req.body?.options)?.num_predict);
+    const predict = record(req.body?.options)?.num_predict;
+    // -1 (unlimited) and -2 (fill the context) ask for no cap: the plan's applies.
+    if (predict === -1 || predict === -2) return undefined;
+    return positiveField('options.num_predict', predict);
   },
   setMaxOutput(req, route, tokens) {
     const b = req.body;
     if (!b || !generates(route)) return;
+    // Ollama reads only options.num_predict; a top-level copy is dropped so no other
+    // server behind this dialect can read a cap the proxy did not reserve.
+    delete b.num_predict;
     const options = record(b.options);
     if (options) options.num_predict = tokens;
     else b.options = { num_predict: tokens };

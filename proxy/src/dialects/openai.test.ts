@@ -143,11 +143,14 @@ describe('the OpenAI dialect', () => {
   });
 
   it.each([
-    ['prefers max_completion_tokens', CHAT, { max_completion_tokens: 10, max_tokens: 99 }, 10],
+    ['takes the smaller of two chat caps', CHAT, { max_completion_tokens: 10, max_tokens: 99 }, 10],
+    ['takes the smaller either way round', CHAT, { max_completion_tokens: 99, max_tokens: 10 }, 10],
     ['falls back to max_tokens', CHAT, { max_tokens: 99 }, 99],
+    ['reads null as no cap', CHAT, { max_tokens: null }, undefined],
     ['reads max_output_tokens on responses', '/v1/responses', { max_output_tokens: 5 }, 5],
     ['reads max_tokens on completions', '/v1/completions', { max_tokens: 7 }, 7],
     ['has no cap on embeddings', '/v1/embeddings', { max_tokens: 7 }, undefined],
+    ['reads every cap name on responses', '/v1/responses', { max_output_tokens: 50, max_tokens: 6 }, 6],
   ])('reads the output cap (%s)', (_name, path, body, expected) => {
     expect(openai.readMaxOutput(req(path, body), route(path))).toBe(expected);
   });
@@ -155,15 +158,65 @@ describe('the OpenAI dialect', () => {
   it.each([
     ['writes max_completion_tokens by default', {}, { max_completion_tokens: 50 }],
     ['keeps a client on max_tokens', { max_tokens: 99 }, { max_tokens: 50 }],
+    ['keeps a client on max_completion_tokens', { max_completion_tokens: 99 }, { max_completion_tokens: 50 }],
     [
-      'updates both when the client sent both',
-      { max_tokens: 9, max_completion_tokens: 9 },
-      { max_tokens: 50, max_completion_tokens: 50 },
+      'leaves one field when the client sent both',
+      { max_tokens: 9, max_completion_tokens: 100000 },
+      { max_completion_tokens: 50 },
     ],
+    ['drops a null cap field', { max_tokens: null }, { max_completion_tokens: 50 }],
   ])('sets the chat output cap (%s)', (_name, body, expected) => {
     const r = req(CHAT, body);
     openai.setMaxOutput(r, route(CHAT), 50);
     expect(r.body).toEqual(expected);
+  });
+
+  it.each([
+    ['a string', { max_tokens: '100' }, 'max_tokens'],
+    ['zero', { max_completion_tokens: 0 }, 'max_completion_tokens'],
+    ['a negative', { max_tokens: -5 }, 'max_tokens'],
+    ['a float', { max_tokens: 10.5 }, 'max_tokens'],
+    ['a boolean', { max_completion_tokens: true }, 'max_completion_tokens'],
+  ])('refuses an output cap that is %s, naming the field', (_name, body, field) => {
+    expect(() => openai.readMaxOutput(req(CHAT, body), route(CHAT))).toThrow(
+      expect.objectContaining({
+        status: 400,
+        apiCode: 'invalid_request',
+        message: expect.stringContaining(field),
+      }),
+    );
+  });
+
+  it.each([
+    ['n on chat', CHAT, { n: 3 }, { count: 3, field: 'n' }],
+    ['the larger of n and best_of', '/v1/completions', { n: 2, best_of: 5 }, { count: 5, field: 'best_of' }],
+    ['nothing when unset', CHAT, {}, undefined],
+    ['nothing on responses', '/v1/responses', { n: 4 }, undefined],
+  ])('reads the choices (%s)', (_name, path, body, expected) => {
+    expect(openai.readChoices?.(req(path, body), route(path))).toEqual(expected);
+  });
+
+  it('refuses a choice count that is not a positive integer', () => {
+    expect(() => openai.readChoices?.(req(CHAT, { n: '2' }), route(CHAT))).toThrow(
+      /"n" must be a positive integer/,
+    );
+  });
+
+  it("leaves only the endpoint's own cap field on completions and responses", () => {
+    const all = { max_tokens: 1, max_completion_tokens: 2, max_output_tokens: 3 };
+    const completions = req('/v1/completions', { ...all });
+    openai.setMaxOutput(completions, route('/v1/completions'), 40);
+    expect(completions.body).toEqual({ max_tokens: 40 });
+    const responses = req('/v1/responses', { ...all });
+    openai.setMaxOutput(responses, route('/v1/responses'), 40);
+    expect(responses.body).toEqual({ max_output_tokens: 40 });
+  });
+
+  it('always writes the one name an upstream reads, whatever the client sent', () => {
+    const ollamaCompatible = createOpenAiDialect({ chatReadsOnly: 'max_tokens' });
+    const r = req(CHAT, { max_completion_tokens: 10 });
+    ollamaCompatible.setMaxOutput(r, route(CHAT), 10);
+    expect(r.body).toEqual({ max_tokens: 10 });
   });
 
   it('writes max_tokens by default when configured for older servers', () => {

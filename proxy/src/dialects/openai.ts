@@ -10,7 +10,7 @@
  * exactly the stream it asked for. Responses streams always end with usage in
  * `response.completed` (or `.failed` / `.incomplete`).
  */
-import { count } from '../usage/usage.js';
+import { mostChoices, smallestCap } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody } from './dialect.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
@@ -28,6 +28,16 @@ const MODELS: DialectRoute = { endpoint: 'models', metered: false, fallback: tru
 const OTHER: DialectRoute = { endpoint: 'other', metered: false, fallback: true };
 
 const IMAGE_PARTS = new Set(['image_url', 'input_image']);
+/**
+ * Every name an OpenAI-compatible server reads as an output cap on some endpoint. All are
+ * read (the smallest wins) and only one is sent, whichever endpoint the client called.
+ */
+const CAP_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'] as const;
+type CapName = (typeof CAP_FIELDS)[number];
+
+function generatesText(route: DialectRoute): boolean {
+  return route === CHAT || route === COMPLETIONS || route === RESPONSES;
+}
 /** `"usage":` as bytes, for the block-level fast path of hiding injected usage. */
 const USAGE_KEY = Buffer.from('"usage":');
 /** How many trailing bytes of a block the byte loop of `lastUsageKey` covers. */
@@ -67,6 +77,12 @@ export interface OpenAiDialectOptions {
    * that sent `max_tokens` always gets `max_tokens` back.
    */
   chatMaxField?: 'max_completion_tokens' | 'max_tokens';
+  /**
+   * Set when the upstream reads only this one chat cap name (Ollama's OpenAI API reads only
+   * `max_tokens`): then it is always the field written, whatever the client sent, so a cap
+   * the server would ignore cannot leave the answer unbounded.
+   */
+  chatReadsOnly?: 'max_completion_tokens' | 'max_tokens';
 }
 
 /** Strips one trailing slash so `/v1/chat/completions/` matches too. */
@@ -98,7 +114,8 @@ function prependText(prompt: string, existing: unknown): unknown {
 
 /** Creates an OpenAI dialect; `openai` below is the default instance. */
 export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect {
-  const chatMaxField = options.chatMaxField ?? 'max_completion_tokens';
+  const chatMaxField = options.chatReadsOnly ?? options.chatMaxField ?? 'max_completion_tokens';
+  const chatFieldFixed = options.chatReadsOnly !== undefined;
   return {
     name: 'openai',
     errorStyle: 'openai',
@@ -158,23 +175,36 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
 
     readMaxOutput(req, route) {
       const b = body(req);
-      if (!b) return undefined;
-      if (route === CHAT) return count(b.max_completion_tokens) ?? count(b.max_tokens);
-      if (route === COMPLETIONS) return count(b.max_tokens);
-      if (route === RESPONSES) return count(b.max_output_tokens);
-      return undefined;
+      if (!b || !generatesText(route)) return undefined;
+      return smallestCap(CAP_FIELDS.map((name) => [name, b[name]]));
     },
     setMaxOutput(req, route, tokens) {
       const b = body(req);
-      if (!b) return;
-      if (route === CHAT) {
+      if (!b || !generatesText(route)) return;
+      let field: CapName =
+        route === RESPONSES ? 'max_output_tokens' : route === CHAT ? chatMaxField : 'max_tokens';
+      if (route === CHAT && !chatFieldFixed) {
+        // Reasoning models refuse max_tokens, older compatible servers know only it: a client
+        // that sent just one of the two keeps it, otherwise the configured one is written.
         const hasNew = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null;
         const hasOld = b.max_tokens !== undefined && b.max_tokens !== null;
-        if (hasOld) b.max_tokens = tokens;
-        if (hasNew || (!hasOld && chatMaxField === 'max_completion_tokens')) b.max_completion_tokens = tokens;
-        if (!hasNew && !hasOld && chatMaxField === 'max_tokens') b.max_tokens = tokens;
-      } else if (route === COMPLETIONS) b.max_tokens = tokens;
-      else if (route === RESPONSES) b.max_output_tokens = tokens;
+        field = hasNew !== hasOld ? (hasNew ? 'max_completion_tokens' : 'max_tokens') : chatMaxField;
+      }
+      // Exactly one cap field goes upstream, so no server can read a cap the proxy did not reserve.
+      for (const name of CAP_FIELDS) delete b[name];
+      b[field] = tokens;
+    },
+    readChoices(req, route) {
+      const b = body(req);
+      if (!b) return undefined;
+      // best_of makes the upstream generate that many completions and return the best n.
+      if (route === COMPLETIONS)
+        return mostChoices([
+          ['n', b.n],
+          ['best_of', b.best_of],
+        ]);
+      if (route === CHAT) return mostChoices([['n', b.n]]);
+      return undefined;
     },
 
     isStream(req) {

@@ -2,10 +2,22 @@
  * Applies the tenant's plan to the request before anything is forwarded: resolves the model
  * (alias -> upstream id, plan ids pass, a missing model becomes the default, anything else
  * is refused), gates image input on the `image_analysis` feature, injects the plan's system
- * prompt in the dialect's own place, and bounds prompt plus completion by `max_context`.
+ * prompt in the dialect's own place, and sets the request's one output cap (see capOutput),
+ * bounded by `max_output_tokens` and by `max_context` less the prompt.
  */
-import { ContextLengthExceededError, FeatureNotEnabledError, ModelNotAllowedError } from '../errors.js';
+import type { PlanConfig } from '../config/schema.js';
+import type { RequestContext } from '../context.js';
+import type { Choices } from '../dialects/cap-fields.js';
+import type { DialectRoute } from '../dialects/dialect.js';
+import {
+  ContextLengthExceededError,
+  FeatureNotEnabledError,
+  InvalidRequestError,
+  ModelNotAllowedError,
+  ProxyError,
+} from '../errors.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
+import { reservesWorstCase } from '../store/admission.js';
 
 export const IMAGE_FEATURE = 'image_analysis';
 
@@ -17,6 +29,50 @@ export function resolveModel(
   if (requested === undefined || requested === '') return models.default;
   if (Object.hasOwn(models, requested)) return models[requested];
   return Object.values(models).includes(requested) ? requested : undefined;
+}
+
+/** True for a route whose answer is generated output, which gets a cap and reserves for it. */
+export function producesOutput(route: DialectRoute): boolean {
+  return route.metered && route.generates !== false;
+}
+
+/** The most choices a plan allows: its max_choices, else 1 when each choice costs reserved tokens. */
+export function maxChoices(plan: PlanConfig): number {
+  return plan.max_choices ?? (reservesWorstCase(plan.rate_limits) ? 1 : Number.POSITIVE_INFINITY);
+}
+
+/**
+ * Sets the one output cap the request is sent with: the client's cap (the smallest of its
+ * cap fields) or, without one, the plan's max_output_tokens; never above max_output_tokens
+ * nor the context left after the prompt. The limits may lower it further at admission
+ * (check-rate-limit), where the reservation is this cap times the number of choices.
+ */
+function capOutput(ctx: RequestContext, contextLeft: number): ProxyError | undefined {
+  const { dialect, route, request, tenant } = ctx;
+  if (!dialect || !route || !tenant) return undefined;
+  const plan = tenant.plan;
+  let requested: number | undefined;
+  let choices: Choices | undefined;
+  try {
+    requested = dialect.readMaxOutput(request, route);
+    choices = dialect.readChoices?.(request, route);
+  } catch (error) {
+    if (error instanceof ProxyError) return error;
+    throw error;
+  }
+  const allowed = maxChoices(plan);
+  if (choices && choices.count > allowed) {
+    return new InvalidRequestError(
+      `"${choices.field}" asks for ${choices.count} completions; the ${tenant.planName} plan allows at most ${allowed} per request.`,
+    );
+  }
+  const cap = Math.min(requested ?? plan.max_output_tokens, plan.max_output_tokens, contextLeft);
+  dialect.setMaxOutput(request, route, cap);
+  ctx.bodyChanged = true;
+  ctx.maxOutputTokens = cap;
+  ctx.outputChoices = choices?.count ?? 1;
+  ctx.clientCappedOutput = requested !== undefined;
+  return undefined;
 }
 
 export function createApplyPlanStage(): Stage {
@@ -59,24 +115,18 @@ export function createApplyPlanStage(): Stage {
       }
 
       ctx.estimatedPromptTokens = dialect.estimatePromptTokens(request, route);
-      const requestedOutput = dialect.readMaxOutput(request, route);
-      ctx.maxOutputTokens = requestedOutput;
-      ctx.clientCappedOutput = requestedOutput !== undefined;
       const limit = plan.max_context;
-      if (limit !== undefined) {
-        const remaining = limit - ctx.estimatedPromptTokens;
-        if (remaining < 1) {
-          return reply(
-            new ContextLengthExceededError(
-              `The prompt is about ${ctx.estimatedPromptTokens} tokens, over the ${limit}-token context of the ${tenant.planName} plan. Shorten it.`,
-            ),
-          );
-        }
-        if (route.generates !== false && (requestedOutput === undefined || requestedOutput > remaining)) {
-          dialect.setMaxOutput(request, route, remaining);
-          ctx.maxOutputTokens = remaining;
-          ctx.bodyChanged = true;
-        }
+      const contextLeft = limit === undefined ? Number.POSITIVE_INFINITY : limit - ctx.estimatedPromptTokens;
+      if (contextLeft < 1) {
+        return reply(
+          new ContextLengthExceededError(
+            `The prompt is about ${ctx.estimatedPromptTokens} tokens, over the ${limit}-token context of the ${tenant.planName} plan. Shorten it.`,
+          ),
+        );
+      }
+      if (producesOutput(route)) {
+        const refused = capOutput(ctx, contextLeft);
+        if (refused) return reply(refused);
       }
       return CONTINUE;
     },

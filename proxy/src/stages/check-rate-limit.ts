@@ -1,8 +1,9 @@
 /**
  * Enforces the tenant's limits before the upstream is called: one atomic `admit` on the
  * store checks requests/min, concurrency, tokens/hour and spend budgets, and reserves the
- * request's worst case. A client's own output cap must fit whole (else 429); a request
- * without one gets an output cap lowered to what remains, so its worst case fits too. On the way back, the tenant's own
+ * request's worst case: the prompt plus, for each choice, the output cap apply-plan set. A
+ * client's own output cap must fit whole (else 429); a request without one has the plan's cap
+ * lowered to what remains, so its worst case fits too. On the way back, the tenant's own
  * x-ratelimit-* headers replace the upstream's (those describe the provider account).
  */
 import type { RequestContext } from '../context.js';
@@ -18,7 +19,9 @@ import {
 } from '../headers.js';
 import type { Metrics } from '../metrics.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
+import { MAX_GRANTED_OUTPUT } from '../store/admission.js';
 import type { LimitState, Store } from '../store/store.js';
+import { producesOutput } from './apply-plan.js';
 
 const PER_TOKEN = 1 / 1_000_000;
 
@@ -71,7 +74,10 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
       if (!tenant) return CONTINUE;
       const limits = tenant.plan.rate_limits;
       if (Object.keys(limits).length === 0) return CONTINUE;
-      const generates = ctx.route?.generates !== false && ctx.dialect !== undefined;
+      // The cap apply-plan set, times the completions the upstream generates with it.
+      const perChoice = ctx.route && producesOutput(ctx.route) ? ctx.maxOutputTokens : undefined;
+      const choices = ctx.outputChoices;
+      const output = perChoice === undefined ? 0 : Math.min(perChoice * choices, MAX_GRANTED_OUTPUT);
       let result;
       try {
         result = await deps.store.admit({
@@ -80,9 +86,10 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
           now: ctx.receivedAt,
           limits,
           promptTokens: ctx.estimatedPromptTokens,
-          maxOutput: generates ? ctx.maxOutputTokens : 0,
+          maxOutput: output,
           // A cap the client chose is its worst case: it fits whole or the request waits.
-          minOutput: generates && ctx.clientCappedOutput ? ctx.maxOutputTokens : undefined,
+          // Without one, each choice needs at least a token.
+          minOutput: perChoice === undefined ? undefined : ctx.clientCappedOutput ? output : choices,
           inputPrice: (ctx.price?.input ?? 0) * PER_TOKEN,
           outputPrice: (ctx.price?.output ?? 0) * PER_TOKEN,
           slotTtlMs: ctx.runtime.config.upstream.timeout_ms + 60_000,
@@ -98,16 +105,13 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
       }
       ctx.reservation = result.reservation;
       const granted = result.grantedOutput;
-      if (
-        generates &&
-        granted !== undefined &&
-        (ctx.maxOutputTokens === undefined || granted < ctx.maxOutputTokens)
-      ) {
+      if (perChoice !== undefined && granted !== undefined && granted < output) {
+        const lowered = Math.max(1, Math.floor(granted / choices));
         if (ctx.dialect && ctx.route && ctx.request.body) {
-          ctx.dialect.setMaxOutput(ctx.request, ctx.route, granted);
+          ctx.dialect.setMaxOutput(ctx.request, ctx.route, lowered);
           ctx.bodyChanged = true;
         }
-        ctx.maxOutputTokens = granted;
+        ctx.maxOutputTokens = lowered;
       }
       return CONTINUE;
     },

@@ -36,7 +36,9 @@ export function createEnforceMidStreamStage(): Stage {
   return {
     name: 'enforce-mid-stream',
     onResponseHeaders(ctx, head) {
-      const allowance = ctx.maxOutputTokens;
+      // Every choice may use the cap, and the stream carries all of them.
+      const allowance =
+        ctx.maxOutputTokens === undefined ? undefined : ctx.maxOutputTokens * ctx.outputChoices;
       if (!ctx.tenant?.plan.enforce_mid_stream || !ctx.stream || !ctx.dialect || allowance === undefined)
         return;
       if (!ctx.reservation || head.status < 200 || head.status >= 300) return;

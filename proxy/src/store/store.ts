@@ -18,8 +18,10 @@ export interface AdmitRequest {
   /** Estimated prompt tokens: reserved against tokens_per_hour and budgets. */
   readonly promptTokens: number;
   /**
-   * The most output the request may produce before limits (client cap clamped to the
-   * context); undefined means unbounded, which the store then bounds by what remains.
+   * The most output the request may produce before limits: its output cap times the number
+   * of completions generated (n, best_of, candidateCount); the caller divides the granted
+   * output back per completion. Undefined means unbounded, which the store then bounds by
+   * what remains (the proxy always passes a bound: the plan's max_output_tokens).
    */
   readonly maxOutput: number | undefined;
   /**

@@ -1,12 +1,15 @@
 /**
  * Upstreams and clients can send anything. Every dialect method must survive arbitrary JSON
  * and arbitrary text without throwing: metering skips what it cannot read, and request
- * rewriting leaves a body it does not understand for the upstream to refuse.
+ * rewriting leaves a body it does not understand for the upstream to refuse. The one
+ * exception is an output cap or choice count that is not a positive integer: reading it
+ * refuses the request with InvalidRequestError (400), never any other error.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody } from '../../src/dialects/dialect.js';
 import { dialects } from '../../src/dialects/index.js';
+import { InvalidRequestError } from '../../src/errors.js';
 import { acme } from './fixture-cases.js';
 
 const PATHS: Record<string, string[]> = {
@@ -51,6 +54,13 @@ const key = fc.constantFrom(
   'generationConfig',
   'options',
   'max_tokens',
+  'max_completion_tokens',
+  'max_output_tokens',
+  'maxOutputTokens',
+  'num_predict',
+  'n',
+  'best_of',
+  'candidateCount',
   'done',
   'eval_count',
   'meter',
@@ -70,6 +80,15 @@ const { tree } = fc.letrec((tie) => ({
   ),
 }));
 const body = fc.dictionary(key, tree, { maxKeys: 6 });
+
+/** Runs a read that may refuse a hostile cap or choice count, and only that way. */
+function readsOrRefuses(read: () => unknown): void {
+  try {
+    read();
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error;
+  }
+}
 
 describe.each(cases)('the %s dialect on %s', (dialect, path, route) => {
   it('never throws on arbitrary response data or events', () => {
@@ -108,7 +127,8 @@ describe.each(cases)('the %s dialect on %s', (dialect, path, route) => {
           dialect.readModel(req, route);
           dialect.isStream(req, route);
           dialect.hasImageInput(req, route);
-          dialect.readMaxOutput(req, route);
+          readsOrRefuses(() => dialect.readMaxOutput(req, route));
+          readsOrRefuses(() => dialect.readChoices?.(req, route));
           const estimate = dialect.estimatePromptTokens(req, route);
           if (!Number.isInteger(estimate) || estimate < 0) throw new Error(`bad estimate ${estimate}`);
           dialect.injectSystemPrompt(req, route, text);
