@@ -117,6 +117,12 @@ export const BodyTooLargeError = simple(
   'request_too_large',
   'BodyTooLargeError',
 );
+export const RequestTimeoutError = simple(
+  'PROXY_ERR_REQUEST_TIMEOUT',
+  408,
+  'request_timeout',
+  'RequestTimeoutError',
+);
 export const UpstreamUnreachableError = simple(
   'PROXY_ERR_UPSTREAM_UNREACHABLE',
   502,
@@ -177,6 +183,7 @@ const OPENAI_TYPES: Record<number, string> = {
   401: 'authentication_error',
   403: 'permission_error',
   404: 'not_found_error',
+  408: 'timeout_error',
   413: 'invalid_request_error',
   429: 'rate_limit_error',
   502: 'api_error',
@@ -189,6 +196,7 @@ const ANTHROPIC_TYPES: Record<number, string> = {
   401: 'authentication_error',
   403: 'permission_error',
   404: 'not_found_error',
+  408: 'timeout_error',
   413: 'request_too_large',
   429: 'rate_limit_error',
   502: 'api_error',
@@ -201,6 +209,7 @@ const GEMINI_STATUS: Record<number, string> = {
   401: 'UNAUTHENTICATED',
   403: 'PERMISSION_DENIED',
   404: 'NOT_FOUND',
+  408: 'DEADLINE_EXCEEDED',
   413: 'INVALID_ARGUMENT',
   429: 'RESOURCE_EXHAUSTED',
   502: 'UNAVAILABLE',

@@ -15,6 +15,7 @@ import {
   type ControlPlaneSource,
 } from './config/control-plane-source.js';
 import { configWarnings, parseConfig, type Config } from './config/schema.js';
+import { listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createPipeline } from './pipeline.js';
@@ -163,6 +164,9 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     if (next.listen !== previous.listen || next.admin_listen !== previous.admin_listen) {
       logger.warn({}, 'listen addresses changed: they apply after a restart');
     }
+    if (JSON.stringify(next.server) !== JSON.stringify(previous.server)) {
+      logger.warn({}, 'server timeouts and connection limits changed: they apply after a restart');
+    }
     if (
       next.upstream.url !== previous.upstream.url ||
       next.upstream.connections !== previous.upstream.connections
@@ -203,7 +207,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   });
   let inflight = 0;
   let onIdle: (() => void) | undefined;
-  const traffic = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const traffic = createServer(listenerOptions(initial), (req, res) => {
     inflight++;
     res.once('close', () => {
       inflight--;
@@ -212,7 +216,12 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     if (draining) res.shouldKeepAlive = false;
     handler(req, res);
   });
+  // Past the cap node closes a new connection as soon as it is accepted: refused cleanly,
+  // where accepting it would starve it and every other client of descriptors.
+  traffic.maxConnections = maxConnectionsFor(initial);
+  traffic.on('drop', () => metrics.connectionsDropped.inc());
   const admin = createServer(
+    listenerOptions(initial),
     createAdminHandler({ metrics, store, getRuntime: () => runtime, accepting: () => !draining }),
   );
   await listen(traffic, initial.listen);

@@ -41,6 +41,11 @@ export class Metrics {
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
+  readonly connectionsDropped = new client.Counter({
+    name: 'lanekeeper_connections_dropped_total',
+    help: 'Client connections closed on accept because the listener held server.max_connections.',
+    registers: [this.registry],
+  });
   readonly rateLimited = new client.Counter({
     name: 'lanekeeper_rate_limited_total',
     help: 'Requests refused by a tenant limit, by limit name.',

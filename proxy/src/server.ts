@@ -15,6 +15,7 @@ import type { ProxyError } from './errors.js';
 import {
   InvalidRequestError,
   renderError,
+  RequestTimeoutError,
   ShuttingDownError,
   UpstreamTimeoutError,
   UpstreamUnreachableError,
@@ -118,27 +119,61 @@ function newContext(
   };
 }
 
-/** Reads the request body up to `limit` bytes; past it, reads on (discarding) so the client gets our 413. */
-function readBody(req: IncomingMessage, limit: number): Promise<{ body: Buffer; tooLarge: boolean }> {
-  return new Promise((resolve, reject) => {
+/** How reading a request body ended. */
+type BodyRead =
+  | { readonly kind: 'read'; readonly body: Buffer; readonly tooLarge: boolean }
+  /** The client closed or reset the connection before the body was complete. */
+  | { readonly kind: 'aborted' }
+  /** The client went silent for longer than server.body_idle_timeout_ms mid-body. */
+  | { readonly kind: 'idle' };
+
+/**
+ * Reads the request body up to `limit` bytes; past it, reads on (discarding) so the client
+ * gets our 413. A client that hangs up or goes quiet mid-upload is an ordinary event, not a
+ * proxy failure: it resolves, so nothing logs it as an error.
+ */
+function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    if (req.complete) return resolve({ kind: 'read', body: EMPTY, tooLarge: false });
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
+    const idle = setTimeout(onIdle, idleMs);
+    function onIdle(): void {
+      done({ kind: 'idle' });
+    }
+    function done(result: BodyRead): void {
+      clearTimeout(idle);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('aborted', onAbort);
+      resolve(result);
+    }
+    function onData(chunk: Buffer): void {
+      idle.refresh();
       size += chunk.length;
       if (size > limit) {
         tooLarge = true;
         chunks.length = 0;
         if (size > DISCARD_LIMIT) {
           req.socket.destroySoon();
-          resolve({ body: EMPTY, tooLarge });
+          done({ kind: 'read', body: EMPTY, tooLarge });
         }
         return;
       }
       chunks.push(chunk);
-    });
-    req.on('end', () => resolve({ body: tooLarge ? EMPTY : Buffer.concat(chunks, size), tooLarge }));
-    req.on('error', reject);
+    }
+    function onEnd(): void {
+      done({ kind: 'read', body: tooLarge ? EMPTY : Buffer.concat(chunks, size), tooLarge });
+    }
+    function onAbort(): void {
+      done({ kind: 'aborted' });
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('aborted', onAbort);
   });
 }
 
@@ -228,9 +263,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { ctx, res, deps } = this;
     res.on('close', () => this.onClientClose());
     const config = ctx.runtime.config;
-    const { body, tooLarge } = await readBody(req, config.max_body_bytes);
-    ctx.rawBody = body;
-    ctx.bodyTooLarge = tooLarge;
+    const read = await readBody(req, config.max_body_bytes, config.server.body_idle_timeout_ms);
+    if (read.kind !== 'read') return this.clientStopped(req, read.kind);
+    ctx.rawBody = read.body;
+    ctx.bodyTooLarge = read.tooLarge;
     if (this.badTarget) {
       this.reached = 0;
       return this.localReply(new InvalidRequestError('The request target is not a valid path.'));
@@ -252,6 +288,28 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (this.clientGone) return this.finish('client_aborted');
     }
     this.forward();
+  }
+
+  /**
+   * The client hung up, or went silent, before its body was complete. Nothing was admitted
+   * or forwarded yet (limits run after the body is read), so there is nothing to release:
+   * an info line says what happened, a silent client gets a 408, and the socket is closed.
+   */
+  private clientStopped(req: IncomingMessage, how: 'aborted' | 'idle'): void {
+    const { ctx, res, deps } = this;
+    deps.logger.info(
+      { request_id: ctx.id, method: ctx.request.method, path: ctx.request.path, remote: ctx.remoteAddress },
+      how === 'idle' ? 'client went silent mid-upload: 408' : 'client hung up mid-upload',
+    );
+    if (how === 'idle' && !this.clientGone && !res.headersSent) {
+      this.reached = 0;
+      res.shouldKeepAlive = false;
+      this.localReply(new RequestTimeoutError('The request body stopped arriving; send it without pauses.'));
+    } else {
+      this.finished = true;
+      ctx.outcome = 'client_aborted';
+    }
+    req.socket.destroySoon();
   }
 
   private localReply(error: ProxyError): void {

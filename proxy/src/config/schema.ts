@@ -198,6 +198,30 @@ export const configSchema = z.strictObject({
   identity: identitySchema.prefault({}),
   store: z.union([z.literal('memory'), redisStoreSchema]).default('memory'),
   on_store_error: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
+  /**
+   * How long a client may take to send a request, and how many connections the listeners
+   * hold. Slow clients (slowloris) are cut off instead of holding sockets forever; past
+   * `max_connections` new connections are closed at once. Applied at start (a restart takes
+   * an edit). See docs/security.md.
+   */
+  server: z
+    .strictObject({
+      /** Time from a connection's (or request's) first byte to the end of its headers; 408 after. */
+      headers_timeout_ms: positiveInt.default(10_000),
+      /** Longest silence while a request body is arriving; 408 after. */
+      body_idle_timeout_ms: positiveInt.default(30_000),
+      /** Time to receive a whole request, headers and body; a bound on bodies that drip forever. */
+      request_timeout_ms: positiveInt.default(300_000),
+      /** An idle keep-alive connection is closed after this; above a load balancer's idle timeout (often 60 s). */
+      keep_alive_timeout_ms: positiveInt.default(65_000),
+      /**
+       * Open connections the traffic listener holds; more are closed on accept. Default: the
+       * process's open-file limit less what the upstream pool and the rest of the process
+       * need, at most 16,384.
+       */
+      max_connections: positiveInt.optional(),
+    })
+    .prefault({}),
   max_body_bytes: positiveInt.default(10 * 1024 * 1024),
   max_json_response_bytes: positiveInt.default(16 * 1024 * 1024),
   metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).prefault({}),
@@ -245,6 +269,12 @@ export type Config = Readonly<z.infer<typeof configSchema>>;
 /** Checks that span fields, which a per-field schema cannot express. */
 function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  if (config.server.headers_timeout_ms > config.server.request_timeout_ms) {
+    problems.push({
+      path: 'server.headers_timeout_ms',
+      message: `must not exceed server.request_timeout_ms (${config.server.request_timeout_ms})`,
+    });
+  }
   if (config.listen === config.admin_listen && !config.listen.endsWith(':0')) {
     problems.push({
       path: 'admin_listen',

@@ -1,0 +1,54 @@
+/**
+ * What keeps slow or numerous clients from exhausting the proxy's listeners: header,
+ * request and keep-alive timeouts on node:http, and a cap on open connections derived from
+ * the process's open-file limit. Without them (`requestTimeout: 0` also turns node's
+ * headersTimeout off) a thousand sockets trickling header bytes held a file descriptor
+ * each, forever, and under a 1,024-descriptor limit locked every tenant out.
+ */
+import { readFileSync } from 'node:fs';
+import type { Config } from './config/schema.js';
+
+/** Descriptors kept for everything that is not a client connection: logs, config, Redis, DNS. */
+const RESERVED_FDS = 256;
+const MAX_DEFAULT_CONNECTIONS = 16_384;
+
+/** The soft open-files limit from /proc (Linux); undefined where it cannot be read or is unlimited. */
+export function openFilesLimit(limitsText?: string): number | undefined {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
+  const n = Number(soft);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The connection cap: the configured one, else what the descriptor limit leaves after the upstream pool. */
+export function maxConnectionsFor(config: Config, fdLimit = openFilesLimit()): number {
+  if (config.server.max_connections !== undefined) return config.server.max_connections;
+  if (fdLimit === undefined) return MAX_DEFAULT_CONNECTIONS;
+  const left = fdLimit - config.upstream.connections - RESERVED_FDS;
+  return Math.max(64, Math.min(MAX_DEFAULT_CONNECTIONS, left));
+}
+
+/** node:http options for a listener with these limits. */
+export function listenerOptions(config: Config): {
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+} {
+  const { headers_timeout_ms, request_timeout_ms, keep_alive_timeout_ms } = config.server;
+  return {
+    headersTimeout: headers_timeout_ms,
+    requestTimeout: request_timeout_ms,
+    keepAliveTimeout: keep_alive_timeout_ms,
+    // node checks the header and request deadlines on this interval (30 s by default), so a
+    // timeout fires up to that much late: check often enough for the headers deadline to mean it.
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headers_timeout_ms / 4))),
+  };
+}
