@@ -2,8 +2,9 @@
  * Builds the request the upstream receives. The client's credentials never pass (the
  * configured upstream headers are set instead), hop-by-hop headers are dropped as RFC 9110
  * requires (including those named in Connection), any tenant/plan headers the client sent
- * are removed before ours are set, so a tenant can never spoof another, and the
- * x-forwarded-* headers are appended.
+ * are removed before ours are set, so a tenant can never spoof another (nor through a
+ * spelling with `_` that some servers read as the same name), and the x-forwarded-* headers
+ * are appended.
  */
 import { CREDENTIAL_QUERY_PARAMS } from '../identity/credentials.js';
 import {
@@ -14,6 +15,7 @@ import {
   HEADER_LANEKEEPER_REQUEST_ID,
   HOP_BY_HOP_HEADERS,
 } from '../headers.js';
+import type { Config } from '../config/schema.js';
 import { CONTINUE, type Stage } from '../stage.js';
 
 /** Headers the proxy always sets itself. */
@@ -28,6 +30,40 @@ function connectionTokens(value: string | string[] | undefined): string[] {
     .filter(Boolean);
 }
 
+/**
+ * Header names the proxy sets, strips or reads for identity, for this config. Some servers
+ * fold `_` into `-` (CGI, WSGI and Rack turn both into HTTP_X_TENANT_ID; some frameworks
+ * normalise the same way), so a client's `x_tenant_id` could reach them as the injected
+ * `x-tenant-id`: any client header that folds onto one of these is dropped too.
+ */
+const protectedNames = new WeakMap<Config, ReadonlySet<string>>();
+function protectedFor(config: Config): ReadonlySet<string> {
+  let names = protectedNames.get(config);
+  if (!names) {
+    const { identity, upstream } = config;
+    names = new Set([
+      ...HOP_BY_HOP_HEADERS,
+      ...RECOMPUTED,
+      ...CREDENTIALS,
+      identity.inject_headers.tenant,
+      identity.inject_headers.plan,
+      identity.header,
+      ...Object.keys(upstream.headers).map((name) => name.toLowerCase()),
+      HEADER_FORWARDED_FOR,
+      HEADER_FORWARDED_PROTO,
+      HEADER_FORWARDED_HOST,
+      HEADER_LANEKEEPER_REQUEST_ID,
+    ]);
+    protectedNames.set(config, names);
+  }
+  return names;
+}
+
+/** True for a name with `_` that a folding server would read as a protected one. */
+function foldsOntoProtected(name: string, names: ReadonlySet<string>): boolean {
+  return name.includes('_') && names.has(name.replaceAll('_', '-'));
+}
+
 export function createInjectIdentityStage(): Stage {
   return {
     name: 'inject-identity',
@@ -40,6 +76,7 @@ export function createInjectIdentityStage(): Stage {
         inject.plan,
       ]);
       if (identity.trust_unauthenticated) dropped.add(identity.header);
+      const guarded = protectedFor(ctx.runtime.config);
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(ctx.clientHeaders)) {
         if (value === undefined) continue;
@@ -47,7 +84,8 @@ export function createInjectIdentityStage(): Stage {
           HOP_BY_HOP_HEADERS.has(name) ||
           RECOMPUTED.has(name) ||
           CREDENTIALS.has(name) ||
-          dropped.has(name)
+          dropped.has(name) ||
+          foldsOntoProtected(name, guarded)
         )
           continue;
         out[name] = value;
