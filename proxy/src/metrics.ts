@@ -46,6 +46,12 @@ export class Metrics {
     help: 'Client connections closed on accept because the listener held server.max_connections.',
     registers: [this.registry],
   });
+  readonly usageInvalid = new client.Counter({
+    name: 'lanekeeper_usage_invalid_total',
+    help: 'Usage figures an upstream reported that no answer can have (negative, fractional, above 1e12), clamped and booked with provenance "invalid".',
+    labelNames: ['tenant', 'field'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimited = new client.Counter({
     name: 'lanekeeper_rate_limited_total',
     help: 'Requests refused by a tenant limit, by limit name.',
@@ -60,7 +66,7 @@ export class Metrics {
   });
   readonly usageProvenance = new client.Counter({
     name: 'lanekeeper_usage_records_total',
-    help: 'Usage records by provenance (reported, estimated, partial).',
+    help: 'Usage records by provenance (reported, estimated, partial, invalid).',
     labelNames: ['tenant', 'provenance'] as const,
     registers: [this.registry],
   });

@@ -47,7 +47,7 @@ const eventSchema = z.object({
   cost_usd: z.number().nonnegative().nullable(),
   status: z.number().int(),
   stream: z.boolean(),
-  provenance: z.enum(['reported', 'estimated', 'partial']),
+  provenance: z.enum(['reported', 'estimated', 'partial', 'invalid']),
   latency_ms: z.number().nonnegative(),
   ttfb_ms: z.number().nonnegative().nullable(),
   /** Optional: the sha256 of the API key used, when the proxy reports it (sets api_keys.last_used_at). */

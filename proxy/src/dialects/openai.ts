@@ -267,8 +267,9 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
     usageFromJson(json, route) {
       const b = record(json);
       if (!b) return undefined;
+      // An error answer can still report what it consumed: booked like any other usage.
       if (b.error !== undefined && b.error !== null)
-        return observation(undefined, b.model, errorMessage(b.error));
+        return observation(openAiUsage(b.usage, route.generates !== false), b.model, errorMessage(b.error));
       // vLLM's older error shape: {"object":"error","message":...,"code":400}
       if (b.object === 'error') return observation(undefined, undefined, errorMessage(b));
       if (route === RESPONSES && b.object === 'response') return fromResponseObject(b);

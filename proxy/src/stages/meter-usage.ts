@@ -1,18 +1,22 @@
 /**
  * Measures what a response cost, without changing a byte of it. Streams go through the
  * dialect's incremental tap; JSON bodies are collected (up to a cap) and parsed once at the
- * end. When the upstream reports no usage, or the exchange was cut short, output is
+ * end; one over that cap is metered from its last 64 KiB, where every dialect puts its
+ * usage. Figures no answer can have are clamped and booked as `invalid`. When the upstream
+ * reports no usage, or the exchange was cut short, output is
  * estimated and the record says so (`estimated` or `partial`), so billing can tell. The
  * finished record is priced and written to the store as a usage event.
  */
 import type { RequestContext } from '../context.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { Stage } from '../stage.js';
 import type { Store } from '../store/store.js';
 import { costOf } from '../usage/cost.js';
 import { estimateOutputTokens } from '../usage/estimate.js';
 import { createStreamTap, usageFromJsonBody, type StreamTap } from '../usage/stream-tap.js';
-import { hasUsage, mergeUsage } from '../usage/usage.js';
+import { ByteTail, usageShapeFromTail } from '../usage/json-tail.js';
+import { hasUsage, mergeUsage, sanitiseUsage } from '../usage/usage.js';
 import { usageEventOf } from '../usage/usage-event.js';
 
 interface MeterState {
@@ -20,13 +24,15 @@ interface MeterState {
   json: Buffer[] | undefined;
   jsonBytes: number;
   overCap: boolean;
+  /** The end of a JSON body over max_json_response_bytes, where its usage is. */
+  tail: ByteTail | undefined;
 }
 
 function isStreamContent(type: string | undefined): boolean {
   return type !== undefined && /text\/event-stream|ndjson|jsonl/i.test(type);
 }
 
-export function createMeterUsageStage(deps: { store: Store; logger: Logger }): Stage {
+export function createMeterUsageStage(deps: { store: Store; logger: Logger; metrics: Metrics }): Stage {
   const states = new WeakMap<RequestContext, MeterState>();
   return {
     name: 'meter-usage',
@@ -41,6 +47,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger }): S
         json: streaming ? undefined : [],
         jsonBytes: 0,
         overCap: false,
+        tail: undefined,
       });
     },
     onResponseChunk(ctx, chunk) {
@@ -48,10 +55,15 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger }): S
       if (!state || chunk.length === 0) return chunk;
       if (state.tap) {
         state.tap.push(chunk);
+      } else if (state.tail) {
+        state.tail.push(chunk);
       } else if (state.json && !state.overCap) {
         state.jsonBytes += chunk.length;
         if (state.jsonBytes > ctx.runtime.config.max_json_response_bytes) {
           state.overCap = true;
+          state.tail = new ByteTail();
+          for (const held of state.json) state.tail.push(held);
+          state.tail.push(chunk);
           state.json = undefined;
         } else {
           state.json.push(chunk);
@@ -61,7 +73,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger }): S
     },
     async onResponseEnd(ctx) {
       const state = states.get(ctx);
-      if (!state || !ctx.dialect || !ctx.route) return;
+      if (!state || !ctx.dialect || !ctx.route || !ctx.tenant) return;
       states.delete(ctx);
       let texts: string[] = [];
       if (state.tap) {
@@ -77,13 +89,35 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger }): S
         );
         ctx.usage = mergeUsage(ctx.usage, observation?.usage);
         ctx.upstreamModel = observation?.model ?? ctx.upstreamModel;
+      } else if (state.tail) {
+        const shape = usageShapeFromTail(state.tail.bytes());
+        const observation = shape ? ctx.dialect.usageFromJson(shape, ctx.route) : undefined;
+        ctx.usage = mergeUsage(ctx.usage, observation?.usage);
+        ctx.upstreamModel = observation?.model ?? ctx.upstreamModel;
+      }
+
+      const { usage: clamped, invalid } = sanitiseUsage(ctx.usage);
+      if (invalid.length > 0) {
+        ctx.usage = clamped;
+        const tenant = deps.metrics.tenantLabel(ctx.tenant.id);
+        for (const figure of invalid) deps.metrics.usageInvalid.inc({ tenant, field: figure.field });
+        deps.logger.warn(
+          {
+            request_id: ctx.id,
+            tenant: ctx.tenant.id,
+            invalid: invalid.map((f) => ({ field: f.field, value: String(f.value) })),
+          },
+          'the upstream reported usage no answer can have: clamped and booked as invalid',
+        );
       }
 
       const reported = hasUsage(ctx.usage);
       // A client that left while the proxy drained the upstream to its end still gets the
       // provider's own final figures (drain_on_client_abort).
       const complete = ctx.outcome === 'completed' || (ctx.outcome === 'client_aborted' && ctx.upstreamEnded);
-      if (reported && complete) {
+      if (invalid.length > 0) {
+        ctx.provenance = 'invalid';
+      } else if (reported && complete) {
         ctx.provenance = 'reported';
       } else if ((ctx.status ?? 0) >= 400 && complete && !reported) {
         // The upstream refused the request: nothing was generated, and nothing is charged.

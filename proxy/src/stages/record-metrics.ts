@@ -35,7 +35,7 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
           const value = ctx.usage[field];
           if (!value) continue;
           metrics.tokens.inc({ tenant, model, kind }, value);
-          if (ctx.provenance !== 'reported') {
+          if (ctx.provenance === 'estimated' || ctx.provenance === 'partial') {
             metrics.unreportedTokens.inc({ tenant, model, kind, provenance: ctx.provenance }, value);
           }
         }

@@ -4,8 +4,14 @@
  * event reports nothing, not zero).
  */
 
-/** Where a usage figure came from; billing tells the three apart. */
-export type Provenance = 'reported' | 'estimated' | 'partial';
+/**
+ * Where a usage figure came from; billing tells them apart. `invalid`: the upstream reported
+ * a figure no real answer has (negative, fractional, above MAX_TOKENS), which was clamped.
+ */
+export type Provenance = 'reported' | 'estimated' | 'partial' | 'invalid';
+
+/** More tokens than any single answer has; a larger figure is an upstream's error (or an attack). */
+export const MAX_TOKENS = 1e12;
 
 export interface Usage {
   /** All input tokens, including cached reads and cache writes. */
@@ -43,7 +49,35 @@ export function totalTokens(usage: Usage): number {
   return (usage.input ?? 0) + (usage.output ?? 0);
 }
 
-/** A non-negative integer from an untrusted JSON value, or undefined. */
+/**
+ * A token figure from an untrusted JSON value: any number as it is (JSON's 1e400 is
+ * Infinity), undefined for anything else. Absurd numbers are kept so that `sanitiseUsage`
+ * can clamp them and say so, instead of their vanishing into an estimate.
+ */
 export function count(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? Math.floor(value) : undefined;
+  return typeof value === 'number' && !Number.isNaN(value) ? value : undefined;
+}
+
+/** A figure that was clamped: which field, and what the upstream sent. */
+export interface InvalidFigure {
+  readonly field: (typeof USAGE_FIELDS)[number];
+  readonly value: number;
+}
+
+/**
+ * Clamps every figure into a whole number in [0, MAX_TOKENS], the range every store, Redis
+ * script and ledger column takes. Returns the usage unchanged (same object) when all were
+ * valid, which is the common case.
+ */
+export function sanitiseUsage(usage: Usage): { usage: Usage; invalid: InvalidFigure[] } {
+  let invalid: InvalidFigure[] | undefined;
+  let clean: Usage | undefined;
+  for (const field of USAGE_FIELDS) {
+    const value = usage[field];
+    if (value === undefined || (Number.isInteger(value) && value >= 0 && value <= MAX_TOKENS)) continue;
+    (invalid ??= []).push({ field, value });
+    clean ??= { ...usage };
+    clean[field] = Number.isNaN(value) || value < 0 ? 0 : Math.min(MAX_TOKENS, Math.floor(value));
+  }
+  return clean && invalid ? { usage: clean, invalid } : { usage, invalid: [] };
 }

@@ -1,0 +1,237 @@
+/**
+ * Answers built to fool the meter, from a misbehaving (or hostile) upstream: a JSON body too
+ * big to parse in memory with its usage at the end, usage reported on an error answer, and
+ * figures no answer can have (1e19, negatives, fractions, 1e400). Each is booked from what
+ * the upstream reported, clamped where absurd, and flagged; in Redis mode with fail_closed
+ * an absurd figure once made the Redis script fail and gave other tenants 503s.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Reply } from '../helpers/fake-upstream.js';
+import { KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+
+const PAD = 'x'.repeat(1024);
+
+/** A body of about `kib` KiB in the dialect's own shape, with its usage at the very end. */
+function bigAnswer(path: string, kib: number, usage: { input: number; output: number }): unknown {
+  const filler = Array.from({ length: kib }, () => PAD).join('');
+  if (path.startsWith('/v1/messages'))
+    return {
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'small-model',
+      content: [{ type: 'text', text: filler }],
+      stop_reason: 'end_turn',
+      usage: { input_tokens: usage.input, output_tokens: usage.output },
+    };
+  if (path.startsWith('/v1beta/'))
+    return {
+      candidates: [{ content: { role: 'model', parts: [{ text: filler }] }, finishReason: 'STOP' }],
+      modelVersion: 'small-model',
+      usageMetadata: {
+        promptTokenCount: usage.input,
+        candidatesTokenCount: usage.output,
+        totalTokenCount: usage.input + usage.output,
+      },
+    };
+  if (path.startsWith('/api/'))
+    return {
+      model: 'small-model',
+      message: { role: 'assistant', content: filler },
+      done: true,
+      prompt_eval_count: usage.input,
+      eval_count: usage.output,
+    };
+  return {
+    id: 'c',
+    object: 'chat.completion',
+    model: 'small-model',
+    choices: [{ index: 0, message: { role: 'assistant', content: filler }, finish_reason: 'stop' }],
+    usage: {
+      prompt_tokens: usage.input,
+      completion_tokens: usage.output,
+      total_tokens: usage.input + usage.output,
+    },
+  };
+}
+
+const REQUESTS: Record<string, unknown> = {
+  '/v1/chat/completions': { messages: [{ role: 'user', content: 'hi' }] },
+  '/v1/messages': { max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] },
+  '/v1beta/models/small-model:generateContent': { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] },
+  '/api/chat': { model: 'small-model', stream: false, messages: [{ role: 'user', content: 'hi' }] },
+};
+
+async function send(
+  h: Harness,
+  path: string,
+  key: string = KEYS.pro,
+): Promise<{ status: number; id: string }> {
+  const res = await request(`${h.proxy.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify(REQUESTS[path]),
+  });
+  await res.body.text();
+  return { status: res.statusCode, id: String(res.headers['x-lanekeeper-request-id']) };
+}
+
+async function accessLine(h: Harness, id: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 200; i++) {
+    const line = h.accessLogs().find((l) => l.request_id === id);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no access line for ${id}`);
+}
+
+describe('a JSON answer over max_json_response_bytes', () => {
+  let h: Harness;
+  let next: Reply;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: () => next,
+      config: (base) => ({ ...base, max_json_response_bytes: 64 * 1024 }),
+    });
+  });
+  afterAll(() => h.close());
+
+  it.each(Object.keys(REQUESTS))('is metered from its tail on %s, not booked as 0 output', async (path) => {
+    next = { kind: 'json', body: bigAnswer(path, 2048, { input: 1234, output: 56789 }) };
+    const { status, id } = await send(h, path);
+    expect(status).toBe(200);
+    const line = await accessLine(h, id);
+    expect(line.input_tokens).toBe(1234);
+    expect(line.output_tokens).toBe(56789);
+    expect(line.provenance).toBe('reported');
+  });
+
+  it('does not take a usage-looking string inside the content for the usage', async () => {
+    const body = bigAnswer('/v1/chat/completions', 256, { input: 7, output: 9 }) as {
+      choices: { message: { content: string } }[];
+    };
+    body.choices[0]!.message.content += '"usage":{"prompt_tokens":1,"completion_tokens":1}';
+    next = { kind: 'json', body };
+    const { id } = await send(h, '/v1/chat/completions');
+    const line = await accessLine(h, id);
+    expect(line.output_tokens).toBe(9);
+  });
+});
+
+describe('usage reported on an error answer', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        status: 400,
+        body: {
+          error: {
+            message: 'content filtered after generation',
+            type: 'invalid_request_error',
+            code: 'filtered',
+          },
+          usage: { prompt_tokens: 40, completion_tokens: 300, total_tokens: 340 },
+        },
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  it('is booked as reported, not as zero', async () => {
+    const { status, id } = await send(h, '/v1/chat/completions');
+    expect(status).toBe(400);
+    const line = await accessLine(h, id);
+    expect(line.input_tokens).toBe(40);
+    expect(line.output_tokens).toBe(300);
+    expect(line.provenance).toBe('reported');
+  });
+});
+
+describe('absurd usage figures in Redis mode with fail_closed', () => {
+  let h: Harness;
+  let redis: Redis;
+  let absurd: unknown = 1e19;
+  const prefix = `lk-sec-meter-${randomBytes(4).toString('hex')}:`;
+
+  beforeAll(async () => {
+    redis = new Redis('redis://127.0.0.1:6379');
+    h = await startHarness({
+      reply: (req) => {
+        const tenant = req.headers['x-tenant-id'];
+        const output = tenant === 'globex' ? absurd : 5;
+        return {
+          kind: 'json',
+          body: {
+            id: 'c',
+            object: 'chat.completion',
+            model: 'small-model',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 3, completion_tokens: output },
+          },
+        };
+      },
+      config: (base) => {
+        const plans = base.plans as Record<string, Record<string, unknown>>;
+        return {
+          ...base,
+          store: { redis: 'redis://127.0.0.1:6379', key_prefix: prefix },
+          on_store_error: 'fail_closed',
+          plans: { ...plans, pro: { ...plans.pro, rate_limits: { max_concurrent: 10 } } },
+        };
+      },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it.each([
+    ['1e19', 1e19, 1e12],
+    ['a negative count', -5, 0],
+    ['a fraction', 1.5, 1],
+    ['1e400 (Infinity in JSON)', '1e400', 1e12],
+  ])('clamps %s, books it as invalid, and keeps every other tenant served', async (_name, value, booked) => {
+    absurd = value;
+    if (value === '1e400') {
+      h.upstream.reply(() => ({
+        kind: 'stream',
+        contentType: 'application/json',
+        chunks: [
+          '{"id":"c","object":"chat.completion","model":"small-model","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1e400}}',
+        ],
+      }));
+    }
+    const { status, id } = await send(h, '/v1/chat/completions', KEYS.pro);
+    expect(status).toBe(200);
+    const line = await accessLine(h, id);
+    expect(line.output_tokens).toBe(booked);
+    expect(line.provenance).toBe('invalid');
+    expect(
+      h.logs.some((l) => l.request_id === id && l.level === 40 && String(l.msg).includes('clamped')),
+    ).toBe(true);
+    // Another tenant is untouched: no 503 from a failed store call.
+    for (let i = 0; i < 5; i++) expect((await send(h, '/v1/chat/completions', KEYS.pro2)).status).toBe(200);
+    // The absurd tenant's own Redis counters hold a whole, bounded number.
+    const usage = (await (await request(`${h.proxy.adminUrl}/v1/usage/globex`)).body.json()) as {
+      output_tokens: number;
+    };
+    expect(Number.isSafeInteger(usage.output_tokens)).toBe(true);
+    expect(h.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
+  it('counts the clamped figures in lanekeeper_usage_invalid_total', async () => {
+    const text = await (await request(`${h.proxy.adminUrl}/metrics`)).body.text();
+    expect(metricValue(text, 'lanekeeper_usage_invalid_total', { tenant: 'globex', field: 'output' })).toBe(
+      4,
+    );
+  });
+});
