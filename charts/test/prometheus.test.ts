@@ -29,6 +29,7 @@ if (!installed && process.env.CI) {
   throw new Error('prometheus/promtool are missing: run charts/test/ensure-prometheus.sh before the tests');
 }
 
+const METRICS_TOKEN = 'prometheus-metrics-token-0123456789';
 const KEYS = { acme: 'lk_prom_acme_0123456789abcdef0123', globex: 'lk_prom_globex_0123456789abcdef01' };
 
 describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
@@ -54,6 +55,8 @@ describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
         listen: '127.0.0.1:0',
         admin_listen: '127.0.0.1:0',
         upstream: { url: upstream.url },
+        // The token the chart's ServiceMonitor sends: Prometheus must scrape with it.
+        metrics_token: METRICS_TOKEN,
         log: { level: 'silent' },
         pricing: { 'small-model': { input: 1, output: 10 }, 'big-model': { input: 5, output: 20 } },
         plans: {
@@ -78,6 +81,8 @@ describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
         '  evaluation_interval: 1s',
         'scrape_configs:',
         '  - job_name: lanekeeper-proxy',
+        '    authorization:',
+        `      credentials: ${METRICS_TOKEN}`,
         '    static_configs:',
         `      - targets: ['${new URL(proxy.adminUrl).host}']`,
         '',
@@ -164,7 +169,10 @@ describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
   });
 
   it('has /metrics in which promtool check metrics finds no problem but the known prom-client gauges', async () => {
-    const text = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+    expect((await fetch(`${proxy.adminUrl}/metrics`)).status).toBe(401);
+    const text = await (
+      await fetch(`${proxy.adminUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    ).text();
     expect(text).toContain('lanekeeper_cost_usd_total{tenant="acme",model="big-model"}');
     const result = spawnSync('promtool', ['check', 'metrics'], {
       input: text,

@@ -38,6 +38,12 @@ interface Manifest {
   data?: Record<string, string>;
 }
 
+/** What the proxy Secret puts in the proxy container's environment. */
+const ADMIN_ENV = {
+  LANEKEEPER_ADMIN_TOKEN: 'admin-token-from-secret-0123',
+  LANEKEEPER_METRICS_TOKEN: 'metrics-token-from-secret-0123',
+};
+
 const chart = readYaml('charts/lanekeeper/Chart.yaml') as {
   name: string;
   version: string;
@@ -140,6 +146,7 @@ describe.each(cases)('the chart rendered with %s', (_name, override) => {
     const configMap = find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy');
     const config = parseConfig(
       parseYamlConfig(configMap?.data?.['config.yaml'] ?? '', {
+        ...ADMIN_ENV,
         LANEKEEPER_PROXY_TOKEN: 'proxy-token-from-secret',
         UPSTREAM_API_KEY: 'k',
       }),
@@ -208,6 +215,7 @@ describe('rendered details', () => {
     const raw = parseYamlConfig(
       find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
       {
+        ...ADMIN_ENV,
         LANEKEEPER_PROXY_TOKEN: 't',
       },
     );
@@ -230,6 +238,7 @@ describe('rendered details', () => {
     const raw = parseYamlConfig(
       find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
       {
+        ...ADMIN_ENV,
         LANEKEEPER_PROXY_TOKEN: 't',
       },
     );
@@ -308,6 +317,73 @@ describe('rendered details', () => {
     expect(JSON.parse(value ?? '')).toEqual([{ name: 'documents', size: 1536, distance: 'Cosine' }]);
   });
 
+  it('the ServiceMonitor sends the metrics token the proxy reads, from the same Secret', () => {
+    const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/gateway-values.yaml') as Tree);
+    const monitor = find(manifests, 'ServiceMonitor', 'lk-lanekeeper-proxy');
+    const endpoint = (monitor?.spec?.endpoints as Record<string, unknown>[] | undefined)?.[0];
+    expect(endpoint?.authorization).toEqual({
+      type: 'Bearer',
+      credentials: { name: 'lk-lanekeeper-proxy-secrets', key: 'metrics-token' },
+    });
+    const env = find(manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.template?.spec.containers[0]?.env;
+    expect(env).toContainEqual({
+      name: 'LANEKEEPER_METRICS_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'lk-lanekeeper-proxy-secrets', key: 'metrics-token' } },
+    });
+    expect(env).toContainEqual({
+      name: 'LANEKEEPER_ADMIN_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'lk-lanekeeper-proxy-secrets', key: 'admin-token' } },
+    });
+    const secret = find(manifests, 'Secret', 'lk-lanekeeper-proxy-secrets');
+    const data = Object.fromEntries(
+      Object.entries(secret?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    expect(data['metrics-token']?.length).toBe(40);
+    expect(data['admin-token']?.length).toBe(40);
+    expect(data['metrics-token']).not.toBe(data['admin-token']);
+  });
+
+  it('ships a NetworkPolicy by default: traffic port open, admin port only from the Prometheus namespace', () => {
+    const policy = find(renderChart().manifests, 'NetworkPolicy', 'lk-lanekeeper-proxy');
+    const proxy = find(renderChart().manifests, 'Deployment', 'lk-lanekeeper-proxy');
+    const spec = policy?.spec as {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      ingress: { ports: { port: string }[]; from?: unknown[] }[];
+    };
+    expect(subset(spec.podSelector.matchLabels, proxy?.spec?.template?.metadata.labels)).toBe(true);
+    expect(spec.policyTypes).toEqual(['Ingress']);
+    expect(spec.ingress).toEqual([
+      { ports: [{ port: 'http', protocol: 'TCP' }] },
+      {
+        ports: [{ port: 'admin', protocol: 'TCP' }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      },
+    ]);
+    const narrowed = find(
+      renderChart({
+        proxy: {
+          networkPolicy: { prometheusNamespace: 'obs', prometheusPodSelector: { app: 'prometheus' } },
+        },
+      }).manifests,
+      'NetworkPolicy',
+      'lk-lanekeeper-proxy',
+    );
+    expect((narrowed?.spec as typeof spec).ingress[1]?.from).toEqual([
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'obs' } },
+        podSelector: { matchLabels: { app: 'prometheus' } },
+      },
+    ]);
+    expect(
+      find(
+        renderChart({ proxy: { networkPolicy: { enabled: false } } }).manifests,
+        'NetworkPolicy',
+        'lk-lanekeeper-proxy',
+      ),
+    ).toBeUndefined();
+  });
+
   it('the optional ServiceMonitor selects the admin Service, and the dashboard ConfigMap carries the JSON', () => {
     const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/gateway-values.yaml') as Tree);
     const monitor = find(manifests, 'ServiceMonitor', 'lk-lanekeeper-proxy');
@@ -330,7 +406,10 @@ describe('rendered details', () => {
     const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/standalone-values.yaml') as Tree);
     expect(manifests.filter((m) => m.metadata.name.includes('control-plane'))).toEqual([]);
     const config = parseConfig(
-      parseYamlConfig(find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '', {}),
+      parseYamlConfig(
+        find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
+        ADMIN_ENV,
+      ),
     );
     expect(config.store).toBe('memory');
     expect(config.control_plane).toBeUndefined();

@@ -120,10 +120,16 @@ describe('shipped YAML', () => {
   it('the compose proxy config is a valid proxy config in control-plane mode with the admin port open', () => {
     const text = readFileSync(join(REPO_ROOT, 'deploy/proxy.compose.yaml'), 'utf8');
     const config = parseConfig(
-      parseYamlConfig(text, { LANEKEEPER_PROXY_TOKEN: 'token-from-the-environment' }),
+      parseYamlConfig(text, {
+        LANEKEEPER_PROXY_TOKEN: 'token-from-the-environment',
+        LANEKEEPER_ADMIN_TOKEN: 'admin-token-from-the-environment',
+        LANEKEEPER_METRICS_TOKEN: 'metrics-token-from-the-environment',
+      }),
     );
     expect(config.control_plane?.token).toBe('token-from-the-environment');
     expect(config.admin_listen).toBe('0.0.0.0:9464');
+    expect(config.metrics_token).toBe('metrics-token-from-the-environment');
+    expect(config.admin_token).toBe('admin-token-from-the-environment');
     expect(config.control_plane?.url).toBe('http://control-plane:8081');
     expect(config.store).toMatchObject({ redis: 'redis://redis:6379' });
     expect(config.upstream.url).toBe('http://upstream:8000');

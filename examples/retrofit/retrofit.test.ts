@@ -18,6 +18,8 @@ import {
 import { metricValue } from '../../proxy/test/helpers/harness.js';
 import { createSupportBot, type Answer } from './support-bot.js';
 
+const ADMIN_TOKEN = 'retrofit-admin-token-0123456789';
+
 const ACME_KEY = 'lk_acme_support_bot_0123456789abcdef';
 const GLOBEX_KEY = 'lk_globex_support_bot_0123456789abcd';
 const PROVIDER_KEY = 'sk-provider-secret-held-by-lanekeeper';
@@ -53,6 +55,7 @@ beforeAll(async () => {
     config: {
       listen: '127.0.0.1:0',
       admin_listen: '127.0.0.1:0',
+      admin_token: ADMIN_TOKEN,
       upstream: { url: upstream.url, headers: { authorization: `Bearer ${PROVIDER_KEY}` } },
       log: { level: 'silent' },
       // USD per 1M tokens (test prices, not a provider's).
@@ -98,7 +101,11 @@ async function ask(
 async function usageOnce(tenant: string, requests: number): Promise<HourUsage> {
   let usage: HourUsage | undefined;
   for (let i = 0; i < 200; i++) {
-    usage = (await (await fetch(`${proxy.adminUrl}/v1/usage/${tenant}`)).json()) as HourUsage;
+    usage = (await (
+      await fetch(`${proxy.adminUrl}/v1/usage/${tenant}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      })
+    ).json()) as HourUsage;
     if (usage.requests >= requests) return usage;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -1,8 +1,12 @@
 /**
  * The admin listener, never on the traffic port: Prometheus metrics, liveness, readiness
- * and the current hour's usage of a tenant.
+ * and the current hour's usage of a tenant. Usage needs `admin_token`; /metrics needs
+ * `metrics_token` when one is set (and one is required off loopback unless the operator
+ * says `metrics_public: true`). Probes stay open, since kubelets send no token.
  */
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HEADER_WWW_AUTHENTICATE } from './headers.js';
 import type { Metrics } from './metrics.js';
 import type { Runtime } from './runtime.js';
 import type { Store } from './store/store.js';
@@ -15,19 +19,49 @@ export interface AdminDeps {
   accepting(): boolean;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+const CHALLENGE = 'Bearer realm="lanekeeper-admin"';
+
+function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
+}
+
+/**
+ * Whether the request's bearer token is `expected`. Both sides are hashed first, so the
+ * comparison takes the same time whatever the token's length or content.
+ */
+export function bearerMatches(req: IncomingMessage, expected: string): boolean {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string') return false;
+  const match = /^Bearer ([^\s]+)$/i.exec(header);
+  if (!match?.[1]) return false;
+  return timingSafeEqual(hash('sha256', match[1], 'buffer'), hash('sha256', expected, 'buffer'));
+}
+
+function refuse(res: ServerResponse, message: string): void {
+  json(res, 401, { error: message }, { [HEADER_WWW_AUTHENTICATE]: CHALLENGE });
 }
 
 export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://admin.invalid').pathname;
+    const path = URL.parse(req.url ?? '/', 'http://admin.invalid')?.pathname ?? '';
     void (async () => {
       if (req.method !== 'GET' && req.method !== 'HEAD')
-        return json(res, 405, { error: 'method not allowed' });
+        return json(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      const config = deps.getRuntime().config;
       if (path === '/metrics') {
+        if (config.metrics_token !== undefined && !bearerMatches(req, config.metrics_token))
+          return refuse(res, 'send the metrics_token as "Authorization: Bearer <token>"');
         const text = await deps.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
         return res.end(text);
@@ -36,7 +70,7 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
       if (path === '/readyz') {
         const storeUp = await deps.store.healthy().catch(() => false);
         deps.metrics.storeUp.set({ store: deps.store.kind }, storeUp ? 1 : 0);
-        const failClosed = deps.getRuntime().config.on_store_error === 'fail_closed';
+        const failClosed = config.on_store_error === 'fail_closed';
         const ready = deps.accepting() && (storeUp || !failClosed);
         return json(res, ready ? 200 : 503, {
           status: ready ? 'ready' : 'not ready',
@@ -46,13 +80,28 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
       }
       const usage = /^\/v1\/usage\/([^/]+)$/.exec(path);
       if (usage) {
-        const tenant = decodeURIComponent(usage[1] ?? '');
+        if (config.admin_token === undefined)
+          return refuse(
+            res,
+            'no admin_token is configured, so usage is not served: set admin_token in the config (for example admin_token: "${LANEKEEPER_ADMIN_TOKEN}") and send it as "Authorization: Bearer <token>"',
+          );
+        if (!bearerMatches(req, config.admin_token))
+          return refuse(res, 'send the admin_token as "Authorization: Bearer <token>"');
+        let tenant: string;
+        try {
+          tenant = decodeURIComponent(usage[1] ?? '');
+        } catch {
+          return json(res, 400, { error: 'the tenant id is not valid percent-encoding' });
+        }
         if (!deps.getRuntime().tenants.has(tenant))
-          return json(res, 404, { error: `unknown tenant "${tenant}"` });
+          return json(res, 404, { error: `unknown tenant "${tenant.slice(0, 64)}"` });
         const hour = await deps.store.currentHour(tenant, Date.now());
         return json(res, 200, hour);
       }
       return json(res, 404, { error: 'not found' });
-    })().catch((error: unknown) => json(res, 500, { error: (error as Error).message }));
+    })().catch(() => {
+      if (!res.headersSent) json(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
   };
 }

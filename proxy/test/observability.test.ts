@@ -6,7 +6,7 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion } from './helpers/fake-upstream.js';
-import { KEYS, metricValue, startHarness, type Harness } from './helpers/harness.js';
+import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from './helpers/harness.js';
 
 let h: Harness;
 const SECRET_PROMPT = 'my-secret-prompt-text-42';
@@ -64,17 +64,15 @@ describe('the admin listener', () => {
   });
 
   it('reports the current hour of a tenant from its meters', async () => {
-    const before = (await (await fetch(`${h.proxy.adminUrl}/v1/usage/acme`)).json()) as Record<
-      string,
-      number
-    >;
+    const before = (await (
+      await fetch(`${h.proxy.adminUrl}/v1/usage/acme`, { headers: ADMIN_AUTH })
+    ).json()) as Record<string, number>;
     const count = h.accessLogs().length;
     expect(await chat(KEYS.free)).toBe(200);
     await h.settled(count + 1);
-    const usage = (await (await fetch(`${h.proxy.adminUrl}/v1/usage/acme`)).json()) as Record<
-      string,
-      unknown
-    >;
+    const usage = (await (
+      await fetch(`${h.proxy.adminUrl}/v1/usage/acme`, { headers: ADMIN_AUTH })
+    ).json()) as Record<string, unknown>;
     expect(usage.tenant).toBe('acme');
     expect(usage.hour).toBe(new Date(Date.now() - (Date.now() % 3_600_000)).toISOString());
     expect(usage.requests).toBe((before.requests ?? 0) + 1);
@@ -84,7 +82,7 @@ describe('the admin listener', () => {
       (before.estimated_cost ?? 0) + (10 * 1 + 20 * 2) / 1e6,
       12,
     );
-    expect((await fetch(`${h.proxy.adminUrl}/v1/usage/nobody`)).status).toBe(404);
+    expect((await fetch(`${h.proxy.adminUrl}/v1/usage/nobody`, { headers: ADMIN_AUTH })).status).toBe(404);
   });
 });
 

@@ -97,6 +97,11 @@ to the chart's appVersion so chart and image versions move together.
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the proxy's admin and metrics tokens. */}}
+{{- define "lanekeeper.proxy.secretName" -}}
+{{- .Values.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .)) -}}
+{{- end -}}
+
 {{/* URL proxies use to reach the control plane inside the cluster. */}}
 {{- define "lanekeeper.controlPlane.url" -}}
 {{- printf "http://%s:%v" (include "lanekeeper.controlPlane.fullname" .) .Values.controlPlane.service.port -}}
@@ -113,7 +118,7 @@ left for the proxy to fill from its environment when it loads the file.
 {{- $upstreamUrl = printf "http://127.0.0.1:%v" .Values.sidecar.backend.port -}}
 {{- end -}}
 {{- $upstream := dict "url" $upstreamUrl "dialect" .Values.proxy.upstream.dialect "headers" .Values.proxy.upstream.headers "timeout_ms" .Values.proxy.upstream.timeoutMs -}}
-{{- $generated := dict "listen" (printf "0.0.0.0:%v" .Values.proxy.port) "admin_listen" (printf "0.0.0.0:%v" .Values.proxy.adminPort) "upstream" $upstream "shutdown_grace_ms" .Values.proxy.shutdownGraceMs -}}
+{{- $generated := dict "listen" (printf "0.0.0.0:%v" .Values.proxy.port) "admin_listen" (printf "0.0.0.0:%v" .Values.proxy.adminPort) "upstream" $upstream "shutdown_grace_ms" .Values.proxy.shutdownGraceMs "admin_token" "${LANEKEEPER_ADMIN_TOKEN}" "metrics_token" "${LANEKEEPER_METRICS_TOKEN}" -}}
 {{- if .Values.redis.url -}}
 {{- $_ := set $generated "store" (dict "redis" .Values.redis.url "key_prefix" .Values.redis.keyPrefix) -}}
 {{- end -}}
@@ -129,6 +134,7 @@ Call with a dict:
   root:          the top-level context ($ or .)
   values:        Lanekeeper values (default: root.Values); from a parent chart, .Values.lanekeeper
   secretName:    Secret holding the proxy token (default: this chart's; omit when controlPlane.enabled=false)
+  proxySecretName: Secret holding the admin and metrics tokens (default: this chart's proxy Secret)
 Mount the volumes from "lanekeeper.sidecarVolumes" in the same pod. From a parent chart, set
 lanekeeper.image.proxy.tag explicitly: an empty tag defaults to the calling chart's appVersion.
 Example:
@@ -162,6 +168,16 @@ Example:
           name: {{ .secretName | default $v.controlPlane.existingSecret | default (printf "%s-secrets" (include "lanekeeper.fullname" .root)) }}
           key: {{ $v.controlPlane.secretKeys.proxyToken }}
     {{- end }}
+    - name: LANEKEEPER_ADMIN_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .root)) }}
+          key: {{ $v.proxy.secretKeys.adminToken }}
+    - name: LANEKEEPER_METRICS_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .root)) }}
+          key: {{ $v.proxy.secretKeys.metricsToken }}
     {{- with $v.proxy.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

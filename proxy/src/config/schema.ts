@@ -195,6 +195,21 @@ export const configSchema = z.strictObject({
   listen: hostPort.default('0.0.0.0:8080'),
   admin_listen: hostPort.default('127.0.0.1:9464'),
   upstream: upstreamSchema,
+  /**
+   * Bearer token for the admin listener's /v1/usage/{tenant}; without it that route answers
+   * 401. Usually `${LANEKEEPER_ADMIN_TOKEN}`.
+   */
+  admin_token: z
+    .string()
+    .min(16, { message: 'use at least 16 characters (a long random secret)' })
+    .optional(),
+  /** Bearer token /metrics requires when set; needed (or metrics_public) off loopback. */
+  metrics_token: z
+    .string()
+    .min(16, { message: 'use at least 16 characters (a long random secret)' })
+    .optional(),
+  /** Serve /metrics without a token on a non-loopback admin_listen: only behind a network policy. */
+  metrics_public: z.boolean().default(false),
   identity: identitySchema.prefault({}),
   store: z.union([z.literal('memory'), redisStoreSchema]).default('memory'),
   on_store_error: z.enum(['fail_open', 'fail_closed']).default('fail_open'),
@@ -266,6 +281,15 @@ export type RedisStoreConfig = z.infer<typeof redisStoreSchema>;
 /** The whole validated configuration. Frozen: stages read it, never write it. */
 export type Config = Readonly<z.infer<typeof configSchema>>;
 
+/** True for a host:port only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(address: string): boolean {
+  const host = address
+    .slice(0, address.lastIndexOf(':'))
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /** Checks that span fields, which a per-field schema cannot express. */
 function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -273,6 +297,12 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
     problems.push({
       path: 'server.headers_timeout_ms',
       message: `must not exceed server.request_timeout_ms (${config.server.request_timeout_ms})`,
+    });
+  }
+  if (!isLoopback(config.admin_listen) && config.metrics_token === undefined && !config.metrics_public) {
+    problems.push({
+      path: 'metrics_token',
+      message: `admin_listen ${config.admin_listen} is not loopback: set metrics_token (Prometheus then sends it as a bearer token) or metrics_public: true (only where a network policy guards the admin port)`,
     });
   }
   if (config.listen === config.admin_listen && !config.listen.endsWith(':0')) {

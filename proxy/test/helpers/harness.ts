@@ -15,11 +15,16 @@ export const KEYS = {
   suspended: 'lk_test_suspended_0123456789',
 } as const;
 
+/** The admin_token of the harness's proxies, for /v1/usage/{tenant}. */
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+export const ADMIN_AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` } as const;
+
 /** A config with plans free/pro and tenants acme (free), globex (pro), hooli (pro), umbrella (suspended). */
 export function baseConfig(upstreamUrl: string): Record<string, unknown> {
   return {
     listen: '127.0.0.1:0',
     admin_listen: '127.0.0.1:0',
+    admin_token: ADMIN_TOKEN,
     upstream: {
       url: upstreamUrl,
       headers: { authorization: 'Bearer sk-upstream-secret' },

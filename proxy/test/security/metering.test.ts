@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reply } from '../helpers/fake-upstream.js';
-import { KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
 
 const PAD = 'x'.repeat(1024);
 
@@ -221,7 +221,9 @@ describe('absurd usage figures in Redis mode with fail_closed', () => {
     // Another tenant is untouched: no 503 from a failed store call.
     for (let i = 0; i < 5; i++) expect((await send(h, '/v1/chat/completions', KEYS.pro2)).status).toBe(200);
     // The absurd tenant's own Redis counters hold a whole, bounded number.
-    const usage = (await (await request(`${h.proxy.adminUrl}/v1/usage/globex`)).body.json()) as {
+    const usage = (await (
+      await request(`${h.proxy.adminUrl}/v1/usage/globex`, { headers: ADMIN_AUTH })
+    ).body.json()) as {
       output_tokens: number;
     };
     expect(Number.isSafeInteger(usage.output_tokens)).toBe(true);
