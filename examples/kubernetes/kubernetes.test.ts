@@ -41,6 +41,7 @@ describe('examples/kubernetes/support-bot.yaml', () => {
   it('carries a Lanekeeper config the proxy accepts, listening on localhost only', () => {
     const raw = parseYamlConfig(byKind('ConfigMap')?.data?.['config.yaml'] ?? '', {
       OPENAI_API_KEY: 'sk-test',
+      LANEKEEPER_METRICS_TOKEN: 'metrics-token-0123456789abcdef',
     });
     const config = parseConfig(raw);
     expect(config.listen).toBe('127.0.0.1:8080');

@@ -98,6 +98,18 @@ export const FeatureNotEnabledError = simple(
   'feature_not_enabled',
   'FeatureNotEnabledError',
 );
+export const EndpointNotAllowedError = simple(
+  'PROXY_ERR_ENDPOINT_NOT_ALLOWED',
+  403,
+  'endpoint_not_allowed',
+  'EndpointNotAllowedError',
+);
+export const MethodNotAllowedError = simple(
+  'PROXY_ERR_METHOD_NOT_ALLOWED',
+  405,
+  'method_not_allowed',
+  'MethodNotAllowedError',
+);
 export const ContextLengthExceededError = simple(
   'PROXY_ERR_CONTEXT_LENGTH',
   400,
@@ -183,6 +195,7 @@ const OPENAI_TYPES: Record<number, string> = {
   401: 'authentication_error',
   403: 'permission_error',
   404: 'not_found_error',
+  405: 'invalid_request_error',
   408: 'timeout_error',
   413: 'invalid_request_error',
   429: 'rate_limit_error',
@@ -196,6 +209,7 @@ const ANTHROPIC_TYPES: Record<number, string> = {
   401: 'authentication_error',
   403: 'permission_error',
   404: 'not_found_error',
+  405: 'invalid_request_error',
   408: 'timeout_error',
   413: 'request_too_large',
   429: 'rate_limit_error',
@@ -209,6 +223,7 @@ const GEMINI_STATUS: Record<number, string> = {
   401: 'UNAUTHENTICATED',
   403: 'PERMISSION_DENIED',
   404: 'NOT_FOUND',
+  405: 'UNIMPLEMENTED',
   408: 'DEADLINE_EXCEEDED',
   413: 'INVALID_ARGUMENT',
   429: 'RESOURCE_EXHAUSTED',

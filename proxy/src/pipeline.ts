@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Stage } from './stage.js';
 import { createApplyPlanStage } from './stages/apply-plan.js';
+import { createCheckEndpointStage } from './stages/check-endpoint.js';
 import { createCheckRateLimitStage } from './stages/check-rate-limit.js';
 import { createDebitQuotaStage } from './stages/debit-quota.js';
 import { createEnforceMidStreamStage } from './stages/enforce-mid-stream.js';
@@ -36,6 +37,7 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createRecordMetricsStage(deps),
     createParseRequestStage(),
     createIdentifyTenantStage(),
+    createCheckEndpointStage(deps),
     createApplyPlanStage(),
     createCheckRateLimitStage(deps),
     createDebitQuotaStage(deps),

@@ -31,6 +31,7 @@ export function mergePlan(plan: PlanConfig, overrides: TenantConfig['overrides']
     features: overrides.features ?? plan.features,
     custom_prompts: { ...plan.custom_prompts, ...overrides.custom_prompts },
     enforce_mid_stream: overrides.enforce_mid_stream ?? plan.enforce_mid_stream,
+    allow_paths: overrides.allow_paths ?? plan.allow_paths,
   };
 }
 

@@ -178,11 +178,14 @@ function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<
 }
 
 function errorStyleOf(ctx: RequestContext): ErrorStyle {
-  if (ctx.dialect) return ctx.dialect.errorStyle;
+  // A catch-all route (`/v1/*` that no dialect names) goes to the first dialect that has
+  // one, OpenAI; an Anthropic client there still deserves Anthropic's error shape.
+  const anthropicClient = ctx.clientHeaders['anthropic-version'] !== undefined;
+  if (ctx.dialect && !(ctx.route?.fallback && anthropicClient)) return ctx.dialect.errorStyle;
   const vector = ctx.runtime.config.vector;
   if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
   // Before a dialect is known, Anthropic clients still deserve their own error shape.
-  return ctx.clientHeaders['anthropic-version'] !== undefined ? 'anthropic' : 'openai';
+  return anthropicClient ? 'anthropic' : 'openai';
 }
 
 function upstreamError(error: Error): ProxyError {

@@ -28,6 +28,8 @@ beforeAll(async () => {
         metrics: { max_tenants: 2 },
         plans: {
           ...plans,
+          // The operator opened the files listing to free-plan tenants: forwarded, unmetered.
+          free: { ...plans.free, allow_paths: [{ method: 'GET', path: '/v1/files' }] },
           pro: { ...plans.pro, models: { default: 'small-model', free_model: 'unpriced-model' } },
         },
       };
@@ -137,7 +139,7 @@ describe('the access log', () => {
 });
 
 describe('blind spots', () => {
-  it('forwards a request no dialect meters, with identity applied, and counts it as unmetered', async () => {
+  it('forwards an allowed request no dialect meters, with identity applied, and counts it as unmetered', async () => {
     const before =
       metricValue(await metrics(), 'lanekeeper_unmetered_requests_total', {
         tenant: 'acme',

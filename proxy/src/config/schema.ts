@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { allowPathSchema } from './allow-paths.js';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -54,6 +55,8 @@ export const planSchema = z.strictObject({
   features: z.array(z.string().min(1)).default([]),
   custom_prompts: customPromptsSchema.default({}),
   enforce_mid_stream: z.boolean().default(false),
+  /** Endpoints this plan's tenants may reach beyond the metered ones (see config/allow-paths.ts). */
+  allow_paths: z.array(allowPathSchema).default([]),
 });
 
 /** What a tenant may override of its plan; merged field by field over the plan. */
@@ -66,6 +69,7 @@ export const overridesSchema = z.strictObject({
   features: z.array(z.string().min(1)).optional(),
   custom_prompts: customPromptsSchema.optional(),
   enforce_mid_stream: z.boolean().optional(),
+  allow_paths: z.array(allowPathSchema).optional(),
 });
 
 export const tenantSchema = z.strictObject({
@@ -189,6 +193,8 @@ const upstreamSchema = z.strictObject({
   drain_on_client_abort: z.boolean().default(false),
   drain_timeout_ms: positiveInt.default(30_000),
   drain_max_bytes: positiveInt.default(8 * 1024 * 1024),
+  /** Endpoints every tenant may reach beyond the metered ones, on top of each plan's own. */
+  allow_paths: z.array(allowPathSchema).default([]),
 });
 
 export const configSchema = z.strictObject({

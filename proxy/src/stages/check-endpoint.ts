@@ -1,0 +1,109 @@
+/**
+ * Default-deny for upstream endpoints. The upstream credential is the operator's and
+ * account-wide, so only what a dialect meters (chat, completions, responses, embeddings,
+ * messages, generateContent, Ollama's chat/generate/embed, custom dialects' routes) is
+ * forwarded, plus what `allow_paths` opens (per upstream, per plan). Everything else, such
+ * as /v1/files, stored chat completions, /v1/responses/{id}, /v1/batches,
+ * /v1/organization/*, Ollama's /api/delete|pull|push|copy|create, gets 403
+ * endpoint_not_allowed, and a method no endpoint uses (TRACE, CONNECT, ...) 405, before the
+ * upstream sees anything. `GET /v1/models` is answered here from the tenant's plan instead
+ * of the account's full list. `"store": true` needs the plan feature `store`: a stored
+ * object is readable with the account's credential, not the tenant's.
+ */
+import { KNOWN_METHODS, allowed } from '../config/allow-paths.js';
+import type { RequestContext } from '../context.js';
+import { EndpointNotAllowedError, FeatureNotEnabledError, MethodNotAllowedError } from '../errors.js';
+import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
+import type { VectorRoute } from '../vector/vector-route.js';
+
+export const STORE_FEATURE = 'store';
+const ALLOW = [...KNOWN_METHODS].join(', ');
+
+function json(status: number, body: unknown): RequestVerdict {
+  return {
+    response: {
+      status,
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(body)),
+    },
+  };
+}
+
+/** The tenant's plan models, aliases and ids, as OpenAI's or Anthropic's model list. */
+function modelsReply(ctx: RequestContext): RequestVerdict {
+  const plan = ctx.tenant?.plan;
+  if (!plan) return undefined;
+  const ids = [...new Set([...Object.keys(plan.models), ...Object.values(plan.models)])];
+  const one = /^\/v1\/models\/(.+)$/.exec(ctx.request.path)?.[1];
+  const anthropic = ctx.clientHeaders['anthropic-version'] !== undefined;
+  const entry = (id: string) =>
+    anthropic
+      ? { type: 'model', id, display_name: id, created_at: '1970-01-01T00:00:00Z' }
+      : { id, object: 'model', created: 0, owned_by: 'lanekeeper' };
+  if (one !== undefined) {
+    if (ids.includes(one)) return json(200, entry(one));
+    const message = `The model "${one.slice(0, 100)}" is not available on the ${ctx.tenant?.planName} plan.`;
+    return json(
+      404,
+      anthropic
+        ? { type: 'error', error: { type: 'not_found_error', message } }
+        : { error: { message, type: 'invalid_request_error', param: null, code: 'model_not_found' } },
+    );
+  }
+  return json(
+    200,
+    anthropic
+      ? { data: ids.map(entry), has_more: false, first_id: ids[0] ?? null, last_id: ids.at(-1) ?? null }
+      : { object: 'list', data: ids.map(entry) },
+  );
+}
+
+/** Applies the plan's `store` feature to a body that asks the upstream to keep it. */
+function storeVerdict(ctx: RequestContext): RequestVerdict {
+  const body = ctx.request.body;
+  const plan = ctx.tenant?.plan;
+  if (!body || !plan || plan.features.includes(STORE_FEATURE)) return CONTINUE;
+  if (body.store !== undefined && body.store !== false && body.store !== null) {
+    return reply(
+      new FeatureNotEnabledError(
+        `"store": true needs the "${STORE_FEATURE}" feature, which the ${ctx.tenant?.planName} plan does not include.`,
+      ),
+    );
+  }
+  // The Responses API stores by default: without the feature, nothing is kept upstream.
+  if (ctx.route?.endpoint === 'responses' && body.store === undefined) {
+    body.store = false;
+    ctx.bodyChanged = true;
+  }
+  return CONTINUE;
+}
+
+export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefined }): Stage {
+  return {
+    name: 'check-endpoint',
+    onRequest(ctx) {
+      const { method, path } = ctx.request;
+      if (!KNOWN_METHODS.has(method)) {
+        const error = new MethodNotAllowedError(`The ${method.slice(0, 32)} method is not served here.`);
+        error.headers = { allow: ALLOW };
+        return reply(error);
+      }
+      if (deps.vector()?.matches(path)) return CONTINUE;
+      if (ctx.route?.metered) return storeVerdict(ctx);
+      const config = ctx.runtime.config;
+      const plan = ctx.tenant?.plan;
+      if (
+        allowed(config.upstream.allow_paths, method, path) ||
+        (plan && allowed(plan.allow_paths, method, path))
+      )
+        return storeVerdict(ctx);
+      if (ctx.route?.endpoint === 'models' && (method === 'GET' || method === 'HEAD'))
+        return modelsReply(ctx);
+      return reply(
+        new EndpointNotAllowedError(
+          `${method} ${path.slice(0, 200)} is not an endpoint this service forwards. Ask the operator to add it to allow_paths if the ${ctx.tenant?.planName ?? 'tenant'} plan needs it.`,
+        ),
+      );
+    },
+  };
+}
