@@ -22,6 +22,7 @@ import {
   type ErrorStyle,
 } from './errors.js';
 import { HOP_BY_HOP_HEADERS, HEADER_LANEKEEPER_REQUEST_ID } from './headers.js';
+import { canonicalPath, encodePath } from './request/canonical-path.js';
 import type { Logger } from './log.js';
 import type { Runtime } from './runtime.js';
 import type { ResponseHead, Stage } from './stage.js';
@@ -54,19 +55,21 @@ const PLAIN_TARGET = /^\/(?!\/)[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(?:\?[A-Za-z0-9\-.
 const DOT_SEGMENT = /\/\.\.?(?:\/|\?|$)/;
 
 /**
- * The normalised path and the raw query (without `?`) of a request target, or undefined
- * for a target that is not a path (nor an absolute URL) at all. An origin-form target is
+ * The canonical path (request/canonical-path.ts: escapes decoded once, dot segments
+ * resolved) and the raw query (without `?`) of a request target, or why it has none. An origin-form target is
  * always read as a path, so `//host/x` is the path `//host/x`, never a URL naming a host.
  */
-export function splitTarget(target: string): { path: string; query: string } | undefined {
+export function splitTarget(target: string): { path: string; query: string } | { error: string } {
   if (PLAIN_TARGET.test(target)) {
     const mark = target.indexOf('?');
     const path = mark === -1 ? target : target.slice(0, mark);
     if (!DOT_SEGMENT.test(path)) return { path, query: mark === -1 ? '' : target.slice(mark + 1) };
   }
   const url = URL.parse(target.startsWith('/') ? `http://lanekeeper.invalid${target}` : target);
-  if (!url) return undefined;
-  return { path: url.pathname, query: url.search.startsWith('?') ? url.search.slice(1) : url.search };
+  if (!url) return { error: 'The request target is not a valid path.' };
+  const canonical = canonicalPath(url.pathname);
+  if ('error' in canonical) return canonical;
+  return { path: canonical.path, query: url.search.startsWith('?') ? url.search.slice(1) : url.search };
 }
 
 function newContext(
@@ -258,8 +261,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly ctx: RequestContext,
     private readonly res: ServerResponse,
     private readonly deps: ProxyHandlerDeps,
-    /** The request target could not be read as a path: answered 400 without going further. */
-    private readonly badTarget = false,
+    /** Why the request target could not be read as a path: answered 400 without going further. */
+    private readonly badTarget: string | undefined = undefined,
   ) {}
 
   async run(req: IncomingMessage): Promise<void> {
@@ -270,9 +273,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (read.kind !== 'read') return this.clientStopped(req, read.kind);
     ctx.rawBody = read.body;
     ctx.bodyTooLarge = read.tooLarge;
-    if (this.badTarget) {
+    if (this.badTarget !== undefined) {
       this.reached = 0;
-      return this.localReply(new InvalidRequestError('The request target is not a valid path.'));
+      return this.localReply(new InvalidRequestError(this.badTarget));
     }
     if (deps.isDraining()) {
       this.reached = 0;
@@ -341,9 +344,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { ctx } = this;
     const { upstream } = ctx.runtime.config;
     const target = ctx.runtime.upstream;
-    const path = `${target.pathPrefix}${ctx.request.path}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
-    const body =
-      ctx.bodyChanged && ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
+    const path = `${target.pathPrefix}${encodePath(ctx.request.path)}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
+    // A parsed body is always sent re-serialised: one copy of every key, the one the proxy
+    // checked, whatever duplicates or spellings the client's text held.
+    const body = ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
     const headers = ctx.upstreamHeaders;
     const method = ctx.request.method;
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
@@ -569,8 +573,9 @@ export function createProxyHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const target = splitTarget(req.url ?? '/');
-    const ctx = newContext(req, deps.getRuntime(), target ?? { path: '/', query: '' });
-    new Exchange(ctx, res, deps, target === undefined).run(req).catch((error: unknown) => {
+    const bad = 'error' in target ? target.error : undefined;
+    const ctx = newContext(req, deps.getRuntime(), 'error' in target ? { path: '/', query: '' } : target);
+    new Exchange(ctx, res, deps, bad).run(req).catch((error: unknown) => {
       deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json' });

@@ -245,6 +245,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   max_body_bytes: positiveInt.default(10 * 1024 * 1024),
   max_json_response_bytes: positiveInt.default(16 * 1024 * 1024),
+  /** Deepest nesting a request body may have; deeper is 400 (recursive walks stay bounded). */
+  max_json_depth: positiveInt.max(1_000).default(64),
   metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })

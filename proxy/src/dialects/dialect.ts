@@ -64,6 +64,12 @@ export interface Dialect {
   rewriteModel(req: DialectRequest, route: DialectRoute, model: string): void;
   /** Adds `prompt` as the first system instruction, in the dialect's own place and form. */
   injectSystemPrompt(req: DialectRequest, route: DialectRoute, prompt: string): void;
+  /**
+   * The field through which this request would skip the injected system prompt (a token-id
+   * prompt, a raw template, a cached context), or undefined. Such requests need the plan
+   * feature `raw_prompt`.
+   */
+  promptBypass?(req: DialectRequest, route: DialectRoute): string | undefined;
   /** A cheap, deliberately generous estimate of the prompt's tokens. */
   estimatePromptTokens(req: DialectRequest, route: DialectRoute): number;
   hasImageInput(req: DialectRequest, route: DialectRoute): boolean;

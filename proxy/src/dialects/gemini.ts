@@ -204,6 +204,16 @@ export const gemini: Dialect = {
     else b[key] = { parts: [{ text: prompt }] };
   },
 
+  promptBypass(req, route) {
+    const b = req.body;
+    if (!b || !isGeneration(route)) return undefined;
+    // A cached content carries its own system instruction, and Gemini refuses a request
+    // that sets one beside it: the plan's prompt could not be added.
+    for (const key of ['cachedContent', 'cached_content'])
+      if (b[key] !== undefined && b[key] !== null && b[key] !== '') return key;
+    return undefined;
+  },
+
   estimatePromptTokens(req, route) {
     const b = req.body;
     if (!b) return 0;

@@ -98,6 +98,16 @@ export const ollama: Dialect = {
     }
   },
 
+  promptBypass(req, route) {
+    const b = req.body;
+    if (!b || route !== GENERATE) return undefined;
+    // raw sends the prompt without the template (where the system prompt goes); a template
+    // of the client's own can leave it out.
+    if (b.raw !== undefined && b.raw !== false && b.raw !== null) return 'raw';
+    if (b.template !== undefined && b.template !== null && b.template !== '') return 'template';
+    return undefined;
+  },
+
   estimatePromptTokens(req, route) {
     const b = req.body;
     if (!b) return 0;

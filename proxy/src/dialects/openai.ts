@@ -149,6 +149,13 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       }
     },
 
+    promptBypass(req, route) {
+      const prompt = body(req)?.prompt;
+      if (route !== COMPLETIONS || prompt === undefined || typeof prompt === 'string') return undefined;
+      // Token ids take no text: the plan's prompt could not be put in front of them.
+      return Array.isArray(prompt) && prompt.every((p) => typeof p === 'string') ? undefined : 'prompt';
+    },
+
     estimatePromptTokens(req, route) {
       const b = body(req);
       if (!b) return 0;

@@ -20,6 +20,8 @@ import { CONTINUE, reply, type Stage } from '../stage.js';
 import { reservesWorstCase } from '../store/admission.js';
 
 export const IMAGE_FEATURE = 'image_analysis';
+/** Lets token-id prompts, Ollama raw/template and Gemini cachedContent through (they skip the plan's system prompt). */
+export const RAW_PROMPT_FEATURE = 'raw_prompt';
 
 /** The upstream model id for what the client asked, or undefined when the plan does not allow it. */
 export function resolveModel(
@@ -104,6 +106,17 @@ export function createApplyPlanStage(): Stage {
         return reply(
           new FeatureNotEnabledError(
             `Image input needs the "${IMAGE_FEATURE}" feature, which the ${tenant.planName} plan does not include.`,
+          ),
+        );
+      }
+
+      const bypass = plan.features.includes(RAW_PROMPT_FEATURE)
+        ? undefined
+        : dialect.promptBypass?.(request, route);
+      if (bypass !== undefined) {
+        return reply(
+          new FeatureNotEnabledError(
+            `The "${bypass}" field sends a prompt the plan's instructions cannot be put in front of; it needs the "${RAW_PROMPT_FEATURE}" feature, which the ${tenant.planName} plan does not include.`,
           ),
         );
       }

@@ -1,15 +1,33 @@
 /**
  * Recognises the request's dialect and endpoint by path and parses its JSON body. A body
  * over max_body_bytes gets 413 and malformed JSON gets 400, both before the upstream is
- * called. A path no dialect recognises passes through as plain HTTP, unparsed.
+ * called, and so do an empty body on a metered endpoint, nesting past max_json_depth,
+ * duplicate keys and case variants of a control field (request/json-scan.ts). A path no dialect recognises passes through as plain HTTP, unparsed.
  */
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError } from '../errors.js';
 import { selectDialect } from '../dialects/index.js';
 import type { JsonBody } from '../dialects/dialect.js';
+import { scanJson, type ScanProblem } from '../request/json-scan.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
 
 function isJsonContent(type: string | undefined): boolean {
   return type === undefined || type === '' || /[/+]json\b/i.test(type);
+}
+
+function isBlank(body: Buffer): boolean {
+  for (const byte of body) if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return false;
+  return true;
+}
+
+function describe(problem: ScanProblem): string {
+  switch (problem.kind) {
+    case 'depth':
+      return `The request body nests deeper than ${problem.limit} levels.`;
+    case 'duplicate':
+      return `The request body has the field "${problem.key.slice(0, 64)}" more than once; send it once.`;
+    case 'case':
+      return `The request body has both "${problem.other.slice(0, 64)}" and "${problem.key.slice(0, 64)}", which some servers read as one field; send one.`;
+  }
 }
 
 export function createParseRequestStage(): Stage {
@@ -33,7 +51,13 @@ export function createParseRequestStage(): Stage {
           new BodyTooLargeError(`The request body is larger than this service accepts (${limit} bytes).`),
         );
       }
-      if (!ctx.dialect || ctx.rawBody.length === 0) return CONTINUE;
+      if (!ctx.dialect) return CONTINUE;
+      if (ctx.rawBody.length === 0 || isBlank(ctx.rawBody)) {
+        // A metered endpoint without a body would skip the plan (no model to check) and
+        // reach the upstream as it is.
+        if (ctx.route?.metered) return reply(new InvalidRequestError('This endpoint needs a JSON body.'));
+        return CONTINUE;
+      }
       const contentType = ctx.clientHeaders['content-type'];
       if (!isJsonContent(contentType)) {
         return reply(
@@ -42,15 +66,18 @@ export function createParseRequestStage(): Stage {
           ),
         );
       }
+      const text = ctx.rawBody.toString('utf8');
       let parsed: unknown;
       try {
-        parsed = JSON.parse(ctx.rawBody.toString('utf8'));
+        parsed = JSON.parse(text);
       } catch (error) {
         return reply(new InvalidJsonError(`The request body is not valid JSON: ${(error as Error).message}`));
       }
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
         return reply(new InvalidRequestError('The request body must be a JSON object.'));
       }
+      const problem = scanJson(text, runtime.config.max_json_depth);
+      if (problem) return reply(new InvalidRequestError(describe(problem)));
       request.body = parsed as JsonBody;
       ctx.stream = ctx.route ? ctx.dialect.isStream(request, ctx.route) : false;
       return CONTINUE;
