@@ -283,10 +283,55 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         }
       },
       (error: unknown) => {
-        for (const admission of sent) admission.reject(error);
+        for (const admission of sent) {
+          admission.reject(error);
+          releaseLate(admission.request);
+        }
       },
     );
     track(call);
+  }
+
+  /**
+   * An admission whose call failed or timed out here may still run in Redis later (a slow
+   * or paused server answers after the deadline) and hold a slot and a reservation for a
+   * request that was refused or went on without them: a ghost slot. So each is released at
+   * once, by request id, as a settle of nothing. It goes on the same connection after the
+   * admission (the tenant's keys share one hash slot, so one node in a Cluster too), and
+   * Redis runs a connection's commands in order: it lands after a late admission, and
+   * finds nothing to free, harmlessly, if the admission never ran. Idempotent like every
+   * settle. If it cannot be sent either, the slot's expiry frees it.
+   */
+  function releaseLate(request: AdmitRequest): void {
+    const { limits } = request;
+    const holdsSlot = limits.max_concurrent !== undefined;
+    if (!holdsSlot && !reservesWorstCase(limits)) return;
+    const reservation: Reservation = {
+      tenant: request.tenant,
+      requestId: request.requestId,
+      at: request.now,
+      tokens: 0,
+      usd: 0,
+      slot: holdsSlot,
+      limits,
+    };
+    const done = (): void => undefined;
+    const failed = (error: unknown): void =>
+      logger.warn(
+        {
+          err: error instanceof Error ? error.message : String(error),
+          store: 'redis',
+          request_id: request.requestId,
+        },
+        'releasing a timed-out admission failed; its slot frees when it expires',
+      );
+    enqueue(endings, request.tenant, {
+      kind: 'settle',
+      reservation,
+      actual: { tokens: 0, usd: 0 },
+      resolve: done,
+      reject: failed,
+    });
   }
 
   function sendEndings(batch: readonly Ending[]): void {

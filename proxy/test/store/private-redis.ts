@@ -46,6 +46,9 @@ export class PrivateRedis {
         'no',
         '--daemonize',
         'no',
+        // DEBUG SLEEP slows the server for the security tests (loopback only).
+        '--enable-debug-command',
+        'local',
       ],
       {
         stdio: 'ignore',

@@ -1,0 +1,78 @@
+/**
+ * No ghost slots (issue 13, item 6): an admission that timed out on the proxy's side but
+ * ran later in Redis must not hold the tenant's concurrency slot. A private redis-server
+ * is slowed with DEBUG SLEEP so the admission misses its deadline (the request goes on,
+ * fail_open) and runs when the server wakes; afterwards the tenant (max_concurrent 1) must
+ * hold no slot and be admitted again, not refused until the slot's expiry.
+ */
+import { Redis } from 'ioredis';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+import { PrivateRedis, eventually, freePort } from '../store/private-redis.js';
+
+const PREFIX = 'lk-sec-ghost:';
+const SLOTS = `${PREFIX}{acme}:slots`;
+
+let server: PrivateRedis;
+let h: Harness;
+let admin: Redis;
+
+beforeAll(async () => {
+  server = new PrivateRedis(await freePort());
+  await server.start();
+  admin = new Redis(server.url);
+  h = await startHarness({
+    reply: { kind: 'json', body: { choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } } },
+    config: (base) => {
+      const plans = base.plans as Record<string, Record<string, unknown>>;
+      return {
+        ...base,
+        store: { redis: server.url, key_prefix: PREFIX, timeout_ms: 300 },
+        on_store_error: 'fail_open',
+        plans: {
+          ...plans,
+          free: { ...plans.free, rate_limits: { requests_per_minute: 1000, max_concurrent: 1 } },
+        },
+      };
+    },
+  });
+});
+
+afterAll(async () => {
+  await h.close();
+  admin.disconnect();
+  await server.stop();
+});
+
+async function chat(): Promise<number> {
+  const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await res.body.text();
+  return res.statusCode;
+}
+
+describe('an admission that timed out on the proxy but ran later in Redis', () => {
+  it('holds no concurrency slot once Redis has caught up, and the tenant is admitted again', async () => {
+    // Warm up: scripts loaded, one request admitted and settled.
+    await eventually(async () => (await chat()) === 200);
+    await eventually(async () => (await admin.zcard(SLOTS)) === 0);
+
+    const sleeper = new Redis(server.url);
+    const asleep = sleeper.debug('SLEEP', '1.5');
+    await new Promise((r) => setTimeout(r, 50));
+    // The admission misses its 300 ms deadline; fail_open lets the request through.
+    expect(await chat()).toBe(200);
+    await asleep;
+    sleeper.disconnect();
+
+    // Redis has now run the late admission; its slot must be gone (released, not left to
+    // expire after the upstream timeout plus a minute).
+    await eventually(async () => (await admin.zcard(SLOTS)) === 0, 40);
+    expect(await admin.zcard(SLOTS)).toBe(0);
+    expect(await chat()).toBe(200);
+  });
+});
