@@ -247,6 +247,13 @@ export const configSchema = z.strictObject({
   max_json_response_bytes: positiveInt.default(16 * 1024 * 1024),
   /** Deepest nesting a request body may have; deeper is 400 (recursive walks stay bounded). */
   max_json_depth: positiveInt.max(1_000).default(64),
+  /**
+   * How long a concurrency slot (and the request's reservation) outlives the last sign of
+   * its replica: the proxy refreshes its in-flight requests' slots every third of this, so
+   * a long stream keeps its slot, while a crashed replica's slots (or a lost release) free
+   * within this. Default 15 s.
+   */
+  slot_ttl_ms: positiveInt.default(15_000),
   metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).prefault({}),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })

@@ -92,7 +92,8 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
           minOutput: perChoice === undefined ? undefined : ctx.clientCappedOutput ? output : choices,
           inputPrice: (ctx.price?.input ?? 0) * PER_TOKEN,
           outputPrice: (ctx.price?.output ?? 0) * PER_TOKEN,
-          slotTtlMs: ctx.runtime.config.upstream.timeout_ms + 60_000,
+          // Short, and kept alive while in flight (store/slot-heartbeat.ts).
+          slotTtlMs: ctx.runtime.config.slot_ttl_ms,
         });
       } catch (error) {
         if (error instanceof ProxyError) return reply(error);

@@ -17,8 +17,14 @@ export interface StoreDeps {
 
 /** Creates the configured store (Redis connects in the background) behind the failure policy. */
 export function createStore(config: Config, deps: StoreDeps): GuardedStore {
+  // Three beats per slot TTL: a slot survives two lost or late refreshes.
+  const slotHeartbeatMs = Math.max(50, Math.floor(config.slot_ttl_ms / 3));
+  // A request never settled (a bug) keeps its slot no longer than the old fixed TTL did.
+  const slotMaxHoldMs = config.upstream.timeout_ms + 60_000;
   const store =
-    config.store === 'memory' ? createMemoryStore() : createRedisStore(config.store, { logger: deps.logger });
+    config.store === 'memory'
+      ? createMemoryStore({ slotHeartbeatMs, slotMaxHoldMs })
+      : createRedisStore(config.store, { logger: deps.logger, slotHeartbeatMs, slotMaxHoldMs });
   return guardStore(store, {
     onStoreError: config.on_store_error,
     metrics: deps.metrics,

@@ -21,6 +21,7 @@ import {
 } from './admission.js';
 import type { LimitName } from '../errors.js';
 import { MemoryMeter } from './memory-meter.js';
+import { createSlotHeartbeat } from './slot-heartbeat.js';
 import {
   HOUR_MS,
   MINUTE_MS,
@@ -195,8 +196,29 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
 }
 
 /** Creates the embedded single-process store. */
-export function createMemoryStore(): Store {
+export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHoldMs?: number } = {}): Store {
   const tenants = new Map<string, TenantLimits>();
+  // The same short slot TTL and heartbeat as the Redis store (slot-heartbeat.ts), so the
+  // two behave alike: a request held past its settle-less TTL only while it is in flight.
+  const heartbeat =
+    options.slotHeartbeatMs === undefined
+      ? undefined
+      : createSlotHeartbeat(
+          options.slotHeartbeatMs,
+          (batch) => {
+            for (const { tenant, expiries } of batch) {
+              const t = tenants.get(tenant);
+              if (!t) continue;
+              for (const [id, expiry] of expiries) {
+                const slot = t.slots.get(id);
+                if (slot !== undefined && slot < expiry) t.slots.set(id, expiry);
+                const held = t.reservations.get(id);
+                if (held && held.expiresAt < expiry) t.reservations.set(id, { ...held, expiresAt: expiry });
+              }
+            }
+          },
+          options.slotMaxHoldMs,
+        );
   const meter = new MemoryMeter();
   const settledReservations = new WeakSet<Reservation>();
   const tenantOf = (id: string): TenantLimits => {
@@ -264,10 +286,12 @@ export function createMemoryStore(): Store {
         slot,
         limits,
       };
+      heartbeat?.hold(request, reservation);
       return { ok: true, reservation, grantedOutput: decision.grantedOutput, state: limitState(t, request) };
     },
 
     async settle(reservation: Reservation, actual: Settlement): Promise<void> {
+      heartbeat?.release(reservation.requestId);
       const t = tenantOf(reservation.tenant);
       t.slots.delete(reservation.requestId);
       release(t, reservation.requestId);
@@ -310,6 +334,7 @@ export function createMemoryStore(): Store {
     },
 
     async close(): Promise<void> {
+      heartbeat?.stop();
       tenants.clear();
       meter.clear();
     },

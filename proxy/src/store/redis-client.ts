@@ -43,6 +43,8 @@ export const ADMIT_BATCH_SCRIPT = script(
 );
 /** Settles and records any number of requests (lua/finish.lua). */
 export const FINISH_SCRIPT = script(RESERVATIONS, lua('batch'), lua('settle'), lua('record'), lua('finish'));
+/** Pushes out the expiry of one tenant's in-flight slots and reservations (lua/refresh.lua). */
+export const REFRESH_SCRIPT = script(lua('refresh'));
 
 type Arg = string | number;
 

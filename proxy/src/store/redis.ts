@@ -23,11 +23,13 @@ import { Cluster } from 'ioredis';
 import {
   ADMIT_BATCH_SCRIPT,
   FINISH_SCRIPT,
+  REFRESH_SCRIPT,
   createStoreClient,
   runScript,
   type StoreClient,
 } from './redis-client.js';
 import { createDeadlines } from './redis-deadlines.js';
+import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
 import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
@@ -57,6 +59,13 @@ export class StoreTimeoutError extends Error {
 /** Optional collaborators of the Redis store. */
 export interface RedisStoreDeps {
   readonly logger?: StoreLogger;
+  /**
+   * How often the expiry of this process's in-flight slots and reservations is pushed out
+   * (slot-heartbeat.ts); undefined: never, each lives its admission's slotTtlMs.
+   */
+  readonly slotHeartbeatMs?: number;
+  /** How long one request is kept alive by the heartbeat at most (default: as long as it runs). */
+  readonly slotMaxHoldMs?: number;
 }
 
 /** Day keys live two days, month keys 32, so late settlements still land in their window. */
@@ -195,6 +204,31 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     (operation) => new StoreTimeoutError(operation, config.timeout_ms),
   );
 
+  const heartbeat =
+    deps.slotHeartbeatMs === undefined
+      ? undefined
+      : createSlotHeartbeat(deps.slotHeartbeatMs, refreshSlots, deps.slotMaxHoldMs);
+
+  /** One call per tenant: each has its own hash slot in a Cluster. */
+  function refreshSlots(batch: readonly Refresh[]): void {
+    for (const { tenant, now, expiries } of batch) {
+      const k = keysOf(tenant);
+      const args: (string | number)[] = [now];
+      for (const [id, expiry] of expiries) args.push(id, expiry);
+      const call = bounded('refresh', () =>
+        runScript(client, REFRESH_SCRIPT, [k.slots, k.reservations, k.reserved], args),
+      ).then(
+        () => undefined,
+        (error: unknown) =>
+          logger.warn(
+            { err: error instanceof Error ? error.message : String(error), store: 'redis', tenant },
+            'refreshing in-flight slots failed; they expire unless the next refresh lands',
+          ),
+      );
+      track(call);
+    }
+  }
+
   /** Queues an admission, settle or record for the calls sent at the end of this event-loop turn. */
   function enqueue<T>(queues: Map<string, T[]>, tenant: string, item: T): void {
     const group = groupOf(tenant);
@@ -278,8 +312,13 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
           const { request, resolve, reject } = sent[i]!;
           const raw = raws[i]!;
           // An error raised by this admission alone (admit-batch.lua caught it).
-          if (raw[0] === 'e') reject(new Error(`redis admit failed: ${raw[1]}`));
-          else resolve(admitResult(request, raw));
+          if (raw[0] === 'e') {
+            reject(new Error(`redis admit failed: ${raw[1]}`));
+            continue;
+          }
+          const result = admitResult(request, raw);
+          if (result.ok) heartbeat?.hold(request, result.reservation);
+          resolve(result);
         }
       },
       (error: unknown) => {
@@ -400,6 +439,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     settle(reservation: Reservation, actual: Settlement): Promise<void> {
+      heartbeat?.release(reservation.requestId);
       return new Promise((resolve, reject) => {
         enqueue(endings, reservation.tenant, { kind: 'settle', reservation, actual, resolve, reject });
       });
@@ -449,6 +489,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     },
 
     async close(): Promise<void> {
+      heartbeat?.stop();
       // What is queued is sent, and every call answered, before QUIT (bounded: failures
       // were reported to their callers).
       if (flushScheduled) flush();

@@ -8,7 +8,10 @@
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { createStore } from '../../src/store/index.js';
+import { Metrics } from '../../src/metrics.js';
+import { KEYS, baseConfig, startHarness, type Harness } from '../helpers/harness.js';
 import { PrivateRedis, eventually, freePort } from '../store/private-redis.js';
 
 const PREFIX = 'lk-sec-ghost:';
@@ -74,5 +77,67 @@ describe('an admission that timed out on the proxy but ran later in Redis', () =
     await eventually(async () => (await admin.zcard(SLOTS)) === 0, 40);
     expect(await admin.zcard(SLOTS)).toBe(0);
     expect(await chat()).toBe(200);
+  });
+});
+
+/** A store built as the proxy builds it, on the private Redis, with a short slot TTL. */
+function replicaStore(prefix: string) {
+  const config = parseConfig({
+    ...baseConfig('http://127.0.0.1:9'),
+    store: { redis: server.url, key_prefix: prefix, timeout_ms: 2000 },
+    slot_ttl_ms: 600,
+  });
+  const silent = { warn() {}, info() {}, error() {} };
+  return createStore(config, { metrics: new Metrics(100), logger: silent });
+}
+
+function admitOne(store: ReturnType<typeof replicaStore>, requestId: string) {
+  return store.admit({
+    tenant: 'acme',
+    requestId,
+    now: Date.now(),
+    limits: { max_concurrent: 1 },
+    promptTokens: 0,
+    maxOutput: 0,
+    inputPrice: 0,
+    outputPrice: 0,
+    slotTtlMs: 600,
+  });
+}
+
+describe('slot expiry', () => {
+  it("frees a crashed replica's slot within the short slot TTL", async () => {
+    const crashed = replicaStore('lk-sec-ghost-crash:');
+    expect((await admitOne(crashed, 'r-crashed')).ok).toBe(true);
+    await crashed.close(); // never settles: its heartbeat stops as a killed process's would
+    const survivor = replicaStore('lk-sec-ghost-crash:');
+    try {
+      expect((await admitOne(survivor, 'r-refused')).ok).toBe(false);
+      let admitted = false;
+      for (let i = 0; i < 60 && !admitted; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        admitted = (await admitOne(survivor, `r-${i}`)).ok;
+      }
+      expect(admitted).toBe(true);
+    } finally {
+      await survivor.close();
+    }
+  });
+
+  it('keeps the slot of a request still in flight past the TTL (the heartbeat)', async () => {
+    const live = replicaStore('lk-sec-ghost-live:');
+    const other = replicaStore('lk-sec-ghost-live:');
+    try {
+      const first = await admitOne(live, 'r-long');
+      expect(first.ok).toBe(true);
+      // Four TTLs later the long request still holds its slot.
+      await new Promise((r) => setTimeout(r, 2400));
+      expect((await admitOne(other, 'r-second')).ok).toBe(false);
+      if (first.ok) await live.settle(first.reservation, { tokens: 0, usd: 0 });
+      expect((await admitOne(other, 'r-third')).ok).toBe(true);
+    } finally {
+      await live.close();
+      await other.close();
+    }
   });
 });
