@@ -5,12 +5,18 @@
  * fail_open) and runs when the server wakes; afterwards the tenant (max_concurrent 1) must
  * hold no slot and be admitted again, not refused until the slot's expiry.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { stringify } from 'yaml';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import { createStore } from '../../src/store/index.js';
 import { Metrics } from '../../src/metrics.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { KEYS, baseConfig, startHarness, type Harness } from '../helpers/harness.js';
 import { PrivateRedis, eventually, freePort } from '../store/private-redis.js';
 
@@ -140,4 +146,81 @@ describe('slot expiry', () => {
       await other.close();
     }
   });
+});
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'lanekeeper.js');
+
+/** A proxy replica as its own process, so it can be killed (SIGKILL: no settle, no goodbye). */
+async function startReplica(config: Record<string, unknown>): Promise<{ url: string; child: ChildProcess }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lanekeeper-ghost-'));
+  await writeFile(join(dir, 'config.yaml'), stringify(config));
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.yaml')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      output += d.toString();
+      const match = /"listen":"(http:\/\/[^"]+)"/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+  return { url, child };
+}
+
+describe('a replica killed with a request in flight', () => {
+  it("frees the tenant's slot within the default slot TTL, not the upstream timeout plus a minute", async () => {
+    const upstream = await startFakeUpstream({ kind: 'hang' });
+    const base = baseConfig(upstream.url);
+    const plans = base.plans as Record<string, Record<string, unknown>>;
+    const config = {
+      ...base,
+      upstream: { ...(base.upstream as object), timeout_ms: 120_000 },
+      store: { redis: server.url, key_prefix: 'lk-sec-ghost-kill:', timeout_ms: 2000 },
+      plans: { ...plans, free: { ...plans.free, rate_limits: { max_concurrent: 1 } } },
+    };
+    const doomed = await startReplica(config);
+    const survivor = await startReplica(config);
+    try {
+      // The request hangs upstream, holding acme's one slot, and its replica dies.
+      void request(`${doomed.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+      }).catch(() => undefined);
+      const slots = 'lk-sec-ghost-kill:{acme}:slots';
+      await eventually(async () => (await admin.zcard(slots)) === 1);
+      doomed.child.kill('SIGKILL');
+      upstream.reply({
+        kind: 'json',
+        body: { choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } },
+      });
+
+      const ask = async () => {
+        const res = await request(`${survivor.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        await res.body.text();
+        return res.statusCode;
+      };
+      expect(await ask()).toBe(429);
+      // Bounded: 25 s, past the 15 s default TTL; the old TTL was 120 s + 60 s.
+      let status = 429;
+      for (let i = 0; i < 50 && status === 429; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        status = await ask();
+      }
+      expect(status).toBe(200);
+    } finally {
+      doomed.child.kill('SIGKILL');
+      survivor.child.kill('SIGTERM');
+      await upstream.close();
+    }
+  }, 60_000);
 });
