@@ -2,4 +2,4 @@
 import { createMemoryStore } from './memory.js';
 import { describeStore } from './store-suite.js';
 
-describeStore('memory', () => createMemoryStore());
+describeStore('memory', (options) => createMemoryStore(options));

@@ -13,7 +13,10 @@ import { HOUR_MS, MINUTE_MS, type AdmitRequest, type Store } from './store.js';
 export { T0, admitRequest, freshTenant, usageEvent } from './store-fixtures.js';
 
 /** Registers the shared suite for one store implementation. */
-export function describeStore(name: string, makeStore: () => Store | Promise<Store>): void {
+export function describeStore(
+  name: string,
+  makeStore: (options?: { slotHeartbeatMs?: number }) => Store | Promise<Store>,
+): void {
   describe(`${name} store`, () => {
     let store: Store;
     const tenants: string[] = [];
@@ -31,6 +34,28 @@ export function describeStore(name: string, makeStore: () => Store | Promise<Sto
     afterAll(async () => {
       for (const t of tenants) await store.eraseTenant(t);
       await store.close();
+    });
+
+    describe('slot heartbeat', () => {
+      it('keeps an in-flight slot past its TTL, and frees it at settle', async () => {
+        const live = await makeStore({ slotHeartbeatMs: 50 });
+        try {
+          const t = tenant();
+          const limits = { max_concurrent: 1 };
+          const first = await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }));
+          expect(first.ok).toBe(true);
+          await new Promise((r) => setTimeout(r, 1_000));
+          expect((await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }))).ok).toBe(
+            false,
+          );
+          if (first.ok) await live.settle(first.reservation, { tokens: 0, usd: 0 });
+          expect((await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }))).ok).toBe(
+            true,
+          );
+        } finally {
+          await live.close();
+        }
+      });
     });
 
     describe('requests per minute', () => {

@@ -34,7 +34,7 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-describeStore('redis cluster', () => createRedisStore(config()));
+describeStore('redis cluster', (options) => createRedisStore(config(), options));
 
 describe('redis cluster layout', () => {
   let store: Store;

@@ -35,7 +35,7 @@ afterAll(async () => {
   await admin.quit();
 });
 
-describeStore('redis', () => createRedisStore(config()));
+describeStore('redis', (options) => createRedisStore(config(), options));
 
 describe('redis store specifics', () => {
   it('appends every recorded event to the usage stream as one JSON field named event', async () => {
