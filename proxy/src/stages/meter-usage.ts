@@ -28,8 +28,16 @@ interface MeterState {
   tail: ByteTail | undefined;
 }
 
+/** A generous bytes-per-token for an answer whose usage is missing: JSON framing makes it high. */
+const BYTES_PER_TOKEN = 4;
+
 function isStreamContent(type: string | undefined): boolean {
   return type !== undefined && /text\/event-stream|ndjson|jsonl/i.test(type);
+}
+
+/** Output tokens of an answer that reported none: from its text, or for a body too big to keep, its size. */
+function outputEstimate(state: MeterState, texts: string[]): number {
+  return state.tail ? Math.ceil(state.jsonBytes / BYTES_PER_TOKEN) : estimateOutputTokens(texts);
 }
 
 export function createMeterUsageStage(deps: { store: Store; logger: Logger; metrics: Metrics }): Stage {
@@ -56,6 +64,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
       if (state.tap) {
         state.tap.push(chunk);
       } else if (state.tail) {
+        state.jsonBytes += chunk.length;
         state.tail.push(chunk);
       } else if (state.json && !state.overCap) {
         state.jsonBytes += chunk.length;
@@ -128,7 +137,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         ctx.usage = {
           ...ctx.usage,
           input: ctx.usage.input ?? ctx.estimatedPromptTokens,
-          output: ctx.usage.output ?? (ctx.route.generates === false ? 0 : estimateOutputTokens(texts)),
+          output: ctx.usage.output ?? (ctx.route.generates === false ? 0 : outputEstimate(state, texts)),
         };
       }
       const price =

@@ -237,3 +237,31 @@ describe('absurd usage figures in Redis mode with fail_closed', () => {
     );
   });
 });
+
+describe('a JSON answer over the cap with no usage at its end', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    const filler = 'x'.repeat(400 * 1024);
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        body: {
+          id: 'c',
+          object: 'chat.completion',
+          model: 'small-model',
+          choices: [{ index: 0, message: { role: 'assistant', content: filler } }],
+        },
+      },
+      config: (base) => ({ ...base, max_json_response_bytes: 64 * 1024 }),
+    });
+  });
+  afterAll(() => h.close());
+
+  it('is estimated from its size, not booked as 0 output', async () => {
+    const { id } = await send(h, '/v1/chat/completions');
+    const line = await accessLine(h, id);
+    expect(line.provenance).toBe('estimated');
+    expect(line.output_tokens).toBeGreaterThanOrEqual(100 * 1024);
+  });
+});
