@@ -29,6 +29,8 @@ const envSchema = z.object({
   LANEKEEPER_LEDGER_CLAIM_IDLE_MS: z.coerce.number().int().min(0).default(60_000),
   LANEKEEPER_LEDGER_ENABLED: z.enum(['true', 'false']).default('true'),
   LANEKEEPER_ERASURE_RETAIN_BILLING: z.enum(['true', 'false']).default('false'),
+  LANEKEEPER_ERASURE_PROPAGATION_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
+  LANEKEEPER_ERASURE_RESWEEP_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
   LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -58,6 +60,11 @@ export interface ControlPlaneConfig {
   };
   /** Erasure pseudonymises usage rows instead of deleting them (billing records kept). */
   retainBillingOnErasure: boolean;
+  /**
+   * Erasure timing: how long DELETE waits after hiding the tenant before it sweeps (proxies
+   * apply a config change within a second), and when the automatic second sweep runs.
+   */
+  erasure: { propagationMs: number; resweepMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -107,6 +114,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       claimIdleMs: e.LANEKEEPER_LEDGER_CLAIM_IDLE_MS,
     },
     retainBillingOnErasure: e.LANEKEEPER_ERASURE_RETAIN_BILLING === 'true',
+    erasure: {
+      propagationMs: e.LANEKEEPER_ERASURE_PROPAGATION_MS,
+      resweepMs: e.LANEKEEPER_ERASURE_RESWEEP_MS,
+    },
     logLevel: e.LANEKEEPER_LOG_LEVEL,
   };
 }

@@ -13,6 +13,11 @@ export function tenantKeyPattern(prefix: string, tenant: string): string {
   return tenantKeys(prefix, tenant).pattern;
 }
 
+/** The erasure tombstone the proxies' Redis scripts check before writing anything for a tenant. */
+export function erasedKey(prefix: string, tenant: string): string {
+  return tenantKeys(prefix, tenant).erased;
+}
+
 /** The usage event stream the proxies XADD to: `${prefix}${stream}`. */
 export function usageStreamKey(prefix: string, stream: string): string {
   return proxyUsageStreamKey(prefix, stream);

@@ -85,6 +85,7 @@ describe('onboarding through the admin API', () => {
         custom_prompts: {},
         enforce_mid_stream: false,
         max_output_tokens: 4096,
+        allow_paths: [],
       },
     });
     expect(config.body.tenants).toEqual([

@@ -141,7 +141,10 @@ describe('tenant erasure', () => {
 
   it('leaves no trace of the tenant except its one audit record', async () => {
     expect(await collections()).not.toContain('tenant_acme_documents');
-    expect(await tenantKeys('acme')).toEqual([]);
+    // Only the tombstone stays (holding no data, expiring on its own), so a request still in
+    // flight anywhere cannot write the tenant back.
+    expect(await tenantKeys('acme')).toEqual([`${t.prefix}{acme}:erased`]);
+    expect(await t.redis.ttl(`${t.prefix}{acme}:erased`)).toBeGreaterThan(3600);
     expect(await streamMentions('acme')).toBe(0);
     for (const [table, column] of [
       ['tenants', 'id'],

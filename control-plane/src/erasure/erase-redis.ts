@@ -6,7 +6,7 @@
  * them finds nothing more to remove.
  */
 import type { Redis } from 'ioredis';
-import { tenantKeyPattern, usageStreamKey } from '../redis-layout.js';
+import { erasedKey, tenantKeyPattern, usageStreamKey } from '../redis-layout.js';
 
 const PAGE = 1000;
 
@@ -17,18 +17,37 @@ export interface RedisErasure {
 }
 
 /** Removes the tenant's keys and stream events; returns how many of each. */
+/**
+ * How long the erasure tombstone stays: past any request still in flight anywhere (the
+ * longest upstream timeout plus its slot's hold), so nothing it settles is written back.
+ */
+export const TOMBSTONE_TTL_S = 24 * 3600;
+
+/** Sets the tombstone that makes every proxy's Redis scripts refuse and drop the tenant's writes. */
+export async function markErased(redis: Redis, prefix: string, tenant: string): Promise<void> {
+  await redis.set(erasedKey(prefix, tenant), new Date().toISOString(), 'EX', TOMBSTONE_TTL_S);
+}
+
+/** Lifts the tombstone, for a tenant id created anew. */
+export async function unmarkErased(redis: Redis, prefix: string, tenant: string): Promise<void> {
+  await redis.del(erasedKey(prefix, tenant));
+}
+
 export async function eraseRedisData(
   redis: Redis,
   prefix: string,
   stream: string,
   tenant: string,
 ): Promise<RedisErasure> {
+  // The tombstone stays: it is what keeps requests still in flight from writing again.
+  const tombstone = erasedKey(prefix, tenant);
   let keysDeleted = 0;
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', tenantKeyPattern(prefix, tenant), 'COUNT', PAGE);
     cursor = next;
-    if (keys.length > 0) keysDeleted += await redis.unlink(...keys);
+    const doomed = keys.filter((k) => k !== tombstone);
+    if (doomed.length > 0) keysDeleted += await redis.unlink(...doomed);
   } while (cursor !== '0');
 
   // Event payloads are JSON with "tenant":"<id>"; the cheap substring test is confirmed by parsing.

@@ -8,6 +8,11 @@
  *            API keys, the tenant row and its earlier audit records, in one transaction
  *   finish   drop the job, write the one audit record of the erasure, publish
  *
+ * `begin` also sets the tenant's tombstone in Redis, which the proxies' scripts check: a
+ * request still in flight anywhere writes nothing back after the sweep. `redis` waits the
+ * propagation window first. A second sweep runs by itself after
+ * LANEKEEPER_ERASURE_RESWEEP_MS (erasure/resweep.ts) and writes its result to the audit log.
+ *
  * Each step is idempotent and marked done in the same breath as its effect where the store
  * allows, so a retry after any failure resumes where it stopped and ends with the same
  * report. Once finished, a repeated DELETE answers with the recorded report.
@@ -21,7 +26,8 @@ import { bumpConfigVersion } from '../stores/config-version.js';
 import { withTransaction } from '../stores/postgres.js';
 import { getTenant } from '../stores/tenants.js';
 import type { VectorErasureReport } from '../stores/vector-store.js';
-import { eraseRedisData, type RedisErasure } from './erase-redis.js';
+import { eraseRedisData, markErased, type RedisErasure } from './erase-redis.js';
+import { scheduleResweep } from './resweep.js';
 import { erasePostgresData } from './erase-postgres.js';
 
 /** What an erasure removed from each store. */
@@ -134,6 +140,7 @@ async function runErasure(deps: AppDeps, tenant: string, actor: string, hook?: S
       await runStep(deps, step, tenant, actor, report);
     }
     deps.metrics.erasures.inc({ result: 'completed' });
+    scheduleResweep(deps, tenant, report.pseudonym);
     return report;
   } catch (error) {
     deps.metrics.erasures.inc({ result: 'failed' });
@@ -166,6 +173,9 @@ async function runStep(deps: AppDeps, step: Step, tenant: string, actor: string,
         version = await bumpConfigVersion(db);
       });
       await deps.publisher.publish(version);
+      // From here every proxy's Redis scripts refuse the tenant's admissions and drop what
+      // its requests in flight settle or record, whether or not that proxy has reloaded.
+      await markErased(deps.redis, deps.config.keyPrefix, tenant);
       return;
     }
     case 'vector':
@@ -175,6 +185,10 @@ async function runStep(deps: AppDeps, step: Step, tenant: string, actor: string,
       await saveStep(deps.pool, tenant, step, report);
       return;
     case 'redis':
+      await markErased(deps.redis, deps.config.keyPrefix, tenant);
+      // Let every proxy apply the config without the tenant (within a second), so no new
+      // request starts; what is still in flight can no longer write (the tombstone).
+      await new Promise((resolve) => setTimeout(resolve, deps.config.erasure.propagationMs));
       report.redis = await eraseRedisData(deps.redis, deps.config.keyPrefix, deps.config.usageStream, tenant);
       await saveStep(deps.pool, tenant, step, report);
       return;

@@ -15,6 +15,7 @@ import { pageQuery, parseWith, tenantCreateBody, tenantParams, tenantPatchBody }
 import { getPlan } from '../stores/plans.js';
 import type { Db } from '../stores/postgres.js';
 import { getTenant, insertTenant, listTenants, updateTenant } from '../stores/tenants.js';
+import { unmarkErased } from '../erasure/erase-redis.js';
 
 type Status = 'active' | 'suspended';
 type Overrides = TenantConfig['overrides'];
@@ -57,6 +58,8 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
           affectsConfig: true,
         };
       });
+      // A tenant id used before and erased starts clean: its Redis tombstone goes.
+      await unmarkErased(deps.redis, deps.config.keyPrefix, id);
       return reply.code(201).send(created);
     },
   );

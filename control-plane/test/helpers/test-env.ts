@@ -53,6 +53,7 @@ export async function createTestEnv(
     LANEKEEPER_KEY_PREFIX: prefix,
     LANEKEEPER_LEDGER_CONSUMER: `ledger-${id}`,
     LANEKEEPER_LOG_LEVEL: 'silent',
+    LANEKEEPER_ERASURE_PROPAGATION_MS: '50',
     ...opts.extra,
   };
   if (opts.migrated !== false) await migrate(env);

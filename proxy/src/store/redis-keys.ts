@@ -36,6 +36,11 @@ export function tenantKeys(prefix: string, tenant: string) {
     hourIds: perPeriod(HOUR_MS, (now) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}:ids`),
     /** HASH of all-time usage. */
     total: `${base}total`,
+    /**
+     * STRING set by the control plane when it erases the tenant (with a TTL): the store's
+     * scripts then refuse its admissions and drop its settlements and usage events.
+     */
+    erased: `${base}erased`,
     /** Glob that matches every key of the tenant (special characters of the prefix escaped). */
     pattern: `${base.replace(/[*?[\]\\]/g, '\\$&')}*`,
   };

@@ -96,6 +96,9 @@ function count(value: number): number {
   return Math.max(0, Math.round(value));
 }
 
+/** What finish.lua answers for an op of a tenant the control plane erased. */
+const ERASED = -1;
+
 function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
   const [, , , countS, newestS, usedS, latestS] = raw;
   const { limits, now } = request;
@@ -376,8 +379,9 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   function sendEndings(batch: readonly Ending[]): void {
     const keys: string[] = streamInScript ? [stream] : [];
     const args: (string | number)[] = [...finishHeader];
-    const appends: string[] = [];
-    for (const ending of batch) {
+    /** Cluster: events to append beside the script, by their op's index in the batch. */
+    const appends: { op: number; json: string }[] = [];
+    for (const [op, ending] of batch.entries()) {
       if (ending.kind === 'settle') {
         const { reservation, actual } = ending;
         const k = keysOf(reservation.tenant);
@@ -392,7 +396,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         const k = keysOf(event.tenant);
         const at = eventTime(event);
         const json = JSON.stringify(event);
-        if (!streamInScript) appends.push(json);
+        if (!streamInScript) appends.push({ op, json });
         keys.push(k.hour(at), k.hourIds(at), k.total);
         // The counters in HOUR_FIELDS order (record.lua names them), then the cost.
         args.push(
@@ -409,15 +413,16 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         );
       }
     }
-    const call = bounded('finish', () => {
-      const finished = runScript(client, FINISH_SCRIPT, keys, args);
-      if (appends.length === 0) return finished;
-      return Promise.all([
-        finished,
-        ...appends.map((json) =>
-          client.xadd(stream, 'MAXLEN', '~', config.usage_stream_maxlen, '*', 'event', json),
-        ),
-      ]);
+    const call = bounded('finish', async () => {
+      const applied = (await runScript(client, FINISH_SCRIPT, keys, args)) as number[];
+      // After the script, so an event of an erased tenant (-1) is not appended either.
+      await Promise.all(
+        appends
+          .filter(({ op }) => applied[op] !== ERASED)
+          .map(({ json }) =>
+            client.xadd(stream, 'MAXLEN', '~', config.usage_stream_maxlen, '*', 'event', json),
+          ),
+      );
     }).then(
       () => {
         for (const ending of batch) ending.resolve();

@@ -20,6 +20,12 @@ local ttl = tonumber(ARGV[12])
 local day, month = ARGV[13], ARGV[14]
 local MINUTE, HOUR = 60000, 3600000
 
+-- An erased tenant (the control plane set `prefix{tenant}:erased` before sweeping) is refused
+-- without a write, so a proxy that has not yet applied the erasure leaves no key behind.
+if redis.call('EXISTS', (string.gsub(KEYS[1], 'rpm$', 'erased'))) == 1 then
+  return { '0', '1', '1000', '0', '0', '0', '0', '0', '0' }
+end
+
 -- Only what a set limit needs is read: a plan without a budget reads no spend keys, one
 -- without tokens_per_hour no token buckets, and so on. Everything a limit reads is first
 -- pruned of what left its window by `now`.

@@ -7,6 +7,14 @@
 -- were first touched, so a call's effects do not depend on table iteration order.
 local lk_writes, lk_order = {}, {}
 
+-- True when the tenant owning `key` (a `prefix{tenant}:...` key) was erased: the control plane
+-- sets `prefix{tenant}:erased` before it sweeps, so a request that ends after the sweep
+-- writes nothing back (same hash slot as the tenant's other keys).
+local function lk_erased(key)
+  local base = string.match(key, '^(.-}:)')
+  return base ~= nil and redis.call('EXISTS', base .. 'erased') == 1
+end
+
 local function lk_entry(key)
   local e = lk_writes[key]
   if not e then

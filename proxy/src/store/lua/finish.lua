@@ -11,7 +11,8 @@
 --         'r', request id, event JSON, 6 counters, cost            (3 KEYS, see record.lua)
 -- KEYS: the stream first when ARGV[5] is set, then each op's keys in op order.
 -- Returns one integer per op: 1 applied, 0 a replay of an id already counted (the stream
--- still gets the event: it is at-least-once and consumers dedupe by request_id).
+-- still gets the event: it is at-least-once and consumers dedupe by request_id), -1 the
+-- tenant was erased (nothing written, no event appended).
 local dayTtl, monthTtl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local retention, dedupe = tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxlen = ARGV[5]
@@ -21,15 +22,23 @@ local a = 6
 local applied = {}
 while a <= #ARGV do
   if ARGV[a] == 's' then
-    applied[#applied + 1] = lk_settle(k, ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
-      tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), dayTtl, monthTtl)
+    if lk_erased(KEYS[k]) then
+      applied[#applied + 1] = -1
+    else
+      applied[#applied + 1] = lk_settle(k, ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]),
+        tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), dayTtl, monthTtl)
+    end
     k = k + 7
     a = a + 6
   else
-    if maxlen ~= '' then
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', ARGV[a + 2])
+    if lk_erased(KEYS[k]) then
+      applied[#applied + 1] = -1
+    else
+      if maxlen ~= '' then
+        redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'event', ARGV[a + 2])
+      end
+      applied[#applied + 1] = lk_record(k, ARGV[a + 1], a + 3, retention, dedupe)
     end
-    applied[#applied + 1] = lk_record(k, ARGV[a + 1], a + 3, retention, dedupe)
     k = k + 3
     a = a + 10
   end
