@@ -318,6 +318,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     req.socket.destroySoon();
   }
 
+  /**
+   * Ends an exchange that threw inside the proxy, so its response-end hooks still run and
+   * the tenant's concurrency slot and reservation are released. True when the client is
+   * still owed an answer (nothing was sent yet). (From the canonical-request helper's branch.)
+   */
+  abandon(): boolean {
+    const owed = !this.headSent;
+    if (!this.finished) {
+      this.headSent = true;
+      // upstream_error: finish() leaves the response open for the caller's 500.
+      this.finish('upstream_error');
+    }
+    return owed;
+  }
+
   private localReply(error: ProxyError): void {
     const { ctx } = this;
     ctx.errorCode = error.apiCode;
@@ -575,9 +590,16 @@ export function createProxyHandler(
     const target = splitTarget(req.url ?? '/');
     const bad = 'error' in target ? target.error : undefined;
     const ctx = newContext(req, deps.getRuntime(), 'error' in target ? { path: '/', query: '' } : target);
-    new Exchange(ctx, res, deps, bad).run(req).catch((error: unknown) => {
+    const exchange = new Exchange(ctx, res, deps, bad);
+    exchange.run(req).catch((error: unknown) => {
       deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
-      if (!res.headersSent) {
+      let owed = !res.headersSent;
+      try {
+        owed = exchange.abandon() && !res.headersSent;
+      } catch (hookError) {
+        deps.logger.error({ err: hookError, request_id: ctx.id }, 'could not end the failed request');
+      }
+      if (owed) {
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({

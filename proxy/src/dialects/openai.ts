@@ -150,6 +150,8 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
     },
 
     promptBypass(req, route) {
+      // vLLM takes prompt embeddings in place of text: nothing to put the plan's prompt before.
+      if (route === COMPLETIONS && body(req)?.prompt_embeds !== undefined) return 'prompt_embeds';
       const prompt = body(req)?.prompt;
       if (route !== COMPLETIONS || prompt === undefined || typeof prompt === 'string') return undefined;
       // Token ids take no text: the plan's prompt could not be put in front of them.

@@ -260,6 +260,7 @@ describe("fields that skip the plan's system prompt", () => {
   it.each([
     ['a token-id prompt', '/v1/completions', { prompt: [1, 2, 3] }, 'prompt'],
     ['token-id prompts', '/v1/completions', { prompt: [[1, 2], [3]] }, 'prompt'],
+    ['vLLM prompt embeddings', '/v1/completions', { prompt: 'hi', prompt_embeds: 'AAAA' }, 'prompt_embeds'],
     ['Ollama raw', '/api/generate', { prompt: 'hi', raw: true }, 'raw'],
     ['an Ollama template', '/api/generate', { prompt: 'hi', template: '{{ .Prompt }}' }, 'template'],
     [
