@@ -158,6 +158,14 @@ export function chatCompletion(model: string, content: string, usage: Record<str
   };
 }
 
+/** A reply that answers any request with a chat completion naming the model it was asked for. */
+export function echoModel(usage: Record<string, unknown>): (req: Received) => Reply {
+  return (req) => ({
+    kind: 'json',
+    body: chatCompletion((req.body as { model?: string } | undefined)?.model ?? 'm', 'ok', usage),
+  });
+}
+
 /** The SSE chunks of an OpenAI chat stream; with `includeUsage`, "usage":null on each chunk and a final usage-only chunk. */
 export function chatStream(
   model: string,

@@ -9,21 +9,14 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldKey } from '../../src/request/json-scan.js';
-import { chatCompletion } from '../helpers/fake-upstream.js';
+import { echoModel } from '../helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
 
 beforeAll(async () => {
   h = await startHarness({
-    reply: (req) => ({
-      kind: 'json',
-      body: chatCompletion((req.body as { model?: string } | undefined)?.model ?? 'm', 'ok', {
-        prompt_tokens: 2,
-        completion_tokens: 2,
-        total_tokens: 4,
-      }),
-    }),
+    reply: echoModel({ prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 }),
     config: (base) => {
       const plans = base.plans as Record<string, Record<string, unknown>>;
       return {

@@ -9,21 +9,14 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import type { ConfigError } from '../../src/errors.js';
-import { chatCompletion } from '../helpers/fake-upstream.js';
+import { echoModel } from '../helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
 
 beforeAll(async () => {
   h = await startHarness({
-    reply: (req) => ({
-      kind: 'json',
-      body: chatCompletion((req.body as { model?: string } | undefined)?.model ?? 'm', 'ok', {
-        prompt_tokens: 1,
-        completion_tokens: 1,
-        total_tokens: 2,
-      }),
-    }),
+    reply: echoModel({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }),
     config: (base) => {
       const plans = base.plans as Record<string, Record<string, unknown>>;
       return {
