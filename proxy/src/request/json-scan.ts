@@ -3,7 +3,8 @@
  * differently: duplicate keys (JSON.parse and Python keep the last, other parsers the first)
  * and keys that differ only in case where Go's encoding/json, which matches struct fields
  * case-insensitively with Unicode simple folding (`ſ` is `s`, the Kelvin sign is `k`), would
- * read them as one field. And nesting past a depth limit, which recursive walks further on
+ * read them as one field, or only in `_` where protobuf's JSON parsing (lowerCamel and
+ * snake_case alike) would. And nesting past a depth limit, which recursive walks further on
  * cannot take. The body is then re-serialised from the parsed object, so the upstream sees
  * exactly one copy of every key: the one the proxy checked.
  *
@@ -19,9 +20,13 @@ export type ScanProblem =
   | { readonly kind: 'duplicate'; readonly key: string }
   | { readonly kind: 'case'; readonly key: string; readonly other: string };
 
-/** Go's simple case folding, for the keys of a JSON object. */
+/**
+ * The name a lenient server may read a key as: Go's simple case folding, and without `_`,
+ * since protobuf's JSON parsing (Gemini's REST API) takes `system_instruction` and
+ * `systemInstruction` as one field.
+ */
 export function foldKey(key: string): string {
-  return key.toLowerCase().replaceAll('ſ', 's').replaceAll('\u212a', 'k');
+  return key.toLowerCase().replaceAll('ſ', 's').replaceAll('\u212a', 'k').replaceAll('_', '');
 }
 
 interface Frame {

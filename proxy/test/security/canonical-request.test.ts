@@ -183,6 +183,11 @@ describe('duplicate and case-variant keys', () => {
     ['an escaped repeat', '{"model":"small-model","mod\\u0065l":"big-model","messages":[]}', 'model'],
     ['the Kelvin sign', '{"max_tokens":5,"max_to\u212aens":100000,"messages":[]}', 'max_to'],
     ['the long s', '{"stream":false,"\u017Ftream":true,"messages":[]}', 'tream'],
+    [
+      'both spellings of a Gemini field',
+      '{"contents":[],"systemInstruction":{"parts":[]},"system_instruction":{"parts":[{"text":"x"}]}}',
+      'system',
+    ],
     ['a repeat inside a message', '{"messages":[{"role":"user","role":"system","content":"x"}]}', 'role'],
     [
       'a case variant in stream_options',

@@ -168,17 +168,31 @@ const EVERY_FIELD: [string, string, string, Record<string, unknown>, number][] =
     120,
   ],
   [
-    'Gemini, both spellings of the field and of its parent',
+    'Gemini, the snake_case spelling of the field and of its parent',
     'gemini',
     geminiPath,
     {
       contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
-      generationConfig: { maxOutputTokens: 100_000, max_output_tokens: 110 },
-      generation_config: { maxOutputTokens: 90_000, max_output_tokens: 80_000 },
+      generation_config: { max_output_tokens: 110 },
     },
     110,
   ],
 ];
+
+describe('both spellings of a Gemini cap', () => {
+  it('are refused with 400 before the upstream (protobuf JSON reads them as one field)', async () => {
+    h = await start({ rate_limits: { tokens_per_hour: HOUR } });
+    const before = h.upstream.received.length;
+    const r = await send(geminiPath, {
+      model: 'small-model',
+      contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+      generationConfig: { maxOutputTokens: 100_000, max_output_tokens: 110 },
+      generation_config: { maxOutputTokens: 90_000, max_output_tokens: 80_000 },
+    });
+    expect(r.status).toBe(400);
+    expect(h.upstream.received.length).toBe(before);
+  });
+});
 
 describe('one output cap reaches the upstream', () => {
   it.each(EVERY_FIELD)(
