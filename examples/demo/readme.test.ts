@@ -1,0 +1,137 @@
+/**
+ * The README's shell blocks as a newcomer runs them. The "Try it" block runs word for word
+ * against `npm run demo` (node examples/demo/start.mjs, on its fixed ports 8080, 8090 and
+ * 9464) and every refusal it promises comes back, as does the 429 on the tenth further
+ * request. Every other shell block in README.md and docs/ is listed below with the reason
+ * it is not run here, so a new block cannot go unnoticed: it must be run or explained.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** The ```sh blocks of a markdown file, with the line each starts on. */
+function shellBlocks(file: string): { line: number; text: string }[] {
+  const blocks: { line: number; text: string }[] = [];
+  let current: { line: number; lines: string[] } | undefined;
+  readFileSync(join(ROOT, file), 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!current && /^```(sh|bash|shell)\s*$/.test(line)) current = { line: i + 1, lines: [] };
+      else if (current && line.startsWith('```')) {
+        blocks.push({ line: current.line, text: current.lines.join('\n') });
+        current = undefined;
+      } else current?.lines.push(line);
+    });
+  return blocks;
+}
+
+/** Blocks not run by this test, by their first line, and why. */
+const NOT_RUN: Record<string, string> = {
+  'npm ci && npm run demo': 'starts the demo this test starts itself',
+  'npm test': 'the command that runs this test',
+  'OPENAI_API_KEY=sk-... npx lanekeeper proxy --config my-lanekeeper.yaml': 'needs a real provider key',
+  'export DATABASE_URL=postgres://postgres@127.0.0.1:5432/lanekeeper REDIS_URL=redis://127.0.0.1:6379':
+    'starts a long-running control plane on a database it creates; control-plane/test covers the same API',
+  'npm run bench                  # about 6 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
+    'takes minutes; bench/ has its own tests',
+  'npm run bench                      # about 6 minutes; table on stdout, JSON in bench/results/':
+    'takes minutes',
+  'npm ci': 'reinstalls the dependencies this test runs on',
+  'npm ci          # install from the lockfile': 'reinstalls the dependencies this test runs on',
+  'CP=http://127.0.0.1:8081; AUTH="Authorization: Bearer $LANEKEEPER_ADMIN_TOKEN"':
+    'needs a running control plane; control-plane/test/admin-api.test.ts drives the same calls',
+  '# From the ledger (billing-grade), by hour or by UTC day; from/to are ISO-8601.':
+    'needs a running control plane with booked usage; control-plane/test/ledger.test.ts',
+  'docker build --target proxy         -t lanekeeper/proxy:0.1.0 .': 'no Docker engine here',
+  'docker compose up --build -d': 'no Docker engine here',
+  'CP=http://127.0.0.1:8081': 'the docker-compose walkthrough: no Docker engine here',
+  'curl -s http://127.0.0.1:9464/v1/usage/acme -H "authorization: Bearer dev-admin-token-change-me"   # the proxy\'s current hour':
+    'the docker-compose walkthrough: no Docker engine here',
+  'curl -s -X PATCH $CP/v1/tenants/acme -H "$ADMIN" -H "$JSON" -d \'{"status":"suspended"}\'':
+    'the docker-compose walkthrough: no Docker engine here',
+  'helm install lanekeeper charts/lanekeeper -n lanekeeper --create-namespace \\': 'no Helm or cluster here',
+  'helm install support charts/lanekeeper -n support \\': 'no Helm or cluster here',
+  'helm install prometheus-adapter prometheus-community/prometheus-adapter -n monitoring \\':
+    'no Helm or cluster here',
+  'npm run demo                        # terminal 1: proxy + demo upstream (see the root README)':
+    'two terminals and the retrofit app; examples/retrofit/retrofit.test.ts runs the same path',
+  'npx vitest run examples/retrofit': 'a test command',
+  'npm run test:security   # proxy/test/security/ and control-plane/test/security-erasure.test.ts':
+    'a test command (its tests run in npm test)',
+};
+
+const TRY_IT =
+  "# A chat completion as tenant acme (free plan): the proxy picks the plan's model and adds its system prompt.";
+
+describe('shell blocks in README.md and docs/', () => {
+  it('are each run here or listed with the reason they are not', () => {
+    const files = [
+      'README.md',
+      ...readdirSync(join(ROOT, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+      'examples/retrofit/README.md',
+    ];
+    const unaccounted = files.flatMap((file) =>
+      shellBlocks(file)
+        .map((b) => ({ where: `${file}:${b.line}`, first: b.text.split('\n')[0]! }))
+        .filter((b) => b.first !== TRY_IT && !Object.hasOwn(NOT_RUN, b.first)),
+    );
+    expect(unaccounted).toEqual([]);
+  });
+});
+
+describe('the README "Try it" block against npm run demo', () => {
+  let demo: ChildProcess;
+
+  beforeAll(async () => {
+    demo = spawn(process.execPath, [join(ROOT, 'examples', 'demo', 'start.mjs')], {
+      stdio: 'ignore',
+      detached: true,
+    });
+    for (let i = 0; i < 200; i++) {
+      const up = await fetch('http://127.0.0.1:9464/readyz').then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the demo did not start (is something else on ports 8080, 8090 or 9464?)');
+  }, 30_000);
+
+  afterAll(() => {
+    if (demo.pid) process.kill(-demo.pid, 'SIGTERM');
+  });
+
+  it('runs word for word and answers what the README says', async () => {
+    const block = shellBlocks('README.md').find((b) => b.text.startsWith(TRY_IT))!.text;
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', block], { cwd: ROOT });
+    expect(stdout).toContain('"object":"chat.completion"');
+    expect(stdout).toContain('data: [DONE]');
+    expect(stdout).toContain('"code":"invalid_api_key"');
+    expect(stdout).toContain('"code":"model_not_allowed"');
+    expect(stdout).toContain('"code":"tenant_inactive"');
+    expect(stdout).toMatch(/\{"tenant":"acme","hour":"[^"]+","requests":1,/);
+    expect(stdout).toContain('lanekeeper_requests_total{');
+
+    // "run it ten more times within the minute and the last answer is a 429"
+    const first = block.split('\n').slice(1, 3).join('\n');
+    const codes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const { stdout: out } = await run(
+        'bash',
+        ['-c', `${first.replace('curl -s ', "curl -s -o /dev/null -w '%{http_code}' ")}`],
+        { cwd: ROOT },
+      );
+      codes.push(out);
+    }
+    expect(codes.slice(0, 9).every((c) => c === '200')).toBe(true);
+    expect(codes[9]).toBe('429');
+  }, 30_000);
+});
