@@ -6,7 +6,7 @@
 #   docker build --target control-plane -t lanekeeper/control-plane .
 #
 # Why one file at the root and not proxy/Dockerfile + control-plane/Dockerfile: the two
-# packages are npm workspaces of one repository with ONE package-lock.json, and both run
+# packages (and the contract/ package both depend on) are npm workspaces of one repository with ONE package-lock.json, and both run
 # through the same `lanekeeper` CLI (proxy/bin/lanekeeper.js). Both images therefore need
 # the root as build context, share the TypeScript build stage, and differ only in which
 # production dependencies they install, the command, the port and the health check. One
@@ -24,11 +24,13 @@ ARG NODE_IMAGE=node:24-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY contract/package.json contract/package.json
 COPY proxy/package.json proxy/package.json
 COPY control-plane/package.json control-plane/package.json
 # --ignore-scripts: nothing we build needs an install script (tsc is plain JS).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
+COPY contract contract
 COPY proxy proxy
 COPY control-plane control-plane
 # `npm run build` is tsc plus scripts/copy-build-assets.mjs, which puts the files the code
@@ -47,6 +49,7 @@ RUN apt-get update \
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY contract/package.json contract/package.json
 COPY proxy/package.json proxy/package.json
 COPY control-plane/package.json control-plane/package.json
 ENTRYPOINT ["/usr/bin/tini", "--"]

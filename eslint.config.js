@@ -14,4 +14,55 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  {
+    // The proxy and the control plane share only @lanekeeper/contract (contract/). Reaching
+    // into the other side's sources would couple their insides again. Tests that run both
+    // sides together live in test/e2e/.
+    files: ['control-plane/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)proxy/(src|test)(/|$)|^@lanekeeper/proxy',
+              message: 'import shared code from @lanekeeper/contract',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['proxy/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)control-plane/(src|test)(/|$)|^@lanekeeper/control-plane',
+              message: 'import shared code from @lanekeeper/contract',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)(proxy|control-plane)/|^@lanekeeper/(proxy|control-plane)',
+              message: 'the contract depends on neither side',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

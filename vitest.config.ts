@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: [
+      'contract/**/*.test.ts',
       'proxy/**/*.test.ts',
+      'test/**/*.test.ts',
       'control-plane/**/*.test.ts',
       'charts/**/*.test.ts',
       'examples/**/*.test.ts',

@@ -6,9 +6,15 @@
  * or the built CLI fails with ENOENT. The Dockerfile's build stage runs `npm run build`,
  * so the image and a local build are laid out the same way.
  *
+ * It also makes @lanekeeper/contract resolve to its compiled code: the workspace link in
+ * node_modules points at the TypeScript sources (for tsx and vitest), which plain node
+ * cannot load. Node looks for a package in the nearest node_modules first, so a two-file
+ * package at dist/node_modules/@lanekeeper/contract, re-exporting dist/contract/, wins for
+ * every module under dist/.
+ *
  * usage: node scripts/copy-build-assets.mjs [OUT_DIR]   (default: dist)
  */
-import { cpSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +22,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, process.argv[2] ?? 'dist');
 const isSource = (path) => /\.tsx?$/.test(path);
 
-for (const pkg of ['proxy', 'control-plane']) {
+for (const pkg of ['contract', 'proxy', 'control-plane']) {
   cpSync(join(root, pkg, 'src'), join(out, pkg, 'src'), {
     recursive: true,
     filter: (from) => !isSource(from),
@@ -24,3 +30,11 @@ for (const pkg of ['proxy', 'control-plane']) {
 }
 const migrations = join(root, 'control-plane', 'migrations');
 if (existsSync(migrations)) cpSync(migrations, join(out, 'control-plane', 'migrations'), { recursive: true });
+
+const contract = join(out, 'node_modules', '@lanekeeper', 'contract');
+mkdirSync(contract, { recursive: true });
+writeFileSync(
+  join(contract, 'package.json'),
+  `${JSON.stringify({ name: '@lanekeeper/contract', private: true, type: 'module', exports: { '.': './index.js' } }, null, 2)}\n`,
+);
+writeFileSync(join(contract, 'index.js'), "export * from '../../../contract/src/index.js';\n");

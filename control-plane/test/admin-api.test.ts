@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
-import { startFakeQdrant, type FakeQdrant } from './qdrant/fake-qdrant.js';
+import { startFakeQdrant, type FakeQdrant } from '../../test/fakes/qdrant/fake-qdrant.js';
 
 let t: TestEnv;
 let qdrant: FakeQdrant;

@@ -61,7 +61,7 @@ const NOT_RUN: Record<string, string> = {
   'npm run demo                        # terminal 1: proxy + demo upstream (see the root README)':
     'two terminals and the retrofit app; examples/retrofit/retrofit.test.ts runs the same path',
   'npx vitest run examples/retrofit': 'a test command',
-  'npm run test:security   # proxy/test/security/ and control-plane/test/security-erasure.test.ts':
+  'npm run test:security   # proxy/test/security/ and test/e2e/security-erasure.test.ts':
     'a test command (its tests run in npm test)',
 };
 

@@ -5,7 +5,7 @@
  */
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeQdrant, type FakeQdrant } from '../../control-plane/test/qdrant/fake-qdrant.js';
+import { startFakeQdrant, type FakeQdrant } from '../../test/fakes/qdrant/fake-qdrant.js';
 import { KEYS, startHarness, type Harness } from './helpers/harness.js';
 
 let qdrant: FakeQdrant;

@@ -1,6 +1,6 @@
 /**
  * JSON schemas of the admin API. Plan, override and price bodies are generated from the
- * proxy's own zod schemas (proxy/src/config/schema.ts), so the control plane accepts
+ * shared contract's zod schemas (@lanekeeper/contract), so the control plane accepts
  * exactly the shapes a proxy will parse; the routes' `parseWith` then re-runs the zod
  * schema for what JSON schema cannot say (a plan needs models.default) and applies defaults.
  */
@@ -10,7 +10,7 @@ import {
   overridesSchema,
   planSchema,
   priceSchema,
-} from '../../../proxy/src/config/schema.js';
+} from '@lanekeeper/contract';
 import { BadRequestError } from '../errors.js';
 
 type JsonSchema = Record<string, unknown>;

@@ -6,7 +6,7 @@
  * computed, in SQL over numeric columns, so the ledger's cost is exact and explainable.
  */
 import type pg from 'pg';
-import { z } from 'zod';
+import { usageEventSchema as eventSchema, type UsageEvent } from '@lanekeeper/contract';
 import { withTransaction } from '../stores/postgres.js';
 
 /** One stream entry as XREADGROUP returns it; fields is null when the entry was deleted. */
@@ -26,36 +26,6 @@ export interface BookingResult {
 
 /** Held shared by every booking and exclusively by erasure, so no booking straddles an erasure. */
 export const LEDGER_LOCK = 0x4c4b4c45; // "LKLE"
-
-const tokens = z.number().int().nonnegative();
-const eventSchema = z.object({
-  v: z.literal(1),
-  request_id: z.string().min(1).max(200),
-  ts: z.iso.datetime({ offset: true }),
-  tenant: z.string().min(1).max(63),
-  plan: z.string(),
-  dialect: z.string(),
-  endpoint: z.string(),
-  model: z.string(),
-  model_requested: z.string().nullable(),
-  upstream_model: z.string().nullable(),
-  input_tokens: tokens,
-  output_tokens: tokens,
-  cached_input_tokens: tokens,
-  cache_write_tokens: tokens,
-  reasoning_tokens: tokens,
-  cost_usd: z.number().nonnegative().nullable(),
-  status: z.number().int(),
-  stream: z.boolean(),
-  provenance: z.enum(['reported', 'estimated', 'partial', 'invalid']),
-  latency_ms: z.number().nonnegative(),
-  ttfb_ms: z.number().nonnegative().nullable(),
-  /** Optional: the sha256 of the API key used, when the proxy reports it (sets api_keys.last_used_at). */
-  api_key_sha256: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/)
-    .nullish(),
-});
 
 function fieldOf(fields: string[], name: string): string | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
@@ -148,7 +118,7 @@ export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise
   for (const entry of entries) {
     if (entry.fields === null) continue; // deleted from the stream (erasure) while pending
     const payload = fieldOf(entry.fields, 'event');
-    let parsed: z.infer<typeof eventSchema>;
+    let parsed: UsageEvent;
     try {
       const result = eventSchema.safeParse(JSON.parse(payload ?? 'null'));
       if (!result.success) {

@@ -1,10 +1,12 @@
 /**
- * GET /v1/config: what every proxy runs on, `{version, plans, tenants, pricing}` in exactly
- * the proxy's YAML shapes (plus `vector: {mode, templates}` when Qdrant is configured), authorised by the proxy token (never the admin token). The
+ * GET /v1/config: what every proxy runs on, the contract's ConfigSnapshot: `{version, plans,
+ * tenants, pricing}` in exactly the proxy's YAML shapes (plus `vector: {mode, templates}`
+ * when Qdrant is configured), authorised by the proxy token (never the admin token). The
  * version is the ETag; a matching If-None-Match gets 304 after one cheap query. The data
  * is read in one REPEATABLE READ snapshot, so version and content always agree.
  */
 import { createHash } from 'node:crypto';
+import type { ConfigSnapshot, VectorSection } from '@lanekeeper/contract';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app.js';
 import { currentConfigVersion, syncPricingVersion } from '../stores/config-version.js';
@@ -17,7 +19,7 @@ import { configTenants } from '../stores/tenants.js';
  * so the collections a proxy routes to are the ones this control plane created. Absent when
  * QDRANT_URL is unset: then the control plane creates no collections, and a proxy keeps its own.
  */
-function vectorSection(deps: AppDeps): { mode: string; templates: unknown[] } | undefined {
+function vectorSection(deps: AppDeps): VectorSection | undefined {
   if (!deps.vectors) return undefined;
   return { mode: deps.config.vectorMode, templates: deps.config.collectionTemplates };
 }
@@ -65,10 +67,8 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
         const tenants = await configTenants(client);
         const pricing = (await priceVersionAt(client))?.prices ?? {};
         await client.query('COMMIT');
-        return reply
-          .header('etag', etagFor(version, vector))
-          .header('cache-control', 'no-cache')
-          .send({ version, plans, tenants, pricing, ...(vector ? { vector } : {}) });
+        const snapshot: ConfigSnapshot = { version, plans, tenants, pricing, ...(vector ? { vector } : {}) };
+        return reply.header('etag', etagFor(version, vector)).header('cache-control', 'no-cache').send(snapshot);
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         throw error;

@@ -3,7 +3,7 @@
  * shape; PATCH replaces the top-level fields it names. A plan in use cannot be deleted (409).
  */
 import type { FastifyInstance } from 'fastify';
-import { planSchema, type PlanConfig } from '../../../proxy/src/config/schema.js';
+import { planSchema, type PlanConfig } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { commitChange } from '../changes.js';
 import { ConflictError, NotFoundError } from '../errors.js';

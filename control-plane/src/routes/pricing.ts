@@ -4,7 +4,7 @@
  * dated in the future reaches proxies when its time comes (see pricing-switch.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { priceSchema, type Price } from '../../../proxy/src/config/schema.js';
+import { priceSchema, type Price } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { commitChange } from '../changes.js';
 import { actorOf } from '../http/auth.js';

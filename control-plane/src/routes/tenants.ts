@@ -4,7 +4,7 @@
  * its collections or not at all. DELETE is the erasure of issue 6 (erasure/erase-tenant.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { overridesSchema, type TenantConfig } from '../../../proxy/src/config/schema.js';
+import { overridesSchema, type TenantConfig } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { commitChange } from '../changes.js';
 import { eraseTenant } from '../erasure/erase-tenant.js';

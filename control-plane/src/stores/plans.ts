@@ -2,7 +2,7 @@
  * Plans in PostgreSQL. The body column holds a plan exactly as the proxy's planSchema
  * parses it, so GET /v1/config can hand it to proxies unchanged.
  */
-import type { PlanConfig } from '../../../proxy/src/config/schema.js';
+import type { PlanConfig } from '@lanekeeper/contract';
 import type { Db } from './postgres.js';
 
 /** A plan as the admin API shows it: the proxy shape plus its id and timestamps. */

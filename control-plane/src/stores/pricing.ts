@@ -3,7 +3,7 @@
  * time it takes effect; the version in force at time t is the latest effective_from <= t.
  * Ledger rows record the version they were priced at, so an invoice can be recomputed.
  */
-import type { Price } from '../../../proxy/src/config/schema.js';
+import type { Price } from '@lanekeeper/contract';
 import { num, type Db } from './postgres.js';
 
 /** One version of the price table. */

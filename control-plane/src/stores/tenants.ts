@@ -3,7 +3,7 @@
  * whose erasure has begun is hidden from proxies (see `configTenants`) even before its row
  * is gone, so the proxies refuse it at once.
  */
-import type { TenantConfig } from '../../../proxy/src/config/schema.js';
+import type { TenantConfig } from '@lanekeeper/contract';
 import type { Db } from './postgres.js';
 
 type Overrides = TenantConfig['overrides'];

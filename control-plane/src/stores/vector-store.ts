@@ -5,11 +5,7 @@
  */
 
 /** A collection template from LANEKEEPER_COLLECTION_TEMPLATES. */
-export interface CollectionTemplate {
-  name: string;
-  size: number;
-  distance: 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
-}
+export type { CollectionTemplate } from '@lanekeeper/contract';
 
 /** A tenant's logical collection, as the admin API shows it. */
 export interface TenantCollection {

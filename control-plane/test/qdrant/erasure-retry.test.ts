@@ -11,7 +11,7 @@ import {
   VectorStoreUnavailableError,
 } from '../../src/stores/qdrant.js';
 import type { CollectionTemplate } from '../../src/stores/vector-store.js';
-import { startFakeQdrant, type FakeQdrant } from './fake-qdrant.js';
+import { startFakeQdrant, type FakeQdrant } from '../../../test/fakes/qdrant/fake-qdrant.js';
 
 let fake: FakeQdrant;
 let client: QdrantClient;

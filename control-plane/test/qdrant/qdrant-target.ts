@@ -4,7 +4,7 @@
  * it is, so the same assertions hold both; that is how the fake is kept honest.
  */
 import { randomBytes } from 'node:crypto';
-import { startFakeQdrant } from './fake-qdrant.js';
+import { startFakeQdrant } from '../../../test/fakes/qdrant/fake-qdrant.js';
 
 /** Where the Qdrant under test listens, and how to let it go. */
 export interface QdrantTarget {

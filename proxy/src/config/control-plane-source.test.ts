@@ -1,7 +1,7 @@
 /**
  * The control-plane source without a control plane: what a proxy does when it starts while
  * the control plane is unreachable. (Fetching, 304s, pub/sub and disk writes are tested
- * against a real control plane in control-plane/test/control-plane-source.test.ts.)
+ * against a real control plane in test/e2e/control-plane-source.test.ts.)
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

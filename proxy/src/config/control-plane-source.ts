@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { configChannel } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
 
 /** What GET /v1/config returns: plans, tenants and pricing in the YAML config's shapes. */
@@ -117,7 +118,7 @@ export function createControlPlaneSource(
 ): ControlPlaneSource {
   const { logger, snapshotPath } = options;
   const configUrl = new URL('/v1/config', options.url).toString();
-  const channel = `${options.keyPrefix}config`;
+  const channel = configChannel(options.keyPrefix);
   let etag: string | null = null;
   let current: ControlPlaneSource['current'];
   let subscriber: Redis | undefined;

@@ -3,97 +3,26 @@
  * snapshot the control plane serves), parsed once, checked across fields, then frozen.
  * Every problem is reported with its YAML path so an operator can fix them all at once.
  */
+import { allowPathSchema, planSchema, priceSchema, tenantSchema } from '@lanekeeper/contract';
 import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { allowPathSchema } from './allow-paths.js';
 
-export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+// Plans, tenants and prices are the contract shared with the control plane; the proxy's
+// own modules keep importing them from here.
+export {
+  TENANT_ID_PATTERN,
+  type PlanConfig,
+  type Price,
+  type RateLimits,
+  type TenantConfig,
+} from '@lanekeeper/contract';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, {
   message: 'expected "host:port", for example "0.0.0.0:8080"',
 });
 
 const positiveInt = z.number().int().positive();
-
-/** A plan's `max_output_tokens` when it sets none. */
-export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
-
-/** Limits of a plan; each one is optional and absent means unlimited. */
-export const rateLimitsSchema = z.strictObject({
-  requests_per_minute: positiveInt.optional(),
-  tokens_per_hour: positiveInt.optional(),
-  max_concurrent: positiveInt.optional(),
-  budget_usd_per_day: z.number().positive().optional(),
-  budget_usd_per_month: z.number().positive().optional(),
-});
-
-const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional() });
-
-const modelsSchema = z
-  .record(z.string().min(1), z.string().min(1))
-  .refine((m) => typeof m.default === 'string', { message: 'a plan needs models.default' });
-
-/** A plan: which models a tenant may call, its limits, context size, features and prompt. */
-export const planSchema = z.strictObject({
-  models: modelsSchema,
-  rate_limits: rateLimitsSchema.default({}),
-  max_context: positiveInt.optional(),
-  /**
-   * The output cap (per choice) set on a request that sends none, and the ceiling of a
-   * client's own cap (a higher one is lowered to it). Default 4096. It is also what such a
-   * request reserves against tokens_per_hour and budgets, so parallel requests fit.
-   */
-  max_output_tokens: positiveInt.default(DEFAULT_MAX_OUTPUT_TOKENS),
-  /**
-   * The most completions one request may ask for (`n`, `best_of`, Gemini `candidateCount`);
-   * more is 400 invalid_request. Default: 1 on a plan whose rate_limits set tokens_per_hour
-   * or a budget (each choice multiplies what is reserved), unlimited otherwise.
-   */
-  max_choices: positiveInt.optional(),
-  features: z.array(z.string().min(1)).default([]),
-  custom_prompts: customPromptsSchema.default({}),
-  enforce_mid_stream: z.boolean().default(false),
-  /** Endpoints this plan's tenants may reach beyond the metered ones (see config/allow-paths.ts). */
-  allow_paths: z.array(allowPathSchema).default([]),
-});
-
-/** What a tenant may override of its plan; merged field by field over the plan. */
-export const overridesSchema = z.strictObject({
-  models: z.record(z.string().min(1), z.string().min(1)).optional(),
-  rate_limits: rateLimitsSchema.optional(),
-  max_context: positiveInt.optional(),
-  max_output_tokens: positiveInt.optional(),
-  max_choices: positiveInt.optional(),
-  features: z.array(z.string().min(1)).optional(),
-  custom_prompts: customPromptsSchema.optional(),
-  enforce_mid_stream: z.boolean().optional(),
-  allow_paths: z.array(allowPathSchema).optional(),
-});
-
-export const tenantSchema = z.strictObject({
-  id: z.string().regex(TENANT_ID_PATTERN, {
-    message: 'tenant ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit',
-  }),
-  plan: z.string().min(1),
-  status: z.enum(['active', 'suspended']).default('active'),
-  api_key_sha256: z
-    .array(
-      z
-        .string()
-        .regex(SHA256_HEX, { message: 'expected 64 lowercase hex characters (lanekeeper hash-key KEY)' }),
-    )
-    .default([]),
-  overrides: overridesSchema.default({}),
-});
-
-export const priceSchema = z.strictObject({
-  input: z.number().nonnegative(),
-  output: z.number().nonnegative(),
-  cached_input: z.number().nonnegative().optional(),
-  cache_write: z.number().nonnegative().optional(),
-});
 
 /** Dotted paths into a custom service's JSON where each token count lives. */
 const usagePathsSchema = z.strictObject({
@@ -285,10 +214,6 @@ export const configSchema = z.strictObject({
   tenants: z.array(tenantSchema).default([]),
 });
 
-export type RateLimits = z.infer<typeof rateLimitsSchema>;
-export type PlanConfig = z.infer<typeof planSchema>;
-export type TenantConfig = z.infer<typeof tenantSchema>;
-export type Price = z.infer<typeof priceSchema>;
 export type CustomDialectConfig = z.infer<typeof customDialectSchema>;
 /** A custom dialect as written in YAML, before defaults are applied. */
 export type CustomDialectInput = z.input<typeof customDialectSchema>;

@@ -10,7 +10,7 @@
  * of the account's full list. `"store": true` needs the plan feature `store`: a stored
  * object is readable with the account's credential, not the tenant's.
  */
-import { KNOWN_METHODS, allowed } from '../config/allow-paths.js';
+import { KNOWN_METHODS, allowed } from '@lanekeeper/contract';
 import type { RequestContext } from '../context.js';
 import { EndpointNotAllowedError, FeatureNotEnabledError, MethodNotAllowedError } from '../errors.js';
 import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';

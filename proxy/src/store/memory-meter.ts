@@ -4,22 +4,9 @@
  * a list. Recording the same event object twice counts it once, which lets the guarded store
  * replay its buffer without double counting (Redis, shared by processes, dedupes by request_id).
  */
+import { HOUR_FIELDS, type HourField } from '@lanekeeper/contract';
 import type { UsageEvent } from '../usage/usage-event.js';
 import { HOUR_MS, emptyHour, hourStart, type HourUsage, type UsageTotals } from './store.js';
-
-/** The numeric fields of HourUsage, in the order both stores write them. */
-export const HOUR_FIELDS = [
-  'requests',
-  'input_tokens',
-  'output_tokens',
-  'cached_input_tokens',
-  'cache_write_tokens',
-  'reasoning_tokens',
-  'estimated_cost',
-] as const;
-
-/** One counter of an hour (or of the all-time totals). */
-export type HourField = (typeof HOUR_FIELDS)[number];
 
 /** What one event adds to each counter; unpriced events add no cost (never a silent $0 price). */
 export function increments(event: UsageEvent): Record<HourField, number> {

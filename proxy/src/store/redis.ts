@@ -14,11 +14,12 @@
  * that dies mid-request stops holding its tenant's allowance once that TTL passes.
  * Every call is bounded by `timeout_ms`; failures reject, and guarded.ts decides policy.
  */
+import { HOUR_FIELDS, tenantKeyCache, usageStreamKey } from '@lanekeeper/contract';
 import type { RedisStoreConfig } from '../config/schema.js';
 import type { LimitName } from '../errors.js';
 import type { UsageEvent } from '../usage/usage-event.js';
 import { LIMIT_ORDER, requiredOutput, reservesWorstCase, retrySeconds } from './admission.js';
-import { HOUR_FIELDS, eventTime } from './memory-meter.js';
+import { eventTime } from './memory-meter.js';
 import { Cluster } from 'ioredis';
 import {
   ADMIT_BATCH_SCRIPT,
@@ -30,7 +31,6 @@ import {
 } from './redis-client.js';
 import { createDeadlines } from './redis-deadlines.js';
 import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
-import { tenantKeyCache, usageStreamKey } from './redis-keys.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
   MINUTE_MS,

@@ -6,7 +6,24 @@
  */
 import type { RateLimits } from '../config/schema.js';
 import type { LimitName } from '../errors.js';
+import type { HourUsage } from '@lanekeeper/contract';
 import type { UsageEvent } from '../usage/usage-event.js';
+
+// Time periods and the hour bucket are shared with the control plane (it reads what the
+// stores write); the stores keep importing them from here.
+export {
+  DAY_MS,
+  HOUR_MS,
+  MINUTE_MS,
+  budgetDay,
+  budgetResets,
+  budgetWindows,
+  emptyHour,
+  hourStart,
+  perPeriod,
+  type BudgetDay,
+  type HourUsage,
+} from '@lanekeeper/contract';
 
 /** What one admission asks for. Prices are USD per token (not per million). */
 export interface AdmitRequest {
@@ -77,20 +94,6 @@ export interface Settlement {
   readonly usd: number;
 }
 
-/** One tenant's figures for one UTC hour. */
-export interface HourUsage {
-  tenant: string;
-  /** ISO timestamp of the hour's start, e.g. 2026-11-29T14:00:00.000Z. */
-  hour: string;
-  requests: number;
-  input_tokens: number;
-  output_tokens: number;
-  cached_input_tokens: number;
-  cache_write_tokens: number;
-  reasoning_tokens: number;
-  estimated_cost: number;
-}
-
 export interface LimitStore {
   /** Atomically checks every limit and, when all pass, counts the request and reserves its worst case. */
   admit(request: AdmitRequest): Promise<AdmitResult>;
@@ -122,80 +125,3 @@ export interface Store extends LimitStore, MeterStore {
   close(): Promise<void>;
 }
 
-/** Window lengths in ms: tokens per hour slides over the hour, requests per minute over the minute. */
-export const HOUR_MS = 3_600_000;
-export const MINUTE_MS = 60_000;
-
-/** The start (ms) of the UTC hour containing `now`: the key of an hourly usage bucket. */
-export function hourStart(now: number): number {
-  return now - (now % HOUR_MS);
-}
-
-export const DAY_MS = 24 * HOUR_MS;
-
-/**
- * Memoizes a function of time over fixed UTC periods (a day, an hour): calls within the
- * period of the previous call return the previous result instead of formatting a date again.
- * Stores call these on every admission, nearly always for the current period.
- */
-export function perPeriod<T>(periodMs: number, build: (now: number) => T): (now: number) => T {
-  let period = Number.NaN;
-  let value: T | undefined;
-  return (now) => {
-    const current = Math.floor(now / periodMs);
-    if (current !== period || value === undefined) {
-      period = current;
-      value = build(now);
-    }
-    return value;
-  };
-}
-
-/**
- * The UTC day a timestamp falls in, its calendar month (keys such as "2026-11-29" and
- * "2026-11"), and the instants each ends: the budget windows both stores count spend in.
- */
-export interface BudgetDay {
-  readonly day: string;
-  readonly month: string;
-  readonly nextDay: number;
-  readonly nextMonth: number;
-}
-
-export const budgetDay = perPeriod(DAY_MS, (now): BudgetDay => {
-  const d = new Date(now);
-  const [year, month, date] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
-  const iso = d.toISOString();
-  return Object.freeze({
-    day: iso.slice(0, 10),
-    month: iso.slice(0, 7),
-    nextDay: Date.UTC(year, month, date + 1),
-    nextMonth: Date.UTC(year, month + 1, 1),
-  });
-});
-
-/** Keys naming the UTC day and month a timestamp falls in, e.g. "2026-11-29" and "2026-11". */
-export function budgetWindows(now: number): { readonly day: string; readonly month: string } {
-  return budgetDay(now);
-}
-
-/** Seconds until the next UTC midnight and the next UTC month start, for budget windows. */
-export function budgetResets(now: number): { dayS: number; monthS: number } {
-  const { nextDay, nextMonth } = budgetDay(now);
-  return { dayS: Math.ceil((nextDay - now) / 1000), monthS: Math.ceil((nextMonth - now) / 1000) };
-}
-
-/** A tenant's hour with nothing counted yet. */
-export function emptyHour(tenant: string, now: number): HourUsage {
-  return {
-    tenant,
-    hour: new Date(hourStart(now)).toISOString(),
-    requests: 0,
-    input_tokens: 0,
-    output_tokens: 0,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    estimated_cost: 0,
-  };
-}

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeQdrant, type FakeQdrant } from '../../../control-plane/test/qdrant/fake-qdrant.js';
+import { startFakeQdrant, type FakeQdrant } from '../../../test/fakes/qdrant/fake-qdrant.js';
 import { Metrics } from '../../src/metrics.js';
 import { createVectorRoute, type VectorRoute, type VectorTenant } from '../../src/vector/vector-route.js';
 

@@ -1,6 +1,6 @@
 -- Shared by finish.lua (prepended when the scripts load).
 -- Adds one usage event to its tenant-hour bucket and the all-time counters, once per request
--- id. The counters are HOUR_FIELDS of memory-meter.ts, in that order; a counter that would
+-- id. The counters are HOUR_FIELDS of @lanekeeper/contract (redis-layout.ts), in that order; a counter that would
 -- add 0 is skipped (readers take a missing field as 0), which saves most of the writes of an
 -- event without cache or reasoning tokens. The id SET only has to outlive a replay (minutes
 -- to hours), not the bucket, so it expires sooner and stays small; the bucket expires

@@ -14,9 +14,9 @@ import {
   type ControlPlaneSnapshot,
   type ControlPlaneSource,
 } from '../../proxy/src/config/control-plane-source.js';
-import { startControlPlane } from '../src/main.js';
-import { call } from './helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
+import { startControlPlane } from '../../control-plane/src/main.js';
+import { call } from '../../control-plane/test/helpers/http.js';
+import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> } | undefined;

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
-import { startControlPlane } from '../src/main.js';
-import { call } from './helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
-import { startFakeQdrant, type FakeQdrant } from './qdrant/fake-qdrant.js';
+import { startControlPlane } from '../../control-plane/src/main.js';
+import { call } from '../../control-plane/test/helpers/http.js';
+import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { startFakeQdrant, type FakeQdrant } from '../fakes/qdrant/fake-qdrant.js';
 
 const TEMPLATES = [
   { name: 'documents', size: 4, distance: 'Cosine' },

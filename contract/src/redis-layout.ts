@@ -1,11 +1,13 @@
 /**
- * Every Redis key the store uses, built in one place (the layout is documented in
- * docs/redis.md). Each per-tenant key starts with `${prefix}{${tenant}}:`: the braces are a
- * Redis Cluster hash tag, so one tenant's keys share a slot and one Lua script may touch
- * them all, and erasure is a single pattern, `${prefix}{${tenant}}:*`. The usage stream is
- * global, outside any tenant's slot.
+ * Every Redis name the proxies write and the control plane reads, built in one place (the
+ * layout is documented in docs/redis.md). Each per-tenant key starts with
+ * `${prefix}{${tenant}}:`: the braces are a Redis Cluster hash tag, so one tenant's keys
+ * share a slot and one Lua script may touch them all, and erasure is a single pattern,
+ * `${prefix}{${tenant}}:*`. The usage stream and the config channel are global, outside
+ * any tenant's slot. Every name starts with the shared key prefix (the proxies'
+ * store.key_prefix).
  */
-import { DAY_MS, HOUR_MS, budgetWindows, perPeriod } from './store.js';
+import { DAY_MS, HOUR_MS, budgetWindows, hourStart, perPeriod } from './periods.js';
 
 /**
  * The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. Building them
@@ -69,4 +71,59 @@ export function tenantKeyCache(prefix: string, limit = 10_000): (tenant: string)
     }
     return keys;
   };
+}
+
+/** The pub/sub channel on which the control plane announces each config change (payload: the new version). */
+export function configChannel(prefix: string): string {
+  return `${prefix}config`;
+}
+
+/** The numeric fields of an hour bucket (and of the all-time totals), in the order the stores write them. */
+export const HOUR_FIELDS = [
+  'requests',
+  'input_tokens',
+  'output_tokens',
+  'cached_input_tokens',
+  'cache_write_tokens',
+  'reasoning_tokens',
+  'estimated_cost',
+] as const;
+
+/** One counter of an hour (or of the all-time totals). */
+export type HourField = (typeof HOUR_FIELDS)[number];
+
+/** One tenant's figures for one UTC hour. */
+export interface HourUsage {
+  tenant: string;
+  /** ISO timestamp of the hour's start, e.g. 2026-11-29T14:00:00.000Z. */
+  hour: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  estimated_cost: number;
+}
+
+/** A tenant's hour with nothing counted yet. */
+export function emptyHour(tenant: string, now: number): HourUsage {
+  return {
+    tenant,
+    hour: new Date(hourStart(now)).toISOString(),
+    requests: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cached_input_tokens: 0,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    estimated_cost: 0,
+  };
+}
+
+/** A bucket hash as HGETALL returns it, in the HourUsage shape (missing or unreadable fields are 0). */
+export function hourFromHash(tenant: string, now: number, hash: Record<string, string>): HourUsage {
+  const hour = emptyHour(tenant, now);
+  for (const field of HOUR_FIELDS) hour[field] = Number(hash[field] ?? 0) || 0;
+  return hour;
 }

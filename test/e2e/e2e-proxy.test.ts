@@ -16,9 +16,9 @@ import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
-import { startControlPlane } from '../src/main.js';
-import { call } from './helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
+import { startControlPlane } from '../../control-plane/src/main.js';
+import { call } from '../../control-plane/test/helpers/http.js';
+import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };

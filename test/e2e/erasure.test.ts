@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisStore } from '../../proxy/src/store/redis.js';
 import type { Store } from '../../proxy/src/store/store.js';
-import type { UsageEvent } from '../../proxy/src/usage/usage-event.js';
-import { startControlPlane } from '../src/main.js';
-import { call } from './helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
-import { startFakeQdrant, type FakeQdrant } from './qdrant/fake-qdrant.js';
+import type { UsageEvent } from '@lanekeeper/contract';
+import { startControlPlane } from '../../control-plane/src/main.js';
+import { call } from '../../control-plane/test/helpers/http.js';
+import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { startFakeQdrant, type FakeQdrant } from '../fakes/qdrant/fake-qdrant.js';
 
 let t: TestEnv;
 let qdrant: FakeQdrant;

@@ -1,0 +1,11 @@
+/**
+ * @lanekeeper/contract: everything the proxy and the control plane must agree on, and
+ * nothing else. Each side depends on this package by name and never on the other's
+ * sources, so either can change its insides freely; a change here is a change to both.
+ */
+export * from './allow-paths.js';
+export * from './periods.js';
+export * from './redis-layout.js';
+export * from './snapshot.js';
+export * from './tenancy.js';
+export * from './usage-event.js';

@@ -1,0 +1,96 @@
+/**
+ * Plans, tenants, overrides and prices: the shapes an operator writes in the proxy's YAML
+ * and the control plane stores in PostgreSQL and serves to every proxy. Both sides validate
+ * with these very schemas, so a plan the control plane accepts is one every proxy runs.
+ */
+import { z } from 'zod';
+import { allowPathSchema } from './allow-paths.js';
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+const positiveInt = z.number().int().positive();
+
+/** A plan's `max_output_tokens` when it sets none. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
+/** Limits of a plan; each one is optional and absent means unlimited. */
+export const rateLimitsSchema = z.strictObject({
+  requests_per_minute: positiveInt.optional(),
+  tokens_per_hour: positiveInt.optional(),
+  max_concurrent: positiveInt.optional(),
+  budget_usd_per_day: z.number().positive().optional(),
+  budget_usd_per_month: z.number().positive().optional(),
+});
+
+const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional() });
+
+const modelsSchema = z
+  .record(z.string().min(1), z.string().min(1))
+  .refine((m) => typeof m.default === 'string', { message: 'a plan needs models.default' });
+
+/** A plan: which models a tenant may call, its limits, context size, features and prompt. */
+export const planSchema = z.strictObject({
+  models: modelsSchema,
+  rate_limits: rateLimitsSchema.default({}),
+  max_context: positiveInt.optional(),
+  /**
+   * The output cap (per choice) set on a request that sends none, and the ceiling of a
+   * client's own cap (a higher one is lowered to it). Default 4096. It is also what such a
+   * request reserves against tokens_per_hour and budgets, so parallel requests fit.
+   */
+  max_output_tokens: positiveInt.default(DEFAULT_MAX_OUTPUT_TOKENS),
+  /**
+   * The most completions one request may ask for (`n`, `best_of`, Gemini `candidateCount`);
+   * more is 400 invalid_request. Default: 1 on a plan whose rate_limits set tokens_per_hour
+   * or a budget (each choice multiplies what is reserved), unlimited otherwise.
+   */
+  max_choices: positiveInt.optional(),
+  features: z.array(z.string().min(1)).default([]),
+  custom_prompts: customPromptsSchema.default({}),
+  enforce_mid_stream: z.boolean().default(false),
+  /** Endpoints this plan's tenants may reach beyond the metered ones (see allow-paths.ts). */
+  allow_paths: z.array(allowPathSchema).default([]),
+});
+
+/** What a tenant may override of its plan; merged field by field over the plan. */
+export const overridesSchema = z.strictObject({
+  models: z.record(z.string().min(1), z.string().min(1)).optional(),
+  rate_limits: rateLimitsSchema.optional(),
+  max_context: positiveInt.optional(),
+  max_output_tokens: positiveInt.optional(),
+  max_choices: positiveInt.optional(),
+  features: z.array(z.string().min(1)).optional(),
+  custom_prompts: customPromptsSchema.optional(),
+  enforce_mid_stream: z.boolean().optional(),
+  allow_paths: z.array(allowPathSchema).optional(),
+});
+
+export const tenantSchema = z.strictObject({
+  id: z.string().regex(TENANT_ID_PATTERN, {
+    message: 'tenant ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit',
+  }),
+  plan: z.string().min(1),
+  status: z.enum(['active', 'suspended']).default('active'),
+  api_key_sha256: z
+    .array(
+      z
+        .string()
+        .regex(SHA256_HEX, { message: 'expected 64 lowercase hex characters (lanekeeper hash-key KEY)' }),
+    )
+    .default([]),
+  overrides: overridesSchema.default({}),
+});
+
+export const priceSchema = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cached_input: z.number().nonnegative().optional(),
+  cache_write: z.number().nonnegative().optional(),
+});
+
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+export type PlanConfig = z.infer<typeof planSchema>;
+export type Overrides = z.infer<typeof overridesSchema>;
+export type TenantConfig = z.infer<typeof tenantSchema>;
+export type Price = z.infer<typeof priceSchema>;

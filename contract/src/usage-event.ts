@@ -1,0 +1,49 @@
+/**
+ * The usage event: one per metered request, XADDed by the proxies to the usage stream and
+ * booked by the control plane's ledger (documented in docs/usage-events.md). The proxy
+ * builds it from a finished request; the ledger parses every entry with this schema, and
+ * an entry that does not parse is rejected, never guessed at. Version it on any change.
+ */
+import { z } from 'zod';
+
+/** Where a usage figure came from; billing tells them apart (see the proxy's usage.ts). */
+export const PROVENANCES = ['reported', 'estimated', 'partial', 'invalid'] as const;
+
+const tokens = z.number().int().nonnegative();
+
+export const usageEventSchema = z.object({
+  v: z.literal(1),
+  /** Unique per request; the ledger's idempotency key. */
+  request_id: z.string().min(1).max(200),
+  /** ISO-8601 time the request arrived. */
+  ts: z.iso.datetime({ offset: true }),
+  tenant: z.string().min(1).max(63),
+  plan: z.string(),
+  dialect: z.string(),
+  endpoint: z.string(),
+  /** The model sent upstream (after the plan's rewrite). */
+  model: z.string(),
+  /** What the client asked for, or null when it named none. */
+  model_requested: z.string().nullable(),
+  /** What the upstream reported using, or null. */
+  upstream_model: z.string().nullable(),
+  input_tokens: tokens,
+  output_tokens: tokens,
+  cached_input_tokens: tokens,
+  cache_write_tokens: tokens,
+  reasoning_tokens: tokens,
+  /** USD; null when the model has no price (never booked as 0). */
+  cost_usd: z.number().nonnegative().nullable(),
+  status: z.number().int(),
+  stream: z.boolean(),
+  provenance: z.enum(PROVENANCES),
+  latency_ms: z.number().nonnegative(),
+  ttfb_ms: z.number().nonnegative().nullable(),
+  /** sha256 hex of the API key used, when a key identified the tenant (absent for JWT and others). */
+  api_key_sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullish(),
+});
+
+export type UsageEvent = z.infer<typeof usageEventSchema>;

@@ -1,0 +1,118 @@
+/**
+ * The plan, tenant and price schemas both sides validate with. Hostile values an admin API
+ * caller or a YAML author could send are refused with the path named, never coerced.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  TENANT_ID_PATTERN,
+  allowed,
+  allowPathSchema,
+  overridesSchema,
+  planSchema,
+  priceSchema,
+  tenantSchema,
+} from '../src/index.js';
+
+const problems = (result: { success: boolean; error?: { issues: { path: PropertyKey[] }[] } }) =>
+  result.success ? [] : (result.error?.issues.map((i) => i.path.join('.')) ?? []);
+
+describe('planSchema', () => {
+  it('fills defaults: output cap 4096, no limits, no features', () => {
+    const plan = planSchema.parse({ models: { default: 'gpt-4o-mini' } });
+    expect(plan.max_output_tokens).toBe(DEFAULT_MAX_OUTPUT_TOKENS);
+    expect(plan.rate_limits).toEqual({});
+    expect(plan.features).toEqual([]);
+    expect(plan.allow_paths).toEqual([]);
+  });
+
+  it('needs models.default', () => {
+    const result = planSchema.safeParse({ models: { fast: 'gpt-4o-mini' } });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.message).toMatch(/models\.default/);
+  });
+
+  it.each([
+    ['a negative limit', { rate_limits: { requests_per_minute: -1 } }, 'rate_limits.requests_per_minute'],
+    ['a fractional limit', { rate_limits: { tokens_per_hour: 1.5 } }, 'rate_limits.tokens_per_hour'],
+    ['a string limit', { rate_limits: { max_concurrent: '10' } }, 'rate_limits.max_concurrent'],
+    ['a zero budget', { rate_limits: { budget_usd_per_day: 0 } }, 'rate_limits.budget_usd_per_day'],
+    ['an unknown key', { rate_limit: {} }, ''],
+    ['an empty model id', { models: { default: '' } }, 'models.default'],
+    ['a zero output cap', { max_output_tokens: 0 }, 'max_output_tokens'],
+    ['a relative allow path', { allow_paths: [{ method: 'GET', path: 'v1/files' }] }, 'allow_paths.0.path'],
+  ])('refuses %s', (_name, extra, path) => {
+    const result = planSchema.safeParse({ models: { default: 'm' }, ...extra });
+    expect(result.success).toBe(false);
+    expect(problems(result)).toContain(path);
+  });
+});
+
+describe('tenantSchema', () => {
+  it.each([
+    'Acme',
+    '-acme',
+    'acme_corp',
+    'a'.repeat(64),
+    'acme\n',
+    'acme:{x}',
+    'ａcme', // fullwidth a
+    '',
+  ])('refuses the tenant id %j', (id) => {
+    expect(tenantSchema.safeParse({ id, plan: 'free' }).success).toBe(false);
+    expect(TENANT_ID_PATTERN.test(id)).toBe(false);
+  });
+
+  it('accepts a 63-character id and defaults to active with no keys', () => {
+    const tenant = tenantSchema.parse({ id: 'a'.repeat(63), plan: 'free' });
+    expect(tenant.status).toBe('active');
+    expect(tenant.api_key_sha256).toEqual([]);
+  });
+
+  it('takes key hashes only as 64 lowercase hex characters', () => {
+    const upper = tenantSchema.safeParse({ id: 'acme', plan: 'free', api_key_sha256: ['A'.repeat(64)] });
+    expect(problems(upper)).toContain('api_key_sha256.0');
+    expect(
+      tenantSchema.safeParse({ id: 'acme', plan: 'free', api_key_sha256: ['a'.repeat(64)] }).success,
+    ).toBe(true);
+  });
+
+  it('refuses a status other than active or suspended', () => {
+    expect(tenantSchema.safeParse({ id: 'acme', plan: 'free', status: 'deleted' }).success).toBe(false);
+  });
+});
+
+describe('overridesSchema and priceSchema', () => {
+  it('refuses override keys a plan does not have', () => {
+    expect(overridesSchema.safeParse({ status: 'active' }).success).toBe(false);
+  });
+
+  it('refuses negative and non-numeric prices', () => {
+    expect(problems(priceSchema.safeParse({ input: -0.1, output: 1 }))).toContain('input');
+    expect(problems(priceSchema.safeParse({ input: 1, output: '1' }))).toContain('output');
+    expect(priceSchema.safeParse({ input: 0, output: 0 }).success).toBe(true);
+  });
+});
+
+describe('allow paths', () => {
+  it.each(['/v1/files/../admin', '/v1//files', '/v1/files/%2e%2e', '/v1/**/x', '/v1/fi les', 'v1/files'])(
+    'refuses the pattern %j',
+    (path) => {
+      expect(allowPathSchema.safeParse({ method: 'GET', path }).success).toBe(false);
+    },
+  );
+
+  it('matches segment by segment, * one segment, a final ** the rest', () => {
+    const entries = [
+      allowPathSchema.parse({ method: 'get', path: '/v1/files/*' }),
+      allowPathSchema.parse({ method: '*', path: '/v1/batches/**' }),
+    ];
+    expect(allowed(entries, 'GET', '/v1/files/f1')).toBe(true);
+    expect(allowed(entries, 'HEAD', '/v1/files/f1')).toBe(true);
+    expect(allowed(entries, 'DELETE', '/v1/files/f1')).toBe(false);
+    expect(allowed(entries, 'GET', '/v1/files/f1/content')).toBe(false);
+    expect(allowed(entries, 'GET', '/v1/files')).toBe(false);
+    expect(allowed(entries, 'POST', '/v1/batches')).toBe(true);
+    expect(allowed(entries, 'POST', '/v1/batches/b1/cancel')).toBe(true);
+  });
+});
