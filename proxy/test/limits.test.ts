@@ -3,6 +3,7 @@
  * tokens per hour from metered usage, and concurrency under parallel requests. Each refusal
  * is a 429 with Retry-After and a body naming the limit.
  */
+import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
@@ -76,6 +77,32 @@ describe('tokens per hour', () => {
     const body = h.lastReceived().body as { max_tokens?: number; max_completion_tokens?: number };
     return body.max_completion_tokens ?? body.max_tokens ?? Number.POSITIVE_INFINITY;
   };
+
+  it("reads x-ratelimit-remaining-tokens as OpenAI does: what is not yet used, the request's own hold left out", async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'json',
+        body: chatCompletion('small-model', 'ok', {
+          prompt_tokens: 300,
+          completion_tokens: 400,
+          total_tokens: 700,
+        }),
+      },
+      config: withFreeLimits({ tokens_per_hour: 10_000 }),
+    });
+    const client = new OpenAI({ apiKey: KEYS.free, baseURL: `${h.proxy.url}/v1`, maxRetries: 0 });
+    const ask = () =>
+      client.chat.completions
+        .create({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] })
+        .withResponse();
+    // Nothing used yet: the whole hour remains, though the request reserved its worst case (4096+).
+    const first = await ask();
+    expect(first.response.headers.get('x-ratelimit-limit-tokens')).toBe('10000');
+    expect(first.response.headers.get('x-ratelimit-remaining-tokens')).toBe('10000');
+    await h.settled(1);
+    const second = await ask();
+    expect(second.response.headers.get('x-ratelimit-remaining-tokens')).toBe(String(10_000 - 700));
+  });
 
   it('clamps an uncapped request to what is left, refuses a client cap that no longer fits, and refuses all once spent', async () => {
     h = await startHarness({

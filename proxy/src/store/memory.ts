@@ -150,7 +150,12 @@ function tokenReleases(t: TenantLimits): { at: number; tokens: number }[] {
   return releases;
 }
 
-function limitState(t: TenantLimits, request: AdmitRequest): LimitState {
+/**
+ * `own`: the tokens this request just reserved. They are left out of what remains, as
+ * OpenAI's x-ratelimit-remaining-tokens leaves out what has not been used: a reservation is
+ * a hold on the request's worst case, not consumption (docs/redis.md, "Headers").
+ */
+function limitState(t: TenantLimits, request: AdmitRequest, own = 0): LimitState {
   const { limits, now } = request;
   const state: LimitState = {};
   if (limits.requests_per_minute !== undefined) {
@@ -166,7 +171,7 @@ function limitState(t: TenantLimits, request: AdmitRequest): LimitState {
     for (const minute of t.minutes.keys()) latest = Math.max(latest, (minute + MINUTES_PER_HOUR) * MINUTE_MS);
     state.tokens = {
       limit: limits.tokens_per_hour,
-      remaining: Math.max(0, Math.floor(limits.tokens_per_hour - usedTokens(t))),
+      remaining: Math.max(0, Math.floor(limits.tokens_per_hour - (usedTokens(t) - own))),
       resetS: latest > now ? retrySeconds(latest - now) : 0,
     };
   }
@@ -287,7 +292,12 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
         limits,
       };
       heartbeat?.hold(request, reservation);
-      return { ok: true, reservation, grantedOutput: decision.grantedOutput, state: limitState(t, request) };
+      return {
+        ok: true,
+        reservation,
+        grantedOutput: decision.grantedOutput,
+        state: limitState(t, request, reservation.tokens),
+      };
     },
 
     async settle(reservation: Reservation, actual: Settlement): Promise<void> {

@@ -99,7 +99,8 @@ function count(value: number): number {
 /** What finish.lua answers for an op of a tenant the control plane erased. */
 const ERASED = -1;
 
-function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
+/** `own`: the tokens this request just reserved, left out of what remains (see memory.ts). */
+function limitState(request: AdmitRequest, raw: readonly string[], own: number): LimitState {
   const [, , , countS, newestS, usedS, latestS] = raw;
   const { limits, now } = request;
   const state: LimitState = {};
@@ -115,7 +116,7 @@ function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
     const latest = Number(latestS);
     state.tokens = {
       limit: limits.tokens_per_hour,
-      remaining: Math.max(0, Math.floor(limits.tokens_per_hour - Number(usedS))),
+      remaining: Math.max(0, Math.floor(limits.tokens_per_hour - (Number(usedS) - own))),
       resetS: latest > now ? retrySeconds(latest - now) : 0,
     };
   }
@@ -124,8 +125,9 @@ function limitState(request: AdmitRequest, raw: readonly string[]): LimitState {
 
 /** What admit.lua answered for one admission (an array of strings, see the file). */
 function admitResult(request: AdmitRequest, raw: readonly string[]): AdmitResult {
-  const state = limitState(request, raw);
-  if (raw[0] !== '1') {
+  const admitted = raw[0] === '1';
+  const state = limitState(request, raw, admitted ? Number(raw[7]) : 0);
+  if (!admitted) {
     return {
       ok: false,
       limit: LIMIT_ORDER[Number(raw[1])] as LimitName,

@@ -86,8 +86,16 @@ export function describeStore(
         const t = tenant();
         const first = await admit(t, { requests_per_minute: 10, tokens_per_hour: 1000 });
         expect(first.state.requests).toMatchObject({ limit: 10, remaining: 9 });
-        expect(first.state.tokens).toMatchObject({ limit: 1000, remaining: 800 });
+        // The request's own reservation (200) is a hold, not use: nothing is used yet.
+        expect(first.state.tokens).toMatchObject({ limit: 1000, remaining: 1000 });
         expect(first.state.requests!.resetS).toBeGreaterThan(0);
+        // Another request's hold in flight does count: those tokens are not there to take.
+        const second = await admit(t, { requests_per_minute: 10, tokens_per_hour: 1000 });
+        expect(second.state.tokens).toMatchObject({ remaining: 800 });
+        if (!first.ok) throw new Error('the first request was admitted above');
+        await store.settle(first.reservation, { tokens: 50, usd: 0 });
+        const third = await admit(t, { requests_per_minute: 10, tokens_per_hour: 1000 });
+        expect(third.state.tokens).toMatchObject({ remaining: 1000 - 50 - 200 });
       });
 
       it('200 parallel admits against 50 per minute admit exactly 50', async () => {
@@ -250,9 +258,10 @@ export function describeStore(
             input_tokens: 200,
             output_tokens: 300,
           });
-          // Slots are free and the hour holds 50 x 10 metered tokens plus this admission's 200.
+          // Slots are free and the hour holds 50 x 10 metered tokens (this admission's own
+          // reservation is not use).
           const next = await admit(t, limits);
-          expect(next.state.tokens?.remaining).toBe(100_000 - 500 - 200);
+          expect(next.state.tokens?.remaining).toBe(100_000 - 500);
         }
       });
 

@@ -24,7 +24,15 @@ export interface Received {
 }
 
 export type Reply =
-  | { kind: 'json'; status?: number; body: unknown; headers?: Record<string, string>; gzip?: boolean }
+  | {
+      kind: 'json';
+      status?: number;
+      body: unknown;
+      headers?: Record<string, string>;
+      gzip?: boolean;
+      /** Answer only once this settles: holds the request in flight while a test looks. */
+      until?: Promise<void>;
+    }
   | {
       kind: 'stream';
       status?: number;
@@ -60,6 +68,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 async function answer(res: ServerResponse, reply: Reply, state: { aborted: number }): Promise<void> {
   if (reply.kind === 'hang') return;
   if (reply.kind === 'json') {
+    if (reply.until) await reply.until;
     const text = Buffer.from(JSON.stringify(reply.body));
     const body = reply.gzip ? gzipSync(text) : text;
     res.writeHead(reply.status ?? 200, {

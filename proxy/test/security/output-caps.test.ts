@@ -4,7 +4,9 @@
  * allowed a large one: several cap fields with different values (each upstream honours a
  * different one), caps that parse differently per server (strings, floats, zero, negatives),
  * many completions per request, and uncapped requests that used to reserve the whole hour.
- * What is reserved is read from x-ratelimit-remaining-tokens: limit - remaining - prompt.
+ * What is reserved is read from x-ratelimit-remaining-tokens of a probe sent while the
+ * upstream holds the request: a request's own reservation is not subtracted from its own
+ * header (it is a hold, not use), but another's in flight is.
  */
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
@@ -121,9 +123,38 @@ function promptEstimate(dialect: string, received: Received): number {
   return d.estimatePromptTokens(req, route);
 }
 
-/** Output tokens the request reserved: what the hour lost, less the proxy's prompt estimate. */
-function reservedOutput(dialect: string, received: Received, remaining: unknown): number {
-  return HOUR - Number(remaining) - promptEstimate(dialect, received);
+const PROBE = 'reservation probe';
+
+/**
+ * Sends a request the upstream holds, and meanwhile a probe (an embeddings request, which
+ * reserves no output): what the probe sees remaining is the hour less the held request's
+ * reservation. Returns the held request's answer and the output tokens it reserved: that
+ * reservation less the proxy's prompt estimate.
+ */
+async function sendHeld(dialect: string, path: string, body: unknown) {
+  const harness = h!;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const answer = chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 });
+  harness.upstream.reply((req) =>
+    (req.body as { input?: unknown } | undefined)?.input === PROBE
+      ? { kind: 'json', body: answer }
+      : { kind: 'json', body: answer, until: held },
+  );
+  const before = harness.upstream.received.length;
+  const pending = send(path, body);
+  try {
+    await expect.poll(() => harness.upstream.received.length, { timeout: 5_000 }).toBe(before + 1);
+    const received = harness.upstream.received[before]!;
+    const probe = await send('/v1/embeddings', { model: 'small-model', input: PROBE });
+    expect(probe.status).toBe(200);
+    const reserved =
+      HOUR - Number(probe.headers['x-ratelimit-remaining-tokens']) - promptEstimate(dialect, received);
+    release();
+    return { ...(await pending), reserved, received };
+  } finally {
+    release();
+  }
 }
 
 const user = [{ role: 'user', content: 'hi' }];
@@ -199,14 +230,12 @@ describe('one output cap reaches the upstream', () => {
     '%s: exactly one cap field arrives, equal to what was reserved',
     async (_name, dialect, path, body, smallest) => {
       h = await start({ rate_limits: { tokens_per_hour: HOUR } });
-      const r = await send(path, { model: 'small-model', ...body });
+      const r = await sendHeld(dialect, path, { model: 'small-model', ...body });
       expect(r.status).toBe(200);
-      const fields = capFields(h.lastReceived().body);
+      const fields = capFields(r.received.body);
       expect(fields).toHaveLength(1);
       expect(fields[0]![1]).toBe(smallest);
-      expect(reservedOutput(dialect, h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(
-        smallest,
-      );
+      expect(r.reserved).toBe(smallest);
     },
   );
 
@@ -223,12 +252,12 @@ describe('one output cap reaches the upstream', () => {
     '%s without a cap gets the plan max_output_tokens, and reserves only that',
     async (_n, dialect, path, body) => {
       h = await start({ rate_limits: { tokens_per_hour: HOUR }, max_output_tokens: 777 });
-      const r = await send(path, { model: 'small-model', stream: false, ...body });
+      const r = await sendHeld(dialect, path, { model: 'small-model', stream: false, ...body });
       expect(r.status).toBe(200);
-      const fields = capFields(h.lastReceived().body);
+      const fields = capFields(r.received.body);
       expect(fields).toHaveLength(1);
       expect(fields[0]![1]).toBe(777);
-      expect(reservedOutput(dialect, h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(777);
+      expect(r.reserved).toBe(777);
     },
   );
 
@@ -252,10 +281,14 @@ describe('one output cap reaches the upstream', () => {
         return { ...config, tenants };
       },
     });
-    const r = await send('/v1/chat/completions', { model: 'small-model', messages: user, n: 2 });
+    const r = await sendHeld('openai', '/v1/chat/completions', {
+      model: 'small-model',
+      messages: user,
+      n: 2,
+    });
     expect(r.status).toBe(200);
-    expect(capFields(h.lastReceived().body)).toEqual([['max_completion_tokens', 99]]);
-    expect(reservedOutput('openai', h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(198);
+    expect(capFields(r.received.body)).toEqual([['max_completion_tokens', 99]]);
+    expect(r.reserved).toBe(198);
     expect((await send('/v1/chat/completions', { model: 'small-model', messages: user, n: 3 })).status).toBe(
       400,
     );
@@ -288,10 +321,14 @@ describe('one output cap reaches the upstream', () => {
 
   it('sets no cap on embeddings and reserves no output for them', async () => {
     h = await start({ rate_limits: { tokens_per_hour: HOUR } });
-    const r = await send('/v1/embeddings', { model: 'small-model', input: 'hi', max_tokens: 100_000 });
+    const r = await sendHeld('openai', '/v1/embeddings', {
+      model: 'small-model',
+      input: 'hi',
+      max_tokens: 100_000,
+    });
     expect(r.status).toBe(200);
-    expect(capFields(h.lastReceived().body)).toEqual([['max_tokens', 100_000]]);
-    expect(reservedOutput('openai', h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(0);
+    expect(capFields(r.received.body)).toEqual([['max_tokens', 100_000]]);
+    expect(r.reserved).toBe(0);
   });
 });
 
@@ -395,11 +432,9 @@ describe.each(STORES)('choices multiply the reservation (%s store)', (store) => 
     ],
   ])('%s reserves the cap once per generated completion', async (_n, dialect, path, body, reserved) => {
     h = await start({ rate_limits: { tokens_per_hour: HOUR }, max_choices: 8 }, store);
-    const r = await send(path, { model: 'small-model', ...body });
+    const r = await sendHeld(dialect, path, { model: 'small-model', ...body });
     expect(r.status).toBe(200);
-    expect(reservedOutput(dialect, h.lastReceived(), r.headers['x-ratelimit-remaining-tokens'])).toBe(
-      reserved,
-    );
+    expect(r.reserved).toBe(reserved);
   });
 
   it.each([
