@@ -1,0 +1,408 @@
+/**
+ * One request's exchange: the pipeline's request hooks, then a local reply or the upstream
+ * call through the undici dispatcher, then the response hooks as the answer arrives. Bytes
+ * go to the client chunk by chunk, never buffered whole.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
+import type { RequestContext } from '../context.js';
+import type { ProxyError } from '../errors.js';
+import {
+  InvalidRequestError,
+  renderError,
+  RequestTimeoutError,
+  ShuttingDownError,
+  UpstreamTimeoutError,
+  UpstreamUnreachableError,
+  type ErrorStyle,
+} from '../errors.js';
+import { HEADER_LANEKEEPER_REQUEST_ID } from '../headers.js';
+import type { Logger } from '../log.js';
+import { encodePath } from '../request/canonical-path.js';
+import type { Runtime } from '../runtime.js';
+import type { ResponseHead, Stage } from '../stage.js';
+import { blamesStreamOptions, type UpstreamQuirks } from '../upstream-quirks.js';
+import { readBody } from './read-body.js';
+import { decoderFor, forwardableHeaders } from './upstream-response.js';
+
+export interface ProxyHandlerDeps {
+  getRuntime(): Runtime;
+  pipeline: readonly Stage[];
+  dispatcher(): Dispatcher;
+  logger: Logger;
+  /** True once shutdown began: new requests get 503. */
+  isDraining(): boolean;
+  quirks: UpstreamQuirks;
+  /** Told about each request's response-end work, so shutdown can wait for metering to finish. */
+  track(work: Promise<void>): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function errorStyleOf(ctx: RequestContext): ErrorStyle {
+  // A catch-all route (`/v1/*` that no dialect names) goes to the first dialect that has
+  // one, OpenAI; an Anthropic client there still deserves Anthropic's error shape.
+  const anthropicClient = ctx.clientHeaders['anthropic-version'] !== undefined;
+  if (ctx.dialect && !(ctx.route?.fallback && anthropicClient)) return ctx.dialect.errorStyle;
+  const vector = ctx.runtime.config.vector;
+  if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
+  // Before a dialect is known, Anthropic clients still deserve their own error shape.
+  return anthropicClient ? 'anthropic' : 'openai';
+}
+
+function upstreamError(error: Error): ProxyError {
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new UpstreamTimeoutError('The upstream did not answer in time.');
+  }
+  return new UpstreamUnreachableError(
+    `The upstream could not be reached (${(error as NodeJS.ErrnoException).code ?? error.message}).`,
+  );
+}
+
+/**
+ * One request's journey: request hooks, then either a local reply or the upstream exchange,
+ * then response hooks. `reached` is how far down the pipeline the request got; only those
+ * stages see the response.
+ */
+export class Exchange implements Dispatcher.DispatchHandler {
+  private reached = -1;
+  private sentAt = 0;
+  private headSent = false;
+  private finished = false;
+  private clientGone = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private decoder: ReturnType<typeof decoderFor>;
+  /** A 400 to a request where the proxy added stream_options, held until we know whether to retry without. */
+  private probe: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[] } | undefined;
+  private retried = false;
+  private drained = 0;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly res: ServerResponse,
+    private readonly deps: ProxyHandlerDeps,
+    /** Why the request target could not be read as a path: answered 400 without going further. */
+    private readonly badTarget: string | undefined = undefined,
+  ) {}
+
+  async run(req: IncomingMessage): Promise<void> {
+    const { ctx, res, deps } = this;
+    res.on('close', () => this.onClientClose());
+    const config = ctx.runtime.config;
+    const read = await readBody(req, config.max_body_bytes, config.server.body_idle_timeout_ms);
+    if (read.kind !== 'read') return this.clientStopped(req, read.kind);
+    ctx.rawBody = read.body;
+    ctx.bodyTooLarge = read.tooLarge;
+    if (this.badTarget !== undefined) {
+      this.reached = 0;
+      return this.localReply(new InvalidRequestError(this.badTarget));
+    }
+    if (deps.isDraining()) {
+      this.reached = 0;
+      return this.localReply(new ShuttingDownError('The proxy is shutting down; retry on another instance.'));
+    }
+    const stages = deps.pipeline;
+    for (let i = 0; i < stages.length; i++) {
+      this.reached = i;
+      const hook = stages[i]?.onRequest;
+      if (!hook) continue;
+      // Most hooks are synchronous; awaiting only real promises saves a microtask per stage.
+      const result = hook(ctx);
+      const verdict = result instanceof Promise ? await result : result;
+      if (verdict)
+        return 'error' in verdict ? this.localReply(verdict.error) : this.localResponse(verdict.response);
+      if (this.clientGone) return this.finish('client_aborted');
+    }
+    this.forward();
+  }
+
+  /**
+   * The client hung up, or went silent, before its body was complete. Nothing was admitted
+   * or forwarded yet (limits run after the body is read), so there is nothing to release:
+   * an info line says what happened, a silent client gets a 408, and the socket is closed.
+   */
+  private clientStopped(req: IncomingMessage, how: 'aborted' | 'idle'): void {
+    const { ctx, res, deps } = this;
+    deps.logger.info(
+      { request_id: ctx.id, method: ctx.request.method, path: ctx.request.path, remote: ctx.remoteAddress },
+      how === 'idle' ? 'client went silent mid-upload: 408' : 'client hung up mid-upload',
+    );
+    if (how === 'idle' && !this.clientGone && !res.headersSent) {
+      this.reached = 0;
+      res.shouldKeepAlive = false;
+      this.localReply(new RequestTimeoutError('The request body stopped arriving; send it without pauses.'));
+    } else {
+      this.finished = true;
+      ctx.outcome = 'client_aborted';
+    }
+    req.socket.destroySoon();
+  }
+
+  /**
+   * Ends an exchange that threw inside the proxy, so its response-end hooks still run and
+   * the tenant's concurrency slot and reservation are released. True when the client is
+   * still owed an answer (nothing was sent yet). (From the canonical-request helper's branch.)
+   */
+  abandon(): boolean {
+    const owed = !this.headSent;
+    if (!this.finished) {
+      this.headSent = true;
+      // upstream_error: finish() leaves the response open for the caller's 500.
+      this.finish('upstream_error');
+    }
+    return owed;
+  }
+
+  private localReply(error: ProxyError): void {
+    const { ctx } = this;
+    ctx.errorCode = error.apiCode;
+    const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
+    this.respondHead(error.status, {
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      ...error.headers,
+    });
+    this.deliver(body);
+    this.finish('local_reply');
+  }
+
+  private localResponse(response: { status: number; headers: OutgoingHttpHeaders; body: Buffer }): void {
+    this.respondHead(response.status, {
+      ...response.headers,
+      'content-length': String(response.body.length),
+    });
+    this.deliver(response.body);
+    this.finish('local_reply');
+  }
+
+  private forward(): void {
+    const { ctx } = this;
+    const { upstream } = ctx.runtime.config;
+    const target = ctx.runtime.upstream;
+    const path = `${target.pathPrefix}${encodePath(ctx.request.path)}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
+    // A parsed body is always sent re-serialised: one copy of every key, the one the proxy
+    // checked, whatever duplicates or spellings the client's text held.
+    const body = ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
+    const headers = ctx.upstreamHeaders;
+    const method = ctx.request.method;
+    if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
+      headers['content-length'] = String(body.length);
+    this.sentAt = performance.now();
+    // The exchange is its own dispatch handler: no closures to allocate per request.
+    this.deps.dispatcher().dispatch(
+      {
+        origin: target.origin,
+        path,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: body.length > 0 ? body : null,
+        headersTimeout: upstream.timeout_ms,
+        bodyTimeout: upstream.timeout_ms,
+      },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone && !this.ctx.runtime.config.upstream.drain_on_client_abort)
+      controller.abort(new Error('client went away'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    rawHeaders: Record<string, string | string[] | undefined>,
+  ): void {
+    const { ctx } = this;
+    ctx.ttfbMs = performance.now() - this.sentAt;
+    const headers = forwardableHeaders(rawHeaders);
+    if (status === 400 && ctx.usageInjected && !this.retried && ctx.dialect?.withoutStreamUsage) {
+      this.probe = { status, headers, chunks: [] };
+      return;
+    }
+    const encoding = rawHeaders['content-encoding'];
+    this.decoder = encoding === undefined ? undefined : decoderFor(String(encoding));
+    if (this.decoder) {
+      // Metering needs plain bytes; the client gets the decoded body, which any HTTP
+      // client accepts, so the encoding headers no longer apply.
+      delete headers['content-encoding'];
+      delete headers['content-length'];
+      this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
+      this.decoder.on('error', (error) => controller.abort(error));
+    }
+    // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
+    // rewritten request body does not, so a JSON answer keeps its length and goes out
+    // in one write instead of chunked.
+    if (ctx.stream || ctx.usageInjected) delete headers['content-length'];
+    this.respondHead(status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.probe) {
+      this.probe.chunks.push(chunk);
+      return;
+    }
+    if (this.clientGone) {
+      this.drained += chunk.length;
+      if (this.drained > this.ctx.runtime.config.upstream.drain_max_bytes)
+        controller.abort(new Error('drain byte limit'));
+    }
+    if (this.decoder) {
+      if (!this.decoder.write(chunk)) {
+        controller.pause();
+        this.decoder.once('drain', () => controller.resume());
+      }
+      return;
+    }
+    if (!this.deliver(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.probe) return this.settleProbe();
+    this.ctx.upstreamEnded = true;
+    if (this.decoder) {
+      this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
+      this.decoder.end();
+      return;
+    }
+    this.finish(this.clientGone ? 'client_aborted' : 'completed');
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // Aborted by the proxy itself after the response was complete (a cut-off).
+    if (this.finished) return;
+    if (this.clientGone) return this.finish('client_aborted');
+    if (!this.headSent) {
+      this.deps.logger.warn({ request_id: this.ctx.id, err: error.message }, 'upstream request failed');
+      return this.localReply(upstreamError(error));
+    }
+    // The head is out: all that is left is to cut the client's stream, so it sees a
+    // truncated response rather than a clean end.
+    this.finish('upstream_error');
+    this.res.destroy(error);
+  }
+
+  /**
+   * The upstream refused a request the proxy had added stream_options to. If it blames that
+   * field, retry once without it (and remember, so the upstream is not asked again); else
+   * pass its 400 on as it was.
+   */
+  private settleProbe(): void {
+    const probe = this.probe;
+    this.probe = undefined;
+    if (!probe) return;
+    const { ctx } = this;
+    const text = Buffer.concat(probe.chunks).toString('utf8');
+    if (ctx.dialect?.withoutStreamUsage && ctx.route && blamesStreamOptions(text)) {
+      this.retried = true;
+      this.deps.quirks.markRejectsStreamOptions(ctx.runtime.config.upstream.url);
+      this.deps.logger.warn(
+        { upstream: ctx.runtime.config.upstream.url },
+        'upstream rejects stream_options: its stream usage will be estimated',
+      );
+      ctx.dialect.withoutStreamUsage(ctx.request, ctx.route);
+      ctx.usageInjected = false;
+      return this.forward();
+    }
+    this.respondHead(probe.status, probe.headers);
+    for (const chunk of probe.chunks) this.deliver(chunk);
+    this.finish('completed');
+  }
+
+  /** Runs response-header hooks (bottom to top) and writes the head. */
+  private respondHead(status: number, headers: OutgoingHttpHeaders): void {
+    const { ctx } = this;
+    const head: ResponseHead = { status, headers };
+    const stages = this.deps.pipeline;
+    for (let i = this.reached; i >= 0; i--) stages[i]?.onResponseHeaders?.(ctx, head);
+    head.headers[HEADER_LANEKEEPER_REQUEST_ID] = ctx.id;
+    ctx.status = head.status;
+    ctx.responseHeaders = head.headers;
+    this.headSent = true;
+    if (!this.clientGone) this.res.writeHead(head.status, head.headers);
+  }
+
+  /** Passes a chunk through the chunk hooks to the client; false asks the upstream to wait. */
+  private deliver(chunk: Buffer, end = false): boolean {
+    const stages = this.deps.pipeline;
+    let out = chunk;
+    for (let i = this.reached; i >= 0; i--) {
+      const hook = stages[i]?.onResponseChunk;
+      if (hook) out = hook(this.ctx, out, end);
+    }
+    const ok = this.clientGone || out.length === 0 ? true : this.res.write(out);
+    if (this.ctx.cutoff !== undefined && !end && !this.finished) {
+      // A stage ended the stream at an event boundary (mid-stream enforcement): stop the
+      // upstream generating, and close the client's response cleanly.
+      this.finish('completed');
+      this.controller?.abort(new Error(`cut off: ${this.ctx.cutoff}`));
+    }
+    return ok;
+  }
+
+  private onClientClose(): void {
+    if (this.res.writableFinished || this.finished) return;
+    this.clientGone = true;
+    const config = this.ctx.runtime.config.upstream;
+    if (!this.controller) return;
+    if (config.drain_on_client_abort) {
+      this.drainBounded(config.drain_timeout_ms);
+    } else {
+      this.controller.abort(new Error('client went away'));
+    }
+  }
+
+  /** Keeps reading after the client left, so the provider's final usage is captured, within bounds. */
+  private drainBounded(timeoutMs: number): void {
+    const timer = setTimeout(() => this.controller?.abort(new Error('drain time limit')), timeoutMs);
+    timer.unref();
+    this.res.once('finish', () => clearTimeout(timer));
+    this.controller?.resume();
+  }
+
+  private finish(outcome: NonNullable<RequestContext['outcome']>): void {
+    if (this.finished) return;
+    this.finished = true;
+    const { ctx, res } = this;
+    ctx.outcome = ctx.cutoff ? 'cut_off' : outcome;
+    if (this.reached >= 0) this.deliver(EMPTY, true);
+    if (!this.clientGone && !res.writableEnded && outcome !== 'upstream_error') res.end();
+    ctx.durationMs = performance.now() - ctx.startedAt;
+    this.deps.track(this.runEndHooks());
+  }
+
+  /**
+   * Starts every response-end hook in order (bottom to top) without waiting for the one
+   * before: each sets what later hooks read before its first await (meter-usage fixes the
+   * usage and cost synchronously), and the store calls they issue in the same tick are
+   * pipelined by the Redis client into one round trip.
+   */
+  private async runEndHooks(): Promise<void> {
+    const stages = this.deps.pipeline;
+    const running: Promise<void>[] = [];
+    for (let i = this.reached; i >= 0; i--) {
+      const stage = stages[i];
+      if (!stage?.onResponseEnd) continue;
+      try {
+        const result = stage.onResponseEnd(this.ctx);
+        if (result) running.push(result.catch((error: unknown) => this.hookFailed(stage.name, error)));
+      } catch (error) {
+        this.hookFailed(stage.name, error);
+      }
+    }
+    await Promise.all(running);
+  }
+
+  private hookFailed(stage: string, error: unknown): void {
+    this.deps.logger.error({ err: error, stage, request_id: this.ctx.id }, 'response-end hook failed');
+  }
+}
