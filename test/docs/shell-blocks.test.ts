@@ -1,11 +1,17 @@
 /**
- * The README's shell blocks as a newcomer runs them. The "Try it" block runs word for word
- * against `npm run demo` (node examples/demo/start.mjs, on its fixed ports 8080, 8090 and
- * 9464) and every refusal it promises comes back, as does the 429 on the tenth further
- * request. Every other shell block in README.md and docs/ is listed below with the reason
- * it is not run here, so a new block cannot go unnoticed: it must be run or explained.
+ * The shell blocks of README.md and docs/ as a newcomer runs them.
+ * - The README's "Try it" block runs word for word against `npm run demo` (node
+ *   examples/demo/start.mjs, on its fixed ports 8080, 8090 and 9464): every refusal it
+ *   promises comes back, as does the 429 on the tenth further request.
+ * - The control plane walkthrough (docs/control-plane.md: start, onboard, read usage; the
+ *   README's start block is the same text) runs in one shell against the local PostgreSQL
+ *   and Redis, on the fixed port 8081. Only the database name is changed, to a fresh one,
+ *   and the key prefix is set in the environment, so the run shares nothing with others.
+ * Every other block is listed with the reason it is not run here, so a new block cannot go
+ * unnoticed: it must be run or explained.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
+const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** The ```sh blocks of a markdown file, with the line each starts on. */
 function shellBlocks(file: string): { line: number; text: string }[] {
@@ -35,18 +42,12 @@ const NOT_RUN: Record<string, string> = {
   'npm ci && npm run demo': 'starts the demo this test starts itself',
   'npm test': 'the command that runs this test',
   'OPENAI_API_KEY=sk-... npx lanekeeper proxy --config my-lanekeeper.yaml': 'needs a real provider key',
-  'export DATABASE_URL=postgres://postgres@127.0.0.1:5432/lanekeeper REDIS_URL=redis://127.0.0.1:6379':
-    'starts a long-running control plane on a database it creates; control-plane/test covers the same API',
   'npm run bench                  # about 6 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
     'takes minutes; bench/ has its own tests',
   'npm run bench                      # about 6 minutes; table on stdout, JSON in bench/results/':
     'takes minutes',
   'npm ci': 'reinstalls the dependencies this test runs on',
   'npm ci          # install from the lockfile': 'reinstalls the dependencies this test runs on',
-  'CP=http://127.0.0.1:8081; AUTH="Authorization: Bearer $LANEKEEPER_ADMIN_TOKEN"':
-    'needs a running control plane; control-plane/test/admin-api.test.ts drives the same calls',
-  '# From the ledger (billing-grade), by hour or by UTC day; from/to are ISO-8601.':
-    'needs a running control plane with booked usage; control-plane/test/ledger.test.ts',
   'docker build --target proxy         -t lanekeeper/proxy:0.1.0 .': 'no Docker engine here',
   'docker compose up --build -d': 'no Docker engine here',
   'CP=http://127.0.0.1:8081': 'the docker-compose walkthrough: no Docker engine here',
@@ -67,6 +68,18 @@ const NOT_RUN: Record<string, string> = {
 
 const TRY_IT =
   "# A chat completion as tenant acme (free plan): the proxy picks the plan's model and adds its system prompt.";
+const CP_START =
+  'export DATABASE_URL=postgres://postgres@127.0.0.1:5432/lanekeeper REDIS_URL=redis://127.0.0.1:6379';
+const CP_ONBOARD = 'CP=http://127.0.0.1:8081; AUTH="Authorization: Bearer $LANEKEEPER_ADMIN_TOKEN"';
+const CP_USAGE = '# From the ledger (billing-grade), by hour or by UTC day; from/to are ISO-8601.';
+const RUN = new Set([TRY_IT, CP_START, CP_ONBOARD, CP_USAGE]);
+
+/** The one block of `file` that starts with `first`. */
+function block(file: string, first: string): string {
+  const found = shellBlocks(file).filter((b) => b.text.startsWith(`${first}\n`));
+  expect(found, `${file}: one block starting ${first}`).toHaveLength(1);
+  return found[0]!.text;
+}
 
 describe('shell blocks in README.md and docs/', () => {
   it('are each run here or listed with the reason they are not', () => {
@@ -80,7 +93,7 @@ describe('shell blocks in README.md and docs/', () => {
     const unaccounted = files.flatMap((file) =>
       shellBlocks(file)
         .map((b) => ({ where: `${file}:${b.line}`, first: b.text.split('\n')[0]! }))
-        .filter((b) => b.first !== TRY_IT && !Object.hasOwn(NOT_RUN, b.first)),
+        .filter((b) => !RUN.has(b.first) && !Object.hasOwn(NOT_RUN, b.first)),
     );
     expect(unaccounted).toEqual([]);
   });
@@ -110,8 +123,8 @@ describe('the README "Try it" block against npm run demo', () => {
   });
 
   it('runs word for word and answers what the README says', async () => {
-    const block = shellBlocks('README.md').find((b) => b.text.startsWith(TRY_IT))!.text;
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', block], { cwd: ROOT });
+    const tryIt = block('README.md', TRY_IT);
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', tryIt], { cwd: ROOT });
     expect(stdout).toContain('"object":"chat.completion"');
     expect(stdout).toContain('data: [DONE]');
     expect(stdout).toContain('"code":"invalid_api_key"');
@@ -121,7 +134,7 @@ describe('the README "Try it" block against npm run demo', () => {
     expect(stdout).toContain('lanekeeper_requests_total{');
 
     // "run it ten more times within the minute and the last answer is a 429"
-    const first = block.split('\n').slice(1, 3).join('\n');
+    const first = tryIt.split('\n').slice(1, 3).join('\n');
     const codes: string[] = [];
     for (let i = 0; i < 10; i++) {
       const { stdout: out } = await run(
@@ -134,4 +147,72 @@ describe('the README "Try it" block against npm run demo', () => {
     expect(codes.slice(0, 9).every((c) => c === '200')).toBe(true);
     expect(codes[9]).toBe('429');
   }, 30_000);
+});
+
+describe('the control plane walkthrough (docs/control-plane.md)', () => {
+  const database = `lk_docs_${randomBytes(4).toString('hex')}`;
+  let shell: ChildProcess | undefined;
+
+  afterAll(async () => {
+    // The walkthrough leaves its control plane running in the background, as a reader's would.
+    if (shell?.pid) {
+      try {
+        process.kill(-shell.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    await run('dropdb', ['--if-exists', '--force', database], {
+      env: { ...process.env, PGHOST: '127.0.0.1', PGUSER: 'postgres' },
+    }).catch(() => {});
+  });
+
+  it("is the README's start block too", () => {
+    expect(block('README.md', CP_START)).toBe(block('docs/control-plane.md', CP_START));
+  });
+
+  it('starts, onboards a tenant, moves, suspends and revokes, and reads usage, in one shell', async () => {
+    const start = block('docs/control-plane.md', CP_START).replaceAll(
+      /(5432\/|createdb )lanekeeper\b/g,
+      `$1${database}`,
+    );
+    expect(start).toContain(`createdb ${database}`);
+    const script = [
+      start,
+      block('docs/control-plane.md', CP_ONBOARD),
+      block('docs/control-plane.md', CP_USAGE),
+    ].join('\n');
+    const url = new URL(BASE_DATABASE_URL);
+    shell = spawn('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: ROOT,
+      detached: true,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        PGHOST: url.hostname,
+        PGPORT: url.port || '5432',
+        PGUSER: url.username || 'postgres',
+        LANEKEEPER_KEY_PREFIX: `lkdocs${randomBytes(4).toString('hex')}:`,
+        LANEKEEPER_LEDGER_GROUP: `docs-${database}`,
+      },
+    });
+    let stdout = '';
+    let stderr = '';
+    shell.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    shell.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    // The shell exits after its last command; the control plane it started stays in the
+    // background (in the shell's process group, which afterAll stops).
+    const code = await new Promise<number | null>((resolve) => shell!.on('exit', resolve));
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain('"id":"free"');
+    expect(stdout).toContain('"id":"pro"');
+    expect(stdout).toMatch(/"key":"lk_[A-Za-z0-9_-]{20,}"/);
+    expect(stdout).toContain('"plan":"pro"');
+    expect(stdout).toContain('"status":"suspended"');
+    expect(stdout).toMatch(/"revoked_at":"20\d\d-/);
+    expect(stdout).toContain('"granularity":"day"');
+    expect(stdout).toMatch(/\{"tenant":"acme","hour":"[^"]+"/);
+    expect(stdout).not.toMatch(/"error"|"statusCode":[45]\d\d/);
+  }, 60_000);
 });
