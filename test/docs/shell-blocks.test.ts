@@ -60,7 +60,7 @@ const NOT_RUN: Record<string, string> = {
   'helm install prometheus-adapter prometheus-community/prometheus-adapter -n monitoring \\':
     'no Helm or cluster here',
   'npm run demo                        # terminal 1: proxy + demo upstream (see the root README)':
-    'two terminals and the retrofit app; examples/retrofit/retrofit.test.ts runs the same path',
+    'starts the demo this test starts itself',
   'npx vitest run examples/retrofit': 'a test command',
   'npm run test:security   # proxy/test/security/ and test/e2e/security-erasure.test.ts':
     'a test command (its tests run in npm test)',
@@ -68,11 +68,13 @@ const NOT_RUN: Record<string, string> = {
 
 const TRY_IT =
   "# A chat completion as tenant acme (free plan): the proxy picks the plan's model and adds its system prompt.";
+const RETROFIT =
+  'LLM_BASE_URL=http://127.0.0.1:8080/v1 npx tsx examples/retrofit/start.ts &   # the bot, on :3000';
 const CP_START =
   'export DATABASE_URL=postgres://postgres@127.0.0.1:5432/lanekeeper REDIS_URL=redis://127.0.0.1:6379';
 const CP_ONBOARD = 'CP=http://127.0.0.1:8081; AUTH="Authorization: Bearer $LANEKEEPER_ADMIN_TOKEN"';
 const CP_USAGE = '# From the ledger (billing-grade), by hour or by UTC day; from/to are ISO-8601.';
-const RUN = new Set([TRY_IT, CP_START, CP_ONBOARD, CP_USAGE]);
+const RUN = new Set([TRY_IT, RETROFIT, CP_START, CP_ONBOARD, CP_USAGE]);
 
 /** The one block of `file` that starts with `first`. */
 function block(file: string, first: string): string {
@@ -146,6 +148,26 @@ describe('the README "Try it" block against npm run demo', () => {
     }
     expect(codes.slice(0, 9).every((c) => c === '200')).toBe(true);
     expect(codes[9]).toBe('429');
+  }, 30_000);
+
+  it('runs the retrofit bot and answers a customer through the demo proxy (examples/retrofit/README.md)', async () => {
+    const bot = spawn('bash', ['-euo', 'pipefail', '-c', block('examples/retrofit/README.md', RETROFIT)], {
+      cwd: ROOT,
+      detached: true,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+    });
+    let stdout = '';
+    bot.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    try {
+      expect(await new Promise((resolve) => bot.on('exit', resolve))).toBe(0);
+      expect(stdout).toContain('support bot on http://127.0.0.1:3000, LLM via http://127.0.0.1:8080/v1');
+      const answer = JSON.parse(stdout.slice(stdout.indexOf('{"'))) as { answer?: unknown; model?: unknown };
+      expect(typeof answer.answer === 'string' && answer.answer.length > 0).toBe(true);
+      expect(typeof answer.model === 'string' && answer.model.length > 0).toBe(true);
+      expect(stdout).not.toContain('"error"');
+    } finally {
+      if (bot.pid) process.kill(-bot.pid, 'SIGTERM');
+    }
   }, 30_000);
 });
 
