@@ -25,9 +25,28 @@ export const rateLimitsSchema = z.strictObject({
 
 const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional() });
 
+/**
+ * What an alias names: one upstream model id, or an ordered fallback list. The next id
+ * serves when the one before fails before the client got a byte (docs/providers.md).
+ */
+const modelTargetSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(8)]);
+
 const modelsSchema = z
-  .record(z.string().min(1), z.string().min(1))
-  .refine((m) => typeof m.default === 'string', { message: 'a plan needs models.default' });
+  .record(z.string().min(1), modelTargetSchema)
+  .refine((m) => m.default !== undefined, { message: 'a plan needs models.default' });
+
+/** An alias's target as written: one id or a fallback list. */
+export type ModelTarget = z.infer<typeof modelTargetSchema>;
+
+/** The ids an alias tries, in order. */
+export function modelChain(target: string | readonly string[]): readonly string[] {
+  return typeof target === 'string' ? [target] : target;
+}
+
+/** Every upstream model id a plan's aliases name, each once, in order. */
+export function planModelIds(models: Readonly<Record<string, ModelTarget>>): string[] {
+  return [...new Set(Object.values(models).flatMap((target) => modelChain(target)))];
+}
 
 /** A plan: which models a tenant may call, its limits, context size, features and prompt. */
 export const planSchema = z.strictObject({
@@ -55,7 +74,7 @@ export const planSchema = z.strictObject({
 
 /** What a tenant may override of its plan; merged field by field over the plan. */
 export const overridesSchema = z.strictObject({
-  models: z.record(z.string().min(1), z.string().min(1)).optional(),
+  models: z.record(z.string().min(1), modelTargetSchema).optional(),
   rate_limits: rateLimitsSchema.optional(),
   max_context: positiveInt.optional(),
   max_output_tokens: positiveInt.optional(),

@@ -27,6 +27,7 @@ const FIELDS: AccessLogFields = {
   method: 'POST',
   path: '/v1/chat/completions',
   dialect: 'openai',
+  upstream: 'default',
   model: 'gpt-4o-mini',
   model_requested: 'fast',
   upstream_model: 'gpt-4o-mini-2024-07-18',

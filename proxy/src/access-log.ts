@@ -24,6 +24,8 @@ export interface AccessLogFields {
   method: string;
   path: string;
   dialect: string | null;
+  /** The upstream that served the request (after any fallback), by its config name. */
+  upstream: string | null;
   model: string | null;
   model_requested: string | null;
   upstream_model: string | null;
@@ -50,6 +52,7 @@ export function accessLogFields(ctx: RequestContext): AccessLogFields {
     method: ctx.request.method,
     path: ctx.request.path,
     dialect: ctx.dialect?.name ?? null,
+    upstream: ctx.upstream?.name ?? null,
     model: ctx.model ?? null,
     model_requested: ctx.modelRequested ?? null,
     upstream_model: ctx.upstreamModel ?? null,
@@ -81,7 +84,7 @@ function num(value: number | null): string {
 export function accessLogMembers(f: AccessLogFields): string {
   return (
     `"request_id":${str(f.request_id)},"tenant":${str(f.tenant)},"plan":${str(f.plan)}` +
-    `,"method":${str(f.method)},"path":${str(f.path)},"dialect":${str(f.dialect)}` +
+    `,"method":${str(f.method)},"path":${str(f.path)},"dialect":${str(f.dialect)},"upstream":${str(f.upstream)}` +
     `,"model":${str(f.model)},"model_requested":${str(f.model_requested)}` +
     `,"upstream_model":${str(f.upstream_model)},"status":${num(f.status)}` +
     `,"outcome":${str(f.outcome)},"error":${str(f.error)},"stream":${f.stream ? 'true' : 'false'}` +

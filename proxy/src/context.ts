@@ -6,7 +6,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { PlanConfig, Price, TenantConfig } from './config/schema.js';
 import type { Dialect, DialectRequest, DialectRoute } from './dialects/dialect.js';
-import type { Runtime } from './runtime.js';
+import type { Translator } from './translate/translator.js';
+import type { Runtime, Upstream } from './runtime.js';
 import type { Reservation } from './store/store.js';
 import type { Provenance, Usage } from './usage/usage.js';
 
@@ -53,6 +54,22 @@ export interface RequestContext {
   /** The model the client named (or undefined), and the one sent upstream. */
   modelRequested: string | undefined;
   model: string | undefined;
+  /**
+   * The ids an alias's fallback list still holds after `model`, in order: the next is tried
+   * when the current one fails before the client got a byte. Becomes `model` when it serves.
+   */
+  modelFallbacks: readonly string[];
+  /** The upstream that serves `model` (route-upstream picks it; a fallback may change it). */
+  upstream: Upstream | undefined;
+  /**
+   * Set when the upstream speaks another API than the client: the request and the answer go
+   * through it (translate/). Metering reads the upstream's own bytes before it does.
+   */
+  translator: Translator | undefined;
+  /** The dialect that reads the upstream's bytes: the client's, or the upstream's own when translating. */
+  upstreamDialect: Dialect | undefined;
+  /** The upstream dialect's route for what was sent (the client's route when not translating). */
+  upstreamRoute: DialectRoute | undefined;
   /** The model id the upstream reported using. */
   upstreamModel: string | undefined;
   price: Price | undefined;

@@ -31,7 +31,8 @@ export function openFilesLimit(limitsText?: string): number | undefined {
 export function maxConnectionsFor(config: Config, fdLimit = openFilesLimit()): number {
   if (config.server.max_connections !== undefined) return config.server.max_connections;
   if (fdLimit === undefined) return MAX_DEFAULT_CONNECTIONS;
-  const left = fdLimit - config.upstream.connections - RESERVED_FDS;
+  const pooled = Object.values(config.upstreams).reduce((sum, u) => sum + u.connections, 0);
+  const left = fdLimit - pooled - RESERVED_FDS;
   return Math.max(64, Math.min(MAX_DEFAULT_CONNECTIONS, left));
 }
 

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Pool, type Dispatcher } from 'undici';
+import { UpstreamHealth } from './upstream/health.js';
 import { createAdminHandler } from './admin.js';
 import { loadConfigFile, watchConfigFile, type ConfigWatcher } from './config/load.js';
 import {
@@ -19,7 +20,7 @@ import { listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createPipeline } from './pipeline.js';
-import { buildRuntime, type Runtime } from './runtime.js';
+import { buildRuntime, type Runtime, type Upstream } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
@@ -69,13 +70,55 @@ function listen(server: Server, address: string): Promise<void> {
   });
 }
 
-/** A keep-alive pool for the one upstream origin (a new one replaces it when upstream.url changes). */
-function createDispatcher(config: Config): Dispatcher {
-  return new Pool(new URL(config.upstream.url).origin, {
-    connections: config.upstream.connections,
+/** The settings a keep-alive pool is built from; an upstream whose settings stay keeps its pool. */
+function poolKey(upstream: Upstream): string {
+  const c = upstream.config;
+  return `${upstream.origin} ${c.connections} ${c.connect_timeout_ms}`;
+}
+
+/**
+ * One keep-alive pool per upstream origin and settings. A reload keeps the pools whose
+ * settings did not change; the others are replaced, and requests in flight finish on the
+ * old pool before it closes.
+ */
+class UpstreamPools {
+  private pools = new Map<string, Pool>();
+
+  constructor(upstreams: readonly Upstream[]) {
+    this.update(upstreams);
+  }
+
+  get(upstream: Upstream): Dispatcher {
+    const key = poolKey(upstream);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = createPool(upstream);
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  update(upstreams: readonly Upstream[]): void {
+    const wanted = new Set(upstreams.map(poolKey));
+    for (const [key, pool] of this.pools) {
+      if (wanted.has(key)) continue;
+      this.pools.delete(key);
+      void pool.close().catch(() => undefined);
+    }
+    for (const upstream of upstreams) this.get(upstream);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.close().catch(() => undefined)));
+  }
+}
+
+function createPool(upstream: Upstream): Pool {
+  return new Pool(upstream.origin, {
+    connections: upstream.config.connections,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
-    connect: { timeout: config.upstream.connect_timeout_ms },
+    connect: { timeout: upstream.config.connect_timeout_ms },
   });
 }
 
@@ -149,7 +192,8 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   const metrics = new Metrics(initial.metrics.max_tenants);
   const store = createStore(initial, { metrics, logger });
   let runtime: Runtime = buildRuntime(initial);
-  let dispatcher = createDispatcher(initial);
+  const pools = new UpstreamPools(runtime.upstreams);
+  const health = new UpstreamHealth(metrics);
   const makeVectorRoute = (config: Config) =>
     config.vector ? createVectorRoute({ config: config.vector, metrics, logger }) : undefined;
   let vector = makeVectorRoute(initial);
@@ -167,21 +211,13 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     if (JSON.stringify(next.server) !== JSON.stringify(previous.server)) {
       logger.warn({}, 'server timeouts and connection limits changed: they apply after a restart');
     }
-    if (
-      next.upstream.url !== previous.upstream.url ||
-      next.upstream.connections !== previous.upstream.connections
-    ) {
-      const old = dispatcher;
-      dispatcher = createDispatcher(next);
-      // Requests in flight keep using the old pool until they finish.
-      void old.close().catch(() => undefined);
-    }
     if (JSON.stringify(next.vector) !== JSON.stringify(previous.vector)) {
       const old = vector;
       vector = makeVectorRoute(next);
       void old?.close().catch(() => undefined);
     }
     runtime = buildRuntime(next, runtime);
+    pools.update(runtime.upstreams);
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
 
@@ -192,11 +228,13 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
 
-  const pipeline = createPipeline({ store, metrics, logger, quirks, vector: () => vector });
+  const pipeline = createPipeline({ store, metrics, logger, quirks, health, vector: () => vector });
   const handler = createProxyHandler({
     getRuntime: () => runtime,
     pipeline,
-    dispatcher: () => dispatcher,
+    dispatcher: (upstream) => pools.get(upstream),
+    health,
+    metrics,
     logger,
     isDraining: () => draining,
     quirks,
@@ -286,7 +324,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       await Promise.allSettled([...pendingWork]);
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
-      await dispatcher.close().catch(() => undefined);
+      await pools.close();
       await vector?.close().catch(() => undefined);
       await store.close();
       logger.info({}, 'lanekeeper proxy stopped');

@@ -52,6 +52,30 @@ export class Metrics {
     labelNames: ['tenant', 'field'] as const,
     registers: [this.registry],
   });
+  readonly upstreamRequests = new client.Counter({
+    name: 'lanekeeper_upstream_requests_total',
+    help: 'Calls to each upstream (every attempt, retries and fallbacks included), by status; 0 when none came (connect error, timeout).',
+    labelNames: ['upstream', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly fallbacks = new client.Counter({
+    name: 'lanekeeper_fallbacks_total',
+    help: "Requests moved to the next model of an alias's fallback list, by the models and why.",
+    labelNames: ['from', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamRetries = new client.Counter({
+    name: 'lanekeeper_upstream_retries_total',
+    help: 'Retries of a call on the same upstream, by why.',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamUp = new client.Gauge({
+    name: 'lanekeeper_upstream_up',
+    help: '1 while an upstream takes requests, 0 while it is ejected after consecutive failures.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
   readonly rateLimited = new client.Counter({
     name: 'lanekeeper_rate_limited_total',
     help: 'Requests refused by a tenant limit, by limit name.',

@@ -18,9 +18,12 @@ import { createInjectIdentityStage } from './stages/inject-identity.js';
 import { createMeterUsageStage } from './stages/meter-usage.js';
 import { createParseRequestStage } from './stages/parse-request.js';
 import { createRecordMetricsStage } from './stages/record-metrics.js';
+import { createRouteUpstreamStage } from './stages/route-upstream.js';
 import { createRouteVectorStage } from './stages/route-vector.js';
+import { createTranslateResponseStage } from './stages/translate-response.js';
 import type { Store } from './store/store.js';
 import type { UpstreamQuirks } from './upstream-quirks.js';
+import type { UpstreamHealth } from './upstream/health.js';
 import type { VectorRoute } from './vector/vector-route.js';
 
 export interface PipelineDeps {
@@ -30,6 +33,7 @@ export interface PipelineDeps {
   quirks: UpstreamQuirks;
   /** The tenant-scoped Qdrant route, when `vector` is configured. */
   vector(): VectorRoute | undefined;
+  health: UpstreamHealth;
 }
 
 export function createPipeline(deps: PipelineDeps): readonly Stage[] {
@@ -39,10 +43,12 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createIdentifyTenantStage(),
     createCheckEndpointStage(deps),
     createApplyPlanStage(),
+    createRouteUpstreamStage(deps),
     createCheckRateLimitStage(deps),
     createDebitQuotaStage(deps),
     createRouteVectorStage(deps),
     createInjectIdentityStage(),
+    createTranslateResponseStage(deps),
     createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),
     createEnforceMidStreamStage(),

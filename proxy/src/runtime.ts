@@ -7,6 +7,8 @@ import type { Config, PlanConfig, TenantConfig } from './config/schema.js';
 import type { ResolvedTenant } from './context.js';
 import type { Dialect } from './dialects/dialect.js';
 import { createCustomDialect } from './dialects/custom.js';
+import { dialectByName } from './dialects/index.js';
+import { routeModel, type UpstreamConfig } from './config/upstreams.js';
 import { createJwtVerifier, type JwtVerifier } from './identity/jwt.js';
 
 export interface Runtime {
@@ -16,8 +18,21 @@ export interface Runtime {
   readonly keyIndex: ReadonlyMap<string, string>;
   readonly jwt: JwtVerifier | undefined;
   readonly customDialects: readonly Dialect[];
-  /** `upstream.url` split once: the origin to dispatch to and the path every request path is appended to. */
-  readonly upstream: { readonly origin: string; readonly pathPrefix: string };
+  /** The upstreams in the order they are matched (one, "default", for a single `upstream:`). */
+  readonly upstreams: readonly Upstream[];
+  /** The first upstream whose `models` match the upstream model id. */
+  upstreamFor(model: string): Upstream | undefined;
+}
+
+/** One upstream, resolved once per config. */
+export interface Upstream {
+  readonly name: string;
+  readonly config: UpstreamConfig;
+  /** `url` split once: the origin to dispatch to and the path every request path is appended to. */
+  readonly origin: string;
+  readonly pathPrefix: string;
+  /** The dialect it speaks; undefined for `auto` (whatever the client speaks passes through). */
+  readonly dialect: Dialect | undefined;
 }
 
 /** The plan with a tenant's overrides merged in: maps merge key by key, other fields replace. */
@@ -54,6 +69,10 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
     });
     for (const hash of tenant.api_key_sha256) keyIndex.set(hash, tenant.id);
   }
+  const customDialects = config.dialects.map(createCustomDialect);
+  const upstreams = Object.entries(config.upstreams).map(([name, upstream]) =>
+    resolveUpstream(name, upstream, customDialects),
+  );
   const jwtConfig = config.identity.jwt;
   const sameJwt =
     previous?.jwt !== undefined && JSON.stringify(previous.config.identity.jwt) === JSON.stringify(jwtConfig);
@@ -62,12 +81,29 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
     tenants,
     keyIndex,
     jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig) : undefined,
-    customDialects: config.dialects.map(createCustomDialect),
-    upstream: upstreamTarget(config.upstream.url),
+    customDialects,
+    upstreams,
+    upstreamFor(model) {
+      const name = routeModel(config.upstreams, model);
+      return upstreams.find((u) => u.name === name);
+    },
   };
 }
 
-function upstreamTarget(url: string): Runtime['upstream'] {
-  const parsed = new URL(url);
-  return { origin: parsed.origin, pathPrefix: parsed.pathname.replace(/\/+$/, '') };
+function resolveUpstream(name: string, config: UpstreamConfig, customDialects: readonly Dialect[]): Upstream {
+  const parsed = new URL(config.url);
+  return {
+    name,
+    config,
+    origin: parsed.origin,
+    pathPrefix: parsed.pathname.replace(/\/+$/, ''),
+    dialect: config.dialect === 'auto' ? undefined : dialectByName(config.dialect, customDialects),
+  };
+}
+
+/** The upstream a request without a model goes to: the first that speaks the client's dialect. */
+export function passThroughUpstream(runtime: Runtime, dialect: Dialect | undefined): Upstream {
+  const first = runtime.upstreams[0] as Upstream;
+  if (runtime.upstreams.length === 1 || !dialect) return first;
+  return runtime.upstreams.find((u) => u.dialect === undefined || u.dialect.name === dialect.name) ?? first;
 }

@@ -5,12 +5,7 @@
  * schema for what JSON schema cannot say (a plan needs models.default) and applies defaults.
  */
 import { z } from 'zod';
-import {
-  TENANT_ID_PATTERN,
-  overridesSchema,
-  planSchema,
-  priceSchema,
-} from '@lanekeeper/contract';
+import { TENANT_ID_PATTERN, overridesSchema, planSchema, priceSchema } from '@lanekeeper/contract';
 import { BadRequestError } from '../errors.js';
 
 type JsonSchema = Record<string, unknown>;

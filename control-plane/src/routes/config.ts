@@ -68,7 +68,10 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
         const pricing = (await priceVersionAt(client))?.prices ?? {};
         await client.query('COMMIT');
         const snapshot: ConfigSnapshot = { version, plans, tenants, pricing, ...(vector ? { vector } : {}) };
-        return reply.header('etag', etagFor(version, vector)).header('cache-control', 'no-cache').send(snapshot);
+        return reply
+          .header('etag', etagFor(version, vector))
+          .header('cache-control', 'no-cache')
+          .send(snapshot);
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         throw error;

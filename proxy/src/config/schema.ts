@@ -3,10 +3,17 @@
  * snapshot the control plane serves), parsed once, checked across fields, then frozen.
  * Every problem is reported with its YAML path so an operator can fix them all at once.
  */
-import { allowPathSchema, planSchema, priceSchema, tenantSchema } from '@lanekeeper/contract';
+import { modelChain, planSchema, priceSchema, tenantSchema } from '@lanekeeper/contract';
 import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import {
+  SINGLE_UPSTREAM,
+  unroutableModels,
+  upstreamNameSchema,
+  upstreamSchema,
+  type UpstreamConfig,
+} from './upstreams.js';
 
 // Plans, tenants and prices are the contract shared with the control plane; the proxy's
 // own modules keep importing them from here.
@@ -112,24 +119,13 @@ const redisStoreSchema = z.strictObject({
   retention_hours: positiveInt.default(48),
 });
 
-const upstreamSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }),
-  dialect: z.enum(['auto', 'openai', 'anthropic', 'gemini', 'ollama']).or(z.string().min(1)).default('auto'),
-  headers: z.record(z.string(), z.string()).default({}),
-  timeout_ms: positiveInt.default(600_000),
-  connect_timeout_ms: positiveInt.default(10_000),
-  connections: positiveInt.default(128),
-  drain_on_client_abort: z.boolean().default(false),
-  drain_timeout_ms: positiveInt.default(30_000),
-  drain_max_bytes: positiveInt.default(8 * 1024 * 1024),
-  /** Endpoints every tenant may reach beyond the metered ones, on top of each plan's own. */
-  allow_paths: z.array(allowPathSchema).default([]),
-});
-
-export const configSchema = z.strictObject({
+const configObjectSchema = z.strictObject({
   listen: hostPort.default('0.0.0.0:8080'),
   admin_listen: hostPort.default('127.0.0.1:9464'),
-  upstream: upstreamSchema,
+  /** One backend for every model (see config/upstreams.ts); or `upstreams`, never both. */
+  upstream: upstreamSchema.optional(),
+  /** Several backends, each serving the model ids its `models` match, the first match winning. */
+  upstreams: z.record(upstreamNameSchema, upstreamSchema).optional(),
   /**
    * Bearer token for the admin listener's /v1/usage/{tenant}; without it that route answers
    * 401. Usually `${LANEKEEPER_ADMIN_TOKEN}`.
@@ -214,6 +210,39 @@ export const configSchema = z.strictObject({
   tenants: z.array(tenantSchema).default([]),
 });
 
+/**
+ * The config with its upstreams in one form: `upstreams` always holds them in order (a
+ * single `upstream:` becomes the one entry "default", serving every model), and `upstream`
+ * is the first, whose dialect also picks the client dialect when there is only one.
+ */
+export const configSchema = configObjectSchema
+  .superRefine((config, ctx) => {
+    const count = (config.upstream ? 1 : 0) + (config.upstreams ? 1 : 0);
+    if (count === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstream'],
+        message: 'set upstream (one backend) or upstreams',
+      });
+    if (count === 2)
+      ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'set upstream or upstreams, not both' });
+    for (const [name, upstream] of Object.entries(config.upstreams ?? {})) {
+      if (!upstream.models)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', name, 'models'],
+          message: 'each of upstreams needs models: the ids or globs (*) it serves',
+        });
+    }
+    if (config.upstreams && Object.keys(config.upstreams).length === 0)
+      ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'name at least one upstream' });
+  })
+  .transform((config) => {
+    const upstreams = config.upstreams ?? { [SINGLE_UPSTREAM]: config.upstream as UpstreamConfig };
+    const upstream = Object.values(upstreams)[0] as UpstreamConfig;
+    return { ...config, upstream, upstreams, multiUpstream: config.upstreams !== undefined };
+  });
+
 export type CustomDialectConfig = z.infer<typeof customDialectSchema>;
 /** A custom dialect as written in YAML, before defaults are applied. */
 export type CustomDialectInput = z.input<typeof customDialectSchema>;
@@ -278,12 +307,18 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
       seenKeys.set(hash, tenant.id);
     });
   });
-  const dialect = config.upstream.dialect;
-  if (dialect !== 'auto' && !dialectByName(dialect) && !config.dialects.some((d) => d.name === dialect)) {
-    problems.push({
-      path: 'upstream.dialect',
-      message: `unknown dialect "${dialect}": use auto, openai, vllm, anthropic, gemini, ollama or the name of a custom dialect`,
-    });
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const dialect = upstream.dialect;
+    if (dialect !== 'auto' && !dialectByName(dialect) && !config.dialects.some((d) => d.name === dialect)) {
+      problems.push({
+        path: config.multiUpstream ? `upstreams.${name}.dialect` : 'upstream.dialect',
+        message: `unknown dialect "${dialect}": use auto, openai, vllm, anthropic, gemini, ollama or the name of a custom dialect`,
+      });
+    }
+  }
+  if (config.multiUpstream) {
+    const overrides = config.tenants.map((t) => ({ id: t.id, models: t.overrides.models }));
+    problems.push(...unroutableModels(config.upstreams, config.plans, overrides, 'upstreams'));
   }
   if (config.identity.sources.includes('jwt') && !config.identity.jwt) {
     problems.push({
@@ -323,8 +358,9 @@ export function parseConfig(raw: unknown): Config {
 export function configWarnings(config: Config): ConfigProblem[] {
   const warnings: ConfigProblem[] = [];
   for (const [name, plan] of Object.entries(config.plans)) {
-    for (const [alias, model] of Object.entries(plan.models)) {
-      if (!(model in config.pricing)) {
+    for (const [alias, target] of Object.entries(plan.models)) {
+      for (const model of modelChain(target)) {
+        if (model in config.pricing) continue;
         warnings.push({
           path: `plans.${name}.models.${alias}`,
           message: `model "${model}" has no pricing entry: its tokens count as unpriced`,

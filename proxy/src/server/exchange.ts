@@ -20,7 +20,12 @@ import {
 import { HEADER_LANEKEEPER_REQUEST_ID } from '../headers.js';
 import type { Logger } from '../log.js';
 import { encodePath } from '../request/canonical-path.js';
-import type { Runtime } from '../runtime.js';
+import type { Metrics } from '../metrics.js';
+import type { Runtime, Upstream } from '../runtime.js';
+import { remainingCandidates, useCandidate } from '../stages/route-upstream.js';
+import { FALLBACK_ON } from '../config/upstreams.js';
+import type { UpstreamHealth } from '../upstream/health.js';
+import { backoffMs, failureName, matches, retryAfterMs, unhealthy, type Failure } from '../upstream/retry.js';
 import type { ResponseHead, Stage } from '../stage.js';
 import { blamesStreamOptions, type UpstreamQuirks } from '../upstream-quirks.js';
 import { readBody } from './read-body.js';
@@ -29,7 +34,10 @@ import { decoderFor, forwardableHeaders } from './upstream-response.js';
 export interface ProxyHandlerDeps {
   getRuntime(): Runtime;
   pipeline: readonly Stage[];
-  dispatcher(): Dispatcher;
+  /** The keep-alive pool of an upstream. */
+  dispatcher(upstream: Upstream): Dispatcher;
+  health: UpstreamHealth;
+  metrics: Metrics;
   logger: Logger;
   /** True once shutdown began: new requests get 503. */
   isDraining(): boolean;
@@ -49,6 +57,15 @@ function errorStyleOf(ctx: RequestContext): ErrorStyle {
   if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
   // Before a dialect is known, Anthropic clients still deserve their own error shape.
   return anthropicClient ? 'anthropic' : 'openai';
+}
+
+/** A call that failed without a status, as a retry/fallback trigger. */
+function failureOf(error: Error): Failure {
+  return error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+    ? { kind: 'timeout' }
+    : { kind: 'connect_error' };
 }
 
 function upstreamError(error: Error): ProxyError {
@@ -81,6 +98,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private probe: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[] } | undefined;
   private retried = false;
   private drained = 0;
+  /** Calls made to the current candidate's upstream (reset on a fallback). */
+  private attempts = 0;
+  /** When the first call was sent: retries stay within the upstream's timeout from here. */
+  private firstSentAt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Whether the current call's result was counted (metrics, health). */
+  private outcomeNoted = false;
+  /** The upstream whose credentials ctx.upstreamHeaders carries. */
+  private headersUpstream: Upstream | undefined;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -180,37 +206,130 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finish('local_reply');
   }
 
+  /** Sends the request to the current candidate's upstream (again, on a retry or fallback). */
   private forward(): void {
     const { ctx } = this;
-    const { upstream } = ctx.runtime.config;
-    const target = ctx.runtime.upstream;
-    const path = `${target.pathPrefix}${encodePath(ctx.request.path)}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
-    // A parsed body is always sent re-serialised: one copy of every key, the one the proxy
-    // checked, whatever duplicates or spellings the client's text held.
-    const body = ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
-    const headers = ctx.upstreamHeaders;
+    const target = ctx.upstream ?? (ctx.runtime.upstreams[0] as Upstream);
+    ctx.upstream = target;
     const method = ctx.request.method;
+    let path: string;
+    let body: Buffer;
+    if (ctx.translator && ctx.route) {
+      const translated = ctx.translator.request(ctx.route.endpoint, ctx.request.body ?? {}, {
+        model: ctx.model ?? '',
+      });
+      path = `${target.pathPrefix}${translated.path}${translated.query ? `?${translated.query}` : ''}`;
+      body = Buffer.from(JSON.stringify(translated.body));
+      ctx.upstreamRoute = ctx.upstreamDialect?.match('POST', translated.path);
+    } else {
+      path = `${target.pathPrefix}${encodePath(ctx.request.path)}${ctx.upstreamQuery ? `?${ctx.upstreamQuery}` : ''}`;
+      // A parsed body is always sent re-serialised: one copy of every key, the one the proxy
+      // checked, whatever duplicates or spellings the client's text held.
+      body = ctx.request.body ? Buffer.from(JSON.stringify(ctx.request.body)) : ctx.rawBody;
+      ctx.upstreamRoute = ctx.route;
+    }
+    const headers = this.headersFor(target);
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
+    this.attempts++;
     this.sentAt = performance.now();
-    // The exchange is its own dispatch handler: no closures to allocate per request.
-    this.deps.dispatcher().dispatch(
+    if (this.firstSentAt === 0) this.firstSentAt = this.sentAt;
+    this.outcomeNoted = false;
+    this.deps.health.begin(target);
+    // The exchange is its own dispatch handler: no closures to allocate per request. Events
+    // of a call it gave up on (a retry or fallback followed) carry that call's controller
+    // and are ignored.
+    this.deps.dispatcher(target).dispatch(
       {
         origin: target.origin,
         path,
         method: method as Dispatcher.HttpMethod,
         headers,
         body: body.length > 0 ? body : null,
-        headersTimeout: upstream.timeout_ms,
-        bodyTimeout: upstream.timeout_ms,
+        headersTimeout: target.config.timeout_ms,
+        bodyTimeout: target.config.timeout_ms,
       },
       this,
     );
   }
 
+  /** The upstream headers, with the credentials of `target` (a fallback may change upstream). */
+  private headersFor(target: Upstream): Record<string, string | string[]> {
+    const headers = this.ctx.upstreamHeaders;
+    const sentTo = this.headersUpstream;
+    if (sentTo !== undefined && sentTo !== target) {
+      for (const name of Object.keys(sentTo.config.headers)) delete headers[name.toLowerCase()];
+      for (const [name, value] of Object.entries(target.config.headers)) headers[name.toLowerCase()] = value;
+    }
+    this.headersUpstream = target;
+    return headers;
+  }
+
+  /** Counts one call's result and tells the upstream's health about it, once per call. */
+  private noteOutcome(failure: Failure | undefined, status: number): void {
+    if (this.outcomeNoted) return;
+    this.outcomeNoted = true;
+    const upstream = this.ctx.upstream;
+    if (!upstream) return;
+    this.deps.metrics.upstreamRequests.inc({ upstream: upstream.name, status: String(status) });
+    if (failure && unhealthy(failure)) this.deps.health.failed(upstream);
+    else this.deps.health.succeeded(upstream);
+  }
+
+  /**
+   * A call failed before the client got a byte: retry it on the same upstream, or move to
+   * the next model of the alias's fallback list. False when neither applies, and the
+   * failure is answered as it is.
+   */
+  private tryAgain(failure: Failure, retryAfter: string | string[] | undefined): boolean {
+    const { ctx, deps } = this;
+    const upstream = ctx.upstream;
+    if (!upstream || this.clientGone || this.headSent) return false;
+    const retries = upstream.config.retries;
+    if (this.attempts < retries.attempts && matches(retries.on, failure)) {
+      const wait = backoffMs(this.attempts, {
+        base: retries.base_backoff_ms,
+        max: retries.max_backoff_ms,
+        retryAfter: retryAfterMs(retryAfter),
+      });
+      // Retries stay within the upstream's timeout, counted from the first call.
+      if (performance.now() - this.firstSentAt + wait < upstream.config.timeout_ms) {
+        deps.metrics.upstreamRetries.inc({ upstream: upstream.name, reason: failureName(failure) });
+        this.giveUpCall();
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          if (this.clientGone) this.finish('client_aborted');
+          else this.forward();
+        }, wait);
+        return true;
+      }
+    }
+    const next = remainingCandidates(ctx)[0];
+    if (!next || !matches(FALLBACK_ON, failure)) return false;
+    deps.metrics.fallbacks.inc({ from: ctx.model ?? '', to: next.model, reason: failureName(failure) });
+    deps.logger.warn(
+      { request_id: ctx.id, from: ctx.model, to: next.model, reason: failureName(failure) },
+      'falling back to the next model',
+    );
+    this.giveUpCall();
+    useCandidate(ctx, next);
+    this.attempts = 0;
+    // Not from inside the failed call's callback: let undici finish with it first.
+    setImmediate(() => (this.clientGone ? this.finish('client_aborted') : this.forward()));
+    return true;
+  }
+
+  /** Stops the current call; its later events are ignored (they carry its controller). */
+  private giveUpCall(): void {
+    const controller = this.controller;
+    this.controller = undefined;
+    this.decoder = undefined;
+    controller?.abort(new Error('retried elsewhere'));
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone && !this.ctx.runtime.config.upstream.drain_on_client_abort)
+    if (this.clientGone && !this.ctx.upstream?.config.drain_on_client_abort)
       controller.abort(new Error('client went away'));
   }
 
@@ -219,10 +338,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
     status: number,
     rawHeaders: Record<string, string | string[] | undefined>,
   ): void {
+    if (controller !== this.controller) return;
     const { ctx } = this;
+    const failed = status === 429 || status >= 500 ? { status } : undefined;
+    this.noteOutcome(failed, status);
+    if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
     ctx.ttfbMs = performance.now() - this.sentAt;
     const headers = forwardableHeaders(rawHeaders);
-    if (status === 400 && ctx.usageInjected && !this.retried && ctx.dialect?.withoutStreamUsage) {
+    if (
+      status === 400 &&
+      ctx.usageInjected &&
+      !ctx.translator &&
+      !this.retried &&
+      ctx.dialect?.withoutStreamUsage
+    ) {
       this.probe = { status, headers, chunks: [] };
       return;
     }
@@ -244,13 +373,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (controller !== this.controller) return;
     if (this.probe) {
       this.probe.chunks.push(chunk);
       return;
     }
     if (this.clientGone) {
       this.drained += chunk.length;
-      if (this.drained > this.ctx.runtime.config.upstream.drain_max_bytes)
+      if (this.drained > (this.ctx.upstream?.config.drain_max_bytes ?? 0))
         controller.abort(new Error('drain byte limit'));
     }
     if (this.decoder) {
@@ -266,7 +396,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (controller !== this.controller) return;
     if (this.probe) return this.settleProbe();
     this.ctx.upstreamEnded = true;
     if (this.decoder) {
@@ -277,11 +408,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.finish(this.clientGone ? 'client_aborted' : 'completed');
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    // Aborted by the proxy itself after the response was complete (a cut-off).
-    if (this.finished) return;
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    // A call the exchange gave up on, or aborted by the proxy itself after the response was
+    // complete (a cut-off).
+    if (controller !== this.controller || this.finished) return;
     if (this.clientGone) return this.finish('client_aborted');
     if (!this.headSent) {
+      if (!this.outcomeNoted) {
+        const failure = failureOf(error);
+        this.noteOutcome(failure, 0);
+        if (this.tryAgain(failure, undefined)) return;
+      }
       this.deps.logger.warn({ request_id: this.ctx.id, err: error.message }, 'upstream request failed');
       return this.localReply(upstreamError(error));
     }
@@ -304,9 +441,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const text = Buffer.concat(probe.chunks).toString('utf8');
     if (ctx.dialect?.withoutStreamUsage && ctx.route && blamesStreamOptions(text)) {
       this.retried = true;
-      this.deps.quirks.markRejectsStreamOptions(ctx.runtime.config.upstream.url);
+      this.deps.quirks.markRejectsStreamOptions(ctx.upstream?.config.url ?? '');
       this.deps.logger.warn(
-        { upstream: ctx.runtime.config.upstream.url },
+        { upstream: ctx.upstream?.config.url },
         'upstream rejects stream_options: its stream usage will be estimated',
       );
       ctx.dialect.withoutStreamUsage(ctx.request, ctx.route);
@@ -352,8 +489,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private onClientClose(): void {
     if (this.res.writableFinished || this.finished) return;
     this.clientGone = true;
-    const config = this.ctx.runtime.config.upstream;
-    if (!this.controller) return;
+    if (this.retryTimer) {
+      // Waiting to retry: nothing is in flight to stop.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      return this.finish('client_aborted');
+    }
+    const config = this.ctx.upstream?.config;
+    if (!this.controller || !config) return;
     if (config.drain_on_client_abort) {
       this.drainBounded(config.drain_timeout_ms);
     } else {
@@ -373,6 +516,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.finished = true;
     const { ctx, res } = this;
+    // A call that ended without a status (the client left first) says nothing of the
+    // upstream's health; if it was an ejected upstream's probe, another may go.
+    if (ctx.upstream && this.attempts > 0 && !this.outcomeNoted) this.deps.health.released(ctx.upstream);
     ctx.outcome = ctx.cutoff ? 'cut_off' : outcome;
     if (this.reached >= 0) this.deliver(EMPTY, true);
     if (!this.clientGone && !res.writableEnded && outcome !== 'upstream_error') res.end();

@@ -5,6 +5,7 @@
  * prompt in the dialect's own place, and sets the request's one output cap (see capOutput),
  * bounded by `max_output_tokens` and by `max_context` less the prompt.
  */
+import { modelChain, planModelIds, type ModelTarget } from '@lanekeeper/contract';
 import type { PlanConfig } from '../config/schema.js';
 import type { RequestContext } from '../context.js';
 import type { Choices } from '../dialects/cap-fields.js';
@@ -23,14 +24,19 @@ export const IMAGE_FEATURE = 'image_analysis';
 /** Lets token-id prompts, Ollama raw/template and Gemini cachedContent through (they skip the plan's system prompt). */
 export const RAW_PROMPT_FEATURE = 'raw_prompt';
 
-/** The upstream model id for what the client asked, or undefined when the plan does not allow it. */
+/**
+ * The upstream model ids to try for what the client asked, in order (an alias may name a
+ * fallback list), or undefined when the plan does not allow it. An exact id the plan names
+ * is that id alone: a client that names an id gets that model or an error.
+ */
 export function resolveModel(
-  models: Readonly<Record<string, string>>,
+  models: Readonly<Record<string, ModelTarget>>,
   requested: string | undefined,
-): string | undefined {
-  if (requested === undefined || requested === '') return models.default;
-  if (Object.hasOwn(models, requested)) return models[requested];
-  return Object.values(models).includes(requested) ? requested : undefined;
+): readonly string[] | undefined {
+  const alias = requested === undefined || requested === '' ? 'default' : requested;
+  const target = Object.hasOwn(models, alias) ? models[alias] : undefined;
+  if (target !== undefined) return modelChain(target);
+  return requested !== undefined && planModelIds(models).includes(requested) ? [requested] : undefined;
 }
 
 /** True for a route whose answer is generated output, which gets a cap and reserves for it. */
@@ -86,9 +92,10 @@ export function createApplyPlanStage(): Stage {
       const plan = tenant.plan;
 
       ctx.modelRequested = dialect.readModel(request, route);
-      const model = resolveModel(plan.models, ctx.modelRequested);
-      if (model === undefined) {
-        const allowed = [...new Set([...Object.keys(plan.models), ...Object.values(plan.models)])].join(', ');
+      const chain = resolveModel(plan.models, ctx.modelRequested);
+      const model = chain?.[0];
+      if (chain === undefined || model === undefined) {
+        const allowed = [...new Set([...Object.keys(plan.models), ...planModelIds(plan.models)])].join(', ');
         return reply(
           new ModelNotAllowedError(
             `The model "${ctx.modelRequested}" is not available on the ${tenant.planName} plan. Available: ${allowed}.`,
@@ -96,6 +103,7 @@ export function createApplyPlanStage(): Stage {
         );
       }
       ctx.model = model;
+      ctx.modelFallbacks = chain.slice(1);
       ctx.price = ctx.runtime.config.pricing[model];
       if (model !== ctx.modelRequested) {
         dialect.rewriteModel(request, route, model);

@@ -10,7 +10,8 @@
  * of the account's full list. `"store": true` needs the plan feature `store`: a stored
  * object is readable with the account's credential, not the tenant's.
  */
-import { KNOWN_METHODS, allowed } from '@lanekeeper/contract';
+import { KNOWN_METHODS, allowed, planModelIds } from '@lanekeeper/contract';
+import { passThroughUpstream } from '../runtime.js';
 import type { RequestContext } from '../context.js';
 import { EndpointNotAllowedError, FeatureNotEnabledError, MethodNotAllowedError } from '../errors.js';
 import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
@@ -33,7 +34,7 @@ function json(status: number, body: unknown): RequestVerdict {
 function modelsReply(ctx: RequestContext): RequestVerdict {
   const plan = ctx.tenant?.plan;
   if (!plan) return undefined;
-  const ids = [...new Set([...Object.keys(plan.models), ...Object.values(plan.models)])];
+  const ids = [...new Set([...Object.keys(plan.models), ...planModelIds(plan.models)])];
   const one = /^\/v1\/models\/(.+)$/.exec(ctx.request.path)?.[1];
   const anthropic = ctx.clientHeaders['anthropic-version'] !== undefined;
   const entry = (id: string) =>
@@ -90,10 +91,9 @@ export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefin
       }
       if (deps.vector()?.matches(path)) return CONTINUE;
       if (ctx.route?.metered) return storeVerdict(ctx);
-      const config = ctx.runtime.config;
       const plan = ctx.tenant?.plan;
       if (
-        allowed(config.upstream.allow_paths, method, path) ||
+        allowed(passThroughUpstream(ctx.runtime, ctx.dialect).config.allow_paths, method, path) ||
         (plan && allowed(plan.allow_paths, method, path))
       )
         return storeVerdict(ctx);

@@ -39,14 +39,15 @@ export function createEnforceMidStreamStage(): Stage {
       // Every choice may use the cap, and the stream carries all of them.
       const allowance =
         ctx.maxOutputTokens === undefined ? undefined : ctx.maxOutputTokens * ctx.outputChoices;
-      if (!ctx.tenant?.plan.enforce_mid_stream || !ctx.stream || !ctx.dialect || allowance === undefined)
-        return;
+      // The upstream's bytes, in its own dialect: a translated stream is cut before translation.
+      const dialect = ctx.upstreamDialect ?? ctx.dialect;
+      if (!ctx.tenant?.plan.enforce_mid_stream || !ctx.stream || !dialect || allowance === undefined) return;
       if (!ctx.reservation || head.status < 200 || head.status >= 300) return;
       // Only event streams have boundaries to cut at; a JSON-array stream (Gemini without
       // alt=sse) would make the framer hold the whole body.
       if (!/text\/event-stream|ndjson/i.test(String(head.headers['content-type'] ?? ''))) return;
       watches.set(ctx, {
-        framer: createEventFramer(ctx.dialect.streamFormat),
+        framer: createEventFramer(dialect.streamFormat),
         allowance,
         tokens: 0,
         tail: '',
@@ -56,7 +57,8 @@ export function createEnforceMidStreamStage(): Stage {
     },
     onResponseChunk(ctx, chunk, end) {
       const watch = watches.get(ctx);
-      const { dialect, route } = ctx;
+      const dialect = ctx.upstreamDialect ?? ctx.dialect;
+      const route = ctx.upstreamRoute ?? ctx.route;
       if (!watch || !dialect || !route) return chunk;
       if (watch.done) return EMPTY;
       const blocks = watch.framer.push(chunk);

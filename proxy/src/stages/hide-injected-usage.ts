@@ -20,7 +20,7 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
     onRequest(ctx) {
       const { dialect, route } = ctx;
       if (!ctx.stream || !dialect?.requestStreamUsage || !route || !ctx.request.body) return CONTINUE;
-      if (deps.quirks.rejectsStreamOptions(ctx.runtime.config.upstream.url)) return CONTINUE;
+      if (deps.quirks.rejectsStreamOptions(ctx.upstream?.config.url ?? '')) return CONTINUE;
       if (dialect.requestStreamUsage(ctx.request, route)) {
         ctx.usageInjected = true;
         ctx.bodyChanged = true;
@@ -28,7 +28,8 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
       return CONTINUE;
     },
     onResponseHeaders(ctx, head) {
-      if (ctx.usageInjected && head.status >= 200 && head.status < 300 && ctx.dialect) {
+      // A translated stream is rebuilt by its translator, which adds usage only when asked.
+      if (ctx.usageInjected && !ctx.translator && head.status >= 200 && head.status < 300 && ctx.dialect) {
         framers.set(ctx, createEventFramer(ctx.dialect.streamFormat));
       }
     },

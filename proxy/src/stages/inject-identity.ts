@@ -40,7 +40,7 @@ const protectedNames = new WeakMap<Config, ReadonlySet<string>>();
 function protectedFor(config: Config): ReadonlySet<string> {
   let names = protectedNames.get(config);
   if (!names) {
-    const { identity, upstream } = config;
+    const { identity, upstreams } = config;
     names = new Set([
       ...HOP_BY_HOP_HEADERS,
       ...RECOMPUTED,
@@ -48,13 +48,29 @@ function protectedFor(config: Config): ReadonlySet<string> {
       identity.inject_headers.tenant,
       identity.inject_headers.plan,
       identity.header,
-      ...Object.keys(upstream.headers).map((name) => name.toLowerCase()),
+      // Every upstream's, so no client header can pose as any upstream's credential.
+      ...Object.values(upstreams).flatMap((u) => Object.keys(u.headers).map((name) => name.toLowerCase())),
       HEADER_FORWARDED_FOR,
       HEADER_FORWARDED_PROTO,
       HEADER_FORWARDED_HOST,
       HEADER_LANEKEEPER_REQUEST_ID,
     ]);
     protectedNames.set(config, names);
+  }
+  return names;
+}
+
+/** Every upstream's header names: a client header by one of these names never passes. */
+const upstreamNames = new WeakMap<Config, ReadonlySet<string>>();
+function upstreamHeaderNames(config: Config): ReadonlySet<string> {
+  let names = upstreamNames.get(config);
+  if (!names) {
+    names = new Set(
+      Object.values(config.upstreams).flatMap((u) =>
+        Object.keys(u.headers).map((name) => name.toLowerCase()),
+      ),
+    );
+    upstreamNames.set(config, names);
   }
   return names;
 }
@@ -68,7 +84,8 @@ export function createInjectIdentityStage(): Stage {
   return {
     name: 'inject-identity',
     onRequest(ctx) {
-      const { identity, upstream } = ctx.runtime.config;
+      const { identity } = ctx.runtime.config;
+      const upstream = (ctx.upstream ?? ctx.runtime.upstreams[0])?.config;
       const inject = identity.inject_headers;
       const dropped = new Set([
         ...connectionTokens(ctx.clientHeaders.connection),
@@ -77,6 +94,7 @@ export function createInjectIdentityStage(): Stage {
       ]);
       if (identity.trust_unauthenticated) dropped.add(identity.header);
       const guarded = protectedFor(ctx.runtime.config);
+      const credentialNames = upstreamHeaderNames(ctx.runtime.config);
       const out: Record<string, string | string[]> = {};
       for (const [name, value] of Object.entries(ctx.clientHeaders)) {
         if (value === undefined) continue;
@@ -85,12 +103,13 @@ export function createInjectIdentityStage(): Stage {
           RECOMPUTED.has(name) ||
           CREDENTIALS.has(name) ||
           dropped.has(name) ||
+          credentialNames.has(name) ||
           foldsOntoProtected(name, guarded)
         )
           continue;
         out[name] = value;
       }
-      for (const [name, value] of Object.entries(upstream.headers)) out[name.toLowerCase()] = value;
+      for (const [name, value] of Object.entries(upstream?.headers ?? {})) out[name.toLowerCase()] = value;
       // Metering parses the response; asking for identity keeps it readable. Should an
       // upstream compress anyway, the server decodes it before any stage sees it.
       out['accept-encoding'] = 'identity';

@@ -45,7 +45,10 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
   return {
     name: 'meter-usage',
     onResponseHeaders(ctx, head) {
-      const { dialect, route } = ctx;
+      // The upstream's own bytes, in its own dialect (before any translation): billing reads
+      // exactly what the provider reported.
+      const dialect = ctx.upstreamDialect ?? ctx.dialect;
+      const route = ctx.upstreamRoute ?? ctx.route;
       if (!ctx.tenant || !dialect || !route?.metered || ctx.outcome === 'local_reply' || ctx.errorCode)
         return;
       const type = String(head.headers['content-type'] ?? '');
@@ -82,7 +85,9 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
     },
     async onResponseEnd(ctx) {
       const state = states.get(ctx);
-      if (!state || !ctx.dialect || !ctx.route || !ctx.tenant) return;
+      const dialect = ctx.upstreamDialect ?? ctx.dialect;
+      const route = ctx.upstreamRoute ?? ctx.route;
+      if (!state || !dialect || !route || !ctx.tenant) return;
       states.delete(ctx);
       let texts: string[] = [];
       if (state.tap) {
@@ -91,16 +96,12 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         ctx.upstreamModel = result.model ?? ctx.upstreamModel;
         texts = result.texts;
       } else if (state.json) {
-        const observation = usageFromJsonBody(
-          ctx.dialect,
-          ctx.route,
-          Buffer.concat(state.json, state.jsonBytes),
-        );
+        const observation = usageFromJsonBody(dialect, route, Buffer.concat(state.json, state.jsonBytes));
         ctx.usage = mergeUsage(ctx.usage, observation?.usage);
         ctx.upstreamModel = observation?.model ?? ctx.upstreamModel;
       } else if (state.tail) {
         const shape = usageShapeFromTail(state.tail.bytes());
-        const observation = shape ? ctx.dialect.usageFromJson(shape, ctx.route) : undefined;
+        const observation = shape ? dialect.usageFromJson(shape, route) : undefined;
         ctx.usage = mergeUsage(ctx.usage, observation?.usage);
         ctx.upstreamModel = observation?.model ?? ctx.upstreamModel;
       }
@@ -137,7 +138,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         ctx.usage = {
           ...ctx.usage,
           input: ctx.usage.input ?? ctx.estimatedPromptTokens,
-          output: ctx.usage.output ?? (ctx.route.generates === false ? 0 : outputEstimate(state, texts)),
+          output: ctx.usage.output ?? (route.generates === false ? 0 : outputEstimate(state, texts)),
         };
       }
       const price =

@@ -36,7 +36,8 @@ export function createParseRequestStage(): Stage {
     onRequest(ctx) {
       const { runtime, request } = ctx;
       const selected = selectDialect(
-        runtime.config.upstream.dialect,
+        // Several upstreams: the client's API is known by its path, whatever each upstream speaks.
+        runtime.config.multiUpstream ? 'auto' : runtime.config.upstream.dialect,
         request.method,
         request.path,
         runtime.customDialects,

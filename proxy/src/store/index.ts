@@ -20,7 +20,7 @@ export function createStore(config: Config, deps: StoreDeps): GuardedStore {
   // Three beats per slot TTL: a slot survives two lost or late refreshes.
   const slotHeartbeatMs = Math.max(50, Math.floor(config.slot_ttl_ms / 3));
   // A request never settled (a bug) keeps its slot no longer than the old fixed TTL did.
-  const slotMaxHoldMs = config.upstream.timeout_ms + 60_000;
+  const slotMaxHoldMs = Math.max(...Object.values(config.upstreams).map((u) => u.timeout_ms)) + 60_000;
   const store =
     config.store === 'memory'
       ? createMemoryStore({ slotHeartbeatMs, slotMaxHoldMs })

@@ -124,4 +124,3 @@ export interface Store extends LimitStore, MeterStore {
   eraseTenant(tenant: string): Promise<number>;
   close(): Promise<void>;
 }
-

@@ -1,0 +1,17 @@
+/**
+ * The translator registry: which client dialect can be served by which upstream dialect.
+ * A pair missing here is refused with 400 before the upstream is called.
+ */
+import type { Translator } from './translator.js';
+
+const translators: readonly Translator[] = [];
+
+/** The translator from the client's dialect to the upstream's, if the pair is supported. */
+export function translatorFor(client: string, upstream: string): Translator | undefined {
+  return translators.find((t) => t.client === client && t.upstream === upstream);
+}
+
+/** Every supported pair, for documentation and error messages. */
+export function translatedPairs(): readonly (readonly [string, string])[] {
+  return translators.map((t) => [t.client, t.upstream] as const);
+}

@@ -1,0 +1,85 @@
+/**
+ * Outlier ejection per upstream, as Envoy does it: after `eject_after` consecutive
+ * failures an upstream is skipped for `eject_for_ms`, doubling (up to 10 minutes) each time
+ * it is ejected again without a success between; the fallbacks serve meanwhile. When the
+ * time is up, one request at a time goes to it as a probe: a success lets it back in, a
+ * failure ejects it again. State is per process and survives config reloads (by name).
+ */
+import type { Metrics } from '../metrics.js';
+import type { Upstream } from '../runtime.js';
+
+const MAX_EJECTION_MS = 10 * 60_000;
+
+interface State {
+  failures: number;
+  /** Ejected until this time (ms); 0 when not ejected. */
+  until: number;
+  /** How long the next ejection lasts. */
+  next: number;
+  /** A probe is in flight: others keep skipping the upstream until it answers. */
+  probing: boolean;
+}
+
+export class UpstreamHealth {
+  private readonly states = new Map<string, State>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private stateOf(upstream: Upstream): State {
+    let state = this.states.get(upstream.name);
+    if (!state) {
+      state = { failures: 0, until: 0, next: upstream.config.eject_for_ms, probing: false };
+      this.states.set(upstream.name, state);
+      this.metrics.upstreamUp.set({ upstream: upstream.name }, 1);
+    }
+    return state;
+  }
+
+  /**
+   * Whether a request may go to the upstream now: it is not ejected, or its ejection is
+   * over and no probe is out (then the request that goes becomes the probe, see `begin`).
+   */
+  available(upstream: Upstream): boolean {
+    const state = this.stateOf(upstream);
+    return state.until === 0 || (!state.probing && this.now() >= state.until);
+  }
+
+  /** A call to the upstream starts; on an ejected upstream it is the one probe. */
+  begin(upstream: Upstream): void {
+    const state = this.stateOf(upstream);
+    if (state.until !== 0) state.probing = true;
+  }
+
+  /** True while the upstream is ejected (the probe included). */
+  ejected(upstream: Upstream): boolean {
+    return this.stateOf(upstream).until !== 0;
+  }
+
+  succeeded(upstream: Upstream): void {
+    const state = this.stateOf(upstream);
+    if (state.until !== 0) this.metrics.upstreamUp.set({ upstream: upstream.name }, 1);
+    state.failures = 0;
+    state.until = 0;
+    state.probing = false;
+    state.next = upstream.config.eject_for_ms;
+  }
+
+  failed(upstream: Upstream): void {
+    const state = this.stateOf(upstream);
+    state.failures++;
+    const probeFailed = state.probing;
+    if (!probeFailed && (state.until !== 0 || state.failures < upstream.config.eject_after)) return;
+    state.probing = false;
+    state.until = this.now() + state.next;
+    state.next = Math.min(state.next * 2, MAX_EJECTION_MS);
+    this.metrics.upstreamUp.set({ upstream: upstream.name }, 0);
+  }
+
+  /** Ends a probe that neither succeeded nor failed (the client left): another may go. */
+  released(upstream: Upstream): void {
+    this.stateOf(upstream).probing = false;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The `upstreams` config as an operator (or an attacker with config access) might write it:
+ * every plan model must be served by some upstream, with the path, plan, alias and id
+ * named when one is not; hostile names, globs and retry settings are refused with their
+ * path; `upstream:` keeps meaning one backend for every model.
+ */
+import { describe, expect, it } from 'vitest';
+import { globMatches, routeModel } from '../../src/config/upstreams.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/errors.js';
+
+const up = (models: string[], extra: Record<string, unknown> = {}) => ({
+  url: 'http://127.0.0.1:9',
+  dialect: 'openai',
+  models,
+  ...extra,
+});
+
+function config(extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    pricing: {},
+    plans: { free: { models: { default: 'gpt-5-mini', coding: ['claude-sonnet-4-6', 'gpt-5.5-instant'] } } },
+    tenants: [{ id: 'acme', plan: 'free' }],
+    ...extra,
+  };
+}
+
+function problems(raw: Record<string, unknown>): { path: string; message: string }[] {
+  try {
+    parseConfig(raw);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('upstreams', () => {
+  it('accepts a plan whose every model (fallbacks included) some upstream serves', () => {
+    const parsed = parseConfig(
+      config({ upstreams: { openai: up(['gpt-*']), anthropic: up(['claude-*'], { dialect: 'anthropic' }) } }),
+    );
+    expect(Object.keys(parsed.upstreams)).toEqual(['openai', 'anthropic']);
+    expect(parsed.upstream.url).toBe('http://127.0.0.1:9');
+  });
+
+  it('refuses a plan model no upstream serves, naming the path, plan, alias and id', () => {
+    const found = problems(config({ upstreams: { openai: up(['gpt-*']) } }));
+    expect(found).toEqual([
+      {
+        path: 'plans.free.models.coding',
+        message:
+          'plan "free", alias "coding": no upstream serves model "claude-sonnet-4-6" (no upstreams.*.models matches it)',
+      },
+    ]);
+  });
+
+  it("refuses a tenant override's model no upstream serves", () => {
+    const raw = config({ upstreams: { all: up(['gpt-*', 'claude-*']) } });
+    (raw.tenants as Record<string, unknown>[])[0]!.overrides = { models: { fast: 'gemini-3-flash' } };
+    expect(problems(raw).map((p) => p.path)).toEqual(['tenants.0.overrides.models.fast']);
+  });
+
+  it.each([
+    ['neither upstream nor upstreams', {}, 'upstream'],
+    ['both', { upstream: { url: 'http://x' }, upstreams: { a: up(['*']) } }, 'upstreams'],
+    ['an empty map', { upstreams: {} }, 'upstreams'],
+    ['an entry without models', { upstreams: { a: { url: 'http://x' } } }, 'upstreams.a.models'],
+    ['empty models', { upstreams: { a: up([]) } }, 'upstreams.a.models'],
+    ['a glob with a space', { upstreams: { a: up(['gpt *']) } }, 'upstreams.a.models.0'],
+    [
+      'a name starting with a digit (it would reorder the map)',
+      { upstreams: { '1st': up(['*']) } },
+      'upstreams.1st',
+    ],
+    ['an upper-case name', { upstreams: { OpenAI: up(['*']) } }, 'upstreams.OpenAI'],
+    [
+      'zero attempts',
+      { upstreams: { a: up(['*'], { retries: { attempts: 0 } }) } },
+      'upstreams.a.retries.attempts',
+    ],
+    [
+      'eleven attempts',
+      { upstreams: { a: up(['*'], { retries: { attempts: 11 } }) } },
+      'upstreams.a.retries.attempts',
+    ],
+    [
+      'a 2xx retry trigger',
+      { upstreams: { a: up(['*'], { retries: { on: [200] } }) } },
+      'upstreams.a.retries.on.0',
+    ],
+    [
+      'an unknown trigger',
+      { upstreams: { a: up(['*'], { retries: { on: ['always'] } }) } },
+      'upstreams.a.retries.on.0',
+    ],
+    [
+      'a zero ejection time',
+      { upstreams: { a: up(['*'], { eject_for_ms: 0 }) } },
+      'upstreams.a.eject_for_ms',
+    ],
+    ['a non-http url', { upstreams: { a: up(['*'], { url: 'file:///etc/passwd' }) } }, 'upstreams.a.url'],
+    ['an unknown dialect', { upstreams: { a: up(['*'], { dialect: 'cobol' }) } }, 'upstreams.a.dialect'],
+    ['a fallback list of nine', {}, 'plans.free.models.default'],
+  ])('refuses %s', (name, extra, path) => {
+    const raw = config(extra);
+    if (name === 'a fallback list of nine') {
+      raw.upstream = { url: 'http://x' };
+      raw.plans = { free: { models: { default: Array.from({ length: 9 }, (_, i) => `m${i}`) } } };
+    }
+    expect(problems(raw).map((p) => p.path)).toContain(path);
+  });
+
+  it('keeps `upstream:` as one backend that serves every model', () => {
+    const parsed = parseConfig(config({ upstream: { url: 'http://127.0.0.1:9' } }));
+    expect(Object.keys(parsed.upstreams)).toEqual(['default']);
+    expect(parsed.multiUpstream).toBe(false);
+    expect(routeModel(parsed.upstreams, 'anything-at-all')).toBe('default');
+  });
+});
+
+describe('model globs', () => {
+  it.each([
+    ['gpt-*', 'gpt-5', true],
+    ['gpt-*', 'gpt-', true],
+    ['gpt-*', 'xgpt-5', false],
+    ['o3*', 'o3-mini', true],
+    ['*-mini', 'gpt-5-mini', true],
+    ['*-mini', 'gpt-5-mini-2', false],
+    ['claude-*-4-*', 'claude-sonnet-4-6', true],
+    ['claude-*-4-*', 'claude-4-6', false],
+    ['a*a', 'a', false],
+    ['a*a', 'aa', true],
+    ['exact', 'exact', true],
+    ['exact', 'exact2', false],
+    ['*', '', true],
+  ])('%s matches %j: %s', (glob, id, expected) => {
+    expect(globMatches(glob, id)).toBe(expected);
+  });
+
+  it('takes the first upstream whose models match, in the order written', () => {
+    const upstreams = parseConfig(
+      config({ upstreams: { special: up(['gpt-5-mini']), openai: up(['gpt-*']), rest: up(['*']) } }),
+    ).upstreams;
+    expect(routeModel(upstreams, 'gpt-5-mini')).toBe('special');
+    expect(routeModel(upstreams, 'gpt-5')).toBe('openai');
+    expect(routeModel(upstreams, 'claude-sonnet-4-6')).toBe('rest');
+  });
+});
