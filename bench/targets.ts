@@ -7,12 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { benchConfig } from './lanekeeper-config.js';
 import { freePort, start, waitForHttp, type Running } from './processes.js';
+import { copyBuildAssets } from '../scripts/copy-build-assets.mjs';
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 const REPO = join(BENCH_DIR, '..');
@@ -100,8 +101,9 @@ export interface LanekeeperOptions {
 
 /**
  * Compiles the proxy and control plane of `sourceDir` (this checkout by default) with the
- * project's compiler settings into bench/results/build-<label>, copies the files the code
- * loads from beside itself (the Redis store's Lua scripts), and returns the CLI's path.
+ * project's compiler settings into bench/results/build-<label>, adds what `npm run build`
+ * adds (scripts/copy-build-assets.mjs: the Lua scripts, the contract shim), and returns the
+ * CLI's path.
  * What runs is then what the Dockerfile's `npm run build` produces.
  */
 export function buildLanekeeper(label: string, sourceDir = REPO): string {
@@ -114,19 +116,18 @@ export function buildLanekeeper(label: string, sourceDir = REPO): string {
     JSON.stringify({
       extends: join(REPO, 'tsconfig.base.json'),
       compilerOptions: { outDir, rootDir: sourceDir, noEmit: false, sourceMap: false },
-      include: [join(sourceDir, 'proxy', 'src'), join(sourceDir, 'control-plane', 'src')],
+      include: [
+        join(sourceDir, 'contract', 'src'),
+        join(sourceDir, 'proxy', 'src'),
+        join(sourceDir, 'control-plane', 'src'),
+      ],
       exclude: ['**/*.test.ts'],
     }),
   );
   execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], {
     stdio: 'inherit',
   });
-  for (const pkg of ['proxy', 'control-plane']) {
-    cpSync(join(sourceDir, pkg, 'src'), join(outDir, pkg, 'src'), {
-      recursive: true,
-      filter: (from) => !/\.tsx?$/.test(from),
-    });
-  }
+  copyBuildAssets(sourceDir, outDir);
   return join(outDir, 'proxy', 'src', 'cli.js');
 }
 

@@ -15,26 +15,37 @@
  * usage: node scripts/copy-build-assets.mjs [OUT_DIR]   (default: dist)
  */
 import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, process.argv[2] ?? 'dist');
 const isSource = (path) => /\.tsx?$/.test(path);
 
-for (const pkg of ['contract', 'proxy', 'control-plane']) {
-  cpSync(join(root, pkg, 'src'), join(out, pkg, 'src'), {
-    recursive: true,
-    filter: (from) => !isSource(from),
-  });
+/**
+ * Puts beside the compiled code in `out` what it loads from beside itself, taken from the
+ * checkout at `root`, and the contract shim. Also used by the benchmark's own builds.
+ */
+export function copyBuildAssets(root, out) {
+  for (const pkg of ['contract', 'proxy', 'control-plane']) {
+    if (!existsSync(join(root, pkg, 'src'))) continue;
+    cpSync(join(root, pkg, 'src'), join(out, pkg, 'src'), {
+      recursive: true,
+      filter: (from) => !isSource(from),
+    });
+  }
+  const migrations = join(root, 'control-plane', 'migrations');
+  if (existsSync(migrations))
+    cpSync(migrations, join(out, 'control-plane', 'migrations'), { recursive: true });
+  if (!existsSync(join(root, 'contract', 'src'))) return;
+  const contract = join(out, 'node_modules', '@lanekeeper', 'contract');
+  mkdirSync(contract, { recursive: true });
+  writeFileSync(
+    join(contract, 'package.json'),
+    `${JSON.stringify({ name: '@lanekeeper/contract', private: true, type: 'module', exports: { '.': './index.js' } }, null, 2)}\n`,
+  );
+  writeFileSync(join(contract, 'index.js'), "export * from '../../../contract/src/index.js';\n");
 }
-const migrations = join(root, 'control-plane', 'migrations');
-if (existsSync(migrations)) cpSync(migrations, join(out, 'control-plane', 'migrations'), { recursive: true });
 
-const contract = join(out, 'node_modules', '@lanekeeper', 'contract');
-mkdirSync(contract, { recursive: true });
-writeFileSync(
-  join(contract, 'package.json'),
-  `${JSON.stringify({ name: '@lanekeeper/contract', private: true, type: 'module', exports: { '.': './index.js' } }, null, 2)}\n`,
-);
-writeFileSync(join(contract, 'index.js'), "export * from '../../../contract/src/index.js';\n");
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  copyBuildAssets(root, resolve(root, process.argv[2] ?? 'dist'));
+}

@@ -58,6 +58,20 @@ export class Metrics {
     labelNames: ['upstream', 'status'] as const,
     registers: [this.registry],
   });
+  private readonly upstreamCalls = new Map<string, client.Counter.Internal>();
+
+  /** Counts one upstream call; the labelled child is kept, as this runs on every request. */
+  upstreamCall(upstream: string, status: number): void {
+    const key = `${upstream} ${status}`;
+    let child = this.upstreamCalls.get(key);
+    if (!child) {
+      child = this.upstreamRequests.labels({ upstream, status: String(status) });
+      // Bounded by upstreams x statuses; cleared should a misbehaving upstream invent many.
+      if (this.upstreamCalls.size > 1_000) this.upstreamCalls.clear();
+      this.upstreamCalls.set(key, child);
+    }
+    child.inc();
+  }
   readonly fallbacks = new client.Counter({
     name: 'lanekeeper_fallbacks_total',
     help: "Requests moved to the next model of an alias's fallback list, by the models and why.",

@@ -73,6 +73,7 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
   const upstreams = Object.entries(config.upstreams).map(([name, upstream]) =>
     resolveUpstream(name, upstream, customDialects),
   );
+  const routes = new Map<string, Upstream | undefined>();
   const jwtConfig = config.identity.jwt;
   const sameJwt =
     previous?.jwt !== undefined && JSON.stringify(previous.config.identity.jwt) === JSON.stringify(jwtConfig);
@@ -84,8 +85,13 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
     customDialects,
     upstreams,
     upstreamFor(model) {
+      // Model ids come from the plans, so the memo stays as small as they are.
+      if (upstreams.length === 1 && !config.multiUpstream) return upstreams[0];
+      if (routes.has(model)) return routes.get(model);
       const name = routeModel(config.upstreams, model);
-      return upstreams.find((u) => u.name === name);
+      const upstream = upstreams.find((u) => u.name === name);
+      if (routes.size < 10_000) routes.set(model, upstream);
+      return upstream;
     },
   };
 }

@@ -271,7 +271,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.outcomeNoted = true;
     const upstream = this.ctx.upstream;
     if (!upstream) return;
-    this.deps.metrics.upstreamRequests.inc({ upstream: upstream.name, status: String(status) });
+    this.deps.metrics.upstreamCall(upstream.name, status);
     if (failure && unhealthy(failure)) this.deps.health.failed(upstream);
     else this.deps.health.succeeded(upstream);
   }
