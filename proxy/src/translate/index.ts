@@ -2,9 +2,10 @@
  * The translator registry: which client dialect can be served by which upstream dialect.
  * A pair missing here is refused with 400 before the upstream is called.
  */
+import { openaiToAnthropic } from './openai-anthropic.js';
 import type { Translator } from './translator.js';
 
-const translators: readonly Translator[] = [];
+const translators: readonly Translator[] = [openaiToAnthropic];
 
 /** The translator from the client's dialect to the upstream's, if the pair is supported. */
 export function translatorFor(client: string, upstream: string): Translator | undefined {
