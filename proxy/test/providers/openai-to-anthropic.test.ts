@@ -96,7 +96,11 @@ async function start(reply: Reply | ((body: Record<string, unknown>) => Reply)):
         plans: {
           ...(rest.plans as object),
           pro: {
-            models: { default: 'small-model', coding: 'claude-sonnet-4-6' },
+            models: {
+              default: 'small-model',
+              coding: 'claude-sonnet-4-6',
+              resilient: ['big-model', 'claude-sonnet-4-6'],
+            },
             features: ['image_analysis'],
             custom_prompts: { system: 'Plan prompt.' },
           },
@@ -234,6 +238,32 @@ describe('an OpenAI client served by an Anthropic upstream', () => {
     const chunks = [];
     for await (const chunk of plain) chunks.push(chunk);
     expect(chunks.some((c) => c.usage)).toBe(false);
+  });
+
+  it('falls back from an OpenAI upstream to the Anthropic one, translating and swapping credentials', async () => {
+    const client = await start({ kind: 'json', body: message([{ type: 'text', text: 'from claude' }]) });
+    h!.upstream.reply({
+      kind: 'json',
+      status: 503,
+      body: { error: { message: 'down', type: 'server_error' } },
+    });
+    const completion = await client.chat.completions.create({
+      model: 'resilient',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(completion.choices[0]?.message.content).toBe('from claude');
+    expect(completion.model).toBe('claude-sonnet-4-6');
+    expect((h!.upstream.received[0]!.body as { model: string }).model).toBe('big-model');
+    expect(h!.upstream.received[0]!.headers.authorization).toBe('Bearer sk-upstream-secret');
+    expect(sent().path).toBe('/v1/messages');
+    expect(sent().headers['x-api-key']).toBe('sk-ant-secret');
+    expect(sent().headers.authorization).toBeUndefined();
+    await h!.settled(1);
+    expect(h!.accessLogs()[0]).toMatchObject({
+      upstream: 'anthropic',
+      model: 'claude-sonnet-4-6',
+      input_tokens: 132,
+    });
   });
 
   it("translates the upstream's errors into OpenAI's shape with the status kept", async () => {
