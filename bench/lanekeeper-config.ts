@@ -30,6 +30,11 @@ export interface BenchConfigOptions {
   upstreamUrl: string;
   /** A Redis URL and a key prefix for Redis mode; memory mode when absent. */
   redis?: { url: string; keyPrefix: string };
+  /**
+   * Serve the model from an Anthropic-dialect upstream, so every request is translated
+   * (OpenAI chat completions to Anthropic Messages and back): the translation's cost.
+   */
+  translated?: boolean;
 }
 
 /** The raw config object (written as JSON, which is YAML, for the CLI). */
@@ -37,11 +42,24 @@ export function benchConfig(options: BenchConfigOptions): Record<string, unknown
   return {
     listen: `127.0.0.1:${options.listenPort}`,
     admin_listen: `127.0.0.1:${options.adminPort}`,
-    upstream: {
-      url: options.upstreamUrl,
-      dialect: 'auto',
-      headers: { authorization: 'Bearer sk-upstream-bench' },
-    },
+    ...(options.translated
+      ? {
+          upstreams: {
+            anthropic: {
+              url: options.upstreamUrl,
+              dialect: 'anthropic',
+              headers: { 'x-api-key': 'sk-upstream-bench', 'anthropic-version': '2023-06-01' },
+              models: ['*'],
+            },
+          },
+        }
+      : {
+          upstream: {
+            url: options.upstreamUrl,
+            dialect: 'auto',
+            headers: { authorization: 'Bearer sk-upstream-bench' },
+          },
+        }),
     identity: { sources: ['api_key'] },
     store: options.redis ? { redis: options.redis.url, key_prefix: options.redis.keyPrefix } : 'memory',
     metrics: { max_tenants: 1000 },

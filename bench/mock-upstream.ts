@@ -1,5 +1,6 @@
 /**
- * The benchmark's stand-in for an AI provider: OpenAI chat completions, JSON and SSE, as
+ * The benchmark's stand-in for an AI provider: OpenAI chat completions (and, at
+ * /v1/messages, the same answer in Anthropic's format for the translated target), JSON and SSE, as
  * cheap to serve as possible so that the proxy under test, not the upstream, is what the
  * benchmark measures. Every answer is built once at start; a request is told apart by a byte
  * search of its body (`"stream":true`, `"include_usage":true`), never by parsing it.
@@ -82,7 +83,65 @@ const USAGE_FLAG = Buffer.from('"include_usage":true');
 const JSON_HEADERS = { 'content-type': 'application/json', 'content-length': String(JSON_BODY.length) };
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
 
-function answer(body: Buffer, res: ServerResponse): void {
+/** The same answer in Anthropic's Messages wire format, for the translated target. */
+const ANTHROPIC_USAGE = { input_tokens: USAGE.prompt_tokens, output_tokens: STREAM_CHUNKS };
+const ANTHROPIC_JSON = Buffer.from(
+  JSON.stringify({
+    id: 'msg_bench',
+    type: 'message',
+    role: 'assistant',
+    model: 'claude-bench',
+    content: [{ type: 'text', text: 'word '.repeat(STREAM_CHUNKS).trim() }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: ANTHROPIC_USAGE,
+  }),
+);
+const event = (type: string, data: object): Buffer =>
+  Buffer.from(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+const ANTHROPIC_STREAM: Buffer[] = [
+  event('message_start', {
+    message: {
+      id: 'msg_bench',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-bench',
+      content: [],
+      usage: { ...ANTHROPIC_USAGE, output_tokens: 1 },
+    },
+  }),
+  event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+  ...Array.from({ length: STREAM_CHUNKS }, (_, i) =>
+    event('content_block_delta', {
+      index: 0,
+      delta: { type: 'text_delta', text: i === 0 ? 'word' : ' word' },
+    }),
+  ),
+  event('content_block_stop', { index: 0 }),
+  event('message_delta', {
+    delta: { stop_reason: 'end_turn', stop_sequence: null },
+    usage: { output_tokens: STREAM_CHUNKS },
+  }),
+  event('message_stop', {}),
+];
+const ANTHROPIC_JSON_HEADERS = {
+  'content-type': 'application/json',
+  'content-length': String(ANTHROPIC_JSON.length),
+};
+
+function answerAnthropic(body: Buffer, res: ServerResponse): void {
+  if (body.indexOf(STREAM_FLAG) === -1) {
+    res.writeHead(200, ANTHROPIC_JSON_HEADERS);
+    res.end(ANTHROPIC_JSON);
+    return;
+  }
+  res.writeHead(200, SSE_HEADERS);
+  for (const write of ANTHROPIC_STREAM) res.write(write);
+  res.end();
+}
+
+function answer(body: Buffer, res: ServerResponse, anthropic: boolean): void {
+  if (anthropic) return answerAnthropic(body, res);
   if (body.indexOf(STREAM_FLAG) === -1) {
     res.writeHead(200, JSON_HEADERS);
     res.end(JSON_BODY);
@@ -103,7 +162,10 @@ export function handleMockRequest(req: IncomingMessage, res: ServerResponse): vo
   }
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => answer(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), res));
+  const anthropic = req.url?.startsWith('/v1/messages') === true;
+  req.on('end', () =>
+    answer(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), res, anthropic),
+  );
 }
 
 function main(): void {

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the whole benchmark in one command. Makes sure wrk is installed, starts
  * the mock upstream and every target at once (the upstream itself, the Node floor, a bare
- * undici pass-through for reference, Lanekeeper in memory mode and in Redis mode), drives
+ * undici pass-through for reference, Lanekeeper in memory mode, in Redis mode, and in memory
+ * mode with every request translated to an Anthropic-dialect upstream), drives
  * each through the scenarios (non-streaming chat, streaming chat, latency at a paced rate)
  * in interleaved rounds with a warm-up before each, and prints the table with ratios to the
  * floor measured in this same run. The JSON goes to bench/results/ (gitignored).
@@ -56,6 +57,7 @@ const ALL_TARGETS: TargetName[] = [
   'undici-passthrough',
   'lanekeeper-memory',
   'lanekeeper-redis',
+  'lanekeeper-translated',
 ];
 const CHAT_PATH = '/v1/chat/completions';
 
@@ -214,6 +216,7 @@ async function benchmark(): Promise<void> {
             upstreamUrl: upstream.url,
             core: layout.proxy,
             redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
+            translated: name === 'lanekeeper-translated',
             profileDir,
             builtCli,
           }),

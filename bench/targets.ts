@@ -26,6 +26,7 @@ export type TargetName =
   | 'undici-passthrough'
   | 'lanekeeper-memory'
   | 'lanekeeper-redis'
+  | 'lanekeeper-translated'
   | 'lanekeeper-baseline';
 
 /** A running target: where to send requests, and the process whose CPU counts (none for direct). */
@@ -90,6 +91,8 @@ export interface LanekeeperOptions {
   redisUrl?: string;
   /** Directory for a V8 CPU profile of the proxy process (written when it exits). */
   profileDir?: string;
+  /** Serve the model from an Anthropic-dialect upstream: every request is translated. */
+  translated?: boolean;
   /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
   sourceDir?: string;
   /**
@@ -200,12 +203,20 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   const [port, adminPort] = [await freePort(), await freePort()];
   const keyPrefix = `lk-bench-${randomBytes(4).toString('hex')}:`;
   const redis = options.redisUrl ? { url: options.redisUrl, keyPrefix } : undefined;
-  const config = benchConfig({ listenPort: port, adminPort, upstreamUrl: options.upstreamUrl, redis });
+  const config = benchConfig({
+    listenPort: port,
+    adminPort,
+    upstreamUrl: options.upstreamUrl,
+    redis,
+    translated: options.translated,
+  });
   const name: TargetName = options.sourceDir
     ? 'lanekeeper-baseline'
-    : redis
-      ? 'lanekeeper-redis'
-      : 'lanekeeper-memory';
+    : options.translated
+      ? 'lanekeeper-translated'
+      : redis
+        ? 'lanekeeper-redis'
+        : 'lanekeeper-memory';
   mkdirSync(RESULTS_DIR, { recursive: true });
   const configPath = join(RESULTS_DIR, `${name}.config.yaml`);
   // JSON is YAML; the CLI reads it like any config file.

@@ -1,7 +1,9 @@
 // DEMO ONLY: a tiny stand-in for an AI provider, so the quickstart runs without an API key.
-// It speaks just enough of OpenAI's /v1/chat/completions (JSON and streamed) and
-// Anthropic's /v1/messages to show metering; its answers are canned and its token counts
-// are rough. Never put it in front of real users.
+// It speaks just enough of OpenAI's /v1/chat/completions, Anthropic's /v1/messages and
+// Gemini's /v1beta/models/{model}:generateContent (JSON and streamed, each in its own wire
+// format) to show metering and translation; Gemini's OpenAI-compatible path
+// /v1beta/openai/chat/completions answers as OpenAI. Its answers are canned and its token
+// counts are rough. Never put it in front of real users.
 import { createServer } from 'node:http';
 
 const port = Number(process.env.PORT ?? 8090);
@@ -124,6 +126,59 @@ function anthropicMessages(body, res) {
   res.end();
 }
 
+/** What Gemini refuses with 400 (its own error shape: code, message, status). */
+function geminiProblem(body) {
+  if (!Array.isArray(body.contents)) return 'contents: an array of contents is required';
+  for (const [i, c] of body.contents.entries()) {
+    if (c === null || typeof c !== 'object' || !Array.isArray(c.parts))
+      return `contents[${i}].parts: an array of parts is required`;
+  }
+  return undefined;
+}
+
+function geminiGenerate(model, stream, body, res) {
+  const problem = geminiProblem(body);
+  if (problem) return send(res, 400, { error: { code: 400, message: problem, status: 'INVALID_ARGUMENT' } });
+  const textOfParts = (parts) => (parts ?? []).map((p) => p?.text ?? '').join(' ');
+  const prompt = [
+    textOfParts(body.systemInstruction?.parts),
+    ...body.contents.map((c) => textOfParts(c.parts)),
+  ].join('\n');
+  const reply = `Hello from the demo upstream, speaking Gemini as ${model}.`;
+  const usageMetadata = (output) => ({
+    promptTokenCount: countTokens(prompt),
+    candidatesTokenCount: output,
+    totalTokenCount: countTokens(prompt) + output,
+  });
+  const response = (text, finish, output) => ({
+    candidates: [
+      {
+        content: { role: 'model', parts: [{ text }] },
+        index: 0,
+        ...(finish ? { finishReason: finish } : {}),
+      },
+    ],
+    usageMetadata: usageMetadata(output),
+    modelVersion: model,
+    responseId: `demo-${Date.now()}`,
+  });
+  if (!stream) return send(res, 200, response(reply, 'STOP', countTokens(reply)));
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  // Gemini's SSE: data-only events, each a whole response with running usage totals.
+  const words = reply.split(/(?<= )/);
+  let sent = '';
+  for (const [i, word] of words.entries()) {
+    sent += word;
+    const last = i === words.length - 1;
+    res.write(
+      `data: ${JSON.stringify(response(word, last ? 'STOP' : undefined, countTokens(sent)))}\r\n\r\n`,
+    );
+  }
+  res.end();
+}
+
+const GEMINI_PATH = /^\/v1beta\/models\/([^/:?]+):(generateContent|streamGenerateContent)(\?.*)?$/;
+
 const server = createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
@@ -143,6 +198,16 @@ const server = createServer((req, res) => {
     try {
       if (req.method === 'POST' && req.url?.startsWith('/v1/chat/completions')) return openaiChat(body, res);
       if (req.method === 'POST' && req.url?.startsWith('/v1/messages')) return anthropicMessages(body, res);
+      if (req.method === 'POST' && req.url?.startsWith('/v1beta/openai/chat/completions'))
+        return openaiChat(body, res);
+      const gemini = req.method === 'POST' ? GEMINI_PATH.exec(req.url ?? '') : null;
+      if (gemini)
+        return geminiGenerate(
+          decodeURIComponent(gemini[1]),
+          gemini[2] === 'streamGenerateContent',
+          body,
+          res,
+        );
     } catch (error) {
       // A bug here must cost one request, never the demo.
       process.stderr.write(`demo upstream: ${error.stack}\n`);
