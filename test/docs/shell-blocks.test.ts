@@ -128,6 +128,10 @@ describe('the README "Try it" block against npm run demo', () => {
     const tryIt = block('README.md', TRY_IT);
     const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', tryIt], { cwd: ROOT });
     expect(stdout).toContain('"object":"chat.completion"');
+    // Multi-provider routing: the free plan's model through the Gemini-dialect upstream, the
+    // pro plan's "coding" alias through the Anthropic-dialect one, both answered as OpenAI.
+    expect(stdout).toContain('speaking Gemini as gemini-3.5-flash');
+    expect(stdout).toMatch(/"object":"chat\.completion\.chunk"[^\n]*speaking as claude-sonnet-4-5/);
     expect(stdout).toContain('data: [DONE]');
     expect(stdout).toContain('"code":"invalid_api_key"');
     expect(stdout).toContain('"code":"model_not_allowed"');

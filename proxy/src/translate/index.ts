@@ -3,9 +3,11 @@
  * A pair missing here is refused with 400 before the upstream is called.
  */
 import { openaiToAnthropic } from './openai-anthropic.js';
+import { openaiToGemini } from './openai-gemini.js';
+import { openaiToOllama } from './openai-ollama.js';
 import type { Translator } from './translator.js';
 
-const translators: readonly Translator[] = [openaiToAnthropic];
+const translators: readonly Translator[] = [openaiToAnthropic, openaiToGemini, openaiToOllama];
 
 /** The translator from the client's dialect to the upstream's, if the pair is supported. */
 export function translatorFor(client: string, upstream: string): Translator | undefined {

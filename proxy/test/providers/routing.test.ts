@@ -153,14 +153,26 @@ describe('routing by model', () => {
 
 describe('requests the upstream API cannot take', () => {
   it('refuses with 400 in the client dialect, before any limit counts it and without calling the upstream', async () => {
+    // An Anthropic Messages client whose model a Gemini-dialect upstream serves: no
+    // translator covers that pair.
     await start(
       { models: { default: 'a-model', claude: 'b-model' }, rate_limits: { requests_per_minute: 1 } },
       { b: { dialect: 'gemini' } },
     );
-    const res = await chat('claude', {});
-    expect(res.status).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error' });
-    expect(res.json().error.message).toContain('gemini');
+    const res = await request(`${h!.proxy.url}/v1/messages`, {
+      method: 'POST',
+      headers: {
+        'x-api-key': KEYS.free,
+        'anthropic-version': '2023-06-01',
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ model: 'claude', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.statusCode).toBe(400);
+    const body = (await res.body.json()) as { type: string; error: { type: string; message: string } };
+    expect(body.type).toBe('error');
+    expect(body.error.type).toBe('invalid_request_error');
+    expect(body.error.message).toContain('gemini');
     expect(b!.received).toHaveLength(0);
     // The refusal used none of the one request a minute.
     expect((await chat()).status).toBe(200);
