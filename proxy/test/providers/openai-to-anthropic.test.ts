@@ -165,7 +165,10 @@ describe('an OpenAI client served by an Anthropic upstream', () => {
     expect(req.headers.authorization).toBeUndefined();
     const body = req.body as Record<string, unknown>;
     expect(body.model).toBe('claude-sonnet-4-6');
-    expect(body.system).toBe('Plan prompt.\n\nBe brief.');
+    expect(body.system).toEqual([
+      { type: 'text', text: 'Plan prompt.' },
+      { type: 'text', text: 'Be brief.' },
+    ]);
     expect(body.max_tokens).toBe(4096);
     expect(body.stop_sequences).toEqual(['END']);
     expect(body.tool_choice).toEqual({ type: 'any' });

@@ -1,0 +1,121 @@
+/**
+ * An Anthropic Messages client (the official @anthropic-ai/sdk, as a coding agent would use
+ * it) whose plan model an OpenAI-dialect upstream serves: the proxy sends chat completions
+ * and answers in Anthropic's shapes, JSON and streamed, with tools. Metering reads the
+ * OpenAI upstream's own usage, before translation.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import { afterEach, describe, expect, it } from 'vitest';
+import { chatCompletion, chatStream, type Reply } from '../helpers/fake-upstream.js';
+import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function start(reply: Reply): Promise<Anthropic> {
+  h = await startHarness({
+    reply,
+    config: (base) => {
+      const { upstream, ...rest } = base;
+      return {
+        ...rest,
+        upstreams: { openai: { ...(upstream as object), dialect: 'openai', models: ['*'] } },
+      };
+    },
+  });
+  return new Anthropic({ apiKey: KEYS.pro, baseURL: h.proxy.url, maxRetries: 0 });
+}
+
+describe('an Anthropic client served by an OpenAI upstream', () => {
+  it('gets a Message, and the upstream gets a chat completion with the cap and system prompt', async () => {
+    const client = await start({
+      kind: 'json',
+      body: chatCompletion('big-model', 'Hello from OpenAI', {
+        prompt_tokens: 30,
+        completion_tokens: 4,
+        total_tokens: 34,
+        prompt_tokens_details: { cached_tokens: 10 },
+      }),
+    });
+    const message = await client.messages.create({
+      model: 'smart',
+      max_tokens: 100,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(message.type).toBe('message');
+    expect(message.content).toEqual([{ type: 'text', text: 'Hello from OpenAI' }]);
+    expect(message.stop_reason).toBe('end_turn');
+    expect(message.usage.output_tokens).toBe(4);
+    // OpenAI's prompt_tokens include the cached ones; Anthropic's input_tokens do not.
+    expect(message.usage.input_tokens + (message.usage.cache_read_input_tokens ?? 0)).toBe(30);
+
+    const sent = h!.lastReceived();
+    expect(sent.path).toBe('/v1/chat/completions');
+    expect(sent.headers.authorization).toBe('Bearer sk-upstream-secret');
+    expect(sent.headers['x-api-key']).toBeUndefined();
+    const body = sent.body as {
+      model: string;
+      messages: { role: string; content: unknown }[];
+      max_completion_tokens?: number;
+      max_tokens?: number;
+    };
+    expect(body.model).toBe('big-model');
+    expect(body.messages[0]).toMatchObject({ role: 'system' });
+    expect(JSON.stringify(body.messages[0])).toContain('Be brief.');
+    expect(body.max_completion_tokens ?? body.max_tokens).toBe(100);
+
+    await h!.settled(1);
+    expect(h!.accessLogs()[0]).toMatchObject({
+      upstream: 'openai',
+      model: 'big-model',
+      input_tokens: 30,
+      cached_input_tokens: 10,
+      output_tokens: 4,
+      provenance: 'reported',
+    });
+  });
+
+  it('streams Anthropic events the SDK assembles into the final message', async () => {
+    const client = await start({
+      kind: 'stream',
+      chunks: chatStream(
+        'big-model',
+        ['Hel', 'lo'],
+        { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 },
+        true,
+      ),
+    });
+    const stream = client.messages.stream({
+      model: 'smart',
+      max_tokens: 50,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    const final = await stream.finalMessage();
+    expect(final.content).toEqual([{ type: 'text', text: 'Hello' }]);
+    expect(final.stop_reason).toBe('end_turn');
+    expect(final.usage.output_tokens).toBe(2);
+    // The upstream was asked for its usage (the proxy needs it; the client never sees OpenAI's chunk).
+    expect((h!.lastReceived().body as { stream_options?: unknown }).stream_options).toEqual({
+      include_usage: true,
+    });
+    await h!.settled(1);
+    expect(h!.accessLogs()[0]).toMatchObject({ input_tokens: 9, output_tokens: 2, provenance: 'reported' });
+  });
+
+  it("answers an upstream error in Anthropic's shape with the status kept", async () => {
+    const client = await start({
+      kind: 'json',
+      status: 429,
+      body: { error: { message: 'slow down', type: 'rate_limit_error', param: null, code: null } },
+    });
+    const error = await client.messages
+      .create({ model: 'smart', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.RateLimitError);
+    expect((error as InstanceType<typeof Anthropic.APIError>).message).toContain('slow down');
+  });
+});
