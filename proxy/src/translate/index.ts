@@ -8,7 +8,12 @@ import { openaiToGemini } from './openai-gemini.js';
 import { openaiToOllama } from './openai-ollama.js';
 import type { Translator } from './translator.js';
 
-const translators: readonly Translator[] = [openaiToAnthropic, openaiToGemini, openaiToOllama, anthropicToOpenai];
+const translators: readonly Translator[] = [
+  openaiToAnthropic,
+  openaiToGemini,
+  openaiToOllama,
+  anthropicToOpenai,
+];
 
 /** The translator from the client's dialect to the upstream's, if the pair is supported. */
 export function translatorFor(client: string, upstream: string): Translator | undefined {
