@@ -4,6 +4,7 @@
  * sources, so either can change its insides freely; a change here is a change to both.
  */
 export * from './allow-paths.js';
+export * from './model-routing.js';
 export * from './periods.js';
 export * from './redis-layout.js';
 export * from './snapshot.js';

@@ -32,6 +32,25 @@ const envSchema = z.object({
   LANEKEEPER_ERASURE_PROPAGATION_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   LANEKEEPER_ERASURE_RESWEEP_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
   LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /**
+   * The model ids the proxies' upstreams serve, as comma-separated ids or globs (the union of
+   * their `upstreams.*.models`). When set, a plan or override naming a model none matches is
+   * refused, as the proxies would refuse it.
+   */
+  LANEKEEPER_UPSTREAM_MODELS: z
+    .string()
+    .optional()
+    .transform((value) =>
+      value === undefined || value.trim() === ''
+        ? undefined
+        : value
+            .split(',')
+            .map((glob) => glob.trim())
+            .filter(Boolean),
+    )
+    .refine((globs) => globs === undefined || globs.every((g) => /^[^\s]{1,200}$/.test(g)), {
+      message: 'expected comma-separated model ids or globs (*), without spaces',
+    }),
 });
 
 /** The validated settings; names follow their meaning, not their env var. */
@@ -49,6 +68,8 @@ export interface ControlPlaneConfig {
   usageStream: string;
   collectionTemplates: CollectionTemplate[];
   vectorMode: 'collection' | 'partition';
+  /** Globs of the model ids the proxies' upstreams serve; plans naming others are refused. */
+  upstreamModels?: readonly string[];
   ledger: {
     enabled: boolean;
     group: string;
@@ -119,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       resweepMs: e.LANEKEEPER_ERASURE_RESWEEP_MS,
     },
     logLevel: e.LANEKEEPER_LOG_LEVEL,
+    ...(e.LANEKEEPER_UPSTREAM_MODELS ? { upstreamModels: e.LANEKEEPER_UPSTREAM_MODELS } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { commitChange } from '../changes.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { actorOf } from '../http/auth.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
+import { requireServedModels } from '../upstream-models.js';
 import { pageQuery, parseWith, planCreateBody, planParams, planPatchBody } from '../http/schemas.js';
 import { deletePlan, getPlan, insertPlan, listPlans, tenantsOnPlan, updatePlan } from '../stores/plans.js';
 
@@ -27,6 +28,7 @@ export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
     async (request, reply) => {
       const { id, ...fields } = request.body;
       const plan: PlanConfig = parseWith(planSchema, fields, 'body');
+      requireServedModels(deps.config.upstreamModels, plan.models, 'body.models', `plan "${id}"`);
       const created = await commitChange(deps, actorOf(request), async (db) => {
         const row = await insertPlan(db, id, plan);
         if (!row) throw new ConflictError(`plan "${id}" already exists`);
@@ -75,6 +77,7 @@ export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
         const before = await getPlan(db, id, true);
         if (!before) throw new NotFoundError(`plan "${id}" does not exist`);
         const merged: PlanConfig = parseWith(planSchema, { ...bodyOf(before), ...request.body }, 'body');
+        requireServedModels(deps.config.upstreamModels, merged.models, 'body.models', `plan "${id}"`);
         const after = await updatePlan(db, id, merged);
         return {
           result: after,

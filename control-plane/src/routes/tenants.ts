@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { overridesSchema, type TenantConfig } from '@lanekeeper/contract';
+import { requireServedModels } from '../upstream-models.js';
 import type { AppDeps } from '../app.js';
 import { commitChange } from '../changes.js';
 import { eraseTenant } from '../erasure/erase-tenant.js';
@@ -40,6 +41,12 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
     async (request, reply) => {
       const { id, plan, status = 'active' } = request.body;
       const overrides: Overrides = parseWith(overridesSchema, request.body.overrides ?? {}, 'body.overrides');
+      requireServedModels(
+        deps.config.upstreamModels,
+        overrides.models,
+        'body.overrides.models',
+        `tenant "${request.body.id}"`,
+      );
       const created = await commitChange(deps, actorOf(request), async (db) => {
         await requirePlan(db, plan);
         const erasing = await db.query(`SELECT 1 FROM erasure_jobs WHERE tenant_id = $1`, [id]);
@@ -99,6 +106,12 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
         request.body.overrides === undefined
           ? undefined
           : (parseWith(overridesSchema, request.body.overrides, 'body.overrides') as Overrides);
+      requireServedModels(
+        deps.config.upstreamModels,
+        overrides?.models,
+        'body.overrides.models',
+        `tenant "${request.params.id}"`,
+      );
       return commitChange(deps, actorOf(request), async (db) => {
         const before = await getTenant(db, id, true);
         if (!before) throw new NotFoundError(`tenant "${id}" does not exist`);

@@ -6,7 +6,15 @@
  * (docs/providers.md).
  */
 import { z } from 'zod';
-import { allowPathSchema, modelChain, type PlanConfig } from '@lanekeeper/contract';
+import {
+  allowPathSchema,
+  globMatches,
+  unservedModels,
+  type ModelTarget,
+  type PlanConfig,
+} from '@lanekeeper/contract';
+
+export { globMatches } from '@lanekeeper/contract';
 import type { ConfigProblem } from '../errors.js';
 
 const positiveInt = z.number().int().positive();
@@ -82,24 +90,6 @@ export const upstreamNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, {
 /** The upstream a single `upstream:` becomes: one entry named "default" that serves every model. */
 export const SINGLE_UPSTREAM = 'default';
 
-/** True when the model id matches the glob (`*` matches any run of characters). */
-export function globMatches(glob: string, id: string): boolean {
-  if (!glob.includes('*')) return glob === id;
-  const parts = glob.split('*');
-  const first = parts[0] as string;
-  const last = parts[parts.length - 1] as string;
-  if (!id.startsWith(first) || id.length < first.length + last.length || !id.endsWith(last)) return false;
-  let at = first.length;
-  const end = id.length - last.length;
-  for (let i = 1; i < parts.length - 1; i++) {
-    const part = parts[i] as string;
-    const found = id.indexOf(part, at);
-    if (found === -1 || found + part.length > end) return false;
-    at = found + part.length;
-  }
-  return true;
-}
-
 /** The name of the first upstream whose models match the id, or undefined. */
 export function routeModel(
   upstreams: Readonly<Record<string, UpstreamConfig>>,
@@ -118,23 +108,17 @@ export function routeModel(
 export function unroutableModels(
   upstreams: Readonly<Record<string, UpstreamConfig>>,
   plans: Readonly<Record<string, PlanConfig>>,
-  overrides: readonly { id: string; models?: Readonly<Record<string, string | readonly string[]>> }[],
+  overrides: readonly { id: string; models?: Readonly<Record<string, ModelTarget>> | undefined }[],
   upstreamsPath: string,
 ): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const check = (
-    path: string,
-    owner: string,
-    models: Readonly<Record<string, string | readonly string[]>>,
-  ) => {
-    for (const [alias, target] of Object.entries(models)) {
-      for (const id of modelChain(target)) {
-        if (routeModel(upstreams, id) !== undefined) continue;
-        problems.push({
-          path: `${path}.${alias}`,
-          message: `${owner}, alias "${alias}": no upstream serves model "${id}" (no ${upstreamsPath}.*.models matches it)`,
-        });
-      }
+  const serves = (id: string) => routeModel(upstreams, id) !== undefined;
+  const check = (path: string, owner: string, models: Readonly<Record<string, ModelTarget>>) => {
+    for (const { alias, id } of unservedModels(models, serves)) {
+      problems.push({
+        path: `${path}.${alias}`,
+        message: `${owner}, alias "${alias}": no upstream serves model "${id}" (no ${upstreamsPath}.*.models matches it)`,
+      });
     }
   };
   for (const [name, plan] of Object.entries(plans))
