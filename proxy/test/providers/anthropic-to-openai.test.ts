@@ -69,7 +69,8 @@ describe('an Anthropic client served by an OpenAI upstream', () => {
     expect(body.max_completion_tokens ?? body.max_tokens).toBe(100);
 
     await h!.settled(1);
-    expect(h!.accessLogs()[0]).toMatchObject({
+    const [line] = h!.accessLogs();
+    expect(line).toMatchObject({
       upstream: 'openai',
       model: 'big-model',
       input_tokens: 30,
@@ -77,6 +78,8 @@ describe('an Anthropic client served by an OpenAI upstream', () => {
       output_tokens: 4,
       provenance: 'reported',
     });
+    // big-model: input 10, cached input 5, output 30 USD per million.
+    expect(line!.cost_usd).toBeCloseTo((20 * 10 + 10 * 5 + 4 * 30) / 1e6, 12);
   });
 
   it('streams Anthropic events the SDK assembles into the final message', async () => {

@@ -190,12 +190,9 @@ describe('an OpenAI client served by an Ollama upstream', () => {
     expect(sent.path).toBe('/api/chat');
     expect((sent.body as { stream?: boolean }).stream).toBe(true);
     await h!.settled(1);
-    expect(h!.accessLogs()[0]).toMatchObject({
-      upstream: 'ollama',
-      model: 'qwen3',
-      input_tokens: 140,
-      output_tokens: 35,
-    });
+    const [line] = h!.accessLogs();
+    expect(line).toMatchObject({ upstream: 'ollama', model: 'qwen3', input_tokens: 140, output_tokens: 35 });
+    expect(line!.cost_usd).toBeCloseTo((140 * 0.1 + 35 * 0.2) / 1e6, 12);
   });
 
   it('gets a JSON completion with the cap in options.num_predict', async () => {
