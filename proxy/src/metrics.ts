@@ -58,17 +58,21 @@ export class Metrics {
     labelNames: ['upstream', 'status'] as const,
     registers: [this.registry],
   });
-  private readonly upstreamCalls = new Map<string, client.Counter.Internal>();
+  private readonly upstreamCalls = new Map<string, Map<number, client.Counter.Internal>>();
 
   /** Counts one upstream call; the labelled child is kept, as this runs on every request. */
   upstreamCall(upstream: string, status: number): void {
-    const key = `${upstream} ${status}`;
-    let child = this.upstreamCalls.get(key);
+    let byStatus = this.upstreamCalls.get(upstream);
+    if (!byStatus) {
+      byStatus = new Map();
+      this.upstreamCalls.set(upstream, byStatus);
+    }
+    let child = byStatus.get(status);
     if (!child) {
       child = this.upstreamRequests.labels({ upstream, status: String(status) });
-      // Bounded by upstreams x statuses; cleared should a misbehaving upstream invent many.
-      if (this.upstreamCalls.size > 1_000) this.upstreamCalls.clear();
-      this.upstreamCalls.set(key, child);
+      // Statuses are three digits, so this stays small; cleared should an upstream invent many.
+      if (byStatus.size > 100) byStatus.clear();
+      byStatus.set(status, child);
     }
     child.inc();
   }

@@ -21,6 +21,7 @@ import { CONTINUE, reply, type Stage } from '../stage.js';
 import { reservesWorstCase } from '../store/admission.js';
 
 export const IMAGE_FEATURE = 'image_analysis';
+const NO_FALLBACKS: readonly string[] = Object.freeze([]);
 /** Lets token-id prompts, Ollama raw/template and Gemini cachedContent through (they skip the plan's system prompt). */
 export const RAW_PROMPT_FEATURE = 'raw_prompt';
 
@@ -103,7 +104,7 @@ export function createApplyPlanStage(): Stage {
         );
       }
       ctx.model = model;
-      ctx.modelFallbacks = chain.slice(1);
+      ctx.modelFallbacks = chain.length > 1 ? chain.slice(1) : NO_FALLBACKS;
       ctx.price = ctx.runtime.config.pricing[model];
       if (model !== ctx.modelRequested) {
         dialect.rewriteModel(request, route, model);

@@ -76,6 +76,12 @@ export function createRouteUpstreamStage(deps: { health: UpstreamHealth }): Stag
         ctx.upstreamDialect = ctx.dialect;
         return CONTINUE;
       }
+      if (!runtime.config.multiUpstream && ctx.modelFallbacks.length === 0) {
+        // One upstream and one model: nothing to choose, translate or fall back to.
+        ctx.upstream = runtime.upstreams[0];
+        ctx.upstreamDialect = ctx.dialect;
+        return CONTINUE;
+      }
       const candidates: Candidate[] = [];
       let refusal: string | undefined;
       for (const model of [ctx.model, ...ctx.modelFallbacks]) {

@@ -48,8 +48,10 @@ export function createTranslateResponseStage(_deps: unknown = {}): Stage {
       translations.set(ctx, { kind: 'json', ok, status: head.status, chunks: [], bytes: 0 });
     },
     onResponseChunk(ctx, chunk, end) {
+      // Most requests are not translated: a property read, not a map lookup, per chunk.
+      if (!ctx.translator) return chunk;
       const t = translations.get(ctx);
-      if (!t || !ctx.translator) return chunk;
+      if (!t) return chunk;
       if (t.kind === 'stream') {
         const blocks = t.framer.push(chunk);
         if (end) blocks.push(t.framer.end());
