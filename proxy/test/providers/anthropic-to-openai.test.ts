@@ -109,6 +109,74 @@ describe('an Anthropic client served by an OpenAI upstream', () => {
     expect(h!.accessLogs()[0]).toMatchObject({ input_tokens: 9, output_tokens: 2, provenance: 'reported' });
   });
 
+  it('carries tools, tool results and images both ways', async () => {
+    const client = await start({
+      kind: 'json',
+      body: {
+        id: 'chatcmpl-t',
+        object: 'chat.completion',
+        created: 1764400000,
+        model: 'big-model',
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: 'assistant',
+              content: null,
+              tool_calls: [
+                {
+                  id: 'call_9',
+                  type: 'function',
+                  function: { name: 'weather', arguments: '{"city":"Oslo"}' },
+                },
+              ],
+            },
+            finish_reason: 'tool_calls',
+          },
+        ],
+        usage: { prompt_tokens: 50, completion_tokens: 7, total_tokens: 57 },
+      },
+    });
+    const message = await client.messages.create({
+      model: 'smart',
+      max_tokens: 100,
+      tools: [
+        { name: 'weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } },
+      ],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Weather where this photo is?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          ],
+        },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'locate', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'Norway' }] },
+      ],
+    });
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.content).toEqual([
+      { type: 'tool_use', id: 'call_9', name: 'weather', input: { city: 'Oslo' } },
+    ]);
+    const body = h!.lastReceived().body as { tools: unknown[]; messages: Record<string, unknown>[] };
+    expect(body.tools).toEqual([
+      {
+        type: 'function',
+        function: {
+          name: 'weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+        },
+      },
+    ]);
+    const wire = JSON.stringify(body.messages);
+    expect(wire).toContain('"image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}');
+    expect(wire).toContain(
+      '"tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"locate","arguments":"{}"}}]',
+    );
+    expect(body.messages).toContainEqual({ role: 'tool', tool_call_id: 'toolu_1', content: 'Norway' });
+  });
+
   it("answers an upstream error in Anthropic's shape with the status kept", async () => {
     const client = await start({
       kind: 'json',
