@@ -17,8 +17,11 @@ export function tenantKeys(prefix: string, tenant: string) {
   const base = `${prefix}{${tenant}}:`;
   return {
     base,
-    /** ZSET request id -> admission time (ms): the requests-per-minute sliding log. */
-    rpm: `${base}rpm`,
+    /**
+     * HASH second -> admissions: the requests-per-minute window in per-second buckets (at
+     * most 61 fields at any rate). Named `rps` since it replaced the per-request log `rpm`.
+     */
+    rpm: `${base}rps`,
     /** ZSET request id -> slot expiry (ms): concurrency slots. */
     slots: `${base}slots`,
     /** HASH minute index -> metered tokens: the sliding hour. */

@@ -2,7 +2,7 @@
  * The embedded store: exact limits and metering for a single process, no services needed.
  * Every admit runs synchronously between awaits, so it is atomic by construction.
  *
- * - requests_per_minute: an exact sliding log of admission times.
+ * - requests_per_minute: per-second buckets over the minute (second-buckets.ts).
  * - max_concurrent: slots keyed by request id that expire after `slotTtlMs`.
  * - tokens_per_hour: metered tokens in one-minute buckets (a bucket leaves the window 60
  *   minutes after its minute began) plus outstanding reservations.
@@ -36,6 +36,7 @@ import {
   type Store,
   type UsageTotals,
 } from './store.js';
+import { SecondBuckets } from './second-buckets.js';
 
 /** Minute buckets in the sliding hour. */
 const MINUTES_PER_HOUR = HOUR_MS / MINUTE_MS;
@@ -50,8 +51,8 @@ interface Held {
 }
 
 interface TenantLimits {
-  /** Admission times within the last minute, ascending. */
-  rpm: number[];
+  /** Admissions in the sliding minute, per second (second-buckets.ts). */
+  rpm: SecondBuckets;
   /** Request id -> slot expiry. */
   slots: Map<string, number>;
   /** Minute index -> metered tokens. */
@@ -69,7 +70,7 @@ interface TenantLimits {
 
 function newTenant(): TenantLimits {
   return {
-    rpm: [],
+    rpm: new SecondBuckets(),
     slots: new Map(),
     minutes: new Map(),
     reservations: new Map(),
@@ -95,9 +96,7 @@ function release(t: TenantLimits, requestId: string): void {
  * the next bound. Admission cost so stays flat however many streams a tenant holds open.
  */
 function prune(t: TenantLimits, now: number): void {
-  let drop = 0;
-  while (drop < t.rpm.length && (t.rpm[drop] as number) <= now - MINUTE_MS) drop++;
-  if (drop > 0) t.rpm.splice(0, drop);
+  t.rpm.prune(now);
   if (now >= t.slotsExpireFrom) {
     let next = Number.POSITIVE_INFINITY;
     for (const [id, expiry] of t.slots) {
@@ -159,11 +158,11 @@ function limitState(t: TenantLimits, request: AdmitRequest, own = 0): LimitState
   const { limits, now } = request;
   const state: LimitState = {};
   if (limits.requests_per_minute !== undefined) {
-    const newest = t.rpm[t.rpm.length - 1];
+    // The reset is when the bucket that frees next leaves the window, as Retry-After.
     state.requests = {
       limit: limits.requests_per_minute,
-      remaining: Math.max(0, limits.requests_per_minute - t.rpm.length),
-      resetS: newest === undefined ? 0 : retrySeconds(newest + MINUTE_MS - now),
+      remaining: Math.max(0, limits.requests_per_minute - t.rpm.total),
+      resetS: t.rpm.total === 0 ? 0 : retrySeconds(t.rpm.nextFreeMs(now)),
     };
   }
   if (limits.tokens_per_hour !== undefined) {
@@ -182,7 +181,7 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
   const { now, limits } = request;
   switch (limit) {
     case 'requests_per_minute':
-      return retrySeconds((t.rpm[0] ?? now) + MINUTE_MS - now);
+      return retrySeconds(t.rpm.nextFreeMs(now));
     case 'max_concurrent':
       // A slot frees when any request in flight ends, which no clock can predict.
       return 1;
@@ -246,7 +245,7 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
       // Spend is summed over the reservations in flight, so only when a budget needs it.
       const usd = hasBudget(limits) ? usedUsd(t, windows.day, windows.month) : NO_SPEND;
       const decision = decideAdmission(request, {
-        requests: t.rpm.length,
+        requests: t.rpm.total,
         slots: t.slots.size,
         tokens: usedTokens(t),
         usdDay: usd.day,
@@ -260,11 +259,7 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
           state: limitState(t, request),
         };
       }
-      if (limits.requests_per_minute !== undefined) {
-        let i = t.rpm.length;
-        while (i > 0 && (t.rpm[i - 1] as number) > now) i--;
-        t.rpm.splice(i, 0, now);
-      }
+      if (limits.requests_per_minute !== undefined) t.rpm.add(now);
       const slot = limits.max_concurrent !== undefined;
       if (slot) {
         t.slots.set(request.requestId, now + request.slotTtlMs);

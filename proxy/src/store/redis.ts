@@ -1,6 +1,6 @@
 /**
  * The shared store for many replicas: every limit lives in Redis and each admission runs
- * atomically inside a Lua script (lua/admit.lua: rpm sliding log, concurrency slots, token
+ * atomically inside a Lua script (lua/admit.lua: rpm per-second buckets, concurrency slots, token
  * and budget reservations), so limits stay exact whichever replica takes a request.
  * Nothing is sent per request: admissions wait for the end of the event-loop turn, and
  * those that arrived in that turn go as ONE script call (lua/admit-batch.lua runs admit.lua
@@ -33,7 +33,6 @@ import { createDeadlines } from './redis-deadlines.js';
 import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import {
-  MINUTE_MS,
   budgetDay,
   budgetResets,
   emptyHour,
@@ -101,7 +100,7 @@ const ERASED = -1;
 
 /** `own`: the tokens this request just reserved, left out of what remains (see memory.ts). */
 function limitState(request: AdmitRequest, raw: readonly string[], own: number): LimitState {
-  const [, , , countS, newestS, usedS, latestS] = raw;
+  const [, , , countS, nextFreeS, usedS, latestS] = raw;
   const { limits, now } = request;
   const state: LimitState = {};
   const count = Number(countS);
@@ -109,7 +108,8 @@ function limitState(request: AdmitRequest, raw: readonly string[], own: number):
     state.requests = {
       limit: limits.requests_per_minute,
       remaining: Math.max(0, limits.requests_per_minute - count),
-      resetS: count === 0 ? 0 : retrySeconds(Number(newestS) + MINUTE_MS - now),
+      // When the bucket that frees next leaves the window, as Retry-After.
+      resetS: count === 0 ? 0 : retrySeconds(Number(nextFreeS)),
     };
   }
   if (limits.tokens_per_hour !== undefined) {

@@ -71,6 +71,28 @@ export function describeStore(
         expect(refused.ok === false && refused.retryAfterS).toBe(56);
       });
 
+      it('counts in per-second buckets: a second leaves the window 60 s after it began (59.999 s refused, 60.000 s admitted)', async () => {
+        const t = tenant();
+        const limits = { requests_per_minute: 1 };
+        // Admitted half-way through second 0: its bucket frees at 60.000 s, not 60.5 s.
+        expect((await admit(t, limits, { now: T0 + 500 })).ok).toBe(true);
+        const early = await admit(t, limits, { now: T0 + 59_999 });
+        expect(early.ok === false && early.retryAfterS).toBe(1);
+        expect((await admit(t, limits, { now: T0 + 60_000 })).ok).toBe(true);
+      });
+
+      it('reports Retry-After and the reset from the bucket that frees next, not the newest', async () => {
+        const t = tenant();
+        const limits = { requests_per_minute: 2 };
+        expect((await admit(t, limits, { now: T0 })).ok).toBe(true);
+        const second = await admit(t, limits, { now: T0 + 30_000 });
+        // The bucket of T0 frees at T0+60s: 30 s after the second admission.
+        expect(second.state.requests).toMatchObject({ remaining: 0, resetS: 30 });
+        const refused = await admit(t, limits, { now: T0 + 45_000 });
+        expect(refused.ok === false && refused.retryAfterS).toBe(15);
+        expect(refused.state.requests?.resetS).toBe(15);
+      });
+
       it('slides: a request frees its place exactly one minute after it was admitted', async () => {
         const t = tenant();
         const limits = { requests_per_minute: 2 };

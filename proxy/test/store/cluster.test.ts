@@ -62,7 +62,7 @@ describe('redis cluster layout', () => {
     const event = usageEvent(tenant);
     await store.record(event);
 
-    const tenantSlot = Number(await admin.cluster('KEYSLOT', `${prefix}{${tenant}}:rpm`));
+    const tenantSlot = Number(await admin.cluster('KEYSLOT', `${prefix}{${tenant}}:rps`));
     for (const suffix of ['tok', 'spend:d:2026-11-29', 'hour:2026-11-29T14', 'total']) {
       expect(Number(await admin.cluster('KEYSLOT', `${prefix}{${tenant}}:${suffix}`))).toBe(tenantSlot);
     }
@@ -75,7 +75,7 @@ describe('redis cluster layout', () => {
 
   it('admits requests of tenants in different slots in one turn, one call per tenant, each exact', async () => {
     const tenants = [freshTenant(), freshTenant(), freshTenant()];
-    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rpm`)));
+    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rps`)));
     expect(new Set(slots).size).toBeGreaterThan(1);
     // The scripts are loaded on every master before anything is counted.
     await Promise.all(tenants.map((t) => store.admit(admitRequest(t, {}))));
@@ -105,7 +105,7 @@ describe('redis cluster layout', () => {
 
   it('finishes requests of tenants in different slots in one turn, each in its own call, with every event in the stream', async () => {
     const tenants = [freshTenant(), freshTenant(), freshTenant(), freshTenant()];
-    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rpm`)));
+    const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rps`)));
     expect(new Set(slots).size).toBeGreaterThan(1);
     const ended = await Promise.all(
       tenants.map(async (t) => {

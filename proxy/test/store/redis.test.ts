@@ -38,6 +38,31 @@ afterAll(async () => {
 describeStore('redis', (options) => createRedisStore(config(), options));
 
 describe('redis store specifics', () => {
+  it("keeps a tenant's requests-per-minute state bounded after 100,000 admissions at any rate", async () => {
+    const store = createRedisStore(config());
+    const tenant = freshTenant();
+    const limits = { requests_per_minute: 10_000_000 };
+    const start = Date.UTC(2026, 11, 5, 10, 0, 0);
+    // 100,000 admissions, 1,000 per simulated second over 100 seconds (a 1,000 req/s tenant).
+    for (let batch = 0; batch < 100; batch++) {
+      const results = await Promise.all(
+        Array.from({ length: 1_000 }, (_, i) =>
+          store.admit(admitRequest(tenant, limits, { now: start + batch * 1_000 + i })),
+        ),
+      );
+      expect(results.every((r) => r.ok)).toBe(true);
+    }
+    const key = `${prefix}{${tenant}}:rps`;
+    // At most the window's 60 seconds (plus the current one), whatever the rate.
+    expect(await admin.hlen(key)).toBeLessThanOrEqual(61);
+    const bytes = Number(await admin.memory('USAGE', key));
+    expect(bytes).toBeLessThanOrEqual(4_096);
+    const last = await store.admit(admitRequest(tenant, limits, { now: start + 100_000 }));
+    // At second 100 the window holds seconds 41-99 (1,000 each) and this request.
+    expect(last.state.requests?.remaining).toBe(10_000_000 - 59_000 - 1);
+    await store.close();
+  }, 120_000);
+
   it('appends every recorded event to the usage stream as one JSON field named event', async () => {
     const store = createRedisStore(config());
     const tenant = freshTenant();
@@ -98,7 +123,7 @@ describe('redis store specifics', () => {
     const keys = await admin.keys(`${prefix}{${tenant}}:*`);
     expect(keys.sort()).toEqual(
       [
-        'rpm',
+        'rps',
         'slots',
         'tok',
         'res',

@@ -1,15 +1,17 @@
 -- One atomic admission (see ../admission.ts for the same rules in TypeScript). The store runs
 -- it as the body of a function called once per admission by admit-batch.lua, so KEYS and
 -- ARGV below are that admission's own, and each `return` is its reply.
--- KEYS: 1 rpm ZSET(id -> admitted at), 2 slots ZSET(id -> expiry), 3 tok HASH(minute -> tokens),
+-- KEYS: 1 rps HASH(second -> admissions: the minute's window in per-second buckets),
+--       2 slots ZSET(id -> expiry), 3 tok HASH(minute -> tokens),
 --       4 res ZSET(id -> expiry), 5 resv HASH (see reservations.lua),
 --       6 spend of the current UTC day (STRING), 7 spend of the current month (STRING)
 -- ARGV: 1 now, 2 request id, 3 rpm, 4 max concurrent, 5 tokens/hour (0 = no limit),
 --       6 day budget, 7 month budget (-1 = no limit), 8 prompt tokens, 9 max output (-1 = unbounded),
 --       10 input price, 11 output price, 12 slot TTL ms, 13 day, 14 month,
 --       15 day reset s, 16 month reset s, 17 output that must fit (requiredOutput in admission.ts)
--- Returns strings: { ok, limit index or granted (-1 unbounded), retry ms, rpm count, newest rpm,
---       tokens used, latest token release, reserved tokens, reserved usd }
+-- Returns strings: { ok, limit index or granted (-1 unbounded), retry ms, requests in the minute,
+--       ms until the oldest counted second leaves it, tokens used, latest token release,
+--       reserved tokens, reserved usd }
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local rpm, maxc, tph = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -18,11 +20,11 @@ local prompt, maxOut = tonumber(ARGV[8]), tonumber(ARGV[9])
 local inP, outP = tonumber(ARGV[10]), tonumber(ARGV[11])
 local ttl = tonumber(ARGV[12])
 local day, month = ARGV[13], ARGV[14]
-local MINUTE, HOUR = 60000, 3600000
+local MINUTE, HOUR, SECOND = 60000, 3600000, 1000
 
 -- An erased tenant (the control plane set `prefix{tenant}:erased` before sweeping) is refused
 -- without a write, so a proxy that has not yet applied the erasure leaves no key behind.
-if redis.call('EXISTS', (string.gsub(KEYS[1], 'rpm$', 'erased'))) == 1 then
+if redis.call('EXISTS', (string.gsub(KEYS[1], 'rps$', 'erased'))) == 1 then
   return { '0', '1', '1000', '0', '0', '0', '0', '0', '0' }
 end
 
@@ -30,11 +32,26 @@ end
 -- without tokens_per_hour no token buckets, and so on. Everything a limit reads is first
 -- pruned of what left its window by `now`.
 local reserving = tph > 0 or bDay >= 0 or bMonth >= 0
-local requests, slots, newest = 0, 0, 0
+-- Requests per minute: at most 60 per-second buckets, whatever the rate (see
+-- second-buckets.ts); a second's admissions leave the window 60 s after it began.
+local requests, slots, nextFree = 0, 0, 0
+local second = math.floor(now / SECOND)
+local oldest = nil
 if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - MINUTE)
-  requests = redis.call('ZCARD', KEYS[1])
-  if requests > 0 then newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2] end
+  local first = second - 59
+  local stale = {}
+  local buckets = redis.call('HGETALL', KEYS[1])
+  for i = 1, #buckets, 2 do
+    local s = tonumber(buckets[i])
+    if s < first then
+      stale[#stale + 1] = buckets[i]
+    else
+      requests = requests + tonumber(buckets[i + 1])
+      if oldest == nil or s < oldest then oldest = s end
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+  if oldest ~= nil then nextFree = (oldest + 60) * SECOND - now end
 end
 if maxc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -73,14 +90,11 @@ if bDay >= 0 then usdDay = lk_num(redis.call('GET', KEYS[6])) + lk_num(summary[2
 if bMonth >= 0 then usdMonth = lk_num(redis.call('GET', KEYS[7])) + lk_num(summary[3]) end
 
 local function refuse(index, retryMs)
-  return { '0', tostring(index), lk_str(retryMs), tostring(requests), tostring(newest),
+  return { '0', tostring(index), lk_str(retryMs), tostring(requests), tostring(nextFree),
     lk_str(usedTokens), tostring(latest), '0', '0' }
 end
 
-if rpm > 0 and requests >= rpm then
-  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-  return refuse(0, oldest + MINUTE - now)
-end
+if rpm > 0 and requests >= rpm then return refuse(0, nextFree) end
 if maxc > 0 and slots >= maxc then return refuse(1, 0) end
 
 -- Output that must fit: the client's own cap when it set one, else one token (none for a
@@ -133,17 +147,13 @@ local tokens = prompt + grantedTokens
 local usd = promptUsd + grantedTokens * outP
 
 if rpm > 0 then
-  redis.call('ZADD', KEYS[1], now, id)
-  -- The log must outlive its newest entry by a minute. Its expiry is pushed to the end of
-  -- the minute after next once per minute (by the first admission whose minute is later
-  -- than every entry's), not on every admission: entries of minute m leave the window by
-  -- the end of m + 1, and the key lives to the end of m + 2.
-  local minute = math.floor(now / MINUTE)
-  if requests == 0 or math.floor(tonumber(newest) / MINUTE) < minute then
-    redis.call('PEXPIRE', KEYS[1], (minute + 3) * MINUTE - now)
+  -- The hash must outlive its newest bucket by the window: its expiry moves once per new
+  -- bucket (at most once a second), not on every admission.
+  if redis.call('HINCRBY', KEYS[1], second, 1) == 1 then
+    redis.call('PEXPIRE', KEYS[1], (second + 61) * SECOND - now)
   end
   requests = requests + 1
-  if now > tonumber(newest) then newest = now end
+  if oldest == nil then nextFree = (second + 60) * SECOND - now end
 end
 if maxc > 0 then
   redis.call('ZADD', KEYS[2], now + ttl, id)
@@ -164,5 +174,5 @@ if reserving then
     usedTokens = usedTokens + tokens
   end
 end
-return { '1', tostring(bounded), '0', tostring(requests), tostring(newest), lk_str(usedTokens),
+return { '1', tostring(bounded), '0', tostring(requests), tostring(nextFree), lk_str(usedTokens),
   tostring(latest), tostring(tokens), lk_str(usd) }
