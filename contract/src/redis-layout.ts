@@ -19,7 +19,8 @@ export function tenantKeys(prefix: string, tenant: string) {
     base,
     /**
      * HASH second -> admissions: the requests-per-minute window in per-second buckets (at
-     * most 61 fields at any rate). Named `rps` since it replaced the per-request log `rpm`.
+     * most 61, plus their sum `n` and oldest second `o`, at any rate). Named `rps` since it
+     * replaced the per-request log `rpm`.
      */
     rpm: `${base}rps`,
     /** ZSET request id -> slot expiry (ms): concurrency slots. */

@@ -15,14 +15,21 @@ export class SecondBuckets {
   private readonly counts = new Map<number, number>();
   /** Requests counted in the window (as of the last prune). */
   total = 0;
+  /** The oldest second counted; the buckets are scanned only once it has left the window. */
+  private oldest = Number.POSITIVE_INFINITY;
 
-  /** Drops the seconds that left the window by `now`. */
+  /** Drops the seconds that left the window by `now`: O(1) unless the oldest just left. */
   prune(now: number): void {
     const first = Math.floor(now / SECOND_MS) - WINDOW_SECONDS + 1;
+    if (this.oldest >= first) return;
+    this.oldest = Number.POSITIVE_INFINITY;
     for (const [second, count] of this.counts) {
-      if (second >= first) continue;
-      this.counts.delete(second);
-      this.total -= count;
+      if (second < first) {
+        this.counts.delete(second);
+        this.total -= count;
+      } else if (second < this.oldest) {
+        this.oldest = second;
+      }
     }
   }
 
@@ -30,12 +37,13 @@ export class SecondBuckets {
     const second = Math.floor(now / SECOND_MS);
     this.counts.set(second, (this.counts.get(second) ?? 0) + 1);
     this.total++;
+    if (second < this.oldest) this.oldest = second;
   }
 
   /** Milliseconds until the oldest counted second leaves the window (0 when none is counted). */
   nextFreeMs(now: number): number {
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const second of this.counts.keys()) if (second < oldest) oldest = second;
-    return oldest === Number.POSITIVE_INFINITY ? 0 : Math.max(0, (oldest + WINDOW_SECONDS) * SECOND_MS - now);
+    return this.oldest === Number.POSITIVE_INFINITY
+      ? 0
+      : Math.max(0, (this.oldest + WINDOW_SECONDS) * SECOND_MS - now);
   }
 }

@@ -1,7 +1,8 @@
 -- One atomic admission (see ../admission.ts for the same rules in TypeScript). The store runs
 -- it as the body of a function called once per admission by admit-batch.lua, so KEYS and
 -- ARGV below are that admission's own, and each `return` is its reply.
--- KEYS: 1 rps HASH(second -> admissions: the minute's window in per-second buckets),
+-- KEYS: 1 rps HASH(second -> admissions: the minute's window in per-second buckets, plus
+--         `n` their sum and `o` the oldest second counted),
 --       2 slots ZSET(id -> expiry), 3 tok HASH(minute -> tokens),
 --       4 res ZSET(id -> expiry), 5 resv HASH (see reservations.lua),
 --       6 spend of the current UTC day (STRING), 7 spend of the current month (STRING)
@@ -38,19 +39,35 @@ local requests, slots, nextFree = 0, 0, 0
 local second = math.floor(now / SECOND)
 local oldest = nil
 if rpm > 0 then
+  -- The sum and the oldest second are kept beside the buckets, so an admission reads two
+  -- fields; the buckets are scanned only when the oldest has left the window (at most
+  -- once a second): O(1) amortised, whatever the rate.
   local first = second - 59
-  local stale = {}
-  local buckets = redis.call('HGETALL', KEYS[1])
-  for i = 1, #buckets, 2 do
-    local s = tonumber(buckets[i])
-    if s < first then
-      stale[#stale + 1] = buckets[i]
+  local meta = redis.call('HMGET', KEYS[1], 'n', 'o')
+  requests, oldest = tonumber(meta[1]) or 0, tonumber(meta[2])
+  if oldest ~= nil and oldest < first then
+    requests, oldest = 0, nil
+    local stale = {}
+    local buckets = redis.call('HGETALL', KEYS[1])
+    for i = 1, #buckets, 2 do
+      local field = buckets[i]
+      if field ~= 'n' and field ~= 'o' then
+        local s = tonumber(field)
+        if s < first then
+          stale[#stale + 1] = field
+        else
+          requests = requests + tonumber(buckets[i + 1])
+          if oldest == nil or s < oldest then oldest = s end
+        end
+      end
+    end
+    if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+    if oldest == nil then
+      redis.call('HDEL', KEYS[1], 'n', 'o')
     else
-      requests = requests + tonumber(buckets[i + 1])
-      if oldest == nil or s < oldest then oldest = s end
+      redis.call('HSET', KEYS[1], 'n', requests, 'o', oldest)
     end
   end
-  if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
   if oldest ~= nil then nextFree = (oldest + 60) * SECOND - now end
 end
 if maxc > 0 then
@@ -152,8 +169,14 @@ if rpm > 0 then
   if redis.call('HINCRBY', KEYS[1], second, 1) == 1 then
     redis.call('PEXPIRE', KEYS[1], (second + 61) * SECOND - now)
   end
+  redis.call('HINCRBY', KEYS[1], 'n', 1)
   requests = requests + 1
-  if oldest == nil then nextFree = (second + 60) * SECOND - now end
+  -- A replica whose clock is a little behind may count an older second.
+  if oldest == nil or second < oldest then
+    redis.call('HSET', KEYS[1], 'o', second)
+    oldest = second
+    nextFree = (second + 60) * SECOND - now
+  end
 end
 if maxc > 0 then
   redis.call('ZADD', KEYS[2], now + ttl, id)
