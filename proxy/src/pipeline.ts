@@ -48,7 +48,7 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createDebitQuotaStage(deps),
     createRouteVectorStage(deps),
     createInjectIdentityStage(),
-    createTranslateResponseStage(deps),
+    createTranslateResponseStage(),
     createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),
     createEnforceMidStreamStage(),

@@ -60,7 +60,7 @@ function errorStyleOf(ctx: RequestContext): ErrorStyle {
 }
 
 /** A call that failed without a status, as a retry/fallback trigger. */
-function failureOf(error: Error): Failure {
+function failureOf(error: Error): Failure & { readonly kind: 'connect_error' | 'timeout' } {
   return error instanceof undiciErrors.HeadersTimeoutError ||
     error instanceof undiciErrors.BodyTimeoutError ||
     error instanceof undiciErrors.ConnectTimeoutError
@@ -69,11 +69,7 @@ function failureOf(error: Error): Failure {
 }
 
 function upstreamError(error: Error): ProxyError {
-  if (
-    error instanceof undiciErrors.HeadersTimeoutError ||
-    error instanceof undiciErrors.BodyTimeoutError ||
-    error instanceof undiciErrors.ConnectTimeoutError
-  ) {
+  if (failureOf(error).kind === 'timeout') {
     return new UpstreamTimeoutError('The upstream did not answer in time.');
   }
   return new UpstreamUnreachableError(

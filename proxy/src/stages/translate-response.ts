@@ -23,7 +23,7 @@ function clientWantsUsage(ctx: RequestContext): boolean {
   return options?.include_usage === true;
 }
 
-export function createTranslateResponseStage(_deps: unknown = {}): Stage {
+export function createTranslateResponseStage(): Stage {
   const translations = new WeakMap<RequestContext, Translation>();
   return {
     name: 'translate-response',

@@ -19,8 +19,3 @@ const translators: readonly Translator[] = [
 export function translatorFor(client: string, upstream: string): Translator | undefined {
   return translators.find((t) => t.client === client && t.upstream === upstream);
 }
-
-/** Every supported pair, for documentation and error messages. */
-export function translatedPairs(): readonly (readonly [string, string])[] {
-  return translators.map((t) => [t.client, t.upstream] as const);
-}

@@ -53,11 +53,6 @@ export class UpstreamHealth {
     if (state.until !== 0) state.probing = true;
   }
 
-  /** True while the upstream is ejected (the probe included). */
-  ejected(upstream: Upstream): boolean {
-    return this.stateOf(upstream).until !== 0;
-  }
-
   succeeded(upstream: Upstream): void {
     const state = this.stateOf(upstream);
     if (state.until !== 0) this.metrics.upstreamUp.set({ upstream: upstream.name }, 1);
