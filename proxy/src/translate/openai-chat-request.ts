@@ -28,6 +28,29 @@ export const HARMLESS_FIELDS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The chat-completion fields the Gemini and Ollama translations read (each then refuses
+ * the values its upstream cannot take); any other field not in HARMLESS_FIELDS is refused.
+ */
+export const CHAT_FIELDS: ReadonlySet<string> = new Set([
+  'messages',
+  'tools',
+  'tool_choice',
+  'parallel_tool_calls',
+  'stop',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'n',
+  'response_format',
+  'logprobs',
+  'top_logprobs',
+]);
+
+/**
  * Throws for the first body field that is neither translated nor harmless. Unknown fields
  * are refused too: a field we do not know may change the answer, and silently dropping it
  * would hand the client a result it did not ask for.

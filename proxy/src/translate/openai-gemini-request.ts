@@ -22,6 +22,7 @@ import {
   historyToolCalls,
   maxOutputTokens,
   messagesOf,
+  CHAT_FIELDS,
   numberField,
   refuseUnknownFields,
   refuseUnlessDefault,
@@ -34,25 +35,6 @@ import {
 import { TranslationError } from './translator.js';
 
 const UPSTREAM = 'Gemini';
-
-const TRANSLATED: ReadonlySet<string> = new Set([
-  'messages',
-  'tools',
-  'tool_choice',
-  'parallel_tool_calls',
-  'stop',
-  'max_tokens',
-  'max_completion_tokens',
-  'temperature',
-  'top_p',
-  'seed',
-  'presence_penalty',
-  'frequency_penalty',
-  'n',
-  'response_format',
-  'logprobs',
-  'top_logprobs',
-]);
 
 /**
  * Joins a Gemini tool call id and its thought signature in the id the client sees. Gemini 3
@@ -219,7 +201,7 @@ function generationConfig(body: JsonBody): JsonRecord {
 
 /** The generateContent body for a chat.completions request. */
 export function geminiChatBody(body: JsonBody): JsonBody {
-  refuseUnknownFields(body, TRANSLATED, UPSTREAM);
+  refuseUnknownFields(body, CHAT_FIELDS, UPSTREAM);
   refuseUnlessDefault(body, 'logprobs', [false]);
   refuseUnlessDefault(body, 'top_logprobs', [0]);
   refuseUnlessDefault(body, 'parallel_tool_calls', [true]);

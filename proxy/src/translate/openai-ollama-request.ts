@@ -26,6 +26,7 @@ import {
   historyToolCalls,
   maxOutputTokens,
   messagesOf,
+  CHAT_FIELDS,
   numberField,
   refuseUnknownFields,
   refuseUnlessDefault,
@@ -37,25 +38,6 @@ import {
 import { TranslationError } from './translator.js';
 
 const UPSTREAM = 'Ollama';
-
-const TRANSLATED: ReadonlySet<string> = new Set([
-  'messages',
-  'tools',
-  'tool_choice',
-  'parallel_tool_calls',
-  'stop',
-  'max_tokens',
-  'max_completion_tokens',
-  'temperature',
-  'top_p',
-  'seed',
-  'presence_penalty',
-  'frequency_penalty',
-  'n',
-  'response_format',
-  'logprobs',
-  'top_logprobs',
-]);
 
 /** A user or assistant message's text and images. */
 function textAndImages(content: unknown, field: string): { content: string; images?: string[] } {
@@ -131,7 +113,7 @@ function options(body: JsonBody): JsonRecord {
 
 /** The /api/chat body for a chat.completions request. */
 export function ollamaChatBody(body: JsonBody, model: string, stream: boolean): JsonBody {
-  refuseUnknownFields(body, TRANSLATED, UPSTREAM);
+  refuseUnknownFields(body, CHAT_FIELDS, UPSTREAM);
   refuseUnlessDefault(body, 'logprobs', [false]);
   refuseUnlessDefault(body, 'top_logprobs', [0]);
   refuseUnlessDefault(body, 'parallel_tool_calls', [true]);
