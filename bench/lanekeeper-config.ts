@@ -10,6 +10,21 @@ import { createHash } from 'node:crypto';
 /** The key the load generator presents; only its sha256 is in the config. */
 export const BENCH_API_KEY = 'lk-bench-key-0123456789abcdef';
 export const BENCH_TENANT = 'bench-tenant';
+/** A second tenant, for the burst-then-pause scenario: its burst must not slow anyone after. */
+export const BURST_API_KEY = 'lk-bench-burst-key-0123456789abcdef';
+export const BURST_TENANT = 'bench-burst';
+
+/**
+ * The key of tenant `i` of a many-tenant config: `${BENCH_API_KEY}-${i}`. The wrk script and
+ * the paced client build the same names (LK_BENCH_KEYS), so only the count crosses over.
+ */
+export function benchKey(i: number): string {
+  return `${BENCH_API_KEY}-${i}`;
+}
+
+function sha256(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
 
 /** The chat request every scenario sends; `stream` picks JSON or SSE. */
 export function chatBody(stream: boolean): string {
@@ -35,6 +50,11 @@ export interface BenchConfigOptions {
    * (OpenAI chat completions to Anthropic Messages and back): the translation's cost.
    */
   translated?: boolean;
+  /**
+   * Tenants in the config besides the two above (`bench-tenant-<i>`, key `benchKey(i)`), for
+   * the many-tenant scenario: what a SaaS deployment carries, with traffic spread over some.
+   */
+  tenants?: number;
 }
 
 /** The raw config object (written as JSON, which is YAML, for the CLI). */
@@ -62,7 +82,8 @@ export function benchConfig(options: BenchConfigOptions): Record<string, unknown
         }),
     identity: { sources: ['api_key'] },
     store: options.redis ? { redis: options.redis.url, key_prefix: options.redis.keyPrefix } : 'memory',
-    metrics: { max_tenants: 1000 },
+    // Above the many-tenant scenario's 1,000 active tenants: each gets its own series, the dear case.
+    metrics: { max_tenants: 2000 },
     log: { level: 'info' },
     pricing: {
       'gpt-4o-mini': { input: 0.15, output: 0.6, cached_input: 0.075 },
@@ -80,11 +101,13 @@ export function benchConfig(options: BenchConfigOptions): Record<string, unknown
       },
     },
     tenants: [
-      {
-        id: BENCH_TENANT,
+      { id: BENCH_TENANT, plan: 'bench', api_key_sha256: [sha256(BENCH_API_KEY)] },
+      { id: BURST_TENANT, plan: 'bench', api_key_sha256: [sha256(BURST_API_KEY)] },
+      ...Array.from({ length: options.tenants ?? 0 }, (_, i) => ({
+        id: `bench-tenant-${i}`,
         plan: 'bench',
-        api_key_sha256: [createHash('sha256').update(BENCH_API_KEY).digest('hex')],
-      },
+        api_key_sha256: [sha256(benchKey(i))],
+      })),
     ],
   };
 }

@@ -26,6 +26,17 @@ export interface LoadRequest {
   url: string;
   body: string;
   apiKey: string;
+  /** Spread over this many keys, `${apiKey}-0` .. (benchKey in lanekeeper-config.ts); one key when absent. */
+  keys?: number;
+}
+
+function loadEnv(request: LoadRequest): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LK_BENCH_BODY: request.body,
+    LK_BENCH_KEY: request.apiKey,
+    LK_BENCH_KEYS: String(request.keys ?? 0),
+  };
 }
 
 function pinned(core: string | undefined, command: string, args: string[]): [string, string[]] {
@@ -55,7 +66,7 @@ export async function runWrk(
     request.url,
   ]);
   const { stdout } = await run(command, args, {
-    env: { ...process.env, LK_BENCH_BODY: request.body, LK_BENCH_KEY: request.apiKey },
+    env: loadEnv(request),
     timeout: (options.seconds + 30) * 1000,
   });
   const line = stdout.split('\n').find((l) => l.startsWith('LKBENCH '));
@@ -90,7 +101,7 @@ export async function runPaced(
     String(options.seconds),
   ]);
   const { stdout } = await run(command, args, {
-    env: { ...process.env, LK_BENCH_BODY: request.body, LK_BENCH_KEY: request.apiKey },
+    env: loadEnv(request),
     timeout: (options.seconds + 30) * 1000,
   });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Measurement;

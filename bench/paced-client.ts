@@ -5,7 +5,8 @@
  * byte of its answer. Prints one JSON Measurement line.
  *
  * Run: `node --import tsx bench/paced-client.ts --url URL --rate 500 --seconds 10`, with the
- * body in LK_BENCH_BODY and the key in LK_BENCH_KEY.
+ * body in LK_BENCH_BODY and the key in LK_BENCH_KEY (with LK_BENCH_KEYS=N, the N keys
+ * `${LK_BENCH_KEY}-<i>` in turn, as bench/wrk/chat.lua does).
  */
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -26,17 +27,22 @@ const url = new URL(option('--url', 'http://127.0.0.1:8080/v1/chat/completions')
 const rate = Number(option('--rate', '500'));
 const seconds = Number(option('--seconds', '10'));
 const body = Buffer.from(process.env.LK_BENCH_BODY ?? '{}');
-const headers = {
-  'content-type': 'application/json',
-  'content-length': String(body.length),
-  authorization: `Bearer ${process.env.LK_BENCH_KEY ?? 'none'}`,
-};
+const key = process.env.LK_BENCH_KEY ?? 'none';
+const keyCount = Number(process.env.LK_BENCH_KEYS ?? '0');
+const headerSets = (keyCount > 0 ? Array.from({ length: keyCount }, (_, i) => `${key}-${i}`) : [key]).map(
+  (k) => ({
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+    authorization: `Bearer ${k}`,
+  }),
+);
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const latencies: number[] = [];
 let errors = 0;
 let inFlight = 0;
 
-function send(): void {
+function send(n: number): void {
+  const headers = headerSets[n % headerSets.length];
   const startedAt = performance.now();
   inFlight++;
   const req = request(
@@ -64,7 +70,7 @@ await new Promise<void>((resolve) => {
   const tick = () => {
     const due = Math.min(total, Math.floor(((performance.now() - began) / 1000) * rate));
     while (sent < due) {
-      send();
+      send(sent);
       sent++;
     }
     if (sent >= total) return resolve();

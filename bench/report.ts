@@ -4,9 +4,14 @@
  * at the end (also pasted into docs/performance.md).
  */
 import type { Measurement } from './load.js';
+import type { TenantMemory } from './redis-memory.js';
 import type { TargetName } from './targets.js';
 
-export type ScenarioName = 'json' | 'stream' | 'paced';
+/**
+ * `burst`: the paced scenario run as a tenant that just burst at full speed and then went
+ * quiet (bench/run.ts), so whatever its burst left behind is paid for in this latency.
+ */
+export type ScenarioName = 'json' | 'stream' | 'paced' | 'burst';
 
 /** One scenario against one target, with the target process's CPU time over the timed run. */
 export interface ScenarioResult extends Measurement {
@@ -24,6 +29,8 @@ export interface Ratios {
   cpuJson: number | undefined;
   cpuStream: number | undefined;
   addedP99Ms: number | undefined;
+  /** The burst scenario's p99 less the floor's paced p99. */
+  addedBurstP99Ms?: number | undefined;
 }
 
 /** CPU microseconds per request from a CPU-seconds delta. */
@@ -44,6 +51,7 @@ export function ratiosToFloor(target: TargetResults, floor: TargetResults): Rati
     cpuJson: ratio(target.json?.cpuUsPerRequest, floor.json?.cpuUsPerRequest),
     cpuStream: ratio(target.stream?.cpuUsPerRequest, floor.stream?.cpuUsPerRequest),
     addedP99Ms: paced !== undefined && floorPaced !== undefined ? paced - floorPaced : undefined,
+    addedBurstP99Ms: target.burst && floorPaced !== undefined ? target.burst.p99Ms - floorPaced : undefined,
   };
 }
 
@@ -60,8 +68,21 @@ const fmt = (n: number | undefined, digits = 2) => (n === undefined ? 'n/a' : n.
 
 const ratioOrNotRun = (n: number | undefined) => (n === undefined ? 'not run' : `${fmt(n)}x`);
 
-/** Checks the issue's targets against the ratios of the Lanekeeper targets. */
-export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): TargetCheck[] {
+/** What the many-tenant and Redis-memory checks read besides the ratios. */
+export interface CheckInputs {
+  results?: RunResults;
+  /** Redis memory per active tenant, by Redis-mode target. */
+  redisMemory?: Partial<Record<TargetName, TenantMemory>>;
+}
+
+/** Issue 16's most Redis bytes per active tenant. */
+export const MAX_BYTES_PER_TENANT = 4096;
+
+/** Checks issue 16's targets against the ratios of the Lanekeeper targets. */
+export function checkTargets(
+  ratios: Partial<Record<TargetName, Ratios>>,
+  inputs: CheckInputs = {},
+): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const memory = ratios['lanekeeper-memory'];
   const redis = ratios['lanekeeper-redis'];
@@ -72,16 +93,16 @@ export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): Targe
       measured: ratioOrNotRun(value),
       met: value === undefined ? null : value >= min,
     });
-  const addedP99 = (target: string, value: number | undefined) =>
+  const addedP99 = (target: string, goal: string, value: number | undefined) =>
     checks.push({
       target,
-      goal: 'added p99 at the paced rate <= 1 ms',
+      goal,
       measured: value === undefined ? 'not run' : `${fmt(value, 3)} ms`,
-      met: value === undefined ? null : value <= 1,
+      met: value === undefined ? null : value <= 2,
     });
   if (memory) {
-    atLeast('memory', 'non-streaming >= 1.0x floor', memory.json, 1.0);
-    atLeast('memory', 'streaming >= 1.2x floor', memory.stream, 1.2);
+    atLeast('memory', 'non-streaming >= 0.95x floor', memory.json, 0.95);
+    atLeast('memory', 'streaming >= 1.1x floor', memory.stream, 1.1);
     const cpu = [memory.cpuJson, memory.cpuStream].filter((v) => v !== undefined);
     checks.push({
       target: 'memory',
@@ -89,14 +110,44 @@ export function checkTargets(ratios: Partial<Record<TargetName, Ratios>>): Targe
       measured: `${ratioOrNotRun(memory.cpuJson)} json, ${ratioOrNotRun(memory.cpuStream)} stream`,
       met: cpu.length === 0 ? null : Math.max(...cpu) <= 1,
     });
-    addedP99('memory', memory.addedP99Ms);
   }
   if (redis) {
-    atLeast('redis', 'non-streaming >= 0.8x floor', redis.json, 0.8);
-    atLeast('redis', 'streaming >= 0.8x floor', redis.stream, 0.8);
-    addedP99('redis', redis.addedP99Ms);
+    atLeast('redis', 'non-streaming >= 0.85x floor', redis.json, 0.85);
+    addedP99('redis', 'added p99 at the paced rate <= 2 ms', redis.addedP99Ms);
+    addedP99('redis', 'added p99 after a one-tenant burst and a pause <= 2 ms', redis.addedBurstP99Ms);
+  }
+  const results = inputs.results ?? {};
+  for (const [many, one, label] of [
+    ['lanekeeper-memory-10k', 'lanekeeper-memory', 'memory'],
+    ['lanekeeper-redis-10k', 'lanekeeper-redis', 'redis'],
+  ] as const) {
+    if (!results[many] || !results[one]) continue;
+    const ratioOf = (s: ScenarioName) =>
+      ratio(results[many]?.[s]?.cpuUsPerRequest, results[one]?.[s]?.cpuUsPerRequest);
+    const measured = [ratioOf('json'), ratioOf('stream')];
+    const known = measured.filter((v) => v !== undefined);
+    checks.push({
+      target: `${label} 10k tenants`,
+      goal: 'CPU per request within 10% of one tenant',
+      measured: `${ratioOrNotRun(measured[0])} json, ${ratioOrNotRun(measured[1])} stream`,
+      met: known.length === 0 ? null : Math.max(...known) <= 1.1,
+    });
+  }
+  for (const [name, m] of Object.entries(inputs.redisMemory ?? {})) {
+    if (!m) continue;
+    const perTenant = m.stateAvgBytes + m.replayGuardAvgBytes;
+    checks.push({
+      target: name.replace('lanekeeper-', ''),
+      goal: `Redis memory per active tenant <= ${MAX_BYTES_PER_TENANT} bytes`,
+      measured: `${fmt(perTenant, 0)} bytes over ${m.tenants} tenants (limits and meters ${fmt(m.stateAvgBytes, 0)}, max ${m.stateMaxBytes}; replay guards ${fmt(m.replayGuardAvgBytes, 0)}, max ${m.replayGuardMaxBytes})`,
+      met: m.tenants === 0 ? null : perTenant <= MAX_BYTES_PER_TENANT,
+    });
   }
   return checks;
+}
+
+function signedMs(ms: number): string {
+  return `${ms >= 0 ? '+' : ''}${fmt(ms, 3)} ms`;
 }
 
 function pad(cells: string[], widths: number[]): string {
@@ -116,6 +167,7 @@ export function formatTable(results: RunResults, ratios: Partial<Record<TargetNa
     'paced p50 ms',
     'paced p99 ms',
     'p99 vs floor',
+    'after burst p99 vs floor',
     'JSON p99 ms (wrk)',
   ];
   const rows: string[][] = [];
@@ -133,9 +185,8 @@ export function formatTable(results: RunResults, ratios: Partial<Record<TargetNa
         : fmt(r.stream?.cpuUsPerRequest, 1),
       fmt(r.paced?.p50Ms, 3),
       fmt(r.paced?.p99Ms, 3),
-      name === 'direct' || name === 'floor' || q?.addedP99Ms === undefined
-        ? '-'
-        : `${q.addedP99Ms >= 0 ? '+' : ''}${fmt(q.addedP99Ms, 3)} ms`,
+      name === 'direct' || name === 'floor' || q?.addedP99Ms === undefined ? '-' : signedMs(q.addedP99Ms),
+      q?.addedBurstP99Ms === undefined ? '-' : signedMs(q.addedBurstP99Ms),
       fmt(r.json?.p99Ms, 2),
     ]);
   }

@@ -16,13 +16,21 @@
  * `lanekeeper-baseline`: a copy of the tree before a change, for A/B in one run),
  * --shared-redis (Redis mode against REDIS_URL or the machine's Redis at 127.0.0.1:6379
  * instead of a redis-server of its own, pinned with the load generator),
+ * --burst-seconds N (default 5), --burst-pause N (default 61: past the minute window, so
+ * everything the burst counted has aged out by the next request),
  * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts).
+ *
+ * The many-tenant targets (`-10k`) carry 10,000 tenants and spread the load over 1,000 of
+ * them. After the rounds, each Redis-mode target gets the burst scenario: one tenant at full
+ * speed, a pause, then the paced run as that tenant; and the Redis memory per active tenant
+ * is read before its keys are deleted.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chatBody, BENCH_API_KEY, BURST_API_KEY } from './lanekeeper-config.js';
 import { runPaced, runWrk, type LoadRequest } from './load.js';
 import { coreLayout, cpuSeconds } from './processes.js';
 import {
@@ -37,6 +45,7 @@ import {
   type ScenarioResult,
   type TargetResults,
 } from './report.js';
+import { redisMemoryPerTenant, type TenantMemory } from './redis-memory.js';
 import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
@@ -58,6 +67,8 @@ const ALL_TARGETS: TargetName[] = [
   'lanekeeper-memory',
   'lanekeeper-redis',
   'lanekeeper-translated',
+  'lanekeeper-memory-10k',
+  'lanekeeper-redis-10k',
 ];
 const CHAT_PATH = '/v1/chat/completions';
 
@@ -114,6 +125,7 @@ async function measure(
     url: `${target.url}${CHAT_PATH}`,
     body: chatBody(scenario === 'stream'),
     apiKey: BENCH_API_KEY,
+    keys: target.keys,
   };
   const pid = target.process?.pid ?? upstreamPid;
   const drive = (seconds: number) =>
@@ -151,6 +163,42 @@ function combine(rounds: ScenarioResult[]): ScenarioResult {
   };
 }
 
+/**
+ * The burst scenario: each target's burst tenant at full speed (wrk) for `seconds`, one
+ * target after another; then, `pauseS` after its own burst ended, the paced run as that same
+ * tenant. Its first admissions after the pause meet whatever the burst left in Redis (a
+ * per-request log to prune was what stalled every tenant before the per-second buckets).
+ */
+async function burstThenPause(
+  targets: Target[],
+  settings: Settings,
+  burst: { seconds: number; pauseS: number },
+  core: string | undefined,
+): Promise<[Target, ScenarioResult][]> {
+  const ended: number[] = [];
+  for (const target of targets) {
+    const request = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
+    const r = await runWrk(request, { seconds: burst.seconds, connections: settings.connections, core });
+    ended.push(Date.now());
+    log(
+      `burst ${target.name}: ${r.rps.toFixed(0)} req/s for ${burst.seconds} s, then ${burst.pauseS} s quiet`,
+    );
+  }
+  const out: [Target, ScenarioResult][] = [];
+  for (const [i, target] of targets.entries()) {
+    const wait = (ended[i] ?? 0) + burst.pauseS * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    const pid = target.process?.pid;
+    const before = pid === undefined ? 0 : cpuSeconds(pid);
+    const request = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
+    const r = await runPaced(request, { seconds: settings.seconds, rate: settings.rate, core });
+    const cpu = pid === undefined ? 0 : cpuSeconds(pid) - before;
+    log(`round 1 ${target.name}/burst: p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms`);
+    out.push([target, { ...r, cpuUsPerRequest: cpuPerRequest(cpu, r.requests) }]);
+  }
+  return out;
+}
+
 async function benchmark(): Promise<void> {
   const settings: Settings = {
     seconds: option('--seconds', 5),
@@ -164,16 +212,19 @@ async function benchmark(): Promise<void> {
   const wanted =
     targetsIndex >= 0 ? ((process.argv[targetsIndex + 1] ?? '').split(',') as TargetName[]) : ALL_TARGETS;
   const scenariosIndex = process.argv.indexOf('--scenarios');
-  const scenarios = (['json', 'stream', 'paced'] as const).filter(
+  const scenarios = (['json', 'stream', 'paced', 'burst'] as const).filter(
     (s) => scenariosIndex < 0 || (process.argv[scenariosIndex + 1] ?? '').split(',').includes(s),
   );
-  if (scenarios.length === 0) throw new Error('--scenarios: name one or more of json, stream, paced');
+  if (scenarios.length === 0) throw new Error('--scenarios: name one or more of json, stream, paced, burst');
+  const rounds = scenarios.filter((s) => s !== 'burst');
+  const burst = { seconds: option('--burst-seconds', 5), pauseS: option('--burst-pause', 61) };
   const baselineIndex = process.argv.indexOf('--baseline-src');
   const baselineSrc = baselineIndex >= 0 ? process.argv[baselineIndex + 1] : undefined;
   const baselineRedis = process.argv[process.argv.indexOf('--baseline-store') + 1] === 'redis';
   // Redis mode talks to a redis-server of its own, pinned to the load generator's core (off
   // the proxy's), unless REDIS_URL names one or --shared-redis asks for the machine's.
-  const wantsRedis = wanted.includes('lanekeeper-redis') || (baselineSrc !== undefined && baselineRedis);
+  const wantsRedis =
+    wanted.some((t) => t.startsWith('lanekeeper-redis')) || (baselineSrc !== undefined && baselineRedis);
   const ownRedis = wantsRedis && !process.env.REDIS_URL && !flag('--shared-redis') && hasRedisServer();
   let privateRedis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
   let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -194,6 +245,7 @@ async function benchmark(): Promise<void> {
   const upstream = await startUpstream(layout.upstream);
   const targets: Target[] = [];
   const perRound = new Map<string, ScenarioResult[]>();
+  const redisMemory: Partial<Record<TargetName, TenantMemory>> = {};
   try {
     if (ownRedis) {
       privateRedis = await startPrivateRedis(layout.load);
@@ -215,8 +267,9 @@ async function benchmark(): Promise<void> {
           await startLanekeeper({
             upstreamUrl: upstream.url,
             core: layout.proxy,
-            redisUrl: name === 'lanekeeper-redis' ? redisUrl : undefined,
+            redisUrl: name.startsWith('lanekeeper-redis') ? redisUrl : undefined,
             translated: name === 'lanekeeper-translated',
+            manyTenants: name.endsWith('-10k'),
             profileDir,
             builtCli,
           }),
@@ -236,7 +289,7 @@ async function benchmark(): Promise<void> {
       );
     }
     for (let round = 1; round <= settings.rounds; round++) {
-      for (const scenario of scenarios) {
+      for (const scenario of rounds) {
         for (const target of targets) {
           const r = await measure(target, upstream.process.pid, scenario, settings, layout.load);
           const key = `${target.name}/${scenario}`;
@@ -246,6 +299,20 @@ async function benchmark(): Promise<void> {
           );
         }
       }
+    }
+    const redisTargets = targets.filter((t) => t.redis);
+    if (scenarios.includes('burst') && redisTargets.length > 0) {
+      for (const [target, r] of await burstThenPause(redisTargets, settings, burst, layout.load)) {
+        perRound.set(`${target.name}/burst`, [r]);
+      }
+    }
+    for (const target of redisTargets) {
+      if (!target.redis) continue;
+      const m = await redisMemoryPerTenant(target.redis.url, target.redis.keyPrefix);
+      redisMemory[target.name] = m;
+      log(
+        `${target.name}: Redis bytes per active tenant over ${m.tenants}: limits and meters ${m.stateAvgBytes.toFixed(0)} (max ${m.stateMaxBytes}), replay guards ${m.replayGuardAvgBytes.toFixed(0)} (max ${m.replayGuardMaxBytes})`,
+      );
     }
   } finally {
     for (const target of targets) await target.stop();
@@ -268,7 +335,7 @@ async function benchmark(): Promise<void> {
       if (name !== 'floor') ratios[name] = ratiosToFloor(r, results.floor);
     }
   }
-  const checks = checkTargets(ratios);
+  const checks = checkTargets(ratios, { results, redisMemory });
   const date = new Date().toISOString();
   const machine = {
     cores: cpus().length,
@@ -286,7 +353,7 @@ async function benchmark(): Promise<void> {
   const file = join(RESULTS_DIR, `bench-${date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ date, machine, layout: layout.description, settings, results, ratios, checks, table }, null, 2)}\n`,
+    `${JSON.stringify({ date, machine, layout: layout.description, settings, results, ratios, redisMemory, checks, table }, null, 2)}\n`,
   );
   log(`saved ${file}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`);
 }

@@ -27,7 +27,13 @@ export type TargetName =
   | 'lanekeeper-memory'
   | 'lanekeeper-redis'
   | 'lanekeeper-translated'
+  | 'lanekeeper-memory-10k'
+  | 'lanekeeper-redis-10k'
   | 'lanekeeper-baseline';
+
+/** Tenants in the many-tenant targets' config, and how many of them the load spreads over. */
+export const MANY_TENANTS = 10_000;
+export const ACTIVE_TENANTS = 1_000;
 
 /** A running target: where to send requests, and the process whose CPU counts (none for direct). */
 export interface Target {
@@ -35,6 +41,10 @@ export interface Target {
   readonly url: string;
   readonly adminUrl?: string;
   readonly process?: Running;
+  /** Redis mode: the server and the key prefix the target writes under. */
+  readonly redis?: { readonly url: string; readonly keyPrefix: string };
+  /** Keys the load spreads over (the many-tenant targets); one key when absent. */
+  readonly keys?: number;
   stop(): Promise<void>;
 }
 
@@ -93,6 +103,8 @@ export interface LanekeeperOptions {
   profileDir?: string;
   /** Serve the model from an Anthropic-dialect upstream: every request is translated. */
   translated?: boolean;
+  /** MANY_TENANTS tenants in the config, the load spread over ACTIVE_TENANTS of them. */
+  manyTenants?: boolean;
   /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
   sourceDir?: string;
   /**
@@ -216,14 +228,19 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
     upstreamUrl: options.upstreamUrl,
     redis,
     translated: options.translated,
+    tenants: options.manyTenants ? MANY_TENANTS : 0,
   });
   const name: TargetName = options.sourceDir
     ? 'lanekeeper-baseline'
     : options.translated
       ? 'lanekeeper-translated'
-      : redis
-        ? 'lanekeeper-redis'
-        : 'lanekeeper-memory';
+      : options.manyTenants
+        ? redis
+          ? 'lanekeeper-redis-10k'
+          : 'lanekeeper-memory-10k'
+        : redis
+          ? 'lanekeeper-redis'
+          : 'lanekeeper-memory';
   mkdirSync(RESULTS_DIR, { recursive: true });
   const configPath = join(RESULTS_DIR, `${name}.config.yaml`);
   // JSON is YAML; the CLI reads it like any config file.
@@ -248,6 +265,8 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
     url: `http://127.0.0.1:${port}`,
     adminUrl,
     process: child,
+    redis,
+    keys: options.manyTenants ? ACTIVE_TENANTS : undefined,
     async stop() {
       await child.stop();
       if (redis) await deleteRedisPrefix(redis.url, redis.keyPrefix);

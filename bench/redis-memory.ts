@@ -1,0 +1,58 @@
+/**
+ * What a Redis-mode target leaves in Redis per tenant: every key under its prefix, sized with
+ * MEMORY USAGE and grouped by the tenant's hash tag (`${prefix}{tenant}:...`, see
+ * contract/src/redis-layout.ts). Split in two, because they grow differently:
+ * - state: limits and meters (per-second rpm buckets, slots, reservations, token minutes,
+ *   spend, hour and total counters), bounded by the windows whatever the request rate;
+ * - replay guards: the ids of settled and metered requests (`settled`, `hour:<h>:ids`), one
+ *   member per request for their dedupe window, so they grow with the rate.
+ */
+import { Redis } from 'ioredis';
+
+/** Bytes per tenant that had keys, over the tenants found. */
+export interface TenantMemory {
+  tenants: number;
+  stateAvgBytes: number;
+  stateMaxBytes: number;
+  replayGuardAvgBytes: number;
+  replayGuardMaxBytes: number;
+}
+
+const REPLAY_GUARD = /^(settled|hour:[^:]+:ids)$/;
+
+export async function redisMemoryPerTenant(url: string, prefix: string): Promise<TenantMemory> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  const state = new Map<string, number>();
+  const guards = new Map<string, number>();
+  try {
+    let cursor = '0';
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*`;
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      const pipeline = client.pipeline();
+      for (const key of keys) pipeline.memory('USAGE', key, 'SAMPLES', '0');
+      const sizes = (await pipeline.exec()) ?? [];
+      keys.forEach((key, i) => {
+        const close = key.indexOf('}:', prefix.length);
+        if (close < 0) return;
+        const tenant = key.slice(prefix.length + 1, close);
+        const into = REPLAY_GUARD.test(key.slice(close + 2)) ? guards : state;
+        into.set(tenant, (into.get(tenant) ?? 0) + Number(sizes[i]?.[1] ?? 0));
+      });
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+  const tenants = new Set([...state.keys(), ...guards.keys()]).size;
+  const avg = (m: Map<string, number>) =>
+    tenants === 0 ? 0 : [...m.values()].reduce((a, b) => a + b, 0) / tenants;
+  const max = (m: Map<string, number>) => Math.max(0, ...m.values());
+  return {
+    tenants,
+    stateAvgBytes: avg(state),
+    stateMaxBytes: max(state),
+    replayGuardAvgBytes: avg(guards),
+    replayGuardMaxBytes: max(guards),
+  };
+}
