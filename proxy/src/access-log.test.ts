@@ -1,7 +1,15 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { writeAccessLine, type AccessLogFields } from './access-log.js';
+import type { RequestContext } from './context.js';
+import {
+  accessLogFields,
+  accessLogMembers,
+  accessLogMembersOf,
+  writeAccessLine,
+  writeAccessLog,
+  type AccessLogFields,
+} from './access-log.js';
 import { createLogger, type Logger } from './log.js';
 
 /** A logger whose raw lines are collected, with the time made constant so lines compare byte for byte. */
@@ -99,5 +107,80 @@ describe('access-log line', () => {
     const logger = { info: record, warn: record, error: record, debug: record, child: () => logger };
     writeAccessLine(logger as unknown as Logger, FIELDS);
     expect(calls).toEqual([[FIELDS, 'request']]);
+  });
+});
+
+/** A context holding what the access line reads, from the fields it should produce. */
+function contextOf(f: AccessLogFields, extra: { durationMs?: number; ttfbMs?: number } = {}): RequestContext {
+  const usage: Record<string, number> = {};
+  const put = (key: string, value: number | null) => {
+    if (value !== null) usage[key] = value;
+  };
+  put('input', f.input_tokens);
+  put('output', f.output_tokens);
+  put('cachedInput', f.cached_input_tokens);
+  put('cacheWrite', f.cache_write_tokens);
+  put('reasoning', f.reasoning_tokens);
+  const defined = <T>(value: T | null) => value ?? undefined;
+  return {
+    id: f.request_id,
+    tenant: f.tenant === null ? undefined : { id: f.tenant, planName: f.plan },
+    request: { method: f.method, path: f.path },
+    dialect: f.dialect === null ? undefined : { name: f.dialect },
+    upstream: f.upstream === null ? undefined : { name: f.upstream },
+    model: defined(f.model),
+    modelRequested: defined(f.model_requested),
+    upstreamModel: defined(f.upstream_model),
+    status: f.status,
+    outcome: defined(f.outcome),
+    errorCode: defined(f.error),
+    stream: f.stream,
+    usage,
+    provenance: defined(f.provenance),
+    costUsd: defined(f.cost_usd),
+    durationMs: extra.durationMs ?? f.latency_ms,
+    ttfbMs: extra.ttfbMs,
+  } as unknown as RequestContext;
+}
+
+describe('access-log line built from the request context', () => {
+  it.each([
+    ['a typical request', FIELDS, { durationMs: 3.4, ttfbMs: 1.6 }],
+    [
+      'a refused request, no tenant, no usage',
+      {
+        ...FIELDS,
+        tenant: null,
+        plan: null,
+        dialect: null,
+        upstream: null,
+        model: null,
+        input_tokens: null,
+        output_tokens: null,
+        cache_write_tokens: null,
+        provenance: null,
+        cost_usd: null,
+        status: 401,
+        error: 'invalid_api_key',
+      },
+      {},
+    ],
+    [
+      'hostile strings',
+      { ...FIELDS, path: '/v1/"x"\\\n\u2028\ud800', model_requested: '","tenant":"other' },
+      {},
+    ],
+  ])('is the line its fields give: %s', (_name, fields, extra) => {
+    const ctx = contextOf(fields, extra);
+    expect(accessLogMembersOf(ctx)).toBe(accessLogMembers(accessLogFields(ctx)));
+    const byFields = capture();
+    writeAccessLine(byFields.logger, accessLogFields(ctx));
+    const byContext = capture();
+    writeAccessLog(byContext.logger, ctx);
+    expect(byContext.raw).toEqual(byFields.raw);
+    expect(JSON.parse(byContext.raw[0] as string)).toMatchObject({
+      path: fields.path,
+      tenant: fields.tenant,
+    });
   });
 });

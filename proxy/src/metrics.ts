@@ -4,34 +4,58 @@
  * is bounded: past `max_tenants` distinct tenants, new ones are counted as "_other".
  */
 import client from 'prom-client';
+import { CellCounter, CellHistogram, UsdCounter, type Cell, type HistogramCell } from './cell-metrics.js';
 
 export const OTHER_TENANT = '_other';
+
+/** The token kinds of lanekeeper_tokens_total, in the order of `ModelSeries.tokens`. */
+export const TOKEN_KINDS = ['input', 'output', 'cached_input', 'cache_write', 'reasoning'] as const;
+
+/** One tenant's and model's series, found once and bumped per request (cell-metrics.ts). */
+export interface ModelSeries {
+  readonly tenant: string;
+  readonly model: string;
+  readonly statuses: Map<number, Cell>;
+  /** By TOKEN_KINDS index; made on first use, so a kind never metered has no series. */
+  readonly tokens: (Cell | undefined)[];
+  /** Nano-dollars; made on first use, so a model never priced has no cost series. */
+  cost: Cell | undefined;
+  /** lanekeeper_unreported_tokens_total by provenance, then TOKEN_KINDS index; made on first use. */
+  readonly unreported: Map<string, readonly Cell[]>;
+}
+
+/** One tenant label's series. */
+export interface TenantSeries {
+  readonly duration: HistogramCell;
+  readonly provenance: Map<string, Cell>;
+  readonly models: Map<string, ModelSeries>;
+}
 
 export class Metrics {
   readonly registry = new client.Registry();
   private readonly seenTenants = new Set<string>();
 
-  readonly requests = new client.Counter({
+  readonly requests = new CellCounter({
     name: 'lanekeeper_requests_total',
     help: 'Requests answered, by tenant, model sent upstream and HTTP status.',
     labelNames: ['tenant', 'model', 'status'] as const,
     registers: [this.registry],
   });
-  readonly tokens = new client.Counter({
+  readonly tokens = new CellCounter({
     name: 'lanekeeper_tokens_total',
     help: 'Metered tokens by tenant, model and kind (input, output, cached_input, cache_write, reasoning).',
     labelNames: ['tenant', 'model', 'kind'] as const,
     registers: [this.registry],
   });
-  readonly unreportedTokens = new client.Counter({
+  readonly unreportedTokens = new CellCounter({
     name: 'lanekeeper_unreported_tokens_total',
     help: 'The part of lanekeeper_tokens_total the upstream did not report: provenance "estimated" or "partial".',
     labelNames: ['tenant', 'model', 'kind', 'provenance'] as const,
     registers: [this.registry],
   });
-  readonly cost = new client.Counter({
+  readonly cost = new UsdCounter({
     name: 'lanekeeper_cost_usd_total',
-    help: 'Cost of metered usage in USD, from the pricing table.',
+    help: 'Cost of metered usage in USD, from the pricing table (summed exactly, in nano-dollars).',
     labelNames: ['tenant', 'model'] as const,
     registers: [this.registry],
   });
@@ -106,25 +130,28 @@ export class Metrics {
     labelNames: ['tenant', 'route'] as const,
     registers: [this.registry],
   });
-  readonly usageProvenance = new client.Counter({
+  readonly usageProvenance = new CellCounter({
     name: 'lanekeeper_usage_records_total',
     help: 'Usage records by provenance (reported, estimated, partial, invalid).',
     labelNames: ['tenant', 'provenance'] as const,
     registers: [this.registry],
   });
-  readonly duration = new client.Histogram({
+  readonly duration = new CellHistogram({
     name: 'lanekeeper_request_duration_seconds',
     help: 'Time from request arrival to the last byte sent, by tenant.',
     labelNames: ['tenant'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers: [this.registry],
   });
-  readonly ttfb = new client.Histogram({
+  readonly ttfb = new CellHistogram({
     name: 'lanekeeper_upstream_ttfb_seconds',
     help: 'Time from forwarding a request to the upstream response headers.',
+    labelNames: [],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  readonly ttfbCell = this.ttfb.cell({});
+  private readonly tenantSeries = new Map<string, TenantSeries>();
   readonly tenantOverflow = new client.Counter({
     name: 'lanekeeper_tenant_label_overflow_total',
     help: 'Observations counted under tenant="_other" because metrics.max_tenants was reached.',
@@ -172,6 +199,50 @@ export class Metrics {
     for (const kind of ['handles', 'requests', 'resources']) {
       this.registry.removeSingleMetric(`lanekeeper_process_nodejs_active_${kind}_total`);
     }
+  }
+
+  /** The series of a tenant label (from `tenantLabel`), found or made. */
+  seriesOf(tenant: string): TenantSeries {
+    let series = this.tenantSeries.get(tenant);
+    if (!series) {
+      series = { duration: this.duration.cell({ tenant }), provenance: new Map(), models: new Map() };
+      this.tenantSeries.set(tenant, series);
+    }
+    return series;
+  }
+
+  /** The series of a tenant label and a model, found or made. */
+  modelSeries(tenant: TenantSeries, tenantLabel: string, model: string): ModelSeries {
+    let series = tenant.models.get(model);
+    if (!series) {
+      series = {
+        tenant: tenantLabel,
+        model,
+        statuses: new Map(),
+        tokens: TOKEN_KINDS.map(() => undefined),
+        cost: undefined,
+        unreported: new Map(),
+      };
+      tenant.models.set(model, series);
+    }
+    return series;
+  }
+
+  /** The token counter of a series and TOKEN_KINDS index. */
+  tokenCell(series: ModelSeries, kind: number): Cell {
+    let cell = series.tokens[kind];
+    if (!cell) {
+      const labels = { tenant: series.tenant, model: series.model, kind: TOKEN_KINDS[kind] as string };
+      cell = this.tokens.cell(labels);
+      series.tokens[kind] = cell;
+    }
+    return cell;
+  }
+
+  /** The cost counter (nano-dollars) of a series. */
+  costCell(series: ModelSeries): Cell {
+    series.cost ??= this.cost.cell({ tenant: series.tenant, model: series.model });
+    return series.cost;
   }
 
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */

@@ -4,43 +4,68 @@
  * sees the final usage, cost and status. Never logs a key, a credential or a body.
  */
 import { writeAccessLog } from '../access-log.js';
+import { toNanoUsd, type Cell } from '../cell-metrics.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { TOKEN_KINDS, type Metrics, type ModelSeries } from '../metrics.js';
 import type { Stage } from '../stage.js';
+import type { Usage } from '../usage/usage.js';
 
-const TOKEN_KINDS = [
-  ['input', 'input'],
-  ['output', 'output'],
-  ['cachedInput', 'cached_input'],
-  ['cacheWrite', 'cache_write'],
-  ['reasoning', 'reasoning'],
-] as const;
+/** The Usage field of each of TOKEN_KINDS, in order. */
+const USAGE_FIELDS: readonly (keyof Usage)[] = ['input', 'output', 'cachedInput', 'cacheWrite', 'reasoning'];
 
 export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logger }): Stage {
   const { metrics, logger } = deps;
   const warnedUnpriced = new Set<string>();
+
+  function statusCell(series: ModelSeries, tenant: string, model: string, status: number): Cell {
+    let cell = series.statuses.get(status);
+    if (!cell) {
+      cell = metrics.requests.cell({ tenant, model, status: String(status) });
+      series.statuses.set(status, cell);
+    }
+    return cell;
+  }
+
+  function unreportedCells(series: ModelSeries, tenant: string, model: string, provenance: string) {
+    let cells = series.unreported.get(provenance);
+    if (!cells) {
+      cells = TOKEN_KINDS.map((kind) => metrics.unreportedTokens.cell({ tenant, model, kind, provenance }));
+      series.unreported.set(provenance, cells);
+    }
+    return cells;
+  }
+
   return {
     name: 'record-metrics',
     onResponseEnd(ctx) {
       const tenant = metrics.tenantLabel(ctx.tenant?.id);
       const model = ctx.model ?? 'none';
-      const status = ctx.status ?? 0;
-      metrics.requests.inc({ tenant, model, status: String(status) });
-      metrics.duration.observe({ tenant }, (ctx.durationMs ?? 0) / 1000);
-      if (ctx.ttfbMs !== undefined) metrics.ttfb.observe(ctx.ttfbMs / 1000);
+      const tenantSeries = metrics.seriesOf(tenant);
+      const series = metrics.modelSeries(tenantSeries, tenant, model);
+      statusCell(series, tenant, model, ctx.status ?? 0).value++;
+      metrics.duration.observe(tenantSeries.duration, (ctx.durationMs ?? 0) / 1000);
+      if (ctx.ttfbMs !== undefined) metrics.ttfb.observe(metrics.ttfbCell, ctx.ttfbMs / 1000);
 
-      if (ctx.provenance) {
-        metrics.usageProvenance.inc({ tenant, provenance: ctx.provenance });
-        for (const [field, kind] of TOKEN_KINDS) {
-          const value = ctx.usage[field];
+      const provenance = ctx.provenance;
+      if (provenance) {
+        let records = tenantSeries.provenance.get(provenance);
+        if (!records) {
+          records = metrics.usageProvenance.cell({ tenant, provenance });
+          tenantSeries.provenance.set(provenance, records);
+        }
+        records.value++;
+        const unreported =
+          provenance === 'estimated' || provenance === 'partial'
+            ? unreportedCells(series, tenant, model, provenance)
+            : undefined;
+        for (let i = 0; i < USAGE_FIELDS.length; i++) {
+          const value = ctx.usage[USAGE_FIELDS[i] as keyof Usage];
           if (!value) continue;
-          metrics.tokens.inc({ tenant, model, kind }, value);
-          if (ctx.provenance === 'estimated' || ctx.provenance === 'partial') {
-            metrics.unreportedTokens.inc({ tenant, model, kind, provenance: ctx.provenance }, value);
-          }
+          metrics.tokenCell(series, i).value += value;
+          if (unreported) (unreported[i] as Cell).value += value;
         }
         if (ctx.costUsd !== undefined) {
-          metrics.cost.inc({ tenant, model }, ctx.costUsd);
+          metrics.costCell(series).value += toNanoUsd(ctx.costUsd);
         } else {
           const tokens = (ctx.usage.input ?? 0) + (ctx.usage.output ?? 0);
           if (tokens > 0) metrics.unpricedTokens.inc({ model }, tokens);
