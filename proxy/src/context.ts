@@ -3,6 +3,7 @@
  * what the plan changed, what the upstream answered and what it cost. Stages communicate
  * only through it.
  */
+import type { EventFramer } from './usage/event-framer.js';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { PlanConfig, Price, TenantConfig } from './config/schema.js';
 import type { Dialect, DialectRequest, DialectRoute } from './dialects/dialect.js';
@@ -76,6 +77,12 @@ export interface RequestContext {
   stream: boolean;
   /** Usage was requested on the client's behalf and must be hidden from it. */
   usageInjected: boolean;
+  /**
+   * The upstream stream cut into event blocks by meter-usage's tap, for the stages above it
+   * that need the same blocks (hide-injected-usage): one framing pass per chunk, not one per
+   * stage. `blocks` are those of `chunk` (with the held remainder when `end`).
+   */
+  streamFrames?: { framer: EventFramer; chunk: Buffer; end: boolean; blocks: readonly Buffer[] };
   estimatedPromptTokens: number;
   /** The output cap sent upstream (per choice), after plan and limit clamping. */
   maxOutputTokens: number | undefined;

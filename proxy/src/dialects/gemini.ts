@@ -271,6 +271,8 @@ export const gemini: Dialect = {
     return merged;
   },
 
+  usageNeedles: ['"usageMetadata"', '"error"'],
+
   usageHint(event) {
     const data = event.data;
     return valueAfterLastKey(data, '"usageMetadata"') === OPEN_BRACE || errorNearStart(data);

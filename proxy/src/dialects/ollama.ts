@@ -154,6 +154,8 @@ export const ollama: Dialect = {
     return observe(json, route);
   },
 
+  usageNeedles: ['"done"', '"error"'],
+
   usageHint(event) {
     const data = event.data;
     return valueAfterLastKey(data, '"done"') === LETTER_T || errorNearStart(data);

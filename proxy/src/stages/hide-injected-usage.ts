@@ -30,7 +30,10 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
     onResponseHeaders(ctx, head) {
       // A translated stream is rebuilt by its translator, which adds usage only when asked.
       if (ctx.usageInjected && !ctx.translator && head.status >= 200 && head.status < 300 && ctx.dialect) {
-        framers.set(ctx, createEventFramer(ctx.dialect.streamFormat));
+        // The meter's framer when it cuts this stream (it runs first, and in the same format).
+        const sameFormat = (ctx.upstreamDialect ?? ctx.dialect).streamFormat === ctx.dialect.streamFormat;
+        const shared = sameFormat ? ctx.streamFrames?.framer : undefined;
+        framers.set(ctx, shared ?? createEventFramer(ctx.dialect.streamFormat));
       }
     },
     onResponseChunk(ctx, chunk, end) {
@@ -38,8 +41,19 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
       const dialect = ctx.dialect;
       if (!framer || !dialect || (!dialect.hideInjectedUsage && !dialect.hideInjectedUsageInBlock))
         return chunk;
-      const blocks = framer.push(chunk);
-      if (end) blocks.push(framer.end());
+      // meter-usage, just below, already cut this very chunk (it passes chunks on unchanged).
+      const shared = ctx.streamFrames;
+      let blocks: readonly Buffer[];
+      if (shared && shared.framer === framer) {
+        // Never the case while meter-usage passes chunks on as they came; if it ever were,
+        // the bytes still go out whole rather than from blocks of another chunk.
+        if (shared.chunk !== chunk || shared.end !== end) return chunk;
+        blocks = shared.blocks;
+      } else {
+        const own = framer.push(chunk);
+        if (end) own.push(framer.end());
+        blocks = own;
+      }
       const out: Buffer[] = [];
       // A dialect's byte-level rewrite finds the field itself; only the event-level one
       // needs this search to stay off blocks without usage.

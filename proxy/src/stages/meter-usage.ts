@@ -28,6 +28,8 @@ interface MeterState {
   tail: ByteTail | undefined;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** A generous bytes-per-token for an answer whose usage is missing: JSON framing makes it high. */
 const BYTES_PER_TOKEN = 4;
 
@@ -53,19 +55,28 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         return;
       const type = String(head.headers['content-type'] ?? '');
       const streaming = isStreamContent(type) || (ctx.stream && !/json/i.test(type));
+      const tap = streaming ? createStreamTap(dialect, route) : undefined;
+      if (tap) ctx.streamFrames = { framer: tap.framer, chunk: EMPTY, end: false, blocks: [] };
       states.set(ctx, {
-        tap: streaming ? createStreamTap(dialect, route) : undefined,
+        tap,
         json: streaming ? undefined : [],
         jsonBytes: 0,
         overCap: false,
         tail: undefined,
       });
     },
-    onResponseChunk(ctx, chunk) {
+    onResponseChunk(ctx, chunk, end) {
       const state = states.get(ctx);
-      if (!state || chunk.length === 0) return chunk;
+      if (!state) return chunk;
       if (state.tap) {
-        state.tap.push(chunk);
+        // Cut once, here; hide-injected-usage, next up, reads the same blocks (ctx.streamFrames).
+        const framer = state.tap.framer;
+        const blocks = chunk.length === 0 ? [] : framer.push(chunk);
+        if (end) blocks.push(framer.end());
+        state.tap.pushBlocks(blocks);
+        ctx.streamFrames = { framer, chunk, end, blocks };
+      } else if (chunk.length === 0) {
+        return chunk;
       } else if (state.tail) {
         state.jsonBytes += chunk.length;
         state.tail.push(chunk);

@@ -12,7 +12,7 @@
  */
 import type { Dialect, StreamEvent } from '../dialects/dialect.js';
 import { createNdjsonParser } from './ndjson.js';
-import { CR, LF, createSseParser, type StreamParser } from './sse.js';
+import { CR, DEFAULT_MAX_LINE_BYTES, LF, createSseParser, type StreamParser } from './sse.js';
 
 /** The two stream formats a dialect can speak (`Dialect.streamFormat`). */
 export type StreamFormat = 'sse' | 'ndjson';
@@ -29,16 +29,27 @@ export interface EventFramer {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Most bytes held for one unfinished block (the SSE parser's line cap): past it they go out
+ * as a block of their own, so an upstream that never ends an event cannot make the proxy
+ * hold its stream. Such a block is forwarded as it is, and metered as the bytes it is.
+ */
+export const MAX_HELD_BYTES = DEFAULT_MAX_LINE_BYTES;
+
 /** Holds the bytes of an unfinished block across chunks. */
 class Held {
   private pieces: Buffer[] = [];
+  bytes = 0;
 
   get empty(): boolean {
     return this.pieces.length === 0;
   }
 
   add(chunk: Buffer, start: number, end: number): void {
-    if (end > start) this.pieces.push(Buffer.from(chunk.subarray(start, end)));
+    if (end > start) {
+      this.pieces.push(Buffer.from(chunk.subarray(start, end)));
+      this.bytes += end - start;
+    }
   }
 
   /** The held bytes followed by chunk[start, end). */
@@ -46,12 +57,13 @@ class Held {
     if (this.pieces.length === 0) return chunk.subarray(start, end);
     const pieces = this.pieces;
     this.pieces = [];
+    this.bytes = 0;
     if (end > start) pieces.push(chunk.subarray(start, end));
     return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
   }
 }
 
-function createSseFramer(): Omit<EventFramer, 'eventOf'> {
+function createSseFramer(maxHeld: number): Omit<EventFramer, 'eventOf'> {
   const held = new Held();
   /** The current line already has bytes from an earlier chunk. */
   let lineCarried = false;
@@ -104,6 +116,7 @@ function createSseFramer(): Omit<EventFramer, 'eventOf'> {
       }
       if (blockStart < length) held.add(chunk, blockStart, length);
       if (lineStart < length) lineCarried = true;
+      if (held.bytes > maxHeld && !blockAwaitingLf) blocks.push(held.take(EMPTY, 0, 0));
       return blocks;
     },
     end() {
@@ -115,7 +128,7 @@ function createSseFramer(): Omit<EventFramer, 'eventOf'> {
   };
 }
 
-function createNdjsonFramer(): Omit<EventFramer, 'eventOf'> {
+function createNdjsonFramer(maxHeld: number): Omit<EventFramer, 'eventOf'> {
   const held = new Held();
   return {
     push(chunk) {
@@ -128,6 +141,7 @@ function createNdjsonFramer(): Omit<EventFramer, 'eventOf'> {
         lf = chunk.indexOf(LF, start);
       }
       if (start < chunk.length) held.add(chunk, start, chunk.length);
+      if (held.bytes > maxHeld) blocks.push(held.take(EMPTY, 0, 0));
       return blocks;
     },
     end() {
@@ -137,8 +151,8 @@ function createNdjsonFramer(): Omit<EventFramer, 'eventOf'> {
 }
 
 /** Creates a framer for the given stream format. */
-export function createEventFramer(format: StreamFormat): EventFramer {
-  const framer = format === 'sse' ? createSseFramer() : createNdjsonFramer();
+export function createEventFramer(format: StreamFormat, maxHeld = MAX_HELD_BYTES): EventFramer {
+  const framer = format === 'sse' ? createSseFramer(maxHeld) : createNdjsonFramer(maxHeld);
   const parser: StreamParser = format === 'sse' ? createSseParser() : createNdjsonParser();
   return {
     push: framer.push,

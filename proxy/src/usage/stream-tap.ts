@@ -1,17 +1,18 @@
 /**
- * Meters a streamed response as it passes: feeds each chunk to the dialect's parser (SSE or
- * NDJSON), parses only the events the dialect's cheap `usageHint` selects (plus the first
- * event, which names the model), and folds every observation into one Usage with
- * `mergeUsage` (later fields win; reports are running totals and are never summed).
+ * Meters a streamed response as it passes: cuts it into raw event blocks (event-framer.ts,
+ * the same pass the usage hider reads when both run), decodes only the blocks that can carry
+ * usage, the model or an error (a byte search for the dialect's `usageNeedles`, then its
+ * `usageHint` on the decoded event) plus the first event, which names the model, and folds
+ * every observation into one Usage with `mergeUsage` (later fields win; reports are running
+ * totals and are never summed).
  *
- * It keeps the raw data of events, bounded, only so that output tokens can be estimated
- * when the stream never reports them; the text is extracted from it once, at the end, and
- * only if needed. A bad event is skipped, a dialect that throws is contained: metering
+ * It keeps the raw blocks, bounded, only so that output tokens can be estimated when the
+ * stream never reports them; they are decoded and their text extracted once, at the end,
+ * and only if needed. A bad event is skipped, a dialect that throws is contained: metering
  * never breaks a stream.
  */
 import type { Dialect, DialectRoute, Observation, StreamEvent } from '../dialects/dialect.js';
-import { createNdjsonParser } from './ndjson.js';
-import { createSseParser, type StreamParser } from './sse.js';
+import { createEventFramer, type EventFramer } from './event-framer.js';
 import { hasUsage, mergeUsage, type Usage } from './usage.js';
 
 /** What a finished stream told the meter. */
@@ -29,27 +30,43 @@ export interface TapResult {
    * when no output count was reported (otherwise empty); covers at most `maxRetainedBytes`.
    */
   texts: string[];
-  /** Events seen, and how many of them were parsed as JSON (for metrics and benchmarks). */
+  /** Event blocks seen, and how many of them were decoded and parsed (for tests and benchmarks). */
   events: number;
   parsed: number;
-  /** Bytes of event data still held for an estimate when the stream ended (memory cost). */
+  /** Bytes of event blocks still held for an estimate when the stream ended (memory cost). */
   retainedBytes: number;
 }
 
-/** Meters one response stream: feed it every chunk, then call `end` once. */
+/** Meters one response stream: feed it every chunk (or the framer's blocks), then call `end` once. */
 export interface StreamTap {
+  /** The framer the tap cuts with; a stage that frames the same bytes may share its blocks. */
+  readonly framer: EventFramer;
   push(chunk: Buffer): void;
+  /** Blocks already cut by `framer` (push and end of it), instead of `push`. */
+  pushBlocks(blocks: readonly Buffer[]): void;
   end(): TapResult;
 }
 
 /** Options of `createStreamTap`. */
 export interface StreamTapOptions {
-  /** Event data kept for estimating output, then extracted text kept. Default 4 MiB each. */
+  /** Event blocks kept for estimating output, then extracted text kept. Default 4 MiB each. */
   maxRetainedBytes?: number;
 }
 
 /** Default bound on event data (and then text) kept per stream for output estimates. */
 export const DEFAULT_MAX_RETAINED_BYTES = 4 * 1024 * 1024;
+
+const needleCache = new WeakMap<Dialect, readonly Buffer[] | null>();
+
+/** The dialect's needles as bytes, once per dialect; null when it has none (decode every block). */
+function needlesOf(dialect: Dialect): readonly Buffer[] | null {
+  let needles = needleCache.get(dialect);
+  if (needles === undefined) {
+    needles = dialect.usageNeedles ? dialect.usageNeedles.map((n) => Buffer.from(n, 'utf8')) : null;
+    needleCache.set(dialect, needles);
+  }
+  return needles;
+}
 
 /** Creates a tap for one response stream of `route`. */
 export function createStreamTap(
@@ -58,14 +75,16 @@ export function createStreamTap(
   options: StreamTapOptions = {},
 ): StreamTap {
   const maxRetained = options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES;
-  const parser: StreamParser = dialect.streamFormat === 'ndjson' ? createNdjsonParser() : createSseParser();
+  const framer = createEventFramer(dialect.streamFormat);
+  const needles = needlesOf(dialect);
   let usage: Usage = {};
   let model: string | undefined;
   let error: string | undefined;
   let events = 0;
   let parsed = 0;
-  /** Raw events kept while under the cap; after it, their text (extracted as they come). */
-  let retained: StreamEvent[] | undefined = [];
+  let firstParsed = false;
+  /** Raw blocks kept while under the cap; after it, their text (extracted as they come). */
+  let retained: Buffer[] | undefined = [];
   let retainedBytes = 0;
   const texts: string[] = [];
   let textChars = 0;
@@ -77,15 +96,15 @@ export function createStreamTap(
     if (observation.error) error = observation.error;
   }
 
-  function keepText(event: StreamEvent): void {
-    if (textChars >= maxRetained) return;
+  function keepText(event: StreamEvent | undefined): void {
+    if (!event || textChars >= maxRetained) return;
     const text = safeText(dialect, event, route);
     if (text === '') return;
     texts.push(text);
     textChars += text.length;
   }
 
-  function retain(event: StreamEvent): void {
+  function retain(block: Buffer, event: StreamEvent | undefined): void {
     if (usage.output !== undefined) {
       // Output is reported (running totals, or a final report): no estimate will be needed.
       if (retainedBytes > 0 || texts.length > 0) {
@@ -96,33 +115,51 @@ export function createStreamTap(
       return;
     }
     if (retained) {
-      retainedBytes += event.data.length;
+      retainedBytes += block.length;
       if (retainedBytes <= maxRetained) {
-        retained.push(event);
+        retained.push(block);
         return;
       }
       // Past the cap: keep only the text, which is a fraction of the raw JSON.
-      for (const kept of retained) keepText(kept);
+      for (const kept of retained) keepText(framer.eventOf(kept));
       retained = undefined;
     }
-    keepText(event);
+    keepText(event ?? framer.eventOf(block));
   }
 
-  function handle(event: StreamEvent): void {
+  function mayCarryUsage(block: Buffer): boolean {
+    if (needles === null) return true;
+    for (const needle of needles) if (block.indexOf(needle) !== -1) return true;
+    return false;
+  }
+
+  function handle(block: Buffer): void {
+    if (block.length === 0) return;
     events++;
-    if (events === 1 || safeHint(dialect, event)) {
-      parsed++;
-      observe(safeObserve(dialect, event, route));
+    let event: StreamEvent | undefined;
+    if (!firstParsed || mayCarryUsage(block)) {
+      event = framer.eventOf(block);
+      // A comment or a blank block: nothing to meter or keep.
+      if (!event) return;
+      if (!firstParsed || safeHint(dialect, event)) {
+        firstParsed = true;
+        parsed++;
+        observe(safeObserve(dialect, event, route));
+      }
     }
-    retain(event);
+    retain(block, event);
   }
 
   return {
+    framer,
     push(chunk) {
-      for (const event of parser.push(chunk)) handle(event);
+      for (const block of framer.push(chunk)) handle(block);
+    },
+    pushBlocks(blocks) {
+      for (const block of blocks) handle(block);
     },
     end() {
-      for (const event of parser.end()) handle(event);
+      handle(framer.end());
       const held = retained ? retainedBytes : 0;
       const result: TapResult = {
         usage,
@@ -135,7 +172,7 @@ export function createStreamTap(
       if (model) result.model = model;
       if (error) result.error = error;
       if (usage.output === undefined) {
-        if (retained) for (const event of retained) keepText(event);
+        if (retained) for (const block of retained) keepText(framer.eventOf(block));
         result.texts = texts;
       }
       retained = [];

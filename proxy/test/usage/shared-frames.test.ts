@@ -1,0 +1,184 @@
+// One framing pass per chunk: meter-usage cuts a metered stream into event blocks and
+// hide-injected-usage, just above it, reads the same blocks; the client still gets exactly
+// what it would have got from a framer of its own. And the dialects' byte needles never
+// keep the meter from decoding an event their usage hint would have selected.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { RequestContext } from '../../src/context.js';
+import type { Dialect, StreamEvent } from '../../src/dialects/dialect.js';
+import { createHideInjectedUsageStage } from '../../src/stages/hide-injected-usage.js';
+import { createMeterUsageStage } from '../../src/stages/meter-usage.js';
+import type { ResponseHead } from '../../src/stage.js';
+import { createEventFramer } from '../../src/usage/event-framer.js';
+import { createStreamTap } from '../../src/usage/stream-tap.js';
+import { STREAM_CASES, fixture, routeOf } from '../dialects/fixture-cases.js';
+import { openai } from '../../src/dialects/openai.js';
+import { anthropic } from '../../src/dialects/anthropic.js';
+import { gemini } from '../../src/dialects/gemini.js';
+import { ollama } from '../../src/dialects/ollama.js';
+import { acme } from '../dialects/fixture-cases.js';
+
+const CHAT = openai.match('POST', '/v1/chat/completions')!;
+
+function openAiChunk(i: number): string {
+  return `data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"w${i} "}}],"usage":null}\n\n`;
+}
+
+const STREAM = Buffer.from(
+  [
+    ...Array.from({ length: 6 }, (_, i) => openAiChunk(i)),
+    'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":6,"total_tokens":13}}\n\n',
+    'data: [DONE]\n\n',
+  ].join(''),
+);
+
+function context(): RequestContext {
+  return {
+    id: 'r1',
+    tenant: { id: 'acme' },
+    dialect: openai,
+    route: CHAT,
+    stream: true,
+    usageInjected: true,
+    usage: {},
+    runtime: { config: { max_json_response_bytes: 1 << 20 } },
+  } as unknown as RequestContext;
+}
+
+/** Runs the meter and the hider over `chunks` as the exchange does (bottom to top), counting framing passes. */
+function run(chunks: Buffer[]): { out: string; framings: number } {
+  const noop = () => undefined;
+  const meter = createMeterUsageStage({
+    store: { record: () => Promise.resolve() } as never,
+    logger: { warn: noop, error: noop } as never,
+    metrics: {} as never,
+  });
+  const hide = createHideInjectedUsageStage({ quirks: { rejectsStreamOptions: () => false } as never });
+  const ctx = context();
+  const head: ResponseHead = { status: 200, headers: { 'content-type': 'text/event-stream' } };
+  meter.onResponseHeaders?.(ctx, head);
+  hide.onResponseHeaders?.(ctx, head);
+  const framer = ctx.streamFrames?.framer;
+  expect(framer).toBeDefined();
+  let framings = 0;
+  const push = framer!.push.bind(framer);
+  framer!.push = (chunk: Buffer) => {
+    framings++;
+    return push(chunk);
+  };
+  let out = '';
+  const deliver = (chunk: Buffer, end: boolean) => {
+    const metered = meter.onResponseChunk!(ctx, chunk, end);
+    out += hide.onResponseChunk!(ctx, metered, end).toString('utf8');
+  };
+  for (const chunk of chunks) deliver(chunk, false);
+  deliver(Buffer.alloc(0), true);
+  return { out, framings };
+}
+
+/** What the hider alone, with a framer of its own, sends for the same stream. */
+function alone(chunks: Buffer[]): string {
+  const hide = createHideInjectedUsageStage({ quirks: { rejectsStreamOptions: () => false } as never });
+  const ctx = context();
+  hide.onResponseHeaders?.(ctx, { status: 200, headers: {} });
+  let out = '';
+  for (const chunk of chunks) out += hide.onResponseChunk!(ctx, chunk, false).toString('utf8');
+  out += hide.onResponseChunk!(ctx, Buffer.alloc(0), true).toString('utf8');
+  return out;
+}
+
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const at of points) {
+    chunks.push(bytes.subarray(from, at));
+    from = at;
+  }
+  chunks.push(bytes.subarray(from));
+  return chunks.filter((c) => c.length > 0);
+}
+
+describe('one framing pass shared by the meter and the usage hider', () => {
+  it('frames each chunk once, and the client gets what a framer of its own would give, at any split', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
+        const chunks = split(STREAM, cuts);
+        const { out, framings } = run(chunks);
+        expect(framings).toBe(chunks.length);
+        expect(out).toBe(alone(chunks));
+        // The usage the proxy asked for is gone, the content is all there.
+        expect(out).not.toContain('"usage"');
+        for (let i = 0; i < 6; i++) expect(out).toContain(`w${i} `);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('usage needles', () => {
+  const dialects: [string, Dialect][] = [
+    ['openai', openai],
+    ['anthropic', anthropic],
+    ['gemini', gemini],
+    ['ollama', ollama],
+    ['custom', acme],
+  ];
+
+  it.each(dialects)('%s: every recorded event its usage hint selects holds a needle', (_name, dialect) => {
+    const cases = STREAM_CASES.filter((c) => c.dialect === dialect);
+    expect(cases.length).toBeGreaterThan(0);
+    for (const c of cases) {
+      const framer = createEventFramer(dialect.streamFormat);
+      const blocks = [...framer.push(fixture(c.file)), framer.end()];
+      for (const block of blocks) {
+        const event = block.length > 0 ? framer.eventOf(block) : undefined;
+        if (!event || !dialect.usageHint(event)) continue;
+        const found = (dialect.usageNeedles ?? ['']).some((n) => block.includes(n));
+        expect(found, `${c.file}: ${block.toString()}`).toBe(true);
+      }
+    }
+  });
+
+  it('never hides an event from the meter that its hint would select (hostile shapes)', () => {
+    const hostile: [Dialect, string][] = [
+      [openai, 'data: {"error":{"message":"overloaded"}}\n\n'],
+      [openai, 'event: error\ndata: {"message":"x"}\n\n'],
+      [openai, 'data: {"type":"response.completed","response":{"usage":{"input_tokens":1}}}\n\n'],
+      [openai, 'event: response.incomplete\ndata: {}\n\n'],
+      [anthropic, 'data: {"type":"message_delta","usage":{"output_tokens":3}}\n\n'],
+      [anthropic, 'event: error\ndata: {"type":"error"}\n\n'],
+      [gemini, 'data: {"candidates":[],"usageMetadata":{"promptTokenCount":2}}\n\n'],
+      [ollama, '{"done":true,"eval_count":4}\n'],
+    ];
+    for (const [dialect, text] of hostile) {
+      const framer = createEventFramer(dialect.streamFormat);
+      const [block] = framer.push(Buffer.from(text));
+      const event = framer.eventOf(block!) as StreamEvent;
+      expect(dialect.usageHint(event), text).toBe(true);
+      expect(
+        dialect.usageNeedles?.some((n) => block!.includes(n)),
+        text,
+      ).toBe(true);
+    }
+  });
+
+  it('decodes only the first event and the ones that can carry usage', () => {
+    const tap = createStreamTap(openai, routeOf(STREAM_CASES[0]!));
+    tap.push(STREAM);
+    const result = tap.end();
+    expect(result).toMatchObject({ events: 8, parsed: 2, usage: { input: 7, output: 6 }, model: 'm' });
+  });
+
+  it('holds at most the cap of an event that never ends, and forwards it whole', () => {
+    const framer = createEventFramer('sse', 1024);
+    const endless = Buffer.from(`data: ${'x'.repeat(600)}`);
+    expect(framer.push(endless)).toEqual([]);
+    const flushed = framer.push(endless);
+    expect(flushed).toHaveLength(1);
+    expect(flushed[0]!.length).toBe(2 * endless.length);
+    // The event's end still frames: what follows the flushed bytes is its own block.
+    const rest = framer.push(Buffer.from('\n\ndata: {}\n\n'));
+    expect(rest.map((b) => b.toString())).toEqual(['\n\n', 'data: {}\n\n']);
+  });
+});
