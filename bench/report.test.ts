@@ -73,6 +73,8 @@ describe('benchmark report', () => {
         results,
         redisMemory: {
           'lanekeeper-redis-10k': {
+            stateBytes: 3_000_000,
+            replayGuardBytes: 1_096_000,
             tenants: 1000,
             stateAvgBytes: 3000,
             stateMaxBytes: 3100,
@@ -80,6 +82,8 @@ describe('benchmark report', () => {
             replayGuardMaxBytes: 1200,
           },
           'lanekeeper-redis': {
+            stateBytes: 6000,
+            replayGuardBytes: 2194,
             tenants: 2,
             stateAvgBytes: 3000,
             stateMaxBytes: 3100,

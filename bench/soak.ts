@@ -5,6 +5,7 @@
  * sampled every 10 s. A least-squares line through the second half of the samples (after
  * start-up and JIT warm-up have settled) decides whether memory grew beyond noise.
  */
+import { redisMemoryPerTenant } from './redis-memory.js';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -51,6 +52,7 @@ export async function runSoak(options: {
     builtCli: options.fromSource ? undefined : buildLanekeeper('soak'),
   });
   const pid = proxy.process?.pid as number;
+  const redis = proxy.redis;
   const adminUrl = proxy.adminUrl as string;
   const samples: Sample[] = [];
   let wrkOutput = '';
@@ -91,10 +93,18 @@ export async function runSoak(options: {
     for (let t = 0; t <= options.seconds; t += SAMPLE_EVERY_S) {
       const wait = began + t * 1000 - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const sample = { t, rss: rssBytes(pid), heap: await heapUsed(adminUrl) };
+      const sample: Sample = { t, rss: rssBytes(pid), heap: await heapUsed(adminUrl) };
+      if (redis) {
+        const m = await redisMemoryPerTenant(redis.url, redis.keyPrefix);
+        sample.redisState = m.stateBytes;
+        sample.redisReplayGuards = m.replayGuardBytes;
+      }
       samples.push(sample);
       log(
-        `t=${t}s rss=${(sample.rss / 2 ** 20).toFixed(1)} MiB heap=${(sample.heap / 2 ** 20).toFixed(1)} MiB`,
+        `t=${t}s rss=${(sample.rss / 2 ** 20).toFixed(1)} MiB heap=${(sample.heap / 2 ** 20).toFixed(1)} MiB` +
+          (redis
+            ? ` redis: limits and meters ${sample.redisState} B, replay guards ${((sample.redisReplayGuards ?? 0) / 2 ** 20).toFixed(1)} MiB`
+            : ''),
       );
     }
     await load;
@@ -113,12 +123,24 @@ export async function runSoak(options: {
   const rate = (wrk?.requests ?? 0) / options.seconds;
   const perRequest = (slope: number) => (rate > 0 ? `${(slope / rate).toFixed(0)} B/request` : 'n/a');
   const date = new Date().toISOString();
+  const redisState = redis
+    ? growthVerdict(samples.map((s) => ({ t: s.t, value: s.redisState ?? 0 })))
+    : undefined;
+  const guards = redis ? samples.map((s) => s.redisReplayGuards ?? 0) : [];
+  const lastGuards = guards.at(-1) ?? 0;
   const report = [
     `Lanekeeper soak, ${date}, ${cpus().length} cores, ${options.seconds} s, ${wrk?.requests ?? '?'} requests (${wrk?.errors ?? '?'} errors)`,
     `store: ${options.store}`,
     `RSS:  ${rss.summary}, ${perRequest(rss.slopeBytesPerS)}`,
     `heap: ${heap.summary}, ${perRequest(heap.slopeBytesPerS)}`,
-    rss.grew || heap.grew
+    ...(redisState
+      ? [
+          `Redis, the tenant's limits and meters: ${redisState.summary}`,
+          // One id per request for the 2 h replay window (docs/redis.md): it fills, then holds.
+          `Redis, replay guards: ${(lastGuards / 2 ** 20).toFixed(1)} MiB after ${wrk?.requests ?? '?'} requests (${wrk?.requests ? (lastGuards / wrk.requests).toFixed(0) : '?'} B/request, kept 2 h)`,
+        ]
+      : []),
+    rss.grew || heap.grew || redisState?.grew
       ? 'VERDICT: memory grew beyond noise'
       : 'VERDICT: memory flat (no growth beyond noise)',
   ].join('\n');
@@ -127,7 +149,7 @@ export async function runSoak(options: {
   const file = join(RESULTS_DIR, `soak-${date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ date, seconds: options.seconds, wrk, samples, rss, heap, report }, null, 2)}\n`,
+    `${JSON.stringify({ date, seconds: options.seconds, wrk, samples, rss, heap, redisState, report }, null, 2)}\n`,
   );
   log(`saved ${file}`);
 }

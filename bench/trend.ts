@@ -10,6 +10,9 @@ export interface Sample {
   t: number;
   rss: number;
   heap: number;
+  /** Redis mode: bytes of the tenant's limit and meter keys, and of its replay guards. */
+  redisState?: number;
+  redisReplayGuards?: number;
 }
 
 export interface Point {
