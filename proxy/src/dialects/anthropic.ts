@@ -126,9 +126,6 @@ export const anthropic: Dialect = {
     return observation(anthropicUsage(b.usage, 'final'), b.model, undefined);
   },
 
-  // By event name, or by type when a relay dropped the names; errors either way.
-  usageNeedles: ['message_start', 'message_delta', 'error'],
-
   usageHint(event) {
     const name = event.event;
     if (name === 'message_start' || name === 'message_delta' || name === 'error') return true;

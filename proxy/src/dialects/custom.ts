@@ -203,8 +203,6 @@ export function createCustomDialect(config: CustomDialectInput & CustomDialectEx
     usageFromJson(body) {
       return observe(body, jsonUsage, modelPath);
     },
-    // The usage keys, the usage event's name, and errors by name or key.
-    usageNeedles: [...needles, ...(streamEvent === undefined ? [] : [streamEvent]), 'error'],
     usageHint(event: StreamEvent) {
       if (streamEvent !== undefined && event.event === streamEvent) return true;
       if (event.event === 'error') return true;

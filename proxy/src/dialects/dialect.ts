@@ -123,12 +123,6 @@ export interface Dialect {
    * need not be parsed. Keeps JSON.parse off most chunks of a stream.
    */
   usageHint(event: StreamEvent): boolean;
-  /**
-   * Byte strings at least one of which is in the raw block of every event `usageHint`
-   * accepts (the event name or a key in its data): a block holding none of them is not even
-   * decoded. Absent: every block is decoded and given to `usageHint`.
-   */
-  readonly usageNeedles?: readonly string[];
   usageFromEvent(event: StreamEvent, route: DialectRoute): Observation | undefined;
   /** The generated text in an event, for estimating output when a stream never reports usage. */
   textFromEvent(event: StreamEvent, route: DialectRoute): string;

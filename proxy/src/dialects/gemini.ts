@@ -271,8 +271,6 @@ export const gemini: Dialect = {
     return merged;
   },
 
-  usageNeedles: ['"usageMetadata"', '"error"'],
-
   usageHint(event) {
     const data = event.data;
     return valueAfterLastKey(data, '"usageMetadata"') === OPEN_BRACE || errorNearStart(data);

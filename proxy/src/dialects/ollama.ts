@@ -154,8 +154,6 @@ export const ollama: Dialect = {
     return observe(json, route);
   },
 
-  usageNeedles: ['"done"', '"error"'],
-
   usageHint(event) {
     const data = event.data;
     return valueAfterLastKey(data, '"done"') === LETTER_T || errorNearStart(data);

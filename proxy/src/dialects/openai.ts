@@ -285,9 +285,6 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       return observation(openAiUsage(b.usage, route.generates !== false), b.model, undefined);
     },
 
-    // "usage" and "error" keys; Responses events by name or, relayed without names, by type.
-    usageNeedles: ['"usage"', 'error', 'response.'],
-
     usageHint(event) {
       const name = event.event;
       // Named events are the Responses API: only terminal events and errors matter. (An

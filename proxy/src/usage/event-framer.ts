@@ -54,7 +54,10 @@ class Held {
 
   /** The held bytes followed by chunk[start, end). */
   take(chunk: Buffer, start: number, end: number): Buffer {
-    if (this.pieces.length === 0) return chunk.subarray(start, end);
+    if (this.pieces.length === 0) {
+      // A chunk that is one whole block (the usual case) goes on as the same Buffer.
+      return start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+    }
     const pieces = this.pieces;
     this.pieces = [];
     this.bytes = 0;
@@ -150,6 +153,21 @@ function createNdjsonFramer(maxHeld: number): Omit<EventFramer, 'eventOf'> {
   };
 }
 
+const DATA_PREFIX = Buffer.from('data: ');
+
+/**
+ * The data of a block that is exactly `data: <line>\n\n` (no other field, no CR, no second
+ * data line), decoded; undefined for anything else, which the parser then reads.
+ */
+function singleDataLine(block: Buffer): string | undefined {
+  const length = block.length;
+  if (length < 8 || block[length - 1] !== LF || block[length - 2] !== LF) return undefined;
+  for (let i = 0; i < 6; i++) if (block[i] !== DATA_PREFIX[i]) return undefined;
+  const lf = block.indexOf(LF, 6);
+  if (lf !== length - 2 || block.indexOf(CR, 6) !== -1) return undefined;
+  return block.toString('utf8', 6, length - 2);
+}
+
 /** Creates a framer for the given stream format. */
 export function createEventFramer(format: StreamFormat, maxHeld = MAX_HELD_BYTES): EventFramer {
   const framer = format === 'sse' ? createSseFramer(maxHeld) : createNdjsonFramer(maxHeld);
@@ -158,6 +176,12 @@ export function createEventFramer(format: StreamFormat, maxHeld = MAX_HELD_BYTES
     push: framer.push,
     end: framer.end,
     eventOf(block) {
+      // The usual SSE block, `data: <one line>` and a blank line, is read without the
+      // parser: one decode, as the parser itself would make.
+      if (format === 'sse') {
+        const data = singleDataLine(block);
+        if (data !== undefined) return { event: '', data };
+      }
       const events = parser.push(block);
       const rest = parser.end();
       return events[0] ?? rest[0];

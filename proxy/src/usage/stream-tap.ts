@@ -1,10 +1,10 @@
 /**
  * Meters a streamed response as it passes: cuts it into raw event blocks (event-framer.ts,
- * the same pass the usage hider reads when both run), decodes only the blocks that can carry
- * usage, the model or an error (a byte search for the dialect's `usageNeedles`, then its
- * `usageHint` on the decoded event) plus the first event, which names the model, and folds
- * every observation into one Usage with `mergeUsage` (later fields win; reports are running
- * totals and are never summed).
+ * the same pass the usage hider reads when both run), parses as JSON only the events the
+ * dialect's cheap `usageHint` selects (plus the first event, which names the model), and
+ * folds every observation into one Usage with `mergeUsage` (later fields win; reports are
+ * running totals and are never summed). A byte search for usage keys before decoding an
+ * event was tried and cost more than the decode it saved (docs/performance.md).
  *
  * It keeps the raw blocks, bounded, only so that output tokens can be estimated when the
  * stream never reports them; they are decoded and their text extracted once, at the end,
@@ -30,7 +30,7 @@ export interface TapResult {
    * when no output count was reported (otherwise empty); covers at most `maxRetainedBytes`.
    */
   texts: string[];
-  /** Event blocks seen, and how many of them were decoded and parsed (for tests and benchmarks). */
+  /** Events seen, and how many of them were parsed as JSON (for tests and benchmarks). */
   events: number;
   parsed: number;
   /** Bytes of event blocks still held for an estimate when the stream ended (memory cost). */
@@ -56,18 +56,6 @@ export interface StreamTapOptions {
 /** Default bound on event data (and then text) kept per stream for output estimates. */
 export const DEFAULT_MAX_RETAINED_BYTES = 4 * 1024 * 1024;
 
-const needleCache = new WeakMap<Dialect, readonly Buffer[] | null>();
-
-/** The dialect's needles as bytes, once per dialect; null when it has none (decode every block). */
-function needlesOf(dialect: Dialect): readonly Buffer[] | null {
-  let needles = needleCache.get(dialect);
-  if (needles === undefined) {
-    needles = dialect.usageNeedles ? dialect.usageNeedles.map((n) => Buffer.from(n, 'utf8')) : null;
-    needleCache.set(dialect, needles);
-  }
-  return needles;
-}
-
 /** Creates a tap for one response stream of `route`. */
 export function createStreamTap(
   dialect: Dialect,
@@ -76,7 +64,6 @@ export function createStreamTap(
 ): StreamTap {
   const maxRetained = options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES;
   const framer = createEventFramer(dialect.streamFormat);
-  const needles = needlesOf(dialect);
   let usage: Usage = {};
   let model: string | undefined;
   let error: string | undefined;
@@ -104,7 +91,7 @@ export function createStreamTap(
     textChars += text.length;
   }
 
-  function retain(block: Buffer, event: StreamEvent | undefined): void {
+  function retain(block: Buffer): void {
     if (usage.output !== undefined) {
       // Output is reported (running totals, or a final report): no estimate will be needed.
       if (retainedBytes > 0 || texts.length > 0) {
@@ -124,30 +111,21 @@ export function createStreamTap(
       for (const kept of retained) keepText(framer.eventOf(kept));
       retained = undefined;
     }
-    keepText(event ?? framer.eventOf(block));
-  }
-
-  function mayCarryUsage(block: Buffer): boolean {
-    if (needles === null) return true;
-    for (const needle of needles) if (block.indexOf(needle) !== -1) return true;
-    return false;
+    keepText(framer.eventOf(block));
   }
 
   function handle(block: Buffer): void {
     if (block.length === 0) return;
+    const event = framer.eventOf(block);
+    // A comment or a blank block: nothing to meter or keep.
+    if (!event) return;
     events++;
-    let event: StreamEvent | undefined;
-    if (!firstParsed || mayCarryUsage(block)) {
-      event = framer.eventOf(block);
-      // A comment or a blank block: nothing to meter or keep.
-      if (!event) return;
-      if (!firstParsed || safeHint(dialect, event)) {
-        firstParsed = true;
-        parsed++;
-        observe(safeObserve(dialect, event, route));
-      }
+    if (!firstParsed || safeHint(dialect, event)) {
+      firstParsed = true;
+      parsed++;
+      observe(safeObserve(dialect, event, route));
     }
-    retain(block, event);
+    retain(block);
   }
 
   return {
