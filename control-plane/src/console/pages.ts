@@ -57,6 +57,7 @@ function layout(opts: { title: string; page: PageId; csrf: string; body: Html; c
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <meta name="csrf-token" content="${opts.csrf}" />
       <title>${opts.title} · Lanekeeper console</title>
+      <link rel="icon" href="data:," />
       <link rel="stylesheet" href="/console/assets/console.css" />
       ${opts.charts ? html`<script src="/console/assets/chart.umd.min.js" defer></script>` : ''}
       <script type="module" src="/console/assets/${opts.page}.js"></script>
@@ -96,6 +97,7 @@ export function loginPage(error?: string): string {
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <title>Sign in · Lanekeeper console</title>
+      <link rel="icon" href="data:," />
       <link rel="stylesheet" href="/console/assets/console.css" />
     </head>
     <body>
@@ -188,7 +190,7 @@ const BODIES: Record<Exclude<PageId, 'tenant'>, { title: string; charts?: boolea
           <p class="field-error" data-error-for="" hidden></p>
           <div>
             <button type="submit" id="save">Create plan</button>
-            <button type="button" id="reset">New plan</button>
+            <button type="button" id="new-plan">New plan</button>
           </div>
         </form>
       </section>`,

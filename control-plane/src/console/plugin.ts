@@ -115,7 +115,9 @@ export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
       reply.header('content-security-policy', CSP);
       reply.header('x-frame-options', 'DENY');
       reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
+      // Not no-referrer: with it Chromium sends `Origin: null` on form posts, and the origin
+      // check could no longer tell this console's own forms from anyone else's.
+      reply.header('referrer-policy', 'same-origin');
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
       return payload;
     });

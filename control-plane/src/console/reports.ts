@@ -180,7 +180,7 @@ export async function usageExport(
             count(*)::text AS requests, sum(input_tokens)::text AS input_tokens,
             sum(output_tokens)::text AS output_tokens, sum(cached_input_tokens)::text AS cached_input_tokens,
             sum(cache_write_tokens)::text AS cache_write_tokens, sum(reasoning_tokens)::text AS reasoning_tokens,
-            coalesce(sum(cost_usd), 0)::text AS cost_usd,
+            trim_scale(coalesce(sum(cost_usd), 0))::text AS cost_usd,
             (count(*) FILTER (WHERE cost_usd IS NULL))::text AS unpriced_requests
        FROM usage_ledger WHERE tenant_id = $1 AND ts >= $2 AND ts < $3
       GROUP BY 1, 2, price_version ORDER BY 1, 2, price_version`,

@@ -1,4 +1,5 @@
 // Stacked bar charts with Chart.js (loaded by a classic <script> as window.Chart).
+import { int, usd } from './common.js';
 
 const COLORS = [
   '#0a58ca',
@@ -31,7 +32,14 @@ export function stackedBars(canvas, series, metric, granularity) {
     options: {
       animation: false,
       maintainAspectRatio: false,
-      scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+      scales: {
+        x: { stacked: true },
+        y: {
+          stacked: true,
+          beginAtZero: true,
+          ticks: { callback: (value) => (metric === 'cost_usd' ? usd(value) : int(value)) },
+        },
+      },
       plugins: { legend: { position: 'bottom' } },
     },
   });

@@ -131,8 +131,13 @@ export function showErrors(form, response) {
   say(error?.message ?? 'The change was refused.', true);
 }
 
-export const usd = (n) =>
-  `$${Number(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 6 })}`;
+/** Dollars: cents for ordinary sums, three significant digits for the tiny costs of single requests. */
+export function usd(value) {
+  const n = Number(value);
+  if (n === 0 || Math.abs(n) >= 0.01)
+    return `$${n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  return `$${n.toFixed(Math.min(12, 2 - Math.floor(Math.log10(Math.abs(n)))))}`;
+}
 export const int = (n) => Number(n).toLocaleString('en-US');
 export const when = (iso) =>
   iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—';

@@ -139,6 +139,6 @@ form.addEventListener('submit', async (event) => {
   reset();
   await load();
 });
-document.getElementById('reset').addEventListener('click', reset);
+document.getElementById('new-plan').addEventListener('click', reset);
 
 await load();
