@@ -225,6 +225,12 @@ describe('the console in a browser', () => {
     await page.fill('#effective_from', '2026-01-01T00:00');
     await page.fill('[name="row0.model"]', 'gpt-4o-mini');
     await page.fill('[name="row0.input"]', '0.15');
+    await page.fill('[name="row0.output"]', '-1');
+    await page.click('#price-form button[type=submit]');
+    const error = page.locator('#rows [data-error-for="row0.output"]');
+    await error.waitFor({ state: 'visible' });
+    expect(await error.textContent()).toMatch(/>=\s*0|minimum|greater/i);
+    expect(await page.getAttribute('[name="row0.output"]', 'aria-invalid')).toBe('true');
     await page.fill('[name="row0.output"]', '0.6');
     await page.click('#price-form button[type=submit]');
     await page.waitForSelector('text=/Price version \\d+ added/');

@@ -99,22 +99,16 @@ form.addEventListener('submit', async (event) => {
     effective_from: local ? `${local.length === 16 ? `${local}:00` : local}Z` : '',
     prices,
   });
-  // Back to row-based names, so renaming a model before the next try still lines up.
+  // Errors are placed while the fields carry the server's names; then back to row-based
+  // names, so renaming a model before the next try still lines up.
+  if (!res.ok) showErrors(form, res);
   for (const row of rows.querySelectorAll('tr')) {
     const n = row.dataset.row;
-    row.querySelectorAll('input').forEach((input, i) => {
-      const name = `row${n}.${['model', ...PRICE_FIELDS][i]}`;
-      input.name = name;
-    });
-    row.querySelectorAll('[data-error-for]').forEach((p, i) => {
-      if (!res.ok && !p.hidden) row.querySelectorAll('input')[i].setAttribute('aria-invalid', 'true');
-      p.dataset.errorFor = `row${n}.${['model', ...PRICE_FIELDS][i]}`;
-    });
+    const names = ['model', ...PRICE_FIELDS].map((f) => `row${n}.${f}`);
+    row.querySelectorAll('input').forEach((input, k) => (input.name = names[k]));
+    row.querySelectorAll('[data-error-for]').forEach((p, k) => (p.dataset.errorFor = names[k]));
   }
-  if (!res.ok) {
-    showErrors(form, res);
-    return;
-  }
+  if (!res.ok) return;
   say(`Price version ${res.body.id} added.`);
   await load();
 });
