@@ -239,6 +239,27 @@ describe('with a session', () => {
     expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
   });
 
+  it('answers 404 for a tenant page whose id is no tenant id, without echoing it', async () => {
+    const { cookie } = await signIn();
+    const res = await raw('GET', '/console/tenants/%3Cscript%3Ealert(1)%3C%2Fscript%3E', { cookie });
+    expect(res.status).toBe(404);
+    expect(res.text).not.toContain('<script>');
+  });
+
+  it('searches tenants with LIKE wildcards taken literally', async () => {
+    const { cookie } = await signIn();
+    for (const id of ['wild-1', 'wildx1'])
+      await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id, plan: 'free' } });
+    const search = async (q: string) =>
+      JSON.parse(
+        (await raw('GET', `/console/api/tenants?q=${encodeURIComponent(q)}`, { cookie })).text,
+      ).items.map((i: { id: string }) => i.id);
+    expect(await search('WILD')).toEqual(['wild-1', 'wildx1']);
+    expect(await search('wild_1')).toEqual([]);
+    expect(await search('%')).toEqual([]);
+    expect(await search('d-1')).toEqual(['wild-1']);
+  });
+
   it('checks the export range and names the bad field', async () => {
     const { cookie } = await signIn();
     for (const [query, field] of [

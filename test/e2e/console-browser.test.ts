@@ -218,6 +218,19 @@ describe('the console in a browser', () => {
     const saved = (await admin('GET', '/v1/plans/starter')).body;
     expect(saved).toMatchObject({ max_output_tokens: 2048, rate_limits: { requests_per_minute: 1000 } });
     await shot('plans');
+
+    // A hostile string in a plan is shown as text: no markup parsed, no handler run.
+    const hostile = '<img src=x onerror="window.pwned=1">';
+    expect(
+      (await admin('POST', '/v1/plans', { id: 'zz-hostile', models: { default: hostile } })).status,
+    ).toBe(201);
+    await page.reload();
+    await page.waitForSelector('#list td:text-is("zz-hostile")');
+    expect(await page.locator('#list tr', { hasText: 'zz-hostile' }).locator('td').nth(1).textContent()).toBe(
+      hostile,
+    );
+    expect(await page.locator('#list img').count()).toBe(0);
+    expect(await page.evaluate<unknown>('window.pwned')).toBeUndefined();
   });
 
   it('adds a price version', async () => {

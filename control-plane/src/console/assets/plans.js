@@ -33,7 +33,7 @@ async function load() {
       'Plans',
       [
         { label: 'Plan', cell: (p) => p.id },
-        { label: 'Default model', cell: (p) => JSON.stringify(p.models.default).replace(/^"|"$/g, '') },
+        { label: 'Default model', cell: (p) => [p.models.default].flat().join(' → ') },
         { label: 'Limits', cell: (p) => limitsText(p) },
         { label: 'Max output tokens', cell: (p) => int(p.max_output_tokens), num: true },
         {
