@@ -63,6 +63,9 @@ function fakeUpstream(): Server {
   });
 }
 
+/** Requests the proxy answered 200: each one is a ledger row (some while a revocation propagates). */
+let served = 0;
+
 async function chat(key: string): Promise<number> {
   const res = await request(`${proxy!.url}/v1/chat/completions`, {
     method: 'POST',
@@ -70,6 +73,7 @@ async function chat(key: string): Promise<number> {
     body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }),
   });
   await res.body.text();
+  if (res.statusCode === 200) served++;
   return res.statusCode;
 }
 
@@ -350,6 +354,13 @@ describe('the console in a browser', () => {
   });
 
   it('exports the usage as CSV', async () => {
+    // Every request the proxy served, including any while the revocation propagated.
+    await until(
+      async () =>
+        (await t.pool.query(`SELECT count(*)::int AS n FROM usage_ledger WHERE tenant_id = 'acme'`)).rows[0]
+          .n === served,
+      'the ledger to book every served request',
+    );
     await page.goto(`${cp.url}/console/export`);
     await page.fill('#tenant', 'acme');
     const today = new Date().toISOString().slice(0, 10);
@@ -364,9 +375,21 @@ describe('the console in a browser', () => {
     expect(lines[0]).toBe(
       'day,model,price_version,requests,input_tokens,output_tokens,cached_input_tokens,cache_write_tokens,reasoning_tokens,cost_usd,unpriced_requests',
     );
-    expect(lines.slice(1)).toEqual([
-      expect.stringMatching(new RegExp(`^${today},gpt-4o-mini,\\d+,3,36,24,0,0,0,0\\.0000198,0$`)),
+    expect(lines).toHaveLength(2);
+    const [day, model, version, requests, input, output, ...rest] = lines[1]!.split(',');
+    expect([day, model, requests, input, output]).toEqual([
+      today,
+      'gpt-4o-mini',
+      String(served),
+      String(12 * served),
+      String(8 * served),
     ]);
+    expect(version).toMatch(/^\d+$/);
+    expect(rest.slice(0, 3)).toEqual(['0', '0', '0']);
+    expect(rest[4]).toBe('0');
+    // An exact decimal (no float noise, no exponent): $6.6e-6 per request.
+    expect(rest[3]).toMatch(/^0\.\d+$/);
+    expect(Number(rest[3])).toBeCloseTo(served * 0.0000066, 12);
     await shot('export');
   });
 
