@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // The console's page scripts run in the browser, served as they are (no build step).
+    files: ['control-plane/src/console/assets/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // The proxy and the control plane share only @lanekeeper/contract (contract/). Reaching
     // into the other side's sources would couple their insides again. Tests that run both
     // sides together live in test/e2e/.

@@ -1,7 +1,8 @@
 /**
  * The HTTP surface: a Fastify app with strict JSON-schema validation, one error shape, the
  * admin routes behind the admin token, GET /v1/config behind the proxy token, and the open
- * operational endpoints (/healthz, /readyz, /metrics, /openapi.json). Routes are thin;
+ * operational endpoints (/healthz, /readyz, /metrics, /openapi.json), and the web console
+ * at /console (console/plugin.ts). Routes are thin;
  * the stores and `commitChange` do the work.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -10,6 +11,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { ConfigPublisher } from './changes.js';
 import type { ControlPlaneConfig } from './config.js';
+import { consolePlugin } from './console/plugin.js';
 import { ApiError, errorBody } from './errors.js';
 import { requireBearer } from './http/auth.js';
 import { collectOpenApi } from './http/openapi.js';
@@ -127,6 +129,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     proxies.addHook('onRequest', requireBearer(deps.config.proxyToken, 'proxy'));
     registerConfigRoutes(proxies, deps);
   });
+
+  await app.register(consolePlugin(deps));
 
   app.get('/healthz', { config: { hide: true } }, async () => ({ ok: true }));
   app.get('/readyz', { config: { hide: true } }, async (_request, reply) => {

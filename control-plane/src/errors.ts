@@ -54,6 +54,13 @@ export class UnauthorizedError extends ApiError {
   override readonly name = 'UnauthorizedError';
 }
 
+/** Authenticated, or not needing to be, but refused: a console request failing its CSRF check. */
+export class ForbiddenError extends ApiError {
+  readonly code = 'CP_ERR_FORBIDDEN';
+  readonly status = 403;
+  override readonly name = 'ForbiddenError';
+}
+
 export class NotFoundError extends ApiError {
   readonly code = 'CP_ERR_NOT_FOUND';
   readonly status = 404;

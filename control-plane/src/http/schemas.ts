@@ -126,6 +126,8 @@ export const auditQuery = {
     ...pageProps,
     resource: { type: 'string', maxLength: 300 },
     action: { type: 'string', maxLength: 100 },
+    tenant: tenantId,
+    actor: { type: 'string', maxLength: 300 },
   },
 };
 export const usageQuery = {

@@ -35,16 +35,35 @@ export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
   );
 }
 
-/** Newest first; `before` is the id cursor of the previous page's last row. */
+/**
+ * Newest first; `before` is the id cursor of the previous page's last row. `tenant` matches
+ * the tenant's own record and everything under it (its keys); `actor` is an exact match.
+ */
 export async function listAudit(
   db: Db,
-  opts: { limit: number; before?: number; resource?: string; action?: string },
+  opts: {
+    limit: number;
+    before?: number;
+    resource?: string;
+    action?: string;
+    tenant?: string;
+    actor?: string;
+  },
 ): Promise<AuditRecord[]> {
   const { rows } = await db.query(
     `SELECT id, actor, action, resource, before, after, at FROM audit_log
       WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR resource = $2) AND ($3::text IS NULL OR action = $3)
+        AND ($5::text IS NULL OR resource = 'tenants/' || $5 OR starts_with(resource, 'tenants/' || $5 || '/'))
+        AND ($6::text IS NULL OR actor = $6)
       ORDER BY id DESC LIMIT $4`,
-    [opts.before ?? null, opts.resource ?? null, opts.action ?? null, opts.limit],
+    [
+      opts.before ?? null,
+      opts.resource ?? null,
+      opts.action ?? null,
+      opts.limit,
+      opts.tenant ?? null,
+      opts.actor ?? null,
+    ],
   );
   return rows.map((r) => ({ ...r, at: (r.at as Date).toISOString() }));
 }

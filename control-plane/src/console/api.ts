@@ -1,0 +1,149 @@
+/**
+ * The console's JSON API under /console/api, for the page scripts, behind the session
+ * cookie (401 without one) and, for anything that changes state, the CSRF token (403).
+ *
+ * Changes go through the admin API itself: /console/api/v1/... is handed to the same
+ * routes with the admin token added on the server, so the console validates, audits and
+ * publishes exactly like the API (and its errors name fields the same way). Only the
+ * views the API lacks (overview, tenant summaries, per-model usage, CSV) are read here.
+ */
+import type { FastifyInstance, FastifyReply, InjectOptions } from 'fastify';
+import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
+import type { AppDeps } from '../app.js';
+import { BadRequestError, UnauthorizedError } from '../errors.js';
+import { decodeCursor, pageOf } from '../http/cursor.js';
+import { toCsv } from './csv.js';
+import {
+  EXPORT_COLUMNS,
+  overview,
+  tenantSummaries,
+  usageByModel,
+  usageExport,
+  windowStart,
+} from './reports.js';
+import { cookieValue, CSRF_HEADER, requireCsrf, SESSION_COOKIE, type Sessions } from './session.js';
+
+const DAY_MS = 86_400_000;
+const MAX_EXPORT_DAYS = 400;
+/** Who the audit log names for changes made in the console. */
+const CONSOLE_ACTOR = 'console';
+
+const hidden = { hide: true };
+
+function badField(field: string, message: string): BadRequestError {
+  return new BadRequestError(`${field}: ${message}`, [{ field, message }]);
+}
+
+function tenantIdOf(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !TENANT_ID_PATTERN.test(value))
+    throw badField(field, 'a tenant id: 1-63 characters of a-z, 0-9 and "-"');
+  return value;
+}
+
+function dayOf(value: unknown, field: string): Date {
+  const match = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const date = match ? new Date(`${value}T00:00:00Z`) : new Date(NaN);
+  if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value)
+    throw badField(field, 'a day as YYYY-MM-DD');
+  return date;
+}
+
+/** Registers the API routes, in an instance of their own (the hook below guards them all). */
+export function registerConsoleApi(app: FastifyInstance, deps: AppDeps, sessions: Sessions): void {
+  app.addHook('onRequest', async (request) => {
+    const session = await sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE));
+    if (!session) throw new UnauthorizedError('sign in to the console first');
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      requireCsrf(request, session, request.headers[CSRF_HEADER]);
+    }
+  });
+
+  /** Hands a request to the admin API with the admin token, and relays its answer. */
+  async function toAdminApi(reply: FastifyReply, options: InjectOptions) {
+    const res = await app.inject({
+      ...options,
+      headers: {
+        authorization: `Bearer ${deps.config.adminToken}`,
+        'x-lanekeeper-actor': CONSOLE_ACTOR,
+        ...(options.payload === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+    });
+    const type = res.headers['content-type'];
+    if (typeof type === 'string') reply.header('content-type', type);
+    return reply.code(res.statusCode).send(res.body);
+  }
+
+  app.all('/console/api/v1/*', { config: hidden }, async (request, reply) => {
+    const url = request.url.slice('/console/api'.length);
+    // Erasure has its own route below, which insists on the typed confirmation.
+    if (request.method === 'DELETE' && /^\/v1\/tenants\/[^/?]+\/?(\?|$)/.test(url)) {
+      throw new BadRequestError('erase a tenant with POST /console/api/tenants/{id}/erase');
+    }
+    return toAdminApi(reply, {
+      method: request.method as InjectOptions['method'],
+      url,
+      payload: request.body === undefined ? undefined : JSON.stringify(request.body),
+    });
+  });
+
+  app.post<{ Params: { id: string }; Body: { confirm?: unknown } | undefined }>(
+    '/console/api/tenants/:id/erase',
+    { config: hidden },
+    async (request, reply) => {
+      const id = tenantIdOf(request.params.id, 'id');
+      if (request.body?.confirm !== id) throw badField('confirm', `type the tenant id "${id}" to confirm`);
+      return toAdminApi(reply, { method: 'DELETE', url: `/v1/tenants/${id}` });
+    },
+  );
+
+  app.get('/console/api/overview', { config: hidden }, async () => overview(deps.pool));
+
+  app.get<{ Querystring: { q?: string; cursor?: string; limit?: string } }>(
+    '/console/api/tenants',
+    { config: hidden },
+    async (request) => {
+      const { q, cursor } = request.query;
+      const limit = Math.min(Math.max(Number(request.query.limit) || 25, 1), 200);
+      if (q !== undefined && (typeof q !== 'string' || q.length > 100))
+        throw badField('q', 'at most 100 characters');
+      const rows = await tenantSummaries(deps.pool, {
+        search: q?.trim() || undefined,
+        after: decodeCursor<string>(typeof cursor === 'string' ? cursor : undefined, 'string'),
+        limit: limit + 1,
+      });
+      return pageOf(rows, limit, (t) => t.id);
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { granularity?: string } }>(
+    '/console/api/tenants/:id/usage-by-model',
+    { config: hidden },
+    async (request) => {
+      const tenant = tenantIdOf(request.params.id, 'id');
+      const granularity = request.query.granularity === 'day' ? 'day' : 'hour';
+      const count = granularity === 'day' ? 30 : 24;
+      const from = windowStart(new Date(), granularity, count);
+      return usageByModel(deps.pool, { tenant, from, granularity, count });
+    },
+  );
+
+  app.get<{ Querystring: { tenant?: string; from?: string; to?: string } }>(
+    '/console/api/export.csv',
+    { config: hidden },
+    async (request, reply) => {
+      const tenant = tenantIdOf(request.query.tenant, 'tenant');
+      const from = dayOf(request.query.from, 'from');
+      const to = dayOf(request.query.to, 'to');
+      if (to < from) throw badField('to', 'must not be before "from"');
+      const end = new Date(to.getTime() + DAY_MS);
+      if ((end.getTime() - from.getTime()) / DAY_MS > MAX_EXPORT_DAYS)
+        throw badField('to', `a range spans at most ${MAX_EXPORT_DAYS} days`);
+      const rows = await usageExport(deps.pool, tenant, from, end);
+      const name = `usage-${tenant}-${request.query.from}-${request.query.to}.csv`;
+      return reply
+        .header('content-type', 'text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .send(toCsv(EXPORT_COLUMNS, rows));
+    },
+  );
+}

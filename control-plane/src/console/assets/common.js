@@ -1,0 +1,143 @@
+// Shared by every console page: the API client (session cookie + CSRF header), a DOM
+// builder that only ever sets textContent, tables, field errors and number formats.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
+
+/** Calls the console API; answers {ok, status, body}. A lost session goes back to sign-in. */
+export async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (method !== 'GET') headers['x-csrf-token'] = csrf;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`/console/api${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  if (res.status === 401) {
+    location.assign('/console/login');
+    return { ok: false, status: 401, body: undefined };
+  }
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { ok: res.ok, status: res.status, body: parsed };
+}
+
+/** Builds an element; strings among the children become text nodes, never markup. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** A table: columns are {label, cell(row), num?}. An empty list says so instead. */
+export function table(caption, columns, rows, empty = 'Nothing yet.') {
+  if (rows.length === 0) return el('p', {}, empty);
+  return el(
+    'table',
+    {},
+    el('caption', {}, caption),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        columns.map((c) => el('th', { scope: 'col', class: c.num ? 'num' : undefined }, c.label)),
+      ),
+    ),
+    el(
+      'tbody',
+      {},
+      rows.map((r) =>
+        el(
+          'tr',
+          {},
+          columns.map((c) => el('td', { class: c.num ? 'num' : undefined }, c.cell(r))),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Replaces a container's content. */
+export function fill(container, ...children) {
+  container.replaceChildren(...children.flat().filter((c) => c !== undefined && c !== null));
+}
+
+/** The page's status line (an aria-live region). */
+export function say(message, isError = false) {
+  const status = document.getElementById('status');
+  status.textContent = message;
+  status.classList.toggle('error', isError);
+}
+
+/** Clears a form's field errors. */
+export function clearErrors(form) {
+  for (const p of form.querySelectorAll('[data-error-for]')) {
+    p.hidden = true;
+    p.textContent = '';
+  }
+  for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+}
+
+/**
+ * Shows an API error next to the fields it names (`body.rate_limits.x` → the input named
+ * `rate_limits.x`, or the nearest enclosing one), the rest in the form's general slot.
+ */
+export function showErrors(form, response) {
+  clearErrors(form);
+  const error = response.body?.error;
+  const details =
+    Array.isArray(error?.details) && error.details.length
+      ? error.details
+      : [{ field: '', message: error?.message ?? `failed (HTTP ${response.status})` }];
+  const slots = [...form.querySelectorAll('[data-error-for]')];
+  let first;
+  for (const d of details) {
+    const field = String(d.field ?? '').replace(/^(body|querystring|params)\.?/, '');
+    const slot =
+      slots.find((s) => s.dataset.errorFor === field && field !== '') ??
+      slots.find((s) => s.dataset.errorFor !== '' && field.startsWith(`${s.dataset.errorFor}.`)) ??
+      slots.find(
+        (s) => s.dataset.errorFor !== '' && s.dataset.errorFor.startsWith(`${field}.`) && field !== '',
+      ) ??
+      slots.find((s) => s.dataset.errorFor === '');
+    if (!slot) continue;
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${d.message}` : String(d.message);
+    slot.hidden = false;
+    const input = slot.dataset.errorFor
+      ? form.querySelector(`[name="${CSS.escape(slot.dataset.errorFor)}"]`)
+      : null;
+    if (input) {
+      input.setAttribute('aria-invalid', 'true');
+      first ??= input;
+    }
+  }
+  (first ?? form.querySelector('input, select, textarea'))?.focus();
+  say(error?.message ?? 'The change was refused.', true);
+}
+
+/** Dollars: cents for ordinary sums, three significant digits for the tiny costs of single requests. */
+export function usd(value) {
+  const n = Number(value);
+  if (n === 0 || Math.abs(n) >= 0.01)
+    return `$${n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  return `$${n.toFixed(Math.min(12, 2 - Math.floor(Math.log10(Math.abs(n)))))}`;
+}
+export const int = (n) => Number(n).toLocaleString('en-US');
+export const when = (iso) =>
+  iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—';

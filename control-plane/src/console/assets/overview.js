@@ -1,0 +1,37 @@
+// Overview: totals for 24 hours and 30 days, cost per hour by model, top tenants.
+import { api, el, fill, int, say, table, usd } from './common.js';
+import { stackedBars } from './charts.js';
+
+const res = await api('GET', '/overview');
+if (!res.ok) say(`Could not load the overview (HTTP ${res.status}).`, true);
+else {
+  const { last_24h: day, last_30d: month, top_tenants: top, cost_per_hour: hourly } = res.body;
+  const card = (label, value) =>
+    el('div', { class: 'card' }, el('div', { class: 'label' }, label), el('div', { class: 'value' }, value));
+  fill(
+    document.getElementById('totals'),
+    card('Requests, 24 hours', int(day.requests)),
+    card('Tokens, 24 hours', int(day.tokens)),
+    card('Cost, 24 hours', usd(day.cost_usd)),
+    card('Requests, 30 days', int(month.requests)),
+    card('Tokens, 30 days', int(month.tokens)),
+    card('Cost, 30 days', usd(month.cost_usd)),
+  );
+  fill(
+    document.getElementById('top'),
+    table(
+      'Top tenants by cost, last 30 days',
+      [
+        {
+          label: 'Tenant',
+          cell: (r) => el('a', { href: `/console/tenants/${encodeURIComponent(r.tenant)}` }, r.tenant),
+        },
+        { label: 'Requests', cell: (r) => int(r.requests), num: true },
+        { label: 'Cost', cell: (r) => usd(r.cost_usd), num: true },
+      ],
+      top,
+      'No usage in the last 30 days.',
+    ),
+  );
+  stackedBars(document.getElementById('cost-chart'), hourly, 'cost_usd', 'hour');
+}

@@ -1,0 +1,198 @@
+/**
+ * The web console at /console: sign-in and sign-out, the pages (server-rendered shells that
+ * a page script fills), their static assets (the scripts beside this file and Chart.js from
+ * node_modules; nothing from the internet) and the console API (api.ts).
+ *
+ * Only the sign-in page and the assets answer without a session; the assets are the same
+ * code for every installation and hold no data. A page without a session redirects to the
+ * sign-in page, an API call gets 401.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
+import type { AppDeps } from '../app.js';
+import { tokenMatches } from '../http/auth.js';
+import { registerConsoleApi } from './api.js';
+import { consolePage, loginPage, tenantPage, type PageId } from './pages.js';
+import {
+  cookieValue,
+  createSessions,
+  requireCsrf,
+  requireSameOrigin,
+  SESSION_COOKIE,
+  sessionCookie,
+  type Session,
+  type Sessions,
+} from './session.js';
+
+const hidden = { hide: true };
+
+/**
+ * No inline script or style, nothing from another origin, no framing: an injected string
+ * could not run even if escaping failed somewhere.
+ */
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data: blob:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
+
+/** The assets, read once at startup: a fixed list, so no request path ever reaches the file system. */
+function loadAssets(): Map<string, { type: string; body: Buffer }> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const chartJs = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
+  const files: [string, string][] = [
+    ['chart.umd.min.js', chartJs],
+    ...[
+      'console.css',
+      'common.js',
+      'charts.js',
+      'overview.js',
+      'tenants.js',
+      'tenant.js',
+      'plans.js',
+      'pricing.js',
+      'audit.js',
+      'export.js',
+    ].map((name): [string, string] => [name, join(here, 'assets', name)]),
+  ];
+  return new Map(
+    files.map(([name, path]) => [
+      name,
+      { type: TYPES[name.slice(name.lastIndexOf('.'))]!, body: readFileSync(path) },
+    ]),
+  );
+}
+
+const LIST_PAGES: [string, Exclude<PageId, 'tenant'>][] = [
+  ['/console', 'overview'],
+  ['/console/tenants', 'tenants'],
+  ['/console/plans', 'plans'],
+  ['/console/pricing', 'pricing'],
+  ['/console/audit', 'audit'],
+  ['/console/export', 'export'],
+];
+
+async function sessionFrom(sessions: Sessions, request: FastifyRequest) {
+  const id = cookieValue(request.headers.cookie, SESSION_COOKIE);
+  const session = await sessions.get(id);
+  return session ? { id: id!, session } : undefined;
+}
+
+const isSecure = (request: FastifyRequest) => request.protocol === 'https';
+
+function sendPage(reply: FastifyReply, status: number, page: string) {
+  return reply.code(status).header('content-type', 'text/html; charset=utf-8').send(page);
+}
+
+/** The console as a Fastify plugin. */
+export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
+  return async function console(app: FastifyInstance) {
+    const sessions = createSessions(deps.redis, deps.config.keyPrefix);
+    const assets = loadAssets();
+
+    // The sign-in and sign-out forms post urlencoded bodies; this parser exists only in here.
+    app.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 16 * 1024 },
+      (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
+    );
+
+    app.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('content-security-policy', CSP);
+      reply.header('x-frame-options', 'DENY');
+      reply.header('x-content-type-options', 'nosniff');
+      // Not no-referrer: with it Chromium sends `Origin: null` on form posts, and the origin
+      // check could no longer tell this console's own forms from anyone else's.
+      reply.header('referrer-policy', 'same-origin');
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+      return payload;
+    });
+
+    app.get<{ Params: { name: string } }>(
+      '/console/assets/:name',
+      { config: hidden },
+      async (request, reply) => {
+        const asset = assets.get(request.params.name);
+        if (!asset) return reply.code(404).header('content-type', 'text/plain').send('no such asset');
+        return reply.header('content-type', asset.type).header('cache-control', 'no-cache').send(asset.body);
+      },
+    );
+
+    app.get('/console/login', { config: hidden }, async (request, reply) => {
+      if (await sessionFrom(sessions, request)) return reply.redirect('/console', 303);
+      return sendPage(reply, 200, loginPage());
+    });
+
+    app.post<{ Body: { token?: unknown } | undefined }>(
+      '/console/login',
+      { config: hidden },
+      async (request, reply) => {
+        // A page elsewhere must not sign a browser into this console (login CSRF).
+        requireSameOrigin(request);
+        const token = request.body?.token;
+        if (typeof token !== 'string' || token === '' || !tokenMatches(token, deps.config.adminToken)) {
+          return sendPage(reply, 401, loginPage('That is not the admin token.'));
+        }
+        const { id } = await sessions.create();
+        return reply.header('set-cookie', sessionCookie(id, isSecure(request))).redirect('/console', 303);
+      },
+    );
+
+    app.post<{ Body: { csrf?: unknown } | undefined }>(
+      '/console/logout',
+      { config: hidden },
+      async (request, reply) => {
+        const found = await sessionFrom(sessions, request);
+        if (found) {
+          requireCsrf(request, found.session, request.body?.csrf);
+          await sessions.destroy(found.id);
+        }
+        return reply
+          .header('set-cookie', sessionCookie(undefined, isSecure(request)))
+          .redirect('/console/login', 303);
+      },
+    );
+
+    // The pages: a session or a redirect to sign in.
+    await app.register(async (pages) => {
+      const sessionOf = new WeakMap<FastifyRequest, Session>();
+      pages.addHook('onRequest', async (request, reply) => {
+        const found = await sessionFrom(sessions, request);
+        if (!found) return reply.redirect('/console/login', 303);
+        sessionOf.set(request, found.session);
+      });
+      for (const [path, page] of LIST_PAGES) {
+        pages.get(path, { config: hidden }, async (request, reply) =>
+          sendPage(reply, 200, consolePage(page, sessionOf.get(request)!.csrf)),
+        );
+      }
+      pages.get<{ Params: { id: string } }>(
+        '/console/tenants/:id',
+        { config: hidden },
+        async (request, reply) => {
+          const { id } = request.params;
+          if (!TENANT_ID_PATTERN.test(id)) {
+            return reply.code(404).header('content-type', 'text/plain').send('no such tenant');
+          }
+          return sendPage(reply, 200, tenantPage(id, sessionOf.get(request)!.csrf));
+        },
+      );
+    });
+
+    await app.register(async (api) => registerConsoleApi(api, deps, sessions));
+  };
+}

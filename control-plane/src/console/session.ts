@@ -1,0 +1,99 @@
+/**
+ * Console sessions. Signing in with the admin token yields a random session id in an
+ * HttpOnly, SameSite=Strict cookie scoped to /console, so page scripts never hold the token
+ * or the session. Sessions live in Redis under the key prefix (any control-plane replica
+ * can serve the next request; signing out anywhere ends it everywhere), keyed by the id's
+ * sha256 so a Redis dump holds no usable id.
+ *
+ * CSRF: SameSite=Strict keeps the cookie off cross-site requests, but another origin on the
+ * same site (another port of the same host) still gets it sent. So every state-changing
+ * request must also carry the session's CSRF token (a header, which a cross-origin form
+ * cannot set, or for plain forms a field the page embeds), and is refused when the browser
+ * says it came from another origin (Origin, Sec-Fetch-Site).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { ForbiddenError } from '../errors.js';
+
+/** The cookie's name. */
+export const SESSION_COOKIE = 'lk_console';
+/** The header page scripts send the CSRF token in. */
+export const CSRF_HEADER = 'x-csrf-token';
+/** How long a session lasts after sign-in. */
+export const SESSION_TTL_S = 8 * 3600;
+
+/** What the server keeps of a session. */
+export interface Session {
+  csrf: string;
+  created_at: string;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const keyOf = (prefix: string, id: string) => `${prefix}console:session:${sha256(id)}`;
+
+/** The session store over Redis. */
+export function createSessions(redis: Redis, prefix: string) {
+  return {
+    async create(): Promise<{ id: string; session: Session }> {
+      const id = randomBytes(32).toString('base64url');
+      const session = { csrf: randomBytes(32).toString('base64url'), created_at: new Date().toISOString() };
+      await redis.set(keyOf(prefix, id), JSON.stringify(session), 'EX', SESSION_TTL_S);
+      return { id, session };
+    },
+    async get(id: string | undefined): Promise<Session | undefined> {
+      if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+      const raw = await redis.get(keyOf(prefix, id));
+      return raw ? (JSON.parse(raw) as Session) : undefined;
+    },
+    async destroy(id: string | undefined): Promise<void> {
+      if (id) await redis.del(keyOf(prefix, id));
+    },
+  };
+}
+
+export type Sessions = ReturnType<typeof createSessions>;
+
+/** The value of one cookie from the Cookie header: the first, which browsers send for the most specific path. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  let found: string | undefined;
+  for (const part of (header ?? '').split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name && found === undefined) {
+      found = part.slice(index + 1).trim();
+    }
+  }
+  return found;
+}
+
+/** The Set-Cookie value that starts (or, with `id` undefined, ends) a session. */
+export function sessionCookie(id: string | undefined, secure: boolean): string {
+  const attributes = ['Path=/console', 'HttpOnly', 'SameSite=Strict', `Max-Age=${id ? SESSION_TTL_S : 0}`];
+  if (secure) attributes.push('Secure');
+  return [`${SESSION_COOKIE}=${id ?? ''}`, ...attributes].join('; ');
+}
+
+/**
+ * Refuses a request the browser marks as coming from another origin. Absent headers pass
+ * (curl, old browsers): those cannot be forged by a page, and the CSRF token still applies.
+ */
+export function requireSameOrigin(request: FastifyRequest): void {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new ForbiddenError(`cross-origin request refused (Sec-Fetch-Site: ${String(site)})`);
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) {
+    throw new ForbiddenError('cross-origin request refused (Origin does not match)');
+  }
+}
+
+/** Refuses a state-changing request whose CSRF token is missing or not this session's. */
+export function requireCsrf(request: FastifyRequest, session: Session, presented: unknown): void {
+  requireSameOrigin(request);
+  const expected = Buffer.from(session.csrf);
+  const given = typeof presented === 'string' ? Buffer.from(presented) : Buffer.alloc(0);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new ForbiddenError('missing or wrong CSRF token');
+  }
+}

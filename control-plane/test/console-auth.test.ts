@@ -1,0 +1,287 @@
+/**
+ * The console's doors, over plain HTTP against a real control plane: sign-in refused with a
+ * wrong token, every page and API call refused without a session, state changes refused
+ * without the CSRF token or from another origin, the cookie's attributes, sign-out ending
+ * the session, and the CSV export's formula guard.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { startControlPlane } from '../src/main.js';
+import { csvCell } from '../src/console/csv.js';
+import { call } from './helpers/http.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+
+let t: TestEnv;
+let cp: { url: string; close(): Promise<void> };
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+async function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string) {
+  const res = await request(`${cp.url}${path}`, { method: method as 'GET', headers, body });
+  return { status: res.statusCode, headers: res.headers, text: await res.body.text() } as Res;
+}
+
+async function signIn(): Promise<{ cookie: string; csrf: string }> {
+  const res = await raw(
+    'POST',
+    '/console/login',
+    { 'content-type': 'application/x-www-form-urlencoded' },
+    new URLSearchParams({ token: t.adminToken }).toString(),
+  );
+  expect(res.status).toBe(303);
+  const setCookie = String(res.headers['set-cookie']);
+  const cookie = setCookie.split(';')[0]!;
+  const page = await raw('GET', '/console', { cookie });
+  const csrf = /name="csrf-token" content="([^"]+)"/.exec(page.text)![1]!;
+  return { cookie, csrf };
+}
+
+beforeAll(async () => {
+  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
+  cp = await startControlPlane(t.env);
+  await call(cp.url, 'POST', '/v1/plans', {
+    token: t.adminToken,
+    body: { id: 'free', models: { default: 'm' } },
+  });
+});
+
+afterAll(async () => {
+  await cp?.close();
+  await t?.dispose();
+});
+
+const PAGES = [
+  '/console',
+  '/console/tenants',
+  '/console/tenants/acme',
+  '/console/plans',
+  '/console/pricing',
+  '/console/audit',
+  '/console/export',
+];
+const API: [string, string, string?][] = [
+  ['GET', '/console/api/overview'],
+  ['GET', '/console/api/tenants'],
+  ['GET', '/console/api/tenants/acme/usage-by-model'],
+  ['GET', '/console/api/export.csv?tenant=acme&from=2026-01-01&to=2026-01-31'],
+  ['GET', '/console/api/v1/plans'],
+  ['GET', '/console/api/v1/audit'],
+  ['POST', '/console/api/v1/tenants', JSON.stringify({ id: 'sneaky', plan: 'free' })],
+  ['PATCH', '/console/api/v1/plans/free', JSON.stringify({ max_output_tokens: 5 })],
+  ['POST', '/console/api/tenants/acme/erase', JSON.stringify({ confirm: 'acme' })],
+];
+
+describe('console sign-in', () => {
+  it('refuses a wrong token with 401 and sets no cookie', async () => {
+    for (const token of ['wrong', `${t.adminToken}x`, '', t.proxyToken]) {
+      const res = await raw(
+        'POST',
+        '/console/login',
+        { 'content-type': 'application/x-www-form-urlencoded' },
+        new URLSearchParams({ token }).toString(),
+      );
+      expect(res.status).toBe(401);
+      expect(res.headers['set-cookie']).toBeUndefined();
+      expect(res.text).toContain('not the admin token');
+    }
+  });
+
+  it('accepts the token only in a POST body, and answers an HttpOnly SameSite=Strict cookie', async () => {
+    const viaQuery = await raw('GET', `/console/login?token=${encodeURIComponent(t.adminToken)}`);
+    expect(viaQuery.headers['set-cookie']).toBeUndefined();
+    const res = await raw(
+      'POST',
+      '/console/login',
+      { 'content-type': 'application/json' },
+      JSON.stringify({ token: t.adminToken }),
+    );
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/console');
+    const cookie = String(res.headers['set-cookie']);
+    expect(cookie).toMatch(/^lk_console=[A-Za-z0-9_-]{43}; /);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    expect(cookie).toContain('Path=/console');
+    expect(cookie).not.toContain(t.adminToken);
+  });
+
+  it('refuses a sign-in posted from another origin (login CSRF)', async () => {
+    const res = await raw(
+      'POST',
+      '/console/login',
+      { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' },
+      new URLSearchParams({ token: t.adminToken }).toString(),
+    );
+    expect(res.status).toBe(403);
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+});
+
+describe('without a session', () => {
+  it('every page redirects to sign-in and shows nothing', async () => {
+    for (const path of PAGES) {
+      for (const cookie of [undefined, 'lk_console=forged', `lk_console=${'a'.repeat(43)}`]) {
+        const res = await raw('GET', path, cookie ? { cookie } : {});
+        expect(res.status, path).toBe(303);
+        expect(res.headers.location).toBe('/console/login');
+        expect(res.text).not.toContain('csrf-token');
+      }
+    }
+  });
+
+  it('every API call is 401, and nothing changes', async () => {
+    for (const [method, path, body] of API) {
+      const headers: Record<string, string> = { cookie: `lk_console=${'b'.repeat(43)}` };
+      if (body) headers['content-type'] = 'application/json';
+      const res = await raw(method, path, headers, body);
+      expect(res.status, `${method} ${path}`).toBe(401);
+    }
+    const plan = await call(cp.url, 'GET', '/v1/plans/free', { token: t.adminToken });
+    expect(plan.body.max_output_tokens).not.toBe(5);
+    expect((await call(cp.url, 'GET', '/v1/tenants/sneaky', { token: t.adminToken })).status).toBe(404);
+  });
+
+  it('the admin bearer token does not open the console API (only the cookie does)', async () => {
+    const res = await raw('GET', '/console/api/v1/plans', { authorization: `Bearer ${t.adminToken}` });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('with a session', () => {
+  it('serves pages with a CSP that forbids inline script and framing', async () => {
+    const { cookie } = await signIn();
+    const res = await raw('GET', '/console/tenants', { cookie });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res.text).not.toContain(t.adminToken);
+  });
+
+  it('refuses a state change without the CSRF token, with a wrong one, or from a cross-site form', async () => {
+    const { cookie, csrf } = await signIn();
+    const body = JSON.stringify({ id: 'victim', plan: 'free' });
+    const json = { cookie, 'content-type': 'application/json' };
+    expect((await raw('POST', '/console/api/v1/tenants', json, body)).status).toBe(403);
+    expect(
+      (await raw('POST', '/console/api/v1/tenants', { ...json, 'x-csrf-token': 'x' }, body)).status,
+    ).toBe(403);
+    // What a form on another site (or another port of this host) would send.
+    const form = await raw(
+      'POST',
+      '/console/api/v1/tenants',
+      {
+        cookie,
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: 'http://127.0.0.1:1',
+        'sec-fetch-site': 'same-site',
+      },
+      'id=victim&plan=free',
+    );
+    expect(form.status).toBe(403);
+    // The right token from another origin is still refused.
+    const foreign = await raw(
+      'POST',
+      '/console/api/v1/tenants',
+      { ...json, 'x-csrf-token': csrf, origin: 'http://evil.example' },
+      body,
+    );
+    expect(foreign.status).toBe(403);
+    expect((await call(cp.url, 'GET', '/v1/tenants/victim', { token: t.adminToken })).status).toBe(404);
+
+    const ok = await raw('POST', '/console/api/v1/tenants', { ...json, 'x-csrf-token': csrf }, body);
+    expect(ok.status).toBe(201);
+    const audit = await call(cp.url, 'GET', '/v1/audit?tenant=victim&actor=admin:console', {
+      token: t.adminToken,
+    });
+    expect(audit.body.items.map((r: { action: string }) => r.action)).toEqual(['tenant.create']);
+  });
+
+  it('erases only through the typed confirmation', async () => {
+    const { cookie, csrf } = await signIn();
+    const headers = { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf };
+    await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id: 'keepme', plan: 'free' } });
+    expect(
+      (await raw('DELETE', '/console/api/v1/tenants/keepme', { cookie, 'x-csrf-token': csrf })).status,
+    ).toBe(400);
+    const wrong = await raw(
+      'POST',
+      '/console/api/tenants/keepme/erase',
+      headers,
+      JSON.stringify({ confirm: 'keep' }),
+    );
+    expect(wrong.status).toBe(400);
+    expect(JSON.parse(wrong.text).error.details[0].field).toBe('confirm');
+    expect((await call(cp.url, 'GET', '/v1/tenants/keepme', { token: t.adminToken })).status).toBe(200);
+  });
+
+  it('signing out ends the session on the server, not just in the browser', async () => {
+    const { cookie, csrf } = await signIn();
+    const refused = await raw(
+      'POST',
+      '/console/logout',
+      { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      'csrf=wrong',
+    );
+    expect(refused.status).toBe(403);
+    expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(200);
+    const out = await raw(
+      'POST',
+      '/console/logout',
+      { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      `csrf=${encodeURIComponent(csrf)}`,
+    );
+    expect(out.status).toBe(303);
+    expect(String(out.headers['set-cookie'])).toContain('Max-Age=0');
+    expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
+  });
+
+  it('answers 404 for a tenant page whose id is no tenant id, without echoing it', async () => {
+    const { cookie } = await signIn();
+    const res = await raw('GET', '/console/tenants/%3Cscript%3Ealert(1)%3C%2Fscript%3E', { cookie });
+    expect(res.status).toBe(404);
+    expect(res.text).not.toContain('<script>');
+  });
+
+  it('searches tenants with LIKE wildcards taken literally', async () => {
+    const { cookie } = await signIn();
+    for (const id of ['wild-1', 'wildx1'])
+      await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id, plan: 'free' } });
+    const search = async (q: string) =>
+      JSON.parse(
+        (await raw('GET', `/console/api/tenants?q=${encodeURIComponent(q)}`, { cookie })).text,
+      ).items.map((i: { id: string }) => i.id);
+    expect(await search('WILD')).toEqual(['wild-1', 'wildx1']);
+    expect(await search('wild_1')).toEqual([]);
+    expect(await search('%')).toEqual([]);
+    expect(await search('d-1')).toEqual(['wild-1']);
+  });
+
+  it('checks the export range and names the bad field', async () => {
+    const { cookie } = await signIn();
+    for (const [query, field] of [
+      ['tenant=Bad!&from=2026-01-01&to=2026-01-02', 'tenant'],
+      ['tenant=acme&from=2026-02-30&to=2026-03-01', 'from'],
+      ['tenant=acme&from=2026-03-02&to=2026-03-01', 'to'],
+      ['tenant=acme&from=2020-01-01&to=2026-03-01', 'to'],
+    ] as const) {
+      const res = await raw('GET', `/console/api/export.csv?${query}`, { cookie });
+      expect(res.status, query).toBe(400);
+      expect(JSON.parse(res.text).error.details[0].field).toBe(field);
+    }
+  });
+});
+
+describe('csvCell', () => {
+  it('neutralises formulas and quotes separators, leaving numbers alone', () => {
+    expect(csvCell('=HYPERLINK("http://x")')).toBe(`"'=HYPERLINK(""http://x"")"`);
+    expect(csvCell('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(csvCell('+1+2')).toBe("'+1+2");
+    expect(csvCell('a,b')).toBe('"a,b"');
+    expect(csvCell('-0.5')).toBe('-0.5');
+    expect(csvCell('gpt-4o-mini')).toBe('gpt-4o-mini');
+  });
+});
