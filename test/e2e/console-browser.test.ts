@@ -5,8 +5,10 @@
  * field), a price version, a tenant and a key; send traffic through the proxy with that key
  * and see the ledger's usage on the tenant page; change the plan, revoke the key (the proxy
  * then refuses it), export the CSV, erase the tenant behind the typed confirmation; a form
- * on another origin posting to the console is refused. Every page is screenshotted into
- * docs/console/ (docs/console.md shows them), at 1280×800 and at phone size.
+ * on another origin posting to the console is refused. Every page is screenshotted at
+ * 1280×800 and at phone size, into test/e2e/screenshots/ (ignored by git), or with
+ * LANEKEEPER_UPDATE_SCREENSHOTS=1 into docs/console/, the ones docs/console.md shows: they
+ * carry timestamps and key ids, so an ordinary run must not rewrite the committed ones.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -24,7 +26,10 @@ import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'console');
+const SHOTS =
+  process.env.LANEKEEPER_UPDATE_SCREENSHOTS === '1'
+    ? join(import.meta.dirname, '..', '..', 'docs', 'console')
+    : join(import.meta.dirname, 'screenshots');
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
