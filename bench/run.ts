@@ -165,8 +165,8 @@ function combine(rounds: ScenarioResult[]): ScenarioResult {
 
 /**
  * The burst scenario: each target's burst tenant at full speed (wrk) for `seconds`, one
- * target after another; then, `pauseS` after its own burst ended, the paced run as that same
- * tenant. Its first admissions after the pause meet whatever the burst left in Redis (a
+ * target after another; then, `pauseS` after its own burst ended (the last `warmup` seconds
+ * of it paced traffic of the other tenant), the paced run as the burst tenant. Its first admissions after the pause meet whatever the burst left in Redis (a
  * per-request log to prune was what stalled every tenant before the per-second buckets).
  */
 async function burstThenPause(
@@ -186,8 +186,14 @@ async function burstThenPause(
   }
   const out: [Target, ScenarioResult][] = [];
   for (const [i, target] of targets.entries()) {
-    const wait = (ended[i] ?? 0) + burst.pauseS * 1000 - Date.now();
+    // The warm-up (as another tenant, ending as the pause does) is what the floor's paced
+    // run also gets: connections the idle minute closed are open again, so the measured run
+    // holds what the burst left for its tenant, not a cold start after a quiet minute.
+    const warmupMs = settings.warmup * 1000;
+    const wait = (ended[i] ?? 0) + burst.pauseS * 1000 - warmupMs - Date.now();
     if (wait > 0) await sleep(wait);
+    const warm = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BENCH_API_KEY };
+    await runPaced(warm, { seconds: settings.warmup, rate: settings.rate, core });
     const pid = target.process?.pid;
     const before = pid === undefined ? 0 : cpuSeconds(pid);
     const request = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
