@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- --soak [--soak-seconds N] [--soak-store memory|redis]`: Lanekeeper under steady load
  * (wrk alternating JSON and streaming chat) for 10 minutes by default, with its RSS (from
- * /proc) and V8 heap (from the admin listener's `lanekeeper_process_nodejs_heap_size_used_bytes`)
+ * /proc) and V8 heap (from the admin listener's `nodejs_heap_size_used_bytes`)
  * sampled every 10 s. A least-squares line through the second half of the samples (after
  * start-up and JIT warm-up have settled) decides whether memory grew beyond noise.
  */
@@ -17,7 +17,7 @@ import { RESULTS_DIR, buildLanekeeper, startLanekeeper, startUpstream } from './
 import { growthVerdict, type Sample } from './trend.js';
 
 const SOAK_SCRIPT = fileURLToPath(new URL('./wrk/soak.lua', import.meta.url));
-const HEAP_METRIC = 'lanekeeper_process_nodejs_heap_size_used_bytes';
+const HEAP_METRIC = 'nodejs_heap_size_used_bytes';
 const SAMPLE_EVERY_S = 10;
 
 async function heapUsed(adminUrl: string): Promise<number> {

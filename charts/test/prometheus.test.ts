@@ -157,6 +157,27 @@ describe.skipIf(!installed)('Prometheus scraping a live proxy', () => {
     expect(costs.globex).toBeCloseTo(expected.globex, 9);
   }, 60_000);
 
+  it('finds the process metrics under their standard names, as Node dashboards query them', async () => {
+    const names = [
+      'process_cpu_seconds_total',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+    ];
+    for (const name of names) {
+      const body = await until(`${name} in Prometheus`, async () => {
+        const answer = (await (
+          await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(name)}`)
+        ).json()) as { data: { result: { metric: Record<string, string> }[] } };
+        return answer.data.result.length > 0 ? answer : undefined;
+      });
+      expect(body.data.result[0]?.metric.__name__).toBe(name);
+    }
+    const text = await (
+      await fetch(`${proxy.adminUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    ).text();
+    expect(text).not.toMatch(/lanekeeper_process_|process_process_/);
+  }, 60_000);
+
   it('sees the proxy as a healthy scrape target', async () => {
     const body = (await (await fetch(`${prometheusUrl}/api/v1/targets`)).json()) as {
       data: { activeTargets: { health: string; scrapeUrl: string }[] };

@@ -7,7 +7,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** The control plane's metrics; one instance per running control plane. */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'lanekeeper_cp_' });
+  // Unprefixed, as Node dashboards and alerts expect them (process_cpu_seconds_total, ...);
+  // the *_total gauges promtool flags are left out, as in the proxy.
+  collectDefaultMetrics({ register: registry });
+  for (const kind of ['handles', 'requests', 'resources'])
+    registry.removeSingleMetric(`nodejs_active_${kind}_total`);
   return {
     registry,
     apiLatency: new Histogram({

@@ -193,11 +193,13 @@ export class Metrics {
   });
 
   constructor(private readonly maxTenants: number) {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'lanekeeper_process_' });
+    // Unprefixed, as every Node dashboard and alert expects them (process_cpu_seconds_total,
+    // nodejs_eventloop_lag_seconds, ...): they describe the process, not Lanekeeper.
+    client.collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges *_total, which Prometheus reserves for counters
     // (promtool check metrics flags them); they add little to the process metrics above.
     for (const kind of ['handles', 'requests', 'resources']) {
-      this.registry.removeSingleMetric(`lanekeeper_process_nodejs_active_${kind}_total`);
+      this.registry.removeSingleMetric(`nodejs_active_${kind}_total`);
     }
   }
 
