@@ -10,3 +10,4 @@ export * from './redis-layout.js';
 export * from './snapshot.js';
 export * from './tenancy.js';
 export * from './usage-event.js';
+export * from './logging.js';

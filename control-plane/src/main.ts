@@ -10,6 +10,7 @@
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { logShape } from '@lanekeeper/contract';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { createConfigPublisher } from './changes.js';
@@ -39,7 +40,11 @@ export interface RunningControlPlane {
  */
 export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): Promise<RunningControlPlane> {
   const config = loadConfig(env);
-  const logger = pino({ name: 'lanekeeper-control-plane', level: config.logLevel });
+  const logger = pino({
+    ...logShape('lanekeeper-control-plane'),
+    level: config.logLevel,
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
   const pool = createPool(config.databaseUrl);
   try {
     await assertSchemaCurrent(pool);

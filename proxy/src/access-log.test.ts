@@ -82,7 +82,7 @@ describe('access-log line', () => {
     expect(byHand.raw).toHaveLength(1);
     expect(byHand.raw[0]).toBe(byPino.raw[0]);
     const parsed = JSON.parse(byHand.raw[0] as string) as Record<string, unknown>;
-    expect(parsed).toMatchObject({ level: 30, service: 'lanekeeper-proxy', msg: 'request' });
+    expect(parsed).toMatchObject({ level: 'info', service: 'lanekeeper-proxy', msg: 'request' });
     expect(parsed.path).toBe(fields.path);
     expect(parsed.tenant).toBe(fields.tenant);
   });

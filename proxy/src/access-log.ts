@@ -95,7 +95,8 @@ export function accessLogMembers(f: AccessLogFields): string {
   );
 }
 
-const INFO = pino.levels.values.info;
+/** The level as the proxy's logger writes it (a word: contract/src/logging.ts). */
+const INFO = '"info"';
 
 interface PinoInternals {
   [pino.symbols.streamSym]?: { write(line: string): unknown; [pino.symbols.needsMetadataGsym]?: boolean };

@@ -13,6 +13,7 @@
  * and synchronously on exit): one write per access-log line, and then sonic-boom's own
  * per-line buffering, were the next largest costs under load.
  */
+import { logShape } from '@lanekeeper/contract';
 import { pino, type DestinationStream } from 'pino';
 
 export type Logger = Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug' | 'child'>;
@@ -124,11 +125,12 @@ process.on('exit', () => {
 
 /** The proxy's logger; `destination` defaults to stdout (tests pass a stream to read the lines). */
 export function createLogger(level: string = 'info', destination?: DestinationStream): pino.Logger {
+  const shape = logShape('lanekeeper-proxy');
   const options: pino.LoggerOptions = {
     level,
-    base: { service: 'lanekeeper-proxy' },
+    base: shape.base,
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { log: redactLogObject },
+    formatters: { ...shape.formatters, log: redactLogObject },
   };
   if (destination) return pino(options, destination);
   return pino(options, new LineBatcher(pino.destination({ dest: 1, sync: false })));

@@ -304,6 +304,12 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     async close(graceMs = runtime.config.shutdown_grace_ms) {
       if (draining) return;
       draining = true;
+      const drainStarted = Date.now();
+      const inflightAtStart = inflight;
+      logger.info(
+        { in_flight: inflightAtStart, grace_ms: graceMs },
+        'shutting down: draining in-flight requests',
+      );
       watcher?.close();
       await source?.close();
       const closed = new Promise<void>((resolve) => traffic.close(() => resolve()));
@@ -318,6 +324,8 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
           };
         });
       }
+      // Whatever is still running after the grace period is cut here.
+      const cut = inflight;
       traffic.closeAllConnections();
       await closed;
       // Metering and settling run after each response; let them land before the store closes.
@@ -326,8 +334,19 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       admin.closeAllConnections();
       await pools.close();
       await vector?.close().catch(() => undefined);
+      const waiting = store.pending();
       await store.close();
-      logger.info({}, 'lanekeeper proxy stopped');
+      logger.info(
+        {
+          drained: inflightAtStart - cut,
+          cut,
+          // Buffered while the store was away: sent on close, or counted as dropped.
+          meter_events_waiting: waiting,
+          meter_events_unsent: store.pending(),
+          drain_ms: Date.now() - drainStarted,
+        },
+        'lanekeeper proxy stopped',
+      );
     },
   };
 }

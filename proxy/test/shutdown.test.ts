@@ -78,11 +78,22 @@ describe('SIGTERM', () => {
     expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(text).toContain('w39 ');
     expect(await exited).toBe(0);
-    const line = output
+    const lines = output
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.msg === 'request');
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const line = lines.find((l) => l.msg === 'request');
+    // SIGTERM says what it drains, and what it drained.
+    expect(lines.find((l) => String(l.msg).startsWith('shutting down'))).toMatchObject({
+      level: 'info',
+      in_flight: 1,
+      grace_ms: 10_000,
+    });
+    expect(lines.find((l) => l.msg === 'lanekeeper proxy stopped')).toMatchObject({
+      drained: 1,
+      cut: 0,
+      meter_events_unsent: 0,
+    });
     expect(line).toMatchObject({
       tenant: 'globex',
       status: 200,

@@ -158,7 +158,7 @@ describe('the control-plane source', () => {
     cp = undefined;
     expect(await s.refresh()).toBe(false);
     expect(s.current?.origin).toBe('control-plane');
-    expect(logs.some((l) => l.level === 'warn' && l.msg?.includes('unreachable'))).toBe(true);
+    expect(logs.some((l) => l.level === 'warn' && l.msg?.includes('control plane unavailable'))).toBe(true);
     await s.close();
   });
 

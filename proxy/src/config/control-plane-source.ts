@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { configChannel } from '@lanekeeper/contract';
+import { configChannel, createOutageLog } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
 
 /** What GET /v1/config returns: plans, tenants and pricing in the YAML config's shapes. */
@@ -51,6 +51,15 @@ export interface ControlPlaneSourceOptions {
   logger: SourceLogger;
   /** Per-fetch timeout; 5 s by default. */
   fetchTimeoutMs?: number;
+  /** How often an outage of the control plane or of Redis is summarised in the log (default a minute). */
+  outageSummaryMs?: number;
+}
+
+/** An error's message with its cause (fetch's "fetch failed" says nothing alone). */
+function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return `${error.message}${cause}`;
 }
 
 /** A running source. */
@@ -123,6 +132,17 @@ export function createControlPlaneSource(
   let current: ControlPlaneSource['current'];
   let subscriber: Redis | undefined;
   let poller: NodeJS.Timeout | undefined;
+  // Polled every few seconds: an outage is one warning, a summary a minute, one recovery line.
+  const controlPlaneOutage = createOutageLog(
+    { warn: (f, m) => logger.warn(f, m), info: (f, m) => logger.info(f, m) },
+    'control plane',
+    { summaryMs: options.outageSummaryMs },
+  );
+  const redisOutage = createOutageLog(
+    { warn: (f, m) => logger.warn(f, m), info: (f, m) => logger.info(f, m) },
+    'config subscription (redis)',
+    { summaryMs: options.outageSummaryMs },
+  );
   let inFlight: Promise<boolean> | undefined;
   let again = false;
   let closed = false;
@@ -193,8 +213,10 @@ export function createControlPlaneSource(
         again = false;
         try {
           changed = (await fetchAndApply()) || changed;
+          controlPlaneOutage.succeeded();
         } catch (error) {
-          logger.warn({ err: error }, 'control plane unreachable; serving the last good config');
+          // The proxy keeps serving the last good config meanwhile (said in the first line).
+          controlPlaneOutage.failed(`${messageOf(error)}; serving the last good config`);
         }
       } while (again && !closed);
       inFlight = undefined;
@@ -242,15 +264,16 @@ export function createControlPlaneSource(
       if (options.redisUrl) {
         // Not awaited: Redis being down must not hold up start; ioredis connects and resubscribes on its own.
         subscriber = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-        subscriber.on('error', (error) => logger.warn({ err: error }, 'config subscription: redis error'));
+        subscriber.on('error', (error) => redisOutage.failed(error));
         subscriber.on('message', (ch: string) => {
           if (ch === channel) void refresh();
         });
         // After any (re)connection, refetch: announcements sent while disconnected are lost.
-        subscriber.on('ready', () => void refresh());
-        subscriber
-          .subscribe(channel)
-          .catch((error) => logger.warn({ err: error }, 'config subscription failed'));
+        subscriber.on('ready', () => {
+          redisOutage.succeeded();
+          void refresh();
+        });
+        subscriber.subscribe(channel).catch((error: unknown) => redisOutage.failed(error));
       }
       poller = setInterval(() => void refresh(), options.pollIntervalMs);
       poller.unref();

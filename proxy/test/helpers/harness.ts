@@ -3,8 +3,8 @@
  * a small tenant set, and captures its JSON log lines for assertions.
  */
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { sha256Hex } from '../../src/identity/credentials.js';
+import { createLogger } from '../../src/log.js';
 import { startProxy, type RunningProxy } from '../../src/main.js';
 import { startFakeUpstream, type FakeUpstream, type Reply, type Received } from './fake-upstream.js';
 
@@ -86,7 +86,8 @@ export async function startHarness(
       done();
     },
   });
-  const logger = pino({ level: 'debug' }, sink);
+  // The proxy's own logger (its shape and redaction), at debug, into the test's sink.
+  const logger = createLogger('debug', sink);
   const base = baseConfig(upstream.url);
   const proxy = await startProxy({ config: options.config ? options.config(base) : base, logger });
   const accessLogs = () => logs.filter((l) => l.msg === 'request');

@@ -97,7 +97,7 @@ describe('a thousand slowloris sockets', () => {
     // A timed-out request is told why where HTTP allows: 408.
     expect(sockets.filter((s) => s.received.startsWith('HTTP/1.1 408')).length).toBeGreaterThan(900);
     expect(await chat(h, KEYS.pro)).toBe(200);
-    expect(h.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect(h.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
   }, 30_000);
 });
 
@@ -149,7 +149,7 @@ describe('a body that stops arriving, and a client that hangs up mid-upload', ()
     const lines = h.logs.slice(before);
     expect(lines.filter((l) => l.msg === 'client hung up mid-upload')).toHaveLength(3);
     for (const line of lines) {
-      expect(line.level as number).toBeLessThan(40);
+      expect(['trace', 'debug', 'info']).toContain(line.level);
       expect(JSON.stringify(line)).not.toContain('    at ');
     }
     expect(await chat(h, KEYS.free)).toBe(200);

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { createOutageLog } from './logging.js';
+
+function recorder() {
+  const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+  return {
+    lines,
+    logger: {
+      warn: (fields: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', fields, msg }),
+      info: (fields: Record<string, unknown>, msg: string) => lines.push({ level: 'info', fields, msg }),
+    },
+  };
+}
+
+describe('createOutageLog', () => {
+  it('writes one warning, then one summary a minute, then one recovery line', () => {
+    let now = 0;
+    const { lines, logger } = recorder();
+    const outage = createOutageLog(logger, 'control plane', { now: () => now });
+    // Three minutes of failures, one every 5 s.
+    for (; now <= 180_000; now += 5_000) outage.failed(new Error('connect ECONNREFUSED 127.0.0.1:8081'));
+    outage.succeeded();
+    outage.succeeded();
+    expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual([
+      'warn control plane unavailable',
+      'warn control plane still unavailable',
+      'warn control plane still unavailable',
+      'warn control plane still unavailable',
+      'info control plane available again',
+    ]);
+    expect(lines[3]?.fields).toMatchObject({ failures: 37, down_for_s: 180 });
+    expect(lines[4]?.fields).toMatchObject({ failures: 37, down_for_s: 185 });
+    expect(outage.down).toBe(false);
+  });
+
+  it('never logs an Error (so no stack), and bounds a hostile error message to one line', () => {
+    const { lines, logger } = recorder();
+    const outage = createOutageLog(logger, 'redis');
+    const error = new Error(`boom\n${'x'.repeat(10_000)}\n    at somewhere (file.js:1:1)`);
+    outage.failed(error);
+    const err = lines[0]?.fields.err;
+    expect(typeof err).toBe('string');
+    expect(err as string).not.toContain('\n');
+    expect((err as string).length).toBeLessThanOrEqual(300);
+  });
+
+  it('starts a new outage after a recovery', () => {
+    let now = 0;
+    const { lines, logger } = recorder();
+    const outage = createOutageLog(logger, 'redis', { now: () => now });
+    outage.failed('a');
+    outage.succeeded();
+    now = 1_000;
+    outage.failed('b');
+    expect(lines.map((l) => l.msg)).toEqual([
+      'redis unavailable',
+      'redis available again',
+      'redis unavailable',
+    ]);
+    expect(outage.down).toBe(true);
+  });
+});
