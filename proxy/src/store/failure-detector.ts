@@ -43,7 +43,9 @@ export interface FailureDetector {
   reset(): void;
 }
 
-export function createFailureDetector(options: FailureDetectorOptions = DEFAULT_FAILURE_DETECTOR): FailureDetector {
+export function createFailureDetector(
+  options: FailureDetectorOptions = DEFAULT_FAILURE_DETECTOR,
+): FailureDetector {
   const { consecutiveFailures, failureRatio, windowMs, minCalls } = options;
   const bucketMs = Math.max(1, windowMs / BUCKETS);
   const calls = new Array<number>(BUCKETS).fill(0);
@@ -86,7 +88,10 @@ export function createFailureDetector(options: FailureDetectorOptions = DEFAULT_
       totalCalls++;
       totalFailures++;
       inARow++;
-      return inARow >= consecutiveFailures || (totalCalls >= minCalls && totalFailures >= failureRatio * totalCalls);
+      return (
+        inARow >= consecutiveFailures ||
+        (totalCalls >= minCalls && totalFailures >= failureRatio * totalCalls)
+      );
     },
     reset() {
       calls.fill(0);
