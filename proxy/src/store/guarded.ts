@@ -122,6 +122,10 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       if (await store.healthy()) {
         markUp();
         if (!(await flush())) scheduleProbe();
+      } else if (up) {
+        // Probing for buffered items while up: a failed probe is evidence like a failed call.
+        failed('healthy', 'health check failed');
+        scheduleProbe();
       } else {
         scheduleProbe();
       }
