@@ -11,7 +11,9 @@ describe('createFailureDetector', () => {
     detector.success(2);
     expect(detector.failure(3)).toBe(false);
     expect(detector.failure(4)).toBe(false);
+    expect(detector.inARow()).toBe(2);
     expect(detector.failure(5)).toBe(true);
+    expect(detector.inARow()).toBe(3);
   });
 
   it('trips on the failure ratio once the window holds min_calls, even when failures alternate with successes', () => {

@@ -39,6 +39,8 @@ export interface FailureDetector {
   success(now: number): void;
   /** A call failed; true when that makes the store down. */
   failure(now: number): boolean;
+  /** Failures since the last success. */
+  inARow(): number;
   /** Forgets everything (the store was judged down and has come back). */
   reset(): void;
 }
@@ -93,6 +95,7 @@ export function createFailureDetector(
         (totalCalls >= minCalls && totalFailures >= failureRatio * totalCalls)
       );
     },
+    inARow: () => inARow,
     reset() {
       calls.fill(0);
       failures.fill(0);

@@ -37,7 +37,10 @@ import type {
 /** The failure policy and where to report what happens. */
 export interface GuardOptions {
   readonly onStoreError: 'fail_open' | 'fail_closed';
-  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly metrics: Pick<
+    Metrics,
+    'storeUp' | 'storeErrors' | 'storeFailuresInARow' | 'meterBuffered' | 'meterDropped'
+  >;
   readonly logger: StoreLogger;
   /** Most events and settlements held while the store is away. */
   readonly bufferLimit?: number;
@@ -82,17 +85,22 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   const detector = createFailureDetector(options.failureDetector ?? DEFAULT_FAILURE_DETECTOR);
   metrics.storeUp.set({ store: store.kind }, 1);
   metrics.meterBuffered.set(0);
+  metrics.storeFailuresInARow.set(0);
 
   /** A call answered: evidence for the detector that the store is there. */
   function succeeded(): void {
-    if (up) detector.success(performance.now());
+    if (!up) return;
+    detector.success(performance.now());
+    metrics.storeFailuresInARow.set(0);
   }
 
   /** A call failed: counted, and the store marked down if the detector says so. */
   function failed(operation: string, error: unknown): void {
     metrics.storeErrors.inc({ operation });
-    if (up && detector.failure(performance.now())) markDown(operation, error);
-    else if (!up) scheduleProbe();
+    if (!up) return scheduleProbe();
+    const down = detector.failure(performance.now());
+    metrics.storeFailuresInARow.set(detector.inARow());
+    if (down) markDown(operation, error);
   }
 
   function markDown(operation: string, error: unknown): void {
@@ -110,6 +118,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     if (up) return;
     up = true;
     detector.reset();
+    metrics.storeFailuresInARow.set(0);
     metrics.storeUp.set({ store: store.kind }, 1);
     logger.info({ store: store.kind, pending: queue.length }, 'store available again');
   }

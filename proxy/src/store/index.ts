@@ -12,7 +12,10 @@ import type { StoreLogger } from './store-logger.js';
 
 /** What createStore needs besides the config. */
 export interface StoreDeps {
-  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly metrics: Pick<
+    Metrics,
+    'storeUp' | 'storeErrors' | 'storeFailuresInARow' | 'meterBuffered' | 'meterDropped'
+  >;
   readonly logger: StoreLogger;
 }
 

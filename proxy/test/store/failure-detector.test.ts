@@ -87,14 +87,17 @@ describe('the failure detector with a private redis-server', () => {
     const tenant = freshTenant();
     expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
     const upAfter: number[] = [];
+    const inARow: number[] = [];
     for (let i = 0; i < detector.consecutiveFailures; i++) {
       const sleeping = sleepRedis(TIMEOUT_MS * 2.5);
       // fail_closed: each timed-out admission is refused whether or not the store is down yet.
       await expect(store.admit(admitRequest(tenant, {}))).rejects.toThrow(/unavailable/);
       upAfter.push(await storeUp(metrics));
+      inARow.push((await metrics.storeFailuresInARow.get()).values[0]?.value ?? Number.NaN);
       await sleeping;
     }
     expect(upAfter).toEqual([1, 1, 0]);
+    expect(inARow).toEqual([1, 2, 3]);
     expect(await storeErrors(metrics)).toBe(detector.consecutiveFailures);
     // Redis answers again: the probe brings the store back.
     await eventually(async () => (await storeUp(metrics)) === 1);
@@ -113,6 +116,7 @@ describe('the failure detector with a private redis-server', () => {
     }
     expect(await storeUp(metrics)).toBe(1);
     expect(await storeErrors(metrics)).toBe(4);
+    expect((await metrics.storeFailuresInARow.get()).values[0]?.value).toBe(0);
     await store.close();
   });
 
