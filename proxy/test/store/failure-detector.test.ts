@@ -12,6 +12,7 @@ import { createStore } from '../../src/store/index.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { silentLogger } from '../../src/store/store-logger.js';
 import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
+import { PrivateCluster } from './private-cluster.js';
 import { PrivateRedis, eventually, freePort } from './private-redis.js';
 
 const TIMEOUT_MS = 150;
@@ -162,6 +163,68 @@ describe('the failure detector with a private redis-server', () => {
       await store.close();
     },
   );
+});
+
+describe('the failure detector with a private Redis Cluster', () => {
+  let cluster: PrivateCluster;
+  let nodes: Redis[];
+
+  beforeAll(async () => {
+    cluster = new PrivateCluster();
+    await cluster.start();
+    nodes = cluster.ports.map((port) => new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 }));
+  }, 60_000);
+  afterAll(async () => {
+    for (const node of nodes) node.disconnect();
+    await cluster.stop();
+  });
+
+  /** DEBUG SLEEP on every node, so whichever owns the tenant's slot is slow. */
+  function sleepCluster(ms: number): Promise<unknown> {
+    return Promise.all(nodes.map((node) => node.call('DEBUG', 'SLEEP', String(ms / 1000))));
+  }
+
+  it('stays up through nodes slower than usual, and goes down at exactly the threshold when they exceed timeout_ms', async () => {
+    const metrics = new Metrics(100);
+    const store = guardStore(
+      createRedisStore({
+        redis: cluster.url,
+        key_prefix: `lk-test-${randomUUID().slice(0, 8)}:`,
+        cluster: true,
+        timeout_ms: TIMEOUT_MS,
+        usage_stream: 'usage',
+        usage_stream_maxlen: 100_000,
+        retention_hours: 48,
+      }),
+      {
+        onStoreError: 'fail_closed',
+        metrics,
+        logger: silentLogger,
+        probeIntervalMs: 50,
+        failureDetector: detector,
+      },
+    );
+    const tenant = freshTenant();
+    expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
+    for (let i = 0; i < 3; i++) {
+      const sleeping = sleepCluster(TIMEOUT_MS / 3);
+      expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
+      await sleeping;
+    }
+    expect(await storeErrors(metrics)).toBe(0);
+    const upAfter: number[] = [];
+    for (let i = 0; i < detector.consecutiveFailures; i++) {
+      const sleeping = sleepCluster(TIMEOUT_MS * 2.5);
+      await expect(store.admit(admitRequest(tenant, {}))).rejects.toThrow(/unavailable/);
+      upAfter.push(await storeUp(metrics));
+      await sleeping;
+    }
+    expect(upAfter).toEqual([1, 1, 0]);
+    await eventually(async () => (await storeUp(metrics)) === 1);
+    expect((await store.admit(admitRequest(tenant, {}))).ok).toBe(true);
+    await store.eraseTenant(tenant);
+    await store.close();
+  });
 });
 
 describe('store.redis.failure_detector config', () => {
