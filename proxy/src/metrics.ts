@@ -175,6 +175,11 @@ export class Metrics {
     labelNames: ['operation'] as const,
     registers: [this.registry],
   });
+  readonly storeFailuresInARow = new client.Gauge({
+    name: 'lanekeeper_store_consecutive_failures',
+    help: 'Store calls failed in a row; the store is marked down at store.redis.failure_detector.consecutive_failures.',
+    registers: [this.registry],
+  });
   readonly meterBuffered = new client.Gauge({
     name: 'lanekeeper_meter_buffer_events',
     help: 'Usage events waiting in memory for the store to come back.',

@@ -109,11 +109,24 @@ const identitySchema = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * When failed Redis calls mean Redis is down (store/failure-detector.ts). Absent: the
+ * defaults there (5 in a row, or 50% of at least 20 calls in 10 s).
+ */
+const failureDetectorSchema = z.strictObject({
+  consecutive_failures: positiveInt.max(10_000).default(5),
+  failure_ratio: z.number().gt(0).max(1).default(0.5),
+  window_ms: positiveInt.min(100).max(3_600_000).default(10_000),
+  min_calls: positiveInt.max(1_000_000).default(20),
+});
+
 const redisStoreSchema = z.strictObject({
   redis: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }),
   key_prefix: z.string().default('lk:'),
   cluster: z.boolean().default(false),
+  /** Per-call deadline, in event-loop time (lag does not count; store/redis-deadlines.ts). */
   timeout_ms: positiveInt.default(250),
+  failure_detector: failureDetectorSchema.optional(),
   usage_stream: z.string().default('usage'),
   usage_stream_maxlen: positiveInt.default(1_000_000),
   retention_hours: positiveInt.default(48),

@@ -1,9 +1,11 @@
 /**
  * The policy wrapper around any Store, for when its backend (Redis) is away or slow.
  *
- * - admit: an error or timeout marks the store down. Under `fail_open` the request is
- *   admitted with an empty ("unlimited") reservation and a rate-limited warning; under
- *   `fail_closed` it is refused with StoreUnavailableError (503). While the store is down,
+ * - admit: a failed or timed-out admission is answered by the policy: under `fail_open` the
+ *   request is admitted with an empty ("unlimited") reservation and a rate-limited warning;
+ *   under `fail_closed` it is refused with StoreUnavailableError (503). That one request only:
+ *   the store is marked down when the failure detector (failure-detector.ts) says so, after
+ *   several failures in a row or a high failure ratio, never for one slow call. While it is down,
  *   admissions do not wait for it at all: a probe (`healthy()`, every `probeIntervalMs`)
  *   decides when it is back. That is what keeps a dead Redis from adding latency.
  * - record and settle never lose data silently: on failure (or while down) they go into a
@@ -12,9 +14,15 @@
  *   Replays are safe: the stores count a request id once.
  * - `healthy()` asks the backend and keeps `lanekeeper_store_up` true to it, for /readyz.
  */
+import { performance } from 'node:perf_hooks';
 import { StoreUnavailableError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { UsageEvent } from '../usage/usage-event.js';
+import {
+  createFailureDetector,
+  DEFAULT_FAILURE_DETECTOR,
+  type FailureDetectorOptions,
+} from './failure-detector.js';
 import type { StoreLogger } from './store-logger.js';
 import type {
   AdmitRequest,
@@ -29,7 +37,10 @@ import type {
 /** The failure policy and where to report what happens. */
 export interface GuardOptions {
   readonly onStoreError: 'fail_open' | 'fail_closed';
-  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly metrics: Pick<
+    Metrics,
+    'storeUp' | 'storeErrors' | 'storeFailuresInARow' | 'meterBuffered' | 'meterDropped'
+  >;
   readonly logger: StoreLogger;
   /** Most events and settlements held while the store is away. */
   readonly bufferLimit?: number;
@@ -37,6 +48,8 @@ export interface GuardOptions {
   readonly probeIntervalMs?: number;
   /** Items sent per flush batch (pipelined by the Redis client). */
   readonly flushBatch?: number;
+  /** When failed calls mean the store is down (DEFAULT_FAILURE_DETECTOR if absent). */
+  readonly failureDetector?: FailureDetectorOptions;
 }
 
 /** A guarded store, with its buffer visible for health pages and tests. */
@@ -69,11 +82,28 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   let probe: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> | undefined;
   let lastOpenWarning = 0;
+  const detector = createFailureDetector(options.failureDetector ?? DEFAULT_FAILURE_DETECTOR);
   metrics.storeUp.set({ store: store.kind }, 1);
   metrics.meterBuffered.set(0);
+  metrics.storeFailuresInARow.set(0);
+
+  /** A call answered: evidence for the detector that the store is there. */
+  function succeeded(): void {
+    if (!up) return;
+    detector.success(performance.now());
+    metrics.storeFailuresInARow.set(0);
+  }
+
+  /** A call failed: counted, and the store marked down if the detector says so. */
+  function failed(operation: string, error: unknown): void {
+    metrics.storeErrors.inc({ operation });
+    if (!up) return scheduleProbe();
+    const down = detector.failure(performance.now());
+    metrics.storeFailuresInARow.set(detector.inARow());
+    if (down) markDown(operation, error);
+  }
 
   function markDown(operation: string, error: unknown): void {
-    metrics.storeErrors.inc({ operation });
     if (up) {
       up = false;
       metrics.storeUp.set({ store: store.kind }, 0);
@@ -87,6 +117,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   function markUp(): void {
     if (up) return;
     up = true;
+    detector.reset();
+    metrics.storeFailuresInARow.set(0);
     metrics.storeUp.set({ store: store.kind }, 1);
     logger.info({ store: store.kind, pending: queue.length }, 'store available again');
   }
@@ -99,6 +131,10 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       if (await store.healthy()) {
         markUp();
         if (!(await flush())) scheduleProbe();
+      } else if (up) {
+        // Probing for buffered items while up: a failed probe is evidence like a failed call.
+        failed('healthy', 'health check failed');
+        scheduleProbe();
       } else {
         scheduleProbe();
       }
@@ -134,6 +170,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       metrics.meterBuffered.set(queue.length);
       if (failed.length > 0) {
         const first = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        // A flush runs after the probe said yes: if it fails, the store is not really back.
+        metrics.storeErrors.inc({ operation: 'flush' });
         markDown('flush', first.reason);
         return false;
       }
@@ -173,9 +211,11 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
 
   async function read<T>(operation: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      const result = await call();
+      succeeded();
+      return result;
     } catch (error) {
-      markDown(operation, error);
+      failed(operation, error);
       throw new StoreUnavailableError(`the usage store is unavailable (${operation})`);
     }
   }
@@ -189,9 +229,11 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
         return admitWithoutStore(request, 'store is down');
       }
       try {
-        return await store.admit(request);
+        const result = await store.admit(request);
+        succeeded();
+        return result;
       } catch (error) {
-        markDown('admit', error);
+        failed('admit', error);
         return admitWithoutStore(request, error);
       }
     },
@@ -200,8 +242,9 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       if (!up || queue.length > 0) return enqueue({ kind: 'settle', reservation, actual });
       try {
         await store.settle(reservation, actual);
+        succeeded();
       } catch (error) {
-        markDown('settle', error);
+        failed('settle', error);
         enqueue({ kind: 'settle', reservation, actual });
       }
     },
@@ -211,8 +254,9 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       if (!up || queue.length > 0) return enqueue({ kind: 'record', event });
       try {
         await store.record(event);
+        succeeded();
       } catch (error) {
-        markDown('record', error);
+        failed('record', error);
         enqueue({ kind: 'record', event });
       }
     },
@@ -231,7 +275,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
         markUp();
         if (queue.length > 0) void flush();
       } else if (up) {
-        markDown('healthy', 'health check failed');
+        failed('healthy', 'health check failed');
       }
       return healthy;
     },

@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
+import type { FailureDetectorOptions } from './failure-detector.js';
 import { guardStore, type GuardedStore } from './guarded.js';
 import { createMemoryStore } from './memory.js';
 import { createRedisStore } from './redis.js';
@@ -11,7 +12,10 @@ import type { StoreLogger } from './store-logger.js';
 
 /** What createStore needs besides the config. */
 export interface StoreDeps {
-  readonly metrics: Pick<Metrics, 'storeUp' | 'storeErrors' | 'meterBuffered' | 'meterDropped'>;
+  readonly metrics: Pick<
+    Metrics,
+    'storeUp' | 'storeErrors' | 'storeFailuresInARow' | 'meterBuffered' | 'meterDropped'
+  >;
   readonly logger: StoreLogger;
 }
 
@@ -29,7 +33,20 @@ export function createStore(config: Config, deps: StoreDeps): GuardedStore {
     onStoreError: config.on_store_error,
     metrics: deps.metrics,
     logger: deps.logger,
+    failureDetector: failureDetectorOf(config),
   });
+}
+
+/** The configured thresholds, in the detector's terms; undefined means its defaults. */
+function failureDetectorOf(config: Config): FailureDetectorOptions | undefined {
+  const fd = config.store === 'memory' ? undefined : config.store.failure_detector;
+  if (!fd) return undefined;
+  return {
+    consecutiveFailures: fd.consecutive_failures,
+    failureRatio: fd.failure_ratio,
+    windowMs: fd.window_ms,
+    minCalls: fd.min_calls,
+  };
 }
 
 export type { GuardedStore } from './guarded.js';

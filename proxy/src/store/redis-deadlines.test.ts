@@ -45,4 +45,24 @@ describe('createDeadlines', () => {
     while (Date.now() < until);
     await expect(call).resolves.toBe('answered');
   });
+
+  it('pushes the deadline back by the event-loop lag: a reply that needs the loop after a block still wins', async () => {
+    const bounded = createDeadlines(50, timedOut);
+    // The reply only comes 30 ms after the block ends (it needs timers of its own to run).
+    const until = Date.now() + 120;
+    const call = bounded(
+      'after lag',
+      () => new Promise((resolve) => setTimeout(() => setTimeout(() => resolve('late but fine'), 30), 0)),
+    );
+    while (Date.now() < until);
+    await expect(call).resolves.toBe('late but fine');
+  });
+
+  it('still times out a call that gets no answer after a lagging loop', async () => {
+    const bounded = createDeadlines(50, timedOut);
+    const call = bounded('stuck', never);
+    const until = Date.now() + 120;
+    while (Date.now() < until);
+    await expect(call).rejects.toThrow('stuck timed out');
+  });
 });

@@ -7,16 +7,28 @@
  * A call that has not answered by its deadline is rejected one turn of the event loop later
  * (setImmediate runs after the I/O poll), so a reply that arrived while the loop was busy
  * still wins: a slow event loop must not turn answered calls into timeouts.
+ *
+ * The deadline is also meant to measure Redis, not us: when the timer fires late (the loop
+ * was blocked or saturated), that lateness is event-loop lag, and every call in flight at
+ * the time gets its deadline pushed back by it. A reply that needs several turns of the loop
+ * (a big reply, a write that waited for the socket) then still has its `ms` of loop time.
+ * So the timer sees a block soon after it starts, it fires at least every `ms / 5` while
+ * calls are in flight (one timer for all calls, so this costs a few wake-ups per timeout).
+ * Lag shorter than LAG_TOLERANCE_MS is ordinary timer jitter and is not added.
  */
 import { performance } from 'node:perf_hooks';
 
 /** One call in flight. */
 interface Pending {
   readonly deadline: number;
+  /** The lag counter when the call started: the lag seen since then extends its deadline. */
+  readonly lagAtStart: number;
   readonly operation: string;
   done: boolean;
   readonly reject: (error: unknown) => void;
 }
+
+const LAG_TOLERANCE_MS = 5;
 
 /** Races calls against a shared timeout; `timedOut` builds the error of one that loses. */
 export function createDeadlines(
@@ -28,6 +40,15 @@ export function createDeadlines(
   /** Calls not answered yet; at 0 the queue is emptied and the timer stopped. */
   let live = 0;
   let timer: NodeJS.Timeout | undefined;
+  const tick = Math.max(LAG_TOLERANCE_MS, Math.floor(ms / 5));
+  /** When the armed timer should fire. */
+  let plannedAt = 0;
+  /** Event-loop lag seen by the timer so far (ms; only grows). */
+  let lag = 0;
+
+  function deadlineOf(pending: Pending): number {
+    return pending.deadline + (lag - pending.lagAtStart);
+  }
 
   function arm(now: number): void {
     // Drop the answered calls at the head; arm for the first one still waiting.
@@ -41,14 +62,18 @@ export function createDeadlines(
       queue = queue.slice(head);
       head = 0;
     }
-    timer = setTimeout(expire, Math.max(1, Math.ceil(queue[head]!.deadline - now)));
+    const delay = Math.min(tick, Math.max(1, Math.ceil(deadlineOf(queue[head]!) - now)));
+    plannedAt = now + delay;
+    timer = setTimeout(expire, delay);
   }
 
   function expire(): void {
     timer = undefined;
     const now = performance.now();
+    if (now - plannedAt > LAG_TOLERANCE_MS) lag += now - plannedAt;
     const expired: Pending[] = [];
-    while (head < queue.length && queue[head]!.deadline <= now) {
+    // Deadlines stay in call order: the lag a later call misses is time an earlier one waited.
+    while (head < queue.length && deadlineOf(queue[head]!) <= now) {
       const pending = queue[head++]!;
       if (!pending.done) expired.push(pending);
     }
@@ -78,7 +103,7 @@ export function createDeadlines(
   return function bounded<T>(operation: string, call: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const now = performance.now();
-      const pending: Pending = { deadline: now + ms, operation, done: false, reject };
+      const pending: Pending = { deadline: now + ms, lagAtStart: lag, operation, done: false, reject };
       queue.push(pending);
       live++;
       if (timer === undefined) arm(now);

@@ -1,12 +1,13 @@
 /**
  * The one behavioural suite every Store must pass (memory.test.ts, test/store/redis.test.ts
  * and test/store/cluster.test.ts call it; the reservation part lives in
- * store-suite-reservations.ts). Time is passed explicitly through `now`, so windows
+ * store-suite-reservations.ts, the failure-detector part in store-suite-guarded.ts). Time is passed explicitly through `now`, so windows
  * slide without sleeping; each test uses its own random tenant, so a store may be shared.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimits } from '../config/schema.js';
 import { T0, admitRequest, freshTenant, usageEvent } from './store-fixtures.js';
+import { describeGuarded } from './store-suite-guarded.js';
 import { describeReservations, granted } from './store-suite-reservations.js';
 import { HOUR_MS, MINUTE_MS, type AdmitRequest, type Store } from './store.js';
 
@@ -182,6 +183,7 @@ export function describeStore(
     });
 
     describeReservations({ store: () => store, tenant, admit });
+    describeGuarded(() => makeStore());
 
     describe('without limits', () => {
       it('grants the requested output, or leaves it unbounded when none was asked', async () => {

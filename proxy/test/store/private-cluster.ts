@@ -31,6 +31,8 @@ export class PrivateCluster {
       const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes'];
       args.push('--cluster-config-file', `nodes-${port}.conf`, '--dir', this.dir);
       args.push('--save', '', '--appendonly', 'no', '--daemonize', 'no');
+      // DEBUG SLEEP slows a node for the failure-detector tests (loopback only).
+      args.push('--enable-debug-command', 'local');
       this.children.push(spawn('redis-server', args, { stdio: 'ignore' }));
     }
     for (const port of this.ports) await eventually(() => pingable(port), 100);
