@@ -15,12 +15,13 @@ import {
   type ControlPlaneSnapshot,
   type ControlPlaneSource,
 } from './config/control-plane-source.js';
-import { configWarnings, parseConfig, type Config } from './config/schema.js';
+import { parseConfigInSlices } from './config/parse-in-slices.js';
+import { configWarnings, type Config } from './config/schema.js';
 import { listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createPipeline } from './pipeline.js';
-import { buildRuntime, type Runtime, type Upstream } from './runtime.js';
+import { buildRuntimeInSlices, type Runtime, type Upstream } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
@@ -41,8 +42,11 @@ export interface RunningProxy {
   readonly adminUrl: string;
   readonly metrics: Metrics;
   config(): Config;
-  /** Validates and applies a new raw config, as a file edit would; throws ConfigError when invalid. */
-  reload(raw: unknown): void;
+  /**
+   * Validates and applies a new raw config, as a file edit would; rejects with ConfigError
+   * when invalid, keeping the old config. Requests keep being served while it validates.
+   */
+  reload(raw: unknown): Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -156,13 +160,25 @@ export function snapshotPathOf(path: string, configPath: string | undefined): st
 }
 
 export async function startProxy(options: StartOptions): Promise<RunningProxy> {
-  let fileRaw: unknown = options.configPath ? (await loadConfigFile(options.configPath)).raw : options.config;
-  const fromFile = parseConfig(fileRaw);
+  const loaded = options.configPath
+    ? await loadConfigFile(options.configPath)
+    : { raw: options.config, config: await parseConfigInSlices(options.config) };
+  let fileRaw: unknown = loaded.raw;
+  const fromFile = loaded.config;
   const logger = options.logger ?? createLogger(fromFile.log.level);
+  // Reloads (file edits, snapshots, reload()) run one at a time, in order: each validates and
+  // builds in slices that yield to requests, so without this a slower, older one could
+  // finish after a newer one and win.
+  let reloads: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(job: () => Promise<T>): Promise<T> => {
+    const run = reloads.then(job, job);
+    reloads = run.catch(() => undefined);
+    return run;
+  };
 
   let snapshot: ControlPlaneSnapshot | undefined;
   // Set once the proxy is running; until then a snapshot only replaces the initial config.
-  const live: { apply?: (config: Config) => void } = {};
+  const live: { apply?: (config: Config) => Promise<void> } = {};
   let source: ControlPlaneSource | undefined;
   let initial = fromFile;
   if (fromFile.control_plane) {
@@ -177,13 +193,14 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
         keyPrefix: typeof fromFile.store === 'object' ? fromFile.store.key_prefix : 'lk:',
         logger,
       },
-      (next) => {
-        // Throws on an invalid snapshot, which the source then refuses to keep.
-        const config = parseConfig(compose(fileRaw, next));
-        snapshot = next;
-        if (live.apply) live.apply(config);
-        else initial = config;
-      },
+      (next) =>
+        oneAtATime(async () => {
+          // Rejects on an invalid snapshot, which the source then refuses to keep.
+          const config = await parseConfigInSlices(compose(fileRaw, next));
+          if (live.apply) await live.apply(config);
+          else initial = config;
+          snapshot = next;
+        }),
     );
     await source.start();
   }
@@ -191,7 +208,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
 
   const metrics = new Metrics(initial.metrics.max_tenants);
   const store = createStore(initial, { metrics, logger });
-  let runtime: Runtime = buildRuntime(initial);
+  let runtime: Runtime = await buildRuntimeInSlices(initial);
   const pools = new UpstreamPools(runtime.upstreams);
   const health = new UpstreamHealth(metrics);
   const makeVectorRoute = (config: Config) =>
@@ -200,7 +217,9 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   let draining = false;
   const pendingWork = new Set<Promise<void>>();
 
-  const apply = (next: Config) => {
+  /** Builds the new runtime in slices, then swaps everything in one synchronous step. */
+  const apply = async (next: Config) => {
+    const built = await buildRuntimeInSlices(next, runtime);
     const previous = runtime.config;
     if (JSON.stringify(next.store) !== JSON.stringify(previous.store)) {
       logger.warn({}, 'store settings changed: they apply after a restart');
@@ -216,14 +235,14 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       vector = makeVectorRoute(next);
       void old?.close().catch(() => undefined);
     }
-    runtime = buildRuntime(next, runtime);
+    runtime = built;
     pools.update(runtime.upstreams);
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
 
   const quirks = new UpstreamQuirks();
-  live.apply = (config) => {
-    apply(config);
+  live.apply = async (config) => {
+    await apply(config);
     metrics.configReloads.inc({ result: 'applied' });
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
@@ -269,20 +288,14 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   if (options.configPath) {
     watcher = watchConfigFile(
       options.configPath,
-      (next) => {
-        try {
-          apply(parseConfig(compose(next, snapshot)));
+      // Throws on an invalid edit; the watcher then calls the error handler below.
+      (next) =>
+        oneAtATime(async () => {
+          await apply(await parseConfigInSlices(compose(next, snapshot)));
           fileRaw = next;
           metrics.configReloads.inc({ result: 'applied' });
           logger.info({ path: options.configPath }, 'config reloaded');
-        } catch (error) {
-          metrics.configReloads.inc({ result: 'rejected' });
-          logger.error(
-            { err: (error as Error).message },
-            'config edit rejected; keeping the previous config',
-          );
-        }
-      },
+        }),
       (error) => {
         metrics.configReloads.inc({ result: 'rejected' });
         logger.error({ err: error.message }, 'config edit rejected; keeping the previous config');
@@ -297,9 +310,11 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     metrics,
     config: () => runtime.config,
     reload(next) {
-      apply(parseConfig(compose(next, snapshot)));
-      fileRaw = next;
-      metrics.configReloads.inc({ result: 'applied' });
+      return oneAtATime(async () => {
+        await apply(await parseConfigInSlices(compose(next, snapshot)));
+        fileRaw = next;
+        metrics.configReloads.inc({ result: 'applied' });
+      });
     },
     async close(graceMs = runtime.config.shutdown_grace_ms) {
       if (draining) return;

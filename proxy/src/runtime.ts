@@ -10,6 +10,7 @@ import { createCustomDialect } from './dialects/custom.js';
 import { dialectByName } from './dialects/index.js';
 import { routeModel, type UpstreamConfig } from './config/upstreams.js';
 import { createJwtVerifier, type JwtVerifier } from './identity/jwt.js';
+import { createSlicer, forEachInSlices, type SlicePolicy } from './config/slices.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -55,20 +56,49 @@ export function mergePlan(plan: PlanConfig, overrides: TenantConfig['overrides']
  * verifier, so a reload does not throw away the cached JWKS.
  */
 export function buildRuntime(config: Config, previous?: Runtime): Runtime {
-  const tenants = new Map<string, ResolvedTenant>();
-  const keyIndex = new Map<string, string>();
-  for (const tenant of config.tenants) {
-    const plan = config.plans[tenant.plan];
-    // parseConfig guarantees the plan exists; the guard keeps the types honest.
-    if (!plan) continue;
-    tenants.set(tenant.id, {
-      id: tenant.id,
-      planName: tenant.plan,
-      plan: Object.freeze(mergePlan(plan, tenant.overrides)),
-      config: tenant,
-    });
-    for (const hash of tenant.api_key_sha256) keyIndex.set(hash, tenant.id);
-  }
+  const index = emptyIndex();
+  for (const tenant of config.tenants) indexTenant(config, tenant, index);
+  return assemble(config, index, previous);
+}
+
+/**
+ * buildRuntime for a live reload: the tenants are indexed one slice at a time, the event loop
+ * running between slices. The maps are private until the runtime is returned, so requests
+ * never see a half-built index.
+ */
+export async function buildRuntimeInSlices(
+  config: Config,
+  previous?: Runtime,
+  policy?: SlicePolicy,
+): Promise<Runtime> {
+  const index = emptyIndex();
+  await forEachInSlices(config.tenants, (tenant) => indexTenant(config, tenant, index), createSlicer(policy));
+  return assemble(config, index, previous);
+}
+
+interface TenantIndex {
+  tenants: Map<string, ResolvedTenant>;
+  keyIndex: Map<string, string>;
+}
+
+function emptyIndex(): TenantIndex {
+  return { tenants: new Map(), keyIndex: new Map() };
+}
+
+function indexTenant(config: Config, tenant: TenantConfig, { tenants, keyIndex }: TenantIndex): void {
+  const plan = config.plans[tenant.plan];
+  // parseConfig guarantees the plan exists; the guard keeps the types honest.
+  if (!plan) return;
+  tenants.set(tenant.id, {
+    id: tenant.id,
+    planName: tenant.plan,
+    plan: Object.freeze(mergePlan(plan, tenant.overrides)),
+    config: tenant,
+  });
+  for (const hash of tenant.api_key_sha256) keyIndex.set(hash, tenant.id);
+}
+
+function assemble(config: Config, { tenants, keyIndex }: TenantIndex, previous?: Runtime): Runtime {
   const customDialects = config.dialects.map(createCustomDialect);
   const upstreams = Object.entries(config.upstreams).map(([name, upstream]) =>
     resolveUpstream(name, upstream, customDialects),

@@ -7,7 +7,7 @@
  * starts from that file, so the control plane is never on the request path.
  *
  * `onSnapshot` decides whether a snapshot is good (the proxy merges it into the file config
- * and runs parseConfig): when it throws, the proxy keeps its previous config and the bad
+ * and validates it, in slices that let requests run between them): when it throws or rejects, the proxy keeps its previous config and the bad
  * snapshot is neither persisted nor offered again until the version changes.
  */
 import { randomBytes } from 'node:crypto';
@@ -123,7 +123,8 @@ async function writeAtomically(path: string, data: string): Promise<void> {
 
 export function createControlPlaneSource(
   options: ControlPlaneSourceOptions,
-  onSnapshot: (raw: ControlPlaneSnapshot) => void,
+  // May return a promise (the proxy validates in slices); it is awaited.
+  onSnapshot: (raw: ControlPlaneSnapshot) => unknown,
 ): ControlPlaneSource {
   const { logger, snapshotPath } = options;
   const configUrl = new URL('/v1/config', options.url).toString();
@@ -174,7 +175,7 @@ export function createControlPlaneSource(
     origin: 'control-plane' | 'disk',
   ) => {
     etag = tag;
-    onSnapshot(snapshot);
+    await onSnapshot(snapshot);
     current = { version: snapshot.version, origin };
     if (origin === 'control-plane') {
       const disk: DiskSnapshot = { etag: tag, saved_at: new Date().toISOString(), snapshot };

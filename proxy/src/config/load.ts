@@ -8,7 +8,10 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { parseConfig, type Config } from './schema.js';
+import { parseConfigInSlices } from './parse-in-slices.js';
+import type { Config } from './schema.js';
+import { createSlicer, forEachInSlices, type SlicePolicy } from './slices.js';
+import { parseYamlOffThread } from './yaml-off-thread.js';
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
@@ -43,6 +46,51 @@ export function interpolateEnv(
 
 /** Parses YAML text into a raw (unvalidated, interpolated) object; throws ConfigError. */
 export function parseYamlConfig(text: string, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const raw = mappingOf(parseYamlValue(text));
+  const problems: ConfigProblem[] = [];
+  return checked(interpolateEnv(raw, env, problems) as Record<string, unknown>, problems);
+}
+
+/**
+ * Above this size the YAML is parsed in a worker thread: the parser takes roughly 1 ms per
+ * 2 KB, so a bigger file would hold the event loop past the 50 ms a reload may take from it,
+ * while a small one parses faster than a worker starts.
+ */
+export const OFF_THREAD_BYTES = 64 * 1024;
+
+/**
+ * parseYamlConfig for a load or reload that must not stall requests: a large file is parsed
+ * in a worker and its tenants are interpolated one slice at a time.
+ */
+export async function parseYamlConfigInSlices(
+  text: string,
+  env: NodeJS.ProcessEnv = process.env,
+  policy?: SlicePolicy,
+): Promise<Record<string, unknown>> {
+  const raw = mappingOf(
+    text.length > OFF_THREAD_BYTES ? await parseYamlOffThread(text) : parseYamlValue(text),
+  );
+  const problems: ConfigProblem[] = [];
+  const slicer = createSlicer(policy);
+  const entries: [string, unknown][] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    if (key !== 'tenants' || !Array.isArray(value)) {
+      entries.push([key, interpolateEnv(value, env, problems, [key])]);
+      continue;
+    }
+    const tenants: unknown[] = [];
+    await forEachInSlices(
+      value,
+      (tenant, i) => tenants.push(interpolateEnv(tenant, env, problems, [key, String(i)])),
+      slicer,
+    );
+    entries.push([key, tenants]);
+  }
+  // fromEntries, not assignment: a "__proto__" key stays a plain key, as in interpolateEnv.
+  return checked(Object.fromEntries(entries), problems);
+}
+
+function parseYamlValue(text: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -52,12 +100,18 @@ export function parseYamlConfig(text: string, env: NodeJS.ProcessEnv = process.e
       })),
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
+  return doc.toJS() ?? {};
+}
+
+function mappingOf(raw: unknown): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ path: '(root)', message: 'the config file must be a YAML mapping' }]);
   }
-  const problems: ConfigProblem[] = [];
-  const interpolated = interpolateEnv(raw, env, problems) as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+/** Throws the interpolation problems, and any section the control plane owns. */
+function checked(interpolated: Record<string, unknown>, problems: ConfigProblem[]): Record<string, unknown> {
   if (interpolated.control_plane !== undefined) {
     for (const key of ['plans', 'tenants', 'pricing']) {
       if (interpolated[key] !== undefined) {
@@ -72,10 +126,11 @@ export function parseYamlConfig(text: string, env: NodeJS.ProcessEnv = process.e
   return interpolated;
 }
 
-/** Reads and validates a config file. */
+/** Reads and validates a config file, yielding to the event loop as parseConfigInSlices does. */
 export async function loadConfigFile(
   path: string,
   env: NodeJS.ProcessEnv = process.env,
+  policy?: SlicePolicy,
 ): Promise<{ raw: Record<string, unknown>; config: Config }> {
   let text: string;
   try {
@@ -83,8 +138,8 @@ export async function loadConfigFile(
   } catch (error) {
     throw new ConfigError([{ path: '(file)', message: `cannot read ${path}: ${(error as Error).message}` }]);
   }
-  const raw = parseYamlConfig(text, env);
-  return { raw, config: parseConfig(raw) };
+  const raw = await parseYamlConfigInSlices(text, env, policy);
+  return { raw, config: await parseConfigInSlices(raw, policy) };
 }
 
 export interface ConfigWatcher {
@@ -92,13 +147,14 @@ export interface ConfigWatcher {
 }
 
 /**
- * Calls `onChange` with the newly loaded raw config after each valid edit of `path`, and
- * `onError` after an invalid one. Watches the directory, not the file, because editors and
+ * Calls `onChange` with the newly parsed raw config after each edit of `path`, and `onError`
+ * when the YAML is invalid or `onChange` throws (it validates). Reloads run one at a time, in
+ * the order of the edits, so a slow one cannot land after a newer one. Watches the directory, not the file, because editors and
  * Kubernetes ConfigMaps replace files by rename, which a file watch would lose.
  */
 export function watchConfigFile(
   path: string,
-  onChange: (raw: Record<string, unknown>) => void,
+  onChange: (raw: Record<string, unknown>) => void | Promise<void>,
   onError: (error: Error) => void,
   env: NodeJS.ProcessEnv = process.env,
 ): ConfigWatcher {
@@ -106,14 +162,13 @@ export function watchConfigFile(
   const name = basename(full);
   let timer: NodeJS.Timeout | undefined;
   let lastText: string | undefined;
+  let queue: Promise<void> = Promise.resolve();
   const reload = async () => {
     try {
       const text = await readFile(full, 'utf8');
       if (text === lastText) return;
       lastText = text;
-      const raw = parseYamlConfig(text, env);
-      parseConfig(raw);
-      onChange(raw);
+      await onChange(await parseYamlConfigInSlices(text, env));
     } catch (error) {
       onError(error as Error);
     }
@@ -127,7 +182,7 @@ export function watchConfigFile(
     // change in the directory and let the content comparison drop non-changes.
     if (file !== null && file !== name && !String(file).startsWith('..')) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void reload(), 50);
+    timer = setTimeout(() => (queue = queue.then(reload)), 50);
   });
   return {
     close() {

@@ -273,7 +273,7 @@ export function isLoopback(address: string): boolean {
 }
 
 /** Checks that span fields, which a per-field schema cannot express. */
-function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
+export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   if (config.server.headers_timeout_ms > config.server.request_timeout_ms) {
     problems.push({
@@ -342,11 +342,11 @@ function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   return problems;
 }
 
-function pathOf(path: ReadonlyArray<PropertyKey>): string {
+export function pathOf(path: ReadonlyArray<PropertyKey>): string {
   return path.map(String).join('.') || '(root)';
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const inner of Object.values(value)) deepFreeze(inner);
