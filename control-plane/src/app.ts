@@ -14,6 +14,7 @@ import type { ControlPlaneConfig } from './config.js';
 import { consolePlugin } from './console/plugin.js';
 import { ApiError, errorBody } from './errors.js';
 import { requireBearer } from './http/auth.js';
+import { registerDocsViewer } from './http/docs-viewer.js';
 import { collectOpenApi } from './http/openapi.js';
 import { fieldProblems, installValidation } from './http/validation.js';
 import type { LedgerConsumer } from './ledger/consumer.js';
@@ -153,5 +154,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .send(await deps.metrics.registry.metrics());
   });
   app.get('/openapi.json', { config: { hide: true } }, async () => openapi());
+  registerDocsViewer(app);
   return app;
 }
