@@ -1,7 +1,10 @@
 /**
  * The `lanekeeper` command line: `proxy --config FILE`, `hash-key KEY`,
- * `check-config FILE`, and the control plane's `control-plane` and `migrate`.
+ * `check-config FILE`, the control plane's `control-plane` and `migrate`, and the admin
+ * commands (`tenants`, `keys`, `plans`, `usage`), which call a control plane over HTTP
+ * (admin-cli/).
  */
+import { adminCommandsHelp, processContext, runAdminCommand } from './admin-cli/index.js';
 import { ConfigError } from './errors.js';
 import { loadConfigFile } from './config/load.js';
 import { configWarnings } from './config/schema.js';
@@ -21,6 +24,8 @@ commands:
   control-plane           start the control plane (configured from the environment)
   migrate                 apply the control plane's database migrations
 
+admin commands (a running control plane: LANEKEEPER_CONTROL_PLANE_URL, LANEKEEPER_ADMIN_TOKEN):
+${adminCommandsHelp()}
 options:
   -h, --help              show this help, or a command's own (lanekeeper <command> --help)
   -V, --version           print the version
@@ -167,6 +172,13 @@ async function main(argv: string[]): Promise<void> {
       await migrate();
       return;
     }
+    case 'tenants':
+    case 'keys':
+    case 'plans':
+    case 'usage':
+      // An exit code, not process.exit(): output still in a pipe's buffer must reach the reader.
+      process.exitCode = await runAdminCommand(command, args, processContext());
+      return;
     case undefined:
     case 'help':
     case '--help':

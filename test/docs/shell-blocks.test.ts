@@ -64,6 +64,8 @@ const NOT_RUN: Record<string, string> = {
   'npx vitest run examples/retrofit': 'a test command',
   'npm run test:security   # proxy/test/security/ and test/e2e/security-erasure.test.ts':
     'a test command (its tests run in npm test)',
+  'export LANEKEEPER_CONTROL_PLANE_URL=http://127.0.0.1:8081':
+    'the admin CLI: each command is run against a control plane by test/e2e/admin-cli.test.ts',
 };
 
 const TRY_IT =

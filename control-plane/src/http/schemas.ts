@@ -57,6 +57,13 @@ export const planCreateBody = {
   required: ['id', 'models'],
   properties: { id: planId, ...planProps },
 };
+/** PUT /v1/plans/{id}: the whole plan, its id in the path. */
+export const planPutBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['models'],
+  properties: planProps,
+};
 export const planPatchBody = {
   type: 'object',
   additionalProperties: false,
@@ -137,6 +144,14 @@ export const usageQuery = {
     from: { type: 'string', format: 'date-time' },
     to: { type: 'string', format: 'date-time' },
     granularity: { type: 'string', enum: ['hour', 'day'], default: 'hour' },
+  },
+};
+export const usageByModelQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: { type: 'string', format: 'date-time' },
+    to: { type: 'string', format: 'date-time' },
   },
 };
 

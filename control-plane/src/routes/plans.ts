@@ -1,6 +1,8 @@
 /**
- * Plans: POST/GET/PATCH/DELETE /v1/plans[/{id}]. The body is a plan in the proxy's YAML
- * shape; PATCH replaces the top-level fields it names. A plan in use cannot be deleted (409).
+ * Plans: POST/GET/PUT/PATCH/DELETE /v1/plans[/{id}]. The body is a plan in the proxy's YAML
+ * shape; PATCH replaces the top-level fields it names, PUT creates the plan or replaces it
+ * whole (what `lanekeeper plans apply` sends, so a field removed from the file is removed from
+ * the plan). A plan in use cannot be deleted (409).
  */
 import type { FastifyInstance } from 'fastify';
 import { planSchema, type PlanConfig } from '@lanekeeper/contract';
@@ -10,7 +12,14 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import { actorOf } from '../http/auth.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
 import { requireServedModels } from '../upstream-models.js';
-import { pageQuery, parseWith, planCreateBody, planParams, planPatchBody } from '../http/schemas.js';
+import {
+  pageQuery,
+  parseWith,
+  planCreateBody,
+  planParams,
+  planPatchBody,
+  planPutBody,
+} from '../http/schemas.js';
 import { deletePlan, getPlan, insertPlan, listPlans, tenantsOnPlan, updatePlan } from '../stores/plans.js';
 
 const admin = (summary: string) => ({ auth: 'admin' as const, summary });
@@ -62,6 +71,41 @@ export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
       const plan = await getPlan(deps.pool, request.params.id);
       if (!plan) throw new NotFoundError(`plan "${request.params.id}" does not exist`);
       return plan;
+    },
+  );
+
+  app.put<{ Params: { id: string }; Body: Record<string, unknown> }>(
+    '/v1/plans/:id',
+    {
+      schema: { params: planParams, body: planPutBody },
+      config: admin('Create a plan, or replace it whole (201 created, 200 replaced)'),
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const plan: PlanConfig = parseWith(planSchema, request.body, 'body');
+      requireServedModels(deps.config.upstreamModels, plan.models, 'body.models', `plan "${id}"`);
+      let created = false;
+      const result = await commitChange(deps, actorOf(request), async (db) => {
+        const before = await getPlan(db, id, true);
+        if (!before) {
+          // A concurrent PUT may insert between the read and this insert: that one wins, this one is a 409.
+          const row = await insertPlan(db, id, plan);
+          if (!row) throw new ConflictError(`plan "${id}" was created concurrently; retry`);
+          created = true;
+          return {
+            result: row,
+            audit: { action: 'plan.create', resource: `plans/${id}`, after: plan },
+            affectsConfig: true,
+          };
+        }
+        const after = await updatePlan(db, id, plan);
+        return {
+          result: after,
+          audit: { action: 'plan.update', resource: `plans/${id}`, before: bodyOf(before), after: plan },
+          affectsConfig: true,
+        };
+      });
+      return reply.code(created ? 201 : 200).send(result);
     },
   );
 

@@ -1,6 +1,8 @@
 /**
  * Usage reports from the hourly rollups (maintained by the ledger in the same transaction
- * as the ledger rows), so a month of a tenant's usage is at most 744 rows to sum.
+ * as the ledger rows), so a month of a tenant's usage is at most 744 rows to sum. The split
+ * by model reads the ledger rows themselves (the rollups are not kept per model), over the
+ * tenant's (tenant_id, ts) index.
  */
 import type { Db } from './postgres.js';
 
@@ -59,8 +61,29 @@ export async function usageBuckets(
   return rows.map(bucket);
 }
 
+/** Usage of one model over a range. */
+export type ModelUsage = { model: string } & Omit<UsageBucket, 'start'>;
+
+/** Each model's usage in [from, to), by model name; models with no requests are absent. */
+export async function usageByModel(db: Db, tenant: string, from: Date, to: Date): Promise<ModelUsage[]> {
+  const { rows } = await db.query(
+    `SELECT model, count(*)::bigint AS requests, sum(input_tokens)::bigint AS input_tokens,
+            sum(output_tokens)::bigint AS output_tokens, sum(cached_input_tokens)::bigint AS cached_input_tokens,
+            sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
+            coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL)::bigint AS unpriced_requests
+       FROM usage_ledger
+      WHERE tenant_id = $1 AND ts >= $2 AND ts < $3
+      GROUP BY model ORDER BY model`,
+    [tenant, from, to],
+  );
+  return rows.map((r) => {
+    const { start: _start, ...sums } = bucket({ ...r, start: new Date(0) });
+    return { model: r.model as string, ...sums };
+  });
+}
+
 /** The sum of buckets. */
-export function totalOf(buckets: UsageBucket[]): Omit<UsageBucket, 'start'> {
+export function totalOf(buckets: Omit<UsageBucket, 'start'>[]): Omit<UsageBucket, 'start'> {
   const total = {
     requests: 0,
     input_tokens: 0,
