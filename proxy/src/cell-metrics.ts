@@ -43,6 +43,7 @@ function keyOf(values: readonly string[]): string {
 }
 
 abstract class CellMetric<L extends string, C> {
+  abstract readonly type: Exposition['type'];
   readonly name: string;
   readonly help: string;
   readonly aggregator = 'sum' as const;
@@ -57,6 +58,15 @@ abstract class CellMetric<L extends string, C> {
   }
 
   protected abstract create(): C;
+
+  /** The exported values of one series (its samples, for a histogram). */
+  protected abstract samples(labels: Record<string, string>, cell: C): Exposition['values'];
+
+  get(): Promise<Exposition> {
+    const values: Exposition['values'] = [];
+    for (const { labels, cell } of this.series.values()) values.push(...this.samples(labels, cell));
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values });
+  }
 
   /** The series of these labels (created at zero on first use); keep it, and bump it. */
   cell(labels: Record<L, string>): C {
@@ -92,16 +102,8 @@ export class CellCounter<L extends string> extends CellMetric<L, Cell> {
     return cell.value;
   }
 
-  get(): Promise<Exposition> {
-    const values: Exposition['values'] = [];
-    for (const { labels, cell } of this.series.values()) values.push({ labels, value: this.exported(cell) });
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type as never,
-      aggregator: 'sum',
-      values,
-    });
+  protected override samples(labels: Record<string, string>, cell: Cell): Exposition['values'] {
+    return [{ labels, value: this.exported(cell) }];
   }
 }
 
@@ -145,28 +147,16 @@ export class CellHistogram<L extends string> extends CellMetric<L, HistogramCell
     cell.count += 1;
   }
 
-  get(): Promise<Exposition> {
+  protected override samples(labels: Record<string, string>, cell: HistogramCell): Exposition['values'] {
     const values: Exposition['values'] = [];
-    for (const { labels, cell } of this.series.values()) {
-      let cumulative = 0;
-      for (let i = 0; i <= this.buckets.length; i++) {
-        cumulative += cell.counts[i] ?? 0;
-        const le = i < this.buckets.length ? String(this.buckets[i]) : '+Inf';
-        values.push({
-          metricName: `${this.name}_bucket`,
-          labels: { le, ...labels },
-          value: cumulative,
-        });
-      }
-      values.push({ metricName: `${this.name}_sum`, labels, value: cell.sum });
-      values.push({ metricName: `${this.name}_count`, labels, value: cell.count });
+    let cumulative = 0;
+    for (let i = 0; i <= this.buckets.length; i++) {
+      cumulative += cell.counts[i] ?? 0;
+      const le = i < this.buckets.length ? String(this.buckets[i]) : '+Inf';
+      values.push({ metricName: `${this.name}_bucket`, labels: { le, ...labels }, value: cumulative });
     }
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type as never,
-      aggregator: 'sum',
-      values,
-    });
+    values.push({ metricName: `${this.name}_sum`, labels, value: cell.sum });
+    values.push({ metricName: `${this.name}_count`, labels, value: cell.count });
+    return values;
   }
 }
