@@ -56,7 +56,10 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
       const type = String(head.headers['content-type'] ?? '');
       const streaming = isStreamContent(type) || (ctx.stream && !/json/i.test(type));
       const tap = streaming ? createStreamTap(dialect, route) : undefined;
-      if (tap) ctx.streamFrames = { framer: tap.framer, chunk: EMPTY, end: false, blocks: [] };
+      // Only the usage hider reads the blocks again: publish them when it will run.
+      if (tap && ctx.usageInjected && !ctx.translator) {
+        ctx.streamFrames = { framer: tap.framer, chunk: EMPTY, end: false, blocks: [] };
+      }
       states.set(ctx, {
         tap,
         json: streaming ? undefined : [],
@@ -74,7 +77,12 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         const blocks = chunk.length === 0 ? [] : framer.push(chunk);
         if (end) blocks.push(framer.end());
         state.tap.pushBlocks(blocks);
-        ctx.streamFrames = { framer, chunk, end, blocks };
+        const frames = ctx.streamFrames;
+        if (frames) {
+          frames.chunk = chunk;
+          frames.end = end;
+          frames.blocks = blocks;
+        }
       } else if (chunk.length === 0) {
         return chunk;
       } else if (state.tail) {

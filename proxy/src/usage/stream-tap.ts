@@ -91,7 +91,7 @@ export function createStreamTap(
     textChars += text.length;
   }
 
-  function retain(block: Buffer): void {
+  function retain(block: Buffer, event: StreamEvent): void {
     if (usage.output !== undefined) {
       // Output is reported (running totals, or a final report): no estimate will be needed.
       if (retainedBytes > 0 || texts.length > 0) {
@@ -111,7 +111,7 @@ export function createStreamTap(
       for (const kept of retained) keepText(framer.eventOf(kept));
       retained = undefined;
     }
-    keepText(framer.eventOf(block));
+    keepText(event);
   }
 
   function handle(block: Buffer): void {
@@ -125,7 +125,7 @@ export function createStreamTap(
       parsed++;
       observe(safeObserve(dialect, event, route));
     }
-    retain(block);
+    retain(block, event);
   }
 
   return {
