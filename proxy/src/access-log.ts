@@ -5,7 +5,7 @@
  * pino's generic serialiser (which walks the object, tests every value's type and runs the
  * redaction hook): a fixed list of fields, strings escaped with JSON.stringify, numbers as
  * they print. The line is byte-for-byte what `logger.info(fields, 'request')` would write
- * (same level, time, bindings and field order; log.test.ts checks it), and goes to the
+ * (same level, time, bindings and field order; access-log.test.ts checks it), and goes to the
  * logger's own destination, so it stays in order with every other line. It carries no
  * header and no body by construction, so there is nothing to redact.
  *
@@ -80,21 +80,6 @@ function num(value: number | null): string {
   return value === null || !Number.isFinite(value) ? 'null' : String(value);
 }
 
-/** The JSON members of the line after pino's prefix, without the braces. */
-export function accessLogMembers(f: AccessLogFields): string {
-  return (
-    `"request_id":${str(f.request_id)},"tenant":${str(f.tenant)},"plan":${str(f.plan)}` +
-    `,"method":${str(f.method)},"path":${str(f.path)},"dialect":${str(f.dialect)},"upstream":${str(f.upstream)}` +
-    `,"model":${str(f.model)},"model_requested":${str(f.model_requested)}` +
-    `,"upstream_model":${str(f.upstream_model)},"status":${num(f.status)}` +
-    `,"outcome":${str(f.outcome)},"error":${str(f.error)},"stream":${f.stream ? 'true' : 'false'}` +
-    `,"input_tokens":${num(f.input_tokens)},"output_tokens":${num(f.output_tokens)}` +
-    `,"cached_input_tokens":${num(f.cached_input_tokens)},"cache_write_tokens":${num(f.cache_write_tokens)}` +
-    `,"reasoning_tokens":${num(f.reasoning_tokens)},"provenance":${str(f.provenance)}` +
-    `,"cost_usd":${num(f.cost_usd)},"latency_ms":${num(f.latency_ms)},"ttfb_ms":${num(f.ttfb_ms)}`
-  );
-}
-
 /** The level as the proxy's logger writes it (a word: contract/src/logging.ts). */
 const INFO = '"info"';
 
@@ -106,9 +91,9 @@ interface PinoInternals {
 }
 
 /**
- * `accessLogMembers(accessLogFields(ctx))`, read straight from the context: the line every
- * request pays for is one template, with no fields object in between (access-log.test.ts
- * holds the two equal).
+ * The JSON members of the line after pino's prefix, without the braces, read straight from
+ * the context: the line every request pays for is one template, with no fields object in
+ * between. access-log.test.ts holds it byte for byte equal to `logger.info(accessLogFields(ctx))`.
  */
 export function accessLogMembersOf(ctx: RequestContext): string {
   const u = ctx.usage;
@@ -130,45 +115,20 @@ export function accessLogMembersOf(ctx: RequestContext): string {
 
 /** Writes a request's access-log line through `logger`. */
 export function writeAccessLog(logger: Logger, ctx: RequestContext): void {
-  const fast = canWriteFast(logger);
-  if (fast === null) return;
-  if (fast) writeFast(fast, accessLogMembersOf(ctx));
-  else logger.info(accessLogFields(ctx), 'request');
-}
-
-/** Writes an access-log line with these fields through `logger`. */
-export function writeAccessLine(logger: Logger, fields: AccessLogFields): void {
-  const fast = canWriteFast(logger);
-  if (fast === null) return;
-  if (fast) writeFast(fast, accessLogMembers(fields));
-  else logger.info(fields, 'request');
-}
-
-type FastLogger = Logger &
-  Required<Pick<PinoInternals, typeof pino.symbols.streamSym | typeof pino.symbols.timeSym>>;
-
-/**
- * The logger itself when a line can be written straight to pino's destination; undefined
- * when it must go through `logger.info` (not pino, or a stream that needs pino's
- * metadata); null when info lines are off.
- */
-function canWriteFast(logger: Logger): FastLogger | undefined | null {
   const internals = logger as Logger & PinoInternals;
   const stream = internals[pino.symbols.streamSym];
+  const time = internals[pino.symbols.timeSym];
+  const bindings = internals[pino.symbols.chindingsSym];
   if (
     !stream ||
-    !internals[pino.symbols.timeSym] ||
-    internals[pino.symbols.chindingsSym] === undefined ||
+    !time ||
+    bindings === undefined ||
     !internals.isLevelEnabled ||
     stream[pino.symbols.needsMetadataGsym]
   ) {
-    return undefined;
+    logger.info(accessLogFields(ctx), 'request');
+    return;
   }
-  return internals.isLevelEnabled('info') ? (internals as FastLogger) : null;
-}
-
-function writeFast(logger: FastLogger, members: string): void {
-  const internals = logger as FastLogger & PinoInternals;
-  const prefix = `{"level":${INFO}${logger[pino.symbols.timeSym]()}${internals[pino.symbols.chindingsSym] ?? ''}`;
-  logger[pino.symbols.streamSym].write(`${prefix},${members},"msg":"request"}\n`);
+  if (!internals.isLevelEnabled('info')) return;
+  stream.write(`{"level":${INFO}${time()}${bindings},${accessLogMembersOf(ctx)},"msg":"request"}\n`);
 }

@@ -134,16 +134,10 @@ export function createControlPlaneSource(
   let subscriber: Redis | undefined;
   let poller: NodeJS.Timeout | undefined;
   // Polled every few seconds: an outage is one warning, a summary a minute, one recovery line.
-  const controlPlaneOutage = createOutageLog(
-    { warn: (f, m) => logger.warn(f, m), info: (f, m) => logger.info(f, m) },
-    'control plane',
-    { summaryMs: options.outageSummaryMs },
-  );
-  const redisOutage = createOutageLog(
-    { warn: (f, m) => logger.warn(f, m), info: (f, m) => logger.info(f, m) },
-    'config subscription (redis)',
-    { summaryMs: options.outageSummaryMs },
-  );
+  const controlPlaneOutage = createOutageLog(logger, 'control plane', { summaryMs: options.outageSummaryMs });
+  const redisOutage = createOutageLog(logger, 'config subscription (redis)', {
+    summaryMs: options.outageSummaryMs,
+  });
   let inFlight: Promise<boolean> | undefined;
   let again = false;
   let closed = false;
