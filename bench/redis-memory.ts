@@ -7,6 +7,7 @@
  * - replay guards: the ids of settled and metered requests (`settled`, `hour:<h>:ids`), one
  *   member per request for their dedupe window, so they grow with the rate.
  */
+import { globLiteral } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
 
 /** Bytes per tenant that had keys, over the tenants found (and the totals). */
@@ -28,7 +29,7 @@ export async function redisMemoryPerTenant(url: string, prefix: string): Promise
   const guards = new Map<string, number>();
   try {
     let cursor = '0';
-    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*`;
+    const pattern = `${globLiteral(prefix)}{*`;
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;

@@ -169,6 +169,11 @@ function combine(rounds: ScenarioResult[]): ScenarioResult {
  * of it paced traffic of the other tenant), the paced run as the burst tenant. Its first admissions after the pause meet whatever the burst left in Redis (a
  * per-request log to prune was what stalled every tenant before the per-second buckets).
  */
+/** A JSON chat request as the burst tenant. */
+function burstRequest(target: Target): LoadRequest {
+  return { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
+}
+
 async function burstThenPause(
   targets: Target[],
   settings: Settings,
@@ -177,8 +182,11 @@ async function burstThenPause(
 ): Promise<[Target, ScenarioResult][]> {
   const ended: number[] = [];
   for (const target of targets) {
-    const request = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
-    const r = await runWrk(request, { seconds: burst.seconds, connections: settings.connections, core });
+    const r = await runWrk(burstRequest(target), {
+      seconds: burst.seconds,
+      connections: settings.connections,
+      core,
+    });
     ended.push(Date.now());
     log(
       `burst ${target.name}: ${r.rps.toFixed(0)} req/s for ${burst.seconds} s, then ${burst.pauseS} s quiet`,
@@ -196,8 +204,7 @@ async function burstThenPause(
     await runPaced(warm, { seconds: settings.warmup, rate: settings.rate, core });
     const pid = target.process?.pid;
     const before = pid === undefined ? 0 : cpuSeconds(pid);
-    const request = { url: `${target.url}${CHAT_PATH}`, body: chatBody(false), apiKey: BURST_API_KEY };
-    const r = await runPaced(request, { seconds: settings.seconds, rate: settings.rate, core });
+    const r = await runPaced(burstRequest(target), { seconds: settings.seconds, rate: settings.rate, core });
     const cpu = pid === undefined ? 0 : cpuSeconds(pid) - before;
     log(`round 1 ${target.name}/burst: p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms`);
     out.push([target, { ...r, cpuUsPerRequest: cpuPerRequest(cpu, r.requests) }]);

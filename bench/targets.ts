@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { globLiteral } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
 import { benchConfig } from './lanekeeper-config.js';
 import { freePort, start, waitForHttp, type Running } from './processes.js';
@@ -204,7 +205,7 @@ export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promi
   await client.connect();
   let removed = 0;
   let cursor = '0';
-  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  const pattern = `${globLiteral(prefix)}*`;
   try {
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

@@ -9,6 +9,11 @@
  */
 import { DAY_MS, HOUR_MS, budgetWindows, hourStart, perPeriod } from './periods.js';
 
+/** `text` as a Redis glob that matches only itself (SCAN MATCH, KEYS): its special characters escaped. */
+export function globLiteral(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
 /**
  * The per-tenant key names, given a prefix (e.g. "lk:") and a tenant id. Building them
  * costs a few strings; the store keeps one set per tenant (`tenantKeyCache`).
@@ -48,7 +53,7 @@ export function tenantKeys(prefix: string, tenant: string) {
      */
     erased: `${base}erased`,
     /** Glob that matches every key of the tenant (special characters of the prefix escaped). */
-    pattern: `${base.replace(/[*?[\]\\]/g, '\\$&')}*`,
+    pattern: `${globLiteral(base)}*`,
   };
 }
 
