@@ -4,42 +4,20 @@
  * the tenant list's cost this month and last request, per-model buckets without gaps, and the
  * overview's windows and ranking. Times are fixed, so the windows' edges are tested exactly.
  */
-import { randomUUID } from 'node:crypto';
 import type { UsageEvent } from '@lanekeeper/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overview, tenantSummaries, usageByModel, usageExport, windowStart } from '../src/console/reports.js';
 import { bookEvents } from '../src/ledger/book-events.js';
 import { insertPriceVersion } from '../src/stores/pricing.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { usageEvent } from './helpers/usage-event.js';
 
 let t: TestEnv;
 const NOW = new Date('2026-03-15T12:30:00Z');
 let stream = 0;
 
 function event(tenant: string, ts: string, model = 'small', input = 1000, output = 500): UsageEvent {
-  return {
-    v: 1,
-    request_id: randomUUID(),
-    ts,
-    tenant,
-    plan: 'free',
-    dialect: 'openai',
-    endpoint: 'chat',
-    model,
-    model_requested: null,
-    upstream_model: model,
-    input_tokens: input,
-    output_tokens: output,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cost_usd: null,
-    status: 200,
-    stream: false,
-    provenance: 'reported',
-    latency_ms: 10,
-    ttfb_ms: 5,
-  } as UsageEvent;
+  return usageEvent({ tenant, ts, model, input, output });
 }
 
 async function book(events: UsageEvent[]) {

@@ -5,7 +5,6 @@
  * unreachable URL, odd tenant ids, a file that is not YAML, an unknown --format.
  */
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookEvents } from '../../control-plane/src/ledger/book-events.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/src/main.js';
 import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'proxy', 'bin', 'lanekeeper.js');
@@ -54,29 +54,7 @@ async function cli(args: string[], env: Record<string, string | undefined> = {})
 }
 
 function event(model: string, ts: string, input: number, output: number): UsageEvent {
-  return {
-    v: 1,
-    request_id: randomUUID(),
-    ts,
-    tenant: 'acme',
-    plan: 'free',
-    dialect: 'openai',
-    endpoint: 'chat',
-    model,
-    model_requested: null,
-    upstream_model: model,
-    input_tokens: input,
-    output_tokens: output,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cost_usd: null,
-    status: 200,
-    stream: false,
-    provenance: 'reported',
-    latency_ms: 10,
-    ttfb_ms: 5,
-  } as UsageEvent;
+  return usageEvent({ tenant: 'acme', ts, model, input, output });
 }
 
 describe('lanekeeper admin commands against a control plane', () => {
