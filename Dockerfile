@@ -68,7 +68,10 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.LANEKEEPER_HEALTH_URL||'http://127.0.0.1:9464/healthz',{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Mount the config at /etc/lanekeeper/config.yaml (a ConfigMap, or a file in compose). It must
 # set admin_listen: "0.0.0.0:9464" so probes and Prometheus reach the admin port.
-CMD ["node", "proxy/bin/lanekeeper.js", "proxy", "--config", "/etc/lanekeeper/config.yaml"]
+# A young generation that never shrinks below 16 MiB: at a moderate rate V8 shrinks it to
+# 1-3 MiB, so request garbage gets promoted and full collections (10-50 ms pauses) follow
+# every few seconds; docs/performance.md, "After a burst". NODE_OPTIONS cannot carry it.
+CMD ["node", "--min-semi-space-size=16", "proxy/bin/lanekeeper.js", "proxy", "--config", "/etc/lanekeeper/config.yaml"]
 
 # ---------------------------------------------------------------------------------------
 # control-plane: both workspaces (the CLI lives in proxy/, the service in control-plane/).

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { startPrivateRedis } from './targets.js';
+import { PROXY_NODE_FLAGS, startPrivateRedis } from './targets.js';
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -30,5 +31,17 @@ describe('startPrivateRedis', () => {
       await redis.stop();
     }
     expect(await refused(port)).toBe(true);
+  });
+});
+
+describe('PROXY_NODE_FLAGS', () => {
+  it('are the flags the proxy image starts node with, so the bench measures what ships', () => {
+    const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+    const cmd = dockerfile
+      .split('\n')
+      .filter((line) => line.startsWith('CMD ["node"') && line.includes('"proxy", "--config"'));
+    expect(cmd).toHaveLength(1);
+    const argv = JSON.parse((cmd[0] as string).slice(4)) as string[];
+    expect(argv.slice(1, argv.indexOf('proxy/bin/lanekeeper.js'))).toEqual(PROXY_NODE_FLAGS);
   });
 });

@@ -218,6 +218,12 @@ export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promi
   return removed;
 }
 
+/**
+ * The node flags the proxy's image starts it with (Dockerfile, the proxy stage's CMD), so the
+ * bench measures what ships: a young generation that does not shrink at moderate rates.
+ */
+export const PROXY_NODE_FLAGS = ['--min-semi-space-size=16'];
+
 /** Starts Lanekeeper with the benchmark config through `node proxy/bin/lanekeeper.js proxy --config`. */
 export async function startLanekeeper(options: LanekeeperOptions): Promise<Target> {
   const [port, adminPort] = [await freePort(), await freePort()];
@@ -247,9 +253,10 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   // JSON is YAML; the CLI reads it like any config file.
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
   // Every thread writes its own profile (tsx's loader runs in one): one directory per target.
-  const nodeFlags = options.profileDir
-    ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, name)]
-    : [];
+  const nodeFlags = [
+    ...PROXY_NODE_FLAGS,
+    ...(options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, name)] : []),
+  ];
   const entry = options.builtCli
     ? [options.builtCli]
     : ['--import', 'tsx', join(options.sourceDir ?? REPO, 'proxy', 'src', 'cli.ts')];

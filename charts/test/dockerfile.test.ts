@@ -5,7 +5,7 @@
  * survives .dockerignore. The HEALTHCHECK commands themselves are run against a real
  * HTTP server, so what the image probes with is what was tested.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -82,7 +82,26 @@ describe('Dockerfile', () => {
         .slice(1),
     ).toEqual(ports);
     const cmd = JSON.parse(lines.find((line) => line.startsWith('CMD '))?.slice(4) ?? '[]') as string[];
-    expect(cmd.slice(0, 3)).toEqual(['node', 'proxy/bin/lanekeeper.js', command]);
+    const script = cmd.indexOf('proxy/bin/lanekeeper.js');
+    expect(cmd[0]).toBe('node');
+    expect(cmd[script + 1]).toBe(command);
+    // The proxy's young generation is pinned (docs/performance.md); node's own flags only.
+    expect(cmd.slice(1, script)).toEqual(target === 'proxy' ? ['--min-semi-space-size=16'] : []);
+  });
+
+  it('the proxy flag is one node accepts, and it pins the young generation', () => {
+    const cmd = JSON.parse(
+      stage('proxy')
+        .find((line) => line.startsWith('CMD '))
+        ?.slice(4) ?? '[]',
+    ) as string[];
+    const flags = cmd.slice(1, cmd.indexOf('proxy/bin/lanekeeper.js'));
+    const out = execFileSync(process.execPath, [
+      ...flags,
+      '-p',
+      "require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size",
+    ]);
+    expect(Number(out.toString())).toBeGreaterThanOrEqual(16 * 1024 * 1024);
   });
 
   it('copies only sources that exist and that .dockerignore lets through', () => {

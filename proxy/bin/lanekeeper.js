@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --min-semi-space-size=16
+// (The flag keeps V8's young generation at 16 MiB: see the proxy's CMD in the Dockerfile.)
 // The `lanekeeper` command. Runs the compiled CLI when a build exists (container images),
 // otherwise the TypeScript sources through tsx, so `npx lanekeeper` works right after install.
 import { existsSync } from 'node:fs';
