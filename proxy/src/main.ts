@@ -162,7 +162,7 @@ export function snapshotPathOf(path: string, configPath: string | undefined): st
 export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   const loaded = options.configPath
     ? await loadConfigFile(options.configPath)
-    : { raw: options.config, config: await parseConfigInSlices(options.config) };
+    : { raw: options.config, config: await parseConfigInSlices(options.config), text: undefined };
   let fileRaw: unknown = loaded.raw;
   const fromFile = loaded.config;
   const logger = options.logger ?? createLogger(fromFile.log.level);
@@ -300,6 +300,8 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
         metrics.configReloads.inc({ result: 'rejected' });
         logger.error({ err: error.message }, 'config edit rejected; keeping the previous config');
       },
+      process.env,
+      loaded.text,
     );
   }
   logger.info({ listen: urlOf(traffic), admin: urlOf(admin), store: store.kind }, 'lanekeeper proxy started');

@@ -91,6 +91,23 @@ describe('editing the config file', () => {
     expect((upstream.received.at(-1)!.body as { model: string }).model).toBe('big-model');
   });
 
+  it('applies an edit written the moment the proxy has started', async () => {
+    // The watcher used to read the file again as it started, racing this very write: when the
+    // write won, the edit was taken for the loaded text and never applied.
+    const own = await mkdtemp(join(tmpdir(), 'lanekeeper-config-race-'));
+    const path = join(own, 'lanekeeper.yaml');
+    const base = baseConfig(upstream.url) as { plans: Record<string, { models: Record<string, string> }> };
+    await writeFile(path, stringify(base));
+    const second = await startProxy({ configPath: path, logger: pino({ level: 'silent' }) });
+    try {
+      base.plans.pro!.models = { default: 'edited-at-start' };
+      await writeFile(path, stringify(base));
+      await waitFor(() => second.config().plans.pro?.models.default === 'edited-at-start', 'the reload');
+    } finally {
+      await second.close(0);
+    }
+  });
+
   it('keeps the previous config when an edit is invalid, and logs every problem', async () => {
     const before = proxy.config();
     await writeConfig(

@@ -131,7 +131,7 @@ export async function loadConfigFile(
   path: string,
   env: NodeJS.ProcessEnv = process.env,
   policy?: SlicePolicy,
-): Promise<{ raw: Record<string, unknown>; config: Config }> {
+): Promise<{ raw: Record<string, unknown>; config: Config; text: string }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -139,7 +139,7 @@ export async function loadConfigFile(
     throw new ConfigError([{ path: '(file)', message: `cannot read ${path}: ${(error as Error).message}` }]);
   }
   const raw = await parseYamlConfigInSlices(text, env, policy);
-  return { raw, config: await parseConfigInSlices(raw, policy) };
+  return { raw, config: await parseConfigInSlices(raw, policy), text };
 }
 
 export interface ConfigWatcher {
@@ -151,19 +151,27 @@ export interface ConfigWatcher {
  * when the YAML is invalid or `onChange` throws (it validates). Reloads run one at a time, in
  * the order of the edits, so a slow one cannot land after a newer one. Watches the directory, not the file, because editors and
  * Kubernetes ConfigMaps replace files by rename, which a file watch would lose.
+ *
+ * `loadedText` is the text the running config was loaded from. Given it, the watcher compares
+ * edits with it and looks at the file once as it starts, so an edit made between the load and
+ * the watch (the proxy starts listening in between, which takes a while with many tenants)
+ * is applied rather than taken for the loaded text or missed.
  */
 export function watchConfigFile(
   path: string,
   onChange: (raw: Record<string, unknown>) => void | Promise<void>,
   onError: (error: Error) => void,
   env: NodeJS.ProcessEnv = process.env,
+  loadedText?: string,
 ): ConfigWatcher {
   const full = resolve(path);
   const name = basename(full);
   let timer: NodeJS.Timeout | undefined;
   let lastText: string | undefined;
   let queue: Promise<void> = Promise.resolve();
+  let closed = false;
   const reload = async () => {
+    if (closed) return;
     try {
       const text = await readFile(full, 'utf8');
       if (text === lastText) return;
@@ -173,10 +181,14 @@ export function watchConfigFile(
       onError(error as Error);
     }
   };
-  void readFile(full, 'utf8').then(
-    (text) => (lastText = text),
-    () => undefined,
-  );
+  if (loadedText === undefined) {
+    void readFile(full, 'utf8').then(
+      (text) => (lastText = text),
+      () => undefined,
+    );
+  } else {
+    lastText = loadedText;
+  }
   const watcher: FSWatcher = watch(dirname(full), (_event, file) => {
     // Kubernetes swaps a "..data" symlink rather than the file itself, so reload on any
     // change in the directory and let the content comparison drop non-changes.
@@ -184,8 +196,10 @@ export function watchConfigFile(
     clearTimeout(timer);
     timer = setTimeout(() => (queue = queue.then(reload)), 50);
   });
+  if (loadedText !== undefined) queue = queue.then(reload);
   return {
     close() {
+      closed = true;
       clearTimeout(timer);
       watcher.close();
     },
