@@ -6,12 +6,12 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { parseConfigInSlices } from './parse-in-slices.js';
 import type { Config } from './schema.js';
 import { createSlicer, forEachInSlices, type SlicePolicy } from './slices.js';
 import { parseYamlOffThread } from './yaml-off-thread.js';
+import { parseYamlText } from './yaml-text.js';
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
@@ -46,15 +46,15 @@ export function interpolateEnv(
 
 /** Parses YAML text into a raw (unvalidated, interpolated) object; throws ConfigError. */
 export function parseYamlConfig(text: string, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
-  const raw = mappingOf(parseYamlValue(text));
+  const raw = mappingOf(parseYamlText(text));
   const problems: ConfigProblem[] = [];
   return checked(interpolateEnv(raw, env, problems) as Record<string, unknown>, problems);
 }
 
 /**
- * Above this size the YAML is parsed in a worker thread: the parser takes roughly 1 ms per
- * 2 KB, so a bigger file would hold the event loop past the 50 ms a reload may take from it,
- * while a small one parses faster than a worker starts.
+ * Above this size the YAML is parsed in a worker thread, where it cannot hold the event loop
+ * however large it is (the parser takes roughly 1 ms per 15 KB); a smaller one parses faster
+ * than a worker starts.
  */
 export const OFF_THREAD_BYTES = 64 * 1024;
 
@@ -68,7 +68,7 @@ export async function parseYamlConfigInSlices(
   policy?: SlicePolicy,
 ): Promise<Record<string, unknown>> {
   const raw = mappingOf(
-    text.length > OFF_THREAD_BYTES ? await parseYamlOffThread(text) : parseYamlValue(text),
+    text.length > OFF_THREAD_BYTES ? await parseYamlOffThread(text) : parseYamlText(text),
   );
   const problems: ConfigProblem[] = [];
   const slicer = createSlicer(policy);
@@ -88,19 +88,6 @@ export async function parseYamlConfigInSlices(
   }
   // fromEntries, not assignment: a "__proto__" key stays a plain key, as in interpolateEnv.
   return checked(Object.fromEntries(entries), problems);
-}
-
-function parseYamlValue(text: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((error) => ({
-        path: error.linePos ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '(yaml)',
-        message: error.message.split('\n')[0] ?? error.message,
-      })),
-    );
-  }
-  return doc.toJS() ?? {};
 }
 
 function mappingOf(raw: unknown): Record<string, unknown> {
