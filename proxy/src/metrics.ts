@@ -70,9 +70,13 @@ export class Metrics {
 
   /**
    * Publishes a tenant's day and month budgets (undefined: none, and the series goes away).
-   * "_other" stands for many tenants with different budgets, so it never gets one.
+   * "_other" stands for many tenants with different budgets, so it never gets one. Runs on
+   * every limited request: a tenant that never had a budget returns at the first test.
    */
-  setBudgets(tenantLabel: string, day: number | undefined, month: number | undefined): void {
+  setBudgets(tenant: string, day: number | undefined, month: number | undefined): void {
+    if (day === undefined && month === undefined && !this.budgets.has(tenant)) return;
+    // Not tenantLabel(): this is no observation, so it must not count an overflow.
+    const tenantLabel = this.labelOf(tenant);
     if (tenantLabel === OTHER_TENANT) return;
     const last = this.budgets.get(tenantLabel);
     if (last && last[0] === day && last[1] === month) return;
@@ -281,12 +285,18 @@ export class Metrics {
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */
   tenantLabel(tenant: string | undefined): string {
     if (tenant === undefined) return 'none';
+    const label = this.labelOf(tenant);
+    if (label === OTHER_TENANT) this.tenantOverflow.inc();
+    return label;
+  }
+
+  /** The tenant label, taking a free place under the bound; no overflow counted. */
+  private labelOf(tenant: string): string {
     if (this.seenTenants.has(tenant)) return tenant;
     if (this.seenTenants.size < this.maxTenants) {
       this.seenTenants.add(tenant);
       return tenant;
     }
-    this.tenantOverflow.inc();
     return OTHER_TENANT;
   }
 }

@@ -69,6 +69,20 @@ describe('lanekeeper_budget_usd', () => {
     expect(text).not.toMatch(/lanekeeper_budget_usd\{[^}]*tenant="_other"/);
   });
 
+  it('does not count an overflowing tenant twice in lanekeeper_tenant_label_overflow_total', async () => {
+    const overflow = async () =>
+      metricValue(await metrics(), 'lanekeeper_tenant_label_overflow_total', {}) ?? 0;
+    // One observation per metered request (meter-usage), budget or not.
+    for (const limits of [{}, { budget_usd_per_day: 5 }] as Record<string, number>[]) {
+      await h.proxy.reload(withBudgets(baseConfig(h.upstream.url), limits));
+      const before = await overflow();
+      const lines = h.accessLogs().length;
+      expect(await chat(KEYS.pro2)).toBe(200);
+      await h.settled(lines + 1);
+      expect((await overflow()) - before).toBe(1);
+    }
+  });
+
   it('follows a reload: a changed budget is replaced and a removed one disappears', async () => {
     await h.proxy.reload(withBudgets(baseConfig(h.upstream.url), { budget_usd_per_day: 7.25 }));
     expect(await chat(KEYS.pro)).toBe(200);
