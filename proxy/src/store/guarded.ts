@@ -98,7 +98,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   /** A call answered: evidence for the detector that the store is there. */
   function succeeded(): void {
     if (!up) return;
-    failOpenWarned = false;
+    // A call answered outside an outage: the next failure may say fail_open again.
+    if (!outage.down) failOpenWarned = false;
     detector.success(performance.now());
     metrics.storeFailuresInARow.set(0);
   }
@@ -132,9 +133,9 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     detector.reset();
     metrics.storeFailuresInARow.set(0);
     metrics.storeUp.set({ store: store.kind }, 1);
-    failOpenWarned = false;
-    dropWarned = false;
-    outage.succeeded({ store: store.kind, pending: queue.length });
+    // The recovery is logged by drain(), once what waited is delivered: a store that answers
+    // PING but refuses writes (a read-only replica) would otherwise log "available again"
+    // and "unavailable" on every probe.
   }
 
   function scheduleProbe(delayMs = probeIntervalMs): void {
@@ -179,6 +180,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   }
 
   async function drain(): Promise<boolean> {
+    let delivered = 0;
     while (queue.length > 0 && up) {
       const batch = queue.slice(0, flushBatch);
       const results = await Promise.allSettled(batch.map(send));
@@ -193,8 +195,13 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
         markDown('flush', first.reason);
         return false;
       }
+      delivered += batch.length;
     }
-    return queue.length === 0;
+    if (queue.length > 0) return false;
+    failOpenWarned = false;
+    dropWarned = false;
+    outage.succeeded({ store: store.kind, delivered });
+    return true;
   }
 
   function flush(): Promise<boolean> {
@@ -295,7 +302,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       const healthy = await store.healthy();
       if (healthy) {
         markUp();
-        if (queue.length > 0) void flush();
+        if (queue.length > 0 || outage.down) void flush();
       } else if (up) {
         failed('healthy', 'health check failed');
       }

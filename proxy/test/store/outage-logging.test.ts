@@ -5,7 +5,10 @@
  * failing, at most one "still unavailable" summary per summary interval with the count, one
  * info line when it is back, and never a stack trace.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import { Metrics } from '../../src/metrics.js';
@@ -38,10 +41,10 @@ afterAll(async () => {
   await server.stop();
 });
 
-function storeUnderTest(summaryMs?: number) {
+function storeUnderTest(summaryMs?: number, url = server.url) {
   const config = parseConfig({
     upstream: { url: 'http://127.0.0.1:9' },
-    store: { redis: server.url, key_prefix: `lk-test-${randomUUID().slice(0, 8)}:`, timeout_ms: 150 },
+    store: { redis: url, key_prefix: `lk-test-${randomUUID().slice(0, 8)}:`, timeout_ms: 150 },
     on_store_error: 'fail_open',
   });
   const logger = recordingLogger();
@@ -144,8 +147,59 @@ describe('the log of a Redis outage', () => {
       obj: { dependency: 'redis', store: 'redis' },
     });
     expect(recovered[0]?.obj.failures as number).toBeGreaterThan(1);
-    expect(typeof recovered[0]?.obj.pending).toBe('number');
+    // Logged once the buffered events were delivered, with how many.
+    expect(recovered[0]?.obj.delivered as number).toBeGreaterThan(0);
     expectNoStack(logger.lines);
     await store.close();
+  });
+
+  it('a read-only replica (answers PING, refuses writes): one warning and no recovery line per probe', async () => {
+    // A replica of a master that does not exist: PING works, every write is refused (READONLY).
+    const port = await freePort();
+    const replica = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--replicaof',
+        '127.0.0.1',
+        String(await freePort()),
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      // Listening first, so the store's connection does not fail (that outage is the other tests').
+      await eventually(
+        () =>
+          new Promise<boolean>((resolve) =>
+            connect(port, '127.0.0.1')
+              .once('connect', function (this: Socket) {
+                this.destroy();
+                resolve(true);
+              })
+              .once('error', () => resolve(false)),
+          ),
+      );
+      const { store, logger } = storeUnderTest(60_000, `redis://127.0.0.1:${port}`);
+      expect(await store.healthy()).toBe(true);
+      // Three probe intervals (1 s each) of traffic: each probe sees PING answered, then the flush refused.
+      await traffic(store, 3_500);
+      const messages = logger.lines.map((l) => l.msg);
+      expect(messages.filter((m) => m === 'redis unavailable')).toHaveLength(1);
+      expect(messages).not.toContain('redis available again');
+      expect(logger.lines.length).toBeLessThanOrEqual(3);
+      expectNoStack(logger.lines);
+      expect(store.pending()).toBeGreaterThan(0);
+      await store.close();
+    } finally {
+      replica.kill('SIGTERM');
+      await once(replica, 'exit');
+    }
   });
 });
