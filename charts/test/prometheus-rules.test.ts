@@ -327,7 +327,7 @@ describe.skipIf(!installed)('the alert rules under promtool', () => {
                 exp_annotations: {
                   summary: 'Proxy p1 cannot reach its redis store.',
                   description:
-                    'Limits run on the fail mode configured (store.redis.fail_mode) and usage events wait in memory until it comes back.',
+                    'Requests are admitted without limits or refused with 503, as on_store_error says, and usage events wait in memory until it comes back.',
                 },
               },
             ],
