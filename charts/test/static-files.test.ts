@@ -26,16 +26,9 @@ const dashboard = JSON.parse(
 };
 const metrics = new Metrics(10);
 type Named = { name: string; labelNames?: readonly string[] };
+// Every metric the proxy registers, with its label names, so any panel may use any of them.
 const declared = new Map<string, Named>(
-  [
-    metrics.requests,
-    metrics.tokens,
-    metrics.cost,
-    metrics.rateLimited,
-    metrics.duration,
-    metrics.ttfb,
-    metrics.unpricedTokens,
-  ].map((m) => [(m as unknown as Named).name, m as unknown as Named]),
+  metrics.registry.getMetricsAsArray().map((m) => [(m as unknown as Named).name, m as unknown as Named]),
 );
 const exprOf = (title: string) =>
   dashboard.panels.find((p) => p.title.startsWith(title))?.targets.map((t) => t.expr) ?? [];

@@ -59,4 +59,20 @@ describe('createOutageLog', () => {
     ]);
     expect(outage.down).toBe(true);
   });
+
+  it("adds the caller's fields to the recovery line, without letting them replace its own", () => {
+    let now = 0;
+    const { lines, logger } = recorder();
+    const outage = createOutageLog(logger, 'redis', { now: () => now });
+    outage.succeeded({ delivered: 1 });
+    expect(lines).toEqual([]);
+    outage.failed('a');
+    now = 2_000;
+    outage.succeeded({ delivered: 12, dependency: 'spoofed', failures: -1 });
+    expect(lines[1]).toEqual({
+      level: 'info',
+      msg: 'redis available again',
+      fields: { delivered: 12, dependency: 'redis', failures: 1, down_for_s: 2 },
+    });
+  });
 });

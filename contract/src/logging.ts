@@ -28,8 +28,8 @@ export interface OutageLogger {
 export interface OutageLog {
   /** One failed attempt to reach the dependency. */
   failed(error: unknown): void;
-  /** One attempt that reached it: logs the recovery if it was down. */
-  succeeded(): void;
+  /** One attempt that reached it: logs the recovery if it was down, with `fields` (e.g. work left to do). */
+  succeeded(fields?: Record<string, unknown>): void;
   /** True while the dependency is failing. */
   readonly down: boolean;
 }
@@ -79,11 +79,11 @@ export function createOutageLog(
         );
       }
     },
-    succeeded() {
+    succeeded(fields) {
       if (!down) return;
       const at = now();
       logger.info(
-        { dependency, failures, down_for_s: Math.round((at - since) / 1000) },
+        { ...fields, dependency, failures, down_for_s: Math.round((at - since) / 1000) },
         `${dependency} available again`,
       );
       down = false;

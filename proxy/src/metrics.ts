@@ -59,6 +59,36 @@ export class Metrics {
     labelNames: ['tenant', 'model'] as const,
     registers: [this.registry],
   });
+  readonly budget = new client.Gauge({
+    name: 'lanekeeper_budget_usd',
+    help: "A tenant's spend budget in USD per window (day: UTC day, month: calendar month), from its plan; compare with lanekeeper_cost_usd_total.",
+    labelNames: ['tenant', 'window'] as const,
+    registers: [this.registry],
+  });
+  /** The budgets last set per tenant label, so a request only touches the gauge when one changed. */
+  private readonly budgets = new Map<string, readonly [number | undefined, number | undefined]>();
+
+  /**
+   * Publishes a tenant's day and month budgets (undefined: none, and the series goes away).
+   * "_other" stands for many tenants with different budgets, so it never gets one. Runs on
+   * every limited request: a tenant that never had a budget returns at the first test.
+   */
+  setBudgets(tenant: string, day: number | undefined, month: number | undefined): void {
+    if (day === undefined && month === undefined && !this.budgets.has(tenant)) return;
+    // Not tenantLabel(): this is no observation, so it must not count an overflow.
+    const tenantLabel = this.labelOf(tenant);
+    if (tenantLabel === OTHER_TENANT) return;
+    const last = this.budgets.get(tenantLabel);
+    if (last && last[0] === day && last[1] === month) return;
+    this.budgets.set(tenantLabel, [day, month]);
+    for (const [window, usd] of [
+      ['day', day],
+      ['month', month],
+    ] as const) {
+      if (usd === undefined) this.budget.remove({ tenant: tenantLabel, window });
+      else this.budget.set({ tenant: tenantLabel, window }, usd);
+    }
+  }
   readonly unpricedTokens = new client.Counter({
     name: 'lanekeeper_unpriced_tokens_total',
     help: 'Tokens of models that have no pricing entry (never booked as $0).',
@@ -255,12 +285,18 @@ export class Metrics {
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */
   tenantLabel(tenant: string | undefined): string {
     if (tenant === undefined) return 'none';
+    const label = this.labelOf(tenant);
+    if (label === OTHER_TENANT) this.tenantOverflow.inc();
+    return label;
+  }
+
+  /** The tenant label, taking a free place under the bound; no overflow counted. */
+  private labelOf(tenant: string): string {
     if (this.seenTenants.has(tenant)) return tenant;
     if (this.seenTenants.size < this.maxTenants) {
       this.seenTenants.add(tenant);
       return tenant;
     }
-    this.tenantOverflow.inc();
     return OTHER_TENANT;
   }
 }

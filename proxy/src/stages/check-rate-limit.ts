@@ -73,6 +73,8 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
       const tenant = ctx.tenant;
       if (!tenant) return CONTINUE;
       const limits = tenant.plan.rate_limits;
+      // Here, where limits are read, so the budget alert (lanekeeper_budget_usd) follows plan changes.
+      deps.metrics.setBudgets(tenant.id, limits.budget_usd_per_day, limits.budget_usd_per_month);
       if (Object.keys(limits).length === 0) return CONTINUE;
       // The cap apply-plan set, times the completions the upstream generates with it.
       const perChoice = ctx.route && producesOutput(ctx.route) ? ctx.maxOutputTokens : undefined;

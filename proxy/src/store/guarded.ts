@@ -15,6 +15,7 @@
  * - `healthy()` asks the backend and keeps `lanekeeper_store_up` true to it, for /readyz.
  */
 import { performance } from 'node:perf_hooks';
+import { createOutageLog, type OutageLog } from '@lanekeeper/contract';
 import { StoreUnavailableError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { UsageEvent } from '../usage/usage-event.js';
@@ -50,6 +51,12 @@ export interface GuardOptions {
   readonly flushBatch?: number;
   /** When failed calls mean the store is down (DEFAULT_FAILURE_DETECTOR if absent). */
   readonly failureDetector?: FailureDetectorOptions;
+  /**
+   * Where the store's outages are logged: one warning when it goes down, a summary a minute,
+   * one info line when it is back. Shared with the Redis store, so its reconnect errors and
+   * these failed calls make one story; made here (named after the store) if absent.
+   */
+  readonly outage?: OutageLog;
 }
 
 /** A guarded store, with its buffer visible for health pages and tests. */
@@ -63,8 +70,6 @@ export interface GuardedStore extends Store {
 type Pending =
   | { readonly kind: 'record'; readonly event: UsageEvent }
   | { readonly kind: 'settle'; readonly reservation: Reservation; readonly actual: Settlement };
-
-const WARN_EVERY_MS = 10_000;
 
 function tenantOf(item: Pending): string {
   return item.kind === 'record' ? item.event.tenant : item.reservation.tenant;
@@ -81,7 +86,10 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   let closed = false;
   let probe: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> | undefined;
-  let lastOpenWarning = 0;
+  const outage = options.outage ?? createOutageLog(logger, store.kind);
+  // Said once per outage, not per request: the outage log carries the count from then on.
+  let failOpenWarned = false;
+  let dropWarned = false;
   const detector = createFailureDetector(options.failureDetector ?? DEFAULT_FAILURE_DETECTOR);
   metrics.storeUp.set({ store: store.kind }, 1);
   metrics.meterBuffered.set(0);
@@ -90,6 +98,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   /** A call answered: evidence for the detector that the store is there. */
   function succeeded(): void {
     if (!up) return;
+    // A call answered outside an outage: the next failure may say fail_open again.
+    if (!outage.down) failOpenWarned = false;
     detector.success(performance.now());
     metrics.storeFailuresInARow.set(0);
   }
@@ -97,7 +107,10 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   /** A call failed: counted, and the store marked down if the detector says so. */
   function failed(operation: string, error: unknown): void {
     metrics.storeErrors.inc({ operation });
-    if (!up) return scheduleProbe();
+    if (!up) {
+      outage.failed(error);
+      return scheduleProbe();
+    }
     const down = detector.failure(performance.now());
     metrics.storeFailuresInARow.set(detector.inARow());
     if (down) markDown(operation, error);
@@ -107,7 +120,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     if (up) {
       up = false;
       metrics.storeUp.set({ store: store.kind }, 0);
-      logger.error({ store: store.kind, operation, err: String(error) }, 'store unavailable');
+      outage.failed(error);
       // Probe at once: a blip (one slow call) should not keep the store down for a whole interval.
       scheduleProbe(0);
     }
@@ -120,7 +133,9 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     detector.reset();
     metrics.storeFailuresInARow.set(0);
     metrics.storeUp.set({ store: store.kind }, 1);
-    logger.info({ store: store.kind, pending: queue.length }, 'store available again');
+    // The recovery is logged by drain(), once what waited is delivered: a store that answers
+    // PING but refuses writes (a read-only replica) would otherwise log "available again"
+    // and "unavailable" on every probe.
   }
 
   function scheduleProbe(delayMs = probeIntervalMs): void {
@@ -136,6 +151,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
         failed('healthy', 'health check failed');
         scheduleProbe();
       } else {
+        outage.failed('health check failed');
         scheduleProbe();
       }
     }, delayMs);
@@ -145,10 +161,13 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   function enqueue(item: Pending): void {
     if (queue.length >= bufferLimit) {
       if (item.kind === 'record') metrics.meterDropped.inc();
-      logger.error(
-        { store: store.kind, kind: item.kind, tenant: tenantOf(item), bufferLimit },
-        'meter buffer full: dropping',
-      );
+      if (!dropWarned) {
+        dropWarned = true;
+        logger.error(
+          { store: store.kind, kind: item.kind, tenant: tenantOf(item), bufferLimit },
+          'meter buffer full: dropping; further drops are counted in lanekeeper_meter_events_dropped_total',
+        );
+      }
       return;
     }
     queue.push(item);
@@ -161,6 +180,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   }
 
   async function drain(): Promise<boolean> {
+    let delivered = 0;
     while (queue.length > 0 && up) {
       const batch = queue.slice(0, flushBatch);
       const results = await Promise.allSettled(batch.map(send));
@@ -175,8 +195,13 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
         markDown('flush', first.reason);
         return false;
       }
+      delivered += batch.length;
     }
-    return queue.length === 0;
+    if (queue.length > 0) return false;
+    failOpenWarned = false;
+    dropWarned = false;
+    outage.succeeded({ store: store.kind, delivered });
+    return true;
   }
 
   function flush(): Promise<boolean> {
@@ -190,10 +215,14 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
     if (onStoreError === 'fail_closed') {
       throw new StoreUnavailableError('the limit store is unavailable; try again shortly');
     }
-    if (request.now - lastOpenWarning >= WARN_EVERY_MS) {
-      lastOpenWarning = request.now;
+    if (!failOpenWarned) {
+      failOpenWarned = true;
       logger.warn(
-        { store: store.kind, tenant: request.tenant, err: String(error) },
+        {
+          store: store.kind,
+          tenant: request.tenant,
+          err: error instanceof Error ? error.message : String(error),
+        },
         'store unavailable: admitting without limits (on_store_error: fail_open)',
       );
     }
@@ -273,7 +302,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       const healthy = await store.healthy();
       if (healthy) {
         markUp();
-        if (queue.length > 0) void flush();
+        if (queue.length > 0 || outage.down) void flush();
       } else if (up) {
         failed('healthy', 'health check failed');
       }

@@ -2,6 +2,7 @@
  * The one way the proxy gets its store: memory or Redis as the config says, always wrapped
  * in the on_store_error policy (guarded.ts), so callers never handle backend failures.
  */
+import { createOutageLog } from '@lanekeeper/contract';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { FailureDetectorOptions } from './failure-detector.js';
@@ -17,6 +18,8 @@ export interface StoreDeps {
     'storeUp' | 'storeErrors' | 'storeFailuresInARow' | 'meterBuffered' | 'meterDropped'
   >;
   readonly logger: StoreLogger;
+  /** Least time between two "still unavailable" lines of an outage (default a minute; tests shorten it). */
+  readonly outageSummaryMs?: number;
 }
 
 /** Creates the configured store (Redis connects in the background) behind the failure policy. */
@@ -25,15 +28,20 @@ export function createStore(config: Config, deps: StoreDeps): GuardedStore {
   const slotHeartbeatMs = Math.max(50, Math.floor(config.slot_ttl_ms / 3));
   // A request never settled (a bug) keeps its slot no longer than the old fixed TTL did.
   const slotMaxHoldMs = Math.max(...Object.values(config.upstreams).map((u) => u.timeout_ms)) + 60_000;
+  // One outage log for the Redis client's reconnects and the guard's failed calls: one story per outage.
+  const outage = createOutageLog(deps.logger, config.store === 'memory' ? 'memory' : 'redis', {
+    summaryMs: deps.outageSummaryMs,
+  });
   const store =
     config.store === 'memory'
       ? createMemoryStore({ slotHeartbeatMs, slotMaxHoldMs })
-      : createRedisStore(config.store, { logger: deps.logger, slotHeartbeatMs, slotMaxHoldMs });
+      : createRedisStore(config.store, { logger: deps.logger, slotHeartbeatMs, slotMaxHoldMs, outage });
   return guardStore(store, {
     onStoreError: config.on_store_error,
     metrics: deps.metrics,
     logger: deps.logger,
     failureDetector: failureDetectorOf(config),
+    outage,
   });
 }
 

@@ -32,6 +32,7 @@ import {
 import { createDeadlines } from './redis-deadlines.js';
 import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
+import { createOutageLog, type OutageLog } from '@lanekeeper/contract';
 import {
   budgetDay,
   budgetResets,
@@ -58,6 +59,8 @@ export class StoreTimeoutError extends Error {
 /** Optional collaborators of the Redis store. */
 export interface RedisStoreDeps {
   readonly logger?: StoreLogger;
+  /** Where connection failures go (one warning, a summary a minute, one recovery line); shared with guarded.ts. */
+  readonly outage?: OutageLog;
   /**
    * How often the expiry of this process's in-flight slots and reservations is pushed out
    * (slot-heartbeat.ts); undefined: never, each lives its admission's slotTtlMs.
@@ -192,16 +195,20 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   let flushScheduled = false;
   /** Calls not answered yet, which close() lets finish before QUIT. */
   const inFlight = new Set<Promise<void>>();
-  let lastError = '';
-  client.on('error', (error: Error) => {
-    if (error.message === lastError) return;
-    lastError = error.message;
-    logger.warn({ err: error.message, store: 'redis' }, 'redis connection error');
-  });
-  client.on('ready', () => {
-    if (lastError) logger.info({ store: 'redis' }, 'redis connection ready');
-    lastError = '';
-  });
+  // ioredis reports every reconnect attempt: the outage log turns them into one warning, a
+  // summary a minute and one recovery line, and keeps only the message (no stack per retry).
+  const outage = deps.outage ?? createOutageLog(logger, 'redis');
+  client.on('error', (error: Error) => outage.failed(error));
+  client.on('ready', () => outage.succeeded());
+  /** A per-call failure: logged on its own while Redis is up, only counted during an outage. */
+  const callFailed = (error: unknown, fields: object, msg: string): void => {
+    if (outage.down) outage.failed(error);
+    else
+      logger.warn(
+        { ...fields, err: error instanceof Error ? error.message : String(error), store: 'redis' },
+        msg,
+      );
+  };
 
   /** Races a call against `timeout_ms` whatever state the connection is in (redis-deadlines.ts). */
   const bounded = createDeadlines(
@@ -225,8 +232,9 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
       ).then(
         () => undefined,
         (error: unknown) =>
-          logger.warn(
-            { err: error instanceof Error ? error.message : String(error), store: 'redis', tenant },
+          callFailed(
+            error,
+            { tenant },
             'refreshing in-flight slots failed; they expire unless the next refresh lands',
           ),
       );
@@ -361,12 +369,9 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     };
     const done = (): void => undefined;
     const failed = (error: unknown): void =>
-      logger.warn(
-        {
-          err: error instanceof Error ? error.message : String(error),
-          store: 'redis',
-          request_id: request.requestId,
-        },
+      callFailed(
+        error,
+        { request_id: request.requestId },
         'releasing a timed-out admission failed; its slot frees when it expires',
       );
     enqueue(endings, request.tenant, {

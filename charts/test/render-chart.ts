@@ -1,0 +1,52 @@
+/**
+ * Renders the whole chart, as `helm template lk charts/lanekeeper -n ai -f <override>` would,
+ * into parsed manifests, for tests that look at one kind of object (alert rules, dashboards).
+ * render.test.ts keeps its own copy, which also renders NOTES.txt.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { CHART_DIR, coalesce, defaultValues, readYaml, templateSources, type Tree } from './chart.js';
+import { parseTemplates, render } from './go-template-render.js';
+
+/** A rendered Kubernetes object, loosely typed. */
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+}
+
+const sources = templateSources();
+const templates = parseTemplates(
+  new Map([...sources].map(([name, text]) => [`lanekeeper/templates/${name}`, text])),
+);
+const chart = readYaml('charts/lanekeeper/Chart.yaml') as {
+  name: string;
+  version: string;
+  appVersion: string;
+};
+
+/** Every manifest the chart renders with `override` over values.yaml; throws on YAML that does not parse. */
+export function renderManifests(override: Tree = {}): Manifest[] {
+  const context = {
+    Values: coalesce(defaultValues(), override),
+    Release: { Name: 'lk', Namespace: 'ai', Service: 'Helm', IsInstall: true, IsUpgrade: false },
+    Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
+    Template: { BasePath: 'lanekeeper/templates', Name: '' },
+    Files: { Get: (path: string) => readFileSync(join(CHART_DIR, path), 'utf8') },
+    Capabilities: { KubeVersion: { Version: 'v1.31.0' } },
+  };
+  const manifests: Manifest[] = [];
+  for (const name of sources.keys()) {
+    if (name.startsWith('_') || name === 'NOTES.txt') continue;
+    const text = render(templates, `lanekeeper/templates/${name}`, context);
+    for (const doc of parseAllDocuments(text)) {
+      if (doc.errors.length > 0) throw new Error(`${name}: ${doc.errors.join('; ')}\n${text}`);
+      const value = doc.toJS() as Manifest | null;
+      if (value) manifests.push(value);
+    }
+  }
+  return manifests;
+}
