@@ -13,6 +13,8 @@
  * Reservations and slots are stored with an expiry (the request's slot TTL): a replica
  * that dies mid-request stops holding its tenant's allowance once that TTL passes.
  * Every call is bounded by `timeout_ms`; failures reject, and guarded.ts decides policy.
+ * A finish call retried after a lost answer counts once by its replay marks, a few per
+ * proxy and tenant whatever the rate (replay-marks.ts, lua/guard.lua, docs/redis.md).
  */
 import { HOUR_FIELDS, tenantKeyCache, usageStreamKey } from '@lanekeeper/contract';
 import type { RedisStoreConfig } from '../config/schema.js';
