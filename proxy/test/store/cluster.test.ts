@@ -73,6 +73,19 @@ describe('redis cluster layout', () => {
     expect((await store.allTime(tenant)).requests).toBe(0);
   });
 
+  it("acknowledges each tenant's replay marks on that tenant's next call, and all of them on close", async () => {
+    const own = createRedisStore(config());
+    const tenants = [freshTenant(), freshTenant()];
+    for (let i = 0; i < 5; i++) await Promise.all(tenants.map((t) => own.record(usageEvent(t))));
+    // Each tenant keeps only its last call's mark, in its own slot.
+    for (const t of tenants) {
+      expect(await admin.zcard(`${prefix}{${t}}:marks`)).toBe(1);
+      expect((await own.allTime(t)).requests).toBe(5);
+    }
+    await own.close();
+    for (const t of tenants) expect(await admin.exists(`${prefix}{${t}}:marks`)).toBe(0);
+  });
+
   it('admits requests of tenants in different slots in one turn, one call per tenant, each exact', async () => {
     const tenants = [freshTenant(), freshTenant(), freshTenant()];
     const slots = await Promise.all(tenants.map((t) => admin.cluster('KEYSLOT', `${prefix}{${t}}:rps`)));
