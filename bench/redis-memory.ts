@@ -4,8 +4,10 @@
  * contract/src/redis-layout.ts). Split in two, because they grow differently:
  * - state: limits and meters (per-second rpm buckets, slots, reservations, token minutes,
  *   spend, hour and total counters), bounded by the windows whatever the request rate;
- * - replay guards: the ids of settled and metered requests (`settled`, `hour:<h>:ids`), one
- *   member per request for their dedupe window, so they grow with the rate.
+ * - replay guards: the marks of finish calls not yet acknowledged (`marks`, a few per proxy
+ *   whatever the rate); `settled` and `hour:<h>:ids`, the per-request ids they replaced
+ *   (which grew with the rate), are counted here too while a Redis written by an older
+ *   proxy still holds them (they expire within 2 h).
  */
 import { globLiteral } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
@@ -21,7 +23,7 @@ export interface TenantMemory {
   replayGuardMaxBytes: number;
 }
 
-const REPLAY_GUARD = /^(settled|hour:[^:]+:ids)$/;
+const REPLAY_GUARD = /^(marks|settled|hour:[^:]+:ids)$/;
 
 export async function redisMemoryPerTenant(url: string, prefix: string): Promise<TenantMemory> {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });

@@ -36,15 +36,17 @@ export function tenantKeys(prefix: string, tenant: string) {
     reservations: `${base}res`,
     /** HASH request id -> "tokens usd day month", plus the sums n, t, d:<day>, m:<month>. */
     reserved: `${base}resv`,
-    /** ZSET request id -> admission time of settled requests (settle idempotency, 2 h). */
-    settled: `${base}settled`,
+    /**
+     * ZSET `instance:call` -> expiry (ms): the replay marks of finish calls whose answer a
+     * proxy has not acknowledged yet (a few per proxy, whatever the rate; see docs/redis.md).
+     */
+    marks: `${base}marks`,
     /** STRING: USD actually spent in a UTC day / calendar month. */
     spendDay: perPeriod(DAY_MS, (now) => `${base}spend:d:${budgetWindows(now).day}`),
     // Memoized per day too: a day lies in one month.
     spendMonth: perPeriod(DAY_MS, (now) => `${base}spend:m:${budgetWindows(now).month}`),
-    /** HASH of one UTC hour's usage, e.g. `hour:2026-11-29T14`; SET of its request ids beside it. */
+    /** HASH of one UTC hour's usage, e.g. `hour:2026-11-29T14`. */
     hour: perPeriod(HOUR_MS, (now) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}`),
-    hourIds: perPeriod(HOUR_MS, (now) => `${base}hour:${new Date(now).toISOString().slice(0, 13)}:ids`),
     /** HASH of all-time usage. */
     total: `${base}total`,
     /**

@@ -22,7 +22,7 @@ describe('tenantKeys', () => {
     const names = [keys.rpm, keys.slots, keys.tokens, keys.reserved, keys.total, keys.erased, keys.hour(NOW)];
     for (const name of names) expect(name.startsWith('lk:{acme}:')).toBe(true);
     expect(keys.hour(NOW)).toBe('lk:{acme}:hour:2026-11-29T14');
-    expect(keys.hourIds(NOW)).toBe('lk:{acme}:hour:2026-11-29T14:ids');
+    expect(keys.marks).toBe('lk:{acme}:marks');
     expect(keys.spendDay(NOW)).toBe('lk:{acme}:spend:d:2026-11-29');
     expect(keys.spendMonth(NOW)).toBe('lk:{acme}:spend:m:2026-11');
   });

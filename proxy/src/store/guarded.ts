@@ -11,7 +11,8 @@
  * - record and settle never lose data silently: on failure (or while down) they go into a
  *   bounded in-memory queue, flushed in order when the probe sees the store again. Items
  *   that do not fit are counted in `lanekeeper_meter_events_dropped_total` and logged.
- *   Replays are safe: the stores count a request id once.
+ *   Replays are safe: the stores count a retried reservation or event object once (Redis
+ *   by the replay marks of the calls it was lost in: replay-marks.ts).
  * - `healthy()` asks the backend and keeps `lanekeeper_store_up` true to it, for /readyz.
  */
 import { performance } from 'node:perf_hooks';

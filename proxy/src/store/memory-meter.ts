@@ -2,7 +2,8 @@
  * The in-memory half of metering: per-tenant hourly buckets (kept `retentionHours`) and
  * all-time counters, both updated in O(1) per event, so reading the current hour never sums
  * a list. Recording the same event object twice counts it once, which lets the guarded store
- * replay its buffer without double counting (Redis, shared by processes, dedupes by request_id).
+ * replay its buffer without double counting (Redis, shared by processes, recognises the
+ * retry by the replay marks of the calls it was lost in: replay-marks.ts).
  */
 import { HOUR_FIELDS, type HourField } from '@lanekeeper/contract';
 import type { UsageEvent } from '../usage/usage-event.js';

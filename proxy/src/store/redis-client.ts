@@ -27,7 +27,7 @@ function script(...parts: string[]): LuaScript {
   return { lua: body, sha: createHash('sha1').update(body).digest('hex') };
 }
 
-// Loaded once at module init; reservations.lua, batch.lua, settle.lua and record.lua hold helpers.
+// Loaded once at module init; reservations.lua, batch.lua, guard.lua, settle.lua and record.lua hold helpers.
 const RESERVATIONS = lua('reservations');
 /**
  * Admits any number of requests, one after another (lua/admit-batch.lua): admit.lua, the one
@@ -42,7 +42,14 @@ export const ADMIT_BATCH_SCRIPT = script(
   lua('admit-batch'),
 );
 /** Settles and records any number of requests (lua/finish.lua). */
-export const FINISH_SCRIPT = script(RESERVATIONS, lua('batch'), lua('settle'), lua('record'), lua('finish'));
+export const FINISH_SCRIPT = script(
+  RESERVATIONS,
+  lua('batch'),
+  lua('guard'),
+  lua('settle'),
+  lua('record'),
+  lua('finish'),
+);
 /** Pushes out the expiry of one tenant's in-flight slots and reservations (lua/refresh.lua). */
 export const REFRESH_SCRIPT = script(lua('refresh'));
 

@@ -13,6 +13,8 @@
  * Reservations and slots are stored with an expiry (the request's slot TTL): a replica
  * that dies mid-request stops holding its tenant's allowance once that TTL passes.
  * Every call is bounded by `timeout_ms`; failures reject, and guarded.ts decides policy.
+ * A finish call retried after a lost answer counts once by its replay marks, a few per
+ * proxy and tenant whatever the rate (replay-marks.ts, lua/guard.lua, docs/redis.md).
  */
 import { HOUR_FIELDS, tenantKeyCache, usageStreamKey } from '@lanekeeper/contract';
 import type { RedisStoreConfig } from '../config/schema.js';
@@ -30,6 +32,7 @@ import {
   type StoreClient,
 } from './redis-client.js';
 import { createDeadlines } from './redis-deadlines.js';
+import { ReplayMarks, type MarkedOp } from './replay-marks.js';
 import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import { createOutageLog, type OutageLog } from '@lanekeeper/contract';
@@ -68,13 +71,20 @@ export interface RedisStoreDeps {
   readonly slotHeartbeatMs?: number;
   /** How long one request is kept alive by the heartbeat at most (default: as long as it runs). */
   readonly slotMaxHoldMs?: number;
+  /** How long a finish call's replay mark outlives a lost answer (default REPLAY_MARK_TTL_MS). */
+  readonly replayMarkTtlMs?: number;
 }
 
 /** Day keys live two days, month keys 32, so late settlements still land in their window. */
 const DAY_KEY_TTL_S = 2 * 86_400;
 const MONTH_KEY_TTL_S = 32 * 86_400;
-/** How long a recorded request id is remembered, so a replayed event is not counted twice. */
-const RECORD_DEDUPE_S = 2 * 3_600;
+/**
+ * How long Redis keeps the mark of a finish call whose answer the proxy has not acknowledged
+ * (lua/guard.lua): the longest a retry of a lost call is recognised. Retries wait for the
+ * store to be back (guarded.ts), so this bounds the outage a retry is exact across; beyond
+ * it a retry may count again (logged). Marks of a proxy that died live this long.
+ */
+export const REPLAY_MARK_TTL_MS = 15 * 60_000;
 /** Most settles and records in one finish.lua call, so one call never holds Redis for long. */
 const MAX_ENDINGS_PER_CALL = 64;
 /** Most admissions in one admit-batch.lua call, for the same reason. */
@@ -91,7 +101,12 @@ interface Admission {
 type Ending = (
   | { readonly kind: 'settle'; readonly reservation: Reservation; readonly actual: Settlement }
   | { readonly kind: 'record'; readonly event: UsageEvent }
-) & { readonly resolve: () => void; readonly reject: (error: unknown) => void };
+) & {
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+  /** Numbers of earlier calls this op was in whose answer was lost (replay-marks.ts). */
+  readonly prior: readonly number[];
+};
 
 /** A counter as record.lua adds it: a whole, non-negative number. */
 function count(value: number): number {
@@ -181,12 +196,14 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   const retentionS = config.retention_hours * 3_600;
   // In Cluster the stream hashes to its own slot, so it cannot be touched by a tenant's script.
   const streamInScript = !config.cluster;
+  const marks = new ReplayMarks(deps.replayMarkTtlMs ?? REPLAY_MARK_TTL_MS);
   const finishHeader = [
     DAY_KEY_TTL_S,
     MONTH_KEY_TTL_S,
     retentionS,
-    Math.min(retentionS, RECORD_DEDUPE_S),
+    marks.ttlMs,
     streamInScript ? config.usage_stream_maxlen : '',
+    marks.instance,
   ];
   // Standalone: one batch for all tenants; Cluster: one per tenant, whose keys share a slot.
   const groupOf = config.cluster ? (tenant: string) => tenant : () => '';
@@ -261,8 +278,40 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
     flushScheduled = false;
     for (const batch of admissions.values()) inCalls(batch, MAX_ADMISSIONS_PER_CALL, sendAdmissions);
     admissions.clear();
-    for (const batch of endings.values()) inCalls(batch, MAX_ENDINGS_PER_CALL, sendEndings);
+    for (const [group, batch] of endings) {
+      // Acknowledgements ride on the group's first call: of every tenant on standalone, of
+      // this tenant in a Cluster (its slot).
+      let acks: Map<string, number[]> | undefined = marks.takeAcks(config.cluster ? group : undefined);
+      inCalls(batch, MAX_ENDINGS_PER_CALL, (items) => {
+        sendEndings(items, acks);
+        acks = undefined;
+      });
+    }
     endings.clear();
+  }
+
+  /**
+   * Queues a settle or record once per op object: a second send while one is in flight
+   * shares its call, and one already answered is done (a replay after a lost answer is
+   * recognised by Redis instead, see replay-marks.ts).
+   */
+  function end(
+    tenant: string,
+    key: object,
+    ending: (prior: readonly number[], resolve: () => void, reject: (error: unknown) => void) => Ending,
+  ): Promise<void> {
+    const pending = marks.pending(key);
+    if (pending) return pending;
+    if (marks.done(key)) return Promise.resolve();
+    let resolveOp!: () => void;
+    let rejectOp!: (error: unknown) => void;
+    const promise = new Promise<void>((resolve, reject) => {
+      resolveOp = resolve;
+      rejectOp = reject;
+    });
+    const prior = marks.send(key, promise);
+    enqueue(endings, tenant, ending(prior, resolveOp, rejectOp));
+    return promise;
   }
 
   function track(call: Promise<void>): void {
@@ -374,37 +423,62 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         { request_id: request.requestId },
         'releasing a timed-out admission failed; its slot frees when it expires',
       );
-    enqueue(endings, request.tenant, {
+    void end(request.tenant, reservation, (prior, resolve, reject) => ({
       kind: 'settle',
       reservation,
       actual: { tokens: 0, usd: 0 },
-      resolve: done,
-      reject: failed,
-    });
+      prior,
+      resolve,
+      reject,
+    })).then(done, failed);
   }
 
-  function sendEndings(batch: readonly Ending[]): void {
+  function sendEndings(batch: readonly Ending[], acks?: Map<string, number[]>): void {
+    const call = marks.nextCall();
     const keys: string[] = streamInScript ? [stream] : [];
-    const args: (string | number)[] = [...finishHeader];
+    const args: (string | number)[] = [...finishHeader, call];
     /** Cluster: events to append beside the script, by their op's index in the batch. */
     const appends: { op: number; json: string }[] = [];
+    const ops: MarkedOp[] = batch.map((e) =>
+      e.kind === 'settle'
+        ? { tenant: e.reservation.tenant, key: e.reservation }
+        : { tenant: e.event.tenant, key: e.event },
+    );
+    for (const { tenant, lostForMs } of marks.expired(ops)) {
+      logger.warn(
+        { store: 'redis', tenant, lost_for_ms: lostForMs },
+        'retrying a settle or usage event whose replay mark has expired: it may count twice',
+      );
+    }
+    for (const [tenant, calls] of acks ?? []) {
+      keys.push(keysOf(tenant).marks);
+      args.push('a', calls.join(' '));
+    }
     for (const [op, ending] of batch.entries()) {
       if (ending.kind === 'settle') {
         const { reservation, actual } = ending;
         const k = keysOf(reservation.tenant);
         const at = reservation.at;
-        keys.push(k.slots, k.reservations, k.reserved, k.tokens, k.spendDay(at), k.spendMonth(at), k.settled);
+        keys.push(k.slots, k.reservations, k.reserved, k.tokens, k.spendDay(at), k.spendMonth(at), k.marks);
         // What the admission took, so finish.lua skips what it did not: 1 a slot, 2 a reservation.
         const { limits } = reservation;
         const has = (reservation.slot ? 1 : 0) + (reservesWorstCase(limits) ? 2 : 0);
-        args.push('s', reservation.requestId, count(actual.tokens), Math.max(0, actual.usd), at, has);
+        args.push(
+          's',
+          reservation.requestId,
+          count(actual.tokens),
+          Math.max(0, actual.usd),
+          at,
+          has,
+          ending.prior.join(' '),
+        );
       } else {
         const { event } = ending;
         const k = keysOf(event.tenant);
         const at = eventTime(event);
         const json = JSON.stringify(event);
         if (!streamInScript) appends.push({ op, json });
-        keys.push(k.hour(at), k.hourIds(at), k.total);
+        keys.push(k.hour(at), k.marks, k.total);
         // The counters in HOUR_FIELDS order (record.lua names them), then the cost.
         args.push(
           'r',
@@ -417,12 +491,14 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
           count(event.cache_write_tokens),
           count(event.reasoning_tokens),
           event.cost_usd ?? 0,
+          ending.prior.join(' '),
         );
       }
     }
-    const call = bounded('finish', async () => {
+    const sent = bounded('finish', async () => {
       const applied = (await runScript(client, FINISH_SCRIPT, keys, args)) as number[];
-      // After the script, so an event of an erased tenant (-1) is not appended either.
+      // After the script, so an event of an erased tenant (-1) is not appended either. A
+      // replay (0) is appended again: whether the lost call's XADD ran is not known.
       await Promise.all(
         appends
           .filter(({ op }) => applied[op] !== ERASED)
@@ -432,13 +508,16 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
       );
     }).then(
       () => {
+        marks.answered(call, ops);
         for (const ending of batch) ending.resolve();
       },
       (error: unknown) => {
+        marks.failed(call, ops);
+        if (acks) marks.returnAcks(acks);
         for (const ending of batch) ending.reject(error);
       },
     );
-    track(call);
+    track(sent);
   }
 
   return {
@@ -452,15 +531,24 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
 
     settle(reservation: Reservation, actual: Settlement): Promise<void> {
       heartbeat?.release(reservation.requestId);
-      return new Promise((resolve, reject) => {
-        enqueue(endings, reservation.tenant, { kind: 'settle', reservation, actual, resolve, reject });
-      });
+      return end(reservation.tenant, reservation, (prior, resolve, reject) => ({
+        kind: 'settle',
+        reservation,
+        actual,
+        prior,
+        resolve,
+        reject,
+      }));
     },
 
     record(event: UsageEvent): Promise<void> {
-      return new Promise((resolve, reject) => {
-        enqueue(endings, event.tenant, { kind: 'record', event, resolve, reject });
-      });
+      return end(event.tenant, event, (prior, resolve, reject) => ({
+        kind: 'record',
+        event,
+        prior,
+        resolve,
+        reject,
+      }));
     },
 
     async currentHour(tenant: string, now: number): Promise<HourUsage> {
@@ -505,6 +593,11 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
       // What is queued is sent, and every call answered, before QUIT (bounded: failures
       // were reported to their callers).
       if (flushScheduled) flush();
+      await Promise.allSettled(inFlight);
+      // Forget the marks of calls already answered, so a clean shutdown leaves none behind.
+      const acks = marks.takeAcks();
+      if (config.cluster) for (const [tenant, calls] of acks) sendEndings([], new Map([[tenant, calls]]));
+      else if (acks.size > 0) sendEndings([], acks);
       await Promise.allSettled(inFlight);
       try {
         await bounded('quit', () => client.quit());

@@ -63,14 +63,27 @@ describe('redis cluster layout', () => {
     await store.record(event);
 
     const tenantSlot = Number(await admin.cluster('KEYSLOT', `${prefix}{${tenant}}:rps`));
-    for (const suffix of ['tok', 'spend:d:2026-11-29', 'hour:2026-11-29T14', 'total']) {
+    for (const suffix of ['tok', 'spend:d:2026-11-29', 'hour:2026-11-29T14', 'total', 'marks']) {
       expect(Number(await admin.cluster('KEYSLOT', `${prefix}{${tenant}}:${suffix}`))).toBe(tenantSlot);
     }
     const entries = await admin.xrange(`${prefix}usage`, '-', '+');
     expect(entries.some(([, fields]) => fields[1] === JSON.stringify(event))).toBe(true);
     expect((await store.currentHour(tenant, Date.parse(event.ts))).requests).toBe(1);
-    expect(await store.eraseTenant(tenant)).toBeGreaterThanOrEqual(8);
+    expect(await store.eraseTenant(tenant)).toBeGreaterThanOrEqual(7);
     expect((await store.allTime(tenant)).requests).toBe(0);
+  });
+
+  it("acknowledges each tenant's replay marks on that tenant's next call, and all of them on close", async () => {
+    const own = createRedisStore(config());
+    const tenants = [freshTenant(), freshTenant()];
+    for (let i = 0; i < 5; i++) await Promise.all(tenants.map((t) => own.record(usageEvent(t))));
+    // Each tenant keeps only its last call's mark, in its own slot.
+    for (const t of tenants) {
+      expect(await admin.zcard(`${prefix}{${t}}:marks`)).toBe(1);
+      expect((await own.allTime(t)).requests).toBe(5);
+    }
+    await own.close();
+    for (const t of tenants) expect(await admin.exists(`${prefix}{${t}}:marks`)).toBe(0);
   });
 
   it('admits requests of tenants in different slots in one turn, one call per tenant, each exact', async () => {

@@ -177,6 +177,31 @@ describe('a guarded Redis store when Redis stops and comes back', () => {
     await store.close();
   });
 
+  it('counts the tokens of a fail_open request whose timed-out admission was released', async () => {
+    const { store } = guarded('fail_open');
+    const tenant = freshTenant();
+    const limits = { tokens_per_hour: 1000, max_concurrent: 5 };
+    const at = Date.UTC(2026, 10, 29, 14, 0);
+    server.pause();
+    let open;
+    try {
+      // The admission times out and is answered by the policy; the store releases what it
+      // may have taken late (a settle of nothing, by request id).
+      open = await store.admit(admitRequest(tenant, limits, { now: at }));
+    } finally {
+      server.resume();
+    }
+    if (!open.ok) throw new Error('refused');
+    await eventually(() => store.pending() === 0);
+    // The request still ran upstream and used 200 tokens: its own settle must count them,
+    // not be taken for a replay of the release (which the per-request-id guard did).
+    await store.settle(open.reservation, { tokens: 200, usd: 0 });
+    await eventually(() => store.pending() === 0);
+    const next = await store.admit(admitRequest(tenant, limits, { now: at + 60_000, maxOutput: 0 }));
+    expect(next.state.tokens?.remaining).toBe(1000 - 200);
+    await store.close();
+  });
+
   it('erasing a tenant also drops its buffered events', async () => {
     const { store } = guarded('fail_open');
     const [gone, kept] = [freshTenant(), freshTenant()];

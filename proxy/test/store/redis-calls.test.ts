@@ -120,10 +120,10 @@ describe('redis work per request', () => {
       await Promise.all(keys.map(async (key) => [key.split('}:')[1], await admin.ttl(key)])),
     );
     expect(Object.keys(ttls).sort()).toEqual(
-      expect.arrayContaining(['rps', 'slots', 'tok', 'res', 'resv', 'settled', 'total']),
+      expect.arrayContaining(['rps', 'slots', 'tok', 'res', 'resv', 'marks', 'total']),
     );
-    // ...and both spend keys, the hour and its request ids.
-    expect(keys.length).toBe(11);
+    // ...and both spend keys and the hour.
+    expect(keys.length).toBe(10);
     for (const [name, ttl] of Object.entries(ttls)) {
       if (name === 'total') expect(ttl).toBe(-1);
       else expect(ttl, name).toBeGreaterThan(0);

@@ -76,17 +76,17 @@ describe('redis store specifics', () => {
     await store.close();
   });
 
-  it('appends a replayed event to the stream again (at-least-once) but counts it once', async () => {
+  it('neither counts nor appends again an event already recorded, and does not call Redis for it', async () => {
     const store = createRedisStore(config());
     const tenant = freshTenant();
     const event = usageEvent(tenant);
     await store.record(event);
-    // The replay in a later turn, and a settle with no record beside it in the same call.
+    // The same event in a later turn, and a settle with no record beside it in the same call.
     const admitted = await store.admit(admitRequest(tenant, { max_concurrent: 1 }));
     if (!admitted.ok) throw new Error('refused');
     await Promise.all([store.record(event), store.settle(admitted.reservation, { tokens: 5, usd: 0 })]);
     const entries = await admin.xrange(`${prefix}usage`, '-', '+');
-    expect(entries.filter(([, fields]) => fields[1] === JSON.stringify(event))).toHaveLength(2);
+    expect(entries.filter(([, fields]) => fields[1] === JSON.stringify(event))).toHaveLength(1);
     expect((await store.allTime(tenant)).requests).toBe(1);
     // The slot was freed by the settle.
     expect((await store.admit(admitRequest(tenant, { max_concurrent: 1 }))).ok).toBe(true);
@@ -129,11 +129,10 @@ describe('redis store specifics', () => {
         'tok',
         'res',
         'resv',
-        'settled',
+        'marks',
         'spend:d:2026-11-29',
         'spend:m:2026-11',
         'hour:2026-11-29T14',
-        'hour:2026-11-29T14:ids',
         'total',
       ]
         .map((k) => `${prefix}{${tenant}}:${k}`)

@@ -1,13 +1,15 @@
 -- Shared by finish.lua (prepended after batch.lua when the scripts load).
--- Replaces a reservation with what the request actually used and frees its slot. Idempotent:
--- a request id already in `settled` adds nothing again. Returns 1, or 0 for a replay.
--- Only the check of `settled` runs here; the writes are gathered (batch.lua) and the
--- reservations released together (lk_release_all) at the end of the call.
+-- Replaces a reservation with what the request actually used and frees its slot. Freeing is
+-- idempotent (by request id); the metered tokens and spend are added unless `replay` (the op
+-- was applied by an earlier run, see guard.lua). Returns 1, or 0 for a replay.
+-- The writes are gathered (batch.lua) and the reservations released together
+-- (lk_release_all) at the end of the call.
 -- k: index in KEYS of the first of 7 keys: slots, res, resv, tok, spend of the admission's
--- day, of its month, settled ZSET. has: 1 the request holds a slot, + 2 a reservation.
+-- day, of its month, the tenant's marks ZSET (guard.lua; not used here). has: 1 the request
+-- holds a slot, + 2 a reservation.
 local lk_releasing, lk_releasingOrder = {}, {}
 
-local function lk_settle(k, id, tokens, usd, at, has, dayTtl, monthTtl)
+local function lk_settle(k, id, tokens, usd, at, has, dayTtl, monthTtl, replay)
   if has % 2 == 1 then lk_zrem(KEYS[k], id) end
   if has >= 2 then
     local r = lk_releasing[KEYS[k + 2]]
@@ -21,9 +23,7 @@ local function lk_settle(k, id, tokens, usd, at, has, dayTtl, monthTtl)
       r.ids[#r.ids + 1] = id
     end
   end
-  if redis.call('ZADD', KEYS[k + 6], 'NX', at, id) == 0 then return 0 end
-  lk_prune(KEYS[k + 6], at - 7200000)
-  lk_expire(KEYS[k + 6], 7200)
+  if replay then return 0 end
   -- The token buckets and spend keys get their expiry when created: a minute's bucket is
   -- read for an hour, a day's spend for that day, a month's for that month.
   if tokens > 0 then lk_incr(KEYS[k + 3], tostring(math.floor(at / 60000)), tokens, false, 7200) end
