@@ -55,7 +55,8 @@ starts with "-" goes after "--": lanekeeper hash-key -- -my-key
 `,
   'control-plane': `usage: lanekeeper control-plane
 
-Starts the control plane, configured from the environment: DATABASE_URL (required),
+Starts the control plane, configured from the environment: DATABASE_URL (without it, an
+embedded database in LANEKEEPER_DATA_DIR, default .lanekeeper/data, for one machine),
 REDIS_URL, LANEKEEPER_ADMIN_TOKEN and LANEKEEPER_PROXY_TOKEN (required), QDRANT_URL and the
 rest listed in docs/control-plane.md. Refuses to start on a database whose migrations are
 not current: run lanekeeper migrate first.
