@@ -31,9 +31,12 @@ export interface EmbeddedDatabase {
 
 /**
  * Opens (creating when absent) the database in `dataDir` and serves it on 127.0.0.1:0.
- * `dataDir` undefined keeps it in memory, for tests.
+ * `dataDir` undefined keeps it in memory, for tests (which also open more connections).
  */
-export async function startEmbeddedDatabase(dataDir: string | undefined): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(
+  dataDir: string | undefined,
+  opts: { maxConnections?: number } = {},
+): Promise<EmbeddedDatabase> {
   const dir = dataDir === undefined ? undefined : resolve(dataDir);
   if (dir) await mkdir(dir, { recursive: true });
   const db = await PGlite.create(dir);
@@ -41,7 +44,7 @@ export async function startEmbeddedDatabase(dataDir: string | undefined): Promis
     db,
     host: '127.0.0.1',
     port: 0,
-    maxConnections: SOCKET_MAX_CONNECTIONS,
+    maxConnections: opts.maxConnections ?? SOCKET_MAX_CONNECTIONS,
   });
   try {
     await server.start();
