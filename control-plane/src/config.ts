@@ -16,7 +16,10 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
     .optional(),
   LANEKEEPER_DATA_DIR: z.string().min(1).default('.lanekeeper/data'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
+    .optional(),
   QDRANT_URL: z.url({ protocol: /^https?$/ }).optional(),
   QDRANT_API_KEY: z.string().min(1).optional(),
   LANEKEEPER_ADMIN_TOKEN: token,
@@ -63,7 +66,11 @@ export interface ControlPlaneConfig {
   databaseUrl?: string;
   /** Where the embedded database keeps its files (only without DATABASE_URL). */
   dataDir: string;
-  redisUrl: string;
+  /**
+   * Undefined runs without Redis: config changes reach proxies by their poll, and proxies post
+   * usage to POST /v1/usage-events instead of the Redis stream.
+   */
+  redisUrl?: string;
   qdrant?: { url: string; apiKey?: string };
   adminToken: string;
   proxyToken: string;
@@ -125,7 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
   return {
     ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
     dataDir: e.LANEKEEPER_DATA_DIR,
-    redisUrl: e.REDIS_URL,
+    ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
     ...(e.QDRANT_URL ? { qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY } } : {}),
     adminToken: e.LANEKEEPER_ADMIN_TOKEN,
     proxyToken: e.LANEKEEPER_PROXY_TOKEN,

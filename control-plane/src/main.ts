@@ -59,19 +59,31 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
 
   // No offline queue: while Redis is away, commands fail at once (readyz says so, publishes are
   // counted and left to the proxies' polling) instead of piling up behind a reconnect.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  const ledgerRedis = redis.duplicate({ maxRetriesPerRequest: null });
-  for (const r of [redis, ledgerRedis])
-    r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-  await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
-  if (redis.status !== 'ready') {
-    logger.warn(
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+    : undefined;
+  const ledgerRedis = redis?.duplicate({ maxRetriesPerRequest: null });
+  const redisClients = [redis, ledgerRedis].filter((r): r is Redis => r !== undefined);
+  for (const r of redisClients) r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  if (redis) {
+    await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
+    if (redis.status !== 'ready') {
+      logger.warn(
+        {},
+        'Redis is not reachable yet: config changes are not pushed and usage is not booked until it is',
+      );
+    }
+  } else {
+    logger.info(
       {},
-      'Redis is not reachable yet: config changes are not pushed and usage is not booked until it is',
+      'REDIS_URL is not set: proxies get config changes by polling and post usage to /v1/usage-events',
     );
   }
   const metrics = createMetrics();
-  const publisher = createConfigPublisher(redis, config.keyPrefix, logger, metrics);
+  // Without Redis there is no channel to announce on; proxies' polls pick up every version.
+  const publisher = redis
+    ? createConfigPublisher(redis, config.keyPrefix, logger, metrics)
+    : { publish: async () => {} };
   const priceSwitch = startPriceSwitch(pool, publisher, logger);
   const vectors = config.qdrant
     ? createQdrantVectorStore({
@@ -83,7 +95,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     : undefined;
 
   let ledger: LedgerConsumer | undefined;
-  if (config.ledger.enabled) {
+  if (config.ledger.enabled && redis && ledgerRedis) {
     ledger = createLedgerConsumer({
       redis: ledgerRedis,
       statsRedis: redis,
@@ -116,8 +128,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     await Promise.allSettled([ledger?.close()]);
     await database.close();
     priceSwitch.stop();
-    redis.disconnect();
-    ledgerRedis.disconnect();
+    for (const r of redisClients) r.disconnect();
     throw error;
   }
   const address = app.server.address();
@@ -138,9 +149,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await ledger?.close();
         // quit() flushes politely but would wait forever on a Redis that is down.
         await Promise.allSettled(
-          [redis, ledgerRedis].map((r) =>
-            r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()),
-          ),
+          redisClients.map((r) => (r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()))),
         );
         await database.close();
       })()),
