@@ -1,21 +1,48 @@
 import { defineConfig } from 'vitest/config';
 
+const shared = {
+  exclude: ['**/node_modules/**', '**/dist/**'],
+  testTimeout: 30_000,
+  hookTimeout: 30_000,
+  pool: 'forks' as const,
+};
+
 // One runner for every workspace. Tests talk to real local servers (Redis, PostgreSQL), so
 // files run in parallel only as far as each test keeps to its own keys and schemas.
 export default defineConfig({
   test: {
-    include: [
-      'contract/**/*.test.ts',
-      'proxy/**/*.test.ts',
-      'test/**/*.test.ts',
-      'control-plane/**/*.test.ts',
-      'charts/**/*.test.ts',
-      'examples/**/*.test.ts',
-      'bench/**/*.test.ts',
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'postgres',
+          include: [
+            'contract/**/*.test.ts',
+            'proxy/**/*.test.ts',
+            'test/**/*.test.ts',
+            'control-plane/**/*.test.ts',
+            'charts/**/*.test.ts',
+            'examples/**/*.test.ts',
+            'bench/**/*.test.ts',
+          ],
+        },
+      },
+      {
+        // The control plane's own tests again, on the embedded database (PGlite) each file
+        // gets in place of a PostgreSQL database. The qdrant tests stay on PostgreSQL only:
+        // they exercise Qdrant, and their database use is what the other files already cover.
+        test: {
+          ...shared,
+          name: 'pglite',
+          include: ['control-plane/test/**/*.test.ts'],
+          exclude: [
+            ...shared.exclude,
+            'control-plane/test/qdrant/**',
+            'control-plane/test/embedded-startup.test.ts',
+          ],
+          env: { LANEKEEPER_TEST_DB: 'pglite' },
+        },
+      },
     ],
-    exclude: ['**/node_modules/**', '**/dist/**'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
-    pool: 'forks',
   },
 });

@@ -27,6 +27,7 @@ import { registerKeyRoutes } from './routes/keys.js';
 import { registerPlanRoutes } from './routes/plans.js';
 import { registerPricingRoutes } from './routes/pricing.js';
 import { registerTenantRoutes } from './routes/tenants.js';
+import { registerUsageEventRoutes } from './routes/usage-events.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { recordAudit } from './stores/audit.js';
 import { getTenant } from './stores/tenants.js';
@@ -36,8 +37,8 @@ import type { VectorStore } from './stores/vector-store.js';
 export interface AppDeps {
   config: ControlPlaneConfig;
   pool: pg.Pool;
-  /** The shared command connection (not the ledger's blocking one). */
-  redis: Redis;
+  /** The shared command connection (not the ledger's blocking one); absent without REDIS_URL. */
+  redis?: Redis;
   publisher: ConfigPublisher;
   metrics: Metrics;
   logger: Logger;
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (proxies) => {
     proxies.addHook('onRequest', requireBearer(deps.config.proxyToken, 'proxy'));
     registerConfigRoutes(proxies, deps);
+    registerUsageEventRoutes(proxies, deps);
   });
 
   await app.register(consolePlugin(deps));
@@ -140,12 +142,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         () => true,
         () => false,
       ),
-      deps.redis.ping().then(
-        (r) => r === 'PONG',
-        () => false,
-      ),
+      // Without REDIS_URL there is no Redis to wait for: proxies poll and post usage over HTTP.
+      deps.redis
+        ? deps.redis.ping().then(
+            (r) => r === 'PONG',
+            () => false,
+          )
+        : ('not configured' as const),
     ]);
-    return reply.code(postgres && redis ? 200 : 503).send({ ready: postgres && redis, postgres, redis });
+    const ready = postgres && redis !== false;
+    return reply.code(ready ? 200 : 503).send({ ready, postgres, redis });
   });
   app.get('/metrics', { config: { hide: true } }, async (_request, reply) => {
     await deps.ledger?.lag().catch(() => undefined);

@@ -34,14 +34,8 @@ describe('loadConfig', () => {
   });
 
   it('names every missing variable at once', () => {
-    expect(problemsOf({})).toEqual(
-      expect.arrayContaining([
-        'DATABASE_URL',
-        'REDIS_URL',
-        'LANEKEEPER_ADMIN_TOKEN',
-        'LANEKEEPER_PROXY_TOKEN',
-      ]),
-    );
+    // DATABASE_URL and REDIS_URL are optional: without them the one-machine mode runs.
+    expect(problemsOf({})).toEqual(['LANEKEEPER_ADMIN_TOKEN', 'LANEKEEPER_PROXY_TOKEN']);
   });
 
   it.each([

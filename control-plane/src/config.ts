@@ -11,8 +11,15 @@ import type { CollectionTemplate } from './stores/vector-store.js';
 const token = z.string().min(16, { message: 'must be at least 16 characters (use a long random secret)' });
 
 const envSchema = z.object({
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' }),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
+    .optional(),
+  LANEKEEPER_DATA_DIR: z.string().min(1).default('.lanekeeper/data'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
+    .optional(),
   QDRANT_URL: z.url({ protocol: /^https?$/ }).optional(),
   QDRANT_API_KEY: z.string().min(1).optional(),
   LANEKEEPER_ADMIN_TOKEN: token,
@@ -55,8 +62,15 @@ const envSchema = z.object({
 
 /** The validated settings; names follow their meaning, not their env var. */
 export interface ControlPlaneConfig {
-  databaseUrl: string;
-  redisUrl: string;
+  /** PostgreSQL; undefined runs the embedded database (PGlite) in `dataDir`. */
+  databaseUrl?: string;
+  /** Where the embedded database keeps its files (only without DATABASE_URL). */
+  dataDir: string;
+  /**
+   * Undefined runs without Redis: config changes reach proxies by their poll, and proxies post
+   * usage to POST /v1/usage-events instead of the Redis stream.
+   */
+  redisUrl?: string;
   qdrant?: { url: string; apiKey?: string };
   adminToken: string;
   proxyToken: string;
@@ -116,8 +130,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
   if (!parsed.success || problems.length > 0) throw new ControlPlaneConfigError(problems);
   const e = parsed.data;
   return {
-    databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    ...(e.DATABASE_URL ? { databaseUrl: e.DATABASE_URL } : {}),
+    dataDir: e.LANEKEEPER_DATA_DIR,
+    ...(e.REDIS_URL ? { redisUrl: e.REDIS_URL } : {}),
     ...(e.QDRANT_URL ? { qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY } } : {}),
     adminToken: e.LANEKEEPER_ADMIN_TOKEN,
     proxyToken: e.LANEKEEPER_PROXY_TOKEN,

@@ -3,7 +3,8 @@
  * (`npx lanekeeper control-plane` and `npx lanekeeper migrate`):
  *
  *   startControlPlane(env) validates the environment, refuses to run on a schema that is not
- *   current, connects PostgreSQL, Redis and (optionally) Qdrant, starts the usage ledger and
+ *   current (the embedded database, used without DATABASE_URL, is migrated on the spot),
+ *   connects PostgreSQL, Redis and (optionally) Qdrant, starts the usage ledger and
  *   the price-switch timer, and listens. `close()` stops everything it started.
  *   migrate(env) applies the pending SQL migrations.
  */
@@ -11,10 +12,12 @@ import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { logShape } from '@lanekeeper/contract';
-import { pino } from 'pino';
+import type pg from 'pg';
+import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { createConfigPublisher } from './changes.js';
-import { loadConfig, loadMigrateConfig } from './config.js';
+import { loadConfig, loadMigrateConfig, type ControlPlaneConfig } from './config.js';
+import { EMBEDDED_POOL_MAX, startEmbeddedDatabase } from './embedded-db.js';
 import { createLedgerConsumer, type LedgerConsumer } from './ledger/consumer.js';
 import { createMetrics } from './metrics.js';
 import { assertSchemaCurrent, runMigrations } from './migrate.js';
@@ -45,29 +48,42 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     level: config.logLevel,
     timestamp: pino.stdTimeFunctions.isoTime,
   });
-  const pool = createPool(config.databaseUrl);
+  const database = await openDatabase(config, logger);
+  const pool = database.pool;
   try {
     await assertSchemaCurrent(pool);
   } catch (error) {
-    await pool.end();
+    await database.close();
     throw error;
   }
 
   // No offline queue: while Redis is away, commands fail at once (readyz says so, publishes are
   // counted and left to the proxies' polling) instead of piling up behind a reconnect.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  const ledgerRedis = redis.duplicate({ maxRetriesPerRequest: null });
-  for (const r of [redis, ledgerRedis])
-    r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-  await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
-  if (redis.status !== 'ready') {
-    logger.warn(
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+    : undefined;
+  const ledgerRedis = redis?.duplicate({ maxRetriesPerRequest: null });
+  const redisClients = [redis, ledgerRedis].filter((r): r is Redis => r !== undefined);
+  for (const r of redisClients) r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  if (redis) {
+    await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
+    if (redis.status !== 'ready') {
+      logger.warn(
+        {},
+        'Redis is not reachable yet: config changes are not pushed and usage is not booked until it is',
+      );
+    }
+  } else {
+    logger.info(
       {},
-      'Redis is not reachable yet: config changes are not pushed and usage is not booked until it is',
+      'REDIS_URL is not set: proxies get config changes by polling and post usage to /v1/usage-events',
     );
   }
   const metrics = createMetrics();
-  const publisher = createConfigPublisher(redis, config.keyPrefix, logger, metrics);
+  // Without Redis there is no channel to announce on; proxies' polls pick up every version.
+  const publisher = redis
+    ? createConfigPublisher(redis, config.keyPrefix, logger, metrics)
+    : { publish: async () => {} };
   const priceSwitch = startPriceSwitch(pool, publisher, logger);
   const vectors = config.qdrant
     ? createQdrantVectorStore({
@@ -79,7 +95,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     : undefined;
 
   let ledger: LedgerConsumer | undefined;
-  if (config.ledger.enabled) {
+  if (config.ledger.enabled && redis && ledgerRedis) {
     ledger = createLedgerConsumer({
       redis: ledgerRedis,
       statsRedis: redis,
@@ -109,10 +125,10 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await Promise.allSettled([ledger?.close(), pool.end()]);
+    await Promise.allSettled([ledger?.close()]);
+    await database.close();
     priceSwitch.stop();
-    redis.disconnect();
-    ledgerRedis.disconnect();
+    for (const r of redisClients) r.disconnect();
     throw error;
   }
   const address = app.server.address();
@@ -133,12 +149,45 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await ledger?.close();
         // quit() flushes politely but would wait forever on a Redis that is down.
         await Promise.allSettled(
-          [redis, ledgerRedis].map((r) =>
-            r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()),
-          ),
+          redisClients.map((r) => (r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()))),
         );
-        await pool.end();
+        await database.close();
       })()),
+  };
+}
+
+/**
+ * The pool for DATABASE_URL, or, without it, an embedded PGlite in the data directory, migrated
+ * on the spot: a newcomer has no separate migrate step to forget.
+ */
+async function openDatabase(
+  config: ControlPlaneConfig,
+  logger: Logger,
+): Promise<{ pool: pg.Pool; close(): Promise<void> }> {
+  if (config.databaseUrl) {
+    const pool = createPool(config.databaseUrl);
+    return { pool, close: () => pool.end() };
+  }
+  const embedded = await startEmbeddedDatabase(config.dataDir);
+  logger.warn(
+    { dataDir: embedded.dataDir },
+    'DATABASE_URL is not set: using the embedded database (PGlite) in the data directory. ' +
+      'This mode is for one machine and one control plane; set DATABASE_URL to run on PostgreSQL.',
+  );
+  try {
+    const applied = await runMigrations(embedded.url);
+    if (applied.length > 0) logger.info({ applied }, 'embedded database migrated');
+  } catch (error) {
+    await embedded.close();
+    throw error;
+  }
+  const pool = createPool(embedded.url, EMBEDDED_POOL_MAX);
+  return {
+    pool,
+    close: async () => {
+      await pool.end();
+      await embedded.close();
+    },
   };
 }
 

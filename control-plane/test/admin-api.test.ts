@@ -469,7 +469,9 @@ describe('authentication', () => {
     expect(routes.length).toBeGreaterThan(15);
     const before = await counts();
     for (const route of routes) {
-      const other = route.path === '/v1/config' ? t.adminToken : t.proxyToken;
+      // The proxies' routes take the proxy token; every other route the admin token.
+      const forProxies = ['/v1/config', '/v1/usage-events'].includes(route.path);
+      const other = forProxies ? t.adminToken : t.proxyToken;
       for (const token of [undefined, 'wrong-token-of-some-length', other, `${t.adminToken}x`]) {
         const reply = await call(cp.url, route.method, route.path, {
           token,

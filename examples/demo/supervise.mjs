@@ -10,7 +10,7 @@ const MAX_RESTARTS = 5;
 
 /**
  * Starts each `{name, args, env?}` as a node process with inherited stdio. `done` resolves
- * with the exit code once every part has stopped for good.
+ * with the exit code once every part has stopped for good; `add(part)` starts one more.
  */
 export function supervise(
   parts,
@@ -56,5 +56,9 @@ export function supervise(
 
   for (const part of parts) start(part, 0);
   if (handleSignals) for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, stopAll);
-  return { done, stop: stopAll };
+  // `add` starts a part later (the proxy, once the control plane it reads is up and seeded).
+  const add = (part) => {
+    if (!stopping) start(part, 0);
+  };
+  return { done, stop: stopAll, add };
 }

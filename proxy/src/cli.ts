@@ -55,10 +55,12 @@ starts with "-" goes after "--": lanekeeper hash-key -- -my-key
 `,
   'control-plane': `usage: lanekeeper control-plane
 
-Starts the control plane, configured from the environment: DATABASE_URL (required),
-REDIS_URL, LANEKEEPER_ADMIN_TOKEN and LANEKEEPER_PROXY_TOKEN (required), QDRANT_URL and the
-rest listed in docs/control-plane.md. Refuses to start on a database whose migrations are
-not current: run lanekeeper migrate first.
+Starts the control plane, configured from the environment: LANEKEEPER_ADMIN_TOKEN and
+LANEKEEPER_PROXY_TOKEN (required), DATABASE_URL (without it, an embedded database in
+LANEKEEPER_DATA_DIR, default .lanekeeper/data, migrated at start; for one machine),
+REDIS_URL (without it, proxies poll for config and post usage over HTTP), QDRANT_URL and the
+rest listed in docs/control-plane.md. On PostgreSQL it refuses to start on a database whose
+migrations are not current: run lanekeeper migrate first.
 `,
   migrate: `usage: lanekeeper migrate
 

@@ -24,6 +24,7 @@ import { createPipeline } from './pipeline.js';
 import { buildRuntimeInSlices, type Runtime, type Upstream } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
+import { createHttpUsageSink } from './usage/http-usage-sink.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
 import { createVectorRoute } from './vector/vector-route.js';
 
@@ -208,6 +209,23 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
 
   const metrics = new Metrics(initial.metrics.max_tenants);
   const store = createStore(initial, { metrics, logger });
+  // A control-plane proxy without Redis has no usage stream for the ledger: post usage instead.
+  const usageSink =
+    fromFile.control_plane && initial.store === 'memory'
+      ? createHttpUsageSink(
+          { url: fromFile.control_plane.url, token: fromFile.control_plane.token },
+          { metrics, logger },
+        )
+      : undefined;
+  const meteredStore: typeof store = usageSink
+    ? {
+        ...store,
+        async record(event) {
+          await store.record(event);
+          usageSink.push(event);
+        },
+      }
+    : store;
   let runtime: Runtime = await buildRuntimeInSlices(initial);
   const pools = new UpstreamPools(runtime.upstreams);
   const health = new UpstreamHealth(metrics);
@@ -247,7 +265,14 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
 
-  const pipeline = createPipeline({ store, metrics, logger, quirks, health, vector: () => vector });
+  const pipeline = createPipeline({
+    store: meteredStore,
+    metrics,
+    logger,
+    quirks,
+    health,
+    vector: () => vector,
+  });
   const handler = createProxyHandler({
     getRuntime: () => runtime,
     pipeline,
@@ -353,6 +378,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       await vector?.close().catch(() => undefined);
       const waiting = store.pending();
       await store.close();
+      await usageSink?.close();
       logger.info(
         {
           drained: inflightAtStart - cut,

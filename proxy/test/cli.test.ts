@@ -73,7 +73,8 @@ describe('lanekeeper --help and --version', () => {
   it('reports a missing control-plane environment by variable, without a stack trace', async () => {
     const r = await cli('control-plane');
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('DATABASE_URL: is required');
+    expect(r.stderr).toContain('LANEKEEPER_ADMIN_TOKEN: is required');
+    expect(r.stderr).not.toContain('DATABASE_URL');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 

@@ -1,7 +1,7 @@
 /**
  * The shell blocks of README.md and docs/ as a newcomer runs them.
- * - The README's "Try it" block runs word for word against `npm run demo` (node
- *   examples/demo/start.mjs, on its fixed ports 8080, 8090 and 9464): every refusal it
+ * - The README's "Try it" block runs word for word against `npm run demo:file` (node
+ *   examples/demo/start-file.mjs, on its fixed ports 8080, 8090 and 9464): every refusal it
  *   promises comes back, as does the 429 on the tenth further request.
  * - The control plane walkthrough (docs/control-plane.md: start, onboard, read usage; the
  *   README's start block is the same text) runs in one shell against the local PostgreSQL
@@ -39,7 +39,7 @@ function shellBlocks(file: string): { line: number; text: string }[] {
 
 /** Blocks not run by this test, by their first line, and why. */
 const NOT_RUN: Record<string, string> = {
-  'npm ci && npm run demo': 'starts the demo this test starts itself',
+  'npm ci && npm run demo': 'run by examples/demo/demo-whole.test.ts (start.mjs on free ports)',
   'npm test': 'the command that runs this test',
   'OPENAI_API_KEY=sk-... npx lanekeeper proxy --config my-lanekeeper.yaml': 'needs a real provider key',
   'npm run bench                  # about 11 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
@@ -59,7 +59,7 @@ const NOT_RUN: Record<string, string> = {
   'helm install support charts/lanekeeper -n support \\': 'no Helm or cluster here',
   'helm install prometheus-adapter prometheus-community/prometheus-adapter -n monitoring \\':
     'no Helm or cluster here',
-  'npm run demo                        # terminal 1: proxy + demo upstream (see the root README)':
+  'npm run demo:file                   # terminal 1: proxy + demo upstream (see the root README)':
     'starts the demo this test starts itself',
   'npx vitest run examples/retrofit': 'a test command',
   'npm run test:security   # proxy/test/security/ and test/e2e/security-erasure.test.ts':
@@ -103,11 +103,11 @@ describe('shell blocks in README.md and docs/', () => {
   });
 });
 
-describe('the README "Try it" block against npm run demo', () => {
+describe('the README "Try it" block against npm run demo:file', () => {
   let demo: ChildProcess;
 
   beforeAll(async () => {
-    demo = spawn(process.execPath, [join(ROOT, 'examples', 'demo', 'start.mjs')], {
+    demo = spawn(process.execPath, [join(ROOT, 'examples', 'demo', 'start-file.mjs')], {
       stdio: 'ignore',
       detached: true,
     });

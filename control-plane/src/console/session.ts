@@ -32,22 +32,57 @@ export interface Session {
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const keyOf = (prefix: string, id: string) => `${prefix}console:session:${sha256(id)}`;
 
-/** The session store over Redis. */
-export function createSessions(redis: Redis, prefix: string) {
+/** Where sessions are kept: the three Redis commands used, or a map in this process. */
+interface SessionKeeper {
+  set(key: string, value: string, ttlS: number): Promise<unknown>;
+  get(key: string): Promise<string | null>;
+  del(key: string): Promise<unknown>;
+}
+
+/**
+ * Without Redis (the one-machine mode) sessions live in this process: there is one control
+ * plane, and a restart signing everyone out is acceptable there.
+ */
+function memoryKeeper(): SessionKeeper {
+  const map = new Map<string, { value: string; expires: number }>();
+  return {
+    async set(key, value, ttlS) {
+      for (const [k, v] of map) if (v.expires <= Date.now()) map.delete(k);
+      map.set(key, { value, expires: Date.now() + ttlS * 1000 });
+    },
+    async get(key) {
+      const entry = map.get(key);
+      return entry && entry.expires > Date.now() ? entry.value : null;
+    },
+    async del(key) {
+      map.delete(key);
+    },
+  };
+}
+
+/** The session store over Redis, or in memory when there is no Redis. */
+export function createSessions(redis: Redis | undefined, prefix: string) {
+  const keeper: SessionKeeper = redis
+    ? {
+        set: (key, value, ttlS) => redis.set(key, value, 'EX', ttlS),
+        get: (key) => redis.get(key),
+        del: (key) => redis.del(key),
+      }
+    : memoryKeeper();
   return {
     async create(): Promise<{ id: string; session: Session }> {
       const id = randomBytes(32).toString('base64url');
       const session = { csrf: randomBytes(32).toString('base64url'), created_at: new Date().toISOString() };
-      await redis.set(keyOf(prefix, id), JSON.stringify(session), 'EX', SESSION_TTL_S);
+      await keeper.set(keyOf(prefix, id), JSON.stringify(session), SESSION_TTL_S);
       return { id, session };
     },
     async get(id: string | undefined): Promise<Session | undefined> {
       if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-      const raw = await redis.get(keyOf(prefix, id));
+      const raw = await keeper.get(keyOf(prefix, id));
       return raw ? (JSON.parse(raw) as Session) : undefined;
     },
     async destroy(id: string | undefined): Promise<void> {
-      if (id) await redis.del(keyOf(prefix, id));
+      if (id) await keeper.del(keyOf(prefix, id));
     },
   };
 }

@@ -23,22 +23,26 @@ export interface RedisErasure {
  */
 export const TOMBSTONE_TTL_S = 24 * 3600;
 
+// Each function takes `undefined` when the control plane runs without Redis (REDIS_URL unset):
+// then proxies keep no counters in Redis and there is nothing to mark or sweep.
+
 /** Sets the tombstone that makes every proxy's Redis scripts refuse and drop the tenant's writes. */
-export async function markErased(redis: Redis, prefix: string, tenant: string): Promise<void> {
-  await redis.set(erasedKey(prefix, tenant), new Date().toISOString(), 'EX', TOMBSTONE_TTL_S);
+export async function markErased(redis: Redis | undefined, prefix: string, tenant: string): Promise<void> {
+  await redis?.set(erasedKey(prefix, tenant), new Date().toISOString(), 'EX', TOMBSTONE_TTL_S);
 }
 
 /** Lifts the tombstone, for a tenant id created anew. */
-export async function unmarkErased(redis: Redis, prefix: string, tenant: string): Promise<void> {
-  await redis.del(erasedKey(prefix, tenant));
+export async function unmarkErased(redis: Redis | undefined, prefix: string, tenant: string): Promise<void> {
+  await redis?.del(erasedKey(prefix, tenant));
 }
 
 export async function eraseRedisData(
-  redis: Redis,
+  redis: Redis | undefined,
   prefix: string,
   stream: string,
   tenant: string,
 ): Promise<RedisErasure> {
+  if (!redis) return { keys_deleted: 0, stream_events_deleted: 0 };
   // The tombstone stays: it is what keeps requests still in flight from writing again.
   const tombstone = erasedKey(prefix, tenant);
   let keysDeleted = 0;

@@ -85,7 +85,28 @@ export async function eraseTenant(
   actor: string,
   hook?: StepHook,
 ): Promise<ErasureReport & { already_erased?: boolean; resweep?: RedisErasure }> {
-  // One erasure of a tenant at a time: a session lock held on a dedicated client.
+  // One erasure of a tenant at a time: a session lock held on a dedicated client (across
+  // replicas), and a set in this process, since on the embedded database every connection is
+  // the same session and its advisory lock excludes nothing.
+  if (erasing.has(tenant))
+    throw new ConflictError(`tenant "${tenant}" is being erased by another request; retry shortly`);
+  erasing.add(tenant);
+  try {
+    return await eraseUnderLock(deps, tenant, actor, hook);
+  } finally {
+    erasing.delete(tenant);
+  }
+}
+
+/** Tenants this process is erasing now. */
+const erasing = new Set<string>();
+
+async function eraseUnderLock(
+  deps: AppDeps,
+  tenant: string,
+  actor: string,
+  hook?: StepHook,
+): Promise<ErasureReport & { already_erased?: boolean; resweep?: RedisErasure }> {
   const lockClient = await deps.pool.connect();
   try {
     const { rows } = await lockClient.query(`SELECT pg_try_advisory_lock(hashtext('erase:' || $1)) AS ok`, [

@@ -95,6 +95,11 @@ export function registerUsageRoutes(app: FastifyInstance, deps: AppDeps): void {
       const { id } = request.params;
       await requireTenant(deps, id);
       const now = Date.now();
+      if (!deps.redis) {
+        throw new UpstreamStoreError(
+          'no live counters: the control plane runs without Redis (REDIS_URL unset); the ledger has the booked usage',
+        );
+      }
       try {
         const hash = await deps.redis.hgetall(currentHourKey(deps.config.keyPrefix, id, now));
         return hourFromHash(id, now, hash);

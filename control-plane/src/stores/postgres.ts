@@ -11,9 +11,9 @@ export type Db = Pick<pg.Pool, 'query'> | pg.PoolClient;
 // bigint counters (token sums, ids) are returned as JS numbers: they stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-/** A pool for DATABASE_URL. */
-export function createPool(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+/** A pool for DATABASE_URL (at most `max` connections). */
+export function createPool(databaseUrl: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   return pool;

@@ -2,14 +2,20 @@
  * A private world for one test file: a fresh PostgreSQL database (migrated), a unique Redis
  * key prefix, and tokens, all derived from DATABASE_URL / REDIS_URL when set. `dispose()`
  * drops the database and deletes every Redis key under the prefix, nothing else.
+ *
+ * With LANEKEEPER_TEST_DB=pglite the database is instead an in-memory PGlite behind its socket
+ * server, one per test file, so the same tests prove the embedded mode.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { startEmbeddedDatabase } from '../../src/embedded-db.js';
 import { migrate } from '../../src/main.js';
 
 export const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** True when the suite runs on the embedded database (the `pglite` vitest project). */
+export const ON_PGLITE = process.env.LANEKEEPER_TEST_DB === 'pglite';
 
 /** One test file's database, prefix and environment. */
 export interface TestEnv {
@@ -35,11 +41,15 @@ export async function createTestEnv(
 ): Promise<TestEnv> {
   const id = randomBytes(5).toString('hex');
   const database = `lk_cp_test_${id}`;
-  const admin = new pg.Client({ connectionString: BASE_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
-  await admin.end();
-  const databaseUrl = withDatabase(BASE_DATABASE_URL, database);
+  // Test pools, control planes and ledger children share one PGlite: allow them all.
+  const embedded = ON_PGLITE ? await startEmbeddedDatabase(undefined, { maxConnections: 64 }) : undefined;
+  if (!embedded) {
+    const admin = new pg.Client({ connectionString: BASE_DATABASE_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${database}`);
+    await admin.end();
+  }
+  const databaseUrl = embedded?.url ?? withDatabase(BASE_DATABASE_URL, database);
   const prefix = `lk-test-${id}:`;
   const adminToken = `admin-${randomBytes(16).toString('hex')}`;
   const proxyToken = `proxy-${randomBytes(16).toString('hex')}`;
@@ -76,6 +86,7 @@ export async function createTestEnv(
         if (keys.length) await redis.unlink(...keys);
       } while (cursor !== '0');
       await redis.quit();
+      if (embedded) return embedded.close();
       const c = new pg.Client({ connectionString: BASE_DATABASE_URL });
       await c.connect();
       // Connections still closing would be killed by FORCE (and surface as unhandled errors in

@@ -1,0 +1,90 @@
+/**
+ * Without DATABASE_URL the control plane runs on the embedded database (PGlite): it creates
+ * the data directory, migrates it on its own, and what the admin API wrote is still there
+ * after a restart.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
+import { REDIS_URL } from './helpers/test-env.js';
+
+let root: string;
+let env: NodeJS.ProcessEnv;
+const adminToken = `admin-${randomBytes(16).toString('hex')}`;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'lk-embedded-'));
+  const id = randomBytes(5).toString('hex');
+  env = {
+    REDIS_URL,
+    LANEKEEPER_DATA_DIR: join(root, 'nested', 'data'),
+    LANEKEEPER_ADMIN_TOKEN: adminToken,
+    LANEKEEPER_PROXY_TOKEN: `proxy-${randomBytes(16).toString('hex')}`,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LANEKEEPER_KEY_PREFIX: `lk-test-${id}:`,
+    LANEKEEPER_LEDGER_CONSUMER: `ledger-${id}`,
+    LANEKEEPER_LOG_LEVEL: 'silent',
+  };
+});
+afterAll(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe('the embedded database (no DATABASE_URL)', () => {
+  it('creates and migrates the data directory, and keeps data across a restart', async () => {
+    expect(existsSync(env.LANEKEEPER_DATA_DIR!)).toBe(false);
+    const first = await startControlPlane(env);
+    try {
+      expect(existsSync(env.LANEKEEPER_DATA_DIR!)).toBe(true);
+      const ready = await call(first.url, 'GET', '/readyz');
+      expect(ready).toMatchObject({ status: 200, body: { ready: true, postgres: true } });
+      const plan = await call(first.url, 'POST', '/v1/plans', {
+        token: adminToken,
+        body: { id: 'free', models: { default: 'gpt-4o-mini' } },
+      });
+      expect(plan.status).toBe(201);
+      const tenant = await call(first.url, 'POST', '/v1/tenants', {
+        token: adminToken,
+        body: { id: 'acme', plan: 'free' },
+      });
+      expect(tenant.status).toBe(201);
+    } finally {
+      await first.close();
+    }
+
+    const second = await startControlPlane(env);
+    try {
+      const tenants = await call(second.url, 'GET', '/v1/tenants', { token: adminToken });
+      expect(tenants.status).toBe(200);
+      expect(JSON.stringify(tenants.body)).toContain('"acme"');
+      const plan = await call(second.url, 'GET', '/v1/plans/free', { token: adminToken });
+      expect(plan).toMatchObject({ status: 200, body: { id: 'free', models: { default: 'gpt-4o-mini' } } });
+      // Concurrent requests share the small pool over the socket server without mixing replies.
+      const many = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          call(second.url, 'POST', '/v1/tenants', {
+            token: adminToken,
+            body: { id: `t-${i}`, plan: 'free' },
+          }),
+        ),
+      );
+      expect(many.map((r) => r.status)).toEqual(Array(20).fill(201));
+      expect(many.map((r) => r.body.id)).toEqual(Array.from({ length: 20 }, (_, i) => `t-${i}`));
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('refuses a data directory path that is a file, naming the problem', async () => {
+    const error = await startControlPlane({ ...env, LANEKEEPER_DATA_DIR: '/dev/null/data' }).catch(
+      (e: unknown) => e,
+    );
+    expect(String(error)).toMatch(/ENOTDIR|not a directory/i);
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * Usage to the control plane over HTTP, for a proxy that takes its config from a control
+ * plane but has no Redis (store: memory): there is no usage stream for the ledger to read,
+ * so events are batched and posted to POST /v1/usage-events with the proxy token.
+ *
+ * Posting never blocks a request: `push` only queues. A failed post (network, 5xx, 429) is
+ * retried with exponential backoff; a 4xx other than 429 means the batch itself is refused and
+ * retrying cannot help, so it is dropped and logged. The queue is bounded: past `maxQueue`
+ * the oldest events go, counted in lanekeeper_meter_events_dropped_total. The control plane
+ * books by request_id, so a batch re-sent after a lost reply is counted once. `close()` sends
+ * what is queued (within a deadline) before the proxy exits.
+ */
+import type { UsageEvent } from './usage-event.js';
+
+/** What the sink reports through. */
+export interface UsageSinkDeps {
+  metrics: { meterDropped: { inc(n?: number): void } };
+  logger: {
+    warn(obj: object, msg: string): void;
+    error(obj: object, msg: string): void;
+  };
+}
+
+/** How the sink batches and retries; every field has a default. */
+export interface UsageSinkOptions {
+  /** The control plane's base URL. */
+  url: string;
+  /** The proxy token. */
+  token: string;
+  /** Events per post (the control plane takes at most 500). */
+  batchSize?: number;
+  /** How long an event may wait for its batch to fill. */
+  flushMs?: number;
+  /** Most events held; older ones are dropped beyond it. */
+  maxQueue?: number;
+  /** First retry delay; doubles per failure up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Per-post timeout. */
+  timeoutMs?: number;
+}
+
+/** A running sink. */
+export interface UsageSink {
+  push(event: UsageEvent): void;
+  /** Events not yet accepted by the control plane. */
+  pending(): number;
+  /** Sends what is queued, giving up after `deadlineMs`; what is left is counted as dropped. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDeps): UsageSink {
+  const batchSize = Math.min(options.batchSize ?? 200, 500);
+  const flushMs = options.flushMs ?? 500;
+  const maxQueue = options.maxQueue ?? 50_000;
+  const backoffMs = options.backoffMs ?? 250;
+  const maxBackoffMs = options.maxBackoffMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const endpoint = new URL('/v1/usage-events', options.url).toString();
+
+  const queue: UsageEvent[] = [];
+  let sending: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let closed = false;
+
+  /** Posts one batch; true when the control plane took it (or refused it for good). */
+  async function post(batch: UsageEvent[]): Promise<boolean> {
+    try {
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ events: batch }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = await res.text();
+      if (res.ok) return true;
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) {
+        deps.metrics.meterDropped.inc(batch.length);
+        deps.logger.error(
+          { status: res.status, events: batch.length, reply: text.slice(0, 500) },
+          'the control plane refused a usage batch; it is dropped',
+        );
+        return true;
+      }
+      deps.logger.warn({ status: res.status, events: batch.length }, 'usage post failed; retrying');
+    } catch (error) {
+      deps.logger.warn({ err: String(error), events: batch.length }, 'usage post failed; retrying');
+    }
+    return false;
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, batchSize);
+      if (await post(batch)) {
+        // Events dropped for overflow meanwhile came off the front; remove what was sent.
+        const sent = new Set(batch);
+        let i = 0;
+        while (i < queue.length && sent.has(queue[i]!)) i++;
+        queue.splice(0, i);
+        failures = 0;
+        continue;
+      }
+      failures++;
+      if (closed) return;
+      const wait = Math.min(maxBackoffMs, backoffMs * 2 ** (failures - 1));
+      await new Promise((resolve) => setTimeout(resolve, wait).unref());
+    }
+  }
+
+  function kick(): void {
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    sending ??= drain().finally(() => {
+      sending = undefined;
+      if (queue.length > 0 && !closed) schedule();
+    });
+  }
+
+  function schedule(): void {
+    if (sending || timer) return;
+    if (queue.length >= batchSize) return kick();
+    timer = setTimeout(kick, flushMs);
+    timer.unref();
+  }
+
+  return {
+    push(event) {
+      queue.push(event);
+      if (queue.length > maxQueue) {
+        const over = queue.length - maxQueue;
+        queue.splice(0, over);
+        deps.metrics.meterDropped.inc(over);
+      }
+      if (!closed) schedule();
+    },
+    pending: () => queue.length,
+    async close(deadlineMs = 5_000) {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const finalFlush = (async () => {
+        await sending;
+        closed = true;
+        // One last pass without backoff: whatever fails now is counted as dropped.
+        await drain();
+      })();
+      await Promise.race([finalFlush, new Promise((resolve) => setTimeout(resolve, deadlineMs).unref())]);
+      closed = true;
+      if (queue.length > 0) {
+        deps.metrics.meterDropped.inc(queue.length);
+        deps.logger.error({ events: queue.length }, 'usage events not delivered before shutdown');
+        queue.length = 0;
+      }
+    },
+  };
+}
