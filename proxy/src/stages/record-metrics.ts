@@ -82,6 +82,7 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
       }
 
       writeAccessLog(logger, ctx);
+      ctx.trace?.end(ctx);
     },
   };
 }
