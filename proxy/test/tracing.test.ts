@@ -191,3 +191,50 @@ describe('tracing through the proxy', () => {
       expect(everything).not.toContain(secret);
   });
 });
+
+describe('trace ids in logs and metrics', () => {
+  it('puts the trace id on the access-log line', async () => {
+    const count = h.accessLogs().length;
+    const res = await chat({ model: 'small-model' });
+    await h.settled(count + 1);
+    const span = await requestSpan(res.requestId);
+    const line = h.accessLogs().find((l) => l.request_id === res.requestId);
+    expect(line?.trace_id).toBe(span.traceId);
+  });
+
+  it('serves OpenMetrics with trace-id exemplars on the duration histogram when asked', async () => {
+    const res = await chat({ model: 'small-model' });
+    const span = await requestSpan(res.requestId);
+    const om = await fetch(`${h.proxy.adminUrl}/metrics`, {
+      headers: { accept: 'application/openmetrics-text; version=1.0.0' },
+    });
+    expect(om.headers.get('content-type')).toContain('application/openmetrics-text');
+    const text = await om.text();
+    expect(text.endsWith('# EOF\n')).toBe(true);
+    const exemplars = text
+      .split('\n')
+      .filter(
+        (l) => l.startsWith('lanekeeper_request_duration_seconds_bucket') && l.includes(' # {trace_id="'),
+      );
+    expect(exemplars.length).toBeGreaterThan(0);
+    expect(text).toContain(`trace_id="${span.traceId}"`);
+    expect(text).toMatch(/^lanekeeper_requests_total\{/m);
+    expect(text).not.toMatch(/_total_total/);
+    // The Prometheus text that follows is untouched (prom-client renames counters in place).
+    const plain = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
+    expect(plain).toMatch(/^lanekeeper_requests_total\{/m);
+    expect(plain).not.toContain('# {trace_id=');
+    expect(plain).not.toContain('# EOF');
+    // promtool check metrics parses only the Prometheus text format (exemplars are a parse error there).
+    await promtoolAccepts(plain);
+  });
+});
+
+/** `promtool check metrics` on the text when promtool is installed; lint findings are fine, parse errors are not. */
+async function promtoolAccepts(text: string): Promise<void> {
+  const { existsSync } = await import('node:fs');
+  if (!existsSync('/usr/bin/promtool')) return;
+  const { spawnSync } = await import('node:child_process');
+  const run = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  expect(run.stderr + run.stdout).not.toMatch(/error while linting|parse error|text format parsing error/i);
+}

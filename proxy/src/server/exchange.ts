@@ -314,7 +314,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!next || !matches(FALLBACK_ON, failure)) return false;
     deps.metrics.fallbacks.inc({ from: ctx.model ?? '', to: next.model, reason: failureName(failure) });
     deps.logger.warn(
-      { request_id: ctx.id, from: ctx.model, to: next.model, reason: failureName(failure) },
+      {
+        request_id: ctx.id,
+        from: ctx.model,
+        to: next.model,
+        reason: failureName(failure),
+        trace_id: ctx.trace?.traceId,
+      },
       'falling back to the next model',
     );
     this.giveUpCall();
@@ -428,7 +434,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.noteOutcome(failure, 0);
         if (this.tryAgain(failure, undefined)) return;
       }
-      this.deps.logger.warn({ request_id: this.ctx.id, err: error.message }, 'upstream request failed');
+      this.deps.logger.warn(
+        { request_id: this.ctx.id, err: error.message, trace_id: this.ctx.trace?.traceId },
+        'upstream request failed',
+      );
       return this.localReply(upstreamError(error));
     }
     // The head is out: all that is left is to cut the client's stream, so it sees a
