@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { logShape } from '@lanekeeper/contract';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
+import { startControlPlaneTracing } from './tracing.js';
 import { createConfigPublisher } from './changes.js';
 import { loadConfig, loadMigrateConfig } from './config.js';
 import { createLedgerConsumer, type LedgerConsumer } from './ledger/consumer.js';
@@ -45,6 +46,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     level: config.logLevel,
     timestamp: pino.stdTimeFunctions.isoTime,
   });
+  const tracing = await startControlPlaneTracing(env, logger);
   const pool = createPool(config.databaseUrl);
   try {
     await assertSchemaCurrent(pool);
@@ -91,6 +93,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
       claimIdleMs: config.ledger.claimIdleMs,
       metrics,
       logger,
+      traceBatch: tracing?.traceBatch,
     });
     await ledger.start();
   }
@@ -105,6 +108,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     vectors,
     priceSwitch,
     ledger,
+    tracing,
   });
   try {
     await app.listen({ port: config.port, host: config.host });
@@ -131,6 +135,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await app.close();
         priceSwitch.stop();
         await ledger?.close();
+        await tracing?.shutdown();
         // quit() flushes politely but would wait forever on a Redis that is down.
         await Promise.allSettled(
           [redis, ledgerRedis].map((r) =>

@@ -11,7 +11,7 @@ import { startProxy } from '../src/main.js';
 import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
-import { startOtlpReceiver, type OtlpReceiver } from './helpers/otlp-receiver.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
 
 const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const reply = {

@@ -8,7 +8,11 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from './helpers/harness.js';
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
+import {
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from '../../test/fakes/otlp/otlp-receiver.js';
 
 const PROMPT = 'secret-prompt-words-7781';
 const COMPLETION = 'secret-completion-words-9923';
