@@ -45,7 +45,8 @@ async function main(): Promise<void> {
   const payload = JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] });
 
   for (let round = 0; round < ROUNDS; round++) {
-    for (const mode of ['off', 'on'] as const) {
+    // Alternate the order, so warm-up or machine drift does not favour one mode.
+    for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       const base = baseConfig(upstreamUrl);
       base.log = { level: 'warn' };
       const config =
