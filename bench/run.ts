@@ -46,6 +46,7 @@ import {
   type TargetResults,
 } from './report.js';
 import { redisMemoryPerTenant, type TenantMemory } from './redis-memory.js';
+import { startOtlpSink, type OtlpSink } from './otlp-sink.js';
 import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
@@ -67,6 +68,7 @@ const ALL_TARGETS: TargetName[] = [
   'lanekeeper-memory',
   'lanekeeper-redis',
   'lanekeeper-translated',
+  'lanekeeper-traced',
   'lanekeeper-memory-10k',
   'lanekeeper-redis-10k',
 ];
@@ -257,6 +259,7 @@ async function benchmark(): Promise<void> {
 
   const upstream = await startUpstream(layout.upstream);
   const targets: Target[] = [];
+  let sink: OtlpSink | undefined;
   const perRound = new Map<string, ScenarioResult[]>();
   const redisMemory: Partial<Record<TargetName, TenantMemory>> = {};
   try {
@@ -282,6 +285,7 @@ async function benchmark(): Promise<void> {
             core: layout.proxy,
             redisUrl: name.startsWith('lanekeeper-redis') ? redisUrl : undefined,
             translated: name === 'lanekeeper-translated',
+            otlpEndpoint: name === 'lanekeeper-traced' ? (sink ??= await startOtlpSink()).url : undefined,
             manyTenants: name.endsWith('-10k'),
             profileDir,
             builtCli,
@@ -331,6 +335,7 @@ async function benchmark(): Promise<void> {
     for (const target of targets) await target.stop();
     await upstream.stop();
     await privateRedis?.stop();
+    await sink?.stop();
   }
   const results: RunResults = {};
   for (const target of targets) {

@@ -28,6 +28,7 @@ export type TargetName =
   | 'lanekeeper-memory'
   | 'lanekeeper-redis'
   | 'lanekeeper-translated'
+  | 'lanekeeper-traced'
   | 'lanekeeper-memory-10k'
   | 'lanekeeper-redis-10k'
   | 'lanekeeper-baseline';
@@ -104,6 +105,8 @@ export interface LanekeeperOptions {
   profileDir?: string;
   /** Serve the model from an Anthropic-dialect upstream: every request is translated. */
   translated?: boolean;
+  /** Trace every request (sample_ratio 1) to this OTLP/HTTP endpoint (bench/otlp-sink.ts). */
+  otlpEndpoint?: string;
   /** MANY_TENANTS tenants in the config, the load spread over ACTIVE_TENANTS of them. */
   manyTenants?: boolean;
   /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
@@ -237,17 +240,20 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
     translated: options.translated,
     tenants: options.manyTenants ? MANY_TENANTS : 0,
   });
+  if (options.otlpEndpoint) config.telemetry = { otlp_endpoint: options.otlpEndpoint, sample_ratio: 1 };
   const name: TargetName = options.sourceDir
     ? 'lanekeeper-baseline'
-    : options.translated
-      ? 'lanekeeper-translated'
-      : options.manyTenants
-        ? redis
-          ? 'lanekeeper-redis-10k'
-          : 'lanekeeper-memory-10k'
-        : redis
-          ? 'lanekeeper-redis'
-          : 'lanekeeper-memory';
+    : options.otlpEndpoint
+      ? 'lanekeeper-traced'
+      : options.translated
+        ? 'lanekeeper-translated'
+        : options.manyTenants
+          ? redis
+            ? 'lanekeeper-redis-10k'
+            : 'lanekeeper-memory-10k'
+          : redis
+            ? 'lanekeeper-redis'
+            : 'lanekeeper-memory';
   mkdirSync(RESULTS_DIR, { recursive: true });
   const configPath = join(RESULTS_DIR, `${name}.config.yaml`);
   // JSON is YAML; the CLI reads it like any config file.

@@ -11,3 +11,4 @@ export * from './snapshot.js';
 export * from './tenancy.js';
 export * from './usage-event.js';
 export * from './logging.js';
+export * from './telemetry.js';

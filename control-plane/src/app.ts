@@ -5,6 +5,7 @@
  * at /console (console/plugin.ts). Routes are thin;
  * the stores and `commitChange` do the work.
  */
+import type { ControlPlaneTracing } from './tracing.js';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -46,6 +47,8 @@ export interface AppDeps {
   vectors?: VectorStore;
   priceSwitch: PriceSwitch;
   ledger?: LedgerConsumer;
+  /** Set when OTEL_* turned tracing on (tracing.ts). */
+  tracing?: ControlPlaneTracing;
 }
 
 const PG_ERRORS: Record<string, { status: number; code: string }> = {
@@ -56,6 +59,7 @@ const PG_ERRORS: Record<string, { status: number; code: string }> = {
 /** Builds the app (not yet listening). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
+  deps.tracing?.traceHttp(app);
   installValidation(app);
   // An empty body with a JSON content type (curl -H on every call) means "no body", not an error.
   app.removeContentTypeParser('application/json');

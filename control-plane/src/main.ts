@@ -15,6 +15,7 @@ import { logShape } from '@lanekeeper/contract';
 import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
+import { startControlPlaneTracing } from './tracing.js';
 import { createConfigPublisher } from './changes.js';
 import { loadConfig, loadMigrateConfig, type ControlPlaneConfig } from './config.js';
 import { EMBEDDED_POOL_MAX, startEmbeddedDatabase } from './embedded-db.js';
@@ -56,6 +57,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     await database.close();
     throw error;
   }
+  const tracing = await startControlPlaneTracing(env, logger);
 
   // No offline queue: while Redis is away, commands fail at once (readyz says so, publishes are
   // counted and left to the proxies' polling) instead of piling up behind a reconnect.
@@ -107,6 +109,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
       claimIdleMs: config.ledger.claimIdleMs,
       metrics,
       logger,
+      traceBatch: tracing?.traceBatch,
     });
     await ledger.start();
   }
@@ -121,11 +124,12 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     vectors,
     priceSwitch,
     ledger,
+    tracing,
   });
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await Promise.allSettled([ledger?.close()]);
+    await Promise.allSettled([ledger?.close(), tracing?.shutdown()]);
     await database.close();
     priceSwitch.stop();
     for (const r of redisClients) r.disconnect();
@@ -147,6 +151,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await app.close();
         priceSwitch.stop();
         await ledger?.close();
+        await tracing?.shutdown();
         // quit() flushes politely but would wait forever on a Redis that is down.
         await Promise.allSettled(
           redisClients.map((r) => (r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()))),

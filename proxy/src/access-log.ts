@@ -42,6 +42,8 @@ export interface AccessLogFields {
   cost_usd: number | null;
   latency_ms: number;
   ttfb_ms: number | null;
+  /** Only when tracing is on and the request was sampled: the line is unchanged otherwise. */
+  trace_id?: string;
 }
 
 export function accessLogFields(ctx: RequestContext): AccessLogFields {
@@ -69,6 +71,7 @@ export function accessLogFields(ctx: RequestContext): AccessLogFields {
     cost_usd: ctx.costUsd ?? null,
     latency_ms: Math.round(ctx.durationMs ?? 0),
     ttfb_ms: ctx.ttfbMs === undefined ? null : Math.round(ctx.ttfbMs),
+    ...(ctx.trace?.traceId === undefined ? {} : { trace_id: ctx.trace.traceId }),
   };
 }
 
@@ -109,7 +112,8 @@ export function accessLogMembersOf(ctx: RequestContext): string {
     `,"cache_write_tokens":${num(u.cacheWrite ?? null)},"reasoning_tokens":${num(u.reasoning ?? null)}` +
     `,"provenance":${str(ctx.provenance ?? null)},"cost_usd":${num(ctx.costUsd ?? null)}` +
     `,"latency_ms":${num(Math.round(ctx.durationMs ?? 0))}` +
-    `,"ttfb_ms":${ctx.ttfbMs === undefined ? 'null' : num(Math.round(ctx.ttfbMs))}`
+    `,"ttfb_ms":${ctx.ttfbMs === undefined ? 'null' : num(Math.round(ctx.ttfbMs))}` +
+    (ctx.trace?.traceId === undefined ? '' : `,"trace_id":${str(ctx.trace.traceId)}`)
   );
 }
 

@@ -8,6 +8,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HEADER_WWW_AUTHENTICATE } from './headers.js';
 import type { Metrics } from './metrics.js';
+import { OPENMETRICS_CONTENT_TYPE, openMetricsText, wantsOpenMetrics } from './openmetrics.js';
 import type { Runtime } from './runtime.js';
 import type { Store } from './store/store.js';
 
@@ -62,6 +63,11 @@ export function createAdminHandler(deps: AdminDeps): (req: IncomingMessage, res:
       if (path === '/metrics') {
         if (config.metrics_token !== undefined && !bearerMatches(req, config.metrics_token))
           return refuse(res, 'send the metrics_token as "Authorization: Bearer <token>"');
+        if (wantsOpenMetrics(req.headers.accept)) {
+          const text = await openMetricsText(deps.metrics.registry);
+          res.writeHead(200, { 'content-type': OPENMETRICS_CONTENT_TYPE });
+          return res.end(text);
+        }
         const text = await deps.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
         return res.end(text);

@@ -15,7 +15,13 @@ export interface Exposition {
   readonly help: string;
   readonly type: 'counter' | 'histogram';
   readonly aggregator: 'sum';
-  readonly values: { metricName?: string; labels: Record<string, string>; value: number }[];
+  readonly values: {
+    metricName?: string;
+    labels: Record<string, string>;
+    value: number;
+    /** OpenMetrics only: the trace of a recent observation in this bucket. */
+    exemplar?: { labelSet: Record<string, string>; value: number; timestamp: number };
+  }[];
 }
 
 /** One series' value, bumped in place. */
@@ -28,6 +34,8 @@ export interface HistogramCell {
   readonly counts: Float64Array;
   sum: number;
   count: number;
+  /** Per bucket, the latest traced observation; created on the first one (tracing on). */
+  exemplars?: ({ traceId: string; value: number; timestamp: number } | undefined)[];
 }
 
 interface Options<L extends string> {
@@ -137,14 +145,15 @@ export class CellHistogram<L extends string> extends CellMetric<L, HistogramCell
     return { counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
   }
 
-  /** Records one value in a series. */
-  observe(cell: HistogramCell, value: number): void {
+  /** Records one value in a series; a trace id becomes the bucket's exemplar. */
+  observe(cell: HistogramCell, value: number, traceId?: string): void {
     const buckets = this.buckets;
     let i = 0;
     while (i < buckets.length && value > (buckets[i] as number)) i++;
     cell.counts[i] = (cell.counts[i] as number) + 1;
     cell.sum += value;
     cell.count += 1;
+    if (traceId !== undefined) (cell.exemplars ??= [])[i] = { traceId, value, timestamp: Date.now() / 1000 };
   }
 
   protected override samples(labels: Record<string, string>, cell: HistogramCell): Exposition['values'] {
@@ -153,7 +162,21 @@ export class CellHistogram<L extends string> extends CellMetric<L, HistogramCell
     for (let i = 0; i <= this.buckets.length; i++) {
       cumulative += cell.counts[i] ?? 0;
       const le = i < this.buckets.length ? String(this.buckets[i]) : '+Inf';
-      values.push({ metricName: `${this.name}_bucket`, labels: { le, ...labels }, value: cumulative });
+      const seen = cell.exemplars?.[i];
+      values.push({
+        metricName: `${this.name}_bucket`,
+        labels: { le, ...labels },
+        value: cumulative,
+        ...(seen
+          ? {
+              exemplar: {
+                labelSet: { trace_id: seen.traceId },
+                value: seen.value,
+                timestamp: seen.timestamp,
+              },
+            }
+          : {}),
+      });
     }
     values.push({ metricName: `${this.name}_sum`, labels, value: cell.sum });
     values.push({ metricName: `${this.name}_count`, labels, value: cell.count });

@@ -10,6 +10,7 @@ import type { Dialect, DialectRequest, DialectRoute } from './dialects/dialect.j
 import type { Translator } from './translate/translator.js';
 import type { Runtime, Upstream } from './runtime.js';
 import type { Reservation } from './store/store.js';
+import type { RequestTrace } from './tracing/request-trace.js';
 import type { Provenance, Usage } from './usage/usage.js';
 
 /** A tenant as the request sees it: its config and its plan with overrides merged in. */
@@ -108,4 +109,6 @@ export interface RequestContext {
   errorCode: string | undefined;
   ttfbMs: number | undefined;
   durationMs: number | undefined;
+  /** This request's spans; undefined when tracing is off (the only cost then is the check). */
+  trace: RequestTrace | undefined;
 }

@@ -24,6 +24,7 @@ import { createPipeline } from './pipeline.js';
 import { buildRuntimeInSlices, type Runtime, type Upstream } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
+import { startRequestTracer } from './tracing/start.js';
 import { createHttpUsageSink } from './usage/http-usage-sink.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
 import { createVectorRoute } from './vector/vector-route.js';
@@ -34,6 +35,10 @@ export interface StartOptions {
   /** A raw config object (tests, embedding); validated like a file. */
   config?: unknown;
   logger?: Logger;
+  /** The environment OTEL_* variables are read from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** How long spans wait to be batched before export (default 2 s); tests shorten it. */
+  traceExportDelayMs?: number;
 }
 
 export interface RunningProxy {
@@ -265,6 +270,12 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
 
+  const tracer = await startRequestTracer(
+    initial.telemetry,
+    options.env ?? process.env,
+    logger,
+    options.traceExportDelayMs,
+  );
   const pipeline = createPipeline({
     store: meteredStore,
     metrics,
@@ -280,6 +291,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     health,
     metrics,
     logger,
+    tracer,
     isDraining: () => draining,
     quirks,
     track(work) {
@@ -372,6 +384,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       await closed;
       // Metering and settling run after each response; let them land before the store closes.
       await Promise.allSettled([...pendingWork]);
+      await tracer?.shutdown();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       admin.closeAllConnections();
       await pools.close();

@@ -23,6 +23,8 @@ export interface ResponseHead {
 
 export interface Stage {
   readonly name: string;
+  /** When tracing is on, its onRequest runs inside a child span of this name. */
+  readonly span?: string;
   onRequest?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
   onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
   /**

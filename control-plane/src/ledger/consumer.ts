@@ -26,6 +26,8 @@ export interface LedgerConsumerOptions {
   logger: Logger;
   /** A connection for XINFO, so reading the lag never waits behind a blocking XREADGROUP. */
   statsRedis?: Redis;
+  /** Set when tracing is on: books each batch inside a span. */
+  traceBatch?(entries: number, book: () => Promise<BookingResult>): Promise<BookingResult>;
   /** Test seam: runs after a batch commits and before it is acknowledged. */
   afterCommit?: (ids: string[], result: BookingResult) => void | Promise<void>;
 }
@@ -61,7 +63,9 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
 
   const handle = async (entries: StreamEntry[]) => {
     if (entries.length === 0) return;
-    const result = await bookOrIsolate(entries);
+    const result = opts.traceBatch
+      ? await opts.traceBatch(entries.length, () => bookOrIsolate(entries))
+      : await bookOrIsolate(entries);
     const ids = entries.map((e) => e.id);
     await opts.afterCommit?.(ids, result);
     await redis.xack(streamKey, group, ...ids);

@@ -3,7 +3,13 @@
  * snapshot the control plane serves), parsed once, checked across fields, then frozen.
  * Every problem is reported with its YAML path so an operator can fix them all at once.
  */
-import { modelChain, planSchema, priceSchema, tenantSchema } from '@lanekeeper/contract';
+import {
+  modelChain,
+  planSchema,
+  priceSchema,
+  telemetryConfigSchema,
+  tenantSchema,
+} from '@lanekeeper/contract';
 import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
@@ -193,6 +199,12 @@ const configObjectSchema = z.strictObject({
    */
   slot_ttl_ms: positiveInt.default(15_000),
   metrics: z.strictObject({ max_tenants: positiveInt.default(1000) }).prefault({}),
+  /**
+   * OpenTelemetry trace export (docs/observability.md, Traces). Each key wins over its
+   * OTEL_* variable; without an endpoint from either, tracing is off and costs nothing.
+   * Applied at start.
+   */
+  telemetry: telemetryConfigSchema.optional(),
   log: z
     .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info') })
     .prefault({}),

@@ -28,6 +28,7 @@ import type { UpstreamHealth } from '../upstream/health.js';
 import { backoffMs, failureName, matches, retryAfterMs, unhealthy, type Failure } from '../upstream/retry.js';
 import type { ResponseHead, Stage } from '../stage.js';
 import { blamesStreamOptions, type UpstreamQuirks } from '../upstream-quirks.js';
+import type { RequestTracer } from '../tracing/request-trace.js';
 import { readBody } from './read-body.js';
 import { decoderFor, forwardableHeaders } from './upstream-response.js';
 
@@ -44,6 +45,8 @@ export interface ProxyHandlerDeps {
   quirks: UpstreamQuirks;
   /** Told about each request's response-end work, so shutdown can wait for metering to finish. */
   track(work: Promise<void>): void;
+  /** Set when `telemetry:` (or OTEL_*) turned tracing on. */
+  tracer?: RequestTracer | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -115,6 +118,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   async run(req: IncomingMessage): Promise<void> {
     const { ctx, res, deps } = this;
     res.on('close', () => this.onClientClose());
+    if (deps.tracer) ctx.trace = deps.tracer.start(ctx);
     const config = ctx.runtime.config;
     const read = await readBody(req, config.max_body_bytes, config.server.body_idle_timeout_ms);
     if (read.kind !== 'read') return this.clientStopped(req, read.kind);
@@ -131,11 +135,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const stages = deps.pipeline;
     for (let i = 0; i < stages.length; i++) {
       this.reached = i;
-      const hook = stages[i]?.onRequest;
+      const stage = stages[i];
+      const hook = stage?.onRequest;
       if (!hook) continue;
+      const span = ctx.trace && stage.span !== undefined ? ctx.trace.stage(stage.span) : undefined;
       // Most hooks are synchronous; awaiting only real promises saves a microtask per stage.
       const result = hook(ctx);
       const verdict = result instanceof Promise ? await result : result;
+      span?.end(verdict && 'error' in verdict ? verdict.error.status : undefined);
       if (verdict)
         return 'error' in verdict ? this.localReply(verdict.error) : this.localResponse(verdict.response);
       if (this.clientGone) return this.finish('client_aborted');
@@ -225,6 +232,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       ctx.upstreamRoute = ctx.route;
     }
     const headers = this.headersFor(target);
+    // Each call is its own client span, a child of the request span; with tracing off an
+    // incoming traceparent passes through as inject-identity copied it.
+    if (ctx.trace) headers.traceparent = ctx.trace.attemptStart(target, method, path, ctx);
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
     this.attempts++;
@@ -304,7 +314,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!next || !matches(FALLBACK_ON, failure)) return false;
     deps.metrics.fallbacks.inc({ from: ctx.model ?? '', to: next.model, reason: failureName(failure) });
     deps.logger.warn(
-      { request_id: ctx.id, from: ctx.model, to: next.model, reason: failureName(failure) },
+      {
+        request_id: ctx.id,
+        from: ctx.model,
+        to: next.model,
+        reason: failureName(failure),
+        trace_id: ctx.trace?.traceId,
+      },
       'falling back to the next model',
     );
     this.giveUpCall();
@@ -336,6 +352,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     if (controller !== this.controller) return;
     const { ctx } = this;
+    ctx.trace?.attemptStatus(status);
     const failed = status === 429 || status >= 500 ? { status } : undefined;
     this.noteOutcome(failed, status);
     if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
@@ -394,6 +411,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
     if (controller !== this.controller) return;
+    this.ctx.trace?.attemptEnd(undefined);
     if (this.probe) return this.settleProbe();
     this.ctx.upstreamEnded = true;
     if (this.decoder) {
@@ -408,6 +426,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // A call the exchange gave up on, or aborted by the proxy itself after the response was
     // complete (a cut-off).
     if (controller !== this.controller || this.finished) return;
+    this.ctx.trace?.attemptEnd(failureOf(error).kind);
     if (this.clientGone) return this.finish('client_aborted');
     if (!this.headSent) {
       if (!this.outcomeNoted) {
@@ -415,7 +434,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.noteOutcome(failure, 0);
         if (this.tryAgain(failure, undefined)) return;
       }
-      this.deps.logger.warn({ request_id: this.ctx.id, err: error.message }, 'upstream request failed');
+      this.deps.logger.warn(
+        { request_id: this.ctx.id, err: error.message, trace_id: this.ctx.trace?.traceId },
+        'upstream request failed',
+      );
       return this.localReply(upstreamError(error));
     }
     // The head is out: all that is left is to cut the client's stream, so it sees a

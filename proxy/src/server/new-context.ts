@@ -60,5 +60,6 @@ export function newContext(
     errorCode: undefined,
     ttfbMs: undefined,
     durationMs: undefined,
+    trace: undefined,
   };
 }

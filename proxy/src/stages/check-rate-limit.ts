@@ -69,6 +69,7 @@ function refusal(limit: LimitName, retryAfterS: number, ctx: RequestContext): Pr
 export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics }): Stage {
   return {
     name: 'check-rate-limit',
+    span: 'lanekeeper.rate_limit',
     async onRequest(ctx) {
       const tenant = ctx.tenant;
       if (!tenant) return CONTINUE;

@@ -43,7 +43,7 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
       const tenantSeries = metrics.seriesOf(tenant);
       const series = metrics.modelSeries(tenantSeries, tenant, model);
       statusCell(series, tenant, model, ctx.status ?? 0).value++;
-      metrics.duration.observe(tenantSeries.duration, (ctx.durationMs ?? 0) / 1000);
+      metrics.duration.observe(tenantSeries.duration, (ctx.durationMs ?? 0) / 1000, ctx.trace?.traceId);
       if (ctx.ttfbMs !== undefined) metrics.ttfb.observe(metrics.ttfbCell, ctx.ttfbMs / 1000);
 
       const provenance = ctx.provenance;
@@ -82,6 +82,7 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
       }
 
       writeAccessLog(logger, ctx);
+      ctx.trace?.end(ctx);
     },
   };
 }

@@ -75,6 +75,8 @@ export async function startHarness(
   options: {
     reply?: Reply | ((req: Received) => Reply);
     config?: (base: Record<string, unknown>) => Record<string, unknown>;
+    /** Start options beyond the config (trace export delay, environment). */
+    start?: { traceExportDelayMs?: number; env?: NodeJS.ProcessEnv };
   } = {},
 ): Promise<Harness> {
   const upstream = await startFakeUpstream(options.reply);
@@ -89,7 +91,12 @@ export async function startHarness(
   // The proxy's own logger (its shape and redaction), at debug, into the test's sink.
   const logger = createLogger('debug', sink);
   const base = baseConfig(upstream.url);
-  const proxy = await startProxy({ config: options.config ? options.config(base) : base, logger });
+  const proxy = await startProxy({
+    config: options.config ? options.config(base) : base,
+    logger,
+    env: {},
+    ...options.start,
+  });
   const accessLogs = () => logs.filter((l) => l.msg === 'request');
   return {
     proxy,

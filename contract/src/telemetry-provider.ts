@@ -1,0 +1,105 @@
+/**
+ * The one tracer-provider setup both services use: OTLP/HTTP (JSON) export in batches,
+ * parent-based ratio sampling, W3C trace context. Only imported dynamically, once
+ * resolveTelemetry (telemetry.ts) said tracing is on, so a service with tracing off never
+ * loads the SDK.
+ *
+ * A collector that is down must cost nothing but a warning: export failures are reported
+ * once per outage through `onExportError` (and once more when export works again), never a
+ * stack per batch, and never fail the request that made the span.
+ */
+import type { Tracer } from '@opentelemetry/api';
+import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { tracesUrl, type TelemetrySettings } from './telemetry.js';
+
+export { trace, context, SpanKind, SpanStatusCode, ROOT_CONTEXT } from '@opentelemetry/api';
+export type { Span, Tracer, Context, Attributes } from '@opentelemetry/api';
+
+/** A started provider: its tracer, the W3C propagator, and a flush-and-stop for shutdown. */
+export interface TracingHandle {
+  readonly tracer: Tracer;
+  readonly propagator: W3CTraceContextPropagator;
+  /** Sends what is buffered; resolves even when the collector is down. */
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface TracingOptions {
+  readonly serviceVersion?: string;
+  /** Told once when export starts failing, and once with `undefined` when it recovers. */
+  onExportError(error: Error | undefined): void;
+  /** Batch delay; tests shorten it. */
+  readonly scheduledDelayMs?: number;
+}
+
+/** Wraps the exporter to turn a failure per batch into one report per outage. */
+class ReportingExporter implements SpanExporter {
+  private failing = false;
+  constructor(
+    private readonly inner: SpanExporter,
+    private readonly report: (error: Error | undefined) => void,
+  ) {}
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this.inner.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS) {
+        if (this.failing) this.report(undefined);
+        this.failing = false;
+      } else if (!this.failing) {
+        this.failing = true;
+        this.report(result.error ?? new Error('span export failed'));
+      }
+      // The processor would hand a failure to the global error handler (a stack per batch).
+      done({ code: ExportResultCode.SUCCESS });
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+export function startTracing(settings: TelemetrySettings, options: TracingOptions): TracingHandle {
+  const exporter = new ReportingExporter(
+    new OTLPTraceExporter({ url: tracesUrl(settings.endpoint), timeoutMillis: 5_000 }),
+    options.onExportError,
+  );
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({
+      [ATTR_SERVICE_NAME]: settings.serviceName,
+      ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
+    }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+    spanProcessors: [
+      new BatchSpanProcessor(exporter, {
+        scheduledDelayMillis: options.scheduledDelayMs ?? 2_000,
+        maxQueueSize: 4_096,
+        maxExportBatchSize: 512,
+      }),
+    ],
+  });
+  // Not registered globally: each service holds its own tracer, and a library that traces
+  // through the global API cannot add spans (or cost) we did not ask for.
+  const tracer = provider.getTracer('lanekeeper');
+  return {
+    tracer,
+    propagator: new W3CTraceContextPropagator(),
+    forceFlush: () => provider.forceFlush().catch(() => undefined),
+    shutdown: () => provider.shutdown().catch(() => undefined),
+  };
+}

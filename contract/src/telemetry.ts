@@ -1,0 +1,97 @@
+/**
+ * Trace export settings, shared by the proxy and the control plane: the zod schema of the
+ * `telemetry:` config block and the standard OTEL_* environment, resolved into one value.
+ *
+ * This module imports no OpenTelemetry package on purpose: a service with tracing off must
+ * not pay for loading the SDK. The SDK lives behind `@lanekeeper/contract/telemetry-provider`,
+ * which callers import dynamically once they know tracing is on.
+ */
+import { z } from 'zod';
+
+/** Where and how much to trace; undefined everywhere means tracing is off. */
+export interface TelemetrySettings {
+  /** The OTLP/HTTP base URL (a collector's :4318); spans go to `<endpoint>/v1/traces`. */
+  readonly endpoint: string;
+  /** Share of new traces sampled, 0..1; an incoming traceparent's sampled flag wins. */
+  readonly sampleRatio: number;
+  readonly serviceName: string;
+}
+
+/** An http(s) URL with a host: anything else (file://, a bare word) is refused. */
+export const otlpEndpointSchema = z.string().refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http:// or https:// URL (an OTLP/HTTP collector, usually port 4318)' },
+);
+
+export const sampleRatioSchema = z
+  .number({ message: 'must be a number from 0 to 1' })
+  .min(0, { message: 'must be a number from 0 to 1' })
+  .max(1, { message: 'must be a number from 0 to 1' });
+
+/** The `telemetry:` config block; every key optional, each one winning over its OTEL_* variable. */
+export const telemetryConfigSchema = z.strictObject({
+  otlp_endpoint: otlpEndpointSchema.optional(),
+  sample_ratio: sampleRatioSchema.optional(),
+  service_name: z.string().min(1).max(200).optional(),
+});
+
+export type TelemetryConfig = z.infer<typeof telemetryConfigSchema>;
+
+/** A bad OTEL_* variable, named, so startup can fail with a clear message. */
+export class TelemetryEnvError extends Error {
+  readonly code = 'TELEMETRY_ERR_ENV';
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`${variable} ${detail}`);
+    this.name = 'TelemetryEnvError';
+  }
+}
+
+/**
+ * Config wins over the environment, key by key. Tracing is on when an endpoint is known from
+ * either; `OTEL_SDK_DISABLED=true` turns it off whatever else is set. Throws
+ * TelemetryEnvError for a malformed variable rather than silently tracing nothing.
+ */
+export function resolveTelemetry(
+  config: TelemetryConfig | undefined,
+  env: NodeJS.ProcessEnv,
+  defaultServiceName: string,
+): TelemetrySettings | undefined {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
+  let endpoint = config?.otlp_endpoint;
+  if (endpoint === undefined) {
+    const fromEnv = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+    if (!fromEnv) return undefined;
+    const checked = otlpEndpointSchema.safeParse(fromEnv);
+    if (!checked.success)
+      throw new TelemetryEnvError('OTEL_EXPORTER_OTLP_ENDPOINT', checked.error.issues[0]?.message ?? '');
+    endpoint = fromEnv;
+  }
+  let sampleRatio = config?.sample_ratio;
+  if (sampleRatio === undefined) {
+    const fromEnv = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+    if (fromEnv) {
+      const checked = sampleRatioSchema.safeParse(/^[0-9.eE+-]+$/.test(fromEnv) ? Number(fromEnv) : NaN);
+      if (!checked.success)
+        throw new TelemetryEnvError('OTEL_TRACES_SAMPLER_ARG', 'must be a number from 0 to 1');
+      sampleRatio = checked.data;
+    }
+  }
+  const serviceName = config?.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || defaultServiceName);
+  return { endpoint, sampleRatio: sampleRatio ?? 1, serviceName };
+}
+
+/** The traces URL of an OTLP/HTTP base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT means it). */
+export function tracesUrl(endpoint: string): string {
+  const trimmed = endpoint.replace(/\/+$/, '');
+  return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
+}

@@ -1,0 +1,50 @@
+/**
+ * Tracing for the control plane, configured by the standard OTEL_* variables
+ * (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER_ARG, OTEL_SERVICE_NAME,
+ * OTEL_BSP_SCHEDULE_DELAY). Off without an endpoint; then nothing below trace-hooks.ts is
+ * loaded, OpenTelemetry included.
+ */
+import { resolveTelemetry, TelemetryEnvError } from '@lanekeeper/contract';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { BookingResult } from './ledger/book-events.js';
+
+export const SERVICE_NAME = 'lanekeeper-control-plane';
+
+/** What the app and the ledger are handed when tracing is on. */
+export interface ControlPlaneTracing {
+  /** Adds one SERVER span per request to the app (called before routes are registered). */
+  traceHttp(app: FastifyInstance): void;
+  /** Runs one ledger batch's booking inside a span. */
+  traceBatch(entries: number, book: () => Promise<BookingResult>): Promise<BookingResult>;
+  shutdown(): Promise<void>;
+}
+
+export async function startControlPlaneTracing(
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<ControlPlaneTracing | undefined> {
+  let settings;
+  try {
+    settings = resolveTelemetry(undefined, env, SERVICE_NAME);
+  } catch (error) {
+    if (error instanceof TelemetryEnvError) throw new Error(`invalid environment: ${error.message}`);
+    throw error;
+  }
+  if (!settings) return undefined;
+  const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+  const { createControlPlaneTracing } = await import('./trace-hooks.js');
+  const tracing = createControlPlaneTracing(settings, {
+    scheduledDelayMs: Number.isInteger(delay) && delay > 0 ? delay : undefined,
+    onExportError(error) {
+      if (error)
+        logger.warn(
+          { endpoint: settings.endpoint, err: error.message },
+          'trace export failing; spans are dropped',
+        );
+      else logger.info({ endpoint: settings.endpoint }, 'trace export recovered');
+    },
+  });
+  logger.info({ endpoint: settings.endpoint, sample_ratio: settings.sampleRatio }, 'tracing on');
+  return tracing;
+}

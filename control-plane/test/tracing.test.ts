@@ -1,0 +1,72 @@
+/**
+ * Control-plane traces, configured by the OTEL_* environment: an API call becomes a SERVER
+ * span continuing the caller's traceparent, and a booked ledger batch becomes a span.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
+
+const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
+const CLIENT_SPAN = 'b7ad6b7169203331';
+
+let t: TestEnv;
+let otlp: OtlpReceiver;
+let cp: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+  t = await createTestEnv({
+    extra: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      OTEL_BSP_SCHEDULE_DELAY: '20',
+      OTEL_SERVICE_NAME: 'cp-under-test',
+      LANEKEEPER_USAGE_STREAM: 'usage-traced',
+    },
+  });
+  cp = await startControlPlane(t.env);
+});
+afterAll(async () => {
+  await cp?.close();
+  await t?.dispose();
+  await otlp?.close();
+});
+
+describe('control-plane tracing', () => {
+  it('exports a server span for an API call, continuing its traceparent', async () => {
+    const res = await call(cp.url, 'GET', '/v1/plans?limit=5', {
+      token: t.adminToken,
+      headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` },
+    });
+    expect(res.status).toBe(200);
+    const span = await otlp.waitFor((s) => s.attributes['http.route'] === '/v1/plans');
+    expect(span.kind).toBe(2);
+    expect(span.name).toBe('GET /v1/plans');
+    expect(span.traceId).toBe(CLIENT_TRACE);
+    expect(span.parentSpanId).toBe(CLIENT_SPAN);
+    expect(span.resource['service.name']).toBe('cp-under-test');
+    expect(span.attributes).toMatchObject({
+      'http.request.method': 'GET',
+      'url.path': '/v1/plans',
+      'http.response.status_code': 200,
+    });
+    expect(otlp.bodies.join('\n')).not.toContain(t.adminToken);
+  });
+
+  it('marks a refused call with its status and no error', async () => {
+    const res = await call(cp.url, 'GET', '/v1/tenants', { token: 'wrong-token' });
+    expect(res.status).toBe(401);
+    const span = await otlp.waitFor(
+      (s) => s.attributes['url.path'] === '/v1/tenants' && s.attributes['http.response.status_code'] === 401,
+    );
+    expect(span.status.code ?? 0).not.toBe(2);
+  });
+
+  it('exports a span per booked ledger batch', async () => {
+    await t.redis.xadd(`${t.prefix}usage-traced`, '*', 'event', '{"not": "an event"}');
+    const span = await otlp.waitFor((s) => s.name === 'lanekeeper.ledger.book', 15_000);
+    expect(span.attributes['messaging.batch.message_count']).toBe(1);
+    expect(span.attributes['lanekeeper.ledger.rejected']).toBe(1);
+  });
+});

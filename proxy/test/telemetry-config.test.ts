@@ -1,0 +1,130 @@
+/**
+ * The `telemetry:` config block and the OTEL_* environment: hostile values are refused with a
+ * message naming the key, and config wins over the environment key by key.
+ */
+import { resolveTelemetry, TelemetryEnvError } from '@lanekeeper/contract';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/schema.js';
+import { ConfigError } from '../src/errors.js';
+import { baseConfig } from './helpers/harness.js';
+
+function withTelemetry(telemetry: unknown) {
+  return parseConfig({ ...baseConfig('http://127.0.0.1:9'), telemetry });
+}
+
+function problemsOf(telemetry: unknown): string {
+  try {
+    withTelemetry(telemetry);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).message;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('the telemetry config block', () => {
+  it('accepts an http endpoint, a ratio and a service name', () => {
+    const config = withTelemetry({
+      otlp_endpoint: 'http://collector:4318',
+      sample_ratio: 0.25,
+      service_name: 'edge-proxy',
+    });
+    expect(config.telemetry).toEqual({
+      otlp_endpoint: 'http://collector:4318',
+      sample_ratio: 0.25,
+      service_name: 'edge-proxy',
+    });
+  });
+
+  it.each([
+    [{ sample_ratio: 1.5 }, 'telemetry.sample_ratio', 'from 0 to 1'],
+    [{ sample_ratio: -1 }, 'telemetry.sample_ratio', 'from 0 to 1'],
+    [{ sample_ratio: 'abc' }, 'telemetry.sample_ratio', 'from 0 to 1'],
+    [{ otlp_endpoint: 'not a url' }, 'telemetry.otlp_endpoint', 'http:// or https://'],
+    [{ otlp_endpoint: 'file:///etc/passwd' }, 'telemetry.otlp_endpoint', 'http:// or https://'],
+    [{ otlp_endpoint: 'collector:4318' }, 'telemetry.otlp_endpoint', 'http:// or https://'],
+    [{ service_name: '' }, 'telemetry.service_name', ''],
+    [{ exporter: 'zipkin' }, 'telemetry', 'exporter'],
+  ])('refuses %j at %s', (telemetry, path, message) => {
+    const text = problemsOf(telemetry);
+    expect(text).toContain(path);
+    expect(text).toContain(message);
+  });
+});
+
+describe('resolving telemetry settings', () => {
+  it('is off without an endpoint anywhere', () => {
+    expect(resolveTelemetry(undefined, {}, 'lanekeeper-proxy')).toBeUndefined();
+    expect(resolveTelemetry({ sample_ratio: 0.5 }, {}, 'lanekeeper-proxy')).toBeUndefined();
+  });
+
+  it('reads the standard OTEL_* variables', () => {
+    expect(
+      resolveTelemetry(
+        undefined,
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+          OTEL_TRACES_SAMPLER_ARG: '0.1',
+          OTEL_SERVICE_NAME: 'from-env',
+        },
+        'lanekeeper-proxy',
+      ),
+    ).toEqual({ endpoint: 'http://otel:4318', sampleRatio: 0.1, serviceName: 'from-env' });
+  });
+
+  it('lets config win over the environment key by key', () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+      OTEL_TRACES_SAMPLER_ARG: '0.1',
+      OTEL_SERVICE_NAME: 'from-env',
+    };
+    expect(resolveTelemetry({ sample_ratio: 1 }, env, 'x')).toEqual({
+      endpoint: 'http://otel:4318',
+      sampleRatio: 1,
+      serviceName: 'from-env',
+    });
+    expect(resolveTelemetry({ otlp_endpoint: 'https://mine:4318', service_name: 'cfg' }, env, 'x')).toEqual({
+      endpoint: 'https://mine:4318',
+      sampleRatio: 0.1,
+      serviceName: 'cfg',
+    });
+  });
+
+  it('defaults to every trace and the service default name', () => {
+    expect(resolveTelemetry(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' }, 'svc')).toEqual({
+      endpoint: 'http://otel:4318',
+      sampleRatio: 1,
+      serviceName: 'svc',
+    });
+  });
+
+  it('is off when OTEL_SDK_DISABLED is true', () => {
+    expect(
+      resolveTelemetry({ otlp_endpoint: 'http://a:4318' }, { OTEL_SDK_DISABLED: 'true' }, 'svc'),
+    ).toBeUndefined();
+  });
+
+  it.each([
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'file:///tmp/x' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'nonsense' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER_ARG: '1.5' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER_ARG: '-1' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER_ARG: 'abc' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER_ARG: '0x1' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+  ])('refuses the environment %j', (env, variable) => {
+    expect(() => resolveTelemetry(undefined, env, 'svc')).toThrow(TelemetryEnvError);
+    expect(() => resolveTelemetry(undefined, env, 'svc')).toThrow(variable);
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * Tracing at its edges, through the real proxy: off (an incoming traceparent passes through
+ * untouched), sampled out (nothing exported), a collector that is down (requests unharmed, one
+ * warning), and hostile settings refused at start.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startProxy } from '../src/main.js';
+import { ConfigError } from '../src/errors.js';
+import { chatCompletion } from './helpers/fake-upstream.js';
+import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
+
+const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+const reply = {
+  kind: 'json' as const,
+  body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 }),
+};
+
+let h: Harness | undefined;
+let otlp: OtlpReceiver | undefined;
+afterEach(async () => {
+  await h?.close();
+  await otlp?.close();
+  h = undefined;
+  otlp = undefined;
+});
+
+async function chat(harness: Harness, headers: Record<string, string> = {}) {
+  const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await res.body.text();
+  return res.statusCode;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('tracing off', () => {
+  it('passes an incoming traceparent upstream untouched', async () => {
+    h = await startHarness({ reply });
+    expect(await chat(h, { traceparent: INCOMING, tracestate: 'vendor=1' })).toBe(200);
+    expect(h.lastReceived().headers.traceparent).toBe(INCOMING);
+    expect(h.lastReceived().headers.tracestate).toBe('vendor=1');
+    expect(h.logs.some((l) => l.msg === 'tracing on')).toBe(false);
+  });
+
+  it('ignores OTEL_* variables when OTEL_SDK_DISABLED is true', async () => {
+    h = await startHarness({
+      reply,
+      start: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_SDK_DISABLED: 'true' } },
+    });
+    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
+    expect(h.lastReceived().headers.traceparent).toBe(INCOMING);
+  });
+});
+
+describe('sampling', () => {
+  it('exports nothing at sample_ratio 0, yet still sends a fresh traceparent upstream', async () => {
+    otlp = await startOtlpReceiver();
+    const endpoint = otlp.url;
+    h = await startHarness({
+      reply,
+      config: (base) => ({ ...base, telemetry: { otlp_endpoint: endpoint, sample_ratio: 0 } }),
+      start: { traceExportDelayMs: 20 },
+    });
+    expect(await chat(h)).toBe(200);
+    const sent = String(h.lastReceived().headers.traceparent);
+    expect(sent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    // A client that did not sample its trace is not sampled here either.
+    expect(await chat(h, { traceparent: INCOMING.replace(/-01$/, '-00') })).toBe(200);
+    await h.settled(2);
+    await h.close();
+    h = undefined;
+    expect(otlp.bodies).toEqual([]);
+  });
+
+  it('reads the ratio and the endpoint from OTEL_* when the config has none', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: {
+        traceExportDelayMs: 20,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_TRACES_SAMPLER_ARG: '1',
+          OTEL_SERVICE_NAME: 'env-named',
+        },
+      },
+    });
+    expect(await chat(h)).toBe(200);
+    const span = await otlp.waitFor((s) => s.kind === 2);
+    expect(span.resource['service.name']).toBe('env-named');
+  });
+});
+
+describe('a collector that is down', () => {
+  it('does not fail requests and logs one warning, without a stack', async () => {
+    const port = await freePort();
+    h = await startHarness({
+      reply,
+      config: (base) => ({ ...base, telemetry: { otlp_endpoint: `http://127.0.0.1:${port}` } }),
+      start: { traceExportDelayMs: 20 },
+    });
+    for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
+    const warnings = () => h?.logs.filter((l) => l.msg === 'trace export failing; spans are dropped') ?? [];
+    for (let i = 0; i < 400 && warnings().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
+    // Let the later batches fail too.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(warnings()).toHaveLength(1);
+    expect(JSON.stringify(warnings()[0])).not.toContain('    at ');
+    expect(h.logs.filter((l) => l.level === 'error')).toEqual([]);
+  }, 20_000);
+});
+
+describe('hostile settings', () => {
+  it.each([
+    [{ sample_ratio: 1.5 }],
+    [{ sample_ratio: -1 }],
+    [{ sample_ratio: 'abc' }],
+    [{ otlp_endpoint: 'not a url' }],
+    [{ otlp_endpoint: 'file:///etc/passwd' }],
+  ])('refuses to start with telemetry %j', async (telemetry) => {
+    const start = startProxy({ config: { ...baseConfig('http://127.0.0.1:9'), telemetry }, env: {} });
+    await expect(start).rejects.toBeInstanceOf(ConfigError);
+    await expect(start).rejects.toThrow(/telemetry\.(sample_ratio|otlp_endpoint)/);
+  });
+
+  it.each([
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'file:///tmp/spans' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_SAMPLER_ARG: 'abc' },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+  ])('refuses to start with the environment %j', async (env, variable) => {
+    const start = startProxy({ config: baseConfig('http://127.0.0.1:9'), env });
+    await expect(start).rejects.toBeInstanceOf(ConfigError);
+    await expect(start).rejects.toThrow(variable);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * Traces through the real proxy: an OTLP/HTTP receiver in the test gets one SERVER span per
+ * request continuing the client's traceparent, a rate-limit child, a CLIENT span per upstream
+ * call whose traceparent the fake upstream received, GenAI and HTTP attributes, and never a
+ * prompt or a completion.
+ */
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
+import { KEYS, startHarness, type Harness } from './helpers/harness.js';
+import {
+  startOtlpReceiver,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from '../../test/fakes/otlp/otlp-receiver.js';
+
+const PROMPT = 'secret-prompt-words-7781';
+const COMPLETION = 'secret-completion-words-9923';
+const STREAMED = ['stream-piece-alpha-551', 'stream-piece-beta-552'];
+const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CLIENT_SPAN = '00f067aa0ba902b7';
+// OTLP span kinds.
+const SERVER = 2;
+const CLIENT = 3;
+const ERROR = 2;
+
+let h: Harness;
+let otlp: OtlpReceiver;
+
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+  h = await startHarness({
+    reply: (req) => {
+      const body = req.body as { model?: string; stream?: boolean };
+      if (body.stream)
+        return {
+          kind: 'stream',
+          chunks: chatStream(
+            body.model ?? 'm',
+            STREAMED,
+            { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 },
+            true,
+          ),
+        };
+      return {
+        kind: 'json',
+        body: chatCompletion(`${body.model ?? 'm'}-2025`, COMPLETION, {
+          prompt_tokens: 10,
+          completion_tokens: 20,
+          total_tokens: 30,
+        }),
+      };
+    },
+    config: (base) => ({
+      ...base,
+      telemetry: { otlp_endpoint: otlp.url, sample_ratio: 1, service_name: 'proxy-under-test' },
+    }),
+    start: { traceExportDelayMs: 50 },
+  });
+});
+afterAll(async () => {
+  await h.close();
+  await otlp.close();
+});
+
+async function chat(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ messages: [{ role: 'user', content: PROMPT }], ...body }),
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, text, requestId: String(res.headers['x-lanekeeper-request-id']) };
+}
+
+const requestSpan = (requestId: string) =>
+  otlp.waitFor((s) => s.kind === SERVER && s.attributes['lanekeeper.request_id'] === requestId);
+
+const childrenOf = (parent: ReceivedSpan) => otlp.spans.filter((s) => s.parentSpanId === parent.spanId);
+
+function parseTraceparent(value: unknown): { traceId: string; spanId: string; flags: string } {
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(String(value));
+  if (!match) throw new Error(`not a traceparent: ${String(value)}`);
+  return { traceId: match[1] as string, spanId: match[2] as string, flags: match[3] as string };
+}
+
+describe('tracing through the proxy', () => {
+  it('exports a server span for a JSON request continuing the incoming traceparent', async () => {
+    const res = await chat({ model: 'small-model' }, { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain(COMPLETION);
+    const span = await requestSpan(res.requestId);
+    expect(span.traceId).toBe(CLIENT_TRACE);
+    expect(span.parentSpanId).toBe(CLIENT_SPAN);
+    expect(span.name).toBe('POST /v1/chat/completions');
+    expect(span.resource['service.name']).toBe('proxy-under-test');
+    expect(span.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.path': '/v1/chat/completions',
+      'url.scheme': 'http',
+      'server.address': '127.0.0.1',
+      'http.response.status_code': 200,
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'small-model',
+      'gen_ai.response.model': 'small-model-2025',
+      'gen_ai.usage.input_tokens': 10,
+      'gen_ai.usage.output_tokens': 20,
+      'lanekeeper.tenant': 'acme',
+      'lanekeeper.plan': 'free',
+      'lanekeeper.usage.provenance': 'reported',
+      'lanekeeper.stream': false,
+    });
+    // small-model: $1 and $2 per million tokens.
+    expect(span.attributes['lanekeeper.cost_usd']).toBeCloseTo((10 * 1 + 20 * 2) / 1e6, 12);
+    expect(span.status.code ?? 0).not.toBe(ERROR);
+  });
+
+  it('sends the upstream a traceparent that is a child of the request span', async () => {
+    const res = await chat({ model: 'small-model' }, { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` });
+    const sent = parseTraceparent(h.lastReceived().headers.traceparent);
+    const span = await requestSpan(res.requestId);
+    expect(sent.traceId).toBe(CLIENT_TRACE);
+    expect(sent.flags).toBe('01');
+    const call = await otlp.waitFor((s) => s.spanId === sent.spanId);
+    expect(call.kind).toBe(CLIENT);
+    expect(call.parentSpanId).toBe(span.spanId);
+    expect(call.name).toBe('chat small-model');
+    expect(call.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'server.address': '127.0.0.1',
+      'http.response.status_code': 200,
+      'gen_ai.request.model': 'small-model',
+      'gen_ai.response.model': 'small-model-2025',
+      'gen_ai.usage.input_tokens': 10,
+      'lanekeeper.upstream': 'default',
+    });
+    expect(String(call.attributes['url.full'])).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions$/);
+  });
+
+  it('wraps the rate-limit admission in a child span', async () => {
+    const res = await chat({ model: 'small-model' });
+    const span = await requestSpan(res.requestId);
+    // A new trace: no incoming traceparent.
+    expect(span.parentSpanId).toBe('');
+    expect(span.traceId).not.toBe(CLIENT_TRACE);
+    const admission = childrenOf(span).find((s) => s.name === 'lanekeeper.rate_limit');
+    expect(admission?.attributes['lanekeeper.admitted']).toBe(true);
+  });
+
+  it('exports a streamed request with its usage', async () => {
+    const res = await chat(
+      { model: 'small-model', stream: true },
+      { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` },
+    );
+    expect(res.status).toBe(200);
+    expect(res.text).toContain(STREAMED[0]);
+    const span = await requestSpan(res.requestId);
+    expect(span.parentSpanId).toBe(CLIENT_SPAN);
+    expect(span.attributes).toMatchObject({
+      'lanekeeper.stream': true,
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.request.model': 'small-model',
+      'gen_ai.usage.input_tokens': 12,
+      'gen_ai.usage.output_tokens': 7,
+      'http.response.status_code': 200,
+      'lanekeeper.tenant': 'acme',
+    });
+    const sent = parseTraceparent(h.lastReceived().headers.traceparent);
+    const call = await otlp.waitFor((s) => s.spanId === sent.spanId);
+    expect(call.parentSpanId).toBe(span.spanId);
+  });
+
+  it('marks a failed upstream call and its request as errors', async () => {
+    h.upstream.reply({ kind: 'json', status: 503, body: { error: { message: 'overloaded' } } });
+    try {
+      const res = await chat({ model: 'small-model' });
+      expect(res.status).toBe(503);
+      const span = await requestSpan(res.requestId);
+      expect(span.status.code).toBe(ERROR);
+      expect(span.attributes['http.response.status_code']).toBe(503);
+      const call = childrenOf(span).find((s) => s.kind === CLIENT);
+      expect(call?.status.code).toBe(ERROR);
+      expect(call?.attributes['error.type']).toBe('503');
+    } finally {
+      h.upstream.reply(() => ({ kind: 'json', body: chatCompletion('small-model', COMPLETION, {}) }));
+    }
+  });
+
+  it('never exports a prompt, a completion or a credential', async () => {
+    await otlp.waitFor(() => otlp.bodies.length > 0);
+    const everything = otlp.bodies.join('\n');
+    expect(everything.length).toBeGreaterThan(0);
+    for (const secret of [PROMPT, COMPLETION, ...STREAMED, KEYS.free, 'sk-upstream-secret'])
+      expect(everything).not.toContain(secret);
+  });
+});
+
+describe('trace ids in logs and metrics', () => {
+  it('puts the trace id on the access-log line', async () => {
+    const count = h.accessLogs().length;
+    const res = await chat({ model: 'small-model' });
+    await h.settled(count + 1);
+    const span = await requestSpan(res.requestId);
+    const line = h.accessLogs().find((l) => l.request_id === res.requestId);
+    expect(line?.trace_id).toBe(span.traceId);
+  });
+
+  it('serves OpenMetrics with trace-id exemplars on the duration histogram when asked', async () => {
+    const res = await chat({ model: 'small-model' });
+    const span = await requestSpan(res.requestId);
+    const om = await fetch(`${h.proxy.adminUrl}/metrics`, {
+      headers: { accept: 'application/openmetrics-text; version=1.0.0' },
+    });
+    expect(om.headers.get('content-type')).toContain('application/openmetrics-text');
+    const text = await om.text();
+    expect(text.endsWith('# EOF\n')).toBe(true);
+    const exemplars = text
+      .split('\n')
+      .filter(
+        (l) => l.startsWith('lanekeeper_request_duration_seconds_bucket') && l.includes(' # {trace_id="'),
+      );
+    expect(exemplars.length).toBeGreaterThan(0);
+    expect(text).toContain(`trace_id="${span.traceId}"`);
+    expect(text).toMatch(/^lanekeeper_requests_total\{/m);
+    expect(text).not.toMatch(/_total_total/);
+    // The Prometheus text that follows is untouched (prom-client renames counters in place).
+    const plain = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
+    expect(plain).toMatch(/^lanekeeper_requests_total\{/m);
+    expect(plain).not.toContain('# {trace_id=');
+    expect(plain).not.toContain('# EOF');
+    // promtool check metrics parses only the Prometheus text format (exemplars are a parse error there).
+    await promtoolAccepts(plain);
+  });
+});
+
+/** `promtool check metrics` on the text when promtool is installed; lint findings are fine, parse errors are not. */
+async function promtoolAccepts(text: string): Promise<void> {
+  const { existsSync } = await import('node:fs');
+  if (!existsSync('/usr/bin/promtool')) return;
+  const { spawnSync } = await import('node:child_process');
+  const run = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  expect(run.stderr + run.stdout).not.toMatch(/error while linting|parse error|text format parsing error/i);
+}

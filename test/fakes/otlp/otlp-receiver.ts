@@ -1,0 +1,110 @@
+/**
+ * An OTLP/HTTP trace receiver on port 0: keeps every raw export body (to search for text
+ * that must never be exported) and the spans decoded from OTLP JSON.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+type AnyValue = {
+  stringValue?: string;
+  intValue?: string | number;
+  doubleValue?: number;
+  boolValue?: boolean;
+};
+
+/** A span as the test reads it: ids in hex, attributes as plain values. */
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  status: { code?: number; message?: string };
+  attributes: Record<string, string | number | boolean | undefined>;
+  resource: Record<string, string | number | boolean | undefined>;
+}
+
+export interface OtlpReceiver {
+  /** The base endpoint, as OTEL_EXPORTER_OTLP_ENDPOINT takes it. */
+  url: string;
+  spans: ReceivedSpan[];
+  /** Every export body as received (JSON text). */
+  bodies: string[];
+  /** Resolves when a span matches, or rejects after `timeoutMs`. */
+  waitFor(match: (span: ReceivedSpan) => boolean, timeoutMs?: number): Promise<ReceivedSpan>;
+  close(): Promise<void>;
+}
+
+function valueOf(value: AnyValue): string | number | boolean | undefined {
+  if (value.stringValue !== undefined) return value.stringValue;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  if (value.doubleValue !== undefined) return value.doubleValue;
+  return value.boolValue;
+}
+
+function attributesOf(list: { key: string; value: AnyValue }[] | undefined) {
+  const out: Record<string, string | number | boolean | undefined> = {};
+  for (const { key, value } of list ?? []) out[key] = valueOf(value);
+  return out;
+}
+
+interface Export {
+  resourceSpans?: {
+    resource?: { attributes?: { key: string; value: AnyValue }[] };
+    scopeSpans?: {
+      spans?: (Omit<ReceivedSpan, 'attributes' | 'resource'> & {
+        attributes?: { key: string; value: AnyValue }[];
+      })[];
+    }[];
+  }[];
+}
+
+export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+  const spans: ReceivedSpan[] = [];
+  const bodies: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      bodies.push(text);
+      if (req.url === '/v1/traces' && String(req.headers['content-type']).startsWith('application/json')) {
+        const parsed = JSON.parse(text) as Export;
+        for (const rs of parsed.resourceSpans ?? []) {
+          const resource = attributesOf(rs.resource?.attributes);
+          for (const ss of rs.scopeSpans ?? [])
+            for (const span of ss.spans ?? [])
+              spans.push({
+                traceId: span.traceId,
+                spanId: span.spanId,
+                parentSpanId: span.parentSpanId ?? '',
+                name: span.name,
+                kind: span.kind,
+                status: span.status ?? {},
+                attributes: attributesOf(span.attributes),
+                resource,
+              });
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    spans,
+    bodies,
+    async waitFor(match, timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = spans.find(match);
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no matching span among ${spans.length}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
