@@ -14,7 +14,7 @@
  *
  * usage: node scripts/copy-build-assets.mjs [OUT_DIR]   (default: dist)
  */
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,13 +36,23 @@ export function copyBuildAssets(root, out) {
   if (existsSync(migrations))
     cpSync(migrations, join(out, 'control-plane', 'migrations'), { recursive: true });
   if (!existsSync(join(root, 'contract', 'src'))) return;
+  // One shim file per entry of the contract's own `exports` (".", "./telemetry-provider", …),
+  // so a subpath added there resolves in a build without anyone remembering this script.
+  const { exports: entries } = JSON.parse(readFileSync(join(root, 'contract', 'package.json'), 'utf8'));
   const contract = join(out, 'node_modules', '@lanekeeper', 'contract');
   mkdirSync(contract, { recursive: true });
+  const shimExports = {};
+  for (const [subpath, source] of Object.entries(entries)) {
+    const compiled = source.replace(/^\.\/src\//, '').replace(/\.ts$/, '.js');
+    const shim = subpath === '.' ? 'index.js' : `${subpath.slice(2)}.js`;
+    shimExports[subpath] = `./${shim}`;
+    mkdirSync(dirname(join(contract, shim)), { recursive: true });
+    writeFileSync(join(contract, shim), `export * from '../../../contract/src/${compiled}';\n`);
+  }
   writeFileSync(
     join(contract, 'package.json'),
-    `${JSON.stringify({ name: '@lanekeeper/contract', private: true, type: 'module', exports: { '.': './index.js' } }, null, 2)}\n`,
+    `${JSON.stringify({ name: '@lanekeeper/contract', private: true, type: 'module', exports: shimExports }, null, 2)}\n`,
   );
-  writeFileSync(join(contract, 'index.js'), "export * from '../../../contract/src/index.js';\n");
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -73,7 +73,7 @@ describe('the built CLI', () => {
     expect((await cli('check-config', 'examples/lanekeeper.yaml')).stdout).toContain('OK');
   });
 
-  it('starts the proxy and serves a tenant', async () => {
+  it('starts the proxy and serves a tenant, traced (the OpenTelemetry entry point resolves in a build)', async () => {
     const key = `lk_${randomBytes(8).toString('hex')}`;
     const config = join(copy, 'built.yaml');
     writeFileSync(
@@ -84,6 +84,8 @@ describe('the built CLI', () => {
         upstream: { url: upstream.url },
         plans: { p: { models: { default: 'small-model' }, rate_limits: { requests_per_minute: 10 } } },
         tenants: [{ id: 'built', plan: 'p', api_key_sha256: [sha256Hex(key)] }],
+        // Nothing listens there: exports fail quietly, but the tracer must load and run.
+        telemetry: { otlp_endpoint: 'http://127.0.0.1:9', sample_ratio: 1 },
       }),
     );
     child = spawn(
@@ -111,6 +113,11 @@ describe('the built CLI', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(((await res.body.json()) as { model: string }).model).toBe('small-model');
+    expect(output).not.toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
+    // A sampled traceparent the proxy made itself: the request span exists.
+    expect(String(upstream.received.at(-1)?.headers.traceparent)).toMatch(
+      /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/,
+    );
   });
 
   it('applies the migrations with migrate', async () => {
