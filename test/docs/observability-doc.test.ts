@@ -17,6 +17,8 @@ import {
 } from '../../charts/test/chart.js';
 import { exportedMetricNames, referencedMetrics } from '../../charts/test/exported-metrics.js';
 import { renderManifests } from '../../charts/test/render-chart.js';
+import { parseYamlConfig } from '../../proxy/src/config/load.js';
+import { parseConfig } from '../../proxy/src/config/schema.js';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs/observability.md'), 'utf8');
 
@@ -46,12 +48,22 @@ describe('docs/observability.md', () => {
 
   it('has values examples the chart accepts, one of which turns the alert rules on', () => {
     const validate = compileValuesSchema();
-    expect(yamlBlocks.length).toBeGreaterThanOrEqual(2);
-    for (const block of yamlBlocks) {
+    const valuesBlocks = yamlBlocks.filter((b) => !('telemetry' in b));
+    expect(valuesBlocks.length).toBeGreaterThanOrEqual(2);
+    for (const block of valuesBlocks) {
       expect(validate(coalesce(defaultValues(), block)), JSON.stringify(validate.errors)).toBe(true);
     }
     const alerting = yamlBlocks.find((b) => 'prometheusRule' in b) ?? {};
     expect(renderManifests(alerting).some((m) => m.kind === 'PrometheusRule')).toBe(true);
+  });
+
+  it('has proxy config examples for tracing that the proxy accepts', () => {
+    const example = parseYamlConfig(readFileSync(join(REPO_ROOT, 'examples/lanekeeper.yaml'), 'utf8'));
+    const tracing = yamlBlocks.filter((b) => 'telemetry' in b);
+    expect(tracing.length).toBeGreaterThanOrEqual(1);
+    for (const block of tracing) {
+      expect(parseConfig({ ...example, ...block }).telemetry).toBeDefined();
+    }
   });
 
   it('keeps a Traces section, and the README links the page', () => {
