@@ -31,8 +31,14 @@ describe('scanJson', () => {
   it('refuses exactly the bodies deeper than the limit', () => {
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 12 }), fc.integer({ min: 1, max: 12 }), (value, limit) => {
-        const problem = scanJson(JSON.stringify(value), limit);
-        expect(problem?.kind === 'depth').toBe(depth(value) > limit);
+        const text = JSON.stringify(value);
+        const problem = scanJson(text, limit);
+        // The scan stops at the first problem: a body that also has keys colliding under
+        // folding (random keys such as "" and "_") may be refused for those first.
+        const otherwise = scanJson(text, Number.POSITIVE_INFINITY);
+        if (depth(value) <= limit) expect(problem).toEqual(otherwise);
+        else if (otherwise === undefined) expect(problem).toEqual({ kind: 'depth', limit });
+        else expect(problem).toBeDefined();
       }),
       { numRuns: 2000 },
     );
