@@ -57,7 +57,7 @@ describe('parseYamlText', () => {
   });
 
   it('reads -0 as 0, where the yaml package keeps -0: no config value tells them apart', () => {
-    expect(Object.is(parseYamlText('x: -0\n').x, 0)).toBe(true);
+    expect(Object.is((parseYamlText('x: -0\n') as { x: number }).x, 0)).toBe(true);
     expect(Object.is(parseWithYamlPackage('x: -0\n').x, -0)).toBe(true);
   });
 
