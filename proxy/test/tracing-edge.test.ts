@@ -113,7 +113,7 @@ describe('a collector that is down', () => {
       start: { traceExportDelayMs: 20 },
     });
     for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
-    const warnings = () => h?.logs.filter((l) => l.msg === 'trace export failing; spans are dropped') ?? [];
+    const warnings = () => h?.logs.filter((l) => l.msg === 'trace export (otlp) unavailable') ?? [];
     for (let i = 0; i < 400 && warnings().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
     // Let the later batches fail too.

@@ -5,24 +5,67 @@
  * GenAI semantic conventions plus `lanekeeper.*`; prompts and completions are never
  * recorded: every value below is a count, a name, an id or a status.
  *
- * Imported dynamically by main.ts only when tracing is on.
+ * Spans are not SDK objects: each is written as OTLP/JSON text when it ends (otlp-json.ts)
+ * and sent in batches by the official OTLP/HTTP transport (span-batch.ts). Issue 18 asks
+ * for tracing under 10 µs a request; the SDK's span objects alone cost ~30 µs for a
+ * request's three spans, before its exporter serialised them again (docs/observability.md).
+ * Sampling and traceparent parsing are the official ones (ParentBased(TraceIdRatio)).
+ *
+ * Imported dynamically by start.ts only when tracing is on.
  */
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  startTracing,
-  trace,
-  type Attributes,
-  type Context,
-  type Span,
-  type TracingHandle,
-} from '@lanekeeper/contract/telemetry-provider';
-import type { TelemetrySettings } from '@lanekeeper/contract';
+import { parseTraceParent } from '@opentelemetry/core';
+import { TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api';
+import { tracesUrl, type TelemetrySettings } from '@lanekeeper/contract';
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
 import type { Upstream } from '../runtime.js';
+import {
+  attribute,
+  attributeKey,
+  firstAttribute,
+  KIND_CLIENT,
+  KIND_INTERNAL,
+  KIND_SERVER,
+  spanJson,
+  STATUS_ERROR,
+  STATUS_UNSET,
+} from './otlp-json.js';
 import type { RequestTrace, RequestTracer, StageSpan } from './request-trace.js';
+import { createSpanBatch, type SpanBatch } from './span-batch.js';
+
+/** Every attribute key the spans carry, encoded once. */
+const KEYS = {
+  'gen_ai.operation.name': attributeKey('gen_ai.operation.name'),
+  'gen_ai.provider.name': attributeKey('gen_ai.provider.name'),
+  'gen_ai.request.model': attributeKey('gen_ai.request.model'),
+  'gen_ai.response.model': attributeKey('gen_ai.response.model'),
+  'gen_ai.usage.input_tokens': attributeKey('gen_ai.usage.input_tokens'),
+  'gen_ai.usage.output_tokens': attributeKey('gen_ai.usage.output_tokens'),
+  'gen_ai.request.max_tokens': attributeKey('gen_ai.request.max_tokens'),
+  'server.address': attributeKey('server.address'),
+  'server.port': attributeKey('server.port'),
+  'lanekeeper.admitted': attributeKey('lanekeeper.admitted'),
+  'lanekeeper.refused_status': attributeKey('lanekeeper.refused_status'),
+  'http.request.method': attributeKey('http.request.method'),
+  'url.full': attributeKey('url.full'),
+  'lanekeeper.upstream': attributeKey('lanekeeper.upstream'),
+  'http.request.resend_count': attributeKey('http.request.resend_count'),
+  'http.response.status_code': attributeKey('http.response.status_code'),
+  'error.type': attributeKey('error.type'),
+  'lanekeeper.request_id': attributeKey('lanekeeper.request_id'),
+  'lanekeeper.tenant': attributeKey('lanekeeper.tenant'),
+  'lanekeeper.plan': attributeKey('lanekeeper.plan'),
+  'lanekeeper.model_requested': attributeKey('lanekeeper.model_requested'),
+  'lanekeeper.cost_usd': attributeKey('lanekeeper.cost_usd'),
+  'lanekeeper.usage.provenance': attributeKey('lanekeeper.usage.provenance'),
+  'lanekeeper.outcome': attributeKey('lanekeeper.outcome'),
+  'lanekeeper.stream': attributeKey('lanekeeper.stream'),
+  'url.path': attributeKey('url.path'),
+  'url.scheme': attributeKey('url.scheme'),
+  'client.address': attributeKey('client.address'),
+};
 
 /** gen_ai.operation.name for each dialect endpoint that has one. */
 const OPERATIONS: Record<string, string> = {
@@ -47,16 +90,24 @@ const PROVIDERS: Record<string, string> = {
   gemini: 'gcp.gemini',
 };
 
-const HEADER_GETTER = {
-  keys: (carrier: RequestContext['clientHeaders']) => Object.keys(carrier),
-  get: (carrier: RequestContext['clientHeaders'], key: string) => carrier[key],
-};
+/** Random ids from a CSPRNG, drawn from a pool so an id is a slice, not a system call. */
+const pool = Buffer.allocUnsafe(4_096);
+let poolOffset = pool.length;
 
-const HEADER_SETTER = {
-  set: (carrier: Record<string, string>, key: string, value: string) => {
-    carrier[key] = value;
-  },
-};
+function randomHex(bytes: 8 | 16): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  // All zeros is the one invalid id (W3C trace context).
+  return /^0+$/.test(hex) ? randomHex(bytes) : hex;
+}
+
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 function operationOf(ctx: RequestContext): string | undefined {
   const endpoint = ctx.upstreamRoute?.endpoint ?? ctx.route?.endpoint;
@@ -69,144 +120,272 @@ function providerOf(ctx: RequestContext): string | undefined {
 }
 
 /** The outcome of one request's GenAI exchange, shared by the request span and the last call's span. */
-function genAiAttributes(ctx: RequestContext): Attributes {
-  const attributes: Attributes = {};
+function genAiAttributes(ctx: RequestContext): string {
+  let out = '';
   const operation = operationOf(ctx);
-  if (operation) attributes['gen_ai.operation.name'] = operation;
+  if (operation) out += attribute(KEYS['gen_ai.operation.name'], operation);
   const provider = providerOf(ctx);
-  if (provider) attributes['gen_ai.provider.name'] = provider;
-  if (ctx.model !== undefined) attributes['gen_ai.request.model'] = ctx.model;
-  if (ctx.upstreamModel !== undefined) attributes['gen_ai.response.model'] = ctx.upstreamModel;
-  if (ctx.usage.input !== undefined) attributes['gen_ai.usage.input_tokens'] = ctx.usage.input;
-  if (ctx.usage.output !== undefined) attributes['gen_ai.usage.output_tokens'] = ctx.usage.output;
-  if (ctx.maxOutputTokens !== undefined) attributes['gen_ai.request.max_tokens'] = ctx.maxOutputTokens;
-  return attributes;
+  if (provider) out += attribute(KEYS['gen_ai.provider.name'], provider);
+  if (ctx.model !== undefined) out += attribute(KEYS['gen_ai.request.model'], ctx.model);
+  if (ctx.upstreamModel !== undefined) out += attribute(KEYS['gen_ai.response.model'], ctx.upstreamModel);
+  if (ctx.usage.input !== undefined) out += attribute(KEYS['gen_ai.usage.input_tokens'], ctx.usage.input);
+  if (ctx.usage.output !== undefined) out += attribute(KEYS['gen_ai.usage.output_tokens'], ctx.usage.output);
+  if (ctx.maxOutputTokens !== undefined)
+    out += attribute(KEYS['gen_ai.request.max_tokens'], ctx.maxOutputTokens);
+  return out;
 }
 
-function epochMs(): number {
-  return performance.timeOrigin + performance.now();
+/** server.address and server.port of an upstream, worked out once per upstream. */
+const upstreamAddresses = new WeakMap<Upstream, string>();
+
+function upstreamAddress(upstream: Upstream): string {
+  let encoded = upstreamAddresses.get(upstream);
+  if (encoded === undefined) {
+    const url = new URL(upstream.origin);
+    encoded =
+      attribute(KEYS['server.address'], url.hostname) +
+      attribute(KEYS['server.port'], Number(url.port) || (url.protocol === 'https:' ? 443 : 80));
+    upstreamAddresses.set(upstream, encoded);
+  }
+  return encoded;
 }
 
-class OtelRequestTrace implements RequestTrace {
-  readonly traceId: string | undefined;
-  private readonly parent: Context;
-  private attempt: { span: Span; endedAt: number | undefined } | undefined;
+interface Attempt {
+  spanId: string;
+  name: string;
+  startMs: number;
+  endMs: number | undefined;
+  attributes: string;
+  status: number;
+  statusMessage: string | undefined;
+}
+
+interface OpenStage {
+  spanId: string;
+  name: string;
+  startMs: number;
+}
+
+const NO_STAGE: StageSpan = { end: () => undefined };
+
+/** A request that is not sampled: no spans, yet its trace id still goes upstream, unsampled. */
+class UnsampledTrace implements RequestTrace {
+  readonly traceId = undefined;
+  constructor(private readonly trace: string) {}
+  stage(): StageSpan {
+    return NO_STAGE;
+  }
+  attemptStart(): string {
+    return `00-${this.trace}-${randomHex(8)}-00`;
+  }
+  attemptStatus(): void {}
+  attemptEnd(): void {}
+  end(): void {}
+}
+
+class SampledTrace implements RequestTrace {
+  readonly spanId = randomHex(8);
+  /** Spans already ended (child spans), comma-led. */
+  private done = '';
+  private count = 0;
+  private attempt: Attempt | undefined;
   private attempts = 0;
-  private readonly open = new Set<Span>();
+  private readonly open: OpenStage[] = [];
+  private ended = false;
 
   constructor(
-    private readonly handle: TracingHandle,
-    private readonly span: Span,
-  ) {
-    const spanContext = span.spanContext();
-    this.traceId = span.isRecording() ? spanContext.traceId : undefined;
-    this.parent = trace.setSpan(ROOT_CONTEXT, span);
+    private readonly batch: SpanBatch,
+    readonly traceId: string,
+    private readonly parentSpanId: string,
+    private readonly startMs: number,
+    private readonly serverAttributes: string,
+  ) {}
+
+  private add(span: string): void {
+    this.done += `,${span}`;
+    this.count++;
+  }
+
+  private child(
+    spanId: string,
+    name: string,
+    kind: number,
+    startMs: number,
+    endMs: number,
+    attributes: string,
+    status = STATUS_UNSET,
+    statusMessage?: string,
+  ): string {
+    return spanJson({
+      traceId: this.traceId,
+      spanId,
+      parentSpanId: this.spanId,
+      remoteParent: false,
+      name,
+      kind,
+      startMs,
+      endMs,
+      attributes,
+      status,
+      statusMessage,
+    });
   }
 
   stage(name: string): StageSpan {
-    const child = this.handle.tracer.startSpan(name, { kind: SpanKind.INTERNAL }, this.parent);
-    this.open.add(child);
+    const open: OpenStage = { spanId: randomHex(8), name, startMs: epochMs() };
+    this.open.push(open);
     return {
       end: (refused) => {
-        if (refused !== undefined) {
-          child.setAttribute('lanekeeper.refused_status', refused);
-          child.setAttribute('lanekeeper.admitted', false);
-        } else child.setAttribute('lanekeeper.admitted', true);
-        child.end();
-        this.open.delete(child);
+        const at = this.open.indexOf(open);
+        if (at < 0 || this.ended) return;
+        this.open.splice(at, 1);
+        const attributes =
+          refused === undefined
+            ? firstAttribute(KEYS['lanekeeper.admitted'], true)
+            : firstAttribute(KEYS['lanekeeper.admitted'], false) +
+              attribute(KEYS['lanekeeper.refused_status'], refused);
+        this.add(this.child(open.spanId, name, KIND_INTERNAL, open.startMs, epochMs(), attributes));
       },
     };
   }
 
   attemptStart(upstream: Upstream, method: string, path: string, ctx: RequestContext): string {
-    this.closeAttempt();
-    const url = new URL(upstream.origin);
+    this.closeAttempt('');
     const operation = operationOf(ctx);
-    const attributes: Attributes = {
-      ...genAiAttributes(ctx),
-      'http.request.method': method,
-      'server.address': url.hostname,
-      'server.port': Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+    const query = path.indexOf('?');
+    let attributes =
+      firstAttribute(KEYS['http.request.method'], method) +
+      genAiAttributes(ctx) +
+      upstreamAddress(upstream) +
       // The path without the query: a query may carry a provider key.
-      'url.full': `${upstream.origin}${path.split('?', 1)[0]}`,
-      'lanekeeper.upstream': upstream.name,
-    };
-    if (this.attempts > 0) attributes['http.request.resend_count'] = this.attempts;
+      attribute(KEYS['url.full'], upstream.origin + (query < 0 ? path : path.slice(0, query))) +
+      attribute(KEYS['lanekeeper.upstream'], upstream.name);
+    if (this.attempts > 0) attributes += attribute(KEYS['http.request.resend_count'], this.attempts);
     this.attempts++;
-    const name = operation ? `${operation} ${ctx.model ?? ''}`.trim() : method;
-    const span = this.handle.tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, this.parent);
-    this.attempt = { span, endedAt: undefined };
-    const carrier: Record<string, string> = {};
-    this.handle.propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, HEADER_SETTER);
-    return carrier.traceparent ?? '';
+    const spanId = randomHex(8);
+    this.attempt = {
+      spanId,
+      name: operation ? `${operation} ${ctx.model ?? ''}`.trim() : method,
+      startMs: epochMs(),
+      endMs: undefined,
+      attributes,
+      status: STATUS_UNSET,
+      statusMessage: undefined,
+    };
+    return `00-${this.traceId}-${spanId}-01`;
   }
 
   attemptStatus(status: number): void {
     const attempt = this.attempt;
     if (!attempt) return;
-    attempt.span.setAttribute('http.response.status_code', status);
-    if (status >= 400) attempt.span.setAttribute('error.type', String(status));
-    if (status >= 500 || status === 429) attempt.span.setStatus({ code: SpanStatusCode.ERROR });
+    attempt.attributes += attribute(KEYS['http.response.status_code'], status);
+    if (status >= 400) attempt.attributes += attribute(KEYS['error.type'], String(status));
+    if (status >= 500 || status === 429) attempt.status = STATUS_ERROR;
   }
 
   attemptEnd(error: string | undefined): void {
     const attempt = this.attempt;
-    if (!attempt || attempt.endedAt !== undefined) return;
+    if (!attempt || attempt.endMs !== undefined) return;
     if (error !== undefined) {
-      attempt.span.setAttribute('error.type', error);
-      attempt.span.setStatus({ code: SpanStatusCode.ERROR, message: error });
-      attempt.span.end();
-      this.attempt = undefined;
+      attempt.attributes += attribute(KEYS['error.type'], error);
+      attempt.status = STATUS_ERROR;
+      attempt.statusMessage = error;
+      attempt.endMs = epochMs();
+      this.closeAttempt('');
       return;
     }
-    // The last call's usage is known only once the response-end hooks ran: end it then,
-    // at the time it really ended.
-    attempt.endedAt = epochMs();
+    // The last call's usage is known only once the response-end hooks ran: its span is
+    // written then, with the time it really ended.
+    attempt.endMs = epochMs();
   }
 
-  /** Ends a call given up for a retry or fallback, at the time it ended. */
-  private closeAttempt(): void {
+  /** Writes the current call's span, given up for a retry or fallback, or over. */
+  private closeAttempt(extra: string): void {
     const attempt = this.attempt;
     if (!attempt) return;
-    attempt.span.end(attempt.endedAt ?? epochMs());
     this.attempt = undefined;
+    this.add(
+      this.child(
+        attempt.spanId,
+        attempt.name,
+        KIND_CLIENT,
+        attempt.startMs,
+        attempt.endMs ?? epochMs(),
+        attempt.attributes + extra,
+        attempt.status,
+        attempt.statusMessage,
+      ),
+    );
   }
 
   end(ctx: RequestContext): void {
+    if (this.ended) return;
+    const now = epochMs();
+    const genAi = genAiAttributes(ctx);
+    this.closeAttempt(genAi);
+    for (const open of this.open)
+      this.add(this.child(open.spanId, open.name, KIND_INTERNAL, open.startMs, now, ''));
+    this.ended = true;
     const status = ctx.status ?? 0;
-    const attempt = this.attempt;
-    if (attempt) {
-      attempt.span.setAttributes(genAiAttributes(ctx));
-      attempt.span.end(attempt.endedAt ?? epochMs());
-      this.attempt = undefined;
-    }
-    for (const child of this.open) child.end();
-    this.open.clear();
-    const span = this.span;
-    const attributes = genAiAttributes(ctx);
-    attributes['http.response.status_code'] = status;
-    attributes['lanekeeper.request_id'] = ctx.id;
-    if (ctx.tenant) {
-      attributes['lanekeeper.tenant'] = ctx.tenant.id;
-      attributes['lanekeeper.plan'] = ctx.tenant.planName;
-    }
-    if (ctx.modelRequested !== undefined) attributes['lanekeeper.model_requested'] = ctx.modelRequested;
-    if (ctx.costUsd !== undefined) attributes['lanekeeper.cost_usd'] = ctx.costUsd;
-    if (ctx.provenance !== undefined) attributes['lanekeeper.usage.provenance'] = ctx.provenance;
-    if (ctx.outcome !== undefined) attributes['lanekeeper.outcome'] = ctx.outcome;
-    if (ctx.upstream) attributes['lanekeeper.upstream'] = ctx.upstream.name;
-    attributes['lanekeeper.stream'] = ctx.stream;
-    if (ctx.errorCode !== undefined) attributes['error.type'] = ctx.errorCode;
-    else if (status >= 500) attributes['error.type'] = String(status);
-    span.setAttributes(attributes);
-    if (ctx.route && !ctx.route.fallback) span.updateName(`${ctx.request.method} ${ctx.request.path}`);
-    if (status >= 500 || ctx.outcome === 'upstream_error') span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
+    let attributes =
+      this.serverAttributes +
+      genAi +
+      attribute(KEYS['http.response.status_code'], status) +
+      attribute(KEYS['lanekeeper.request_id'], ctx.id);
+    if (ctx.tenant)
+      attributes +=
+        attribute(KEYS['lanekeeper.tenant'], ctx.tenant.id) +
+        attribute(KEYS['lanekeeper.plan'], ctx.tenant.planName);
+    if (ctx.modelRequested !== undefined)
+      attributes += attribute(KEYS['lanekeeper.model_requested'], ctx.modelRequested);
+    if (ctx.costUsd !== undefined) attributes += attribute(KEYS['lanekeeper.cost_usd'], ctx.costUsd);
+    if (ctx.provenance !== undefined)
+      attributes += attribute(KEYS['lanekeeper.usage.provenance'], ctx.provenance);
+    if (ctx.outcome !== undefined) attributes += attribute(KEYS['lanekeeper.outcome'], ctx.outcome);
+    if (ctx.upstream) attributes += attribute(KEYS['lanekeeper.upstream'], ctx.upstream.name);
+    attributes += attribute(KEYS['lanekeeper.stream'], ctx.stream);
+    if (ctx.errorCode !== undefined) attributes += attribute(KEYS['error.type'], ctx.errorCode);
+    else if (status >= 500) attributes += attribute(KEYS['error.type'], String(status));
+    const method = ctx.request.method;
+    const server = spanJson({
+      traceId: this.traceId,
+      spanId: this.spanId,
+      parentSpanId: this.parentSpanId,
+      remoteParent: this.parentSpanId !== '',
+      name: ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
+      kind: KIND_SERVER,
+      startMs: this.startMs,
+      endMs: now,
+      attributes,
+      status: status >= 500 || ctx.outcome === 'upstream_error' ? STATUS_ERROR : STATUS_UNSET,
+    });
+    this.batch.push(server + this.done, this.count + 1);
   }
 }
 
+/** The request's own attributes, known at arrival. */
+function serverAttributes(ctx: RequestContext): string {
+  const host = ctx.clientHeaders.host ?? '';
+  let out =
+    firstAttribute(KEYS['http.request.method'], ctx.request.method) +
+    attribute(KEYS['url.path'], ctx.request.path) +
+    attribute(KEYS['url.scheme'], ctx.secure ? 'https' : 'http') +
+    attribute(KEYS['client.address'], ctx.remoteAddress);
+  if (host) {
+    const colon = host.lastIndexOf(':');
+    const bracketed = host.endsWith(']');
+    if (colon > 0 && !bracketed)
+      out +=
+        attribute(KEYS['server.address'], host.slice(0, colon)) +
+        attribute(KEYS['server.port'], Number(host.slice(colon + 1)));
+    else out += attribute(KEYS['server.address'], host);
+  }
+  return out;
+}
+
 export interface OtelTracerOptions {
-  onExportError(error: Error | undefined): void;
+  /** Told the outcome of every export (an Error when it failed). */
+  onExportResult(error: Error | undefined): void;
   scheduledDelayMs?: number;
 }
 
@@ -214,34 +393,34 @@ export function createOtelRequestTracer(
   settings: TelemetrySettings,
   options: OtelTracerOptions,
 ): RequestTracer {
-  const handle = startTracing(settings, options);
+  const batch = createSpanBatch({
+    url: tracesUrl(settings.endpoint),
+    serviceName: settings.serviceName,
+    onExportResult: options.onExportResult,
+    scheduledDelayMs: options.scheduledDelayMs,
+  });
+  const ratio = settings.sampleRatio;
+  const sampler = new TraceIdRatioBasedSampler(ratio);
+  const sampledRoot = (traceId: string) =>
+    ratio >= 1 ||
+    (ratio > 0 &&
+      sampler.shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED);
   return {
     start(ctx) {
-      const headers = ctx.clientHeaders;
-      const parent =
-        headers.traceparent === undefined
-          ? ROOT_CONTEXT
-          : handle.propagator.extract(ROOT_CONTEXT, headers, HEADER_GETTER);
-      const host = headers.host ?? '';
-      const colon = host.lastIndexOf(':');
-      const attributes: Attributes = {
-        'http.request.method': ctx.request.method,
-        'url.path': ctx.request.path,
-        'url.scheme': ctx.secure ? 'https' : 'http',
-        'client.address': ctx.remoteAddress,
-      };
-      if (host) {
-        const bracketed = host.endsWith(']');
-        attributes['server.address'] = colon > 0 && !bracketed ? host.slice(0, colon) : host;
-        if (colon > 0 && !bracketed) attributes['server.port'] = Number(host.slice(colon + 1));
-      }
-      const span = handle.tracer.startSpan(
-        ctx.request.method,
-        { kind: SpanKind.SERVER, attributes, startTime: ctx.receivedAt },
-        parent,
+      const incoming = ctx.clientHeaders.traceparent;
+      const parent = typeof incoming === 'string' ? parseTraceParent(incoming) : null;
+      const traceId = parent ? parent.traceId : randomHex(16);
+      // ParentBased: a caller's decision stands; a new trace is sampled at the ratio.
+      const sampled = parent ? (parent.traceFlags & 1) === 1 : sampledRoot(traceId);
+      if (!sampled) return new UnsampledTrace(traceId);
+      return new SampledTrace(
+        batch,
+        traceId,
+        parent ? parent.spanId : '',
+        performance.timeOrigin + ctx.startedAt,
+        serverAttributes(ctx),
       );
-      return new OtelRequestTrace(handle, span);
     },
-    shutdown: () => handle.shutdown(),
+    shutdown: () => batch.shutdown(),
   };
 }

@@ -3,7 +3,12 @@
  * The OpenTelemetry SDK is imported only here, dynamically, and only when tracing is on:
  * a proxy without telemetry never loads it.
  */
-import { resolveTelemetry, TelemetryEnvError, type TelemetryConfig } from '@lanekeeper/contract';
+import {
+  createOutageLog,
+  resolveTelemetry,
+  TelemetryEnvError,
+  type TelemetryConfig,
+} from '@lanekeeper/contract';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestTracer } from './request-trace.js';
@@ -26,17 +31,12 @@ export async function startRequestTracer(
   }
   if (!settings) return undefined;
   const { createOtelRequestTracer } = await import('./otel-request-tracer.js');
+  const outage = createOutageLog(logger, 'trace export (otlp)');
   const tracer = createOtelRequestTracer(settings, {
     scheduledDelayMs: exportDelayMs,
-    onExportError(error) {
-      // One line per outage, never a stack per batch: requests are unaffected either way.
-      if (error)
-        logger.warn(
-          { endpoint: settings.endpoint, err: error.message },
-          'trace export failing; spans are dropped',
-        );
-      else logger.info({ endpoint: settings.endpoint }, 'trace export recovered');
-    },
+    // One line when export starts failing, a summary a minute, one when it is back; never a
+    // stack per batch: requests are unaffected either way.
+    onExportResult: (error) => (error ? outage.failed(error) : outage.succeeded()),
   });
   logger.info(
     { endpoint: settings.endpoint, sample_ratio: settings.sampleRatio, service_name: settings.serviceName },

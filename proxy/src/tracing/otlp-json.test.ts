@@ -1,0 +1,168 @@
+import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes } from '@opentelemetry/api';
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { attribute, attributeKey, exportBody, firstAttribute, spanJson, unixNanos } from './otlp-json.js';
+
+type Value = string | number | boolean;
+
+/** What the official SDK and serializer write for one span, parsed. */
+function official(options: {
+  name: string;
+  kind: SpanKind;
+  attributes: [string, Value][];
+  startMs: number;
+  endMs: number;
+  remoteParent?: { traceId: string; spanId: string };
+  error?: string;
+}) {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'svc' }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+  const parent = options.remoteParent
+    ? trace.setSpanContext(ROOT_CONTEXT, {
+        ...options.remoteParent,
+        traceFlags: TraceFlags.SAMPLED,
+        isRemote: true,
+      })
+    : ROOT_CONTEXT;
+  const attributes: Attributes = Object.fromEntries(options.attributes);
+  const span = provider
+    .getTracer('lanekeeper')
+    .startSpan(options.name, { kind: options.kind, attributes, startTime: options.startMs }, parent);
+  if (options.error !== undefined) span.setStatus({ code: 2, message: options.error });
+  span.end(options.endMs);
+  const [finished] = exporter.getFinishedSpans();
+  const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest([finished!])!).toString('utf8'));
+  return { body, traceId: finished!.spanContext().traceId, spanId: finished!.spanContext().spanId };
+}
+
+/** Drops what OTLP defines as the default (empty lists, zero counts), which ours leaves out. */
+function withoutDefaults(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutDefaults);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (/^dropped.*Count$/.test(key) && item === 0) continue;
+    if ((key === 'events' || key === 'links') && Array.isArray(item) && item.length === 0) continue;
+    out[key] = withoutDefaults(item);
+  }
+  return out;
+}
+
+function ours(sdk: { traceId: string; spanId: string }, options: Parameters<typeof official>[0]): unknown {
+  const [first, ...rest] = options.attributes;
+  const attributes =
+    (first ? firstAttribute(attributeKey(first[0]), first[1]) : '') +
+    rest.map(([key, value]) => attribute(attributeKey(key), value)).join('');
+  const span = spanJson({
+    traceId: sdk.traceId,
+    spanId: sdk.spanId,
+    parentSpanId: options.remoteParent?.spanId ?? '',
+    remoteParent: options.remoteParent !== undefined,
+    name: options.name,
+    kind: options.kind + 1,
+    startMs: options.startMs,
+    endMs: options.endMs,
+    attributes,
+    status: options.error === undefined ? 0 : 2,
+    statusMessage: options.error,
+  });
+  return JSON.parse(Buffer.from(exportBody('svc', span), 'utf8').toString('utf8'));
+}
+
+/** The two bodies with times compared to the microsecond, the precision ours keeps. */
+function expectSameExport(actual: unknown, expected: unknown): void {
+  const times = (body: unknown) => {
+    const span = (body as { resourceSpans: { scopeSpans: { spans: Record<string, string>[] }[] }[] })
+      .resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    const found = [BigInt(span.startTimeUnixNano!), BigInt(span.endTimeUnixNano!)];
+    span.startTimeUnixNano = span.endTimeUnixNano = '';
+    return found;
+  };
+  const [ourStart, ourEnd] = times(actual);
+  const [start, end] = times(expected);
+  expect(Number(ourStart! - start!)).toBeLessThanOrEqual(1_000);
+  expect(Number(ourStart! - start!)).toBeGreaterThanOrEqual(-1_000);
+  expect(Number(ourEnd! - end!)).toBeLessThanOrEqual(1_000);
+  expect(Number(ourEnd! - end!)).toBeGreaterThanOrEqual(-1_000);
+  expect(actual).toStrictEqual(withoutDefaults(expected));
+}
+
+describe('OTLP/JSON spans', () => {
+  it('writes what the official SDK and serializer write, for any attributes, name and status', () => {
+    const value = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.integer(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).filter((n) => !Object.is(n, -0)),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.string({ unit: 'binary', minLength: 1 }), value), {
+          selector: ([key]) => key,
+          maxLength: 8,
+        }),
+        fc.string({ unit: 'binary' }),
+        fc.constantFrom(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT),
+        fc.option(fc.string({ unit: 'binary' }), { nil: undefined }),
+        fc.boolean(),
+        fc.integer({ min: 1_600_000_000_000_000, max: 2_000_000_000_000_000 }),
+        fc.integer({ min: 0, max: 60_000_000 }),
+        (attributes, name, kind, error, remote, startUs, durationUs) => {
+          const options = {
+            name,
+            kind,
+            attributes,
+            startMs: startUs / 1000,
+            endMs: (startUs + durationUs) / 1000,
+            error,
+            remoteParent: remote
+              ? { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' }
+              : undefined,
+          };
+          const sdk = official(options);
+          expectSameExport(ours(sdk, options), sdk.body);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps the microsecond of a wall-clock time', () => {
+    expect(unixNanos(1_796_497_813_844.904)).toBe('1796497813844904000');
+    expect(unixNanos(1_796_497_813_000)).toBe('1796497813000000000');
+  });
+
+  it('escapes what a client sends into a name or an attribute, so the body stays one valid JSON', () => {
+    const hostile = 'a"},{"key":"lanekeeper.tenant","value":{"stringValue":"victim"}}]\u2028\\';
+    const body = JSON.parse(
+      exportBody(
+        'svc',
+        spanJson({
+          traceId: '0af7651916cd43dd8448eb211c80319c',
+          spanId: 'b7ad6b7169203331',
+          parentSpanId: '',
+          remoteParent: false,
+          name: hostile,
+          kind: 2,
+          startMs: 1,
+          endMs: 2,
+          attributes: firstAttribute(attributeKey('gen_ai.request.model'), hostile),
+          status: 0,
+        }),
+      ),
+    );
+    const span = body.resourceSpans[0].scopeSpans[0].spans[0];
+    expect(span.name).toBe(hostile);
+    expect(span.attributes).toEqual([{ key: 'gen_ai.request.model', value: { stringValue: hostile } }]);
+  });
+});

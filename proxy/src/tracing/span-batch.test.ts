@@ -1,0 +1,115 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
+import { attributeKey, firstAttribute, spanJson } from './otlp-json.js';
+import { createSpanBatch, type SpanBatch } from './span-batch.js';
+
+let receiver: OtlpReceiver | undefined;
+let batch: SpanBatch | undefined;
+
+afterEach(async () => {
+  await batch?.shutdown();
+  await receiver?.close();
+  batch = receiver = undefined;
+});
+
+function span(name: string, model = 'small-model'): string {
+  return spanJson({
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: 'b7ad6b7169203331',
+    parentSpanId: '',
+    remoteParent: false,
+    name,
+    kind: 2,
+    startMs: 1_700_000_000_000,
+    endMs: 1_700_000_000_001,
+    attributes: firstAttribute(attributeKey('gen_ai.request.model'), model),
+    status: 0,
+  });
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+describe('span batches', () => {
+  it('sends a full batch at once, and the rest after the delay', async () => {
+    receiver = await startOtlpReceiver();
+    const results: (Error | undefined)[] = [];
+    batch = createSpanBatch({
+      url: `${receiver.url}/v1/traces`,
+      serviceName: 'svc',
+      onExportResult: (error) => results.push(error),
+      scheduledDelayMs: 60_000,
+      maxBatchSpans: 4,
+    });
+    for (let i = 0; i < 4; i++) batch.push(span(`s${i}`), 1);
+    await until(() => receiver!.spans.length === 4);
+    expect(receiver.spans.map((s) => s.name)).toEqual(['s0', 's1', 's2', 's3']);
+    expect(receiver.spans[0]?.resource['service.name']).toBe('svc');
+    batch.push(span('late'), 1);
+    await batch.flush();
+    expect(receiver.spans.map((s) => s.name)).toContain('late');
+    expect(results).toEqual([undefined, undefined]);
+  });
+
+  it('sends text that is not ASCII as UTF-8', async () => {
+    receiver = await startOtlpReceiver();
+    batch = createSpanBatch({
+      url: `${receiver.url}/v1/traces`,
+      serviceName: 'svc',
+      onExportResult: () => undefined,
+    });
+    const model = 'modèle-🦙-\u2028';
+    batch.push(span('unicode', model), 1);
+    await batch.flush();
+    expect(receiver.spans[0]?.attributes['gen_ai.request.model']).toBe(model);
+  });
+
+  it('drops and counts what does not fit in the queue, and sends the rest at shutdown', async () => {
+    receiver = await startOtlpReceiver();
+    batch = createSpanBatch({
+      url: `${receiver.url}/v1/traces`,
+      serviceName: 'svc',
+      onExportResult: () => undefined,
+      scheduledDelayMs: 60_000,
+      maxBatchSpans: 100,
+      maxQueueSpans: 3,
+    });
+    batch.push(`${span('a')},${span('b')}`, 2);
+    batch.push(span('c'), 1);
+    batch.push(span('d'), 1);
+    expect(batch.dropped).toBe(1);
+    await batch.shutdown();
+    expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b', 'c']);
+    batch.push(span('after'), 1);
+    expect(batch.dropped).toBe(2);
+  });
+
+  it('reports a collector that refuses, counts the spans lost, and reports it back', async () => {
+    let refuse = true;
+    const collector = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(refuse ? 400 : 200, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const results: (Error | undefined)[] = [];
+    batch = createSpanBatch({ url, serviceName: 'svc', onExportResult: (error) => results.push(error) });
+    batch.push(span('lost'), 1);
+    await batch.flush();
+    expect(results).toHaveLength(1);
+    expect(results[0]).toBeInstanceOf(Error);
+    expect(batch.dropped).toBe(1);
+    refuse = false;
+    batch.push(span('kept'), 1);
+    await batch.flush();
+    expect(results[1]).toBeUndefined();
+    await batch.shutdown();
+    await new Promise<void>((resolve) => collector.close(() => resolve()));
+  });
+});
