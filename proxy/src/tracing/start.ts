@@ -3,18 +3,31 @@
  * The OpenTelemetry SDK is imported only here, dynamically, and only when tracing is on:
  * a proxy without telemetry never loads it.
  */
-import { resolveTelemetry, TelemetryEnvError, type TelemetryConfig } from '@lanekeeper/contract';
+import {
+  resolveTelemetry,
+  TelemetryEnvError,
+  traceExportReporter,
+  type OutageLogOptions,
+  type TelemetryConfig,
+} from '@lanekeeper/contract';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestTracer } from './request-trace.js';
 
 export const DEFAULT_SERVICE_NAME = 'lanekeeper-proxy';
 
+export interface RequestTracerOptions {
+  /** How long spans wait to be batched before export (default 2 s). */
+  readonly exportDelayMs?: number;
+  /** How the export outage log keeps time (default: the wall clock, a summary a minute). */
+  readonly exportOutage?: Omit<OutageLogOptions, 'fields'>;
+}
+
 export async function startRequestTracer(
   config: TelemetryConfig | undefined,
   env: NodeJS.ProcessEnv,
   logger: Logger,
-  exportDelayMs?: number,
+  options: RequestTracerOptions = {},
 ): Promise<RequestTracer | undefined> {
   let settings;
   try {
@@ -27,16 +40,8 @@ export async function startRequestTracer(
   if (!settings) return undefined;
   const { createOtelRequestTracer } = await import('./otel-request-tracer.js');
   const tracer = createOtelRequestTracer(settings, {
-    scheduledDelayMs: exportDelayMs,
-    onExportError(error) {
-      // One line per outage, never a stack per batch: requests are unaffected either way.
-      if (error)
-        logger.warn(
-          { endpoint: settings.endpoint, err: error.message },
-          'trace export failing; spans are dropped',
-        );
-      else logger.info({ endpoint: settings.endpoint }, 'trace export recovered');
-    },
+    scheduledDelayMs: options.exportDelayMs,
+    onExportError: traceExportReporter(logger, settings.endpoint, options.exportOutage),
   });
   logger.info(
     { endpoint: settings.endpoint, sample_ratio: settings.sampleRatio, service_name: settings.serviceName },

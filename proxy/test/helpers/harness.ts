@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { sha256Hex } from '../../src/identity/credentials.js';
 import { createLogger } from '../../src/log.js';
-import { startProxy, type RunningProxy } from '../../src/main.js';
+import { startProxy, type RunningProxy, type StartOptions } from '../../src/main.js';
 import { startFakeUpstream, type FakeUpstream, type Reply, type Received } from './fake-upstream.js';
 
 export const KEYS = {
@@ -76,7 +76,7 @@ export async function startHarness(
     reply?: Reply | ((req: Received) => Reply);
     config?: (base: Record<string, unknown>) => Record<string, unknown>;
     /** Start options beyond the config (trace export delay, environment). */
-    start?: { traceExportDelayMs?: number; env?: NodeJS.ProcessEnv };
+    start?: Pick<StartOptions, 'traceExportDelayMs' | 'traceExportOutage' | 'env'>;
   } = {},
 ): Promise<Harness> {
   const upstream = await startFakeUpstream(options.reply);

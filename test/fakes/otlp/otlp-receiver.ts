@@ -59,7 +59,8 @@ interface Export {
   }[];
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** `port` brings a receiver back where an earlier one was (default: any free port). */
+export async function startOtlpReceiver(options: { port?: number } = {}): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -90,7 +91,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       res.end('{}');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
