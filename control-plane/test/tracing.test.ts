@@ -6,7 +6,6 @@
 import { logShape } from '@lanekeeper/contract';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../src/main.js';
@@ -14,6 +13,7 @@ import { startControlPlaneTracing } from '../src/tracing.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
+import { logLines } from '../../test/helpers/log-lines.js';
 
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_SPAN = 'b7ad6b7169203331';
@@ -85,14 +85,7 @@ describe('control-plane trace export to a collector that is down', () => {
     const { port } = probe.address() as AddressInfo;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const endpoint = `http://127.0.0.1:${port}`;
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n'))
-          if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { lines, stream: sink } = logLines();
     const logger = pino(logShape('lanekeeper-control-plane'), sink);
     const tracing = await startControlPlaneTracing(
       { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '20', OTEL_TRACES_SAMPLER_ARG: '1' },

@@ -9,7 +9,6 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { Pool, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestContext } from '../src/context.js';
@@ -26,6 +25,8 @@ import { UpstreamHealth } from '../src/upstream/health.js';
 import { UpstreamQuirks } from '../src/upstream-quirks.js';
 import { chatCompletion, startFakeUpstream, type FakeUpstream, type Reply } from './helpers/fake-upstream.js';
 import { baseConfig } from './helpers/harness.js';
+import { freePort } from './helpers/waiting.js';
+import { logLines } from '../../test/helpers/log-lines.js';
 
 interface Ended {
   id: string;
@@ -55,14 +56,7 @@ async function startProxy(pipeline: Stage[], answer: Reply, upstreamUrl?: string
   const runtime = buildRuntime(config);
   const metrics = new Metrics(config.metrics.max_tenants);
   const pools = new Map<string, Pool>();
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { lines: logs, stream: sink } = logLines();
   const logger = createLogger('debug', sink);
   const started: string[] = [];
   const ended: Ended[] = [];
@@ -177,11 +171,7 @@ describe('the request span ends exactly once', () => {
   });
 
   it('when the upstream cannot be reached', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    proxy = await startProxy([passThrough], ok, `http://127.0.0.1:${port}`);
+    proxy = await startProxy([passThrough], ok, `http://127.0.0.1:${await freePort()}`);
     expect(await post(proxy)).toBe(502);
     expect(await endedOnce(proxy)).toMatchObject({ outcome: 'local_reply', status: 502 });
   });

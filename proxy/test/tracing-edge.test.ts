@@ -3,14 +3,13 @@
  * untouched), sampled out (nothing exported), a collector that is down (requests unharmed, one
  * warning), and hostile settings refused at start.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy } from '../src/main.js';
 import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { freePort } from './helpers/waiting.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
 
 const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -36,14 +35,6 @@ async function chat(harness: Harness, headers: Record<string, string> = {}) {
   });
   await res.body.text();
   return res.statusCode;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('tracing off', () => {
