@@ -584,7 +584,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private endTrace(): void {
     if (this.traceEnded || !this.ctx.trace) return;
     this.traceEnded = true;
-    this.ctx.trace.end(this.ctx);
+    // Guarded as it was inside a response-end hook: tracing never fails a request.
+    try {
+      this.ctx.trace.end(this.ctx);
+    } catch (error) {
+      this.hookFailed('trace', error);
+    }
   }
 
   private hookFailed(stage: string, error: unknown): void {
