@@ -1,7 +1,7 @@
 /**
  * Renders the whole chart, as `helm template lk charts/lanekeeper -n ai -f <override>` would,
- * into parsed manifests, for tests that look at one kind of object (alert rules, dashboards).
- * render.test.ts keeps its own copy, which also renders NOTES.txt.
+ * into parsed manifests (and NOTES.txt), for the chart's tests and those that look at one kind
+ * of object (alert rules, dashboards).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,9 +28,8 @@ const chart = readYaml('charts/lanekeeper/Chart.yaml') as {
   appVersion: string;
 };
 
-/** Every manifest the chart renders with `override` over values.yaml; throws on YAML that does not parse. */
-export function renderManifests(override: Tree = {}): Manifest[] {
-  const context = {
+function contextOf(override: Tree) {
+  return {
     Values: coalesce(defaultValues(), override),
     Release: { Name: 'lk', Namespace: 'ai', Service: 'Helm', IsInstall: true, IsUpgrade: false },
     Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
@@ -38,6 +37,9 @@ export function renderManifests(override: Tree = {}): Manifest[] {
     Files: { Get: (path: string) => readFileSync(join(CHART_DIR, path), 'utf8') },
     Capabilities: { KubeVersion: { Version: 'v1.31.0' } },
   };
+}
+
+function manifestsOf(context: ReturnType<typeof contextOf>): Manifest[] {
   const manifests: Manifest[] = [];
   for (const name of sources.keys()) {
     if (name.startsWith('_') || name === 'NOTES.txt') continue;
@@ -49,4 +51,18 @@ export function renderManifests(override: Tree = {}): Manifest[] {
     }
   }
   return manifests;
+}
+
+/** Every manifest the chart renders with `override` over values.yaml; throws on YAML that does not parse. */
+export function renderManifests(override: Tree = {}): Manifest[] {
+  return manifestsOf(contextOf(override));
+}
+
+/** What `helm template` would print with `override`: the manifests, and NOTES.txt. */
+export function renderChart(override: Tree = {}): { manifests: Manifest[]; notes: string } {
+  const context = contextOf(override);
+  return {
+    manifests: manifestsOf(context),
+    notes: render(templates, 'lanekeeper/templates/NOTES.txt', context),
+  };
 }

@@ -5,15 +5,13 @@
  * pod labels, probes and Services point at ports that exist, the HPA carries the designed
  * numbers, secrets and hooks line up. `helm template` remains the reference where Helm exists.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { parseYamlConfig } from '../../proxy/src/config/load.js';
 import { loadConfig, loadMigrateConfig } from '../../control-plane/src/config.js';
 import { parseConfig } from '../../proxy/src/config/schema.js';
-import { CHART_DIR, coalesce, defaultValues, readYaml, templateSources, type Tree } from './chart.js';
-import { parseTemplates, render, RenderError } from './go-template-render.js';
+import { readYaml, type Tree } from './chart.js';
+import { RenderError } from './go-template-render.js';
+import { renderChart as renderWholeChart } from './render-chart.js';
 
 interface Container {
   name: string;
@@ -49,33 +47,10 @@ const chart = readYaml('charts/lanekeeper/Chart.yaml') as {
   version: string;
   appVersion: string;
 };
-const sources = templateSources();
-const templates = parseTemplates(
-  new Map([...sources].map(([name, text]) => [`lanekeeper/templates/${name}`, text])),
-);
 
-/** What `helm template lk charts/lanekeeper -n ai -f <override>` would print, as manifests, plus NOTES. */
-function renderChart(override: Tree = {}): { manifests: Manifest[]; notes: string } {
-  const context = {
-    Values: coalesce(defaultValues(), override),
-    Release: { Name: 'lk', Namespace: 'ai', Service: 'Helm', IsInstall: true, IsUpgrade: false },
-    Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion },
-    Template: { BasePath: 'lanekeeper/templates', Name: '' },
-    Files: { Get: (path: string) => readFileSync(join(CHART_DIR, path), 'utf8') },
-    Capabilities: { KubeVersion: { Version: 'v1.31.0' } },
-  };
-  const manifests: Manifest[] = [];
-  for (const name of sources.keys()) {
-    if (name.startsWith('_') || name === 'NOTES.txt') continue;
-    const text = render(templates, `lanekeeper/templates/${name}`, context);
-    for (const doc of parseAllDocuments(text)) {
-      expect(doc.errors, `${name}: ${doc.errors.join('; ')}`).toEqual([]);
-      const value = doc.toJS() as Manifest | null;
-      if (value) manifests.push(value);
-    }
-  }
-  return { manifests, notes: render(templates, 'lanekeeper/templates/NOTES.txt', context) };
-}
+/** The chart's manifests and NOTES.txt; this file's Manifest names more of the parsed fields it reads. */
+const renderChart = (override: Tree = {}) =>
+  renderWholeChart(override) as { manifests: Manifest[]; notes: string };
 
 const cases: [string, Tree][] = [
   ['defaults', {}],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createOutageLog } from './logging.js';
+import { traceExportReporter } from './telemetry.js';
 
 function recorder() {
   const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
@@ -74,5 +75,48 @@ describe('createOutageLog', () => {
       msg: 'redis available again',
       fields: { delivered: 12, dependency: 'redis', failures: 1, down_for_s: 2 },
     });
+  });
+
+  it('writes its constant fields on every line, beneath its own', () => {
+    let now = 0;
+    const { lines, logger } = recorder();
+    const outage = createOutageLog(logger, 'redis', {
+      now: () => now,
+      summaryMs: 10,
+      fields: { endpoint: 'redis://r:6379', dependency: 'spoofed' },
+    });
+    outage.failed('a');
+    now = 10;
+    outage.failed('b');
+    outage.succeeded();
+    expect(lines.map((l) => [l.fields.endpoint, l.fields.dependency])).toEqual([
+      ['redis://r:6379', 'redis'],
+      ['redis://r:6379', 'redis'],
+      ['redis://r:6379', 'redis'],
+    ]);
+  });
+});
+
+describe('traceExportReporter', () => {
+  it('counts every failed batch into one outage of "trace export (otlp)" at the endpoint', () => {
+    let now = 0;
+    const { lines, logger } = recorder();
+    const report = traceExportReporter(logger, 'http://collector:4318', { now: () => now });
+    report(undefined);
+    // A batch every 2 s for three minutes, each with a multi-line error and a stack.
+    const error = new Error('connect ECONNREFUSED\n    at TCPConnectWrap.afterConnect (net.js:1:1)');
+    for (; now <= 180_000; now += 2_000) report(error);
+    report(undefined);
+    report(undefined);
+    expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual([
+      'warn trace export (otlp) unavailable',
+      'warn trace export (otlp) still unavailable',
+      'warn trace export (otlp) still unavailable',
+      'warn trace export (otlp) still unavailable',
+      'info trace export (otlp) available again',
+    ]);
+    expect(lines[3]?.fields).toMatchObject({ endpoint: 'http://collector:4318', failures: 91 });
+    expect(lines.every((l) => l.fields.endpoint === 'http://collector:4318')).toBe(true);
+    expect(lines.some((l) => String(l.fields.err).includes('\n'))).toBe(false);
   });
 });

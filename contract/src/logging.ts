@@ -37,6 +37,15 @@ export interface OutageLog {
 /** Default: at most one "still failing" line a minute. */
 export const OUTAGE_SUMMARY_MS = 60_000;
 
+export interface OutageLogOptions {
+  /** Least time between two "still unavailable" lines (default OUTAGE_SUMMARY_MS). */
+  readonly summaryMs?: number;
+  /** The clock; tests pass one to live through minutes of outage at once. */
+  readonly now?: () => number;
+  /** Written on every line, e.g. which endpoint the dependency is. */
+  readonly fields?: Record<string, unknown>;
+}
+
 function messageOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // One line, bounded: an upstream's error text is not ours to print at length.
@@ -47,10 +56,11 @@ function messageOf(error: unknown): string {
 export function createOutageLog(
   logger: OutageLogger,
   dependency: string,
-  options: { summaryMs?: number; now?: () => number } = {},
+  options: OutageLogOptions = {},
 ): OutageLog {
   const summaryMs = options.summaryMs ?? OUTAGE_SUMMARY_MS;
   const now = options.now ?? Date.now;
+  const constant = options.fields ?? {};
   let since = 0;
   let failures = 0;
   let lastLine = 0;
@@ -68,13 +78,13 @@ export function createOutageLog(
         down = true;
         since = at;
         lastLine = at;
-        logger.warn({ dependency, err: lastError }, `${dependency} unavailable`);
+        logger.warn({ ...constant, dependency, err: lastError }, `${dependency} unavailable`);
         return;
       }
       if (at - lastLine >= summaryMs) {
         lastLine = at;
         logger.warn(
-          { dependency, failures, down_for_s: Math.round((at - since) / 1000), err: lastError },
+          { ...constant, dependency, failures, down_for_s: Math.round((at - since) / 1000), err: lastError },
           `${dependency} still unavailable`,
         );
       }
@@ -83,7 +93,7 @@ export function createOutageLog(
       if (!down) return;
       const at = now();
       logger.info(
-        { ...fields, dependency, failures, down_for_s: Math.round((at - since) / 1000) },
+        { ...constant, ...fields, dependency, failures, down_for_s: Math.round((at - since) / 1000) },
         `${dependency} available again`,
       );
       down = false;

@@ -4,9 +4,10 @@
  * resolveTelemetry (telemetry.ts) said tracing is on, so a service with tracing off never
  * loads the SDK.
  *
- * A collector that is down must cost nothing but a warning: export failures are reported
- * once per outage through `onExportError` (and once more when export works again), never a
- * stack per batch, and never fail the request that made the span.
+ * A collector that is down must cost nothing but a warning: every export result goes to
+ * `onExportError` (traceExportReporter in telemetry.ts turns them into one outage log), never
+ * to OpenTelemetry's global error handler (a stack per batch), and never fails the request
+ * that made the span.
  */
 import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
@@ -37,15 +38,17 @@ export interface TracingHandle {
 
 export interface TracingOptions {
   readonly serviceVersion?: string;
-  /** Told once when export starts failing, and once with `undefined` when it recovers. */
+  /**
+   * Told of every export: the error of a batch that failed, `undefined` for one that went
+   * through. Usually traceExportReporter, which counts failures and logs once per outage.
+   */
   onExportError(error: Error | undefined): void;
   /** Batch delay; tests shorten it. */
   readonly scheduledDelayMs?: number;
 }
 
-/** Wraps the exporter to turn a failure per batch into one report per outage. */
+/** Wraps the exporter to report each batch's result to us instead of to OpenTelemetry. */
 class ReportingExporter implements SpanExporter {
-  private failing = false;
   constructor(
     private readonly inner: SpanExporter,
     private readonly report: (error: Error | undefined) => void,
@@ -53,13 +56,9 @@ class ReportingExporter implements SpanExporter {
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.inner.export(spans, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) {
-        if (this.failing) this.report(undefined);
-        this.failing = false;
-      } else if (!this.failing) {
-        this.failing = true;
-        this.report(result.error ?? new Error('span export failed'));
-      }
+      // Every failure counts: the outage log's summary says how many batches were dropped.
+      if (result.code === ExportResultCode.SUCCESS) this.report(undefined);
+      else this.report(result.error ?? new Error('span export failed'));
       // The processor would hand a failure to the global error handler (a stack per batch).
       done({ code: ExportResultCode.SUCCESS });
     });

@@ -7,6 +7,7 @@
  * which callers import dynamically once they know tracing is on.
  */
 import { z } from 'zod';
+import { createOutageLog, type OutageLogger, type OutageLogOptions } from './logging.js';
 
 /** Where and how much to trace; undefined everywhere means tracing is off. */
 export interface TelemetrySettings {
@@ -94,4 +95,22 @@ export function resolveTelemetry(
 export function tracesUrl(endpoint: string): string {
   const trimmed = endpoint.replace(/\/+$/, '');
   return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
+}
+
+/** The dependency name trace export outages are logged under. */
+export const TRACE_EXPORT_DEPENDENCY = 'trace export (otlp)';
+
+/**
+ * What both services hand the tracer provider as `onExportError`: every export result goes
+ * into one outage log, so a collector that is down reads like any other dependency (one
+ * warning, a summary a minute with the count of failed batches, one line when it is back),
+ * with the endpoint on every line.
+ */
+export function traceExportReporter(
+  logger: OutageLogger,
+  endpoint: string,
+  options: Omit<OutageLogOptions, 'fields'> = {},
+): (error: Error | undefined) => void {
+  const outage = createOutageLog(logger, TRACE_EXPORT_DEPENDENCY, { ...options, fields: { endpoint } });
+  return (error) => (error ? outage.failed(error) : outage.succeeded());
 }

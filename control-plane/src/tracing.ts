@@ -4,7 +4,7 @@
  * OTEL_BSP_SCHEDULE_DELAY). Off without an endpoint; then nothing below trace-hooks.ts is
  * loaded, OpenTelemetry included.
  */
-import { resolveTelemetry, TelemetryEnvError } from '@lanekeeper/contract';
+import { resolveTelemetry, TelemetryEnvError, traceExportReporter } from '@lanekeeper/contract';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { BookingResult } from './ledger/book-events.js';
@@ -36,14 +36,7 @@ export async function startControlPlaneTracing(
   const { createControlPlaneTracing } = await import('./trace-hooks.js');
   const tracing = createControlPlaneTracing(settings, {
     scheduledDelayMs: Number.isInteger(delay) && delay > 0 ? delay : undefined,
-    onExportError(error) {
-      if (error)
-        logger.warn(
-          { endpoint: settings.endpoint, err: error.message },
-          'trace export failing; spans are dropped',
-        );
-      else logger.info({ endpoint: settings.endpoint }, 'trace export recovered');
-    },
+    onExportError: traceExportReporter(logger, settings.endpoint),
   });
   logger.info({ endpoint: settings.endpoint, sample_ratio: settings.sampleRatio }, 'tracing on');
   return tracing;

@@ -1,12 +1,19 @@
 /**
  * Control-plane traces, configured by the OTEL_* environment: an API call becomes a SERVER
- * span continuing the caller's traceparent, and a booked ledger batch becomes a span.
+ * span continuing the caller's traceparent, and a booked ledger batch becomes a span. A
+ * collector that is down is logged through the same outage log as the proxy's.
  */
+import { logShape } from '@lanekeeper/contract';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../src/main.js';
+import { startControlPlaneTracing } from '../src/tracing.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
+import { logLines } from '../../test/helpers/log-lines.js';
 
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_SPAN = 'b7ad6b7169203331';
@@ -69,4 +76,48 @@ describe('control-plane tracing', () => {
     expect(span.attributes['messaging.batch.message_count']).toBe(1);
     expect(span.attributes['lanekeeper.ledger.rejected']).toBe(1);
   });
+});
+
+describe('control-plane trace export to a collector that is down', () => {
+  it('goes through the outage log: one warning without a stack, one line when it is back', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const endpoint = `http://127.0.0.1:${port}`;
+    const { lines, stream: sink } = logLines();
+    const logger = pino(logShape('lanekeeper-control-plane'), sink);
+    const tracing = await startControlPlaneTracing(
+      { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '20', OTEL_TRACES_SAMPLER_ARG: '1' },
+      logger,
+    );
+    if (!tracing) throw new Error('tracing did not start');
+    let receiver: OtlpReceiver | undefined;
+    try {
+      const outage = () => lines.filter((l) => l.dependency === 'trace export (otlp)');
+      const book = () =>
+        tracing.traceBatch(1, async () => ({ inserted: 1, duplicates: 0, rejected: 0, erased: 0 }));
+      for (let i = 0; i < 500 && outage().length === 0; i++) {
+        await book();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // More failed batches stay within the same outage.
+      for (let i = 0; i < 5; i++) await book();
+      receiver = await startOtlpReceiver({ port });
+      for (let i = 0; i < 500 && outage().length < 2; i++) {
+        await book();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(outage().map((l) => `${String(l.level)} ${String(l.msg)}`)).toEqual([
+        'warn trace export (otlp) unavailable',
+        'info trace export (otlp) available again',
+      ]);
+      expect(outage()[0]).toMatchObject({ endpoint, err: expect.stringContaining('ECONNREFUSED') });
+      expect(outage()[1]).toMatchObject({ endpoint, failures: expect.any(Number) });
+      expect(lines.filter((l) => JSON.stringify(l).includes('    at '))).toEqual([]);
+    } finally {
+      await tracing.shutdown();
+      await receiver?.close();
+    }
+  }, 20_000);
 });

@@ -24,7 +24,7 @@ import { createPipeline } from './pipeline.js';
 import { buildRuntimeInSlices, type Runtime, type Upstream } from './runtime.js';
 import { createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
-import { startRequestTracer } from './tracing/start.js';
+import { startRequestTracer, type RequestTracerOptions } from './tracing/start.js';
 import { createHttpUsageSink } from './usage/http-usage-sink.js';
 import { UpstreamQuirks } from './upstream-quirks.js';
 import { createVectorRoute } from './vector/vector-route.js';
@@ -39,6 +39,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** How long spans wait to be batched before export (default 2 s); tests shorten it. */
   traceExportDelayMs?: number;
+  /** The trace export outage log's clock and summary interval; tests compress minutes. */
+  traceExportOutage?: RequestTracerOptions['exportOutage'];
 }
 
 export interface RunningProxy {
@@ -270,12 +272,10 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
   };
 
-  const tracer = await startRequestTracer(
-    initial.telemetry,
-    options.env ?? process.env,
-    logger,
-    options.traceExportDelayMs,
-  );
+  const tracer = await startRequestTracer(initial.telemetry, options.env ?? process.env, logger, {
+    exportDelayMs: options.traceExportDelayMs,
+    exportOutage: options.traceExportOutage,
+  });
   const pipeline = createPipeline({
     store: meteredStore,
     metrics,

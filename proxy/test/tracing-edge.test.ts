@@ -3,14 +3,13 @@
  * untouched), sampled out (nothing exported), a collector that is down (requests unharmed, one
  * warning), and hostile settings refused at start.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy } from '../src/main.js';
 import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { freePort } from './helpers/waiting.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
 
 const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -36,14 +35,6 @@ async function chat(harness: Harness, headers: Record<string, string> = {}) {
   });
   await res.body.text();
   return res.statusCode;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('tracing off', () => {
@@ -105,6 +96,9 @@ describe('sampling', () => {
 });
 
 describe('a collector that is down', () => {
+  const outageLines = (harness: Harness) =>
+    harness.logs.filter((l) => l.dependency === 'trace export (otlp)');
+
   it('does not fail requests and logs one warning, without a stack', async () => {
     const port = await freePort();
     h = await startHarness({
@@ -113,15 +107,59 @@ describe('a collector that is down', () => {
       start: { traceExportDelayMs: 20 },
     });
     for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
-    const warnings = () => h?.logs.filter((l) => l.msg === 'trace export (otlp) unavailable') ?? [];
+    const warnings = () => (h ? outageLines(h).filter((l) => l.level === 'warn') : []);
     for (let i = 0; i < 400 && warnings().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     for (let i = 0; i < 3; i++) expect(await chat(h)).toBe(200);
     // Let the later batches fail too.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({
+      msg: 'trace export (otlp) unavailable',
+      endpoint: `http://127.0.0.1:${port}`,
+    });
     expect(JSON.stringify(warnings()[0])).not.toContain('    at ');
     expect(h.logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 20_000);
+
+  it('logs three minutes of refused connections as one outage: a summary with the count, one recovery line', async () => {
+    const port = await freePort();
+    const endpoint = `http://127.0.0.1:${port}`;
+    // The outage log reads the clock once per export result while down: each failed batch
+    // moves it 5 s, so 37 batches are three simulated minutes.
+    let reads = 0;
+    h = await startHarness({
+      reply,
+      config: (base) => ({ ...base, telemetry: { otlp_endpoint: endpoint } }),
+      start: { traceExportDelayMs: 20, traceExportOutage: { now: () => ++reads * 5_000 } },
+    });
+    for (let i = 0; i < 5_000 && reads < 37; i++) expect(await chat(h)).toBe(200);
+    expect(reads).toBeGreaterThanOrEqual(37);
+
+    otlp = await startOtlpReceiver({ port });
+    const recovered = () => outageLines(h!).filter((l) => l.level === 'info');
+    for (let i = 0; i < 2_000 && recovered().length === 0; i++) {
+      expect(await chat(h)).toBe(200);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Later exports succeed without another recovery line.
+    const seen = new Set(otlp.spans);
+    expect(await chat(h)).toBe(200);
+    await otlp.waitFor((span) => !seen.has(span));
+
+    const warnings = outageLines(h).filter((l) => l.level === 'warn');
+    expect(warnings.length).toBeGreaterThanOrEqual(2);
+    expect(warnings.length).toBeLessThanOrEqual(5);
+    expect(warnings[0]).toMatchObject({ msg: 'trace export (otlp) unavailable', endpoint });
+    const summaries = warnings.filter((l) => l.msg === 'trace export (otlp) still unavailable');
+    expect(summaries.length).toBeGreaterThanOrEqual(1);
+    expect(summaries[0]).toMatchObject({ endpoint, failures: expect.any(Number) });
+    expect(summaries[0]?.failures).toBeGreaterThanOrEqual(12);
+    expect(recovered()).toHaveLength(1);
+    expect(recovered()[0]).toMatchObject({ msg: 'trace export (otlp) available again', endpoint });
+    expect(recovered()[0]?.failures).toBeGreaterThanOrEqual(36);
+    expect(h.logs.filter((l) => JSON.stringify(l).includes('    at '))).toEqual([]);
+    expect(h.logs.filter((l) => l.level === 'error')).toEqual([]);
+  }, 60_000);
 });
 
 describe('hostile settings', () => {

@@ -4,6 +4,8 @@
  * call whose traceparent the fake upstream received, GenAI and HTTP attributes, and never a
  * prompt or a completion.
  */
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
@@ -193,6 +195,108 @@ describe('tracing through the proxy', () => {
     expect(everything.length).toBeGreaterThan(0);
     for (const secret of [PROMPT, COMPLETION, ...STREAMED, KEYS.free, 'sk-upstream-secret'])
       expect(everything).not.toContain(secret);
+  });
+});
+
+describe('requests that end early', () => {
+  const jsonReply = () => ({ kind: 'json' as const, body: chatCompletion('small-model', COMPLETION, {}) });
+  const serverSpansOf = (traceId: string) =>
+    otlp.spans.filter((s) => s.kind === SERVER && s.traceId === traceId);
+
+  /** Opens a raw connection and sends a chat request's head and the first `sent` bytes of its body. */
+  async function rawChat(traceId: string, body: string, sent: number) {
+    const url = new URL(h.proxy.url);
+    const socket = connect(Number(url.port), url.hostname);
+    await once(socket, 'connect');
+    const head = [
+      'POST /v1/chat/completions HTTP/1.1',
+      `host: ${url.host}`,
+      `authorization: Bearer ${KEYS.free}`,
+      'content-type: application/json',
+      `content-length: ${Buffer.byteLength(body)}`,
+      `traceparent: 00-${traceId}-${CLIENT_SPAN}-01`,
+      '',
+      '',
+    ].join('\r\n');
+    await new Promise<void>((resolve, reject) =>
+      socket.write(head + body.slice(0, sent), (error) => (error ? reject(error) : resolve())),
+    );
+    return socket;
+  }
+
+  /** Waits for a later request's span: batches go out in order, so anything due has arrived. */
+  async function flushed() {
+    const res = await chat({ model: 'small-model' });
+    await requestSpan(res.requestId);
+  }
+
+  it('ends the request span of a client that hangs up mid-upload, once, as client_aborted', async () => {
+    const traceId = 'a1'.repeat(16);
+    const body = JSON.stringify({
+      model: 'small-model',
+      messages: [{ role: 'user', content: 'x'.repeat(4_000) }],
+    });
+    const socket = await rawChat(traceId, body, body.length / 2);
+    socket.destroy();
+    const span = await otlp.waitFor((s) => s.kind === SERVER && s.traceId === traceId);
+    expect(span.parentSpanId).toBe(CLIENT_SPAN);
+    expect(span.attributes['lanekeeper.outcome']).toBe('client_aborted');
+    expect(span.attributes['url.path']).toBe('/v1/chat/completions');
+    await flushed();
+    expect(serverSpansOf(traceId)).toHaveLength(1);
+    // Nothing went upstream, so no call span either.
+    expect(otlp.spans.filter((s) => s.traceId === traceId && s.kind === CLIENT)).toEqual([]);
+  });
+
+  it('ends the request span and its call span of a client that hangs up mid-stream', async () => {
+    const pieces = Array.from({ length: 200 }, (_, i) => `piece-${i}`);
+    h.upstream.reply({
+      kind: 'stream',
+      chunks: chatStream('small-model', pieces, { prompt_tokens: 3, completion_tokens: 200 }, true),
+      delayMs: 20,
+    });
+    try {
+      const traceId = 'b2'.repeat(16);
+      const body = JSON.stringify({
+        model: 'small-model',
+        stream: true,
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      const socket = await rawChat(traceId, body, body.length);
+      // The stream has begun reaching the client when it hangs up.
+      await once(socket, 'data');
+      socket.destroy();
+      const span = await otlp.waitFor((s) => s.kind === SERVER && s.traceId === traceId, 15_000);
+      expect(span.attributes['lanekeeper.outcome']).toBe('client_aborted');
+      expect(span.attributes['lanekeeper.stream']).toBe(true);
+      const call = await otlp.waitFor((s) => s.kind === CLIENT && s.traceId === traceId);
+      expect(call.parentSpanId).toBe(span.spanId);
+      h.upstream.reply(jsonReply);
+      await flushed();
+      expect(serverSpansOf(traceId)).toHaveLength(1);
+    } finally {
+      h.upstream.reply(jsonReply);
+    }
+  }, 20_000);
+
+  it('ends the request span of a request refused locally, once', async () => {
+    const traceId = 'c3'.repeat(16);
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Bearer not-a-key',
+        'content-type': 'application/json',
+        traceparent: `00-${traceId}-${CLIENT_SPAN}-01`,
+      },
+      body: JSON.stringify({ model: 'small-model', messages: [] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(401);
+    const span = await otlp.waitFor((s) => s.kind === SERVER && s.traceId === traceId);
+    expect(span.attributes['lanekeeper.outcome']).toBe('local_reply');
+    expect(span.attributes['http.response.status_code']).toBe(401);
+    await flushed();
+    expect(serverSpansOf(traceId)).toHaveLength(1);
   });
 });
 

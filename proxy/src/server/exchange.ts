@@ -106,6 +106,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private outcomeNoted = false;
   /** The upstream whose credentials ctx.upstreamHeaders carries. */
   private headersUpstream: Upstream | undefined;
+  private traceEnded = false;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -168,6 +169,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     } else {
       this.finished = true;
       ctx.outcome = 'client_aborted';
+      this.endTrace();
     }
     req.socket.destroySoon();
   }
@@ -179,10 +181,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
    */
   abandon(): boolean {
     const owed = !this.headSent;
-    if (!this.finished) {
-      this.headSent = true;
-      // upstream_error: finish() leaves the response open for the caller's 500.
-      this.finish('upstream_error');
+    try {
+      if (!this.finished) {
+        this.headSent = true;
+        // upstream_error: finish() leaves the response open for the caller's 500.
+        this.finish('upstream_error');
+      }
+    } finally {
+      // Also when it threw after finishing (a chunk hook), or finishing threw itself.
+      this.endTrace();
     }
     return owed;
   }
@@ -563,7 +570,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.hookFailed(stage.name, error);
       }
     }
+    // After every hook has set what it sets synchronously (usage, cost, the access log), and
+    // whether or not one failed: a span left open is never exported.
+    this.endTrace();
     await Promise.all(running);
+  }
+
+  /**
+   * Ends the request span, once, whichever way the request finished: the exchange started
+   * it, so the exchange ends it, including where no response-end hook runs (a client that
+   * hung up mid-upload).
+   */
+  private endTrace(): void {
+    if (this.traceEnded || !this.ctx.trace) return;
+    this.traceEnded = true;
+    // Guarded as it was inside a response-end hook: tracing never fails a request.
+    try {
+      this.ctx.trace.end(this.ctx);
+    } catch (error) {
+      this.hookFailed('trace', error);
+    }
   }
 
   private hookFailed(stage: string, error: unknown): void {

@@ -82,7 +82,6 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
       }
 
       writeAccessLog(logger, ctx);
-      ctx.trace?.end(ctx);
     },
   };
 }

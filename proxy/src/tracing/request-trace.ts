@@ -23,7 +23,7 @@ export interface RequestTrace {
   attemptStatus(status: number): void;
   /** The call is over: given up for a retry or fallback, failed (`error`), or ended. */
   attemptEnd(error: string | undefined): void;
-  /** Ends the request span (and anything still open) with what the context learnt. */
+  /** Ends the request span (and anything still open) with what the context learnt; the exchange calls it once. */
   end(ctx: RequestContext): void;
 }
 

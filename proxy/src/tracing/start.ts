@@ -1,12 +1,13 @@
 /**
  * Turns the `telemetry:` block and the OTEL_* environment into a RequestTracer, or nothing.
- * The OpenTelemetry SDK is imported only here, dynamically, and only when tracing is on:
- * a proxy without telemetry never loads it.
+ * The tracer, and the OpenTelemetry packages it uses, are imported only here, dynamically,
+ * and only when tracing is on: a proxy without telemetry never loads them.
  */
 import {
-  createOutageLog,
   resolveTelemetry,
   TelemetryEnvError,
+  traceExportReporter,
+  type OutageLogOptions,
   type TelemetryConfig,
 } from '@lanekeeper/contract';
 import { ConfigError } from '../errors.js';
@@ -15,11 +16,18 @@ import type { RequestTracer } from './request-trace.js';
 
 export const DEFAULT_SERVICE_NAME = 'lanekeeper-proxy';
 
+export interface RequestTracerOptions {
+  /** How long spans wait to be batched before export (default 2 s). */
+  readonly exportDelayMs?: number;
+  /** How the export outage log keeps time (default: the wall clock, a summary a minute). */
+  readonly exportOutage?: Omit<OutageLogOptions, 'fields'>;
+}
+
 export async function startRequestTracer(
   config: TelemetryConfig | undefined,
   env: NodeJS.ProcessEnv,
   logger: Logger,
-  exportDelayMs?: number,
+  options: RequestTracerOptions = {},
 ): Promise<RequestTracer | undefined> {
   let settings;
   try {
@@ -31,12 +39,9 @@ export async function startRequestTracer(
   }
   if (!settings) return undefined;
   const { createOtelRequestTracer } = await import('./otel-request-tracer.js');
-  const outage = createOutageLog(logger, 'trace export (otlp)');
   const tracer = createOtelRequestTracer(settings, {
-    scheduledDelayMs: exportDelayMs,
-    // One line when export starts failing, a summary a minute, one when it is back; never a
-    // stack per batch: requests are unaffected either way.
-    onExportResult: (error) => (error ? outage.failed(error) : outage.succeeded()),
+    scheduledDelayMs: options.exportDelayMs,
+    onExportResult: traceExportReporter(logger, settings.endpoint, options.exportOutage),
   });
   logger.info(
     { endpoint: settings.endpoint, sample_ratio: settings.sampleRatio, service_name: settings.serviceName },

@@ -2,10 +2,10 @@
  * Starts a real proxy (memory store unless told otherwise) in front of a fake upstream, with
  * a small tenant set, and captures its JSON log lines for assertions.
  */
-import { Writable } from 'node:stream';
 import { sha256Hex } from '../../src/identity/credentials.js';
 import { createLogger } from '../../src/log.js';
-import { startProxy, type RunningProxy } from '../../src/main.js';
+import { startProxy, type RunningProxy, type StartOptions } from '../../src/main.js';
+import { logLines } from '../../../test/helpers/log-lines.js';
 import { startFakeUpstream, type FakeUpstream, type Reply, type Received } from './fake-upstream.js';
 
 export const KEYS = {
@@ -76,18 +76,11 @@ export async function startHarness(
     reply?: Reply | ((req: Received) => Reply);
     config?: (base: Record<string, unknown>) => Record<string, unknown>;
     /** Start options beyond the config (trace export delay, environment). */
-    start?: { traceExportDelayMs?: number; env?: NodeJS.ProcessEnv };
+    start?: Pick<StartOptions, 'traceExportDelayMs' | 'traceExportOutage' | 'env'>;
   } = {},
 ): Promise<Harness> {
   const upstream = await startFakeUpstream(options.reply);
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { lines: logs, stream: sink } = logLines();
   // The proxy's own logger (its shape and redaction), at debug, into the test's sink.
   const logger = createLogger('debug', sink);
   const base = baseConfig(upstream.url);

@@ -5,10 +5,7 @@
  * failing, at most one "still unavailable" summary per summary interval with the count, one
  * info line when it is back, and never a stack trace.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import { Metrics } from '../../src/metrics.js';
@@ -155,38 +152,13 @@ describe('the log of a Redis outage', () => {
 
   it('a read-only replica (answers PING, refuses writes): one warning and no recovery line per probe', async () => {
     // A replica of a master that does not exist: PING works, every write is refused (READONLY).
-    const port = await freePort();
-    const replica = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--replicaof',
-        '127.0.0.1',
-        String(await freePort()),
-      ],
-      { stdio: 'ignore' },
-    );
+    const replica = new PrivateRedis(await freePort(), {
+      extraArgs: ['--replicaof', '127.0.0.1', String(await freePort())],
+    });
     try {
-      // Listening first, so the store's connection does not fail (that outage is the other tests').
-      await eventually(
-        () =>
-          new Promise<boolean>((resolve) =>
-            connect(port, '127.0.0.1')
-              .once('connect', function (this: Socket) {
-                this.destroy();
-                resolve(true);
-              })
-              .once('error', () => resolve(false)),
-          ),
-      );
-      const { store, logger } = storeUnderTest(60_000, `redis://127.0.0.1:${port}`);
+      // Answering first, so the store's connection does not fail (that outage is the other tests').
+      await replica.start();
+      const { store, logger } = storeUnderTest(60_000, replica.url);
       expect(await store.healthy()).toBe(true);
       // Three probe intervals (1 s each) of traffic: each probe sees PING answered, then the flush refused.
       await traffic(store, 3_500);
@@ -198,8 +170,7 @@ describe('the log of a Redis outage', () => {
       expect(store.pending()).toBeGreaterThan(0);
       await store.close();
     } finally {
-      replica.kill('SIGTERM');
-      await once(replica, 'exit');
+      await replica.stop();
     }
   });
 });

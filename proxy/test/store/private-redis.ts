@@ -26,7 +26,11 @@ export async function commandCalls(client: Pick<Redis, 'info'>): Promise<Record<
 export class PrivateRedis {
   private child: ChildProcess | undefined;
 
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    /** More redis-server arguments, e.g. `--replicaof` for a replica that refuses writes. */
+    private readonly options: { extraArgs?: readonly string[] } = {},
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -49,6 +53,7 @@ export class PrivateRedis {
         // DEBUG SLEEP slows the server for the security tests (loopback only).
         '--enable-debug-command',
         'local',
+        ...(this.options.extraArgs ?? []),
       ],
       {
         stdio: 'ignore',

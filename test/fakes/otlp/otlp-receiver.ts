@@ -2,8 +2,7 @@
  * An OTLP/HTTP trace receiver on port 0: keeps every raw export body (to search for text
  * that must never be exported) and the spans decoded from OTLP JSON.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startOtlpHttpServer } from './otlp-http-server.js';
 
 type AnyValue = {
   stringValue?: string;
@@ -59,16 +58,19 @@ interface Export {
   }[];
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/** `port` brings a receiver back where an earlier one was (default: any free port). */
+export async function startOtlpReceiver(options: { port?: number } = {}): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
-  const server: Server = createServer((req, res) => {
+  const http = await startOtlpHttpServer((req) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      bodies.push(text);
-      if (req.url === '/v1/traces' && String(req.headers['content-type']).startsWith('application/json')) {
+    return {
+      data: (chunk) => chunks.push(chunk),
+      end() {
+        const text = Buffer.concat(chunks).toString('utf8');
+        bodies.push(text);
+        if (req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json'))
+          return;
         const parsed = JSON.parse(text) as Export;
         for (const rs of parsed.resourceSpans ?? []) {
           const resource = attributesOf(rs.resource?.attributes);
@@ -85,15 +87,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 resource,
               });
         }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+      },
+    };
+  }, options.port);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: http.url,
     spans,
     bodies,
     async waitFor(match, timeoutMs = 5_000) {
@@ -105,6 +103,6 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         await new Promise((r) => setTimeout(r, 20));
       }
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => http.close(),
   };
 }
