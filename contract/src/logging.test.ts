@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createOutageLog } from './logging.js';
-import { traceExportReporter } from './telemetry.js';
+import { endpointForLogs, traceExportReporter } from './telemetry.js';
 
 function recorder() {
   const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
@@ -118,5 +118,19 @@ describe('traceExportReporter', () => {
     expect(lines[3]?.fields).toMatchObject({ endpoint: 'http://collector:4318', failures: 91 });
     expect(lines.every((l) => l.fields.endpoint === 'http://collector:4318')).toBe(true);
     expect(lines.some((l) => String(l.fields.err).includes('\n'))).toBe(false);
+  });
+});
+
+describe('endpointForLogs', () => {
+  it('keeps credentials and query tokens of a collector URL out of log lines', () => {
+    expect(endpointForLogs('https://user:s3cret@collector:4318/otlp?api_key=t0ken')).toBe(
+      'https://collector:4318/otlp',
+    );
+    expect(endpointForLogs('http://:s3cret@collector:4318')).toBe('http://collector:4318/');
+    expect(endpointForLogs('http://collector:4318')).toBe('http://collector:4318');
+    expect(endpointForLogs('not a url')).toBe('(invalid url)');
+    const { lines, logger } = recorder();
+    traceExportReporter(logger, 'https://user:s3cret@collector:4318?token=t0ken')(new Error('refused'));
+    expect(JSON.stringify(lines)).not.toMatch(/s3cret|t0ken/);
   });
 });

@@ -97,6 +97,23 @@ export function tracesUrl(endpoint: string): string {
   return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
 }
 
+/**
+ * The endpoint as logs may show it: a collector URL can carry credentials (user:password@)
+ * or a token in its query, and neither belongs in a log line.
+ */
+export function endpointForLogs(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (!url.username && !url.password && !url.search) return endpoint;
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    return url.toString();
+  } catch {
+    return '(invalid url)';
+  }
+}
+
 /** The dependency name trace export outages are logged under. */
 export const TRACE_EXPORT_DEPENDENCY = 'trace export (otlp)';
 
@@ -111,6 +128,9 @@ export function traceExportReporter(
   endpoint: string,
   options: Omit<OutageLogOptions, 'fields'> = {},
 ): (error: Error | undefined) => void {
-  const outage = createOutageLog(logger, TRACE_EXPORT_DEPENDENCY, { ...options, fields: { endpoint } });
+  const outage = createOutageLog(logger, TRACE_EXPORT_DEPENDENCY, {
+    ...options,
+    fields: { endpoint: endpointForLogs(endpoint) },
+  });
   return (error) => (error ? outage.failed(error) : outage.succeeded());
 }

@@ -4,7 +4,12 @@
  * OTEL_BSP_SCHEDULE_DELAY). Off without an endpoint; then nothing below trace-hooks.ts is
  * loaded, OpenTelemetry included.
  */
-import { resolveTelemetry, TelemetryEnvError, traceExportReporter } from '@lanekeeper/contract';
+import {
+  endpointForLogs,
+  resolveTelemetry,
+  TelemetryEnvError,
+  traceExportReporter,
+} from '@lanekeeper/contract';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { BookingResult } from './ledger/book-events.js';
@@ -38,6 +43,9 @@ export async function startControlPlaneTracing(
     scheduledDelayMs: Number.isInteger(delay) && delay > 0 ? delay : undefined,
     onExportError: traceExportReporter(logger, settings.endpoint),
   });
-  logger.info({ endpoint: settings.endpoint, sample_ratio: settings.sampleRatio }, 'tracing on');
+  logger.info(
+    { endpoint: endpointForLogs(settings.endpoint), sample_ratio: settings.sampleRatio },
+    'tracing on',
+  );
   return tracing;
 }

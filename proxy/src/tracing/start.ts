@@ -4,6 +4,7 @@
  * and only when tracing is on: a proxy without telemetry never loads them.
  */
 import {
+  endpointForLogs,
   resolveTelemetry,
   TelemetryEnvError,
   traceExportReporter,
@@ -44,7 +45,11 @@ export async function startRequestTracer(
     onExportResult: traceExportReporter(logger, settings.endpoint, options.exportOutage),
   });
   logger.info(
-    { endpoint: settings.endpoint, sample_ratio: settings.sampleRatio, service_name: settings.serviceName },
+    {
+      endpoint: endpointForLogs(settings.endpoint),
+      sample_ratio: settings.sampleRatio,
+      service_name: settings.serviceName,
+    },
     'tracing on',
   );
   return tracer;
