@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProxy } from '../src/main.js';
 import { ConfigError } from '../src/errors.js';
-import { chatCompletion } from './helpers/fake-upstream.js';
+import { chatCompletion, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { baseConfig, KEYS, startHarness, type Harness } from './helpers/harness.js';
 import { freePort } from './helpers/waiting.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
@@ -20,11 +20,14 @@ const reply = {
 
 let h: Harness | undefined;
 let otlp: OtlpReceiver | undefined;
+let second: FakeUpstream | undefined;
 afterEach(async () => {
   await h?.close();
   await otlp?.close();
+  await second?.close();
   h = undefined;
   otlp = undefined;
+  second = undefined;
 });
 
 async function chat(harness: Harness, headers: Record<string, string> = {}) {
@@ -92,6 +95,72 @@ describe('sampling', () => {
     expect(await chat(h)).toBe(200);
     const span = await otlp.waitFor((s) => s.kind === 2);
     expect(span.resource['service.name']).toBe('env-named');
+  });
+});
+
+describe('a fallback', () => {
+  it('exports a call span per upstream tried, the failed one an error, each sent its own traceparent', async () => {
+    otlp = await startOtlpReceiver();
+    const served = chatCompletion('b-model', 'ok', { prompt_tokens: 3, completion_tokens: 4 });
+    second = await startFakeUpstream({ kind: 'json', body: served });
+    const url = second.url;
+    h = await startHarness({
+      reply: { kind: 'json', status: 503, body: { error: { message: 'busy', type: 'server_error' } } },
+      config: (base) => {
+        const { upstream: first, ...rest } = base;
+        return {
+          ...rest,
+          upstreams: {
+            a: {
+              ...(first as Record<string, unknown>),
+              dialect: 'openai',
+              models: ['a-*', 'small-model', 'big-model'],
+            },
+            b: { url, dialect: 'openai', models: ['b-*'] },
+          },
+          plans: {
+            ...(base.plans as Record<string, unknown>),
+            free: { models: { default: ['a-model', 'b-model'] } },
+          },
+          telemetry: { otlp_endpoint: otlp!.url },
+        };
+      },
+      start: { traceExportDelayMs: 20 },
+    });
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${KEYS.free}`,
+        'content-type': 'application/json',
+        traceparent: INCOMING,
+      },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    const server = await otlp.waitFor((s) => s.kind === 2);
+    expect(server.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(server.attributes).toMatchObject({
+      'lanekeeper.upstream': 'b',
+      'gen_ai.request.model': 'b-model',
+      'gen_ai.usage.output_tokens': 4,
+    });
+    await otlp.waitFor((s) => s.kind === 3 && s.attributes['lanekeeper.upstream'] === 'b');
+    const calls = otlp.spans.filter((s) => s.kind === 3 && s.parentSpanId === server.spanId);
+    expect(calls.map((s) => s.attributes['lanekeeper.upstream'])).toEqual(['a', 'b']);
+    const [failed, ok] = calls;
+    expect(failed?.status.code).toBe(2);
+    expect(failed?.attributes).toMatchObject({ 'http.response.status_code': 503, 'error.type': '503' });
+    expect(failed?.attributes['http.request.resend_count']).toBeUndefined();
+    expect(ok?.status.code ?? 0).toBe(0);
+    expect(ok?.attributes).toMatchObject({
+      'http.response.status_code': 200,
+      'http.request.resend_count': 1,
+    });
+    // Each upstream was sent the traceparent of its own call span, in the caller's trace.
+    expect(h.lastReceived().headers.traceparent).toBe(`00-${server.traceId}-${failed?.spanId}-01`);
+    expect(second.received[0]?.headers.traceparent).toBe(`00-${server.traceId}-${ok?.spanId}-01`);
+    expect(server.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
   });
 });
 
