@@ -67,24 +67,30 @@ describe('span batches', () => {
     expect(receiver.spans[0]?.attributes['gen_ai.request.model']).toBe(model);
   });
 
-  it('drops and counts what does not fit in the queue, and sends the rest at shutdown', async () => {
+  it('splits batches by size, drops and counts spans bigger than a batch, and sends the rest at shutdown', async () => {
     receiver = await startOtlpReceiver();
+    const one = span('a');
     batch = createSpanBatch({
       url: `${receiver.url}/v1/traces`,
       serviceName: 'svc',
       onExportResult: () => undefined,
       scheduledDelayMs: 60_000,
       maxBatchSpans: 100,
-      maxQueueSpans: 3,
+      // Room for two spans a body, not three.
+      maxBatchBytes: 400 + 2 * one.length,
     });
-    batch.push(`${span('a')},${span('b')}`, 2);
+    batch.push(one, 1);
+    batch.push(span('b'), 1);
     batch.push(span('c'), 1);
-    batch.push(span('d'), 1);
-    expect(batch.dropped).toBe(1);
+    batch.push(Array(5).fill(span('huge')).join(','), 5);
+    expect(batch.dropped).toBe(5);
+    await until(() => receiver!.bodies.length === 1);
+    expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b']);
     await batch.shutdown();
     expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b', 'c']);
+    expect(receiver.bodies).toHaveLength(2);
     batch.push(span('after'), 1);
-    expect(batch.dropped).toBe(2);
+    expect(batch.dropped).toBe(6);
   });
 
   it('reports a collector that refuses, counts the spans lost, and reports it back', async () => {

@@ -4,9 +4,15 @@
  * limit and the OTEL_EXPORTER_OTLP_* headers and TLS settings), as the SDK's
  * BatchSpanProcessor would: a batch goes when it is full or when the delay has passed.
  *
- * Bounded: at most `maxQueueSpans` wait between exports and `concurrencyLimit` exports are in
- * flight; beyond that spans are dropped and counted, as the SDK does, so a slow collector
- * costs memory only up to that bound and never slows a request.
+ * Each request's spans are copied into the batch's body buffer when they are pushed, while
+ * their string pieces are still young and in cache. Joining a batch's strings at export
+ * time instead walked ~25,000 pieces scattered over the heap: ~9 µs a request, more than
+ * everything else tracing does.
+ *
+ * Bounded: one body of at most `maxBatchBytes` fills while at most four exports are in
+ * flight (the transport's concurrency limit); beyond that spans are dropped and counted, as
+ * the SDK does, so a slow collector costs memory only up to that bound and never slows a
+ * request.
  */
 import type { ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
@@ -25,13 +31,13 @@ export interface SpanBatchOptions {
   onExportResult(error: Error | undefined): void;
   scheduledDelayMs?: number;
   maxBatchSpans?: number;
-  maxQueueSpans?: number;
+  maxBatchBytes?: number;
 }
 
 export interface SpanBatch {
   /** Queues one request's spans (`count` of them, comma-joined). */
   push(spans: string, count: number): void;
-  /** Spans dropped because the queue or the transport was full. */
+  /** Spans dropped: too big for a batch, refused by a full transport, failed, or after shutdown. */
   readonly dropped: number;
   /** Sends what is queued and waits for every export in flight. */
   flush(): Promise<void>;
@@ -39,22 +45,28 @@ export interface SpanBatch {
 }
 
 const EXPORT_OK = 0;
-const NON_ASCII = /[\u0080-\uffff]/;
+const COMMA = 0x2c;
+
+/** A ready export body: the bytes, and how many spans they hold. */
+interface Body {
+  bytes: Buffer;
+  spans: number;
+}
 
 export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   const delayMs = options.scheduledDelayMs ?? 2_000;
-  const maxBatch = options.maxBatchSpans ?? 512;
-  const maxQueue = options.maxQueueSpans ?? 4_096;
-  const serializer: ISerializer<string[], unknown> = {
-    serializeRequest(requests) {
-      const body = exportBody(options.serviceName, requests.join(','));
-      // Node 20 writes UTF-8 at ~2.5 µs a KB, 8 µs of every traced request; nearly every
-      // body is ASCII, for which latin1 is the same bytes, copied.
-      return Buffer.from(body, NON_ASCII.test(body) ? 'utf8' : 'latin1');
-    },
+  const maxSpans = options.maxBatchSpans ?? 512;
+  const capacity = options.maxBatchBytes ?? 1024 * 1024;
+  // The body around the spans, from the same writer the tests hold to the official one. A
+  // NUL cannot occur in its JSON (JSON.stringify escapes it), so it marks where spans go.
+  const [head, tail] = exportBody(options.serviceName, '\0')
+    .split('\0')
+    .map((part) => Buffer.from(part, 'utf8')) as [Buffer, Buffer];
+  const serializer: ISerializer<Body, unknown> = {
+    serializeRequest: (body) => body.bytes,
     deserializeResponse: (data) => (data.length === 0 ? {} : JSON.parse(Buffer.from(data).toString('utf8'))),
   };
-  const exporter = new OTLPExporterBase<string[]>(
+  const exporter = new OTLPExporterBase<Body>(
     createOtlpHttpExportDelegate(
       convertLegacyHttpOptions(
         { url: options.url, timeoutMillis: 5_000, concurrencyLimit: 4 },
@@ -65,7 +77,8 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
       serializer,
     ),
   );
-  let queue: string[] = [];
+  let body = Buffer.allocUnsafe(capacity);
+  let used = head.copy(body, 0);
   let queued = 0;
   let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -74,15 +87,16 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   function send(): void {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (queue.length === 0) return;
-    const batch = queue;
-    const count = queued;
-    queue = [];
+    if (queued === 0) return;
+    used += tail.copy(body, used);
+    const ready: Body = { bytes: body.subarray(0, used), spans: queued };
+    body = Buffer.allocUnsafe(capacity);
+    used = head.copy(body, 0);
     queued = 0;
-    exporter.export(batch, (result: ExportResult) => {
+    exporter.export(ready, (result: ExportResult) => {
       if (result.code === EXPORT_OK) options.onExportResult(undefined);
       else {
-        dropped += count;
+        dropped += ready.spans;
         options.onExportResult(result.error ?? new Error('span export failed'));
       }
     });
@@ -90,13 +104,19 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
 
   return {
     push(spans, count) {
-      if (closed || queued + count > maxQueue) {
+      // Byte length equals length only for ASCII, which latin1 then writes as the same bytes
+      // at memcpy speed; Node 20's UTF-8 writer costs several µs a request.
+      const bytes = Buffer.byteLength(spans, 'utf8');
+      const needed = bytes + 1 + tail.length;
+      if (closed || head.length + needed > capacity) {
         dropped += count;
         return;
       }
-      queue.push(spans);
+      if (used + needed > capacity) send();
+      if (queued > 0) body[used++] = COMMA;
+      used += body.write(spans, used, bytes === spans.length ? 'latin1' : 'utf8');
       queued += count;
-      if (queued >= maxBatch) send();
+      if (queued >= maxSpans) send();
       else timer ??= setTimeout(send, delayMs).unref();
     },
     get dropped() {
