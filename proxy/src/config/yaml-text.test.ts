@@ -36,9 +36,7 @@ describe('parseYamlText', () => {
       fc.string(),
       fc.integer(),
       // -0 is the one number the two parsers read apart (see the test below).
-      fc
-        .double({ noNaN: true, noDefaultInfinity: true })
-        .map((n) => (Object.is(n, -0) ? 0 : n)),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => (Object.is(n, -0) ? 0 : n)),
       fc.boolean(),
       fc.constant(null),
     );
