@@ -40,3 +40,31 @@ describe('memory store, the sliding hour of tokens', () => {
     await store.close();
   });
 });
+
+describe('memory store, daily budgets across midnight', () => {
+  it('books each settle in its own day, a late one of yesterday included', async () => {
+    const store = createMemoryStore();
+    const tenant = freshTenant();
+    const limits = { budget_usd_per_day: 1 };
+    const DAY = 24 * 60 * MINUTE_MS;
+    const midnight = Math.ceil(T0 / DAY) * DAY;
+    const admitAt = (now: number) => store.admit(admitRequest(tenant, limits, { now }));
+    const spent = async (now: number, usd: number) => {
+      const result = await admitAt(now);
+      if (!result.ok) throw new Error(`refused: ${result.limit}`);
+      await store.settle(result.reservation, { tokens: 0, usd });
+    };
+    const late = await admitAt(midnight - 1_000); // admitted yesterday, settled after midnight
+    await spent(midnight - 500, 0.6);
+    expect((await admitAt(midnight - 100)).ok).toBe(true);
+    await spent(midnight + 1_000, 0.7); // today
+    if (!late.ok) throw new Error('refused');
+    await store.settle(late.reservation, { tokens: 0, usd: 0.5 }); // yesterday: 1.1 now
+    expect((await admitAt(midnight + 2_000)).ok).toBe(true); // today holds 0.7
+    await spent(midnight + 3_000, 0.4); // today: 1.1
+    const refused = await admitAt(midnight + 4_000);
+    expect(refused.ok ? undefined : refused.limit).toBe('budget_usd_per_day');
+    expect((await admitAt(midnight + DAY)).ok).toBe(true);
+    await store.close();
+  });
+});

@@ -92,6 +92,17 @@ function newTenant(): TenantLimits {
   };
 }
 
+/** The `spend` keys of a day and month, built once per day and shared by every tenant. */
+let lastSpendKeys = { day: '', month: '', dayKey: '', monthKey: '' };
+function spendKeys(day: string, month: string): { dayKey: string; monthKey: string } {
+  // One string object per key: no string built and hashed per request, and each tenant's map
+  // holds the same object, so a lookup never reads that tenant's (cold) copy of the key.
+  if (lastSpendKeys.day !== day || lastSpendKeys.month !== month) {
+    lastSpendKeys = { day, month, dayKey: `d:${day}`, monthKey: `m:${month}` };
+  }
+  return lastSpendKeys;
+}
+
 function release(t: TenantLimits, requestId: string): void {
   const held = t.reservations.get(requestId);
   if (!held) return;
@@ -139,7 +150,8 @@ function prune(t: TenantLimits, now: number): void {
   }
   if (t.spend.size > 2) {
     const { day, month } = budgetWindows(now);
-    for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
+    const { dayKey, monthKey } = spendKeys(day, month);
+    for (const key of t.spend.keys()) if (key !== dayKey && key !== monthKey) t.spend.delete(key);
   }
 }
 
@@ -148,8 +160,9 @@ function usedTokens(t: TenantLimits): number {
 }
 
 function usedUsd(t: TenantLimits, day: string, month: string): { day: number; month: number } {
-  let d = t.spend.get(`d:${day}`) ?? 0;
-  let m = t.spend.get(`m:${month}`) ?? 0;
+  const { dayKey, monthKey } = spendKeys(day, month);
+  let d = t.spend.get(dayKey) ?? 0;
+  let m = t.spend.get(monthKey) ?? 0;
   for (const held of t.reservations.values()) {
     if (held.day === day) d += held.usd;
     if (held.month === month) m += held.usd;
@@ -332,8 +345,9 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
       }
       if (actual.usd > 0) {
         const { day, month } = budgetWindows(reservation.at);
-        t.spend.set(`d:${day}`, (t.spend.get(`d:${day}`) ?? 0) + actual.usd);
-        t.spend.set(`m:${month}`, (t.spend.get(`m:${month}`) ?? 0) + actual.usd);
+        const { dayKey, monthKey } = spendKeys(day, month);
+        t.spend.set(dayKey, (t.spend.get(dayKey) ?? 0) + actual.usd);
+        t.spend.set(monthKey, (t.spend.get(monthKey) ?? 0) + actual.usd);
       }
     },
 
