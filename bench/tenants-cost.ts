@@ -9,7 +9,9 @@
  * CPU per request, as the bench's is. Both configs are in the heap throughout, so the cost of
  * collecting a heap that holds 10,000 tenants falls on both modes here, where the bench's
  * separate processes charge it to the 10,000-tenant target alone (the GC figure printed is
- * the time V8 reported per request in each mode's batches).
+ * the time V8 reported per request in each mode's batches). PROBE_SEPARATE=1 runs one proxy
+ * at a time instead (a fresh one per mode and round, alternating), as the bench does: closer
+ * to its figure, more exposed to the machine's drift.
  *
  *   node --min-semi-space-size=16 --import tsx bench/tenants-cost.ts [json|stream] [memory|redis] [requests=20000] [rounds=4]
  *
@@ -17,7 +19,7 @@
  *
  * Redis mode uses REDIS_URL (default redis://127.0.0.1:6379) under a random key prefix,
  * deleted at the end. With PROBE_PROFILE=<dir>, each timed batch is CPU-profiled (start-up,
- * config parsing and warm-up left out) into <dir>/<mode>-<round>-<batch>.cpuprofile, for
+ * config parsing and warm-up left out) into <dir>/<mode>-<round>[-<batch>].cpuprofile, for
  * bench/profile-summary.ts.
  */
 import { randomBytes } from 'node:crypto';
@@ -39,6 +41,7 @@ const STORE = process.argv[3] === 'redis' ? 'redis' : 'memory';
 const REQUESTS = Number(process.argv[4] ?? 20_000);
 const ROUNDS = Number(process.argv[5] ?? 4);
 const PROFILE_DIR = process.env.PROBE_PROFILE;
+const SEPARATE = process.env.PROBE_SEPARATE === '1';
 const CONCURRENCY = 32;
 const MANY_TENANTS = 10_000;
 const ACTIVE_TENANTS = 1_000;
@@ -120,36 +123,53 @@ async function main(): Promise<void> {
   profiler?.connect();
   await profiler?.post('Profiler.enable');
 
+  type Tally = { us: number; requests: number; gcMs: number };
+  /** Sends `count` requests to one side, adding their CPU and GC time to its tally. */
+  async function measure(mode: Mode, side: Side, count: number, tally: Tally, name: string): Promise<void> {
+    if (mode !== 'direct') await profiler?.post('Profiler.start');
+    gcMs = 0;
+    const before = process.cpuUsage();
+    const done = await side.loop(count);
+    const used = process.cpuUsage(before);
+    tally.us += used.user + used.system;
+    tally.requests += done;
+    tally.gcMs += gcMs;
+    if (profiler && mode !== 'direct') {
+      const { profile } = await profiler.post('Profiler.stop');
+      await writeFile(`${PROFILE_DIR}/${mode}-${name}.cpuprofile`, JSON.stringify(profile));
+    }
+  }
+  // Warm-up: every active tenant at least twice, so first-use work is out of the figure.
+  const WARM_UP = 2 * ACTIVE_TENANTS + 1_000;
+
   for (let round = 0; round < ROUNDS; round++) {
-    const sides = new Map<Mode, Side>();
-    for (const mode of modes) sides.set(mode, await startSide(mode));
-    // Warm-up: every active tenant at least twice, so first-use work is out of the figure.
-    for (const side of sides.values()) await side.loop(2 * ACTIVE_TENANTS + 1_000);
-    const cpu: Record<Mode, { us: number; requests: number; gcMs: number }> = {
+    const cpu: Record<Mode, Tally> = {
       direct: { us: 0, requests: 0, gcMs: 0 },
       '1': { us: 0, requests: 0, gcMs: 0 },
       '10k': { us: 0, requests: 0, gcMs: 0 },
     };
-    // Short batches, taking turns in an order that alternates: a burst of load from other
-    // jobs on the machine then falls on every mode alike instead of on one mode's round.
-    for (let batch = 0; batch < BATCHES; batch++) {
-      for (const mode of batch % 2 === 0 ? modes : [...modes].reverse()) {
-        const side = sides.get(mode) as Side;
-        if (mode !== 'direct') await profiler?.post('Profiler.start');
-        gcMs = 0;
-        const before = process.cpuUsage();
-        const done = await side.loop(Math.ceil(REQUESTS / BATCHES));
-        const used = process.cpuUsage(before);
-        cpu[mode].us += used.user + used.system;
-        cpu[mode].requests += done;
-        cpu[mode].gcMs += gcMs;
-        if (profiler && mode !== 'direct') {
-          const { profile } = await profiler.post('Profiler.stop');
-          await writeFile(`${PROFILE_DIR}/${mode}-${round + 1}-${batch + 1}.cpuprofile`, JSON.stringify(profile));
+    if (SEPARATE) {
+      // One proxy at a time, as the bench runs them: only the 10,000-tenant heap holds them.
+      for (const mode of round % 2 === 0 ? modes : [...modes].reverse()) {
+        const side = await startSide(mode);
+        await side.loop(WARM_UP);
+        await measure(mode, side, REQUESTS, cpu[mode], `${round + 1}`);
+        await side.close();
+      }
+    } else {
+      const sides = new Map<Mode, Side>();
+      for (const mode of modes) sides.set(mode, await startSide(mode));
+      for (const side of sides.values()) await side.loop(WARM_UP);
+      // Short batches, taking turns in an order that alternates: a burst of load from other
+      // jobs on the machine then falls on every mode alike instead of on one mode's round.
+      for (let batch = 0; batch < BATCHES; batch++) {
+        for (const mode of batch % 2 === 0 ? modes : [...modes].reverse()) {
+          const side = sides.get(mode) as Side;
+          await measure(mode, side, Math.ceil(REQUESTS / BATCHES), cpu[mode], `${round + 1}-${batch + 1}`);
         }
       }
+      for (const side of sides.values()) await side.close();
     }
-    for (const side of sides.values()) await side.close();
     for (const mode of modes) {
       const { us, requests, gcMs: gcTotal } = cpu[mode];
       results[mode].push(us / requests);
