@@ -96,7 +96,8 @@ async function main(): Promise<void> {
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body,
       });
-      if (res.statusCode !== 200) throw new Error(`${mode}: status ${res.statusCode}: ${await res.body.text()}`);
+      if (res.statusCode !== 200)
+        throw new Error(`${mode}: status ${res.statusCode}: ${await res.body.text()}`);
       await res.body.text();
     };
     return {
@@ -188,7 +189,9 @@ async function main(): Promise<void> {
       `10k tenants ${many.toFixed(1)} µs, ratio ${(many / one).toFixed(3)}`,
   );
   // Per round too (each round's 10k against the same round's 1 tenant), to show the spread.
-  const perRound = results['10k'].map((m, i) => ((m - (results.direct[i] ?? 0)) / ((results['1'][i] ?? NaN) - (results.direct[i] ?? 0))).toFixed(3));
+  const perRound = results['10k'].map((m, i) =>
+    ((m - (results.direct[i] ?? 0)) / ((results['1'][i] ?? NaN) - (results.direct[i] ?? 0))).toFixed(3),
+  );
   console.log(`ratio per round: ${perRound.join(' ')}`);
 
   if (STORE === 'redis') {

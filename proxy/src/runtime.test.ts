@@ -46,7 +46,10 @@ describe('buildRuntime', () => {
     const runtime = buildRuntime(
       config([
         plain('a'),
-        { ...plain('big'), overrides: { rate_limits: { requests_per_minute: 10_000 }, models: { x: 'big-model' } } },
+        {
+          ...plain('big'),
+          overrides: { rate_limits: { requests_per_minute: 10_000 }, models: { x: 'big-model' } },
+        },
         plain('b'),
       ]),
     );
@@ -55,7 +58,10 @@ describe('buildRuntime', () => {
     expect(big?.plan.models).toEqual({ default: 'small-model', x: 'big-model' });
     expect(Object.isFrozen(big?.plan.rate_limits)).toBe(true);
     expect(runtime.tenants.get('a')?.plan).toBe(runtime.tenants.get('b')?.plan);
-    expect(runtime.tenants.get('a')?.plan.rate_limits).toEqual({ requests_per_minute: 60, tokens_per_hour: 1000 });
+    expect(runtime.tenants.get('a')?.plan.rate_limits).toEqual({
+      requests_per_minute: 60,
+      tokens_per_hour: 1000,
+    });
     expect(runtime.tenants.get('a')?.plan.models).toEqual({ default: 'small-model' });
   });
 

@@ -97,7 +97,8 @@ function hasOverrides(overrides: TenantConfig['overrides']): boolean {
 
 /** Freezes the plan and the maps and lists in it, which tenants without overrides share. */
 function freezePlan(plan: PlanConfig): PlanConfig {
-  for (const inner of Object.values(plan)) if (typeof inner === 'object' && inner !== null) Object.freeze(inner);
+  for (const inner of Object.values(plan))
+    if (typeof inner === 'object' && inner !== null) Object.freeze(inner);
   return Object.freeze(plan);
 }
 

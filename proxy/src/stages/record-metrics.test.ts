@@ -24,7 +24,11 @@ function setUp(maxTenants: number) {
   const logger = createLogger('info', new Writable({ write: (_c, _e, done) => done() }));
   const stage = createRecordMetricsStage({ metrics, logger });
   const end = (tenant: string | undefined, model: string, status: number) => {
-    const req = { headers: {}, socket: { remoteAddress: '127.0.0.1' }, method: 'POST' } as unknown as IncomingMessage;
+    const req = {
+      headers: {},
+      socket: { remoteAddress: '127.0.0.1' },
+      method: 'POST',
+    } as unknown as IncomingMessage;
     const ctx: RequestContext = newContext(req, runtime, { path: '/v1/chat/completions', query: '' });
     ctx.tenant = tenant === undefined ? undefined : runtime.tenants.get(tenant);
     ctx.model = model;
@@ -43,7 +47,8 @@ function setUp(maxTenants: number) {
       const match = /^(\w+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
       if (!match || match[1] !== name) continue;
       const have = match[2] ? match[2].split(',') : [];
-      if (have.length === wanted.length && wanted.every((pair) => have.includes(pair))) return Number(match[3]);
+      if (have.length === wanted.length && wanted.every((pair) => have.includes(pair)))
+        return Number(match[3]);
     }
     return 0;
   };
@@ -85,7 +90,9 @@ describe('record-metrics', () => {
     end('a', 'm1', 200);
     expect(await value('lanekeeper_requests_total', { tenant: 'a', model: 'm1', status: '200' })).toBe(2);
     expect(await value('lanekeeper_requests_total', { tenant: 'c', model: 'm1', status: '200' })).toBe(0);
-    expect(await value('lanekeeper_requests_total', { tenant: '_other', model: 'm1', status: '200' })).toBe(2);
+    expect(await value('lanekeeper_requests_total', { tenant: '_other', model: 'm1', status: '200' })).toBe(
+      2,
+    );
     expect(await value('lanekeeper_tenant_label_overflow_total', {})).toBe(2);
   });
 
@@ -98,7 +105,9 @@ describe('record-metrics', () => {
     end('none', 'm1', 200);
     end('none', 'm1', 200);
     expect(await value('lanekeeper_tenant_label_overflow_total', {})).toBe(3);
-    expect(await value('lanekeeper_requests_total', { tenant: '_other', model: 'm1', status: '200' })).toBe(3);
+    expect(await value('lanekeeper_requests_total', { tenant: '_other', model: 'm1', status: '200' })).toBe(
+      3,
+    );
     expect(await value('lanekeeper_requests_total', { tenant: 'none', model: 'm1', status: '200' })).toBe(0);
     expect(await value('lanekeeper_requests_total', { tenant: 'none', model: 'm1', status: '401' })).toBe(1);
   });

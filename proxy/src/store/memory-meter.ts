@@ -57,7 +57,12 @@ export class MemoryMeter {
   record(event: UsageEvent): void {
     let meter = this.tenants.get(event.tenant);
     if (!meter) {
-      meter = { hours: new Map(), total: zeroTotals(), latestStart: Number.NEGATIVE_INFINITY, latest: undefined };
+      meter = {
+        hours: new Map(),
+        total: zeroTotals(),
+        latestStart: Number.NEGATIVE_INFINITY,
+        latest: undefined,
+      };
       this.tenants.set(event.tenant, meter);
     }
     const at = eventTime(event);
