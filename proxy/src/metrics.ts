@@ -7,6 +7,8 @@ import client from 'prom-client';
 import { CellCounter, CellHistogram, UsdCounter, type Cell, type HistogramCell } from './cell-metrics.js';
 
 export const OTHER_TENANT = '_other';
+/** The tenant label of requests refused before a tenant was identified. */
+export const NO_TENANT = 'none';
 
 /** The token kinds of lanekeeper_tokens_total, in the order of `ModelSeries.tokens`. */
 export const TOKEN_KINDS = ['input', 'output', 'cached_input', 'cache_write', 'reasoning'] as const;
@@ -16,6 +18,9 @@ export interface ModelSeries {
   readonly tenant: string;
   readonly model: string;
   readonly statuses: Map<number, Cell>;
+  /** The status counted last and its cell: most requests repeat it, and skip the map. */
+  lastStatus: number;
+  lastStatusCell: Cell | undefined;
   /** By TOKEN_KINDS index; made on first use, so a kind never metered has no series. */
   readonly tokens: (Cell | undefined)[];
   /** Nano-dollars; made on first use, so a model never priced has no cost series. */
@@ -26,9 +31,12 @@ export interface ModelSeries {
 
 /** One tenant label's series. */
 export interface TenantSeries {
+  readonly label: string;
   readonly duration: HistogramCell;
   readonly provenance: Map<string, Cell>;
   readonly models: Map<string, ModelSeries>;
+  /** The model used last: a tenant's requests mostly name the same one, and skip the map. */
+  lastModel: ModelSeries | undefined;
 }
 
 export class Metrics {
@@ -242,26 +250,53 @@ export class Metrics {
   seriesOf(tenant: string): TenantSeries {
     let series = this.tenantSeries.get(tenant);
     if (!series) {
-      series = { duration: this.duration.cell({ tenant }), provenance: new Map(), models: new Map() };
+      series = {
+        label: tenant,
+        duration: this.duration.cell({ tenant }),
+        provenance: new Map(),
+        models: new Map(),
+        lastModel: undefined,
+      };
       this.tenantSeries.set(tenant, series);
     }
     return series;
   }
 
+  /**
+   * The series of a request's tenant (undefined: none identified), under its label. A tenant
+   * that has its own series is found with one lookup, not a label lookup and then a series
+   * lookup: with a thousand tenants taking turns each is a cache miss. "none" and "_other"
+   * name other requests' series too, so they always take the long way.
+   */
+  seriesOfTenant(tenant: string | undefined): TenantSeries {
+    if (tenant !== undefined && tenant !== OTHER_TENANT && tenant !== NO_TENANT) {
+      // Only tenantLabel() makes labels, and it returns a tenant's own id only once that id
+      // holds a place under the bound, which it keeps: so a series under the id is its own.
+      const own = this.tenantSeries.get(tenant);
+      if (own) return own;
+    }
+    return this.seriesOf(this.tenantLabel(tenant));
+  }
+
   /** The series of a tenant label and a model, found or made. */
   modelSeries(tenant: TenantSeries, tenantLabel: string, model: string): ModelSeries {
+    const last = tenant.lastModel;
+    if (last !== undefined && last.model === model) return last;
     let series = tenant.models.get(model);
     if (!series) {
       series = {
         tenant: tenantLabel,
         model,
         statuses: new Map(),
+        lastStatus: -1,
+        lastStatusCell: undefined,
         tokens: TOKEN_KINDS.map(() => undefined),
         cost: undefined,
         unreported: new Map(),
       };
       tenant.models.set(model, series);
     }
+    tenant.lastModel = series;
     return series;
   }
 
@@ -284,7 +319,7 @@ export class Metrics {
 
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */
   tenantLabel(tenant: string | undefined): string {
-    if (tenant === undefined) return 'none';
+    if (tenant === undefined) return NO_TENANT;
     const label = this.labelOf(tenant);
     if (label === OTHER_TENANT) this.tenantOverflow.inc();
     return label;

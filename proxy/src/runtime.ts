@@ -15,8 +15,11 @@ import { createSlicer, forEachInSlices, type SlicePolicy } from './config/slices
 export interface Runtime {
   readonly config: Config;
   readonly tenants: ReadonlyMap<string, ResolvedTenant>;
-  /** sha256 hex of an API key -> tenant id. */
-  readonly keyIndex: ReadonlyMap<string, string>;
+  /**
+   * sha256 hex of an API key -> its tenant: the tenant itself, not its id, so identifying a
+   * request is one lookup in a table as large as the key count, not two.
+   */
+  readonly keyIndex: ReadonlyMap<string, ResolvedTenant>;
   readonly jwt: JwtVerifier | undefined;
   readonly customDialects: readonly Dialect[];
   /** The upstreams in the order they are matched (one, "default", for a single `upstream:`). */
@@ -78,24 +81,46 @@ export async function buildRuntimeInSlices(
 
 interface TenantIndex {
   tenants: Map<string, ResolvedTenant>;
-  keyIndex: Map<string, string>;
+  keyIndex: Map<string, ResolvedTenant>;
+  /** The merged plan of tenants without overrides, one per plan name (see indexTenant). */
+  plainPlans: Map<string, PlanConfig>;
 }
 
 function emptyIndex(): TenantIndex {
-  return { tenants: new Map(), keyIndex: new Map() };
+  return { tenants: new Map(), keyIndex: new Map(), plainPlans: new Map() };
 }
 
-function indexTenant(config: Config, tenant: TenantConfig, { tenants, keyIndex }: TenantIndex): void {
+function hasOverrides(overrides: TenantConfig['overrides']): boolean {
+  for (const value of Object.values(overrides)) if (value !== undefined) return true;
+  return false;
+}
+
+/** Freezes the plan and the maps and lists in it, which tenants without overrides share. */
+function freezePlan(plan: PlanConfig): PlanConfig {
+  for (const inner of Object.values(plan))
+    if (typeof inner === 'object' && inner !== null) Object.freeze(inner);
+  return Object.freeze(plan);
+}
+
+function indexTenant(config: Config, tenant: TenantConfig, index: TenantIndex): void {
   const plan = config.plans[tenant.plan];
   // parseConfig guarantees the plan exists; the guard keeps the types honest.
   if (!plan) return;
-  tenants.set(tenant.id, {
-    id: tenant.id,
-    planName: tenant.plan,
-    plan: Object.freeze(mergePlan(plan, tenant.overrides)),
-    config: tenant,
-  });
-  for (const hash of tenant.api_key_sha256) keyIndex.set(hash, tenant.id);
+  // Tenants without overrides share one merged (and frozen) plan per plan name: with 10,000
+  // tenants on a few plans, a request then reads plan and limits that other tenants' requests
+  // keep in the CPU cache, instead of its own copy that 999 other tenants' requests evicted.
+  let merged: PlanConfig | undefined;
+  if (hasOverrides(tenant.overrides)) merged = freezePlan(mergePlan(plan, tenant.overrides));
+  else {
+    merged = index.plainPlans.get(tenant.plan);
+    if (!merged) {
+      merged = freezePlan(mergePlan(plan, tenant.overrides));
+      index.plainPlans.set(tenant.plan, merged);
+    }
+  }
+  const resolved: ResolvedTenant = { id: tenant.id, planName: tenant.plan, plan: merged, config: tenant };
+  index.tenants.set(tenant.id, resolved);
+  for (const hash of tenant.api_key_sha256) index.keyIndex.set(hash, resolved);
 }
 
 function assemble(config: Config, { tenants, keyIndex }: TenantIndex, previous?: Runtime): Runtime {

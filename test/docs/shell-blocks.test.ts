@@ -46,6 +46,8 @@ const NOT_RUN: Record<string, string> = {
     'takes minutes; bench/ has its own tests',
   'npm run bench                      # about 13 minutes; table on stdout, JSON in bench/results/':
     'takes minutes',
+  'node --min-semi-space-size=16 --import tsx bench/tenants-cost.ts json memory 20000 3':
+    'a measurement: minutes of CPU on a machine others share',
   'npm ci': 'reinstalls the dependencies this test runs on',
   'npm ci          # install from the lockfile': 'reinstalls the dependencies this test runs on',
   'docker build --target proxy         -t lanekeeper/proxy:0.1.0 .': 'no Docker engine here',

@@ -47,10 +47,10 @@ export function sha256Hex(value: string): string {
  * depend only on the digest, which an attacker cannot steer towards a real key; no stored
  * secret is ever compared byte by byte against attacker input.
  */
-export function tenantForKey(
-  index: ReadonlyMap<string, string>,
+export function tenantForKey<T>(
+  index: ReadonlyMap<string, T>,
   key: string,
-): { tenant: string; hash: string } | undefined {
+): { tenant: T; hash: string } | undefined {
   const hash = sha256Hex(key);
   const tenant = index.get(hash);
   return tenant === undefined ? undefined : { tenant, hash };

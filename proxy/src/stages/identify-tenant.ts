@@ -6,7 +6,7 @@
  * can write them.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RequestContext } from '../context.js';
+import type { RequestContext, ResolvedTenant } from '../context.js';
 import {
   InvalidApiKeyError,
   InvalidTokenError,
@@ -21,7 +21,9 @@ import { looksLikeJwt } from '../identity/jwt.js';
 import type { Runtime } from '../runtime.js';
 import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
 
-type Found = { tenant: string } | { error: ProxyError } | undefined;
+/** A tenant id to look up, or the tenant itself when the key index already held it. */
+type Named = { tenant: string } | { resolved: ResolvedTenant };
+type Found = Named | { error: ProxyError } | undefined;
 type Source = Runtime['config']['identity']['sources'][number];
 
 function firstHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -55,7 +57,7 @@ function trySource(source: Source, ctx: RequestContext, query: URLSearchParams):
       const found = tenantForKey(runtime.keyIndex, key);
       if (found !== undefined) {
         ctx.apiKeyHash = found.hash;
-        return { tenant: found.tenant };
+        return { resolved: found.tenant };
       }
       // A JWT in the same Authorization header is the jwt source's business.
       if (identity.sources.includes('jwt') && looksLikeJwt(key)) return undefined;
@@ -94,14 +96,20 @@ function trySource(source: Source, ctx: RequestContext, query: URLSearchParams):
 }
 
 /** The verdict once a source has named a tenant (or refused the credential). */
-function verdictFor(ctx: RequestContext, found: { tenant: string } | { error: ProxyError }): RequestVerdict {
+function verdictFor(ctx: RequestContext, found: Named | { error: ProxyError }): RequestVerdict {
   if ('error' in found) return reply(found.error);
+  if ('resolved' in found) return admitTenant(ctx, found.resolved);
   const tenant = ctx.runtime.tenants.get(found.tenant);
   if (!tenant) {
     return reply(
       new TenantUnknownError(`Tenant "${found.tenant.slice(0, 64)}" is not known to this service.`),
     );
   }
+  return admitTenant(ctx, tenant);
+}
+
+/** A known tenant: on its way if active, refused (and named in logs and metrics) if suspended. */
+function admitTenant(ctx: RequestContext, tenant: ResolvedTenant): RequestVerdict {
   if (tenant.config.status !== 'active') {
     // Known but suspended: attribute the refusal to it in logs and metrics.
     ctx.tenant = tenant;

@@ -18,11 +18,14 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
   const warnedUnpriced = new Set<string>();
 
   function statusCell(series: ModelSeries, tenant: string, model: string, status: number): Cell {
+    if (status === series.lastStatus && series.lastStatusCell !== undefined) return series.lastStatusCell;
     let cell = series.statuses.get(status);
     if (!cell) {
       cell = metrics.requests.cell({ tenant, model, status: String(status) });
       series.statuses.set(status, cell);
     }
+    series.lastStatus = status;
+    series.lastStatusCell = cell;
     return cell;
   }
 
@@ -38,9 +41,9 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
   return {
     name: 'record-metrics',
     onResponseEnd(ctx) {
-      const tenant = metrics.tenantLabel(ctx.tenant?.id);
+      const tenantSeries = metrics.seriesOfTenant(ctx.tenant?.id);
+      const tenant = tenantSeries.label;
       const model = ctx.model ?? 'none';
-      const tenantSeries = metrics.seriesOf(tenant);
       const series = metrics.modelSeries(tenantSeries, tenant, model);
       statusCell(series, tenant, model, ctx.status ?? 0).value++;
       metrics.duration.observe(tenantSeries.duration, (ctx.durationMs ?? 0) / 1000, ctx.trace?.traceId);

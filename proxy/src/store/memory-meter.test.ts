@@ -35,4 +35,28 @@ describe('MemoryMeter retention', () => {
     expect(meter.currentHour(tenant, T0).requests).toBe(5);
     expect(meter.currentHour(tenant, T0).output_tokens).toBe(100);
   });
+
+  it('counts a late event in its own hour, and the newest hour keeps counting after it', () => {
+    const meter = new MemoryMeter();
+    const tenant = freshTenant();
+    const at = (ms: number) => usageEvent(tenant, { ts: new Date(ms).toISOString() });
+    meter.record(at(T0));
+    meter.record(at(T0 + HOUR_MS));
+    meter.record(at(T0 + 10)); // late: the first hour's
+    meter.record(at(T0 + HOUR_MS + 10));
+    meter.record(at(T0 + 20)); // late again
+    expect(meter.currentHour(tenant, T0).requests).toBe(3);
+    expect(meter.currentHour(tenant, T0 + HOUR_MS).requests).toBe(2);
+    expect(meter.allTime(tenant).requests).toBe(5);
+  });
+
+  it('starts a tenant afresh after it was erased, whatever hour it was in', () => {
+    const meter = new MemoryMeter();
+    const tenant = freshTenant();
+    meter.record(usageEvent(tenant, { ts: new Date(T0).toISOString() }));
+    expect(meter.erase(tenant)).toBe(2);
+    meter.record(usageEvent(tenant, { ts: new Date(T0 + 1).toISOString() }));
+    expect(meter.currentHour(tenant, T0).requests).toBe(1);
+    expect(meter.allTime(tenant).requests).toBe(1);
+  });
 });

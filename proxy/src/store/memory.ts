@@ -60,6 +60,14 @@ interface TenantLimits {
   reservations: Map<string, Held>;
   /** "d:YYYY-MM-DD" / "m:YYYY-MM" -> actual USD. */
   spend: Map<string, number>;
+  /**
+   * No key of `minutes` is below this (a lower bound), so prune walks them only once the
+   * oldest can have left the hour; and the highest key ever set while any remain. Walking
+   * the map on every admit cost up to 60 steps a request, each a cold cache line when a
+   * thousand tenants take turns.
+   */
+  minutesFrom: number;
+  latestMinute: number;
   /** Sum of `minutes` and of the reservations' tokens, kept as they change (all integers). */
   minuteTokens: number;
   reservedTokens: number;
@@ -73,6 +81,8 @@ function newTenant(): TenantLimits {
     rpm: new SecondBuckets(),
     slots: new Map(),
     minutes: new Map(),
+    minutesFrom: Number.POSITIVE_INFINITY,
+    latestMinute: Number.NEGATIVE_INFINITY,
     reservations: new Map(),
     spend: new Map(),
     minuteTokens: 0,
@@ -80,6 +90,17 @@ function newTenant(): TenantLimits {
     slotsExpireFrom: Number.POSITIVE_INFINITY,
     reservationsExpireFrom: Number.POSITIVE_INFINITY,
   };
+}
+
+/** The `spend` keys of a day and month, built once per day and shared by every tenant. */
+let lastSpendKeys = { day: '', month: '', dayKey: '', monthKey: '' };
+function spendKeys(day: string, month: string): { dayKey: string; monthKey: string } {
+  // One string object per key: no string built and hashed per request, and each tenant's map
+  // holds the same object, so a lookup never reads that tenant's (cold) copy of the key.
+  if (lastSpendKeys.day !== day || lastSpendKeys.month !== month) {
+    lastSpendKeys = { day, month, dayKey: `d:${day}`, monthKey: `m:${month}` };
+  }
+  return lastSpendKeys;
 }
 
 function release(t: TenantLimits, requestId: string): void {
@@ -106,10 +127,18 @@ function prune(t: TenantLimits, now: number): void {
     t.slotsExpireFrom = next;
   }
   const firstMinute = Math.floor(now / MINUTE_MS) - MINUTES_PER_HOUR + 1;
-  for (const [minute, tokens] of t.minutes) {
-    if (minute >= firstMinute) continue;
-    t.minutes.delete(minute);
-    t.minuteTokens -= tokens;
+  if (t.minutesFrom < firstMinute) {
+    let next = Number.POSITIVE_INFINITY;
+    for (const [minute, tokens] of t.minutes) {
+      if (minute >= firstMinute) {
+        if (minute < next) next = minute;
+        continue;
+      }
+      t.minutes.delete(minute);
+      t.minuteTokens -= tokens;
+    }
+    t.minutesFrom = next;
+    if (t.minutes.size === 0) t.latestMinute = Number.NEGATIVE_INFINITY;
   }
   if (now >= t.reservationsExpireFrom) {
     let next = Number.POSITIVE_INFINITY;
@@ -121,7 +150,8 @@ function prune(t: TenantLimits, now: number): void {
   }
   if (t.spend.size > 2) {
     const { day, month } = budgetWindows(now);
-    for (const key of t.spend.keys()) if (key !== `d:${day}` && key !== `m:${month}`) t.spend.delete(key);
+    const { dayKey, monthKey } = spendKeys(day, month);
+    for (const key of t.spend.keys()) if (key !== dayKey && key !== monthKey) t.spend.delete(key);
   }
 }
 
@@ -130,8 +160,9 @@ function usedTokens(t: TenantLimits): number {
 }
 
 function usedUsd(t: TenantLimits, day: string, month: string): { day: number; month: number } {
-  let d = t.spend.get(`d:${day}`) ?? 0;
-  let m = t.spend.get(`m:${month}`) ?? 0;
+  const { dayKey, monthKey } = spendKeys(day, month);
+  let d = t.spend.get(dayKey) ?? 0;
+  let m = t.spend.get(monthKey) ?? 0;
   for (const held of t.reservations.values()) {
     if (held.day === day) d += held.usd;
     if (held.month === month) m += held.usd;
@@ -166,8 +197,8 @@ function limitState(t: TenantLimits, request: AdmitRequest, own = 0): LimitState
     };
   }
   if (limits.tokens_per_hour !== undefined) {
-    let latest = 0;
-    for (const minute of t.minutes.keys()) latest = Math.max(latest, (minute + MINUTES_PER_HOUR) * MINUTE_MS);
+    // When the newest metered minute leaves the hour (-Infinity when there is none).
+    const latest = (t.latestMinute + MINUTES_PER_HOUR) * MINUTE_MS;
     state.tokens = {
       limit: limits.tokens_per_hour,
       remaining: Math.max(0, Math.floor(limits.tokens_per_hour - (usedTokens(t) - own))),
@@ -309,11 +340,14 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
       if (actual.tokens > 0) {
         t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
         t.minuteTokens += actual.tokens;
+        if (minute < t.minutesFrom) t.minutesFrom = minute;
+        if (minute > t.latestMinute) t.latestMinute = minute;
       }
       if (actual.usd > 0) {
         const { day, month } = budgetWindows(reservation.at);
-        t.spend.set(`d:${day}`, (t.spend.get(`d:${day}`) ?? 0) + actual.usd);
-        t.spend.set(`m:${month}`, (t.spend.get(`m:${month}`) ?? 0) + actual.usd);
+        const { dayKey, monthKey } = spendKeys(day, month);
+        t.spend.set(dayKey, (t.spend.get(dayKey) ?? 0) + actual.usd);
+        t.spend.set(monthKey, (t.spend.get(monthKey) ?? 0) + actual.usd);
       }
     },
 
