@@ -107,10 +107,18 @@ describe('OTLP/JSON spans', () => {
     );
     fc.assert(
       fc.property(
-        fc.uniqueArray(fc.tuple(fc.string({ unit: 'binary', minLength: 1 }), value), {
-          selector: ([key]) => key,
-          maxLength: 8,
-        }),
+        fc.uniqueArray(
+          // The SDK copies attributes by assignment, so it cannot keep a key named __proto__;
+          // ours are constants, never that one.
+          fc.tuple(
+            fc.string({ unit: 'binary', minLength: 1 }).filter((key) => key !== '__proto__'),
+            value,
+          ),
+          {
+            selector: ([key]) => key,
+            maxLength: 8,
+          },
+        ),
         fc.string({ unit: 'binary' }),
         fc.constantFrom(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT),
         fc.option(fc.string({ unit: 'binary' }), { nil: undefined }),
