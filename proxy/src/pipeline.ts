@@ -44,8 +44,12 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createCheckEndpointStage(deps),
     createApplyPlanStage(),
     createRouteUpstreamStage(deps),
-    createCheckRateLimitStage(deps),
+    // Before check-rate-limit, not after: response-end hooks run only for stages the request
+    // reached, and a client that hangs up while its admission is in the store stops the
+    // request at check-rate-limit. Placed after it, the settle never ran and the heartbeat
+    // kept that request's slot and reservation alive for as long as the proxy ran.
     createDebitQuotaStage(deps),
+    createCheckRateLimitStage(deps),
     createRouteVectorStage(deps),
     createInjectIdentityStage(),
     createTranslateResponseStage(),

@@ -86,6 +86,36 @@ describe('an admission that timed out on the proxy but ran later in Redis', () =
   });
 });
 
+describe('a client that hangs up while its admission is in Redis', () => {
+  it('leaves no slot behind: the tenant (max_concurrent 1) is admitted again', async () => {
+    await eventually(async () => (await chat()) === 200);
+    await eventually(async () => (await admin.zcard(SLOTS)) === 0);
+    const sleeper = new Redis(server.url);
+    // Shorter than the 300 ms store deadline: the admission succeeds, after the client left.
+    const asleep = sleeper.debug('SLEEP', '0.25');
+    await new Promise((r) => setTimeout(r, 20));
+    const leaving = new AbortController();
+    const sent = request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      signal: leaving.signal,
+      headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 80));
+    leaving.abort();
+    await sent;
+    await asleep;
+    sleeper.disconnect();
+    await eventually(async () => h.accessLogs().some((l) => l.outcome === 'client_aborted'));
+    // Before the fix the slot stayed, refreshed by the heartbeat, and every later request
+    // was refused for concurrency.
+    await eventually(async () => (await admin.zcard(SLOTS)) === 0, 40);
+    expect(await admin.zcard(SLOTS)).toBe(0);
+    expect(await admin.hlen(`${PREFIX}{acme}:resv`)).toBe(0);
+    expect(await chat()).toBe(200);
+  });
+});
+
 /** A store built as the proxy builds it, on the private Redis, with a short slot TTL. */
 function replicaStore(prefix: string) {
   const config = parseConfig({
