@@ -1,6 +1,7 @@
 /**
- * The one tracer-provider setup both services use: OTLP/HTTP (JSON) export in batches,
- * parent-based ratio sampling, W3C trace context. Only imported dynamically, once
+ * The control plane's tracer-provider setup: OTLP/HTTP (JSON) export in batches,
+ * parent-based ratio sampling, W3C trace context. (The proxy, which traces every request,
+ * writes its spans without the SDK: proxy/src/tracing/otlp-json.ts.) Only imported dynamically, once
  * resolveTelemetry (telemetry.ts) said tracing is on, so a service with tracing off never
  * loads the SDK.
  *

@@ -103,6 +103,16 @@ export class PrivateRedis {
 }
 
 /** Polls `check` every 50 ms, at most `tries` times; resolves once it holds, else throws. */
+/** Deletes every key under `prefix` (a test's own keys on a shared Redis). */
+export async function unlinkPrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== '0');
+}
+
 export async function eventually(check: () => Promise<boolean> | boolean, tries = 300): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (await check()) return;

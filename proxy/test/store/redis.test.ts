@@ -7,6 +7,7 @@ import { createRedisStore } from '../../src/store/redis.js';
 import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
 import { describeStore } from '../../src/store/store-suite.js';
 import type { RedisStoreConfig } from '../../src/config/schema.js';
+import { unlinkPrefix } from './private-redis.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `lk-test-${randomUUID().slice(0, 8)}:`;
@@ -26,12 +27,7 @@ function config(over: Partial<RedisStoreConfig> = {}): RedisStoreConfig {
 
 const admin = new Redis(REDIS_URL);
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
+  await unlinkPrefix(admin, prefix);
   await admin.quit();
 });
 

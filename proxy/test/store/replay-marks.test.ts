@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisStoreConfig } from '../../src/config/schema.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { admitRequest, freshTenant, usageEvent } from '../../src/store/store-fixtures.js';
-import { PrivateRedis, commandCalls, eventually, freePort } from './private-redis.js';
+import { PrivateRedis, commandCalls, eventually, freePort, unlinkPrefix } from './private-redis.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `lk-marks-${randomUUID().slice(0, 8)}:`;
@@ -29,12 +29,7 @@ function config(url: string, over: Partial<RedisStoreConfig> = {}): RedisStoreCo
 
 const admin = new Redis(REDIS_URL);
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
+  await unlinkPrefix(admin, prefix);
   await admin.quit();
 });
 
