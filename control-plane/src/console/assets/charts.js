@@ -1,5 +1,15 @@
 // Stacked bar charts with Chart.js (loaded by a classic <script> as window.Chart).
-import { int, usd } from './common.js';
+import { int } from './common.js';
+
+/**
+ * Dollar ticks all with the decimals their step needs, so an axis of micro-dollars reads
+ * $0.000020, $0.000018, … rather than mixing 7 and 8 decimals.
+ */
+function usdTick(value, ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) : Math.abs(value);
+  const decimals = step > 0 ? Math.min(12, Math.max(2, Math.ceil(-Math.log10(step) - 1e-9))) : 2;
+  return `$${Number(value).toFixed(decimals)}`;
+}
 
 const COLORS = [
   '#0a58ca',
@@ -37,7 +47,9 @@ export function stackedBars(canvas, series, metric, granularity) {
         y: {
           stacked: true,
           beginAtZero: true,
-          ticks: { callback: (value) => (metric === 'cost_usd' ? usd(value) : int(value)) },
+          ticks: {
+            callback: (value, _index, ticks) => (metric === 'cost_usd' ? usdTick(value, ticks) : int(value)),
+          },
         },
       },
       plugins: { legend: { position: 'bottom' } },

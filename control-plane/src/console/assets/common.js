@@ -44,12 +44,13 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 /** A table: columns are {label, cell(row), num?}. An empty list says so instead. */
-export function table(caption, columns, rows, empty = 'Nothing yet.') {
+export function table(caption, columns, rows, empty = 'Nothing yet.', { captionShown = true } = {}) {
   if (rows.length === 0) return el('p', {}, empty);
   return el(
     'table',
     {},
-    el('caption', {}, caption),
+    // A caption that repeats the section's heading stays for screen readers only.
+    el('caption', captionShown ? {} : { class: 'visually-hidden' }, caption),
     el(
       'thead',
       {},

@@ -31,6 +31,7 @@ else {
       ],
       top,
       'No usage in the last 30 days.',
+      { captionShown: false },
     ),
   );
   stackedBars(document.getElementById('cost-chart'), hourly, 'cost_usd', 'hour');
