@@ -1,7 +1,12 @@
 /**
  * The embedded database: PGlite (PostgreSQL compiled to WebAssembly, in this process) behind
- * its PostgreSQL wire-protocol socket server on 127.0.0.1 and a port the OS picks. `pg`, the
- * stores and the SQL migrations therefore run unchanged; only the URL differs.
+ * its PostgreSQL wire-protocol socket server. `pg`, the stores and the SQL migrations therefore
+ * run unchanged; only the URL differs.
+ *
+ * The socket server has no authentication, so it listens on a Unix socket in a directory only
+ * this user can enter, never on TCP: on loopback any local user could have read the keys' hashes
+ * and the usage, or written a key of their own. The data directory is likewise made private
+ * (0700), as PostgreSQL itself insists.
  *
  * It is for one machine (a demo, a laptop, a single small install): one process owns the data
  * directory, and every query runs one at a time on PGlite's single backend. The socket server
@@ -10,8 +15,9 @@
  * at one: the erasure route holds a lock client while it queries through the pool, and would
  * deadlock on a single connection.
  */
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
@@ -22,45 +28,56 @@ export const EMBEDDED_POOL_MAX = 4;
 
 /** A running embedded database. */
 export interface EmbeddedDatabase {
-  /** A postgres:// URL for `pg` (the socket server's address). */
+  /** A postgres:// URL for `pg`: the Unix socket's directory as its `host` parameter. */
   url: string;
   /** The absolute data directory, or undefined for an in-memory database. */
   dataDir?: string;
   close(): Promise<void>;
 }
 
+/** The port in the socket's file name, which is all `pg` takes from it on a Unix socket. */
+const SOCKET_PORT = 5432;
+
 /**
- * Opens (creating when absent) the database in `dataDir` and serves it on 127.0.0.1:0.
- * `dataDir` undefined keeps it in memory, for tests (which also open more connections).
+ * Opens (creating when absent) the database in `dataDir` and serves it on a private Unix
+ * socket. `dataDir` undefined keeps it in memory, for tests (which also open more connections).
  */
 export async function startEmbeddedDatabase(
   dataDir: string | undefined,
   opts: { maxConnections?: number } = {},
 ): Promise<EmbeddedDatabase> {
   const dir = dataDir === undefined ? undefined : resolve(dataDir);
-  if (dir) await mkdir(dir, { recursive: true });
+  if (dir) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // A directory made earlier (or by hand) with the usual 0755 is narrowed too.
+    await chmod(dir, 0o700);
+  }
   const db = await PGlite.create(dir);
+  // mkdtemp makes the directory 0700; a short path under tmpdir keeps the socket's name within
+  // the ~107 bytes a Unix socket path may have, wherever the data directory is.
+  const socketDir = await mkdtemp(join(tmpdir(), 'lanekeeper-pglite-'));
   const server = new PGLiteSocketServer({
     db,
-    host: '127.0.0.1',
-    port: 0,
+    path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`),
     maxConnections: opts.maxConnections ?? SOCKET_MAX_CONNECTIONS,
   });
   try {
     await server.start();
   } catch (error) {
     await db.close();
+    await rm(socketDir, { recursive: true, force: true });
     throw error;
   }
   let closing: Promise<void> | undefined;
   return {
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
+    url: `postgres://postgres@/postgres?host=${encodeURIComponent(socketDir)}&port=${SOCKET_PORT}`,
     ...(dir ? { dataDir: dir } : {}),
     close: () =>
       (closing ??= (async () => {
         await server.stop();
         // Closing flushes PGlite's files to the data directory.
         await db.close();
+        await rm(socketDir, { recursive: true, force: true });
       })()),
   };
 }

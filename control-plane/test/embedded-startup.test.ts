@@ -4,11 +4,13 @@
  * after a restart.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startEmbeddedDatabase } from '../src/embedded-db.js';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { REDIS_URL } from './helpers/test-env.js';
@@ -81,6 +83,28 @@ describe('the embedded database (no DATABASE_URL)', () => {
     }
   });
 
+  it('serves the database only to this user: a private Unix socket, no TCP port, a 0700 data directory', async () => {
+    const dataDir = join(root, 'loose');
+    // As a directory made by hand with the usual umask would be.
+    await mkdir(dataDir, { mode: 0o755 });
+    const tcpBefore = listeningTcpPorts();
+    const db = await startEmbeddedDatabase(dataDir);
+    const socketDir = new URLSearchParams(db.url.split('?')[1]).get('host')!;
+    try {
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+      expect((await stat(socketDir)).mode & 0o777).toBe(0o700);
+      expect(db.url).not.toMatch(/@[^/]/);
+      expect([...listeningTcpPorts()].filter((port) => !tcpBefore.has(port))).toEqual([]);
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await client.end();
+    } finally {
+      await db.close();
+    }
+    expect(existsSync(socketDir)).toBe(false);
+  });
+
   it('refuses a data directory path that is a file, naming the problem', async () => {
     const error = await startControlPlane({ ...env, LANEKEEPER_DATA_DIR: '/dev/null/data' }).catch(
       (e: unknown) => e,
@@ -88,3 +112,16 @@ describe('the embedded database (no DATABASE_URL)', () => {
     expect(String(error)).toMatch(/ENOTDIR|not a directory/i);
   });
 });
+
+/** Local TCP ports in LISTEN state owned by this process (from /proc/net/tcp{,6} and our fds). */
+function listeningTcpPorts(): Set<number> {
+  const ports = new Set<number>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // st 0A is LISTEN; the port is the hex after the colon of the local address.
+      if (fields[3] === '0A') ports.add(parseInt(fields[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
+}

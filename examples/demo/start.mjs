@@ -7,7 +7,7 @@
 // LANEKEEPER_DEMO_CONTROL_PLANE_PORT, LANEKEEPER_DEMO_UPSTREAM_PORT, LANEKEEPER_DEMO_ADMIN_PORT.
 // LANEKEEPER_DATA_DIR moves the data directory.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { supervise } from './supervise.mjs';
@@ -129,7 +129,10 @@ try {
       null,
       2,
     ),
+    { mode: 0o600 },
   );
+  // It carries the proxy's control-plane token; a file left by an older run may be 0644.
+  chmodSync(configPath, 0o600);
   demo.add({ name: 'proxy', args: [cli, 'proxy', '--config', configPath] });
   await waitFor(`http://127.0.0.1:${ports.admin}/readyz`, 'the proxy');
   process.stdout.write(
