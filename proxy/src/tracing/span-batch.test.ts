@@ -101,6 +101,38 @@ describe.each([
     expect(batch.dropped).toBe(6);
   });
 
+  it('keeps one connection to the collector across exports', async () => {
+    // A new connection per batch would add a handshake, and on a busy proxy a socket in
+    // TIME_WAIT, every few hundred requests.
+    let connections = 0;
+    const collector = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': format.contentType });
+        res.end();
+      });
+    });
+    collector.on('connection', () => connections++);
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const results: (Error | undefined)[] = [];
+    batch = createSpanBatch({
+      url,
+      serviceName: 'svc',
+      format,
+      onExportResult: (error) => results.push(error),
+    });
+    for (let i = 0; i < 3; i++) {
+      batch.push(span(format, `s${i}`), 1);
+      await batch.flush();
+    }
+    expect(results).toEqual([undefined, undefined, undefined]);
+    expect(connections).toBe(1);
+    await batch.shutdown();
+    collector.closeAllConnections();
+    await new Promise<void>((resolve) => collector.close(() => resolve()));
+  });
+
   it('reports a collector that refuses, counts the spans lost, and reports it back', async () => {
     let refuse = true;
     const collector = createServer((req, res) => {
