@@ -31,7 +31,6 @@ import {
   STATUS_ERROR,
   STATUS_UNSET,
   type AttributeKey,
-  type AttributeValue,
   type SpanFields,
   type SpanFormat,
 } from './span-format.js';
@@ -72,11 +71,14 @@ const KEY_NAMES = [
 
 type KeyName = (typeof KEY_NAMES)[number];
 
-/** One wire format, with every attribute key encoded in it once, at start. */
+/**
+ * One wire format, with every attribute key encoded in it once, at start. Call sites read
+ * `keys` by constant name: a lookup by a name passed in would be one shared, megamorphic
+ * keyed load for all ~40 attributes of a request.
+ */
 interface Writer {
   readonly format: SpanFormat;
-  attribute(name: KeyName, value: AttributeValue): string;
-  firstAttribute(name: KeyName, value: AttributeValue): string;
+  readonly keys: Record<KeyName, AttributeKey>;
   /** server.address and server.port of an upstream, worked out once per upstream. */
   readonly upstreamAddresses: WeakMap<Upstream, string>;
 }
@@ -84,12 +86,7 @@ interface Writer {
 function writerFor(format: SpanFormat): Writer {
   const keys = {} as Record<KeyName, AttributeKey>;
   for (const name of KEY_NAMES) keys[name] = format.key(name);
-  return {
-    format,
-    attribute: (name, value) => format.attribute(keys[name], value),
-    firstAttribute: (name, value) => format.firstAttribute(keys[name], value),
-    upstreamAddresses: new WeakMap(),
-  };
+  return { format, keys, upstreamAddresses: new WeakMap() };
 }
 
 /** The wire formats by OTLP protocol name (OTEL_EXPORTER_OTLP_PROTOCOL). */
@@ -154,15 +151,18 @@ function providerOf(ctx: RequestContext): string | undefined {
 function genAiAttributes(writer: Writer, ctx: RequestContext): string {
   let out = '';
   const operation = operationOf(ctx);
-  if (operation) out += writer.attribute('gen_ai.operation.name', operation);
+  if (operation) out += writer.format.attribute(writer.keys['gen_ai.operation.name'], operation);
   const provider = providerOf(ctx);
-  if (provider) out += writer.attribute('gen_ai.provider.name', provider);
-  if (ctx.model !== undefined) out += writer.attribute('gen_ai.request.model', ctx.model);
-  if (ctx.upstreamModel !== undefined) out += writer.attribute('gen_ai.response.model', ctx.upstreamModel);
-  if (ctx.usage.input !== undefined) out += writer.attribute('gen_ai.usage.input_tokens', ctx.usage.input);
-  if (ctx.usage.output !== undefined) out += writer.attribute('gen_ai.usage.output_tokens', ctx.usage.output);
+  if (provider) out += writer.format.attribute(writer.keys['gen_ai.provider.name'], provider);
+  if (ctx.model !== undefined) out += writer.format.attribute(writer.keys['gen_ai.request.model'], ctx.model);
+  if (ctx.upstreamModel !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.response.model'], ctx.upstreamModel);
+  if (ctx.usage.input !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.usage.input_tokens'], ctx.usage.input);
+  if (ctx.usage.output !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.usage.output_tokens'], ctx.usage.output);
   if (ctx.maxOutputTokens !== undefined)
-    out += writer.attribute('gen_ai.request.max_tokens', ctx.maxOutputTokens);
+    out += writer.format.attribute(writer.keys['gen_ai.request.max_tokens'], ctx.maxOutputTokens);
   return out;
 }
 
@@ -171,8 +171,11 @@ function upstreamAddress(writer: Writer, upstream: Upstream): string {
   if (encoded === undefined) {
     const url = new URL(upstream.origin);
     encoded =
-      writer.attribute('server.address', url.hostname) +
-      writer.attribute('server.port', Number(url.port) || (url.protocol === 'https:' ? 443 : 80));
+      writer.format.attribute(writer.keys['server.address'], url.hostname) +
+      writer.format.attribute(
+        writer.keys['server.port'],
+        Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+      );
     writer.upstreamAddresses.set(upstream, encoded);
   }
   return encoded;
@@ -280,9 +283,9 @@ class SampledTrace implements RequestTrace {
         this.open.splice(at, 1);
         const attributes =
           refused === undefined
-            ? this.writer.firstAttribute('lanekeeper.admitted', true)
-            : this.writer.firstAttribute('lanekeeper.admitted', false) +
-              this.writer.attribute('lanekeeper.refused_status', refused);
+            ? this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], true)
+            : this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], false) +
+              this.writer.format.attribute(this.writer.keys['lanekeeper.refused_status'], refused);
         this.add(this.child(open.spanId, name, KIND_INTERNAL, open.startMs, epochMs(), attributes));
       },
     };
@@ -293,13 +296,20 @@ class SampledTrace implements RequestTrace {
     const operation = operationOf(ctx);
     const query = path.indexOf('?');
     let attributes =
-      this.writer.firstAttribute('http.request.method', method) +
+      this.writer.format.firstAttribute(this.writer.keys['http.request.method'], method) +
       genAiAttributes(this.writer, ctx) +
       upstreamAddress(this.writer, upstream) +
       // The path without the query: a query may carry a provider key.
-      this.writer.attribute('url.full', upstream.origin + (query < 0 ? path : path.slice(0, query))) +
-      this.writer.attribute('lanekeeper.upstream', upstream.name);
-    if (this.attempts > 0) attributes += this.writer.attribute('http.request.resend_count', this.attempts);
+      this.writer.format.attribute(
+        this.writer.keys['url.full'],
+        upstream.origin + (query < 0 ? path : path.slice(0, query)),
+      ) +
+      this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], upstream.name);
+    if (this.attempts > 0)
+      attributes += this.writer.format.attribute(
+        this.writer.keys['http.request.resend_count'],
+        this.attempts,
+      );
     this.attempts++;
     const spanId = randomHex(8);
     this.attempt = {
@@ -317,8 +327,9 @@ class SampledTrace implements RequestTrace {
   attemptStatus(status: number): void {
     const attempt = this.attempt;
     if (!attempt) return;
-    attempt.attributes += this.writer.attribute('http.response.status_code', status);
-    if (status >= 400) attempt.attributes += this.writer.attribute('error.type', String(status));
+    attempt.attributes += this.writer.format.attribute(this.writer.keys['http.response.status_code'], status);
+    if (status >= 400)
+      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
     if (status >= 500 || status === 429) attempt.status = STATUS_ERROR;
   }
 
@@ -326,7 +337,7 @@ class SampledTrace implements RequestTrace {
     const attempt = this.attempt;
     if (!attempt || attempt.endMs !== undefined) return;
     if (error !== undefined) {
-      attempt.attributes += this.writer.attribute('error.type', error);
+      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], error);
       attempt.status = STATUS_ERROR;
       attempt.statusMessage = error;
       attempt.endMs = epochMs();
@@ -369,22 +380,33 @@ class SampledTrace implements RequestTrace {
     let attributes =
       this.serverAttributes +
       genAi +
-      this.writer.attribute('http.response.status_code', status) +
-      this.writer.attribute('lanekeeper.request_id', ctx.id);
+      this.writer.format.attribute(this.writer.keys['http.response.status_code'], status) +
+      this.writer.format.attribute(this.writer.keys['lanekeeper.request_id'], ctx.id);
     if (ctx.tenant)
       attributes +=
-        this.writer.attribute('lanekeeper.tenant', ctx.tenant.id) +
-        this.writer.attribute('lanekeeper.plan', ctx.tenant.planName);
+        this.writer.format.attribute(this.writer.keys['lanekeeper.tenant'], ctx.tenant.id) +
+        this.writer.format.attribute(this.writer.keys['lanekeeper.plan'], ctx.tenant.planName);
     if (ctx.modelRequested !== undefined)
-      attributes += this.writer.attribute('lanekeeper.model_requested', ctx.modelRequested);
-    if (ctx.costUsd !== undefined) attributes += this.writer.attribute('lanekeeper.cost_usd', ctx.costUsd);
+      attributes += this.writer.format.attribute(
+        this.writer.keys['lanekeeper.model_requested'],
+        ctx.modelRequested,
+      );
+    if (ctx.costUsd !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.cost_usd'], ctx.costUsd);
     if (ctx.provenance !== undefined)
-      attributes += this.writer.attribute('lanekeeper.usage.provenance', ctx.provenance);
-    if (ctx.outcome !== undefined) attributes += this.writer.attribute('lanekeeper.outcome', ctx.outcome);
-    if (ctx.upstream) attributes += this.writer.attribute('lanekeeper.upstream', ctx.upstream.name);
-    attributes += this.writer.attribute('lanekeeper.stream', ctx.stream);
-    if (ctx.errorCode !== undefined) attributes += this.writer.attribute('error.type', ctx.errorCode);
-    else if (status >= 500) attributes += this.writer.attribute('error.type', String(status));
+      attributes += this.writer.format.attribute(
+        this.writer.keys['lanekeeper.usage.provenance'],
+        ctx.provenance,
+      );
+    if (ctx.outcome !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.outcome'], ctx.outcome);
+    if (ctx.upstream)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], ctx.upstream.name);
+    attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.stream'], ctx.stream);
+    if (ctx.errorCode !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['error.type'], ctx.errorCode);
+    else if (status >= 500)
+      attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
     const method = ctx.request.method;
     const server = this.span({
       traceId: this.traceIdBytes,
@@ -406,18 +428,18 @@ class SampledTrace implements RequestTrace {
 function serverAttributes(writer: Writer, ctx: RequestContext): string {
   const host = ctx.clientHeaders.host ?? '';
   let out =
-    writer.firstAttribute('http.request.method', ctx.request.method) +
-    writer.attribute('url.path', ctx.request.path) +
-    writer.attribute('url.scheme', ctx.secure ? 'https' : 'http') +
-    writer.attribute('client.address', ctx.remoteAddress);
+    writer.format.firstAttribute(writer.keys['http.request.method'], ctx.request.method) +
+    writer.format.attribute(writer.keys['url.path'], ctx.request.path) +
+    writer.format.attribute(writer.keys['url.scheme'], ctx.secure ? 'https' : 'http') +
+    writer.format.attribute(writer.keys['client.address'], ctx.remoteAddress);
   if (host) {
     const colon = host.lastIndexOf(':');
     const bracketed = host.endsWith(']');
     if (colon > 0 && !bracketed)
       out +=
-        writer.attribute('server.address', host.slice(0, colon)) +
-        writer.attribute('server.port', Number(host.slice(colon + 1)));
-    else out += writer.attribute('server.address', host);
+        writer.format.attribute(writer.keys['server.address'], host.slice(0, colon)) +
+        writer.format.attribute(writer.keys['server.port'], Number(host.slice(colon + 1)));
+    else out += writer.format.attribute(writer.keys['server.address'], host);
   }
   return out;
 }
