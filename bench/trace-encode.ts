@@ -4,7 +4,9 @@
  * proxy, client or upstream around it. Much less noisy than trace-cost.ts (which measures
  * the whole proxy with tracing off and on) on a shared machine, and it isolates what the
  * encoding changes. The formats alternate round by round; the sink runs in a child process,
- * as a collector does.
+ * as a collector does. Both formats in one process make the tracer's call sites see two
+ * formats (polymorphic) and slow both, where a proxy only ever runs one: to compare them,
+ * run each alone (TRACE_PROTOCOL) in its own process, interleaved.
  *
  *   npx tsx bench/trace-encode.ts [requests=20000] [rounds=5]
  *
