@@ -16,7 +16,21 @@ export interface TelemetrySettings {
   /** Share of new traces sampled, 0..1; an incoming traceparent's sampled flag wins. */
   readonly sampleRatio: number;
   readonly serviceName: string;
+  /** The OTLP/HTTP encoding: protobuf (OTLP's default) or JSON. */
+  readonly protocol: OtlpProtocol;
 }
+
+/**
+ * The OTLP protocols spoken: OTLP/HTTP with protobuf (the spec's default) or JSON. gRPC is
+ * refused rather than quietly sent as HTTP to a port that expects gRPC.
+ */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+const PROTOCOL_MESSAGE = 'must be http/protobuf or http/json (gRPC is not supported)';
+
+export const otlpProtocolSchema = z.enum(OTLP_PROTOCOLS, { message: PROTOCOL_MESSAGE });
 
 /** An http(s) URL with a host: anything else (file://, a bare word) is refused. */
 export const otlpEndpointSchema = z.string().refine(
@@ -41,6 +55,7 @@ export const telemetryConfigSchema = z.strictObject({
   otlp_endpoint: otlpEndpointSchema.optional(),
   sample_ratio: sampleRatioSchema.optional(),
   service_name: z.string().min(1).max(200).optional(),
+  protocol: otlpProtocolSchema.optional(),
 });
 
 export type TelemetryConfig = z.infer<typeof telemetryConfigSchema>;
@@ -88,7 +103,24 @@ export function resolveTelemetry(
     }
   }
   const serviceName = config?.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || defaultServiceName);
-  return { endpoint, sampleRatio: sampleRatio ?? 1, serviceName };
+  return {
+    endpoint,
+    sampleRatio: sampleRatio ?? 1,
+    serviceName,
+    protocol: config?.protocol ?? envProtocol(env),
+  };
+}
+
+/** The traces protocol variable wins over the general one, as the OTLP exporter spec says. */
+function envProtocol(env: NodeJS.ProcessEnv): OtlpProtocol {
+  for (const variable of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const value = env[variable]?.trim();
+    if (!value) continue;
+    const checked = otlpProtocolSchema.safeParse(value);
+    if (!checked.success) throw new TelemetryEnvError(variable, PROTOCOL_MESSAGE);
+    return checked.data;
+  }
+  return 'http/protobuf';
 }
 
 /** The traces URL of an OTLP/HTTP base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT means it). */

@@ -23,16 +23,18 @@ function problemsOf(telemetry: unknown): string {
 }
 
 describe('the telemetry config block', () => {
-  it('accepts an http endpoint, a ratio and a service name', () => {
+  it('accepts an http endpoint, a ratio, a service name and a protocol', () => {
     const config = withTelemetry({
       otlp_endpoint: 'http://collector:4318',
       sample_ratio: 0.25,
       service_name: 'edge-proxy',
+      protocol: 'http/json',
     });
     expect(config.telemetry).toEqual({
       otlp_endpoint: 'http://collector:4318',
       sample_ratio: 0.25,
       service_name: 'edge-proxy',
+      protocol: 'http/json',
     });
   });
 
@@ -45,6 +47,10 @@ describe('the telemetry config block', () => {
     [{ otlp_endpoint: 'collector:4318' }, 'telemetry.otlp_endpoint', 'http:// or https://'],
     [{ service_name: '' }, 'telemetry.service_name', ''],
     [{ exporter: 'zipkin' }, 'telemetry', 'exporter'],
+    [{ protocol: 'grpc' }, 'telemetry.protocol', 'http/protobuf or http/json'],
+    [{ protocol: 'HTTP/JSON' }, 'telemetry.protocol', 'http/protobuf or http/json'],
+    [{ protocol: 'http/json\n{"level":"fatal"}' }, 'telemetry.protocol', 'http/protobuf or http/json'],
+    [{ protocol: 1 }, 'telemetry.protocol', 'http/protobuf or http/json'],
   ])('refuses %j at %s', (telemetry, path, message) => {
     const text = problemsOf(telemetry);
     expect(text).toContain(path);
@@ -69,7 +75,12 @@ describe('resolving telemetry settings', () => {
         },
         'lanekeeper-proxy',
       ),
-    ).toEqual({ endpoint: 'http://otel:4318', sampleRatio: 0.1, serviceName: 'from-env' });
+    ).toEqual({
+      endpoint: 'http://otel:4318',
+      sampleRatio: 0.1,
+      serviceName: 'from-env',
+      protocol: 'http/protobuf',
+    });
   });
 
   it('lets config win over the environment key by key', () => {
@@ -82,20 +93,43 @@ describe('resolving telemetry settings', () => {
       endpoint: 'http://otel:4318',
       sampleRatio: 1,
       serviceName: 'from-env',
+      protocol: 'http/protobuf',
     });
     expect(resolveTelemetry({ otlp_endpoint: 'https://mine:4318', service_name: 'cfg' }, env, 'x')).toEqual({
       endpoint: 'https://mine:4318',
       sampleRatio: 0.1,
       serviceName: 'cfg',
+      protocol: 'http/protobuf',
     });
   });
 
-  it('defaults to every trace and the service default name', () => {
+  it('defaults to every trace, the service default name and protobuf', () => {
     expect(resolveTelemetry(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' }, 'svc')).toEqual({
       endpoint: 'http://otel:4318',
       sampleRatio: 1,
       serviceName: 'svc',
+      protocol: 'http/protobuf',
     });
+  });
+
+  it('reads the protocol from the traces variable first, then the general one, and config over both', () => {
+    const protocol = (config: { protocol?: 'http/json' | 'http/protobuf' }, env: Record<string, string>) =>
+      resolveTelemetry(config, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', ...env }, 'svc')?.protocol;
+    expect(protocol({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).toBe('http/json');
+    expect(protocol({}, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: ' http/json ' })).toBe('http/json');
+    expect(
+      protocol(
+        {},
+        { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' },
+      ),
+    ).toBe('http/protobuf');
+    expect(protocol({ protocol: 'http/json' }, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' })).toBe(
+      'http/json',
+    );
+    // The config's choice stands even over a variable that would be refused.
+    expect(protocol({ protocol: 'http/protobuf' }, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toBe(
+      'http/protobuf',
+    );
   });
 
   it('is off when OTEL_SDK_DISABLED is true', () => {
@@ -122,6 +156,25 @@ describe('resolving telemetry settings', () => {
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER_ARG: '0x1' },
       'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      'OTEL_EXPORTER_OTLP_PROTOCOL',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf\u001b[2J',
+      },
+      'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'json',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      },
+      'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
     ],
   ])('refuses the environment %j', (env, variable) => {
     expect(() => resolveTelemetry(undefined, env, 'svc')).toThrow(TelemetryEnvError);

@@ -95,6 +95,26 @@ describe('sampling', () => {
     expect(await chat(h)).toBe(200);
     const span = await otlp.waitFor((s) => s.kind === 2);
     expect(span.resource['service.name']).toBe('env-named');
+    expect(otlp.contentTypes[0]).toBe('application/x-protobuf');
+  });
+
+  it('exports OTLP/JSON when OTEL_EXPORTER_OTLP_PROTOCOL is http/json', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: {
+        traceExportDelayMs: 20,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+      },
+    });
+    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
+    const span = await otlp.waitFor((s) => s.kind === 2);
+    expect(otlp.contentTypes[0]).toBe('application/json');
+    expect(JSON.parse(otlp.bodies[0]!)).toHaveProperty('resourceSpans');
+    expect(span.traceId).toBe(INCOMING.split('-')[1]);
+    expect(span.attributes['http.response.status_code']).toBe(200);
+    const children = await otlp.waitFor((s) => s.parentSpanId === span.spanId && s.kind === 3);
+    expect(children.attributes['gen_ai.request.model']).toBeDefined();
   });
 });
 
@@ -238,10 +258,11 @@ describe('hostile settings', () => {
     [{ sample_ratio: 'abc' }],
     [{ otlp_endpoint: 'not a url' }],
     [{ otlp_endpoint: 'file:///etc/passwd' }],
+    [{ otlp_endpoint: 'http://127.0.0.1:4318', protocol: 'grpc' }],
   ])('refuses to start with telemetry %j', async (telemetry) => {
     const start = startProxy({ config: { ...baseConfig('http://127.0.0.1:9'), telemetry }, env: {} });
     await expect(start).rejects.toBeInstanceOf(ConfigError);
-    await expect(start).rejects.toThrow(/telemetry\.(sample_ratio|otlp_endpoint)/);
+    await expect(start).rejects.toThrow(/telemetry\.(sample_ratio|otlp_endpoint|protocol)/);
   });
 
   it.each([
@@ -249,6 +270,10 @@ describe('hostile settings', () => {
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_SAMPLER_ARG: 'abc' },
       'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      'OTEL_EXPORTER_OTLP_PROTOCOL',
     ],
   ])('refuses to start with the environment %j', async (env, variable) => {
     const start = startProxy({ config: baseConfig('http://127.0.0.1:9'), env });

@@ -5,8 +5,9 @@
  * GenAI semantic conventions plus `lanekeeper.*`; prompts and completions are never
  * recorded: every value below is a count, a name, an id or a status.
  *
- * Spans are not SDK objects: each is written as OTLP/JSON text when it ends (otlp-json.ts)
- * and sent in batches by the official OTLP/HTTP transport (span-batch.ts). Issue 18 asks
+ * Spans are not SDK objects: each is written as OTLP protobuf bytes (otlp-proto.ts, the
+ * default) or OTLP/JSON text (otlp-json.ts) when it ends, and sent in batches by the official
+ * OTLP/HTTP transport (span-batch.ts). Issue 18 asks
  * for tracing under 10 µs a request; the SDK's span objects alone cost ~30 µs for a
  * request's three spans, before its exporter serialised them again (docs/observability.md).
  * Sampling and traceparent parsing are the official ones (ParentBased(TraceIdRatio)).
@@ -21,50 +22,77 @@ import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
 import type { Upstream } from '../runtime.js';
+import { otlpJson } from './otlp-json.js';
+import { otlpProto } from './otlp-proto.js';
 import {
-  attribute,
-  attributeKey,
-  firstAttribute,
   KIND_CLIENT,
   KIND_INTERNAL,
   KIND_SERVER,
-  spanJson,
   STATUS_ERROR,
   STATUS_UNSET,
-} from './otlp-json.js';
+  type AttributeKey,
+  type SpanFields,
+  type SpanFormat,
+} from './span-format.js';
 import type { RequestTrace, RequestTracer, StageSpan } from './request-trace.js';
 import { createSpanBatch, type SpanBatch } from './span-batch.js';
 
-/** Every attribute key the spans carry, encoded once. */
-const KEYS = {
-  'gen_ai.operation.name': attributeKey('gen_ai.operation.name'),
-  'gen_ai.provider.name': attributeKey('gen_ai.provider.name'),
-  'gen_ai.request.model': attributeKey('gen_ai.request.model'),
-  'gen_ai.response.model': attributeKey('gen_ai.response.model'),
-  'gen_ai.usage.input_tokens': attributeKey('gen_ai.usage.input_tokens'),
-  'gen_ai.usage.output_tokens': attributeKey('gen_ai.usage.output_tokens'),
-  'gen_ai.request.max_tokens': attributeKey('gen_ai.request.max_tokens'),
-  'server.address': attributeKey('server.address'),
-  'server.port': attributeKey('server.port'),
-  'lanekeeper.admitted': attributeKey('lanekeeper.admitted'),
-  'lanekeeper.refused_status': attributeKey('lanekeeper.refused_status'),
-  'http.request.method': attributeKey('http.request.method'),
-  'url.full': attributeKey('url.full'),
-  'lanekeeper.upstream': attributeKey('lanekeeper.upstream'),
-  'http.request.resend_count': attributeKey('http.request.resend_count'),
-  'http.response.status_code': attributeKey('http.response.status_code'),
-  'error.type': attributeKey('error.type'),
-  'lanekeeper.request_id': attributeKey('lanekeeper.request_id'),
-  'lanekeeper.tenant': attributeKey('lanekeeper.tenant'),
-  'lanekeeper.plan': attributeKey('lanekeeper.plan'),
-  'lanekeeper.model_requested': attributeKey('lanekeeper.model_requested'),
-  'lanekeeper.cost_usd': attributeKey('lanekeeper.cost_usd'),
-  'lanekeeper.usage.provenance': attributeKey('lanekeeper.usage.provenance'),
-  'lanekeeper.outcome': attributeKey('lanekeeper.outcome'),
-  'lanekeeper.stream': attributeKey('lanekeeper.stream'),
-  'url.path': attributeKey('url.path'),
-  'url.scheme': attributeKey('url.scheme'),
-  'client.address': attributeKey('client.address'),
+/** Every attribute key the spans carry. */
+const KEY_NAMES = [
+  'gen_ai.operation.name',
+  'gen_ai.provider.name',
+  'gen_ai.request.model',
+  'gen_ai.response.model',
+  'gen_ai.usage.input_tokens',
+  'gen_ai.usage.output_tokens',
+  'gen_ai.request.max_tokens',
+  'server.address',
+  'server.port',
+  'lanekeeper.admitted',
+  'lanekeeper.refused_status',
+  'http.request.method',
+  'url.full',
+  'lanekeeper.upstream',
+  'http.request.resend_count',
+  'http.response.status_code',
+  'error.type',
+  'lanekeeper.request_id',
+  'lanekeeper.tenant',
+  'lanekeeper.plan',
+  'lanekeeper.model_requested',
+  'lanekeeper.cost_usd',
+  'lanekeeper.usage.provenance',
+  'lanekeeper.outcome',
+  'lanekeeper.stream',
+  'url.path',
+  'url.scheme',
+  'client.address',
+] as const;
+
+type KeyName = (typeof KEY_NAMES)[number];
+
+/**
+ * One wire format, with every attribute key encoded in it once, at start. Call sites read
+ * `keys` by constant name: a lookup by a name passed in would be one shared, megamorphic
+ * keyed load for all ~40 attributes of a request.
+ */
+interface Writer {
+  readonly format: SpanFormat;
+  readonly keys: Record<KeyName, AttributeKey>;
+  /** server.address and server.port of an upstream, worked out once per upstream. */
+  readonly upstreamAddresses: WeakMap<Upstream, string>;
+}
+
+function writerFor(format: SpanFormat): Writer {
+  const keys = {} as Record<KeyName, AttributeKey>;
+  for (const name of KEY_NAMES) keys[name] = format.key(name);
+  return { format, keys, upstreamAddresses: new WeakMap() };
+}
+
+/** The wire formats by OTLP protocol name (OTEL_EXPORTER_OTLP_PROTOCOL). */
+const FORMATS: Record<TelemetrySettings['protocol'], SpanFormat> = {
+  'http/protobuf': otlpProto,
+  'http/json': otlpJson,
 };
 
 /** gen_ai.operation.name for each dialect endpoint that has one. */
@@ -120,32 +148,35 @@ function providerOf(ctx: RequestContext): string | undefined {
 }
 
 /** The outcome of one request's GenAI exchange, shared by the request span and the last call's span. */
-function genAiAttributes(ctx: RequestContext): string {
+function genAiAttributes(writer: Writer, ctx: RequestContext): string {
   let out = '';
   const operation = operationOf(ctx);
-  if (operation) out += attribute(KEYS['gen_ai.operation.name'], operation);
+  if (operation) out += writer.format.attribute(writer.keys['gen_ai.operation.name'], operation);
   const provider = providerOf(ctx);
-  if (provider) out += attribute(KEYS['gen_ai.provider.name'], provider);
-  if (ctx.model !== undefined) out += attribute(KEYS['gen_ai.request.model'], ctx.model);
-  if (ctx.upstreamModel !== undefined) out += attribute(KEYS['gen_ai.response.model'], ctx.upstreamModel);
-  if (ctx.usage.input !== undefined) out += attribute(KEYS['gen_ai.usage.input_tokens'], ctx.usage.input);
-  if (ctx.usage.output !== undefined) out += attribute(KEYS['gen_ai.usage.output_tokens'], ctx.usage.output);
+  if (provider) out += writer.format.attribute(writer.keys['gen_ai.provider.name'], provider);
+  if (ctx.model !== undefined) out += writer.format.attribute(writer.keys['gen_ai.request.model'], ctx.model);
+  if (ctx.upstreamModel !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.response.model'], ctx.upstreamModel);
+  if (ctx.usage.input !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.usage.input_tokens'], ctx.usage.input);
+  if (ctx.usage.output !== undefined)
+    out += writer.format.attribute(writer.keys['gen_ai.usage.output_tokens'], ctx.usage.output);
   if (ctx.maxOutputTokens !== undefined)
-    out += attribute(KEYS['gen_ai.request.max_tokens'], ctx.maxOutputTokens);
+    out += writer.format.attribute(writer.keys['gen_ai.request.max_tokens'], ctx.maxOutputTokens);
   return out;
 }
 
-/** server.address and server.port of an upstream, worked out once per upstream. */
-const upstreamAddresses = new WeakMap<Upstream, string>();
-
-function upstreamAddress(upstream: Upstream): string {
-  let encoded = upstreamAddresses.get(upstream);
+function upstreamAddress(writer: Writer, upstream: Upstream): string {
+  let encoded = writer.upstreamAddresses.get(upstream);
   if (encoded === undefined) {
     const url = new URL(upstream.origin);
     encoded =
-      attribute(KEYS['server.address'], url.hostname) +
-      attribute(KEYS['server.port'], Number(url.port) || (url.protocol === 'https:' ? 443 : 80));
-    upstreamAddresses.set(upstream, encoded);
+      writer.format.attribute(writer.keys['server.address'], url.hostname) +
+      writer.format.attribute(
+        writer.keys['server.port'],
+        Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+      );
+    writer.upstreamAddresses.set(upstream, encoded);
   }
   return encoded;
 }
@@ -184,8 +215,10 @@ class UnsampledTrace implements RequestTrace {
 }
 
 class SampledTrace implements RequestTrace {
-  readonly spanId = randomHex(8);
-  /** Spans already ended (child spans), comma-led. */
+  /** This span's and the trace's ids as the format writes them. */
+  private readonly spanId: string;
+  private readonly traceIdBytes: string;
+  /** Spans already ended (child spans), each led by the format's separator. */
   private done = '';
   private count = 0;
   private attempt: Attempt | undefined;
@@ -194,15 +227,24 @@ class SampledTrace implements RequestTrace {
   private ended = false;
 
   constructor(
+    private readonly writer: Writer,
     private readonly batch: SpanBatch,
     readonly traceId: string,
+    /** Hex, empty for a root span. */
     private readonly parentSpanId: string,
     private readonly startMs: number,
     private readonly serverAttributes: string,
-  ) {}
+  ) {
+    this.spanId = writer.format.id(randomHex(8));
+    this.traceIdBytes = writer.format.id(traceId);
+  }
+
+  private span(fields: SpanFields): string {
+    return this.writer.format.span(fields);
+  }
 
   private add(span: string): void {
-    this.done += `,${span}`;
+    this.done += this.writer.format.separator + span;
     this.count++;
   }
 
@@ -216,9 +258,9 @@ class SampledTrace implements RequestTrace {
     status = STATUS_UNSET,
     statusMessage?: string,
   ): string {
-    return spanJson({
-      traceId: this.traceId,
-      spanId,
+    return this.span({
+      traceId: this.traceIdBytes,
+      spanId: this.writer.format.id(spanId),
       parentSpanId: this.spanId,
       remoteParent: false,
       name,
@@ -241,9 +283,9 @@ class SampledTrace implements RequestTrace {
         this.open.splice(at, 1);
         const attributes =
           refused === undefined
-            ? firstAttribute(KEYS['lanekeeper.admitted'], true)
-            : firstAttribute(KEYS['lanekeeper.admitted'], false) +
-              attribute(KEYS['lanekeeper.refused_status'], refused);
+            ? this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], true)
+            : this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], false) +
+              this.writer.format.attribute(this.writer.keys['lanekeeper.refused_status'], refused);
         this.add(this.child(open.spanId, name, KIND_INTERNAL, open.startMs, epochMs(), attributes));
       },
     };
@@ -254,13 +296,20 @@ class SampledTrace implements RequestTrace {
     const operation = operationOf(ctx);
     const query = path.indexOf('?');
     let attributes =
-      firstAttribute(KEYS['http.request.method'], method) +
-      genAiAttributes(ctx) +
-      upstreamAddress(upstream) +
+      this.writer.format.firstAttribute(this.writer.keys['http.request.method'], method) +
+      genAiAttributes(this.writer, ctx) +
+      upstreamAddress(this.writer, upstream) +
       // The path without the query: a query may carry a provider key.
-      attribute(KEYS['url.full'], upstream.origin + (query < 0 ? path : path.slice(0, query))) +
-      attribute(KEYS['lanekeeper.upstream'], upstream.name);
-    if (this.attempts > 0) attributes += attribute(KEYS['http.request.resend_count'], this.attempts);
+      this.writer.format.attribute(
+        this.writer.keys['url.full'],
+        upstream.origin + (query < 0 ? path : path.slice(0, query)),
+      ) +
+      this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], upstream.name);
+    if (this.attempts > 0)
+      attributes += this.writer.format.attribute(
+        this.writer.keys['http.request.resend_count'],
+        this.attempts,
+      );
     this.attempts++;
     const spanId = randomHex(8);
     this.attempt = {
@@ -278,8 +327,9 @@ class SampledTrace implements RequestTrace {
   attemptStatus(status: number): void {
     const attempt = this.attempt;
     if (!attempt) return;
-    attempt.attributes += attribute(KEYS['http.response.status_code'], status);
-    if (status >= 400) attempt.attributes += attribute(KEYS['error.type'], String(status));
+    attempt.attributes += this.writer.format.attribute(this.writer.keys['http.response.status_code'], status);
+    if (status >= 400)
+      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
     if (status >= 500 || status === 429) attempt.status = STATUS_ERROR;
   }
 
@@ -287,7 +337,7 @@ class SampledTrace implements RequestTrace {
     const attempt = this.attempt;
     if (!attempt || attempt.endMs !== undefined) return;
     if (error !== undefined) {
-      attempt.attributes += attribute(KEYS['error.type'], error);
+      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], error);
       attempt.status = STATUS_ERROR;
       attempt.statusMessage = error;
       attempt.endMs = epochMs();
@@ -321,7 +371,7 @@ class SampledTrace implements RequestTrace {
   end(ctx: RequestContext): void {
     if (this.ended) return;
     const now = epochMs();
-    const genAi = genAiAttributes(ctx);
+    const genAi = genAiAttributes(this.writer, ctx);
     this.closeAttempt(genAi);
     for (const open of this.open)
       this.add(this.child(open.spanId, open.name, KIND_INTERNAL, open.startMs, now, ''));
@@ -330,27 +380,38 @@ class SampledTrace implements RequestTrace {
     let attributes =
       this.serverAttributes +
       genAi +
-      attribute(KEYS['http.response.status_code'], status) +
-      attribute(KEYS['lanekeeper.request_id'], ctx.id);
+      this.writer.format.attribute(this.writer.keys['http.response.status_code'], status) +
+      this.writer.format.attribute(this.writer.keys['lanekeeper.request_id'], ctx.id);
     if (ctx.tenant)
       attributes +=
-        attribute(KEYS['lanekeeper.tenant'], ctx.tenant.id) +
-        attribute(KEYS['lanekeeper.plan'], ctx.tenant.planName);
+        this.writer.format.attribute(this.writer.keys['lanekeeper.tenant'], ctx.tenant.id) +
+        this.writer.format.attribute(this.writer.keys['lanekeeper.plan'], ctx.tenant.planName);
     if (ctx.modelRequested !== undefined)
-      attributes += attribute(KEYS['lanekeeper.model_requested'], ctx.modelRequested);
-    if (ctx.costUsd !== undefined) attributes += attribute(KEYS['lanekeeper.cost_usd'], ctx.costUsd);
+      attributes += this.writer.format.attribute(
+        this.writer.keys['lanekeeper.model_requested'],
+        ctx.modelRequested,
+      );
+    if (ctx.costUsd !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.cost_usd'], ctx.costUsd);
     if (ctx.provenance !== undefined)
-      attributes += attribute(KEYS['lanekeeper.usage.provenance'], ctx.provenance);
-    if (ctx.outcome !== undefined) attributes += attribute(KEYS['lanekeeper.outcome'], ctx.outcome);
-    if (ctx.upstream) attributes += attribute(KEYS['lanekeeper.upstream'], ctx.upstream.name);
-    attributes += attribute(KEYS['lanekeeper.stream'], ctx.stream);
-    if (ctx.errorCode !== undefined) attributes += attribute(KEYS['error.type'], ctx.errorCode);
-    else if (status >= 500) attributes += attribute(KEYS['error.type'], String(status));
+      attributes += this.writer.format.attribute(
+        this.writer.keys['lanekeeper.usage.provenance'],
+        ctx.provenance,
+      );
+    if (ctx.outcome !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.outcome'], ctx.outcome);
+    if (ctx.upstream)
+      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], ctx.upstream.name);
+    attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.stream'], ctx.stream);
+    if (ctx.errorCode !== undefined)
+      attributes += this.writer.format.attribute(this.writer.keys['error.type'], ctx.errorCode);
+    else if (status >= 500)
+      attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
     const method = ctx.request.method;
-    const server = spanJson({
-      traceId: this.traceId,
+    const server = this.span({
+      traceId: this.traceIdBytes,
       spanId: this.spanId,
-      parentSpanId: this.parentSpanId,
+      parentSpanId: this.parentSpanId === '' ? '' : this.writer.format.id(this.parentSpanId),
       remoteParent: this.parentSpanId !== '',
       name: ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
       kind: KIND_SERVER,
@@ -364,21 +425,21 @@ class SampledTrace implements RequestTrace {
 }
 
 /** The request's own attributes, known at arrival. */
-function serverAttributes(ctx: RequestContext): string {
+function serverAttributes(writer: Writer, ctx: RequestContext): string {
   const host = ctx.clientHeaders.host ?? '';
   let out =
-    firstAttribute(KEYS['http.request.method'], ctx.request.method) +
-    attribute(KEYS['url.path'], ctx.request.path) +
-    attribute(KEYS['url.scheme'], ctx.secure ? 'https' : 'http') +
-    attribute(KEYS['client.address'], ctx.remoteAddress);
+    writer.format.firstAttribute(writer.keys['http.request.method'], ctx.request.method) +
+    writer.format.attribute(writer.keys['url.path'], ctx.request.path) +
+    writer.format.attribute(writer.keys['url.scheme'], ctx.secure ? 'https' : 'http') +
+    writer.format.attribute(writer.keys['client.address'], ctx.remoteAddress);
   if (host) {
     const colon = host.lastIndexOf(':');
     const bracketed = host.endsWith(']');
     if (colon > 0 && !bracketed)
       out +=
-        attribute(KEYS['server.address'], host.slice(0, colon)) +
-        attribute(KEYS['server.port'], Number(host.slice(colon + 1)));
-    else out += attribute(KEYS['server.address'], host);
+        writer.format.attribute(writer.keys['server.address'], host.slice(0, colon)) +
+        writer.format.attribute(writer.keys['server.port'], Number(host.slice(colon + 1)));
+    else out += writer.format.attribute(writer.keys['server.address'], host);
   }
   return out;
 }
@@ -393,9 +454,12 @@ export function createOtelRequestTracer(
   settings: TelemetrySettings,
   options: OtelTracerOptions,
 ): RequestTracer {
+  const format = FORMATS[settings.protocol];
+  const writer = writerFor(format);
   const batch = createSpanBatch({
     url: tracesUrl(settings.endpoint),
     serviceName: settings.serviceName,
+    format,
     onExportResult: options.onExportResult,
     scheduledDelayMs: options.scheduledDelayMs,
   });
@@ -414,11 +478,12 @@ export function createOtelRequestTracer(
       const sampled = parent ? (parent.traceFlags & 1) === 1 : sampledRoot(traceId);
       if (!sampled) return new UnsampledTrace(traceId);
       return new SampledTrace(
+        writer,
         batch,
         traceId,
         parent ? parent.spanId : '',
         performance.timeOrigin + ctx.startedAt,
-        serverAttributes(ctx),
+        serverAttributes(writer, ctx),
       );
     },
     shutdown: () => batch.shutdown(),

@@ -7,26 +7,21 @@
  *
  * Attribute keys are written once (`attributeKey`); every value that comes from a request
  * goes through JSON.stringify.
+ *
+ * OTLP/HTTP JSON is what `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` picks; protobuf
+ * (otlp-proto.ts) is the default.
  */
-
-/** OTLP span kinds (the SDK's SpanKind plus one). */
-export const KIND_INTERNAL = 1;
-export const KIND_SERVER = 2;
-export const KIND_CLIENT = 3;
-
-/** OTLP status codes. */
-export const STATUS_UNSET = 0;
-export const STATUS_ERROR = 2;
+import { spanFlags, type AttributeValue, type SpanFields, type SpanFormat } from './span-format.js';
 
 /** An attribute key's JSON, written once at load: each attribute then costs one concatenation. */
-export interface AttributeKey {
+export interface JsonAttributeKey {
   readonly string: string;
   readonly int: string;
   readonly double: string;
   readonly bool: string;
 }
 
-export function attributeKey(name: string): AttributeKey {
+export function attributeKey(name: string): JsonAttributeKey {
   const head = `,{"key":${JSON.stringify(name)},"value":{`;
   return {
     string: `${head}"stringValue":`,
@@ -37,7 +32,7 @@ export function attributeKey(name: string): AttributeKey {
 }
 
 /** One `{"key":…,"value":…}` entry, with a leading comma: attribute lists are built by `+`. */
-export function attribute(key: AttributeKey, value: string | number | boolean): string {
+export function attribute(key: JsonAttributeKey, value: AttributeValue): string {
   if (typeof value === 'string') return `${key.string}${JSON.stringify(value)}}}`;
   if (typeof value === 'boolean') return `${key.bool}${value}}}`;
   // Integers as intValue, the rest as doubleValue, as the official serializer decides.
@@ -50,7 +45,7 @@ export function attribute(key: AttributeKey, value: string | number | boolean): 
  * The first attribute of a list, without the comma. The list is a rope of small strings;
  * slicing the comma off the whole list would flatten (copy) it once per span.
  */
-export function firstAttribute(key: AttributeKey, value: string | number | boolean): string {
+export function firstAttribute(key: JsonAttributeKey, value: AttributeValue): string {
   return attribute(key, value).slice(1);
 }
 
@@ -60,23 +55,6 @@ export function unixNanos(ms: number): string {
   return `${Math.round(ms * 1000)}000`;
 }
 
-export interface SpanFields {
-  traceId: string;
-  spanId: string;
-  /** Empty for a root span. */
-  parentSpanId: string;
-  /** The parent came in a traceparent (sets the is-remote bit of `flags`). */
-  remoteParent: boolean;
-  name: string;
-  kind: number;
-  startMs: number;
-  endMs: number;
-  /** `attribute()` entries joined, the first of them without its comma (`firstAttribute`). */
-  attributes: string;
-  status: number;
-  statusMessage?: string;
-}
-
 /** One span, as an element of `scopeSpans[].spans`. */
 export function spanJson(span: SpanFields): string {
   const parent = span.parentSpanId === '' ? '' : `"parentSpanId":"${span.parentSpanId}",`;
@@ -84,8 +62,7 @@ export function spanJson(span: SpanFields): string {
     span.statusMessage === undefined
       ? `{"code":${span.status}}`
       : `{"code":${span.status},"message":${JSON.stringify(span.statusMessage)}}`;
-  // W3C sampled (1) with "is-remote known" (0x100), plus "is remote" (0x200) for a remote parent.
-  const flags = span.remoteParent ? 769 : 257;
+  const flags = spanFlags(span.remoteParent);
   return (
     `{"traceId":"${span.traceId}","spanId":"${span.spanId}",${parent}"name":${JSON.stringify(span.name)},` +
     `"kind":${span.kind},"startTimeUnixNano":"${unixNanos(span.startMs)}","endTimeUnixNano":"${unixNanos(span.endMs)}",` +
@@ -103,3 +80,24 @@ export function exportBody(serviceName: string, spans: string): string {
     `"scopeSpans":[{"scope":{"name":"lanekeeper"},"spans":[${spans}]}]}]}`
   );
 }
+
+/** OTLP/HTTP JSON as a SpanFormat: ids stay hex, text is encoded as UTF-8 at push. */
+export const otlpJson: SpanFormat = {
+  contentType: 'application/json',
+  separator: ',',
+  binary: false,
+  // The functions themselves, not wrappers: a call layer for each of ~40 attributes a request.
+  key: attributeKey as unknown as SpanFormat['key'],
+  attribute: attribute as unknown as SpanFormat['attribute'],
+  firstAttribute: firstAttribute as unknown as SpanFormat['firstAttribute'],
+  id: (hex) => hex,
+  span: spanJson,
+  envelope(serviceName) {
+    // A NUL cannot occur in the JSON (JSON.stringify escapes it), so it marks where spans go.
+    const [head, tail] = exportBody(serviceName, '\0')
+      .split('\0')
+      .map((part) => Buffer.from(part, 'utf8')) as [Buffer, Buffer];
+    return { head: () => head, maxHead: head.length, tail };
+  },
+  deserializeResponse: (data) => (data.length === 0 ? {} : JSON.parse(Buffer.from(data).toString('utf8'))),
+};

@@ -2,8 +2,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
-import { attributeKey, firstAttribute, spanJson } from './otlp-json.js';
+import { otlpJson } from './otlp-json.js';
+import { otlpProto } from './otlp-proto.js';
 import { createSpanBatch, type SpanBatch } from './span-batch.js';
+import type { SpanFormat } from './span-format.js';
 
 let receiver: OtlpReceiver | undefined;
 let batch: SpanBatch | undefined;
@@ -14,17 +16,17 @@ afterEach(async () => {
   batch = receiver = undefined;
 });
 
-function span(name: string, model = 'small-model'): string {
-  return spanJson({
-    traceId: '0af7651916cd43dd8448eb211c80319c',
-    spanId: 'b7ad6b7169203331',
+function span(format: SpanFormat, name: string, model = 'small-model'): string {
+  return format.span({
+    traceId: format.id('0af7651916cd43dd8448eb211c80319c'),
+    spanId: format.id('b7ad6b7169203331'),
     parentSpanId: '',
     remoteParent: false,
     name,
     kind: 2,
     startMs: 1_700_000_000_000,
     endMs: 1_700_000_000_001,
-    attributes: firstAttribute(attributeKey('gen_ai.request.model'), model),
+    attributes: format.firstAttribute(format.key('gen_ai.request.model'), model),
     status: 0,
   });
 }
@@ -33,22 +35,26 @@ async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 250 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
-describe('span batches', () => {
+describe.each([
+  ['protobuf', otlpProto],
+  ['JSON', otlpJson],
+])('span batches (%s)', (_name, format) => {
   it('sends a full batch at once, and the rest after the delay', async () => {
     receiver = await startOtlpReceiver();
     const results: (Error | undefined)[] = [];
     batch = createSpanBatch({
       url: `${receiver.url}/v1/traces`,
       serviceName: 'svc',
+      format,
       onExportResult: (error) => results.push(error),
       scheduledDelayMs: 60_000,
       maxBatchSpans: 4,
     });
-    for (let i = 0; i < 4; i++) batch.push(span(`s${i}`), 1);
+    for (let i = 0; i < 4; i++) batch.push(span(format, `s${i}`), 1);
     await until(() => receiver!.spans.length === 4);
     expect(receiver.spans.map((s) => s.name)).toEqual(['s0', 's1', 's2', 's3']);
     expect(receiver.spans[0]?.resource['service.name']).toBe('svc');
-    batch.push(span('late'), 1);
+    batch.push(span(format, 'late'), 1);
     await batch.flush();
     expect(receiver.spans.map((s) => s.name)).toContain('late');
     expect(results).toEqual([undefined, undefined]);
@@ -59,38 +65,72 @@ describe('span batches', () => {
     batch = createSpanBatch({
       url: `${receiver.url}/v1/traces`,
       serviceName: 'svc',
+      format,
       onExportResult: () => undefined,
     });
     const model = 'modèle-🦙-\u2028';
-    batch.push(span('unicode', model), 1);
+    batch.push(span(format, 'unicode', model), 1);
     await batch.flush();
     expect(receiver.spans[0]?.attributes['gen_ai.request.model']).toBe(model);
   });
 
   it('splits batches by size, drops and counts spans bigger than a batch, and sends the rest at shutdown', async () => {
     receiver = await startOtlpReceiver();
-    const one = span('a');
+    const one = span(format, 'a');
     batch = createSpanBatch({
       url: `${receiver.url}/v1/traces`,
       serviceName: 'svc',
+      format,
       onExportResult: () => undefined,
       scheduledDelayMs: 60_000,
       maxBatchSpans: 100,
       // Room for two spans a body, not three.
-      maxBatchBytes: 400 + 2 * one.length,
+      maxBatchBytes: format.envelope('svc').maxHead + 2 * one.length + 8,
     });
     batch.push(one, 1);
-    batch.push(span('b'), 1);
-    batch.push(span('c'), 1);
-    batch.push(Array(5).fill(span('huge')).join(','), 5);
+    batch.push(span(format, 'b'), 1);
+    batch.push(span(format, 'c'), 1);
+    batch.push(Array(5).fill(span(format, 'huge')).join(format.separator), 5);
     expect(batch.dropped).toBe(5);
     await until(() => receiver!.bodies.length === 1);
     expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b']);
     await batch.shutdown();
     expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b', 'c']);
     expect(receiver.bodies).toHaveLength(2);
-    batch.push(span('after'), 1);
+    batch.push(span(format, 'after'), 1);
     expect(batch.dropped).toBe(6);
+  });
+
+  it('keeps one connection to the collector across exports', async () => {
+    // A new connection per batch would add a handshake, and on a busy proxy a socket in
+    // TIME_WAIT, every few hundred requests.
+    let connections = 0;
+    const collector = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': format.contentType });
+        res.end();
+      });
+    });
+    collector.on('connection', () => connections++);
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
+    const results: (Error | undefined)[] = [];
+    batch = createSpanBatch({
+      url,
+      serviceName: 'svc',
+      format,
+      onExportResult: (error) => results.push(error),
+    });
+    for (let i = 0; i < 3; i++) {
+      batch.push(span(format, `s${i}`), 1);
+      await batch.flush();
+    }
+    expect(results).toEqual([undefined, undefined, undefined]);
+    expect(connections).toBe(1);
+    await batch.shutdown();
+    collector.closeAllConnections();
+    await new Promise<void>((resolve) => collector.close(() => resolve()));
   });
 
   it('reports a collector that refuses, counts the spans lost, and reports it back', async () => {
@@ -105,14 +145,19 @@ describe('span batches', () => {
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`;
     const results: (Error | undefined)[] = [];
-    batch = createSpanBatch({ url, serviceName: 'svc', onExportResult: (error) => results.push(error) });
-    batch.push(span('lost'), 1);
+    batch = createSpanBatch({
+      url,
+      serviceName: 'svc',
+      format,
+      onExportResult: (error) => results.push(error),
+    });
+    batch.push(span(format, 'lost'), 1);
     await batch.flush();
     expect(results).toHaveLength(1);
     expect(results[0]).toBeInstanceOf(Error);
     expect(batch.dropped).toBe(1);
     refuse = false;
-    batch.push(span('kept'), 1);
+    batch.push(span(format, 'kept'), 1);
     await batch.flush();
     expect(results[1]).toBeUndefined();
     await batch.shutdown();

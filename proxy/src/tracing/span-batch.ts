@@ -1,5 +1,6 @@
 /**
- * Batches finished spans (OTLP/JSON text from otlp-json.ts) and sends them with the official
+ * Batches finished spans (protobuf bytes from otlp-proto.ts, or OTLP/JSON text from
+ * otlp-json.ts) and sends them with the official
  * OTLP/HTTP transport (`@opentelemetry/otlp-exporter-base`: its retries, timeout, concurrency
  * limit and the OTEL_EXPORTER_OTLP_* headers and TLS settings), as the SDK's
  * BatchSpanProcessor would: a batch goes when it is full or when the delay has passed.
@@ -7,7 +8,8 @@
  * Each request's spans are copied into the batch's body buffer when they are pushed, while
  * their string pieces are still young and in cache. Joining a batch's strings at export
  * time instead walked ~25,000 pieces scattered over the heap: ~9 µs a request, more than
- * everything else tracing does.
+ * everything else tracing does. The body keeps room in front of the spans for the envelope,
+ * which protobuf can only write once it knows the spans' total length.
  *
  * Bounded: one body of at most `maxBatchBytes` fills while at most four exports are in
  * flight (the transport's concurrency limit); beyond that spans are dropped and counted, as
@@ -21,12 +23,13 @@ import {
   createOtlpHttpExportDelegate,
 } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
-import { exportBody } from './otlp-json.js';
+import type { SpanFormat } from './span-format.js';
 
 export interface SpanBatchOptions {
   /** The OTLP/HTTP traces URL (`…/v1/traces`). */
   url: string;
   serviceName: string;
+  format: SpanFormat;
   /** Told the outcome of every export: an Error when it failed, undefined when it went through. */
   onExportResult(error: Error | undefined): void;
   scheduledDelayMs?: number;
@@ -35,7 +38,7 @@ export interface SpanBatchOptions {
 }
 
 export interface SpanBatch {
-  /** Queues one request's spans (`count` of them, comma-joined). */
+  /** Queues one request's spans (`count` of them, joined by the format's separator). */
   push(spans: string, count: number): void;
   /** Spans dropped: too big for a batch, refused by a full transport, failed, or after shutdown. */
   readonly dropped: number;
@@ -45,7 +48,6 @@ export interface SpanBatch {
 }
 
 const EXPORT_OK = 0;
-const COMMA = 0x2c;
 
 /** A ready export body: the bytes, and how many spans they hold. */
 interface Body {
@@ -57,14 +59,13 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   const delayMs = options.scheduledDelayMs ?? 2_000;
   const maxSpans = options.maxBatchSpans ?? 512;
   const capacity = options.maxBatchBytes ?? 1024 * 1024;
-  // The body around the spans, from the same writer the tests hold to the official one. A
-  // NUL cannot occur in its JSON (JSON.stringify escapes it), so it marks where spans go.
-  const [head, tail] = exportBody(options.serviceName, '\0')
-    .split('\0')
-    .map((part) => Buffer.from(part, 'utf8')) as [Buffer, Buffer];
+  const { format } = options;
+  const envelope = format.envelope(options.serviceName);
+  const { maxHead, tail } = envelope;
+  const separator = Buffer.from(format.separator, 'latin1');
   const serializer: ISerializer<Body, unknown> = {
     serializeRequest: (body) => body.bytes,
-    deserializeResponse: (data) => (data.length === 0 ? {} : JSON.parse(Buffer.from(data).toString('utf8'))),
+    deserializeResponse: (data) => format.deserializeResponse(data),
   };
   const exporter = new OTLPExporterBase<Body>(
     createOtlpHttpExportDelegate(
@@ -72,13 +73,13 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
         { url: options.url, timeoutMillis: 5_000, concurrencyLimit: 4 },
         'TRACES',
         'v1/traces',
-        { 'Content-Type': 'application/json' },
+        { 'Content-Type': format.contentType },
       ),
       serializer,
     ),
   );
   let body = Buffer.allocUnsafe(capacity);
-  let used = head.copy(body, 0);
+  let used = maxHead;
   let queued = 0;
   let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -88,10 +89,13 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (queued === 0) return;
+    const head = envelope.head(used - maxHead);
+    const start = maxHead - head.length;
+    head.copy(body, start);
     used += tail.copy(body, used);
-    const ready: Body = { bytes: body.subarray(0, used), spans: queued };
+    const ready: Body = { bytes: body.subarray(start, used), spans: queued };
     body = Buffer.allocUnsafe(capacity);
-    used = head.copy(body, 0);
+    used = maxHead;
     queued = 0;
     exporter.export(ready, (result: ExportResult) => {
       if (result.code === EXPORT_OK) options.onExportResult(undefined);
@@ -104,16 +108,17 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
 
   return {
     push(spans, count) {
-      // Byte length equals length only for ASCII, which latin1 then writes as the same bytes
-      // at memcpy speed; Node 20's UTF-8 writer costs several µs a request.
-      const bytes = Buffer.byteLength(spans, 'utf8');
-      const needed = bytes + 1 + tail.length;
-      if (closed || head.length + needed > capacity) {
+      // Byte length equals length only for ASCII (and for protobuf's byte strings), which
+      // latin1 then writes as the same bytes at memcpy speed; Node 20's UTF-8 writer costs
+      // several µs a request.
+      const bytes = format.binary ? spans.length : Buffer.byteLength(spans, 'utf8');
+      const needed = bytes + separator.length + tail.length;
+      if (closed || maxHead + needed > capacity) {
         dropped += count;
         return;
       }
       if (used + needed > capacity) send();
-      if (queued > 0) body[used++] = COMMA;
+      if (queued > 0) used += separator.copy(body, used);
       used += body.write(spans, used, bytes === spans.length ? 'latin1' : 'utf8');
       queued += count;
       if (queued >= maxSpans) send();

@@ -1,7 +1,8 @@
 /**
  * The OTLP/HTTP endpoint that the test receiver (otlp-receiver.ts) and the bench's sink
  * (bench/otlp-sink.ts) both stand up: on loopback, port 0 unless given, every export read to
- * its end and answered 200 `{}`. What happens to the bytes is the caller's: the receiver
+ * its end and answered 200 with an empty ExportTraceServiceResponse in the request's own
+ * encoding (`{}`, or no bytes for protobuf), as the OTLP spec asks. What happens to the bytes is the caller's: the receiver
  * decodes them, the bench sink only counts them (decoding would load the bench process).
  */
 import { createServer, type IncomingMessage } from 'node:http';
@@ -29,8 +30,13 @@ export async function startOtlpHttpServer(
     req.on('data', (chunk: Buffer) => reader.data(chunk));
     req.on('end', () => {
       reader.end();
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      if (String(req.headers['content-type']).startsWith('application/x-protobuf')) {
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        res.end();
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

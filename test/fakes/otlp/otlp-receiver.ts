@@ -1,8 +1,46 @@
 /**
  * An OTLP/HTTP trace receiver on port 0: keeps every raw export body (to search for text
- * that must never be exported) and the spans decoded from OTLP JSON.
+ * that must never be exported) and the spans decoded from it, protobuf or JSON by its
+ * Content-Type. Protobuf is decoded by the official OpenTelemetry JS message types (the
+ * protobufjs root generated inside @opentelemetry/otlp-transformer), so what the proxy
+ * writes by hand is read by code it does not share. The official packages have no JSON
+ * decoder; JSON is read with JSON.parse.
  */
+import root from '@opentelemetry/otlp-transformer/build/src/generated/root.js';
 import { startOtlpHttpServer } from './otlp-http-server.js';
+
+/** The part of the generated protobufjs message type used here (its .d.ts types none of it). */
+interface MessageType {
+  decode(bytes: Uint8Array): unknown;
+  toObject(
+    message: unknown,
+    options: { longs: typeof String; bytes: typeof String; enums: typeof Number },
+  ): unknown;
+}
+
+const exportRequest = (
+  root as unknown as {
+    opentelemetry: { proto: { collector: { trace: { v1: { ExportTraceServiceRequest: MessageType } } } } };
+  }
+).opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+
+/** An export request decoded from protobuf, in the shape OTLP/JSON has (ids as hex). */
+export function decodeProtobufExport(bytes: Uint8Array): Export {
+  const decoded = exportRequest.toObject(exportRequest.decode(bytes), {
+    longs: String,
+    bytes: String,
+    enums: Number,
+  }) as Export;
+  const hex = (base64: string | undefined) => Buffer.from(base64 ?? '', 'base64').toString('hex');
+  for (const rs of decoded.resourceSpans ?? [])
+    for (const ss of rs.scopeSpans ?? [])
+      for (const span of ss.spans ?? []) {
+        span.traceId = hex(span.traceId);
+        span.spanId = hex(span.spanId);
+        span.parentSpanId = hex(span.parentSpanId);
+      }
+  return decoded;
+}
 
 type AnyValue = {
   stringValue?: string;
@@ -27,8 +65,10 @@ export interface OtlpReceiver {
   /** The base endpoint, as OTEL_EXPORTER_OTLP_ENDPOINT takes it. */
   url: string;
   spans: ReceivedSpan[];
-  /** Every export body as received (JSON text). */
+  /** Every export body as received, read as UTF-8 (protobuf keeps strings as UTF-8 too). */
   bodies: string[];
+  /** The Content-Type of each body. */
+  contentTypes: string[];
   /** Resolves when a span matches, or rejects after `timeoutMs`. */
   waitFor(match: (span: ReceivedSpan) => boolean, timeoutMs?: number): Promise<ReceivedSpan>;
   close(): Promise<void>;
@@ -47,7 +87,7 @@ function attributesOf(list: { key: string; value: AnyValue }[] | undefined) {
   return out;
 }
 
-interface Export {
+export interface Export {
   resourceSpans?: {
     resource?: { attributes?: { key: string; value: AnyValue }[] };
     scopeSpans?: {
@@ -62,16 +102,21 @@ interface Export {
 export async function startOtlpReceiver(options: { port?: number } = {}): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
+  const contentTypes: string[] = [];
   const http = await startOtlpHttpServer((req) => {
     const chunks: Buffer[] = [];
     return {
       data: (chunk) => chunks.push(chunk),
       end() {
-        const text = Buffer.concat(chunks).toString('utf8');
-        bodies.push(text);
-        if (req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json'))
-          return;
-        const parsed = JSON.parse(text) as Export;
+        const bytes = Buffer.concat(chunks);
+        const type = String(req.headers['content-type']);
+        bodies.push(bytes.toString('utf8'));
+        contentTypes.push(type);
+        if (req.url !== '/v1/traces') return;
+        let parsed: Export;
+        if (type.startsWith('application/x-protobuf')) parsed = decodeProtobufExport(bytes);
+        else if (type.startsWith('application/json')) parsed = JSON.parse(bytes.toString('utf8')) as Export;
+        else return;
         for (const rs of parsed.resourceSpans ?? []) {
           const resource = attributesOf(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? [])
@@ -94,6 +139,7 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
     url: http.url,
     spans,
     bodies,
+    contentTypes,
     async waitFor(match, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

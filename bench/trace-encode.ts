@@ -1,0 +1,144 @@
+/**
+ * The tracer alone, per wire format: CPU per request to record a request's three spans,
+ * encode them, copy them into the batch and hand full batches to the transport, with no
+ * proxy, client or upstream around it. Much less noisy than trace-cost.ts (which measures
+ * the whole proxy with tracing off and on) on a shared machine, and it isolates what the
+ * encoding changes. The formats alternate round by round; the sink runs in a child process,
+ * as a collector does. Both formats in one process make the tracer's call sites see two
+ * formats (polymorphic) and slow both, where a proxy only ever runs one: to compare them,
+ * run each alone (TRACE_PROTOCOL) in its own process, interleaved.
+ *
+ *   npx tsx bench/trace-encode.ts [requests=20000] [rounds=5]
+ *
+ * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
+ *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
+ */
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { OtlpProtocol } from '@lanekeeper/contract';
+import type { RequestContext } from '../proxy/src/context.js';
+import type { Upstream } from '../proxy/src/runtime.js';
+import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-tracer.js';
+import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
+import { startOtlpSink } from './otlp-sink.js';
+
+const REQUESTS = Number(process.argv[2] ?? 20_000);
+const ROUNDS = Number(process.argv[3] ?? 5);
+
+const upstream = {
+  name: 'openai',
+  origin: 'http://127.0.0.1:9999',
+  pathPrefix: '',
+  dialect: { name: 'openai' },
+} as unknown as Upstream;
+
+/** What a served chat completion's context holds by the time its trace ends. */
+function context(i: number): RequestContext {
+  return {
+    id: `req-${i.toString(36)}-8f2c1a`,
+    startedAt: performance.now(),
+    clientHeaders: { host: '127.0.0.1:8080' },
+    remoteAddress: '127.0.0.1',
+    secure: false,
+    request: { method: 'POST', path: '/v1/chat/completions' },
+    dialect: { name: 'openai' },
+    route: { endpoint: 'chat.completions', fallback: false },
+    upstreamRoute: { endpoint: 'chat.completions' },
+    upstreamDialect: { name: 'openai' },
+    tenant: { id: 'acme', planName: 'pro' },
+    modelRequested: 'small-model',
+    model: 'small-model',
+    upstreamModel: 'small-model-2025',
+    upstream,
+    usage: { input: 10, output: 2 },
+    maxOutputTokens: 1024,
+    status: 200,
+    costUsd: 0.000014,
+    provenance: 'reported',
+    outcome: 'completed',
+    stream: false,
+    errorCode: undefined,
+  } as unknown as RequestContext;
+}
+
+async function run(protocol: OtlpProtocol, url: string): Promise<number> {
+  const tracer = () =>
+    createOtelRequestTracer(
+      { endpoint: url, sampleRatio: 1, serviceName: 'lanekeeper-proxy', protocol },
+      { onExportResult: () => undefined },
+    );
+  const contexts = Array.from({ length: 1_000 }, (_, i) => context(i));
+  const once = (traces: RequestTracer, ctx: RequestContext) => {
+    const trace = traces.start(ctx);
+    trace.stage('lanekeeper.rate_limit').end(undefined);
+    trace.attemptStart(upstream, 'POST', '/v1/chat/completions', ctx);
+    trace.attemptStatus(200);
+    trace.attemptEnd(undefined);
+    trace.end(ctx);
+  };
+  const warm = tracer();
+  for (let i = 0; i < 2_000; i++) once(warm, contexts[i % contexts.length]!);
+  await warm.shutdown();
+  const measured = tracer();
+  const before = process.cpuUsage();
+  for (let i = 0; i < REQUESTS; i++) {
+    once(measured, contexts[i % contexts.length]!);
+    // Let the transport's sockets run now and then, as a serving proxy's event loop does.
+    if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await measured.shutdown();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / REQUESTS;
+}
+
+async function main(): Promise<void> {
+  const sink = await sinkProcess();
+  const results: Record<OtlpProtocol, number[]> = { 'http/protobuf': [], 'http/json': [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order: OtlpProtocol[] =
+      round % 2 === 0 ? ['http/protobuf', 'http/json'] : ['http/json', 'http/protobuf'];
+    for (const protocol of order.filter((p) => (process.env.TRACE_PROTOCOL ?? p) === p)) {
+      const perRequest = await run(protocol, sink.url);
+      results[protocol].push(perRequest);
+      console.log(`round ${round + 1} ${protocol}: ${perRequest.toFixed(2)} µs CPU per request`);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  await sink.stop();
+  // The minimum too: on a shared machine the least disturbed round is the best estimate.
+  const summary = (protocol: OtlpProtocol) =>
+    `${protocol} median ${median(results[protocol]).toFixed(2)} min ${Math.min(...results[protocol]).toFixed(2)} µs`;
+  console.log(
+    `${summary('http/protobuf')}, ${summary('http/json')} per request; sink got ${sink.received.requests} exports, ${sink.received.bytes} bytes`,
+  );
+}
+
+/** The sink in a child process: its URL, and what it received once told to stop. */
+async function sinkProcess() {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--sink'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const url = String((await lines.next()).value);
+  const received = { requests: 0, bytes: 0 };
+  return {
+    url,
+    received,
+    async stop() {
+      child.stdin.end();
+      Object.assign(received, JSON.parse(String((await lines.next()).value)));
+    },
+  };
+}
+
+if (process.argv[2] === '--sink') {
+  const sink = await startOtlpSink();
+  process.stdout.write(`${sink.url}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    process.stdout.write(`${JSON.stringify(sink.received)}\n`);
+    void sink.stop().then(() => process.exit(0));
+  });
+} else await main();
