@@ -255,6 +255,79 @@ describe('wrong-token throttle', () => {
   });
 });
 
+describe('the Secure cookie attribute', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const body = () => new URLSearchParams({ token: t.adminToken }).toString();
+  async function post(base: string, path: string, headers: Record<string, string>, text: string) {
+    const res = await request(`${base}${path}`, { method: 'POST', headers, body: text });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  }
+  async function withSetting(value: string, run: (url: string) => Promise<void>) {
+    const other = await startControlPlane({ ...t.env, LANEKEEPER_CONSOLE_SECURE_COOKIE: value });
+    try {
+      await run(other.url);
+    } finally {
+      await other.close();
+    }
+  }
+
+  it('by default (auto) ignores a spoofed X-Forwarded-Proto: no Secure over HTTP, and no https origin', async () => {
+    const spoofed = { ...form, 'x-forwarded-proto': 'https', 'x-forwarded-host': new URL(cp.url).host };
+    const res = await post(cp.url, '/console/login', spoofed, body());
+    expect(res.status).toBe(303);
+    expect(String(res.headers['set-cookie'])).not.toMatch(/Secure/i);
+    const https = `https://${new URL(cp.url).host}`;
+    const refused = await post(cp.url, '/console/login', { ...spoofed, origin: https }, body());
+    expect(refused.status).toBe(403);
+  });
+
+  it('with LANEKEEPER_CONSOLE_SECURE_COOKIE=true marks the cookie Secure and accepts the https origin a TLS proxy serves', async () => {
+    await withSetting('true', async (url) => {
+      const host = new URL(url).host;
+      const res = await post(url, '/console/login', { ...form, origin: `https://${host}` }, body());
+      expect(res.status).toBe(303);
+      const setCookie = String(res.headers['set-cookie']);
+      expect(setCookie).toMatch(/; Secure(;|$)/);
+      const cookie = setCookie.split(';')[0]!;
+      // A state change from the https page works; other origins are still refused.
+      const page = await request(`${url}/console`, { headers: { cookie } });
+      const csrf = /name="csrf-token" content="([^"]+)"/.exec(await page.body.text())![1]!;
+      const json = { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf };
+      const tenant = JSON.stringify({ id: 'via-tls-proxy', plan: 'free' });
+      for (const origin of ['https://evil.example', `http://evil.example`, `https://${host}.evil.example`]) {
+        expect((await post(url, '/console/api/v1/tenants', { ...json, origin }, tenant)).status).toBe(403);
+      }
+      const made = await post(url, '/console/api/v1/tenants', { ...json, origin: `https://${host}` }, tenant);
+      expect(made.status).toBe(201);
+      const out = await post(url, '/console/logout', { ...form, cookie }, `csrf=${encodeURIComponent(csrf)}`);
+      expect(String(out.headers['set-cookie'])).toMatch(/Max-Age=0.*; Secure/);
+    });
+  });
+
+  it('with LANEKEEPER_CONSOLE_SECURE_COOKIE=false never marks it Secure, nor trusts X-Forwarded-Proto', async () => {
+    await withSetting('false', async (url) => {
+      const res = await post(url, '/console/login', { ...form, 'x-forwarded-proto': 'https' }, body());
+      expect(res.status).toBe(303);
+      expect(String(res.headers['set-cookie'])).not.toMatch(/Secure/i);
+      const refused = await post(
+        url,
+        '/console/login',
+        { ...form, origin: `https://${new URL(url).host}`, 'x-forwarded-proto': 'https' },
+        body(),
+      );
+      expect(refused.status).toBe(403);
+    });
+  });
+
+  it('refuses to start with a hostile setting, naming it', async () => {
+    for (const value of ['yes', 'TRUE', 'true\r\nSet-Cookie: x=y']) {
+      await expect(startControlPlane({ ...t.env, LANEKEEPER_CONSOLE_SECURE_COOKIE: value })).rejects.toThrow(
+        /LANEKEEPER_CONSOLE_SECURE_COOKIE: expected auto, true or false/,
+      );
+    }
+  });
+});
+
 describe('without a session', () => {
   it('every page redirects to sign-in and shows nothing', async () => {
     for (const path of PAGES) {

@@ -60,7 +60,12 @@ export function registerConsoleApi(
     const session = await sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE));
     if (!session) throw new UnauthorizedError('sign in to the console first');
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      requireCsrf(request, session, request.headers[CSRF_HEADER]);
+      requireCsrf(
+        request,
+        session,
+        request.headers[CSRF_HEADER],
+        deps.config.consoleSecureCookie === 'always',
+      );
     }
   });
 

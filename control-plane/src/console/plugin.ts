@@ -94,7 +94,10 @@ async function sessionFrom(sessions: Sessions, request: FastifyRequest) {
   return session ? { id: id!, session } : undefined;
 }
 
-const isSecure = (request: FastifyRequest) => request.protocol === 'https';
+/** Whether the cookie gets `Secure` (see ControlPlaneConfig.consoleSecureCookie). */
+function secureCookie(setting: AppDeps['config']['consoleSecureCookie'], request: FastifyRequest): boolean {
+  return setting === 'always' || (setting === 'auto' && request.protocol === 'https');
+}
 
 function sendPage(reply: FastifyReply, status: number, page: string) {
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').send(page);
@@ -110,6 +113,9 @@ export function consolePlugin(
 ): FastifyPluginAsync {
   return async function console(app: FastifyInstance) {
     const sessions = createSessions(deps.redis, deps.config.keyPrefix);
+    const setting = deps.config.consoleSecureCookie;
+    const isSecure = (request: FastifyRequest) => secureCookie(setting, request);
+    const servedOverHttps = setting === 'always';
     const assets = loadAssets();
 
     // The sign-in and sign-out forms post urlencoded bodies; this parser exists only in here.
@@ -150,7 +156,7 @@ export function consolePlugin(
       { config: hidden },
       async (request, reply) => {
         // A page elsewhere must not sign a browser into this console (login CSRF).
-        requireSameOrigin(request);
+        requireSameOrigin(request, servedOverHttps);
         const refusal = throttled(guard.throttle, request, reply);
         if (refusal) {
           const wait = `${refusal.retryAfterS} second${refusal.retryAfterS === 1 ? '' : 's'}`;
@@ -176,7 +182,7 @@ export function consolePlugin(
       async (request, reply) => {
         const found = await sessionFrom(sessions, request);
         if (found) {
-          requireCsrf(request, found.session, request.body?.csrf);
+          requireCsrf(request, found.session, request.body?.csrf, servedOverHttps);
           await sessions.destroy(found.id);
         }
         return reply
