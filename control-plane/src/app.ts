@@ -106,7 +106,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .send(errorBody('CP_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
+  // One count of wrong admin tokens per address, whether tried at the console's sign-in or as a bearer.
+  const guard = { throttle: createFailureThrottle(), internal: createInternalCallMark() };
+
   app.addHook('onResponse', async (request, reply) => {
+    // The console's call into the admin API is part of the console request, which is counted
+    // itself: counting both showed every console change twice.
+    if (guard.internal.isInternal(request)) return;
     deps.metrics.apiLatency.observe(
       {
         method: request.method,
@@ -117,8 +123,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
 
-  // One count of wrong admin tokens per address, whether tried at the console's sign-in or as a bearer.
-  const guard = { throttle: createFailureThrottle(), internal: createInternalCallMark() };
   await app.register(async (admin) => {
     admin.addHook('onRequest', requireBearer(deps.config.adminToken, 'admin', guard));
     registerPlanRoutes(admin, deps);

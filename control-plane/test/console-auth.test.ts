@@ -407,6 +407,37 @@ describe('with a session', () => {
     expect(audit.body.items.map((r: { action: string }) => r.action)).toEqual(['tenant.create']);
   });
 
+  it('counts a console change once in the request metrics, under the console route', async () => {
+    const { cookie, csrf } = await signIn();
+    const series = async () => {
+      const text = (await raw('GET', '/metrics')).text;
+      const counts = new Map<string, number>();
+      for (const [, labels, value] of text.matchAll(
+        /^lanekeeper_cp_api_request_duration_seconds_count\{([^}]*)\} (\d+)$/gm,
+      ))
+        counts.set(labels!, Number(value));
+      return counts;
+    };
+    const before = await series();
+    const made = await raw(
+      'POST',
+      '/console/api/v1/tenants',
+      { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf },
+      JSON.stringify({ id: 'counted-once', plan: 'free' }),
+    );
+    expect(made.status).toBe(201);
+    const read = await raw('GET', '/console/api/v1/tenants/counted-once', { cookie });
+    expect(read.status).toBe(200);
+    const after = await series();
+    const grown = [...after]
+      .map(([labels, n]): [string, number] => [labels, n - (before.get(labels) ?? 0)])
+      .filter(([labels, d]) => d > 0 && !labels.includes('route="/metrics"'));
+    expect(Object.fromEntries(grown)).toEqual({
+      'method="POST",route="/console/api/v1/*",status="201"': 1,
+      'method="GET",route="/console/api/v1/*",status="200"': 1,
+    });
+  });
+
   it('erases only through the typed confirmation', async () => {
     const { cookie, csrf } = await signIn();
     const headers = { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf };

@@ -2,7 +2,8 @@
  * Marks the requests the control plane makes to itself: the console hands its changes to the
  * admin API's routes in-process (console/api.ts). Such a request carries the admin token the
  * server added, so the wrong-token throttle must not refuse it for the address of whoever
- * else shares 127.0.0.1.
+ * else shares 127.0.0.1; and it is part of the console request that made it, so the request
+ * metrics count only that one.
  *
  * The mark is a header holding a random secret made at startup and compared in constant
  * time: it never leaves the process (the console relays only the admin API's body and content
