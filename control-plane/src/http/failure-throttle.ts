@@ -30,16 +30,20 @@ export interface Refusal {
 
 /** Counts failures per address and says when an address must wait. */
 export interface FailureThrottle {
-  /** A refusal when `address` has used up its failures, else undefined. */
-  check(address: string): Refusal | undefined;
+  /**
+   * A refusal when `address` has used up its failures, else undefined. Undefined addresses
+   * (a socket already gone has none) share one count.
+   */
+  check(address: string | undefined): Refusal | undefined;
   /** Records one wrong token from `address`. */
-  fail(address: string): void;
+  fail(address: string | undefined): void;
   /** How many addresses are tracked (for tests of the bound). */
   readonly size: number;
 }
 
 /** The key an address is counted under: IPv4 whole (also when IPv4-mapped), IPv6 by /64. */
-export function addressKey(address: string): string {
+export function addressKey(address: string | undefined): string {
+  if (address === undefined) return '';
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
   if (mapped) return mapped[1]!;
   if (!address.includes(':')) return address;
