@@ -15,6 +15,8 @@ import type { ControlPlaneConfig } from './config.js';
 import { consolePlugin } from './console/plugin.js';
 import { ApiError, errorBody } from './errors.js';
 import { requireBearer } from './http/auth.js';
+import { createFailureThrottle } from './http/failure-throttle.js';
+import { createInternalCallMark } from './http/internal-call.js';
 import { registerDocsViewer } from './http/docs-viewer.js';
 import { collectOpenApi } from './http/openapi.js';
 import { fieldProblems, installValidation } from './http/validation.js';
@@ -104,7 +106,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .send(errorBody('CP_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
+  // One count of wrong admin tokens per address, whether tried at the console's sign-in or as a bearer.
+  const guard = { throttle: createFailureThrottle(), internal: createInternalCallMark() };
+
   app.addHook('onResponse', async (request, reply) => {
+    // The console's call into the admin API is part of the console request, which is counted
+    // itself: counting both showed every console change twice.
+    if (guard.internal.isInternal(request)) return;
     deps.metrics.apiLatency.observe(
       {
         method: request.method,
@@ -116,7 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(async (admin) => {
-    admin.addHook('onRequest', requireBearer(deps.config.adminToken, 'admin'));
+    admin.addHook('onRequest', requireBearer(deps.config.adminToken, 'admin', guard));
     registerPlanRoutes(admin, deps);
     registerTenantRoutes(admin, deps);
     registerKeyRoutes(admin, deps);
@@ -137,7 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     registerUsageEventRoutes(proxies, deps);
   });
 
-  await app.register(consolePlugin(deps));
+  await app.register(consolePlugin(deps, guard));
 
   app.get('/healthz', { config: { hide: true } }, async () => ({ ok: true }));
   app.get('/readyz', { config: { hide: true } }, async (_request, reply) => {

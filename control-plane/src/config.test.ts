@@ -51,6 +51,37 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...valid, [variable]: value })).toContain(variable);
   });
 
+  it('reads LANEKEEPER_CONSOLE_SECURE_COOKIE as auto (the default, also when empty), true or false', () => {
+    expect(loadConfig(valid).consoleSecureCookie).toBe('auto');
+    expect(loadConfig({ ...valid, LANEKEEPER_CONSOLE_SECURE_COOKIE: '' }).consoleSecureCookie).toBe('auto');
+    expect(loadConfig({ ...valid, LANEKEEPER_CONSOLE_SECURE_COOKIE: 'auto' }).consoleSecureCookie).toBe(
+      'auto',
+    );
+    expect(loadConfig({ ...valid, LANEKEEPER_CONSOLE_SECURE_COOKIE: 'true' }).consoleSecureCookie).toBe(
+      'always',
+    );
+    expect(loadConfig({ ...valid, LANEKEEPER_CONSOLE_SECURE_COOKIE: 'false' }).consoleSecureCookie).toBe(
+      'never',
+    );
+  });
+
+  it.each([
+    ['TRUE'],
+    ['yes'],
+    ['1'],
+    ['on'],
+    [' true'],
+    ['true '],
+    ['auto; Secure'],
+    ['https'],
+    ['true\r\nSet-Cookie: x=y'],
+    ['x'.repeat(100_000)],
+  ])('refuses a LANEKEEPER_CONSOLE_SECURE_COOKIE of %#, naming it', (value) => {
+    expect(problemsOf({ ...valid, LANEKEEPER_CONSOLE_SECURE_COOKIE: value })).toEqual([
+      'LANEKEEPER_CONSOLE_SECURE_COOKIE',
+    ]);
+  });
+
   it('accepts PORT=0 for tests', () => {
     expect(loadConfig({ ...valid, PORT: '0' }).port).toBe(0);
   });

@@ -38,6 +38,9 @@ const envSchema = z.object({
   LANEKEEPER_ERASURE_RETAIN_BILLING: z.enum(['true', 'false']).default('false'),
   LANEKEEPER_ERASURE_PROPAGATION_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   LANEKEEPER_ERASURE_RESWEEP_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
+  LANEKEEPER_CONSOLE_SECURE_COOKIE: z
+    .enum(['auto', 'true', 'false'], { message: 'expected auto, true or false' })
+    .default('auto'),
   LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /**
    * The model ids the proxies' upstreams serve, as comma-separated ids or globs (the union of
@@ -101,6 +104,13 @@ export interface ControlPlaneConfig {
    */
   erasure: { propagationMs: number; resweepMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /**
+   * The console's cookie: `auto` marks it Secure when the request reached this process over
+   * HTTPS; `always` for a console served over HTTPS by a TLS-terminating proxy in front (the
+   * browser is then also on https://, which the origin check accepts); `never` (local HTTP only).
+   * X-Forwarded-Proto is never read: any client could send it.
+   */
+  consoleSecureCookie: 'auto' | 'always' | 'never';
 }
 
 /** Reads and validates the environment; throws ControlPlaneConfigError naming every bad variable. */
@@ -155,6 +165,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       resweepMs: e.LANEKEEPER_ERASURE_RESWEEP_MS,
     },
     logLevel: e.LANEKEEPER_LOG_LEVEL,
+    consoleSecureCookie: ({ auto: 'auto', true: 'always', false: 'never' } as const)[
+      e.LANEKEEPER_CONSOLE_SECURE_COOKIE
+    ],
     ...(e.LANEKEEPER_UPSTREAM_MODELS ? { upstreamModels: e.LANEKEEPER_UPSTREAM_MODELS } : {}),
   };
 }

@@ -61,6 +61,13 @@ export class ForbiddenError extends ApiError {
   override readonly name = 'ForbiddenError';
 }
 
+/** Too many wrong tokens from one address (http/failure-throttle.ts); `Retry-After` says when to try again. */
+export class TooManyAttemptsError extends ApiError {
+  readonly code = 'CP_ERR_TOO_MANY_ATTEMPTS';
+  readonly status = 429;
+  override readonly name = 'TooManyAttemptsError';
+}
+
 export class NotFoundError extends ApiError {
   readonly code = 'CP_ERR_NOT_FOUND';
   readonly status = 404;

@@ -468,13 +468,15 @@ describe('authentication', () => {
     const routes = await everyRoute();
     expect(routes.length).toBeGreaterThan(15);
     const before = await counts();
-    for (const route of routes) {
+    for (const [index, route] of routes.entries()) {
       // The proxies' routes take the proxy token; every other route the admin token.
       const forProxies = ['/v1/config', '/v1/usage-events'].includes(route.path);
       const other = forProxies ? t.adminToken : t.proxyToken;
       for (const token of [undefined, 'wrong-token-of-some-length', other, `${t.adminToken}x`]) {
         const reply = await call(cp.url, route.method, route.path, {
           token,
+          // One client address per route: its three wrong tokens stay under the throttle's limit.
+          from: `127.0.1.${index + 1}`,
           body: ['POST', 'PATCH'].includes(route.method) ? { id: 'x' } : undefined,
         });
         expect({ route: `${route.method} ${route.path}`, status: reply.status }).toEqual({

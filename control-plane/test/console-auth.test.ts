@@ -2,14 +2,25 @@
  * The console's doors, over plain HTTP against a real control plane: sign-in refused with a
  * wrong token, every page and API call refused without a session, state changes refused
  * without the CSRF token or from another origin, the cookie's attributes, sign-out ending
- * the session, and the CSV export's formula guard.
+ * the session, the CSV export's formula guard, and the limit on wrong tokens per address.
+ *
+ * The throttle tests send from other loopback addresses (127.0.0.x) so each has its own
+ * count, and move the clock with vitest's fake Date (the control plane runs in this process).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type * as nodeCrypto from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
 import { startControlPlane } from '../src/main.js';
 import { csvCell } from '../src/console/csv.js';
-import { call } from './helpers/http.js';
+import { call, fromAddress } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+
+// A pass-through spy: the comparisons stay the real ones; the test only sees that they ran.
+vi.mock('node:crypto', async (original) => {
+  const real = await original<typeof nodeCrypto>();
+  return { ...real, timingSafeEqual: vi.fn(real.timingSafeEqual) };
+});
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
@@ -20,8 +31,19 @@ interface Res {
   text: string;
 }
 
-async function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string) {
-  const res = await request(`${cp.url}${path}`, { method: method as 'GET', headers, body });
+async function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+  address = '127.0.0.1',
+) {
+  const res = await request(`${cp.url}${path}`, {
+    method: method as 'GET',
+    headers,
+    body,
+    dispatcher: fromAddress(address),
+  });
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() } as Res;
 }
 
@@ -121,6 +143,191 @@ describe('console sign-in', () => {
   });
 });
 
+describe('wrong-token throttle', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const json = { 'content-type': 'application/json' };
+  const signInFrom = (address: string, token: string) =>
+    raw('POST', '/console/login', form, new URLSearchParams({ token }).toString(), address);
+  const bearerFrom = (address: string, token?: string) =>
+    raw(
+      'GET',
+      '/v1/plans',
+      token === undefined ? {} : { authorization: `Bearer ${token}` },
+      undefined,
+      address,
+    );
+
+  it('refuses an address after ten wrong sign-ins of any shape, the right token too, with 429 and Retry-After', async () => {
+    const address = '127.0.0.11';
+    const hostile: [Record<string, string>, string][] = [
+      [form, new URLSearchParams({ token: 'x'.repeat(15 * 1024) }).toString()],
+      [form, 'token='],
+      [form, ''],
+      [form, new URLSearchParams({ token: t.proxyToken }).toString()],
+      [form, new URLSearchParams({ token: `${t.adminToken}\0` }).toString()],
+      [json, JSON.stringify({ token: 12345 })],
+      [json, JSON.stringify({ token: [t.adminToken] })],
+      [json, JSON.stringify({ token: { toString: t.adminToken } })],
+      [json, JSON.stringify({ token: null })],
+      [json, JSON.stringify({ nottoken: t.adminToken })],
+    ];
+    for (const [headers, body] of hostile) {
+      const res = await raw('POST', '/console/login', headers, body, address);
+      expect(res.status, body.slice(0, 40)).toBe(401);
+    }
+    const blocked = await signInFrom(address, t.adminToken);
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers['set-cookie']).toBeUndefined();
+    const retryAfter = Number(blocked.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(blocked.text).toContain(`Try again in ${retryAfter} second`);
+    // The sign-in and the bearer share one count per address.
+    const api = await bearerFrom(address, t.adminToken);
+    expect(api.status).toBe(429);
+    expect(JSON.parse(api.text).error.code).toBe('CP_ERR_TOO_MANY_ATTEMPTS');
+    expect(Number(api.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+
+    // Another address signs in and calls the API as usual.
+    expect((await signInFrom('127.0.0.12', t.adminToken)).status).toBe(303);
+    expect((await bearerFrom('127.0.0.12', t.adminToken)).status).toBe(200);
+  });
+
+  it('counts wrong bearer tokens on the admin API, not missing ones', async () => {
+    for (let i = 0; i < 20; i++) expect((await bearerFrom('127.0.0.13')).status).toBe(401);
+    expect((await bearerFrom('127.0.0.13', t.adminToken)).status).toBe(200);
+    for (const token of ['wrong', 'x'.repeat(8000), t.proxyToken, '%00', '"quoted"']) {
+      expect((await bearerFrom('127.0.0.14', token)).status).toBe(401);
+      expect((await bearerFrom('127.0.0.14', token)).status).toBe(401);
+    }
+    expect((await bearerFrom('127.0.0.14', t.adminToken)).status).toBe(429);
+    expect((await signInFrom('127.0.0.14', t.adminToken)).status).toBe(429);
+    // The proxy token's routes are not throttled: a blocked address's proxy still gets its config.
+    expect(
+      (await raw('GET', '/v1/config', { authorization: `Bearer ${t.proxyToken}` }, undefined, '127.0.0.14'))
+        .status,
+    ).toBe(200);
+  });
+
+  it('compares tokens in constant time (equal-length digests), however long the guess', async () => {
+    const spy = vi.mocked(timingSafeEqual);
+    spy.mockClear();
+    await signInFrom('127.0.0.15', 'y'.repeat(10_000));
+    await bearerFrom('127.0.0.15', 'short');
+    expect(spy).toHaveBeenCalledTimes(2);
+    for (const [a, b] of spy.mock.calls) {
+      expect((a as Buffer).length).toBe(32);
+      expect((b as Buffer).length).toBe(32);
+    }
+  });
+
+  it('frees an address when its window has passed, and never blocks the console its own calls', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { cookie, csrf } = await signIn();
+      // Block 127.0.0.1, the address the console's in-process calls to the admin API come from.
+      for (let i = 0; i < 10; i++) await bearerFrom('127.0.0.1', 'wrong');
+      expect((await bearerFrom('127.0.0.1', t.adminToken)).status).toBe(429);
+      const headers = { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf };
+      const created = await raw(
+        'POST',
+        '/console/api/v1/tenants',
+        headers,
+        JSON.stringify({ id: 'made-while-blocked', plan: 'free' }),
+        '127.0.0.16',
+      );
+      expect(created.status).toBe(201);
+      // The mark the console's calls carry cannot be forged from outside.
+      const forged = await raw('GET', '/v1/plans', {
+        authorization: `Bearer ${t.adminToken}`,
+        'x-lanekeeper-internal-call': 'a'.repeat(43),
+      });
+      expect(forged.status).toBe(429);
+
+      vi.setSystemTime(Date.now() + 59_000);
+      expect((await bearerFrom('127.0.0.1', t.adminToken)).status).toBe(429);
+      vi.setSystemTime(Date.now() + 1_001);
+      expect((await bearerFrom('127.0.0.1', t.adminToken)).status).toBe(200);
+      expect((await signInFrom('127.0.0.1', t.adminToken)).status).toBe(303);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('the Secure cookie attribute', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  const body = () => new URLSearchParams({ token: t.adminToken }).toString();
+  async function post(base: string, path: string, headers: Record<string, string>, text: string) {
+    const res = await request(`${base}${path}`, { method: 'POST', headers, body: text });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  }
+  async function withSetting(value: string, run: (url: string) => Promise<void>) {
+    const other = await startControlPlane({ ...t.env, LANEKEEPER_CONSOLE_SECURE_COOKIE: value });
+    try {
+      await run(other.url);
+    } finally {
+      await other.close();
+    }
+  }
+
+  it('by default (auto) ignores a spoofed X-Forwarded-Proto: no Secure over HTTP, and no https origin', async () => {
+    const spoofed = { ...form, 'x-forwarded-proto': 'https', 'x-forwarded-host': new URL(cp.url).host };
+    const res = await post(cp.url, '/console/login', spoofed, body());
+    expect(res.status).toBe(303);
+    expect(String(res.headers['set-cookie'])).not.toMatch(/Secure/i);
+    const https = `https://${new URL(cp.url).host}`;
+    const refused = await post(cp.url, '/console/login', { ...spoofed, origin: https }, body());
+    expect(refused.status).toBe(403);
+  });
+
+  it('with LANEKEEPER_CONSOLE_SECURE_COOKIE=true marks the cookie Secure and accepts the https origin a TLS proxy serves', async () => {
+    await withSetting('true', async (url) => {
+      const host = new URL(url).host;
+      const res = await post(url, '/console/login', { ...form, origin: `https://${host}` }, body());
+      expect(res.status).toBe(303);
+      const setCookie = String(res.headers['set-cookie']);
+      expect(setCookie).toMatch(/; Secure(;|$)/);
+      const cookie = setCookie.split(';')[0]!;
+      // A state change from the https page works; other origins are still refused.
+      const page = await request(`${url}/console`, { headers: { cookie } });
+      const csrf = /name="csrf-token" content="([^"]+)"/.exec(await page.body.text())![1]!;
+      const json = { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf };
+      const tenant = JSON.stringify({ id: 'via-tls-proxy', plan: 'free' });
+      for (const origin of ['https://evil.example', `http://evil.example`, `https://${host}.evil.example`]) {
+        expect((await post(url, '/console/api/v1/tenants', { ...json, origin }, tenant)).status).toBe(403);
+      }
+      const made = await post(url, '/console/api/v1/tenants', { ...json, origin: `https://${host}` }, tenant);
+      expect(made.status).toBe(201);
+      const out = await post(url, '/console/logout', { ...form, cookie }, `csrf=${encodeURIComponent(csrf)}`);
+      expect(String(out.headers['set-cookie'])).toMatch(/Max-Age=0.*; Secure/);
+    });
+  });
+
+  it('with LANEKEEPER_CONSOLE_SECURE_COOKIE=false never marks it Secure, nor trusts X-Forwarded-Proto', async () => {
+    await withSetting('false', async (url) => {
+      const res = await post(url, '/console/login', { ...form, 'x-forwarded-proto': 'https' }, body());
+      expect(res.status).toBe(303);
+      expect(String(res.headers['set-cookie'])).not.toMatch(/Secure/i);
+      const refused = await post(
+        url,
+        '/console/login',
+        { ...form, origin: `https://${new URL(url).host}`, 'x-forwarded-proto': 'https' },
+        body(),
+      );
+      expect(refused.status).toBe(403);
+    });
+  });
+
+  it('refuses to start with a hostile setting, naming it', async () => {
+    for (const value of ['yes', 'TRUE', 'true\r\nSet-Cookie: x=y']) {
+      await expect(startControlPlane({ ...t.env, LANEKEEPER_CONSOLE_SECURE_COOKIE: value })).rejects.toThrow(
+        /LANEKEEPER_CONSOLE_SECURE_COOKIE: expected auto, true or false/,
+      );
+    }
+  });
+});
+
 describe('without a session', () => {
   it('every page redirects to sign-in and shows nothing', async () => {
     for (const path of PAGES) {
@@ -198,6 +405,37 @@ describe('with a session', () => {
       token: t.adminToken,
     });
     expect(audit.body.items.map((r: { action: string }) => r.action)).toEqual(['tenant.create']);
+  });
+
+  it('counts a console change once in the request metrics, under the console route', async () => {
+    const { cookie, csrf } = await signIn();
+    const series = async () => {
+      const text = (await raw('GET', '/metrics')).text;
+      const counts = new Map<string, number>();
+      for (const [, labels, value] of text.matchAll(
+        /^lanekeeper_cp_api_request_duration_seconds_count\{([^}]*)\} (\d+)$/gm,
+      ))
+        counts.set(labels!, Number(value));
+      return counts;
+    };
+    const before = await series();
+    const made = await raw(
+      'POST',
+      '/console/api/v1/tenants',
+      { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf },
+      JSON.stringify({ id: 'counted-once', plan: 'free' }),
+    );
+    expect(made.status).toBe(201);
+    const read = await raw('GET', '/console/api/v1/tenants/counted-once', { cookie });
+    expect(read.status).toBe(200);
+    const after = await series();
+    const grown = [...after]
+      .map(([labels, n]): [string, number] => [labels, n - (before.get(labels) ?? 0)])
+      .filter(([labels, d]) => d > 0 && !labels.includes('route="/metrics"'));
+    expect(Object.fromEntries(grown)).toEqual({
+      'method="POST",route="/console/api/v1/*",status="201"': 1,
+      'method="GET",route="/console/api/v1/*",status="200"': 1,
+    });
   });
 
   it('erases only through the typed confirmation', async () => {

@@ -4,7 +4,7 @@
  * and hostile input: no environment, a wrong token (the API's 401 printed as sent), an
  * unreachable URL, odd tenant ids, a file that is not YAML, an unknown --format.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,42 @@ async function cli(args: string[], env: Record<string, string | undefined> = {})
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+/**
+ * Runs the CLI at a terminal: util-linux `script` gives it a pseudo-terminal (so stdin is a
+ * TTY and it prompts), and `answer` is typed once the prompt shows. Output is the terminal's:
+ * stdout, stderr and the echoed typing, with CRLF line ends.
+ */
+function atTerminal(args: string[], answer: string): Promise<{ code: number | null; output: string }> {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      TERM: 'dumb',
+      SHELL: '/bin/sh',
+      LANEKEEPER_CONTROL_PLANE_URL: cp.url,
+      LANEKEEPER_ADMIN_TOKEN: t.adminToken,
+    },
+  });
+  let output = '';
+  let typed = false;
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    output += chunk;
+    if (!typed && output.includes('Type the tenant id to confirm: ')) {
+      typed = true;
+      child.stdin.write(answer);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      child.stdin.destroy();
+      resolve({ code, output });
+    });
+  });
 }
 
 function event(model: string, ts: string, input: number, output: number): UsageEvent {
@@ -187,6 +223,46 @@ describe('lanekeeper admin commands against a control plane', () => {
     const gone = await cli(['tenants', 'get', 'beta']);
     expect(gone.code).toBe(1);
     expect(JSON.parse(gone.stderr).error.code).toBe('CP_ERR_NOT_FOUND');
+  });
+});
+
+describe('the erase prompt at a terminal', () => {
+  const exists = async (id: string) => (await cli(['tenants', 'get', id])).code === 0;
+
+  it('aborts with exit 2 and erases nothing unless the tenant id is typed', async () => {
+    const plan = join(dir, 'prompt-plan.yaml');
+    await writeFile(plan, 'id: prompt\nmodels: { default: m }\n');
+    expect((await cli(['plans', 'apply', '-f', plan])).code).toBe(0);
+    expect((await cli(['tenants', 'create', 'gamma', '--plan', 'prompt'])).code).toBe(0);
+    // Each a keystroke sequence: a near miss, nothing, another case, a longer id, two words,
+    // a backspace leaving "gama", a 4,000-character line, Ctrl+C, Ctrl+D.
+    for (const answer of [
+      'gamm\r',
+      '\r',
+      'GAMMA\r',
+      'gamma2\r',
+      'gamma gamma\r',
+      'gam\x7fma\r',
+      `${'g'.repeat(4000)}\r`,
+      '\x03',
+      '\x04',
+    ]) {
+      const r = await atTerminal(['tenants', 'erase', 'gamma', '--format', 'json'], answer);
+      expect({ answer, code: r.code }).toEqual({ answer, code: 2 });
+      expect(r.output).toContain('not confirmed: nothing was erased');
+      expect(r.output).not.toContain('Error');
+      expect(r.output).not.toContain('"tenant"');
+    }
+    // Had any answer erased it, the next prompt's erasure would have answered 404 (exit 1).
+    expect(await exists('gamma')).toBe(true);
+  }, 120_000);
+
+  it('erases when the tenant id is typed', async () => {
+    const r = await atTerminal(['tenants', 'erase', 'gamma', '--format', 'json'], 'gamma\r');
+    expect(r.output).toContain('Erase tenant "gamma" and all its data? This cannot be undone.');
+    expect(r.code).toBe(0);
+    expect(r.output).toContain('"tenant": "gamma"');
+    expect(await exists('gamma')).toBe(false);
   });
 });
 

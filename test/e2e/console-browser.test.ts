@@ -451,4 +451,69 @@ describe('the console in a browser', () => {
     expect(res.statusCode).toBe(401);
     expect(problems).toEqual([]);
   });
+
+  it('signs in and reaches a tenant page with the keyboard alone, focus always visible', async () => {
+    expect((await admin('POST', '/v1/plans', { id: 'keyboard', models: { default: 'm' } })).status).toBe(201);
+    expect((await admin('POST', '/v1/tenants', { id: 'keyboard-co', plan: 'keyboard' })).status).toBe(201);
+    // A fresh browser context: no session, and no mouse event ever sent to this page.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const kb = await context.newPage();
+    kb.setDefaultTimeout(8000);
+    kb.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    /** The focused element, and whether the focus ring shows (the :focus-visible outline, on screen). */
+    interface Focus {
+      id: string;
+      text: string;
+      href: string | null;
+      ring: boolean;
+    }
+    // A string, as elsewhere in this file: the test's TypeScript has no DOM types.
+    const focused = () =>
+      kb.evaluate<Focus>(`(() => {
+        const el = document.activeElement;
+        const style = getComputedStyle(el);
+        const box = el.getBoundingClientRect();
+        return {
+          id: el.id,
+          text: (el.textContent || '').trim(),
+          href: el.getAttribute('href'),
+          ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 &&
+            box.width > 0 && box.height > 0 && box.right > 0 && box.bottom > 0 &&
+            box.left < innerWidth && box.top < innerHeight,
+        };
+      })()`);
+    /** Tabs forward until `wanted` holds, checking the ring on every stop on the way. */
+    async function tabTo(wanted: (f: Focus) => boolean, what: string) {
+      for (let stops = 0; stops < 60; stops++) {
+        await kb.keyboard.press('Tab');
+        const now = await focused();
+        expect(now.ring, `focus ring on ${JSON.stringify(now)}`).toBe(true);
+        if (wanted(now)) return;
+      }
+      throw new Error(`Tab never reached ${what}`);
+    }
+
+    try {
+      await kb.goto(`${cp.url}/console/login`);
+      // The token field has autofocus; from the top of the page Tab reaches it too.
+      if ((await focused()).id !== 'token') await tabTo((f) => f.id === 'token', 'the token field');
+      await kb.keyboard.type(t.adminToken);
+      await tabTo((f) => f.text === 'Sign in', 'the sign-in button');
+      await Promise.all([kb.waitForURL(`${cp.url}/console`), kb.keyboard.press('Enter')]);
+
+      await tabTo((f) => f.text === 'Skip to content', 'the skip link');
+      await tabTo((f) => f.text === 'Tenants' && f.href === '/console/tenants', 'the Tenants link');
+      await Promise.all([kb.waitForURL(`${cp.url}/console/tenants`), kb.keyboard.press('Enter')]);
+      await kb.waitForSelector('#list a[href="/console/tenants/keyboard-co"]');
+
+      await tabTo((f) => f.href === '/console/tenants/keyboard-co', 'the keyboard-co link');
+      await Promise.all([kb.waitForURL(`${cp.url}/console/tenants/keyboard-co`), kb.keyboard.press('Enter')]);
+      await kb.waitForSelector('#current-plan:text("keyboard")');
+      // And on the tenant page the first stop is the skip link, shown on screen when focused.
+      await tabTo((f) => f.text === 'Skip to content', 'the skip link on the tenant page');
+    } finally {
+      await context.close();
+    }
+    expect(problems).toEqual([]);
+  });
 });

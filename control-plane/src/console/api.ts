@@ -12,6 +12,7 @@ import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { BadRequestError, UnauthorizedError } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
+import type { InternalCallMark } from '../http/internal-call.js';
 import { toCsv } from './csv.js';
 import {
   EXPORT_COLUMNS,
@@ -49,12 +50,22 @@ function dayOf(value: unknown, field: string): Date {
 }
 
 /** Registers the API routes, in an instance of their own (the hook below guards them all). */
-export function registerConsoleApi(app: FastifyInstance, deps: AppDeps, sessions: Sessions): void {
+export function registerConsoleApi(
+  app: FastifyInstance,
+  deps: AppDeps,
+  sessions: Sessions,
+  internal: InternalCallMark,
+): void {
   app.addHook('onRequest', async (request) => {
     const session = await sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE));
     if (!session) throw new UnauthorizedError('sign in to the console first');
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      requireCsrf(request, session, request.headers[CSRF_HEADER]);
+      requireCsrf(
+        request,
+        session,
+        request.headers[CSRF_HEADER],
+        deps.config.consoleSecureCookie === 'always',
+      );
     }
   });
 
@@ -63,6 +74,7 @@ export function registerConsoleApi(app: FastifyInstance, deps: AppDeps, sessions
     const res = await app.inject({
       ...options,
       headers: {
+        ...internal.headers,
         authorization: `Bearer ${deps.config.adminToken}`,
         'x-lanekeeper-actor': CONSOLE_ACTOR,
         ...(options.payload === undefined ? {} : { 'content-type': 'application/json' }),

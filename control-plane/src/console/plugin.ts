@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
-import { tokenMatches } from '../http/auth.js';
+import { throttled, tokenMatches } from '../http/auth.js';
+import type { FailureThrottle } from '../http/failure-throttle.js';
+import type { InternalCallMark } from '../http/internal-call.js';
 import { registerConsoleApi } from './api.js';
 import { consolePage, loginPage, tenantPage, type PageId } from './pages.js';
 import {
@@ -92,16 +94,28 @@ async function sessionFrom(sessions: Sessions, request: FastifyRequest) {
   return session ? { id: id!, session } : undefined;
 }
 
-const isSecure = (request: FastifyRequest) => request.protocol === 'https';
+/** Whether the cookie gets `Secure` (see ControlPlaneConfig.consoleSecureCookie). */
+function secureCookie(setting: AppDeps['config']['consoleSecureCookie'], request: FastifyRequest): boolean {
+  return setting === 'always' || (setting === 'auto' && request.protocol === 'https');
+}
 
 function sendPage(reply: FastifyReply, status: number, page: string) {
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').send(page);
 }
 
-/** The console as a Fastify plugin. */
-export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
+/**
+ * The console as a Fastify plugin. `guard` is the admin API's: wrong tokens at sign-in and as
+ * a bearer count together, and the console's calls into the admin API carry the internal mark.
+ */
+export function consolePlugin(
+  deps: AppDeps,
+  guard: { throttle: FailureThrottle; internal: InternalCallMark },
+): FastifyPluginAsync {
   return async function console(app: FastifyInstance) {
     const sessions = createSessions(deps.redis, deps.config.keyPrefix);
+    const setting = deps.config.consoleSecureCookie;
+    const isSecure = (request: FastifyRequest) => secureCookie(setting, request);
+    const servedOverHttps = setting === 'always';
     const assets = loadAssets();
 
     // The sign-in and sign-out forms post urlencoded bodies; this parser exists only in here.
@@ -142,9 +156,19 @@ export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
       { config: hidden },
       async (request, reply) => {
         // A page elsewhere must not sign a browser into this console (login CSRF).
-        requireSameOrigin(request);
+        requireSameOrigin(request, servedOverHttps);
+        const refusal = throttled(guard.throttle, request, reply);
+        if (refusal) {
+          const wait = `${refusal.retryAfterS} second${refusal.retryAfterS === 1 ? '' : 's'}`;
+          return sendPage(
+            reply,
+            429,
+            loginPage(`Too many wrong tokens from this address. Try again in ${wait}.`),
+          );
+        }
         const token = request.body?.token;
         if (typeof token !== 'string' || token === '' || !tokenMatches(token, deps.config.adminToken)) {
+          guard.throttle.fail(request.ip);
           return sendPage(reply, 401, loginPage('That is not the admin token.'));
         }
         const { id } = await sessions.create();
@@ -158,7 +182,7 @@ export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
       async (request, reply) => {
         const found = await sessionFrom(sessions, request);
         if (found) {
-          requireCsrf(request, found.session, request.body?.csrf);
+          requireCsrf(request, found.session, request.body?.csrf, servedOverHttps);
           await sessions.destroy(found.id);
         }
         return reply
@@ -193,6 +217,6 @@ export function consolePlugin(deps: AppDeps): FastifyPluginAsync {
       );
     });
 
-    await app.register(async (api) => registerConsoleApi(api, deps, sessions));
+    await app.register(async (api) => registerConsoleApi(api, deps, sessions, guard.internal));
   };
 }

@@ -111,21 +111,32 @@ export function sessionCookie(id: string | undefined, secure: boolean): string {
 /**
  * Refuses a request the browser marks as coming from another origin. Absent headers pass
  * (curl, old browsers): those cannot be forged by a page, and the CSRF token still applies.
+ * `servedOverHttps` (LANEKEEPER_CONSOLE_SECURE_COOKIE=true) says a TLS-terminating proxy is in
+ * front: the browser's origin is then https:// while this process sees http.
  */
-export function requireSameOrigin(request: FastifyRequest): void {
+export function requireSameOrigin(request: FastifyRequest, servedOverHttps: boolean): void {
   const site = request.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     throw new ForbiddenError(`cross-origin request refused (Sec-Fetch-Site: ${String(site)})`);
   }
   const origin = request.headers.origin;
-  if (origin !== undefined && origin !== `${request.protocol}://${request.host}`) {
+  const own = [
+    `${request.protocol}://${request.host}`,
+    ...(servedOverHttps ? [`https://${request.host}`] : []),
+  ];
+  if (origin !== undefined && !own.includes(origin)) {
     throw new ForbiddenError('cross-origin request refused (Origin does not match)');
   }
 }
 
 /** Refuses a state-changing request whose CSRF token is missing or not this session's. */
-export function requireCsrf(request: FastifyRequest, session: Session, presented: unknown): void {
-  requireSameOrigin(request);
+export function requireCsrf(
+  request: FastifyRequest,
+  session: Session,
+  presented: unknown,
+  servedOverHttps: boolean,
+): void {
+  requireSameOrigin(request, servedOverHttps);
   const expected = Buffer.from(session.csrf);
   const given = typeof presented === 'string' ? Buffer.from(presented) : Buffer.alloc(0);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {

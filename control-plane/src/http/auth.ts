@@ -4,7 +4,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { UnauthorizedError } from '../errors.js';
+import { TooManyAttemptsError, UnauthorizedError } from '../errors.js';
+import type { FailureThrottle, Refusal } from './failure-throttle.js';
+import type { InternalCallMark } from './internal-call.js';
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -19,12 +21,43 @@ export function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/** An onRequest hook refusing, with 401, any request without this bearer token. */
-export function requireBearer(expected: string, realm: string) {
+/**
+ * For an address that has used up its wrong tokens: sets `Retry-After` on the reply and returns
+ * the refusal (the caller answers 429). Undefined when the address may try.
+ */
+export function throttled(
+  throttle: FailureThrottle,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Refusal | undefined {
+  const refusal = throttle.check(request.ip);
+  if (refusal) reply.header('retry-after', String(refusal.retryAfterS));
+  return refusal;
+}
+
+/**
+ * An onRequest hook refusing, with 401, any request without this bearer token. With a
+ * throttle, wrong tokens count against the client's address (a missing one does not: it is
+ * no guess), and an address over the limit gets 429 whatever it sends; the control plane's
+ * own in-process calls are exempt.
+ */
+export function requireBearer(
+  expected: string,
+  realm: string,
+  guard?: { throttle: FailureThrottle; internal: InternalCallMark },
+) {
   const expectedDigest = digest(expected);
   return async function requireToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const throttle = guard && !guard.internal.isInternal(request) ? guard.throttle : undefined;
+    const refusal = throttle && throttled(throttle, request, reply);
+    if (refusal) {
+      throw new TooManyAttemptsError(
+        `too many wrong tokens from this address; try again in ${refusal.retryAfterS} s`,
+      );
+    }
     const presented = bearerToken(request.headers.authorization);
     if (presented === undefined || !timingSafeEqual(digest(presented), expectedDigest)) {
+      if (presented !== undefined) throttle?.fail(request.ip);
       reply.header('www-authenticate', `Bearer realm="${realm}"`);
       throw new UnauthorizedError(
         presented === undefined

@@ -1,5 +1,17 @@
 /** Raw HTTP calls against a running control plane (undici), returning status, headers and parsed JSON. */
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+
+const agents = new Map<string, Agent>();
+
+/**
+ * A connection pool whose sockets leave from `address`: any 127.x.y.z reaches a control plane
+ * on 127.0.0.1 and counts as its own client for the wrong-token throttle. Kept for the file's run.
+ */
+export function fromAddress(address: string): Agent {
+  let agent = agents.get(address);
+  if (!agent) agents.set(address, (agent = new Agent({ localAddress: address })));
+  return agent;
+}
 
 export interface Reply {
   status: number;
@@ -12,7 +24,14 @@ export async function call(
   base: string,
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string } = {},
+  opts: {
+    token?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+    rawBody?: string;
+    /** The client address to send from (see fromAddress). */
+    from?: string;
+  } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
@@ -21,7 +40,12 @@ export async function call(
     headers['content-type'] = 'application/json';
     body = opts.rawBody ?? JSON.stringify(opts.body);
   }
-  const res = await request(`${base}${path}`, { method: method as 'GET', headers, body });
+  const res = await request(`${base}${path}`, {
+    method: method as 'GET',
+    headers,
+    body,
+    ...(opts.from ? { dispatcher: fromAddress(opts.from) } : {}),
+  });
   const text = await res.body.text();
   let parsed: unknown = text;
   try {

@@ -68,6 +68,14 @@ export function processContext(env: NodeJS.ProcessEnv = process.env): CommandCon
           const rl = createInterface({ input: process.stdin, output: process.stderr });
           try {
             return await rl.question(question);
+          } catch (error) {
+            // Ctrl+C or Ctrl+D at the prompt: no answer, which the command takes as "no"
+            // (it printed a stack trace and exited 1 before).
+            if ((error as Error).name === 'AbortError') {
+              process.stderr.write('\n');
+              return '';
+            }
+            throw error;
           } finally {
             rl.close();
           }

@@ -1,0 +1,191 @@
+/**
+ * Admin API paths the CLI's end-to-end tests reached first, now checked over HTTP directly:
+ * two PUTs racing to create one plan (the loser gets 409, not a 500 or a lost write), and the
+ * range GET /v1/tenants/{id}/usage/by-model accepts (at most 31 days; reversed, empty,
+ * ill-formed and out-of-range dates refused with the field named).
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
+import { createTestEnv, ON_PGLITE, type TestEnv } from './helpers/test-env.js';
+
+let t: TestEnv;
+let cp: RunningControlPlane;
+const admin = (method: string, path: string, body?: unknown) =>
+  call(cp.url, method, path, { token: t.adminToken, body });
+
+beforeAll(async () => {
+  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
+  cp = await startControlPlane(t.env);
+  await admin('POST', '/v1/plans', { id: 'free', models: { default: 'm' } });
+  await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
+});
+afterAll(async () => {
+  await cp?.close();
+  await t?.dispose();
+});
+
+const auditOf = async (id: string) =>
+  (await t.pool.query(`SELECT action, after FROM audit_log WHERE resource = $1 ORDER BY id`, [`plans/${id}`]))
+    .rows as { action: string; after: { models: { default: string } } }[];
+
+describe('PUT /v1/plans/{id} with two writers at once', () => {
+  it.skipIf(ON_PGLITE)(
+    'creates the plan once and answers the writer that lost the race 409, leaving the winner whole',
+    async () => {
+      // Hold the config-version row, which every change bumps just before it commits: the first
+      // writer then waits there with its plan inserted, and the second, having also found no
+      // plan, waits on that insert. Releasing the row lets the first commit and the second
+      // meet the conflict: the path two real writers take when their reads interleave.
+      const holder = new pg.Client({ connectionString: t.databaseUrl });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT version FROM config_version WHERE id = 1 FOR UPDATE');
+        const writers = ['m-a', 'm-b'].map((model) =>
+          admin('PUT', '/v1/plans/raced', { models: { default: model } }),
+        );
+        // Polled from another connection: inside the holder's transaction pg_stat_activity
+        // would be one frozen snapshot.
+        for (let waiting = 0, polls = 0; waiting < 2; polls++) {
+          if (polls > 500) throw new Error('the two writers never both waited on a lock');
+          await delay(20);
+          const { rows } = await t.pool.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          );
+          waiting = rows[0].n;
+        }
+        await holder.query('COMMIT');
+        const replies = await Promise.all(writers);
+        expect(replies.map((r) => r.status).sort()).toEqual([201, 409]);
+        const loser = replies.find((r) => r.status === 409)!;
+        expect(loser.body.error).toMatchObject({ code: 'CP_ERR_CONFLICT' });
+        expect(loser.body.error.message).toContain('created concurrently; retry');
+        const winner = replies.find((r) => r.status === 201)!;
+        const stored = await admin('GET', '/v1/plans/raced');
+        expect(stored.body.models).toEqual(winner.body.models);
+        // One creation audited; the loser wrote nothing.
+        expect((await auditOf('raced')).map((a) => a.action)).toEqual(['plan.create']);
+        // The loser's retry replaces the plan, as documented.
+        const retried = await admin('PUT', '/v1/plans/raced', { models: { default: 'm-retry' } });
+        expect(retried.status).toBe(200);
+      } finally {
+        await holder.end();
+      }
+    },
+  );
+
+  it('never loses or half-applies a write when many writers PUT one plan at once', async () => {
+    const models = Array.from({ length: 8 }, (_, i) => `m-${i}`);
+    const replies = await Promise.all(
+      models.map((model) => admin('PUT', '/v1/plans/crowded', { models: { default: model } })),
+    );
+    const statuses = replies.map((r) => r.status);
+    // Exactly one creation; the rest replaced it or lost the creation race, never a 500.
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.every((s) => [200, 201, 409].includes(s))).toBe(true);
+    // The audit log holds one record per successful write, and the plan is the last of them.
+    const audit = await auditOf('crowded');
+    expect(audit).toHaveLength(statuses.filter((s) => s !== 409).length);
+    expect(audit.map((a) => a.action).filter((a) => a === 'plan.create')).toHaveLength(1);
+    const stored = await admin('GET', '/v1/plans/crowded');
+    expect(stored.body.models).toEqual(audit.at(-1)!.after.models);
+  });
+});
+
+describe('GET /v1/tenants/{id}/usage/by-model ranges', () => {
+  const byModel = (query: string) => admin('GET', `/v1/tenants/acme/usage/by-model?${query}`);
+
+  it('answers a range of exactly 31 days, and defaults to the last 24 hours', async () => {
+    const ok = await byModel('from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({
+      tenant: 'acme',
+      from: '2026-01-01T00:00:00.000Z',
+      to: '2026-02-01T00:00:00.000Z',
+      models: [],
+    });
+    const defaulted = await admin('GET', '/v1/tenants/acme/usage/by-model');
+    expect(defaulted.status).toBe(200);
+    expect(Date.parse(defaulted.body.to) - Date.parse(defaulted.body.from)).toBe(86_400_000);
+  });
+
+  it.each([
+    [
+      '31 days and a second',
+      'from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z',
+      'querystring.from',
+      /at most 31 days/,
+    ],
+    ['a year', 'from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'querystring.from', /at most 31 days/],
+    ['from after to', 'from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'querystring.from', /before "to"/],
+    [
+      'from equal to to',
+      'from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z',
+      'querystring.from',
+      /before "to"/,
+    ],
+    [
+      'from only, 40 days ago',
+      `from=${new Date(Date.now() - 40 * 86_400_000).toISOString()}`,
+      'querystring.from',
+      /at most 31 days/,
+    ],
+    ['from in the future, to defaulted', 'from=2999-01-01T00:00:00Z', 'querystring.from', /before "to"/],
+    ['February 30th', 'from=2026-02-30T00:00:00Z&to=2026-03-02T00:00:00Z', 'querystring.from', /date-time/],
+    ['hour 25', 'from=2026-01-01T25:00:00Z&to=2026-01-02T00:00:00Z', 'querystring.from', /date-time/],
+    ['a date without a time', 'from=2026-01-01&to=2026-01-02T00:00:00Z', 'querystring.from', /date-time/],
+    [
+      'a five-digit year',
+      'from=10000-01-01T00:00:00Z&to=10000-01-02T00:00:00Z',
+      'querystring.from',
+      /date-time/,
+    ],
+    ['an expanded year beyond Date', 'to=%2B275761-01-01T00:00:00Z', 'querystring.to', /date-time/],
+    ['a negative year', 'to=-000001-01-01T00:00:00Z', 'querystring.to', /date-time/],
+    ['a number', 'from=1700000000000&to=1700000001000', 'querystring.from', /date-time/],
+    ['empty', 'from=&to=2026-01-02T00:00:00Z', 'querystring.from', /date-time/],
+    [
+      'a repeated from',
+      'from=2026-01-01T00:00:00Z&from=2026-01-02T00:00:00Z&to=2026-01-03T00:00:00Z',
+      'querystring.from',
+      /string/,
+    ],
+    [
+      'script',
+      `from=${encodeURIComponent('<script>')}&to=2026-01-02T00:00:00Z`,
+      'querystring.from',
+      /date-time/,
+    ],
+    [
+      'an unknown parameter',
+      'from=2026-01-01T00:00:00Z&granularity=day',
+      'querystring.granularity',
+      /granularity/,
+    ],
+  ])('refuses %s with 400, naming the field', async (_name, query, field, message) => {
+    const reply = await byModel(query);
+    expect(reply.status).toBe(400);
+    expect(reply.body.error.code).toBe('CP_ERR_BAD_REQUEST');
+    expect(reply.body.error.details[0].field).toBe(field);
+    expect(reply.body.error.message).toMatch(message);
+    expect(reply.body.error.message).not.toContain('<script>');
+  });
+
+  it('takes the year 9999 and time-zone offsets at face value', async () => {
+    const late = await byModel('from=9999-12-01T00:00:00Z&to=9999-12-31T23:59:59Z');
+    expect(late.status).toBe(200);
+    const offset = await byModel('from=2026-01-01T00:00:00%2B14:00&to=2026-01-01T00:00:00-12:00');
+    expect(offset.status).toBe(200);
+    expect(offset.body).toMatchObject({ from: '2025-12-31T10:00:00.000Z', to: '2026-01-01T12:00:00.000Z' });
+  });
+
+  it('answers 404 for a tenant that does not exist, and 400 for an ill-formed id, before reading', async () => {
+    const range = 'from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z';
+    expect((await admin('GET', `/v1/tenants/nobody/usage/by-model?${range}`)).status).toBe(404);
+    expect((await admin('GET', `/v1/tenants/Bad%20Id/usage/by-model?${range}`)).status).toBe(400);
+  });
+});
