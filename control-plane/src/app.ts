@@ -60,7 +60,13 @@ const PG_ERRORS: Record<string, { status: number; code: string }> = {
 
 /** Builds the app (not yet listening). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    // Forwarded headers only from the configured proxies (config.ts); any client can send them.
+    trustProxy: deps.config.trustedProxies ? [...deps.config.trustedProxies] : false,
+  });
   deps.tracing?.traceHttp(app);
   installValidation(app);
   // An empty body with a JSON content type (curl -H on every call) means "no body", not an error.

@@ -82,6 +82,35 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads LANEKEEPER_TRUSTED_PROXIES as addresses and CIDR ranges, and none when unset or empty', () => {
+    expect(loadConfig(valid).trustedProxies).toBeUndefined();
+    expect(loadConfig({ ...valid, LANEKEEPER_TRUSTED_PROXIES: '' }).trustedProxies).toBeUndefined();
+    expect(
+      loadConfig({ ...valid, LANEKEEPER_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1,fd00::/8,::1' })
+        .trustedProxies,
+    ).toEqual(['10.0.0.0/8', '127.0.0.1', 'fd00::/8', '::1']);
+  });
+
+  it.each([
+    ['*'],
+    ['true'],
+    ['loopback'],
+    ['0.0.0.0/33'],
+    ['::/129'],
+    ['10.0.0.0/8,'],
+    ['10.0.0.0/8,,10.1.0.0/16'],
+    ['10.0.0.256'],
+    ['10.0.0.0/-1'],
+    ['example.com'],
+    ['10.0.0.1\r\nX-Forwarded-For: 1.2.3.4'],
+    [Array.from({ length: 65 }, (_, i) => `10.0.0.${i}`).join(',')],
+    ['1'.repeat(100_000)],
+  ])('refuses a LANEKEEPER_TRUSTED_PROXIES of %#, naming it', (value) => {
+    expect(problemsOf({ ...valid, LANEKEEPER_TRUSTED_PROXIES: value })).toEqual([
+      'LANEKEEPER_TRUSTED_PROXIES',
+    ]);
+  });
+
   it('accepts PORT=0 for tests', () => {
     expect(loadConfig({ ...valid, PORT: '0' }).port).toBe(0);
   });

@@ -3,6 +3,7 @@
  * zod. Every problem is reported at once, named by its variable, so an operator fixes a
  * deployment in one pass instead of one restart per mistake.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ControlPlaneConfigError, type EnvProblem } from './errors.js';
 import { parseCollectionTemplates } from './stores/qdrant.js';
@@ -41,6 +42,13 @@ const envSchema = z.object({
   LANEKEEPER_CONSOLE_SECURE_COOKIE: z
     .enum(['auto', 'true', 'false'], { message: 'expected auto, true or false' })
     .default('auto'),
+  LANEKEEPER_TRUSTED_PROXIES: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((entry) => entry.trim()))
+    .refine((entries) => entries === undefined || (entries.length <= 64 && entries.every(isAddressOrCidr)), {
+      message: 'expected up to 64 comma-separated IP addresses or CIDR ranges (10.0.0.0/8, fd00::/8)',
+    }),
   LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /**
    * The model ids the proxies' upstreams serve, as comma-separated ids or globs (the union of
@@ -62,6 +70,15 @@ const envSchema = z.object({
       message: 'expected comma-separated model ids or globs (*), without spaces',
     }),
 });
+
+/** An IPv4 or IPv6 address, with an optional prefix length that fits it. */
+function isAddressOrCidr(entry: string): boolean {
+  const match = /^([0-9A-Fa-f:.]{2,45})(?:\/(\d{1,3}))?$/.exec(entry);
+  if (!match) return false;
+  const family = isIP(match[1]!);
+  if (family === 0) return false;
+  return match[2] === undefined || Number(match[2]) <= (family === 4 ? 32 : 128);
+}
 
 /** The validated settings; names follow their meaning, not their env var. */
 export interface ControlPlaneConfig {
@@ -111,6 +128,13 @@ export interface ControlPlaneConfig {
    * X-Forwarded-Proto is never read: any client could send it.
    */
   consoleSecureCookie: 'auto' | 'always' | 'never';
+  /**
+   * The reverse proxies (addresses or CIDR ranges) in front of the control plane. Only from
+   * these are X-Forwarded-For, -Proto and -Host believed, so the wrong-token throttle counts
+   * each client behind an ingress on its own instead of one address for all of them (where one
+   * client's guesses would lock every operator out). Unset: no forwarded header is read.
+   */
+  trustedProxies?: readonly string[];
 }
 
 /** Reads and validates the environment; throws ControlPlaneConfigError naming every bad variable. */
@@ -169,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       e.LANEKEEPER_CONSOLE_SECURE_COOKIE
     ],
     ...(e.LANEKEEPER_UPSTREAM_MODELS ? { upstreamModels: e.LANEKEEPER_UPSTREAM_MODELS } : {}),
+    ...(e.LANEKEEPER_TRUSTED_PROXIES ? { trustedProxies: e.LANEKEEPER_TRUSTED_PROXIES } : {}),
   };
 }
 

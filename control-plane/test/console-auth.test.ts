@@ -255,6 +255,85 @@ describe('wrong-token throttle', () => {
   });
 });
 
+describe('the throttle behind a reverse proxy (LANEKEEPER_TRUSTED_PROXIES)', () => {
+  // 127.0.0.21 plays the ingress; the clients behind it are told apart by X-Forwarded-For.
+  const INGRESS = '127.0.0.21';
+  let behind: { url: string; close(): Promise<void> };
+  beforeAll(async () => {
+    behind = await startControlPlane({ ...t.env, LANEKEEPER_TRUSTED_PROXIES: `${INGRESS}, 10.0.0.0/8` });
+  });
+  afterAll(async () => {
+    await behind?.close();
+  });
+
+  const bearer = async (url: string, peer: string, forwardedFor: string | undefined, token: string) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (forwardedFor !== undefined) headers['x-forwarded-for'] = forwardedFor;
+    const res = await request(`${url}/v1/plans`, { headers, dispatcher: fromAddress(peer) });
+    await res.body.dump();
+    return res.statusCode;
+  };
+
+  it("counts each client behind the ingress on its own: one client's guesses lock out nobody else", async () => {
+    for (let i = 0; i < 10; i++) expect(await bearer(behind.url, INGRESS, '198.51.100.7', 'wrong')).toBe(401);
+    expect(await bearer(behind.url, INGRESS, '198.51.100.7', t.adminToken)).toBe(429);
+    // The operator, behind the same ingress, is not locked out.
+    expect(await bearer(behind.url, INGRESS, '198.51.100.8', t.adminToken)).toBe(200);
+    // A client that writes its own X-Forwarded-For entry first is still counted as the address
+    // the ingress appended (the rightmost one not trusted).
+    expect(await bearer(behind.url, INGRESS, '203.0.113.99, 198.51.100.7', t.adminToken)).toBe(429);
+    // Hostile header values fall back to an address, never to an exemption.
+    for (const value of [
+      'not-an-ip',
+      'x'.repeat(8000),
+      '',
+      ', ,',
+      '198.51.100.7;evil',
+      '[::1]:80',
+      'unknown',
+    ]) {
+      expect([200, 401, 429]).toContain(await bearer(behind.url, INGRESS, value, 'wrong'));
+    }
+  });
+
+  it('believes X-Forwarded-Proto from the ingress: a browser on https:// signs in and gets a Secure cookie', async () => {
+    const host = new URL(behind.url).host;
+    const signIn = (peer: string) =>
+      request(`${behind.url}/console/login`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-forwarded-for': '198.51.100.30',
+          'x-forwarded-proto': 'https',
+          origin: `https://${host}`,
+        },
+        body: new URLSearchParams({ token: t.adminToken }).toString(),
+        dispatcher: fromAddress(peer),
+      });
+    const viaIngress = await signIn(INGRESS);
+    await viaIngress.body.dump();
+    expect(viaIngress.statusCode).toBe(303);
+    expect(String(viaIngress.headers['set-cookie'])).toMatch(/; Secure/);
+    // The same headers from a peer that is not the ingress: https is not believed, the origin
+    // does not match http://host, and the sign-in is refused.
+    const spoofed = await signIn('127.0.0.24');
+    await spoofed.body.dump();
+    expect(spoofed.statusCode).toBe(403);
+    expect(spoofed.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('believes X-Forwarded-For only from the configured proxies', async () => {
+    // An untrusted peer cannot escape its count by inventing a new forwarded address each time.
+    for (let i = 0; i < 10; i++)
+      expect(await bearer(behind.url, '127.0.0.22', `192.0.2.${i}`, 'wrong')).toBe(401);
+    expect(await bearer(behind.url, '127.0.0.22', '192.0.2.200', t.adminToken)).toBe(429);
+    // Nor on a control plane that trusts no proxy (the default).
+    for (let i = 0; i < 10; i++)
+      expect(await bearer(cp.url, '127.0.0.23', `192.0.2.${i}`, 'wrong')).toBe(401);
+    expect(await bearer(cp.url, '127.0.0.23', '192.0.2.201', t.adminToken)).toBe(429);
+  });
+});
+
 describe('the Secure cookie attribute', () => {
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   const body = () => new URLSearchParams({ token: t.adminToken }).toString();
