@@ -8,17 +8,14 @@
  *
  *   npx tsx bench/trace-cost.ts [requests=5000] [rounds=3]
  */
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { startProxy } from '../proxy/src/main.js';
 import { createLogger } from '../proxy/src/log.js';
 import { baseConfig, KEYS } from '../proxy/test/helpers/harness.js';
-import { startOtlpSink } from './otlp-sink.js';
+import { startSinkProcess } from './otlp-sink-process.js';
 
 const REQUESTS = Number(process.argv[2] ?? 5_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -44,7 +41,7 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const sink = await sinkProcess();
+  const sink = await startSinkProcess();
   const quiet = createLogger('warn', new Writable({ write: (_c, _e, done) => done() }));
   const results: Record<'off' | 'on', number[]> = { off: [], on: [] };
   const payload = JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] });
@@ -93,30 +90,4 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => upstream.close(() => resolve()));
 }
 
-/** The sink in a child process: its URL, and what it received once told to stop. */
-async function sinkProcess() {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--sink'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const url = String((await lines.next()).value);
-  const received = { requests: 0, bytes: 0 };
-  return {
-    url,
-    received,
-    async stop() {
-      child.stdin.end();
-      Object.assign(received, JSON.parse(String((await lines.next()).value)));
-    },
-  };
-}
-
-if (process.argv[2] === '--sink') {
-  const sink = await startOtlpSink();
-  process.stdout.write(`${sink.url}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => {
-    process.stdout.write(`${JSON.stringify(sink.received)}\n`);
-    void sink.stop().then(() => process.exit(0));
-  });
-} else await main();
+await main();

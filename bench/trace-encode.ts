@@ -13,16 +13,13 @@
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
  */
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../proxy/src/context.js';
 import type { Upstream } from '../proxy/src/runtime.js';
 import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-tracer.js';
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
-import { startOtlpSink } from './otlp-sink.js';
+import { startSinkProcess } from './otlp-sink-process.js';
 
 const REQUESTS = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -94,7 +91,7 @@ async function run(protocol: OtlpProtocol, url: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const sink = await sinkProcess();
+  const sink = await startSinkProcess();
   const results: Record<OtlpProtocol, number[]> = { 'http/protobuf': [], 'http/json': [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order: OtlpProtocol[] =
@@ -115,30 +112,4 @@ async function main(): Promise<void> {
   );
 }
 
-/** The sink in a child process: its URL, and what it received once told to stop. */
-async function sinkProcess() {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--sink'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const url = String((await lines.next()).value);
-  const received = { requests: 0, bytes: 0 };
-  return {
-    url,
-    received,
-    async stop() {
-      child.stdin.end();
-      Object.assign(received, JSON.parse(String((await lines.next()).value)));
-    },
-  };
-}
-
-if (process.argv[2] === '--sink') {
-  const sink = await startOtlpSink();
-  process.stdout.write(`${sink.url}\n`);
-  process.stdin.resume();
-  process.stdin.on('end', () => {
-    process.stdout.write(`${JSON.stringify(sink.received)}\n`);
-    void sink.stop().then(() => process.exit(0));
-  });
-} else await main();
+await main();

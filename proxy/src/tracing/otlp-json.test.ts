@@ -1,48 +1,15 @@
-import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes } from '@opentelemetry/api';
+import { SpanKind } from '@opentelemetry/api';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { officialSpan, type SpanOptions } from '../../test/helpers/official-span.js';
 import { attribute, attributeKey, exportBody, firstAttribute, spanJson, unixNanos } from './otlp-json.js';
 
-type Value = string | number | boolean;
-
 /** What the official SDK and serializer write for one span, parsed. */
-function official(options: {
-  name: string;
-  kind: SpanKind;
-  attributes: [string, Value][];
-  startMs: number;
-  endMs: number;
-  remoteParent?: { traceId: string; spanId: string };
-  error?: string;
-}) {
-  const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': 'svc' }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-  const parent = options.remoteParent
-    ? trace.setSpanContext(ROOT_CONTEXT, {
-        ...options.remoteParent,
-        traceFlags: TraceFlags.SAMPLED,
-        isRemote: true,
-      })
-    : ROOT_CONTEXT;
-  const attributes: Attributes = Object.fromEntries(options.attributes);
-  const span = provider
-    .getTracer('lanekeeper')
-    .startSpan(options.name, { kind: options.kind, attributes, startTime: options.startMs }, parent);
-  if (options.error !== undefined) span.setStatus({ code: 2, message: options.error });
-  span.end(options.endMs);
-  const [finished] = exporter.getFinishedSpans();
-  const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest([finished!])!).toString('utf8'));
-  return { body, traceId: finished!.spanContext().traceId, spanId: finished!.spanContext().spanId };
+function official(options: SpanOptions) {
+  const finished = officialSpan(options);
+  const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest([finished])!).toString('utf8'));
+  return { body, traceId: finished.spanContext().traceId, spanId: finished.spanContext().spanId };
 }
 
 /** Drops what OTLP defines as the default (empty lists, zero counts), which ours leaves out. */

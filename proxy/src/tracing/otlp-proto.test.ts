@@ -1,27 +1,14 @@
-import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes } from '@opentelemetry/api';
+import { SpanKind } from '@opentelemetry/api';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import root from '@opentelemetry/otlp-transformer/build/src/generated/root.js';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import {
+  officialSpan,
+  type AttributeValue as Value,
+  type SpanOptions as Options,
+} from '../../test/helpers/official-span.js';
 import { fixed64Nanos, otlpProto } from './otlp-proto.js';
-
-type Value = string | number | boolean;
-
-interface Options {
-  name: string;
-  kind: SpanKind;
-  attributes: [string, Value][];
-  startMs: number;
-  endMs: number;
-  remoteParent?: { traceId: string; spanId: string };
-  error?: string;
-}
 
 /** The generated protobufjs type the official serializer encodes with. */
 const exportRequest = (
@@ -56,29 +43,11 @@ function decode(bytes: Uint8Array): unknown {
 
 /** What the official SDK and protobuf serializer write for one span. */
 function official(options: Options) {
-  const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': 'svc' }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-  const parent = options.remoteParent
-    ? trace.setSpanContext(ROOT_CONTEXT, {
-        ...options.remoteParent,
-        traceFlags: TraceFlags.SAMPLED,
-        isRemote: true,
-      })
-    : ROOT_CONTEXT;
-  const attributes: Attributes = Object.fromEntries(options.attributes);
-  const span = provider
-    .getTracer('lanekeeper')
-    .startSpan(options.name, { kind: options.kind, attributes, startTime: options.startMs }, parent);
-  if (options.error !== undefined) span.setStatus({ code: 2, message: options.error });
-  span.end(options.endMs);
-  const [finished] = exporter.getFinishedSpans();
+  const finished = officialSpan(options);
   return {
-    bytes: ProtobufTraceSerializer.serializeRequest([finished!])!,
-    traceId: finished!.spanContext().traceId,
-    spanId: finished!.spanContext().spanId,
+    bytes: ProtobufTraceSerializer.serializeRequest([finished])!,
+    traceId: finished.spanContext().traceId,
+    spanId: finished.spanContext().spanId,
   };
 }
 
