@@ -3,7 +3,7 @@
  * hand-written OTLP encodings (otlp-json.ts, otlp-proto.ts) equal to what the official
  * serializers write for the same span.
  */
-import { ROOT_CONTEXT, trace, TraceFlags, type Attributes, type SpanKind } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BasicTracerProvider,
@@ -11,6 +11,7 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
+import fc from 'fast-check';
 
 export type AttributeValue = string | number | boolean;
 
@@ -46,4 +47,41 @@ export function officialSpan(options: SpanOptions): ReadableSpan {
   if (options.error !== undefined) span.setStatus({ code: 2, message: options.error });
   span.end(options.endMs);
   return exporter.getFinishedSpans()[0]!;
+}
+
+/**
+ * Any span the encoders must write as the official serializers do: up to 8 attributes with
+ * values from `value`, any name and kind, an optional error status and remote parent, and
+ * microsecond times.
+ */
+export function spanOptions(value: fc.Arbitrary<AttributeValue>): fc.Arbitrary<SpanOptions> {
+  return fc
+    .tuple(
+      fc.uniqueArray(
+        // The SDK copies attributes by assignment, so it cannot keep a key named __proto__;
+        // ours are constants, never that one.
+        fc.tuple(
+          fc.string({ unit: 'binary', minLength: 1 }).filter((key) => key !== '__proto__'),
+          value,
+        ),
+        { selector: ([key]) => key, maxLength: 8 },
+      ),
+      fc.string({ unit: 'binary' }),
+      fc.constantFrom(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT),
+      fc.option(fc.string({ unit: 'binary' }), { nil: undefined }),
+      fc.boolean(),
+      fc.integer({ min: 1_600_000_000_000_000, max: 2_000_000_000_000_000 }),
+      fc.integer({ min: 0, max: 60_000_000 }),
+    )
+    .map(([attributes, name, kind, error, remote, startUs, durationUs]) => ({
+      name,
+      kind,
+      attributes,
+      startMs: startUs / 1000,
+      endMs: (startUs + durationUs) / 1000,
+      error,
+      remoteParent: remote
+        ? { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' }
+        : undefined,
+    }));
 }
