@@ -5,11 +5,12 @@
  * GenAI semantic conventions plus `lanekeeper.*`; prompts and completions are never
  * recorded: every value below is a count, a name, an id or a status.
  *
- * Spans are not SDK objects: each is written as OTLP protobuf bytes (otlp-proto.ts, the
- * default) or OTLP/JSON text (otlp-json.ts) when it ends, and sent in batches by the official
- * OTLP/HTTP transport (span-batch.ts). Issue 18 asks
- * for tracing under 10 µs a request; the SDK's span objects alone cost ~30 µs for a
- * request's three spans, before its exporter serialised them again (docs/observability.md).
+ * Spans are not SDK objects: a request keeps the few values its spans need, and each span is
+ * written when it ends, field by field, straight into the export body, as OTLP protobuf
+ * (otlp-proto.ts, the default) or OTLP/JSON (otlp-json.ts), which the official OTLP/HTTP
+ * transport sends in batches (span-batch.ts). Issue 18 asks for tracing under 10 µs a
+ * request; the SDK's span objects alone cost ~30 µs for a request's three spans, before its
+ * exporter serialised them again (docs/observability.md).
  * Sampling and traceparent parsing are the official ones (ParentBased(TraceIdRatio)).
  *
  * Imported dynamically by start.ts only when tracing is on.
@@ -31,11 +32,11 @@ import {
   STATUS_ERROR,
   STATUS_UNSET,
   type AttributeKey,
-  type SpanFields,
   type SpanFormat,
+  type SpanWriter,
 } from './span-format.js';
 import type { RequestTrace, RequestTracer, StageSpan } from './request-trace.js';
-import { createSpanBatch, type SpanBatch } from './span-batch.js';
+import { createSpanBatch } from './span-batch.js';
 
 /** Every attribute key the spans carry. */
 const KEY_NAMES = [
@@ -70,24 +71,6 @@ const KEY_NAMES = [
 ] as const;
 
 type KeyName = (typeof KEY_NAMES)[number];
-
-/**
- * One wire format, with every attribute key encoded in it once, at start. Call sites read
- * `keys` by constant name: a lookup by a name passed in would be one shared, megamorphic
- * keyed load for all ~40 attributes of a request.
- */
-interface Writer {
-  readonly format: SpanFormat;
-  readonly keys: Record<KeyName, AttributeKey>;
-  /** server.address and server.port of an upstream, worked out once per upstream. */
-  readonly upstreamAddresses: WeakMap<Upstream, string>;
-}
-
-function writerFor(format: SpanFormat): Writer {
-  const keys = {} as Record<KeyName, AttributeKey>;
-  for (const name of KEY_NAMES) keys[name] = format.key(name);
-  return { format, keys, upstreamAddresses: new WeakMap() };
-}
 
 /** The wire formats by OTLP protocol name (OTEL_EXPORTER_OTLP_PROTOCOL). */
 const FORMATS: Record<TelemetrySettings['protocol'], SpanFormat> = {
@@ -147,38 +130,68 @@ function providerOf(ctx: RequestContext): string | undefined {
   return name === undefined ? undefined : (PROVIDERS[name] ?? name);
 }
 
-/** The outcome of one request's GenAI exchange, shared by the request span and the last call's span. */
-function genAiAttributes(writer: Writer, ctx: RequestContext): string {
-  let out = '';
-  const operation = operationOf(ctx);
-  if (operation) out += writer.format.attribute(writer.keys['gen_ai.operation.name'], operation);
-  const provider = providerOf(ctx);
-  if (provider) out += writer.format.attribute(writer.keys['gen_ai.provider.name'], provider);
-  if (ctx.model !== undefined) out += writer.format.attribute(writer.keys['gen_ai.request.model'], ctx.model);
-  if (ctx.upstreamModel !== undefined)
-    out += writer.format.attribute(writer.keys['gen_ai.response.model'], ctx.upstreamModel);
-  if (ctx.usage.input !== undefined)
-    out += writer.format.attribute(writer.keys['gen_ai.usage.input_tokens'], ctx.usage.input);
-  if (ctx.usage.output !== undefined)
-    out += writer.format.attribute(writer.keys['gen_ai.usage.output_tokens'], ctx.usage.output);
-  if (ctx.maxOutputTokens !== undefined)
-    out += writer.format.attribute(writer.keys['gen_ai.request.max_tokens'], ctx.maxOutputTokens);
-  return out;
+/** What a request's GenAI exchange is known to be at one moment (an upstream call's start, or the end). */
+interface GenAi {
+  operation: string | undefined;
+  provider: string | undefined;
+  requestModel: string | undefined;
+  responseModel: string | undefined;
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
+  maxTokens: number | undefined;
 }
 
-function upstreamAddress(writer: Writer, upstream: Upstream): string {
-  let encoded = writer.upstreamAddresses.get(upstream);
-  if (encoded === undefined) {
-    const url = new URL(upstream.origin);
-    encoded =
-      writer.format.attribute(writer.keys['server.address'], url.hostname) +
-      writer.format.attribute(
-        writer.keys['server.port'],
-        Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
-      );
-    writer.upstreamAddresses.set(upstream, encoded);
+function genAiOf(ctx: RequestContext): GenAi {
+  return {
+    operation: operationOf(ctx),
+    provider: providerOf(ctx),
+    requestModel: ctx.model,
+    responseModel: ctx.upstreamModel,
+    inputTokens: ctx.usage.input,
+    outputTokens: ctx.usage.output,
+    maxTokens: ctx.maxOutputTokens,
+  };
+}
+
+/** server.address and server.port of an upstream. */
+interface Address {
+  host: string;
+  port: number;
+}
+
+/** The format's writer and keys, shared by every request of one tracer. */
+class Spans {
+  readonly keys = {} as Record<KeyName, AttributeKey>;
+  private readonly addresses = new WeakMap<Upstream, Address>();
+
+  constructor(
+    format: SpanFormat,
+    readonly writer: SpanWriter,
+  ) {
+    for (const name of KEY_NAMES) this.keys[name] = format.key(name);
   }
-  return encoded;
+
+  genAi(g: GenAi): void {
+    const w = this.writer;
+    const k = this.keys;
+    if (g.operation) w.string(k['gen_ai.operation.name'], g.operation);
+    if (g.provider) w.string(k['gen_ai.provider.name'], g.provider);
+    if (g.requestModel !== undefined) w.string(k['gen_ai.request.model'], g.requestModel);
+    if (g.responseModel !== undefined) w.string(k['gen_ai.response.model'], g.responseModel);
+    if (g.inputTokens !== undefined) w.number(k['gen_ai.usage.input_tokens'], g.inputTokens);
+    if (g.outputTokens !== undefined) w.number(k['gen_ai.usage.output_tokens'], g.outputTokens);
+    if (g.maxTokens !== undefined) w.number(k['gen_ai.request.max_tokens'], g.maxTokens);
+  }
+
+  address(upstream: Upstream): Address {
+    let address = this.addresses.get(upstream);
+    if (address === undefined) {
+      const url = new URL(upstream.origin);
+      address = { host: url.hostname, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80) };
+      this.addresses.set(upstream, address);
+    }
+    return address;
+  }
 }
 
 interface Attempt {
@@ -186,7 +199,16 @@ interface Attempt {
   name: string;
   startMs: number;
   endMs: number | undefined;
-  attributes: string;
+  method: string;
+  upstream: Upstream;
+  /** url.full: the origin and the path without its query (a query may carry a provider key). */
+  url: string;
+  /** The call's number on this request, from 0: http.request.resend_count after the first. */
+  resend: number;
+  /** What was known at the call's start, for a call given up; the last call writes the request's outcome. */
+  genAi: GenAi;
+  statusCode: number;
+  errorType: string | undefined;
   status: number;
   statusMessage: string | undefined;
 }
@@ -215,63 +237,19 @@ class UnsampledTrace implements RequestTrace {
 }
 
 class SampledTrace implements RequestTrace {
-  /** This span's and the trace's ids as the format writes them. */
-  private readonly spanId: string;
-  private readonly traceIdBytes: string;
-  /** Spans already ended (child spans), each led by the format's separator. */
-  private done = '';
-  private count = 0;
+  private readonly spanId = randomHex(8);
   private attempt: Attempt | undefined;
   private attempts = 0;
   private readonly open: OpenStage[] = [];
   private ended = false;
 
   constructor(
-    private readonly writer: Writer,
-    private readonly batch: SpanBatch,
+    private readonly spans: Spans,
     readonly traceId: string,
     /** Hex, empty for a root span. */
     private readonly parentSpanId: string,
     private readonly startMs: number,
-    private readonly serverAttributes: string,
-  ) {
-    this.spanId = writer.format.id(randomHex(8));
-    this.traceIdBytes = writer.format.id(traceId);
-  }
-
-  private span(fields: SpanFields): string {
-    return this.writer.format.span(fields);
-  }
-
-  private add(span: string): void {
-    this.done += this.writer.format.separator + span;
-    this.count++;
-  }
-
-  private child(
-    spanId: string,
-    name: string,
-    kind: number,
-    startMs: number,
-    endMs: number,
-    attributes: string,
-    status = STATUS_UNSET,
-    statusMessage?: string,
-  ): string {
-    return this.span({
-      traceId: this.traceIdBytes,
-      spanId: this.writer.format.id(spanId),
-      parentSpanId: this.spanId,
-      remoteParent: false,
-      name,
-      kind,
-      startMs,
-      endMs,
-      attributes,
-      status,
-      statusMessage,
-    });
-  }
+  ) {}
 
   stage(name: string): StageSpan {
     const open: OpenStage = { spanId: randomHex(8), name, startMs: epochMs() };
@@ -281,43 +259,32 @@ class SampledTrace implements RequestTrace {
         const at = this.open.indexOf(open);
         if (at < 0 || this.ended) return;
         this.open.splice(at, 1);
-        const attributes =
-          refused === undefined
-            ? this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], true)
-            : this.writer.format.firstAttribute(this.writer.keys['lanekeeper.admitted'], false) +
-              this.writer.format.attribute(this.writer.keys['lanekeeper.refused_status'], refused);
-        this.add(this.child(open.spanId, name, KIND_INTERNAL, open.startMs, epochMs(), attributes));
+        const { writer: w, keys: k } = this.spans;
+        w.begin(this.traceId, open.spanId, this.spanId, false, name, KIND_INTERNAL, open.startMs, epochMs());
+        w.boolean(k['lanekeeper.admitted'], refused === undefined);
+        if (refused !== undefined) w.int(k['lanekeeper.refused_status'], refused);
+        w.end(STATUS_UNSET, undefined);
       },
     };
   }
 
   attemptStart(upstream: Upstream, method: string, path: string, ctx: RequestContext): string {
-    this.closeAttempt('');
-    const operation = operationOf(ctx);
+    this.closeAttempt(undefined);
+    const genAi = genAiOf(ctx);
     const query = path.indexOf('?');
-    let attributes =
-      this.writer.format.firstAttribute(this.writer.keys['http.request.method'], method) +
-      genAiAttributes(this.writer, ctx) +
-      upstreamAddress(this.writer, upstream) +
-      // The path without the query: a query may carry a provider key.
-      this.writer.format.attribute(
-        this.writer.keys['url.full'],
-        upstream.origin + (query < 0 ? path : path.slice(0, query)),
-      ) +
-      this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], upstream.name);
-    if (this.attempts > 0)
-      attributes += this.writer.format.attribute(
-        this.writer.keys['http.request.resend_count'],
-        this.attempts,
-      );
-    this.attempts++;
     const spanId = randomHex(8);
     this.attempt = {
       spanId,
-      name: operation ? `${operation} ${ctx.model ?? ''}`.trim() : method,
+      name: genAi.operation ? `${genAi.operation} ${ctx.model ?? ''}`.trim() : method,
       startMs: epochMs(),
       endMs: undefined,
-      attributes,
+      method,
+      upstream,
+      url: upstream.origin + (query < 0 ? path : path.slice(0, query)),
+      resend: this.attempts++,
+      genAi,
+      statusCode: 0,
+      errorType: undefined,
       status: STATUS_UNSET,
       statusMessage: undefined,
     };
@@ -327,121 +294,106 @@ class SampledTrace implements RequestTrace {
   attemptStatus(status: number): void {
     const attempt = this.attempt;
     if (!attempt) return;
-    attempt.attributes += this.writer.format.attribute(this.writer.keys['http.response.status_code'], status);
-    if (status >= 400)
-      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
+    attempt.statusCode = status;
+    if (status >= 400) attempt.errorType = String(status);
     if (status >= 500 || status === 429) attempt.status = STATUS_ERROR;
   }
 
   attemptEnd(error: string | undefined): void {
     const attempt = this.attempt;
     if (!attempt || attempt.endMs !== undefined) return;
+    attempt.endMs = epochMs();
     if (error !== undefined) {
-      attempt.attributes += this.writer.format.attribute(this.writer.keys['error.type'], error);
+      attempt.errorType = error;
       attempt.status = STATUS_ERROR;
       attempt.statusMessage = error;
-      attempt.endMs = epochMs();
-      this.closeAttempt('');
-      return;
+      this.closeAttempt(undefined);
     }
-    // The last call's usage is known only once the response-end hooks ran: its span is
-    // written then, with the time it really ended.
-    attempt.endMs = epochMs();
+    // Otherwise the last call's usage is known only once the response-end hooks ran: its
+    // span is written then, with the time it really ended.
   }
 
-  /** Writes the current call's span, given up for a retry or fallback, or over. */
-  private closeAttempt(extra: string): void {
+  /** Writes the current call's span: given up for a retry or fallback, failed, or over (`outcome`). */
+  private closeAttempt(outcome: GenAi | undefined): void {
     const attempt = this.attempt;
     if (!attempt) return;
     this.attempt = undefined;
-    this.add(
-      this.child(
-        attempt.spanId,
-        attempt.name,
-        KIND_CLIENT,
-        attempt.startMs,
-        attempt.endMs ?? epochMs(),
-        attempt.attributes + extra,
-        attempt.status,
-        attempt.statusMessage,
-      ),
+    const { writer: w, keys: k } = this.spans;
+    w.begin(
+      this.traceId,
+      attempt.spanId,
+      this.spanId,
+      false,
+      attempt.name,
+      KIND_CLIENT,
+      attempt.startMs,
+      attempt.endMs ?? epochMs(),
     );
+    w.string(k['http.request.method'], attempt.method);
+    this.spans.genAi(outcome ?? attempt.genAi);
+    const address = this.spans.address(attempt.upstream);
+    w.string(k['server.address'], address.host);
+    w.int(k['server.port'], address.port);
+    w.string(k['url.full'], attempt.url);
+    w.string(k['lanekeeper.upstream'], attempt.upstream.name);
+    if (attempt.resend > 0) w.int(k['http.request.resend_count'], attempt.resend);
+    if (attempt.statusCode !== 0) w.int(k['http.response.status_code'], attempt.statusCode);
+    if (attempt.errorType !== undefined) w.string(k['error.type'], attempt.errorType);
+    w.end(attempt.status, attempt.statusMessage);
   }
 
   end(ctx: RequestContext): void {
     if (this.ended) return;
-    const now = epochMs();
-    const genAi = genAiAttributes(this.writer, ctx);
-    this.closeAttempt(genAi);
-    for (const open of this.open)
-      this.add(this.child(open.spanId, open.name, KIND_INTERNAL, open.startMs, now, ''));
     this.ended = true;
+    const now = epochMs();
+    const genAi = genAiOf(ctx);
+    this.closeAttempt(genAi);
+    const { writer: w, keys: k } = this.spans;
+    for (const open of this.open) {
+      w.begin(this.traceId, open.spanId, this.spanId, false, open.name, KIND_INTERNAL, open.startMs, now);
+      w.end(STATUS_UNSET, undefined);
+    }
     const status = ctx.status ?? 0;
-    let attributes =
-      this.serverAttributes +
-      genAi +
-      this.writer.format.attribute(this.writer.keys['http.response.status_code'], status) +
-      this.writer.format.attribute(this.writer.keys['lanekeeper.request_id'], ctx.id);
-    if (ctx.tenant)
-      attributes +=
-        this.writer.format.attribute(this.writer.keys['lanekeeper.tenant'], ctx.tenant.id) +
-        this.writer.format.attribute(this.writer.keys['lanekeeper.plan'], ctx.tenant.planName);
-    if (ctx.modelRequested !== undefined)
-      attributes += this.writer.format.attribute(
-        this.writer.keys['lanekeeper.model_requested'],
-        ctx.modelRequested,
-      );
-    if (ctx.costUsd !== undefined)
-      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.cost_usd'], ctx.costUsd);
-    if (ctx.provenance !== undefined)
-      attributes += this.writer.format.attribute(
-        this.writer.keys['lanekeeper.usage.provenance'],
-        ctx.provenance,
-      );
-    if (ctx.outcome !== undefined)
-      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.outcome'], ctx.outcome);
-    if (ctx.upstream)
-      attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.upstream'], ctx.upstream.name);
-    attributes += this.writer.format.attribute(this.writer.keys['lanekeeper.stream'], ctx.stream);
-    if (ctx.errorCode !== undefined)
-      attributes += this.writer.format.attribute(this.writer.keys['error.type'], ctx.errorCode);
-    else if (status >= 500)
-      attributes += this.writer.format.attribute(this.writer.keys['error.type'], String(status));
     const method = ctx.request.method;
-    const server = this.span({
-      traceId: this.traceIdBytes,
-      spanId: this.spanId,
-      parentSpanId: this.parentSpanId === '' ? '' : this.writer.format.id(this.parentSpanId),
-      remoteParent: this.parentSpanId !== '',
-      name: ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
-      kind: KIND_SERVER,
-      startMs: this.startMs,
-      endMs: now,
-      attributes,
-      status: status >= 500 || ctx.outcome === 'upstream_error' ? STATUS_ERROR : STATUS_UNSET,
-    });
-    this.batch.push(server + this.done, this.count + 1);
+    w.begin(
+      this.traceId,
+      this.spanId,
+      this.parentSpanId,
+      this.parentSpanId !== '',
+      ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
+      KIND_SERVER,
+      this.startMs,
+      now,
+    );
+    w.string(k['http.request.method'], method);
+    w.string(k['url.path'], ctx.request.path);
+    w.string(k['url.scheme'], ctx.secure ? 'https' : 'http');
+    w.string(k['client.address'], ctx.remoteAddress);
+    const host = ctx.clientHeaders.host ?? '';
+    if (host) {
+      const colon = host.lastIndexOf(':');
+      if (colon > 0 && !host.endsWith(']')) {
+        w.string(k['server.address'], host.slice(0, colon));
+        w.number(k['server.port'], Number(host.slice(colon + 1)));
+      } else w.string(k['server.address'], host);
+    }
+    this.spans.genAi(genAi);
+    w.int(k['http.response.status_code'], status);
+    w.string(k['lanekeeper.request_id'], ctx.id);
+    if (ctx.tenant) {
+      w.string(k['lanekeeper.tenant'], ctx.tenant.id);
+      w.string(k['lanekeeper.plan'], ctx.tenant.planName);
+    }
+    if (ctx.modelRequested !== undefined) w.string(k['lanekeeper.model_requested'], ctx.modelRequested);
+    if (ctx.costUsd !== undefined) w.number(k['lanekeeper.cost_usd'], ctx.costUsd);
+    if (ctx.provenance !== undefined) w.string(k['lanekeeper.usage.provenance'], ctx.provenance);
+    if (ctx.outcome !== undefined) w.string(k['lanekeeper.outcome'], ctx.outcome);
+    if (ctx.upstream) w.string(k['lanekeeper.upstream'], ctx.upstream.name);
+    w.boolean(k['lanekeeper.stream'], ctx.stream);
+    if (ctx.errorCode !== undefined) w.string(k['error.type'], ctx.errorCode);
+    else if (status >= 500) w.string(k['error.type'], String(status));
+    w.end(status >= 500 || ctx.outcome === 'upstream_error' ? STATUS_ERROR : STATUS_UNSET, undefined);
   }
-}
-
-/** The request's own attributes, known at arrival. */
-function serverAttributes(writer: Writer, ctx: RequestContext): string {
-  const host = ctx.clientHeaders.host ?? '';
-  let out =
-    writer.format.firstAttribute(writer.keys['http.request.method'], ctx.request.method) +
-    writer.format.attribute(writer.keys['url.path'], ctx.request.path) +
-    writer.format.attribute(writer.keys['url.scheme'], ctx.secure ? 'https' : 'http') +
-    writer.format.attribute(writer.keys['client.address'], ctx.remoteAddress);
-  if (host) {
-    const colon = host.lastIndexOf(':');
-    const bracketed = host.endsWith(']');
-    if (colon > 0 && !bracketed)
-      out +=
-        writer.format.attribute(writer.keys['server.address'], host.slice(0, colon)) +
-        writer.format.attribute(writer.keys['server.port'], Number(host.slice(colon + 1)));
-    else out += writer.format.attribute(writer.keys['server.address'], host);
-  }
-  return out;
 }
 
 export interface OtelTracerOptions {
@@ -455,7 +407,6 @@ export function createOtelRequestTracer(
   options: OtelTracerOptions,
 ): RequestTracer {
   const format = FORMATS[settings.protocol];
-  const writer = writerFor(format);
   const batch = createSpanBatch({
     url: tracesUrl(settings.endpoint),
     serviceName: settings.serviceName,
@@ -463,6 +414,7 @@ export function createOtelRequestTracer(
     onExportResult: options.onExportResult,
     scheduledDelayMs: options.scheduledDelayMs,
   });
+  const spans = new Spans(format, batch.writer);
   const ratio = settings.sampleRatio;
   const sampler = new TraceIdRatioBasedSampler(ratio);
   const sampledRoot = (traceId: string) =>
@@ -478,12 +430,10 @@ export function createOtelRequestTracer(
       const sampled = parent ? (parent.traceFlags & 1) === 1 : sampledRoot(traceId);
       if (!sampled) return new UnsampledTrace(traceId);
       return new SampledTrace(
-        writer,
-        batch,
+        spans,
         traceId,
         parent ? parent.spanId : '',
         performance.timeOrigin + ctx.startedAt,
-        serverAttributes(writer, ctx),
       );
     },
     shutdown: () => batch.shutdown(),

@@ -1,8 +1,8 @@
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { officialSpan, spanOptions, type SpanOptions } from '../../test/helpers/official-span.js';
-import { attribute, attributeKey, exportBody, firstAttribute, spanJson, unixNanos } from './otlp-json.js';
+import { officialSpan, ourBodies, spanOptions, type SpanOptions } from '../../test/helpers/official-span.js';
+import { attributeKey, exportBody, firstAttribute, otlpJson, spanJson, unixNanos } from './otlp-json.js';
 
 /** What the official SDK and serializer write for one span, parsed. */
 function official(options: SpanOptions) {
@@ -24,25 +24,11 @@ function withoutDefaults(value: unknown): unknown {
   return out;
 }
 
-function ours(sdk: { traceId: string; spanId: string }, options: Parameters<typeof official>[0]): unknown {
-  const [first, ...rest] = options.attributes;
-  const attributes =
-    (first ? firstAttribute(attributeKey(first[0]), first[1]) : '') +
-    rest.map(([key, value]) => attribute(attributeKey(key), value)).join('');
-  const span = spanJson({
-    traceId: sdk.traceId,
-    spanId: sdk.spanId,
-    parentSpanId: options.remoteParent?.spanId ?? '',
-    remoteParent: options.remoteParent !== undefined,
-    name: options.name,
-    kind: options.kind + 1,
-    startMs: options.startMs,
-    endMs: options.endMs,
-    attributes,
-    status: options.error === undefined ? 0 : 2,
-    statusMessage: options.error,
-  });
-  return JSON.parse(Buffer.from(exportBody('svc', span), 'utf8').toString('utf8'));
+/** Our export body for the same span, as the batch sends it, parsed. */
+function ours(sdk: { traceId: string; spanId: string }, options: SpanOptions): unknown {
+  const { bodies } = ourBodies(otlpJson, [{ options, ...sdk }]);
+  expect(bodies).toHaveLength(1);
+  return JSON.parse(bodies[0]!.toString('utf8'));
 }
 
 /** The two bodies with times compared to the microsecond, the precision ours keeps. */
@@ -107,5 +93,30 @@ describe('OTLP/JSON spans', () => {
     const span = body.resourceSpans[0].scopeSpans[0].spans[0];
     expect(span.name).toBe(hostile);
     expect(span.attributes).toEqual([{ key: 'gen_ai.request.model', value: { stringValue: hostile } }]);
+  });
+
+  it('writes bodies of many spans, split by size, each one valid JSON', () => {
+    const ids = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' };
+    const spans = Array.from({ length: 60 }, (_, i) => ({
+      options: {
+        name: `s${i}`,
+        kind: 1,
+        attributes: [['k', `ü${'v'.repeat(i * 20)}`]] as [string, string][],
+        startMs: 1,
+        endMs: 2,
+      },
+      ...ids,
+    }));
+    const { bodies, body } = ourBodies(otlpJson, spans, 4_096);
+    expect(bodies.length).toBeGreaterThan(3);
+    const names = bodies.flatMap((bytes) =>
+      (
+        JSON.parse(bytes.toString('utf8')) as {
+          resourceSpans: { scopeSpans: { spans: { name: string }[] }[] }[];
+        }
+      ).resourceSpans[0]!.scopeSpans[0]!.spans.map((s) => s.name),
+    );
+    expect(names).toEqual(spans.map((s) => s.options.name));
+    expect(body.dropped).toBe(0);
   });
 });

@@ -5,11 +5,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   officialSpan,
+  ourBodies,
   spanOptions,
   type AttributeValue as Value,
   type SpanOptions as Options,
 } from '../../test/helpers/official-span.js';
-import { fixed64Nanos, otlpProto } from './otlp-proto.js';
+import { otlpProto, writeUnixNanos } from './otlp-proto.js';
 
 /** The generated protobufjs type the official serializer encodes with. */
 const exportRequest = (
@@ -54,25 +55,9 @@ function official(options: Options) {
 
 /** Our export body for the same span, envelope included, as the batch sends it. */
 function ours(sdk: { traceId: string; spanId: string }, options: Options): Buffer {
-  const f = otlpProto;
-  const attributes = options.attributes
-    .map(([key, value], i) => (i === 0 ? f.firstAttribute : f.attribute)(f.key(key), value))
-    .join('');
-  const span = f.span({
-    traceId: f.id(sdk.traceId),
-    spanId: f.id(sdk.spanId),
-    parentSpanId: options.remoteParent ? f.id(options.remoteParent.spanId) : '',
-    remoteParent: options.remoteParent !== undefined,
-    name: options.name,
-    kind: options.kind + 1,
-    startMs: options.startMs,
-    endMs: options.endMs,
-    attributes,
-    status: options.error === undefined ? 0 : 2,
-    statusMessage: options.error,
-  });
-  const envelope = f.envelope('svc');
-  return Buffer.concat([envelope.head(span.length), Buffer.from(span, 'latin1'), envelope.tail]);
+  const { bodies } = ourBodies(otlpProto, [{ options, ...sdk }]);
+  expect(bodies).toHaveLength(1);
+  return bodies[0]!;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -148,34 +133,72 @@ describe('OTLP protobuf spans', () => {
   });
 
   it('keeps the microsecond of a wall-clock time in fixed64 nanoseconds', () => {
-    const nanos = (ms: number) => Buffer.from(fixed64Nanos(ms), 'latin1').readBigUInt64LE();
+    const nanos = (ms: number) => {
+      const bytes = Buffer.alloc(8);
+      writeUnixNanos(bytes, 0, ms);
+      return bytes.readBigUInt64LE();
+    };
     expect(nanos(1_796_497_813_844.904)).toBe(1_796_497_813_844_904_000n);
     expect(nanos(1_796_497_813_000)).toBe(1_796_497_813_000_000_000n);
   });
 
-  it('frames batches of any size: the envelope lengths grow with the spans', () => {
-    const f = otlpProto;
-    const one = f.span({
-      traceId: f.id('0af7651916cd43dd8448eb211c80319c'),
-      spanId: f.id('b7ad6b7169203331'),
-      parentSpanId: '',
-      remoteParent: false,
-      name: 'n',
-      kind: 2,
-      startMs: 1,
-      endMs: 2,
-      attributes: f.firstAttribute(f.key('k'), 'v'.repeat(300)),
-      status: 0,
-    });
-    const envelope = f.envelope('svc');
-    for (const count of [1, 10, 1_000]) {
-      const spans = one.repeat(count);
-      const head = envelope.head(spans.length);
-      expect(head.length).toBeLessThanOrEqual(envelope.maxHead);
-      const body = decode(Buffer.concat([head, Buffer.from(spans, 'latin1')])) as {
-        resourceSpans: { scopeSpans: { spans: unknown[] }[] }[];
-      };
-      expect(body.resourceSpans[0]!.scopeSpans[0]!.spans).toHaveLength(count);
+  const ids = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' };
+  const spanWith = (name: string, value: string): Options => ({
+    name,
+    kind: SpanKind.SERVER,
+    attributes: [['k', value]],
+    startMs: 1,
+    endMs: 2,
+  });
+  const spansOf = (bytes: Buffer) =>
+    (decode(bytes) as { resourceSpans: { scopeSpans: { spans: DecodedSpan[] }[] }[] }).resourceSpans[0]!
+      .scopeSpans[0]!.spans;
+
+  it('frames spans of any size: a span length of one, two or three bytes, and envelopes around many spans', () => {
+    // Under 128 bytes, 16 KiB and more: the room kept for the span's length is two bytes.
+    for (const size of [0, 100, 300, 16_000, 16_400, 40_000]) {
+      const { bodies } = ourBodies(otlpProto, [{ options: spanWith('n', 'v'.repeat(size)), ...ids }]);
+      const [span] = spansOf(bodies[0]!);
+      expect(span!.name).toBe('n');
+      expect(
+        (span as unknown as { attributes: { value: { stringValue: string } }[] }).attributes[0]!.value
+          .stringValue,
+      ).toHaveLength(size);
     }
+    for (const count of [1, 10, 1_000]) {
+      const spans = Array.from({ length: count }, (_, i) => ({
+        options: spanWith(`s${i}`, 'v'.repeat(300)),
+        ...ids,
+      }));
+      const { bodies } = ourBodies(otlpProto, spans);
+      expect(bodies).toHaveLength(1);
+      expect(spansOf(bodies[0]!).map((s) => s.name)).toEqual(spans.map((s) => s.options.name));
+    }
+  });
+
+  it('moves a span that outgrows its body to the next one whole, and drops one bigger than a body', () => {
+    const spans = [
+      ...Array.from({ length: 40 }, (_, i) => ({
+        options: spanWith(`s${i}`, `é${'v'.repeat(i * 37)}`),
+        ...ids,
+      })),
+      { options: spanWith('huge', 'h'.repeat(9_000)), ...ids },
+      { options: spanWith('after', 'ü'), ...ids },
+    ];
+    const { bodies, body } = ourBodies(otlpProto, spans, 4_096);
+    expect(bodies.length).toBeGreaterThan(5);
+    for (const bytes of bodies) expect(bytes.length).toBeLessThanOrEqual(4_096);
+    const names = bodies.flatMap((bytes) => spansOf(bytes).map((s) => s.name));
+    expect(names).toEqual([...spans.slice(0, 40).map((s) => s.options.name), 'after']);
+    expect(body.dropped).toBe(1);
+    const values = bodies.flatMap((bytes) =>
+      spansOf(bytes).map(
+        (s) =>
+          (s as unknown as { attributes: { value: { stringValue: string } }[] }).attributes[0]!.value
+            .stringValue,
+      ),
+    );
+    expect(values[39]).toBe(`é${'v'.repeat(39 * 37)}`);
+    expect(values[40]).toBe('ü');
   });
 });

@@ -16,19 +16,21 @@ afterEach(async () => {
   batch = receiver = undefined;
 });
 
-function span(format: SpanFormat, name: string, model = 'small-model'): string {
-  return format.span({
-    traceId: format.id('0af7651916cd43dd8448eb211c80319c'),
-    spanId: format.id('b7ad6b7169203331'),
-    parentSpanId: '',
-    remoteParent: false,
+/** Writes one span into the batch, as the tracer does. */
+function span(batch: SpanBatch, format: SpanFormat, name: string, model = 'small-model'): void {
+  const w = batch.writer;
+  w.begin(
+    '0af7651916cd43dd8448eb211c80319c',
+    'b7ad6b7169203331',
+    '',
+    false,
     name,
-    kind: 2,
-    startMs: 1_700_000_000_000,
-    endMs: 1_700_000_000_001,
-    attributes: format.firstAttribute(format.key('gen_ai.request.model'), model),
-    status: 0,
-  });
+    2,
+    1_700_000_000_000,
+    1_700_000_000_001,
+  );
+  w.string(format.key('gen_ai.request.model'), model);
+  w.end(0, undefined);
 }
 
 async function until(check: () => boolean): Promise<void> {
@@ -50,11 +52,11 @@ describe.each([
       scheduledDelayMs: 60_000,
       maxBatchSpans: 4,
     });
-    for (let i = 0; i < 4; i++) batch.push(span(format, `s${i}`), 1);
+    for (let i = 0; i < 4; i++) span(batch, format, `s${i}`);
     await until(() => receiver!.spans.length === 4);
     expect(receiver.spans.map((s) => s.name)).toEqual(['s0', 's1', 's2', 's3']);
     expect(receiver.spans[0]?.resource['service.name']).toBe('svc');
-    batch.push(span(format, 'late'), 1);
+    span(batch, format, 'late');
     await batch.flush();
     expect(receiver.spans.map((s) => s.name)).toContain('late');
     expect(results).toEqual([undefined, undefined]);
@@ -69,14 +71,13 @@ describe.each([
       onExportResult: () => undefined,
     });
     const model = 'modèle-🦙-\u2028';
-    batch.push(span(format, 'unicode', model), 1);
+    span(batch, format, 'unicode', model);
     await batch.flush();
     expect(receiver.spans[0]?.attributes['gen_ai.request.model']).toBe(model);
   });
 
   it('splits batches by size, drops and counts spans bigger than a batch, and sends the rest at shutdown', async () => {
     receiver = await startOtlpReceiver();
-    const one = span(format, 'a');
     batch = createSpanBatch({
       url: `${receiver.url}/v1/traces`,
       serviceName: 'svc',
@@ -84,21 +85,22 @@ describe.each([
       onExportResult: () => undefined,
       scheduledDelayMs: 60_000,
       maxBatchSpans: 100,
-      // Room for two spans a body, not three.
-      maxBatchBytes: format.envelope('svc').maxHead + 2 * one.length + 8,
+      // Room for two spans of ~1 KB a body, not three.
+      maxBatchBytes: format.envelope('svc').maxHead + 2_600,
     });
-    batch.push(one, 1);
-    batch.push(span(format, 'b'), 1);
-    batch.push(span(format, 'c'), 1);
-    batch.push(Array(5).fill(span(format, 'huge')).join(format.separator), 5);
-    expect(batch.dropped).toBe(5);
+    const big = (name: string) => span(batch!, format, name, 'm'.repeat(1_000));
+    big('a');
+    big('b');
+    big('c');
+    span(batch, format, 'huge', 'm'.repeat(10_000));
+    expect(batch.dropped).toBe(1);
     await until(() => receiver!.bodies.length === 1);
     expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b']);
     await batch.shutdown();
     expect(receiver.spans.map((s) => s.name)).toEqual(['a', 'b', 'c']);
     expect(receiver.bodies).toHaveLength(2);
-    batch.push(span(format, 'after'), 1);
-    expect(batch.dropped).toBe(6);
+    span(batch, format, 'after');
+    expect(batch.dropped).toBe(2);
   });
 
   it('keeps one connection to the collector across exports', async () => {
@@ -123,7 +125,7 @@ describe.each([
       onExportResult: (error) => results.push(error),
     });
     for (let i = 0; i < 3; i++) {
-      batch.push(span(format, `s${i}`), 1);
+      span(batch, format, `s${i}`);
       await batch.flush();
     }
     expect(results).toEqual([undefined, undefined, undefined]);
@@ -151,13 +153,13 @@ describe.each([
       format,
       onExportResult: (error) => results.push(error),
     });
-    batch.push(span(format, 'lost'), 1);
+    span(batch, format, 'lost');
     await batch.flush();
     expect(results).toHaveLength(1);
     expect(results[0]).toBeInstanceOf(Error);
     expect(batch.dropped).toBe(1);
     refuse = false;
-    batch.push(span(format, 'kept'), 1);
+    span(batch, format, 'kept');
     await batch.flush();
     expect(results[1]).toBeUndefined();
     await batch.shutdown();

@@ -1,9 +1,10 @@
 /**
  * What the tracer needs from an OTLP wire format, so it records spans once and either writer
- * (otlp-proto.ts, the default, or otlp-json.ts) turns them into bytes. Both write a span as
- * one string at the moment it ends: JSON text, or for protobuf a byte string (one char per
- * byte, every char below 256), which the batch copies into its body at memcpy speed.
+ * (otlp-proto.ts, the default, or otlp-json.ts) turns them into bytes. A span is written
+ * field by field, straight into the export body (span-body.ts), in one synchronous run from
+ * `begin` to `end`: no span object, no attribute list, no string to copy afterwards.
  */
+import type { SpanBody } from './span-body.js';
 
 declare const ATTRIBUTE_KEY: unique symbol;
 
@@ -14,29 +15,39 @@ export interface AttributeKey {
 
 export type AttributeValue = string | number | boolean;
 
-export interface SpanFields {
-  /** Ids as `id()` returned them. */
-  traceId: string;
-  spanId: string;
-  /** Empty for a root span. */
-  parentSpanId: string;
-  /** The parent came in a traceparent (sets the is-remote bit of `flags`). */
-  remoteParent: boolean;
-  name: string;
-  kind: number;
-  startMs: number;
-  endMs: number;
-  /** `attribute()` entries joined, the first of them from `firstAttribute`. */
-  attributes: string;
-  status: number;
-  statusMessage?: string;
+/**
+ * Writes spans into a body. Between `begin` and `end` come the span's attributes; nothing
+ * else may write to the body in between (the tracer writes each span in one go).
+ */
+export interface SpanWriter {
+  /**
+   * Opens a span. Ids are hex; `parentSpanId` is empty for a root span, and `remoteParent`
+   * says it came in a traceparent (the is-remote bit of `flags`).
+   */
+  begin(
+    traceId: string,
+    spanId: string,
+    parentSpanId: string,
+    remoteParent: boolean,
+    name: string,
+    kind: number,
+    startMs: number,
+    endMs: number,
+  ): void;
+  string(key: AttributeKey, value: string): void;
+  /** An integer attribute (OTLP int_value); `number` decides between int and double. */
+  int(key: AttributeKey, value: number): void;
+  number(key: AttributeKey, value: number): void;
+  boolean(key: AttributeKey, value: boolean): void;
+  /** Closes the span with its status, and queues it for export. */
+  end(status: number, statusMessage: string | undefined): void;
 }
 
 /** The body of an export, around the spans: built once per batch from the spans' length. */
 export interface Envelope {
   /** The bytes before the spans, given the spans' total byte length. */
   head(spansBytes: number): Buffer;
-  /** The longest `head` can be, so the batch keeps room for it in front of the spans. */
+  /** The longest `head` can be, so the body keeps room for it in front of the spans. */
   readonly maxHead: number;
   readonly tail: Buffer;
 }
@@ -44,17 +55,9 @@ export interface Envelope {
 export interface SpanFormat {
   /** The export request's Content-Type. */
   readonly contentType: string;
-  /** Written between two spans of a list. */
-  readonly separator: string;
-  /** Span strings are bytes already (latin1), not text to encode as UTF-8. */
-  readonly binary: boolean;
   key(name: string): AttributeKey;
-  attribute(key: AttributeKey, value: AttributeValue): string;
-  /** The first entry of a list: JSON leaves its comma out. */
-  firstAttribute(key: AttributeKey, value: AttributeValue): string;
-  /** A trace or span id (hex) as this format's spans carry it. */
-  id(hex: string): string;
-  span(fields: SpanFields): string;
+  /** A writer of this format's spans into `body`. */
+  writer(body: SpanBody): SpanWriter;
   envelope(serviceName: string): Envelope;
   /** The collector's answer (partial success), for the transport to log. */
   deserializeResponse(data: Uint8Array): unknown;

@@ -12,6 +12,8 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import fc from 'fast-check';
+import { SpanBody } from '../../src/tracing/span-body.js';
+import type { SpanFormat, SpanWriter } from '../../src/tracing/span-format.js';
 
 export type AttributeValue = string | number | boolean;
 
@@ -84,4 +86,57 @@ export function spanOptions(value: fc.Arbitrary<AttributeValue>): fc.Arbitrary<S
         ? { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' }
         : undefined,
     }));
+}
+
+/** One span to write with our encoders: what it is made of, and the ids the SDK gave it. */
+export interface OurSpan {
+  options: SpanOptions;
+  traceId: string;
+  spanId: string;
+}
+
+/** Writes `spans` with `writer` as the tracer does: typed attributes, then the status. */
+export function writeSpans(format: SpanFormat, writer: SpanWriter, spans: OurSpan[]): void {
+  for (const { options, traceId, spanId } of spans) {
+    writer.begin(
+      traceId,
+      spanId,
+      options.remoteParent?.spanId ?? '',
+      options.remoteParent !== undefined,
+      options.name,
+      options.kind + 1,
+      options.startMs,
+      options.endMs,
+    );
+    for (const [name, value] of options.attributes) {
+      const key = format.key(name);
+      if (typeof value === 'string') writer.string(key, value);
+      else if (typeof value === 'boolean') writer.boolean(key, value);
+      else writer.number(key, value);
+    }
+    writer.end(options.error === undefined ? 0 : 2, options.error);
+  }
+}
+
+/**
+ * The export bodies `format` writes for `spans`, envelope included, as the batch sends them:
+ * more than one when they outgrow `capacity`. Also the body, to read what it dropped.
+ */
+export function ourBodies(
+  format: SpanFormat,
+  spans: OurSpan[],
+  capacity = 1024 * 1024,
+): { bodies: Buffer[]; body: SpanBody } {
+  const bodies: Buffer[] = [];
+  const body = new SpanBody({
+    envelope: format.envelope('svc'),
+    capacity,
+    maxSpans: Number.MAX_SAFE_INTEGER,
+    onReady: (ready) => bodies.push(Buffer.from(ready.bytes)),
+    onFirstSpan: () => undefined,
+  });
+  writeSpans(format, format.writer(body), spans);
+  const last = body.take();
+  if (last) bodies.push(Buffer.from(last.bytes));
+  return { bodies, body };
 }

@@ -83,7 +83,11 @@ function valueOf(value: AnyValue): string | number | boolean | undefined {
 
 function attributesOf(list: { key: string; value: AnyValue }[] | undefined) {
   const out: Record<string, string | number | boolean | undefined> = {};
-  for (const { key, value } of list ?? []) out[key] = valueOf(value);
+  for (const { key, value } of list ?? []) {
+    // OTLP requires unique keys; a collector keeps one of two at random.
+    if (Object.hasOwn(out, key)) throw new Error(`attribute ${key} appears twice in one span`);
+    out[key] = valueOf(value);
+  }
   return out;
 }
 
