@@ -104,16 +104,30 @@ const PROVIDERS: Record<string, string> = {
 /** Random ids from a CSPRNG, drawn from a pool so an id is a slice, not a system call. */
 const pool = Buffer.allocUnsafe(4_096);
 let poolOffset = pool.length;
+/** The char codes of the hex digits. */
+const DIGITS = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
+/** Scratch char codes for an 8-byte and a 16-byte id. */
+const CODES = { 8: new Array<number>(16).fill(0), 16: new Array<number>(32).fill(0) };
 
 function randomHex(bytes: 8 | 16): string {
   if (poolOffset + bytes > pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  // Hex digits in JS and one flat string: Buffer's toString('hex') is a call into C++
+  // (~0.2 µs) for each of a request's four ids.
+  const codes = CODES[bytes];
+  let any = 0;
+  for (let i = 0; i < bytes; i++) {
+    const byte = pool[poolOffset + i]!;
+    any |= byte;
+    codes[2 * i] = DIGITS[byte >>> 4]!;
+    codes[2 * i + 1] = DIGITS[byte & 15]!;
+  }
   poolOffset += bytes;
   // All zeros is the one invalid id (W3C trace context).
-  return /^0+$/.test(hex) ? randomHex(bytes) : hex;
+  if (any === 0) return randomHex(bytes);
+  return String.fromCharCode.apply(null, codes);
 }
 
 function epochMs(): number {
@@ -168,7 +182,8 @@ class Spans {
     format: SpanFormat,
     readonly writer: SpanWriter,
   ) {
-    for (const name of KEY_NAMES) this.keys[name] = format.key(name);
+    for (const name of KEY_NAMES)
+      this.keys[name] = format.key(name, { unique: name === 'lanekeeper.request_id' });
   }
 
   genAi(g: GenAi): void {

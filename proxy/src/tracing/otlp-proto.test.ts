@@ -11,6 +11,7 @@ import {
   type SpanOptions as Options,
 } from '../../test/helpers/official-span.js';
 import { otlpProto, writeUnixNanos } from './otlp-proto.js';
+import { SpanBody } from './span-body.js';
 
 /** The generated protobufjs type the official serializer encodes with. */
 const exportRequest = (
@@ -200,5 +201,37 @@ describe('OTLP protobuf spans', () => {
     );
     expect(values[39]).toBe(`é${'v'.repeat(39 * 37)}`);
     expect(values[40]).toBe('ü');
+  });
+
+  it('writes a value it remembers exactly as the first time, whatever a client cycles through', () => {
+    // One key, as the tracer keeps it: remembered values, a refill after 64, long and
+    // non-ASCII ones, and values a client sends to look like a protobuf frame.
+    const key = otlpProto.key('url.path');
+    const values = Array.from({ length: 150 }, (_, i) =>
+      i % 3 === 0 ? `/v1/p${i % 90}` : i % 3 === 1 ? `é\u0000\x12\n${'x'.repeat(i)}` : '/v1/chat/completions',
+    );
+    const bodies: Buffer[] = [];
+    const body = new SpanBody({
+      envelope: otlpProto.envelope('svc'),
+      capacity: 1024 * 1024,
+      maxSpans: Number.MAX_SAFE_INTEGER,
+      onReady: (ready) => bodies.push(Buffer.from(ready.bytes)),
+      onFirstSpan: () => undefined,
+    });
+    const writer = otlpProto.writer(body);
+    for (const value of [...values, ...values]) {
+      writer.begin(ids.traceId, ids.spanId, '', false, 'n', 2, 1, 2);
+      writer.string(key, value);
+      writer.end(0, undefined);
+    }
+    bodies.push(Buffer.from(body.take()!.bytes));
+    const written = bodies.flatMap((bytes) =>
+      spansOf(bytes).map(
+        (s) =>
+          (s as unknown as { attributes: { value: { stringValue: string } }[] }).attributes[0]!.value
+            .stringValue,
+      ),
+    );
+    expect(written).toEqual([...values, ...values]);
   });
 });

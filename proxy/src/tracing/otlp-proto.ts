@@ -13,12 +13,27 @@
  */
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { SpanBody } from './span-body.js';
-import { spanFlags, type AttributeKey, type SpanFormat, type SpanWriter } from './span-format.js';
+import {
+  spanFlags,
+  type AttributeKey,
+  type KeyOptions,
+  type SpanFormat,
+  type SpanWriter,
+} from './span-format.js';
 
 /** A key's KeyValue.key field and the KeyValue.value tag after it, as bytes. */
 interface ProtoKey {
   readonly head: Uint8Array;
+  /** Whole attributes already written, by string value: most values repeat request after request. */
+  readonly written: Map<string, Uint8Array> | undefined;
 }
+
+/**
+ * Values remembered per key, and the longest. A hostile client can churn through paths or
+ * model names; that costs it a refill, never memory beyond 64 short values a key.
+ */
+const REMEMBERED = 64;
+const REMEMBERED_LENGTH = 64;
 
 /** Bytes of a varint of 0 .. 2^32 - 1. */
 function varintSize(n: number): number {
@@ -237,8 +252,15 @@ class ProtoSpanWriter implements SpanWriter {
 
   string(key: AttributeKey, value: string): void {
     const k = key as unknown as ProtoKey;
-    const n = value.length;
     const body = this.body;
+    const written = k.written?.get(value);
+    if (written !== undefined) {
+      body.room(written.length);
+      body.buf.set(written, body.pos);
+      body.pos += written.length;
+      return;
+    }
+    const n = value.length;
     body.room(k.head.length + 20 + n);
     let buf = body.buf;
     let pos = this.attribute(buf, body.pos, k, varintSize(n) + n);
@@ -253,6 +275,10 @@ class ProtoSpanWriter implements SpanWriter {
       buf[pos++] = STRING_VALUE;
       pos = varint(buf, pos, bytes);
       pos += buf.write(value, pos, bytes, 'utf8');
+    }
+    if (k.written !== undefined && n <= REMEMBERED_LENGTH) {
+      if (k.written.size >= REMEMBERED) k.written.clear();
+      k.written.set(value, Uint8Array.prototype.slice.call(buf, body.pos, pos));
     }
     body.pos = pos;
   }
@@ -338,14 +364,15 @@ class ProtoSpanWriter implements SpanWriter {
   }
 }
 
-function key(name: string): AttributeKey {
+function key(name: string, options?: KeyOptions): AttributeKey {
   const nameBytes = Buffer.from(name, 'utf8');
   const head = Buffer.alloc(1 + varintSize(nameBytes.length) + nameBytes.length + 1);
   let pos = varint(head, 1, nameBytes.length);
   head[0] = 0x0a; // KeyValue.key
   pos += nameBytes.copy(head, pos);
   head[pos] = 0x12; // KeyValue.value
-  return { head: new Uint8Array(head) } satisfies ProtoKey as unknown as AttributeKey;
+  const written = options?.unique ? undefined : new Map<string, Uint8Array>();
+  return { head: new Uint8Array(head), written } satisfies ProtoKey as unknown as AttributeKey;
 }
 
 /** A varint as a byte string, for the envelope. */

@@ -15,6 +15,11 @@ export interface AttributeKey {
 
 export type AttributeValue = string | number | boolean;
 
+export interface KeyOptions {
+  /** Its values rarely repeat (a request id): not worth remembering how they were written. */
+  unique?: boolean;
+}
+
 /**
  * Writes spans into a body. Between `begin` and `end` come the span's attributes; nothing
  * else may write to the body in between (the tracer writes each span in one go).
@@ -55,7 +60,7 @@ export interface Envelope {
 export interface SpanFormat {
   /** The export request's Content-Type. */
   readonly contentType: string;
-  key(name: string): AttributeKey;
+  key(name: string, options?: KeyOptions): AttributeKey;
   /** A writer of this format's spans into `body`. */
   writer(body: SpanBody): SpanWriter;
   envelope(serviceName: string): Envelope;
