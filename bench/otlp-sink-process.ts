@@ -10,11 +10,16 @@ import { startOtlpSink } from './otlp-sink.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
-/** Starts the sink in a child; `stop()` ends it and fills `received`. */
-export async function startSinkProcess() {
-  const child = spawn(process.execPath, [...process.execArgv, SELF, '--sink'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+/**
+ * Starts the sink in a child; `stop()` ends it and fills `received`. `core` pins it (taskset),
+ * off the proxy's core, as a collector on another host would be.
+ */
+export async function startSinkProcess(core?: string) {
+  const args = [...process.execArgv, SELF, '--sink'];
+  const child =
+    core === undefined
+      ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn('taskset', ['-c', core, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const url = String((await lines.next()).value);
   const received = { requests: 0, bytes: 0 };

@@ -62,6 +62,26 @@ describe('benchmark report', () => {
     expect(met.map((c) => c.met)).toEqual([true, true, null]);
   });
 
+  it.each([
+    [9.9, true],
+    [10, true],
+    [10.1, false],
+  ])('holds tracing to 10 us a request: %s us is met %s', (usPerRequest, met) => {
+    const windows = [
+      { offUs: 100, onUs: 100 + usPerRequest - 1, tracedRequests: 8000 },
+      { offUs: 120, onUs: 120 + usPerRequest, tracedRequests: 8000 },
+    ];
+    const [check] = checkTargets({}, { traceCost: { usPerRequest, windows, rate: 1000 } });
+    expect(check).toMatchObject({ target: 'traced', met });
+    expect(check?.measured).toContain(
+      `${usPerRequest.toFixed(1)} us (median of 2 windows side by side at 1000 req/s: ${(usPerRequest - 1).toFixed(1)}, ${usPerRequest.toFixed(1)})`,
+    );
+  });
+
+  it('leaves tracing out when it was not measured', () => {
+    expect(checkTargets({})).toEqual([]);
+  });
+
   it('holds 10,000 tenants to 10% more CPU per request than one, and Redis to 4 KiB a tenant', () => {
     const results = {
       'lanekeeper-memory': { json: scenario(1000, 100), stream: scenario(500, 200) },

@@ -6,6 +6,7 @@
 import type { Measurement } from './load.js';
 import type { TenantMemory } from './redis-memory.js';
 import type { TargetName } from './targets.js';
+import type { TraceCost } from './trace-cost.js';
 
 /**
  * `burst`: the paced scenario run as a tenant that just burst at full speed and then went
@@ -73,7 +74,12 @@ export interface CheckInputs {
   results?: RunResults;
   /** Redis memory per active tenant, by Redis-mode target. */
   redisMemory?: Partial<Record<TargetName, TenantMemory>>;
+  /** Tracing's cost per request, both proxies side by side (trace-cost.ts). */
+  traceCost?: Pick<TraceCost, 'usPerRequest' | 'windows' | 'rate'>;
 }
+
+/** Issue 18's most CPU tracing may add to a request at ratio 1.0. */
+export const MAX_TRACING_US = 10;
 
 /** Issue 16's most Redis bytes per active tenant. */
 export const MAX_BYTES_PER_TENANT = 4096;
@@ -131,6 +137,16 @@ export function checkTargets(
       goal: 'CPU per request within 10% of one tenant',
       measured: `${ratioOrNotRun(measured[0])} json, ${ratioOrNotRun(measured[1])} stream`,
       met: known.length === 0 ? null : Math.max(...known) <= 1.1,
+    });
+  }
+  const { traceCost } = inputs;
+  if (traceCost) {
+    const each = traceCost.windows.map((w) => fmt(w.onUs - w.offUs, 1)).join(', ');
+    checks.push({
+      target: 'traced',
+      goal: `tracing at ratio 1.0 adds <= ${MAX_TRACING_US} us CPU per request`,
+      measured: `${fmt(traceCost.usPerRequest, 1)} us (median of ${traceCost.windows.length} windows side by side at ${traceCost.rate} req/s: ${each})`,
+      met: traceCost.usPerRequest <= MAX_TRACING_US,
     });
   }
   for (const [name, m] of Object.entries(inputs.redisMemory ?? {})) {

@@ -18,7 +18,10 @@
  * instead of a redis-server of its own, pinned with the load generator),
  * --burst-seconds N (default 5), --burst-pause N (default 61: past the minute window, so
  * everything the burst counted has aged out by the next request),
- * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts).
+ * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts),
+ * --no-trace-cost, --trace-cost-windows N (default 5): with the traced target, tracing's
+ * cost per request is also measured with an untraced and a traced proxy side by side
+ * (trace-cost.ts), about a minute more.
  *
  * The many-tenant targets (`-10k`) carry 10,000 tenants and spread the load over 1,000 of
  * them. After the rounds, each Redis-mode target gets the burst scenario: one tenant at full
@@ -47,6 +50,7 @@ import {
 } from './report.js';
 import { redisMemoryPerTenant, type TenantMemory } from './redis-memory.js';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.js';
+import { measureTraceCost, type TraceCost } from './trace-cost.js';
 import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
@@ -337,6 +341,21 @@ async function benchmark(): Promise<void> {
     await privateRedis?.stop();
     await sink?.stop();
   }
+  // The traced target's table figures come from rounds run one after the other, whose
+  // difference holds whatever the host did meanwhile; tracing's own cost is measured with
+  // both proxies side by side (trace-cost.ts).
+  let traceCost: TraceCost | undefined;
+  if (wanted.includes('lanekeeper-traced') && !fromSource && !flag('--no-trace-cost')) {
+    log('tracing cost: an untraced and a traced proxy side by side, paced at 1000 req/s each');
+    traceCost = await measureTraceCost({
+      windows: option('--trace-cost-windows', 5),
+      seconds: 8,
+      rate: 1000,
+      stream: false,
+      builtCli,
+      log,
+    });
+  }
   const results: RunResults = {};
   for (const target of targets) {
     const byScenario: TargetResults = {};
@@ -353,7 +372,7 @@ async function benchmark(): Promise<void> {
       if (name !== 'floor') ratios[name] = ratiosToFloor(r, results.floor);
     }
   }
-  const checks = checkTargets(ratios, { results, redisMemory });
+  const checks = checkTargets(ratios, { results, redisMemory, traceCost });
   const date = new Date().toISOString();
   const machine = {
     cores: cpus().length,
@@ -371,7 +390,7 @@ async function benchmark(): Promise<void> {
   const file = join(RESULTS_DIR, `bench-${date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    `${JSON.stringify({ date, machine, layout: layout.description, settings, results, ratios, redisMemory, checks, table }, null, 2)}\n`,
+    `${JSON.stringify({ date, machine, layout: layout.description, settings, results, ratios, redisMemory, traceCost, checks, table }, null, 2)}\n`,
   );
   log(`saved ${file}${profileDir ? `; CPU profiles in ${profileDir}` : ''}`);
 }

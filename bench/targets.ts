@@ -107,6 +107,8 @@ export interface LanekeeperOptions {
   translated?: boolean;
   /** Trace every request (sample_ratio 1) to this OTLP/HTTP endpoint (bench/otlp-sink.ts). */
   otlpEndpoint?: string;
+  /** The traced target's sample_ratio (default 1). */
+  sampleRatio?: number;
   /** MANY_TENANTS tenants in the config, the load spread over ACTIVE_TENANTS of them. */
   manyTenants?: boolean;
   /** Run the CLI of another checkout (DIR/proxy/src/cli.ts) as `lanekeeper-baseline`. */
@@ -240,7 +242,8 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
     translated: options.translated,
     tenants: options.manyTenants ? MANY_TENANTS : 0,
   });
-  if (options.otlpEndpoint) config.telemetry = { otlp_endpoint: options.otlpEndpoint, sample_ratio: 1 };
+  if (options.otlpEndpoint)
+    config.telemetry = { otlp_endpoint: options.otlpEndpoint, sample_ratio: options.sampleRatio ?? 1 };
   const name: TargetName = options.sourceDir
     ? 'lanekeeper-baseline'
     : options.otlpEndpoint

@@ -1,93 +1,140 @@
 /**
- * A quick A/B of what tracing costs per request, without the full bench: one process runs
- * a fake upstream, the proxy (tracing off, then on at ratio 1.0) and a client loop; the
- * difference in process CPU per request between the two is tracing's share, as the upstream
- * and the client do the same work in both. The OTLP sink runs in a child process, as a
- * collector does: receiving 3 KB a request in the same process cost it ~15 µs of writev a
- * request that no deployment pays.
+ * What tracing at ratio 1.0 costs a request, measured so that the machine's own swings
+ * cancel out: two compiled proxies run side by side on the same core, one with tracing off
+ * and one exporting every request to an OTLP sink (in its own process, as a collector is),
+ * and both get the same paced load at the same time. Over each window the difference of
+ * their CPU per request (from /proc) is tracing's cost; the median of the windows is the
+ * figure. Running the two one after the other instead (the main table's rounds) puts
+ * whatever the host did meanwhile into the difference: on this VM, tens of µs.
  *
- *   npx tsx bench/trace-cost.ts [requests=5000] [rounds=3]
+ *   npx tsx bench/trace-cost.ts [--windows 7] [--seconds 10] [--rate 1000] [--stream] [--ratio 1]
+ *
+ * `--src DIR` measures the proxy of another checkout (a copy of the tree before a change).
+ *
+ * `--profile` writes both proxies' CPU profiles to bench/results/profiles (bench/profile-summary.ts reads them).
+ *
+ * `npm run bench` runs it after the table when the traced target is among its targets.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
-import { Agent, request } from 'undici';
-import { startProxy } from '../proxy/src/main.js';
-import { createLogger } from '../proxy/src/log.js';
-import { baseConfig, KEYS } from '../proxy/test/helpers/harness.js';
+import { join } from 'node:path';
+import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
+import { runPaced } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
+import { coreLayout, cpuSeconds } from './processes.js';
+import { buildLanekeeper, RESULTS_DIR, startLanekeeper, startUpstream, type Target } from './targets.js';
 
-const REQUESTS = Number(process.argv[2] ?? 5_000);
-const ROUNDS = Number(process.argv[3] ?? 3);
-const CONCURRENCY = 16;
-/** The sample ratio of the traced runs (TRACE_RATIO, default 1). */
-const RATIO = Number(process.env.TRACE_RATIO ?? 1);
-
-const BODY = JSON.stringify({
-  id: 'c',
-  object: 'chat.completion',
-  model: 'small-model',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
-});
-
-async function main(): Promise<void> {
-  const upstream = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) });
-      res.end(BODY);
-    });
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const sink = await startSinkProcess();
-  const quiet = createLogger('warn', new Writable({ write: (_c, _e, done) => done() }));
-  const results: Record<'off' | 'on', number[]> = { off: [], on: [] };
-  const payload = JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] });
-
-  for (let round = 0; round < ROUNDS; round++) {
-    // Alternate the order, so warm-up or machine drift does not favour one mode.
-    for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
-      const base = baseConfig(upstreamUrl);
-      base.log = { level: 'warn' };
-      const config =
-        mode === 'on' ? { ...base, telemetry: { otlp_endpoint: sink.url, sample_ratio: RATIO } } : base;
-      const proxy = await startProxy({ config, logger: quiet, env: {} });
-      const agent = new Agent({ connections: CONCURRENCY });
-      const send = async () => {
-        const res = await request(`${proxy.url}/v1/chat/completions`, {
-          method: 'POST',
-          dispatcher: agent,
-          headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-          body: payload,
-        });
-        await res.body.text();
-      };
-      for (let i = 0; i < 500; i++) await send(); // warm-up
-      const before = process.cpuUsage();
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (next++ < REQUESTS) await send();
-        }),
-      );
-      const used = process.cpuUsage(before);
-      await proxy.close(1_000);
-      await agent.close();
-      const perRequest = (used.user + used.system) / REQUESTS;
-      results[mode].push(perRequest);
-      console.log(`round ${round + 1} tracing ${mode}: ${perRequest.toFixed(1)} µs CPU per request`);
-    }
-  }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  const off = median(results.off);
-  const on = median(results.on);
-  await sink.stop();
-  console.log(
-    `median: off ${off.toFixed(1)} µs, on ${on.toFixed(1)} µs, tracing costs ${(on - off).toFixed(1)} µs per request; sink got ${sink.received.requests} exports, ${sink.received.bytes} bytes`,
-  );
-  await new Promise<void>((resolve) => upstream.close(() => resolve()));
+export interface TraceCost {
+  /** Median over the windows of traced minus untraced CPU µs per request. */
+  usPerRequest: number;
+  windows: { offUs: number; onUs: number; tracedRequests: number }[];
+  rate: number;
+  seconds: number;
+  stream: boolean;
+  /** Export bytes per traced request. */
+  exportBytesPerRequest: number;
 }
 
-await main();
+export interface TraceCostOptions {
+  windows: number;
+  seconds: number;
+  /** Paced requests per second to each proxy. */
+  rate: number;
+  stream: boolean;
+  /** The traced proxy's sample_ratio (default 1). */
+  ratio?: number;
+  /** Write both proxies' CPU profiles under this directory (lanekeeper-memory/, lanekeeper-traced/). */
+  profileDir?: string;
+  /** The compiled CLI (buildLanekeeper); built here when absent. */
+  builtCli?: string;
+  log?: (line: string) => void;
+}
+
+export async function measureTraceCost(options: TraceCostOptions): Promise<TraceCost> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const layout = coreLayout();
+  const builtCli = options.builtCli ?? buildLanekeeper('trace-cost');
+  const upstream = await startUpstream(layout.upstream);
+  // The collector sits with the load generator, off the proxies' core.
+  const sink = await startSinkProcess(layout.load);
+  const started: Target[] = [];
+  try {
+    const { profileDir } = options;
+    const off = await startLanekeeper({
+      upstreamUrl: upstream.url,
+      core: layout.proxy,
+      builtCli,
+      profileDir,
+    });
+    started.push(off);
+    const on = await startLanekeeper({
+      upstreamUrl: upstream.url,
+      core: layout.proxy,
+      builtCli,
+      profileDir,
+      otlpEndpoint: sink.url,
+      sampleRatio: options.ratio,
+    });
+    started.push(on);
+    const path = '/v1/chat/completions';
+    const body = chatBody(options.stream);
+    const load = (target: Target, seconds: number) =>
+      runPaced(
+        { url: `${target.url}${path}`, body, apiKey: BENCH_API_KEY },
+        { seconds, rate: options.rate, core: layout.load },
+      );
+    // Warm both (JIT, connection pools) before measuring.
+    const warmed = (await Promise.all([load(off, 3), load(on, 3)]))[1].requests;
+    const windows: TraceCost['windows'] = [];
+    for (let i = 0; i < options.windows; i++) {
+      const before = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
+      const [a, b] = await Promise.all([load(off, options.seconds), load(on, options.seconds)]);
+      const after = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
+      if (a.errors > 0 || b.errors > 0 || a.requests === 0 || b.requests === 0)
+        throw new Error(`window ${i + 1}: errors (off ${a.errors}, on ${b.errors})`);
+      const offUs = ((after[0]! - before[0]!) / a.requests) * 1e6;
+      const onUs = ((after[1]! - before[1]!) / b.requests) * 1e6;
+      windows.push({ offUs, onUs, tracedRequests: b.requests });
+      log(
+        `[trace-cost] window ${i + 1}: off ${offUs.toFixed(1)}, on ${onUs.toFixed(1)} µs CPU/request: tracing ${(onUs - offUs).toFixed(1)} µs`,
+      );
+    }
+    const sorted = windows.map((w) => w.onUs - w.offUs).sort((x, y) => x - y);
+    const usPerRequest = sorted[Math.floor(sorted.length / 2)]!;
+    await Promise.all(started.map((target) => target.stop()));
+    started.length = 0;
+    await sink.stop();
+    const tracedRequests = windows.reduce((sum, w) => sum + w.tracedRequests, 0) + warmed;
+    return {
+      usPerRequest,
+      windows,
+      rate: options.rate,
+      seconds: options.seconds,
+      stream: options.stream,
+      exportBytesPerRequest: sink.received.bytes / tracedRequests,
+    };
+  } finally {
+    await Promise.all(started.map((target) => target.stop()));
+    await upstream.stop();
+  }
+}
+
+function flagValue(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const sourceAt = process.argv.indexOf('--src');
+  const source = sourceAt >= 0 ? process.argv[sourceAt + 1] : undefined;
+  const result = await measureTraceCost({
+    windows: flagValue('--windows', 7),
+    seconds: flagValue('--seconds', 10),
+    rate: flagValue('--rate', 1000),
+    stream: process.argv.includes('--stream'),
+    ratio: flagValue('--ratio', 1),
+    profileDir: process.argv.includes('--profile') ? join(RESULTS_DIR, 'profiles') : undefined,
+    builtCli: source ? buildLanekeeper('trace-cost-src', source) : undefined,
+  });
+  console.log(
+    `tracing at ratio ${flagValue('--ratio', 1)} costs ${result.usPerRequest.toFixed(1)} µs CPU per request (median of ${result.windows.length} windows, ${result.stream ? 'SSE' : 'JSON'} at ${result.rate} req/s each); ${result.exportBytesPerRequest.toFixed(0)} bytes exported per request`,
+  );
+}
