@@ -1,9 +1,8 @@
 /**
  * The tracer alone, per wire format: CPU per request to record a request's three spans,
- * encode them, copy them into the batch and hand full batches to the transport, with no
- * proxy, client or upstream around it. Much less noisy than trace-cost.ts (which measures
- * the whole proxy with tracing off and on) on a shared machine, and it isolates what the
- * encoding changes. The formats alternate round by round; the sink runs in a child process,
+ * write them into the export body and hand full bodies to the transport, with no proxy,
+ * client or upstream around it: what the tracer costs with everything it touches hot in
+ * the caches, where inside a proxy (trace-cost.ts) the same work costs several times more. The formats alternate round by round; the sink runs in a child process,
  * as a collector does. Both formats in one process make the tracer's call sites see two
  * formats (polymorphic) and slow both, where a proxy only ever runs one: to compare them,
  * run each alone (TRACE_PROTOCOL) in its own process, interleaved.
