@@ -167,6 +167,10 @@ function genAiOf(ctx: RequestContext): GenAi {
   };
 }
 
+/** Ended requests queued before their spans are written, and how long the first may wait. */
+const PENDING_MAX = 64;
+const PENDING_MS = 20;
+
 /** server.address and server.port of an upstream. */
 interface Address {
   host: string;
@@ -177,6 +181,9 @@ interface Address {
 class Spans {
   readonly keys = {} as Record<KeyName, AttributeKey>;
   private readonly addresses = new WeakMap<Upstream, Address>();
+  /** Requests over, their spans not written yet. */
+  private readonly pending: SampledTrace[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     format: SpanFormat,
@@ -196,6 +203,34 @@ class Spans {
     if (g.inputTokens !== undefined) w.number(k['gen_ai.usage.input_tokens'], g.inputTokens);
     if (g.outputTokens !== undefined) w.number(k['gen_ai.usage.output_tokens'], g.outputTokens);
     if (g.maxTokens !== undefined) w.number(k['gen_ai.request.max_tokens'], g.maxTokens);
+  }
+
+  /**
+   * Queues an ended request's spans. They are written a few dozen requests at a time: in
+   * one pass the writer's code and the key tables stay in the caches, where written as
+   * each request ends, between everything else a request does, the same code ran several
+   * times slower (docs/observability.md).
+   */
+  add(trace: SampledTrace): void {
+    this.pending.push(trace);
+    if (this.pending.length >= PENDING_MAX) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), PENDING_MS).unref();
+  }
+
+  /** Writes every queued request's spans into the body. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const pending = this.pending;
+    for (let i = 0; i < pending.length; i++) {
+      try {
+        pending[i]!.write();
+      } catch {
+        // A span cut short is taken out of the body; tracing never takes the proxy down.
+        this.writer.abort();
+      }
+    }
+    pending.length = 0;
   }
 
   address(upstream: Upstream): Address {
@@ -226,12 +261,40 @@ interface Attempt {
   errorType: string | undefined;
   status: number;
   statusMessage: string | undefined;
+  /** The request's outcome, for the last call (written with the request's end). */
+  outcome: GenAi | undefined;
 }
 
 interface OpenStage {
   spanId: string;
   name: string;
   startMs: number;
+  /** Set when it ended; still undefined when the request ended first. */
+  endMs: number | undefined;
+  refused: number | undefined;
+}
+
+/** What the request span says, read from the context when the request ended. */
+interface Final {
+  endMs: number;
+  name: string;
+  method: string;
+  path: string;
+  secure: boolean;
+  remoteAddress: string;
+  host: string;
+  genAi: GenAi;
+  status: number;
+  requestId: string;
+  tenant: string | undefined;
+  plan: string | undefined;
+  modelRequested: string | undefined;
+  costUsd: number | undefined;
+  provenance: string | undefined;
+  outcome: string | undefined;
+  upstream: string | undefined;
+  stream: boolean;
+  errorCode: string | undefined;
 }
 
 const NO_STAGE: StageSpan = { end: () => undefined };
@@ -255,8 +318,10 @@ class SampledTrace implements RequestTrace {
   private readonly spanId = randomHex(8);
   private attempt: Attempt | undefined;
   private attempts = 0;
-  private readonly open: OpenStage[] = [];
-  private ended = false;
+  /** Every stage span, ended or not, and every call span ended, in order. */
+  private readonly stages: OpenStage[] = [];
+  private readonly calls: Attempt[] = [];
+  private final: Final | undefined;
 
   constructor(
     private readonly spans: Spans,
@@ -267,18 +332,19 @@ class SampledTrace implements RequestTrace {
   ) {}
 
   stage(name: string): StageSpan {
-    const open: OpenStage = { spanId: randomHex(8), name, startMs: epochMs() };
-    this.open.push(open);
+    const open: OpenStage = {
+      spanId: randomHex(8),
+      name,
+      startMs: epochMs(),
+      endMs: undefined,
+      refused: undefined,
+    };
+    this.stages.push(open);
     return {
       end: (refused) => {
-        const at = this.open.indexOf(open);
-        if (at < 0 || this.ended) return;
-        this.open.splice(at, 1);
-        const { writer: w, keys: k } = this.spans;
-        w.begin(this.traceId, open.spanId, this.spanId, false, name, KIND_INTERNAL, open.startMs, epochMs());
-        w.boolean(k['lanekeeper.admitted'], refused === undefined);
-        if (refused !== undefined) w.int(k['lanekeeper.refused_status'], refused);
-        w.end(STATUS_UNSET, undefined);
+        if (open.endMs !== undefined || this.final) return;
+        open.endMs = epochMs();
+        open.refused = refused;
       },
     };
   }
@@ -302,6 +368,7 @@ class SampledTrace implements RequestTrace {
       errorType: undefined,
       status: STATUS_UNSET,
       statusMessage: undefined,
+      outcome: undefined,
     };
     return `00-${this.traceId}-${spanId}-01`;
   }
@@ -325,66 +392,111 @@ class SampledTrace implements RequestTrace {
       this.closeAttempt(undefined);
     }
     // Otherwise the last call's usage is known only once the response-end hooks ran: its
-    // span is written then, with the time it really ended.
+    // span takes the request's outcome then, with the time it really ended.
   }
 
-  /** Writes the current call's span: given up for a retry or fallback, failed, or over (`outcome`). */
+  /** The current call is over: given up for a retry or fallback, failed, or the last one (`outcome`). */
   private closeAttempt(outcome: GenAi | undefined): void {
     const attempt = this.attempt;
     if (!attempt) return;
     this.attempt = undefined;
-    const { writer: w, keys: k } = this.spans;
-    w.begin(
-      this.traceId,
-      attempt.spanId,
-      this.spanId,
-      false,
-      attempt.name,
-      KIND_CLIENT,
-      attempt.startMs,
-      attempt.endMs ?? epochMs(),
-    );
-    w.string(k['http.request.method'], attempt.method);
-    this.spans.genAi(outcome ?? attempt.genAi);
-    const address = this.spans.address(attempt.upstream);
-    w.string(k['server.address'], address.host);
-    w.int(k['server.port'], address.port);
-    w.string(k['url.full'], attempt.url);
-    w.string(k['lanekeeper.upstream'], attempt.upstream.name);
-    if (attempt.resend > 0) w.int(k['http.request.resend_count'], attempt.resend);
-    if (attempt.statusCode !== 0) w.int(k['http.response.status_code'], attempt.statusCode);
-    if (attempt.errorType !== undefined) w.string(k['error.type'], attempt.errorType);
-    w.end(attempt.status, attempt.statusMessage);
+    attempt.endMs ??= epochMs();
+    attempt.outcome = outcome;
+    this.calls.push(attempt);
   }
 
   end(ctx: RequestContext): void {
-    if (this.ended) return;
-    this.ended = true;
-    const now = epochMs();
+    if (this.final) return;
+    const endMs = epochMs();
     const genAi = genAiOf(ctx);
     this.closeAttempt(genAi);
+    const method = ctx.request.method;
+    // The context is read now: its hooks may still be running when the spans are written.
+    this.final = {
+      endMs,
+      name: ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
+      method,
+      path: ctx.request.path,
+      secure: ctx.secure,
+      remoteAddress: ctx.remoteAddress,
+      host: ctx.clientHeaders.host ?? '',
+      genAi,
+      status: ctx.status ?? 0,
+      requestId: ctx.id,
+      tenant: ctx.tenant?.id,
+      plan: ctx.tenant?.planName,
+      modelRequested: ctx.modelRequested,
+      costUsd: ctx.costUsd,
+      provenance: ctx.provenance,
+      outcome: ctx.outcome,
+      upstream: ctx.upstream?.name,
+      stream: ctx.stream,
+      errorCode: ctx.errorCode,
+    };
+    this.spans.add(this);
+  }
+
+  /** Writes the request's spans into the body: its stages, its calls, then itself. */
+  write(): void {
+    const f = this.final!;
     const { writer: w, keys: k } = this.spans;
-    for (const open of this.open) {
-      w.begin(this.traceId, open.spanId, this.spanId, false, open.name, KIND_INTERNAL, open.startMs, now);
+    for (const stage of this.stages) {
+      w.begin(
+        this.traceId,
+        stage.spanId,
+        this.spanId,
+        false,
+        stage.name,
+        KIND_INTERNAL,
+        stage.startMs,
+        stage.endMs ?? f.endMs,
+      );
+      // A stage still open when the request ended says nothing of admission.
+      if (stage.endMs !== undefined) {
+        w.boolean(k['lanekeeper.admitted'], stage.refused === undefined);
+        if (stage.refused !== undefined) w.int(k['lanekeeper.refused_status'], stage.refused);
+      }
       w.end(STATUS_UNSET, undefined);
     }
-    const status = ctx.status ?? 0;
-    const method = ctx.request.method;
+    for (const call of this.calls) {
+      w.begin(
+        this.traceId,
+        call.spanId,
+        this.spanId,
+        false,
+        call.name,
+        KIND_CLIENT,
+        call.startMs,
+        call.endMs!,
+      );
+      w.string(k['http.request.method'], call.method);
+      this.spans.genAi(call.outcome ?? call.genAi);
+      const address = this.spans.address(call.upstream);
+      w.string(k['server.address'], address.host);
+      w.int(k['server.port'], address.port);
+      w.string(k['url.full'], call.url);
+      w.string(k['lanekeeper.upstream'], call.upstream.name);
+      if (call.resend > 0) w.int(k['http.request.resend_count'], call.resend);
+      if (call.statusCode !== 0) w.int(k['http.response.status_code'], call.statusCode);
+      if (call.errorType !== undefined) w.string(k['error.type'], call.errorType);
+      w.end(call.status, call.statusMessage);
+    }
+    const status = f.status;
     w.begin(
       this.traceId,
       this.spanId,
       this.parentSpanId,
       this.parentSpanId !== '',
-      ctx.route && !ctx.route.fallback ? `${method} ${ctx.request.path}` : method,
+      f.name,
       KIND_SERVER,
       this.startMs,
-      now,
+      f.endMs,
     );
-    w.string(k['http.request.method'], method);
-    w.string(k['url.path'], ctx.request.path);
-    w.string(k['url.scheme'], ctx.secure ? 'https' : 'http');
-    w.string(k['client.address'], ctx.remoteAddress);
-    const host = ctx.clientHeaders.host ?? '';
+    w.string(k['http.request.method'], f.method);
+    w.string(k['url.path'], f.path);
+    w.string(k['url.scheme'], f.secure ? 'https' : 'http');
+    w.string(k['client.address'], f.remoteAddress);
+    const host = f.host;
     if (host) {
       const colon = host.lastIndexOf(':');
       if (colon > 0 && !host.endsWith(']')) {
@@ -392,22 +504,20 @@ class SampledTrace implements RequestTrace {
         w.number(k['server.port'], Number(host.slice(colon + 1)));
       } else w.string(k['server.address'], host);
     }
-    this.spans.genAi(genAi);
+    this.spans.genAi(f.genAi);
     w.int(k['http.response.status_code'], status);
-    w.string(k['lanekeeper.request_id'], ctx.id);
-    if (ctx.tenant) {
-      w.string(k['lanekeeper.tenant'], ctx.tenant.id);
-      w.string(k['lanekeeper.plan'], ctx.tenant.planName);
-    }
-    if (ctx.modelRequested !== undefined) w.string(k['lanekeeper.model_requested'], ctx.modelRequested);
-    if (ctx.costUsd !== undefined) w.number(k['lanekeeper.cost_usd'], ctx.costUsd);
-    if (ctx.provenance !== undefined) w.string(k['lanekeeper.usage.provenance'], ctx.provenance);
-    if (ctx.outcome !== undefined) w.string(k['lanekeeper.outcome'], ctx.outcome);
-    if (ctx.upstream) w.string(k['lanekeeper.upstream'], ctx.upstream.name);
-    w.boolean(k['lanekeeper.stream'], ctx.stream);
-    if (ctx.errorCode !== undefined) w.string(k['error.type'], ctx.errorCode);
+    w.string(k['lanekeeper.request_id'], f.requestId);
+    if (f.tenant !== undefined) w.string(k['lanekeeper.tenant'], f.tenant);
+    if (f.plan !== undefined) w.string(k['lanekeeper.plan'], f.plan);
+    if (f.modelRequested !== undefined) w.string(k['lanekeeper.model_requested'], f.modelRequested);
+    if (f.costUsd !== undefined) w.number(k['lanekeeper.cost_usd'], f.costUsd);
+    if (f.provenance !== undefined) w.string(k['lanekeeper.usage.provenance'], f.provenance);
+    if (f.outcome !== undefined) w.string(k['lanekeeper.outcome'], f.outcome);
+    if (f.upstream !== undefined) w.string(k['lanekeeper.upstream'], f.upstream);
+    w.boolean(k['lanekeeper.stream'], f.stream);
+    if (f.errorCode !== undefined) w.string(k['error.type'], f.errorCode);
     else if (status >= 500) w.string(k['error.type'], String(status));
-    w.end(status >= 500 || ctx.outcome === 'upstream_error' ? STATUS_ERROR : STATUS_UNSET, undefined);
+    w.end(status >= 500 || f.outcome === 'upstream_error' ? STATUS_ERROR : STATUS_UNSET, undefined);
   }
 }
 
@@ -422,7 +532,10 @@ export function createOtelRequestTracer(
   options: OtelTracerOptions,
 ): RequestTracer {
   const format = FORMATS[settings.protocol];
+  // Queued requests are written before any body is sent (spans is set just below).
+  const beforeSend = () => spans.flush();
   const batch = createSpanBatch({
+    beforeSend,
     url: tracesUrl(settings.endpoint),
     serviceName: settings.serviceName,
     format,

@@ -170,6 +170,11 @@ class JsonSpanWriter implements SpanWriter {
     this.add(key, value);
   }
 
+  abort(): void {
+    // Nothing reaches the body before `end`.
+    this.span.attributes = '';
+  }
+
   end(status: number, statusMessage: string | undefined): void {
     const span = this.span;
     span.status = status;

@@ -234,4 +234,32 @@ describe('OTLP protobuf spans', () => {
     );
     expect(written).toEqual([...values, ...values]);
   });
+
+  it('takes a span cut short back out of the body, in the body or grown past it', () => {
+    const key = otlpProto.key('k');
+    const bodies: Buffer[] = [];
+    const body = new SpanBody({
+      envelope: otlpProto.envelope('svc'),
+      capacity: 4_096,
+      maxSpans: Number.MAX_SAFE_INTEGER,
+      onReady: (ready) => bodies.push(Buffer.from(ready.bytes)),
+      onFirstSpan: () => undefined,
+    });
+    const writer = otlpProto.writer(body);
+    const whole = (name: string) => {
+      writer.begin(ids.traceId, ids.spanId, '', false, name, 2, 1, 2);
+      writer.string(key, 'v');
+      writer.end(0, undefined);
+    };
+    whole('before');
+    for (const size of [10, 10_000]) {
+      writer.begin(ids.traceId, ids.spanId, '', false, 'cut', 2, 1, 2);
+      writer.string(key, 'x'.repeat(size));
+      writer.abort();
+    }
+    whole('after');
+    bodies.push(Buffer.from(body.take()!.bytes));
+    expect(bodies.flatMap((bytes) => spansOf(bytes).map((s) => s.name))).toEqual(['before', 'after']);
+    expect(body.dropped).toBe(0);
+  });
 });

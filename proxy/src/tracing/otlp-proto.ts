@@ -323,6 +323,10 @@ class ProtoSpanWriter implements SpanWriter {
     body.pos = pos;
   }
 
+  abort(): void {
+    this.body.abort();
+  }
+
   end(status: number, statusMessage: string | undefined): void {
     const body = this.body;
     // Status: message 2, code 3; a code of 0 (unset) is the default and left out.

@@ -27,6 +27,8 @@ export interface SpanBatchOptions {
   /** Told the outcome of every export: an Error when it failed, undefined when it went through. */
   onExportResult(error: Error | undefined): void;
   scheduledDelayMs?: number;
+  /** Called before a body is sent on its delay, flushed or shut down: spans still to write go in first. */
+  beforeSend?: () => void;
   maxBatchSpans?: number;
   maxBatchBytes?: number;
 }
@@ -85,7 +87,10 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
     maxSpans: options.maxBatchSpans ?? 512,
     onReady: send,
     onFirstSpan() {
-      timer ??= setTimeout(() => send(body.take()), delayMs).unref();
+      timer ??= setTimeout(() => {
+        options.beforeSend?.();
+        send(body.take());
+      }, delayMs).unref();
     },
   });
 
@@ -95,10 +100,12 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
       return failed + body.dropped;
     },
     async flush() {
+      options.beforeSend?.();
       send(body.take());
       await exporter.forceFlush();
     },
     async shutdown() {
+      options.beforeSend?.();
       send(body.take());
       body.close();
       await exporter.shutdown().catch(() => undefined);

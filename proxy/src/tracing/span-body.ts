@@ -89,6 +89,16 @@ export class SpanBody {
     else if (this.spans === 1) this.options.onFirstSpan();
   }
 
+  /** Takes the open span, if any, back out: `pos` returns to where it began. */
+  abort(): void {
+    if (this.spanStart < 0) return;
+    if (this.parked) {
+      ({ buf: this.buf, pos: this.pos } = this.parked);
+      this.parked = undefined;
+    } else this.pos = this.spanStart;
+    this.spanStart = -1;
+  }
+
   /** The body's spans inside their envelope, ready to send, and a fresh body; undefined when empty. */
   take(): Body | undefined {
     if (this.spans === 0) return undefined;

@@ -46,6 +46,8 @@ export interface SpanWriter {
   boolean(key: AttributeKey, value: boolean): void;
   /** Closes the span with its status, and queues it for export. */
   end(status: number, statusMessage: string | undefined): void;
+  /** Takes a span cut short (begun, never ended) back out of the body. */
+  abort(): void;
 }
 
 /** The body of an export, around the spans: built once per batch from the spans' length. */
