@@ -283,44 +283,34 @@ class ProtoSpanWriter implements SpanWriter {
     body.pos = pos;
   }
 
-  int(key: AttributeKey, value: number): void {
+  /** Room for a value of `size` bytes after its tag, and everything before them; returns where they go. */
+  private scalar(key: AttributeKey, tag: number, size: number): number {
     const k = key as unknown as ProtoKey;
+    const body = this.body;
+    body.room(k.head.length + 20 + size);
+    const pos = this.attribute(body.buf, body.pos, k, size);
+    body.buf[pos] = tag;
+    return pos + 1;
+  }
+
+  int(key: AttributeKey, value: number): void {
     int64Bits(value);
     const lo = int64Lo;
     const hi = int64Hi;
-    const size = int64Size(lo, hi);
-    const body = this.body;
-    body.room(k.head.length + 20);
-    const buf = body.buf;
-    let pos = this.attribute(buf, body.pos, k, size);
-    buf[pos++] = INT_VALUE;
-    body.pos = int64(buf, pos, lo, hi);
+    const pos = this.scalar(key, INT_VALUE, int64Size(lo, hi));
+    this.body.pos = int64(this.body.buf, pos, lo, hi);
   }
 
   number(key: AttributeKey, value: number): void {
     // Integers as int_value and other numbers as double_value, as the official transform decides.
-    if (Number.isInteger(value)) {
-      this.int(key, value);
-      return;
-    }
-    const k = key as unknown as ProtoKey;
-    const body = this.body;
-    body.room(k.head.length + 20);
-    const buf = body.buf;
-    let pos = this.attribute(buf, body.pos, k, 8);
-    buf[pos++] = DOUBLE_VALUE;
-    body.pos = buf.writeDoubleLE(value, pos);
+    if (Number.isInteger(value)) this.int(key, value);
+    else this.body.pos = this.body.buf.writeDoubleLE(value, this.scalar(key, DOUBLE_VALUE, 8));
   }
 
   boolean(key: AttributeKey, value: boolean): void {
-    const k = key as unknown as ProtoKey;
-    const body = this.body;
-    body.room(k.head.length + 20);
-    const buf = body.buf;
-    let pos = this.attribute(buf, body.pos, k, 1);
-    buf[pos++] = BOOL_VALUE;
-    buf[pos++] = value ? 1 : 0;
-    body.pos = pos;
+    const pos = this.scalar(key, BOOL_VALUE, 1);
+    this.body.buf[pos] = value ? 1 : 0;
+    this.body.pos = pos + 1;
   }
 
   abort(): void {
