@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { pinned } from './processes.js';
 
 const run = promisify(execFile);
 const WRK_SCRIPT = fileURLToPath(new URL('./wrk/chat.lua', import.meta.url));
@@ -37,10 +38,6 @@ function loadEnv(request: LoadRequest): NodeJS.ProcessEnv {
     LK_BENCH_KEY: request.apiKey,
     LK_BENCH_KEYS: String(request.keys ?? 0),
   };
-}
-
-function pinned(core: string | undefined, command: string, args: string[]): [string, string[]] {
-  return core === undefined ? [command, args] : ['taskset', ['-c', core, command, ...args]];
 }
 
 interface WrkSummary {

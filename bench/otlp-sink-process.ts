@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startOtlpSink } from './otlp-sink.js';
+import { pinned } from './processes.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -15,11 +16,8 @@ const SELF = fileURLToPath(import.meta.url);
  * off the proxy's core, as a collector on another host would be.
  */
 export async function startSinkProcess(core?: string) {
-  const args = [...process.execArgv, SELF, '--sink'];
-  const child =
-    core === undefined
-      ? spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
-      : spawn('taskset', ['-c', core, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [file, args] = pinned(core, process.execPath, [...process.execArgv, SELF, '--sink']);
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const url = String((await lines.next()).value);
   const received = { requests: 0, bytes: 0 };

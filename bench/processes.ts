@@ -70,10 +70,15 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** `command args`, through taskset when `core` is set. */
+export function pinned(core: string | undefined, command: string, args: string[]): [string, string[]] {
+  return core === undefined ? [command, args] : ['taskset', ['-c', core, command, ...args]];
+}
+
 /** Spawns `command args` (through taskset when `core` is set); stdout and stderr go to `log` or are dropped. */
 export function start(name: string, command: string, args: string[], core: string | undefined): Running {
-  const argv = core === undefined ? [command, ...args] : ['taskset', '-c', core, command, ...args];
-  const child = spawn(argv[0] as string, argv.slice(1), {
+  const [file, argv] = pinned(core, command, args);
+  const child = spawn(file, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   });

@@ -56,6 +56,8 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
   // The collector sits with the load generator, off the proxies' core.
   const sink = await startSinkProcess(layout.load);
   const started: Target[] = [];
+  const windows: TraceCost['windows'] = [];
+  let warmed = 0;
   try {
     const { profileDir } = options;
     const off = await startLanekeeper({
@@ -82,8 +84,7 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
         { seconds, rate: options.rate, core: layout.load },
       );
     // Warm both (JIT, connection pools) before measuring.
-    const warmed = (await Promise.all([load(off, 3), load(on, 3)]))[1].requests;
-    const windows: TraceCost['windows'] = [];
+    warmed = (await Promise.all([load(off, 3), load(on, 3)]))[1].requests;
     for (let i = 0; i < options.windows; i++) {
       const before = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
       const [a, b] = await Promise.all([load(off, options.seconds), load(on, options.seconds)]);
@@ -97,24 +98,22 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
         `[trace-cost] window ${i + 1}: off ${offUs.toFixed(1)}, on ${onUs.toFixed(1)} µs CPU/request: tracing ${(onUs - offUs).toFixed(1)} µs`,
       );
     }
-    const sorted = windows.map((w) => w.onUs - w.offUs).sort((x, y) => x - y);
-    const usPerRequest = sorted[Math.floor(sorted.length / 2)]!;
-    await Promise.all(started.map((target) => target.stop()));
-    started.length = 0;
-    await sink.stop();
-    const tracedRequests = windows.reduce((sum, w) => sum + w.tracedRequests, 0) + warmed;
-    return {
-      usPerRequest,
-      windows,
-      rate: options.rate,
-      seconds: options.seconds,
-      stream: options.stream,
-      exportBytesPerRequest: sink.received.bytes / tracedRequests,
-    };
   } finally {
+    // The traced proxy sends what it still holds as it stops, before the sink counts.
     await Promise.all(started.map((target) => target.stop()));
+    await sink.stop();
     await upstream.stop();
   }
+  const sorted = windows.map((w) => w.onUs - w.offUs).sort((x, y) => x - y);
+  const tracedRequests = windows.reduce((sum, w) => sum + w.tracedRequests, 0) + warmed;
+  return {
+    usPerRequest: sorted[Math.floor(sorted.length / 2)]!,
+    windows,
+    rate: options.rate,
+    seconds: options.seconds,
+    stream: options.stream,
+    exportBytesPerRequest: sink.received.bytes / tracedRequests,
+  };
 }
 
 function flagValue(name: string, fallback: number): number {

@@ -5,10 +5,10 @@
  * GenAI semantic conventions plus `lanekeeper.*`; prompts and completions are never
  * recorded: every value below is a count, a name, an id or a status.
  *
- * Spans are not SDK objects: a request keeps the few values its spans need, and each span is
- * written when it ends, field by field, straight into the export body, as OTLP protobuf
- * (otlp-proto.ts, the default) or OTLP/JSON (otlp-json.ts), which the official OTLP/HTTP
- * transport sends in batches (span-batch.ts). Issue 18 asks for tracing under 10 µs a
+ * Spans are not SDK objects: a request keeps the few values its spans need, and once it has
+ * ended its spans are written, a few dozen requests at a time, field by field, straight into
+ * the export body, as OTLP protobuf (otlp-proto.ts, the default) or OTLP/JSON
+ * (otlp-json.ts), which the official OTLP/HTTP transport sends in batches (span-batch.ts). Issue 18 asks for tracing under 10 µs a
  * request; the SDK's span objects alone cost ~30 µs for a request's three spans, before its
  * exporter serialised them again (docs/observability.md).
  * Sampling and traceparent parsing are the official ones (ParentBased(TraceIdRatio)).

@@ -81,16 +81,19 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
     });
   }
 
+  /** Sends what the body holds now, spans still to write first. */
+  function sendNow(): void {
+    options.beforeSend?.();
+    send(body.take());
+  }
+
   const body = new SpanBody({
     envelope: format.envelope(options.serviceName),
     capacity: options.maxBatchBytes ?? 1024 * 1024,
     maxSpans: options.maxBatchSpans ?? 512,
     onReady: send,
     onFirstSpan() {
-      timer ??= setTimeout(() => {
-        options.beforeSend?.();
-        send(body.take());
-      }, delayMs).unref();
+      timer ??= setTimeout(sendNow, delayMs).unref();
     },
   });
 
@@ -100,13 +103,11 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
       return failed + body.dropped;
     },
     async flush() {
-      options.beforeSend?.();
-      send(body.take());
+      sendNow();
       await exporter.forceFlush();
     },
     async shutdown() {
-      options.beforeSend?.();
-      send(body.take());
+      sendNow();
       body.close();
       await exporter.shutdown().catch(() => undefined);
     },
