@@ -1,7 +1,13 @@
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { officialSpan, ourBodies, spanOptions, type SpanOptions } from '../../test/helpers/official-span.js';
+import {
+  assertRunsWriteTheSame,
+  officialSpan,
+  ourBodies,
+  spanOptions,
+  type SpanOptions,
+} from '../../test/helpers/official-span.js';
 import { attributeKey, exportBody, firstAttribute, otlpJson, spanJson, unixNanos } from './otlp-json.js';
 
 /** What the official SDK and serializer write for one span, parsed. */
@@ -63,6 +69,19 @@ describe('OTLP/JSON spans', () => {
         expectSameExport(ours(sdk, options), sdk.body);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('copies a run of attributes as the very text it wrote, across bodies and drops', () => {
+    assertRunsWriteTheSame(
+      otlpJson,
+      fc.oneof(
+        fc.string({ unit: 'binary' }),
+        fc.string({ minLength: 300, maxLength: 400 }),
+        fc.integer(),
+        fc.double(),
+        fc.boolean(),
+      ),
     );
   });
 

@@ -15,6 +15,7 @@ import type { SpanBody } from './span-body.js';
 import {
   spanFlags,
   type AttributeKey,
+  type AttributeRun,
   type AttributeValue,
   type SpanFormat,
   type SpanWriter,
@@ -105,6 +106,9 @@ export function exportBody(serviceName: string, spans: string): string {
   );
 }
 
+/** The longest run of attributes kept to copy again: a span with long values is written afresh. */
+const RUN_MAX = 4_096;
+
 /**
  * Builds each span as one string (JSON needs escaping, and is not the default) and writes it
  * into the body when the span ends, as latin1 when it is ASCII (the same bytes at memcpy
@@ -124,6 +128,9 @@ class JsonSpanWriter implements SpanWriter {
     status: 0,
     statusMessage: undefined,
   };
+
+  /** The length of the attributes when the run was marked. */
+  private runStart = 0;
 
   constructor(private readonly body: SpanBody) {}
 
@@ -173,6 +180,23 @@ class JsonSpanWriter implements SpanWriter {
   abort(): void {
     // Nothing reaches the body before `end`.
     this.span.attributes = '';
+  }
+
+  mark(): void {
+    this.runStart = this.span.attributes.length;
+  }
+
+  capture(): AttributeRun | undefined {
+    const run = this.span.attributes.slice(this.runStart);
+    if (run.length > RUN_MAX) return undefined;
+    // Kept with its leading comma, as every attribute but a span's first is written.
+    return (this.runStart === 0 && run !== '' ? `,${run}` : run) as unknown as AttributeRun;
+  }
+
+  copy(run: AttributeRun): void {
+    const text = run as unknown as string;
+    if (text === '') return;
+    this.span.attributes += this.span.attributes === '' ? text.slice(1) : text;
   }
 
   end(status: number, statusMessage: string | undefined): void {

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   officialSpan,
+  assertRunsWriteTheSame,
   ourBodies,
   spanOptions,
   type AttributeValue as Value,
@@ -120,6 +121,19 @@ describe('OTLP protobuf spans', () => {
     );
   });
 
+  it('copies a run of attributes as the very bytes it wrote, across bodies and drops', () => {
+    assertRunsWriteTheSame(
+      otlpProto,
+      fc.oneof(
+        fc.string({ unit: 'binary' }),
+        fc.string({ minLength: 300, maxLength: 400 }),
+        fc.integer(),
+        fc.double(),
+        fc.boolean(),
+      ),
+    );
+  });
+
   it('writes a lone surrogate as U+FFFD, where the official writer sends invalid UTF-8', () => {
     const options = {
       name: 'x',
@@ -201,6 +215,28 @@ describe('OTLP protobuf spans', () => {
     );
     expect(values[39]).toBe(`é${'v'.repeat(39 * 37)}`);
     expect(values[40]).toBe('ü');
+  });
+
+  it('copies a run into spans that move to the next body, and keeps a run too long to keep from being copied', () => {
+    const spans = Array.from({ length: 30 }, (_, i) => ({
+      options: { ...spanWith('same', `ü${'v'.repeat(600)}`), name: `s${i}` },
+      ...ids,
+    }));
+    const long = Array.from({ length: 3 }, (_, i) => ({
+      options: { ...spanWith('long', 'l'.repeat(3_000)), name: `l${i}` },
+      ...ids,
+    }));
+    const { bodies, body } = ourBodies(otlpProto, [...spans, ...long], 4_096, true);
+    expect(bodies.length).toBeGreaterThan(5);
+    for (const bytes of bodies) expect(bytes.length).toBeLessThanOrEqual(4_096);
+    const written = bodies.flatMap((bytes) => spansOf(bytes));
+    expect(written.map((s) => s.name)).toEqual([...spans, ...long].map((s) => s.options.name));
+    for (const span of written)
+      expect(
+        (span as unknown as { attributes: { value: { stringValue: string } }[] }).attributes[0]!.value
+          .stringValue,
+      ).toBe((span.name ?? '').startsWith('s') ? `ü${'v'.repeat(600)}` : 'l'.repeat(3_000));
+    expect(body.dropped).toBe(0);
   });
 
   it('writes a value it remembers exactly as the first time, whatever a client cycles through', () => {

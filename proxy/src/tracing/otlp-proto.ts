@@ -16,6 +16,7 @@ import type { SpanBody } from './span-body.js';
 import {
   spanFlags,
   type AttributeKey,
+  type AttributeRun,
   type KeyOptions,
   type SpanFormat,
   type SpanWriter,
@@ -124,6 +125,29 @@ function hexBytes(buf: Buffer, pos: number, hex: string, bytes: number): number 
   return pos + bytes;
 }
 
+/**
+ * Remembers the last id converted: a request's spans are written one after the other, all
+ * with its trace id and most with its span id as their parent.
+ */
+class IdBytes {
+  /** The id last written, in hex. */
+  hex = '';
+  private readonly raw: Buffer;
+
+  constructor(private readonly bytes: number) {
+    this.raw = Buffer.alloc(bytes);
+  }
+
+  write(buf: Buffer, pos: number, hex: string): number {
+    if (hex !== this.hex) {
+      hexBytes(this.raw, 0, hex, this.bytes);
+      this.hex = hex;
+    }
+    buf.set(this.raw, pos);
+    return pos + this.bytes;
+  }
+}
+
 function copyBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
   // TypedArray set: half the time of a byte loop for a ~20-byte key.
   buf.set(bytes, pos);
@@ -172,8 +196,15 @@ const DOUBLE_VALUE = 0x21;
 /** Room kept for a span's length: two bytes, a span under 16 KiB; moved when it differs. */
 const SPAN_LENGTH_ROOM = 2;
 
+/** The longest run of attributes kept to copy again: a span with long values is written afresh. */
+const RUN_MAX = 2_048;
+
 class ProtoSpanWriter implements SpanWriter {
   private remoteParent = false;
+  private readonly traceIds = new IdBytes(16);
+  private readonly parentIds = new IdBytes(8);
+  /** Where the marked run starts, from the open span's start: a span that outgrows the body moves whole. */
+  private runOffset = 0;
 
   constructor(private readonly body: SpanBody) {}
 
@@ -196,14 +227,16 @@ class ProtoSpanWriter implements SpanWriter {
     pos += 1 + SPAN_LENGTH_ROOM;
     buf[pos++] = TRACE_ID;
     buf[pos++] = 16;
-    pos = hexBytes(buf, pos, traceId, 16);
+    pos = this.traceIds.write(buf, pos, traceId);
     buf[pos++] = SPAN_ID;
     buf[pos++] = 8;
-    pos = hexBytes(buf, pos, spanId, 8);
+    // A request's own span comes after its children, whose parent it is.
+    pos =
+      spanId === this.parentIds.hex ? this.parentIds.write(buf, pos, spanId) : hexBytes(buf, pos, spanId, 8);
     if (parentSpanId !== '') {
       buf[pos++] = PARENT_SPAN_ID;
       buf[pos++] = 8;
-      pos = hexBytes(buf, pos, parentSpanId, 8);
+      pos = this.parentIds.write(buf, pos, parentSpanId);
     }
     body.pos = pos;
     this.text(NAME, name);
@@ -315,6 +348,25 @@ class ProtoSpanWriter implements SpanWriter {
 
   abort(): void {
     this.body.abort();
+  }
+
+  mark(): void {
+    this.runOffset = this.body.pos - this.body.spanStart;
+  }
+
+  capture(): AttributeRun | undefined {
+    const body = this.body;
+    const start = body.spanStart + this.runOffset;
+    if (body.pos - start > RUN_MAX) return undefined;
+    return Uint8Array.prototype.slice.call(body.buf, start, body.pos) as unknown as AttributeRun;
+  }
+
+  copy(run: AttributeRun): void {
+    const bytes = run as unknown as Uint8Array;
+    const body = this.body;
+    body.room(bytes.length);
+    body.buf.set(bytes, body.pos);
+    body.pos += bytes.length;
   }
 
   end(status: number, statusMessage: string | undefined): void {

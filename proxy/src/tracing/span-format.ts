@@ -15,6 +15,13 @@ export interface AttributeKey {
 
 export type AttributeValue = string | number | boolean;
 
+declare const ATTRIBUTE_RUN: unique symbol;
+
+/** Attributes as one format wrote them, captured to be written again as they are (`copy`). */
+export interface AttributeRun {
+  readonly [ATTRIBUTE_RUN]: true;
+}
+
 export interface KeyOptions {
   /** Its values rarely repeat (a request id): not worth remembering how they were written. */
   unique?: boolean;
@@ -44,6 +51,12 @@ export interface SpanWriter {
   int(key: AttributeKey, value: number): void;
   number(key: AttributeKey, value: number): void;
   boolean(key: AttributeKey, value: boolean): void;
+  /** Marks where a run of attributes starts in the open span, for `capture`. */
+  mark(): void;
+  /** The attributes written since `mark`, to `copy` into later spans; undefined when they are too long to keep. */
+  capture(): AttributeRun | undefined;
+  /** Writes a captured run again: the same bytes as writing its attributes one by one. */
+  copy(run: AttributeRun): void;
   /** Closes the span with its status, and queues it for export. */
   end(status: number, statusMessage: string | undefined): void;
   /** Takes a span cut short (begun, never ended) back out of the body. */
