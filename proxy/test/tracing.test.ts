@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
+import { chatCompletion, chatStream, type Received, type Reply } from './helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from './helpers/harness.js';
 import {
   startOtlpReceiver,
@@ -26,33 +26,36 @@ const SERVER = 2;
 const CLIENT = 3;
 const ERROR = 2;
 
+/** Answers with the model it was sent (and the usage a test asserts), as JSON or a stream. */
+const echoModel = (req: Received): Reply => {
+  const body = req.body as { model?: string; stream?: boolean };
+  if (body.stream)
+    return {
+      kind: 'stream',
+      chunks: chatStream(
+        body.model ?? 'm',
+        STREAMED,
+        { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 },
+        true,
+      ),
+    };
+  return {
+    kind: 'json',
+    body: chatCompletion(`${body.model ?? 'm'}-2025`, COMPLETION, {
+      prompt_tokens: 10,
+      completion_tokens: 20,
+      total_tokens: 30,
+    }),
+  };
+};
+
 let h: Harness;
 let otlp: OtlpReceiver;
 
 beforeAll(async () => {
   otlp = await startOtlpReceiver();
   h = await startHarness({
-    reply: (req) => {
-      const body = req.body as { model?: string; stream?: boolean };
-      if (body.stream)
-        return {
-          kind: 'stream',
-          chunks: chatStream(
-            body.model ?? 'm',
-            STREAMED,
-            { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 },
-            true,
-          ),
-        };
-      return {
-        kind: 'json',
-        body: chatCompletion(`${body.model ?? 'm'}-2025`, COMPLETION, {
-          prompt_tokens: 10,
-          completion_tokens: 20,
-          total_tokens: 30,
-        }),
-      };
-    },
+    reply: echoModel,
     config: (base) => ({
       ...base,
       telemetry: { otlp_endpoint: otlp.url, sample_ratio: 1, service_name: 'proxy-under-test' },
@@ -186,6 +189,51 @@ describe('tracing through the proxy', () => {
       expect(call?.attributes['error.type']).toBe('503');
     } finally {
       h.upstream.reply(() => ({ kind: 'json', body: chatCompletion('small-model', COMPLETION, {}) }));
+    }
+  });
+
+  it("gives every span its own request's tenant, plan, models and stream, whatever spans came before", async () => {
+    // Spans copy runs of attributes already written for equal values (otel-request-tracer.ts
+    // RunCache): interleaved tenants sharing a plan, models and both response kinds must each
+    // read back exactly as sent, repeated combinations included.
+    const tenants = [
+      { id: 'globex', key: KEYS.pro, plan: 'pro' },
+      { id: 'hooli', key: KEYS.pro2, plan: 'pro' },
+      { id: 'acme', key: KEYS.free, plan: 'free' },
+    ];
+    h.upstream.reply(echoModel);
+    const sent = [];
+    for (let i = 0; i < 12; i++) {
+      const tenant = tenants[i % 3]!;
+      const asked = tenant.plan === 'pro' && i % 2 === 1 ? 'smart' : 'small-model';
+      const stream = i % 4 < 2;
+      const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tenant.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: asked, stream, messages: [{ role: 'user', content: PROMPT }] }),
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+      const model = asked === 'smart' ? 'big-model' : 'small-model';
+      sent.push({ requestId: String(res.headers['x-lanekeeper-request-id']), tenant, asked, model, stream });
+    }
+    for (const one of sent) {
+      const span = await requestSpan(one.requestId);
+      const responseModel = one.stream ? one.model : `${one.model}-2025`;
+      expect(span.attributes).toMatchObject({
+        'lanekeeper.tenant': one.tenant.id,
+        'lanekeeper.plan': one.tenant.plan,
+        'lanekeeper.model_requested': one.asked,
+        'gen_ai.request.model': one.model,
+        'gen_ai.response.model': responseModel,
+        'lanekeeper.stream': one.stream,
+      });
+      const call = childrenOf(span).find((s) => s.kind === CLIENT);
+      expect(call?.name).toBe(`chat ${one.model}`);
+      expect(call?.attributes).toMatchObject({
+        'gen_ai.request.model': one.model,
+        'gen_ai.response.model': responseModel,
+      });
     }
   });
 

@@ -1,0 +1,252 @@
+/**
+ * The tracer copies runs of attributes already written for equal values (RunCache). Here
+ * every value such a run holds is changed, one at a time, between requests that are
+ * otherwise the same, in both wire formats: each request's spans must say exactly its own
+ * values, never those of the run written before it.
+ */
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OtlpProtocol } from '@lanekeeper/contract';
+import type { RequestContext } from '../context.js';
+import type { Upstream } from '../runtime.js';
+import { createOtelRequestTracer } from './otel-request-tracer.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
+
+const SERVER = 2;
+const CLIENT = 3;
+
+const upstreamA = {
+  name: 'openai',
+  origin: 'http://127.0.0.1:9999',
+  pathPrefix: '',
+  dialect: { name: 'openai' },
+} as unknown as Upstream;
+const upstreamB = {
+  name: 'backup',
+  origin: 'http://10.0.0.7:8000',
+  pathPrefix: '',
+  dialect: { name: 'openai' },
+} as unknown as Upstream;
+
+/** A served chat completion's context as its trace ends; `change` alters one value. */
+function context(
+  id: string,
+  change: (ctx: Record<string, unknown>) => void = () => undefined,
+): RequestContext {
+  const ctx: Record<string, unknown> = {
+    id,
+    startedAt: performance.now(),
+    clientHeaders: { host: 'proxy.internal:8080' },
+    remoteAddress: '10.1.2.3',
+    secure: false,
+    request: { method: 'POST', path: '/v1/chat/completions' },
+    dialect: { name: 'openai' },
+    route: { endpoint: 'chat.completions', fallback: false },
+    upstreamRoute: { endpoint: 'chat.completions' },
+    upstreamDialect: { name: 'openai' },
+    tenant: { id: 'acme', planName: 'pro' },
+    modelRequested: 'smart',
+    model: 'big-model',
+    upstreamModel: 'big-model-2025',
+    upstream: upstreamA,
+    usage: { input: 10, output: 2 },
+    maxOutputTokens: 1024,
+    status: 200,
+    costUsd: 0.000014,
+    provenance: 'reported',
+    outcome: 'completed',
+    stream: false,
+    errorCode: undefined,
+  };
+  change(ctx);
+  return ctx as unknown as RequestContext;
+}
+
+/** One value of a run changed, and what the request span (and call span) must then say. */
+interface Change {
+  name: string;
+  change(ctx: Record<string, unknown>): void;
+  request: Record<string, unknown>;
+  call?: Record<string, unknown>;
+}
+
+const CHANGES: Change[] = [
+  {
+    name: 'method',
+    change: (c) => (c.request = { method: 'PUT', path: '/v1/chat/completions' }),
+    request: { 'http.request.method': 'PUT' },
+  },
+  {
+    name: 'path',
+    change: (c) => (c.request = { method: 'POST', path: '/v1/completions' }),
+    request: { 'url.path': '/v1/completions' },
+  },
+  { name: 'scheme', change: (c) => (c.secure = true), request: { 'url.scheme': 'https' } },
+  {
+    name: 'client',
+    change: (c) => (c.remoteAddress = '10.9.9.9'),
+    request: { 'client.address': '10.9.9.9' },
+  },
+  {
+    name: 'host',
+    change: (c) => (c.clientHeaders = { host: 'other.internal:9090' }),
+    request: { 'server.address': 'other.internal', 'server.port': 9090 },
+  },
+  {
+    name: 'operation',
+    change: (c) => (c.upstreamRoute = { endpoint: 'embeddings' }),
+    request: { 'gen_ai.operation.name': 'embeddings' },
+    call: { 'gen_ai.operation.name': 'embeddings' },
+  },
+  {
+    name: 'provider',
+    change: (c) => (c.upstreamDialect = { name: 'anthropic' }),
+    request: { 'gen_ai.provider.name': 'anthropic' },
+    call: { 'gen_ai.provider.name': 'anthropic' },
+  },
+  {
+    name: 'model',
+    change: (c) => (c.model = 'small-model'),
+    request: { 'gen_ai.request.model': 'small-model' },
+    call: { 'gen_ai.request.model': 'small-model' },
+  },
+  {
+    name: 'response model',
+    change: (c) => (c.upstreamModel = 'big-model-2026'),
+    request: { 'gen_ai.response.model': 'big-model-2026' },
+    call: { 'gen_ai.response.model': 'big-model-2026' },
+  },
+  {
+    name: 'max tokens',
+    change: (c) => (c.maxOutputTokens = 64),
+    request: { 'gen_ai.request.max_tokens': 64 },
+    call: { 'gen_ai.request.max_tokens': 64 },
+  },
+  { name: 'status', change: (c) => (c.status = 201), request: { 'http.response.status_code': 201 } },
+  {
+    name: 'tenant',
+    change: (c) => (c.tenant = { id: 'globex', planName: 'pro' }),
+    request: { 'lanekeeper.tenant': 'globex' },
+  },
+  {
+    name: 'plan',
+    change: (c) => (c.tenant = { id: 'acme', planName: 'enterprise' }),
+    request: { 'lanekeeper.plan': 'enterprise' },
+  },
+  {
+    name: 'model asked for',
+    change: (c) => (c.modelRequested = 'big-model'),
+    request: { 'lanekeeper.model_requested': 'big-model' },
+  },
+  {
+    name: 'provenance',
+    change: (c) => (c.provenance = 'estimated'),
+    request: { 'lanekeeper.usage.provenance': 'estimated' },
+  },
+  {
+    name: 'outcome',
+    change: (c) => (c.outcome = 'client_aborted'),
+    request: { 'lanekeeper.outcome': 'client_aborted' },
+  },
+  {
+    name: 'upstream',
+    change: (c) => (c.upstream = upstreamB),
+    request: { 'lanekeeper.upstream': 'backup' },
+    call: {
+      'lanekeeper.upstream': 'backup',
+      'server.address': '10.0.0.7',
+      'server.port': 8000,
+      'url.full': 'http://10.0.0.7:8000/v1/chat/completions',
+    },
+  },
+  { name: 'stream', change: (c) => (c.stream = true), request: { 'lanekeeper.stream': true } },
+  {
+    name: 'error',
+    change: (c) => (c.errorCode = 'upstream_timeout'),
+    request: { 'error.type': 'upstream_timeout' },
+  },
+];
+
+/** What the request span of an unchanged context says. */
+const BASE_REQUEST = {
+  'http.request.method': 'POST',
+  'url.path': '/v1/chat/completions',
+  'url.scheme': 'http',
+  'client.address': '10.1.2.3',
+  'server.address': 'proxy.internal',
+  'server.port': 8080,
+  'gen_ai.operation.name': 'chat',
+  'gen_ai.provider.name': 'openai',
+  'gen_ai.request.model': 'big-model',
+  'gen_ai.response.model': 'big-model-2025',
+  'gen_ai.request.max_tokens': 1024,
+  'http.response.status_code': 200,
+  'lanekeeper.tenant': 'acme',
+  'lanekeeper.plan': 'pro',
+  'lanekeeper.model_requested': 'smart',
+  'lanekeeper.usage.provenance': 'reported',
+  'lanekeeper.outcome': 'completed',
+  'lanekeeper.upstream': 'openai',
+  'lanekeeper.stream': false,
+};
+
+const BASE_CALL = {
+  'http.request.method': 'POST',
+  'gen_ai.operation.name': 'chat',
+  'gen_ai.provider.name': 'openai',
+  'gen_ai.request.model': 'big-model',
+  'gen_ai.response.model': 'big-model-2025',
+  'gen_ai.request.max_tokens': 1024,
+  'server.address': '127.0.0.1',
+  'server.port': 9999,
+  'url.full': 'http://127.0.0.1:9999/v1/chat/completions',
+  'lanekeeper.upstream': 'openai',
+  'http.response.status_code': 200,
+};
+
+let otlp: OtlpReceiver;
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+});
+afterAll(() => otlp.close());
+
+describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes copied (%s)', (protocol) => {
+  it('never gives a span the values of the request written before it', async () => {
+    const tracer = createOtelRequestTracer(
+      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'runs', protocol },
+      { onExportResult: () => undefined },
+    );
+    const expected = new Map<string, { request: Record<string, unknown>; call: Record<string, unknown> }>();
+    let n = 0;
+    const serve = (ctx: RequestContext, request: Record<string, unknown>, call: Record<string, unknown>) => {
+      const trace = tracer.start(ctx);
+      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions?key=secret', ctx);
+      trace.attemptStatus(200);
+      trace.attemptEnd(undefined);
+      trace.end(ctx);
+      expected.set(ctx.id, { request, call });
+    };
+    // Base, changed, base, changed: each change is both a miss after a kept run and, the
+    // second time, a hit on its own.
+    for (const { change, request, call } of CHANGES)
+      for (let round = 0; round < 2; round++) {
+        serve(context(`${protocol}-${n++}`), BASE_REQUEST, BASE_CALL);
+        serve(
+          context(`${protocol}-${n++}`, change),
+          { ...BASE_REQUEST, ...request },
+          { ...BASE_CALL, ...(call ?? {}) },
+        );
+      }
+    await tracer.shutdown();
+
+    for (const [id, want] of expected) {
+      const span = await otlp.waitFor(
+        (s) => s.kind === SERVER && s.attributes['lanekeeper.request_id'] === id,
+      );
+      const { 'lanekeeper.request_id': _, ...attributes } = span.attributes;
+      expect({ id, ...attributes }).toMatchObject({ id, ...want.request });
+      const call = otlp.spans.find((s) => s.kind === CLIENT && s.parentSpanId === span.spanId);
+      expect({ id, ...call?.attributes }).toMatchObject({ id, ...want.call });
+    }
+  });
+});
