@@ -45,6 +45,14 @@ export interface SpanBatch {
 
 const EXPORT_OK = 0;
 
+/**
+ * A body goes at 2,048 spans (about 1 MB of protobuf, ~680 requests) or at 2 MiB. Each
+ * export has a fixed cost in the transport and the kernel: side by side, bodies of four times
+ * the SDK's 512 spans cost 3.6 µs less a request (docs/observability.md).
+ */
+const BODY_SPANS = 2_048;
+const BODY_BYTES = 2 * 1024 * 1024;
+
 export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   const delayMs = options.scheduledDelayMs ?? 2_000;
   const { format } = options;
@@ -89,8 +97,8 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
 
   const body = new SpanBody({
     envelope: format.envelope(options.serviceName),
-    capacity: options.maxBatchBytes ?? 1024 * 1024,
-    maxSpans: options.maxBatchSpans ?? 512,
+    capacity: options.maxBatchBytes ?? BODY_BYTES,
+    maxSpans: options.maxBatchSpans ?? BODY_SPANS,
     onReady: send,
     onFirstSpan() {
       timer ??= setTimeout(sendNow, delayMs).unref();
