@@ -1,0 +1,83 @@
+/**
+ * Two tracers compared directly: three compiled proxies side by side on the same core, one
+ * untraced (from A) and two traced at ratio 1.0 (one built from A, one from B), under the same
+ * paced load at the same time. Each window prints both tracers' cost over the untraced proxy
+ * and B minus A; the medians end it. The machine's swings reach all three alike, so a change
+ * of a few µs shows, where two runs of trace-cost.ts one after the other differ by ±5 µs.
+ *
+ *   npx tsx bench/trace-ab.ts DIR_A DIR_B [--windows 7] [--seconds 8] [--rate 700] [--stream]
+ *
+ * DIR_A and DIR_B are checkouts (a worktree of the commit before a change, and this one).
+ * 700 requests a second each keeps the three proxies' core under full load.
+ */
+import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
+import { runPaced } from './load.js';
+import { startSinkProcess } from './otlp-sink-process.js';
+import { coreLayout, cpuSeconds } from './processes.js';
+import { buildLanekeeper, startLanekeeper, startUpstream, type Target } from './targets.js';
+
+function flagValue(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+const [dirA, dirB] = process.argv.slice(2).filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg));
+if (!dirA || !dirB)
+  throw new Error(
+    'usage: npx tsx bench/trace-ab.ts DIR_A DIR_B [--windows N] [--seconds S] [--rate R] [--stream]',
+  );
+const windows = flagValue('--windows', 7);
+const seconds = flagValue('--seconds', 8);
+const rate = flagValue('--rate', 700);
+const body = chatBody(process.argv.includes('--stream'));
+
+const layout = coreLayout();
+const cliA = buildLanekeeper('trace-ab-a', dirA);
+const cliB = buildLanekeeper('trace-ab-b', dirB);
+const upstream = await startUpstream(layout.upstream);
+// The collector sits with the load generator, off the proxies' core.
+const sink = await startSinkProcess(layout.load);
+const started: Target[] = [];
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+try {
+  const common = { upstreamUrl: upstream.url, core: layout.proxy };
+  for (const options of [
+    { ...common, builtCli: cliA },
+    { ...common, builtCli: cliA, otlpEndpoint: sink.url },
+    { ...common, builtCli: cliB, otlpEndpoint: sink.url },
+  ])
+    started.push(await startLanekeeper(options));
+  const load = (target: Target, s: number) =>
+    runPaced(
+      { url: `${target.url}/v1/chat/completions`, body, apiKey: BENCH_API_KEY },
+      { seconds: s, rate, core: layout.load },
+    );
+  // Warm all three (JIT, connection pools) before measuring.
+  await Promise.all(started.map((target) => load(target, 3)));
+  const costA: number[] = [];
+  const costB: number[] = [];
+  for (let i = 0; i < windows; i++) {
+    const before = started.map((target) => cpuSeconds(target.process!.pid));
+    const results = await Promise.all(started.map((target) => load(target, seconds)));
+    const after = started.map((target) => cpuSeconds(target.process!.pid));
+    if (results.some((r) => r.errors > 0 || r.requests === 0)) throw new Error(`window ${i + 1}: errors`);
+    const [off, a, b] = results.map((r, j) => ((after[j]! - before[j]!) / r.requests) * 1e6) as [
+      number,
+      number,
+      number,
+    ];
+    costA.push(a - off);
+    costB.push(b - off);
+    console.log(
+      `[trace-ab] window ${i + 1}: untraced ${off.toFixed(1)} µs CPU/request; A +${(a - off).toFixed(1)}, B +${(b - off).toFixed(1)}, B − A ${(b - a).toFixed(1)}`,
+    );
+  }
+  const diffs = costB.map((b, i) => b - costA[i]!);
+  console.log(
+    `tracing costs A ${median(costA).toFixed(1)} µs, B ${median(costB).toFixed(1)} µs CPU per request; B − A ${median(diffs).toFixed(1)} µs (medians of ${windows} windows at ${rate} req/s each)`,
+  );
+} finally {
+  await Promise.all(started.map((target) => target.stop()));
+  await sink.stop();
+  await upstream.stop();
+}
