@@ -73,16 +73,7 @@ describe('OTLP/JSON spans', () => {
   });
 
   it('copies a run of attributes as the very text it wrote, across bodies and drops', () => {
-    assertRunsWriteTheSame(
-      otlpJson,
-      fc.oneof(
-        fc.string({ unit: 'binary' }),
-        fc.string({ minLength: 300, maxLength: 400 }),
-        fc.integer(),
-        fc.double(),
-        fc.boolean(),
-      ),
-    );
+    assertRunsWriteTheSame(otlpJson);
   });
 
   it('keeps the microsecond of a wall-clock time', () => {

@@ -122,16 +122,7 @@ describe('OTLP protobuf spans', () => {
   });
 
   it('copies a run of attributes as the very bytes it wrote, across bodies and drops', () => {
-    assertRunsWriteTheSame(
-      otlpProto,
-      fc.oneof(
-        fc.string({ unit: 'binary' }),
-        fc.string({ minLength: 300, maxLength: 400 }),
-        fc.integer(),
-        fc.double(),
-        fc.boolean(),
-      ),
-    );
+    assertRunsWriteTheSame(otlpProto);
   });
 
   it('writes a lone surrogate as U+FFFD, where the official writer sends invalid UTF-8', () => {
