@@ -288,9 +288,7 @@ class ProtoSpanWriter implements SpanWriter {
     const body = this.body;
     const written = k.written?.get(value);
     if (written !== undefined) {
-      body.room(written.length);
-      body.buf.set(written, body.pos);
-      body.pos += written.length;
+      this.put(written);
       return;
     }
     const n = value.length;
@@ -362,7 +360,11 @@ class ProtoSpanWriter implements SpanWriter {
   }
 
   copy(run: AttributeRun): void {
-    const bytes = run as unknown as Uint8Array;
+    this.put(run as unknown as Uint8Array);
+  }
+
+  /** Bytes written before (a remembered value, a run), copied in as they are. */
+  private put(bytes: Uint8Array): void {
     const body = this.body;
     body.room(bytes.length);
     body.buf.set(bytes, body.pos);
