@@ -12,52 +12,15 @@
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
  */
-import { performance } from 'node:perf_hooks';
 import type { OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../proxy/src/context.js';
-import type { Upstream } from '../proxy/src/runtime.js';
 import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-tracer.js';
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
+import { servedChat, TRACED_UPSTREAM as upstream } from '../proxy/test/helpers/traced-context.js';
 import { startSinkProcess } from './otlp-sink-process.js';
 
 const REQUESTS = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
-
-const upstream = {
-  name: 'openai',
-  origin: 'http://127.0.0.1:9999',
-  pathPrefix: '',
-  dialect: { name: 'openai' },
-} as unknown as Upstream;
-
-/** What a served chat completion's context holds by the time its trace ends. */
-function context(i: number): RequestContext {
-  return {
-    id: `req-${i.toString(36)}-8f2c1a`,
-    startedAt: performance.now(),
-    clientHeaders: { host: '127.0.0.1:8080' },
-    remoteAddress: '127.0.0.1',
-    secure: false,
-    request: { method: 'POST', path: '/v1/chat/completions' },
-    dialect: { name: 'openai' },
-    route: { endpoint: 'chat.completions', fallback: false },
-    upstreamRoute: { endpoint: 'chat.completions' },
-    upstreamDialect: { name: 'openai' },
-    tenant: { id: 'acme', planName: 'pro' },
-    modelRequested: 'small-model',
-    model: 'small-model',
-    upstreamModel: 'small-model-2025',
-    upstream,
-    usage: { input: 10, output: 2 },
-    maxOutputTokens: 1024,
-    status: 200,
-    costUsd: 0.000014,
-    provenance: 'reported',
-    outcome: 'completed',
-    stream: false,
-    errorCode: undefined,
-  } as unknown as RequestContext;
-}
 
 async function run(protocol: OtlpProtocol, url: string): Promise<number> {
   const tracer = () =>
@@ -65,7 +28,7 @@ async function run(protocol: OtlpProtocol, url: string): Promise<number> {
       { endpoint: url, sampleRatio: 1, serviceName: 'lanekeeper-proxy', protocol },
       { onExportResult: () => undefined },
     );
-  const contexts = Array.from({ length: 1_000 }, (_, i) => context(i));
+  const contexts = Array.from({ length: 1_000 }, (_, i) => servedChat(`req-${i.toString(36)}-8f2c1a`));
   const once = (traces: RequestTracer, ctx: RequestContext) => {
     const trace = traces.start(ctx);
     trace.stage('lanekeeper.rate_limit').end(undefined);

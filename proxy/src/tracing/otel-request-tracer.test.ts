@@ -4,63 +4,17 @@
  * otherwise the same, in both wire formats: each request's spans must say exactly its own
  * values, never those of the run written before it.
  */
-import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../context.js';
-import type { Upstream } from '../runtime.js';
 import { createOtelRequestTracer } from './otel-request-tracer.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
+import { servedChat, tracedUpstream } from '../../test/helpers/traced-context.js';
 
 const SERVER = 2;
 const CLIENT = 3;
 
-const upstreamA = {
-  name: 'openai',
-  origin: 'http://127.0.0.1:9999',
-  pathPrefix: '',
-  dialect: { name: 'openai' },
-} as unknown as Upstream;
-const upstreamB = {
-  name: 'backup',
-  origin: 'http://10.0.0.7:8000',
-  pathPrefix: '',
-  dialect: { name: 'openai' },
-} as unknown as Upstream;
-
-/** A served chat completion's context as its trace ends; `change` alters one value. */
-function context(
-  id: string,
-  change: (ctx: Record<string, unknown>) => void = () => undefined,
-): RequestContext {
-  const ctx: Record<string, unknown> = {
-    id,
-    startedAt: performance.now(),
-    clientHeaders: { host: 'proxy.internal:8080' },
-    remoteAddress: '10.1.2.3',
-    secure: false,
-    request: { method: 'POST', path: '/v1/chat/completions' },
-    dialect: { name: 'openai' },
-    route: { endpoint: 'chat.completions', fallback: false },
-    upstreamRoute: { endpoint: 'chat.completions' },
-    upstreamDialect: { name: 'openai' },
-    tenant: { id: 'acme', planName: 'pro' },
-    modelRequested: 'smart',
-    model: 'big-model',
-    upstreamModel: 'big-model-2025',
-    upstream: upstreamA,
-    usage: { input: 10, output: 2 },
-    maxOutputTokens: 1024,
-    status: 200,
-    costUsd: 0.000014,
-    provenance: 'reported',
-    outcome: 'completed',
-    stream: false,
-    errorCode: undefined,
-  };
-  change(ctx);
-  return ctx as unknown as RequestContext;
-}
+const upstreamB = tracedUpstream('backup', 'http://10.0.0.7:8000');
 
 /** One value of a run changed, and what the request span (and call span) must then say. */
 interface Change {
@@ -230,9 +184,9 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
     // second time, a hit on its own.
     for (const { change, request, call } of CHANGES)
       for (let round = 0; round < 2; round++) {
-        serve(context(`${protocol}-${n++}`), BASE_REQUEST, BASE_CALL);
+        serve(servedChat(`${protocol}-${n++}`), BASE_REQUEST, BASE_CALL);
         serve(
-          context(`${protocol}-${n++}`, change),
+          servedChat(`${protocol}-${n++}`, change),
           { ...BASE_REQUEST, ...request },
           { ...BASE_CALL, ...(call ?? {}) },
         );
