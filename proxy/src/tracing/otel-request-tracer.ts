@@ -317,7 +317,11 @@ interface Address {
 
 /** The format's writer and keys, shared by every request of one tracer. */
 class Spans {
-  readonly keys = {} as Record<KeyName, AttributeKey>;
+  /**
+   * Built in one go: an object given its 28 keys one by one falls into dictionary mode, and
+   * every key read from it was a hash lookup through a generic property load.
+   */
+  readonly keys: Record<KeyName, AttributeKey>;
   readonly requestRuns: RunCache;
   readonly callRuns: RunCache;
   private readonly addresses = new WeakMap<Upstream, Address>();
@@ -331,8 +335,9 @@ class Spans {
     /** How long the first queued request may wait: never longer than the batch's own delay. */
     private readonly pendingMs: number,
   ) {
-    for (const name of KEY_NAMES)
-      this.keys[name] = format.key(name, { unique: name === 'lanekeeper.request_id' });
+    this.keys = Object.fromEntries(
+      KEY_NAMES.map((name) => [name, format.key(name, { unique: name === 'lanekeeper.request_id' })]),
+    ) as Record<KeyName, AttributeKey>;
     this.requestRuns = new RunCache(REQUEST_RUN, this.keys);
     this.callRuns = new RunCache(CALL_RUN, this.keys);
   }

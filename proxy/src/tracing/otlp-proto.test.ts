@@ -182,6 +182,21 @@ describe('OTLP protobuf spans', () => {
     }
   });
 
+  it('writes a repeated span name as it first wrote it, across bodies, and forgets names a client churns', () => {
+    // The writer keeps short names' bytes; a span that moves to a fresh body as its name goes
+    // in must still keep its own name, and a client cycling through names costs a refill.
+    const repeated = ['POST /v1/chat/completions', 'chat gpt-4o-mini', 'é ü ✓', 'x'.repeat(65), 'GET'];
+    const spans = Array.from({ length: 600 }, (_, i) => ({
+      options: spanWith(i % 3 === 2 ? `churn-${i}` : repeated[i % repeated.length]!, 'v'.repeat(i % 97)),
+      ...ids,
+    }));
+    const { bodies } = ourBodies(otlpProto, spans, 2_048);
+    expect(bodies.length).toBeGreaterThan(20);
+    expect(bodies.flatMap((bytes) => spansOf(bytes).map((s) => s.name))).toEqual(
+      spans.map((s) => s.options.name),
+    );
+  });
+
   it('moves a span that outgrows its body to the next one whole, and drops one bigger than a body', () => {
     const spans = [
       ...Array.from({ length: 40 }, (_, i) => ({

@@ -98,6 +98,31 @@ function int64(buf: Buffer, pos: number, lo: number, hi: number): number {
   return pos + 1;
 }
 
+/**
+ * A fixed32, little-endian, as four byte stores: Buffer's writeUInt32LE is a method loaded
+ * off its prototype and a range check, which the profiler showed as generic property loads
+ * in the proxy's span writing.
+ */
+function fixed32(buf: Buffer, pos: number, n: number): number {
+  buf[pos] = n;
+  buf[pos + 1] = n >>> 8;
+  buf[pos + 2] = n >>> 16;
+  buf[pos + 3] = n >>> 24;
+  return pos + 4;
+}
+
+/** A double's 8 bytes, little-endian, through one shared scratch (x86 and ARM are little-endian; checked below). */
+const DOUBLE = new Float64Array(1);
+const DOUBLE_BYTES = new Uint8Array(DOUBLE.buffer);
+DOUBLE[0] = 1;
+if (DOUBLE_BYTES[7] !== 0x3f) throw new Error('otlp-proto writes doubles little-endian only');
+
+function double(buf: Buffer, pos: number, value: number): number {
+  DOUBLE[0] = value;
+  for (let i = 0; i < 8; i++) buf[pos + i] = DOUBLE_BYTES[i]!;
+  return pos + 8;
+}
+
 /** Writes wall-clock milliseconds as fixed64 nanoseconds since the epoch, to the µs. */
 export function writeUnixNanos(buf: Buffer, pos: number, ms: number): number {
   // µs since the epoch (~1.8e15) are exact in a double; nanoseconds (~1.8e18) are not, so
@@ -106,10 +131,16 @@ export function writeUnixNanos(buf: Buffer, pos: number, ms: number): number {
   const usHi = Math.floor(us / 4294967296);
   const low = (us - usHi * 4294967296) * 1000;
   const carry = Math.floor(low / 4294967296);
-  buf.writeUInt32LE(low - carry * 4294967296, pos);
-  buf.writeUInt32LE(usHi * 1000 + carry, pos + 4);
-  return pos + 8;
+  return fixed32(buf, fixed32(buf, pos, low - carry * 4294967296), usHi * 1000 + carry);
 }
+
+/**
+ * String.prototype.charCodeAt, called as a function: `text.charCodeAt` is a property load on
+ * whatever kind of string V8 made (a slice of a traceparent header, a concatenated span
+ * name, a flat value), which went polymorphic and generic in the proxy: the profiler showed a
+ * call to the load IC for each string written.
+ */
+const charCodeAt = String.prototype.charCodeAt;
 
 /** Hex digit values by char code. */
 const HEX = new Uint8Array(128);
@@ -121,7 +152,7 @@ for (let i = 0; i < 16; i++) {
 /** A hex id (valid: ours, or checked by the traceparent parser) as `bytes` raw bytes. */
 function hexBytes(buf: Buffer, pos: number, hex: string, bytes: number): number {
   for (let i = 0; i < bytes; i++)
-    buf[pos + i] = (HEX[hex.charCodeAt(2 * i)]! << 4) | HEX[hex.charCodeAt(2 * i + 1)]!;
+    buf[pos + i] = (HEX[charCodeAt.call(hex, 2 * i)]! << 4) | HEX[charCodeAt.call(hex, 2 * i + 1)]!;
   return pos + bytes;
 }
 
@@ -156,7 +187,8 @@ function copyBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
 
 /** UTF-8 bytes of a string; Buffer counts (and writes) a lone surrogate as U+FFFD. */
 function utf8Length(text: string): number {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return Buffer.byteLength(text, 'utf8');
+  for (let i = 0; i < text.length; i++)
+    if (charCodeAt.call(text, i) > 0x7f) return Buffer.byteLength(text, 'utf8');
   return text.length;
 }
 
@@ -167,7 +199,7 @@ function utf8Length(text: string): number {
 function ascii(buf: Buffer, pos: number, text: string): number {
   const n = text.length;
   for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
+    const c = charCodeAt.call(text, i);
     if (c > 0x7f) return -1;
     buf[pos + i] = c;
   }
@@ -203,6 +235,8 @@ class ProtoSpanWriter implements SpanWriter {
   private remoteParent = false;
   private readonly traceIds = new IdBytes(16);
   private readonly parentIds = new IdBytes(8);
+  /** Span names' whole fields already written, by name; bounded like an attribute's values. */
+  private readonly names = new Map<string, Uint8Array>();
   /** Where the marked run starts, from the open span's start: a span that outgrows the body moves whole. */
   private runOffset = 0;
 
@@ -239,7 +273,9 @@ class ProtoSpanWriter implements SpanWriter {
       pos = this.parentIds.write(buf, pos, parentSpanId);
     }
     body.pos = pos;
-    this.text(NAME, name);
+    const named = this.names.get(name);
+    if (named !== undefined) this.put(named);
+    else this.name(name);
     body.room(2 + 18);
     const out = body.buf;
     pos = body.pos;
@@ -250,6 +286,17 @@ class ProtoSpanWriter implements SpanWriter {
     out[pos++] = END;
     body.pos = writeUnixNanos(out, pos, endMs);
     this.remoteParent = remoteParent;
+  }
+
+  /** Writes a span's name field, and remembers it when short: a handful of names repeat span after span. */
+  private name(name: string): void {
+    const body = this.body;
+    // From the span's start: the span may move to a fresh body as the name goes in.
+    const offset = body.pos - body.spanStart;
+    this.text(NAME, name);
+    if (name.length > REMEMBERED_LENGTH) return;
+    if (this.names.size >= REMEMBERED) this.names.clear();
+    this.names.set(name, Uint8Array.prototype.slice.call(body.buf, body.spanStart + offset, body.pos));
   }
 
   /** A length-delimited string field. */
@@ -335,7 +382,7 @@ class ProtoSpanWriter implements SpanWriter {
   number(key: AttributeKey, value: number): void {
     // Integers as int_value and other numbers as double_value, as the official transform decides.
     if (Number.isInteger(value)) this.int(key, value);
-    else this.body.pos = this.body.buf.writeDoubleLE(value, this.scalar(key, DOUBLE_VALUE, 8));
+    else this.body.pos = double(this.body.buf, this.scalar(key, DOUBLE_VALUE, 8), value);
   }
 
   boolean(key: AttributeKey, value: boolean): void {
@@ -393,7 +440,7 @@ class ProtoSpanWriter implements SpanWriter {
     }
     buf[pos++] = FLAGS[0]!;
     buf[pos++] = FLAGS[1]!;
-    pos = buf.writeUInt32LE(spanFlags(this.remoteParent), pos);
+    pos = fixed32(buf, pos, spanFlags(this.remoteParent));
     // The span's length goes in the room kept for it, the span moved when its varint is shorter or longer.
     let start = body.spanStart;
     const length = pos - (start + 1 + SPAN_LENGTH_ROOM);
