@@ -103,6 +103,8 @@ export interface LanekeeperOptions {
   redisUrl?: string;
   /** Directory for a V8 CPU profile of the proxy process (written when it exits). */
   profileDir?: string;
+  /** More node flags for the proxy process (trace-perf.ts: `--perf-basic-prof`). */
+  nodeFlags?: string[];
   /** Serve the model from an Anthropic-dialect upstream: every request is translated. */
   translated?: boolean;
   /** Trace every request (sample_ratio 1) to this OTLP/HTTP endpoint (bench/otlp-sink.ts). */
@@ -265,6 +267,7 @@ export async function startLanekeeper(options: LanekeeperOptions): Promise<Targe
   const nodeFlags = [
     ...PROXY_NODE_FLAGS,
     ...(options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, name)] : []),
+    ...(options.nodeFlags ?? []),
   ];
   const entry = options.builtCli
     ? [options.builtCli]
