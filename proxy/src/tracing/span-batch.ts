@@ -1,8 +1,9 @@
 /**
  * Sends the spans written into a SpanBody (span-body.ts) with the official OTLP/HTTP
- * transport (`@opentelemetry/otlp-exporter-base`: its retries, timeout, concurrency limit and
- * the OTEL_EXPORTER_OTLP_* headers and TLS settings), as the SDK's BatchSpanProcessor would:
- * a body goes when it is full or when the delay has passed.
+ * exporter (`@opentelemetry/otlp-exporter-base`: its retries, timeout, concurrency limit and
+ * the OTEL_EXPORTER_OTLP_* headers, compression and TLS settings) over undici
+ * (otlp-transport.ts), as the SDK's BatchSpanProcessor would: a body goes when it is full or
+ * when the delay has passed.
  *
  * Bounded: one body of at most `maxBatchBytes` fills while at most four exports are in
  * flight (the transport's concurrency limit); beyond that spans are dropped and counted, as
@@ -10,12 +11,10 @@
  * request.
  */
 import type { ExportResult } from '@opentelemetry/core';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import {
-  convertLegacyHttpOptions,
-  createOtlpHttpExportDelegate,
-} from '@opentelemetry/otlp-exporter-base/node-http';
+import { createOtlpNetworkExportDelegate, OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions } from '@opentelemetry/otlp-exporter-base/node-http';
 import type { ISerializer } from '@opentelemetry/otlp-transformer';
+import { createUndiciTransport } from './otlp-transport.js';
 import { SpanBody, type Body } from './span-body.js';
 import type { SpanFormat, SpanWriter } from './span-format.js';
 
@@ -60,16 +59,15 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
     serializeRequest: (body) => body.bytes,
     deserializeResponse: (data) => format.deserializeResponse(data),
   };
+  const config = convertLegacyHttpOptions(
+    { url: options.url, timeoutMillis: 5_000, concurrencyLimit: 4 },
+    'TRACES',
+    'v1/traces',
+    { 'Content-Type': format.contentType },
+  );
+  // The official delegate (queue, retries, timeout) over undici rather than http.request (otlp-transport.ts).
   const exporter = new OTLPExporterBase<Body>(
-    createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(
-        { url: options.url, timeoutMillis: 5_000, concurrencyLimit: 4 },
-        'TRACES',
-        'v1/traces',
-        { 'Content-Type': format.contentType },
-      ),
-      serializer,
-    ),
+    createOtlpNetworkExportDelegate(config, serializer, createUndiciTransport(config)),
   );
   let failed = 0;
   let timer: NodeJS.Timeout | undefined;
