@@ -3,17 +3,16 @@
  * with the OTEL_EXPORTER_OTLP_* settings: headers, gzip, a collector's own CA, retries on
  * 429/502/503/504 with Retry-After, and a clear failure (never a crash) for what it refuses.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtobufExport } from '../../../test/fakes/otlp/otlp-receiver.js';
+import { selfSignedCertificate } from '../../test/helpers/self-signed.js';
 import { otlpProto } from './otlp-proto.js';
 import { retryAfterMs } from './otlp-transport.js';
 import { createSpanBatch, type SpanBatch } from './span-batch.js';
@@ -36,23 +35,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lk-otlp-tls-'));
-  await promisify(execFile)('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout',
-    join(dir, 'key.pem'),
-    '-out',
-    join(dir, 'cert.pem'),
-  ]);
+  await selfSignedCertificate(dir, 'DNS:localhost,IP:127.0.0.1');
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

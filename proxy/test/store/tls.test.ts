@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../helpers/self-signed.js';
 import { freePort } from './private-redis.js';
 
 const run = promisify(execFile);
@@ -33,23 +34,7 @@ async function runWorker(url: string, trustCa = true): Promise<Record<string, un
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lk-tls-'));
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost',
-    '-keyout',
-    join(dir, 'key.pem'),
-    '-out',
-    join(dir, 'cert.pem'),
-  ]);
+  await selfSignedCertificate(dir);
   port = await freePort();
   server = spawn(
     'redis-server',
