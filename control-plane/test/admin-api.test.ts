@@ -4,6 +4,7 @@
  * and nothing written, and 401 on every documented route without the right token.
  */
 import { createHash } from 'node:crypto';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
@@ -462,6 +463,35 @@ describe('authentication', () => {
     ]) {
       expect(routes).toContain(expected);
     }
+  });
+
+  it('documents the 401 and the 429 a token route answers before its handler, as it sends them', async () => {
+    type Response = {
+      headers?: Record<string, unknown>;
+      content?: { 'application/json'?: { schema: object } };
+    };
+    const doc = (await call(cp.url, 'GET', '/openapi.json')).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, Response> }>>;
+    };
+    const operations = Object.values(doc.paths).flatMap((ops) => Object.values(ops));
+    const withToken = operations.filter((op) => (op.security ?? []).length > 0);
+    expect(withToken.length).toBeGreaterThan(15);
+    for (const op of withToken) {
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['401', '429']));
+      expect(op.responses['429']!.headers).toHaveProperty('Retry-After');
+    }
+    for (const op of operations.filter((op) => (op.security ?? []).length === 0))
+      expect(op.responses).not.toHaveProperty('429');
+    // The 429 as sent: eleven wrong tokens from one address, then even the right one is refused.
+    const from = '127.0.9.9';
+    for (let i = 0; i < 11; i++) await call(cp.url, 'GET', '/v1/plans', { token: `wrong-${i}`, from });
+    const refused = await call(cp.url, 'GET', '/v1/plans', { token: t.adminToken, from });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    const schema = withToken[0]!.responses['429']!.content!['application/json']!.schema;
+    const ajv = new Ajv({ strict: false });
+    expect(ajv.validate(schema, refused.body), JSON.stringify(ajv.errors)).toBe(true);
+    expect((refused.body as { error: { code: string } }).error.code).toBe('CP_ERR_TOO_MANY_ATTEMPTS');
   });
 
   it('answers 401 without leaking data on every route, for no token, a wrong token and the other token', async () => {

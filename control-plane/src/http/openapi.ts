@@ -19,6 +19,34 @@ interface Collected {
 
 const toOpenApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
+/** The body of every error the control plane sends (errors.ts `errorBody`). */
+const ERROR_BODY = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
+    },
+  },
+};
+
+/** What a token route answers before its handler runs (auth.ts `requireBearer`). */
+const TOKEN_REFUSALS = {
+  401: {
+    description: 'No bearer token, or a wrong one (CP_ERR_UNAUTHORIZED)',
+    headers: { 'WWW-Authenticate': { schema: { type: 'string' } } },
+    content: { 'application/json': { schema: ERROR_BODY } },
+  },
+  429: {
+    description:
+      'Too many wrong tokens from this address (CP_ERR_TOO_MANY_ATTEMPTS): refused, even with the right token, until Retry-After has passed',
+    headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer', minimum: 1 } } },
+    content: { 'application/json': { schema: ERROR_BODY } },
+  },
+};
+
 /** Starts collecting routes; call before any route is registered. Returns the document builder. */
 export function collectOpenApi(app: FastifyInstance, info: { title: string; version: string }): () => object {
   const routes: Collected[] = [];
@@ -60,14 +88,17 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
         ...(r.schema.body
           ? { requestBody: { required: true, content: { 'application/json': { schema: r.schema.body } } } }
           : {}),
-        responses: Object.fromEntries(
-          Object.entries((r.schema.response as Record<string, unknown>) ?? { 200: {} }).map(
-            ([code, schema]) => [
-              code,
-              { description: `HTTP ${code}`, content: { 'application/json': { schema } } },
-            ],
+        responses: {
+          ...(r.auth === 'none' ? {} : TOKEN_REFUSALS),
+          ...Object.fromEntries(
+            Object.entries((r.schema.response as Record<string, unknown>) ?? { 200: {} }).map(
+              ([code, schema]) => [
+                code,
+                { description: `HTTP ${code}`, content: { 'application/json': { schema } } },
+              ],
+            ),
           ),
-        ),
+        },
         ...(r.auth === 'none' ? { security: [] } : { security: [{ [`${r.auth}Token`]: [] }] }),
       };
       (paths[r.path] ??= {})[r.method] = operation;
