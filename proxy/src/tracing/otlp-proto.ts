@@ -36,6 +36,19 @@ interface ProtoKey {
 const REMEMBERED = 64;
 const REMEMBERED_LENGTH = 64;
 
+/** Keeps a short string's bytes, as written from `start` to `end`, to copy again; the memo starts over when full. */
+function remember(
+  memo: Map<string, Uint8Array>,
+  text: string,
+  buf: Buffer,
+  start: number,
+  end: number,
+): void {
+  if (text.length > REMEMBERED_LENGTH) return;
+  if (memo.size >= REMEMBERED) memo.clear();
+  memo.set(text, Uint8Array.prototype.slice.call(buf, start, end));
+}
+
 /** Bytes of a varint of 0 .. 2^32 - 1. */
 function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
@@ -294,9 +307,7 @@ class ProtoSpanWriter implements SpanWriter {
     // From the span's start: the span may move to a fresh body as the name goes in.
     const offset = body.pos - body.spanStart;
     this.text(NAME, name);
-    if (name.length > REMEMBERED_LENGTH) return;
-    if (this.names.size >= REMEMBERED) this.names.clear();
-    this.names.set(name, Uint8Array.prototype.slice.call(body.buf, body.spanStart + offset, body.pos));
+    remember(this.names, name, body.buf, body.spanStart + offset, body.pos);
   }
 
   /** A length-delimited string field. */
@@ -354,10 +365,7 @@ class ProtoSpanWriter implements SpanWriter {
       pos = varint(buf, pos, bytes);
       pos += buf.write(value, pos, bytes, 'utf8');
     }
-    if (k.written !== undefined && n <= REMEMBERED_LENGTH) {
-      if (k.written.size >= REMEMBERED) k.written.clear();
-      k.written.set(value, Uint8Array.prototype.slice.call(buf, body.pos, pos));
-    }
+    if (k.written !== undefined) remember(k.written, value, buf, body.pos, pos);
     body.pos = pos;
   }
 

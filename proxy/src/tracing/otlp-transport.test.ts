@@ -1,7 +1,7 @@
 /**
  * The undici transport under the official exporter keeps what the official transport does
  * with the OTEL_EXPORTER_OTLP_* settings: headers, gzip, a collector's own CA, retries on
- * 429/502/503/504 with Retry-After, and a clear failure (never a crash) for what it refuses.
+ * 429/502/503/504 with Retry-After (read by upstream/retry.ts, tested there), and a clear failure (never a crash) for what it refuses.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,7 +14,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtobufExport } from '../../../test/fakes/otlp/otlp-receiver.js';
 import { selfSignedCertificate } from '../../test/helpers/self-signed.js';
 import { otlpProto } from './otlp-proto.js';
-import { retryAfterMs } from './otlp-transport.js';
 import { createSpanBatch, type SpanBatch } from './span-batch.js';
 
 interface Received {
@@ -144,13 +143,5 @@ describe('the OTLP transport over undici', () => {
     process.env.OTEL_EXPORTER_OTLP_CERTIFICATE = join(dir, 'cert.pem');
     expect(await exportOne(url, 'trusted')).toEqual([undefined]);
     expect(spanNames(received[0]!.body)).toEqual(['trusted']);
-  });
-
-  it('reads Retry-After as seconds or an HTTP date, as the official transport does', () => {
-    expect(retryAfterMs(undefined)).toBeUndefined();
-    expect(retryAfterMs('3')).toBe(3_000);
-    expect(retryAfterMs('0')).toBe(-1);
-    expect(retryAfterMs(new Date(Date.now() - 60_000).toUTCString())).toBe(0);
-    expect(retryAfterMs(new Date(Date.now() + 60_000).toUTCString())).toBeGreaterThan(50_000);
   });
 });

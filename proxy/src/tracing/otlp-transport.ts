@@ -22,6 +22,7 @@ import {
 } from '@opentelemetry/otlp-exporter-base';
 import type { convertLegacyHttpOptions } from '@opentelemetry/otlp-exporter-base/node-http';
 import { Agent, type Dispatcher } from 'undici';
+import { retryAfterMs } from '../upstream/retry.js';
 
 /** The exporter's merged configuration (code, then OTEL_EXPORTER_OTLP_* environment, then defaults). */
 export type OtlpHttpConfiguration = ReturnType<typeof convertLegacyHttpOptions>;
@@ -38,16 +39,6 @@ const MAX_BACKOFF_MS = 5_000;
 const BACKOFF_MULTIPLIER = 1.5;
 
 const USER_AGENT = 'lanekeeper-proxy (OTel-OTLP-Exporter-JavaScript transport interface)';
-
-/** Retry-After as the official transport reads it: seconds, or an HTTP date. */
-export function retryAfterMs(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined) return undefined;
-  const seconds = Number.parseInt(text, 10);
-  if (Number.isInteger(seconds)) return seconds > 0 ? seconds * 1000 : -1;
-  const delay = new Date(text).getTime() - Date.now();
-  return delay >= 0 ? delay : 0;
-}
 
 /** TLS files the official agent factory read from the environment. */
 interface TlsFiles {

@@ -1,8 +1,8 @@
 /**
  * Sends the spans written into a SpanBody (span-body.ts) with the official OTLP/HTTP
- * exporter (`@opentelemetry/otlp-exporter-base`: its retries, timeout, concurrency limit and
- * the OTEL_EXPORTER_OTLP_* headers, compression and TLS settings) over undici
- * (otlp-transport.ts), as the SDK's BatchSpanProcessor would: a body goes when it is full or
+ * exporter (`@opentelemetry/otlp-exporter-base`: its timeout, concurrency limit and the
+ * OTEL_EXPORTER_OTLP_* headers, compression and TLS settings) over undici, retrying as its
+ * own transport does (otlp-transport.ts), as the SDK's BatchSpanProcessor would: a body goes when it is full or
  * when the delay has passed.
  *
  * Bounded: one body of at most `maxBatchBytes` fills while at most four exports are in
@@ -65,7 +65,7 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
     'v1/traces',
     { 'Content-Type': format.contentType },
   );
-  // The official delegate (queue, retries, timeout) over undici rather than http.request (otlp-transport.ts).
+  // The official delegate (queue, timeout) over undici rather than http.request (otlp-transport.ts).
   const exporter = new OTLPExporterBase<Body>(
     createOtlpNetworkExportDelegate(config, serializer, createUndiciTransport(config)),
   );
