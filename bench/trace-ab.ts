@@ -13,13 +13,9 @@
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
 import { runPaced } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
+import { flagValue } from './trace-cost.js';
 import { coreLayout, cpuSeconds } from './processes.js';
 import { buildLanekeeper, startLanekeeper, startUpstream, type Target } from './targets.js';
-
-function flagValue(name: string, fallback: number): number {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
 
 const [dirA, dirB] = process.argv.slice(2).filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg));
 if (!dirA || !dirB)

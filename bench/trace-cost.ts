@@ -116,7 +116,8 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
   };
 }
 
-function flagValue(name: string, fallback: number): number {
+/** A numeric command-line flag (`--windows 7`), or `fallback` when absent. */
+export function flagValue(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 }

@@ -20,21 +20,21 @@ import { join } from 'node:path';
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
 import { runPaced } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
+import { flagValue } from './trace-cost.js';
 import { coreLayout } from './processes.js';
 import { buildLanekeeper, RESULTS_DIR, startLanekeeper, startUpstream, type Target } from './targets.js';
 
 const HZ = 4_999;
 
-function flagValue(name: string, fallback: number): number {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
 /** Where a traced process's sample ran, by the frames on its stack. */
 function classOf(frames: string[]): 'write' | 'export' | 'request path' | undefined {
   let tracer = false;
   for (const frame of frames) {
-    if (frame.includes('@opentelemetry/otlp-exporter-base') || frame.includes('/tracing/span-batch.'))
+    if (
+      frame.includes('@opentelemetry/otlp-exporter-base') ||
+      frame.includes('/tracing/span-batch.') ||
+      frame.includes('/tracing/otlp-transport.')
+    )
       return 'export';
     if (frame.includes('/tracing/')) {
       tracer = true;
