@@ -14,9 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
-import { throttled, tokenMatches } from '../http/auth.js';
-import type { FailureThrottle } from '../http/failure-throttle.js';
-import type { InternalCallMark } from '../http/internal-call.js';
+import { throttled, tokenMatches, type TokenGuard } from '../http/auth.js';
 import { registerConsoleApi } from './api.js';
 import { consolePage, loginPage, tenantPage, type PageId } from './pages.js';
 import {
@@ -107,10 +105,7 @@ function sendPage(reply: FastifyReply, status: number, page: string) {
  * The console as a Fastify plugin. `guard` is the admin API's: wrong tokens at sign-in and as
  * a bearer count together, and the console's calls into the admin API carry the internal mark.
  */
-export function consolePlugin(
-  deps: AppDeps,
-  guard: { throttle: FailureThrottle; internal: InternalCallMark },
-): FastifyPluginAsync {
+export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAsync {
   return async function console(app: FastifyInstance) {
     const sessions = createSessions(deps.redis, deps.config.keyPrefix);
     const setting = deps.config.consoleSecureCookie;

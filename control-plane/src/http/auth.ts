@@ -35,17 +35,19 @@ export function throttled(
   return refusal;
 }
 
+/** What guards a token route: the wrong-token throttle, and the mark that exempts the control plane's own calls. */
+export interface TokenGuard {
+  throttle: FailureThrottle;
+  internal: InternalCallMark;
+}
+
 /**
  * An onRequest hook refusing, with 401, any request without this bearer token. With a
  * throttle, wrong tokens count against the client's address (a missing one does not: it is
  * no guess), and an address over the limit gets 429 whatever it sends; the control plane's
  * own in-process calls are exempt.
  */
-export function requireBearer(
-  expected: string,
-  realm: string,
-  guard?: { throttle: FailureThrottle; internal: InternalCallMark },
-) {
+export function requireBearer(expected: string, realm: string, guard?: TokenGuard) {
   const expectedDigest = digest(expected);
   return async function requireToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const throttle = guard && !guard.internal.isInternal(request) ? guard.throttle : undefined;
