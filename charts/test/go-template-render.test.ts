@@ -51,8 +51,10 @@ describe('render', () => {
     ['nindent starts a new line and indents every line', 'k:{{ "a\\nb" | nindent 2 }}', 'k:\n  a\n  b'],
     ['toYaml sorts keys as Helm does', '{{ toYaml .a }}', 'b: 2\nc: 3'],
     ['quote turns numbers into YAML strings', '{{ .n | quote }}', '"50"'],
+    ["join puts the separator between a list's items", '{{ join "," .p }}|{{ join "," .l }}', 'a,b|'],
+    ['toString writes a boolean as Helm does', '{{ toString .x | quote }}', '"false"'],
   ])('%s', (_name, source, expected) => {
-    const data = { m: {}, l: [], s: '', z: 0, x: false, y: 'yes', a: { c: 3, b: 2 }, n: 50 };
+    const data = { m: {}, l: [], s: '', z: 0, x: false, y: 'yes', a: { c: 3, b: 2 }, n: 50, p: ['a', 'b'] };
     expect(run(source, data)).toBe(expected);
   });
 

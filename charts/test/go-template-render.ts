@@ -190,6 +190,7 @@ export function render(set: TemplateSet, name: string, data: unknown): string {
     or: (...vs) => vs.find((v) => truthy(v)) ?? vs.at(-1),
     empty: (v) => !truthy(v),
     toString: (v: unknown) => str(v),
+    join: (sep, list) => (Array.isArray(list) ? list.map(str).join(str(sep)) : str(list)),
   };
   const fail = (message: string): never => {
     throw new RenderError(message);

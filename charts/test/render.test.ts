@@ -284,6 +284,33 @@ describe('rendered details', () => {
     expect(migrate.databaseUrl).toBe('postgres://lanekeeper:lanekeeper@postgres:5432/lanekeeper');
   });
 
+  it('passes the control plane its trusted proxies and cookie setting, which its config loader accepts', () => {
+    const envOf = (override: Tree) =>
+      Object.fromEntries(
+        (
+          find(renderChart(override).manifests, 'Deployment', 'lk-lanekeeper-control-plane')?.spec?.template
+            ?.spec.containers[0]?.env ?? []
+        ).map((e) => [e.name, e.value ?? 'from-a-secret']),
+      );
+    const plain = envOf({});
+    expect(plain.LANEKEEPER_TRUSTED_PROXIES).toBeUndefined();
+    expect(plain.LANEKEEPER_CONSOLE_SECURE_COOKIE).toBe('auto');
+    // A YAML boolean, as `--set controlPlane.consoleSecureCookie=true` gives, is written as the word.
+    const behindIngress = envOf({
+      controlPlane: { trustedProxies: ['10.0.0.0/8', 'fd00::/8', '192.168.1.7'], consoleSecureCookie: true },
+    });
+    expect(behindIngress.LANEKEEPER_TRUSTED_PROXIES).toBe('10.0.0.0/8,fd00::/8,192.168.1.7');
+    expect(behindIngress.LANEKEEPER_CONSOLE_SECURE_COOKIE).toBe('true');
+    const config = loadConfig({
+      ...behindIngress,
+      DATABASE_URL: 'postgres://db/lk',
+      LANEKEEPER_ADMIN_TOKEN: 'a'.repeat(32),
+      LANEKEEPER_PROXY_TOKEN: 'p'.repeat(32),
+    });
+    expect(config.trustedProxies).toEqual(['10.0.0.0/8', 'fd00::/8', '192.168.1.7']);
+    expect(config.consoleSecureCookie).toBe('always');
+  });
+
   it('passes the control plane its collection templates as JSON', () => {
     const cp = find(renderChart().manifests, 'Deployment', 'lk-lanekeeper-control-plane');
     const value = cp?.spec?.template?.spec.containers[0]?.env?.find(

@@ -85,6 +85,37 @@ describe('values.schema.json', () => {
       '/controlPlane/adminToken',
     ],
     ['an unknown vector mode', { controlPlane: { vectorMode: 'shared' } }, '/controlPlane/vectorMode'],
+    // Joined with commas into LANEKEEPER_TRUSTED_PROXIES: an entry must not smuggle in another.
+    [
+      'a trusted proxy entry holding a second range after a comma',
+      { controlPlane: { trustedProxies: ['10.0.0.1,0.0.0.0/0'] } },
+      '/controlPlane/trustedProxies/0',
+    ],
+    [
+      'a trusted proxy given as a host name',
+      { controlPlane: { trustedProxies: ['ingress-nginx.local'] } },
+      '/controlPlane/trustedProxies/0',
+    ],
+    [
+      'a trusted proxy entry with a space',
+      { controlPlane: { trustedProxies: ['10.0.0.1 '] } },
+      '/controlPlane/trustedProxies/0',
+    ],
+    [
+      'more than 64 trusted proxies',
+      { controlPlane: { trustedProxies: Array.from({ length: 65 }, (_, i) => `10.0.0.${i}`) } },
+      '/controlPlane/trustedProxies',
+    ],
+    [
+      'trusted proxies as one string',
+      { controlPlane: { trustedProxies: '10.0.0.0/8' } },
+      '/controlPlane/trustedProxies',
+    ],
+    [
+      'a cookie setting other than auto, true or false',
+      { controlPlane: { consoleSecureCookie: 'yes' } },
+      '/controlPlane/consoleSecureCookie',
+    ],
     [
       'a collection template with an unknown distance',
       { controlPlane: { collectionTemplates: [{ name: 'docs', size: 8, distance: 'Hamming' }] } },
@@ -106,6 +137,17 @@ describe('values.schema.json', () => {
     const errors = errorsFor(override);
     expect(errors.length).toBeGreaterThan(0);
     expect(errors.some((e) => e.startsWith(`${path} `))).toBe(true);
+  });
+
+  it.each([
+    [
+      'IPv4 and IPv6 addresses and ranges',
+      { trustedProxies: ['10.0.0.0/8', '192.168.1.7', 'fd00::/8', '::1'] },
+    ],
+    ['the cookie setting as a YAML boolean', { consoleSecureCookie: true }],
+    ['the cookie setting as a word', { consoleSecureCookie: 'false' }],
+  ])('accepts %s behind an ingress', (_name, controlPlane) => {
+    expect(errorsFor({ controlPlane })).toEqual([]);
   });
 
   it('accepts values a parent chart passes down under "global"', () => {
