@@ -75,7 +75,7 @@ export interface CheckInputs {
   /** Redis memory per active tenant, by Redis-mode target. */
   redisMemory?: Partial<Record<TargetName, TenantMemory>>;
   /** Tracing's cost per request, both proxies side by side (trace-cost.ts). */
-  traceCost?: Pick<TraceCost, 'usPerRequest' | 'windows' | 'rate'>;
+  traceCost?: Pick<TraceCost, 'usPerRequest' | 'windows' | 'rate' | 'pairMedians'>;
 }
 
 /** Issue 18's most CPU tracing may add to a request at ratio 1.0. */
@@ -142,10 +142,11 @@ export function checkTargets(
   const { traceCost } = inputs;
   if (traceCost) {
     const each = traceCost.windows.map((w) => fmt(w.onUs - w.offUs, 1)).join(', ');
+    const pairs = traceCost.pairMedians.map((m) => fmt(m, 1)).join(', ');
     checks.push({
       target: 'traced',
       goal: `tracing at ratio 1.0 adds <= ${MAX_TRACING_US} us CPU per request`,
-      measured: `${fmt(traceCost.usPerRequest, 1)} us (median of ${traceCost.windows.length} windows side by side at ${traceCost.rate} req/s: ${each})`,
+      measured: `${fmt(traceCost.usPerRequest, 1)} us (median of ${traceCost.windows.length} windows side by side at ${traceCost.rate} req/s: ${each}; over ${traceCost.pairMedians.length} process pairs, their medians ${pairs})`,
       met: traceCost.usPerRequest <= MAX_TRACING_US,
     });
   }

@@ -19,9 +19,10 @@
  * --burst-seconds N (default 5), --burst-pause N (default 61: past the minute window, so
  * everything the burst counted has aged out by the next request),
  * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts),
- * --no-trace-cost, --trace-cost-windows N (default 5): with the traced target, tracing's
- * cost per request is also measured with an untraced and a traced proxy side by side
- * (trace-cost.ts), about a minute more.
+ * --no-trace-cost, --trace-cost-pairs N (default 3), --trace-cost-windows N (per pair,
+ * default 3): with the traced target, tracing's cost per request is also measured with an
+ * untraced and a traced proxy side by side, over N pairs of fresh processes
+ * (trace-cost.ts), about a minute and a half more.
  *
  * The many-tenant targets (`-10k`) carry 10,000 tenants and spread the load over 1,000 of
  * them. After the rounds, each Redis-mode target gets the burst scenario: one tenant at full
@@ -346,9 +347,12 @@ async function benchmark(): Promise<void> {
   // both proxies side by side (trace-cost.ts).
   let traceCost: TraceCost | undefined;
   if (wanted.includes('lanekeeper-traced') && !fromSource && !flag('--no-trace-cost')) {
-    log('tracing cost: an untraced and a traced proxy side by side, paced at 1000 req/s each');
+    log(
+      'tracing cost: an untraced and a traced proxy side by side, paced at 1000 req/s each, over fresh process pairs',
+    );
     traceCost = await measureTraceCost({
-      windows: option('--trace-cost-windows', 5),
+      pairs: option('--trace-cost-pairs', 3),
+      windows: option('--trace-cost-windows', 3),
       seconds: 8,
       rate: 1000,
       stream: false,

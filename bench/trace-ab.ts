@@ -4,8 +4,12 @@
  * paced load at the same time. Each window prints both tracers' cost over the untraced proxy
  * and B minus A; the medians end it. The machine's swings reach all three alike, so a change
  * of a few µs shows, where two runs of trace-cost.ts one after the other differ by ±5 µs.
+ * Each process also keeps an offset of its own, up to ~3 µs either way for its whole life
+ * (docs/observability.md), so the windows are spread over rounds of fresh processes.
  *
- *   npx tsx bench/trace-ab.ts DIR_A DIR_B [--windows 7] [--seconds 8] [--rate 700] [--stream]
+ *   npx tsx bench/trace-ab.ts DIR_A DIR_B [--rounds 3] [--windows 3] [--seconds 8] [--rate 700] [--stream]
+ *
+ * `--windows` is per round.
  *
  * DIR_A and DIR_B are checkouts (a worktree of the commit before a change, and this one).
  * 700 requests a second each keeps the three proxies' core under full load.
@@ -13,16 +17,17 @@
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
 import { runPaced } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
-import { flagValue } from './trace-cost.js';
+import { flagValue, median } from './trace-cost.js';
 import { coreLayout, cpuSeconds } from './processes.js';
 import { buildLanekeeper, startLanekeeper, startUpstream, type Target } from './targets.js';
 
 const [dirA, dirB] = process.argv.slice(2).filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg));
 if (!dirA || !dirB)
   throw new Error(
-    'usage: npx tsx bench/trace-ab.ts DIR_A DIR_B [--windows N] [--seconds S] [--rate R] [--stream]',
+    'usage: npx tsx bench/trace-ab.ts DIR_A DIR_B [--rounds N] [--windows N] [--seconds S] [--rate R] [--stream]',
   );
-const windows = flagValue('--windows', 7);
+const rounds = flagValue('--rounds', 3);
+const windows = flagValue('--windows', 3);
 const seconds = flagValue('--seconds', 8);
 const rate = flagValue('--rate', 700);
 const body = chatBody(process.argv.includes('--stream'));
@@ -33,44 +38,56 @@ const cliB = buildLanekeeper('trace-ab-b', dirB);
 const upstream = await startUpstream(layout.upstream);
 // The collector sits with the load generator, off the proxies' core.
 const sink = await startSinkProcess(layout.load);
-const started: Target[] = [];
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+let started: Target[] = [];
 try {
   const common = { upstreamUrl: upstream.url, core: layout.proxy };
-  for (const options of [
+  const kinds = [
     { ...common, builtCli: cliA },
     { ...common, builtCli: cliA, otlpEndpoint: sink.url },
     { ...common, builtCli: cliB, otlpEndpoint: sink.url },
-  ])
-    started.push(await startLanekeeper(options));
+  ];
   const load = (target: Target, s: number) =>
     runPaced(
       { url: `${target.url}/v1/chat/completions`, body, apiKey: BENCH_API_KEY },
       { seconds: s, rate, core: layout.load },
     );
-  // Warm all three (JIT, connection pools) before measuring.
-  await Promise.all(started.map((target) => load(target, 3)));
   const costA: number[] = [];
   const costB: number[] = [];
-  for (let i = 0; i < windows; i++) {
-    const before = started.map((target) => cpuSeconds(target.process!.pid));
-    const results = await Promise.all(started.map((target) => load(target, seconds)));
-    const after = started.map((target) => cpuSeconds(target.process!.pid));
-    if (results.some((r) => r.errors > 0 || r.requests === 0)) throw new Error(`window ${i + 1}: errors`);
-    const [off, a, b] = results.map((r, j) => ((after[j]! - before[j]!) / r.requests) * 1e6) as [
-      number,
-      number,
-      number,
-    ];
-    costA.push(a - off);
-    costB.push(b - off);
-    console.log(
-      `[trace-ab] window ${i + 1}: untraced ${off.toFixed(1)} µs CPU/request; A +${(a - off).toFixed(1)}, B +${(b - off).toFixed(1)}, B − A ${(b - a).toFixed(1)}`,
-    );
+  const roundDiffs: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    // Fresh processes each round, started in a rotating order: a process keeps its own
+    // offset for its whole life, which more windows of the same three do not average out.
+    const order = kinds.map((_, i) => (i + round - 1) % kinds.length);
+    const byKind: Target[] = [];
+    for (const kind of order) started.push((byKind[kind] = await startLanekeeper(kinds[kind]!)));
+    // Warm all three (JIT, connection pools) before measuring.
+    await Promise.all(byKind.map((target) => load(target, 10)));
+    const diffs: number[] = [];
+    for (let i = 0; i < windows; i++) {
+      const before = byKind.map((target) => cpuSeconds(target.process!.pid));
+      const results = await Promise.all(byKind.map((target) => load(target, seconds)));
+      const after = byKind.map((target) => cpuSeconds(target.process!.pid));
+      if (results.some((r) => r.errors > 0 || r.requests === 0))
+        throw new Error(`round ${round} window ${i + 1}: errors`);
+      const [off, a, b] = results.map((r, j) => ((after[j]! - before[j]!) / r.requests) * 1e6) as [
+        number,
+        number,
+        number,
+      ];
+      costA.push(a - off);
+      costB.push(b - off);
+      diffs.push(b - a);
+      console.log(
+        `[trace-ab] round ${round} window ${i + 1}: untraced ${off.toFixed(1)} µs CPU/request; A +${(a - off).toFixed(1)}, B +${(b - off).toFixed(1)}, B − A ${(b - a).toFixed(1)}`,
+      );
+    }
+    roundDiffs.push(median(diffs));
+    await Promise.all(started.map((target) => target.stop()));
+    started = [];
   }
   const diffs = costB.map((b, i) => b - costA[i]!);
   console.log(
-    `tracing costs A ${median(costA).toFixed(1)} µs, B ${median(costB).toFixed(1)} µs CPU per request; B − A ${median(diffs).toFixed(1)} µs (medians of ${windows} windows at ${rate} req/s each)`,
+    `tracing costs A ${median(costA).toFixed(1)} µs, B ${median(costB).toFixed(1)} µs CPU per request; B − A ${median(diffs).toFixed(1)} µs (medians of ${diffs.length} windows over ${rounds} rounds of fresh processes at ${rate} req/s each; each round's B − A: ${roundDiffs.map((d) => d.toFixed(1)).join(', ')})`,
   );
 } finally {
   await Promise.all(started.map((target) => target.stop()));

@@ -7,11 +7,19 @@
  * figure. Running the two one after the other instead (the main table's rounds) puts
  * whatever the host did meanwhile into the difference: on this VM, tens of µs.
  *
- *   npx tsx bench/trace-cost.ts [--windows 7] [--seconds 10] [--rate 1000] [--stream] [--ratio 1]
+ * The windows are spread over several pairs of fresh processes (`pairs`): a process keeps
+ * its own offset for its whole life (where its heap and code landed, what V8 inlined), and
+ * two builds differing only in a detail read up to ~3 µs apart over every window of one
+ * pair (docs/observability.md). Fresh pairs average that out; more windows of one pair do not.
+ *
+ *   npx tsx bench/trace-cost.ts [--pairs 3] [--windows 3] [--seconds 10] [--rate 1000] [--stream] [--ratio 1]
+ *
+ * `--windows` is per pair.
  *
  * `--src DIR` measures the proxy of another checkout (a copy of the tree before a change).
  *
- * `--profile` writes both proxies' CPU profiles to bench/results/profiles (bench/profile-summary.ts reads them).
+ * `--profile` writes both proxies' CPU profiles to bench/results/profiles, a file per process
+ * of each pair (bench/profile-summary.ts reads them).
  *
  * `npm run bench` runs it after the table when the traced target is among its targets.
  */
@@ -23,9 +31,11 @@ import { coreLayout, cpuSeconds } from './processes.js';
 import { buildLanekeeper, RESULTS_DIR, startLanekeeper, startUpstream, type Target } from './targets.js';
 
 export interface TraceCost {
-  /** Median over the windows of traced minus untraced CPU µs per request. */
+  /** Median over the windows of every pair of traced minus untraced CPU µs per request. */
   usPerRequest: number;
-  windows: { offUs: number; onUs: number; tracedRequests: number }[];
+  windows: { pair: number; offUs: number; onUs: number; tracedRequests: number }[];
+  /** Each pair's own median, in start order. */
+  pairMedians: number[];
   rate: number;
   seconds: number;
   stream: boolean;
@@ -34,6 +44,9 @@ export interface TraceCost {
 }
 
 export interface TraceCostOptions {
+  /** Pairs of fresh processes, one after the other (default 1). */
+  pairs?: number;
+  /** Windows per pair. */
   windows: number;
   seconds: number;
   /** Paced requests per second to each proxy. */
@@ -48,6 +61,9 @@ export interface TraceCostOptions {
   log?: (line: string) => void;
 }
 
+/** Load before the first window of each pair. */
+const WARM_SECONDS = 10;
+
 export async function measureTraceCost(options: TraceCostOptions): Promise<TraceCost> {
   const log = options.log ?? ((line: string) => console.log(line));
   const layout = coreLayout();
@@ -55,19 +71,22 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
   const upstream = await startUpstream(layout.upstream);
   // The collector sits with the load generator, off the proxies' core.
   const sink = await startSinkProcess(layout.load);
-  const started: Target[] = [];
+  let started: Target[] = [];
   const windows: TraceCost['windows'] = [];
+  const pairMedians: number[] = [];
   let warmed = 0;
-  try {
-    const { profileDir } = options;
-    const off = await startLanekeeper({
-      upstreamUrl: upstream.url,
-      core: layout.proxy,
-      builtCli,
-      profileDir,
-    });
-    started.push(off);
-    const on = await startLanekeeper({
+  const { profileDir } = options;
+  const path = '/v1/chat/completions';
+  const body = chatBody(options.stream);
+  const load = (target: Target, seconds: number) =>
+    runPaced(
+      { url: `${target.url}${path}`, body, apiKey: BENCH_API_KEY },
+      { seconds, rate: options.rate, core: layout.load },
+    );
+  const startOff = () =>
+    startLanekeeper({ upstreamUrl: upstream.url, core: layout.proxy, builtCli, profileDir });
+  const startOn = () =>
+    startLanekeeper({
       upstreamUrl: upstream.url,
       core: layout.proxy,
       builtCli,
@@ -75,45 +94,62 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
       otlpEndpoint: sink.url,
       sampleRatio: options.ratio,
     });
-    started.push(on);
-    const path = '/v1/chat/completions';
-    const body = chatBody(options.stream);
-    const load = (target: Target, seconds: number) =>
-      runPaced(
-        { url: `${target.url}${path}`, body, apiKey: BENCH_API_KEY },
-        { seconds, rate: options.rate, core: layout.load },
-      );
-    // Warm both (JIT, connection pools) before measuring.
-    warmed = (await Promise.all([load(off, 3), load(on, 3)]))[1].requests;
-    for (let i = 0; i < options.windows; i++) {
-      const before = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
-      const [a, b] = await Promise.all([load(off, options.seconds), load(on, options.seconds)]);
-      const after = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
-      if (a.errors > 0 || b.errors > 0 || a.requests === 0 || b.requests === 0)
-        throw new Error(`window ${i + 1}: errors (off ${a.errors}, on ${b.errors})`);
-      const offUs = ((after[0]! - before[0]!) / a.requests) * 1e6;
-      const onUs = ((after[1]! - before[1]!) / b.requests) * 1e6;
-      windows.push({ offUs, onUs, tracedRequests: b.requests });
-      log(
-        `[trace-cost] window ${i + 1}: off ${offUs.toFixed(1)}, on ${onUs.toFixed(1)} µs CPU/request: tracing ${(onUs - offUs).toFixed(1)} µs`,
-      );
+  try {
+    for (let pair = 1; pair <= (options.pairs ?? 1); pair++) {
+      // Started in turn first and second: the order is part of a process's lot.
+      let off: Target;
+      let on: Target;
+      if (pair % 2 === 1) {
+        started.push((off = await startOff()));
+        started.push((on = await startOn()));
+      } else {
+        started.push((on = await startOn()));
+        started.push((off = await startOff()));
+      }
+      // Warm both (JIT, connection pools) before measuring: after 3 s, the first window of
+      // a fresh pair still read up to 11 µs a request above its next ones.
+      warmed += (await Promise.all([load(off, WARM_SECONDS), load(on, WARM_SECONDS)]))[1].requests;
+      const costs: number[] = [];
+      for (let i = 0; i < options.windows; i++) {
+        const before = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
+        const [a, b] = await Promise.all([load(off, options.seconds), load(on, options.seconds)]);
+        const after = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
+        if (a.errors > 0 || b.errors > 0 || a.requests === 0 || b.requests === 0)
+          throw new Error(`pair ${pair} window ${i + 1}: errors (off ${a.errors}, on ${b.errors})`);
+        const offUs = ((after[0]! - before[0]!) / a.requests) * 1e6;
+        const onUs = ((after[1]! - before[1]!) / b.requests) * 1e6;
+        windows.push({ pair, offUs, onUs, tracedRequests: b.requests });
+        costs.push(onUs - offUs);
+        log(
+          `[trace-cost] pair ${pair} window ${i + 1}: off ${offUs.toFixed(1)}, on ${onUs.toFixed(1)} µs CPU/request: tracing ${(onUs - offUs).toFixed(1)} µs`,
+        );
+      }
+      pairMedians.push(median(costs));
+      // The traced proxy sends what it still holds as it stops, before the sink counts.
+      await Promise.all(started.map((target) => target.stop()));
+      started = [];
     }
   } finally {
-    // The traced proxy sends what it still holds as it stops, before the sink counts.
     await Promise.all(started.map((target) => target.stop()));
     await sink.stop();
     await upstream.stop();
   }
-  const sorted = windows.map((w) => w.onUs - w.offUs).sort((x, y) => x - y);
   const tracedRequests = windows.reduce((sum, w) => sum + w.tracedRequests, 0) + warmed;
   return {
-    usPerRequest: sorted[Math.floor(sorted.length / 2)]!,
+    usPerRequest: median(windows.map((w) => w.onUs - w.offUs)),
     windows,
+    pairMedians,
     rate: options.rate,
     seconds: options.seconds,
     stream: options.stream,
     exportBytesPerRequest: sink.received.bytes / tracedRequests,
   };
+}
+
+/** The middle value (the upper one of an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** A numeric command-line flag (`--windows 7`), or `fallback` when absent. */
@@ -126,7 +162,8 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
   const sourceAt = process.argv.indexOf('--src');
   const source = sourceAt >= 0 ? process.argv[sourceAt + 1] : undefined;
   const result = await measureTraceCost({
-    windows: flagValue('--windows', 7),
+    pairs: flagValue('--pairs', 3),
+    windows: flagValue('--windows', 3),
     seconds: flagValue('--seconds', 10),
     rate: flagValue('--rate', 1000),
     stream: process.argv.includes('--stream'),
@@ -135,6 +172,6 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
     builtCli: source ? buildLanekeeper('trace-cost-src', source) : undefined,
   });
   console.log(
-    `tracing at ratio ${flagValue('--ratio', 1)} costs ${result.usPerRequest.toFixed(1)} µs CPU per request (median of ${result.windows.length} windows, ${result.stream ? 'SSE' : 'JSON'} at ${result.rate} req/s each); ${result.exportBytesPerRequest.toFixed(0)} bytes exported per request`,
+    `tracing at ratio ${flagValue('--ratio', 1)} costs ${result.usPerRequest.toFixed(1)} µs CPU per request (median of ${result.windows.length} windows over ${result.pairMedians.length} process pairs, ${result.stream ? 'SSE' : 'JSON'} at ${result.rate} req/s each; each pair's median: ${result.pairMedians.map((m) => m.toFixed(1)).join(', ')}); ${result.exportBytesPerRequest.toFixed(0)} bytes exported per request`,
   );
 }
