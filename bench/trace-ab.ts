@@ -17,8 +17,8 @@
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
 import { runPaced } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
-import { flagValue, median } from './trace-cost.js';
-import { coreLayout, cpuSeconds } from './processes.js';
+import { cpuPerRequestWindow, flagValue, median, WARM_SECONDS } from './trace-cost.js';
+import { coreLayout } from './processes.js';
 import { buildLanekeeper, startLanekeeper, startUpstream, type Target } from './targets.js';
 
 const [dirA, dirB] = process.argv.slice(2).filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg));
@@ -61,19 +61,15 @@ try {
     const byKind: Target[] = [];
     for (const kind of order) started.push((byKind[kind] = await startLanekeeper(kinds[kind]!)));
     // Warm all three (JIT, connection pools) before measuring.
-    await Promise.all(byKind.map((target) => load(target, 10)));
+    await Promise.all(byKind.map((target) => load(target, WARM_SECONDS)));
     const diffs: number[] = [];
     for (let i = 0; i < windows; i++) {
-      const before = byKind.map((target) => cpuSeconds(target.process!.pid));
-      const results = await Promise.all(byKind.map((target) => load(target, seconds)));
-      const after = byKind.map((target) => cpuSeconds(target.process!.pid));
-      if (results.some((r) => r.errors > 0 || r.requests === 0))
-        throw new Error(`round ${round} window ${i + 1}: errors`);
-      const [off, a, b] = results.map((r, j) => ((after[j]! - before[j]!) / r.requests) * 1e6) as [
-        number,
-        number,
-        number,
-      ];
+      const { us } = await cpuPerRequestWindow(
+        byKind,
+        (target) => load(target, seconds),
+        `round ${round} window ${i + 1} (untraced, A, B)`,
+      );
+      const [off, a, b] = us as [number, number, number];
       costA.push(a - off);
       costB.push(b - off);
       diffs.push(b - a);

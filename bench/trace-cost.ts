@@ -25,7 +25,7 @@
  */
 import { join } from 'node:path';
 import { chatBody, BENCH_API_KEY } from './lanekeeper-config.js';
-import { runPaced } from './load.js';
+import { runPaced, type Measurement } from './load.js';
 import { startSinkProcess } from './otlp-sink-process.js';
 import { coreLayout, cpuSeconds } from './processes.js';
 import { buildLanekeeper, RESULTS_DIR, startLanekeeper, startUpstream, type Target } from './targets.js';
@@ -61,8 +61,29 @@ export interface TraceCostOptions {
   log?: (line: string) => void;
 }
 
-/** Load before the first window of each pair. */
-const WARM_SECONDS = 10;
+/** Load before the first window of each pair of fresh processes (trace-ab.ts's rounds too). */
+export const WARM_SECONDS = 10;
+
+/**
+ * One window of processes side by side: each target's load runs at the same time, and each
+ * target's CPU µs per request over it comes back, in order, with its request count. Throws
+ * (`label` first) when a target answered with errors or not at all.
+ */
+export async function cpuPerRequestWindow(
+  targets: Target[],
+  load: (target: Target) => Promise<Measurement>,
+  label: string,
+): Promise<{ us: number[]; requests: number[] }> {
+  const before = targets.map((target) => cpuSeconds(target.process!.pid));
+  const results = await Promise.all(targets.map(load));
+  const after = targets.map((target) => cpuSeconds(target.process!.pid));
+  if (results.some((r) => r.errors > 0 || r.requests === 0))
+    throw new Error(`${label}: errors (${results.map((r) => `${r.errors} of ${r.requests}`).join(', ')})`);
+  return {
+    us: results.map((r, i) => ((after[i]! - before[i]!) / r.requests) * 1e6),
+    requests: results.map((r) => r.requests),
+  };
+}
 
 export async function measureTraceCost(options: TraceCostOptions): Promise<TraceCost> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -111,14 +132,13 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
       warmed += (await Promise.all([load(off, WARM_SECONDS), load(on, WARM_SECONDS)]))[1].requests;
       const costs: number[] = [];
       for (let i = 0; i < options.windows; i++) {
-        const before = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
-        const [a, b] = await Promise.all([load(off, options.seconds), load(on, options.seconds)]);
-        const after = [cpuSeconds(off.process!.pid), cpuSeconds(on.process!.pid)];
-        if (a.errors > 0 || b.errors > 0 || a.requests === 0 || b.requests === 0)
-          throw new Error(`pair ${pair} window ${i + 1}: errors (off ${a.errors}, on ${b.errors})`);
-        const offUs = ((after[0]! - before[0]!) / a.requests) * 1e6;
-        const onUs = ((after[1]! - before[1]!) / b.requests) * 1e6;
-        windows.push({ pair, offUs, onUs, tracedRequests: b.requests });
+        const { us, requests } = await cpuPerRequestWindow(
+          [off, on],
+          (target) => load(target, options.seconds),
+          `pair ${pair} window ${i + 1} (untraced, traced)`,
+        );
+        const [offUs, onUs] = us as [number, number];
+        windows.push({ pair, offUs, onUs, tracedRequests: requests[1]! });
         costs.push(onUs - offUs);
         log(
           `[trace-cost] pair ${pair} window ${i + 1}: off ${offUs.toFixed(1)}, on ${onUs.toFixed(1)} µs CPU/request: tracing ${(onUs - offUs).toFixed(1)} µs`,
