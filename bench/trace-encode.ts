@@ -7,7 +7,17 @@
  * formats (polymorphic) and slow both, where a proxy only ever runs one: to compare them,
  * run each alone (TRACE_PROTOCOL) in its own process, interleaved.
  *
- *   npx tsx bench/trace-encode.ts [requests=20000] [rounds=5]
+ *   npx tsx bench/trace-encode.ts [requests=20000] [rounds=5] [--garbage N]
+ *
+ * `--garbage N` makes each request also allocate N small objects, the last eight requests'
+ * kept alive, as a serving proxy allocates and holds its own between the tracer's calls
+ * (a proxied request allocates ~50 KB in the bench, about N = 250). Each round then also runs the
+ * same loop without the tracer, and prints the tracer's cost as the difference: with the
+ * caches and the young generation churned in between, the same tracer costs about twice
+ * as much as alone, most of the gap inside a proxy (docs/observability.md). The ring, not
+ * a list cleared every few requests: a cleared list made how much survived each
+ * scavenge depend on where in its cycle the collection fell, which the tracer's own
+ * allocation shifted.
  *
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
@@ -18,9 +28,42 @@ import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-trace
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
 import { servedChat, TRACED_UPSTREAM as upstream } from '../proxy/test/helpers/traced-context.js';
 import { startSinkProcess } from './otlp-sink-process.js';
+import { flagValue } from './trace-cost.js';
 
-const REQUESTS = Number(process.argv[2] ?? 20_000);
-const ROUNDS = Number(process.argv[3] ?? 5);
+const positional = process.argv
+  .slice(2)
+  .filter((arg, i, all) => !arg.startsWith('--') && !all[i - 1]?.startsWith('--'));
+const REQUESTS = Number(positional[0] ?? 20_000);
+const ROUNDS = Number(positional[1] ?? 5);
+const GARBAGE = flagValue('--garbage', 0);
+
+/** The last eight requests' garbage, alive as a proxy's requests in flight are. */
+const kept: unknown[] = new Array(8).fill(undefined);
+let keptAt = 0;
+
+function garbage(): void {
+  if (GARBAGE === 0) return;
+  const objects: unknown[] = [];
+  for (let i = 0; i < GARBAGE; i++)
+    objects.push({ n: i, text: `value ${i}`, pair: [i, i + 1], nested: { i } });
+  kept[keptAt++ & 7] = objects;
+}
+
+/**
+ * CPU per request of `REQUESTS` requests through `once`, and of `finish` after them (the
+ * tracer's last export); the loop yields now and then, as a serving proxy's event loop
+ * does, for the transport's sockets to run.
+ */
+async function cpuPerRequest(once: (i: number) => void, finish: () => Promise<void>): Promise<number> {
+  const before = process.cpuUsage();
+  for (let i = 0; i < REQUESTS; i++) {
+    once(i);
+    if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await finish();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / REQUESTS;
+}
 
 async function run(protocol: OtlpProtocol, url: string): Promise<number> {
   const tracer = () =>
@@ -30,6 +73,7 @@ async function run(protocol: OtlpProtocol, url: string): Promise<number> {
     );
   const contexts = Array.from({ length: 1_000 }, (_, i) => servedChat(`req-${i.toString(36)}-8f2c1a`));
   const once = (traces: RequestTracer, ctx: RequestContext) => {
+    garbage();
     const trace = traces.start(ctx);
     trace.stage('lanekeeper.rate_limit').end(undefined);
     trace.attemptStart(upstream, 'POST', '/v1/chat/completions', ctx);
@@ -41,15 +85,13 @@ async function run(protocol: OtlpProtocol, url: string): Promise<number> {
   for (let i = 0; i < 2_000; i++) once(warm, contexts[i % contexts.length]!);
   await warm.shutdown();
   const measured = tracer();
-  const before = process.cpuUsage();
-  for (let i = 0; i < REQUESTS; i++) {
-    once(measured, contexts[i % contexts.length]!);
-    // Let the transport's sockets run now and then, as a serving proxy's event loop does.
-    if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve));
-  }
-  await measured.shutdown();
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / REQUESTS;
+  const traced = await cpuPerRequest(
+    (i) => once(measured, contexts[i % contexts.length]!),
+    () => measured.shutdown(),
+  );
+  if (GARBAGE === 0) return traced;
+  // The same loop without the tracer: what the garbage costs by itself.
+  return traced - (await cpuPerRequest(garbage, async () => undefined));
 }
 
 async function main(): Promise<void> {
@@ -61,7 +103,9 @@ async function main(): Promise<void> {
     for (const protocol of order.filter((p) => (process.env.TRACE_PROTOCOL ?? p) === p)) {
       const perRequest = await run(protocol, sink.url);
       results[protocol].push(perRequest);
-      console.log(`round ${round + 1} ${protocol}: ${perRequest.toFixed(2)} µs CPU per request`);
+      console.log(
+        `round ${round + 1} ${protocol}: ${perRequest.toFixed(2)} µs CPU per request${GARBAGE > 0 ? ` over ${GARBAGE} objects of garbage each` : ''}`,
+      );
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
