@@ -495,7 +495,16 @@ describe('the console in a browser', () => {
 
     try {
       await kb.goto(`${cp.url}/console/login`);
-      // The token field has autofocus; from the top of the page Tab reaches it too.
+      // The token field has autofocus, which Chromium applies at its next rendering step,
+      // possibly after `goto` has returned. Checking before it and then tabbing raced it:
+      // once under CI, most likely, the autofocus reached the field just after the check,
+      // and the Tabs meant to reach it went past the button and off the page. So wait for
+      // it first; without autofocus, Tab from the top reaches the field too.
+      await kb
+        .waitForFunction(`document.activeElement && document.activeElement.id === 'token'`, undefined, {
+          timeout: 2000,
+        })
+        .catch(() => undefined);
       if ((await focused()).id !== 'token') await tabTo((f) => f.id === 'token', 'the token field');
       await kb.keyboard.type(t.adminToken);
       await tabTo((f) => f.text === 'Sign in', 'the sign-in button');
