@@ -74,12 +74,15 @@ async function main(): Promise<void> {
   const sink = await startSinkProcess(layout.load);
   const started: Target[] = [];
   const data = join(RESULTS_DIR, 'trace-perf.data');
+  const v8Logs = join(RESULTS_DIR, 'trace-perf-v8-%p.log');
   try {
     const common = {
       upstreamUrl: upstream.url,
       core: layout.proxy,
       builtCli,
-      nodeFlags: ['--perf-basic-prof'],
+      // --perf-basic-prof also turns on V8's own log, which would land in the working
+      // directory (the checkout) as isolate-*.log, one per proxy per run.
+      nodeFlags: ['--perf-basic-prof', `--logfile=${v8Logs}`, '--no-logfile-per-isolate'],
     };
     started.push(await startLanekeeper(common));
     started.push(await startLanekeeper({ ...common, otlpEndpoint: sink.url }));
@@ -139,6 +142,7 @@ async function main(): Promise<void> {
     await sink.stop();
     await upstream.stop();
     rmSync(data, { force: true });
+    for (const target of started) rmSync(v8Logs.replace('%p', String(target.process!.pid)), { force: true });
   }
 }
 
