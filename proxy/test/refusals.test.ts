@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 
 let h: Harness;
 
@@ -170,7 +171,7 @@ describe('refusals made by the proxy', () => {
 describe('upstream failures', () => {
   it('answers 502 when the upstream cannot be reached', async () => {
     const dead = await startHarness({
-      config: (base) => ({ ...base, upstream: { url: 'http://127.0.0.1:1', timeout_ms: 2000 } }),
+      config: (base) => ({ ...base, upstream: { url: REFUSING_UPSTREAM, timeout_ms: 2000 } }),
     });
     try {
       const res = await request(`${dead.proxy.url}/v1/chat/completions`, {

@@ -25,7 +25,7 @@ import { UpstreamHealth } from '../src/upstream/health.js';
 import { UpstreamQuirks } from '../src/upstream-quirks.js';
 import { chatCompletion, startFakeUpstream, type FakeUpstream, type Reply } from './helpers/fake-upstream.js';
 import { baseConfig } from './helpers/harness.js';
-import { freePort } from './helpers/waiting.js';
+import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 import { logLines } from '../../test/helpers/log-lines.js';
 
 interface Ended {
@@ -171,7 +171,7 @@ describe('the request span ends exactly once', () => {
   });
 
   it('when the upstream cannot be reached', async () => {
-    proxy = await startProxy([passThrough], ok, `http://127.0.0.1:${await freePort()}`);
+    proxy = await startProxy([passThrough], ok, REFUSING_UPSTREAM);
     expect(await post(proxy)).toBe(502);
     expect(await endedOnce(proxy)).toMatchObject({ outcome: 'local_reply', status: 502 });
   });

@@ -5,6 +5,14 @@
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 
+/**
+ * An upstream that refuses every connection: port 1 on loopback, which nothing here listens
+ * on and no test can be handed. A port from `freePort` is only free until another test,
+ * running in parallel, is given the same one for its own server: a test of an unreachable
+ * upstream then got that server's 200 instead of a 502 (once, in CI).
+ */
+export const REFUSING_UPSTREAM = 'http://127.0.0.1:1';
+
 /** A loopback port nothing listens on right now (the kernel's pick, released for the caller). */
 export async function freePort(): Promise<number> {
   const server = createServer();

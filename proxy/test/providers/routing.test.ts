@@ -6,8 +6,6 @@
  * ejected and let back in by one probe; a request counts once against the tenant's limits,
  * and its tokens and cost are booked on the model and upstream that served it.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,6 +17,7 @@ import {
   type Reply,
 } from '../helpers/fake-upstream.js';
 import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+import { REFUSING_UPSTREAM } from '../helpers/waiting.js';
 
 let h: Harness | undefined;
 let b: FakeUpstream | undefined;
@@ -218,13 +217,9 @@ describe('fallbacks', () => {
   );
 
   it('moves on when the first upstream cannot be reached, and when it does not answer in time', async () => {
-    const closed: Server = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const deadPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
     await start(
       { models: { default: ['a-model', 'b-model'], slow: ['a-slow', 'b-model'] } },
-      { a: { url: `http://127.0.0.1:${deadPort}` } },
+      { a: { url: REFUSING_UPSTREAM } },
     );
     const res = await chat();
     expect(res.status).toBe(200);
