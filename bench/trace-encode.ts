@@ -10,14 +10,14 @@
  *   npx tsx bench/trace-encode.ts [requests=20000] [rounds=5] [--garbage N]
  *
  * `--garbage N` makes each request also allocate N small objects, the last eight requests'
- * kept alive, as a serving proxy allocates and holds its own between the tracer's calls
- * (a proxied request allocates ~50 KB in the bench, about N = 250). Each round then also runs the
- * same loop without the tracer, and prints the tracer's cost as the difference: with the
- * caches and the young generation churned in between, the same tracer costs about twice
- * as much as alone, most of the gap inside a proxy (docs/observability.md). The ring, not
- * a list cleared every few requests: a cleared list made how much survived each
- * scavenge depend on where in its cycle the collection fell, which the tracer's own
- * allocation shifted.
+ * kept alive, as a serving proxy allocates and holds its own between the tracer's calls (a
+ * proxied request allocates ~50 KB in the bench, about N = 250). Each round then also runs
+ * the same loop without the tracer, and prints the tracer's cost as the difference. With
+ * the caches and the young generation churned in between, the same tracer costs more (1.6
+ * times at N = 250), part of the way to what it costs inside a proxy (docs/observability.md).
+ * The garbage is kept in a ring, not a list cleared every few requests: with the list, how
+ * much survived each scavenge depended on where in its cycle the collection fell, which the
+ * tracer's own allocation shifted.
  *
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
