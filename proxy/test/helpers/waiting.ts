@@ -1,6 +1,7 @@
 /**
- * Two small things every process-level test needs: a free loopback port for a server the
- * test starts itself, and a bounded wait for something to become true.
+ * Small things every process-level test needs: a free loopback port for a server the test
+ * starts itself, an upstream that refuses every connection, and a bounded wait for
+ * something to become true.
  */
 import { once } from 'node:events';
 import { createServer } from 'node:net';
