@@ -166,10 +166,14 @@ export async function measureTraceCost(options: TraceCostOptions): Promise<Trace
   };
 }
 
-/** The middle value (the upper one of an even count). */
+/**
+ * The middle value (the upper one of an even count; NaN for none). Not run.ts's median,
+ * which averages the middle two: tracing's figure has been the upper middle window since
+ * it was first measured.
+ */
 export function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /** A numeric command-line flag (`--windows 7`), or `fallback` when absent. */

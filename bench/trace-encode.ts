@@ -28,7 +28,7 @@ import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-trace
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
 import { servedChat, TRACED_UPSTREAM as upstream } from '../proxy/test/helpers/traced-context.js';
 import { startSinkProcess } from './otlp-sink-process.js';
-import { flagValue } from './trace-cost.js';
+import { flagValue, median } from './trace-cost.js';
 
 const positional = process.argv
   .slice(2)
@@ -108,7 +108,6 @@ async function main(): Promise<void> {
       );
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   await sink.stop();
   // The minimum too: on a shared machine the least disturbed round is the best estimate.
   const summary = (protocol: OtlpProtocol) =>
