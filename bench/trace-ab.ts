@@ -53,6 +53,8 @@ try {
     );
   const costA: number[] = [];
   const costB: number[] = [];
+  /** B − A, window by window over every round. */
+  const diffs: number[] = [];
   const roundDiffs: number[] = [];
   for (let round = 1; round <= rounds; round++) {
     // Fresh processes each round, started in a rotating order: a process keeps its own
@@ -62,7 +64,6 @@ try {
     for (const kind of order) started.push((byKind[kind] = await startLanekeeper(kinds[kind]!)));
     // Warm all three (JIT, connection pools) before measuring.
     await Promise.all(byKind.map((target) => load(target, WARM_SECONDS)));
-    const diffs: number[] = [];
     for (let i = 0; i < windows; i++) {
       const { us } = await cpuPerRequestWindow(
         byKind,
@@ -77,11 +78,10 @@ try {
         `[trace-ab] round ${round} window ${i + 1}: untraced ${off.toFixed(1)} µs CPU/request; A +${(a - off).toFixed(1)}, B +${(b - off).toFixed(1)}, B − A ${(b - a).toFixed(1)}`,
       );
     }
-    roundDiffs.push(median(diffs));
+    roundDiffs.push(median(diffs.slice(-windows)));
     await Promise.all(started.map((target) => target.stop()));
     started = [];
   }
-  const diffs = costB.map((b, i) => b - costA[i]!);
   console.log(
     `tracing costs A ${median(costA).toFixed(1)} µs, B ${median(costB).toFixed(1)} µs CPU per request; B − A ${median(diffs).toFixed(1)} µs (medians of ${diffs.length} windows over ${rounds} rounds of fresh processes at ${rate} req/s each; each round's B − A: ${roundDiffs.map((d) => d.toFixed(1)).join(', ')})`,
   );
