@@ -19,10 +19,10 @@
  * --burst-seconds N (default 5), --burst-pause N (default 61: past the minute window, so
  * everything the burst counted has aged out by the next request),
  * --soak [--soak-seconds N] [--soak-store memory|redis] (see soak.ts),
- * --no-trace-cost, --trace-cost-pairs N (default 3), --trace-cost-windows N (per pair,
+ * --no-trace-cost, --trace-cost-pairs N (default 5), --trace-cost-windows N (per pair,
  * default 3): with the traced target, tracing's cost per request is also measured with an
  * untraced and a traced proxy side by side, over N pairs of fresh processes
- * (trace-cost.ts), about a minute and a half more.
+ * (trace-cost.ts), about three minutes more.
  *
  * The many-tenant targets (`-10k`) carry 10,000 tenants and spread the load over 1,000 of
  * them. After the rounds, each Redis-mode target gets the burst scenario: one tenant at full
@@ -51,7 +51,7 @@ import {
 } from './report.js';
 import { redisMemoryPerTenant, type TenantMemory } from './redis-memory.js';
 import { startOtlpSink, type OtlpSink } from './otlp-sink.js';
-import { measureTraceCost, type TraceCost } from './trace-cost.js';
+import { measureTraceCost, TRACE_COST_PAIRS, type TraceCost } from './trace-cost.js';
 import { runSoak } from './soak.js';
 import {
   RESULTS_DIR,
@@ -351,7 +351,7 @@ async function benchmark(): Promise<void> {
       'tracing cost: an untraced and a traced proxy side by side, paced at 1000 req/s each, over fresh process pairs',
     );
     traceCost = await measureTraceCost({
-      pairs: option('--trace-cost-pairs', 3),
+      pairs: option('--trace-cost-pairs', TRACE_COST_PAIRS),
       windows: option('--trace-cost-windows', 3),
       seconds: 8,
       rate: 1000,

@@ -11,8 +11,10 @@
  * its own offset for its whole life (where its heap and code landed, what V8 inlined), and
  * two builds differing only in a detail read up to ~3 µs apart over every window of one
  * pair (docs/observability.md). Fresh pairs average that out; more windows of one pair do not.
+ * Five pairs by default: back to back on 2026-12-06, three pairs read 9.1 µs and five read
+ * 16.7 µs, one pair of the three having read 3.1 µs.
  *
- *   npx tsx bench/trace-cost.ts [--pairs 3] [--windows 3] [--seconds 10] [--rate 1000] [--stream] [--ratio 1]
+ *   npx tsx bench/trace-cost.ts [--pairs 5] [--windows 3] [--seconds 10] [--rate 1000] [--stream] [--ratio 1]
  *
  * `--windows` is per pair.
  *
@@ -63,6 +65,9 @@ export interface TraceCostOptions {
 
 /** Load before the first window of each pair of fresh processes (trace-ab.ts's rounds too). */
 export const WARM_SECONDS = 10;
+
+/** Pairs of fresh processes unless told otherwise (`npm run bench` too); why five is above. */
+export const TRACE_COST_PAIRS = 5;
 
 /**
  * One window of processes side by side: each target's load runs at the same time, and each
@@ -186,7 +191,7 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
   const sourceAt = process.argv.indexOf('--src');
   const source = sourceAt >= 0 ? process.argv[sourceAt + 1] : undefined;
   const result = await measureTraceCost({
-    pairs: flagValue('--pairs', 3),
+    pairs: flagValue('--pairs', TRACE_COST_PAIRS),
     windows: flagValue('--windows', 3),
     seconds: flagValue('--seconds', 10),
     rate: flagValue('--rate', 1000),
