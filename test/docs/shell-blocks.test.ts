@@ -42,9 +42,9 @@ const NOT_RUN: Record<string, string> = {
   'npm ci && npm run demo': 'run by examples/demo/demo-whole.test.ts (start.mjs on free ports)',
   'npm test': 'the command that runs this test',
   'OPENAI_API_KEY=sk-... npx lanekeeper proxy --config my-lanekeeper.yaml': 'needs a real provider key',
-  'npm run bench                  # about 14 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
+  'npm run bench                  # about 16 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
     'takes minutes; bench/ has its own tests',
-  'npm run bench                      # about 14 minutes; table on stdout, JSON in bench/results/':
+  'npm run bench                      # about 16 minutes; table on stdout, JSON in bench/results/':
     'takes minutes',
   'node --min-semi-space-size=16 --import tsx bench/tenants-cost.ts json memory 20000 3':
     'a measurement: minutes of CPU on a machine others share',
