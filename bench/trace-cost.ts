@@ -8,9 +8,11 @@
  * whatever the host did meanwhile into the difference: on this VM, tens of µs.
  *
  * The windows are spread over several pairs of fresh processes (`pairs`): a process keeps
- * its own offset for its whole life (where its heap and code landed, what V8 inlined), and
- * two builds differing only in a detail read up to ~3 µs apart over every window of one
- * pair (docs/observability.md). Fresh pairs average that out; more windows of one pair do not.
+ * its own offset for its whole life (where its heap and code landed, what V8 inlined): two
+ * builds differing only in a detail read up to ~3 µs apart over every window of one pair,
+ * and one build read ~18 µs higher in every window of one round of trace-ab.ts than of
+ * another (docs/observability.md). Fresh pairs average that out; more windows of one pair
+ * do not.
  * Five pairs by default: back to back on 2026-12-06, three pairs read 9.1 µs and five read
  * 16.7 µs, one pair of the three having read 3.1 µs.
  *
