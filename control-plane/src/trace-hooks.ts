@@ -3,7 +3,7 @@
  * API request with HTTP semantic conventions, continuing an incoming traceparent, and one span
  * per booked ledger batch. Bodies, tokens and query strings are never recorded.
  */
-import type { TelemetrySettings } from '@lanekeeper/contract';
+import { TENANT_ID_PATTERN, type TelemetrySettings } from '@lanekeeper/contract';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -58,6 +58,10 @@ export function createControlPlaneTracing(
           span.setAttribute('http.route', route);
           span.updateName(`${request.method} ${route}`);
         }
+        // The tenant a call is about, as the proxy's spans name it. The path's id is only
+        // checked against the pattern here (a call refused by validation ran no schema).
+        const tenant = tenantOf(route, request.params);
+        if (tenant !== undefined) span.setAttribute('lanekeeper.tenant', tenant);
         if (reply.statusCode >= 500) {
           span.setAttribute('error.type', String(reply.statusCode));
           span.setStatus({ code: SpanStatusCode.ERROR });
@@ -87,4 +91,11 @@ export function createControlPlaneTracing(
     },
     shutdown: () => handle.shutdown(),
   };
+}
+
+/** The tenant id of a /v1/tenants/:id… route, when the path's id is a valid one. */
+function tenantOf(route: string | undefined, params: unknown): string | undefined {
+  if (route === undefined || !route.startsWith('/v1/tenants/:id')) return undefined;
+  const id = (params as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' && TENANT_ID_PATTERN.test(id) ? id : undefined;
 }

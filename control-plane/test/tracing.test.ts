@@ -61,6 +61,41 @@ describe('control-plane tracing', () => {
     expect(otlp.bodies.join('\n')).not.toContain(t.adminToken);
   });
 
+  it('names the tenant a call is about, and no tenant from a path that is not one', async () => {
+    const plan = await call(cp.url, 'POST', '/v1/plans', {
+      token: t.adminToken,
+      body: { id: 'traced-plan', models: { default: 'm' } },
+    });
+    expect(plan.status).toBe(201);
+    const created = await call(cp.url, 'POST', '/v1/tenants', {
+      token: t.adminToken,
+      body: { id: 'traced-tenant', plan: 'traced-plan' },
+    });
+    expect(created.status).toBe(201);
+    const read = await call(cp.url, 'GET', '/v1/tenants/traced-tenant/usage', { token: t.adminToken });
+    expect(read.status).toBe(200);
+    const span = await otlp.waitFor((s) => s.attributes['url.path'] === '/v1/tenants/traced-tenant/usage');
+    expect(span.attributes).toMatchObject({
+      'http.route': '/v1/tenants/:id/usage',
+      'lanekeeper.tenant': 'traced-tenant',
+    });
+    // Hostile ids, refused before any handler (400; 414 past Fastify's longest parameter,
+    // which no hook sees): no span names them as a tenant.
+    for (const id of ['Traced-Tenant', 'x'.repeat(300), '..%2Fplans', 'a%00b']) {
+      const res = await call(cp.url, 'GET', `/v1/tenants/${id}`, { token: t.adminToken });
+      expect([id.slice(0, 20), res.status]).toEqual([id.slice(0, 20), id.length > 100 ? 414 : 400]);
+      if (res.status === 414) continue;
+      const refused = await otlp.waitFor((s) => s.attributes['url.path'] === `/v1/tenants/${id}`);
+      expect(refused.attributes['http.response.status_code']).toBe(400);
+      expect(refused.attributes).not.toHaveProperty('lanekeeper.tenant');
+    }
+    const named = otlp.spans.filter((s) => s.attributes['lanekeeper.tenant'] !== undefined);
+    expect(named.map((s) => s.attributes['url.path'])).toEqual(['/v1/tenants/traced-tenant/usage']);
+    // Calls about no one tenant carry none.
+    const list = await otlp.waitFor((s) => s.attributes['http.route'] === '/v1/plans');
+    expect(list.attributes).not.toHaveProperty('lanekeeper.tenant');
+  });
+
   it('marks a refused call with its status and no error', async () => {
     const res = await call(cp.url, 'GET', '/v1/tenants', { token: 'wrong-token' });
     expect(res.status).toBe(401);

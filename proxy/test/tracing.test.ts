@@ -234,7 +234,26 @@ describe('tracing through the proxy', () => {
         'gen_ai.request.model': one.model,
         'gen_ai.response.model': responseModel,
       });
+      // The tenant on every span, children included.
+      const family = [span, ...childrenOf(span)];
+      expect(family.map((s) => s.name).sort()).toEqual(
+        [`chat ${one.model}`, 'POST /v1/chat/completions', 'lanekeeper.rate_limit'].sort(),
+      );
+      for (const s of family)
+        expect([s.name, s.attributes['lanekeeper.tenant']]).toEqual([s.name, one.tenant.id]);
     }
+  });
+
+  it('names on every span the tenant the key identifies, whatever tenant headers the client adds', async () => {
+    const res = await chat(
+      { model: 'small-model' },
+      { 'x-tenant-id': 'globex', 'x-lanekeeper-tenant': 'globex', tenant: 'globex' },
+    );
+    expect(res.status).toBe(200);
+    const span = await requestSpan(res.requestId);
+    const family = [span, ...childrenOf(span)];
+    expect(family).toHaveLength(3);
+    for (const s of family) expect([s.name, s.attributes['lanekeeper.tenant']]).toEqual([s.name, 'acme']);
   });
 
   it('never exports a prompt, a completion or a credential', async () => {
@@ -345,6 +364,10 @@ describe('requests that end early', () => {
     expect(span.attributes['http.response.status_code']).toBe(401);
     await flushed();
     expect(serverSpansOf(traceId)).toHaveLength(1);
+    // No tenant was identified: no span of the trace names one.
+    const trace = otlp.spans.filter((s) => s.traceId === traceId);
+    expect(trace.length).toBeGreaterThan(0);
+    for (const s of trace) expect(s.attributes).not.toHaveProperty('lanekeeper.tenant');
   });
 });
 

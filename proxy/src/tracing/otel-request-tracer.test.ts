@@ -11,6 +11,7 @@ import { createOtelRequestTracer } from './otel-request-tracer.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
 import { servedChat, tracedUpstream } from '../../test/helpers/traced-context.js';
 
+const INTERNAL = 1;
 const SERVER = 2;
 const CLIENT = 3;
 
@@ -81,6 +82,7 @@ const CHANGES: Change[] = [
     name: 'tenant',
     change: (c) => (c.tenant = { id: 'globex', planName: 'pro' }),
     request: { 'lanekeeper.tenant': 'globex' },
+    call: { 'lanekeeper.tenant': 'globex' },
   },
   {
     name: 'plan',
@@ -156,6 +158,7 @@ const BASE_CALL = {
   'url.full': 'http://127.0.0.1:9999/v1/chat/completions',
   'lanekeeper.upstream': 'openai',
   'http.response.status_code': 200,
+  'lanekeeper.tenant': 'acme',
 };
 
 let otlp: OtlpReceiver;
@@ -174,6 +177,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
     let n = 0;
     const serve = (ctx: RequestContext, request: Record<string, unknown>, call: Record<string, unknown>) => {
       const trace = tracer.start(ctx);
+      trace.stage('lanekeeper.rate_limit').end(undefined);
       trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions?key=secret', ctx);
       trace.attemptStatus(200);
       trace.attemptEnd(undefined);
@@ -201,6 +205,45 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
       expect({ id, ...attributes }).toMatchObject({ id, ...want.request });
       const call = otlp.spans.find((s) => s.kind === CLIENT && s.parentSpanId === span.spanId);
       expect({ id, ...call?.attributes }).toMatchObject({ id, ...want.call });
+      const stage = otlp.spans.find((s) => s.kind === INTERNAL && s.parentSpanId === span.spanId);
+      expect({ id, ...stage?.attributes }).toEqual({
+        id,
+        'lanekeeper.admitted': true,
+        'lanekeeper.tenant': want.request['lanekeeper.tenant'],
+      });
+    }
+  });
+
+  it("gives a request with no tenant no tenant on any span, after another tenant's runs", async () => {
+    const tracer = createOtelRequestTracer(
+      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'no-tenant', protocol },
+      { onExportResult: () => undefined },
+    );
+    // acme's runs first, then requests with no tenant that are otherwise the same: a run
+    // kept for acme must not lend them its tenant.
+    const ids: { id: string; tenant: string | undefined }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const tenant = i % 2 === 0 ? 'acme' : undefined;
+      const ctx = servedChat(`${protocol}-anonymous-${i}`, (c) => {
+        if (tenant === undefined) c.tenant = undefined;
+      });
+      const trace = tracer.start(ctx);
+      trace.stage('lanekeeper.rate_limit').end(undefined);
+      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions', ctx);
+      trace.attemptStatus(200);
+      trace.attemptEnd(undefined);
+      trace.end(ctx);
+      ids.push({ id: ctx.id, tenant });
+    }
+    await tracer.shutdown();
+    for (const { id, tenant } of ids) {
+      const span = await otlp.waitFor(
+        (s) => s.kind === SERVER && s.attributes['lanekeeper.request_id'] === id,
+      );
+      const family = [span, ...otlp.spans.filter((s) => s.parentSpanId === span.spanId)];
+      expect(family.map((s) => s.kind).sort()).toEqual([INTERNAL, SERVER, CLIENT].sort());
+      for (const one of family)
+        expect({ id, tenant: one.attributes['lanekeeper.tenant'] }).toEqual({ id, tenant });
     }
   });
 });

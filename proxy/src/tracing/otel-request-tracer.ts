@@ -224,9 +224,10 @@ const CALL_RUN: RunSpec = [
   ['http.request.resend_count', INT],
   ['http.response.status_code', INT],
   ['error.type', STRING],
+  ['lanekeeper.tenant', STRING],
 ];
 
-/** Runs kept per cache key (a tenant, an upstream), and keys kept before the cache starts over. */
+/** Runs kept per cache key (a tenant), and keys kept before the cache starts over. */
 const RUNS_PER_KEY = 4;
 const RUN_KEYS = 1_024;
 
@@ -625,6 +626,9 @@ class SampledTrace implements RequestTrace {
         w.boolean(k['lanekeeper.admitted'], stage.refused === undefined);
         if (stage.refused !== undefined) w.int(k['lanekeeper.refused_status'], stage.refused);
       }
+      // The tenant on every span, so a backend finds a tenant's admissions and upstream calls
+      // without joining them to their request span.
+      if (f.tenant !== undefined) w.string(k['lanekeeper.tenant'], f.tenant);
       w.end(STATUS_UNSET, undefined);
     }
     for (const call of this.calls) {
@@ -642,7 +646,8 @@ class SampledTrace implements RequestTrace {
       const g = call.outcome ?? asked;
       const query = call.path.indexOf('?');
       const address = this.spans.address(call.upstream);
-      this.spans.callRuns.write(w, call.upstream.name, [
+      // Keyed by tenant, as the request runs are: a run holds the tenant.
+      this.spans.callRuns.write(w, f.tenant ?? '', [
         call.method,
         g.operation || undefined,
         g.provider || undefined,
@@ -656,6 +661,7 @@ class SampledTrace implements RequestTrace {
         call.resend > 0 ? call.resend : undefined,
         call.statusCode !== 0 ? call.statusCode : undefined,
         call.errorType,
+        f.tenant,
       ]);
       this.spans.tokens(g);
       w.end(call.status, call.statusMessage);
