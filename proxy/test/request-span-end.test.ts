@@ -65,6 +65,7 @@ async function startProxy(pipeline: Stage[], answer: Reply, upstreamUrl?: string
       started.push(ctx.id);
       return {
         traceId: undefined,
+        continues: false,
         stage: () => ({ end: () => undefined }),
         attemptStart: () => `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`,
         attemptStatus: () => undefined,

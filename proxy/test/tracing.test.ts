@@ -143,6 +143,39 @@ describe('tracing through the proxy', () => {
     expect(String(call.attributes['url.full'])).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions$/);
   });
 
+  it("sends a client's tracestate upstream with the trace it came with, and never with a new one", async () => {
+    const cases = [
+      // A valid traceparent, sampled or not: the trace goes on, and its tracestate with it.
+      { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, continues: true },
+      { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-00`, continues: true },
+      // No traceparent, or one that is invalid (all-zero ids, bad hex, two of them joined):
+      // a new trace, so the tracestate is discarded (W3C Trace Context, processing model).
+      { traceparent: undefined, continues: false },
+      { traceparent: `00-${'0'.repeat(32)}-${CLIENT_SPAN}-01`, continues: false },
+      { traceparent: `00-${CLIENT_TRACE.replace('4b', 'zz')}-${CLIENT_SPAN}-01`, continues: false },
+      {
+        traceparent: [`00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, `00-${'ab'.repeat(16)}-${CLIENT_SPAN}-01`],
+        continues: false,
+      },
+    ];
+    for (const { traceparent, continues } of cases) {
+      const headers: Record<string, string | string[]> = { tracestate: 'vendor=opaque,other=1' };
+      if (traceparent !== undefined) headers.traceparent = traceparent;
+      const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: PROMPT }] }),
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+      const received = h.lastReceived().headers;
+      const sent = parseTraceparent(received.traceparent);
+      const label = JSON.stringify(traceparent);
+      expect([label, sent.traceId === CLIENT_TRACE]).toEqual([label, continues]);
+      expect([label, received.tracestate]).toEqual([label, continues ? 'vendor=opaque,other=1' : undefined]);
+    }
+  });
+
   it('wraps the rate-limit admission in a child span', async () => {
     const res = await chat({ model: 'small-model' });
     const span = await requestSpan(res.requestId);

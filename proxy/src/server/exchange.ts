@@ -241,7 +241,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const headers = this.headersFor(target);
     // Each call is its own client span, a child of the request span; with tracing off an
     // incoming traceparent passes through as inject-identity copied it.
-    if (ctx.trace) headers.traceparent = ctx.trace.attemptStart(target, method, path, ctx);
+    if (ctx.trace) {
+      headers.traceparent = ctx.trace.attemptStart(target, method, path, ctx);
+      if (!ctx.trace.continues) delete headers.tracestate;
+    }
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
     this.attempts++;

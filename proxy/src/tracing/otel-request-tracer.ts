@@ -482,7 +482,10 @@ const NO_STAGE: StageSpan = { end: () => undefined };
 /** A request that is not sampled: no spans, yet its trace id still goes upstream, unsampled. */
 class UnsampledTrace implements RequestTrace {
   readonly traceId = undefined;
-  constructor(private readonly trace: string) {}
+  constructor(
+    private readonly trace: string,
+    readonly continues: boolean,
+  ) {}
   stage(): StageSpan {
     return NO_STAGE;
   }
@@ -512,6 +515,10 @@ class SampledTrace implements RequestTrace {
 
   get ended(): boolean {
     return this.final !== undefined;
+  }
+
+  get continues(): boolean {
+    return this.parentSpanId !== '';
   }
 
   stage(name: string): StageSpan {
@@ -753,7 +760,7 @@ export function createOtelRequestTracer(
       const traceId = parent ? parent.traceId : randomHex(16);
       // ParentBased: a caller's decision stands; a new trace is sampled at the ratio.
       const sampled = parent ? (parent.traceFlags & 1) === 1 : sampledRoot(traceId);
-      if (!sampled) return new UnsampledTrace(traceId);
+      if (!sampled) return new UnsampledTrace(traceId, parent !== null);
       return new SampledTrace(spans, traceId, parent ? parent.spanId : '', TIME_ORIGIN + ctx.startedAt);
     },
     shutdown: () => batch.shutdown(),

@@ -16,6 +16,12 @@ export interface StageSpan {
 export interface RequestTrace {
   /** The request span's trace id (hex), for logs; undefined when the request is not sampled. */
   readonly traceId: string | undefined;
+  /**
+   * The trace is the one of the client's valid traceparent. Otherwise the proxy starts a new
+   * one, and a tracestate the client sent belongs to no trace the upstream sees: W3C Trace
+   * Context has it discarded.
+   */
+  readonly continues: boolean;
   stage(name: string): StageSpan;
   /** Starts the client span of an upstream call; returns the traceparent to send with it. */
   attemptStart(upstream: Upstream, method: string, path: string, ctx: RequestContext): string;
