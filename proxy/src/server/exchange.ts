@@ -243,7 +243,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // incoming traceparent passes through as inject-identity copied it.
     if (ctx.trace) {
       headers.traceparent = ctx.trace.attemptStart(target, method, path, ctx);
-      if (!ctx.trace.continues) delete headers.tracestate;
+      if (headers.tracestate !== undefined && !ctx.trace.continues) delete headers.tracestate;
     }
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
