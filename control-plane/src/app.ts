@@ -6,7 +6,12 @@
  * the stores and `commitChange` do the work.
  */
 import type { ControlPlaneTracing } from './tracing.js';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -66,6 +71,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Forwarded headers only from the configured proxies (config.ts); any client can send them.
     trustProxy: deps.config.trustedProxies ? [...deps.config.trustedProxies] : false,
+    // A path Fastify's router cannot read (bad percent-encoding, a parameter over 100
+    // characters) never reaches a route or a hook: without this it was answered in Fastify's
+    // own error shape. The message does not echo the path back.
+    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      return reply
+        .code(tooLong ? 414 : 400)
+        .send(
+          errorBody(
+            'CP_ERR_BAD_REQUEST',
+            tooLong
+              ? 'a path segment is longer than 100 characters'
+              : 'the URL path is not valid (bad percent-encoding)',
+          ),
+        );
+    },
   });
   deps.tracing?.traceHttp(app);
   installValidation(app);

@@ -189,3 +189,31 @@ describe('GET /v1/tenants/{id}/usage/by-model ranges', () => {
     expect((await admin('GET', `/v1/tenants/Bad%20Id/usage/by-model?${range}`)).status).toBe(400);
   });
 });
+
+describe('paths the router cannot read', () => {
+  it('answers a malformed or over-long path in the API error shape, without echoing it', async () => {
+    const long = `x${'y'.repeat(299)}`;
+    const cases = [
+      { path: `/v1/tenants/${long}`, status: 414 },
+      { path: `/v1/tenants/${long}/keys`, status: 414 },
+      { path: '/v1/tenants/%E0%A4%A', status: 400 },
+      { path: '/v1/plans/%zz', status: 400 },
+    ];
+    // With the admin token and without one: either way the router refuses it before any route.
+    for (const token of [t.adminToken, undefined])
+      for (const { path, status } of cases) {
+        const res = await call(cp.url, 'GET', path, { token });
+        const label = `${path.slice(0, 24)} ${token ? 'admin' : 'anonymous'}`;
+        expect([label, res.status]).toEqual([label, status]);
+        expect([label, res.headers['content-type']]).toEqual([
+          label,
+          expect.stringContaining('application/json'),
+        ]);
+        const body = res.body as { error: { code: string; message: string } };
+        expect([label, body.error.code]).toEqual([label, 'CP_ERR_BAD_REQUEST']);
+        expect(body.error.message).not.toContain(long);
+        expect(body.error.message).not.toContain('%');
+        expect(JSON.stringify(body)).not.toContain('FST_ERR');
+      }
+  });
+});
