@@ -246,4 +246,92 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
         expect({ id, tenant: one.attributes['lanekeeper.tenant'] }).toEqual({ id, tenant });
     }
   });
+
+  it("writes each request's own ids, times, token counts, request id and cost, of every size", async () => {
+    const tracer = createOtelRequestTracer(
+      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'own-values', protocol },
+      { onExportResult: () => undefined },
+    );
+    // One shape served again and again, its values changing: the same sizes, other sizes,
+    // ints and doubles, values absent, and a remote parent or none; each request's spans
+    // must say its own, whatever was copied from the requests before it.
+    const usages = [
+      { input: 10, output: 2 },
+      { input: 11, output: 3 },
+      { input: 99, output: 100 },
+      { input: 300, output: 2 },
+      { input: 70_000, output: 1 },
+      { input: undefined, output: 5 },
+      { input: 4, output: undefined },
+      { input: 1.5, output: 2 },
+    ];
+    const costs = [0.000014, 0.5, 0, 3, undefined, 1e-9];
+    const served: {
+      id: string;
+      traceId: string;
+      parent: string;
+      usage: { input?: number; output?: number };
+      cost?: number;
+    }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const usage = usages[i % usages.length]!;
+      const cost = costs[i % costs.length];
+      const parent = i % 5 === 0 ? (i + 1).toString(16).padStart(16, 'f') : '';
+      const ctx = servedChat(`${protocol}-template-${i}`, (c) => {
+        c.usage = { ...usage };
+        c.costUsd = cost;
+        if (parent)
+          c.clientHeaders = {
+            host: 'proxy.internal:8080',
+            traceparent: `00-${'7'.repeat(30)}${String(i).padStart(2, '0')}-${parent}-01`,
+          };
+      });
+      const trace = tracer.start(ctx);
+      trace.stage('lanekeeper.rate_limit').end(undefined);
+      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions', ctx);
+      trace.attemptStatus(200);
+      trace.attemptEnd(undefined);
+      trace.end(ctx);
+      served.push({ id: ctx.id, traceId: trace.traceId!, parent, usage, cost });
+    }
+    await tracer.shutdown();
+    const traceIds = new Set<string>();
+    for (const one of served) {
+      const span = await otlp.waitFor(
+        (s) => s.kind === SERVER && s.attributes['lanekeeper.request_id'] === one.id,
+      );
+      const label = { id: one.id };
+      expect({ ...label, trace: span.traceId, parent: span.parentSpanId }).toEqual({
+        ...label,
+        trace: one.traceId,
+        parent: one.parent,
+      });
+      traceIds.add(span.traceId);
+      const children = otlp.spans.filter((s) => s.parentSpanId === span.spanId);
+      expect(children.map((s) => s.kind).sort()).toEqual([INTERNAL, CLIENT]);
+      for (const child of children) {
+        expect({ ...label, trace: child.traceId }).toEqual({ ...label, trace: one.traceId });
+        expect(child.spanId).not.toBe(span.spanId);
+        // Within the request, in order: its children start after it and end before it.
+        expect(BigInt(child.startTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(span.startTimeUnixNano));
+        expect(BigInt(child.endTimeUnixNano)).toBeLessThanOrEqual(BigInt(span.endTimeUnixNano));
+      }
+      const call = children.find((s) => s.kind === CLIENT)!;
+      for (const s of [span, call]) {
+        expect({ ...label, tokens: s.attributes['gen_ai.usage.input_tokens'] }).toEqual({
+          ...label,
+          tokens: one.usage.input,
+        });
+        expect({ ...label, tokens: s.attributes['gen_ai.usage.output_tokens'] }).toEqual({
+          ...label,
+          tokens: one.usage.output,
+        });
+      }
+      expect({ ...label, cost: span.attributes['lanekeeper.cost_usd'] }).toEqual({
+        ...label,
+        cost: one.cost,
+      });
+    }
+    expect(traceIds.size).toBe(served.length);
+  });
 });

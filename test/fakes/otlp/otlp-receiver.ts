@@ -56,6 +56,9 @@ export interface ReceivedSpan {
   parentSpanId: string;
   name: string;
   kind: number;
+  /** Nanoseconds since the epoch, as a decimal string (a fixed64). */
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
   status: { code?: number; message?: string };
   attributes: Record<string, string | number | boolean | undefined>;
   resource: Record<string, string | number | boolean | undefined>;
@@ -131,6 +134,8 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
                 parentSpanId: span.parentSpanId ?? '',
                 name: span.name,
                 kind: span.kind,
+                startTimeUnixNano: String(span.startTimeUnixNano),
+                endTimeUnixNano: String(span.endTimeUnixNano),
                 status: span.status ?? {},
                 attributes: attributesOf(span.attributes),
                 resource,
