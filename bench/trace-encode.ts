@@ -22,7 +22,7 @@
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
  */
-import type { OtlpProtocol } from '@lanekeeper/contract';
+import { tracesUrl, type OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../proxy/src/context.js';
 import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-tracer.js';
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
@@ -68,7 +68,14 @@ async function cpuPerRequest(once: (i: number) => void, finish: () => Promise<vo
 async function run(protocol: OtlpProtocol, url: string): Promise<number> {
   const tracer = () =>
     createOtelRequestTracer(
-      { endpoint: url, sampleRatio: 1, serviceName: 'lanekeeper-proxy', protocol },
+      {
+        endpoint: url,
+        tracesUrl: tracesUrl(url),
+        sampleRatio: 1,
+        parentBased: true,
+        serviceName: 'lanekeeper-proxy',
+        protocol,
+      },
       { onExportResult: () => undefined },
     );
   const contexts = Array.from({ length: 1_000 }, (_, i) => servedChat(`req-${i.toString(36)}-8f2c1a`));

@@ -23,7 +23,7 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import { tracesUrl, type TelemetrySettings } from './telemetry.js';
+import type { TelemetrySettings } from './telemetry.js';
 
 export { trace, context, SpanKind, SpanStatusCode, ROOT_CONTEXT } from '@opentelemetry/api';
 export type { Span, Tracer, Context, Attributes } from '@opentelemetry/api';
@@ -76,7 +76,7 @@ class ReportingExporter implements SpanExporter {
 
 export function startTracing(settings: TelemetrySettings, options: TracingOptions): TracingHandle {
   const exporter = new ReportingExporter(
-    new OTLPTraceExporter({ url: tracesUrl(settings.endpoint), timeoutMillis: 5_000 }),
+    new OTLPTraceExporter({ url: settings.tracesUrl, timeoutMillis: 5_000 }),
     options.onExportError,
   );
   const provider = new BasicTracerProvider({
@@ -84,7 +84,9 @@ export function startTracing(settings: TelemetrySettings, options: TracingOption
       [ATTR_SERVICE_NAME]: settings.serviceName,
       ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
     }),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }),
+    sampler: settings.parentBased
+      ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) })
+      : new TraceIdRatioBasedSampler(settings.sampleRatio),
     spanProcessors: [
       new BatchSpanProcessor(exporter, {
         scheduledDelayMillis: options.scheduledDelayMs ?? 2_000,

@@ -11,10 +11,14 @@ import { createOutageLog, type OutageLogger, type OutageLogOptions } from './log
 
 /** Where and how much to trace; undefined everywhere means tracing is off. */
 export interface TelemetrySettings {
-  /** The OTLP/HTTP base URL (a collector's :4318); spans go to `<endpoint>/v1/traces`. */
+  /** The endpoint as configured, for logs: an OTLP/HTTP base URL, or the traces URL itself. */
   readonly endpoint: string;
-  /** Share of new traces sampled, 0..1; an incoming traceparent's sampled flag wins. */
+  /** Where spans are sent: `<base>/v1/traces`, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is. */
+  readonly tracesUrl: string;
+  /** Share of traces sampled, 0..1, by trace id. */
   readonly sampleRatio: number;
+  /** An incoming traceparent's sampled flag decides instead of the ratio (the `parentbased_*` samplers). */
+  readonly parentBased: boolean;
   readonly serviceName: string;
   /** The OTLP/HTTP encoding: protobuf (OTLP's default) or JSON. */
   readonly protocol: OtlpProtocol;
@@ -73,9 +77,23 @@ export class TelemetryEnvError extends Error {
 }
 
 /**
+ * The OTEL_TRACES_SAMPLER values taken: whether a caller's sampled flag decides, and the
+ * ratio each one fixes (undefined: OTEL_TRACES_SAMPLER_ARG's, or the config's).
+ */
+const SAMPLERS = new Map<string, { parentBased: boolean; ratio: number | undefined }>([
+  ['always_on', { parentBased: false, ratio: 1 }],
+  ['always_off', { parentBased: false, ratio: 0 }],
+  ['traceidratio', { parentBased: false, ratio: undefined }],
+  ['parentbased_always_on', { parentBased: true, ratio: 1 }],
+  ['parentbased_always_off', { parentBased: true, ratio: 0 }],
+  ['parentbased_traceidratio', { parentBased: true, ratio: undefined }],
+]);
+
+/**
  * Config wins over the environment, key by key. Tracing is on when an endpoint is known from
- * either; `OTEL_SDK_DISABLED=true` turns it off whatever else is set. Throws
- * TelemetryEnvError for a malformed variable rather than silently tracing nothing.
+ * either; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turns it off whatever else
+ * is set. Throws TelemetryEnvError for a malformed variable rather than silently tracing
+ * nothing, or tracing what an operator asked to leave out.
  */
 export function resolveTelemetry(
   config: TelemetryConfig | undefined,
@@ -83,16 +101,37 @@ export function resolveTelemetry(
   defaultServiceName: string,
 ): TelemetrySettings | undefined {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
-  let endpoint = config?.otlp_endpoint;
-  if (endpoint === undefined) {
-    const fromEnv = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
-    if (!fromEnv) return undefined;
-    const checked = otlpEndpointSchema.safeParse(fromEnv);
-    if (!checked.success)
-      throw new TelemetryEnvError('OTEL_EXPORTER_OTLP_ENDPOINT', checked.error.issues[0]?.message ?? '');
-    endpoint = fromEnv;
+  const exporters = env.OTEL_TRACES_EXPORTER?.split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => name !== '');
+  if (exporters !== undefined && exporters.length > 0) {
+    if (exporters.some((name) => name !== 'otlp' && name !== 'none'))
+      throw new TelemetryEnvError(
+        'OTEL_TRACES_EXPORTER',
+        'must be otlp or none (the proxy exports OTLP/HTTP only)',
+      );
+    if (!exporters.includes('otlp')) return undefined;
   }
-  let sampleRatio = config?.sample_ratio;
+  let endpoint = config?.otlp_endpoint;
+  let url = endpoint === undefined ? undefined : tracesUrl(endpoint);
+  if (endpoint === undefined) {
+    // The signal's own variable wins, and is the traces URL as it is (the OTLP exporter spec).
+    for (const variable of ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+      const fromEnv = env[variable]?.trim();
+      if (!fromEnv) continue;
+      const checked = otlpEndpointSchema.safeParse(fromEnv);
+      if (!checked.success) throw new TelemetryEnvError(variable, checked.error.issues[0]?.message ?? '');
+      endpoint = fromEnv;
+      url = variable === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? tracesUrl(fromEnv) : fromEnv;
+      break;
+    }
+  }
+  if (endpoint === undefined || url === undefined) return undefined;
+  const samplerName = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase();
+  const sampler = samplerName ? SAMPLERS.get(samplerName) : { parentBased: true, ratio: undefined };
+  if (sampler === undefined)
+    throw new TelemetryEnvError('OTEL_TRACES_SAMPLER', `must be one of ${[...SAMPLERS.keys()].join(', ')}`);
+  let sampleRatio = config?.sample_ratio ?? sampler.ratio;
   if (sampleRatio === undefined) {
     const fromEnv = env.OTEL_TRACES_SAMPLER_ARG?.trim();
     if (fromEnv) {
@@ -105,7 +144,9 @@ export function resolveTelemetry(
   const serviceName = config?.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || defaultServiceName);
   return {
     endpoint,
+    tracesUrl: url,
     sampleRatio: sampleRatio ?? 1,
+    parentBased: sampler.parentBased,
     serviceName,
     protocol: config?.protocol ?? envProtocol(env),
   };

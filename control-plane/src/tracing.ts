@@ -44,7 +44,11 @@ export async function startControlPlaneTracing(
     onExportError: traceExportReporter(logger, settings.endpoint),
   });
   logger.info(
-    { endpoint: endpointForLogs(settings.endpoint), sample_ratio: settings.sampleRatio },
+    {
+      endpoint: endpointForLogs(settings.endpoint),
+      sample_ratio: settings.sampleRatio,
+      parent_based: settings.parentBased,
+    },
     'tracing on',
   );
   return tracing;

@@ -156,3 +156,38 @@ describe('control-plane trace export to a collector that is down', () => {
     }
   }, 20_000);
 });
+
+describe('control-plane sampling from the standard environment', () => {
+  it('exports nothing under OTEL_TRACES_SAMPLER=always_off, and every batch under always_on', async () => {
+    const receiver = await startOtlpReceiver();
+    const { lines, stream: sink } = logLines();
+    const logger = pino(logShape('lanekeeper-control-plane'), sink);
+    try {
+      for (const sampler of ['always_off', 'always_on']) {
+        const tracing = await startControlPlaneTracing(
+          {
+            OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+            OTEL_BSP_SCHEDULE_DELAY: '20',
+            OTEL_TRACES_SAMPLER: sampler,
+          },
+          logger,
+        );
+        if (!tracing) throw new Error('tracing did not start');
+        for (let i = 0; i < 3; i++)
+          await tracing.traceBatch(i + 1, async () => ({
+            inserted: 1,
+            duplicates: 0,
+            rejected: 0,
+            erased: 0,
+          }));
+        // Shutting down flushes whatever was sampled.
+        await tracing.shutdown();
+        const batches = receiver.spans.filter((s) => s.name === 'lanekeeper.ledger.book');
+        expect([sampler, batches.length]).toEqual([sampler, sampler === 'always_on' ? 3 : 0]);
+      }
+      expect(lines.filter((l) => l.msg === 'tracing on').map((l) => l.parent_based)).toEqual([false, false]);
+    } finally {
+      await receiver.close();
+    }
+  });
+});

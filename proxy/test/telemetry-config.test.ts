@@ -77,7 +77,9 @@ describe('resolving telemetry settings', () => {
       ),
     ).toEqual({
       endpoint: 'http://otel:4318',
+      tracesUrl: 'http://otel:4318/v1/traces',
       sampleRatio: 0.1,
+      parentBased: true,
       serviceName: 'from-env',
       protocol: 'http/protobuf',
     });
@@ -91,13 +93,17 @@ describe('resolving telemetry settings', () => {
     };
     expect(resolveTelemetry({ sample_ratio: 1 }, env, 'x')).toEqual({
       endpoint: 'http://otel:4318',
+      tracesUrl: 'http://otel:4318/v1/traces',
       sampleRatio: 1,
+      parentBased: true,
       serviceName: 'from-env',
       protocol: 'http/protobuf',
     });
     expect(resolveTelemetry({ otlp_endpoint: 'https://mine:4318', service_name: 'cfg' }, env, 'x')).toEqual({
       endpoint: 'https://mine:4318',
+      tracesUrl: 'https://mine:4318/v1/traces',
       sampleRatio: 0.1,
+      parentBased: true,
       serviceName: 'cfg',
       protocol: 'http/protobuf',
     });
@@ -106,10 +112,83 @@ describe('resolving telemetry settings', () => {
   it('defaults to every trace, the service default name and protobuf', () => {
     expect(resolveTelemetry(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' }, 'svc')).toEqual({
       endpoint: 'http://otel:4318',
+      tracesUrl: 'http://otel:4318/v1/traces',
       sampleRatio: 1,
+      parentBased: true,
       serviceName: 'svc',
       protocol: 'http/protobuf',
     });
+  });
+
+  it('takes OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as the traces URL itself, over the general endpoint', () => {
+    const url = (config: { otlp_endpoint?: string }, env: Record<string, string>) =>
+      resolveTelemetry(config, env, 'svc')?.tracesUrl;
+    expect(url({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://otel:4318/custom/spans' })).toBe(
+      'http://otel:4318/custom/spans',
+    );
+    expect(
+      url(
+        {},
+        {
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ' https://traces.example:443/otlp ',
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+        },
+      ),
+    ).toBe('https://traces.example:443/otlp');
+    expect(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318/' })).toBe('http://otel:4318/v1/traces');
+    // The config's endpoint is a base, and wins over both variables.
+    expect(
+      url(
+        { otlp_endpoint: 'http://mine:4318' },
+        { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://otel:4318/x' },
+      ),
+    ).toBe('http://mine:4318/v1/traces');
+  });
+
+  it('reads OTEL_TRACES_SAMPLER: parent-based or not, and the ratio the fixed ones set', () => {
+    const sampling = (sampler: string, extra: Record<string, string> = {}, config = {}) => {
+      const settings = resolveTelemetry(
+        config,
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_TRACES_SAMPLER: sampler, ...extra },
+        'svc',
+      );
+      return settings && { ratio: settings.sampleRatio, parentBased: settings.parentBased };
+    };
+    expect(sampling('always_on')).toEqual({ ratio: 1, parentBased: false });
+    expect(sampling('always_off', { OTEL_TRACES_SAMPLER_ARG: '0.5' })).toEqual({
+      ratio: 0,
+      parentBased: false,
+    });
+    expect(sampling('traceidratio', { OTEL_TRACES_SAMPLER_ARG: '0.25' })).toEqual({
+      ratio: 0.25,
+      parentBased: false,
+    });
+    expect(sampling('parentbased_always_on')).toEqual({ ratio: 1, parentBased: true });
+    expect(sampling('parentbased_always_off')).toEqual({ ratio: 0, parentBased: true });
+    expect(sampling(' ParentBased_TraceIdRatio ', { OTEL_TRACES_SAMPLER_ARG: '0.5' })).toEqual({
+      ratio: 0.5,
+      parentBased: true,
+    });
+    // The ratio's argument is not read by the samplers that fix the ratio (the spec's rule).
+    expect(sampling('always_on', { OTEL_TRACES_SAMPLER_ARG: 'not a number' })).toEqual({
+      ratio: 1,
+      parentBased: false,
+    });
+    // The config's sample_ratio wins, as every config key does.
+    expect(sampling('always_off', {}, { sample_ratio: 0.3 })).toEqual({ ratio: 0.3, parentBased: false });
+    expect(sampling('')).toEqual({ ratio: 1, parentBased: true });
+  });
+
+  it('is off when OTEL_TRACES_EXPORTER is none, and on when it names otlp', () => {
+    const env = (exporter: string) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318',
+      OTEL_TRACES_EXPORTER: exporter,
+    });
+    expect(resolveTelemetry(undefined, env('none'), 'svc')).toBeUndefined();
+    expect(resolveTelemetry({ otlp_endpoint: 'http://a:4318' }, env(' NONE '), 'svc')).toBeUndefined();
+    expect(resolveTelemetry(undefined, env('otlp'), 'svc')?.tracesUrl).toBe('http://otel:4318/v1/traces');
+    expect(resolveTelemetry(undefined, env('otlp,none'), 'svc')).toBeDefined();
+    expect(resolveTelemetry(undefined, env(''), 'svc')).toBeDefined();
   });
 
   it('reads the protocol from the traces variable first, then the general one, and config over both', () => {
@@ -175,6 +254,47 @@ describe('resolving telemetry settings', () => {
         OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       },
       'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+    ],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    [
+      {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'file:///etc/passwd',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+      },
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'jaeger_remote' },
+      'OTEL_TRACES_SAMPLER',
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'xray' }, 'OTEL_TRACES_SAMPLER'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: '__proto__' },
+      'OTEL_TRACES_SAMPLER',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'constructor' },
+      'OTEL_TRACES_SAMPLER',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'always_on\n{"level":"fatal"}' },
+      'OTEL_TRACES_SAMPLER',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_TRACES_SAMPLER: 'traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '2',
+      },
+      'OTEL_TRACES_SAMPLER_ARG',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'console' },
+      'OTEL_TRACES_EXPORTER',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'otlp,zipkin' },
+      'OTEL_TRACES_EXPORTER',
     ],
   ])('refuses the environment %j', (env, variable) => {
     expect(() => resolveTelemetry(undefined, env, 'svc')).toThrow(TelemetryEnvError);

@@ -98,6 +98,89 @@ describe('sampling', () => {
     expect(otlp.contentTypes[0]).toBe('application/x-protobuf');
   });
 
+  it('exports nothing under OTEL_TRACES_SAMPLER=always_off, even for a sampled caller', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: {
+        traceExportDelayMs: 20,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_TRACES_SAMPLER: 'always_off' },
+      },
+    });
+    expect(await chat(h)).toBe(200);
+    expect(String(h.lastReceived().headers.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
+    // The caller's trace goes on upstream, not sampled: the sampler is not parent-based.
+    expect(String(h.lastReceived().headers.traceparent)).toMatch(
+      new RegExp(`^00-${INCOMING.split('-')[1]}-[0-9a-f]{16}-00$`),
+    );
+    await h.settled(2);
+    await h.close();
+    h = undefined;
+    expect(otlp.bodies).toEqual([]);
+  });
+
+  it('samples by its own ratio under OTEL_TRACES_SAMPLER=traceidratio, whatever the caller decided', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: {
+        traceExportDelayMs: 20,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_TRACES_SAMPLER: 'traceidratio',
+          OTEL_TRACES_SAMPLER_ARG: '1',
+        },
+      },
+    });
+    const unsampled = INCOMING.replace(/-01$/, '-00');
+    expect(await chat(h, { traceparent: unsampled })).toBe(200);
+    const sent = String(h.lastReceived().headers.traceparent);
+    expect(sent).toMatch(new RegExp(`^00-${INCOMING.split('-')[1]}-[0-9a-f]{16}-01$`));
+    const span = await otlp.waitFor((s) => s.kind === 2);
+    expect(span.traceId).toBe(INCOMING.split('-')[1]);
+    expect(span.parentSpanId).toBe(INCOMING.split('-')[2]);
+    expect(h.logs.find((l) => l.msg === 'tracing on')).toMatchObject({
+      sample_ratio: 1,
+      parent_based: false,
+    });
+  });
+
+  it('posts to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, over the general endpoint', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: {
+        traceExportDelayMs: 20,
+        env: {
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${otlp.url}/custom/spans`,
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+        },
+      },
+    });
+    expect(await chat(h)).toBe(200);
+    await h.settled(1);
+    // Closing flushes the spans.
+    await h.close();
+    h = undefined;
+    expect(otlp.paths.length).toBeGreaterThan(0);
+    expect(new Set(otlp.paths)).toEqual(new Set(['/custom/spans']));
+    // Protobuf keeps attribute keys as UTF-8: the request's spans are in the body.
+    expect(otlp.bodies.join('')).toContain('gen_ai.operation.name');
+    expect(otlp.bodies.join('')).toContain('lanekeeper.rate_limit');
+  });
+
+  it('traces nothing when OTEL_TRACES_EXPORTER is none', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_TRACES_EXPORTER: 'none' } },
+    });
+    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
+    expect(h.lastReceived().headers.traceparent).toBe(INCOMING);
+    expect(h.logs.some((l) => l.msg === 'tracing on')).toBe(false);
+  });
+
   it('exports OTLP/JSON when OTEL_EXPORTER_OTLP_PROTOCOL is http/json', async () => {
     otlp = await startOtlpReceiver();
     h = await startHarness({
@@ -274,6 +357,15 @@ describe('hostile settings', () => {
     [
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
       'OTEL_EXPORTER_OTLP_PROTOCOL',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_SAMPLER: 'always-on' },
+      'OTEL_TRACES_SAMPLER',
+    ],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://127.0.0.1/x' }, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_EXPORTER: 'jaeger' },
+      'OTEL_TRACES_EXPORTER',
     ],
   ])('refuses to start with the environment %j', async (env, variable) => {
     const start = startProxy({ config: baseConfig('http://127.0.0.1:9'), env });

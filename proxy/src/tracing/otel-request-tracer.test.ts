@@ -5,7 +5,7 @@
  * values, never those of the run written before it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OtlpProtocol } from '@lanekeeper/contract';
+import { tracesUrl, type OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../context.js';
 import { createOtelRequestTracer } from './otel-request-tracer.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
@@ -16,6 +16,14 @@ const SERVER = 2;
 const CLIENT = 3;
 
 const upstreamB = tracedUpstream('backup', 'http://10.0.0.7:8000');
+
+/** Every request traced, to the receiver at `url`. */
+const tracingTo = (url: string) => ({
+  endpoint: url,
+  tracesUrl: tracesUrl(url),
+  sampleRatio: 1,
+  parentBased: true,
+});
 
 /** One value of a run changed, and what the request span (and call span) must then say. */
 interface Change {
@@ -170,7 +178,7 @@ afterAll(() => otlp.close());
 describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes copied (%s)', (protocol) => {
   it('never gives a span the values of the request written before it', async () => {
     const tracer = createOtelRequestTracer(
-      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'runs', protocol },
+      { ...tracingTo(otlp.url), serviceName: 'runs', protocol },
       { onExportResult: () => undefined },
     );
     const expected = new Map<string, { request: Record<string, unknown>; call: Record<string, unknown> }>();
@@ -216,7 +224,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
 
   it("gives a request with no tenant no tenant on any span, after another tenant's runs", async () => {
     const tracer = createOtelRequestTracer(
-      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'no-tenant', protocol },
+      { ...tracingTo(otlp.url), serviceName: 'no-tenant', protocol },
       { onExportResult: () => undefined },
     );
     // acme's runs first, then requests with no tenant that are otherwise the same: a run
@@ -249,7 +257,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
 
   it("writes each request's own ids, times, token counts, request id and cost, of every size", async () => {
     const tracer = createOtelRequestTracer(
-      { endpoint: otlp.url, sampleRatio: 1, serviceName: 'own-values', protocol },
+      { ...tracingTo(otlp.url), serviceName: 'own-values', protocol },
       { onExportResult: () => undefined },
     );
     // One shape served again and again, its values changing: the same sizes, other sizes,

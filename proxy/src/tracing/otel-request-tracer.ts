@@ -19,7 +19,7 @@
 import { parseTraceParent } from '@opentelemetry/core';
 import { TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api';
-import { tracesUrl, type TelemetrySettings } from '@lanekeeper/contract';
+import type { TelemetrySettings } from '@lanekeeper/contract';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../context.js';
@@ -740,7 +740,7 @@ export function createOtelRequestTracer(
   const beforeSend = () => spans.flush();
   const batch = createSpanBatch({
     beforeSend,
-    url: tracesUrl(settings.endpoint),
+    url: settings.tracesUrl,
     serviceName: settings.serviceName,
     format,
     onExportResult: options.onExportResult,
@@ -748,8 +748,9 @@ export function createOtelRequestTracer(
   });
   const spans = new Spans(format, batch.writer, Math.min(PENDING_MS, options.scheduledDelayMs ?? PENDING_MS));
   const ratio = settings.sampleRatio;
+  const parentBased = settings.parentBased;
   const sampler = new TraceIdRatioBasedSampler(ratio);
-  const sampledRoot = (traceId: string) =>
+  const sampledByRatio = (traceId: string) =>
     ratio >= 1 ||
     (ratio > 0 &&
       sampler.shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED);
@@ -758,8 +759,9 @@ export function createOtelRequestTracer(
       const incoming = ctx.clientHeaders.traceparent;
       const parent = typeof incoming === 'string' ? parseTraceParent(incoming) : null;
       const traceId = parent ? parent.traceId : randomHex(16);
-      // ParentBased: a caller's decision stands; a new trace is sampled at the ratio.
-      const sampled = parent ? (parent.traceFlags & 1) === 1 : sampledRoot(traceId);
+      // ParentBased (the default): a caller's decision stands; a new trace, or every trace
+      // under a sampler that is not parent-based, is sampled at the ratio by its trace id.
+      const sampled = parent && parentBased ? (parent.traceFlags & 1) === 1 : sampledByRatio(traceId);
       if (!sampled) return new UnsampledTrace(traceId, parent !== null);
       return new SampledTrace(spans, traceId, parent ? parent.spanId : '', TIME_ORIGIN + ctx.startedAt);
     },

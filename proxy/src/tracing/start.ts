@@ -48,6 +48,7 @@ export async function startRequestTracer(
     {
       endpoint: endpointForLogs(settings.endpoint),
       sample_ratio: settings.sampleRatio,
+      parent_based: settings.parentBased,
       service_name: settings.serviceName,
     },
     'tracing on',

@@ -72,6 +72,8 @@ export interface OtlpReceiver {
   bodies: string[];
   /** The Content-Type of each body. */
   contentTypes: string[];
+  /** The path each body was posted to (only /v1/traces is decoded into `spans`). */
+  paths: string[];
   /** Resolves when a span matches, or rejects after `timeoutMs`. */
   waitFor(match: (span: ReceivedSpan) => boolean, timeoutMs?: number): Promise<ReceivedSpan>;
   close(): Promise<void>;
@@ -110,6 +112,7 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
   const spans: ReceivedSpan[] = [];
   const bodies: string[] = [];
   const contentTypes: string[] = [];
+  const paths: string[] = [];
   const http = await startOtlpHttpServer((req) => {
     const chunks: Buffer[] = [];
     return {
@@ -119,6 +122,7 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
         const type = String(req.headers['content-type']);
         bodies.push(bytes.toString('utf8'));
         contentTypes.push(type);
+        paths.push(req.url ?? '');
         if (req.url !== '/v1/traces') return;
         let parsed: Export;
         if (type.startsWith('application/x-protobuf')) parsed = decodeProtobufExport(bytes);
@@ -149,6 +153,7 @@ export async function startOtlpReceiver(options: { port?: number } = {}): Promis
     spans,
     bodies,
     contentTypes,
+    paths,
     async waitFor(match, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
