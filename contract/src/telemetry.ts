@@ -104,13 +104,14 @@ export function resolveTelemetry(
   const exporters = env.OTEL_TRACES_EXPORTER?.split(',')
     .map((name) => name.trim().toLowerCase())
     .filter((name) => name !== '');
-  if (exporters !== undefined && exporters.length > 0) {
-    if (exporters.some((name) => name !== 'otlp' && name !== 'none'))
-      throw new TelemetryEnvError(
-        'OTEL_TRACES_EXPORTER',
-        'must be otlp or none (the proxy exports OTLP/HTTP only)',
-      );
-    if (!exporters.includes('otlp')) return undefined;
+  // A list naming otlp exports OTLP (the others, console say, are not ours to run); none
+  // alone turns tracing off; a list of only other exporters is refused, not guessed at.
+  if (exporters !== undefined && exporters.length > 0 && !exporters.includes('otlp')) {
+    if (exporters.every((name) => name === 'none')) return undefined;
+    throw new TelemetryEnvError(
+      'OTEL_TRACES_EXPORTER',
+      'must name otlp, or be none (only OTLP/HTTP is exported)',
+    );
   }
   let endpoint = config?.otlp_endpoint;
   let url = endpoint === undefined ? undefined : tracesUrl(endpoint);

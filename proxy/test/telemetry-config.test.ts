@@ -188,6 +188,8 @@ describe('resolving telemetry settings', () => {
     expect(resolveTelemetry({ otlp_endpoint: 'http://a:4318' }, env(' NONE '), 'svc')).toBeUndefined();
     expect(resolveTelemetry(undefined, env('otlp'), 'svc')?.tracesUrl).toBe('http://otel:4318/v1/traces');
     expect(resolveTelemetry(undefined, env('otlp,none'), 'svc')).toBeDefined();
+    expect(resolveTelemetry(undefined, env('console, otlp'), 'svc')).toBeDefined();
+    expect(resolveTelemetry(undefined, env('none,none'), 'svc')).toBeUndefined();
     expect(resolveTelemetry(undefined, env(''), 'svc')).toBeDefined();
   });
 
@@ -293,7 +295,7 @@ describe('resolving telemetry settings', () => {
       'OTEL_TRACES_EXPORTER',
     ],
     [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'otlp,zipkin' },
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'zipkin,none' },
       'OTEL_TRACES_EXPORTER',
     ],
   ])('refuses the environment %j', (env, variable) => {
