@@ -219,7 +219,7 @@ describe('resolving telemetry settings', () => {
     ).toBeUndefined();
   });
 
-  it.each([
+  it.each<[Record<string, string>, string]>([
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'file:///tmp/x' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'nonsense' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
     [
@@ -265,23 +265,14 @@ describe('resolving telemetry settings', () => {
       },
       'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
     ],
-    [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'jaeger_remote' },
-      'OTEL_TRACES_SAMPLER',
-    ],
-    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'xray' }, 'OTEL_TRACES_SAMPLER'],
-    [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: '__proto__' },
-      'OTEL_TRACES_SAMPLER',
-    ],
-    [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'constructor' },
-      'OTEL_TRACES_SAMPLER',
-    ],
-    [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: 'always_on\n{"level":"fatal"}' },
-      'OTEL_TRACES_SAMPLER',
-    ],
+    // Samplers the proxy does not have, and values that are no sampler at all.
+    ...['jaeger_remote', 'xray', '__proto__', 'constructor', 'always_on\n{"level":"fatal"}'].map(
+      (sampler) =>
+        [
+          { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_SAMPLER: sampler },
+          'OTEL_TRACES_SAMPLER',
+        ] as [Record<string, string>, string],
+    ),
     [
       {
         OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',

@@ -30,6 +30,21 @@ afterEach(async () => {
   second = undefined;
 });
 
+/** A receiver, and a proxy tracing to it from the environment `env` (OTEL_* only, no telemetry: block). */
+async function tracedFromEnv(env: (receiverUrl: string) => Record<string, string>): Promise<Harness> {
+  otlp = await startOtlpReceiver();
+  h = await startHarness({ reply, start: { traceExportDelayMs: 20, env: env(otlp.url) } });
+  return h;
+}
+
+/** Waits for `requests` access-log lines, stops the proxy (flushing any span) and checks nothing was exported. */
+async function expectNothingExported(requests: number): Promise<void> {
+  await h!.settled(requests);
+  await h!.close();
+  h = undefined;
+  expect(otlp!.bodies).toEqual([]);
+}
+
 async function chat(harness: Harness, headers: Record<string, string> = {}) {
   const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
     method: 'POST',
@@ -73,130 +88,95 @@ describe('sampling', () => {
     expect(sent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
     // A client that did not sample its trace is not sampled here either.
     expect(await chat(h, { traceparent: INCOMING.replace(/-01$/, '-00') })).toBe(200);
-    await h.settled(2);
-    await h.close();
-    h = undefined;
-    expect(otlp.bodies).toEqual([]);
+    await expectNothingExported(2);
   });
 
   it('reads the ratio and the endpoint from OTEL_* when the config has none', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: {
-        traceExportDelayMs: 20,
-        env: {
-          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-          OTEL_TRACES_SAMPLER_ARG: '1',
-          OTEL_SERVICE_NAME: 'env-named',
-        },
-      },
-    });
-    expect(await chat(h)).toBe(200);
-    const span = await otlp.waitFor((s) => s.kind === 2);
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: url,
+      OTEL_TRACES_SAMPLER_ARG: '1',
+      OTEL_SERVICE_NAME: 'env-named',
+    }));
+    expect(await chat(traced)).toBe(200);
+    const span = await otlp!.waitFor((s) => s.kind === 2);
     expect(span.resource['service.name']).toBe('env-named');
-    expect(otlp.contentTypes[0]).toBe('application/x-protobuf');
+    expect(otlp!.contentTypes[0]).toBe('application/x-protobuf');
   });
 
   it('exports nothing under OTEL_TRACES_SAMPLER=always_off, even for a sampled caller', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: {
-        traceExportDelayMs: 20,
-        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_TRACES_SAMPLER: 'always_off' },
-      },
-    });
-    expect(await chat(h)).toBe(200);
-    expect(String(h.lastReceived().headers.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
-    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: url,
+      OTEL_TRACES_SAMPLER: 'always_off',
+    }));
+    expect(await chat(traced)).toBe(200);
+    expect(String(traced.lastReceived().headers.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    expect(await chat(traced, { traceparent: INCOMING })).toBe(200);
     // The caller's trace goes on upstream, not sampled: the sampler is not parent-based.
-    expect(String(h.lastReceived().headers.traceparent)).toMatch(
+    expect(String(traced.lastReceived().headers.traceparent)).toMatch(
       new RegExp(`^00-${INCOMING.split('-')[1]}-[0-9a-f]{16}-00$`),
     );
-    await h.settled(2);
-    await h.close();
-    h = undefined;
-    expect(otlp.bodies).toEqual([]);
+    await expectNothingExported(2);
   });
 
   it('samples by its own ratio under OTEL_TRACES_SAMPLER=traceidratio, whatever the caller decided', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: {
-        traceExportDelayMs: 20,
-        env: {
-          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-          OTEL_TRACES_SAMPLER: 'traceidratio',
-          OTEL_TRACES_SAMPLER_ARG: '1',
-        },
-      },
-    });
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: url,
+      OTEL_TRACES_SAMPLER: 'traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '1',
+    }));
     const unsampled = INCOMING.replace(/-01$/, '-00');
-    expect(await chat(h, { traceparent: unsampled })).toBe(200);
-    const sent = String(h.lastReceived().headers.traceparent);
+    expect(await chat(traced, { traceparent: unsampled })).toBe(200);
+    const sent = String(traced.lastReceived().headers.traceparent);
     expect(sent).toMatch(new RegExp(`^00-${INCOMING.split('-')[1]}-[0-9a-f]{16}-01$`));
-    const span = await otlp.waitFor((s) => s.kind === 2);
+    const span = await otlp!.waitFor((s) => s.kind === 2);
     expect(span.traceId).toBe(INCOMING.split('-')[1]);
     expect(span.parentSpanId).toBe(INCOMING.split('-')[2]);
-    expect(h.logs.find((l) => l.msg === 'tracing on')).toMatchObject({
+    expect(traced.logs.find((l) => l.msg === 'tracing on')).toMatchObject({
       sample_ratio: 1,
       parent_based: false,
     });
   });
 
   it('posts to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, over the general endpoint', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: {
-        traceExportDelayMs: 20,
-        env: {
-          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${otlp.url}/custom/spans`,
-          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
-        },
-      },
-    });
-    expect(await chat(h)).toBe(200);
-    await h.settled(1);
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${url}/custom/spans`,
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+    }));
+    expect(await chat(traced)).toBe(200);
+    await traced.settled(1);
     // Closing flushes the spans.
-    await h.close();
+    await traced.close();
     h = undefined;
-    expect(otlp.paths.length).toBeGreaterThan(0);
-    expect(new Set(otlp.paths)).toEqual(new Set(['/custom/spans']));
+    expect(otlp!.paths.length).toBeGreaterThan(0);
+    expect(new Set(otlp!.paths)).toEqual(new Set(['/custom/spans']));
     // Protobuf keeps attribute keys as UTF-8: the request's spans are in the body.
-    expect(otlp.bodies.join('')).toContain('gen_ai.operation.name');
-    expect(otlp.bodies.join('')).toContain('lanekeeper.rate_limit');
+    expect(otlp!.bodies.join('')).toContain('gen_ai.operation.name');
+    expect(otlp!.bodies.join('')).toContain('lanekeeper.rate_limit');
   });
 
   it('traces nothing when OTEL_TRACES_EXPORTER is none', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_TRACES_EXPORTER: 'none' } },
-    });
-    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
-    expect(h.lastReceived().headers.traceparent).toBe(INCOMING);
-    expect(h.logs.some((l) => l.msg === 'tracing on')).toBe(false);
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: url,
+      OTEL_TRACES_EXPORTER: 'none',
+    }));
+    expect(await chat(traced, { traceparent: INCOMING })).toBe(200);
+    expect(traced.lastReceived().headers.traceparent).toBe(INCOMING);
+    expect(traced.logs.some((l) => l.msg === 'tracing on')).toBe(false);
+    await expectNothingExported(1);
   });
 
   it('exports OTLP/JSON when OTEL_EXPORTER_OTLP_PROTOCOL is http/json', async () => {
-    otlp = await startOtlpReceiver();
-    h = await startHarness({
-      reply,
-      start: {
-        traceExportDelayMs: 20,
-        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
-      },
-    });
-    expect(await chat(h, { traceparent: INCOMING })).toBe(200);
-    const span = await otlp.waitFor((s) => s.kind === 2);
-    expect(otlp.contentTypes[0]).toBe('application/json');
-    expect(JSON.parse(otlp.bodies[0]!)).toHaveProperty('resourceSpans');
+    const traced = await tracedFromEnv((url) => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    }));
+    expect(await chat(traced, { traceparent: INCOMING })).toBe(200);
+    const span = await otlp!.waitFor((s) => s.kind === 2);
+    expect(otlp!.contentTypes[0]).toBe('application/json');
+    expect(JSON.parse(otlp!.bodies[0]!)).toHaveProperty('resourceSpans');
     expect(span.traceId).toBe(INCOMING.split('-')[1]);
     expect(span.attributes['http.response.status_code']).toBe(200);
-    const children = await otlp.waitFor((s) => s.parentSpanId === span.spanId && s.kind === 3);
+    const children = await otlp!.waitFor((s) => s.parentSpanId === span.spanId && s.kind === 3);
     expect(children.attributes['gen_ai.request.model']).toBeDefined();
   });
 });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tracesUrl, type OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../context.js';
 import { createOtelRequestTracer } from './otel-request-tracer.js';
+import type { RequestTrace, RequestTracer } from './request-trace.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
 import { servedChat, tracedUpstream } from '../../test/helpers/traced-context.js';
 
@@ -16,6 +17,21 @@ const SERVER = 2;
 const CLIENT = 3;
 
 const upstreamB = tracedUpstream('backup', 'http://10.0.0.7:8000');
+
+/** A request's trace through one admitted rate-limit stage and one upstream call answered 200. */
+function serveTraced(
+  tracer: RequestTracer,
+  ctx: RequestContext,
+  path = '/v1/chat/completions',
+): RequestTrace {
+  const trace = tracer.start(ctx);
+  trace.stage('lanekeeper.rate_limit').end(undefined);
+  trace.attemptStart(ctx.upstream!, 'POST', path, ctx);
+  trace.attemptStatus(200);
+  trace.attemptEnd(undefined);
+  trace.end(ctx);
+  return trace;
+}
 
 /** Every request traced, to the receiver at `url`. */
 const tracingTo = (url: string) => ({
@@ -184,12 +200,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
     const expected = new Map<string, { request: Record<string, unknown>; call: Record<string, unknown> }>();
     let n = 0;
     const serve = (ctx: RequestContext, request: Record<string, unknown>, call: Record<string, unknown>) => {
-      const trace = tracer.start(ctx);
-      trace.stage('lanekeeper.rate_limit').end(undefined);
-      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions?key=secret', ctx);
-      trace.attemptStatus(200);
-      trace.attemptEnd(undefined);
-      trace.end(ctx);
+      serveTraced(tracer, ctx, '/v1/chat/completions?key=secret');
       expected.set(ctx.id, { request, call });
     };
     // Base, changed, base, changed: each change is both a miss after a kept run and, the
@@ -235,12 +246,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
       const ctx = servedChat(`${protocol}-anonymous-${i}`, (c) => {
         if (tenant === undefined) c.tenant = undefined;
       });
-      const trace = tracer.start(ctx);
-      trace.stage('lanekeeper.rate_limit').end(undefined);
-      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions', ctx);
-      trace.attemptStatus(200);
-      trace.attemptEnd(undefined);
-      trace.end(ctx);
+      serveTraced(tracer, ctx);
       ids.push({ id: ctx.id, tenant });
     }
     await tracer.shutdown();
@@ -294,12 +300,7 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
             traceparent: `00-${'7'.repeat(30)}${String(i).padStart(2, '0')}-${parent}-01`,
           };
       });
-      const trace = tracer.start(ctx);
-      trace.stage('lanekeeper.rate_limit').end(undefined);
-      trace.attemptStart(ctx.upstream!, 'POST', '/v1/chat/completions', ctx);
-      trace.attemptStatus(200);
-      trace.attemptEnd(undefined);
-      trace.end(ctx);
+      const trace = serveTraced(tracer, ctx);
       served.push({ id: ctx.id, traceId: trace.traceId!, parent, usage, cost });
     }
     await tracer.shutdown();
