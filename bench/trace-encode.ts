@@ -22,11 +22,15 @@
  * TRACE_PROTOCOL=http/protobuf (or http/json) runs one format only, for a CPU profile:
  *   TRACE_PROTOCOL=http/protobuf node --import tsx --cpu-prof --cpu-prof-dir=DIR bench/trace-encode.ts
  */
-import { tracesUrl, type OtlpProtocol } from '@lanekeeper/contract';
+import type { OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../proxy/src/context.js';
 import { createOtelRequestTracer } from '../proxy/src/tracing/otel-request-tracer.js';
 import type { RequestTracer } from '../proxy/src/tracing/request-trace.js';
-import { servedChat, TRACED_UPSTREAM as upstream } from '../proxy/test/helpers/traced-context.js';
+import {
+  servedChat,
+  TRACED_UPSTREAM as upstream,
+  tracingEverything,
+} from '../proxy/test/helpers/traced-context.js';
 import { startSinkProcess } from './otlp-sink-process.js';
 import { flagValue, median } from './trace-cost.js';
 
@@ -67,17 +71,9 @@ async function cpuPerRequest(once: (i: number) => void, finish: () => Promise<vo
 
 async function run(protocol: OtlpProtocol, url: string): Promise<number> {
   const tracer = () =>
-    createOtelRequestTracer(
-      {
-        endpoint: url,
-        tracesUrl: tracesUrl(url),
-        sampleRatio: 1,
-        parentBased: true,
-        serviceName: 'lanekeeper-proxy',
-        protocol,
-      },
-      { onExportResult: () => undefined },
-    );
+    createOtelRequestTracer(tracingEverything(url, 'lanekeeper-proxy', protocol), {
+      onExportResult: () => undefined,
+    });
   const contexts = Array.from({ length: 1_000 }, (_, i) => servedChat(`req-${i.toString(36)}-8f2c1a`));
   const once = (traces: RequestTracer, ctx: RequestContext) => {
     garbage();

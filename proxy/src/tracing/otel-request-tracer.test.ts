@@ -5,12 +5,12 @@
  * values, never those of the run written before it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tracesUrl, type OtlpProtocol } from '@lanekeeper/contract';
+import type { OtlpProtocol } from '@lanekeeper/contract';
 import type { RequestContext } from '../context.js';
 import { createOtelRequestTracer } from './otel-request-tracer.js';
 import type { RequestTrace, RequestTracer } from './request-trace.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../test/fakes/otlp/otlp-receiver.js';
-import { servedChat, tracedUpstream } from '../../test/helpers/traced-context.js';
+import { servedChat, tracedUpstream, tracingEverything } from '../../test/helpers/traced-context.js';
 
 const INTERNAL = 1;
 const SERVER = 2;
@@ -32,14 +32,6 @@ function serveTraced(
   trace.end(ctx);
   return trace;
 }
-
-/** Every request traced, to the receiver at `url`. */
-const tracingTo = (url: string) => ({
-  endpoint: url,
-  tracesUrl: tracesUrl(url),
-  sampleRatio: 1,
-  parentBased: true,
-});
 
 /** One value of a run changed, and what the request span (and call span) must then say. */
 interface Change {
@@ -193,10 +185,9 @@ afterAll(() => otlp.close());
 
 describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes copied (%s)', (protocol) => {
   it('never gives a span the values of the request written before it', async () => {
-    const tracer = createOtelRequestTracer(
-      { ...tracingTo(otlp.url), serviceName: 'runs', protocol },
-      { onExportResult: () => undefined },
-    );
+    const tracer = createOtelRequestTracer(tracingEverything(otlp.url, 'runs', protocol), {
+      onExportResult: () => undefined,
+    });
     const expected = new Map<string, { request: Record<string, unknown>; call: Record<string, unknown> }>();
     let n = 0;
     const serve = (ctx: RequestContext, request: Record<string, unknown>, call: Record<string, unknown>) => {
@@ -234,10 +225,9 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
   });
 
   it("gives a request with no tenant no tenant on any span, after another tenant's runs", async () => {
-    const tracer = createOtelRequestTracer(
-      { ...tracingTo(otlp.url), serviceName: 'no-tenant', protocol },
-      { onExportResult: () => undefined },
-    );
+    const tracer = createOtelRequestTracer(tracingEverything(otlp.url, 'no-tenant', protocol), {
+      onExportResult: () => undefined,
+    });
     // acme's runs first, then requests with no tenant that are otherwise the same: a run
     // kept for acme must not lend them its tenant.
     const ids: { id: string; tenant: string | undefined }[] = [];
@@ -262,10 +252,9 @@ describe.each<OtlpProtocol>(['http/protobuf', 'http/json'])('runs of attributes 
   });
 
   it("writes each request's own ids, times, token counts, request id and cost, of every size", async () => {
-    const tracer = createOtelRequestTracer(
-      { ...tracingTo(otlp.url), serviceName: 'own-values', protocol },
-      { onExportResult: () => undefined },
-    );
+    const tracer = createOtelRequestTracer(tracingEverything(otlp.url, 'own-values', protocol), {
+      onExportResult: () => undefined,
+    });
     // One shape served again and again, its values changing: the same sizes, other sizes,
     // ints and doubles, values absent, and a remote parent or none; each request's spans
     // must say its own, whatever was copied from the requests before it.

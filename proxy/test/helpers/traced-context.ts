@@ -4,9 +4,26 @@
  * (bench/trace-encode.ts). The client's Host and the upstream differ, so a server span and
  * a call span cannot be told apart by mistake.
  */
+import { tracesUrl, type OtlpProtocol, type TelemetrySettings } from '@lanekeeper/contract';
 import { performance } from 'node:perf_hooks';
 import type { RequestContext } from '../../src/context.js';
 import type { Upstream } from '../../src/runtime.js';
+
+/** Every request traced, to the OTLP/HTTP base URL `url`. */
+export function tracingEverything(
+  url: string,
+  serviceName: string,
+  protocol: OtlpProtocol,
+): TelemetrySettings {
+  return {
+    endpoint: url,
+    tracesUrl: tracesUrl(url),
+    sampleRatio: 1,
+    parentBased: true,
+    serviceName,
+    protocol,
+  };
+}
 
 /** An OpenAI-dialect upstream as the tracer reads it: its name and origin. */
 export function tracedUpstream(name: string, origin: string): Upstream {
