@@ -65,6 +65,15 @@ const PG_ERRORS: Record<string, { status: number; code: string }> = {
 
 /** Builds the app (not yet listening). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const observe = (request: FastifyRequest, reply: FastifyReply, seconds: number) =>
+    deps.metrics.apiLatency.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
+      seconds,
+    );
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
@@ -74,9 +83,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // A path Fastify's router cannot read (bad percent-encoding, a parameter over 100
     // characters) never reaches a route or a hook: without this it was answered in Fastify's
     // own error shape. The message does not echo the path back.
-    frameworkErrors: (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const started = performance.now();
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
-      return reply
+      reply
         .code(tooLong ? 414 : 400)
         .send(
           errorBody(
@@ -86,6 +96,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
               : 'the URL path is not valid (bad percent-encoding)',
           ),
         );
+      // No hook sees such a request, so it is counted and traced here as the hooks would
+      // have done (a scan of malformed paths shows in the dashboards); its time is from the
+      // refusal to the answer, since Fastify starts no reply clock for it.
+      observe(request, reply, (performance.now() - started) / 1000);
+      deps.tracing?.traceUnrouted(request, reply);
+      return reply;
     },
   });
   deps.tracing?.traceHttp(app);
@@ -140,14 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The console's call into the admin API is part of the console request, which is counted
     // itself: counting both showed every console change twice.
     if (guard.internal.isInternal(request)) return;
-    deps.metrics.apiLatency.observe(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status: String(reply.statusCode),
-      },
-      reply.elapsedTime / 1000,
-    );
+    observe(request, reply, reply.elapsedTime / 1000);
   });
 
   await app.register(async (admin) => {

@@ -12,7 +12,7 @@ import {
   type Span,
   type TracingOptions,
 } from '@lanekeeper/contract/telemetry-provider';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ControlPlaneTracing } from './tracing.js';
 
 const HEADER_GETTER = {
@@ -26,48 +26,57 @@ export function createControlPlaneTracing(
 ): ControlPlaneTracing {
   const handle = startTracing(settings, options);
   const spans = new WeakMap<FastifyRequest, Span>();
+
+  function open(request: FastifyRequest): void {
+    const parent =
+      request.headers.traceparent === undefined
+        ? ROOT_CONTEXT
+        : handle.propagator.extract(ROOT_CONTEXT, request.headers, HEADER_GETTER);
+    const span = handle.tracer.startSpan(
+      request.method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'http.request.method': request.method,
+          'url.path': request.url.split('?', 1)[0] ?? '/',
+          'url.scheme': request.protocol,
+          'server.address': request.hostname,
+          'client.address': request.ip,
+        },
+      },
+      parent,
+    );
+    spans.set(request, span);
+  }
+
+  function close(request: FastifyRequest, reply: FastifyReply): void {
+    const span = spans.get(request);
+    if (!span) return;
+    const route = request.routeOptions.url;
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    if (route !== undefined) {
+      span.setAttribute('http.route', route);
+      span.updateName(`${request.method} ${route}`);
+    }
+    // The tenant a call is about, as the proxy's spans name it. The path's id is only
+    // checked against the pattern here (a call refused by validation ran no schema).
+    const tenant = tenantOf(route, request.params);
+    if (tenant !== undefined) span.setAttribute('lanekeeper.tenant', tenant);
+    if (reply.statusCode >= 500) {
+      span.setAttribute('error.type', String(reply.statusCode));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+  }
+
   return {
     traceHttp(app) {
-      app.addHook('onRequest', async (request) => {
-        const parent =
-          request.headers.traceparent === undefined
-            ? ROOT_CONTEXT
-            : handle.propagator.extract(ROOT_CONTEXT, request.headers, HEADER_GETTER);
-        const span = handle.tracer.startSpan(
-          request.method,
-          {
-            kind: SpanKind.SERVER,
-            attributes: {
-              'http.request.method': request.method,
-              'url.path': request.url.split('?', 1)[0] ?? '/',
-              'url.scheme': request.protocol,
-              'server.address': request.hostname,
-              'client.address': request.ip,
-            },
-          },
-          parent,
-        );
-        spans.set(request, span);
-      });
-      app.addHook('onResponse', async (request, reply) => {
-        const span = spans.get(request);
-        if (!span) return;
-        const route = request.routeOptions.url;
-        span.setAttribute('http.response.status_code', reply.statusCode);
-        if (route !== undefined) {
-          span.setAttribute('http.route', route);
-          span.updateName(`${request.method} ${route}`);
-        }
-        // The tenant a call is about, as the proxy's spans name it. The path's id is only
-        // checked against the pattern here (a call refused by validation ran no schema).
-        const tenant = tenantOf(route, request.params);
-        if (tenant !== undefined) span.setAttribute('lanekeeper.tenant', tenant);
-        if (reply.statusCode >= 500) {
-          span.setAttribute('error.type', String(reply.statusCode));
-          span.setStatus({ code: SpanStatusCode.ERROR });
-        }
-        span.end();
-      });
+      app.addHook('onRequest', async (request) => open(request));
+      app.addHook('onResponse', async (request, reply) => close(request, reply));
+    },
+    traceUnrouted(request, reply) {
+      open(request);
+      close(request, reply);
     },
     async traceBatch(entries, book) {
       const span = handle.tracer.startSpan('lanekeeper.ledger.book', {

@@ -10,7 +10,7 @@ import {
   TelemetryEnvError,
   traceExportReporter,
 } from '@lanekeeper/contract';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { BookingResult } from './ledger/book-events.js';
 
@@ -20,6 +20,11 @@ export const SERVICE_NAME = 'lanekeeper-control-plane';
 export interface ControlPlaneTracing {
   /** Adds one SERVER span per request to the app (called before routes are registered). */
   traceHttp(app: FastifyInstance): void;
+  /**
+   * One span for a request the router refused before any route or hook (app.ts
+   * `frameworkErrors`), called once its answer is sent.
+   */
+  traceUnrouted(request: FastifyRequest, reply: FastifyReply): void;
   /** Runs one ledger batch's booking inside a span. */
   traceBatch(entries: number, book: () => Promise<BookingResult>): Promise<BookingResult>;
   shutdown(): Promise<void>;

@@ -216,4 +216,36 @@ describe('paths the router cannot read', () => {
         expect(JSON.stringify(body)).not.toContain('FST_ERR');
       }
   });
+
+  it('counts them in the API latency histogram, as unmatched, by method and status', async () => {
+    const count = async (method: string, status: number) => {
+      const text = (await call(cp.url, 'GET', '/metrics')).body as string;
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('lanekeeper_cp_api_request_duration_seconds_count{') &&
+            l.includes(`method="${method}"`) &&
+            l.includes('route="unmatched"') &&
+            l.includes(`status="${status}"`),
+        );
+      return line === undefined ? 0 : Number(line.split(' ').pop());
+    };
+    const before = {
+      get400: await count('GET', 400),
+      get414: await count('GET', 414),
+      del400: await count('DELETE', 400),
+    };
+    await call(cp.url, 'GET', '/v1/plans/%zz');
+    await call(cp.url, 'GET', '/v1/plans/%E0%A4%A', { token: t.adminToken });
+    await call(cp.url, 'GET', `/v1/tenants/${'z'.repeat(101)}`);
+    await call(cp.url, 'DELETE', '/v1/tenants/%G0', { token: t.adminToken });
+    expect(await count('GET', 400)).toBe(before.get400 + 2);
+    expect(await count('GET', 414)).toBe(before.get414 + 1);
+    expect(await count('DELETE', 400)).toBe(before.del400 + 1);
+    // The path itself is never a label value.
+    const text = (await call(cp.url, 'GET', '/metrics')).body as string;
+    expect(text).not.toContain('%zz');
+    expect(text).not.toContain('zzzzzzzzzz');
+  });
 });

@@ -80,13 +80,12 @@ describe('control-plane tracing', () => {
       'lanekeeper.tenant': 'traced-tenant',
     });
     // Hostile ids, refused before any handler (400; 414 past Fastify's longest parameter,
-    // which no hook sees): no span names them as a tenant.
+    // refused by the router itself): no span names them as a tenant.
     for (const id of ['Traced-Tenant', 'x'.repeat(300), '..%2Fplans', 'a%00b']) {
       const res = await call(cp.url, 'GET', `/v1/tenants/${id}`, { token: t.adminToken });
       expect([id.slice(0, 20), res.status]).toEqual([id.slice(0, 20), id.length > 100 ? 414 : 400]);
-      if (res.status === 414) continue;
       const refused = await otlp.waitFor((s) => s.attributes['url.path'] === `/v1/tenants/${id}`);
-      expect(refused.attributes['http.response.status_code']).toBe(400);
+      expect(refused.attributes['http.response.status_code']).toBe(res.status);
       expect(refused.attributes).not.toHaveProperty('lanekeeper.tenant');
     }
     const named = otlp.spans.filter((s) => s.attributes['lanekeeper.tenant'] !== undefined);
@@ -94,6 +93,26 @@ describe('control-plane tracing', () => {
     // Calls about no one tenant carry none.
     const list = await otlp.waitFor((s) => s.attributes['http.route'] === '/v1/plans');
     expect(list.attributes).not.toHaveProperty('lanekeeper.tenant');
+  });
+
+  it('traces a request the router refuses before any hook, with its status and no route', async () => {
+    const res = await call(cp.url, 'GET', '/v1/tenants/%E0%A4%A/keys', {
+      headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` },
+    });
+    expect(res.status).toBe(400);
+    const span = await otlp.waitFor((s) => s.attributes['url.path'] === '/v1/tenants/%E0%A4%A/keys');
+    expect(span).toMatchObject({ name: 'GET', kind: 2, traceId: CLIENT_TRACE, parentSpanId: CLIENT_SPAN });
+    expect(span.attributes['http.response.status_code']).toBe(400);
+    expect(span.attributes).not.toHaveProperty('http.route');
+    expect(span.attributes).not.toHaveProperty('lanekeeper.tenant');
+    const long = await call(cp.url, 'POST', `/v1/tenants/${'q'.repeat(150)}/keys`);
+    expect(long.status).toBe(414);
+    const longSpan = await otlp.waitFor(
+      (s) =>
+        s.attributes['http.request.method'] === 'POST' &&
+        s.attributes['url.path'] === `/v1/tenants/${'q'.repeat(150)}/keys`,
+    );
+    expect(longSpan.attributes['http.response.status_code']).toBe(414);
   });
 
   it('marks a refused call with its status and no error', async () => {
