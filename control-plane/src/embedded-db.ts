@@ -10,8 +10,8 @@
  *
  * It is for one machine (a demo, a laptop, a single small install): one process owns the data
  * directory, and every query runs one at a time on PGlite's single backend. The socket server
- * accepts several connections and queues their queries (transactions stay whole: while one
- * connection is inside a transaction, the others wait), so the pool is kept small rather than
+ * accepts several connections and queues their queries (transactions and extended-protocol
+ * queries stay whole: embedded-queue.ts), so the pool is kept small rather than
  * at one: the erasure route holds a lock client while it queries through the pool, and would
  * deadlock on a single connection.
  */
@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { isolateConnections } from './embedded-queue.js';
 
 /** Connections the socket server accepts; above POOL_MAX to leave room for the migration client. */
 const SOCKET_MAX_CONNECTIONS = 8;
@@ -61,6 +62,7 @@ export async function startEmbeddedDatabase(
     path: join(socketDir, `.s.PGSQL.${SOCKET_PORT}`),
     maxConnections: opts.maxConnections ?? SOCKET_MAX_CONNECTIONS,
   });
+  isolateConnections(server, db);
   try {
     await server.start();
   } catch (error) {
