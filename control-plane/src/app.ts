@@ -150,7 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
 
   // One count of wrong admin tokens per address, whether tried at the console's sign-in or as a bearer.
-  const guard = { throttle: createFailureThrottle(), internal: createInternalCallMark() };
+  const guard = { throttle: createFailureThrottle(deps.pool), internal: createInternalCallMark() };
 
   app.addHook('onResponse', async (request, reply) => {
     // The console's call into the admin API is part of the console request, which is counted

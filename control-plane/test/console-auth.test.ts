@@ -6,6 +6,7 @@
  *
  * The throttle tests send from other loopback addresses (127.0.0.x) so each has its own
  * count, and move the clock with vitest's fake Date (the control plane runs in this process).
+ * The count is in the database: replicas on it share it, and a restart keeps it.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type * as nodeCrypto from 'node:crypto';
@@ -252,6 +253,47 @@ describe('wrong-token throttle', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('the wrong-token count across replicas and restarts', () => {
+  const bearer = (url: string, address: string, token: string) =>
+    request(`${url}/v1/plans`, {
+      headers: { authorization: `Bearer ${token}` },
+      dispatcher: fromAddress(address),
+    }).then(async (res) => {
+      await res.body.dump();
+      return res.statusCode;
+    });
+
+  it('is one count for every replica on the database, kept when a replica restarts', async () => {
+    let second: { url: string; close(): Promise<void> } | undefined = await startControlPlane(t.env);
+    let third: { url: string; close(): Promise<void> } | undefined;
+    try {
+      const address = '127.0.0.31';
+      // Five wrong tokens at each replica: ten in all, the limit.
+      for (let i = 0; i < 5; i++) expect(await bearer(cp.url, address, `wrong-${i}`)).toBe(401);
+      for (let i = 0; i < 5; i++) expect(await bearer(second.url, address, `wrong-${i}`)).toBe(401);
+      expect(await bearer(cp.url, address, t.adminToken)).toBe(429);
+      expect(await bearer(second.url, address, t.adminToken)).toBe(429);
+      await second.close();
+      second = undefined;
+      third = await startControlPlane(t.env);
+      expect(await bearer(third.url, address, t.adminToken)).toBe(429);
+      expect(await bearer(third.url, '127.0.0.32', t.adminToken)).toBe(200);
+    } finally {
+      await second?.close();
+      await third?.close();
+    }
+  });
+
+  it('decides a burst of concurrent guesses one at a time: ten 401s, the rest 429', async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => bearer(cp.url, '127.0.0.33', `burst-${i}`)),
+    );
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(30);
+    expect(await bearer(cp.url, '127.0.0.33', t.adminToken)).toBe(429);
   });
 });
 

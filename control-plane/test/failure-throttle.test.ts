@@ -1,74 +1,120 @@
-import { describe, expect, it } from 'vitest';
-import { addressKey, createFailureThrottle } from './failure-throttle.js';
+/**
+ * The wrong-token throttle against a real database (PostgreSQL, and PGlite in the `pglite`
+ * project): the limit and its window, one count for every replica, concurrent guesses decided
+ * one at a time, rows that go once their failures age out, and hostile addresses.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { addressKey, createFailureThrottle, storedKey } from '../src/http/failure-throttle.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 
-function clocked(options: Parameters<typeof createFailureThrottle>[0] = {}) {
-  let t = 1_000_000;
-  const throttle = createFailureThrottle({ ...options, now: () => t });
-  return { throttle, advance: (ms: number) => (t += ms) };
+let t: TestEnv;
+beforeAll(async () => {
+  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
+});
+afterAll(async () => {
+  await t?.dispose();
+});
+beforeEach(async () => {
+  await t.pool.query('DELETE FROM auth_failures');
+});
+
+function clocked(db: pg.Pool = t.pool) {
+  let now = Date.UTC(2026, 11, 6, 12);
+  const throttle = createFailureThrottle(db, { now: () => now });
+  return { throttle, advance: (ms: number) => (now += ms) };
 }
 
-describe('createFailureThrottle', () => {
-  it('lets an address fail ten times in a minute, then refuses it until the oldest failure ages out', () => {
+const rows = async () =>
+  (
+    await t.pool.query<{ address: string; n: number }>(
+      'SELECT address, cardinality(times) AS n FROM auth_failures ORDER BY address',
+    )
+  ).rows;
+
+describe('the wrong-token throttle', () => {
+  it('lets an address fail ten times in a minute, then refuses it until the oldest failure ages out', async () => {
     const { throttle, advance } = clocked();
     for (let i = 0; i < 10; i++) {
-      expect(throttle.check('10.0.0.1')).toBeUndefined();
-      throttle.fail('10.0.0.1');
+      expect(await throttle.attempt('10.0.0.1', true)).toBeUndefined();
       advance(1000);
     }
-    // The first failure was 10 s ago: 50 s left in its window.
-    expect(throttle.check('10.0.0.1')).toEqual({ retryAfterS: 50 });
+    // The first failure was 10 s ago: 50 s left in its window, for a right token too.
+    expect(await throttle.attempt('10.0.0.1', true)).toEqual({ retryAfterS: 50 });
+    expect(await throttle.attempt('10.0.0.1', false)).toEqual({ retryAfterS: 50 });
     advance(49_999);
-    expect(throttle.check('10.0.0.1')).toEqual({ retryAfterS: 1 });
+    expect(await throttle.attempt('10.0.0.1', false)).toEqual({ retryAfterS: 1 });
     advance(1);
     // One failure left the window: one more try, and the next refusal waits for the second oldest.
-    expect(throttle.check('10.0.0.1')).toBeUndefined();
-    throttle.fail('10.0.0.1');
-    expect(throttle.check('10.0.0.1')).toEqual({ retryAfterS: 1 });
+    expect(await throttle.attempt('10.0.0.1', true)).toBeUndefined();
+    expect(await throttle.attempt('10.0.0.1', false)).toEqual({ retryAfterS: 1 });
   });
 
-  it('forgets an address entirely once its failures are older than the window', () => {
+  it('does not count attempts it refuses, nor right tokens, nor requests without a token', async () => {
     const { throttle, advance } = clocked();
-    for (let i = 0; i < 10; i++) throttle.fail('10.0.0.1');
-    expect(throttle.check('10.0.0.1')).toBeDefined();
+    for (let i = 0; i < 10; i++) await throttle.attempt('10.0.0.1', true);
+    for (let i = 0; i < 50; i++) expect(await throttle.attempt('10.0.0.1', true)).toBeDefined();
+    expect(await rows()).toEqual([{ address: '10.0.0.1', n: 10 }]);
     advance(60_000);
-    expect(throttle.check('10.0.0.1')).toBeUndefined();
-    expect(throttle.size).toBe(0);
+    expect(await throttle.attempt('10.0.0.1', false)).toBeUndefined();
+    // An address with no failure in the window keeps no row, whatever it sent.
+    expect(await rows()).toEqual([]);
+    for (let i = 0; i < 30; i++) expect(await throttle.attempt('10.0.0.2', false)).toBeUndefined();
+    expect(await rows()).toEqual([]);
   });
 
-  it('counts each address on its own', () => {
+  it('counts each address on its own, IPv6 per /64', async () => {
     const { throttle } = clocked();
-    for (let i = 0; i < 10; i++) throttle.fail('10.0.0.1');
-    expect(throttle.check('10.0.0.1')).toBeDefined();
-    expect(throttle.check('10.0.0.2')).toBeUndefined();
+    for (let i = 0; i < 10; i++) await throttle.attempt(`2001:db8:1:2::${i}`, true);
+    expect(await throttle.attempt('2001:db8:1:2:ffff::1', false)).toBeDefined();
+    expect(await throttle.attempt('2001:db8:1:3::1', false)).toBeUndefined();
+    expect(await throttle.attempt('10.0.0.1', false)).toBeUndefined();
   });
 
-  it('tracks at most maxAddresses, forgetting the one whose last failure is oldest', () => {
-    const { throttle, advance } = clocked({ maxAddresses: 100 });
-    for (let i = 0; i < 10; i++) throttle.fail('192.0.2.1');
-    advance(1);
-    for (let i = 0; i < 10; i++) throttle.fail('192.0.2.2');
-    for (let i = 0; i < 99; i++) {
-      advance(1);
-      throttle.fail(`10.1.${i >> 8}.${i & 255}`);
+  it('is one count for every replica: two throttles on two pools of the same database', async () => {
+    const other = new pg.Pool({ connectionString: t.databaseUrl, max: 2 });
+    try {
+      const a = createFailureThrottle(t.pool);
+      const b = createFailureThrottle(other);
+      for (let i = 0; i < 5; i++) await a.attempt('198.51.100.9', true);
+      for (let i = 0; i < 5; i++) await b.attempt('198.51.100.9', true);
+      expect(await a.attempt('198.51.100.9', false)).toBeDefined();
+      expect(await b.attempt('198.51.100.9', false)).toBeDefined();
+    } finally {
+      await other.end();
     }
-    expect(throttle.size).toBe(100);
-    expect(throttle.check('192.0.2.1')).toBeUndefined();
-    expect(throttle.check('192.0.2.2')).toBeDefined();
-    for (let i = 0; i < 100_000; i++) throttle.fail(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
-    expect(throttle.size).toBe(100);
   });
 
-  it('keeps at most maxFailures timestamps per address, however many failures arrive', () => {
+  it('decides concurrent guesses one at a time: a burst of 60 gets 10 verdicts and 50 refusals', async () => {
+    const other = new pg.Pool({ connectionString: t.databaseUrl, max: 8 });
+    try {
+      const replicas = [createFailureThrottle(t.pool), createFailureThrottle(other)];
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => replicas[i % 2]!.attempt('203.0.113.50', true)),
+      );
+      expect(results.filter((r) => r === undefined)).toHaveLength(10);
+      expect(await rows()).toEqual([{ address: '203.0.113.50', n: 10 }]);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('deletes the rows of addresses whose failures aged out, so a spray does not pile up', async () => {
     const { throttle, advance } = clocked();
-    for (let i = 0; i < 100_000; i++) throttle.fail('10.0.0.1');
-    // All 100,000 at the same instant: still free after one window, not 100,000 windows.
+    for (let i = 0; i < 10; i++) await throttle.attempt('192.0.2.1', true);
+    for (let i = 0; i < 250; i++) await throttle.attempt(`10.1.${i >> 8}.${i & 255}`, true);
+    // No table of addresses to push a counted one out of.
+    expect(await throttle.attempt('192.0.2.1', false)).toBeDefined();
+    expect(await rows()).toHaveLength(251);
     advance(60_000);
-    expect(throttle.check('10.0.0.1')).toBeUndefined();
+    // Each attempt clears up to 100 aged-out rows of other addresses.
+    for (let i = 0; i < 3; i++) await throttle.attempt('10.9.9.9', true);
+    expect(await rows()).toEqual([{ address: '10.9.9.9', n: 3 }]);
   });
 
-  it('takes any string as an address without throwing', () => {
+  it('takes any text as an address without throwing, and stores at most 64 plain characters of it', async () => {
     const { throttle } = clocked();
-    for (const address of [
+    const hostile = [
       undefined,
       '',
       ':',
@@ -78,10 +124,22 @@ describe('createFailureThrottle', () => {
       '%',
       '__proto__',
       'constructor',
-    ]) {
-      for (let i = 0; i < 10; i++) throttle.fail(address);
-      expect(throttle.check(address), String(address).slice(0, 20)).toBeDefined();
+      'a\u0000b',
+      "'; DROP TABLE auth_failures; --",
+      '\ud800',
+      '🦜'.repeat(1000),
+      'UPPER.case',
+    ];
+    for (const address of hostile) {
+      for (let i = 0; i < 10; i++) await throttle.attempt(address, true);
+      expect(await throttle.attempt(address, false), String(address).slice(0, 20)).toBeDefined();
     }
+    const stored = await rows();
+    // No token and an empty address share one count, as do the IPv6-like texts of one /64.
+    expect(stored).toHaveLength(new Set(hostile.map(storedKey)).size);
+    expect(stored.length).toBeGreaterThanOrEqual(hostile.length - 3);
+    for (const { address } of stored) expect(address).toMatch(/^(sha256:[0-9a-f]{64}|[0-9a-z.:/]{0,64})$/);
+    expect(storedKey('x'.repeat(100_000))).not.toBe(storedKey('x'.repeat(99_999)));
   });
 });
 

@@ -152,7 +152,10 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
       async (request, reply) => {
         // A page elsewhere must not sign a browser into this console (login CSRF).
         requireSameOrigin(request, servedOverHttps);
-        const refusal = throttled(guard.throttle, request, reply);
+        const token = request.body?.token;
+        const right =
+          typeof token === 'string' && token !== '' && tokenMatches(token, deps.config.adminToken);
+        const refusal = await throttled(guard.throttle, request, reply, !right);
         if (refusal) {
           const wait = `${refusal.retryAfterS} second${refusal.retryAfterS === 1 ? '' : 's'}`;
           return sendPage(
@@ -161,9 +164,7 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
             loginPage(`Too many wrong tokens from this address. Try again in ${wait}.`),
           );
         }
-        const token = request.body?.token;
-        if (typeof token !== 'string' || token === '' || !tokenMatches(token, deps.config.adminToken)) {
-          guard.throttle.fail(request.ip);
+        if (!right) {
           return sendPage(reply, 401, loginPage('That is not the admin token.'));
         }
         const { id } = await sessions.create();

@@ -22,15 +22,17 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * For an address that has used up its wrong tokens: sets `Retry-After` on the reply and returns
- * the refusal (the caller answers 429). Undefined when the address may try.
+ * Settles one attempt with the throttle (after the token was compared: `wrong`). For an
+ * address that has used up its wrong tokens, sets `Retry-After` on the reply and returns the
+ * refusal (the caller answers 429). Undefined when the attempt may go on.
  */
-export function throttled(
+export async function throttled(
   throttle: FailureThrottle,
   request: FastifyRequest,
   reply: FastifyReply,
-): Refusal | undefined {
-  const refusal = throttle.check(request.ip);
+  wrong: boolean,
+): Promise<Refusal | undefined> {
+  const refusal = await throttle.attempt(request.ip, wrong);
   if (refusal) reply.header('retry-after', String(refusal.retryAfterS));
   return refusal;
 }
@@ -51,15 +53,18 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
   const expectedDigest = digest(expected);
   return async function requireToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const throttle = guard && !guard.internal.isInternal(request) ? guard.throttle : undefined;
-    const refusal = throttle && throttled(throttle, request, reply);
+    const presented = bearerToken(request.headers.authorization);
+    // Compared first, then settled with the throttle in one call: an address over its limit
+    // gets 429 for the right token too, and concurrent guesses are decided one at a time.
+    const right = presented !== undefined && timingSafeEqual(digest(presented), expectedDigest);
+    const refusal =
+      throttle && (await throttled(throttle, request, reply, presented !== undefined && !right));
     if (refusal) {
       throw new TooManyAttemptsError(
         `too many wrong tokens from this address; try again in ${refusal.retryAfterS} s`,
       );
     }
-    const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined || !timingSafeEqual(digest(presented), expectedDigest)) {
-      if (presented !== undefined) throttle?.fail(request.ip);
+    if (!right) {
       reply.header('www-authenticate', `Bearer realm="${realm}"`);
       throw new UnauthorizedError(
         presented === undefined

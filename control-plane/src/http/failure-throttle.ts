@@ -4,21 +4,28 @@
  * is refused (429) until its oldest failure leaves the window, with the right token too (else
  * the answer to a guess would still tell right from wrong).
  *
- * In this process only: the control plane may run without Redis, and a token of at least 16
- * random characters makes the limit defence in depth, not the only defence. With several
- * replicas an address gets the limit once per replica.
+ * Counted in PostgreSQL (migration 0003, `auth_attempt`), which every control plane has
+ * (the embedded one too): every replica shares the count and a restart keeps it. Each attempt
+ * is settled in one call under the address's row lock, after the token was compared, so
+ * concurrent guesses are decided one at a time: a burst of a hundred wrong tokens gets ten
+ * answers of 401 and ninety of 429, never a hundred verdicts.
  *
- * Memory is bounded: each address keeps at most `maxFailures` timestamps, and at most
- * `maxAddresses` addresses are tracked; beyond that the address whose last failure is oldest
- * is forgotten. IPv6 addresses count per /64, which one host usually holds whole.
+ * A row holds only failures still inside the window and goes once they have aged out, so the
+ * table follows the wrong tokens of the last minute, not every address ever seen; there is no
+ * table of addresses to push a counted one out of. IPv6 addresses count per /64, which one
+ * host usually holds whole.
  */
+import { createHash } from 'node:crypto';
+import type { Db } from '../stores/postgres.js';
 
 /** Limits; the defaults are what the control plane uses. */
 export interface FailureThrottleOptions {
   maxFailures?: number;
   windowMs?: number;
-  maxAddresses?: number;
-  /** The clock, in ms; injected by tests. */
+  /**
+   * The clock, in ms since the epoch; injected by tests. Each replica's own: a skew of
+   * milliseconds between replicas is nothing to a window of a minute.
+   */
   now?: () => number;
 }
 
@@ -28,17 +35,15 @@ export interface Refusal {
   retryAfterS: number;
 }
 
-/** Counts failures per address and says when an address must wait. */
+/** Counts wrong tokens per address and says when an address must wait. */
 export interface FailureThrottle {
   /**
-   * A refusal when `address` has used up its failures, else undefined. Undefined addresses
-   * (a socket already gone has none) share one count.
+   * Settles one attempt from `address`, once its token has been compared: a refusal when the
+   * address has used up its failures (this attempt is then not counted, right or wrong), else
+   * undefined, the attempt counted when `wrong`. A request without a token is no guess:
+   * `wrong` false. Undefined addresses (a socket already gone has none) share one count.
    */
-  check(address: string | undefined): Refusal | undefined;
-  /** Records one wrong token from `address`. */
-  fail(address: string | undefined): void;
-  /** How many addresses are tracked (for tests of the bound). */
-  readonly size: number;
+  attempt(address: string | undefined, wrong: boolean): Promise<Refusal | undefined>;
 }
 
 /** The key an address is counted under: IPv4 whole (also when IPv4-mapped), IPv6 by /64. */
@@ -60,41 +65,33 @@ export function addressKey(address: string | undefined): string {
     .join(':')}::/64`;
 }
 
-/** Creates a throttle; see the file header for its rules. */
-export function createFailureThrottle({
-  maxFailures = 10,
-  windowMs = 60_000,
-  maxAddresses = 10_000,
-  now = () => Date.now(),
-}: FailureThrottleOptions = {}): FailureThrottle {
-  // Insertion order is recency of the last failure (fail() re-inserts), so the first key is
-  // the one to forget when the map is full.
-  const failures = new Map<string, number[]>();
+/**
+ * The key an address is stored under: `addressKey`, or its digest when it is not the short
+ * address text a socket gives (an X-Forwarded-For entry from a trusted proxy can be any
+ * text, and a primary key has a size limit and takes no NUL).
+ */
+export function storedKey(address: string | undefined): string {
+  const key = addressKey(address);
+  return key.length <= 64 && /^[0-9a-z.:/]*$/.test(key)
+    ? key
+    : `sha256:${createHash('sha256').update(key).digest('hex')}`;
+}
 
-  function recent(key: string, at: number): number[] {
-    const times = (failures.get(key) ?? []).filter((t) => t > at - windowMs);
-    if (times.length === 0) failures.delete(key);
-    return times;
-  }
-
+/** Creates a throttle counting in `db`; see the file header for its rules. */
+export function createFailureThrottle(
+  db: Db,
+  { maxFailures = 10, windowMs = 60_000, now = () => Date.now() }: FailureThrottleOptions = {},
+): FailureThrottle {
   return {
-    check(address) {
-      const at = now();
-      const times = recent(addressKey(address), at);
-      if (times.length < maxFailures) return undefined;
-      return { retryAfterS: Math.max(1, Math.ceil((times[0]! + windowMs - at) / 1000)) };
-    },
-    fail(address) {
-      const key = addressKey(address);
-      const at = now();
-      const times = recent(key, at);
-      times.push(at);
-      failures.delete(key);
-      failures.set(key, times.slice(-maxFailures));
-      while (failures.size > maxAddresses) failures.delete(failures.keys().next().value!);
-    },
-    get size() {
-      return failures.size;
+    async attempt(address, wrong) {
+      const { rows } = await db.query<{ wait_ms: number | null }>(
+        `SELECT auth_attempt($1, $2, $3::timestamptz, $4 * interval '1 millisecond', $5) AS wait_ms`,
+        [storedKey(address), wrong, new Date(now()).toISOString(), windowMs, maxFailures],
+      );
+      const waitMs = rows[0]?.wait_ms;
+      return waitMs === null || waitMs === undefined
+        ? undefined
+        : { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) };
     },
   };
 }
