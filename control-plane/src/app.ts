@@ -151,6 +151,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // One count of wrong admin tokens per address, whether tried at the console's sign-in or as a bearer.
   const guard = { throttle: createFailureThrottle(deps.pool), internal: createInternalCallMark() };
+  // Client addresses are personal data: none is kept much past its minute, even with no calls.
+  const sweeping = setInterval(() => {
+    guard.throttle.sweep().catch((error: unknown) => {
+      deps.logger.debug({ err: error }, 'wrong-token sweep failed; the next one retries');
+    });
+  }, 60_000).unref();
+  app.addHook('onClose', async () => clearInterval(sweeping));
 
   app.addHook('onResponse', async (request, reply) => {
     // The console's call into the admin API is part of the console request, which is counted

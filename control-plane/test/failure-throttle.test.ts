@@ -112,6 +112,17 @@ describe('the wrong-token throttle', () => {
     expect(await rows()).toEqual([{ address: '10.9.9.9', n: 3 }]);
   });
 
+  it('sweeps every address whose failures have aged out, and keeps the others', async () => {
+    const { throttle, advance } = clocked();
+    for (let i = 0; i < 150; i++) await throttle.attempt(`10.2.${i >> 8}.${i & 255}`, true);
+    advance(30_000);
+    await throttle.attempt('10.3.0.1', true);
+    expect(await throttle.sweep()).toBe(0);
+    advance(30_000);
+    expect(await throttle.sweep()).toBe(150);
+    expect(await rows()).toEqual([{ address: '10.3.0.1', n: 1 }]);
+  });
+
   it('takes any text as an address without throwing, and stores at most 64 plain characters of it', async () => {
     const { throttle } = clocked();
     const hostile = [

@@ -44,6 +44,12 @@ export interface FailureThrottle {
    * `wrong` false. Undefined addresses (a socket already gone has none) share one count.
    */
   attempt(address: string | undefined, wrong: boolean): Promise<Refusal | undefined>;
+  /**
+   * Deletes every address whose failures have all left the window; returns how many. Attempts
+   * do this a few rows at a time; this is for a quiet control plane, so that no client
+   * address stays stored for long when nobody calls.
+   */
+  sweep(): Promise<number>;
 }
 
 /** The key an address is counted under: IPv4 whole (also when IPv4-mapped), IPv6 by /64. */
@@ -92,6 +98,13 @@ export function createFailureThrottle(
       return waitMs === null || waitMs === undefined
         ? undefined
         : { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) };
+    },
+    async sweep() {
+      const { rowCount } = await db.query(
+        `DELETE FROM auth_failures WHERE last_failure <= $1::timestamptz - $2 * interval '1 millisecond'`,
+        [new Date(now()).toISOString(), windowMs],
+      );
+      return rowCount ?? 0;
     },
   };
 }
