@@ -22,7 +22,12 @@ export interface TelemetrySettings {
   readonly serviceName: string;
   /** The OTLP/HTTP encoding: protobuf (OTLP's default) or JSON. */
   readonly protocol: OtlpProtocol;
+  /** OTEL_BSP_SCHEDULE_DELAY: the longest a span waits before export, in ms; undefined for the exporter's default. */
+  readonly scheduleDelayMs?: number;
 }
+
+/** OTEL_BSP_SCHEDULE_DELAY's range: from a millisecond to an hour (setTimeout wraps past ~24.8 days). */
+const MAX_SCHEDULE_DELAY_MS = 3_600_000;
 
 /**
  * The OTLP protocols spoken: OTLP/HTTP with protobuf (the spec's default) or JSON. gRPC is
@@ -150,7 +155,20 @@ export function resolveTelemetry(
     parentBased: sampler.parentBased,
     serviceName,
     protocol: config?.protocol ?? envProtocol(env),
+    scheduleDelayMs: envScheduleDelay(env),
   };
+}
+
+function envScheduleDelay(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.OTEL_BSP_SCHEDULE_DELAY?.trim();
+  if (!text) return undefined;
+  const ms = /^[0-9]{1,7}$/.test(text) ? Number(text) : NaN;
+  if (!(ms >= 1 && ms <= MAX_SCHEDULE_DELAY_MS))
+    throw new TelemetryEnvError(
+      'OTEL_BSP_SCHEDULE_DELAY',
+      `must be a whole number of milliseconds from 1 to ${MAX_SCHEDULE_DELAY_MS}`,
+    );
+  return ms;
 }
 
 /** The traces protocol variable wins over the general one, as the OTLP exporter spec says. */

@@ -42,10 +42,9 @@ export async function startControlPlaneTracing(
     throw error;
   }
   if (!settings) return undefined;
-  const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
   const { createControlPlaneTracing } = await import('./trace-hooks.js');
   const tracing = createControlPlaneTracing(settings, {
-    scheduledDelayMs: Number.isInteger(delay) && delay > 0 ? delay : undefined,
+    scheduledDelayMs: settings.scheduleDelayMs,
     onExportError: traceExportReporter(logger, settings.endpoint),
   });
   logger.info(

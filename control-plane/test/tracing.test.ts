@@ -176,6 +176,19 @@ describe('control-plane trace export to a collector that is down', () => {
   }, 20_000);
 });
 
+describe('control-plane tracing settings the standard environment refuses', () => {
+  it.each(['0', '-20', '1e3', '20ms', '3600001', '__proto__'])(
+    'stops at start with OTEL_BSP_SCHEDULE_DELAY=%j, naming it',
+    async (delay) => {
+      const start = startControlPlaneTracing(
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_BSP_SCHEDULE_DELAY: delay },
+        pino({ level: 'silent' }),
+      );
+      await expect(start).rejects.toThrow(/invalid environment: OTEL_BSP_SCHEDULE_DELAY/);
+    },
+  );
+});
+
 describe('control-plane sampling from the standard environment', () => {
   it('exports nothing under OTEL_TRACES_SAMPLER=always_off, and every batch under always_on', async () => {
     const receiver = await startOtlpReceiver();

@@ -213,6 +213,21 @@ describe('resolving telemetry settings', () => {
     );
   });
 
+  it('reads OTEL_BSP_SCHEDULE_DELAY in whole milliseconds, from 1 to an hour', () => {
+    const delay = (value: string) =>
+      resolveTelemetry(
+        undefined,
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_BSP_SCHEDULE_DELAY: value },
+        'svc',
+      )?.scheduleDelayMs;
+    expect(delay('250')).toBe(250);
+    expect(delay(' 1 ')).toBe(1);
+    expect(delay('3600000')).toBe(3_600_000);
+    expect(delay('')).toBeUndefined();
+    for (const bad of ['0', '3600001', '-1', '2.5', '1e3', 'Infinity', 'NaN', '\u0035'.normalize() + 'x'])
+      expect(() => delay(bad), bad).toThrow(TelemetryEnvError);
+  });
+
   it('is off when OTEL_SDK_DISABLED is true', () => {
     expect(
       resolveTelemetry({ otlp_endpoint: 'http://a:4318' }, { OTEL_SDK_DISABLED: 'true' }, 'svc'),

@@ -314,6 +314,19 @@ describe('a collector that is down', () => {
   }, 60_000);
 });
 
+describe('the export delay from the environment', () => {
+  it('exports as soon as OTEL_BSP_SCHEDULE_DELAY says, not after the default 2 s', async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      reply,
+      start: { env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: ' 50 ' } },
+    });
+    expect(await chat(h)).toBe(200);
+    const span = await otlp.waitFor((s) => s.kind === 2, 1_500);
+    expect(span.attributes['http.response.status_code']).toBe(200);
+  });
+});
+
 describe('hostile settings', () => {
   it.each([
     [{ sample_ratio: 1.5 }],
@@ -347,6 +360,12 @@ describe('hostile settings', () => {
       { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_EXPORTER: 'jaeger' },
       'OTEL_TRACES_EXPORTER',
     ],
+    ...['0', '-5', '1e3', '1.5', '0x10', '100ms', '3600001', '99999999999', '\u0661\u0662', '__proto__'].map(
+      (delay): [Record<string, string>, string] => [
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_BSP_SCHEDULE_DELAY: delay },
+        'OTEL_BSP_SCHEDULE_DELAY',
+      ],
+    ),
   ])('refuses to start with the environment %j', async (env, variable) => {
     const start = startProxy({ config: baseConfig('http://127.0.0.1:9'), env });
     await expect(start).rejects.toBeInstanceOf(ConfigError);

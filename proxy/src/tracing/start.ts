@@ -18,7 +18,7 @@ import type { RequestTracer } from './request-trace.js';
 export const DEFAULT_SERVICE_NAME = 'lanekeeper-proxy';
 
 export interface RequestTracerOptions {
-  /** How long spans wait to be batched before export (default 2 s). */
+  /** How long spans wait to be batched before export; wins over OTEL_BSP_SCHEDULE_DELAY (default 2 s). */
   readonly exportDelayMs?: number;
   /** How the export outage log keeps time (default: the wall clock, a summary a minute). */
   readonly exportOutage?: Omit<OutageLogOptions, 'fields'>;
@@ -41,7 +41,7 @@ export async function startRequestTracer(
   if (!settings) return undefined;
   const { createOtelRequestTracer } = await import('./otel-request-tracer.js');
   const tracer = createOtelRequestTracer(settings, {
-    scheduledDelayMs: options.exportDelayMs,
+    scheduledDelayMs: options.exportDelayMs ?? settings.scheduleDelayMs,
     onExportResult: traceExportReporter(logger, settings.endpoint, options.exportOutage),
   });
   logger.info(
