@@ -66,25 +66,25 @@ export function isolateConnections(server: PGLiteSocketServer, db: PGlite): void
         const index = owner === null ? 0 : q.queue.findIndex((m) => m.handlerId === owner);
         // The owner's next message has not arrived: the next enqueue starts the loop again.
         if (index === -1) break;
-        const [query] = q.queue.splice(index, 1);
+        const query = q.queue.splice(index, 1)[0]!;
         let bytes = 0;
         try {
           await db.runExclusive(() =>
-            db.execProtocolRawStream(query!.message, {
+            db.execProtocolRawStream(query.message, {
               onRawData: (data) => {
                 bytes += data.length;
-                query!.onData(data);
+                query.onData(data);
               },
             }),
           );
         } catch (error) {
           batchOwner = null;
-          query!.reject(error);
+          query.reject(error);
           continue;
         }
-        batchOwner = EXTENDED.has(query!.message[0]!) ? query!.handlerId : null;
-        q.lastHandlerId = query!.handlerId;
-        query!.resolve(bytes);
+        batchOwner = EXTENDED.has(query.message[0]!) ? query.handlerId : null;
+        q.lastHandlerId = query.handlerId;
+        query.resolve(bytes);
       }
     } finally {
       q.processing = false;
