@@ -48,6 +48,8 @@ export function createChunkStream(options: ChunkStreamOptions): StreamTranslator
   const usage: Json = {};
   /** OpenAI tool-call index by Anthropic content block index. */
   const toolIndex = new Map<number, number>();
+  /** The tool calls (OpenAI index) whose arguments have had a fragment so far. */
+  const argued = new Set<number>();
 
   function chunk(delta: Json, finishReason: string | null = null): string {
     const choice = { index: 0, delta, logprobs: null, finish_reason: finishReason };
@@ -102,7 +104,20 @@ export function createChunkStream(options: ChunkStreamOptions): StreamTranslator
     const index = toolIndex.get(event.index);
     const fragment = delta.partial_json;
     if (index === undefined || typeof fragment !== 'string' || fragment === '') return '';
+    argued.add(index);
     return start() + chunk({ tool_calls: [{ index, function: { arguments: fragment } }] });
+  }
+
+  /**
+   * A tool call without arguments gets `{}` as OpenAI itself sends it: Anthropic streams no
+   * fragment for an empty input, and `""` is no JSON, which clients parsing the arguments
+   * (the openai SDK's `runTools`) fail on.
+   */
+  function blockStop(event: Json): string {
+    const index = typeof event.index === 'number' ? toolIndex.get(event.index) : undefined;
+    if (index === undefined || argued.has(index)) return '';
+    argued.add(index);
+    return start() + chunk({ tool_calls: [{ index, function: { arguments: '{}' } }] });
   }
 
   function messageDelta(event: Json): string {
@@ -130,13 +145,15 @@ export function createChunkStream(options: ChunkStreamOptions): StreamTranslator
           return blockStart(obj);
         case 'content_block_delta':
           return blockDelta(obj);
+        case 'content_block_stop':
+          return blockStop(obj);
         case 'message_delta':
           return messageDelta(obj);
         case 'error':
           failed = true;
           return dataEvent(openaiErrorFromAnthropic(undefined, obj));
         default:
-          // ping, content_block_stop, message_stop and event types added later carry nothing to send.
+          // ping, message_stop and event types added later carry nothing to send.
           return '';
       }
     },

@@ -567,6 +567,92 @@ describe('OpenAI client to Anthropic upstream: the official openai SDK reads the
     expect(final.usage?.completion_tokens).toBe(57);
   });
 
+  it('gives a tool call without arguments "{}", which the SDK parses, and leaves fragments whole', async () => {
+    // Anthropic streams no input_json_delta (or an empty one) for a tool without input.
+    const events = [
+      [
+        'message_start',
+        {
+          type: 'message_start',
+          message: { id: 'msg_1', model: 'claude', usage: { input_tokens: 9, output_tokens: 1 } },
+        },
+      ],
+      [
+        'content_block_start',
+        {
+          type: 'content_block_start',
+          index: 0,
+          content_block: { type: 'tool_use', id: 'toolu_now', name: 'get_time', input: {} },
+        },
+      ],
+      [
+        'content_block_delta',
+        { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } },
+      ],
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      [
+        'content_block_start',
+        {
+          type: 'content_block_start',
+          index: 1,
+          content_block: { type: 'tool_use', id: 'toolu_w', name: 'get_weather', input: {} },
+        },
+      ],
+      [
+        'content_block_delta',
+        {
+          type: 'content_block_delta',
+          index: 1,
+          delta: { type: 'input_json_delta', partial_json: '{"city":' },
+        },
+      ],
+      [
+        'content_block_delta',
+        {
+          type: 'content_block_delta',
+          index: 1,
+          delta: { type: 'input_json_delta', partial_json: '"Oslo"}' },
+        },
+      ],
+      ['content_block_stop', { type: 'content_block_stop', index: 1 }],
+      [
+        'content_block_start',
+        {
+          type: 'content_block_start',
+          index: 2,
+          content_block: { type: 'tool_use', id: 'toolu_r', name: 'roll', input: {} },
+        },
+      ],
+      ['content_block_stop', { type: 'content_block_stop', index: 2 }],
+      [
+        'message_delta',
+        { type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 20 } },
+      ],
+      ['message_stop', { type: 'message_stop' }],
+    ] as const;
+    const sse = Buffer.from(events.map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join(''));
+    upstream.reply({
+      kind: 'stream',
+      chunks: [translateStream(translator.stream({ ...OPTIONS, includeUsage: false }), sse)],
+    });
+    const runner = client().chat.completions.stream({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'Time, weather, dice?' }],
+    });
+    const final = await runner.finalChatCompletion();
+    const calls = final.choices[0]?.message.tool_calls ?? [];
+    expect(calls.map((c) => c.type === 'function' && [c.function.name, c.function.arguments])).toEqual([
+      ['get_time', '{}'],
+      ['get_weather', '{"city":"Oslo"}'],
+      ['roll', '{}'],
+    ]);
+    expect(calls.map((c) => c.type === 'function' && JSON.parse(c.function.arguments))).toEqual([
+      {},
+      { city: 'Oslo' },
+      {},
+    ]);
+  });
+
   it('reads a non-stream answer', async () => {
     const body = JSON.parse(fixture('anthropic/messages.json').toString());
     upstream.reply({ kind: 'json', body: translator.response(body, OPTIONS) });
