@@ -142,6 +142,19 @@ export function sseData(value: unknown): string {
 /** The terminator openai-node waits for. */
 export const SSE_DONE = 'data: [DONE]\n\n';
 
+/**
+ * What an OpenAI client gets instead of `[DONE]` when the upstream's stream ended before its
+ * finish reason: an error its SDK raises, not an answer that looks whole but was cut.
+ */
+export const SSE_CUT_SHORT = sseData({
+  error: {
+    message: 'the upstream stream ended before the message was complete',
+    type: 'server_error',
+    param: null,
+    code: null,
+  },
+});
+
 const ERROR_TYPES: Readonly<Record<number, string>> = {
   400: 'invalid_request_error',
   401: 'authentication_error',

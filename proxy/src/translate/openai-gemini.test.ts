@@ -565,6 +565,42 @@ describe('openai-gemini through the openai SDK', () => {
     }
   });
 
+  it('raises an SDK error for a stream that ended before its finishReason, and for an error event', async () => {
+    const whole = fixture('stream.sse').toString();
+    // The upstream closed cleanly after its first event: no candidate ever had a finishReason.
+    const first = `${whole.split(/\r?\n/)[0]}\n\n`;
+    expect(first).toContain('"text":"The"');
+    expect(first).not.toContain('finishReason');
+    const inStreamError = `${first}data: ${JSON.stringify({ error: { code: 503, message: 'overloaded', status: 'UNAVAILABLE' } })}\n\n`;
+    for (const [upstream, message] of [
+      [first, 'the upstream stream ended before the message was complete'],
+      [inStreamError, 'overloaded'],
+    ] as const) {
+      const body = translateStream(
+        openaiToGemini.stream({ ...MODEL, includeUsage: true }),
+        'sse',
+        Buffer.from(upstream),
+      );
+      expect(body).not.toContain('[DONE]');
+      const { client, close } = await cannedServer({ status: 200, body, contentType: SSE_TYPE });
+      try {
+        const stream = await client.chat.completions.create({
+          model: 'g',
+          messages: [{ role: 'user', content: 'Hi' }],
+          stream: true,
+        });
+        let text = '';
+        const read = async () => {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+        };
+        await expect(read()).rejects.toThrow(message);
+        expect(text).not.toBe('');
+      } finally {
+        await close();
+      }
+    }
+  });
+
   it('reads a non-stream completion and a translated error', async () => {
     const completion = openaiToGemini.response(JSON.parse(fixture('generate.json').toString()), MODEL);
     const ok = await cannedServer({ status: 200, body: JSON.stringify(completion), contentType: JSON_TYPE });

@@ -21,6 +21,7 @@ import { THOUGHT_SEPARATOR, geminiChatBody } from './openai-gemini-request.js';
 import {
   ChunkWriter,
   RANDOM_IDS,
+  SSE_CUT_SHORT,
   SSE_DONE,
   chatCompletion,
   openAiError,
@@ -155,6 +156,8 @@ class GeminiStream implements StreamTranslator {
   private writer: ChunkWriter | undefined;
   private readonly seen = new Map<number, StreamedChoice>();
   private usage: OpenAiUsage | undefined;
+  /** An error event was sent: the stream ends there, with no [DONE]. */
+  private failed = false;
 
   constructor(
     private readonly model: string,
@@ -163,10 +166,13 @@ class GeminiStream implements StreamTranslator {
   ) {}
 
   push(event: StreamEvent): string {
+    if (this.failed) return '';
     const response = record(parseJson(event.data));
     if (!response) return '';
-    if (response.error !== undefined && response.error !== null)
+    if (response.error !== undefined && response.error !== null) {
+      this.failed = true;
       return sseData(geminiError(statusOf(response.error), response));
+    }
     this.writer ??= new ChunkWriter(
       this.ids.completionId(),
       this.ids.now(),
@@ -179,6 +185,10 @@ class GeminiStream implements StreamTranslator {
   }
 
   end(): string {
+    if (this.failed) return '';
+    // Every candidate ends with its finishReason: a stream without one for each was cut.
+    if (this.seen.size === 0 || [...this.seen.values()].some((state) => !state.finished))
+      return SSE_CUT_SHORT;
     const usage = this.includeUsage && this.usage && this.writer ? this.writer.usage(this.usage) : '';
     return usage + SSE_DONE;
   }

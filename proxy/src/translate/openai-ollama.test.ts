@@ -345,7 +345,7 @@ describe('openai-ollama stream', () => {
     );
   });
 
-  it('passes an error line on as an OpenAI error object', () => {
+  it('passes an error line on as an OpenAI error object, and ends the stream there', () => {
     const out = translateStream(
       createOpenAiToOllama(fixedIds()).stream({ ...MODEL, includeUsage: true }),
       'ndjson',
@@ -360,7 +360,8 @@ describe('openai-ollama stream', () => {
         code: null,
       },
     });
-    expect(events.at(-1)).toBe('[DONE]');
+    expect(events).toHaveLength(4);
+    expect(out).not.toContain('[DONE]');
   });
 
   it.each(['chat-stream.ndjson', 'chat-stream-tools.ndjson', 'chat-stream-error.ndjson'])(
@@ -420,6 +421,33 @@ describe('openai-ollama through the openai SDK', () => {
       ]);
       expect(finish).toBe('tool_calls');
       expect(usage).toEqual({ prompt_tokens: 140, completion_tokens: 35, total_tokens: 175 });
+    } finally {
+      await close();
+    }
+  });
+
+  it('raises an SDK error for a stream that ended before its done line', async () => {
+    const lines = fixture('chat-stream.ndjson').toString().trim().split('\n');
+    expect(lines.at(-1)).toContain('"done":true');
+    const body = translateStream(
+      openaiToOllama.stream({ ...MODEL, includeUsage: true }),
+      'ndjson',
+      Buffer.from(lines.slice(0, -2).join('\n') + '\n'),
+    );
+    expect(body).not.toContain('[DONE]');
+    const { client, close } = await cannedServer({ status: 200, body, contentType: SSE_TYPE });
+    try {
+      const stream = await client.chat.completions.create({
+        model: 'l',
+        messages: [{ role: 'user', content: 'Hi' }],
+        stream: true,
+      });
+      let content = '';
+      const read = async () => {
+        for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? '';
+      };
+      await expect(read()).rejects.toThrow('the upstream stream ended before the message was complete');
+      expect(content).not.toBe('');
     } finally {
       await close();
     }

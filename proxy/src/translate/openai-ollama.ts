@@ -15,6 +15,7 @@ import { ollamaChatBody, ollamaEmbedBody } from './openai-ollama-request.js';
 import {
   ChunkWriter,
   RANDOM_IDS,
+  SSE_CUT_SHORT,
   SSE_DONE,
   chatCompletion,
   openAiError,
@@ -84,6 +85,8 @@ class OllamaStream implements StreamTranslator {
   private writer: ChunkWriter | undefined;
   private toolCalls = 0;
   private finished = false;
+  /** An error line was sent on: the stream ends there, with no [DONE]. */
+  private failed = false;
   private usage: OpenAiUsage | undefined;
 
   constructor(
@@ -93,9 +96,13 @@ class OllamaStream implements StreamTranslator {
   ) {}
 
   push(event: StreamEvent): string {
+    if (this.failed) return '';
     const line = record(parseJson(event.data));
     if (!line) return '';
-    if (line.error !== undefined && line.error !== null) return sseData(ollamaError(500, line));
+    if (line.error !== undefined && line.error !== null) {
+      this.failed = true;
+      return sseData(ollamaError(500, line));
+    }
     if (this.finished) return '';
     let out = '';
     if (!this.writer) {
@@ -119,6 +126,9 @@ class OllamaStream implements StreamTranslator {
   }
 
   end(): string {
+    if (this.failed) return '';
+    // The last line says done:true: a stream that ended without it was cut.
+    if (!this.finished) return SSE_CUT_SHORT;
     const usage = this.includeUsage && this.usage && this.writer ? this.writer.usage(this.usage) : '';
     return usage + SSE_DONE;
   }
