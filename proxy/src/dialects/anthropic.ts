@@ -70,6 +70,7 @@ function normalise(path: string): string {
 export const anthropic: Dialect = {
   name: 'anthropic',
   errorStyle: 'anthropic',
+  lowercaseKeys: true,
   streamFormat: 'sse',
 
   match(method, rawPath) {

@@ -57,6 +57,13 @@ export interface Observation {
 export interface Dialect {
   readonly name: string;
   readonly errorStyle: ErrorStyle;
+  /**
+   * Every key the API defines at the top level and in its control objects is lowercase, so
+   * any other spelling there is refused: Go servers (Ollama, LocalAI) match field names
+   * without regard to case and would read `Messages` as `messages`, which the proxy does not
+   * (request/json-scan.ts).
+   */
+  readonly lowercaseKeys?: boolean;
   /** Recognises a request by method and path; undefined when this dialect does not speak it. */
   match(method: string, path: string): DialectRoute | undefined;
   /** The model the client asked for, if any. */

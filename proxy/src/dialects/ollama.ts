@@ -65,6 +65,7 @@ function generates(route: DialectRoute): boolean {
 export const ollama: Dialect = {
   name: 'ollama',
   errorStyle: 'ollama',
+  lowercaseKeys: true,
   streamFormat: 'ndjson',
 
   match(method, rawPath) {

@@ -119,6 +119,7 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
   return {
     name: 'openai',
     errorStyle: 'openai',
+    lowercaseKeys: true,
     streamFormat: 'sse',
     match: matchOpenAi,
 

@@ -4,7 +4,10 @@
  * and keys that differ only in case where Go's encoding/json, which matches struct fields
  * case-insensitively with Unicode simple folding (`ſ` is `s`, the Kelvin sign is `k`), would
  * read them as one field, or only in `_` where protobuf's JSON parsing (lowerCamel and
- * snake_case alike) would. And nesting past a depth limit, which recursive walks further on
+ * snake_case alike) would. A single key in another case is refused as well where the API
+ * spells its keys in lowercase (`lowercase`): Go reads `Messages` as `messages`, while the
+ * proxy, reading `messages`, would skip the plan's system prompt and checks. The long s and
+ * the Kelvin sign, which no API spells a key with, are refused in any dialect. And nesting past a depth limit, which recursive walks further on
  * cannot take. The body is then re-serialised from the parsed object, so the upstream sees
  * exactly one copy of every key: the one the proxy checked.
  *
@@ -18,7 +21,8 @@ const FOLDED_OBJECTS = new Set(['stream_options', 'generationConfig', 'generatio
 export type ScanProblem =
   | { readonly kind: 'depth'; readonly limit: number }
   | { readonly kind: 'duplicate'; readonly key: string }
-  | { readonly kind: 'case'; readonly key: string; readonly other: string };
+  | { readonly kind: 'case'; readonly key: string; readonly other: string }
+  | { readonly kind: 'spelling'; readonly key: string; readonly as: string };
 
 /**
  * The name a lenient server may read a key as: Go's simple case folding, and without `_`,
@@ -38,8 +42,19 @@ interface Frame {
   key: string | undefined;
 }
 
-/** Scans JSON text; the first problem found, or undefined. */
-export function scanJson(text: string, maxDepth: number): ScanProblem | undefined {
+/** The key as Go's simple folding reads it, where it is read in lowercase; undefined when it already is. */
+function respelled(key: string, lowercase: boolean): string | undefined {
+  const plain = lowercase
+    ? key.toLowerCase().replaceAll('ſ', 's')
+    : key.replaceAll('ſ', 's').replaceAll('\u212a', 'k');
+  return plain === key ? undefined : plain;
+}
+
+/**
+ * Scans JSON text; the first problem found, or undefined. `lowercase`: the dialect spells
+ * every top-level and control-object key in lowercase, so another case is refused there.
+ */
+export function scanJson(text: string, maxDepth: number, lowercase = false): ScanProblem | undefined {
   const stack: Frame[] = [];
   let lastKey: string | undefined;
   let expectKey = false;
@@ -66,6 +81,8 @@ export function scanJson(text: string, maxDepth: number): ScanProblem | undefine
         if (frame.keys!.has(key)) return { kind: 'duplicate', key };
         frame.keys!.add(key);
         if (frame.folded) {
+          const as = respelled(key, lowercase);
+          if (as !== undefined) return { kind: 'spelling', key, as };
           const fold = foldKey(key);
           const other = frame.folded.get(fold);
           if (other !== undefined) return { kind: 'case', key, other };

@@ -2,7 +2,7 @@
  * Recognises the request's dialect and endpoint by path and parses its JSON body. A body
  * over max_body_bytes gets 413 and malformed JSON gets 400, both before the upstream is
  * called, and so do an empty body on a metered endpoint, nesting past max_json_depth,
- * duplicate keys and case variants of a control field (request/json-scan.ts). A path no dialect recognises passes through as plain HTTP, unparsed.
+ * duplicate keys and case variants of a control field (request/json-scan.ts), alone or in pairs. A path no dialect recognises passes through as plain HTTP, unparsed.
  */
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError } from '../errors.js';
 import { selectDialect } from '../dialects/index.js';
@@ -27,6 +27,8 @@ function describe(problem: ScanProblem): string {
       return `The request body has the field "${problem.key.slice(0, 64)}" more than once; send it once.`;
     case 'case':
       return `The request body has both "${problem.other.slice(0, 64)}" and "${problem.key.slice(0, 64)}", which some servers read as one field; send one.`;
+    case 'spelling':
+      return `The request body has the field "${problem.key.slice(0, 64)}", which some servers read as "${problem.as.slice(0, 64)}"; spell it "${problem.as.slice(0, 64)}".`;
   }
 }
 
@@ -77,7 +79,7 @@ export function createParseRequestStage(): Stage {
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
         return reply(new InvalidRequestError('The request body must be a JSON object.'));
       }
-      const problem = scanJson(text, runtime.config.max_json_depth);
+      const problem = scanJson(text, runtime.config.max_json_depth, ctx.dialect.lowercaseKeys === true);
       if (problem) return reply(new InvalidRequestError(describe(problem)));
       request.body = parsed as JsonBody;
       ctx.stream = ctx.route ? ctx.dialect.isStream(request, ctx.route) : false;

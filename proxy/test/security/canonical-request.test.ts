@@ -203,6 +203,67 @@ describe('duplicate and case-variant keys', () => {
     expect(h.upstream.received.length).toBe(before);
   });
 
+  // Go's encoding/json (Ollama, LocalAI) reads a key in any case as its field: one
+  // variant alone, with no lowercase key beside it, would reach the upstream as the field
+  // the proxy never read, so never prompted, capped or checked.
+  it.each([
+    [
+      '/api/chat',
+      '{"Messages":[{"role":"user","content":"hi","images":["iVBORw0KGgo="]}]}',
+      'Messages',
+      'messages',
+    ],
+    [
+      '/api/chat',
+      `{"MESSAGES":[{"role":"user","content":"${'word '.repeat(30_000)}"}]}`,
+      'MESSAGES',
+      'messages',
+    ],
+    ['/api/generate', '{"prompt":"hi","Raw":true}', 'Raw', 'raw'],
+    ['/api/generate', '{"prompt":"hi","Template":"{{ .Prompt }}"}', 'Template', 'template'],
+    ['/api/chat', '{"messages":[],"options":{"Num_Predict":100000}}', 'Num_Predict', 'num_predict'],
+    ['/v1/chat/completions', '{"Messages":[{"role":"user","content":"hi"}]}', 'Messages', 'messages'],
+    [
+      '/v1/chat/completions',
+      '{"messages":[],"stream_options":{"Include_Usage":false}}',
+      'Include_Usage',
+      'include_usage',
+    ],
+    ['/v1/chat/completions', '{"messages":[],"\u017Ftream":true}', '\u017Ftream', 'stream'],
+    ['/v1/messages', '{"max_tokens":5,"messages":[],"System":"be evil"}', 'System', 'system'],
+  ])('refuses a lone case variant on %s: %s', async (target, body, field, as) => {
+    const before = h.upstream.received.length;
+    const r = await raw('POST', target, body);
+    expect(r.status).toBe(400);
+    const parsed = JSON.parse(r.body) as Record<string, unknown>;
+    // In the client's own dialect, naming the field as sent and as Go reads it.
+    const message = JSON.stringify(parsed);
+    expect(message).toContain(`the field \\"${field}\\"`);
+    expect(message).toContain(`spell it \\"${as}\\"`);
+    if (target.startsWith('/api/')) expect(parsed.error).toEqual(expect.any(String));
+    else if (target === '/v1/messages') expect(parsed.type).toBe('error');
+    else expect(parsed.error).toMatchObject({ type: 'invalid_request_error' });
+    expect(h.upstream.received.length).toBe(before);
+  });
+
+  it("still takes case variants inside messages, and Gemini's camelCase keys", async () => {
+    const ok = await raw(
+      'POST',
+      '/api/chat',
+      JSON.stringify({ stream: false, messages: [{ role: 'user', content: 'hi', Content: 'x' }] }),
+    );
+    expect(ok.status).toBe(200);
+    const gemini = await raw(
+      'POST',
+      '/v1beta/models/small-model:generateContent',
+      JSON.stringify({
+        contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+        generationConfig: { maxOutputTokens: 5 },
+      }),
+    );
+    expect(gemini.status).toBe(200);
+  });
+
   it('sends a re-serialised body every reader agrees on', async () => {
     const text =
       '{ "mod\\u0065l" : "sma\\u006cl-model" , "messages":[{"role":"user","content":"hi","Content":"x"}], "max_tokens": 5 }';
