@@ -26,10 +26,11 @@ const streamBody = (extra: Record<string, unknown> = {}) =>
 async function rawPost(
   harness: Harness,
   body: string,
+  key: string = KEYS.pro,
 ): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
   const res = await request(`${harness.proxy.url}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body,
   });
   return { status: res.statusCode, text: await res.body.text(), headers: res.headers };
@@ -190,6 +191,67 @@ describe('an upstream that rejects stream_options', () => {
       expect(line.output_tokens as number).toBeGreaterThan(0);
     }
   });
+
+  // An upstream that takes stream_options, and names it in 400s a tenant can provoke: a bad
+  // value of the tenant's own inside stream_options, or text of the request echoed back.
+  function pickyUpstream(): Parameters<typeof startHarness>[0] {
+    return {
+      reply: (req) => {
+        const body = req.body as {
+          stream_options?: Record<string, unknown>;
+          messages: { content: string }[];
+        };
+        const options = body.stream_options ?? {};
+        const echoed = body.messages[0]!.content.includes('poison');
+        if (Object.keys(options).some((key) => key !== 'include_usage') || echoed)
+          return {
+            kind: 'json',
+            status: 400,
+            body: {
+              error: {
+                message: echoed
+                  ? `Invalid content: ${body.messages[0]!.content}`
+                  : "Invalid type for 'stream_options.include_obfuscation'",
+                type: 'invalid_request_error',
+                code: null,
+              },
+            },
+          };
+        return {
+          kind: 'stream',
+          chunks: chatStream('small-model', ['ok'], USAGE, options.include_usage === true),
+        };
+      },
+    };
+  }
+
+  it.each([
+    ['a bad stream_options value of its own', { stream_options: { include_obfuscation: 'x' } }],
+    [
+      'text naming stream_options echoed in a 400',
+      { messages: [{ role: 'user', content: 'poison stream_options include_usage' }] },
+    ],
+  ])(
+    'is not learned from one tenant provoking %s: the others stay metered as reported',
+    async (_name, attack) => {
+      h = await startHarness(pickyUpstream());
+      const hostile = await rawPost(h, streamBody(attack), KEYS.pro2);
+      expect(hostile.status).toBe(400);
+      const attempts = h.upstream.received.length;
+      // The retry without the field (echo case) failed the same way: nothing was proven.
+      expect(attempts).toBeLessThanOrEqual(2);
+
+      const victim = await rawPost(h, streamBody());
+      expect(victim.status).toBe(200);
+      const sent = h.upstream.received.at(-1)!.body as Record<string, unknown>;
+      expect(sent.stream_options).toEqual({ include_usage: true });
+      await h.settled(2);
+      const line = h.accessLogs().find((l) => l.status === 200)!;
+      expect(line.provenance).toBe('reported');
+      expect(line.input_tokens).toBe(USAGE.prompt_tokens);
+      expect(line.output_tokens).toBe(USAGE.completion_tokens);
+    },
+  );
 
   it('passes on a 400 that has nothing to do with stream_options', async () => {
     h = await startHarness({

@@ -18,6 +18,7 @@ import {
   type ErrorStyle,
 } from '../errors.js';
 import { HEADER_LANEKEEPER_REQUEST_ID } from '../headers.js';
+import type { JsonBody } from '../dialects/dialect.js';
 import type { Logger } from '../log.js';
 import { encodePath } from '../request/canonical-path.js';
 import type { Metrics } from '../metrics.js';
@@ -96,6 +97,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** A 400 to a request where the proxy added stream_options, held until we know whether to retry without. */
   private probe: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[] } | undefined;
   private retried = false;
+  /**
+   * The upstream retried without stream_options: if that succeeds, it provably rejects the
+   * field, and the quirk is learned for everyone on it.
+   */
+  private provingQuirk: string | undefined;
   private drained = 0;
   /** Calls made to the current candidate's upstream (reset on a fallback). */
   private attempts = 0;
@@ -367,13 +373,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.noteOutcome(failed, status);
     if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
     ctx.ttfbMs = performance.now() - this.sentAt;
+    if (this.provingQuirk !== undefined) {
+      // A fallback's answer proves nothing about the upstream that refused the field.
+      if (status < 400 && this.provingQuirk === ctx.upstream?.config.url) this.learnNoStreamOptions();
+      this.provingQuirk = undefined;
+    }
     const headers = forwardableHeaders(rawHeaders);
     if (
       status === 400 &&
       ctx.usageInjected &&
       !ctx.translator &&
       !this.retried &&
-      ctx.dialect?.withoutStreamUsage
+      ctx.dialect?.withoutStreamUsage &&
+      onlyInjectedStreamOptions(ctx.request.body)
     ) {
       this.probe = { status, headers, chunks: [] };
       return;
@@ -458,8 +470,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /**
    * The upstream refused a request the proxy had added stream_options to. If it blames that
-   * field, retry once without it (and remember, so the upstream is not asked again); else
-   * pass its 400 on as it was.
+   * field, retry once without it; else pass its 400 on as it was. The quirk is learned only
+   * when the retry succeeds (onResponseStart): a 400 whose text merely names the field, which
+   * a tenant can provoke, must not change how every tenant on the upstream is metered.
    */
   private settleProbe(): void {
     const probe = this.probe;
@@ -469,11 +482,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const text = Buffer.concat(probe.chunks).toString('utf8');
     if (ctx.dialect?.withoutStreamUsage && ctx.route && blamesStreamOptions(text)) {
       this.retried = true;
-      this.deps.quirks.markRejectsStreamOptions(ctx.upstream?.config.url ?? '');
-      this.deps.logger.warn(
-        { upstream: ctx.upstream?.config.url },
-        'upstream rejects stream_options: its stream usage will be estimated',
-      );
+      this.provingQuirk = ctx.upstream?.config.url;
       ctx.dialect.withoutStreamUsage(ctx.request, ctx.route);
       ctx.usageInjected = false;
       return this.forward();
@@ -481,6 +490,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.respondHead(probe.status, probe.headers);
     for (const chunk of probe.chunks) this.deliver(chunk);
     this.finish('completed');
+  }
+
+  private learnNoStreamOptions(): void {
+    const url = this.ctx.upstream!.config.url;
+    this.deps.quirks.markRejectsStreamOptions(url);
+    this.deps.logger.warn(
+      { upstream: url },
+      'upstream rejects stream_options: its stream usage will be estimated for an hour',
+    );
   }
 
   /** Runs response-header hooks (bottom to top) and writes the head. */
@@ -598,4 +616,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private hookFailed(stage: string, error: unknown): void {
     this.deps.logger.error({ err: error, stage, request_id: this.ctx.id }, 'response-end hook failed');
   }
+}
+
+/**
+ * The request's stream_options is only what the proxy injected (include_usage, nothing the
+ * client chose): a 400 blaming stream_options can then only be about the proxy's field, not
+ * a value of the client's that the upstream names in its error.
+ */
+function onlyInjectedStreamOptions(body: JsonBody | undefined): boolean {
+  const options = body?.stream_options;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) return false;
+  const keys = Object.keys(options);
+  return keys.length === 1 && keys[0] === 'include_usage';
 }
