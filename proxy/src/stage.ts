@@ -19,6 +19,11 @@ export type RequestVerdict = LocalReply | undefined;
 export interface ResponseHead {
   status: number;
   headers: OutgoingHttpHeaders;
+  /**
+   * Set by a stage that rewrites the whole body once it is complete (a translated JSON
+   * answer): the head waits for the first bytes out, so the stage may still change it.
+   */
+  held?: boolean;
 }
 
 export interface Stage {

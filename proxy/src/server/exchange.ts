@@ -113,6 +113,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** The upstream whose credentials ctx.upstreamHeaders carries. */
   private headersUpstream: Upstream | undefined;
   private traceEnded = false;
+  /** A head a stage holds (ResponseHead.held), written with the first bytes out. */
+  private heldHead: ResponseHead | undefined;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -511,6 +513,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     ctx.status = head.status;
     ctx.responseHeaders = head.headers;
     this.headSent = true;
+    if (head.held) this.heldHead = head;
+    else if (!this.clientGone) this.res.writeHead(head.status, head.headers);
+  }
+
+  private writeHeldHead(): void {
+    const head = this.heldHead!;
+    this.heldHead = undefined;
+    this.ctx.status = head.status;
     if (!this.clientGone) this.res.writeHead(head.status, head.headers);
   }
 
@@ -522,6 +532,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       const hook = stages[i]?.onResponseChunk;
       if (hook) out = hook(this.ctx, out, end);
     }
+    if (this.heldHead && (out.length > 0 || end)) this.writeHeldHead();
     const ok = this.clientGone || out.length === 0 ? true : this.res.write(out);
     if (this.ctx.cutoff !== undefined && !end && !this.finished) {
       // A stage ended the stream at an event boundary (mid-stream enforcement): stop the

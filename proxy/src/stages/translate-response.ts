@@ -3,10 +3,11 @@
  * metering stages, so they read the upstream's own bytes and this stage rewrites them
  * after. Streams are translated event by event as they arrive; a JSON answer (or an error
  * body) is held until complete, up to max_json_response_bytes, because a JSON document
- * cannot be rewritten in pieces. The status is always kept.
+ * cannot be rewritten in pieces. The status is kept, except for a JSON answer over that
+ * size: it is a 502 in the client's error shape, since what was kept of it is no JSON.
  */
 import type { RequestContext } from '../context.js';
-import type { Stage } from '../stage.js';
+import type { ResponseHead, Stage } from '../stage.js';
 import type { StreamTranslator } from '../translate/translator.js';
 import { createEventFramer, type EventFramer } from '../usage/event-framer.js';
 
@@ -14,7 +15,16 @@ const EMPTY = Buffer.alloc(0);
 
 type Translation =
   | { readonly kind: 'stream'; readonly framer: EventFramer; readonly stream: StreamTranslator }
-  | { readonly kind: 'json'; readonly ok: boolean; readonly status: number; chunks: Buffer[]; bytes: number };
+  | {
+      readonly kind: 'json';
+      readonly head: ResponseHead;
+      readonly ok: boolean;
+      readonly status: number;
+      chunks: Buffer[];
+      bytes: number;
+      /** A chunk past max_json_response_bytes was dropped: the answer cannot be translated. */
+      cut: boolean;
+    };
 
 /** Whether the client asked for usage in its stream (OpenAI's stream_options.include_usage). */
 function clientWantsUsage(ctx: RequestContext): boolean {
@@ -45,7 +55,17 @@ export function createTranslateResponseStage(): Stage {
         return;
       }
       head.headers['content-type'] = 'application/json';
-      translations.set(ctx, { kind: 'json', ok, status: head.status, chunks: [], bytes: 0 });
+      // Held: an answer too big to translate becomes a 502, not a 200 with an empty answer.
+      head.held = true;
+      translations.set(ctx, {
+        kind: 'json',
+        head,
+        ok,
+        status: head.status,
+        chunks: [],
+        bytes: 0,
+        cut: false,
+      });
     },
     onResponseChunk(ctx, chunk, end) {
       // Most requests are not translated: a property read, not a map lookup, per chunk.
@@ -66,12 +86,20 @@ export function createTranslateResponseStage(): Stage {
         }
         return out === '' ? EMPTY : Buffer.from(out);
       }
-      if (t.bytes <= ctx.runtime.config.max_json_response_bytes) {
+      const limit = ctx.runtime.config.max_json_response_bytes;
+      if (t.bytes <= limit) {
         t.chunks.push(chunk);
         t.bytes += chunk.length;
-      }
+      } else if (chunk.length > 0) t.cut = true;
       if (!end) return EMPTY;
       translations.delete(ctx);
+      if (t.cut) {
+        t.head.status = 502;
+        const message = `The upstream's answer is larger than this service translates (max_json_response_bytes, ${limit} bytes).`;
+        return Buffer.from(
+          JSON.stringify(ctx.translator.error(502, { error: { type: 'api_error', message } })),
+        );
+      }
       const text = Buffer.concat(t.chunks).toString('utf8');
       let body: unknown = text;
       try {

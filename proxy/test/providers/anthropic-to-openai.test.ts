@@ -15,13 +15,14 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function start(reply: Reply): Promise<Anthropic> {
+async function start(reply: Reply, extra: Record<string, unknown> = {}): Promise<Anthropic> {
   h = await startHarness({
     reply,
     config: (base) => {
       const { upstream, ...rest } = base;
       return {
         ...rest,
+        ...extra,
         upstreams: { openai: { ...(upstream as object), dialect: 'openai', models: ['*'] } },
       };
     },
@@ -30,6 +31,49 @@ async function start(reply: Reply): Promise<Anthropic> {
 }
 
 describe('an Anthropic client served by an OpenAI upstream', () => {
+  it('gets a 502 in its own error shape for an answer over max_json_response_bytes, not an empty 200', async () => {
+    const big = 'x'.repeat(400_000);
+    const client = await start(
+      {
+        kind: 'json',
+        body: chatCompletion('big-model', big, { prompt_tokens: 3, completion_tokens: 9, total_tokens: 12 }),
+      },
+      { max_json_response_bytes: 64 * 1024 },
+    );
+    const error = await client.messages
+      .create({ model: 'smart', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(Anthropic.APIError);
+    expect((error as InstanceType<typeof Anthropic.APIError>).status).toBe(502);
+    expect((error as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({
+      type: 'error',
+      error: { type: 'api_error', message: expect.stringContaining('max_json_response_bytes') },
+    });
+    await h!.settled(1);
+    const [line] = h!.accessLogs();
+    // Still metered from the upstream's own bytes, and logged with the status the client got.
+    expect(line).toMatchObject({ status: 502, output_tokens: 9 });
+
+    // Under the limit, the same upstream's answer is translated whole.
+    h!.upstream.reply({
+      kind: 'json',
+      body: chatCompletion('big-model', 'y'.repeat(60_000), {
+        prompt_tokens: 3,
+        completion_tokens: 9,
+        total_tokens: 12,
+      }),
+    });
+    const ok = await client.messages.create({
+      model: 'smart',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(ok.content).toEqual([{ type: 'text', text: 'y'.repeat(60_000) }]);
+  });
+
   it('gets a Message, and the upstream gets a chat completion with the cap and system prompt', async () => {
     const client = await start({
       kind: 'json',
