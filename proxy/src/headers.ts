@@ -18,6 +18,23 @@ export const HOP_BY_HOP_HEADERS = new Set([
   'upgrade',
 ]);
 
+/**
+ * Upstream response headers that describe the operator's account or the provider's own
+ * site, not the tenant's request: every tenant shares the account, and the proxy's host is
+ * not the provider's. The organisation and project ids name the operator's account; a
+ * provider's cookies (Cloudflare's `__cf_bm`) are set for the account's traffic as a whole;
+ * Alt-Svc and HSTS would be applied by clients to the proxy's own host (HSTS with
+ * includeSubDomains to the operator's whole domain).
+ */
+export const UPSTREAM_ACCOUNT_HEADERS = new Set([
+  'openai-organization',
+  'openai-project',
+  'anthropic-organization-id',
+  'set-cookie',
+  'alt-svc',
+  'strict-transport-security',
+]);
+
 export const HEADER_REQUEST_ID = 'x-request-id';
 export const HEADER_LANEKEEPER_REQUEST_ID = 'x-lanekeeper-request-id';
 export const HEADER_FORWARDED_FOR = 'x-forwarded-for';

@@ -1,0 +1,67 @@
+/**
+ * Upstream response headers about the operator's account (its organisation and project
+ * ids, the provider's cookies) or the provider's own site (Alt-Svc, HSTS) never reach a
+ * tenant, JSON or streamed, through the official SDK or a raw client; the provider's
+ * headers about the request itself still do.
+ */
+import OpenAI from 'openai';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatCompletion, chatStream } from '../helpers/fake-upstream.js';
+import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+
+const ACCOUNT = {
+  'openai-organization': 'operator-org-7f3a',
+  'openai-project': 'proj_internal',
+  'anthropic-organization-id': '3c5e7a1b-aaaa-bbbb-cccc-0123456789ab',
+  'set-cookie': '__cf_bm=secret-bot-cookie; path=/; domain=.api.openai.com; HttpOnly',
+  'alt-svc': 'h3=":443"; ma=86400',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains; preload',
+};
+const USAGE = { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 };
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({
+    reply: (req) => {
+      const headers = { ...ACCOUNT, 'openai-processing-ms': '12', 'x-request-id': 'req_upstream_1' };
+      return (req.body as { stream?: boolean }).stream
+        ? { kind: 'stream', chunks: chatStream('small-model', ['ok'], USAGE, true), headers }
+        : { kind: 'json', body: chatCompletion('small-model', 'ok', USAGE), headers };
+    },
+  });
+});
+afterAll(() => h.close());
+
+function expectNoAccountHeaders(headers: Record<string, unknown>): void {
+  for (const name of Object.keys(ACCOUNT)) expect(headers[name], name).toBeUndefined();
+  expect(JSON.stringify(headers)).not.toContain('operator-org');
+  expect(JSON.stringify(headers)).not.toContain('__cf_bm');
+}
+
+describe("the operator's account headers", () => {
+  it.each([false, true])(
+    'are dropped from a response (stream: %s), the request headers kept',
+    async (stream) => {
+      const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], stream }),
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+      expectNoAccountHeaders(res.headers);
+      expect(res.headers['openai-processing-ms']).toBe('12');
+      expect(res.headers['x-request-id']).toBe('req_upstream_1');
+    },
+  );
+
+  it('never reach the official SDK', async () => {
+    const client = new OpenAI({ apiKey: KEYS.pro, baseURL: `${h.proxy.url}/v1`, maxRetries: 0 });
+    const { response } = await client.chat.completions
+      .create({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    expectNoAccountHeaders(Object.fromEntries(response.headers.entries()));
+  });
+});
