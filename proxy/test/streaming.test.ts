@@ -3,6 +3,7 @@
  * upstream sent, a client hanging up mid-stream, an upstream cutting off, and gzip.
  */
 import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chatCompletion, chatStream } from './helpers/fake-upstream.js';
@@ -89,6 +90,51 @@ describe('stream bytes', () => {
     await h.settled(1);
     expect(h.accessLogs()[0]).toMatchObject({ input_tokens: 11, output_tokens: 7, provenance: 'reported' });
   });
+});
+
+describe('a compressed body cut short that the upstream ends cleanly', () => {
+  it.each([false, true])(
+    'ends the exchange (stream: %s): metered, logged, the client told, the slot freed',
+    async (stream) => {
+      const whole = stream
+        ? Buffer.from(chatStream('small-model', ['zip'], USAGE, true).join(''))
+        : Buffer.from(JSON.stringify(chatCompletion('small-model', 'zipped', USAGE)));
+      const zipped = gzipSync(whole);
+      // The gzip trailer (CRC and length) missing: every byte of the answer decodes, then the end fails.
+      const cut = zipped.subarray(0, zipped.length - 8);
+      h = await startHarness({
+        reply: {
+          kind: 'stream',
+          chunks: [cut],
+          contentType: stream ? 'text/event-stream' : 'application/json',
+          headers: { 'content-encoding': 'gzip', 'content-length': String(cut.length) },
+        },
+        config: (base) => {
+          const plans = base.plans as Record<string, Record<string, unknown>>;
+          return { ...base, plans: { ...plans, pro: { ...plans.pro, rate_limits: { max_concurrent: 1 } } } };
+        },
+      });
+      const body = stream
+        ? streamBody({ stream_options: { include_usage: true } })
+        : streamBody({ stream: false });
+      const first = await rawPost(h, body).then(
+        (r) => r,
+        (error: unknown) => error,
+      );
+      // The head was out: the client sees the body cut, not a clean end.
+      expect(first).toBeInstanceOf(Error);
+      await h.settled(1);
+      expect(h.accessLogs()[0]).toMatchObject({
+        outcome: 'upstream_error',
+        input_tokens: 11,
+        output_tokens: 7,
+      });
+      // max_concurrent 1: the next request gets the slot at once.
+      h.upstream.reply({ kind: 'json', body: chatCompletion('small-model', 'ok', USAGE) });
+      const next = await rawPost(h, streamBody({ stream: false }));
+      expect(next.status).toBe(200);
+    },
+  );
 });
 
 describe('a stream cut short', () => {

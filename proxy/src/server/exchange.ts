@@ -400,7 +400,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       delete headers['content-encoding'];
       delete headers['content-length'];
       this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
-      this.decoder.on('error', (error) => controller.abort(error));
+      this.decoder.on('error', (error) => this.onDecodeError(controller, error));
     }
     // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
     // rewritten request body does not, so a JSON answer keeps its length and goes out
@@ -501,6 +501,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
       { upstream: url },
       'upstream rejects stream_options: its stream usage will be estimated for an hour',
     );
+  }
+
+  /**
+   * The compressed body does not decode. Before the upstream ended, aborting the call ends
+   * the exchange through onResponseError. After it ended (a body truncated yet delivered
+   * whole, its gzip trailer missing), the call is over and an abort does nothing: the
+   * exchange ends here, or it would never be metered and its slot never freed.
+   */
+  private onDecodeError(controller: Dispatcher.DispatchController, error: Error): void {
+    if (!this.ctx.upstreamEnded) return controller.abort(error);
+    if (this.finished) return;
+    this.deps.logger.warn(
+      { request_id: this.ctx.id, err: error.message, trace_id: this.ctx.trace?.traceId },
+      'upstream body did not decode',
+    );
+    this.finish('upstream_error');
+    this.res.destroy(error);
   }
 
   /** Runs response-header hooks (bottom to top) and writes the head. */
