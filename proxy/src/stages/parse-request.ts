@@ -82,6 +82,18 @@ export function createParseRequestStage(): Stage {
       const problem = scanJson(text, runtime.config.max_json_depth, ctx.dialect.lowercaseKeys === true);
       if (problem) return reply(new InvalidRequestError(describe(problem)));
       request.body = parsed as JsonBody;
+      // Python servers (vLLM, pydantic) take "true" for true, while the proxy would read
+      // the request as not streamed: unmetered usage, no stream_options asked for.
+      const stream = request.body.stream;
+      if (
+        ctx.dialect.lowercaseKeys &&
+        stream !== undefined &&
+        stream !== null &&
+        typeof stream !== 'boolean'
+      ) {
+        const shown = JSON.stringify(stream)?.slice(0, 40) ?? typeof stream;
+        return reply(new InvalidRequestError(`"stream" must be true or false, not ${shown}.`));
+      }
       ctx.stream = ctx.route ? ctx.dialect.isStream(request, ctx.route) : false;
       return CONTINUE;
     },

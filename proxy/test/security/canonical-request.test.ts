@@ -246,6 +246,22 @@ describe('duplicate and case-variant keys', () => {
     expect(h.upstream.received.length).toBe(before);
   });
 
+  it.each([
+    ['/v1/chat/completions', '"true"'],
+    ['/v1/chat/completions', '1'],
+    ['/v1/messages', '"yes"'],
+    ['/api/chat', '"false"'],
+    ['/api/generate', '{"on":true}'],
+  ])('refuses a stream flag that is no boolean on %s: %s', async (target, value) => {
+    const before = h.upstream.received.length;
+    const prompt =
+      target === '/api/generate' ? '"prompt":"hi"' : '"messages":[{"role":"user","content":"hi"}]';
+    const r = await raw('POST', target, `{"max_tokens":5,${prompt},"stream":${value}}`);
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('\\"stream\\" must be true or false');
+    expect(h.upstream.received.length).toBe(before);
+  });
+
   it("still takes case variants inside messages, and Gemini's camelCase keys", async () => {
     const ok = await raw(
       'POST',
