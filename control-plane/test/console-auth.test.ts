@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type * as nodeCrypto from 'node:crypto';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
 import { startControlPlane } from '../src/main.js';
 import { csvCell } from '../src/console/csv.js';
@@ -577,6 +577,68 @@ describe('with a session', () => {
     expect((await call(cp.url, 'GET', '/v1/tenants/keepme', { token: t.adminToken })).status).toBe(200);
   });
 
+  it('refuses a bare DELETE of a tenant however its path is spelled, and the tenant stays', async () => {
+    const { cookie, csrf } = await signIn();
+    const id = 'spelled';
+    await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id, plan: 'free' } });
+    // Sent as written: undici's URL parsing would resolve dot segments and backslashes first.
+    const del = async (path: string) => {
+      const res = await fromAddress('127.0.0.1').request({
+        origin: cp.url,
+        path,
+        method: 'DELETE',
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      return { status: res.statusCode, text: await res.body.text() };
+    };
+    const plain = await del(`/console/api/v1/tenants/${id}`);
+    expect(plain.status).toBe(400);
+    expect(JSON.parse(plain.text).error.message).toContain('/console/api/tenants/{id}/erase');
+    // Every spelling that names DELETE /v1/tenants/:id gets the plain path's answer.
+    for (const path of [
+      `/console/api/%761/tenants/${id}`,
+      `/console/api/v1/%74enants/${id}`,
+      `/console/api/v1/tenant%73/${id}`,
+      `/console/api/v1/%74%65nants/%73pe%6c%6Ced`,
+      `/console/api/v1/tenants%2F${id}`,
+      `/console/api/v1/tenants%2f${id}`,
+      `/console/api/v1//tenants/${id}`,
+      `/console/api/v1/tenants//${id}`,
+      `/console/api/v1/tenants/${id}/`,
+      `/console/api/v1/tenants/${id}//`,
+      `/console/api/v1/tenants/${id}?confirm=${id}`,
+      `/console/api/v1/tenants/${id}#fragment`,
+      `/console/api/v1/tenants/%7E${id}`,
+      `/console/api/v1/tenants/%7e${id}`,
+      `/console/api/v1/tenants/${id}%3F`,
+    ]) {
+      expect(await del(path), path).toEqual(plain);
+    }
+    // Dot segments: inject would resolve them past the check, so they are refused outright.
+    for (const path of [
+      `/console/api/v1/tenants/x/../${id}`,
+      `/console/api/v1/x/../tenants/${id}`,
+      `/console/api/v1/tenants/x/%2e%2e/${id}`,
+      `/console/api/v1/tenants/x/%2E./${id}`,
+      `/console/api/v1/./tenants/${id}`,
+    ]) {
+      const res = await del(path);
+      expect(res.status, path).toBe(400);
+      expect(JSON.parse(res.text).error.message, path).toMatch(/"\.\."/);
+    }
+    // What the router reads as another path is handed on as that path (no such route).
+    for (const path of [`/console/api/v1/tenants\\${id}`, `/console/api/v1/Tenants/${id}`]) {
+      expect((await del(path)).status, path).toBe(404);
+    }
+    expect((await call(cp.url, 'GET', `/v1/tenants/${id}`, { token: t.adminToken })).status).toBe(200);
+    // Reads go through under any spelling, with their query string.
+    const read = await raw('GET', `/console/api/v1/%74enants//${id}/`, { cookie });
+    expect(read.status).toBe(200);
+    expect(JSON.parse(read.text).id).toBe(id);
+    const page = await raw('GET', '/console/api/v1/tenants?limit=1', { cookie });
+    expect(JSON.parse(page.text).items).toHaveLength(1);
+  });
+
   it('signing out ends the session on the server, not just in the browser', async () => {
     const { cookie, csrf } = await signIn();
     const refused = await raw(
@@ -630,6 +692,107 @@ describe('with a session', () => {
       const res = await raw('GET', `/console/api/export.csv?${query}`, { cookie });
       expect(res.status, query).toBe(400);
       expect(JSON.parse(res.text).error.details[0].field).toBe(field);
+    }
+  });
+});
+
+describe('sessions and the admin token', () => {
+  // From an address of its own: the wrong tokens below must not touch other tests' counts.
+  const ADDRESS = '127.0.0.41';
+  const at = async (
+    base: string,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ) => {
+    const res = await request(`${base}${path}`, {
+      method: method as 'GET',
+      headers,
+      body,
+      dispatcher: fromAddress(ADDRESS),
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  };
+  /** Signs in at `base` with `token`: the cookie and the page's CSRF token, or the refusal's status. */
+  const signInAt = async (base: string, token: string) => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const res = await at(base, 'POST', '/console/login', form, new URLSearchParams({ token }).toString());
+    if (res.status !== 303) return { status: res.status };
+    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
+    const page = await at(base, 'GET', '/console', { cookie });
+    return { status: res.status, cookie, csrf: /name="csrf-token" content="([^"]+)"/.exec(page.text)![1]! };
+  };
+  /** Whether a session opens the pages and the API, reads and changes alike. */
+  const opens = async (base: string, session: { cookie?: string; csrf?: string }, tenant: string) => {
+    const headers = {
+      cookie: session.cookie!,
+      'content-type': 'application/json',
+      'x-csrf-token': session.csrf!,
+    };
+    const page = await at(base, 'GET', '/console', { cookie: session.cookie! });
+    const read = await at(base, 'GET', '/console/api/overview', { cookie: session.cookie! });
+    const change = await at(
+      base,
+      'POST',
+      '/console/api/v1/tenants',
+      headers,
+      JSON.stringify({ id: tenant, plan: 'free' }),
+    );
+    return { page: page.status, location: page.headers.location, read: read.status, change: change.status };
+  };
+  const OPEN = { page: 200, location: undefined, read: 200, change: 201 };
+  const SHUT = { page: 303, location: '/console/login', read: 401, change: 401 };
+
+  it('ends with a rotation of the admin token: the old sessions are refused, the new token signs in', async () => {
+    const before = await signInAt(cp.url, t.adminToken);
+    expect(before.status).toBe(303);
+    const rotatedToken = `rotated-${t.adminToken}`;
+    // A restart with a new token, on the same database and Redis prefix.
+    const rotated = await startControlPlane({ ...t.env, LANEKEEPER_ADMIN_TOKEN: rotatedToken });
+    try {
+      expect(await opens(rotated.url, before, 'made-by-old-session')).toEqual(SHUT);
+      // The sign-in page no longer takes the old cookie for a session.
+      expect((await at(rotated.url, 'GET', '/console/login', { cookie: before.cookie! })).status).toBe(200);
+      expect((await signInAt(rotated.url, t.adminToken)).status).toBe(401);
+
+      const after = await signInAt(rotated.url, rotatedToken);
+      expect(after.status).toBe(303);
+      expect(await opens(rotated.url, after, 'made-after-rotation')).toEqual(OPEN);
+      // A replica still on the old token (mid-rollout) does not take the new token's session either.
+      expect(await opens(cp.url, after, 'made-on-old-replica')).toEqual(SHUT);
+    } finally {
+      await rotated.close();
+    }
+    for (const id of ['made-by-old-session', 'made-on-old-replica'])
+      expect((await call(cp.url, 'GET', `/v1/tenants/${id}`, { token: t.adminToken })).status, id).toBe(404);
+  });
+
+  it('survives a restart with the same token', async () => {
+    const session = await signInAt(cp.url, t.adminToken);
+    const restarted = await startControlPlane(t.env);
+    try {
+      expect(await opens(restarted.url, session, 'made-after-restart')).toEqual(OPEN);
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it('keeps neither the token nor a plain digest of it in Redis', async () => {
+    await signInAt(cp.url, t.adminToken);
+    const keys = await t.redis.keys(`${t.prefix}console:session:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    const digest = createHash('sha256').update(t.adminToken).digest();
+    for (const key of keys) {
+      const value = (await t.redis.get(key))!;
+      for (const secret of [
+        t.adminToken,
+        digest.toString('hex'),
+        digest.toString('base64url'),
+        digest.toString('base64'),
+      ])
+        expect(value).not.toContain(secret);
+      expect(Object.keys(JSON.parse(value)).sort()).toEqual(['created_at', 'csrf', 'token_mac']);
     }
   });
 });

@@ -49,6 +49,21 @@ function dayOf(value: unknown, field: string): Date {
   return date;
 }
 
+/**
+ * The admin API path a /console/api/v1/* request is handed to, as its segments after /v1/:
+ * the router's reading of the rest of the path (every percent-escape decoded, an encoded "/"
+ * included), without empty segments. The console sends the admin API this path re-encoded,
+ * never the client's spelling, which the router and the erase check could read differently.
+ * "." and ".." are refused: inject resolves them as a browser would, so the admin API would
+ * route another path than the one checked.
+ */
+function adminPathOf(rest: string): string[] {
+  const segments = rest.split('/').filter((segment) => segment !== '');
+  if (segments.some((segment) => segment === '.' || segment === '..'))
+    throw new BadRequestError('a console API path holds no "." or ".." segments');
+  return segments;
+}
+
 /** Registers the API routes, in an instance of their own (the hook below guards them all). */
 export function registerConsoleApi(
   app: FastifyInstance,
@@ -85,15 +100,18 @@ export function registerConsoleApi(
     return reply.code(res.statusCode).send(res.body);
   }
 
-  app.all('/console/api/v1/*', { config: hidden }, async (request, reply) => {
-    const url = request.url.slice('/console/api'.length);
-    // Erasure has its own route below, which insists on the typed confirmation.
-    if (request.method === 'DELETE' && /^\/v1\/tenants\/[^/?]+\/?(\?|$)/.test(url)) {
+  app.all<{ Params: { '*': string } }>('/console/api/v1/*', { config: hidden }, async (request, reply) => {
+    const segments = adminPathOf(request.params['*']);
+    // Erasure has its own route below, which insists on the typed confirmation. The check and
+    // the call below see the same segments, so no spelling of the path reaches the admin
+    // API's DELETE /v1/tenants/:id past it.
+    if (request.method === 'DELETE' && segments.length === 2 && segments[0] === 'tenants') {
       throw new BadRequestError('erase a tenant with POST /console/api/tenants/{id}/erase');
     }
+    const query = new URL(request.url, 'http://localhost').search;
     return toAdminApi(reply, {
       method: request.method as InjectOptions['method'],
-      url,
+      url: `/v1/${segments.map(encodeURIComponent).join('/')}${query}`,
       payload: request.body === undefined ? undefined : JSON.stringify(request.body),
     });
   });

@@ -107,7 +107,7 @@ function sendPage(reply: FastifyReply, status: number, page: string) {
  */
 export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAsync {
   return async function console(app: FastifyInstance) {
-    const sessions = createSessions(deps.redis, deps.config.keyPrefix);
+    const sessions = createSessions(deps.redis, deps.config.keyPrefix, deps.config.adminToken);
     const setting = deps.config.consoleSecureCookie;
     const isSecure = (request: FastifyRequest) => secureCookie(setting, request);
     const servedOverHttps = setting === 'always';

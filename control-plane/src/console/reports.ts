@@ -16,6 +16,10 @@ export interface Totals {
 /** One model's values per bucket, aligned with `buckets`. */
 export interface ModelSeries {
   buckets: string[];
+  /**
+   * Keyed by model name, without a prototype: the names come from proxies and upstreams, and
+   * one like "constructor" or "__proto__" must be a key like any other, not Object's.
+   */
   models: Record<string, { cost_usd: number[]; tokens: number[]; requests: number[] }>;
 }
 
@@ -70,7 +74,7 @@ export async function usageByModel(
       GROUP BY 1, 2 ORDER BY 2, 1`,
     [opts.from, opts.granularity, new Date(opts.from.getTime() + opts.count * size), opts.tenant ?? null],
   );
-  const models: ModelSeries['models'] = {};
+  const models: ModelSeries['models'] = Object.create(null);
   for (const r of rows) {
     const index = buckets.indexOf((r.bucket as Date).toISOString());
     if (index < 0) continue;

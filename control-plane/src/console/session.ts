@@ -5,13 +5,18 @@
  * can serve the next request; signing out anywhere ends it everywhere), keyed by the id's
  * sha256 so a Redis dump holds no usable id.
  *
+ * A session belongs to the admin token it was opened with: it keeps a MAC of its own id keyed
+ * by that token, and only a control plane holding the same token accepts it. Rotating the
+ * token (the answer to a leaked one) so ends every session opened with the old token, as it
+ * ends the old token's bearer use.
+ *
  * CSRF: SameSite=Strict keeps the cookie off cross-site requests, but another origin on the
  * same site (another port of the same host) still gets it sent. So every state-changing
  * request must also carry the session's CSRF token (a header, which a cross-origin form
  * cannot set, or for plain forms a field the page embeds), and is refused when the browser
  * says it came from another origin (Origin, Sec-Fetch-Site).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { ForbiddenError } from '../errors.js';
@@ -27,9 +32,16 @@ export const SESSION_TTL_S = 8 * 3600;
 export interface Session {
   csrf: string;
   created_at: string;
+  /**
+   * HMAC-SHA256 of the session id keyed by the admin token that signed in (base64url). Not a
+   * digest of the token alone: Redis holds the id only as its sha256, so a dump of it gives
+   * nothing to test guesses of the token against.
+   */
+  token_mac: string;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const macOf = (adminToken: string, id: string) => createHmac('sha256', adminToken).update(id).digest();
 const keyOf = (prefix: string, id: string) => `${prefix}console:session:${sha256(id)}`;
 
 /** Where sessions are kept: the three Redis commands used, or a map in this process. */
@@ -60,8 +72,11 @@ function memoryKeeper(): SessionKeeper {
   };
 }
 
-/** The session store over Redis, or in memory when there is no Redis. */
-export function createSessions(redis: Redis | undefined, prefix: string) {
+/**
+ * The session store over Redis, or in memory when there is no Redis. `adminToken` is this
+ * control plane's: sessions opened with any other token are not found.
+ */
+export function createSessions(redis: Redis | undefined, prefix: string, adminToken: string) {
   const keeper: SessionKeeper = redis
     ? {
         set: (key, value, ttlS) => redis.set(key, value, 'EX', ttlS),
@@ -72,14 +87,26 @@ export function createSessions(redis: Redis | undefined, prefix: string) {
   return {
     async create(): Promise<{ id: string; session: Session }> {
       const id = randomBytes(32).toString('base64url');
-      const session = { csrf: randomBytes(32).toString('base64url'), created_at: new Date().toISOString() };
+      const session: Session = {
+        csrf: randomBytes(32).toString('base64url'),
+        created_at: new Date().toISOString(),
+        token_mac: macOf(adminToken, id).toString('base64url'),
+      };
       await keeper.set(keyOf(prefix, id), JSON.stringify(session), SESSION_TTL_S);
       return { id, session };
     },
     async get(id: string | undefined): Promise<Session | undefined> {
       if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
       const raw = await keeper.get(keyOf(prefix, id));
-      return raw ? (JSON.parse(raw) as Session) : undefined;
+      if (!raw) return undefined;
+      const session = JSON.parse(raw) as Partial<Session>;
+      // Refused, not deleted: during a rolling rotation a replica still on the old token must
+      // not end the sessions the new token's replicas open, nor the other way round. A session
+      // from before sessions kept the MAC has none, and is refused like a foreign one.
+      const given = Buffer.from(typeof session.token_mac === 'string' ? session.token_mac : '', 'base64url');
+      const expected = macOf(adminToken, id);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+      return session as Session;
     },
     async destroy(id: string | undefined): Promise<void> {
       if (id) await keeper.del(keyOf(prefix, id));

@@ -79,7 +79,9 @@ document.getElementById('add-row').addEventListener('click', () => addRow().quer
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   clearErrors(form);
-  const prices = {};
+  // Model names are typed in: without a prototype, "__proto__" is sent as a key rather than
+  // silently set as the object's prototype.
+  const prices = Object.create(null);
   for (const row of rows.querySelectorAll('tr')) {
     const n = row.dataset.row;
     const model = row.querySelector(`[name="row${n}.model"]`).value.trim();
