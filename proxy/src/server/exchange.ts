@@ -102,6 +102,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * field, and the quirk is learned for everyone on it.
    */
   private provingQuirk: string | undefined;
+  /** The translated body sent carried the translator's stream_options (a stream it meters). */
+  private sentStreamOptions = false;
+  /** Translated bodies go without stream_options: the upstream refused them on this request. */
+  private dropStreamOptions = false;
   private drained = 0;
   /** Calls made to the current candidate's upstream (reset on a fallback). */
   private attempts = 0;
@@ -237,6 +241,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
         model: ctx.model ?? '',
       });
       path = `${target.pathPrefix}${translated.path}${translated.query ? `?${translated.query}` : ''}`;
+      // The translator asks for stream usage as the client did not; an upstream known to
+      // refuse the field, or that just refused it, is asked without (its usage estimated).
+      if (
+        translated.body.stream_options !== undefined &&
+        (this.dropStreamOptions || this.deps.quirks.rejectsStreamOptions(target.config.url))
+      )
+        delete translated.body.stream_options;
+      this.sentStreamOptions = translated.body.stream_options !== undefined;
       body = Buffer.from(JSON.stringify(translated.body));
       ctx.upstreamRoute = ctx.upstreamDialect?.match('POST', translated.path);
     } else {
@@ -383,11 +395,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const headers = forwardableHeaders(rawHeaders);
     if (
       status === 400 &&
-      ctx.usageInjected &&
-      !ctx.translator &&
       !this.retried &&
-      ctx.dialect?.withoutStreamUsage &&
-      onlyInjectedStreamOptions(ctx.request.body)
+      (ctx.translator
+        ? this.sentStreamOptions
+        : ctx.usageInjected &&
+          ctx.dialect?.withoutStreamUsage !== undefined &&
+          onlyInjectedStreamOptions(ctx.request.body))
     ) {
       this.probe = { status, headers, chunks: [] };
       return;
@@ -482,11 +495,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!probe) return;
     const { ctx } = this;
     const text = Buffer.concat(probe.chunks).toString('utf8');
-    if (ctx.dialect?.withoutStreamUsage && ctx.route && blamesStreamOptions(text)) {
+    if (blamesStreamOptions(text) && (ctx.translator || (ctx.dialect?.withoutStreamUsage && ctx.route))) {
       this.retried = true;
       this.provingQuirk = ctx.upstream?.config.url;
-      ctx.dialect.withoutStreamUsage(ctx.request, ctx.route);
-      ctx.usageInjected = false;
+      if (ctx.translator) this.dropStreamOptions = true;
+      else if (ctx.route) {
+        ctx.dialect!.withoutStreamUsage!(ctx.request, ctx.route);
+        ctx.usageInjected = false;
+      }
       return this.forward();
     }
     this.respondHead(probe.status, probe.headers);

@@ -153,6 +153,54 @@ describe('an Anthropic client served by an OpenAI upstream', () => {
     expect(h!.accessLogs()[0]).toMatchObject({ input_tokens: 9, output_tokens: 2, provenance: 'reported' });
   });
 
+  it('streams through an upstream that refuses stream_options: retried without, then not asked', async () => {
+    const client = await start((req) =>
+      (req.body as { stream_options?: unknown }).stream_options
+        ? {
+            kind: 'json',
+            status: 400,
+            body: {
+              error: {
+                message: 'Unrecognized request argument supplied: stream_options',
+                type: 'invalid_request_error',
+              },
+            },
+          }
+        : { kind: 'stream', chunks: chatStream('big-model', ['Hel', 'lo'], undefined, false) },
+    );
+    const ask = () =>
+      client.messages
+        .stream({ model: 'smart', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] })
+        .finalMessage();
+    expect((await ask()).content).toEqual([{ type: 'text', text: 'Hello' }]);
+    expect(h!.upstream.received).toHaveLength(2);
+    expect((h!.upstream.received[1]!.body as Record<string, unknown>).stream_options).toBeUndefined();
+    // Learned from the retry's success: the next stream goes without the field at once.
+    expect((await ask()).content).toEqual([{ type: 'text', text: 'Hello' }]);
+    expect(h!.upstream.received).toHaveLength(3);
+    expect((h!.upstream.received[2]!.body as Record<string, unknown>).stream_options).toBeUndefined();
+    await h!.settled(2);
+    for (const line of h!.accessLogs()) expect(line).toMatchObject({ status: 200, provenance: 'estimated' });
+  });
+
+  it('passes on a 400 that does not blame stream_options once, in its own shape', async () => {
+    const client = await start({
+      kind: 'json',
+      status: 400,
+      body: { error: { message: 'messages[0] is bad', type: 'invalid_request_error' } },
+    });
+    const error = await client.messages
+      .stream({ model: 'smart', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((error as InstanceType<typeof Anthropic.APIError>).status).toBe(400);
+    expect(String((error as Error).message)).toContain('messages[0] is bad');
+    expect(h!.upstream.received).toHaveLength(1);
+  });
+
   it('carries tools, tool results and images both ways', async () => {
     const client = await start({
       kind: 'json',
