@@ -31,9 +31,30 @@ const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional(
  */
 const modelTargetSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(8)]);
 
-const modelsSchema = z
-  .record(z.string().min(1), modelTargetSchema)
-  .refine((m) => m.default !== undefined, { message: 'a plan needs models.default' });
+/**
+ * A record keyed by names an operator writes (model aliases, model ids, plan names). zod
+ * drops a `__proto__` key without a word, since assigning it would set the result's
+ * prototype, so that entry would vanish while the rest was accepted. JSON.parse and the
+ * YAML loader both keep it as an ordinary key, so it does arrive: it is refused, with its
+ * path. Other Object.prototype names (`constructor`, `toString`) become ordinary own keys.
+ */
+export function namedRecord<V extends z.ZodType>(value: V) {
+  const record = z.record(z.string().min(1), value);
+  return z.preprocess((input: z.input<typeof record>, ctx) => {
+    if (input && typeof input === 'object' && Object.hasOwn(input, '__proto__'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['__proto__'],
+        message: '"__proto__" cannot be a name here',
+        input,
+      });
+    return input;
+  }, record);
+}
+
+const modelsSchema = namedRecord(modelTargetSchema).refine((m) => m.default !== undefined, {
+  message: 'a plan needs models.default',
+});
 
 /** An alias's target as written: one id or a fallback list. */
 export type ModelTarget = z.infer<typeof modelTargetSchema>;
@@ -74,7 +95,7 @@ export const planSchema = z.strictObject({
 
 /** What a tenant may override of its plan; merged field by field over the plan. */
 export const overridesSchema = z.strictObject({
-  models: z.record(z.string().min(1), modelTargetSchema).optional(),
+  models: namedRecord(modelTargetSchema).optional(),
   rate_limits: rateLimitsSchema.optional(),
   max_context: positiveInt.optional(),
   max_output_tokens: positiveInt.optional(),
@@ -107,6 +128,9 @@ export const priceSchema = z.strictObject({
   cached_input: z.number().nonnegative().optional(),
   cache_write: z.number().nonnegative().optional(),
 });
+
+/** A price table: model id to its price, as a proxy's `pricing` and a price version hold it. */
+export const priceTableSchema = namedRecord(priceSchema);
 
 export type RateLimits = z.infer<typeof rateLimitsSchema>;
 export type PlanConfig = z.infer<typeof planSchema>;

@@ -11,6 +11,7 @@ import {
   overridesSchema,
   planSchema,
   priceSchema,
+  priceTableSchema,
   tenantSchema,
 } from '../src/index.js';
 
@@ -91,6 +92,40 @@ describe('overridesSchema and priceSchema', () => {
     expect(problems(priceSchema.safeParse({ input: -0.1, output: 1 }))).toContain('input');
     expect(problems(priceSchema.safeParse({ input: 1, output: '1' }))).toContain('output');
     expect(priceSchema.safeParse({ input: 0, output: 0 }).success).toBe(true);
+  });
+});
+
+describe('a key named __proto__', () => {
+  // As JSON.parse and the YAML loader deliver it: an own key, which an object literal cannot write.
+  const withProto = (json: string): unknown => JSON.parse(json);
+
+  it.each([
+    ['a plan alias', planSchema, '{"models":{"default":"m","__proto__":"m"}}', 'models.__proto__'],
+    ['an override alias', overridesSchema, '{"models":{"__proto__":["m","n"]}}', 'models.__proto__'],
+    [
+      "a tenant's override alias",
+      tenantSchema,
+      '{"id":"acme","plan":"free","overrides":{"models":{"__proto__":"m"}}}',
+      'overrides.models.__proto__',
+    ],
+    ['a priced model', priceTableSchema, '{"__proto__":{"input":1,"output":1}}', '__proto__'],
+  ])('is refused as %s with its path, never dropped', (_name, schema, json, path) => {
+    const result = schema.safeParse(withProto(json));
+    expect(result.success).toBe(false);
+    expect(problems(result)).toEqual([path]);
+  });
+
+  it('leaves other Object.prototype names as own keys with their values', () => {
+    const plan = planSchema.parse(withProto('{"models":{"default":"m","constructor":"c","toString":"t"}}'));
+    expect(Object.entries(plan.models)).toEqual([
+      ['default', 'm'],
+      ['constructor', 'c'],
+      ['toString', 't'],
+    ]);
+    expect(Object.getPrototypeOf(plan.models)).toBe(Object.prototype);
+    const prices = priceTableSchema.parse({ constructor: { input: 1, output: 2 } });
+    expect(Object.hasOwn(prices, 'constructor')).toBe(true);
+    expect(prices.constructor).toEqual({ input: 1, output: 2 });
   });
 });
 

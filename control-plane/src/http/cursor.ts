@@ -1,8 +1,17 @@
 /**
  * Opaque pagination cursors: the last row's sort key, base64url-encoded so clients treat
  * it as a token rather than build one. A malformed cursor is a 400 naming `cursor`.
+ *
+ * Opaque is not trusted: anyone can encode a key, and the key goes into a query. So a key
+ * must be one this API could have returned, an integer row id or text PostgreSQL can hold;
+ * 1.5, 1e30 or U+0000 would otherwise fail in the database as a 500.
  */
 import { BadRequestError } from '../errors.js';
+import { isPlainText } from './plain-text.js';
+
+function isSortKey(key: unknown, kind: 'string' | 'number'): boolean {
+  return kind === 'number' ? Number.isSafeInteger(key) : typeof key === 'string' && isPlainText(key);
+}
 
 /** Encodes the sort key of the last row returned. */
 export function encodeCursor(key: string | number): string {
@@ -17,7 +26,7 @@ export function decodeCursor<T extends string | number>(
   if (cursor === undefined) return undefined;
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (typeof key === kind) return key as T;
+    if (isSortKey(key, kind)) return key as T;
   } catch {
     // fall through to the error below
   }

@@ -4,14 +4,13 @@
  * dated in the future reaches proxies when its time comes (see pricing-switch.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { priceSchema, type Price } from '@lanekeeper/contract';
+import { priceTableSchema, type Price } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { commitChange } from '../changes.js';
 import { actorOf } from '../http/auth.js';
 import { parseWith, pricingVersionBody } from '../http/schemas.js';
 import { syncPricingVersion } from '../stores/config-version.js';
 import { insertPriceVersion, listPriceVersions, priceVersionAt } from '../stores/pricing.js';
-import { z } from 'zod';
 
 const admin = (summary: string) => ({ auth: 'admin' as const, summary });
 
@@ -27,11 +26,7 @@ export function registerPricingRoutes(app: FastifyInstance, deps: AppDeps): void
     '/v1/pricing/versions',
     { schema: { body: pricingVersionBody }, config: admin('Add a price table version') },
     async (request, reply) => {
-      const prices: Record<string, Price> = parseWith(
-        z.record(z.string(), priceSchema),
-        request.body.prices,
-        'body.prices',
-      );
+      const prices: Record<string, Price> = parseWith(priceTableSchema, request.body.prices, 'body.prices');
       const effectiveFrom = new Date(request.body.effective_from);
       const created = await commitChange(deps, actorOf(request), async (db) => {
         const version = await insertPriceVersion(db, effectiveFrom, prices);

@@ -1,0 +1,95 @@
+/**
+ * A YAML config naming a model alias `__proto__`: the loader keeps it as an ordinary key,
+ * and the contract's plan and override schemas refuse it with its path. zod alone dropped
+ * it without a word, so the proxy ran without that alias and no one was told.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { loadConfigFile, OFF_THREAD_BYTES, parseYamlConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/schema.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lanekeeper-reserved-keys-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const yaml = (plan: string, tenant: string) => `
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream:
+  url: http://127.0.0.1:9
+pricing:
+  small-model: { input: 1, output: 2 }
+  big-model: { input: 10, output: 30 }
+plans:
+  free:
+    models:
+${plan}
+tenants:
+  - id: acme
+    plan: free
+${tenant}
+`;
+
+const CASES = [
+  [
+    'a plan alias',
+    yaml('      default: small-model\n      __proto__: big-model', ''),
+    'plans.free.models.__proto__',
+  ],
+  [
+    "a tenant's override alias",
+    yaml(
+      '      default: small-model',
+      '    overrides:\n      models:\n        __proto__: [big-model, small-model]',
+    ),
+    'tenants.0.overrides.models.__proto__',
+  ],
+] as const;
+
+async function problemsOf(load: () => unknown): Promise<{ path: string; message: string }[]> {
+  try {
+    await load();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('a model alias named __proto__ in the YAML config', () => {
+  it.each(CASES)('is refused as %s, naming it', async (_name, text, path) => {
+    const problems = await problemsOf(() => parseConfig(parseYamlConfig(text, {})));
+    expect(problems).toEqual([{ path, message: expect.stringContaining('__proto__') }]);
+  });
+
+  it.each(CASES)(
+    'is refused as %s when the file is loaded, in slices and off the thread',
+    async (_name, text, path) => {
+      const small = join(dir, 'small.yaml');
+      await writeFile(small, text);
+      expect(await problemsOf(() => loadConfigFile(small, {}))).toEqual([
+        { path, message: expect.any(String) },
+      ]);
+      // A comment makes the file big enough to be parsed in a worker, whose copy keeps the key too.
+      const big = join(dir, 'big.yaml');
+      await writeFile(big, `# ${'x'.repeat(OFF_THREAD_BYTES)}\n${text}`);
+      expect(await problemsOf(() => loadConfigFile(big, {}))).toEqual([
+        { path, message: expect.any(String) },
+      ]);
+    },
+  );
+
+  it('loads the same file without that alias', async () => {
+    const config = parseConfig(
+      parseYamlConfig(yaml('      default: small-model\n      smart: big-model', ''), {}),
+    );
+    expect(config.plans.free?.models).toEqual({ default: 'small-model', smart: 'big-model' });
+  });
+});
