@@ -24,18 +24,18 @@ export interface StoreDeps {
 
 /** Creates the configured store (Redis connects in the background) behind the failure policy. */
 export function createStore(config: Config, deps: StoreDeps): GuardedStore {
-  // Three beats per slot TTL: a slot survives two lost or late refreshes.
+  // Three beats per slot TTL: a slot survives two lost or late refreshes. A request is kept
+  // alive for as long as it runs, with no time limit (timeout_ms is an idle timeout, not a
+  // bound on a stream); slot-heartbeat.ts says what frees one that never settles.
   const slotHeartbeatMs = Math.max(50, Math.floor(config.slot_ttl_ms / 3));
-  // A request never settled (a bug) keeps its slot no longer than the old fixed TTL did.
-  const slotMaxHoldMs = Math.max(...Object.values(config.upstreams).map((u) => u.timeout_ms)) + 60_000;
   // One outage log for the Redis client's reconnects and the guard's failed calls: one story per outage.
   const outage = createOutageLog(deps.logger, config.store === 'memory' ? 'memory' : 'redis', {
     summaryMs: deps.outageSummaryMs,
   });
   const store =
     config.store === 'memory'
-      ? createMemoryStore({ slotHeartbeatMs, slotMaxHoldMs })
-      : createRedisStore(config.store, { logger: deps.logger, slotHeartbeatMs, slotMaxHoldMs, outage });
+      ? createMemoryStore({ slotHeartbeatMs, logger: deps.logger })
+      : createRedisStore(config.store, { logger: deps.logger, slotHeartbeatMs, outage });
   return guardStore(store, {
     onStoreError: config.on_store_error,
     metrics: deps.metrics,

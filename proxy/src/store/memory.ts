@@ -22,6 +22,7 @@ import {
 import type { LimitName } from '../errors.js';
 import { MemoryMeter } from './memory-meter.js';
 import { createSlotHeartbeat } from './slot-heartbeat.js';
+import type { StoreLogger } from './store-logger.js';
 import {
   HOUR_MS,
   MINUTE_MS,
@@ -231,7 +232,7 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
 }
 
 /** Creates the embedded single-process store. */
-export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHoldMs?: number } = {}): Store {
+export function createMemoryStore(options: { slotHeartbeatMs?: number; logger?: StoreLogger } = {}): Store {
   const tenants = new Map<string, TenantLimits>();
   // The same short slot TTL and heartbeat as the Redis store (slot-heartbeat.ts), so the
   // two behave alike: a request held past its settle-less TTL only while it is in flight.
@@ -252,7 +253,7 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; slotMaxHo
               }
             }
           },
-          options.slotMaxHoldMs,
+          { logger: options.logger, store: 'memory' },
         );
   const meter = new MemoryMeter();
   const settledReservations = new WeakSet<Reservation>();

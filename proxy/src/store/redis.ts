@@ -69,8 +69,6 @@ export interface RedisStoreDeps {
    * (slot-heartbeat.ts); undefined: never, each lives its admission's slotTtlMs.
    */
   readonly slotHeartbeatMs?: number;
-  /** How long one request is kept alive by the heartbeat at most (default: as long as it runs). */
-  readonly slotMaxHoldMs?: number;
   /** How long a finish call's replay mark outlives a lost answer (default REPLAY_MARK_TTL_MS). */
   readonly replayMarkTtlMs?: number;
 }
@@ -236,7 +234,7 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   const heartbeat =
     deps.slotHeartbeatMs === undefined
       ? undefined
-      : createSlotHeartbeat(deps.slotHeartbeatMs, refreshSlots, deps.slotMaxHoldMs);
+      : createSlotHeartbeat(deps.slotHeartbeatMs, refreshSlots, { logger, store: 'redis' });
 
   /** One call per tenant: each has its own hash slot in a Cluster. */
   function refreshSlots(batch: readonly Refresh[]): void {

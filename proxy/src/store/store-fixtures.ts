@@ -1,9 +1,11 @@
 /**
  * Fixtures shared by the store suite, the Redis tests and their child processes: a fixed
- * clock, fresh tenant ids, admission requests and usage events with sensible defaults.
- * Free of vitest, so a plain child process can import it.
+ * clock, fresh tenant ids, admission requests and usage events with sensible defaults, and
+ * a full garbage collection on demand. Free of vitest, so a plain child process can import it.
  */
 import { randomUUID } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { RateLimits } from '../config/schema.js';
 import type { UsageEvent } from '../usage/usage-event.js';
 import { MINUTE_MS, type AdmitRequest } from './store.js';
@@ -62,4 +64,19 @@ export function usageEvent(tenant: string, over: Partial<UsageEvent> = {}): Usag
     ttfb_ms: 40,
     ...over,
   };
+}
+
+let gc: (() => void) | undefined;
+
+/**
+ * Runs a full garbage collection now, so a test can see what the process does once an object
+ * is collected (the slot heartbeat holds reservations weakly). V8's `gc` is exposed at run
+ * time: test workers are not started with --expose-gc.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
 }

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RateLimits } from '../config/schema.js';
-import { T0, admitRequest, freshTenant, usageEvent } from './store-fixtures.js';
+import { T0, admitRequest, collectGarbage, freshTenant, usageEvent } from './store-fixtures.js';
 import { describeGuarded } from './store-suite-guarded.js';
 import { describeReservations, granted } from './store-suite-reservations.js';
 import { HOUR_MS, MINUTE_MS, type AdmitRequest, type Store } from './store.js';
@@ -38,21 +38,46 @@ export function describeStore(
     });
 
     describe('slot heartbeat', () => {
-      it('keeps an in-flight slot past its TTL, and frees it at settle', async () => {
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const limits = { max_concurrent: 1 };
+      const admitNow = (live: Store, t: string) =>
+        live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }));
+
+      it('keeps an in-flight slot past its TTL, through garbage collections, and frees it at settle', async () => {
         const live = await makeStore({ slotHeartbeatMs: 50 });
         try {
           const t = tenant();
-          const limits = { max_concurrent: 1 };
-          const first = await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }));
+          const first = await admitNow(live, t);
           expect(first.ok).toBe(true);
-          await new Promise((r) => setTimeout(r, 1_000));
-          expect((await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }))).ok).toBe(
-            false,
-          );
+          for (let i = 0; i < 4; i++) {
+            // The reservation is still held here (as the request's context holds it).
+            collectGarbage();
+            await sleep(250);
+          }
+          expect((await admitNow(live, t)).ok).toBe(false);
           if (first.ok) await live.settle(first.reservation, { tokens: 0, usd: 0 });
-          expect((await live.admit(admitRequest(t, limits, { now: Date.now(), slotTtlMs: 300 }))).ok).toBe(
-            true,
-          );
+          expect((await admitNow(live, t)).ok).toBe(true);
+        } finally {
+          await live.close();
+        }
+      });
+
+      it('stops keeping a request alive once it was dropped without its settle and collected', async () => {
+        const live = await makeStore({ slotHeartbeatMs: 50 });
+        try {
+          const t = tenant();
+          // Admitted, then lost: only whether it was admitted leaves this function, as when
+          // a request's context is dropped without its response-end hooks running.
+          const admittedAndLost = async () => (await admitNow(live, t)).ok;
+          expect(await admittedAndLost()).toBe(true);
+          expect((await admitNow(live, t)).ok).toBe(false);
+          let admitted = false;
+          for (let i = 0; i < 40 && !admitted; i++) {
+            collectGarbage();
+            await sleep(50);
+            admitted = (await admitNow(live, t)).ok;
+          }
+          expect(admitted).toBe(true);
         } finally {
           await live.close();
         }
