@@ -103,7 +103,7 @@ function freezePlan(plan: PlanConfig): PlanConfig {
 }
 
 function indexTenant(config: Config, tenant: TenantConfig, index: TenantIndex): void {
-  const plan = config.plans[tenant.plan];
+  const plan = Object.hasOwn(config.plans, tenant.plan) ? config.plans[tenant.plan] : undefined;
   // parseConfig guarantees the plan exists; the guard keeps the types honest.
   if (!plan) return;
   // Tenants without overrides share one merged (and frozen) plan per plan name: with 10,000

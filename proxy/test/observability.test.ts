@@ -30,7 +30,10 @@ beforeAll(async () => {
           ...plans,
           // The operator opened the files listing to free-plan tenants: forwarded, unmetered.
           free: { ...plans.free, allow_paths: [{ method: 'GET', path: '/v1/files' }] },
-          pro: { ...plans.pro, models: { default: 'small-model', free_model: 'unpriced-model' } },
+          pro: {
+            ...plans.pro,
+            models: { default: 'small-model', free_model: 'unpriced-model', odd_model: 'constructor' },
+          },
         },
       };
     },
@@ -111,6 +114,20 @@ describe('metric labels', () => {
     expect(h.logs.filter((l) => String(l.msg).includes('no pricing entry'))).toHaveLength(1);
     const line = h.accessLogs().at(-1)!;
     expect(line.cost_usd).toBeNull();
+  });
+});
+
+describe('a model named like a property of every object', () => {
+  it('is unpriced, not priced by Object.prototype (no NaN cost)', async () => {
+    const count = h.accessLogs().length;
+    expect(await chat(KEYS.pro, 'odd_model')).toBe(200);
+    await h.settled(count + 1);
+    const line = h.accessLogs().at(-1)!;
+    expect(line).toMatchObject({ model: 'constructor', input_tokens: 10, output_tokens: 20 });
+    expect(line.cost_usd).toBeNull();
+    const text = await metrics();
+    expect(metricValue(text, 'lanekeeper_unpriced_tokens_total', { model: 'constructor' })).toBe(30);
+    expect(text).not.toContain('NaN');
   });
 });
 

@@ -5,8 +5,9 @@
  */
 import {
   modelChain,
+  namedRecord,
   planSchema,
-  priceSchema,
+  priceTableSchema,
   telemetryConfigSchema,
   tenantSchema,
 } from '@lanekeeper/contract';
@@ -230,8 +231,8 @@ const configObjectSchema = z.strictObject({
     })
     .optional(),
   dialects: z.array(customDialectSchema).default([]),
-  pricing: z.record(z.string().min(1), priceSchema).default({}),
-  plans: z.record(z.string().min(1), planSchema).default({}),
+  pricing: priceTableSchema.default({}),
+  plans: namedRecord(planSchema).default({}),
   tenants: z.array(tenantSchema).default([]),
 });
 
@@ -315,7 +316,7 @@ export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[
       });
     }
     seenIds.set(tenant.id, i);
-    if (!(tenant.plan in config.plans)) {
+    if (!Object.hasOwn(config.plans, tenant.plan)) {
       problems.push({
         path: `tenants.${i}.plan`,
         message: `unknown plan "${tenant.plan}"; plans are: ${Object.keys(config.plans).join(', ') || '(none)'}`,
@@ -385,7 +386,7 @@ export function configWarnings(config: Config): ConfigProblem[] {
   for (const [name, plan] of Object.entries(config.plans)) {
     for (const [alias, target] of Object.entries(plan.models)) {
       for (const model of modelChain(target)) {
-        if (model in config.pricing) continue;
+        if (Object.hasOwn(config.pricing, model)) continue;
         warnings.push({
           path: `plans.${name}.models.${alias}`,
           message: `model "${model}" has no pricing entry: its tokens count as unpriced`,

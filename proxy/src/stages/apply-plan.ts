@@ -19,6 +19,7 @@ import {
 } from '../errors.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
 import { reservesWorstCase } from '../store/admission.js';
+import { priceOf } from '../usage/cost.js';
 
 export const IMAGE_FEATURE = 'image_analysis';
 const NO_FALLBACKS: readonly string[] = Object.freeze([]);
@@ -105,7 +106,7 @@ export function createApplyPlanStage(): Stage {
       }
       ctx.model = model;
       ctx.modelFallbacks = chain.length > 1 ? chain.slice(1) : NO_FALLBACKS;
-      ctx.price = ctx.runtime.config.pricing[model];
+      ctx.price = priceOf(ctx.runtime.config.pricing, model);
       if (model !== ctx.modelRequested) {
         dialect.rewriteModel(request, route, model);
         ctx.bodyChanged = true;

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Stage } from '../stage.js';
 import type { Store } from '../store/store.js';
-import { costOf } from '../usage/cost.js';
+import { costOf, priceOf } from '../usage/cost.js';
 import { estimateOutputTokens } from '../usage/estimate.js';
 import { createStreamTap, usageFromJsonBody, type StreamTap } from '../usage/stream-tap.js';
 import { ByteTail, usageShapeFromTail } from '../usage/json-tail.js';
@@ -161,7 +161,7 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         };
       }
       const price =
-        ctx.price ?? (ctx.upstreamModel ? ctx.runtime.config.pricing[ctx.upstreamModel] : undefined);
+        ctx.price ?? (ctx.upstreamModel ? priceOf(ctx.runtime.config.pricing, ctx.upstreamModel) : undefined);
       ctx.costUsd = costOf(ctx.usage, price);
 
       const event = usageEventOf(ctx);

@@ -14,6 +14,7 @@ import { CONTINUE, reply, type Stage } from '../stage.js';
 import { translatorFor } from '../translate/index.js';
 import { TranslationError, type Translator } from '../translate/translator.js';
 import type { UpstreamHealth } from '../upstream/health.js';
+import { priceOf } from '../usage/cost.js';
 
 /** One way to serve the request: a model on an upstream, through a translator or not. */
 export interface Candidate {
@@ -49,7 +50,7 @@ export function useCandidate(ctx: RequestContext, candidate: Candidate): void {
   ctx.upstreamDialect = candidate.translator ? candidate.upstream.dialect : ctx.dialect;
   if (ctx.model !== candidate.model) {
     ctx.model = candidate.model;
-    ctx.price = ctx.runtime.config.pricing[candidate.model];
+    ctx.price = priceOf(ctx.runtime.config.pricing, candidate.model);
     if (!candidate.translator && ctx.dialect && ctx.route && ctx.request.body) {
       ctx.dialect.rewriteModel(ctx.request, ctx.route, candidate.model);
       ctx.bodyChanged = true;

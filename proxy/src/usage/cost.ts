@@ -8,6 +8,14 @@ import type { Usage } from './usage.js';
 
 const PER_TOKEN = 1 / 1_000_000;
 
+/**
+ * The table's price for `model`. Own entries only: model ids come from clients and
+ * upstreams, and one named "constructor" or "toString" is unpriced, not Object's.
+ */
+export function priceOf(pricing: Readonly<Record<string, Price>>, model: string): Price | undefined {
+  return Object.hasOwn(pricing, model) ? pricing[model] : undefined;
+}
+
 /** Cost in USD of `usage` at `price`, or undefined when the model has no price. */
 export function costOf(usage: Usage, price: Price | undefined): number | undefined {
   if (!price) return undefined;

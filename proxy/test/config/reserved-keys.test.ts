@@ -1,7 +1,8 @@
 /**
- * A YAML config naming a model alias `__proto__`: the loader keeps it as an ordinary key,
- * and the contract's plan and override schemas refuse it with its path. zod alone dropped
- * it without a word, so the proxy ran without that alias and no one was told.
+ * A YAML config naming a model alias, a priced model or a plan `__proto__`: the loader keeps
+ * it as an ordinary key, and the contract's schemas refuse it with its path. zod alone
+ * dropped it without a word, so the proxy ran without that entry and no one was told. And
+ * names Object's prototype already has (`toString`, `constructor`) are no plan or price.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,22 @@ ${tenant}
 
 const CASES = [
   [
+    'a priced model',
+    yaml('      default: small-model', '').replace(
+      'pricing:\n',
+      'pricing:\n  __proto__: { input: 0, output: 0 }\n',
+    ),
+    'pricing.__proto__',
+  ],
+  [
+    'a plan',
+    yaml('      default: small-model', '').replace(
+      'plans:\n',
+      'plans:\n  __proto__:\n    models: { default: small-model }\n',
+    ),
+    'plans.__proto__',
+  ],
+  [
     'a plan alias',
     yaml('      default: small-model\n      __proto__: big-model', ''),
     'plans.free.models.__proto__',
@@ -63,7 +80,7 @@ async function problemsOf(load: () => unknown): Promise<{ path: string; message:
   throw new Error('the config was accepted');
 }
 
-describe('a model alias named __proto__ in the YAML config', () => {
+describe('__proto__ as a name in the YAML config', () => {
   it.each(CASES)('is refused as %s, naming it', async (_name, text, path) => {
     const problems = await problemsOf(() => parseConfig(parseYamlConfig(text, {})));
     expect(problems).toEqual([{ path, message: expect.stringContaining('__proto__') }]);
@@ -91,5 +108,15 @@ describe('a model alias named __proto__ in the YAML config', () => {
       parseYamlConfig(yaml('      default: small-model\n      smart: big-model', ''), {}),
     );
     expect(config.plans.free?.models).toEqual({ default: 'small-model', smart: 'big-model' });
+  });
+});
+
+describe("names Object's prototype already has", () => {
+  it('are no plan a tenant can be on', async () => {
+    const text = yaml('      default: small-model', '').replace('    plan: free', '    plan: toString');
+    const problems = await problemsOf(() => parseConfig(parseYamlConfig(text, {})));
+    expect(problems).toEqual([
+      { path: 'tenants.0.plan', message: expect.stringContaining('unknown plan "toString"') },
+    ]);
   });
 });

@@ -6,7 +6,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, describe, expect, it } from 'vitest';
-import { chatCompletion, chatStream, type Reply } from '../helpers/fake-upstream.js';
+import { chatCompletion, chatStream, type Received, type Reply } from '../helpers/fake-upstream.js';
 import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
@@ -15,7 +15,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function start(reply: Reply, extra: Record<string, unknown> = {}): Promise<Anthropic> {
+async function start(reply: Reply | ((req: Received) => Reply), extra: Record<string, unknown> = {}): Promise<Anthropic> {
   h = await startHarness({
     reply,
     config: (base) => {
