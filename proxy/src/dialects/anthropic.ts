@@ -15,7 +15,7 @@ import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
 import { observation } from './observation.js';
-import { estimateJsonTokens } from './prompt-size.js';
+import { addMediaSlot, estimateWithMedia, type MediaSlots } from './prompt-size.js';
 
 const MESSAGES: DialectRoute = { endpoint: 'messages', metered: true };
 const COUNT_TOKENS: DialectRoute = { endpoint: 'count_tokens', metered: false };
@@ -34,6 +34,19 @@ function blocksHaveImage(content: unknown): boolean {
       (IMAGE_BLOCKS.has(block.type as string) ||
         (block.type === 'tool_result' && blocksHaveImage(block.content))),
   );
+}
+
+/** Adds the base64 sources of image and document blocks (also inside tool results) to `slots`. */
+function addBlockMedia(content: unknown, slots: MediaSlots): void {
+  if (!Array.isArray(content)) return;
+  for (const block of content) {
+    if (!isRecord(block)) continue;
+    if (block.type === 'tool_result') addBlockMedia(block.content, slots);
+    const source = record(block.source);
+    if ((block.type === 'image' || block.type === 'document') && source?.type === 'base64') {
+      addMediaSlot(slots, source, 'data', source.media_type);
+    }
+  }
 }
 
 /**
@@ -101,7 +114,9 @@ export const anthropic: Dialect = {
   estimatePromptTokens(req, route) {
     const b = req.body;
     if (!b || (route !== MESSAGES && route !== COUNT_TOKENS)) return 0;
-    return estimateJsonTokens(b.system, b.messages, b.tools);
+    const slots: MediaSlots = new Map();
+    if (Array.isArray(b.messages)) for (const m of b.messages) addBlockMedia(record(m)?.content, slots);
+    return estimateWithMedia(slots, b.system, b.messages, b.tools);
   },
 
   hasImageInput(req) {

@@ -25,7 +25,7 @@ import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } fro
 import { errorMessage, isRecord, parseJson, record } from './json-value.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { observation } from './observation.js';
-import { estimateJsonTokens } from './prompt-size.js';
+import { addMediaSlot, estimateWithMedia, type MediaSlots } from './prompt-size.js';
 
 const GENERATE: DialectRoute = { endpoint: 'generateContent', metered: true };
 const STREAM: DialectRoute = { endpoint: 'streamGenerateContent', metered: true };
@@ -149,6 +149,24 @@ function partsHaveImage(parts: unknown): boolean {
   });
 }
 
+/**
+ * Adds the inline blobs of a Content's parts to `slots`. A blob that spells its media type
+ * both ways, differently, has no declared type: which one Gemini reads is not known.
+ */
+function addInlineMedia(content: unknown, slots: MediaSlots): void {
+  const parts = record(content)?.parts;
+  if (!Array.isArray(parts)) return;
+  for (const p of parts) {
+    if (!isRecord(p)) continue;
+    for (const blob of [record(p.inlineData), record(p.inline_data)]) {
+      if (!blob) continue;
+      const agreed =
+        blob.mimeType === undefined || blob.mime_type === undefined || blob.mimeType === blob.mime_type;
+      addMediaSlot(slots, blob, 'data', agreed ? (blob.mimeType ?? blob.mime_type) : undefined);
+    }
+  }
+}
+
 function isGeneration(route: DialectRoute): boolean {
   return route === GENERATE || route === STREAM;
 }
@@ -217,9 +235,19 @@ export const gemini: Dialect = {
   estimatePromptTokens(req, route) {
     const b = req.body;
     if (!b) return 0;
-    if (route === EMBED) return estimateJsonTokens(b.content);
-    if (route === BATCH_EMBED) return estimateJsonTokens(b.requests);
-    return estimateJsonTokens(b.contents, b.systemInstruction, b.system_instruction, b.tools);
+    const slots: MediaSlots = new Map();
+    if (route === EMBED) {
+      addInlineMedia(b.content, slots);
+      return estimateWithMedia(slots, b.content);
+    }
+    if (route === BATCH_EMBED) {
+      if (Array.isArray(b.requests)) for (const r of b.requests) addInlineMedia(record(r)?.content, slots);
+      return estimateWithMedia(slots, b.requests);
+    }
+    if (Array.isArray(b.contents)) for (const c of b.contents) addInlineMedia(c, slots);
+    addInlineMedia(b.systemInstruction, slots);
+    addInlineMedia(b.system_instruction, slots);
+    return estimateWithMedia(slots, b.contents, b.systemInstruction, b.system_instruction, b.tools);
   },
 
   hasImageInput(req) {

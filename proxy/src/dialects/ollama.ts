@@ -17,7 +17,7 @@ import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
 import { errorNearStart, valueAfterLastKey } from './hint.js';
-import { estimateJsonTokens } from './prompt-size.js';
+import { addMediaSlot, estimateJsonTokens, estimateWithMedia, type MediaSlots } from './prompt-size.js';
 
 const CHAT: DialectRoute = { endpoint: 'chat', metered: true };
 const GENERATE: DialectRoute = { endpoint: 'generate', metered: true };
@@ -112,8 +112,18 @@ export const ollama: Dialect = {
   estimatePromptTokens(req, route) {
     const b = req.body;
     if (!b) return 0;
-    if (route === CHAT) return estimateJsonTokens(b.messages, b.tools);
-    if (route === GENERATE) return estimateJsonTokens(b.system, b.prompt, b.suffix, b.images);
+    // Ollama takes raw base64 images only, in `images` lists.
+    const slots: MediaSlots = new Map();
+    if (route === CHAT) {
+      if (Array.isArray(b.messages)) {
+        for (const m of b.messages) addMediaSlot(slots, record(m)?.images, undefined, 'image/*');
+      }
+      return estimateWithMedia(slots, b.messages, b.tools);
+    }
+    if (route === GENERATE) {
+      addMediaSlot(slots, b.images, undefined, 'image/*');
+      return estimateWithMedia(slots, b.system, b.prompt, b.suffix, b.images);
+    }
     if (route === EMBED) return estimateJsonTokens(b.input);
     if (route === EMBEDDINGS) return estimateJsonTokens(b.prompt);
     return 0;

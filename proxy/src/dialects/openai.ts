@@ -16,7 +16,13 @@ import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
 import { observation } from './observation.js';
 import { fromResponseObject, openAiUsage, removeNullUsage } from './openai-usage.js';
-import { estimateJsonTokens, hasPartType } from './prompt-size.js';
+import {
+  addMediaSlot,
+  estimateJsonTokens,
+  estimateWithMedia,
+  hasPartType,
+  type MediaSlots,
+} from './prompt-size.js';
 
 export { openAiUsage, removeNullUsage } from './openai-usage.js';
 
@@ -34,6 +40,28 @@ const IMAGE_PARTS = new Set(['image_url', 'input_image']);
  */
 const CAP_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'] as const;
 type CapName = (typeof CAP_FIELDS)[number];
+
+/** Where a chat or Responses request carries attachments: image URLs, input audio, inline files. */
+function mediaSlots(b: JsonBody, route: DialectRoute): MediaSlots {
+  const slots: MediaSlots = new Map();
+  const part = (p: unknown) => {
+    if (!isRecord(p)) return;
+    if (IMAGE_PARTS.has(p.type as string)) {
+      if (isRecord(p.image_url)) addMediaSlot(slots, p.image_url, 'url');
+      else addMediaSlot(slots, p, 'image_url');
+    } else if (p.type === 'input_audio' && isRecord(p.input_audio)) {
+      addMediaSlot(slots, p.input_audio, 'data', `audio/${String(p.input_audio.format)}`);
+    } else if (p.type === 'file') addMediaSlot(slots, p.file, 'file_data');
+    else if (p.type === 'input_file') addMediaSlot(slots, p, 'file_data');
+  };
+  const items = route === CHAT ? b.messages : b.input;
+  if (!Array.isArray(items)) return slots;
+  for (const item of items) {
+    if (route === RESPONSES) part(item);
+    if (isRecord(item) && Array.isArray(item.content)) item.content.forEach(part);
+  }
+  return slots;
+}
 
 function generatesText(route: DialectRoute): boolean {
   return route === CHAT || route === COMPLETIONS || route === RESPONSES;
@@ -162,8 +190,12 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
     estimatePromptTokens(req, route) {
       const b = body(req);
       if (!b) return 0;
-      if (route === CHAT) return estimateJsonTokens(b.messages, b.tools, b.functions, b.response_format);
-      if (route === RESPONSES) return estimateJsonTokens(b.instructions, b.input, b.tools, b.text);
+      if (route === CHAT) {
+        return estimateWithMedia(mediaSlots(b, route), b.messages, b.tools, b.functions, b.response_format);
+      }
+      if (route === RESPONSES) {
+        return estimateWithMedia(mediaSlots(b, route), b.instructions, b.input, b.tools, b.text);
+      }
       if (route === COMPLETIONS) return estimateJsonTokens(b.prompt, b.suffix);
       if (route === EMBEDDINGS) return estimateJsonTokens(b.input);
       return 0;

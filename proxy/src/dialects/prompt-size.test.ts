@@ -1,5 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { BINARY_ALLOWANCE_TOKENS, estimateJsonTokens, hasPartType } from './prompt-size.js';
+import {
+  addMediaSlot,
+  BINARY_ALLOWANCE_TOKENS,
+  estimateJsonTokens,
+  estimateWithMedia,
+  hasPartType,
+  type MediaSlots,
+} from './prompt-size.js';
+
+/** About 5,400 tokens of prose. */
+const TEXT = 'lorem ipsum dolor sit amet '.repeat(800);
+/** A PNG signature and 30 KB of noise, as base64. */
+const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(30_000, 0x9c)]).toString(
+  'base64',
+);
+const URL_PART = { url: `data:image/png;base64,${PNG}` };
+const SOURCE = { type: 'base64', media_type: 'image/png', data: PNG };
+const LIST = [PNG];
+const ZEROS = { data: 'A'.repeat(10_000) };
 
 describe('estimateJsonTokens', () => {
   it('counts a quarter token per UTF-8 byte of text, rounded up', () => {
@@ -17,17 +35,85 @@ describe('estimateJsonTokens', () => {
   });
 
   it.each([
-    ['a data URI', { url: `data:image/png;base64,${'A'.repeat(10_000)}` }],
-    ['an Anthropic base64 source', { type: 'base64', media_type: 'image/png', data: 'A'.repeat(10_000) }],
-    ['an Ollama image list', { images: ['A'.repeat(10_000)] }],
-  ])('counts %s as one fixed allowance, not by size', (_name, value) => {
-    const tokens = estimateJsonTokens(value);
+    ['a text that starts with "data:"', `data:${TEXT}`, TEXT.length],
+    ['an image data URL', { url: `data:image/png;base64,${PNG}` }, PNG.length],
+    ['a base64 image under "data"', { data: PNG }, PNG.length],
+    ['a list of base64 images under "images"', { images: [PNG] }, PNG.length],
+  ])('counts %s by its size: only a media slot holds images', (_name, value, length) => {
+    expect(estimateJsonTokens(value)).toBeGreaterThanOrEqual(length / 4);
+  });
+});
+
+describe('estimateWithMedia', () => {
+  it.each([
+    ['a data URL', (s: MediaSlots) => addMediaSlot(s, URL_PART, 'url'), URL_PART],
+    ['an Anthropic base64 source', (s: MediaSlots) => addMediaSlot(s, SOURCE, 'data', 'image/png'), SOURCE],
+    ['an Ollama image list', (s: MediaSlots) => addMediaSlot(s, LIST, undefined, 'image/*'), LIST],
+    ['an all-zero payload', (s: MediaSlots) => addMediaSlot(s, ZEROS, 'data', 'image/png'), ZEROS],
+  ])('counts an image in %s as one fixed allowance, not by size', (_name, slot, value) => {
+    const slots: MediaSlots = new Map();
+    slot(slots);
+    const tokens = estimateWithMedia(slots, value);
     expect(tokens).toBeGreaterThanOrEqual(BINARY_ALLOWANCE_TOKENS);
     expect(tokens).toBeLessThan(BINARY_ALLOWANCE_TOKENS + 20);
   });
 
-  it('counts a long text under a binary-looking key as text when it is short', () => {
-    expect(estimateJsonTokens({ data: 'abcd'.repeat(10) })).toBeLessThan(20);
+  /** Counted as text: at least a quarter token per byte of the prose inside. */
+  const asText = Math.ceil(TEXT.length / 4);
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+  it.each([
+    ['a payload that is not base64', `data:image/png;base64,${TEXT}`, undefined],
+    ['base64 that decodes to text', `data:image/png;base64,${b64(TEXT)}`, undefined],
+    [
+      'base64 that decodes to non-Latin text',
+      `data:image/png;base64,${b64('日本語のテキスト'.repeat(800))}`,
+      undefined,
+    ],
+    ['a data URL that is not base64', `data:image/png,${TEXT}`, undefined],
+    ['a raw text under a declared image type', TEXT, 'image/png'],
+    ['base64 text under a declared image type', b64(TEXT), 'image/jpeg'],
+    [
+      'base64 with whitespace in it',
+      `data:image/png;base64,${b64(`\0${TEXT}`).replace(/(.{76})/g, '$1\n')}`,
+      undefined,
+    ],
+  ])('counts %s in an image slot as text', (_name, payload, declared) => {
+    const holder = { data: payload };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, holder, 'data', declared);
+    expect(estimateWithMedia(slots, holder)).toBeGreaterThanOrEqual(asText);
+  });
+
+  it.each([
+    ['a base64 PDF', `data:application/pdf;base64,${b64(`\0${TEXT}`)}`, undefined],
+    ['base64 text/plain', b64(TEXT), 'text/plain'],
+    ['audio', b64(`\0${TEXT}`), 'audio/wav'],
+    ['a payload of unknown type', b64(`\0${TEXT}`), undefined],
+  ])('counts %s by its size, never below one allowance', (_name, payload, declared) => {
+    const holder = { data: payload };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, holder, 'data', declared);
+    expect(estimateWithMedia(slots, holder)).toBeGreaterThanOrEqual(Math.max(asText, payload.length / 4));
+    const tiny = { data: b64('%PDF-1.7\n\0') };
+    const tinySlots: MediaSlots = new Map();
+    addMediaSlot(tinySlots, tiny, 'data', 'application/pdf');
+    expect(estimateWithMedia(tinySlots, tiny)).toBeGreaterThanOrEqual(BINARY_ALLOWANCE_TOKENS);
+  });
+
+  it('counts only the slot field of a holder as media; its other fields are text', () => {
+    const holder = { url: `data:image/png;base64,${PNG}`, detail: TEXT };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, holder, 'url');
+    expect(estimateWithMedia(slots, holder)).toBeGreaterThanOrEqual(asText + BINARY_ALLOWANCE_TOKENS);
+  });
+
+  it('does not count a lookalike of a slot, elsewhere in the body, as media', () => {
+    const slotted = { url: `data:image/png;base64,${PNG}` };
+    const lookalike = { url: `data:image/png;base64,${PNG}` };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, slotted, 'url');
+    expect(estimateWithMedia(slots, lookalike)).toBeGreaterThanOrEqual(PNG.length / 4);
   });
 });
 

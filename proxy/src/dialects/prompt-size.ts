@@ -2,57 +2,160 @@
  * A cheap, deliberately generous prompt-size estimate for admission checks (context limits,
  * token reservations). No tokenizer runs on the request path: text counts as a quarter
  * token per UTF-8 byte, object keys count like text (they stand in for the per-message
- * framing every provider adds), numbers count one token each (token-id prompts are then
- * exact) and binary payloads (images, audio, files as base64 or data URIs) count a fixed
- * allowance each instead of by their size.
+ * framing every provider adds) and numbers count one token each (token-id prompts are then
+ * exact).
+ *
+ * Only an image counts less than its size, and only in a field its dialect sends to the
+ * model as an image (a media slot): there it counts a fixed allowance. Everywhere else a
+ * `data:` URL or a base64 string is counted as text, because the model may read it as text:
+ * a tenant who could make a long prompt look like an image would pass max_context and
+ * reserve almost nothing against tokens_per_hour and budgets.
  */
 
-/** Tokens counted for one image or other binary attachment. Generous: a large high-detail image. */
+/**
+ * Tokens counted for one inline image (generous: a large high-detail image), and the least
+ * counted for any other attachment.
+ */
 export const BINARY_ALLOWANCE_TOKENS = 1600;
 
-/** Keys whose long string values (or arrays of them) are base64 payloads, never text. */
-const BINARY_KEYS = new Set(['data', 'images', 'image_url', 'file_data', 'b64_json', 'image', 'audio']);
+/**
+ * A field that carries an attachment as base64: `holder[key]`, or, with no key, every string
+ * in the array `holder` (Ollama's `images`).
+ */
+export interface MediaSlot {
+  readonly key: string | undefined;
+  /** The media type declared beside the payload. A `data:` URL's own type wins over it. */
+  readonly mediaType: string | undefined;
+}
 
-/** Strings shorter than this are always counted as text, whatever their key. */
-const BINARY_MIN_LENGTH = 256;
+/**
+ * The media slots of one request, by the object or array that holds each payload. Holders
+ * are found by identity, so a lookalike object elsewhere in the body (inside a tool's
+ * arguments, say) is not a slot: the model reads that one as text.
+ */
+export type MediaSlots = Map<object, MediaSlot>;
+
+/** Records a media slot; a holder that is not an object (the body was malformed) is skipped. */
+export function addMediaSlot(
+  slots: MediaSlots,
+  holder: unknown,
+  key: string | undefined,
+  mediaType?: unknown,
+): void {
+  if (typeof holder !== 'object' || holder === null) return;
+  slots.set(holder, { key, mediaType: typeof mediaType === 'string' ? mediaType : undefined });
+}
 
 /** Nesting deeper than this is not walked (no real prompt gets close). */
 const MAX_DEPTH = 64;
 
-/** Tokens for one string value under `key`. */
-function stringTokens(value: string, key: string | undefined): number {
-  if (
-    value.length >= BINARY_MIN_LENGTH &&
-    ((key !== undefined && BINARY_KEYS.has(key)) || value.startsWith('data:'))
-  ) {
-    return BINARY_ALLOWANCE_TOKENS;
-  }
+/** `data:<type>[;param]...;base64,`. Matched against the first characters only. */
+const DATA_URL_HEADER = /^data:([^;,]*)(?:;[^;,]*)*;base64,/i;
+const DATA_URL_HEADER_MAX = 256;
+
+/**
+ * Standard or URL-safe base64, optionally padded, nothing else (no whitespace). One linear
+ * regex pass over the whole payload: cheaper than decoding it, and a sample could miss text
+ * between the samples.
+ */
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Base64 characters decoded to tell binary from text: 48 bytes, past every image format's header. */
+const SNIFF_CHARS = 64;
+
+function textTokens(value: string): number {
   return Buffer.byteLength(value, 'utf8') / 4;
 }
 
-function walk(value: unknown, key: string | undefined, depth: number): number {
-  if (typeof value === 'string') return stringTokens(value, key);
+function isBase64(payload: string): boolean {
+  return payload.length % 4 !== 1 && BASE64.test(payload);
+}
+
+/**
+ * False when the payload's first bytes decode to text (UTF-8 without control characters).
+ * Every image format starts with a binary signature or length field, so a payload labelled
+ * as an image that decodes to text is counted as text, in case some server takes the label
+ * less strictly than the big providers (which refuse a non-image).
+ */
+function startsAsBinary(payload: string): boolean {
+  const head = Buffer.from(payload.slice(0, SNIFF_CHARS), 'base64');
+  if (head.length === 0) return false;
+  for (const byte of head) {
+    if ((byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) || byte === 0x7f) return true;
+  }
+  try {
+    // stream: a multi-byte character cut at the end of the sample is not an error.
+    new TextDecoder('utf-8', { fatal: true }).decode(head, { stream: true });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Tokens for a string in a media slot. A real base64 image counts the allowance. Anything
+ * else is counted by its size: what is not base64 is sent as is and may be read as text.
+ * Documents, audio and video are billed by their content (a PDF per page and per word
+ * extracted, audio by the second), which cannot be read without decoding them: their size
+ * is the fair share counted, a third of a token per decoded byte, and at least one allowance
+ * (a page or a short clip).
+ */
+function mediaTokens(value: string, declared: string | undefined): number {
+  let mediaType = declared;
+  let payload = value;
+  if (value.startsWith('data:')) {
+    const header = DATA_URL_HEADER.exec(value.slice(0, DATA_URL_HEADER_MAX));
+    if (!header) return textTokens(value);
+    mediaType = header[1];
+    payload = value.slice(header[0].length);
+  }
+  if (!isBase64(payload)) return textTokens(value);
+  if (!mediaType?.toLowerCase().startsWith('image/')) {
+    return Math.max(BINARY_ALLOWANCE_TOKENS, textTokens(value));
+  }
+  return startsAsBinary(payload) ? BINARY_ALLOWANCE_TOKENS : textTokens(value);
+}
+
+function walk(
+  value: unknown,
+  holder: object | undefined,
+  key: string | undefined,
+  slots: ReadonlyMap<object, MediaSlot>,
+  depth: number,
+): number {
+  if (typeof value === 'string') {
+    const slot = holder === undefined ? undefined : slots.get(holder);
+    return slot !== undefined && slot.key === key ? mediaTokens(value, slot.mediaType) : textTokens(value);
+  }
   if (typeof value === 'number') return 1;
   if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return 0;
   let sum = 0;
   if (Array.isArray(value)) {
-    for (const item of value) sum += walk(item, key, depth + 1);
+    for (const item of value) sum += walk(item, value, undefined, slots, depth + 1);
     return sum;
   }
   sum += 1;
   for (const name in value) {
-    sum += name.length / 4 + walk((value as Record<string, unknown>)[name], name, depth + 1);
+    sum += name.length / 4 + walk((value as Record<string, unknown>)[name], value, name, slots, depth + 1);
   }
   return sum;
 }
 
+const NO_MEDIA: ReadonlyMap<object, MediaSlot> = new Map();
+
 /**
- * Estimated tokens of the given parts of a request body. Pass only the fields that reach
- * the model (messages, tools, instructions...), not sampling settings.
+ * Estimated tokens of the given parts of a request body, every string counted as text. Pass
+ * only the fields that reach the model (messages, tools, instructions...), not sampling
+ * settings.
  */
 export function estimateJsonTokens(...values: unknown[]): number {
+  return estimateWithMedia(NO_MEDIA, ...values);
+}
+
+/** {@link estimateJsonTokens}, with images in the given media slots counted as one allowance each. */
+export function estimateWithMedia(slots: ReadonlyMap<object, MediaSlot>, ...values: unknown[]): number {
   let sum = 0;
-  for (const value of values) sum += walk(value, undefined, 0);
+  for (const value of values) sum += walk(value, undefined, undefined, slots, 0);
   return Math.ceil(sum);
 }
 
