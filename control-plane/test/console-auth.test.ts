@@ -681,6 +681,16 @@ describe('with a session', () => {
     expect(await search('d-1')).toEqual(['wild-1']);
   });
 
+  it('refuses a search PostgreSQL cannot hold with 400 naming q, not 500', async () => {
+    const { cookie } = await signIn();
+    for (const q of ['%00', 'a%00b', 'x'.repeat(101)]) {
+      const res = await raw('GET', `/console/api/tenants?q=${q}`, { cookie });
+      expect(res.status, q).toBe(400);
+      expect(JSON.parse(res.text).error.details[0].field).toContain('q');
+    }
+    expect((await raw('GET', '/console/api/tenants?q=%E2%9C%93', { cookie })).status).toBe(200);
+  });
+
   it('checks the export range and names the bad field', async () => {
     const { cookie } = await signIn();
     for (const [query, field] of [

@@ -23,6 +23,7 @@ import {
   windowStart,
 } from './reports.js';
 import { cookieValue, CSRF_HEADER, requireCsrf, SESSION_COOKIE, type Sessions } from './session.js';
+import { PLAIN_TEXT_MESSAGE, isPlainText } from '../http/plain-text.js';
 
 const DAY_MS = 86_400_000;
 const MAX_EXPORT_DAYS = 400;
@@ -136,6 +137,7 @@ export function registerConsoleApi(
       const limit = Math.min(Math.max(Number(request.query.limit) || 25, 1), 200);
       if (q !== undefined && (typeof q !== 'string' || q.length > 100))
         throw badField('q', 'at most 100 characters');
+      if (q !== undefined && !isPlainText(q)) throw badField('q', PLAIN_TEXT_MESSAGE);
       const rows = await tenantSummaries(deps.pool, {
         search: q?.trim() || undefined,
         after: decodeCursor<string>(typeof cursor === 'string' ? cursor : undefined, 'string'),
