@@ -20,6 +20,14 @@ import { CONTINUE, type Stage } from '../stage.js';
 
 /** Headers the proxy always sets itself. */
 const RECOMPUTED = new Set(['host', 'content-length', 'accept-encoding', 'expect']);
+
+/**
+ * Google's response field masks (a header, or the `fields` system parameter, with or
+ * without `$`): with one, a Gemini answer can leave out usageMetadata, and its usage
+ * (thinking tokens included) would only be estimated from the text that came back.
+ */
+const FIELD_MASK_HEADER = 'x-goog-fieldmask';
+const FIELD_MASK_PARAMS = ['fields', '$fields'] as const;
 const CREDENTIALS = new Set<string>(CREDENTIAL_HEADERS);
 
 function connectionTokens(value: string | string[] | undefined): string[] {
@@ -104,6 +112,7 @@ export function createInjectIdentityStage(): Stage {
           CREDENTIALS.has(name) ||
           dropped.has(name) ||
           credentialNames.has(name) ||
+          name === FIELD_MASK_HEADER ||
           foldsOntoProtected(name, guarded)
         )
           continue;
@@ -130,6 +139,7 @@ export function createInjectIdentityStage(): Stage {
         const query = new URLSearchParams(ctx.request.query);
         for (const param of CREDENTIAL_QUERY_PARAMS) query.delete(param);
         if (identity.sources.includes('query')) query.delete(identity.query);
+        if (ctx.dialect?.name === 'gemini') for (const param of FIELD_MASK_PARAMS) query.delete(param);
         ctx.upstreamQuery = query.toString();
       }
       return CONTINUE;

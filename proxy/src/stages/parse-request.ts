@@ -19,6 +19,17 @@ function isBlank(body: Buffer): boolean {
   return true;
 }
 
+/**
+ * Google's `alt` system parameter (or `$alt`): json and sse are the answers metering reads;
+ * `proto` (or anything else) would make a Gemini answer binary, its usage unreadable.
+ */
+function geminiAlt(query: string): string | undefined {
+  if (query === '') return undefined;
+  const params = new URLSearchParams(query);
+  const values = [...params.getAll('alt'), ...params.getAll('$alt')];
+  return values.find((value) => value !== 'json' && value !== 'sse') ?? values[0];
+}
+
 function describe(problem: ScanProblem): string {
   switch (problem.kind) {
     case 'depth':
@@ -93,6 +104,12 @@ export function createParseRequestStage(): Stage {
       ) {
         const shown = JSON.stringify(stream)?.slice(0, 40) ?? typeof stream;
         return reply(new InvalidRequestError(`"stream" must be true or false, not ${shown}.`));
+      }
+      const alt = ctx.dialect.name === 'gemini' ? geminiAlt(request.query) : undefined;
+      if (alt !== undefined && alt !== 'json' && alt !== 'sse') {
+        return reply(
+          new InvalidRequestError(`"alt" must be json or sse, not ${JSON.stringify(alt.slice(0, 40))}.`),
+        );
       }
       ctx.stream = ctx.route ? ctx.dialect.isStream(request, ctx.route) : false;
       return CONTINUE;

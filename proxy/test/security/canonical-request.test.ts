@@ -7,6 +7,7 @@
  * parser, Python's json (last wins) and Go's encoding/json (case-insensitive) would.
  */
 import { connect } from 'node:net';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldKey } from '../../src/request/json-scan.js';
 import { echoModel } from '../helpers/fake-upstream.js';
@@ -290,6 +291,48 @@ describe('duplicate and case-variant keys', () => {
     expect(readers(sent)).toEqual({ last: 'small-model', first: 'small-model', go: 'small-model' });
     const body = JSON.parse(sent) as Record<string, unknown>;
     expect(Object.keys(body).filter((k) => foldKey(k).startsWith('max'))).toEqual(['max_tokens']);
+  });
+});
+
+describe("Google's response shaping on Gemini routes", () => {
+  const GEMINI = '/v1beta/models/small-model:generateContent';
+  const body = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] });
+
+  it('drops field masks, which could leave usageMetadata out, from the query and the headers', async () => {
+    const res = await request(`${h.proxy.url}${GEMINI}?fields=candidates&%24fields=candidates&keep=1`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${KEYS.free}`,
+        'content-type': 'application/json',
+        'x-goog-fieldmask': 'candidates',
+        'X-Goog-FieldMask': 'candidates.content',
+      },
+      body,
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    const got = h.lastReceived();
+    expect(got.headers['x-goog-fieldmask']).toBeUndefined();
+    expect(got.query).toBe('keep=1');
+  });
+
+  it.each(['alt=proto', '%24alt=proto', 'alt=json&alt=media', 'alt='])(
+    "refuses %s, which would make the answer unreadable to metering, in Gemini's error shape",
+    async (query) => {
+      const before = h.upstream.received.length;
+      const r = await raw('POST', `${GEMINI}?${query}`, body);
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.body)).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT' } });
+      expect(r.body).toContain('alt');
+      expect(h.upstream.received.length).toBe(before);
+    },
+  );
+
+  it('takes alt=sse and alt=json', async () => {
+    for (const query of ['alt=json', '%24alt=json']) {
+      const r = await raw('POST', `${GEMINI}?${query}`, body);
+      expect(r.status, query).toBe(200);
+    }
   });
 });
 
