@@ -11,7 +11,8 @@
  * `begin` also sets the tenant's tombstone in Redis, which the proxies' scripts check: a
  * request still in flight anywhere writes nothing back after the sweep. `redis` waits the
  * propagation window first. A second sweep runs by itself after
- * LANEKEEPER_ERASURE_RESWEEP_MS (erasure/resweep.ts) and writes its result to the audit log.
+ * LANEKEEPER_ERASURE_RESWEEP_MS (erasure/resweep.ts) and writes its result to the audit log;
+ * it sweeps only this incarnation of the id, should the tenant be created again by then.
  *
  * Each step is idempotent and marked done in the same breath as its effect where the store
  * allows, so a retry after any failure resumes where it stopped and ends with the same
@@ -26,8 +27,8 @@ import { bumpConfigVersion } from '../stores/config-version.js';
 import { withTransaction } from '../stores/postgres.js';
 import { getTenant } from '../stores/tenants.js';
 import type { VectorErasureReport } from '../stores/vector-store.js';
-import { eraseRedisData, markErased, type RedisErasure } from './erase-redis.js';
-import { scheduleResweep } from './resweep.js';
+import { eraseRedisData, markErased } from './erase-redis.js';
+import { resweep, scheduleResweep, type ResweepReport } from './resweep.js';
 import { erasePostgresData } from './erase-postgres.js';
 
 /** What an erasure removed from each store. */
@@ -84,7 +85,7 @@ export async function eraseTenant(
   tenant: string,
   actor: string,
   hook?: StepHook,
-): Promise<ErasureReport & { already_erased?: boolean; resweep?: RedisErasure }> {
+): Promise<ErasureReport & { already_erased?: boolean; resweep?: ResweepReport }> {
   // One erasure of a tenant at a time: a session lock held on a dedicated client (across
   // replicas), and a set in this process, since on the embedded database every connection is
   // the same session and its advisory lock excludes nothing.
@@ -106,7 +107,7 @@ async function eraseUnderLock(
   tenant: string,
   actor: string,
   hook?: StepHook,
-): Promise<ErasureReport & { already_erased?: boolean; resweep?: RedisErasure }> {
+): Promise<ErasureReport & { already_erased?: boolean; resweep?: ResweepReport }> {
   const lockClient = await deps.pool.connect();
   try {
     const { rows } = await lockClient.query(`SELECT pg_try_advisory_lock(hashtext('erase:' || $1)) AS ok`, [
@@ -131,14 +132,10 @@ async function runErasure(deps: AppDeps, tenant: string, actor: string, hook?: S
     if (!existing) {
       const done = await findErasureRecord(deps.pool, tenant);
       if (done) {
-        // Requests in flight during the erasure may have written counters since: sweep again.
-        const resweep = await eraseRedisData(
-          deps.redis,
-          deps.config.keyPrefix,
-          deps.config.usageStream,
-          tenant,
-        );
-        return { ...(done.after as ErasureReport), already_erased: true, resweep };
+        // Requests in flight during the erasure may have left something since: sweep again, as
+        // the timer would have (it does not survive a restart).
+        const report = done.after as ErasureReport;
+        return { ...report, already_erased: true, resweep: await resweep(deps, report) };
       }
       throw new NotFoundError(`tenant "${tenant}" does not exist`);
     }
@@ -161,7 +158,7 @@ async function runErasure(deps: AppDeps, tenant: string, actor: string, hook?: S
       await runStep(deps, step, tenant, actor, report);
     }
     deps.metrics.erasures.inc({ result: 'completed' });
-    scheduleResweep(deps, tenant, report.pseudonym);
+    scheduleResweep(deps, report);
     return report;
   } catch (error) {
     deps.metrics.erasures.inc({ result: 'failed' });
