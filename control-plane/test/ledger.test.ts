@@ -322,4 +322,60 @@ describe('the usage ledger', () => {
     const keys = await call(cp.url, 'GET', '/v1/tenants/acme/keys', { token: t.adminToken });
     expect(keys.body.items.find((k: { id: string }) => k.id === issued.body.id).last_used_at).toBe(usedAt);
   });
+
+  it('books events holding text PostgreSQL cannot store with it escaped, rejects a payload with a raw U+0000, books the rest', async () => {
+    const key = `${t.prefix}usage-c`;
+    const sample: Ev = {
+      request_id: 'x',
+      ts: new Date().toISOString(),
+      tenant: 'beta',
+      model: 'gpt-4o-mini',
+      input_tokens: 1,
+      output_tokens: 1,
+      cached_input_tokens: 0,
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+    };
+    const redis = new Redis(REDIS_URL);
+    const add = (payload: string) => redis.xadd(key, '*', 'event', payload);
+    try {
+      await add(JSON.stringify(eventOf({ ...sample, request_id: 'ok-c1' })));
+      await add(
+        JSON.stringify({ ...eventOf({ ...sample, request_id: 'nul-c' }), upstream_model: 'gpt\u0000' }),
+      );
+      await add(
+        JSON.stringify({ ...eventOf({ ...sample, request_id: 'sur-c' }), model_requested: 'x\ud800' }),
+      );
+      // Not JSON at all (a raw U+0000 may not stand in a JSON string), so it is kept as it came.
+      await add(`{"v":1,"request_id":"raw-c","tenant":"beta","model":"gpt\u0000"}`);
+      await add(JSON.stringify(eventOf({ ...sample, request_id: 'ok-c2' })));
+      await runUntilCaughtUp({ streamKey: key, consumer: 'solo-c', batch: 10, claimIdleMs: 60_000 });
+    } finally {
+      await redis.quit();
+    }
+    const booked = await t.pool.query(
+      `SELECT request_id FROM usage_ledger WHERE request_id IN ('ok-c1', 'nul-c', 'sur-c', 'raw-c', 'ok-c2') ORDER BY 1`,
+    );
+    expect(booked.rows.map((r) => r.request_id)).toEqual(['nul-c', 'ok-c1', 'ok-c2', 'sur-c']);
+    const text = await t.pool.query(
+      `SELECT upstream_model, model_requested FROM usage_ledger WHERE request_id IN ('nul-c', 'sur-c') ORDER BY request_id`,
+    );
+    expect(text.rows[0].upstream_model).toBe('gpt\\u0000');
+    expect(text.rows[1].model_requested).toBe('x\\ud800');
+    const reject = async (requestId: string) =>
+      (
+        await t.pool.query(`SELECT payload, reason FROM usage_rejects WHERE payload LIKE $1`, [
+          `%"${requestId}"%`,
+        ])
+      ).rows;
+    expect(await reject('nul-c')).toEqual([]);
+    expect(await reject('sur-c')).toEqual([]);
+    // Kept with the U+0000 written as its escape, the one change that lets PostgreSQL store it.
+    expect(await reject('raw-c')).toEqual([
+      {
+        payload: `{"v":1,"request_id":"raw-c","tenant":"beta","model":"gpt\\u0000"}`,
+        reason: 'the event field is not JSON',
+      },
+    ]);
+  });
 });

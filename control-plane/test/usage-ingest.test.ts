@@ -167,3 +167,95 @@ describe('POST /v1/usage-events', () => {
     expect(await ledgerRows('acme')).toBe(3);
   });
 });
+
+describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
+  // Strings JSON allows and PostgreSQL refuses (text and jsonb refuse U+0000, jsonb an unpaired
+  // surrogate), each a prefix, a suffix and alone so no position is missed.
+  const HOSTILE: [string, string][] = [
+    ['U+0000', 'gpt-4o\u0000'],
+    ['a lone high surrogate', 'x\ud800'],
+    ['a lone low surrogate', '\udc00y'],
+  ];
+  // Every string field the schema leaves free-form; the others are refused by the schema below.
+  const FREE_TEXT = [
+    'request_id',
+    'plan',
+    'dialect',
+    'endpoint',
+    'model',
+    'model_requested',
+    'upstream_model',
+  ] as const;
+  const cases = FREE_TEXT.flatMap((field, f) =>
+    HOSTILE.map(([name, value], h) => [field, name, value, `hostile-d${f}${h}`] as const),
+  );
+  const ts = new Date().toISOString();
+  const event = (tenant: string) => usageEvent({ tenant, ts, model: 'm', input: 3, output: 2 });
+  const booked = async (ids: string[]) =>
+    (
+      await t.pool.query(`SELECT request_id FROM usage_ledger WHERE request_id = ANY($1) ORDER BY 1`, [ids])
+    ).rows.map((r) => r.request_id as string);
+  /** What the ledger stores for text PostgreSQL cannot hold: the characters JSON-escaped. */
+  const escaped = (text: string) => JSON.stringify(text).slice(1, -1);
+
+  it.each(cases)(
+    'books a batch whose event has %s holding %s, that event with the text escaped, once',
+    async (field, _name, value, tenant) => {
+      const good = [event('hostile-a'), event('hostile-b'), event('hostile-c')];
+      const bad = { ...event(tenant), [field]: value };
+      const batch = [good[0], bad, good[1], good[2]];
+      const first = await post({ events: batch });
+      expect(first.status).toBe(200);
+      expect(first.body).toEqual({ inserted: 4, duplicates: 0, erased: 0, rejected: 0, rejects: [] });
+      // The proxy re-sends a batch whose reply it lost: nothing is booked twice.
+      const again = await post({ events: batch });
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ inserted: 0, duplicates: 4, rejected: 0 });
+      const goodIds = good.map((e) => e.request_id);
+      expect(await booked(goodIds)).toEqual([...goodIds].sort());
+      // The usage is real: billed to its tenant, the odd text kept readable.
+      expect(await ledgerRows(tenant)).toBe(1);
+      const row = (await t.pool.query(`SELECT * FROM usage_ledger WHERE tenant_id = $1`, [tenant])).rows[0];
+      expect(row[field]).toBe(escaped(value));
+      expect(row.input_tokens).toBe(3);
+    },
+  );
+
+  it('books the rest of a batch with an event out of a column range, which PostgreSQL alone refuses', async () => {
+    const good = event('hostile-a');
+    const huge = { ...event('hostile-b'), latency_ms: 1e12 };
+    const r = await post({ events: [huge, good] });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({
+      inserted: 1,
+      rejected: 1,
+      rejects: [{ index: 0, request_id: huge.request_id }],
+    });
+    expect(r.body.rejects[0].reason).toContain('refused by PostgreSQL');
+    expect(await booked([good.request_id, huge.request_id])).toEqual([good.request_id]);
+  });
+
+  it('books every hostile event of one batch, each once', async () => {
+    const good = event('hostile-a');
+    const bad = HOSTILE.map(([, value]) => ({ ...event('hostile-b'), upstream_model: value }));
+    const r = await post({ events: [...bad, good] });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ inserted: 4, rejected: 0 });
+    expect(await booked([good.request_id, ...bad.map((e) => e.request_id)])).toHaveLength(4);
+  });
+
+  it.each(
+    ['tenant', 'ts', 'provenance', 'api_key_sha256'].flatMap((field) =>
+      HOSTILE.map(([name, value]) => [field, name, value] as const),
+    ),
+  )(
+    'refuses the whole batch with 400 when %s, which the schema constrains, has %s',
+    async (field, _n, value) => {
+      const good = event('hostile-a');
+      const r = await post({ events: [good, { ...event('hostile-b'), [field]: value }] });
+      expect(r.status).toBe(400);
+      expect(r.body.error.message).toContain(`events[1].${field}`);
+      expect(await booked([good.request_id])).toEqual([]);
+    },
+  );
+});

@@ -8,7 +8,7 @@
 
 // With the u flag a surrogate pair is one code point, so \p{Cs} matches only an unpaired half.
 // eslint-disable-next-line no-control-regex -- U+0000 is exactly what is looked for
-const NOT_STORABLE = /\u0000|\p{Cs}/u;
+export const NOT_STORABLE = /\u0000|\p{Cs}/u;
 
 /** What a field is told when isPlainText refuses it. */
 export const PLAIN_TEXT_MESSAGE = 'must not contain U+0000 or an unpaired UTF-16 surrogate';

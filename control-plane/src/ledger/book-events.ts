@@ -2,17 +2,26 @@
  * Books one batch of usage events into PostgreSQL in one transaction: ledger rows keyed by
  * request_id (ON CONFLICT DO NOTHING, so redelivery never double-counts), hourly rollups
  * summed only from the rows that were actually inserted, and rejects for events that do
- * not parse. The price version in force at each event's ts is found, and the cost
- * computed, in SQL over numeric columns, so the ledger's cost is exact and explainable.
+ * not parse or carry a string PostgreSQL cannot store. The price version in force at each
+ * event's ts is found, and the cost computed, in SQL over numeric columns, so the ledger's
+ * cost is exact and explainable.
  */
 import type pg from 'pg';
 import { usageEventSchema as eventSchema, type UsageEvent } from '@lanekeeper/contract';
-import { withTransaction } from '../stores/postgres.js';
+import { withTransaction, type Db } from '../stores/postgres.js';
+import { storableText, unstorableField } from './storable-text.js';
 
 /** One stream entry as XREADGROUP returns it; fields is null when the entry was deleted. */
 export interface StreamEntry {
   id: string;
   fields: string[] | null;
+}
+
+/** An entry kept in usage_rejects instead of the ledger. */
+export interface Rejection {
+  /** The entry's id as given (not escaped for storage). */
+  id: string;
+  reason: string;
 }
 
 /** What happened to a batch. */
@@ -22,6 +31,11 @@ export interface BookingResult {
   rejected: number;
   /** Events of tenants being erased: dropped on purpose. */
   erased: number;
+}
+
+/** A BookingResult that also says which entries were rejected (`rejected` of them), and why. */
+export interface BookingDetail extends BookingResult {
+  rejects: Rejection[];
 }
 
 /** Held shared by every booking and exclusively by erasure, so no booking straddles an erasure. */
@@ -102,70 +116,93 @@ export function isDataError(error: unknown): boolean {
 
 /** Keeps an entry the ledger cannot book (so it is acknowledged without being lost). */
 export async function rejectEntry(pool: pg.Pool, entry: StreamEntry, reason: string): Promise<void> {
-  const payload = entry.fields ? (fieldOf(entry.fields, 'event') ?? null) : null;
-  await pool.query(
-    `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
-    [entry.id, payload, reason],
+  await insertReject(
+    pool,
+    { id: entry.id, reason },
+    entry.fields ? fieldOf(entry.fields, 'event') : undefined,
   );
 }
 
+// Escaped, because a payload or request id that PostgreSQL refused must still be recordable.
+async function insertReject(db: Db, rejection: Rejection, payload: string | undefined): Promise<void> {
+  await db.query(
+    `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
+    [
+      storableText(rejection.id),
+      payload === undefined ? null : storableText(payload),
+      storableText(rejection.reason),
+    ],
+  );
+}
+
+type Parsed = { event: UsageEvent } | { reason: string };
+
+/** The event with every string field escaped where PostgreSQL cannot store it (storableText). */
+function storableEvent<T extends Record<string, unknown>>(event: T): T {
+  const out: Record<string, unknown> = { ...event };
+  for (const [name, value] of Object.entries(out))
+    if (typeof value === 'string') out[name] = storableText(value);
+  return out as T;
+}
+
+function parseEntry(payload: string | undefined): Parsed {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload ?? 'null');
+  } catch {
+    return { reason: 'the event field is not JSON' };
+  }
+  const result = eventSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    return { reason: `${issue?.path.join('.')}: ${issue?.message}` };
+  }
+  // Relayed text (a model name an upstream reported) may hold what PostgreSQL cannot store.
+  // The usage it records is real and billable, so it is booked with that text escaped, not
+  // set aside (which would leave the request unbilled).
+  return { event: unstorableField(result.data) === undefined ? result.data : storableEvent(result.data) };
+}
+
 /** Books a batch in one transaction; the caller acknowledges the entries only after this resolves. */
-export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise<BookingResult> {
+export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise<BookingDetail> {
   const rows: Record<string, unknown>[] = [];
-  const rejects: { stream_id: string; payload: string | null; reason: string }[] = [];
+  const rejects: (Rejection & { payload: string | undefined })[] = [];
   const seen = new Set<string>();
   let batchDuplicates = 0;
   for (const entry of entries) {
     if (entry.fields === null) continue; // deleted from the stream (erasure) while pending
     const payload = fieldOf(entry.fields, 'event');
-    let parsed: UsageEvent;
-    try {
-      const result = eventSchema.safeParse(JSON.parse(payload ?? 'null'));
-      if (!result.success) {
-        const issue = result.error.issues[0];
-        rejects.push({
-          stream_id: entry.id,
-          payload: payload ?? null,
-          reason: `${issue?.path.join('.')}: ${issue?.message}`,
-        });
-        continue;
-      }
-      parsed = result.data;
-    } catch {
-      rejects.push({ stream_id: entry.id, payload: payload ?? null, reason: 'the event field is not JSON' });
+    const parsed = parseEntry(payload);
+    if ('reason' in parsed) {
+      rejects.push({ id: entry.id, reason: parsed.reason, payload });
       continue;
     }
-    if (seen.has(parsed.request_id)) {
+    if (seen.has(parsed.event.request_id)) {
       batchDuplicates++;
       continue;
     }
-    seen.add(parsed.request_id);
-    const { request_id, v: _v, ...rest } = parsed;
+    seen.add(parsed.event.request_id);
+    const { request_id, v: _v, ...rest } = parsed.event;
     rows.push({
       ...rest,
       request_id,
       latency_ms: Math.round(rest.latency_ms),
       ttfb_ms: rest.ttfb_ms === null ? null : Math.round(rest.ttfb_ms),
-      stream_id: entry.id,
+      stream_id: storableText(entry.id),
     });
   }
+  const rejected = { rejected: rejects.length, rejects: rejects.map(({ id, reason }) => ({ id, reason })) };
   return withTransaction(pool, async (db) => {
     await db.query(`SELECT pg_advisory_xact_lock_shared($1)`, [LEDGER_LOCK]);
-    for (const r of rejects) {
-      await db.query(
-        `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
-        [r.stream_id, r.payload, r.reason],
-      );
-    }
-    if (rows.length === 0)
-      return { inserted: 0, duplicates: batchDuplicates, rejected: rejects.length, erased: 0 };
+    for (const r of rejects) await insertReject(db, r, r.payload);
+    if (rows.length === 0) return { inserted: 0, duplicates: batchDuplicates, erased: 0, ...rejected };
     const { rows: out } = await db.query(INSERT, [JSON.stringify(rows)]);
     const { eligible, inserted } = out[0] as { eligible: number; inserted: number };
     return {
       inserted,
       duplicates: batchDuplicates + (eligible - inserted),
-      rejected: rejects.length,
       erased: rows.length - eligible,
+      ...rejected,
     };
   });
 }

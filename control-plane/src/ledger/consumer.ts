@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import { bookEvents, isDataError, rejectEntry, type BookingResult, type StreamEntry } from './book-events.js';
+import type { BookingResult, StreamEntry } from './book-events.js';
+import { bookOrIsolate } from './book-or-isolate.js';
 
 /** What a consumer needs; `redis` must be its own connection (XREADGROUP blocks it). */
 export interface LedgerConsumerOptions {
@@ -63,9 +64,9 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
 
   const handle = async (entries: StreamEntry[]) => {
     if (entries.length === 0) return;
-    const result = opts.traceBatch
-      ? await opts.traceBatch(entries.length, () => bookOrIsolate(entries))
-      : await bookOrIsolate(entries);
+    // One bad event is rejected on its own rather than stall the group (book-or-isolate.ts).
+    const book = () => bookOrIsolate(opts.pool, entries);
+    const result = opts.traceBatch ? await opts.traceBatch(entries.length, book) : await book();
     const ids = entries.map((e) => e.id);
     await opts.afterCommit?.(ids, result);
     await redis.xack(streamKey, group, ...ids);
@@ -75,31 +76,6 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
     metrics.ledgerRows.inc({ outcome: 'erased_tenant' }, result.erased);
     if (result.rejected > 0)
       logger.warn({ rejected: result.rejected }, 'usage events rejected (kept in usage_rejects)');
-  };
-
-  /**
-   * Books a batch; when its content makes PostgreSQL refuse it (a data error), books the
-   * entries one by one and rejects only the guilty ones, so one bad event cannot stall the
-   * ledger. Connection errors propagate: the batch stays pending and is retried.
-   */
-  const bookOrIsolate = async (entries: StreamEntry[]): Promise<BookingResult> => {
-    try {
-      return await bookEvents(opts.pool, entries);
-    } catch (error) {
-      if (!isDataError(error)) throw error;
-      const total: BookingResult = { inserted: 0, duplicates: 0, rejected: 0, erased: 0 };
-      for (const entry of entries) {
-        try {
-          const one = await bookEvents(opts.pool, [entry]);
-          for (const k of Object.keys(total) as (keyof BookingResult)[]) total[k] += one[k];
-        } catch (single) {
-          if (!isDataError(single)) throw single;
-          await rejectEntry(opts.pool, entry, `refused by PostgreSQL: ${(single as Error).message}`);
-          total.rejected++;
-        }
-      }
-      return total;
-    }
   };
 
   const read = async (id: string, block: boolean): Promise<StreamEntry[]> => {
