@@ -141,6 +141,16 @@ export const UpstreamUnreachableError = simple(
   'upstream_unreachable',
   'UpstreamUnreachableError',
 );
+/**
+ * The upstream refused the proxy's own credentials (its 401): the operator's provider key is
+ * wrong or revoked. Not the tenant's 401, whose key the proxy already accepted.
+ */
+export const UpstreamAuthError = simple(
+  'PROXY_ERR_UPSTREAM_AUTH',
+  502,
+  'upstream_auth_failed',
+  'UpstreamAuthError',
+);
 export const UpstreamTimeoutError = simple(
   'PROXY_ERR_UPSTREAM_TIMEOUT',
   504,

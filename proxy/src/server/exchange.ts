@@ -13,6 +13,7 @@ import {
   renderError,
   RequestTimeoutError,
   ShuttingDownError,
+  UpstreamAuthError,
   UpstreamTimeoutError,
   UpstreamUnreachableError,
   type ErrorStyle,
@@ -387,6 +388,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.noteOutcome(failed, status);
     if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
     ctx.ttfbMs = performance.now() - this.sentAt;
+    if (status === 401) return this.upstreamRefusedCredentials();
     if (this.provingQuirk !== undefined) {
       // A fallback's answer proves nothing about the upstream that refused the field.
       if (status < 400 && this.provingQuirk === ctx.upstream?.config.url) this.learnNoStreamOptions();
@@ -508,6 +510,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.respondHead(probe.status, probe.headers);
     for (const chunk of probe.chunks) this.deliver(chunk);
     this.finish('completed');
+  }
+
+  /**
+   * A 401 from the upstream is about the credentials the proxy sent (the client's never go
+   * upstream): the operator's key is wrong or revoked. Its body would tell the tenant that
+   * its own key was wrong, and may quote the operator's (OpenAI shows the key's first and
+   * last characters), so the tenant gets a 502 of the proxy's and the operator a warning.
+   */
+  private upstreamRefusedCredentials(): void {
+    const { ctx } = this;
+    this.deps.logger.warn(
+      { request_id: ctx.id, upstream: ctx.upstream?.name, status: 401, trace_id: ctx.trace?.traceId },
+      "upstream refused the proxy's credentials: check the upstream's key",
+    );
+    this.giveUpCall();
+    this.localReply(
+      new UpstreamAuthError(
+        "The upstream refused this service's credentials; the operator must fix its provider key.",
+      ),
+    );
   }
 
   private learnNoStreamOptions(): void {

@@ -2,8 +2,10 @@
  * Upstream response headers about the operator's account (its organisation and project
  * ids, the provider's cookies) or the provider's own site (Alt-Svc, HSTS) never reach a
  * tenant, JSON or streamed, through the official SDK or a raw client; the provider's
- * headers about the request itself still do.
+ * headers about the request itself still do. Nor does an upstream's 401, which is about the
+ * operator's key and may quote it.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,5 +65,50 @@ describe("the operator's account headers", () => {
       .create({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] })
       .withResponse();
     expectNoAccountHeaders(Object.fromEntries(response.headers.entries()));
+  });
+});
+
+describe("an upstream refusing the operator's key", () => {
+  const QUOTED = 'Incorrect API key provided: sk-upstr*****cret. You can find your API key at …';
+  let refusing: Harness;
+  beforeAll(async () => {
+    refusing = await startHarness({
+      reply: {
+        kind: 'json',
+        status: 401,
+        body: { error: { message: QUOTED, type: 'invalid_request_error', code: 'invalid_api_key' } },
+      },
+    });
+  });
+  afterAll(() => refusing.close());
+
+  it("is a 502 of the proxy's to the OpenAI SDK, not a 401 quoting the key, and a warning", async () => {
+    const client = new OpenAI({ apiKey: KEYS.pro, baseURL: `${refusing.proxy.url}/v1`, maxRetries: 0 });
+    const error = await client.chat.completions
+      .create({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(error).not.toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(error).toMatchObject({ status: 502, code: 'upstream_auth_failed' });
+    expect(JSON.stringify((error as InstanceType<typeof OpenAI.APIError>).error)).not.toContain('sk-');
+    expect(refusing.logs.some((l) => String(l.msg).includes("refused the proxy's credentials"))).toBe(true);
+  });
+
+  it("is a 502 in Anthropic's error shape to the Anthropic SDK, streamed or not", async () => {
+    const client = new Anthropic({ apiKey: KEYS.pro, baseURL: refusing.proxy.url, maxRetries: 0 });
+    for (const stream of [false, true]) {
+      const error = await client.messages
+        .create({ model: 'small-model', max_tokens: 5, stream, messages: [{ role: 'user', content: 'hi' }] })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(error).toBeInstanceOf(Anthropic.APIError);
+      expect(error).toMatchObject({ status: 502 });
+      expect(JSON.stringify((error as InstanceType<typeof Anthropic.APIError>).error)).not.toContain('sk-');
+    }
   });
 });
