@@ -15,7 +15,10 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function start(reply: Reply | ((req: Received) => Reply), extra: Record<string, unknown> = {}): Promise<Anthropic> {
+async function start(
+  reply: Reply | ((req: Received) => Reply),
+  extra: Record<string, unknown> = {},
+): Promise<Anthropic> {
   h = await startHarness({
     reply,
     config: (base) => {
