@@ -284,7 +284,12 @@ describe('a collector that is down', () => {
       config: (base) => ({ ...base, telemetry: { otlp_endpoint: endpoint } }),
       start: { traceExportDelayMs: 20, traceExportOutage: { now: () => ++reads * 5_000 } },
     });
-    for (let i = 0; i < 5_000 && reads < 37; i++) expect(await chat(h)).toBe(200);
+    // Paced, not back to back: the batches come every 20 ms of wall time, and on a fast
+    // machine 5,000 unpaced requests ended before 37 of them had failed.
+    for (let i = 0; i < 4_000 && reads < 37; i++) {
+      expect(await chat(h)).toBe(200);
+      await new Promise((r) => setTimeout(r, 5));
+    }
     expect(reads).toBeGreaterThanOrEqual(37);
 
     otlp = await startOtlpReceiver({ port });
