@@ -5,18 +5,14 @@
  * fail_open) and runs when the server wakes; afterwards the tenant (max_concurrent 1) must
  * hold no slot and be admitted again, not refused until the slot's expiry.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { stringify } from 'yaml';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
 import { createStore } from '../../src/store/index.js';
 import { Metrics } from '../../src/metrics.js';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { startReplica } from '../helpers/replica.js';
 import { KEYS, baseConfig, startHarness, type Harness } from '../helpers/harness.js';
 import { PrivateRedis, eventually, freePort } from '../store/private-redis.js';
 
@@ -177,30 +173,6 @@ describe('slot expiry', () => {
     }
   });
 });
-
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'lanekeeper.js');
-
-/** A proxy replica as its own process, so it can be killed (SIGKILL: no settle, no goodbye). */
-async function startReplica(config: Record<string, unknown>): Promise<{ url: string; child: ChildProcess }> {
-  const dir = await mkdtemp(join(tmpdir(), 'lanekeeper-ghost-'));
-  await writeFile(join(dir, 'config.yaml'), stringify(config));
-  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.yaml')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      output += d.toString();
-      const match = /"listen":"(http:\/\/[^"]+)"/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  return { url, child };
-}
 
 describe('a replica killed with a request in flight', () => {
   it("frees the tenant's slot within the default slot TTL, not the upstream timeout plus a minute", async () => {

@@ -9,25 +9,20 @@
  * mid-stream, then keep streaming for several slot TTLs of real time. A slot a process can no
  * longer refresh (it was killed) still expires within the slot TTL.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { request, type Dispatcher } from 'undici';
-import { stringify } from 'yaml';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { collectGarbage } from '../../src/store/store-fixtures.js';
 import { chatCompletion, chatStream } from '../helpers/fake-upstream.js';
+import { startReplica } from '../helpers/replica.js';
 import { KEYS, baseConfig, startHarness } from '../helpers/harness.js';
 import { unlinkPrefix } from './private-redis.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'lanekeeper.js');
 /** Short, so an unrefreshed slot expires within a fraction of a second. */
 const SLOT_TTL_MS = 300;
 const redis = new Redis(REDIS_URL);
@@ -177,28 +172,6 @@ describe.each([
     }
   });
 });
-
-/** A proxy replica as its own process, so it can be killed (SIGKILL: no settle, no goodbye). */
-async function startReplica(config: Record<string, unknown>): Promise<{ url: string; child: ChildProcess }> {
-  const dir = await mkdtemp(join(tmpdir(), 'lanekeeper-long-stream-'));
-  await writeFile(join(dir, 'config.yaml'), stringify(config));
-  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.yaml')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      output += d.toString();
-      const match = /"listen":"(http:\/\/[^"]+)"/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  return { url, child };
-}
 
 describe('a replica killed in the middle of a stream, redis store', () => {
   it("frees the stream's slot within the slot TTL: the heartbeat died with it", async () => {
