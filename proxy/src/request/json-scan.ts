@@ -7,8 +7,8 @@
  * snake_case alike) would. A single key in another case is refused as well where the API
  * spells its keys in lowercase (`lowercase`): Go reads `Messages` as `messages`, while the
  * proxy, reading `messages`, would skip the plan's system prompt and checks. The long s and
- * the Kelvin sign, which no API spells a key with, are refused in any dialect. And nesting past a depth limit, which recursive walks further on
- * cannot take. The body is then re-serialised from the parsed object, so the upstream sees
+ * the Kelvin sign, which no API spells a key with, are refused in any dialect. And nesting
+ * past a depth limit, which recursive walks further on cannot take. The body is then re-serialised from the parsed object, so the upstream sees
  * exactly one copy of every key: the one the proxy checked.
  *
  * Run it on text JSON.parse accepted: it assumes well-formed JSON.

@@ -2,7 +2,8 @@
  * Recognises the request's dialect and endpoint by path and parses its JSON body. A body
  * over max_body_bytes gets 413 and malformed JSON gets 400, both before the upstream is
  * called, and so do an empty body on a metered endpoint, nesting past max_json_depth,
- * duplicate keys and case variants of a control field (request/json-scan.ts), alone or in pairs. A path no dialect recognises passes through as plain HTTP, unparsed.
+ * duplicate keys and case variants of a control field (request/json-scan.ts), alone or in
+ * pairs. A path no dialect recognises passes through as plain HTTP, unparsed.
  */
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError } from '../errors.js';
 import { selectDialect } from '../dialects/index.js';
@@ -20,14 +21,13 @@ function isBlank(body: Buffer): boolean {
 }
 
 /**
- * Google's `alt` system parameter (or `$alt`): json and sse are the answers metering reads;
- * `proto` (or anything else) would make a Gemini answer binary, its usage unreadable.
+ * The first `alt` (or `$alt`, Google's system parameter) metering cannot read: json and sse
+ * are the answers it reads; `proto` (or anything else) would make a Gemini answer binary.
  */
-function geminiAlt(query: string): string | undefined {
+function unreadableAlt(query: string): string | undefined {
   if (query === '') return undefined;
   const params = new URLSearchParams(query);
-  const values = [...params.getAll('alt'), ...params.getAll('$alt')];
-  return values.find((value) => value !== 'json' && value !== 'sse') ?? values[0];
+  return [...params.getAll('alt'), ...params.getAll('$alt')].find((v) => v !== 'json' && v !== 'sse');
 }
 
 function describe(problem: ScanProblem): string {
@@ -105,8 +105,8 @@ export function createParseRequestStage(): Stage {
         const shown = JSON.stringify(stream)?.slice(0, 40) ?? typeof stream;
         return reply(new InvalidRequestError(`"stream" must be true or false, not ${shown}.`));
       }
-      const alt = ctx.dialect.name === 'gemini' ? geminiAlt(request.query) : undefined;
-      if (alt !== undefined && alt !== 'json' && alt !== 'sse') {
+      const alt = ctx.dialect.name === 'gemini' ? unreadableAlt(request.query) : undefined;
+      if (alt !== undefined) {
         return reply(
           new InvalidRequestError(`"alt" must be json or sse, not ${JSON.stringify(alt.slice(0, 40))}.`),
         );

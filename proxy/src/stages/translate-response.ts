@@ -17,14 +17,17 @@ type Translation =
   | { readonly kind: 'stream'; readonly framer: EventFramer; readonly stream: StreamTranslator }
   | {
       readonly kind: 'json';
+      /** The upstream's status until the answer is complete (held: see onResponseHeaders). */
       readonly head: ResponseHead;
-      readonly ok: boolean;
-      readonly status: number;
       chunks: Buffer[];
       bytes: number;
       /** A chunk past max_json_response_bytes was dropped: the answer cannot be translated. */
       cut: boolean;
     };
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
 
 /** Whether the client asked for usage in its stream (OpenAI's stream_options.include_usage). */
 function clientWantsUsage(ctx: RequestContext): boolean {
@@ -41,7 +44,7 @@ export function createTranslateResponseStage(): Stage {
       const translator = ctx.translator;
       const upstream = ctx.upstreamDialect;
       if (!translator || !upstream || ctx.outcome === 'local_reply' || ctx.errorCode) return;
-      const ok = head.status >= 200 && head.status < 300;
+      const ok = isSuccess(head.status);
       const type = String(head.headers['content-type'] ?? '');
       delete head.headers['content-length'];
       if (ok && ctx.stream && !/json/i.test(type.replace(/x-ndjson/i, ''))) {
@@ -57,15 +60,7 @@ export function createTranslateResponseStage(): Stage {
       head.headers['content-type'] = 'application/json';
       // Held: an answer too big to translate becomes a 502, not a 200 with an empty answer.
       head.held = true;
-      translations.set(ctx, {
-        kind: 'json',
-        head,
-        ok,
-        status: head.status,
-        chunks: [],
-        bytes: 0,
-        cut: false,
-      });
+      translations.set(ctx, { kind: 'json', head, chunks: [], bytes: 0, cut: false });
     },
     onResponseChunk(ctx, chunk, end) {
       // Most requests are not translated: a property read, not a map lookup, per chunk.
@@ -108,9 +103,10 @@ export function createTranslateResponseStage(): Stage {
         // Not JSON (an HTML error page, a cut body): the translator gets the text.
       }
       const model = ctx.model ?? '';
-      const translated = t.ok
+      const status = t.head.status;
+      const translated = isSuccess(status)
         ? ctx.translator.response(body, { model })
-        : ctx.translator.error(t.status, body);
+        : ctx.translator.error(status, body);
       return Buffer.from(JSON.stringify(translated));
     },
   };
