@@ -2,14 +2,15 @@
  * Books one batch of usage events into PostgreSQL in one transaction: ledger rows keyed by
  * request_id (ON CONFLICT DO NOTHING, so redelivery never double-counts), hourly rollups
  * summed only from the rows that were actually inserted, and rejects for events that do
- * not parse or carry a string PostgreSQL cannot store. The price version in force at each
+ * not parse (a string PostgreSQL cannot store is booked escaped, see storable-text.ts). The price version in force at each
  * event's ts is found, and the cost computed, in SQL over numeric columns, so the ledger's
  * cost is exact and explainable.
  */
 import type pg from 'pg';
 import { usageEventSchema as eventSchema, type UsageEvent } from '@lanekeeper/contract';
 import { withTransaction, type Db } from '../stores/postgres.js';
-import { storableText, unstorableField } from './storable-text.js';
+import { isPlainText } from '../http/plain-text.js';
+import { storableText } from './storable-text.js';
 
 /** One stream entry as XREADGROUP returns it; fields is null when the entry was deleted. */
 export interface StreamEntry {
@@ -139,6 +140,7 @@ type Parsed = { event: UsageEvent } | { reason: string };
 
 /** The event with every string field escaped where PostgreSQL cannot store it (storableText). */
 function storableEvent<T extends Record<string, unknown>>(event: T): T {
+  if (Object.values(event).every((value) => typeof value !== 'string' || isPlainText(value))) return event;
   const out: Record<string, unknown> = { ...event };
   for (const [name, value] of Object.entries(out))
     if (typeof value === 'string') out[name] = storableText(value);
@@ -160,7 +162,7 @@ function parseEntry(payload: string | undefined): Parsed {
   // Relayed text (a model name an upstream reported) may hold what PostgreSQL cannot store.
   // The usage it records is real and billable, so it is booked with that text escaped, not
   // set aside (which would leave the request unbilled).
-  return { event: unstorableField(result.data) === undefined ? result.data : storableEvent(result.data) };
+  return { event: storableEvent(result.data) };
 }
 
 /** Books a batch in one transaction; the caller acknowledges the entries only after this resolves. */

@@ -6,17 +6,9 @@
  * usage is real and billed), so such an event neither fails its whole batch nor goes unbilled.
  */
 
-import { NOT_STORABLE, isPlainText } from '../http/plain-text.js';
+import { NOT_STORABLE } from '../http/plain-text.js';
 
 const UNSTORABLE_ALL = new RegExp(NOT_STORABLE.source, 'gu');
-
-/** The name of the first string field of a flat record that PostgreSQL cannot store, if any. */
-export function unstorableField(record: Record<string, unknown>): string | undefined {
-  for (const [name, value] of Object.entries(record)) {
-    if (typeof value === 'string' && !isPlainText(value)) return name;
-  }
-  return undefined;
-}
 
 /**
  * `text` with every unstorable character written as its JSON escape (`\u0000`, `\ud800`): an
