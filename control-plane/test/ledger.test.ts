@@ -50,6 +50,21 @@ interface Ev {
   reasoning_tokens: number;
 }
 
+/** An event of one token in and one out, now, for `tenant` (request_id to be set). */
+function oneTokenEach(tenant: string): Ev {
+  return {
+    request_id: 'x',
+    ts: new Date().toISOString(),
+    tenant,
+    model: 'gpt-4o-mini',
+    input_tokens: 1,
+    output_tokens: 1,
+    cached_input_tokens: 0,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+  };
+}
+
 function eventOf(e: Ev) {
   return {
     v: 1,
@@ -274,17 +289,7 @@ describe('the usage ledger', () => {
     await t.pool.query(
       `INSERT INTO audit_log (actor, action, resource, after) VALUES ('admin', 'tenant.erase', 'tenants/gone', '{}')`,
     );
-    const sample: Ev = {
-      request_id: 'x',
-      ts: new Date().toISOString(),
-      tenant: 'acme',
-      model: 'gpt-4o-mini',
-      input_tokens: 1,
-      output_tokens: 1,
-      cached_input_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    };
+    const sample = oneTokenEach('acme');
     const redis = new Redis(REDIS_URL);
     await redis.xadd(key, '*', 'event', JSON.stringify(eventOf({ ...sample, request_id: 'ok-1' })));
     await redis.xadd(
@@ -325,17 +330,7 @@ describe('the usage ledger', () => {
 
   it('books events holding text PostgreSQL cannot store with it escaped, rejects a payload with a raw U+0000, books the rest', async () => {
     const key = `${t.prefix}usage-c`;
-    const sample: Ev = {
-      request_id: 'x',
-      ts: new Date().toISOString(),
-      tenant: 'beta',
-      model: 'gpt-4o-mini',
-      input_tokens: 1,
-      output_tokens: 1,
-      cached_input_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    };
+    const sample = oneTokenEach('beta');
     const redis = new Redis(REDIS_URL);
     const add = (payload: string) => redis.xadd(key, '*', 'event', payload);
     try {
