@@ -3,6 +3,7 @@
  * tokens per hour from metered usage, and concurrency under parallel requests. Each refusal
  * is a 429 with Retry-After and a body naming the limit.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -171,7 +172,72 @@ describe('concurrent requests', () => {
   });
 });
 
+/** The free plan enforcing mid stream on 200 tokens an hour, optionally behind an OpenAI-dialect `upstreams:` entry. */
+function enforcingMidStream(translated: boolean) {
+  return (base: Record<string, unknown>) => {
+    const { upstream, plans, ...rest } = base as { upstream: object; plans: Record<string, object> };
+    return {
+      ...rest,
+      ...(translated
+        ? { upstreams: { openai: { ...upstream, dialect: 'openai', models: ['*'] } } }
+        : { upstream }),
+      plans: {
+        ...plans,
+        free: { ...plans.free, rate_limits: { tokens_per_hour: 200 }, enforce_mid_stream: true },
+      },
+    };
+  };
+}
+
+/** 900 characters of output, far past what 200 tokens an hour allows, from an upstream that ignores the cap. */
+const ENDLESS = Array.from({ length: 100 }, () => 'abcdefgh ');
+
 describe('mid-stream enforcement', () => {
+  it('tells an Anthropic client served by an OpenAI upstream the tokens it is charged for, not zero', async () => {
+    h = await startHarness({
+      reply: { kind: 'stream', chunks: chatStream('small-model', ENDLESS, undefined, false), delayMs: 3 },
+      config: enforcingMidStream(true),
+    });
+    const client = new Anthropic({ apiKey: KEYS.free, baseURL: h.proxy.url, maxRetries: 0 });
+    const stream = client.messages.stream({
+      model: 'small-model',
+      // Under the hour's 200, or admission refuses it; the upstream ignores it anyway.
+      max_tokens: 150,
+      messages: [{ role: 'user', content: 'go on forever' }],
+    });
+    const message = await stream.finalMessage();
+    expect(message.stop_reason).toBe('max_tokens');
+    await h.settled(1);
+    const line = h.accessLogs()[0]!;
+    expect(line).toMatchObject({ outcome: 'cut_off', provenance: 'partial' });
+    expect(message.usage.output_tokens).toBeGreaterThan(0);
+    expect(message.usage.output_tokens).toBe(line.output_tokens);
+    expect(message.usage.input_tokens).toBe(line.input_tokens);
+  });
+
+  it('gives an OpenAI client that asked for usage a usage chunk with the figures it is charged', async () => {
+    h = await startHarness({
+      reply: { kind: 'stream', chunks: chatStream('small-model', ENDLESS, undefined, false), delayMs: 3 },
+      config: enforcingMidStream(false),
+    });
+    const client = new OpenAI({ apiKey: KEYS.free, baseURL: `${h.proxy.url}/v1`, maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: 'small-model',
+      messages: [{ role: 'user', content: 'go on forever' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.at(-2)?.choices[0]?.finish_reason).toBe('length');
+    const usage = chunks.at(-1)?.usage;
+    await h.settled(1);
+    const line = h.accessLogs()[0]!;
+    expect(line.outcome).toBe('cut_off');
+    expect(usage?.completion_tokens).toBeGreaterThan(0);
+    expect(usage).toMatchObject({ prompt_tokens: line.input_tokens, completion_tokens: line.output_tokens });
+  });
+
   it('ends a stream that outruns the allowance at an event boundary, tells the client why, and meters it', async () => {
     const pieces = Array.from({ length: 100 }, () => 'abcdefgh ');
     h = await startHarness({

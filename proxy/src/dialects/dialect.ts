@@ -108,6 +108,11 @@ export interface Dialect {
    */
   withoutStreamUsage?(req: DialectRequest, route: DialectRoute): void;
   /**
+   * Whether this request's stream ends with usage (OpenAI's only when `include_usage` was
+   * asked, by the client or the proxy). Absent: every stream of the dialect reports it.
+   */
+  streamReportsUsage?(req: DialectRequest, route: DialectRoute): boolean;
+  /**
    * For a stream where usage was requested on the client's behalf: the event as the client
    * should see it (the same object when unchanged), or null to drop it. Call it for EVERY
    * event of such a stream, not only those `usageHint` selects: OpenAI also adds
@@ -134,8 +139,10 @@ export interface Dialect {
   /** The generated text in an event, for estimating output when a stream never reports usage. */
   textFromEvent(event: StreamEvent, route: DialectRoute): string;
   /**
-   * The bytes of a final event that ends a stream early, telling the client why. `usage`,
-   * when known, fills the usage fields some dialects' closing events require.
+   * The bytes of a final event that ends a stream early, telling the client why. `usage` is
+   * what the proxy meters for the stream so far; given, the closing events carry it where
+   * the dialect's own stream would have reported usage, so a client (or a translator
+   * rebuilding the stream for one) reads the figures that are booked, not zeros.
    */
   cutoffEvent?(route: DialectRoute, reason: string, usage?: Usage): string;
 }

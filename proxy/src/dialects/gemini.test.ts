@@ -160,6 +160,17 @@ describe('the Gemini dialect', () => {
     expect(JSON.parse(events[0]!.data)).toMatchObject({ candidates: [{ finishReason: 'MAX_TOKENS' }] });
   });
 
+  it('carries the figures it is given as usageMetadata, read back as the meter reads them', () => {
+    const parser = createSseParser();
+    const events = [
+      ...parser.push(Buffer.from(gemini.cutoffEvent!(STREAM, 'quota', { input: 7, output: 12 }))),
+      ...parser.end(),
+    ];
+    expect(gemini.usageHint(events[0]!)).toBe(true);
+    expect(gemini.usageFromEvent(events[0]!, STREAM)?.usage).toMatchObject({ input: 7, output: 12 });
+    expect(gemini.cutoffEvent!(STREAM, 'quota')).not.toContain('usageMetadata');
+  });
+
   describe('with the official SDK', () => {
     let server: Server;
     let baseUrl = '';

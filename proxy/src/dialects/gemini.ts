@@ -324,11 +324,20 @@ export const gemini: Dialect = {
     return out;
   },
 
-  cutoffEvent(_route, reason) {
+  cutoffEvent(_route, reason, usage) {
+    const input = usage?.input ?? 0;
+    const output = usage?.output ?? 0;
     const chunk = {
       candidates: [
         { content: { role: 'model', parts: [{ text: '' }] }, finishReason: 'MAX_TOKENS', index: 0 },
       ],
+      ...(usage && {
+        usageMetadata: {
+          promptTokenCount: input,
+          candidatesTokenCount: output,
+          totalTokenCount: input + output,
+        },
+      }),
       lanekeeper_cutoff: { reason },
     };
     return `data: ${JSON.stringify(chunk)}\r\n\r\n`;

@@ -393,6 +393,34 @@ describe('the OpenAI dialect', () => {
     },
   );
 
+  it.each([CHAT, '/v1/completions', '/v1/responses'])(
+    'carries the figures it is given in %s where the stream reports usage, read back as the meter reads them',
+    (path) => {
+      const parser = createSseParser();
+      const text = openai.cutoffEvent!(route(path), 'quota', { input: 7, output: 12 });
+      const events = [...parser.push(Buffer.from(text)), ...parser.end()];
+      const usages = events
+        .filter((e) => e.data !== '[DONE]' && openai.usageHint(e))
+        .map((e) => openai.usageFromEvent(e, route(path))?.usage)
+        .filter((u) => u !== undefined);
+      expect(usages).toEqual([expect.objectContaining({ input: 7, output: 12 })]);
+      // Without figures, no usage is claimed: a chunk with no choices would be new to a client that never asked.
+      const bare = openai.cutoffEvent!(route(path), 'quota');
+      expect(bare).not.toContain('"prompt_tokens"');
+      expect(bare).not.toContain('"input_tokens"');
+    },
+  );
+
+  it('says a chat stream reports usage only when include_usage was asked; a Responses stream always', () => {
+    const chat = (b: JsonBody) => openai.streamReportsUsage!(req(CHAT, b), route(CHAT));
+    expect(chat({ stream: true })).toBe(false);
+    expect(chat({ stream: true, stream_options: { include_usage: false } })).toBe(false);
+    expect(chat({ stream: true, stream_options: { include_usage: 'true' } })).toBe(false);
+    expect(chat({ stream: true, stream_options: { include_usage: true } })).toBe(true);
+    const responses = route('/v1/responses');
+    expect(openai.streamReportsUsage!(req('/v1/responses', { stream: true }), responses)).toBe(true);
+  });
+
   it('ends a chat stream for the official SDK with finish_reason "length" when cut off', async () => {
     const stream = fixture('openai/chat-stream-no-usage.sse').toString();
     const head = stream.slice(0, stream.indexOf('data: {', stream.indexOf(' can')));

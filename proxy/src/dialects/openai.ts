@@ -261,6 +261,11 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       b.stream_options = { ...options, include_usage: true };
       return true;
     },
+    streamReportsUsage(req, route) {
+      // The Responses stream's closing event always carries usage.
+      if (route !== CHAT && route !== COMPLETIONS) return true;
+      return record(body(req)?.stream_options)?.include_usage === true;
+    },
     withoutStreamUsage(req) {
       const b = body(req);
       const options = record(b?.stream_options);
@@ -388,8 +393,10 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       return out;
     },
 
-    cutoffEvent(route, reason) {
+    cutoffEvent(route, reason, usage) {
       const note = { reason };
+      const input = usage?.input ?? 0;
+      const output = usage?.output ?? 0;
       if (route === RESPONSES) {
         const payload = {
           type: 'response.incomplete',
@@ -398,27 +405,44 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
             status: 'incomplete',
             incomplete_details: { reason: 'max_output_tokens' },
             output: [],
-            usage: null,
+            usage: usage
+              ? { input_tokens: input, output_tokens: output, total_tokens: input + output }
+              : null,
           },
           lanekeeper_cutoff: note,
         };
         return `event: response.incomplete\ndata: ${JSON.stringify(payload)}\n\n`;
       }
+      const object = route === COMPLETIONS ? 'text_completion' : 'chat.completion.chunk';
       const choice =
         route === COMPLETIONS
           ? { index: 0, text: '', logprobs: null, finish_reason: 'length' }
           : { index: 0, delta: {}, logprobs: null, finish_reason: 'length' };
       const chunk = {
         id: 'lanekeeper-cutoff',
-        object: route === COMPLETIONS ? 'text_completion' : 'chat.completion.chunk',
+        object,
         created: 0,
         model: '',
         choices: [choice],
         lanekeeper_cutoff: note,
       };
-      return `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`;
+      // OpenAI's own order: the finish reason, then usage alone in a chunk with no choices.
+      const usageChunk = usage && {
+        id: 'lanekeeper-cutoff',
+        object,
+        created: 0,
+        model: '',
+        choices: [],
+        usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
+      };
+      return (
+        `data: ${JSON.stringify(chunk)}\n\n` +
+        (usageChunk ? `data: ${JSON.stringify(usageChunk)}\n\n` : '') +
+        'data: [DONE]\n\n'
+      );
     },
-  } satisfies Dialect & Pick<Required<Dialect>, 'withoutStreamUsage' | 'hideInjectedUsageInBlock'>;
+  } satisfies Dialect &
+    Pick<Required<Dialect>, 'withoutStreamUsage' | 'streamReportsUsage' | 'hideInjectedUsageInBlock'>;
 }
 
 /** The OpenAI dialect with default options. */

@@ -24,6 +24,8 @@ interface Watch {
   /** The end of the text so far: a token can span two deltas, so each delta is counted in its context. */
   tail: string;
   reportedOutput: number;
+  /** The prompt's count, once the upstream has reported it (Anthropic and Gemini do early). */
+  reportedInput: number | undefined;
   done: boolean;
 }
 
@@ -52,6 +54,7 @@ export function createEnforceMidStreamStage(): Stage {
         tokens: 0,
         tail: '',
         reportedOutput: 0,
+        reportedInput: undefined,
         done: false,
       });
     },
@@ -74,21 +77,25 @@ export function createEnforceMidStreamStage(): Stage {
             watch.tail = joined.slice(-TAIL_CHARS);
           }
           if (dialect.usageHint(event)) {
-            const output = dialect.usageFromEvent(event, route)?.usage?.output;
-            if (output !== undefined) watch.reportedOutput = output;
+            const usage = dialect.usageFromEvent(event, route)?.usage;
+            if (usage?.output !== undefined) watch.reportedOutput = usage.output;
+            if (usage?.input !== undefined) watch.reportedInput = usage.input;
           }
         }
         if (outputSoFar(watch) > watch.allowance) {
           watch.done = true;
           ctx.cutoff = 'output passed the tenant allowance';
           if (dialect.cutoffEvent) {
-            out.push(
-              Buffer.from(
-                dialect.cutoffEvent(route, "The tenant's remaining token or spend allowance is used up.", {
-                  output: outputSoFar(watch),
-                }),
-              ),
-            );
+            // The figures the meter will book: the prompt as reported, else as estimated at
+            // admission (meter-usage falls back the same way). Left out where the client's
+            // own stream would not have carried usage, so it keeps its shape; a translator
+            // always gets them, and shows them as the client's dialect does.
+            const usage =
+              ctx.translator || (dialect.streamReportsUsage?.(ctx.request, route) ?? true)
+                ? { input: watch.reportedInput ?? ctx.estimatedPromptTokens, output: outputSoFar(watch) }
+                : undefined;
+            const reason = "The tenant's remaining token or spend allowance is used up.";
+            out.push(Buffer.from(dialect.cutoffEvent(route, reason, usage)));
           }
           break;
         }
