@@ -36,16 +36,16 @@ function blocksHaveImage(content: unknown): boolean {
   );
 }
 
-/** Adds the base64 sources of image and document blocks (also inside tool results) to `slots`. */
+/** Adds the base64 and URL sources of image and document blocks (also inside tool results) to `slots`. */
 function addBlockMedia(content: unknown, slots: MediaSlots): void {
   if (!Array.isArray(content)) return;
   for (const block of content) {
     if (!isRecord(block)) continue;
     if (block.type === 'tool_result') addBlockMedia(block.content, slots);
     const source = record(block.source);
-    if ((block.type === 'image' || block.type === 'document') && source?.type === 'base64') {
-      addMediaSlot(slots, source, 'data', source.media_type);
-    }
+    if (block.type !== 'image' && block.type !== 'document') continue;
+    if (source?.type === 'base64') addMediaSlot(slots, source, 'data', source.media_type);
+    else if (source?.type === 'url') addMediaSlot(slots, source, 'url');
   }
 }
 

@@ -150,7 +150,7 @@ function partsHaveImage(parts: unknown): boolean {
 }
 
 /**
- * Adds the inline blobs of a Content's parts to `slots`. A blob that spells its media type
+ * Adds the inline blobs and file URIs of a Content's parts to `slots`. A blob that spells its media type
  * both ways, differently, has no declared type: which one Gemini reads is not known.
  */
 function addInlineMedia(content: unknown, slots: MediaSlots): void {
@@ -164,6 +164,11 @@ function addInlineMedia(content: unknown, slots: MediaSlots): void {
         blob.mimeType === undefined || blob.mime_type === undefined || blob.mimeType === blob.mime_type;
       addMediaSlot(slots, blob, 'data', agreed ? (blob.mimeType ?? blob.mime_type) : undefined);
     }
+    // A file by URI (Files API, Cloud Storage, YouTube): billed by content the proxy never sees.
+    const file = record(p.fileData);
+    if (file) addMediaSlot(slots, file, 'fileUri');
+    const snake = record(p.file_data);
+    if (snake) addMediaSlot(slots, snake, 'file_uri');
   }
 }
 

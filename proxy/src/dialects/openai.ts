@@ -52,7 +52,8 @@ function mediaSlots(b: JsonBody, route: DialectRoute): MediaSlots {
     } else if (p.type === 'input_audio' && isRecord(p.input_audio)) {
       addMediaSlot(slots, p.input_audio, 'data', `audio/${String(p.input_audio.format)}`);
     } else if (p.type === 'file') addMediaSlot(slots, p.file, 'file_data');
-    else if (p.type === 'input_file') addMediaSlot(slots, p, 'file_data');
+    else if (p.type === 'input_file')
+      addMediaSlot(slots, p, typeof p.file_url === 'string' ? 'file_url' : 'file_data');
   };
   const items = route === CHAT ? b.messages : b.input;
   if (!Array.isArray(items)) return slots;

@@ -101,6 +101,27 @@ describe('estimateWithMedia', () => {
     expect(estimateWithMedia(tinySlots, tiny)).toBeGreaterThanOrEqual(BINARY_ALLOWANCE_TOKENS);
   });
 
+  it.each([
+    ['an https image URL', 'https://images.example/cat.png'],
+    ['a Cloud Storage URI', 'gs://bucket/clip.mp4'],
+  ])('counts %s in a slot as one allowance, not its two dozen characters', (_name, url) => {
+    const holder = { url };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, holder, 'url');
+    expect(estimateWithMedia(slots, holder)).toBeGreaterThanOrEqual(BINARY_ALLOWANCE_TOKENS);
+    expect(estimateJsonTokens(holder)).toBeLessThan(20);
+  });
+
+  it.each([
+    ['a prompt behind a scheme', `https://x/ ${TEXT}`],
+    ['a URL longer than an allowance', `https://x/${'a'.repeat(TEXT.length)}`],
+  ])('counts %s in a slot by its text when that is more', (_name, url) => {
+    const holder = { url };
+    const slots: MediaSlots = new Map();
+    addMediaSlot(slots, holder, 'url');
+    expect(estimateWithMedia(slots, holder)).toBeGreaterThanOrEqual(asText);
+  });
+
   it('counts only the slot field of a holder as media; its other fields are text', () => {
     const holder = { url: `data:image/png;base64,${PNG}`, detail: TEXT };
     const slots: MediaSlots = new Map();

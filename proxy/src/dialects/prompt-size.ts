@@ -93,16 +93,26 @@ function startsAsBinary(payload: string): boolean {
 }
 
 /**
+ * An attachment by reference (`https://`, `gs://`): the provider fetches it and bills its
+ * content, which the proxy never sees. No whitespace, so a prompt with a scheme in front is
+ * still text.
+ */
+const REMOTE_URL = /^[a-z][a-z0-9+.-]{0,31}:\/\/\S+$/i;
+
+/**
  * Tokens for a string in a media slot. A real base64 image counts the allowance. Anything
  * else is counted by its size: what is not base64 is sent as is and may be read as text.
  * Documents, audio and video are billed by their content (a PDF per page and per word
  * extracted, audio by the second), which cannot be read without decoding them: their size
  * is the fair share counted, a third of a token per decoded byte, and at least one allowance
- * (a page or a short clip).
+ * (a page or a short clip). An attachment by URL counts one allowance, or its text if
+ * longer: counted as the twenty-odd tokens of its text, a request of hundreds of image URLs
+ * was admitted as a short prompt and billed hundreds of thousands of tokens afterwards.
  */
 function mediaTokens(value: string, declared: string | undefined): number {
   let mediaType = declared;
   let payload = value;
+  if (REMOTE_URL.test(value)) return Math.max(BINARY_ALLOWANCE_TOKENS, textTokens(value));
   if (value.startsWith('data:')) {
     const header = DATA_URL_HEADER.exec(value.slice(0, DATA_URL_HEADER_MAX));
     if (!header) return textTokens(value);

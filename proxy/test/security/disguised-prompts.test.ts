@@ -257,6 +257,70 @@ describe('a prompt disguised as an image against max_context', () => {
     expect(h.upstream.received.length).toBe(before);
   });
 
+  // An attachment by URL is fetched and billed by the provider (up to ~1,600 tokens an image, a
+  // PDF by its pages): three of them cannot fit 4,096 tokens, however short their URLs.
+  const remote = 'https://images.example/cat.png';
+  const claudeUrl = (type: string) => ({ type, source: { type: 'url', url: remote } });
+  it.each([
+    ['image parts', 'openai', user([imageUrl(remote), imageUrl(remote), imageUrl(remote)])],
+    [
+      'Responses file inputs',
+      'openai',
+      user([1, 2, 3].map(() => ({ type: 'input_file', file_url: 'https://docs.example/a.pdf' }))),
+    ],
+    [
+      'image blocks',
+      'anthropic',
+      claude([{ role: 'user', content: [1, 2, 3].map(() => claudeUrl('image')) }]),
+    ],
+    [
+      'document blocks',
+      'anthropic',
+      claude([{ role: 'user', content: [1, 2, 3].map(() => claudeUrl('document')) }]),
+    ],
+    [
+      'file data parts',
+      'gemini',
+      geminiParts(
+        ...[1, 2, 3].map(() => ({ fileData: { mimeType: 'image/png', fileUri: 'gs://b/cat.png' } })),
+      ),
+    ],
+    [
+      'snake_case file data parts',
+      'gemini',
+      geminiParts(
+        ...[1, 2, 3].map(() => ({ file_data: { mime_type: 'video/mp4', file_uri: 'gs://b/v.mp4' } })),
+      ),
+    ],
+  ] as [string, Target, unknown][])(
+    'counts three attachments by URL in %s (%s) as three images: context_length_exceeded',
+    async (_name, target, body) => {
+      const before = h.upstream.received.length;
+      const r = await send(h, target, body);
+      expect(r.status).toBe(400);
+      expect(apiCode(r.text)).toBe('context_length_exceeded');
+      expect(h.upstream.received.length).toBe(before);
+    },
+  );
+
+  it.each([
+    ['an image part by URL', 'openai', user([{ type: 'text', text: 'what is this?' }, imageUrl(remote)])],
+    ['an image block by URL', 'anthropic', claude([{ role: 'user', content: [claudeUrl('image')] }])],
+    [
+      'a file data part',
+      'gemini',
+      geminiParts({ text: 'what?' }, { fileData: { mimeType: 'image/png', fileUri: 'gs://b/cat.png' } }),
+    ],
+  ] as [string, Target, unknown][])(
+    'still forwards one attachment by URL in %s (%s)',
+    async (_name, target, body) => {
+      const before = h.upstream.received.length;
+      const r = await send(h, target, body);
+      expect(r.status).toBe(200);
+      expect(h.upstream.received.length).toBe(before + 1);
+    },
+  );
+
   it.each([
     ['an image part', 'openai', user([{ type: 'text', text: 'what is this?' }, imageUrl(PNG_URL)])],
     [
