@@ -52,6 +52,12 @@ export const upstreamSchema = z.strictObject({
    */
   models: z.array(modelGlob).min(1).optional(),
   timeout_ms: positiveInt.default(600_000),
+  /**
+   * The most a request may spend on this upstream, from its first call to the answer's last
+   * byte, retries included; absent, no bound. `timeout_ms` bounds silences, so an upstream
+   * that keeps sending holds a stream, its slot and its reservation for as long as it does.
+   */
+  max_duration_ms: positiveInt.max(86_400_000).optional(),
   connect_timeout_ms: positiveInt.default(10_000),
   connections: positiveInt.default(128),
   /**

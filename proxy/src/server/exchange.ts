@@ -64,9 +64,17 @@ function errorStyleOf(ctx: RequestContext): ErrorStyle {
   return anthropicClient ? 'anthropic' : 'openai';
 }
 
+/** Why the proxy aborted a call whose upstream passed its `max_duration_ms`. */
+class MaxDurationError extends Error {
+  constructor(readonly maxDurationMs: number) {
+    super(`the upstream did not finish within max_duration_ms (${maxDurationMs} ms)`);
+  }
+}
+
 /** A call that failed without a status, as a retry/fallback trigger. */
 function failureOf(error: Error): Failure & { readonly kind: 'connect_error' | 'timeout' } {
-  return error instanceof undiciErrors.HeadersTimeoutError ||
+  return error instanceof MaxDurationError ||
+    error instanceof undiciErrors.HeadersTimeoutError ||
     error instanceof undiciErrors.BodyTimeoutError ||
     error instanceof undiciErrors.ConnectTimeoutError
     ? { kind: 'timeout' }
@@ -74,6 +82,11 @@ function failureOf(error: Error): Failure & { readonly kind: 'connect_error' | '
 }
 
 function upstreamError(error: Error): ProxyError {
+  if (error instanceof MaxDurationError) {
+    return new UpstreamTimeoutError(
+      `The upstream did not finish within ${error.maxDurationMs} ms (its max_duration_ms).`,
+    );
+  }
   if (failureOf(error).kind === 'timeout') {
     return new UpstreamTimeoutError('The upstream did not answer in time.');
   }
@@ -113,6 +126,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** When the first call was sent: retries stay within the upstream's timeout from here. */
   private firstSentAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Ends the current upstream's part at its max_duration_ms (restarted on a fallback). */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** When that is, on performance.now()'s clock; Infinity without a bound. */
+  private deadlineAt = Infinity;
+  /** Set once it passed: no retry, no fallback, and a call not yet started is aborted at once. */
+  private deadlinePassed: MaxDurationError | undefined;
   /** Whether the current call's result was counted (metrics, health). */
   private outcomeNoted = false;
   /** The upstream whose credentials ctx.upstreamHeaders carries. */
@@ -268,6 +287,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     if (body.length > 0 || (method !== 'GET' && method !== 'HEAD'))
       headers['content-length'] = String(body.length);
+    // The first call to this upstream (attempts restart at a fallback) starts its bound.
+    if (this.attempts === 0) this.startDeadline(target.config.max_duration_ms);
     this.attempts++;
     this.sentAt = performance.now();
     if (this.firstSentAt === 0) this.firstSentAt = this.sentAt;
@@ -321,7 +342,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private tryAgain(failure: Failure, retryAfter: string | string[] | undefined): boolean {
     const { ctx, deps } = this;
     const upstream = ctx.upstream;
-    if (!upstream || this.clientGone || this.headSent) return false;
+    if (!upstream || this.clientGone || this.headSent || this.deadlinePassed) return false;
     const retries = upstream.config.retries;
     if (this.attempts < retries.attempts && matches(retries.on, failure)) {
       const wait = backoffMs(this.attempts, {
@@ -329,8 +350,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
         max: retries.max_backoff_ms,
         retryAfter: retryAfterMs(retryAfter),
       });
-      // Retries stay within the upstream's timeout, counted from the first call.
-      if (performance.now() - this.firstSentAt + wait < upstream.config.timeout_ms) {
+      // Retries stay within the upstream's timeout, counted from the first call, and its
+      // max_duration_ms.
+      const now = performance.now();
+      if (now - this.firstSentAt + wait < upstream.config.timeout_ms && now + wait < this.deadlineAt) {
         deps.metrics.upstreamRetries.inc({ upstream: upstream.name, reason: failureName(failure) });
         this.giveUpCall();
         this.retryTimer = setTimeout(() => {
@@ -372,8 +395,48 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.clientGone && !this.ctx.upstream?.config.drain_on_client_abort)
+    if (this.deadlinePassed) controller.abort(this.deadlinePassed);
+    else if (this.clientGone && !this.ctx.upstream?.config.drain_on_client_abort)
       controller.abort(new Error('client went away'));
+  }
+
+  private startDeadline(maxDurationMs: number | undefined): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.deadlineAt = Infinity;
+    if (maxDurationMs === undefined) return;
+    this.deadlineAt = performance.now() + maxDurationMs;
+    this.deadlineTimer = setTimeout(() => this.onDeadline(maxDurationMs), maxDurationMs);
+  }
+
+  /**
+   * The upstream passed its max_duration_ms: the call is aborted, and onResponseError
+   * answers a 504 if the client has nothing yet, or cuts its stream as any upstream failure
+   * after the first byte does. Either way the request is metered and its slot freed.
+   */
+  private onDeadline(maxDurationMs: number): void {
+    this.deadlineTimer = undefined;
+    if (this.finished) return;
+    const error = new MaxDurationError(maxDurationMs);
+    this.deadlinePassed = error;
+    this.deps.logger.warn(
+      {
+        request_id: this.ctx.id,
+        tenant: this.ctx.tenant?.id,
+        upstream: this.ctx.upstream?.name,
+        max_duration_ms: maxDurationMs,
+        trace_id: this.ctx.trace?.traceId,
+      },
+      'request passed its upstream max_duration_ms',
+    );
+    if (this.retryTimer) {
+      // Waiting to retry: nothing is in flight to abort.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      if (this.clientGone) return this.finish('client_aborted');
+      return this.localReply(upstreamError(error));
+    }
+    this.controller?.abort(error);
   }
 
   onResponseStart(
@@ -627,6 +690,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private finish(outcome: NonNullable<RequestContext['outcome']>): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.deadlineTimer);
     const { ctx, res } = this;
     // A call that ended without a status (the client left first) says nothing of the
     // upstream's health; if it was an ejected upstream's probe, another may go.
