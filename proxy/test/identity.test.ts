@@ -5,9 +5,11 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/schema.js';
+import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 
@@ -98,6 +100,16 @@ describe('JWT identity', () => {
       async () => sign({ org_id: 'globex' }, { key: (await generateKeyPair('RS256')).privateKey }),
     ],
     [
+      'a token that never expires (no exp claim)',
+      async () =>
+        new SignJWT({ org_id: 'globex' })
+          .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+          .setIssuer('https://idp.test')
+          .setAudience('lanekeeper')
+          .setIssuedAt()
+          .sign(current.privateKey),
+    ],
+    [
       'a token with a forged payload',
       async () => {
         const [head, , sig] = (await sign({ org_id: 'acme' })).split('.');
@@ -129,6 +141,59 @@ describe('JWT identity', () => {
     });
     expect(r.status).toBe(200);
     expect(h.lastReceived().headers['x-tenant-id']).toBe('hooli');
+  });
+});
+
+describe('JWT identity with require_exp: false', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('admits a token without exp only when the operator opted out, and still refuses an expired one', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const spki = await exportSPKI(publicKey);
+    h = await startHarness({
+      reply,
+      config: (base) => ({
+        ...base,
+        identity: {
+          sources: ['jwt'],
+          jwt: { public_key: spki, algorithms: ['ES256'], tenant_claim: 'org_id', require_exp: false },
+        },
+      }),
+    });
+    const token = (exp?: number) => {
+      const jwt = new SignJWT({ org_id: 'globex' }).setProtectedHeader({ alg: 'ES256' });
+      return (exp === undefined ? jwt : jwt.setExpirationTime(exp)).sign(privateKey);
+    };
+    expect((await call(h, { authorization: `Bearer ${await token()}` })).status).toBe(200);
+    const expired = await call(h, {
+      authorization: `Bearer ${await token(Math.floor(Date.now() / 1000) - 60)}`,
+    });
+    expect(expired.status).toBe(401);
+  });
+
+  it.each([
+    ['a string', 'false'],
+    ['a number', 0],
+    ['null', null],
+  ])('refuses require_exp that is %s, naming its path', (_name, value) => {
+    let error: unknown;
+    try {
+      parseConfig({
+        upstream: { url: 'http://127.0.0.1:9' },
+        identity: { sources: ['jwt'], jwt: { public_key: 'x', require_exp: value } },
+        pricing: {},
+        plans: { free: { models: { default: 'm' } } },
+        tenants: [{ id: 'acme', plan: 'free' }],
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.path)).toContain('identity.jwt.require_exp');
   });
 });
 

@@ -96,6 +96,12 @@ const identitySchema = z.strictObject({
       tenant_claim: z.string().default('tenant'),
       algorithms: z.array(z.string()).optional(),
       clock_tolerance_s: z.number().nonnegative().default(5),
+      /**
+       * Refuse a token without `exp`: one leaked from a log or a browser would otherwise
+       * admit its tenant forever. Off only for an IdP that issues none, and then revocation
+       * is only a key rotation.
+       */
+      require_exp: z.boolean().default(true),
       /** Least time between JWKS re-fetches for unknown key ids; bounds what random kids can cost the IdP. */
       jwks_cooldown_ms: z.number().int().nonnegative().default(30_000),
     })

@@ -1,8 +1,8 @@
 /**
  * Verifies an existing app's own user JWTs with `jose` (never hand-rolled crypto): the
  * signature against a JWKS (fetched, cached and re-fetched on an unknown key id, so key
- * rotation works) or a configured public key, then exp/nbf, issuer and audience. The
- * tenant comes from a configured claim.
+ * rotation works) or a configured public key, then exp (required unless `require_exp: false`)
+ * and nbf, issuer and audience. The tenant comes from a configured claim.
  */
 import { createLocalJWKSet, createRemoteJWKSet, importSPKI, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/schema.js';
@@ -55,6 +55,7 @@ export function createJwtVerifier(config: JwtConfig): JwtVerifier {
         audience: config.audience,
         algorithms: config.algorithms,
         clockTolerance: config.clock_tolerance_s,
+        requiredClaims: config.require_exp ? ['exp'] : [],
       };
       const { payload } =
         typeof key === 'function'
