@@ -9,6 +9,23 @@ import { allowPathSchema } from './allow-paths.js';
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/**
+ * A tenant's incarnation as the control plane writes it: a UUID in PostgreSQL's lowercase
+ * text form. Only this form is accepted, so the proxy never carries (and the ledger never
+ * compares) anything but what the control plane issued.
+ */
+export const INCARNATION_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Which incarnation of its id a tenant is: new each time the id is created again after an
+ * erasure. The control plane sets it in the config it serves and the proxy copies it into
+ * each usage event, so the ledger can tell a late event of an erased tenant from one of the
+ * tenant created again under the same id (docs/usage-events.md).
+ */
+export const incarnationSchema = z
+  .string()
+  .regex(INCARNATION_PATTERN, { message: 'expected a lowercase UUID, as the control plane sets it' });
+
 const positiveInt = z.number().int().positive();
 
 /** A plan's `max_output_tokens` when it sets none. */
@@ -120,6 +137,8 @@ export const tenantSchema = z.strictObject({
     )
     .default([]),
   overrides: overridesSchema.default({}),
+  /** Set by the control plane; a hand-written config leaves it out (see incarnationSchema). */
+  incarnation: incarnationSchema.optional(),
 });
 
 export const priceSchema = z.strictObject({

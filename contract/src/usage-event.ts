@@ -5,6 +5,7 @@
  * an entry that does not parse is rejected, never guessed at. Version it on any change.
  */
 import { z } from 'zod';
+import { incarnationSchema } from './tenancy.js';
 
 /** Where a usage figure came from; billing tells them apart (see the proxy's usage.ts). */
 export const PROVENANCES = ['reported', 'estimated', 'partial', 'invalid'] as const;
@@ -44,6 +45,12 @@ export const usageEventSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .nullish(),
+  /**
+   * The incarnation of `tenant` the request was admitted for, when the proxy's config gave
+   * the tenant one (the control plane's always does). The ledger books such an event only to
+   * the tenant row of that incarnation; without it the event is booked as before.
+   */
+  tenant_incarnation: incarnationSchema.optional(),
 });
 
 export type UsageEvent = z.infer<typeof usageEventSchema>;

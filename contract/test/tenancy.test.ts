@@ -81,6 +81,23 @@ describe('tenantSchema', () => {
   it('refuses a status other than active or suspended', () => {
     expect(tenantSchema.safeParse({ id: 'acme', plan: 'free', status: 'deleted' }).success).toBe(false);
   });
+
+  it('takes an incarnation only as the lowercase UUID the control plane issues, and none at all', () => {
+    const incarnation = '6f1c2b9e-4d7a-4f0e-9b1a-3c5d7e9f1a2b';
+    expect(tenantSchema.parse({ id: 'acme', plan: 'free', incarnation }).incarnation).toBe(incarnation);
+    expect(tenantSchema.parse({ id: 'acme', plan: 'free' })).not.toHaveProperty('incarnation');
+    for (const hostile of [
+      1,
+      null,
+      '',
+      'x'.repeat(10_240),
+      `${incarnation}\u0000`,
+      incarnation.toUpperCase(),
+    ])
+      expect(problems(tenantSchema.safeParse({ id: 'acme', plan: 'free', incarnation: hostile }))).toEqual([
+        'incarnation',
+      ]);
+  });
 });
 
 describe('overridesSchema and priceSchema', () => {

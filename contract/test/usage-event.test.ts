@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { usageEventSchema, type UsageEvent } from '../src/index.js';
 
+const INCARNATION = '6f1c2b9e-4d7a-4f0e-9b1a-3c5d7e9f1a2b';
+
 const event: UsageEvent = {
   v: 1,
   request_id: '0f6a3c9e-1111-4c1d-9d51-000000000001',
@@ -31,10 +33,12 @@ const event: UsageEvent = {
 };
 
 describe('usageEventSchema', () => {
-  it('accepts what the proxy writes, with or without the key hash', () => {
+  it('accepts what the proxy writes, with or without the key hash and the incarnation', () => {
     expect(usageEventSchema.parse(event)).toEqual(event);
     const keyed = { ...event, api_key_sha256: 'a'.repeat(64) };
     expect(usageEventSchema.parse(keyed)).toEqual(keyed);
+    const incarnated = { ...event, tenant_incarnation: INCARNATION };
+    expect(usageEventSchema.parse(incarnated)).toEqual(incarnated);
   });
 
   it.each([
@@ -48,6 +52,12 @@ describe('usageEventSchema', () => {
     ['an empty request id', { request_id: '' }],
     ['a tenant id past 63 characters', { tenant: 'a'.repeat(64) }],
     ['a key hash that is not hex', { api_key_sha256: 'z'.repeat(64) }],
+    ['an incarnation that is a number', { tenant_incarnation: 7 }],
+    ['an incarnation that is null', { tenant_incarnation: null }],
+    ['an empty incarnation', { tenant_incarnation: '' }],
+    ['a 10 KB incarnation', { tenant_incarnation: 'a'.repeat(10_240) }],
+    ['an incarnation with a NUL', { tenant_incarnation: `${INCARNATION.slice(0, -1)}\u0000` }],
+    ['an upper-case incarnation', { tenant_incarnation: INCARNATION.toUpperCase() }],
   ])('refuses %s', (_name, change) => {
     expect(usageEventSchema.safeParse({ ...event, ...change }).success).toBe(false);
   });

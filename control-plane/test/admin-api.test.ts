@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INCARNATION_PATTERN } from '@lanekeeper/contract';
 import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
@@ -90,7 +91,14 @@ describe('onboarding through the admin API', () => {
       },
     });
     expect(config.body.tenants).toEqual([
-      { id: 'acme', plan: 'free', status: 'active', api_key_sha256: [sha], overrides: {} },
+      {
+        id: 'acme',
+        plan: 'free',
+        status: 'active',
+        api_key_sha256: [sha],
+        overrides: {},
+        incarnation: expect.stringMatching(INCARNATION_PATTERN),
+      },
     ]);
     // This control plane manages Qdrant collections, so the ETag also covers its templates.
     expect(config.headers.etag).toMatch(new RegExp(`^"${config.body.version}-[0-9a-f]{12}"$`));

@@ -28,9 +28,19 @@ describe('start-up', () => {
     await migrate(t.env);
     const applied = async () =>
       (await t.pool.query(`SELECT name FROM schema_migrations ORDER BY id`)).rows.map((r) => r.name);
-    expect(await applied()).toEqual(['0001_initial', '0002_invalid_provenance', '0003_auth_failures']);
+    expect(await applied()).toEqual([
+      '0001_initial',
+      '0002_invalid_provenance',
+      '0003_auth_failures',
+      '0004_tenant_incarnation',
+    ]);
     await migrate(t.env);
-    expect(await applied()).toEqual(['0001_initial', '0002_invalid_provenance', '0003_auth_failures']);
+    expect(await applied()).toEqual([
+      '0001_initial',
+      '0002_invalid_provenance',
+      '0003_auth_failures',
+      '0004_tenant_incarnation',
+    ]);
   });
 
   it('refuses a database migrated by a newer build', async () => {

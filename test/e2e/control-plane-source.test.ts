@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INCARNATION_PATTERN } from '@lanekeeper/contract';
 import {
   ControlPlaneUnavailableError,
   createControlPlaneSource,
@@ -83,7 +84,14 @@ describe('the control-plane source', () => {
     await s.start();
     expect(snapshots).toHaveLength(1);
     expect(snapshots[0]!.tenants).toEqual([
-      { id: 'acme', plan: 'free', status: 'active', api_key_sha256: [], overrides: {} },
+      {
+        id: 'acme',
+        plan: 'free',
+        status: 'active',
+        api_key_sha256: [],
+        overrides: {},
+        incarnation: expect.stringMatching(INCARNATION_PATTERN),
+      },
     ]);
     expect(s.current).toEqual({ version: snapshots[0]!.version, origin: 'control-plane' });
     const disk = JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8'));

@@ -15,8 +15,12 @@
  *   created again         `before` is the new tenant row's created_at: the new tenant's requests
  *                         are admitted only once it exists, so nothing of it reaches a store
  *                         earlier; late events of the erased tenant that arrived in between
- *                         are swept. One that arrives only after the creation is booked to the
- *                         new tenant, as the ledger would book it after the sweep anyway.
+ *                         are swept. One that arrives only after the creation names the erased
+ *                         incarnation (tenants.incarnation, which proxies copy from the config
+ *                         into each event), and the ledger books it to no one
+ *                         (ledger/book-events.ts). Only an event without an incarnation (from
+ *                         a proxy older than incarnations, or one on a hand-written config)
+ *                         is still booked to the new tenant then.
  *   erased again, or being erased   nothing: that erasure sweeps everything and has its own
  *                         second sweep (this one would re-key rows to the wrong pseudonym)
  */

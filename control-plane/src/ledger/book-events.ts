@@ -5,9 +5,19 @@
  * not parse (a string PostgreSQL cannot store is booked escaped, see storable-text.ts). The price version in force at each
  * event's ts is found, and the cost computed, in SQL over numeric columns, so the ledger's
  * cost is exact and explainable.
+ *
+ * An event that names its tenant's incarnation is booked only to the tenant row holding that
+ * incarnation. After an erasure the id may belong to a tenant created again, and an event of
+ * the erased tenant can still arrive (a proxy's backlog): it is dropped and counted as an
+ * erased tenant's, neither booked nor kept as a reject under the new tenant's id.
  */
 import type pg from 'pg';
-import { usageEventSchema as eventSchema, type UsageEvent } from '@lanekeeper/contract';
+import {
+  INCARNATION_PATTERN,
+  TENANT_ID_PATTERN,
+  usageEventSchema as eventSchema,
+  type UsageEvent,
+} from '@lanekeeper/contract';
 import { withTransaction, type Db } from '../stores/postgres.js';
 import { isPlainText } from '../http/plain-text.js';
 import { storableText } from './storable-text.js';
@@ -30,7 +40,10 @@ export interface BookingResult {
   inserted: number;
   duplicates: number;
   rejected: number;
-  /** Events of tenants being erased: dropped on purpose. */
+  /**
+   * Events of tenants being erased or erased, and events naming an incarnation no current
+   * tenant of their id has (an erased tenant's, the id since created again): dropped on purpose.
+   */
   erased: number;
 }
 
@@ -54,12 +67,17 @@ WITH input AS (
     model_requested text, upstream_model text, input_tokens bigint, output_tokens bigint,
     cached_input_tokens bigint, cache_write_tokens bigint, reasoning_tokens bigint, cost_usd numeric,
     status integer, stream boolean, provenance text, latency_ms integer, ttfb_ms integer, stream_id text,
-    api_key_sha256 text)
+    api_key_sha256 text, tenant_incarnation uuid)
   -- Drop events of a tenant being erased, or erased and not re-created (a request that was in
-  -- flight during its erasure): they must not bring the tenant back into the ledger.
+  -- flight during its erasure): they must not bring the tenant back into the ledger. An event
+  -- that names its incarnation must find that very row: once the id is created again, the
+  -- erased tenant's late events name an incarnation the new row does not have.
   WHERE x.tenant NOT IN (SELECT tenant_id FROM erasure_jobs)
-    AND (EXISTS (SELECT 1 FROM tenants t WHERE t.id = x.tenant)
-         OR NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'tenant.erase' AND a.resource = 'tenants/' || x.tenant))
+    AND CASE WHEN x.tenant_incarnation IS NULL THEN
+          EXISTS (SELECT 1 FROM tenants t WHERE t.id = x.tenant)
+          OR NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'tenant.erase' AND a.resource = 'tenants/' || x.tenant)
+        ELSE EXISTS (SELECT 1 FROM tenants t WHERE t.id = x.tenant AND t.incarnation = x.tenant_incarnation)
+        END
 ), used AS (
   UPDATE api_keys k SET last_used_at = greatest(k.last_used_at, u.ts)
     FROM (SELECT api_key_sha256, max(ts) AS ts FROM input WHERE api_key_sha256 IS NOT NULL GROUP BY 1) u
@@ -115,25 +133,68 @@ export function isDataError(error: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
-/** Keeps an entry the ledger cannot book (so it is acknowledged without being lost). */
-export async function rejectEntry(pool: pg.Pool, entry: StreamEntry, reason: string): Promise<void> {
-  await insertReject(
+/**
+ * Keeps an entry the ledger cannot book (so it is acknowledged without being lost); false
+ * when it was dropped instead, as an erased incarnation's (see insertReject).
+ */
+export async function rejectEntry(pool: pg.Pool, entry: StreamEntry, reason: string): Promise<boolean> {
+  return insertReject(
     pool,
     { id: entry.id, reason },
     entry.fields ? fieldOf(entry.fields, 'event') : undefined,
   );
 }
 
-// Escaped, because a payload or request id that PostgreSQL refused must still be recordable.
-async function insertReject(db: Db, rejection: Rejection, payload: string | undefined): Promise<void> {
-  await db.query(
-    `INSERT INTO usage_rejects (stream_id, payload, reason) VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING`,
-    [
-      storableText(rejection.id),
-      payload === undefined ? null : storableText(payload),
-      storableText(rejection.reason),
-    ],
-  );
+/**
+ * The tenant and incarnation a rejected payload names, read leniently since it is no valid
+ * event: undefined (the reject is kept, as before) unless both are well formed in a version 1
+ * event, so an event of a version this ledger does not know is parked, never dropped.
+ */
+function claimedIncarnation(
+  payload: string | undefined,
+): { tenant: string; incarnation: string } | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload ?? 'null');
+  } catch {
+    return undefined;
+  }
+  if (typeof json !== 'object' || json === null) return undefined;
+  const { v, tenant, tenant_incarnation: incarnation } = json as Record<string, unknown>;
+  if (v !== 1) return undefined;
+  if (typeof tenant !== 'string' || !TENANT_ID_PATTERN.test(tenant)) return undefined;
+  if (typeof incarnation !== 'string' || !INCARNATION_PATTERN.test(incarnation)) return undefined;
+  return { tenant, incarnation };
+}
+
+// A reject holds the whole event, so one of an erased incarnation would keep the erased
+// tenant's data under the id's new tenant, past the erasure's second sweep: it is dropped, as
+// the ledger drops such an event. One statement decides and inserts, on one snapshot.
+const INSERT_REJECT = `
+WITH claim AS (
+  SELECT $4::text IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $4 AND incarnation = $5::uuid) AS erased
+), kept AS (
+  INSERT INTO usage_rejects (stream_id, payload, reason)
+  SELECT $1, $2, $3 FROM claim WHERE NOT erased
+  ON CONFLICT (stream_id) DO NOTHING
+)
+SELECT erased FROM claim`;
+
+/**
+ * Keeps a rejected entry, escaped, because a payload or request id that PostgreSQL refused
+ * must still be recordable; false when it named an incarnation no tenant of its id has now.
+ */
+async function insertReject(db: Db, rejection: Rejection, payload: string | undefined): Promise<boolean> {
+  const claim = claimedIncarnation(payload);
+  const { rows } = await db.query(INSERT_REJECT, [
+    storableText(rejection.id),
+    payload === undefined ? null : storableText(payload),
+    storableText(rejection.reason),
+    claim?.tenant ?? null,
+    claim?.incarnation ?? null,
+  ]);
+  return !(rows[0] as { erased: boolean }).erased;
 }
 
 type Parsed = { event: UsageEvent } | { reason: string };
@@ -193,17 +254,21 @@ export async function bookEvents(pool: pg.Pool, entries: StreamEntry[]): Promise
       stream_id: storableText(entry.id),
     });
   }
-  const rejected = { rejected: rejects.length, rejects: rejects.map(({ id, reason }) => ({ id, reason })) };
   return withTransaction(pool, async (db) => {
     await db.query(`SELECT pg_advisory_xact_lock_shared($1)`, [LEDGER_LOCK]);
-    for (const r of rejects) await insertReject(db, r, r.payload);
-    if (rows.length === 0) return { inserted: 0, duplicates: batchDuplicates, erased: 0, ...rejected };
+    const kept: Rejection[] = [];
+    for (const r of rejects)
+      if (await insertReject(db, r, r.payload)) kept.push({ id: r.id, reason: r.reason });
+    const rejected = { rejected: kept.length, rejects: kept };
+    const erasedRejects = rejects.length - kept.length;
+    if (rows.length === 0)
+      return { inserted: 0, duplicates: batchDuplicates, erased: erasedRejects, ...rejected };
     const { rows: out } = await db.query(INSERT, [JSON.stringify(rows)]);
     const { eligible, inserted } = out[0] as { eligible: number; inserted: number };
     return {
       inserted,
       duplicates: batchDuplicates + (eligible - inserted),
-      erased: rows.length - eligible,
+      erased: erasedRejects + rows.length - eligible,
       ...rejected,
     };
   });

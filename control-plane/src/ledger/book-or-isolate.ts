@@ -28,7 +28,8 @@ async function bookOne(pool: pg.Pool, entry: StreamEntry): Promise<BookingDetail
   } catch (error) {
     if (!isDataError(error)) throw error;
     const reason = `refused by PostgreSQL: ${(error as Error).message}`;
-    await rejectEntry(pool, entry, reason);
+    // An erased incarnation's event is dropped here too, not kept under the id's new tenant.
+    if (!(await rejectEntry(pool, entry, reason))) return { ...emptyResult(), erased: 1 };
     return { ...emptyResult(), rejected: 1, rejects: [{ id: entry.id, reason }] };
   }
 }

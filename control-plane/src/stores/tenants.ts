@@ -1,5 +1,6 @@
 /**
- * Tenants in PostgreSQL: id, plan, status and overrides in the proxy's shapes. A tenant
+ * Tenants in PostgreSQL: id, plan, status and overrides in the proxy's shapes, and the
+ * incarnation PostgreSQL gives each row (new when an erased id is created again). A tenant
  * whose erasure has begun is hidden from proxies (see `configTenants`) even before its row
  * is gone, so the proxies refuse it at once.
  */
@@ -81,10 +82,13 @@ export async function updateTenant(
   return view(rows[0]);
 }
 
-/** Every tenant a proxy should know, with the sha256 of its active keys, in the proxy's `tenants:` shape. */
+/**
+ * Every tenant a proxy should know, with the sha256 of its active keys and its incarnation
+ * (which the proxy puts in its usage events), in the proxy's `tenants:` shape.
+ */
 export async function configTenants(db: Db): Promise<TenantConfig[]> {
   const { rows } = await db.query(
-    `SELECT t.id, t.plan, t.status, t.overrides,
+    `SELECT t.id, t.plan, t.status, t.overrides, t.incarnation,
             coalesce(array_agg(k.sha256 ORDER BY k.created_at, k.id) FILTER (WHERE k.sha256 IS NOT NULL), '{}') AS keys
        FROM tenants t
        LEFT JOIN api_keys k ON k.tenant_id = t.id AND k.revoked_at IS NULL
@@ -97,5 +101,6 @@ export async function configTenants(db: Db): Promise<TenantConfig[]> {
     status: r.status,
     api_key_sha256: r.keys,
     overrides: r.overrides,
+    incarnation: r.incarnation,
   }));
 }

@@ -34,5 +34,9 @@ export function usageEventOf(ctx: RequestContext): UsageEvent | undefined {
     latency_ms: Math.round(ctx.durationMs ?? 0),
     ttfb_ms: ctx.ttfbMs === undefined ? null : Math.round(ctx.ttfbMs),
     ...(ctx.apiKeyHash ? { api_key_sha256: ctx.apiKeyHash } : {}),
+    // The incarnation the request was admitted for, from the config in force at its arrival:
+    // should the tenant be erased and its id created again before the event is booked, the
+    // ledger can tell it is the erased tenant's.
+    ...(ctx.tenant.config.incarnation ? { tenant_incarnation: ctx.tenant.config.incarnation } : {}),
   };
 }
