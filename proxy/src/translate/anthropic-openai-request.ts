@@ -18,7 +18,19 @@
 import type { JsonBody } from '../dialects/dialect.js';
 import { record, text } from '../dialects/json-value.js';
 import { openaiMessages } from './anthropic-openai-messages.js';
-import { checkFields, type FieldRule } from './field-rules.js';
+import {
+  arrayOf,
+  boolean,
+  checkFields,
+  integer,
+  limited,
+  number,
+  object,
+  oneOf,
+  string,
+  stringArray,
+  type FieldRule,
+} from './field-rules.js';
 import { TranslationError } from './translator.js';
 
 type Json = Record<string, unknown>;
@@ -26,25 +38,27 @@ type Json = Record<string, unknown>;
 const UPSTREAM = 'an OpenAI upstream';
 
 const FIELDS: Record<string, FieldRule> = {
-  model: 'mapped',
-  max_tokens: 'mapped',
-  messages: 'mapped',
-  system: 'mapped',
-  stop_sequences: 'mapped',
-  stream: 'mapped',
-  temperature: 'mapped',
-  top_p: 'mapped',
-  tools: 'mapped',
-  tool_choice: 'mapped',
-  metadata: 'mapped',
-  output_config: 'mapped',
-  output_format: 'mapped',
-  thinking: (value) =>
+  model: string,
+  max_tokens: integer,
+  messages: arrayOf(object),
+  system: oneOf(string, arrayOf(object)),
+  stop_sequences: stringArray,
+  stream: boolean,
+  temperature: number,
+  top_p: number,
+  tools: arrayOf(object),
+  tool_choice: object,
+  metadata: object,
+  output_config: object,
+  output_format: object,
+  thinking: limited(object, (value) =>
     record(value)?.type === 'disabled' ? undefined : 'OpenAI chat models take no thinking budget',
-  cache_control: 'dropped',
-  service_tier: 'dropped',
-  speed: 'dropped',
-  diagnostics: 'dropped',
+  ),
+  // Dropped: they do not change the answer.
+  cache_control: object,
+  service_tier: string,
+  speed: string,
+  diagnostics: object,
   top_k: 'refused',
   container: 'refused',
   mcp_servers: 'refused',
@@ -54,17 +68,23 @@ const FIELDS: Record<string, FieldRule> = {
   workspace_id: 'refused',
 };
 
-const OUTPUT_CONFIG_FIELDS: Record<string, FieldRule> = { format: 'mapped', effort: 'refused' };
+const METADATA_FIELDS: Record<string, FieldRule> = { user_id: string };
+const OUTPUT_CONFIG_FIELDS: Record<string, FieldRule> = { format: object, effort: 'refused' };
+const TOOL_CHOICE_FIELDS: Record<string, FieldRule> = {
+  type: string,
+  name: string,
+  disable_parallel_tool_use: boolean,
+};
 
 function maxTokens(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+  // FIELDS has checked it is an integer when present; Anthropic requires it, and at least 1.
+  if (typeof value !== 'number' || value < 1) {
     throw new TranslationError('field "max_tokens" must be a positive integer');
   }
   return value;
 }
 
-function openaiTools(tools: unknown): Json[] {
-  if (!Array.isArray(tools)) throw new TranslationError('field "tools" must be an array');
+function openaiTools(tools: readonly unknown[]): Json[] {
   return tools.map((tool, i) => {
     const t = record(tool);
     const custom = t?.type === undefined || t.type === null || t.type === 'custom';
@@ -83,11 +103,13 @@ function openaiTools(tools: unknown): Json[] {
 }
 
 /** OpenAI's tool_choice for Anthropic's: auto/any/tool/none become auto/required/named/none. */
-function openaiToolChoice(choice: unknown): unknown {
-  const c = record(choice);
-  switch (c?.type) {
+function openaiToolChoice(c: Json | undefined): unknown {
+  if (!c) return undefined;
+  checkFields(c, TOOL_CHOICE_FIELDS, UPSTREAM, 'tool_choice.');
+  switch (c.type) {
     case undefined:
-      return undefined;
+    case null:
+      throw new TranslationError('field "tool_choice.type" is missing');
     case 'auto':
       return 'auto';
     case 'any':
@@ -101,7 +123,7 @@ function openaiToolChoice(choice: unknown): unknown {
     }
     default:
       throw new TranslationError(
-        `field "tool_choice" of type ${JSON.stringify(c?.type)} cannot be translated`,
+        `field "tool_choice" of type ${JSON.stringify(c.type)} cannot be translated`,
       );
   }
 }
@@ -110,13 +132,12 @@ function openaiToolChoice(choice: unknown): unknown {
 function responseFormat(body: JsonBody): Json | undefined {
   const config = record(body.output_config);
   if (config) checkFields(config, OUTPUT_CONFIG_FIELDS, UPSTREAM, 'output_config.');
+  const field = record(config?.format) ? 'output_config.format' : 'output_format';
   const format = record(config?.format) ?? record(body.output_format);
   if (!format) return undefined;
   const schema = record(format.schema);
   if (format.type !== 'json_schema' || !schema) {
-    throw new TranslationError(
-      `field "output_config.format" must be a json_schema with a schema for ${UPSTREAM}`,
-    );
+    throw new TranslationError(`field "${field}" must be a json_schema with a schema for ${UPSTREAM}`);
   }
   return { type: 'json_schema', json_schema: { name: 'output', schema, strict: true } };
 }
@@ -129,7 +150,7 @@ function put(out: Json, key: string, value: unknown): void {
 export function openaiRequestFromAnthropic(body: JsonBody, model: string): JsonBody {
   checkFields(body, FIELDS, UPSTREAM);
   const metadata = record(body.metadata);
-  if (metadata) checkFields(metadata, { user_id: 'mapped' }, UPSTREAM, 'metadata.');
+  if (metadata) checkFields(metadata, METADATA_FIELDS, UPSTREAM, 'metadata.');
   const out: JsonBody = {
     model,
     messages: openaiMessages(body.system, body.messages),
@@ -143,9 +164,10 @@ export function openaiRequestFromAnthropic(body: JsonBody, model: string): JsonB
     out.stream_options = { include_usage: true };
   }
   const choice = record(body.tool_choice);
-  const hasTools = Array.isArray(body.tools) && body.tools.length > 0;
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const hasTools = tools.length > 0;
   if (hasTools) {
-    out.tools = openaiTools(body.tools);
+    out.tools = openaiTools(tools);
     if (choice?.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
   }
   const openaiChoice = openaiToolChoice(choice);

@@ -247,6 +247,87 @@ describe('Anthropic client to OpenAI upstream: requests', () => {
   });
 });
 
+describe('Anthropic client to OpenAI upstream: field types', () => {
+  const TOOL = { name: 'now', input_schema: { type: 'object' } };
+
+  it.each([
+    ['model', 5],
+    ['max_tokens', '100'],
+    ['max_tokens', 1.5],
+    ['max_tokens', [100]],
+    ['messages', 'hi'],
+    ['messages', { role: 'user', content: 'hi' }],
+    ['messages', ['hi']],
+    ['system', 42],
+    ['system', { type: 'text', text: 'Be brief.' }],
+    ['system', ['Be brief.']],
+    ['stop_sequences', 'x'],
+    ['stop_sequences', { 0: 'x' }],
+    ['stop_sequences', ['END', 1]],
+    ['stop_sequences', ['END', null]],
+    ['stream', 'yes'],
+    ['stream', 1],
+    ['temperature', 'hot'],
+    ['temperature', [0.5]],
+    ['temperature', true],
+    ['top_p', {}],
+    ['top_p', '0.9'],
+    ['tools', 'x'],
+    ['tools', TOOL],
+    ['tools', ['now']],
+    ['tool_choice', 'any'],
+    ['tool_choice', [{ type: 'any' }]],
+    ['tool_choice.type', { type: 5 }],
+    ['tool_choice.name', { type: 'tool', name: ['now'] }],
+    ['tool_choice.disable_parallel_tool_use', { type: 'auto', disable_parallel_tool_use: 'yes' }],
+    ['metadata', 5],
+    ['metadata', [{ user_id: 'u' }]],
+    ['metadata.user_id', { user_id: 42 }],
+    ['output_config', 'json'],
+    ['output_config.format', { format: 'json_schema' }],
+    ['output_format', ['json_schema']],
+    ['thinking', 'disabled'],
+    ['cache_control', 'ephemeral'],
+    ['service_tier', 5],
+    ['speed', true],
+    ['diagnostics', 'on'],
+  ])('refuses %s = %j as a type error naming it', (field, value) => {
+    // A nested field's value is its whole control object.
+    const top = field.split('.')[0] as string;
+    const attempt = () => request({ messages: HELLO, tools: [TOOL], [top]: value });
+    expect(attempt).toThrow(TranslationError);
+    expect(attempt).toThrow(`field "${field}" must be`);
+  });
+
+  it.each([
+    ['temperature', 1],
+    ['temperature', 0],
+    ['top_p', 1],
+    ['max_tokens', 1e15],
+    ['stop_sequences', []],
+    ['stop_sequences', ['END', '']],
+    ['system', ''],
+    ['system', []],
+    ['system', [{ type: 'text', text: 'Be brief.' }]],
+    ['stream', false],
+    ['tools', []],
+    ['tool_choice', { type: 'tool', name: 'now', disable_parallel_tool_use: false }],
+    ['metadata', {}],
+    ['metadata', { user_id: null }],
+    ['output_config', {}],
+    ['output_config', { format: null }],
+    ['thinking', { type: 'disabled' }],
+    ['cache_control', { type: 'ephemeral', ttl: '1h' }],
+    ['service_tier', 'standard_only'],
+    ['speed', 'fast'],
+    ['diagnostics', {}],
+    ['top_p', null],
+    ['stop_sequences', null],
+  ])('accepts %s = %j', (field, value) => {
+    expect(() => request({ messages: HELLO, tools: [TOOL], [field]: value })).not.toThrow();
+  });
+});
+
 describe('Anthropic client to OpenAI upstream: responses and errors', () => {
   it('answers an Anthropic message with the served model and input without the cached part', () => {
     const body = JSON.parse(fixture('openai/chat.json').toString());

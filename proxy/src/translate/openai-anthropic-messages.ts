@@ -12,7 +12,7 @@
  *   either, and neither changes what was said.
  */
 import { isRecord, parseJson, record, text } from '../dialects/json-value.js';
-import { checkFields, type FieldRule } from './field-rules.js';
+import { arrayOf, checkFields, object, oneOf, string, type FieldRule } from './field-rules.js';
 import { anthropicDocumentFromFile, anthropicImageFromUrl } from './image-sources.js';
 import { TranslationError } from './translator.js';
 
@@ -20,16 +20,18 @@ type Json = Record<string, unknown>;
 
 const UPSTREAM = 'an Anthropic upstream';
 
-const SYSTEM_FIELDS: Record<string, FieldRule> = { role: 'mapped', content: 'mapped', name: 'dropped' };
+const CONTENT = oneOf(string, arrayOf(object));
+/** `name` is dropped: Anthropic has no field for it. */
+const SYSTEM_FIELDS: Record<string, FieldRule> = { role: string, content: CONTENT, name: string };
 const USER_FIELDS = SYSTEM_FIELDS;
 const ASSISTANT_FIELDS: Record<string, FieldRule> = {
   ...SYSTEM_FIELDS,
-  tool_calls: 'mapped',
-  refusal: 'mapped',
+  tool_calls: arrayOf(object),
+  refusal: string,
   audio: 'refused',
   function_call: 'refused',
 };
-const TOOL_FIELDS: Record<string, FieldRule> = { role: 'mapped', content: 'mapped', tool_call_id: 'mapped' };
+const TOOL_FIELDS: Record<string, FieldRule> = { role: string, content: CONTENT, tool_call_id: string };
 
 /** The translated conversation. */
 export interface AnthropicConversation {

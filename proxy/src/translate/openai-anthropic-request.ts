@@ -1,11 +1,14 @@
 /**
  * An OpenAI Chat Completions request body as an Anthropic Messages body.
  *
- * Dropped, because they do not change the answer: `stream_options` (Anthropic streams always
- * carry usage; the client's `include_usage` reaches the stream translator separately),
- * `store` and `metadata` (OpenAI's stored-completions dashboard), `prompt_cache_key` and
- * `prompt_cache_retention` (cache routing hints), `seed` (best-effort determinism only),
- * `service_tier` "auto"/"default", and each message's `name` and image `detail`.
+ * `stream_options` is not sent: Anthropic streams always carry usage, and the client's
+ * `include_usage` reaches the stream translator separately.
+ *
+ * Dropped, because they do not change the answer: `store` and `metadata` (OpenAI's
+ * stored-completions dashboard), `prompt_cache_key` and `prompt_cache_retention` (cache
+ * routing hints), `seed` (best-effort determinism only), `service_tier` "auto"/"default",
+ * and each message's `name` and image `detail`. Like every accepted field, each must still
+ * have the type OpenAI documents (FIELDS), so a malformed request is refused, not half-read.
  *
  * Refused, because Anthropic has no equivalent: `n` above 1, `logprobs`, `top_logprobs`,
  * `logit_bias`, `frequency_penalty`/`presence_penalty` other than 0, `audio`, `modalities`
@@ -17,8 +20,21 @@
  */
 import { record, text } from '../dialects/json-value.js';
 import type { JsonBody } from '../dialects/dialect.js';
-import { checkFields, onlyDefault, type FieldRule } from './field-rules.js';
+import {
+  arrayOf,
+  boolean,
+  integer,
+  limited,
+  number,
+  object,
+  oneOf,
+  onlyDefault,
+  string,
+  stringArray,
+  type FieldRule,
+} from './field-rules.js';
 import { anthropicConversation } from './openai-anthropic-messages.js';
+import { TOOL_CHOICE, checkOpenAiFields } from './openai-chat-request.js';
 import { TranslationError } from './translator.js';
 
 type Json = Record<string, unknown>;
@@ -29,27 +45,28 @@ export const DEFAULT_MAX_TOKENS = 4096;
 const UPSTREAM = 'an Anthropic upstream';
 
 const FIELDS: Record<string, FieldRule> = {
-  model: 'mapped',
-  messages: 'mapped',
-  max_tokens: 'mapped',
-  max_completion_tokens: 'mapped',
-  temperature: 'mapped',
-  top_p: 'mapped',
-  stop: 'mapped',
-  stream: 'mapped',
-  tools: 'mapped',
-  tool_choice: 'mapped',
-  parallel_tool_calls: 'mapped',
-  user: 'mapped',
-  safety_identifier: 'mapped',
-  response_format: 'mapped',
-  n: (value) => (value === 1 ? undefined : 'Anthropic answers with exactly one choice'),
-  stream_options: 'dropped',
-  store: 'dropped',
-  metadata: 'dropped',
-  prompt_cache_key: 'dropped',
-  prompt_cache_retention: 'dropped',
-  seed: 'dropped',
+  model: string,
+  messages: arrayOf(object),
+  max_tokens: integer,
+  max_completion_tokens: integer,
+  temperature: number,
+  top_p: number,
+  stop: oneOf(string, stringArray),
+  stream: boolean,
+  stream_options: object,
+  tools: arrayOf(object),
+  tool_choice: TOOL_CHOICE,
+  parallel_tool_calls: boolean,
+  user: string,
+  safety_identifier: string,
+  response_format: object,
+  n: limited(integer, (value) => (value === 1 ? undefined : 'Anthropic answers with exactly one choice')),
+  // Dropped: they do not change the answer.
+  store: boolean,
+  metadata: object,
+  prompt_cache_key: string,
+  prompt_cache_retention: string,
+  seed: integer,
   service_tier: onlyDefault('auto', 'default'),
   logprobs: onlyDefault(false),
   top_logprobs: 'refused',
@@ -72,7 +89,8 @@ function maxTokens(body: JsonBody): number {
   for (const field of ['max_completion_tokens', 'max_tokens']) {
     const value = body[field];
     if (value === undefined || value === null) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    // FIELDS has checked it is an integer.
+    if (typeof value !== 'number' || value < 1) {
       throw new TranslationError(`field "${field}" must be a positive integer`);
     }
     cap = cap === undefined ? value : Math.min(cap, value);
@@ -80,17 +98,13 @@ function maxTokens(body: JsonBody): number {
   return cap ?? DEFAULT_MAX_TOKENS;
 }
 
+/** `stop` as a list, which FIELDS has checked is a string or an array of strings. */
 function stopSequences(stop: unknown): string[] | undefined {
-  if (stop === undefined || stop === null) return undefined;
-  const list = typeof stop === 'string' ? [stop] : stop;
-  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string')) {
-    throw new TranslationError('field "stop" must be a string or an array of strings');
-  }
-  return list.length > 0 ? list : undefined;
+  const list: unknown[] = typeof stop === 'string' ? [stop] : Array.isArray(stop) ? stop : [];
+  return list.length > 0 ? (list as string[]) : undefined;
 }
 
-function anthropicTools(tools: unknown): Json[] {
-  if (!Array.isArray(tools)) throw new TranslationError('field "tools" must be an array');
+function anthropicTools(tools: readonly unknown[]): Json[] {
   return tools.map((tool, i) => {
     const t = record(tool);
     const fn = record(t?.function);
@@ -156,7 +170,7 @@ function put(out: Json, key: string, value: unknown): void {
 
 /** The Anthropic Messages body for an OpenAI chat request; throws TranslationError naming what cannot be sent. */
 export function anthropicRequestFromOpenai(body: JsonBody, model: string): JsonBody {
-  checkFields(body, FIELDS, UPSTREAM);
+  checkOpenAiFields(body, UPSTREAM, FIELDS);
   const { system, messages } = anthropicConversation(body.messages);
   const out: JsonBody = { model, max_tokens: maxTokens(body), messages };
   if (system.length > 0) out.system = system;
@@ -164,8 +178,9 @@ export function anthropicRequestFromOpenai(body: JsonBody, model: string): JsonB
   put(out, 'top_p', body.top_p);
   put(out, 'stop_sequences', stopSequences(body.stop));
   if (body.stream === true) out.stream = true;
-  const hasTools = Array.isArray(body.tools) && body.tools.length > 0;
-  if (hasTools) out.tools = anthropicTools(body.tools);
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const hasTools = tools.length > 0;
+  if (hasTools) out.tools = anthropicTools(tools);
   const choice = anthropicToolChoice(body.tool_choice, body.parallel_tool_calls);
   // A choice without tools only matters when it demands a call, which Anthropic then rejects itself.
   if (choice && (hasTools || (choice.type !== 'auto' && choice.type !== 'none'))) out.tool_choice = choice;

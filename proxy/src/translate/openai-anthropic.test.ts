@@ -288,6 +288,100 @@ describe('OpenAI client to Anthropic upstream: requests', () => {
   );
 });
 
+describe('OpenAI client to Anthropic upstream: field types', () => {
+  const TOOL = { type: 'function', function: { name: 'now', parameters: { type: 'object' } } };
+
+  it.each([
+    ['model', { name: 'gpt-4o' }],
+    ['messages', 'hi'],
+    ['messages', { role: 'user', content: 'hi' }],
+    ['messages', [['hi']]],
+    ['max_tokens', '100'],
+    ['max_tokens', 100.5],
+    ['max_completion_tokens', [100]],
+    ['temperature', 'hot'],
+    ['temperature', { value: 0.5 }],
+    ['top_p', {}],
+    ['top_p', false],
+    ['stop', 5],
+    ['stop', { 0: 'END' }],
+    ['stop', ['END', 5]],
+    ['stop', [['END']]],
+    ['stream', 'yes'],
+    ['stream_options', 'include_usage'],
+    ['stream_options.include_usage', { include_usage: 'yes' }],
+    ['stream_options.include_obfuscation', { include_obfuscation: 0 }],
+    ['tools', 'x'],
+    ['tools', TOOL],
+    ['tools', [5]],
+    ['tool_choice', 'any'],
+    ['tool_choice', 5],
+    ['tool_choice', ['auto']],
+    ['parallel_tool_calls', 'false'],
+    ['user', 42],
+    ['safety_identifier', { id: 'u' }],
+    ['response_format', 'json_object'],
+    ['response_format', [{ type: 'json_object' }]],
+    ['n', '1'],
+    ['n', 1.5],
+    ['store', 'yes'],
+    ['metadata', ['a']],
+    ['prompt_cache_key', 7],
+    ['prompt_cache_retention', 24],
+    ['seed', 'lucky'],
+    ['seed', 0.5],
+    ['messages[0].content', [{ role: 'user', content: 5 }]],
+    ['messages[0].content', [{ role: 'user', content: ['hi'] }]],
+    ['messages[0].name', [{ role: 'user', content: 'hi', name: 5 }]],
+    ['messages[0].tool_calls', [{ role: 'assistant', content: 'x', tool_calls: 'call_1' }]],
+    ['messages[0].refusal', [{ role: 'assistant', content: null, refusal: true }]],
+    ['messages[0].tool_call_id', [{ role: 'tool', content: 'x', tool_call_id: 7 }]],
+  ])('refuses %s = %j as a type error naming it', (field, value) => {
+    // A nested field's value is its whole enclosing object (or messages list).
+    const top = field.split(/[.[]/)[0] as string;
+    const attempt = () => request({ messages: HELLO, tools: [TOOL], [top]: value });
+    expect(attempt).toThrow(TranslationError);
+    expect(attempt).toThrow(`field "${field}" must be`);
+  });
+
+  it.each([
+    ['temperature', 1],
+    ['temperature', 0],
+    ['top_p', 1],
+    ['max_tokens', 1e15],
+    ['max_completion_tokens', 1],
+    ['stop', 'END'],
+    ['stop', ''],
+    ['stop', []],
+    ['stop', ['a', 'b', 'c', 'd']],
+    ['stream', false],
+    ['stream_options', {}],
+    ['stream_options', { include_usage: false, include_obfuscation: true }],
+    ['tools', []],
+    ['tool_choice', 'none'],
+    ['tool_choice', 'auto'],
+    ['tool_choice', 'required'],
+    ['tool_choice', { type: 'function', function: { name: 'now' } }],
+    ['parallel_tool_calls', true],
+    ['parallel_tool_calls', false],
+    ['user', ''],
+    ['response_format', { type: 'text' }],
+    ['n', 1],
+    ['store', true],
+    ['metadata', { team: 'a' }],
+    ['prompt_cache_key', 'k'],
+    ['prompt_cache_retention', '24h'],
+    ['seed', -7],
+    ['seed', 2 ** 53],
+    ['messages', [{ role: 'assistant', content: null, tool_calls: [] }]],
+    ['messages', [{ role: 'user', content: [{ type: 'text', text: 'hi' }], name: null }]],
+    ['top_p', null],
+    ['stop', null],
+  ])('accepts %s = %j', (field, value) => {
+    expect(() => request({ messages: HELLO, tools: [TOOL], [field]: value })).not.toThrow();
+  });
+});
+
 describe('OpenAI client to Anthropic upstream: responses and errors', () => {
   it('answers a chat.completion with the served model, upstream id and total prompt tokens', () => {
     const body = JSON.parse(fixture('anthropic/messages.json').toString());

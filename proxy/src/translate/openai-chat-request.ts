@@ -7,60 +7,90 @@
  */
 import type { JsonBody } from '../dialects/dialect.js';
 import { isRecord, record, type JsonRecord } from '../dialects/json-value.js';
+import {
+  arrayOf,
+  boolean,
+  checkFields,
+  enumOf,
+  integer,
+  number,
+  object,
+  oneOf,
+  onlyDefault,
+  string,
+  stringArray,
+  type FieldRule,
+  type FieldType,
+} from './field-rules.js';
 import { TranslationError } from './translator.js';
 
-/**
- * Request fields no upstream needs, dropped silently: `model` (the route's model is used),
- * `stream` and `stream_options` (read by the caller and answered in the client's shape),
- * and bookkeeping that does not change what is generated: `user`, `safety_identifier`,
- * `prompt_cache_key`, `metadata`, `store`, `service_tier`.
- */
-export const HARMLESS_FIELDS: ReadonlySet<string> = new Set([
-  'model',
-  'stream',
-  'stream_options',
-  'user',
-  'safety_identifier',
-  'prompt_cache_key',
-  'metadata',
-  'store',
-  'service_tier',
-]);
+/** OpenAI's `tool_choice`: a mode, or an object naming the tool (its form is read by each translator). */
+export const TOOL_CHOICE: FieldType = oneOf(enumOf('none', 'auto', 'required'), object);
 
 /**
- * The chat-completion fields the Gemini and Ollama translations read (each then refuses
- * the values its upstream cannot take); any other field not in HARMLESS_FIELDS is refused.
+ * The fields of `stream_options`. `include_usage` is read by the stream translator;
+ * `include_obfuscation` is dropped, as a translated stream carries no obfuscation padding.
  */
-export const CHAT_FIELDS: ReadonlySet<string> = new Set([
-  'messages',
-  'tools',
-  'tool_choice',
-  'parallel_tool_calls',
-  'stop',
-  'max_tokens',
-  'max_completion_tokens',
-  'temperature',
-  'top_p',
-  'seed',
-  'presence_penalty',
-  'frequency_penalty',
-  'n',
-  'response_format',
-  'logprobs',
-  'top_logprobs',
-]);
+const STREAM_OPTIONS_FIELDS: Readonly<Record<string, FieldRule>> = {
+  include_usage: boolean,
+  include_obfuscation: boolean,
+};
 
 /**
- * Throws for the first body field that is neither translated nor harmless. Unknown fields
- * are refused too: a field we do not know may change the answer, and silently dropping it
- * would hand the client a result it did not ask for.
+ * Request fields no upstream needs, dropped once their type is checked: `model` (the route's
+ * model is used), `stream` and `stream_options` (read by the caller and answered in the
+ * client's shape), and bookkeeping that does not change what is generated.
  */
-export function refuseUnknownFields(body: JsonBody, translated: ReadonlySet<string>, upstream: string): void {
-  for (const [key, value] of Object.entries(body)) {
-    if (value === undefined || value === null) continue;
-    if (translated.has(key) || HARMLESS_FIELDS.has(key)) continue;
-    throw new TranslationError(`${key} cannot be translated for ${upstream}`);
-  }
+export const HARMLESS_FIELDS: Readonly<Record<string, FieldRule>> = {
+  model: string,
+  stream: boolean,
+  stream_options: object,
+  user: string,
+  safety_identifier: string,
+  prompt_cache_key: string,
+  metadata: object,
+  store: boolean,
+  service_tier: string,
+};
+
+/**
+ * The chat-completion fields the Gemini and Ollama translations accept, each with the type
+ * OpenAI documents for it (each translation then refuses the values its upstream cannot
+ * take). Any other field is refused: a field we do not know may change the answer, and
+ * silently dropping it would hand the client a result it did not ask for.
+ */
+export const CHAT_FIELDS: Readonly<Record<string, FieldRule>> = {
+  ...HARMLESS_FIELDS,
+  messages: arrayOf(object),
+  tools: arrayOf(object),
+  tool_choice: TOOL_CHOICE,
+  stop: oneOf(string, stringArray),
+  max_tokens: integer,
+  max_completion_tokens: integer,
+  temperature: number,
+  top_p: number,
+  seed: integer,
+  presence_penalty: number,
+  frequency_penalty: number,
+  n: integer,
+  response_format: object,
+  logprobs: onlyDefault(false),
+  top_logprobs: onlyDefault(0),
+  parallel_tool_calls: onlyDefault(true),
+};
+
+/**
+ * Throws TranslationError for the first field `upstream` cannot take under `rules`
+ * (CHAT_FIELDS unless given), or whose type is not OpenAI's, naming it.
+ */
+export function checkOpenAiFields(
+  body: JsonBody,
+  upstream: string,
+  rules: Readonly<Record<string, FieldRule>> = CHAT_FIELDS,
+): void {
+  checkFields(body, rules, upstream);
+  const streamOptions = record(body.stream_options);
+  if (streamOptions) checkFields(streamOptions, STREAM_OPTIONS_FIELDS, upstream, 'stream_options.');
 }
 
 /** One piece of message content, already checked. */
@@ -176,8 +206,7 @@ export interface ToolDefinition {
  * and the schema itself is still sent. Non-function tools (`custom`) are refused.
  */
 export function toolDefinitions(tools: unknown, upstream: string): ToolDefinition[] {
-  if (tools === undefined || tools === null) return [];
-  if (!Array.isArray(tools)) throw new TranslationError('tools must be an array');
+  if (!Array.isArray(tools)) return []; // absent: CHAT_FIELDS has refused any other type
   return tools.map((value, i) => {
     const tool = record(value);
     const fn = record(tool?.function);
@@ -192,12 +221,10 @@ export function toolDefinitions(tools: unknown, upstream: string): ToolDefinitio
   });
 }
 
-/** `stop` as a list (OpenAI allows one string or up to four). */
+/** `stop` as a list (OpenAI allows one string or up to four), which CHAT_FIELDS has type-checked. */
 export function stopSequences(value: unknown): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return [value];
-  if (Array.isArray(value) && value.every((s) => typeof s === 'string')) return value;
-  throw new TranslationError('stop must be a string or an array of strings');
+  return Array.isArray(value) ? (value as string[]) : undefined;
 }
 
 /** The output cap: the smaller of `max_completion_tokens` and `max_tokens` when both are set. */
@@ -206,26 +233,24 @@ export function maxOutputTokens(body: JsonBody): number | undefined {
   for (const field of ['max_completion_tokens', 'max_tokens']) {
     const value = body[field];
     if (value === undefined || value === null) continue;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    // The field rules have checked it is an integer.
+    if (typeof value !== 'number' || value < 1)
       throw new TranslationError(`${field} must be a positive integer`);
     cap = cap === undefined ? value : Math.min(cap, value);
   }
   return cap;
 }
 
-/** A finite number field, or undefined when absent; throws naming it when not a number. */
+/** A number field the field rules have type-checked, or undefined when absent. */
 export function numberField(body: JsonBody, field: string): number | undefined {
   const value = body[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value))
-    throw new TranslationError(`${field} must be a number`);
-  return value;
+  return typeof value === 'number' ? value : undefined;
 }
 
 /** `n`, the number of choices asked for (1 when absent). */
 export function choiceCount(body: JsonBody): number {
   const n = numberField(body, 'n') ?? 1;
-  if (!Number.isInteger(n) || n < 1) throw new TranslationError('n must be a positive integer');
+  if (n < 1) throw new TranslationError('n must be a positive integer');
   return n;
 }
 
@@ -258,11 +283,4 @@ export function messagesOf(body: JsonBody): JsonRecord[] {
       throw new TranslationError(`messages[${i}] must be an object with a role`);
     return m;
   });
-}
-
-/** Refuses a field when it is set to anything but one of its no-op values. */
-export function refuseUnlessDefault(body: JsonBody, field: string, defaults: readonly unknown[]): void {
-  const value = body[field];
-  if (value === undefined || value === null || defaults.includes(value)) return;
-  throw new TranslationError(`${field} cannot be translated with this value`);
 }

@@ -17,15 +17,13 @@
 import type { JsonBody } from '../dialects/dialect.js';
 import { record, type JsonRecord } from '../dialects/json-value.js';
 import {
+  checkOpenAiFields,
   choiceCount,
   contentParts,
   historyToolCalls,
   maxOutputTokens,
   messagesOf,
-  CHAT_FIELDS,
   numberField,
-  refuseUnknownFields,
-  refuseUnlessDefault,
   responseFormat,
   stopSequences,
   textContent,
@@ -201,10 +199,7 @@ function generationConfig(body: JsonBody): JsonRecord {
 
 /** The generateContent body for a chat.completions request. */
 export function geminiChatBody(body: JsonBody): JsonBody {
-  refuseUnknownFields(body, CHAT_FIELDS, UPSTREAM);
-  refuseUnlessDefault(body, 'logprobs', [false]);
-  refuseUnlessDefault(body, 'top_logprobs', [0]);
-  refuseUnlessDefault(body, 'parallel_tool_calls', [true]);
+  checkOpenAiFields(body, UPSTREAM);
   const { system, contents } = conversation(body);
   const out: JsonBody = { contents };
   if (system.length > 0) out.systemInstruction = { parts: system };

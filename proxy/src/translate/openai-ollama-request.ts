@@ -20,16 +20,16 @@
  */
 import type { JsonBody } from '../dialects/dialect.js';
 import type { JsonRecord } from '../dialects/json-value.js';
+import { arrayOf, integer, oneOf, onlyDefault, string, stringArray, type FieldRule } from './field-rules.js';
 import {
+  checkOpenAiFields,
   choiceCount,
   contentParts,
   historyToolCalls,
+  HARMLESS_FIELDS,
   maxOutputTokens,
   messagesOf,
-  CHAT_FIELDS,
   numberField,
-  refuseUnknownFields,
-  refuseUnlessDefault,
   responseFormat,
   stopSequences,
   textContent,
@@ -113,10 +113,7 @@ function options(body: JsonBody): JsonRecord {
 
 /** The /api/chat body for a chat.completions request. */
 export function ollamaChatBody(body: JsonBody, model: string, stream: boolean): JsonBody {
-  refuseUnknownFields(body, CHAT_FIELDS, UPSTREAM);
-  refuseUnlessDefault(body, 'logprobs', [false]);
-  refuseUnlessDefault(body, 'top_logprobs', [0]);
-  refuseUnlessDefault(body, 'parallel_tool_calls', [true]);
+  checkOpenAiFields(body, UPSTREAM);
   if (choiceCount(body) > 1) throw new TranslationError('n > 1 cannot be translated for Ollama');
   const names = new Map<string, string>();
   const out: JsonBody = {
@@ -135,7 +132,13 @@ export function ollamaChatBody(body: JsonBody, model: string, stream: boolean): 
   return out;
 }
 
-const EMBED_FIELDS: ReadonlySet<string> = new Set(['input', 'dimensions', 'encoding_format']);
+/** The embeddings fields, with the types OpenAI documents. */
+const EMBED_FIELDS: Readonly<Record<string, FieldRule>> = {
+  ...HARMLESS_FIELDS,
+  input: oneOf(string, stringArray, arrayOf(integer), arrayOf(arrayOf(integer))),
+  dimensions: integer,
+  encoding_format: onlyDefault('float'),
+};
 
 function embedInput(input: unknown): string | string[] {
   if (typeof input === 'string') return input;
@@ -147,8 +150,7 @@ function embedInput(input: unknown): string | string[] {
 
 /** The /api/embed body for an embeddings request. */
 export function ollamaEmbedBody(body: JsonBody, model: string): JsonBody {
-  refuseUnknownFields(body, EMBED_FIELDS, UPSTREAM);
-  refuseUnlessDefault(body, 'encoding_format', ['float']);
+  checkOpenAiFields(body, UPSTREAM, EMBED_FIELDS);
   const out: JsonBody = { model, input: embedInput(body.input), truncate: false };
   const dimensions = numberField(body, 'dimensions');
   if (dimensions !== undefined) out.dimensions = dimensions;
