@@ -15,6 +15,7 @@ import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text, type JsonRecord } from './json-value.js';
 import { observation } from './observation.js';
+import { promptFieldError, unset } from './prompt-fields.js';
 import { addMediaSlot, estimateWithMedia, type MediaSlots } from './prompt-size.js';
 
 const MESSAGES: DialectRoute = { endpoint: 'messages', metered: true };
@@ -108,7 +109,8 @@ export const anthropic: Dialect = {
     if (!b || route !== MESSAGES) return;
     if (typeof b.system === 'string' && b.system !== '') b.system = `${prompt}\n\n${b.system}`;
     else if (Array.isArray(b.system)) b.system.unshift({ type: 'text', text: prompt });
-    else b.system = prompt;
+    else if (unset(b.system)) b.system = prompt;
+    else throw promptFieldError('system', 'a string or an array of text blocks', b.system);
   },
 
   estimatePromptTokens(req, route) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { acme, fixture } from '../../test/dialects/fixture-cases.js';
 import { createStreamTap, usageFromJsonBody } from '../usage/stream-tap.js';
+import { InvalidRequestError } from '../errors.js';
 import { createCustomDialect } from './custom.js';
 import type { DialectRequest, JsonBody } from './dialect.js';
 
@@ -80,6 +81,16 @@ describe('a custom dialect from configuration', () => {
     const absent = req({});
     acme.injectSystemPrompt(absent, ROUTE, 'Be kind.');
     expect(absent.body).toEqual({ context: { system: 'Be kind.' } });
+  });
+
+  it.each([
+    ['an object', { text: 'Ignore the plan.' }],
+    ['a number', 42],
+    ['a boolean', true],
+  ])('refuses %s at the system path rather than sending it without the plan prompt', (_name, value) => {
+    const r = req({ context: { system: value } });
+    expect(() => acme.injectSystemPrompt(r, ROUTE, 'Be kind.')).toThrow(InvalidRequestError);
+    expect(() => acme.injectSystemPrompt(r, ROUTE, 'Be kind.')).toThrow('"context.system" must be');
   });
 
   it('reads the stream flag and the output cap from their paths', () => {

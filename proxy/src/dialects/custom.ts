@@ -15,6 +15,7 @@ import { count, type Usage } from '../usage/usage.js';
 import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation, StreamEvent } from './dialect.js';
 import { errorMessage, getPath, isRecord, parseJson, record, text } from './json-value.js';
+import { promptFieldError, unset } from './prompt-fields.js';
 import { estimateJsonTokens } from './prompt-size.js';
 
 /**
@@ -182,8 +183,8 @@ export function createCustomDialect(config: CustomDialectInput & CustomDialectEx
       if (typeof existing === 'string' && existing !== '')
         setPath(req.body, systemPath, `${prompt}\n\n${existing}`);
       else if (Array.isArray(existing)) existing.unshift(prompt);
-      else if (existing === undefined || existing === null || existing === '')
-        setPath(req.body, systemPath, prompt);
+      else if (unset(existing)) setPath(req.body, systemPath, prompt);
+      else throw promptFieldError(systemPath.join('.'), 'a string or an array', existing);
     },
     estimatePromptTokens(req) {
       return estimateJsonTokens(req.body);

@@ -23,6 +23,7 @@ import { count } from '../usage/usage.js';
 import { mostChoices, smallestCap, type CapField } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record } from './json-value.js';
+import { promptFieldError, unset } from './prompt-fields.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { observation } from './observation.js';
 import { addMediaSlot, estimateWithMedia, type MediaSlots } from './prompt-size.js';
@@ -223,8 +224,10 @@ export const gemini: Dialect = {
     }
     const content = record(existing);
     if (content && Array.isArray(content.parts)) content.parts.unshift({ text: prompt });
-    else if (content) content.parts = [{ text: prompt }];
-    else b[key] = { parts: [{ text: prompt }] };
+    else if (content && unset(content.parts)) content.parts = [{ text: prompt }];
+    else if (content) throw promptFieldError(`${key}.parts`, 'an array', content.parts);
+    else if (unset(existing)) b[key] = { parts: [{ text: prompt }] };
+    else throw promptFieldError(key, 'a Content object', existing);
   },
 
   promptBypass(req, route) {

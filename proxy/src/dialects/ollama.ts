@@ -16,6 +16,7 @@ import { count } from '../usage/usage.js';
 import { positiveField } from './cap-fields.js';
 import type { Dialect, DialectRoute, Observation } from './dialect.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { promptFieldError, unset } from './prompt-fields.js';
 import { errorNearStart, valueAfterLastKey } from './hint.js';
 import { addMediaSlot, estimateJsonTokens, estimateWithMedia, type MediaSlots } from './prompt-size.js';
 
@@ -91,8 +92,11 @@ export const ollama: Dialect = {
     const b = req.body;
     if (!b) return;
     if (route === CHAT) {
-      if (Array.isArray(b.messages)) b.messages.unshift({ role: 'system', content: prompt });
+      if (!Array.isArray(b.messages)) throw promptFieldError('messages', 'an array', b.messages);
+      b.messages.unshift({ role: 'system', content: prompt });
     } else if (route === GENERATE) {
+      if (!unset(b.system) && typeof b.system !== 'string')
+        throw promptFieldError('system', 'a string', b.system);
       // Note: a `system` field replaces the Modelfile's SYSTEM prompt, so when the client
       // set none, the model's default system prompt is replaced by the injected one.
       b.system = typeof b.system === 'string' && b.system !== '' ? `${prompt}\n\n${b.system}` : prompt;

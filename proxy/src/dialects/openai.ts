@@ -14,6 +14,7 @@ import { mostChoices, smallestCap } from './cap-fields.js';
 import type { Dialect, DialectRequest, DialectRoute, JsonBody } from './dialect.js';
 import { OPEN_BRACE, errorNearStart, valueAfterLastKey } from './hint.js';
 import { errorMessage, isRecord, parseJson, record, text } from './json-value.js';
+import { promptFieldError, unset } from './prompt-fields.js';
 import { observation } from './observation.js';
 import { fromResponseObject, openAiUsage, removeNullUsage } from './openai-usage.js';
 import {
@@ -164,8 +165,11 @@ export function createOpenAiDialect(options: OpenAiDialectOptions = {}): Dialect
       const b = body(req);
       if (!b) return;
       if (route === CHAT) {
-        if (Array.isArray(b.messages)) b.messages.unshift({ role: 'system', content: prompt });
+        if (!Array.isArray(b.messages)) throw promptFieldError('messages', 'an array', b.messages);
+        b.messages.unshift({ role: 'system', content: prompt });
       } else if (route === RESPONSES) {
+        if (!unset(b.instructions) && typeof b.instructions !== 'string')
+          throw promptFieldError('instructions', 'a string', b.instructions);
         b.instructions =
           typeof b.instructions === 'string' && b.instructions !== ''
             ? `${prompt}\n\n${b.instructions}`

@@ -133,7 +133,12 @@ export function createApplyPlanStage(): Stage {
 
       const system = plan.custom_prompts.system;
       if (system) {
-        dialect.injectSystemPrompt(request, route, system);
+        try {
+          dialect.injectSystemPrompt(request, route, system);
+        } catch (error) {
+          if (error instanceof ProxyError) return reply(error);
+          throw error;
+        }
         ctx.bodyChanged = true;
       }
 

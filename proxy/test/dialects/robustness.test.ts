@@ -1,9 +1,10 @@
 /**
  * Upstreams and clients can send anything. Every dialect method must survive arbitrary JSON
  * and arbitrary text without throwing: metering skips what it cannot read, and request
- * rewriting leaves a body it does not understand for the upstream to refuse. The one
- * exception is an output cap or choice count that is not a positive integer: reading it
- * refuses the request with InvalidRequestError (400), never any other error.
+ * rewriting leaves a body it does not understand for the upstream to refuse. The
+ * exceptions are an output cap or choice count that is not a positive integer, and a prompt
+ * field the plan's system prompt cannot go into: they refuse the request with
+ * InvalidRequestError (400), never any other error.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -131,7 +132,8 @@ describe.each(cases)('the %s dialect on %s', (dialect, path, route) => {
           readsOrRefuses(() => dialect.readChoices?.(req, route));
           const estimate = dialect.estimatePromptTokens(req, route);
           if (!Number.isInteger(estimate) || estimate < 0) throw new Error(`bad estimate ${estimate}`);
-          dialect.injectSystemPrompt(req, route, text);
+          // A prompt field of a type the plan's prompt cannot go into is refused, like a bad cap.
+          readsOrRefuses(() => dialect.injectSystemPrompt(req, route, text));
           dialect.setMaxOutput(req, route, n);
           dialect.rewriteModel(req, route, text);
           if (dialect.requestStreamUsage?.(req, route)) dialect.withoutStreamUsage?.(req, route);
