@@ -134,6 +134,9 @@ function createPool(upstream: Upstream): Pool {
   });
 }
 
+/** The vector fields the control plane owns; the rest of `vector` is the file's. */
+const SNAPSHOT_VECTOR_FIELDS = new Set(['mode', 'templates']);
+
 /**
  * In control-plane mode, plans, tenants and pricing (and the vector mode and templates, when
  * the control plane manages collections) come from the control plane's snapshot and
@@ -144,9 +147,17 @@ function compose(fileRaw: unknown, snapshot: ControlPlaneSnapshot | undefined): 
   const file = fileRaw as Record<string, unknown>;
   // The collections a tenant has are the ones the control plane created from its templates:
   // the vector route must offer exactly those, in the same mode, whatever the file says.
+  // Only those fields: url, api_key and path_prefix stay the file's, so a snapshot (from
+  // whoever answered as the control plane) cannot send tenants' vectors, or the operator's
+  // Qdrant key, to an address of its choosing.
   const vector =
     snapshot.vector && file.vector && typeof file.vector === 'object'
-      ? { ...(file.vector as Record<string, unknown>), ...snapshot.vector }
+      ? {
+          ...(file.vector as Record<string, unknown>),
+          ...Object.fromEntries(
+            Object.entries(snapshot.vector).filter(([key]) => SNAPSHOT_VECTOR_FIELDS.has(key)),
+          ),
+        }
       : file.vector;
   return {
     ...file,
