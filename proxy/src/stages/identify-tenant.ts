@@ -59,8 +59,11 @@ function trySource(source: Source, ctx: RequestContext, query: URLSearchParams):
         ctx.apiKeyHash = found.hash;
         return { resolved: found.tenant };
       }
-      // A JWT in the same Authorization header is the jwt source's business.
-      if (identity.sources.includes('jwt') && looksLikeJwt(key)) return undefined;
+      // A JWT in Authorization is verified here, wherever jwt sits in the order, so no later
+      // source (a trusted header) can name a tenant while a presented token goes unchecked.
+      // The jwt source reads only Authorization, so a JWT-shaped x-api-key is just a bad key.
+      if (identity.sources.includes('jwt') && key === bearerToken(headers) && looksLikeJwt(key))
+        return trySource('jwt', ctx, query);
       return {
         error: new InvalidApiKeyError(
           'The API key is not valid. Check the key your provider of this service gave you.',
