@@ -157,6 +157,17 @@ export const UpstreamTimeoutError = simple(
   'upstream_timeout',
   'UpstreamTimeoutError',
 );
+/**
+ * The JWKS the token must be checked against could not be fetched (the identity provider
+ * is down, slow or answering garbage): the client's token may well be good, so it is told
+ * to retry rather than to sign in again, which a 401 says.
+ */
+export const IdentityProviderUnavailableError = simple(
+  'PROXY_ERR_IDENTITY_PROVIDER_UNAVAILABLE',
+  503,
+  'identity_provider_unavailable',
+  'IdentityProviderUnavailableError',
+);
 export const StoreUnavailableError = simple(
   'PROXY_ERR_STORE_UNAVAILABLE',
   503,

@@ -12,6 +12,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { startHarness, type Harness } from './helpers/harness.js';
+import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 
 const reply = {
   kind: 'json' as const,
@@ -141,6 +142,95 @@ describe('JWT identity', () => {
     });
     expect(r.status).toBe(200);
     expect(h.lastReceived().headers['x-tenant-id']).toBe('hooli');
+  });
+});
+
+describe('JWT identity while the JWKS cannot be fetched', () => {
+  let h: Harness | undefined;
+  let jwks: Server | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+    if (jwks) await new Promise((r) => jwks!.close(r));
+    jwks = undefined;
+  });
+
+  async function startWith(jwksUrl: string) {
+    h = await startHarness({
+      reply,
+      config: (base) => ({
+        ...base,
+        identity: {
+          sources: ['jwt'],
+          jwt: { jwks_url: jwksUrl, tenant_claim: 'org_id', jwks_cooldown_ms: 0 },
+        },
+      }),
+    });
+    return h;
+  }
+
+  it('answers 503 identity_provider_unavailable with Retry-After, not 401, until the keys can be had', async () => {
+    const pair = await generateKeyPair('RS256');
+    const published = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256' }] };
+    let answer: 'error' | 'garbage' | 'keys' = 'error';
+    jwks = createServer((_req, res) => {
+      if (answer === 'error') res.writeHead(500).end('down');
+      else
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(answer === 'garbage' ? '{"keys":' : JSON.stringify(published));
+    });
+    await new Promise<void>((r) => jwks!.listen(0, '127.0.0.1', r));
+    const harness = await startWith(`http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`);
+    const token = await new SignJWT({ org_id: 'globex' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setExpirationTime('5m')
+      .sign(pair.privateKey);
+    const send = () =>
+      request(`${harness.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+      });
+
+    for (const state of ['error', 'garbage'] as const) {
+      answer = state;
+      const res = await send();
+      const body = (await res.body.json()) as { error: { code: string } };
+      expect(res.statusCode).toBe(503);
+      expect(body.error.code).toBe('identity_provider_unavailable');
+      expect(res.headers['retry-after']).toBe('5');
+    }
+    expect(harness.upstream.received).toHaveLength(0);
+
+    answer = 'keys';
+    const ok = await send();
+    await ok.body.dump();
+    expect(ok.statusCode).toBe(200);
+    // A key the JWKS does not have is the token's fault: still 401.
+    const stranger = await new SignJWT({ org_id: 'globex' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k9' })
+      .setExpirationTime('5m')
+      .sign((await generateKeyPair('RS256')).privateKey);
+    const refused = await request(`${harness.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stranger}` },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(refused.statusCode).toBe(401);
+    expect(((await refused.body.json()) as { error: { code: string } }).error.code).toBe('invalid_token');
+  });
+
+  it('answers 503 when nothing listens at the JWKS address', async () => {
+    const harness = await startWith(`${REFUSING_UPSTREAM}/jwks`);
+    const { privateKey } = await generateKeyPair('RS256');
+    const token = await new SignJWT({ org_id: 'globex' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const r = await call(harness, { authorization: `Bearer ${token}` });
+    expect(r.status).toBe(503);
+    expect(r.body.error?.code).toBe('identity_provider_unavailable');
   });
 });
 

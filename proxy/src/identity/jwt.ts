@@ -4,7 +4,14 @@
  * rotation works) or a configured public key, then exp (required unless `require_exp: false`)
  * and nbf, issuer and audience. The tenant comes from a configured claim.
  */
-import { createLocalJWKSet, createRemoteJWKSet, importSPKI, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  importSPKI,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from 'jose';
 import type { Config } from '../config/schema.js';
 
 type JwtConfig = NonNullable<Config['identity']['jwt']>;
@@ -21,13 +28,39 @@ export function looksLikeJwt(token: string): boolean {
 
 type PublicKey = Awaited<ReturnType<typeof importSPKI>>;
 
+/** The keys could not be had from the JWKS endpoint: nothing is known about the token itself. */
+export class JwksUnavailableError extends Error {}
+
+/**
+ * What a key lookup may say about the token: no key of its id or of its algorithm. Anything
+ * else the remote JWKS throws is about fetching it (a timeout, a refused connection, a non-200
+ * answer, a body that is no JWKS).
+ */
+function aboutTheToken(error: unknown): boolean {
+  return (
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    error instanceof errors.JOSENotSupported ||
+    error instanceof errors.JOSEAlgNotAllowed
+  );
+}
+
+function remoteKeys(url: string, cooldownMs: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: 600_000 });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      if (aboutTheToken(error)) throw error;
+      throw new JwksUnavailableError(`the JWKS could not be fetched: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  };
+}
+
 function keyResolver(config: JwtConfig): JWTVerifyGetKey | Promise<PublicKey> {
-  if (config.jwks_url) {
-    return createRemoteJWKSet(new URL(config.jwks_url), {
-      cooldownDuration: config.jwks_cooldown_ms,
-      cacheMaxAge: 600_000,
-    });
-  }
+  if (config.jwks_url) return remoteKeys(config.jwks_url, config.jwks_cooldown_ms);
   const material = (config.public_key ?? '').trim();
   if (material.startsWith('{')) {
     const parsed = JSON.parse(material) as { keys?: unknown[] };

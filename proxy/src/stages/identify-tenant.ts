@@ -8,6 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext, ResolvedTenant } from '../context.js';
 import {
+  IdentityProviderUnavailableError,
   InvalidApiKeyError,
   InvalidTokenError,
   MissingApiKeyError,
@@ -16,8 +17,9 @@ import {
   TenantUnknownError,
   type ProxyError,
 } from '../errors.js';
+import { HEADER_RETRY_AFTER } from '../headers.js';
 import { bearerToken, presentedApiKey, tenantForKey } from '../identity/credentials.js';
-import { looksLikeJwt } from '../identity/jwt.js';
+import { JwksUnavailableError, looksLikeJwt } from '../identity/jwt.js';
 import type { Runtime } from '../runtime.js';
 import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
 
@@ -44,6 +46,17 @@ function fromSubdomain(runtime: Runtime, host: string | undefined): string | und
   const labels = hostname.split('.');
   if (labels.length < 3 || /^\d+$/.test(labels[labels.length - 1] ?? '')) return undefined;
   return labels[0];
+}
+
+/** Seconds a client waits before retrying a token the IdP's keys could not be fetched for. */
+const IDP_RETRY_AFTER_S = 5;
+
+function idpUnavailable(): ProxyError {
+  const error = new IdentityProviderUnavailableError(
+    'The identity provider could not be reached to check the bearer token; try again shortly.',
+  );
+  error.headers = { [HEADER_RETRY_AFTER]: String(IDP_RETRY_AFTER_S) };
+  return error;
 }
 
 /** What a source found; only a JWT (whose keys may have to be fetched) answers later. */
@@ -76,7 +89,10 @@ function trySource(source: Source, ctx: RequestContext, query: URLSearchParams):
       return runtime.jwt.tenantOf(token).then(
         (tenant): Found => ({ tenant }),
         (error: unknown): Found => ({
-          error: new InvalidTokenError(`The bearer token was refused: ${(error as Error).message}`),
+          error:
+            error instanceof JwksUnavailableError
+              ? idpUnavailable()
+              : new InvalidTokenError(`The bearer token was refused: ${(error as Error).message}`),
         }),
       );
     }
