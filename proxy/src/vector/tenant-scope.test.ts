@@ -127,6 +127,19 @@ describe('pointIdsInQuery', () => {
     [{ discover: { target: 1, context: [] } }, [1]],
     [{ discover: { target: [0.1], context: [{ positive: 2, negative: [0.3] }] } }, [2]],
     [{ context: { positive: [0.1], negative: 4 } }, [4]],
+    [
+      {
+        relevance_feedback: {
+          target: 6,
+          feedback: [
+            { example: [0.1], score: 1 },
+            { example: U, score: 0 },
+          ],
+        },
+      },
+      [6, U],
+    ],
+    [{ relevance_feedback: { target: [0.1], feedback: [] } }, []],
   ])('of %j is %j', (query, expected) => {
     expect(pointIdsInQuery(query)).toEqual(expected);
   });

@@ -126,8 +126,9 @@ const pairIds = (pairs: unknown) =>
 
 /**
  * The point ids a universal-query input names (`query: 7`, `nearest`, `recommend`, `discover`,
- * `context`). Qdrant resolves them to stored vectors without looking at our filter, so in
- * partition mode they must be checked to be the tenant's own before the query is sent.
+ * `context`, `relevance_feedback`). Qdrant resolves them to stored vectors without looking at
+ * our filter, so in partition mode they must be checked to be the tenant's own before the
+ * query is sent.
  */
 export function pointIdsInQuery(query: unknown): unknown[] {
   if (isId(query)) return [query];
@@ -143,6 +144,11 @@ export function pointIdsInQuery(query: unknown): unknown[] {
     return [...(isId(d.target) ? [d.target] : []), ...pairIds(d.context)];
   }
   if ('context' in q) return pairIds(q.context);
+  if ('relevance_feedback' in q) {
+    const r = asObject(q.relevance_feedback, 'relevance_feedback');
+    const examples = asList(r.feedback).map((f) => (f && typeof f === 'object' ? (f as Obj).example : f));
+    return [r.target, ...examples].filter(isId);
+  }
   return [];
 }
 

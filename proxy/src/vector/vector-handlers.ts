@@ -17,7 +17,7 @@ import {
   type HandlerOutcome,
 } from './handler-context.js';
 import type { VectorOperationName } from './vector-operations.js';
-import { forbidden, VectorRefusal } from './vector-refusal.js';
+import { badRequest, forbidden, VectorRefusal } from './vector-refusal.js';
 import {
   asObject,
   assertOnlyFields,
@@ -91,6 +91,11 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
 
   async upsert(ctx) {
     only(ctx, ['points', 'batch', 'update_filter', 'update_mode']);
+    // Qdrant applies `batch` and silently drops `points` when both are sent: the ids checked
+    // and the payloads tagged must be the ones Qdrant writes.
+    if (ctx.body.points !== undefined && ctx.body.batch !== undefined) {
+      throw badRequest('Format error in JSON body: send either `points` or `batch`, not both');
+    }
     if (!ctx.partition) return { reply: await send(ctx, 'PUT', '/points', ctx.body) };
     // The check gives a clear refusal; update_filter makes Qdrant itself skip any existing
     // point that is not the tenant's, so a concurrent writer of the same id cannot be overwritten.
@@ -145,10 +150,17 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
   async overwrite_payload(ctx) {
     only(ctx, [...SELECTOR, 'payload', 'key']);
     if (!ctx.partition) return { reply: await send(ctx, 'PUT', '/points/payload', ctx.body) };
-    const body = scopeSelector(ctx.body, ctx.tenant);
+    const { key, ...rest } = ctx.body;
+    // Qdrant ignores `key` on an overwrite and replaces the whole payload, so a key would
+    // only hide that tenant_id is dropped.
+    if (key !== undefined && key !== null) {
+      throw badRequest(
+        'overwrite_payload replaces the whole payload and takes no `key`: use set_payload with `key` to change a nested value',
+      );
+    }
+    const body = scopeSelector(rest, ctx.tenant);
     // Replacing the whole payload would drop tenant_id: put it back.
-    if (body.key === undefined)
-      body.payload = { ...asObject(body.payload, 'payload'), [TENANT_FIELD]: ctx.tenant };
+    body.payload = { ...asObject(body.payload, 'payload'), [TENANT_FIELD]: ctx.tenant };
     return { reply: await send(ctx, 'PUT', '/points/payload', body) };
   },
 

@@ -142,16 +142,17 @@ export class FakeQdrantEngine {
     const c = this.get(name);
     const b = obj(body, 'body');
     const incoming: { id: Json; vector: Json; payload: Json }[] = [];
-    if (Array.isArray(b.points)) {
-      for (const p of b.points) {
-        const point = obj(p, 'point');
-        incoming.push({ id: point.id, vector: point.vector, payload: point.payload });
-      }
-    } else if (b.batch) {
+    // Qdrant reads `batch` whenever the key is there and then ignores `points`.
+    if ('batch' in b) {
       const batch = obj(b.batch, 'batch') as { ids: Json[]; vectors: Json[]; payloads?: Json[] };
       batch.ids.forEach((id, i) =>
         incoming.push({ id, vector: batch.vectors[i], payload: batch.payloads?.[i] }),
       );
+    } else if (Array.isArray(b.points)) {
+      for (const p of b.points) {
+        const point = obj(p, 'point');
+        incoming.push({ id: point.id, vector: point.vector, payload: point.payload });
+      }
     } else {
       throw new FakeBadRequest(
         'Format error in JSON body: data did not match any variant of untagged enum PointInsertOperations',
