@@ -7,18 +7,26 @@
  */
 import { HOUR_FIELDS, type HourField } from '@lanekeeper/contract';
 import type { UsageEvent } from '../usage/usage-event.js';
-import { HOUR_MS, emptyHour, hourStart, type HourUsage, type UsageTotals } from './store.js';
+import {
+  HOUR_MS,
+  addableCost,
+  countable,
+  emptyHour,
+  hourStart,
+  type HourUsage,
+  type UsageTotals,
+} from './store.js';
 
 /** What one event adds to each counter; unpriced events add no cost (never a silent $0 price). */
 export function increments(event: UsageEvent): Record<HourField, number> {
   return {
     requests: 1,
-    input_tokens: event.input_tokens,
-    output_tokens: event.output_tokens,
-    cached_input_tokens: event.cached_input_tokens,
-    cache_write_tokens: event.cache_write_tokens,
-    reasoning_tokens: event.reasoning_tokens,
-    estimated_cost: event.cost_usd ?? 0,
+    input_tokens: countable(event.input_tokens),
+    output_tokens: countable(event.output_tokens),
+    cached_input_tokens: countable(event.cached_input_tokens),
+    cache_write_tokens: countable(event.cache_write_tokens),
+    reasoning_tokens: countable(event.reasoning_tokens),
+    estimated_cost: addableCost(event.cost_usd),
   };
 }
 

@@ -26,8 +26,10 @@ import type { StoreLogger } from './store-logger.js';
 import {
   HOUR_MS,
   MINUTE_MS,
+  addableCost,
   budgetResets,
   budgetWindows,
+  countable,
   type AdmitRequest,
   type AdmitResult,
   type HourUsage,
@@ -338,17 +340,19 @@ export function createMemoryStore(options: { slotHeartbeatMs?: number; logger?: 
       if (settledReservations.has(reservation)) return;
       settledReservations.add(reservation);
       const minute = Math.floor(reservation.at / MINUTE_MS);
-      if (actual.tokens > 0) {
-        t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + actual.tokens);
-        t.minuteTokens += actual.tokens;
+      const tokens = countable(actual.tokens);
+      if (tokens > 0) {
+        t.minutes.set(minute, (t.minutes.get(minute) ?? 0) + tokens);
+        t.minuteTokens += tokens;
         if (minute < t.minutesFrom) t.minutesFrom = minute;
         if (minute > t.latestMinute) t.latestMinute = minute;
       }
-      if (actual.usd > 0) {
+      const usd = addableCost(actual.usd);
+      if (usd > 0) {
         const { day, month } = budgetWindows(reservation.at);
         const { dayKey, monthKey } = spendKeys(day, month);
-        t.spend.set(dayKey, (t.spend.get(dayKey) ?? 0) + actual.usd);
-        t.spend.set(monthKey, (t.spend.get(monthKey) ?? 0) + actual.usd);
+        t.spend.set(dayKey, (t.spend.get(dayKey) ?? 0) + usd);
+        t.spend.set(monthKey, (t.spend.get(monthKey) ?? 0) + usd);
       }
     },
 

@@ -37,8 +37,10 @@ import { createSlotHeartbeat, type Refresh } from './slot-heartbeat.js';
 import { silentLogger, type StoreLogger } from './store-logger.js';
 import { createOutageLog, type OutageLog } from '@lanekeeper/contract';
 import {
+  addableCost,
   budgetDay,
   budgetResets,
+  countable,
   emptyHour,
   type AdmitRequest,
   type AdmitResult,
@@ -105,11 +107,6 @@ type Ending = (
   /** Numbers of earlier calls this op was in whose answer was lost (replay-marks.ts). */
   readonly prior: readonly number[];
 };
-
-/** A counter as record.lua adds it: a whole, non-negative number. */
-function count(value: number): number {
-  return Math.max(0, Math.round(value));
-}
 
 /** What finish.lua answers for an op of a tenant the control plane erased. */
 const ERASED = -1;
@@ -464,8 +461,8 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
         args.push(
           's',
           reservation.requestId,
-          count(actual.tokens),
-          Math.max(0, actual.usd),
+          countable(actual.tokens),
+          addableCost(actual.usd),
           at,
           has,
           ending.prior.join(' '),
@@ -483,12 +480,12 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
           event.request_id,
           streamInScript ? json : '',
           1,
-          count(event.input_tokens),
-          count(event.output_tokens),
-          count(event.cached_input_tokens),
-          count(event.cache_write_tokens),
-          count(event.reasoning_tokens),
-          event.cost_usd ?? 0,
+          countable(event.input_tokens),
+          countable(event.output_tokens),
+          countable(event.cached_input_tokens),
+          countable(event.cache_write_tokens),
+          countable(event.reasoning_tokens),
+          addableCost(event.cost_usd),
           ending.prior.join(' '),
         );
       }

@@ -248,6 +248,25 @@ export function describeStore(
         expect((await store.currentHour(t, T0 - 1)).requests).toBe(1);
       });
 
+      it("takes a figure no answer can have as 0, without failing another tenant's event beside it", async () => {
+        const [a, b] = [tenant(), tenant()];
+        // Sent in one turn, so a store that batches sends them in one call.
+        await Promise.all([
+          store.record(
+            usageEvent(a, { input_tokens: Number.NaN, output_tokens: Infinity, cost_usd: Infinity }),
+          ),
+          store.record(usageEvent(b)),
+        ]);
+        const at = T0 + 6 * MINUTE_MS;
+        expect(await store.currentHour(b, at)).toMatchObject({
+          requests: 1,
+          input_tokens: 10,
+          output_tokens: 20,
+        });
+        const odd = await store.currentHour(a, at);
+        expect(odd).toMatchObject({ requests: 1, input_tokens: 0, output_tokens: 0, estimated_cost: 0 });
+      });
+
       it('counts an event recorded twice once', async () => {
         const t = tenant();
         const event = usageEvent(t);

@@ -124,3 +124,17 @@ export interface Store extends LimitStore, MeterStore {
   eraseTenant(tenant: string): Promise<number>;
   close(): Promise<void>;
 }
+
+/**
+ * A token figure as the counters add it: a whole, non-negative number. One no answer can have
+ * (NaN, Infinity) counts as 0: added, it would poison the tenant's counter for good, and in
+ * Redis fail the one script call that carries every tenant's events of that turn.
+ */
+export function countable(tokens: number): number {
+  return Number.isFinite(tokens) ? Math.max(0, Math.round(tokens)) : 0;
+}
+
+/** A cost as the counters add it: finite and positive, else nothing (unpriced adds no cost either). */
+export function addableCost(usd: number | null | undefined): number {
+  return typeof usd === 'number' && Number.isFinite(usd) && usd > 0 ? usd : 0;
+}
