@@ -231,6 +231,12 @@ const configObjectSchema = z.strictObject({
       api_key: z.string().optional(),
       mode: z.enum(['collection', 'partition']).default('collection'),
       path_prefix: z.string().startsWith('/').default('/qdrant'),
+      /**
+       * The most of one Qdrant answer the route holds (it reads each whole, to rename
+       * collections and strip tenant_id): a scroll of a large collection with its vectors
+       * could otherwise take the proxy's memory, and every tenant's requests with it.
+       */
+      max_response_bytes: positiveInt.max(1024 * 1024 * 1024).default(32 * 1024 * 1024),
       templates: z
         .array(z.strictObject({ name: z.string(), size: positiveInt, distance: z.string() }))
         .default([{ name: 'documents', size: 1536, distance: 'Cosine' }]),

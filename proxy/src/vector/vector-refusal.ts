@@ -13,7 +13,8 @@ export type VectorRefusalCode =
   | 'PROXY_ERR_VECTOR_UNKNOWN_COLLECTION'
   | 'PROXY_ERR_VECTOR_BAD_REQUEST'
   | 'PROXY_ERR_VECTOR_NOT_FOUND'
-  | 'PROXY_ERR_VECTOR_UPSTREAM';
+  | 'PROXY_ERR_VECTOR_UPSTREAM'
+  | 'PROXY_ERR_VECTOR_RESPONSE_TOO_LARGE';
 
 /** A request the route will not forward (or could not complete), with its HTTP status. */
 export class VectorRefusal extends Error {

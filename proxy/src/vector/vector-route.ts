@@ -104,7 +104,11 @@ export function createVectorRoute(deps: {
   const prefix = config.path_prefix.replace(/\/+$/, '');
   const partition = config.mode === 'partition';
   const templates = new Map(config.templates.map((t) => [t.name, t]));
-  const upstream = createVectorUpstream({ url: config.url, apiKey: config.api_key });
+  const upstream = createVectorUpstream({
+    url: config.url,
+    apiKey: config.api_key,
+    maxResponseBytes: config.max_response_bytes,
+  });
 
   function physicalName(tenant: string, logical: unknown): string {
     if (typeof logical !== 'string' || !templates.has(logical)) {

@@ -27,6 +27,30 @@ export interface VectorUpstreamOptions {
   apiKey?: string;
   timeoutMs?: number;
   connections?: number;
+  /** Answers over this many bytes are abandoned (VectorRefusal 502). */
+  maxResponseBytes: number;
+}
+
+/** The whole body, or a refusal as soon as it passes `max` bytes (the rest is not read). */
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  max: number,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      throw new VectorRefusal(
+        502,
+        'PROXY_ERR_VECTOR_RESPONSE_TOO_LARGE',
+        `Qdrant's answer is over vector.max_response_bytes (${max} bytes): ask for fewer points (a smaller limit) or leave the vectors out (with_vector: false)`,
+      );
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
 }
 
 /** A keep-alive pool to Qdrant; a URL with a path (a Qdrant behind a prefix) keeps that prefix. */
@@ -53,7 +77,7 @@ export function createVectorUpstream(options: VectorUpstreamOptions): VectorUpst
           headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
-        const buffer = Buffer.from(await res.body.arrayBuffer());
+        const buffer = await readCapped(res.body, options.maxResponseBytes);
         const contentType = String(res.headers['content-type'] ?? '');
         let json: unknown;
         if (contentType.includes('json')) {
@@ -65,6 +89,7 @@ export function createVectorUpstream(options: VectorUpstreamOptions): VectorUpst
         }
         return { status: res.statusCode, contentType, body: buffer, json };
       } catch (error) {
+        if (error instanceof VectorRefusal) throw error;
         throw new VectorRefusal(
           502,
           'PROXY_ERR_VECTOR_UPSTREAM',

@@ -91,6 +91,7 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
         api_key: API_KEY,
         mode,
         path_prefix: '/qdrant',
+        max_response_bytes: 32 * 1024 * 1024,
         templates: [{ name: 'documents', size: 4, distance: 'Cosine' }],
       },
       metrics,

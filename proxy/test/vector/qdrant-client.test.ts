@@ -77,6 +77,7 @@ describe.each(['collection', 'partition'] as const)(
           api_key: 'real-qdrant-key',
           mode,
           path_prefix: '/qdrant',
+          max_response_bytes: 32 * 1024 * 1024,
           templates: [{ name, size: 3, distance: 'Cosine' }],
         },
         metrics: new Metrics(10),
