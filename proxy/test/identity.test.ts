@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/schema.js';
+import { configWarnings, parseConfig } from '../src/config/schema.js';
 import { ConfigError } from '../src/errors.js';
 import { chatCompletion } from './helpers/fake-upstream.js';
 import { startHarness, type Harness } from './helpers/harness.js';
@@ -258,11 +258,31 @@ describe('JWT identity with require_exp: false', () => {
       const jwt = new SignJWT({ org_id: 'globex' }).setProtectedHeader({ alg: 'ES256' });
       return (exp === undefined ? jwt : jwt.setExpirationTime(exp)).sign(privateKey);
     };
+    // No audience either: the operator is told at start that other apps' tokens pass too.
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ msg: 'config warning', path: 'identity.jwt.audience' }),
+    );
     expect((await call(h, { authorization: `Bearer ${await token()}` })).status).toBe(200);
     const expired = await call(h, {
       authorization: `Bearer ${await token(Math.floor(Date.now() / 1000) - 60)}`,
     });
     expect(expired.status).toBe(401);
+  });
+
+  it('warns of a missing audience only where JWTs are a source', () => {
+    const warned = (identity: Record<string, unknown>) =>
+      configWarnings(
+        parseConfig({
+          upstream: { url: 'http://127.0.0.1:9' },
+          identity,
+          pricing: { m: { input: 1, output: 1 } },
+          plans: { free: { models: { default: 'm' } } },
+          tenants: [{ id: 'acme', plan: 'free' }],
+        }),
+      ).map((w) => w.path);
+    expect(warned({ sources: ['jwt'], jwt: { public_key: 'x' } })).toEqual(['identity.jwt.audience']);
+    expect(warned({ sources: ['jwt'], jwt: { public_key: 'x', audience: 'lanekeeper' } })).toEqual([]);
+    expect(warned({ sources: ['api_key'], jwt: { public_key: 'x' } })).toEqual([]);
   });
 
   it.each([

@@ -406,5 +406,14 @@ export function configWarnings(config: Config): ConfigProblem[] {
       }
     }
   }
+  const jwt = config.identity.jwt;
+  if (jwt && config.identity.sources.includes('jwt') && jwt.audience === undefined) {
+    // An IdP signs every app's tokens with the same keys: without an audience, a token it
+    // issued for another app (with the tenant claim in it) admits that tenant here too.
+    warnings.push({
+      path: 'identity.jwt.audience',
+      message: 'not set: a token the identity provider issued for any other app is accepted too',
+    });
+  }
   return warnings;
 }
