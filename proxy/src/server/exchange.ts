@@ -139,6 +139,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private traceEnded = false;
   /** A head a stage holds (ResponseHead.held), written with the first bytes out. */
   private heldHead: ResponseHead | undefined;
+  /** The client got an error in place of a held answer: what the chunk hooks give is dropped. */
+  private heldAnswerFailed = false;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -542,10 +544,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
       );
       return this.localReply(upstreamError(error));
     }
+    if (this.heldHead) return this.failHeldAnswer(upstreamError(error));
     // The head is out: all that is left is to cut the client's stream, so it sees a
     // truncated response rather than a clean end.
     this.finish('upstream_error');
     this.res.destroy(error);
+  }
+
+  /**
+   * The upstream failed while a stage held the head (a translated JSON answer goes out only
+   * whole): the client has had no byte, so it gets the error in its own shape, as before a
+   * head, not a cut connection. The hooks still see the end, so what the upstream sent is
+   * metered as partial; what they would make of the broken answer is dropped.
+   */
+  private failHeldAnswer(error: ProxyError): void {
+    const { ctx, res } = this;
+    const head = this.heldHead!;
+    this.heldHead = undefined;
+    this.heldAnswerFailed = true;
+    ctx.status = error.status;
+    ctx.errorCode = error.apiCode;
+    this.deps.logger.warn(
+      { request_id: ctx.id, err: error.message, trace_id: ctx.trace?.traceId },
+      'upstream request failed',
+    );
+    this.finish('upstream_error');
+    const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
+    res.writeHead(error.status, {
+      ...head.headers,
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      ...error.headers,
+    });
+    res.end(body);
   }
 
   /**
@@ -651,7 +682,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (hook) out = hook(this.ctx, out, end);
     }
     if (this.heldHead && (out.length > 0 || end)) this.writeHeldHead();
-    const ok = this.clientGone || out.length === 0 ? true : this.res.write(out);
+    const ok = this.clientGone || this.heldAnswerFailed || out.length === 0 ? true : this.res.write(out);
     if (this.ctx.cutoff !== undefined && !end && !this.finished) {
       // A stage ended the stream at an event boundary (mid-stream enforcement): stop the
       // upstream generating, and close the client's response cleanly.

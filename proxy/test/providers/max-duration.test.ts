@@ -130,6 +130,43 @@ describe('max_duration_ms', () => {
     expect((await chat(h)).statusCode).toBe(200);
   });
 
+  it("answers a 504 in the client's shape, not a cut connection, when a translated JSON answer outlives it", async () => {
+    // A translated JSON answer is held until whole, so the client has had no byte of it yet.
+    const slowBody = ['{"id":"chatcmpl-slow","object":"chat.completion","choices":[', ...Array(40).fill(' ')];
+    h = await startHarness({
+      reply: { kind: 'stream', contentType: 'application/json', chunks: slowBody, delayMs: 50 },
+      config: (base) => {
+        const { upstream, ...rest } = bounded({ max_duration_ms: BOUND_MS })(base);
+        return {
+          ...rest,
+          upstreams: { openai: { ...(upstream as object), dialect: 'openai', models: ['*'] } },
+        };
+      },
+    });
+    const anthropic = new Anthropic({ apiKey: KEYS.free, baseURL: h.proxy.url, maxRetries: 0 });
+    const error = await anthropic.messages
+      .create({ model: 'small-model', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(Anthropic.APIError);
+    expect((error as InstanceType<typeof Anthropic.APIError>).status).toBe(504);
+    expect((error as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({
+      type: 'error',
+      error: { code: 'upstream_timeout', message: expect.stringContaining('max_duration_ms') },
+    });
+
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({
+      status: 504,
+      outcome: 'upstream_error',
+      provenance: 'partial',
+    });
+    h.upstream.reply(ok);
+    expect((await chat(h)).statusCode).toBe(200);
+  });
+
   describe('with a fallback upstream', () => {
     /** Upstream "a" (the harness's) serves a-model with `aExtra`; "b" serves b-model; the alias falls back a → b. */
     async function start(aReply: Reply, aExtra: Record<string, unknown>): Promise<Harness> {
