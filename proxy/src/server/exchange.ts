@@ -418,7 +418,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
    */
   private onDeadline(maxDurationMs: number): void {
     this.deadlineTimer = undefined;
-    if (this.finished) return;
+    // A fallback is about to start (attempts restart at 0): the bound was the upstream given
+    // up on, and the next one's starts with its first call.
+    if (this.finished || this.attempts === 0) return;
     const error = new MaxDurationError(maxDurationMs);
     this.deadlinePassed = error;
     this.deps.logger.warn(
