@@ -7,6 +7,7 @@
  */
 import type { RequestContext } from '../context.js';
 import { createEventFramer, hideInjectedUsageBlock, type EventFramer } from '../usage/event-framer.js';
+import { blockTooDeepForJson } from '../usage/json-depth.js';
 import { CONTINUE, type Stage } from '../stage.js';
 import type { UpstreamQuirks } from '../upstream-quirks.js';
 
@@ -60,7 +61,8 @@ export function createHideInjectedUsageStage(deps: { quirks: UpstreamQuirks }): 
       const search = !dialect.hideInjectedUsageInBlock;
       for (const block of blocks) {
         if (block.length === 0) continue;
-        if (search && block.indexOf(USAGE_BYTES) < 0) {
+        // An event nested too deep to be the usage event is not read (json-depth.ts).
+        if ((search && block.indexOf(USAGE_BYTES) < 0) || blockTooDeepForJson(block)) {
           out.push(block);
           continue;
         }

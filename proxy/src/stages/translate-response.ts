@@ -10,6 +10,7 @@ import type { RequestContext } from '../context.js';
 import type { ResponseHead, Stage } from '../stage.js';
 import type { StreamTranslator } from '../translate/translator.js';
 import { createEventFramer, type EventFramer } from '../usage/event-framer.js';
+import { tooDeepForJson } from '../usage/json-depth.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -73,7 +74,8 @@ export function createTranslateResponseStage(): Stage {
         let out = '';
         for (const block of blocks) {
           const event = block.length > 0 ? t.framer.eventOf(block) : undefined;
-          if (event) out += t.stream.push(event);
+          // An event nested too deep to be any provider's is dropped unparsed (json-depth.ts).
+          if (event && !tooDeepForJson(event.data)) out += t.stream.push(event);
         }
         if (end) {
           out += t.stream.end();
@@ -98,9 +100,10 @@ export function createTranslateResponseStage(): Stage {
       const text = Buffer.concat(t.chunks).toString('utf8');
       let body: unknown = text;
       try {
-        body = JSON.parse(text);
+        if (!tooDeepForJson(text)) body = JSON.parse(text);
       } catch {
-        // Not JSON (an HTML error page, a cut body): the translator gets the text.
+        // Not JSON (an HTML error page, a cut body, nesting no answer has): the translator
+        // gets the text.
       }
       const model = ctx.model ?? '';
       const status = t.head.status;

@@ -35,14 +35,27 @@ export class ByteTail {
 const OBJECT_KEYS = ['usage', 'usageMetadata'] as const;
 const SCALAR_KEYS = ['prompt_eval_count', 'eval_count', 'model', 'modelVersion', 'done'] as const;
 
-/** The end (exclusive) of the balanced JSON object starting at `start`, or -1. */
-function objectEnd(text: string, start: number): number {
+/**
+ * Characters `objectEnd` may scan for one key, over all the candidates it tries: a tail of
+ * `"usage":{` repeated, none of them closed, once cost a scan to the end per candidate
+ * (O(n²), half a second of a blocked event loop per answer). A real usage object closes
+ * within a few hundred characters of its key.
+ */
+const SCAN_BUDGET = 2 * TAIL_BYTES;
+
+/**
+ * The end (exclusive) of the balanced JSON object starting at `start`, or -1; scanning
+ * spends `budget.left`, and gives up (-1) when it runs out.
+ */
+function objectEnd(text: string, start: number, budget: { left: number }): number {
   let depth = 0;
-  for (let i = start; i < text.length; i++) {
+  const stop = Math.min(text.length, start + budget.left);
+  let i = start;
+  for (; i < stop; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
       // Skip the string, honouring escapes.
-      for (i++; i < text.length; i++) {
+      for (i++; i < stop; i++) {
         const d = text.charCodeAt(i);
         if (d === 0x5c) i++;
         else if (d === 0x22) break;
@@ -50,17 +63,22 @@ function objectEnd(text: string, start: number): number {
     } else if (c === 0x7b || c === 0x5b) depth++;
     else if (c === 0x7d || c === 0x5d) {
       depth--;
-      if (depth === 0) return i + 1;
+      if (depth === 0) {
+        budget.left -= i + 1 - start;
+        return i + 1;
+      }
     }
   }
+  budget.left -= Math.min(i, stop) - start;
   return -1;
 }
 
 /** The value after the last `"key":` in the text, parsed, if it is whole. */
 function lastValue(text: string, key: string, object: boolean): unknown {
   const marker = `"${key}"`;
+  const budget = { left: SCAN_BUDGET };
   let at = text.lastIndexOf(marker);
-  while (at !== -1) {
+  while (at !== -1 && budget.left > 0) {
     let i = at + marker.length;
     while (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x0a || text.charCodeAt(i) === 0x0d) i++;
     if (text[i] === ':') {
@@ -69,7 +87,7 @@ function lastValue(text: string, key: string, object: boolean): unknown {
       try {
         if (object) {
           if (text[i] === '{') {
-            const end = objectEnd(text, i);
+            const end = objectEnd(text, i, budget);
             if (end !== -1) return JSON.parse(text.slice(i, end));
           }
         } else {

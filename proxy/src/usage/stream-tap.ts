@@ -13,6 +13,7 @@
  */
 import type { Dialect, DialectRoute, Observation, StreamEvent } from '../dialects/dialect.js';
 import { createEventFramer, type EventFramer } from './event-framer.js';
+import { tooDeepForJson } from './json-depth.js';
 import { hasUsage, mergeUsage, type Usage } from './usage.js';
 
 /** What a finished stream told the meter. */
@@ -56,6 +57,16 @@ export interface StreamTapOptions {
 /** Default bound on event data (and then text) kept per stream for output estimates. */
 export const DEFAULT_MAX_RETAINED_BYTES = 4 * 1024 * 1024;
 
+/**
+ * What one kept block (a Buffer view) costs beyond its bytes, charged against the bound:
+ * without it a stream of 2-byte events kept 4 MiB of them as two million views, over 200 MB
+ * of heap.
+ */
+const BLOCK_COST = 96;
+
+/** Kept texts are joined in groups of this many, for the same reason (one string each). */
+const TEXTS_PER_JOIN = 256;
+
 /** Creates a tap for one response stream of `route`. */
 export function createStreamTap(
   dialect: Dialect,
@@ -74,6 +85,8 @@ export function createStreamTap(
   let retained: Buffer[] | undefined = [];
   let retainedBytes = 0;
   const texts: string[] = [];
+  /** The latest texts, not yet joined into one entry of `texts`. */
+  let pieces: string[] = [];
   let textChars = 0;
 
   function observe(observation: Observation | undefined): void {
@@ -87,22 +100,27 @@ export function createStreamTap(
     if (!event || textChars >= maxRetained) return;
     const text = safeText(dialect, event, route);
     if (text === '') return;
-    texts.push(text);
+    pieces.push(text);
     textChars += text.length;
+    if (pieces.length >= TEXTS_PER_JOIN) {
+      texts.push(pieces.join(''));
+      pieces = [];
+    }
   }
 
   function retain(block: Buffer, event: StreamEvent): void {
     if (usage.output !== undefined) {
       // Output is reported (running totals, or a final report): no estimate will be needed.
-      if (retainedBytes > 0 || texts.length > 0) {
+      if (retainedBytes > 0 || texts.length > 0 || pieces.length > 0) {
         retained = [];
         retainedBytes = 0;
         texts.length = 0;
+        pieces = [];
       }
       return;
     }
     if (retained) {
-      retainedBytes += block.length;
+      retainedBytes += block.length + BLOCK_COST;
       if (retainedBytes <= maxRetained) {
         retained.push(block);
         return;
@@ -117,8 +135,9 @@ export function createStreamTap(
   function handle(block: Buffer): void {
     if (block.length === 0) return;
     const event = framer.eventOf(block);
-    // A comment or a blank block: nothing to meter or keep.
-    if (!event) return;
+    // A comment or a blank block: nothing to meter or keep. An event nested too deep to be
+    // any provider's is not parsed at all (json-depth.ts).
+    if (!event || tooDeepForJson(event.data)) return;
     events++;
     if (!firstParsed || safeHint(dialect, event)) {
       firstParsed = true;
@@ -151,6 +170,7 @@ export function createStreamTap(
       if (error) result.error = error;
       if (usage.output === undefined) {
         if (retained) for (const block of retained) keepText(framer.eventOf(block));
+        texts.push(...pieces);
         result.texts = texts;
       }
       retained = [];
@@ -238,9 +258,11 @@ export function usageFromJsonBody(
   route: DialectRoute,
   bytes: Buffer,
 ): Observation | undefined {
+  const text = bytes.toString('utf8');
+  if (tooDeepForJson(text)) return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     const elements = completeArrayElements(bytes);
     if (elements) {
