@@ -64,6 +64,11 @@ function errorStyleOf(ctx: RequestContext): ErrorStyle {
   return anthropicClient ? 'anthropic' : 'openai';
 }
 
+type Decoder = NonNullable<ReturnType<typeof decoderFor>>;
+
+/** The most of a 400 held while deciding whether it blames the proxy's stream_options. */
+const PROBE_MAX_BYTES = 64 * 1024;
+
 /** Why the proxy aborted a call whose upstream passed its `max_duration_ms`. */
 class MaxDurationError extends Error {
   constructor(readonly maxDurationMs: number) {
@@ -107,9 +112,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private finished = false;
   private clientGone = false;
   private controller: Dispatcher.DispatchController | undefined;
-  private decoder: ReturnType<typeof decoderFor>;
+  private decoder: Decoder | undefined;
   /** A 400 to a request where the proxy added stream_options, held until we know whether to retry without. */
-  private probe: { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[] } | undefined;
+  private probe:
+    { status: number; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | undefined;
   private retried = false;
   /**
    * The upstream retried without stream_options: if that succeeds, it provably rejects the
@@ -471,7 +477,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
           ctx.dialect?.withoutStreamUsage !== undefined &&
           onlyInjectedStreamOptions(ctx.request.body))
     ) {
-      this.probe = { status, headers, chunks: [] };
+      this.probe = { status, headers, chunks: [], bytes: 0 };
       return;
     }
     const encoding = rawHeaders['content-encoding'];
@@ -481,8 +487,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // client accepts, so the encoding headers no longer apply.
       delete headers['content-encoding'];
       delete headers['content-length'];
-      this.decoder.on('data', (chunk: Buffer) => this.deliver(chunk));
-      this.decoder.on('error', (error) => this.onDecodeError(controller, error));
+      const decoder = this.decoder;
+      decoder.on('data', (chunk: Buffer) => this.onDecoded(controller, decoder, chunk));
+      decoder.on('error', (error) => this.onDecodeError(controller, error));
     }
     // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
     // rewritten request body does not, so a JSON answer keeps its length and goes out
@@ -493,15 +500,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (controller !== this.controller) return;
-    if (this.probe) {
-      this.probe.chunks.push(chunk);
+    const probe = this.probe;
+    if (probe) {
+      probe.chunks.push(chunk);
+      probe.bytes += chunk.length;
+      // Held whole until the answer ends, a 400 of any length would be held in memory, and
+      // one that never ends for ever; a refusal of one field is a line or two. A longer one
+      // goes on as the upstream's answer, read as any other.
+      if (probe.bytes > PROBE_MAX_BYTES) {
+        this.probe = undefined;
+        this.respondHead(probe.status, probe.headers);
+        for (const held of probe.chunks) this.deliver(held);
+      }
       return;
     }
-    if (this.clientGone) {
-      this.drained += chunk.length;
-      if (this.drained > (this.ctx.upstream?.config.drain_max_bytes ?? 0))
-        controller.abort(new Error('drain byte limit'));
-    }
+    // Decoded bytes are counted where they come out of the decoder: a compressed body
+    // inflates a thousandfold, and the drain bound is on what the meter reads.
+    if (this.clientGone && !this.decoder) this.countDrained(controller, chunk.length);
     if (this.decoder) {
       if (!this.decoder.write(chunk)) {
         controller.pause();
@@ -513,6 +528,31 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.pause();
       this.res.once('drain', () => controller.resume());
     }
+  }
+
+  /**
+   * A decoded chunk on its way to the client. Passed on without regard to the client's pace,
+   * a small compressed body (a gzip bomb) inflated whole into the response's buffer: a
+   * client that stops reading now pauses the decoder, whose full buffer pauses the upstream.
+   */
+  private onDecoded(controller: Dispatcher.DispatchController, decoder: Decoder, chunk: Buffer): void {
+    if (this.clientGone) this.countDrained(controller, chunk.length);
+    if (this.deliver(chunk) || this.clientGone || decoder.isPaused()) return;
+    decoder.pause();
+    const resume = () => {
+      this.res.off('drain', resume);
+      this.res.off('close', resume);
+      decoder.resume();
+    };
+    // On close too: a client that leaves never drains, and a drain_on_client_abort must go on.
+    this.res.once('drain', resume);
+    this.res.once('close', resume);
+  }
+
+  private countDrained(controller: Dispatcher.DispatchController, bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > (this.ctx.upstream?.config.drain_max_bytes ?? 0))
+      controller.abort(new Error('drain byte limit'));
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {

@@ -107,6 +107,62 @@ describe('a hostile upstream', () => {
     expect(line).toMatchObject({ input_tokens: 3, output_tokens: 2, provenance: 'reported' });
   });
 
+  it('cannot inflate a gzip bomb into memory while the client is not reading', async () => {
+    // 64 MiB of SSE in about 64 KiB of gzip: passed on without regard to the client's pace,
+    // all of it went into the response's buffer at once.
+    const event = `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'x'.repeat(1000) } }] })}\n\n`;
+    const bomb = gzipSync(Buffer.from(event.repeat(Math.ceil((64 * 1024 * 1024) / event.length))));
+    upstream.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+      res.end(bomb);
+    });
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'small-model',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      }),
+    });
+    expect(res.statusCode).toBe(200);
+    // The client reads nothing for a while: the proxy must wait for it, not inflate ahead.
+    await new Promise((r) => setTimeout(r, 1_000));
+    gc();
+    const held = (process.memoryUsage().arrayBuffers - before) / 1048576;
+    expect(held).toBeLessThan(32);
+    // Read at last, it all arrives.
+    let received = 0;
+    for await (const chunk of res.body) received += (chunk as Buffer).length;
+    expect(received).toBeGreaterThan(60 * 1024 * 1024);
+  });
+
+  it('passes on a 400 too long to be a stream_options refusal instead of holding it whole', async () => {
+    // A 400 to a request the proxy added stream_options to is held to see whether it blames
+    // that field; one that goes on and on was held for ever, in memory.
+    upstream.handle((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.write(`{"error":{"message":"${'x'.repeat(256 * 1024)}`);
+      // ...and never ends.
+    });
+    const res = await Promise.race([
+      request(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'small-model',
+          messages: [{ role: 'user', content: 'hi' }],
+          stream: true,
+        }),
+      }),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 3_000)),
+    ]);
+    expect(res?.statusCode).toBe(400);
+    res?.body.destroy();
+  });
+
   it('cannot cost seconds of CPU with an over-cap JSON answer whose tail is all usage keys', async () => {
     // Over max_json_response_bytes the usage is read from the last 64 KiB; a tail of
     // `"usage":{` repeated, never closed, cost a scan to its end per key: half a second of
