@@ -351,6 +351,20 @@ describe('deep nesting and empty bodies', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('refuses a body of millions of levels before parsing it, for a client with no valid key too', async () => {
+    // JSON.parse spends about half a microsecond a level: ~4 MB of `[` held the event loop
+    // for over a second, and body parsing runs before the client is identified.
+    const deep = `{"messages":[{"role":"user","content":${'['.repeat(4_000_000)}`;
+    const started = process.cpuUsage();
+    const r = await raw('POST', '/v1/chat/completions', deep, 'lk_not_a_key');
+    const { user, system } = process.cpuUsage(started);
+    expect(r.status).toBe(400);
+    expect(r.body).toContain('deeper than 64');
+    // The proxy, the client and the 4 MB transfer, all in this process; parsing alone took
+    // over a second before.
+    expect((user + system) / 1000).toBeLessThan(700);
+  });
+
   it('accepts 64 levels', async () => {
     const content = `${'['.repeat(60)}${']'.repeat(60)}`;
     const r = await raw(
