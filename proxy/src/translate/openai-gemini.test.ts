@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { CHAT_FIELD_ACCEPTS, CHAT_FIELD_REFUSALS, TOOL } from './chat-field-cases.js';
 import {
   JSON_TYPE,
   SSE_TYPE,
@@ -257,45 +258,7 @@ describe('openai-gemini request', () => {
 });
 
 describe('openai-gemini request field types', () => {
-  const TOOL = { type: 'function', function: { name: 'now', parameters: { type: 'object' } } };
-
-  it.each([
-    ['model', 5],
-    ['messages', 'hi'],
-    ['messages', { role: 'user', content: 'hi' }],
-    ['messages', ['hi']],
-    ['tools', 'x'],
-    ['tools', TOOL],
-    ['tools', [null]],
-    ['tool_choice', 'any'],
-    ['tool_choice', 1],
-    ['tool_choice', ['auto']],
-    ['stop', 5],
-    ['stop', { 0: 'END' }],
-    ['stop', ['END', 5]],
-    ['max_tokens', '100'],
-    ['max_completion_tokens', 64.5],
-    ['temperature', 'hot'],
-    ['temperature', [0.2]],
-    ['top_p', {}],
-    ['seed', '7'],
-    ['seed', 7.5],
-    ['presence_penalty', true],
-    ['frequency_penalty', '0.1'],
-    ['n', '1'],
-    ['n', 1.5],
-    ['response_format', 'json_object'],
-    ['response_format', [{ type: 'json_object' }]],
-    ['stream', 'yes'],
-    ['stream_options', true],
-    ['stream_options.include_usage', { include_usage: 'yes' }],
-    ['user', 42],
-    ['safety_identifier', ['u']],
-    ['prompt_cache_key', 7],
-    ['metadata', 'tag'],
-    ['store', 'no'],
-    ['service_tier', 1],
-  ])('refuses %s = %j as a type error naming it', (field, value) => {
+  it.each(CHAT_FIELD_REFUSALS)('refuses %s = %j as a type error naming it', (field, value) => {
     // A nested field's value is its whole enclosing object.
     const top = field.split('.')[0] as string;
     expect(refusal({ messages: [user('Hi')], tools: [TOOL], [top]: value })).toContain(
@@ -304,32 +267,9 @@ describe('openai-gemini request field types', () => {
   });
 
   it.each([
-    ['temperature', 1],
-    ['temperature', 0],
-    ['top_p', 1],
-    ['max_tokens', 1e15],
-    ['seed', -7],
-    ['seed', 2 ** 53],
-    ['presence_penalty', -2],
-    ['frequency_penalty', 0],
-    ['stop', 'END'],
-    ['stop', []],
-    ['stop', ['a', 'b']],
-    ['stream', false],
-    ['stream_options', { include_usage: true, include_obfuscation: false }],
-    ['tools', []],
-    ['tool_choice', 'auto'],
-    ['tool_choice', 'none'],
-    ['response_format', { type: 'text' }],
-    ['n', 1],
-    ['user', ''],
-    ['metadata', { team: 'a' }],
-    ['store', true],
-    ['service_tier', 'auto'],
-    ['top_p', null],
-    ['stop', null],
-    ['n', 4],
-    ['tool_choice', 'required'],
+    ...CHAT_FIELD_ACCEPTS,
+    ['n', 4] as [string, unknown],
+    ['tool_choice', 'required'] as [string, unknown],
   ])('accepts %s = %j', (field, value) => {
     expect(() => translate({ messages: [user('Hi')], tools: [TOOL], [field]: value })).not.toThrow();
   });
