@@ -78,7 +78,7 @@ export function estimateOutputTokens(texts: readonly string[]): number {
   for (const text of texts) {
     // Stream deltas are tiny; joining them keeps word pieces together and makes few calls. A
     // long text (a whole answer) is taken a slice at a time.
-    for (let at = 0; at < text.length; ) {
+    for (let at = 0; at < text.length;) {
       if (!counting) {
         skipped += text.length - at;
         break;
