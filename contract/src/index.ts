@@ -1,7 +1,8 @@
 /**
- * @lanekeeper/contract: everything the proxy and the control plane must agree on, and
- * nothing else. Each side depends on this package by name and never on the other's
- * sources, so either can change its insides freely; a change here is a change to both.
+ * @lanekeeper/contract: everything the proxy and the control plane must agree on (and the
+ * one guard both run on JSON they are sent, json-nesting.ts), nothing else. Each side
+ * depends on this package by name and never on the other's sources, so either can change
+ * its insides freely; a change here is a change to both.
  */
 export * from './allow-paths.js';
 export * from './model-routing.js';
@@ -12,3 +13,4 @@ export * from './tenancy.js';
 export * from './usage-event.js';
 export * from './logging.js';
 export * from './telemetry.js';
+export * from './json-nesting.js';

@@ -354,3 +354,39 @@ describe('random free text with U+0000 or an unpaired surrogate', () => {
     );
   });
 });
+
+describe('a body nested past 64 levels', () => {
+  const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+  // A megabyte of `[` cost JSON.parse ~0.1 s, and a body is parsed before any route or token
+  // check: the count comes first, so the answer names the nesting, not a parse failure.
+  const flood = '['.repeat(1024 * 1024 - 64);
+
+  it.each([
+    ['an unknown path, no token', '/no-such-route', undefined],
+    ['the console sign-in, as JSON', '/console/login', undefined],
+    ['an admin route, with the token', '/v1/tenants', 'admin'],
+  ])('is refused before parsing on %s', async (_where, path, token) => {
+    const before = await state();
+    for (const raw of [flood, nested(65), `{"id":"deep","plan":"free","x":${nested(64)}}`]) {
+      const reply = await call(cp.url, 'POST', path, {
+        rawBody: raw,
+        ...(token ? { token: t.adminToken } : {}),
+      });
+      expect([reply.status, reply.body?.error?.code, reply.body?.error?.message]).toEqual([
+        400,
+        'CP_ERR_BAD_REQUEST',
+        'body nests arrays and objects deeper than 64 levels',
+      ]);
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  it('counts no bracket inside a string, and lets 64 levels through to validation', async () => {
+    const deepText = JSON.stringify('['.repeat(10_000));
+    for (const raw of [`{"id":"deep","plan":"free","name":${deepText}}`, `{"id":"deep","x":${nested(63)}}`]) {
+      const reply = await adminRaw('POST', '/v1/tenants', raw);
+      expect(reply.status).toBe(400);
+      expect(reply.body.error.message).not.toMatch(/nests/);
+    }
+  });
+});

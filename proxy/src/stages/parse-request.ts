@@ -5,12 +5,12 @@
  * duplicate keys and case variants of a control field (request/json-scan.ts), alone or in
  * pairs. A path no dialect recognises passes through as plain HTTP, unparsed.
  */
+import { nestsDeeperThan } from '@lanekeeper/contract';
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError } from '../errors.js';
 import { selectDialect } from '../dialects/index.js';
 import type { JsonBody } from '../dialects/dialect.js';
 import { scanJson, type ScanProblem } from '../request/json-scan.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
-import { nestsDeeperThan } from '../usage/json-depth.js';
 
 /** Bodies from this long are scanned for depth before JSON.parse (a shorter one parses in a millisecond). */
 const DEPTH_PRESCAN_CHARS = 4 * 1024;

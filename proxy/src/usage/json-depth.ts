@@ -5,6 +5,7 @@
  * tenant's requests, for ten seconds. No provider's answer nests more than a few dozen
  * levels, so text nested deeper than MAX_JSON_DEPTH is treated as not JSON.
  */
+import { nestsDeeperThan } from '@lanekeeper/contract';
 
 /** Deepest nesting of arrays and objects parsed from an upstream. */
 export const MAX_JSON_DEPTH = 256;
@@ -18,31 +19,6 @@ const SCANNED_FROM = 4 * 1024;
  */
 export function tooDeepForJson(text: string): boolean {
   return text.length >= SCANNED_FROM && nestsDeeperThan(text, MAX_JSON_DEPTH);
-}
-
-/**
- * True when `text` nests arrays and objects deeper than `maxDepth` outside strings: one pass
- * that stops at the first level too deep, cheap enough to run before JSON.parse, which spends
- * about half a microsecond a level (a 10 MiB request body of `[` held the event loop for
- * three seconds before the parsed body's own depth check could refuse it).
- */
-export function nestsDeeperThan(text: string, maxDepth: number): boolean {
-  const length = text.length;
-  let depth = 0;
-  for (let i = 0; i < length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) {
-      // Skip the string, honouring escapes.
-      for (i++; i < length; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c) i++;
-        else if (d === 0x22) break;
-      }
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > maxDepth) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
 }
 
 /** `tooDeepForJson` for a raw block of bytes (bracket and quote bytes are ASCII in UTF-8). */
