@@ -244,7 +244,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
         },
       }
     : store;
-  let runtime: Runtime = await buildRuntimeInSlices(initial);
+  let runtime: Runtime = await buildRuntimeInSlices(initial, undefined, { logger });
   const pools = new UpstreamPools(runtime.upstreams);
   const health = new UpstreamHealth(metrics);
   const makeVectorRoute = (config: Config) =>
@@ -255,7 +255,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
 
   /** Builds the new runtime in slices, then swaps everything in one synchronous step. */
   const apply = async (next: Config) => {
-    const built = await buildRuntimeInSlices(next, runtime);
+    const built = await buildRuntimeInSlices(next, runtime, { logger });
     const previous = runtime.config;
     if (JSON.stringify(next.store) !== JSON.stringify(previous.store)) {
       logger.warn({}, 'store settings changed: they apply after a restart');

@@ -3,6 +3,7 @@
  * while it is in force: tenants with their plans merged, the API-key index, the JWT
  * verifier and custom dialects. A reload builds a new Runtime; requests in flight keep theirs.
  */
+import type { OutageLogger } from '@lanekeeper/contract';
 import type { Config, PlanConfig, TenantConfig } from './config/schema.js';
 import type { ResolvedTenant } from './context.js';
 import type { Dialect } from './dialects/dialect.js';
@@ -58,10 +59,17 @@ export function mergePlan(plan: PlanConfig, overrides: TenantConfig['overrides']
  * Builds the runtime for a config. `previous` lets an unchanged JWT setting keep its
  * verifier, so a reload does not throw away the cached JWKS.
  */
-export function buildRuntime(config: Config, previous?: Runtime): Runtime {
+export function buildRuntime(config: Config, previous?: Runtime, options: RuntimeOptions = {}): Runtime {
   const index = emptyIndex();
   for (const tenant of config.tenants) indexTenant(config, tenant, index);
-  return assemble(config, index, previous);
+  return assemble(config, index, previous, options);
+}
+
+export interface RuntimeOptions {
+  /** How a live reload yields to requests (config/slices.ts). */
+  slices?: SlicePolicy;
+  /** Told of the outages of the dependencies the runtime holds (the JWKS endpoint). */
+  logger?: OutageLogger;
 }
 
 /**
@@ -72,11 +80,15 @@ export function buildRuntime(config: Config, previous?: Runtime): Runtime {
 export async function buildRuntimeInSlices(
   config: Config,
   previous?: Runtime,
-  policy?: SlicePolicy,
+  options: RuntimeOptions = {},
 ): Promise<Runtime> {
   const index = emptyIndex();
-  await forEachInSlices(config.tenants, (tenant) => indexTenant(config, tenant, index), createSlicer(policy));
-  return assemble(config, index, previous);
+  await forEachInSlices(
+    config.tenants,
+    (tenant) => indexTenant(config, tenant, index),
+    createSlicer(options.slices),
+  );
+  return assemble(config, index, previous, options);
 }
 
 interface TenantIndex {
@@ -123,7 +135,12 @@ function indexTenant(config: Config, tenant: TenantConfig, index: TenantIndex): 
   for (const hash of tenant.api_key_sha256) index.keyIndex.set(hash, resolved);
 }
 
-function assemble(config: Config, { tenants, keyIndex }: TenantIndex, previous?: Runtime): Runtime {
+function assemble(
+  config: Config,
+  { tenants, keyIndex }: TenantIndex,
+  previous: Runtime | undefined,
+  options: RuntimeOptions,
+): Runtime {
   const customDialects = config.dialects.map(createCustomDialect);
   const upstreams = Object.entries(config.upstreams).map(([name, upstream]) =>
     resolveUpstream(name, upstream, customDialects),
@@ -136,7 +153,7 @@ function assemble(config: Config, { tenants, keyIndex }: TenantIndex, previous?:
     config,
     tenants,
     keyIndex,
-    jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig) : undefined,
+    jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig, options.logger) : undefined,
     customDialects,
     upstreams,
     upstreamFor(model) {

@@ -52,11 +52,13 @@ describe('config in slices, 10,000 tenants', () => {
       }),
     };
     const runtime = await buildRuntimeInSlices(counted, undefined, {
-      maxItems: MAX_ITEMS,
-      budgetMs: Number.POSITIVE_INFINITY,
-      yieldNow: async () => {
-        yields++;
-        sinceYield = 0;
+      slices: {
+        maxItems: MAX_ITEMS,
+        budgetMs: Number.POSITIVE_INFINITY,
+        yieldNow: async () => {
+          yields++;
+          sinceYield = 0;
+        },
       },
     });
     expect(most).toBe(MAX_ITEMS);

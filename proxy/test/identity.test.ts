@@ -221,6 +221,57 @@ describe('JWT identity while the JWKS cannot be fetched', () => {
     expect(((await refused.body.json()) as { error: { code: string } }).error.code).toBe('invalid_token');
   });
 
+  it('logs the outage once, not per request, and its end only when a fetch succeeds', async () => {
+    const pair = await generateKeyPair('RS256');
+    const published = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256' }] };
+    let up = true;
+    jwks = createServer((_req, res) => {
+      if (!up) res.writeHead(500).end('down');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
+    });
+    await new Promise<void>((r) => jwks!.listen(0, '127.0.0.1', r));
+    const port = (jwks.address() as AddressInfo).port;
+    // A query may carry a secret of the IdP's: the logged endpoint leaves it out.
+    const harness = await startWith(`http://127.0.0.1:${port}/jwks?client_secret=s3cret`);
+    const signed = (kid: string) =>
+      new SignJWT({ org_id: 'globex' })
+        .setProtectedHeader({ alg: 'RS256', kid })
+        .setExpirationTime('5m')
+        .sign(pair.privateKey);
+    const outageLines = () =>
+      harness.logs.filter((l) => String(l.msg).startsWith('identity provider (jwks)'));
+
+    expect((await call(harness, { authorization: `Bearer ${await signed('k1')}` })).status).toBe(200);
+    up = false;
+    // An unknown key id makes the proxy fetch again (cooldown 0): each of these fails.
+    for (let i = 0; i < 12; i++)
+      expect((await call(harness, { authorization: `Bearer ${await signed('k9')}` })).status).toBe(503);
+    // The cached key still verifies: that says nothing about the endpoint being back.
+    expect((await call(harness, { authorization: `Bearer ${await signed('k1')}` })).status).toBe(200);
+    expect(outageLines()).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'identity provider (jwks) unavailable',
+        dependency: 'identity provider (jwks)',
+        endpoint: `http://127.0.0.1:${port}/jwks`,
+        err: 'Expected 200 OK from the JSON Web Key Set HTTP response',
+      }),
+    ]);
+    up = true;
+    // Fetched, and the key is still not there: the endpoint is back, the token is refused.
+    expect((await call(harness, { authorization: `Bearer ${await signed('k9')}` })).status).toBe(401);
+    expect(outageLines()).toEqual([
+      expect.objectContaining({ msg: 'identity provider (jwks) unavailable' }),
+      expect.objectContaining({
+        level: 'info',
+        msg: 'identity provider (jwks) available again',
+        failures: 12,
+      }),
+    ]);
+    expect(JSON.stringify(harness.logs)).not.toContain('s3cret');
+    expect(outageLines().some((l) => 'stack' in l || JSON.stringify(l).includes('    at '))).toBe(false);
+  });
+
   it('answers 503 when nothing listens at the JWKS address', async () => {
     const harness = await startWith(`${REFUSING_UPSTREAM}/jwks`);
     const { privateKey } = await generateKeyPair('RS256');
@@ -283,6 +334,31 @@ describe('JWT identity with require_exp: false', () => {
     expect(warned({ sources: ['jwt'], jwt: { public_key: 'x' } })).toEqual(['identity.jwt.audience']);
     expect(warned({ sources: ['jwt'], jwt: { public_key: 'x', audience: 'lanekeeper' } })).toEqual([]);
     expect(warned({ sources: ['api_key'], jwt: { public_key: 'x' } })).toEqual([]);
+  });
+
+  it.each([
+    ['credentials', 'https://user:pass@idp.test/jwks'],
+    ['a user alone', 'https://user@idp.test/jwks'],
+    ['a file URL', 'file:///etc/passwd'],
+    ['a javascript URL', 'javascript:alert(1)'],
+    ['no URL at all', 'idp.test/jwks'],
+    ['a number', 443],
+  ])('refuses a jwks_url with %s, naming its path', (_name, value) => {
+    let error: unknown;
+    try {
+      parseConfig({
+        upstream: { url: 'http://127.0.0.1:9' },
+        identity: { sources: ['jwt'], jwt: { jwks_url: value } },
+        pricing: {},
+        plans: { free: { models: { default: 'm' } } },
+        tenants: [{ id: 'acme', plan: 'free' }],
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.path)).toContain('identity.jwt.jwks_url');
+    expect(String((error as ConfigError).message)).not.toContain('pass@');
   });
 
   it.each([

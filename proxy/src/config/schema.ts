@@ -89,7 +89,14 @@ const identitySchema = z.strictObject({
     .default(['api_key']),
   jwt: z
     .strictObject({
-      jwks_url: z.url().optional(),
+      // http(s) only, and no user:password: fetch refuses a URL with credentials on every
+      // call, and would print them in the error each time.
+      jwks_url: z
+        .url({ protocol: /^https?$/ })
+        .refine((url) => !/^[a-z]+:\/\/[^/?#]*@/i.test(url), {
+          message: 'jwks_url must not carry credentials (user:password@)',
+        })
+        .optional(),
       public_key: z.string().optional(),
       issuer: z.string().optional(),
       audience: z.string().optional(),

@@ -2,11 +2,15 @@
  * Verifies an existing app's own user JWTs with `jose` (never hand-rolled crypto): the
  * signature against a JWKS (fetched, cached and re-fetched on an unknown key id, so key
  * rotation works) or a configured public key, then exp (required unless `require_exp: false`)
- * and nbf, issuer and audience. The tenant comes from a configured claim.
+ * and nbf, issuer and audience. The tenant comes from a configured claim. A JWKS endpoint
+ * that cannot be fetched is an outage of a dependency, logged as Redis's and the control
+ * plane's are: one warning, a summary a minute, one line when it is back.
  */
+import { createOutageLog, type OutageLogger } from '@lanekeeper/contract';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   errors,
   importSPKI,
   jwtVerify,
@@ -45,13 +49,40 @@ function aboutTheToken(error: unknown): boolean {
   );
 }
 
-function remoteKeys(url: string, cooldownMs: number): JWTVerifyGetKey {
-  const remote = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: 600_000 });
+/** The JWKS address as logged: no credentials or query, which may carry a secret. */
+function endpointOf(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+function remoteKeys(url: string, cooldownMs: number, logger: OutageLogger | undefined): JWTVerifyGetKey {
+  const address = new URL(url);
+  const outage = logger
+    ? createOutageLog(logger, 'identity provider (jwks)', { fields: { endpoint: endpointOf(address) } })
+    : undefined;
+  // Counted so that a lookup knows whether it fetched: keys served from the cache say
+  // nothing about whether the endpoint is back.
+  let fetches = 0;
+  const remote = createRemoteJWKSet(address, {
+    cooldownDuration: cooldownMs,
+    cacheMaxAge: 600_000,
+    [customFetch]: (input: string, init: RequestInit) => {
+      fetches++;
+      return fetch(input, init);
+    },
+  });
   return async (header, token) => {
+    const before = fetches;
     try {
-      return await remote(header, token);
+      const key = await remote(header, token);
+      if (fetches !== before) outage?.succeeded();
+      return key;
     } catch (error) {
-      if (aboutTheToken(error)) throw error;
+      if (aboutTheToken(error)) {
+        // The keys were had; the token's key is not among them.
+        if (fetches !== before) outage?.succeeded();
+        throw error;
+      }
+      outage?.failed(error);
       throw new JwksUnavailableError(`the JWKS could not be fetched: ${(error as Error).message}`, {
         cause: error,
       });
@@ -59,8 +90,11 @@ function remoteKeys(url: string, cooldownMs: number): JWTVerifyGetKey {
   };
 }
 
-function keyResolver(config: JwtConfig): JWTVerifyGetKey | Promise<PublicKey> {
-  if (config.jwks_url) return remoteKeys(config.jwks_url, config.jwks_cooldown_ms);
+function keyResolver(
+  config: JwtConfig,
+  logger: OutageLogger | undefined,
+): JWTVerifyGetKey | Promise<PublicKey> {
+  if (config.jwks_url) return remoteKeys(config.jwks_url, config.jwks_cooldown_ms, logger);
   const material = (config.public_key ?? '').trim();
   if (material.startsWith('{')) {
     const parsed = JSON.parse(material) as { keys?: unknown[] };
@@ -78,8 +112,9 @@ function claimAt(payload: Record<string, unknown>, claim: string): unknown {
   }, payload);
 }
 
-export function createJwtVerifier(config: JwtConfig): JwtVerifier {
-  const resolver = keyResolver(config);
+/** `logger` is told of the JWKS endpoint's outages (none without one). */
+export function createJwtVerifier(config: JwtConfig, logger?: OutageLogger): JwtVerifier {
+  const resolver = keyResolver(config, logger);
   return {
     async tenantOf(token) {
       const key = await resolver;
