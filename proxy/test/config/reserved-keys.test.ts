@@ -8,9 +8,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/errors.js';
 import { loadConfigFile, OFF_THREAD_BYTES, parseYamlConfig } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/schema.js';
+import { problemsOf } from '../helpers/config-problems.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -69,16 +69,6 @@ const CASES = [
     'tenants.0.overrides.models.__proto__',
   ],
 ] as const;
-
-async function problemsOf(load: () => unknown): Promise<{ path: string; message: string }[]> {
-  try {
-    await load();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error('the config was accepted');
-}
 
 describe('__proto__ as a name in the YAML config', () => {
   it.each(CASES)('is refused as %s, naming it', async (_name, text, path) => {

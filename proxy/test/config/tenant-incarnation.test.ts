@@ -14,6 +14,7 @@ import { ConfigError } from '../../src/errors.js';
 import { loadConfigFile, parseYamlConfig } from '../../src/config/load.js';
 import { parseConfigInSlices } from '../../src/config/parse-in-slices.js';
 import { parseConfig } from '../../src/config/schema.js';
+import { problemsOf } from '../helpers/config-problems.js';
 
 const INCARNATION = '6f1c2b9e-4d7a-4f0e-9b1a-3c5d7e9f1a2b';
 
@@ -37,16 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function problemsOf(load: () => unknown): Promise<{ path: string; message: string }[]> {
-  try {
-    await load();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error('the config was accepted');
-}
 
 describe("a tenant's incarnation in the config", () => {
   it('is optional: a tenant without one loads, and has none', async () => {
