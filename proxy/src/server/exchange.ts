@@ -64,6 +64,15 @@ function errorStyleOf(ctx: RequestContext): ErrorStyle {
   return anthropicClient ? 'anthropic' : 'openai';
 }
 
+/** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */
+function errorAnswer(error: ProxyError, ctx: RequestContext): { body: Buffer; headers: OutgoingHttpHeaders } {
+  const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
+  return {
+    body,
+    headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...error.headers },
+  };
+}
+
 type Decoder = NonNullable<ReturnType<typeof decoderFor>>;
 
 /** The most of a 400 held while deciding whether it blames the proxy's stream_options. */
@@ -237,13 +246,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private localReply(error: ProxyError): void {
     const { ctx } = this;
     ctx.errorCode = error.apiCode;
-    const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
-    this.respondHead(error.status, {
-      'content-type': 'application/json',
-      'content-length': String(body.length),
-      ...error.headers,
-    });
-    this.deliver(body);
+    const answer = errorAnswer(error, ctx);
+    this.respondHead(error.status, answer.headers);
+    this.deliver(answer.body);
     this.finish('local_reply');
   }
 
@@ -611,14 +616,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       'upstream request failed',
     );
     this.finish('upstream_error');
-    const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
-    res.writeHead(error.status, {
-      ...head.headers,
-      'content-type': 'application/json',
-      'content-length': String(body.length),
-      ...error.headers,
-    });
-    res.end(body);
+    const answer = errorAnswer(error, ctx);
+    res.writeHead(error.status, { ...head.headers, ...answer.headers });
+    res.end(answer.body);
   }
 
   /**
