@@ -3,6 +3,19 @@
  * anything, and metering must skip what it cannot read instead of throwing.
  */
 
+/**
+ * What a refused value is, as an error message may say it: its JSON type, or the value
+ * itself when it is a number, a boolean or null. Never a string's text: a field of the wrong
+ * type may hold the prompt.
+ */
+export function shownType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'object') return 'an object';
+  return String(value).slice(0, 24);
+}
+
 /** A plain JSON object. */
 export type JsonRecord = Record<string, unknown>;
 

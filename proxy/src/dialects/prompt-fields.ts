@@ -5,18 +5,11 @@
  * leniently: either way the plan's instructions would not be what governs the answer.
  */
 import { InvalidRequestError, type ProxyError } from '../errors.js';
+import { shownType } from './json-value.js';
 
-/** What a value is, for an error: its kind, never its text (it may be a whole prompt). */
-function kindOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return 'a string';
-  return `${typeof value} ${String(value).slice(0, 20)}`;
-}
-
+/** A 400 naming the field, the type it must have and what it held (never its text: shownType). */
 export function promptFieldError(field: string, expected: string, value: unknown): ProxyError {
-  return new InvalidRequestError(`"${field}" must be ${expected}, not ${kindOf(value)}.`);
+  return new InvalidRequestError(`"${field}" must be ${expected}, not ${shownType(value)}.`);
 }
 
 /** True for a value that means "no such field" to every API: absent, null or empty. */

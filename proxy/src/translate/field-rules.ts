@@ -7,7 +7,7 @@
  * API would refuse it, instead of being dropped or forwarded by a builder that skips what it
  * cannot read.
  */
-import { isRecord } from '../dialects/json-value.js';
+import { isRecord, shownType } from '../dialects/json-value.js';
 import { TranslationError } from './translator.js';
 
 /** A JSON type a field's value must have. */
@@ -30,17 +30,9 @@ export interface FieldType {
  */
 export type FieldRule = FieldType | 'refused' | ((value: unknown) => string | undefined);
 
-/** A value shown in an error: short, and never the text of a string (it may be a whole prompt). */
-function shown(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return 'a string';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
+/** A JSON type, named as `expected` in an error, and the test a value of it passes. */
 function typeOf(expected: string, has: (value: unknown) => boolean): FieldType {
-  return { expected, mismatch: (value) => (has(value) ? undefined : shown(value)) };
+  return { expected, mismatch: (value) => (has(value) ? undefined : shownType(value)) };
 }
 
 // The JSON types, named as the client APIs' references name them. JSON has no NaN or
@@ -62,7 +54,7 @@ export function arrayOf(item: FieldType): FieldType {
   return {
     expected: `an array of ${plural(item.expected)}`,
     mismatch(value) {
-      if (!Array.isArray(value)) return shown(value);
+      if (!Array.isArray(value)) return shownType(value);
       for (const entry of value) {
         const found = item.mismatch(entry);
         if (found !== undefined) return `an array holding ${found}`;
@@ -86,7 +78,7 @@ export function enumOf(...values: readonly string[]): FieldType {
     expected: listed(choices),
     choices,
     mismatch(value) {
-      if (typeof value !== 'string') return shown(value);
+      if (typeof value !== 'string') return shownType(value);
       if (values.includes(value)) return undefined;
       return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
     },
@@ -103,7 +95,7 @@ export function oneOf(...types: readonly FieldType[]): FieldType {
       const found = types.map((t) => t.mismatch(value));
       if (found.some((m) => m === undefined)) return undefined;
       // A type that got past the value's kind says more: "an array holding 5", not "an array".
-      return found.find((m) => m !== shown(value)) ?? shown(value);
+      return found.find((m) => m !== shownType(value)) ?? shownType(value);
     },
   };
 }
