@@ -4,15 +4,11 @@
  * reaches the ledger over POST /v1/usage-events (the proxy's HTTP usage sink), once per
  * request.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import type { RunningProxy } from '../../proxy/src/main.js';
+import { startFedProxy, stopStack } from '../helpers/fed-proxy.js';
 import { startControlPlane } from '../../control-plane/src/main.js';
 import { call } from '../../control-plane/test/helpers/http.js';
 import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
@@ -71,36 +67,14 @@ const ledgerRows = async () =>
 
 beforeAll(async () => {
   upstream = await startUpstream();
-  dir = await mkdtemp(join(tmpdir(), 'lk-no-redis-'));
   t = await createTestEnv({ extra: { REDIS_URL: '' } });
   cp = await startControlPlane(t.env);
   await admin('POST', '/v1/plans', { id: 'free', models: { default: 'gpt-4o-mini' } });
   await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
-  proxy = await startProxy({
-    config: {
-      listen: '127.0.0.1:0',
-      admin_listen: '127.0.0.1:0',
-      upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, dialect: 'openai' },
-      store: 'memory',
-      log: { level: 'silent' },
-      control_plane: {
-        url: cp.url,
-        token: t.proxyToken,
-        poll_interval_ms: 100,
-        snapshot_path: join(dir, 'snapshot.json'),
-      },
-    },
-    logger: pino({ level: 'silent' }),
-  });
+  ({ proxy, dir } = await startFedProxy({ cp, t, upstream, store: 'memory', pollIntervalMs: 100 }));
 });
 
-afterAll(async () => {
-  await proxy?.close(0);
-  await cp?.close();
-  await t?.dispose();
-  await new Promise((r) => upstream?.close(r));
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => stopStack({ proxy, cp, t, upstream, dir }));
 
 describe('control plane and proxy without Redis', () => {
   it('gets a key issued after start-up by polling, and books each request once', async () => {

@@ -7,17 +7,13 @@
  * automatic second sweep's result in the audit log.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import type { RunningProxy } from '../../proxy/src/main.js';
+import { startFedProxy, stopStack } from '../helpers/fed-proxy.js';
 import { startControlPlane } from '../../control-plane/src/main.js';
 import { call } from '../../control-plane/test/helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
@@ -90,7 +86,6 @@ async function chat(): Promise<number> {
 
 beforeAll(async () => {
   upstream = await startSlowUpstream();
-  dir = await mkdtemp(join(tmpdir(), 'lk-erase-traffic-'));
   t = await createTestEnv({
     extra: { LANEKEEPER_ERASURE_RESWEEP_MS: '1500', LANEKEEPER_ERASURE_PROPAGATION_MS: '300' },
   });
@@ -106,31 +101,10 @@ beforeAll(async () => {
   });
   await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
   key = (await admin('POST', '/v1/tenants/acme/keys')).body.key;
-  proxy = await startProxy({
-    config: {
-      listen: '127.0.0.1:0',
-      admin_listen: '127.0.0.1:0',
-      upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, dialect: 'openai' },
-      store: { redis: REDIS_URL, key_prefix: t.prefix },
-      log: { level: 'silent' },
-      control_plane: {
-        url: cp.url,
-        token: t.proxyToken,
-        poll_interval_ms: 5000,
-        snapshot_path: join(dir, 'snapshot.json'),
-      },
-    },
-    logger: pino({ level: 'silent' }),
-  });
+  ({ proxy, dir } = await startFedProxy({ cp, t, upstream, store: 'redis', pollIntervalMs: 5000 }));
 });
 
-afterAll(async () => {
-  await proxy?.close(0);
-  await cp?.close();
-  await t?.dispose();
-  await new Promise((r) => upstream?.close(r));
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => stopStack({ proxy, cp, t, upstream, dir }));
 
 describe('DELETE /v1/tenants/{id} while the tenant has traffic', () => {
   it('leaves nothing behind after one call, and records the automatic second sweep', async () => {

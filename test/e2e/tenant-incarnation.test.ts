@@ -6,18 +6,14 @@
  * counted as an erased tenant's, while the new tenant's usage is booked to it.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INCARNATION_PATTERN } from '@lanekeeper/contract';
-import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import type { RunningProxy } from '../../proxy/src/main.js';
+import { startFedProxy, stopStack } from '../helpers/fed-proxy.js';
 import { startControlPlane } from '../../control-plane/src/main.js';
 import { call } from '../../control-plane/test/helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
@@ -102,35 +98,13 @@ async function streamed(requestId: string): Promise<string> {
 
 beforeAll(async () => {
   upstream = await startUpstream();
-  dir = await mkdtemp(join(tmpdir(), 'lk-incarnation-'));
   t = await createTestEnv({ extra: { LANEKEEPER_ERASURE_RESWEEP_MS: '3600000' } });
   cp = await startControlPlane(t.env);
   await admin('POST', '/v1/plans', { id: 'free', models: { default: 'gpt-4o-mini' } });
-  proxy = await startProxy({
-    config: {
-      listen: '127.0.0.1:0',
-      admin_listen: '127.0.0.1:0',
-      upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, dialect: 'openai' },
-      store: { redis: REDIS_URL, key_prefix: t.prefix },
-      log: { level: 'silent' },
-      control_plane: {
-        url: cp.url,
-        token: t.proxyToken,
-        poll_interval_ms: 5000,
-        snapshot_path: join(dir, 'snapshot.json'),
-      },
-    },
-    logger: pino({ level: 'silent' }),
-  });
+  ({ proxy, dir } = await startFedProxy({ cp, t, upstream, store: 'redis', pollIntervalMs: 5000 }));
 });
 
-afterAll(async () => {
-  await proxy?.close(0);
-  await cp?.close();
-  await t?.dispose();
-  await new Promise((r) => upstream?.close(r));
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => stopStack({ proxy, cp, t, upstream, dir }));
 
 describe('a tenant id erased and created again, through a proxy', () => {
   it("books the erased tenant's late event to no one and the new tenant's usage to it", async () => {
