@@ -27,6 +27,11 @@ describe('the OpenAI dialect', () => {
     ['POST', '/v1/chat/completions', 'chat.completions', true],
     ['POST', '/v1/chat/completions/', 'chat.completions', true],
     ['POST', '/v1beta/openai/chat/completions', 'chat.completions', true],
+    ['POST', '/chat/completions', 'chat.completions', true],
+    ['POST', '/api/v1/chat/completions', 'chat.completions', true],
+    // A path segment naming a model the plan never checks: not the chat route.
+    ['POST', '/v1/engines/big-model/chat/completions', 'other', false],
+    ['POST', '/v1/threads/x/chat/completions', 'other', false],
     ['POST', '/v1/completions', 'completions', true],
     ['POST', '/v1/responses', 'responses', true],
     ['POST', '/v1/embeddings', 'embeddings', true],
@@ -40,6 +45,7 @@ describe('the OpenAI dialect', () => {
 
   it('does not claim paths outside /v1', () => {
     expect(openai.match('POST', '/api/chat')).toBeUndefined();
+    expect(openai.match('POST', '/openai/deployments/big-model/chat/completions')).toBeUndefined();
     expect(openai.match('GET', '/healthz')).toBeUndefined();
   });
 

@@ -124,7 +124,11 @@ function normalise(path: string): string {
 function matchOpenAi(method: string, rawPath: string): DialectRoute | undefined {
   const path = normalise(rawPath);
   if (method === 'POST') {
-    if (path.endsWith('/chat/completions')) return CHAT;
+    // Not any path ending in /chat/completions: Azure-style `/openai/deployments/{name}/…`
+    // and `/v1/engines/{name}/…` pick the model by a path segment the plan never checks.
+    // Bare `/chat/completions` is DeepSeek's own path.
+    if (path.endsWith('/v1/chat/completions') || path.endsWith('/openai/chat/completions')) return CHAT;
+    if (path === '/chat/completions') return CHAT;
     if (path.endsWith('/v1/completions') || path.endsWith('/openai/completions')) return COMPLETIONS;
     if (path.endsWith('/v1/responses') || path.endsWith('/openai/responses')) return RESPONSES;
     if (path.endsWith('/v1/embeddings') || path.endsWith('/openai/embeddings')) return EMBEDDINGS;

@@ -94,6 +94,10 @@ const ACCOUNT_WIDE: [string, string, unknown?][] = [
   ['GET', '/v1beta/cachedContents'],
   ['GET', '/v1beta/files'],
   ['GET', '/internal/admin'],
+  // The model named in the path, where the plan never looks (Azure-style deployments).
+  ['POST', '/openai/deployments/big-model/chat/completions', { model: 'small-model', messages: [] }],
+  ['POST', '/v1/engines/big-model/chat/completions', { model: 'small-model', messages: [] }],
+  ['POST', '/v1/threads/thread_1/chat/completions', { model: 'small-model', messages: [] }],
 ];
 
 describe('account-wide endpoints', () => {
