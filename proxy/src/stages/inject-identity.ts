@@ -139,7 +139,10 @@ export function createInjectIdentityStage(): Stage {
         const query = new URLSearchParams(ctx.request.query);
         for (const param of CREDENTIAL_QUERY_PARAMS) query.delete(param);
         if (identity.sources.includes('query')) query.delete(identity.query);
-        if (ctx.dialect?.name === 'gemini') for (const param of FIELD_MASK_PARAMS) query.delete(param);
+        // Also on any metered route of another dialect: Gemini's OpenAI-compatible path is
+        // served by the same Google front end, and no other API reads these names.
+        if (ctx.dialect?.name === 'gemini' || ctx.route?.metered)
+          for (const param of FIELD_MASK_PARAMS) query.delete(param);
         ctx.upstreamQuery = query.toString();
       }
       return CONTINUE;

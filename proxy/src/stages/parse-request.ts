@@ -115,7 +115,10 @@ export function createParseRequestStage(): Stage {
         const shown = JSON.stringify(stream)?.slice(0, 40) ?? typeof stream;
         return reply(new InvalidRequestError(`"stream" must be true or false, not ${shown}.`));
       }
-      const alt = ctx.dialect.name === 'gemini' ? unreadableAlt(request.query) : undefined;
+      // Every metered route: Gemini's OpenAI-compatible path (/v1beta/openai/…) is Google's
+      // front end too, reached through the OpenAI dialect.
+      const alt =
+        ctx.dialect.name === 'gemini' || ctx.route?.metered ? unreadableAlt(request.query) : undefined;
       if (alt !== undefined) {
         return reply(
           new InvalidRequestError(`"alt" must be json or sse, not ${JSON.stringify(alt.slice(0, 40))}.`),

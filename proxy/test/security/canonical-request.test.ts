@@ -334,6 +334,33 @@ describe("Google's response shaping on Gemini routes", () => {
       expect(r.status, query).toBe(200);
     }
   });
+
+  // Gemini's OpenAI-compatible endpoint is Google's front end as well, reached through the
+  // OpenAI dialect: the same system parameters would shape its answer.
+  const COMPAT = '/v1beta/openai/chat/completions';
+  const chat = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] });
+
+  it('drops field masks on the OpenAI-compatible path too', async () => {
+    const res = await request(`${h.proxy.url}${COMPAT}?fields=choices&%24fields=choices&keep=1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+      body: chat,
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    expect(h.lastReceived().query).toBe('keep=1');
+  });
+
+  it.each(['alt=proto', '%24alt=media'])(
+    "refuses %s on the OpenAI-compatible path, in OpenAI's error shape",
+    async (query) => {
+      const before = h.upstream.received.length;
+      const r = await raw('POST', `${COMPAT}?${query}`, chat);
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.body)).toMatchObject({ error: { type: 'invalid_request_error' } });
+      expect(h.upstream.received.length).toBe(before);
+    },
+  );
 });
 
 describe('deep nesting and empty bodies', () => {
