@@ -35,6 +35,31 @@ export const UPSTREAM_ACCOUNT_HEADERS = new Set([
   'strict-transport-security',
 ]);
 
+/**
+ * Request headers that choose what the operator's credential is used as: which OpenAI
+ * organisation and project it bills and is limited under, which Google Cloud project is
+ * charged, and which of the Anthropic account's beta features are on (the Files API reaches
+ * files stored in the shared account, the MCP connector makes the provider call out, and
+ * larger context tiers are priced above the proxy's price table). A tenant never chooses
+ * them: they are dropped unless the upstream's `pass_client_headers` names them.
+ */
+export const CLIENT_ACCOUNT_HEADERS = [
+  'openai-organization',
+  'openai-project',
+  'anthropic-beta',
+  'x-goog-user-project',
+] as const;
+
+const ACCOUNT = new Set<string>(CLIENT_ACCOUNT_HEADERS);
+
+/** True for a (lowercase) header that chooses the operator's account, unless `upstream` lets clients send it. */
+export function accountHeaderRefused(
+  name: string,
+  upstream: { readonly pass_client_headers: readonly string[] } | undefined,
+): boolean {
+  return ACCOUNT.has(name) && !upstream?.pass_client_headers.includes(name);
+}
+
 export const HEADER_REQUEST_ID = 'x-request-id';
 export const HEADER_LANEKEEPER_REQUEST_ID = 'x-lanekeeper-request-id';
 export const HEADER_FORWARDED_FOR = 'x-forwarded-for';

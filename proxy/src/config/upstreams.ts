@@ -6,6 +6,7 @@
  * (docs/providers.md).
  */
 import { z } from 'zod';
+import { CLIENT_ACCOUNT_HEADERS } from '../headers.js';
 import {
   allowPathSchema,
   globMatches,
@@ -84,6 +85,11 @@ export const upstreamSchema = z.strictObject({
   drain_max_bytes: positiveInt.default(8 * 1024 * 1024),
   /** Endpoints every tenant may reach beyond the metered ones, on top of each plan's own. */
   allow_paths: z.array(allowPathSchema).default([]),
+  /**
+   * Of the headers that choose the account a credential is used as (headers.ts
+   * CLIENT_ACCOUNT_HEADERS), those a client may send this upstream; the rest are dropped.
+   */
+  pass_client_headers: z.array(z.string().toLowerCase().pipe(z.enum(CLIENT_ACCOUNT_HEADERS))).default([]),
 });
 
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;

@@ -18,7 +18,7 @@ import {
   UpstreamUnreachableError,
   type ErrorStyle,
 } from '../errors.js';
-import { HEADER_LANEKEEPER_REQUEST_ID } from '../headers.js';
+import { accountHeaderRefused, HEADER_LANEKEEPER_REQUEST_ID } from '../headers.js';
 import type { JsonBody } from '../dialects/dialect.js';
 import type { Logger } from '../log.js';
 import { encodePath } from '../request/canonical-path.js';
@@ -330,6 +330,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const sentTo = this.headersUpstream;
     if (sentTo !== undefined && sentTo !== target) {
       for (const name of Object.keys(sentTo.config.headers)) delete headers[name.toLowerCase()];
+      // What the first upstream let a client choose of its account, the next may not.
+      for (const name of Object.keys(headers))
+        if (accountHeaderRefused(name, target.config)) delete headers[name];
       for (const [name, value] of Object.entries(target.config.headers)) headers[name.toLowerCase()] = value;
     }
     this.headersUpstream = target;

@@ -8,6 +8,7 @@
  */
 import { CREDENTIAL_QUERY_PARAMS } from '../identity/credentials.js';
 import {
+  accountHeaderRefused,
   CREDENTIAL_HEADERS,
   HEADER_FORWARDED_FOR,
   HEADER_FORWARDED_HOST,
@@ -113,6 +114,9 @@ export function createInjectIdentityStage(): Stage {
           dropped.has(name) ||
           credentialNames.has(name) ||
           name === FIELD_MASK_HEADER ||
+          accountHeaderRefused(name, upstream) ||
+          // The body goes re-serialised as plain JSON, whatever encoding the client named.
+          (name === 'content-encoding' && ctx.request.body !== undefined) ||
           foldsOntoProtected(name, guarded)
         )
           continue;

@@ -216,6 +216,27 @@ describe('fallbacks', () => {
     },
   );
 
+  it('sends the next upstream none of the account headers only the first let clients send', async () => {
+    await start(
+      { models: { default: ['a-model', 'b-model'] } },
+      { a: { pass_client_headers: ['anthropic-beta'] } },
+      { a: { kind: 'json', status: 503, body: { error: { message: 'busy', type: 'server_error' } } } },
+    );
+    const res = await request(`${h!.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${KEYS.free}`,
+        'content-type': 'application/json',
+        'anthropic-beta': 'files-api-2025-04-14',
+      },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    expect(h!.upstream.received[0]!.headers['anthropic-beta']).toBe('files-api-2025-04-14');
+    expect(b!.received[0]!.headers['anthropic-beta']).toBeUndefined();
+  });
+
   it('moves on when the first upstream cannot be reached, and when it does not answer in time', async () => {
     await start(
       { models: { default: ['a-model', 'b-model'], slow: ['a-slow', 'b-model'] } },
