@@ -1,8 +1,8 @@
 /**
  * @lanekeeper/contract: everything the proxy and the control plane must agree on (and the
- * one guard both run on JSON they are sent, json-nesting.ts), nothing else. Each side
- * depends on this package by name and never on the other's sources, so either can change
- * its insides freely; a change here is a change to both.
+ * guards both run: on JSON they are sent, json-nesting.ts; on their sockets, open-files.ts),
+ * nothing else. Each side depends on this package by name and never on the other's sources,
+ * so either can change its insides freely; a change here is a change to both.
  */
 export * from './allow-paths.js';
 export * from './model-routing.js';
@@ -14,3 +14,4 @@ export * from './usage-event.js';
 export * from './logging.js';
 export * from './telemetry.js';
 export * from './json-nesting.js';
+export * from './open-files.js';

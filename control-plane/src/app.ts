@@ -23,6 +23,7 @@ import { ApiError, errorBody } from './errors.js';
 import { requireBearer } from './http/auth.js';
 import { createFailureThrottle } from './http/failure-throttle.js';
 import { createInternalCallMark } from './http/internal-call.js';
+import { createLimitedServer } from './http/listener.js';
 import { registerDocsViewer } from './http/docs-viewer.js';
 import { collectOpenApi } from './http/openapi.js';
 import { fieldProblems, installValidation } from './http/validation.js';
@@ -81,6 +82,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
+    serverFactory: (handler) =>
+      createLimitedServer(handler, {
+        requestTimeoutMs: deps.config.requestTimeoutMs,
+        maxConnections: deps.config.maxConnections,
+      }),
     return503OnClosing: true,
     // Forwarded headers only from the configured proxies (config.ts); any client can send them.
     trustProxy: deps.config.trustedProxies ? [...deps.config.trustedProxies] : false,

@@ -29,8 +29,10 @@ describe('loadConfig', () => {
       vectorMode: 'collection',
       collectionTemplates: [{ name: 'documents', size: 1536, distance: 'Cosine' }],
       retainBillingOnErasure: false,
+      requestTimeoutMs: 30_000,
     });
     expect(config.qdrant).toBeUndefined();
+    expect(config.maxConnections).toBeUndefined();
   });
 
   it('names every missing variable at once', () => {
@@ -47,6 +49,15 @@ describe('loadConfig', () => {
     ['LANEKEEPER_VECTOR_MODE', 'shared'],
     ['LANEKEEPER_COLLECTION_TEMPLATES', '[{"name":"docs","size":0,"distance":"Cosine"}]'],
     ['LANEKEEPER_COLLECTION_TEMPLATES', 'not json'],
+    ['LANEKEEPER_REQUEST_TIMEOUT_MS', '0'],
+    ['LANEKEEPER_REQUEST_TIMEOUT_MS', '999'],
+    ['LANEKEEPER_REQUEST_TIMEOUT_MS', '600001'],
+    ['LANEKEEPER_REQUEST_TIMEOUT_MS', '30s'],
+    ['LANEKEEPER_REQUEST_TIMEOUT_MS', '1e400'],
+    ['LANEKEEPER_MAX_CONNECTIONS', '0'],
+    ['LANEKEEPER_MAX_CONNECTIONS', '-5'],
+    ['LANEKEEPER_MAX_CONNECTIONS', '2.5'],
+    ['LANEKEEPER_MAX_CONNECTIONS', 'many'],
   ])('refuses a bad %s (%s), naming it', (variable, value) => {
     expect(problemsOf({ ...valid, [variable]: value })).toContain(variable);
   });

@@ -50,6 +50,10 @@ const envSchema = z.object({
       message: 'expected up to 64 comma-separated IP addresses or CIDR ranges (10.0.0.0/8, fd00::/8)',
     }),
   LANEKEEPER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** The most a request may take to arrive whole, headers and body (node's requestTimeout). */
+  LANEKEEPER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  /** Open connections beyond which new ones are closed at once; default from the open-files limit. */
+  LANEKEEPER_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).optional(),
   /**
    * The model ids the proxies' upstreams serve, as comma-separated ids or globs (the union of
    * their `upstreams.*.models`). When set, a plan or override naming a model none matches is
@@ -121,6 +125,10 @@ export interface ControlPlaneConfig {
    */
   erasure: { propagationMs: number; resweepMs: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** How long a request may take to arrive whole; a client trickling its body is cut then. */
+  requestTimeoutMs: number;
+  /** The open-connection cap; undefined derives it from the open-files limit (http/listener.ts). */
+  maxConnections?: number;
   /**
    * The console's cookie: `auto` marks it Secure when the request reached this process over
    * HTTPS; `always` for a console served over HTTPS by a TLS-terminating proxy in front (the
@@ -189,6 +197,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       resweepMs: e.LANEKEEPER_ERASURE_RESWEEP_MS,
     },
     logLevel: e.LANEKEEPER_LOG_LEVEL,
+    requestTimeoutMs: e.LANEKEEPER_REQUEST_TIMEOUT_MS,
+    ...(e.LANEKEEPER_MAX_CONNECTIONS ? { maxConnections: e.LANEKEEPER_MAX_CONNECTIONS } : {}),
     consoleSecureCookie: ({ auto: 'auto', true: 'always', false: 'never' } as const)[
       e.LANEKEEPER_CONSOLE_SECURE_COOKIE
     ],

@@ -5,27 +5,12 @@
  * headersTimeout off) a thousand sockets trickling header bytes held a file descriptor
  * each, forever, and under a 1,024-descriptor limit locked every tenant out.
  */
-import { readFileSync } from 'node:fs';
+import { openFilesLimit } from '@lanekeeper/contract';
 import type { Config } from './config/schema.js';
 
 /** Descriptors kept for everything that is not a client connection: logs, config, Redis, DNS. */
 const RESERVED_FDS = 256;
 const MAX_DEFAULT_CONNECTIONS = 16_384;
-
-/** The soft open-files limit from /proc (Linux); undefined where it cannot be read or is unlimited. */
-export function openFilesLimit(limitsText?: string): number | undefined {
-  let text = limitsText;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/limits', 'utf8');
-    } catch {
-      return undefined;
-    }
-  }
-  const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
-  const n = Number(soft);
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
-}
 
 /** The connection cap: the configured one, else what the descriptor limit leaves after the upstream pool. */
 export function maxConnectionsFor(config: Config, fdLimit = openFilesLimit()): number {

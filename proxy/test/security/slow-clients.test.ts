@@ -8,7 +8,8 @@
 import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maxConnectionsFor, openFilesLimit } from '../../src/listener-limits.js';
+import { openFilesLimit } from '@lanekeeper/contract';
+import { maxConnectionsFor } from '../../src/listener-limits.js';
 import { parseConfig } from '../../src/config/schema.js';
 import { chatCompletion } from '../helpers/fake-upstream.js';
 import { KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
