@@ -203,6 +203,8 @@ describe('wrong-token throttle', () => {
     }
     expect((await bearerFrom('127.0.0.14', t.adminToken)).status).toBe(429);
     expect((await signInFrom('127.0.0.14', t.adminToken)).status).toBe(429);
+    // No token at all is no guess, yet a blocked address is still told to wait.
+    expect((await bearerFrom('127.0.0.14')).status).toBe(429);
     // The proxy token's routes are not throttled: a blocked address's proxy still gets its config.
     expect(
       (await raw('GET', '/v1/config', { authorization: `Bearer ${t.proxyToken}` }, undefined, '127.0.0.14'))

@@ -6,6 +6,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { addressKey, createFailureThrottle, storedKey } from '../src/http/failure-throttle.js';
+import { startControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 
 let t: TestEnv;
@@ -23,6 +25,26 @@ function clocked(db: pg.Pool = t.pool) {
   let now = Date.UTC(2026, 11, 6, 12);
   const throttle = createFailureThrottle(db, { now: () => now });
   return { throttle, advance: (ms: number) => (now += ms) };
+}
+
+/** Counts the rows written to auth_failures from now on, by a trigger; returns the reader. */
+async function countingWrites(): Promise<() => Promise<number>> {
+  await t.pool.query(`CREATE TABLE IF NOT EXISTS auth_writes (n int NOT NULL)`);
+  await t.pool.query(`DELETE FROM auth_writes`);
+  await t.pool.query(
+    `CREATE OR REPLACE FUNCTION count_auth_write() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN INSERT INTO auth_writes VALUES (1); RETURN NULL; END; $$`,
+  );
+  await stopCountingWrites();
+  await t.pool.query(
+    `CREATE TRIGGER auth_writes_count AFTER INSERT OR UPDATE OR DELETE ON auth_failures
+       FOR EACH ROW EXECUTE FUNCTION count_auth_write()`,
+  );
+  return async () => (await t.pool.query('SELECT count(*)::int AS n FROM auth_writes')).rows[0].n as number;
+}
+
+async function stopCountingWrites(): Promise<void> {
+  await t.pool.query(`DROP TRIGGER IF EXISTS auth_writes_count ON auth_failures`);
 }
 
 const rows = async () =>
@@ -61,6 +83,41 @@ describe('the wrong-token throttle', () => {
     expect(await rows()).toEqual([]);
     for (let i = 0; i < 30; i++) expect(await throttle.attempt('10.0.0.2', false)).toBeUndefined();
     expect(await rows()).toEqual([]);
+  });
+
+  it('answers a request without a token by one read: the same verdict, no row written or locked', async () => {
+    const writes = await countingWrites();
+    try {
+      const { throttle, advance } = clocked();
+      for (let i = 0; i < 200; i++) expect(await throttle.blocked(`10.1.0.${i % 50}`)).toBeUndefined();
+      expect(await writes()).toBe(0);
+      for (let i = 0; i < 10; i++) await throttle.attempt('10.0.0.9', true);
+      advance(15_000);
+      const before = await writes();
+      expect(await throttle.blocked('10.0.0.9')).toEqual({ retryAfterS: 45 });
+      expect(await throttle.blocked('10.0.0.9')).toEqual(await throttle.attempt('10.0.0.9', false));
+      // The attempt wrote (it settles under the row lock); the two reads did not.
+      expect(await writes()).toBe(before + 1);
+      advance(45_000);
+      expect(await throttle.blocked('10.0.0.9')).toBeUndefined();
+    } finally {
+      await stopCountingWrites();
+    }
+  });
+
+  it('writes nothing for admin API calls that send no token', async () => {
+    const cp = await startControlPlane(t.env);
+    const writes = await countingWrites();
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 50 }, () => call(cp.url, 'GET', '/v1/tenants').then((r) => r.status)),
+      );
+      expect(new Set(replies)).toEqual(new Set([401]));
+      expect(await writes()).toBe(0);
+    } finally {
+      await stopCountingWrites();
+      await cp.close();
+    }
   });
 
   it('counts each address on its own, IPv6 per /64', async () => {

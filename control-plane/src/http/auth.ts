@@ -22,7 +22,8 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
- * Settles one attempt with the throttle (after the token was compared: `wrong`). For an
+ * Settles one attempt with the throttle (after the token was compared: `wrong`), or, for a
+ * request without a token (`'no token'`), only asks whether its address must wait. For an
  * address that has used up its wrong tokens, sets `Retry-After` on the reply and returns the
  * refusal (the caller answers 429). Undefined when the attempt may go on.
  */
@@ -30,9 +31,10 @@ export async function throttled(
   throttle: FailureThrottle,
   request: FastifyRequest,
   reply: FastifyReply,
-  wrong: boolean,
+  wrong: boolean | 'no token',
 ): Promise<Refusal | undefined> {
-  const refusal = await throttle.attempt(request.ip, wrong);
+  const refusal =
+    wrong === 'no token' ? await throttle.blocked(request.ip) : await throttle.attempt(request.ip, wrong);
   if (refusal) reply.header('retry-after', String(refusal.retryAfterS));
   return refusal;
 }
@@ -58,7 +60,7 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
     // gets 429 for the right token too, and concurrent guesses are decided one at a time.
     const right = presented !== undefined && timingSafeEqual(digest(presented), expectedDigest);
     const refusal =
-      throttle && (await throttled(throttle, request, reply, presented !== undefined && !right));
+      throttle && (await throttled(throttle, request, reply, presented === undefined ? 'no token' : !right));
     if (refusal) {
       throw new TooManyAttemptsError(
         `too many wrong tokens from this address; try again in ${refusal.retryAfterS} s`,

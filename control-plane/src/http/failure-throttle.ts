@@ -45,6 +45,12 @@ export interface FailureThrottle {
    */
   attempt(address: string | undefined, wrong: boolean): Promise<Refusal | undefined>;
   /**
+   * Whether `address` must wait, without settling an attempt: for a request that presented
+   * no token, which is no guess and so has nothing for timing to tell. One read, no row
+   * written or locked: such requests cost the database no more than that.
+   */
+  blocked(address: string | undefined): Promise<Refusal | undefined>;
+  /**
    * Deletes every address whose failures have all left the window; returns how many. Attempts
    * do this a few rows at a time; this is for a quiet control plane, so that no client
    * address stays stored for long when nobody calls.
@@ -83,6 +89,12 @@ export function storedKey(address: string | undefined): string {
     : `sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
+function refusalOf(waitMs: number | null | undefined): Refusal | undefined {
+  return waitMs === null || waitMs === undefined
+    ? undefined
+    : { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) };
+}
+
 /** Creates a throttle counting in `db`; see the file header for its rules. */
 export function createFailureThrottle(
   db: Db,
@@ -94,10 +106,18 @@ export function createFailureThrottle(
         `SELECT auth_attempt($1, $2, $3::timestamptz, $4 * interval '1 millisecond', $5) AS wait_ms`,
         [storedKey(address), wrong, new Date(now()).toISOString(), windowMs, maxFailures],
       );
-      const waitMs = rows[0]?.wait_ms;
-      return waitMs === null || waitMs === undefined
-        ? undefined
-        : { retryAfterS: Math.max(1, Math.ceil(waitMs / 1000)) };
+      return refusalOf(rows[0]?.wait_ms);
+    },
+    async blocked(address) {
+      const { rows } = await db.query<{ wait_ms: number | null }>(
+        `SELECT CASE WHEN count(*) >= $4
+                  THEN greatest(extract(epoch FROM (min(t) + $3 * interval '1 millisecond' - $2::timestamptz)) * 1000, 0)
+                END AS wait_ms
+           FROM auth_failures, unnest(times) AS t
+          WHERE address = $1 AND t > $2::timestamptz - $3 * interval '1 millisecond'`,
+        [storedKey(address), new Date(now()).toISOString(), windowMs, maxFailures],
+      );
+      return refusalOf(rows[0]?.wait_ms);
     },
     async sweep() {
       const { rowCount } = await db.query(
