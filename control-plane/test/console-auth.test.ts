@@ -662,6 +662,39 @@ describe('with a session', () => {
     expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
   });
 
+  // Another port of the host, or a sibling subdomain, can set `lk_console` with a longer path,
+  // which the browser then sends before the real one.
+  it('looks past a planted session cookie sent first: the API, the pages and sign-out', async () => {
+    const { cookie, csrf } = await signIn();
+    const planted = `lk_console=${'x'.repeat(43)}; lk_console=; lk_console=${'y'.repeat(5)}`;
+    const both = `${planted}; ${cookie}`;
+    expect((await raw('GET', '/console/api/overview', { cookie: both })).status).toBe(200);
+    const created = await raw(
+      'POST',
+      '/console/api/v1/tenants',
+      { cookie: both, 'content-type': 'application/json', 'x-csrf-token': csrf },
+      JSON.stringify({ id: 'planted-cookie', plan: 'free' }),
+    );
+    expect(created.status).toBe(201);
+    expect((await raw('GET', '/console', { cookie: both })).status).toBe(200);
+    // Sign-out ends the real session, not the planted id.
+    const out = await raw(
+      'POST',
+      '/console/logout',
+      { cookie: both, 'content-type': 'application/x-www-form-urlencoded' },
+      `csrf=${encodeURIComponent(csrf)}`,
+    );
+    expect(out.status).toBe(303);
+    expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
+  });
+
+  it('reads at most eight session cookies of a request', async () => {
+    const { cookie } = await signIn();
+    const planted = Array.from({ length: 8 }, (_, i) => `lk_console=junk${i}`).join('; ');
+    expect((await raw('GET', '/console/api/overview', { cookie: `${planted}; ${cookie}` })).status).toBe(401);
+    expect((await raw('GET', '/console/api/overview', { cookie: `${cookie}; ${planted}` })).status).toBe(200);
+  });
+
   it('answers 404 for a tenant page whose id is no tenant id, without echoing it', async () => {
     const { cookie } = await signIn();
     const res = await raw('GET', '/console/tenants/%3Cscript%3Ealert(1)%3C%2Fscript%3E', { cookie });

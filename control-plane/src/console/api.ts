@@ -22,7 +22,7 @@ import {
   usageExport,
   windowStart,
 } from './reports.js';
-import { cookieValue, CSRF_HEADER, requireCsrf, SESSION_COOKIE, type Sessions } from './session.js';
+import { CSRF_HEADER, requireCsrf, sessionForCsrf, sessionsNamed, type Sessions } from './session.js';
 import { PLAIN_TEXT_MESSAGE, isPlainText } from '../http/plain-text.js';
 
 const DAY_MS = 86_400_000;
@@ -73,13 +73,14 @@ export function registerConsoleApi(
   internal: InternalCallMark,
 ): void {
   app.addHook('onRequest', async (request) => {
-    const session = await sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE));
-    if (!session) throw new UnauthorizedError('sign in to the console first');
+    const named = await sessionsNamed(sessions, request.headers.cookie);
+    if (named.length === 0) throw new UnauthorizedError('sign in to the console first');
     if (request.method !== 'GET' && request.method !== 'HEAD') {
+      const presented = request.headers[CSRF_HEADER];
       requireCsrf(
         request,
-        session,
-        request.headers[CSRF_HEADER],
+        sessionForCsrf(named, presented).session,
+        presented,
         deps.config.consoleSecureCookie === 'always',
       );
     }

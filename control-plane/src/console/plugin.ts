@@ -18,12 +18,12 @@ import { throttled, tokenMatches, type TokenGuard } from '../http/auth.js';
 import { registerConsoleApi } from './api.js';
 import { consolePage, loginPage, tenantPage, type PageId } from './pages.js';
 import {
-  cookieValue,
   createSessions,
   requireCsrf,
   requireSameOrigin,
-  SESSION_COOKIE,
   sessionCookie,
+  sessionForCsrf,
+  sessionsNamed,
   type Session,
   type Sessions,
 } from './session.js';
@@ -87,9 +87,7 @@ const LIST_PAGES: [string, Exclude<PageId, 'tenant'>][] = [
 ];
 
 async function sessionFrom(sessions: Sessions, request: FastifyRequest) {
-  const id = cookieValue(request.headers.cookie, SESSION_COOKIE);
-  const session = await sessions.get(id);
-  return session ? { id: id!, session } : undefined;
+  return (await sessionsNamed(sessions, request.headers.cookie))[0];
 }
 
 /** Whether the cookie gets `Secure` (see ControlPlaneConfig.consoleSecureCookie). */
@@ -176,10 +174,12 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
       '/console/logout',
       { config: hidden },
       async (request, reply) => {
-        const found = await sessionFrom(sessions, request);
-        if (found) {
-          requireCsrf(request, found.session, request.body?.csrf, servedOverHttps);
-          await sessions.destroy(found.id);
+        // Every session the browser named ends, once the form's CSRF token matches one of them.
+        const named = await sessionsNamed(sessions, request.headers.cookie);
+        if (named.length > 0) {
+          const csrf = request.body?.csrf;
+          requireCsrf(request, sessionForCsrf(named, csrf).session, csrf, servedOverHttps);
+          for (const { id } of named) await sessions.destroy(id);
         }
         return reply
           .header('set-cookie', sessionCookie(undefined, isSecure(request)))

@@ -116,14 +116,37 @@ export function createSessions(redis: Redis | undefined, prefix: string, adminTo
 
 export type Sessions = ReturnType<typeof createSessions>;
 
-/** The value of one cookie from the Cookie header: the first, which browsers send for the most specific path. */
-export function cookieValue(header: string | undefined, name: string): string | undefined {
-  let found: string | undefined;
+/** Cookies of one name read from a request, at most: each is a Redis lookup. */
+const MAX_SAME_NAME_COOKIES = 8;
+
+/** The values of one cookie from the Cookie header, in the order sent (the most specific path first). */
+export function cookieValues(header: string | undefined, name: string): string[] {
+  const found: string[] = [];
   for (const part of (header ?? '').split(';')) {
     const index = part.indexOf('=');
-    if (index > 0 && part.slice(0, index).trim() === name && found === undefined) {
-      found = part.slice(index + 1).trim();
+    if (index > 0 && part.slice(0, index).trim() === name) {
+      found.push(part.slice(index + 1).trim());
+      if (found.length === MAX_SAME_NAME_COOKIES) break;
     }
+  }
+  return found;
+}
+
+/**
+ * The sessions the request's session cookies name, valid ones only, in the order sent. Not
+ * only the first cookie: a page on another port of the host, or a sibling subdomain, can set
+ * a cookie of the same name with a longer path, which the browser then sends first. Read
+ * alone, it made the console API refuse a signed-in browser (and the sign-in page send it
+ * back: a redirect loop), and sign-out end the planted id instead of the real session.
+ */
+export async function sessionsNamed(
+  sessions: Sessions,
+  header: string | undefined,
+): Promise<{ id: string; session: Session }[]> {
+  const found: { id: string; session: Session }[] = [];
+  for (const id of cookieValues(header, SESSION_COOKIE)) {
+    const session = await sessions.get(id);
+    if (session && !found.some((f) => f.id === id)) found.push({ id, session });
   }
   return found;
 }
@@ -164,9 +187,17 @@ export function requireCsrf(
   servedOverHttps: boolean,
 ): void {
   requireSameOrigin(request, servedOverHttps);
+  if (!csrfMatches(session, presented)) throw new ForbiddenError('missing or wrong CSRF token');
+}
+
+/** Whether `presented` is the session's CSRF token, compared in constant time. */
+function csrfMatches(session: Session, presented: unknown): boolean {
   const expected = Buffer.from(session.csrf);
   const given = typeof presented === 'string' ? Buffer.from(presented) : Buffer.alloc(0);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    throw new ForbiddenError('missing or wrong CSRF token');
-  }
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Of the sessions a request named, the one a CSRF token was issued for (else the first, which requireCsrf then refuses). */
+export function sessionForCsrf<T extends { session: Session }>(named: readonly T[], presented: unknown): T {
+  return named.find((n) => csrfMatches(n.session, presented)) ?? named[0]!;
 }
