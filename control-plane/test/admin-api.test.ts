@@ -185,6 +185,26 @@ describe('onboarding through the admin API', () => {
     expect(JSON.stringify(keyAudit.body)).not.toMatch(/lk_[A-Za-z0-9_-]{43}/);
   });
 
+  it("refuses an API caller signing its change as the web console's, and writes nothing", async () => {
+    const before = (await admin('GET', '/v1/audit?limit=1')).body.items[0].id;
+    for (const actor of ['console', '  console  ', 'CONSOLE']) {
+      const reply = await call(cp.url, 'PATCH', '/v1/tenants/t-1', {
+        token: t.adminToken,
+        body: { status: 'active' },
+        headers: { 'x-lanekeeper-actor': actor },
+      });
+      expect([reply.status, reply.body.error.code]).toEqual([400, 'CP_ERR_BAD_REQUEST']);
+      expect(reply.body.error.message).toContain('x-lanekeeper-actor');
+    }
+    // Without the token the answer is still 401: nothing is said about the header.
+    const anonymous = await call(cp.url, 'GET', '/v1/tenants', {
+      headers: { 'x-lanekeeper-actor': 'console' },
+    });
+    expect(anonymous.status).toBe(401);
+    expect((await admin('GET', '/v1/audit?limit=1')).body.items[0].id).toBe(before);
+    expect((await admin('GET', '/v1/tenants/t-1')).body.status).toBe('suspended');
+  });
+
   it('versions the price table and serves the version in force', async () => {
     const past = await admin('POST', '/v1/pricing/versions', {
       effective_from: '2026-01-01T00:00:00Z',

@@ -12,6 +12,7 @@ import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
 import { BadRequestError, UnauthorizedError } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
+import { CONSOLE_ACTOR } from '../http/auth.js';
 import type { InternalCallMark } from '../http/internal-call.js';
 import { toCsv } from './csv.js';
 import {
@@ -28,7 +29,6 @@ import { PLAIN_TEXT_MESSAGE, isPlainText } from '../http/plain-text.js';
 const DAY_MS = 86_400_000;
 const MAX_EXPORT_DAYS = 400;
 /** Who the audit log names for changes made in the console. */
-const CONSOLE_ACTOR = 'console';
 
 const hidden = { hide: true };
 

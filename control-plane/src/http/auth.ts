@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { TooManyAttemptsError, UnauthorizedError } from '../errors.js';
+import { BadRequestError, TooManyAttemptsError, UnauthorizedError } from '../errors.js';
 import type { FailureThrottle, Refusal } from './failure-throttle.js';
 import type { InternalCallMark } from './internal-call.js';
 
@@ -74,12 +74,30 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
           : `wrong ${realm} token`,
       );
     }
+    // The audit log's `admin:console` means a change made in the web console: no other
+    // caller of the admin API may sign as it.
+    if (
+      guard &&
+      !guard.internal.isInternal(request) &&
+      declaredActor(request).toLowerCase() === CONSOLE_ACTOR
+    ) {
+      throw new BadRequestError(
+        `x-lanekeeper-actor "${CONSOLE_ACTOR}" is the web console's own name in the audit log; declare another`,
+      );
+    }
   };
+}
+
+/** The name the web console's own calls into the admin API declare. */
+export const CONSOLE_ACTOR = 'console';
+
+function declaredActor(request: FastifyRequest): string {
+  const declared = request.headers['x-lanekeeper-actor'];
+  return typeof declared === 'string' ? declared.trim().slice(0, 200) : '';
 }
 
 /** Who made a change, for the audit log: the admin token plus an optional self-declared name. */
 export function actorOf(request: FastifyRequest): string {
-  const declared = request.headers['x-lanekeeper-actor'];
-  const name = typeof declared === 'string' ? declared.trim().slice(0, 200) : '';
+  const name = declaredActor(request);
   return name ? `admin:${name}` : 'admin';
 }
