@@ -21,7 +21,9 @@ import type { Metrics } from '../metrics.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
 import { MAX_GRANTED_OUTPUT } from '../store/admission.js';
 import type { LimitState, Store } from '../store/store.js';
+import { priceOf } from '../usage/cost.js';
 import { producesOutput } from './apply-plan.js';
+import { remainingCandidates } from './route-upstream.js';
 
 const PER_TOKEN = 1 / 1_000_000;
 
@@ -66,6 +68,25 @@ function refusal(limit: LimitName, retryAfterS: number, ctx: RequestContext): Pr
   );
 }
 
+/**
+ * The price a request is reserved at: the dearest, input and output apart, of the model it
+ * is sent to and the fallbacks that may serve it instead. Reserved at the first model's
+ * alone, a request that fell back to a pricier one was settled at a cost its admission never
+ * checked: with the first model overloaded, every request in flight overshot a spend budget
+ * at once (twelve times a day's budget in the review's run).
+ */
+function dearestPrice(ctx: RequestContext): { input: number; output: number } {
+  let input = ctx.price?.input ?? 0;
+  let output = ctx.price?.output ?? 0;
+  for (const candidate of remainingCandidates(ctx)) {
+    const price = priceOf(ctx.runtime.config.pricing, candidate.model);
+    if (!price) continue;
+    input = Math.max(input, price.input);
+    output = Math.max(output, price.output);
+  }
+  return { input, output };
+}
+
 export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics }): Stage {
   return {
     name: 'check-rate-limit',
@@ -81,6 +102,7 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
       const perChoice = ctx.route && producesOutput(ctx.route) ? ctx.maxOutputTokens : undefined;
       const choices = ctx.outputChoices;
       const output = perChoice === undefined ? 0 : Math.min(perChoice * choices, MAX_GRANTED_OUTPUT);
+      const price = dearestPrice(ctx);
       let result;
       try {
         result = await deps.store.admit({
@@ -93,8 +115,8 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
           // A cap the client chose is its worst case: it fits whole or the request waits.
           // Without one, each choice needs at least a token.
           minOutput: perChoice === undefined ? undefined : ctx.clientCappedOutput ? output : choices,
-          inputPrice: (ctx.price?.input ?? 0) * PER_TOKEN,
-          outputPrice: (ctx.price?.output ?? 0) * PER_TOKEN,
+          inputPrice: price.input * PER_TOKEN,
+          outputPrice: price.output * PER_TOKEN,
           // Short, and kept alive while in flight (store/slot-heartbeat.ts).
           slotTtlMs: ctx.runtime.config.slot_ttl_ms,
         });

@@ -14,6 +14,7 @@ import {
   chatStream,
   startFakeUpstream,
   type FakeUpstream,
+  type Received,
   type Reply,
 } from '../helpers/fake-upstream.js';
 import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
@@ -41,7 +42,7 @@ const ok = (model: string): Reply => ({
 async function start(
   plan: Record<string, unknown>,
   upstreams: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
-  replies: { a?: Reply | ((n: number) => Reply); b?: Reply } = {},
+  replies: { a?: Reply | ((n: number) => Reply); b?: Reply | ((req: Received) => Reply) } = {},
 ): Promise<{ h: Harness; b: FakeUpstream }> {
   b = await startFakeUpstream(replies.b ?? ((req) => ok((req.body as { model: string }).model)));
   let calls = 0;
@@ -316,6 +317,45 @@ describe('fallbacks', () => {
     );
     expect((await chat()).status).toBe(400);
     expect(b!.received).toHaveLength(0);
+  });
+});
+
+describe('fallbacks and spend budgets', () => {
+  it('reserve at the dearest model of the chain: a fallback to a pricier model stays within budget', async () => {
+    // a-model costs 1/2 per million tokens, b-model 100/200; b answers with as many tokens as allowed.
+    const BUDGET = 0.5;
+    await start(
+      {
+        models: { default: ['a-model', 'b-model'] },
+        max_output_tokens: 1000,
+        rate_limits: { budget_usd_per_day: BUDGET },
+      },
+      {},
+      {
+        a: { kind: 'json', status: 503, body: { error: { message: 'busy', type: 'server_error' } } },
+        b: (req) => {
+          const asked = req.body as { max_completion_tokens?: number; max_tokens?: number };
+          const out = asked.max_completion_tokens ?? asked.max_tokens ?? 1000;
+          return {
+            kind: 'json',
+            body: chatCompletion('b-model', 'ok', {
+              prompt_tokens: 10,
+              completion_tokens: out,
+              total_tokens: 10 + out,
+            }),
+          };
+        },
+      },
+    );
+    const replies = await Promise.all(Array.from({ length: 8 }, () => chat(undefined, { max_tokens: 1000 })));
+    const served = replies.filter((r) => r.status === 200).length;
+    expect(served).toBeGreaterThan(0);
+    expect(replies.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    await h!.settled(replies.length);
+    const spent = h!.accessLogs().reduce((sum, line) => sum + ((line.cost_usd as number | null) ?? 0), 0);
+    // Reserved at a-model's price, all eight were admitted and b served them: 8 × $0.201.
+    expect(spent).toBeGreaterThan(0);
+    expect(spent).toBeLessThanOrEqual(BUDGET + 1e-9);
   });
 });
 
