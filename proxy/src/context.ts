@@ -104,6 +104,11 @@ export interface RequestContext {
   outcome: Outcome | undefined;
   /** True when the upstream's response arrived whole (even if the client left before it did). */
   upstreamEnded: boolean;
+  /**
+   * True while the last call's request was written to the upstream and no answer has come:
+   * the provider has the prompt (and bills it) whether or not an answer ever reaches us.
+   */
+  upstreamUnanswered: boolean;
   /** A stage sets this to end a stream early at an event boundary (mid-stream enforcement). */
   cutoff: string | undefined;
   errorCode: string | undefined;

@@ -414,6 +414,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.deadlinePassed) controller.abort(this.deadlinePassed);
     else if (this.clientGone && !this.ctx.upstream?.config.drain_on_client_abort)
       controller.abort(new Error('client went away'));
+    // undici calls this on a connected socket, as it writes the request.
+    else this.ctx.upstreamUnanswered = true;
   }
 
   private startDeadline(maxDurationMs: number | undefined): void {
@@ -464,6 +466,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     if (controller !== this.controller) return;
     const { ctx } = this;
+    ctx.upstreamUnanswered = false;
     ctx.trace?.attemptStatus(status);
     const failed = status === 429 || status >= 500 ? { status } : undefined;
     this.noteOutcome(failed, status);

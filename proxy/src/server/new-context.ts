@@ -56,6 +56,7 @@ export function newContext(
     costUsd: undefined,
     outcome: undefined,
     upstreamEnded: false,
+    upstreamUnanswered: false,
     cutoff: undefined,
     errorCode: undefined,
     ttfbMs: undefined,

@@ -37,9 +37,13 @@ function isStreamContent(type: string | undefined): boolean {
   return type !== undefined && /text\/event-stream|ndjson|jsonl/i.test(type);
 }
 
-/** Output tokens of an answer that reported none: from its text, or for a body too big to keep, its size. */
+/**
+ * Output tokens of an answer that reported none: a stream's from its text, a JSON body's from
+ * its size (its text is not pulled out of each dialect's shape; counted as none, a server
+ * that leaves usage out had every non-streamed answer booked at zero output).
+ */
 function outputEstimate(state: MeterState, texts: string[]): number {
-  return state.tail ? Math.ceil(state.jsonBytes / BYTES_PER_TOKEN) : estimateOutputTokens(texts);
+  return state.tap ? estimateOutputTokens(texts) : Math.ceil(state.jsonBytes / BYTES_PER_TOKEN);
 }
 
 export function createMeterUsageStage(deps: { store: Store; logger: Logger; metrics: Metrics }): Stage {
@@ -106,7 +110,11 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
       const state = states.get(ctx);
       const dialect = ctx.upstreamDialect ?? ctx.dialect;
       const route = ctx.upstreamRoute ?? ctx.route;
-      if (!state || !dialect || !route || !ctx.tenant) return;
+      if (!dialect || !route || !ctx.tenant) return;
+      if (!state) {
+        if (route.metered && ctx.upstreamUnanswered) await recordUnanswered(ctx);
+        return;
+      }
       states.delete(ctx);
       let texts: string[] = [];
       if (state.tap) {
@@ -160,17 +168,33 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
           output: ctx.usage.output ?? (route.generates === false ? 0 : outputEstimate(state, texts)),
         };
       }
-      const price =
-        ctx.price ?? (ctx.upstreamModel ? priceOf(ctx.runtime.config.pricing, ctx.upstreamModel) : undefined);
-      ctx.costUsd = costOf(ctx.usage, price);
-
-      const event = usageEventOf(ctx);
-      if (!event) return;
-      try {
-        await deps.store.record(event);
-      } catch (error) {
-        deps.logger.error({ err: error, request_id: ctx.id }, 'recording a usage event failed');
-      }
+      await priceAndRecord(ctx);
     },
   };
+
+  /**
+   * A call the upstream took and never answered: the client hung up before the answer's
+   * head, or the upstream passed its timeout (504). The provider has the prompt and bills
+   * it, so the tenant is charged its estimate (output unknown, so none), as `partial`.
+   * Without this, large prompts sent and abandoned before the first byte cost a tenant
+   * nothing against tokens_per_hour or its budget.
+   */
+  async function recordUnanswered(ctx: RequestContext): Promise<void> {
+    ctx.provenance = 'partial';
+    ctx.usage = { input: ctx.estimatedPromptTokens, output: 0 };
+    await priceAndRecord(ctx);
+  }
+
+  async function priceAndRecord(ctx: RequestContext): Promise<void> {
+    const price =
+      ctx.price ?? (ctx.upstreamModel ? priceOf(ctx.runtime.config.pricing, ctx.upstreamModel) : undefined);
+    ctx.costUsd = costOf(ctx.usage, price);
+    const event = usageEventOf(ctx);
+    if (!event) return;
+    try {
+      await deps.store.record(event);
+    } catch (error) {
+      deps.logger.error({ err: error, request_id: ctx.id }, 'recording a usage event failed');
+    }
+  }
 }

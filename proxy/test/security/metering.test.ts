@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reply } from '../helpers/fake-upstream.js';
 import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+import { REFUSING_UPSTREAM } from '../helpers/waiting.js';
 
 const PAD = 'x'.repeat(1024);
 
@@ -263,5 +264,128 @@ describe('a JSON answer over the cap with no usage at its end', () => {
     const line = await accessLine(h, id);
     expect(line.provenance).toBe('estimated');
     expect(line.output_tokens).toBeGreaterThanOrEqual(100 * 1024);
+  });
+});
+
+describe('a JSON answer under the cap with no usage at all', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: (req) =>
+        req.path.startsWith('/v1/messages')
+          ? {
+              kind: 'json',
+              body: {
+                id: 'msg_1',
+                type: 'message',
+                role: 'assistant',
+                model: 'small-model',
+                content: [{ type: 'text', text: 'word '.repeat(2_700) }],
+                stop_reason: 'end_turn',
+              },
+            }
+          : {
+              kind: 'json',
+              body: {
+                id: 'c',
+                object: 'chat.completion',
+                model: 'small-model',
+                choices: [{ index: 0, message: { role: 'assistant', content: 'word '.repeat(2_700) } }],
+              },
+            },
+    });
+  });
+  afterAll(() => h.close());
+
+  it.each(['/v1/chat/completions', '/v1/messages'])(
+    'is estimated from its size on %s, not booked as 0 output',
+    async (path) => {
+      const { status, id } = await send(h, path);
+      expect(status).toBe(200);
+      const line = await accessLine(h, id);
+      expect(line.provenance).toBe('estimated');
+      // ~13.5 KB of text: about 2,700 tokens counted, ~3,400 by size.
+      expect(line.output_tokens).toBeGreaterThan(2_000);
+    },
+  );
+});
+
+/**
+ * Calls the upstream took and never answered: the provider has the prompt and bills it,
+ * whether the client hung up before the answer's head or the upstream passed its timeout.
+ * A tenant sending large prompts and leaving before the first byte was metered nothing.
+ */
+describe('a call the upstream took and never answered', () => {
+  const PROMPT = { messages: [{ role: 'user', content: 'lorem ipsum dolor '.repeat(1_500) }] };
+  let h: Harness;
+  let release: () => void = () => undefined;
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: () => ({
+        kind: 'json',
+        body: { id: 'c', object: 'chat.completion', model: 'small-model', choices: [] },
+        until: new Promise<void>((resolve) => (release = resolve)),
+      }),
+      config: (base) => ({ ...base, upstream: { ...(base.upstream as object), timeout_ms: 400 } }),
+    });
+  });
+  afterAll(async () => {
+    release();
+    await h.close();
+  });
+
+  it('charges the prompt of a request whose client hung up before the answer, as partial', async () => {
+    const controller = new AbortController();
+    const sent = request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify(PROMPT),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(h.upstream.received.length).toBeGreaterThan(0);
+    controller.abort();
+    await sent;
+    await h.settled(1);
+    const [line] = h.accessLogs();
+    expect(line).toMatchObject({ outcome: 'client_aborted', provenance: 'partial', output_tokens: 0 });
+    expect(line!.input_tokens as number).toBeGreaterThan(4_000);
+    expect(line!.cost_usd as number).toBeGreaterThan(0);
+  });
+
+  it('charges the prompt of a request the upstream did not answer in time (504)', async () => {
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify(PROMPT),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(504);
+    await h.settled(2);
+    const line = h.accessLogs()[1]!;
+    expect(line).toMatchObject({ status: 504, provenance: 'partial', output_tokens: 0 });
+    expect(line.input_tokens as number).toBeGreaterThan(4_000);
+  });
+
+  it('charges nothing when the upstream could not be reached: it never had the prompt', async () => {
+    const refused = await startHarness({
+      reply: { kind: 'json', body: {} },
+      config: (base) => ({ ...base, upstream: { ...(base.upstream as object), url: REFUSING_UPSTREAM } }),
+    });
+    try {
+      const res = await request(`${refused.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+        body: JSON.stringify(PROMPT),
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(502);
+      await refused.settled(1);
+      const [line] = refused.accessLogs();
+      expect(line?.provenance ?? null).toBeNull();
+      expect(line?.input_tokens ?? null).toBeNull();
+    } finally {
+      await refused.close();
+    }
   });
 });
