@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpUsageSink } from './http-usage-sink.js';
 import type { UsageEvent } from './usage-event.js';
 
-/** A stand-in control plane on port 0 answering each post with the next scripted status. */
-async function controlPlane(statuses: number[]) {
+/** A stand-in control plane on port 0 answering each post with the next scripted status, or as `answer` says. */
+async function controlPlane(statuses: number[] | ((ids: string[]) => number)) {
   const posts: { auth?: string; ids: string[] }[] = [];
   const server: Server = createServer((req, res) => {
     let raw = '';
@@ -13,7 +13,8 @@ async function controlPlane(statuses: number[]) {
     req.on('end', () => {
       const body = JSON.parse(raw) as { events: UsageEvent[] };
       posts.push({ auth: req.headers.authorization, ids: body.events.map((e) => e.request_id) });
-      const status = statuses.shift() ?? 200;
+      const ids = body.events.map((e) => e.request_id);
+      const status = typeof statuses === 'function' ? statuses(ids) : (statuses.shift() ?? 200);
       res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -75,16 +76,60 @@ describe('the HTTP usage sink', () => {
     await sink.close();
   });
 
-  it('drops and counts a batch the control plane refuses (400): retrying cannot help', async () => {
-    const cp = await controlPlane([400]);
+  it('keeps and retries a batch refused for its token (401, 403) or a timeout (408)', async () => {
+    // Mid-rotation the control plane has the new proxy token and this proxy the old one.
+    const cp = await controlPlane([401, 403, 408]);
     const { deps: d, counted } = deps();
     const sink = createHttpUsageSink({ url: cp.url, token: 't', flushMs: 10, backoffMs: 10 }, d);
     sink.push(event('a'));
     sink.push(event('b'));
     await until(() => sink.pending() === 0);
-    expect(cp.posts).toHaveLength(1);
-    expect(counted.dropped).toBe(2);
-    expect(counted.errors[0]).toContain('refused');
+    expect(cp.posts.map((p) => p.ids)).toEqual([
+      ['a', 'b'],
+      ['a', 'b'],
+      ['a', 'b'],
+      ['a', 'b'],
+    ]);
+    expect(counted.dropped).toBe(0);
+    await sink.close();
+  });
+
+  it('splits a batch the control plane refuses (400) to drop only the event it refuses', async () => {
+    const booked: string[] = [];
+    const cp = await controlPlane((ids) => {
+      if (ids.includes('c')) return 400;
+      booked.push(...ids);
+      return 200;
+    });
+    const { deps: d, counted } = deps();
+    const sink = createHttpUsageSink(
+      { url: cp.url, token: 't', flushMs: 10, backoffMs: 10, batchSize: 8 },
+      d,
+    );
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) sink.push(event(id));
+    await until(() => sink.pending() === 0);
+    expect(booked.sort()).toEqual(['a', 'b', 'd', 'e', 'f']);
+    expect(counted.dropped).toBe(1);
+    expect(counted.errors).toEqual(['the control plane refused a usage event; it is dropped']);
+    await sink.close();
+  });
+
+  it('splits a batch too big for the control plane (413) until its parts are taken', async () => {
+    const booked: string[] = [];
+    const cp = await controlPlane((ids) => {
+      if (ids.length > 2) return 413;
+      booked.push(...ids);
+      return 200;
+    });
+    const { deps: d, counted } = deps();
+    const sink = createHttpUsageSink(
+      { url: cp.url, token: 't', flushMs: 10, backoffMs: 10, batchSize: 8 },
+      d,
+    );
+    for (const id of ['a', 'b', 'c', 'd', 'e']) sink.push(event(id));
+    await until(() => sink.pending() === 0);
+    expect(booked).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(counted.dropped).toBe(0);
     await sink.close();
   });
 

@@ -3,9 +3,12 @@
  * plane but has no Redis (store: memory): there is no usage stream for the ledger to read,
  * so events are batched and posted to POST /v1/usage-events with the proxy token.
  *
- * Posting never blocks a request: `push` only queues. A failed post (network, 5xx, 429) is
- * retried with exponential backoff; a 4xx other than 429 means the batch itself is refused and
- * retrying cannot help, so it is dropped and logged. The queue is bounded: past `maxQueue`
+ * Posting never blocks a request: `push` only queues. A failed post (network, 5xx, 429, 408,
+ * and 401 or 403: the proxy token is wrong only until the operator fixes it, say mid-rotation)
+ * is retried with exponential backoff, the events kept. Any other 4xx is about the batch (one
+ * bad event refuses all of it, and 413 its size): the batch is split in halves and each sent
+ * again, down to the one event refused, which alone is dropped and logged. The queue is
+ * bounded: past `maxQueue`
  * the oldest events go, counted in lanekeeper_meter_events_dropped_total. The control plane
  * books by request_id, so a batch re-sent after a lost reply is counted once. `close()` sends
  * what is queued (within a deadline) before the proxy exits.
@@ -49,6 +52,9 @@ export interface UsageSink {
   close(deadlineMs?: number): Promise<void>;
 }
 
+/** Refusals that say nothing of the batch: the token (until fixed), a timeout, a busy control plane. */
+const RETRIED = new Set([401, 403, 408, 429]);
+
 export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDeps): UsageSink {
   const batchSize = Math.min(options.batchSize ?? 200, 500);
   const flushMs = options.flushMs ?? 500;
@@ -64,8 +70,11 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
   let failures = 0;
   let closed = false;
 
-  /** Posts one batch; true when the control plane took it (or refused it for good). */
-  async function post(batch: UsageEvent[]): Promise<boolean> {
+  /**
+   * Posts one batch: `sent` when the control plane took it (or refused its one event for
+   * good, dropped), `split` when it refused the batch as such, `retry` when it could not say.
+   */
+  async function post(batch: UsageEvent[]): Promise<'sent' | 'split' | 'retry'> {
     try {
       const res = await fetch(endpoint, {
         method: 'POST',
@@ -74,32 +83,41 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
         signal: AbortSignal.timeout(timeoutMs),
       });
       const text = await res.text();
-      if (res.ok) return true;
-      if (res.status >= 400 && res.status < 500 && res.status !== 429) {
+      if (res.ok) return 'sent';
+      if (res.status >= 400 && res.status < 500 && !RETRIED.has(res.status)) {
+        if (batch.length > 1) return 'split';
         deps.metrics.meterDropped.inc(batch.length);
         deps.logger.error(
           { status: res.status, events: batch.length, reply: text.slice(0, 500) },
-          'the control plane refused a usage batch; it is dropped',
+          'the control plane refused a usage event; it is dropped',
         );
-        return true;
+        return 'sent';
       }
       deps.logger.warn({ status: res.status, events: batch.length }, 'usage post failed; retrying');
     } catch (error) {
       deps.logger.warn({ err: String(error), events: batch.length }, 'usage post failed; retrying');
     }
-    return false;
+    return 'retry';
   }
 
   async function drain(): Promise<void> {
+    // Shrinks while the control plane refuses batches as such, to find the event it refuses.
+    let size = batchSize;
     while (queue.length > 0) {
-      const batch = queue.slice(0, batchSize);
-      if (await post(batch)) {
+      const batch = queue.slice(0, size);
+      const result = await post(batch);
+      if (result === 'split') {
+        size = Math.max(1, Math.floor(batch.length / 2));
+        continue;
+      }
+      if (result === 'sent') {
         // Events dropped for overflow meanwhile came off the front; remove what was sent.
         const sent = new Set(batch);
         let i = 0;
         while (i < queue.length && sent.has(queue[i]!)) i++;
         queue.splice(0, i);
         failures = 0;
+        size = batchSize;
         continue;
       }
       failures++;
