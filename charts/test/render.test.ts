@@ -235,6 +235,28 @@ describe('rendered details', () => {
     expect(new Set(refs)).toEqual(new Set(['lanekeeper-credentials']));
   });
 
+  it('rolls the proxy pods, with the control plane, when a token they read changes', () => {
+    const podAnnotations = (override: Tree, name: string) =>
+      (
+        find(renderChart(override).manifests, 'Deployment', name)?.spec?.template as unknown as {
+          metadata: { annotations?: Record<string, string> };
+        }
+      ).metadata.annotations ?? {};
+    const tokens = (proxyToken: string, metricsToken: string): Tree => ({
+      controlPlane: { proxyToken, adminToken: 'a'.repeat(32) },
+      proxy: { adminToken: 'b'.repeat(32), metricsToken },
+    });
+    const before = podAnnotations(tokens('p'.repeat(32), 'm'.repeat(32)), 'lk-lanekeeper-proxy');
+    const rotated = podAnnotations(tokens('q'.repeat(32), 'm'.repeat(32)), 'lk-lanekeeper-proxy');
+    const newMetrics = podAnnotations(tokens('p'.repeat(32), 'n'.repeat(32)), 'lk-lanekeeper-proxy');
+    expect(before['checksum/secret']).toMatch(/^[0-9a-f]{64}$/);
+    expect(before['checksum/proxy-secret']).toMatch(/^[0-9a-f]{64}$/);
+    expect(rotated['checksum/secret']).not.toBe(before['checksum/secret']);
+    expect(newMetrics['checksum/proxy-secret']).not.toBe(before['checksum/proxy-secret']);
+    // The same values render the same pods: no roll without a change.
+    expect(podAnnotations(tokens('p'.repeat(32), 'm'.repeat(32)), 'lk-lanekeeper-proxy')).toEqual(before);
+  });
+
   it('the chart Secret holds the database URL and two distinct generated tokens', () => {
     const secret = find(renderChart().manifests, 'Secret', 'lk-lanekeeper-secrets');
     const data = Object.fromEntries(

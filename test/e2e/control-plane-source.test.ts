@@ -158,6 +158,39 @@ describe('the control-plane source', () => {
     await s.close();
   });
 
+  it('says when the control plane refuses its token, apart from any outage, and when it takes it again', async () => {
+    const at = logs.length;
+    let token = 'stale-proxy-token-'.padEnd(40, 'x');
+    const s = createControlPlaneSource(
+      {
+        url: cpUrl,
+        get token() {
+          return token;
+        },
+        pollIntervalMs: 600_000,
+        snapshotPath: join(dir, 'snapshot.json'),
+        keyPrefix: t.prefix,
+        logger,
+        fetchTimeoutMs: 2000,
+      },
+      () => undefined,
+    );
+    sources.push(s);
+    await s.start();
+    expect(s.current?.origin).toBe('disk');
+    for (let i = 0; i < 5; i++) expect(await s.refresh()).toBe(false);
+    const refused = logs.slice(at).filter((l) => l.msg?.includes('this proxy token refused'));
+    expect(refused).toEqual([{ level: 'warn', msg: 'control plane (this proxy token refused) unavailable' }]);
+    token = t.proxyToken;
+    await s.refresh();
+    expect(s.current?.origin).toBe('control-plane');
+    expect(logs.slice(at).filter((l) => l.msg?.includes('this proxy token refused'))).toEqual([
+      { level: 'warn', msg: 'control plane (this proxy token refused) unavailable' },
+      { level: 'info', msg: 'control plane (this proxy token refused) available again' },
+    ]);
+    await s.close();
+  });
+
   it('keeps serving its last snapshot when the control plane goes away', async () => {
     const snapshots: ControlPlaneSnapshot[] = [];
     const s = source(cpUrl, snapshots);

@@ -135,6 +135,12 @@ export function createControlPlaneSource(
   let poller: NodeJS.Timeout | undefined;
   // Polled every few seconds: an outage is one warning, a summary a minute, one recovery line.
   const controlPlaneOutage = createOutageLog(logger, 'control plane', { summaryMs: options.outageSummaryMs });
+  // Its own story: a control plane that answers but refuses this proxy's token (rotated on one
+  // side only) looks like any outage in the one above, where it hid behind the first warning,
+  // while tenants' revoked keys kept working here.
+  const tokenRefused = createOutageLog(logger, 'control plane (this proxy token refused)', {
+    summaryMs: options.outageSummaryMs,
+  });
   const redisOutage = createOutageLog(logger, 'config subscription (redis)', {
     summaryMs: options.outageSummaryMs,
   });
@@ -152,10 +158,13 @@ export function createControlPlaneSource(
     });
     if (response.status === 304) return undefined;
     if (response.status !== 200) {
-      throw new Error(
+      const error = new Error(
         `GET ${configUrl} answered ${response.status}: ${(await response.text()).slice(0, 200)}`,
       );
+      if (response.status === 401 || response.status === 403) tokenRefused.failed(error);
+      throw error;
     }
+    tokenRefused.succeeded();
     const body: unknown = await response.json();
     if (!isSnapshot(body))
       throw new Error(`GET ${configUrl} returned something that is not a config snapshot`);
