@@ -8,8 +8,11 @@
 import { openFilesLimit } from '@lanekeeper/contract';
 import type { Config } from './config/schema.js';
 
-/** Descriptors kept for everything that is not a client connection: logs, config, Redis, DNS. */
-const RESERVED_FDS = 256;
+/** Connections the admin listener takes at once (probes, scrapes, usage reads). */
+export const ADMIN_MAX_CONNECTIONS = 64;
+
+/** Descriptors kept for everything that is not a client connection: logs, config, Redis, DNS, the admin listener. */
+const RESERVED_FDS = 256 + ADMIN_MAX_CONNECTIONS;
 const MAX_DEFAULT_CONNECTIONS = 16_384;
 
 /** The connection cap: the configured one, else what the descriptor limit leaves after the upstream pool. */

@@ -17,7 +17,7 @@ import {
 } from './config/control-plane-source.js';
 import { parseConfigInSlices } from './config/parse-in-slices.js';
 import { configWarnings, type Config } from './config/schema.js';
-import { listenerOptions, maxConnectionsFor } from './listener-limits.js';
+import { ADMIN_MAX_CONNECTIONS, listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createPipeline } from './pipeline.js';
@@ -329,6 +329,9 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     listenerOptions(initial),
     createAdminHandler({ metrics, store, getRuntime: () => runtime, accepting: () => !draining }),
   );
+  // Probes, scrapes and usage reads need few sockets; capped, a flood of them (no token is
+  // needed for /healthz) cannot take the descriptors tenant traffic and upstreams use.
+  admin.maxConnections = ADMIN_MAX_CONNECTIONS;
   await listen(traffic, initial.listen);
   await listen(admin, initial.admin_listen);
 

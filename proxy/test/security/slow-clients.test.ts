@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFilesLimit } from '@lanekeeper/contract';
-import { maxConnectionsFor } from '../../src/listener-limits.js';
+import { ADMIN_MAX_CONNECTIONS, maxConnectionsFor } from '../../src/listener-limits.js';
 import { parseConfig } from '../../src/config/schema.js';
 import { chatCompletion } from '../helpers/fake-upstream.js';
 import { KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
@@ -182,12 +182,24 @@ describe('the connection cap', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(await chat(h, KEYS.pro)).toBe(200);
   });
+
+  it('caps the admin listener too: a flood of probe connections takes no tenant traffic down', async () => {
+    for (let i = 0; i < ADMIN_MAX_CONNECTIONS; i++) held.push(await open(h.proxy.adminUrl));
+    const extra = await open(h.proxy.adminUrl);
+    extra.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await waitUntil(() => extra.closedAt !== undefined, 2_000)).toBe(true);
+    expect(extra.received).toBe('');
+    expect(await chat(h, KEYS.pro)).toBe(200);
+    for (const s of held.splice(0)) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await request(`${h.proxy.adminUrl}/healthz`)).statusCode).toBe(200);
+  });
 });
 
 describe('the default connection cap', () => {
   it('leaves room under the open-files limit for the upstream pool and the process', () => {
     const config = parseConfig({ upstream: { url: 'http://127.0.0.1:1', connections: 128 } });
-    expect(maxConnectionsFor(config, 1_024)).toBe(1_024 - 128 - 256);
+    expect(maxConnectionsFor(config, 1_024)).toBe(1_024 - 128 - 256 - ADMIN_MAX_CONNECTIONS);
     expect(maxConnectionsFor(config, 1_000_000)).toBe(16_384);
     expect(maxConnectionsFor(config, 100)).toBe(64);
     expect(
