@@ -136,6 +136,19 @@ describe('Dockerfile', () => {
       expect(ignored(path), path).toBe(true);
     }
   });
+
+  it('keeps local data and secrets out of the build context at any depth', () => {
+    for (const path of [
+      '.lanekeeper/data/PG_VERSION',
+      'proxy/.lanekeeper/snapshot.json',
+      'control-plane/.lanekeeper/data/PG_VERSION',
+      '.env',
+      'proxy/.env',
+      'control-plane/.env.local',
+    ]) {
+      expect(ignored(path), path).toBe(true);
+    }
+  });
 });
 
 describe('HEALTHCHECK commands', () => {

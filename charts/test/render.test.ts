@@ -141,8 +141,13 @@ describe.each(cases)('the chart rendered with %s', (_name, override) => {
     });
   });
 
-  it('says in NOTES how to reach the proxy', () => {
+  it('says in NOTES how to reach the proxy, and scrapes /metrics with the token it needs', () => {
     expect(notes).toContain('http://lk-lanekeeper-proxy.ai.svc:80');
+    const scrape = notes.split('\n').find((line) => line.includes('/metrics'));
+    expect(scrape).toContain('authorization: Bearer $METRICS_TOKEN');
+    expect(notes).toMatch(
+      /METRICS_TOKEN=\$\(kubectl .* get secret \S+ -o jsonpath='\{\.data\.[\w-]+\}' \| base64 -d\)/,
+    );
   });
 });
 
