@@ -49,9 +49,12 @@ Validates the config FILE. Prints "FILE: OK" and any warnings, exit 0; or every 
 its YAML path, exit 1.
 `,
   'hash-key': `usage: lanekeeper hash-key KEY
+       lanekeeper hash-key -        (reads the key from stdin)
 
-Prints the sha256 hex of the API key KEY, for a tenant's api_key_sha256 list. A KEY that
-starts with "-" goes after "--": lanekeeper hash-key -- -my-key
+Prints the sha256 hex of the API key KEY, for a tenant's api_key_sha256 list. With "-" the
+key is read from the first line of stdin, so it stays out of the shell history and of ps:
+  printf %s "$KEY" | lanekeeper hash-key -
+A KEY that starts with "-" goes after "--": lanekeeper hash-key -- -my-key
 `,
   'control-plane': `usage: lanekeeper control-plane
 
@@ -98,6 +101,16 @@ function positionals(args: string[]): string[] {
   const end = args.indexOf('--');
   const before = (end === -1 ? args : args.slice(0, end)).filter((a) => !a.startsWith('-'));
   return end === -1 ? before : [...before, ...args.slice(end + 1)];
+}
+
+/** The first line of stdin, without its line ending (a key piped in: `printf %s "$KEY" | …`). */
+async function firstLineOfStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n') || text.length > 64 * 1024) break;
+  }
+  return text.split(/\r?\n/)[0] ?? '';
 }
 
 function fail(message: string, code = 2): never {
@@ -156,7 +169,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'hash-key': {
-      const key = positionals(args)[0];
+      const key = args.length === 1 && args[0] === '-' ? await firstLineOfStdin() : positionals(args)[0];
       if (!key) fail(`lanekeeper hash-key needs a KEY\n\n${COMMAND_HELP['hash-key']}`);
       process.stdout.write(`${sha256Hex(key)}\n`);
       return;

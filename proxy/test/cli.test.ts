@@ -3,7 +3,7 @@
  * its own usage and exit 0 on a machine with nothing configured, --version prints the
  * package's version, and a missing environment is reported without a stack trace.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -68,6 +68,22 @@ describe('lanekeeper --help and --version', () => {
     const missing = await cli('hash-key');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('needs a KEY');
+  });
+
+  it('reads the key from stdin with "-", keeping it out of argv', () => {
+    const piped = (input: string) =>
+      spawnSync(process.execPath, [CLI, 'hash-key', '-'], { input, env: BARE_ENV, encoding: 'utf8' });
+    for (const input of ['lk_secret', 'lk_secret\n', 'lk_secret\r\nignored']) {
+      const r = piped(input);
+      expect([r.status, r.stdout], JSON.stringify(input)).toEqual([0, `${sha256Hex('lk_secret')}\n`]);
+    }
+    const empty = piped('');
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toContain('needs a KEY');
+    // After "--", a lone "-" is the key itself.
+    expect(
+      spawnSync(process.execPath, [CLI, 'hash-key', '--', '-'], { env: BARE_ENV, encoding: 'utf8' }).stdout,
+    ).toBe(`${sha256Hex('-')}\n`);
   });
 
   it('reports a missing control-plane environment by variable, without a stack trace', async () => {
