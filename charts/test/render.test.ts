@@ -228,6 +228,30 @@ describe('rendered details', () => {
     ]);
   });
 
+  it("hardens the sidecar backend container by default, and takes the operator's own context", () => {
+    const sidecar = readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree;
+    const backendOf = (override: Tree) =>
+      (
+        find(renderChart(override).manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.template?.spec
+          .containers as (Container & { securityContext?: Record<string, unknown> })[]
+      ).find((c) => c.name === 'backend');
+    expect(backendOf(sidecar)?.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    const restricted = {
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    };
+    const backend = (sidecar.sidecar as { backend: Tree }).backend;
+    expect(
+      backendOf({ ...sidecar, sidecar: { backend: { ...backend, securityContext: restricted } } })
+        ?.securityContext,
+    ).toEqual(restricted);
+  });
+
   it('with existingSecret, every secret reference uses it and the chart creates none', () => {
     const { manifests } = renderChart(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree);
     expect(manifests.filter((m) => m.kind === 'Secret')).toEqual([]);
