@@ -131,6 +131,45 @@ describe('values.schema.json', () => {
       { image: { pullPolicy: 'Sometimes' } },
       '/image/pullPolicy',
     ],
+    // Rendered unquoted into manifests: a newline or a colon there adds YAML of its own.
+    [
+      'a custom metric name carrying more YAML',
+      {
+        proxy: {
+          autoscaling: {
+            requestsPerSecond: { metricName: 'rps\n          selector: {matchLabels: {x: y}}' },
+          },
+        },
+      },
+      '/proxy/autoscaling/requestsPerSecond/metricName',
+    ],
+    [
+      'a dashboard label key carrying another label',
+      { grafana: { dashboard: { label: 'grafana_dashboard: "1"\n    evil' } } },
+      '/grafana/dashboard/label',
+    ],
+    [
+      'a Secret key with a colon',
+      { proxy: { secretKeys: { metricsToken: 'a: b' } } },
+      '/proxy/secretKeys/metricsToken',
+    ],
+    [
+      'an existing Secret name with a space',
+      { controlPlane: { existingSecret: 'my secret' } },
+      '/controlPlane/existingSecret',
+    ],
+    ['a service account name in capitals', { serviceAccount: { name: 'Admin' } }, '/serviceAccount/name'],
+    ['a fullname override with a newline', { fullnameOverride: 'lk\nkind: Secret' }, '/fullnameOverride'],
+    [
+      'an env var name with a space',
+      { proxy: { extraEnv: [{ name: 'A B', value: 'x' }] } },
+      '/proxy/extraEnv/0/name',
+    ],
+    [
+      'a Prometheus namespace that is no namespace',
+      { proxy: { networkPolicy: { prometheusNamespace: 'monitoring\nx' } } },
+      '/proxy/networkPolicy/prometheusNamespace',
+    ],
   ];
 
   it.each(rejected)('rejects %s', (_name, override, path) => {
