@@ -286,6 +286,38 @@ describe('rendered details', () => {
     expect(podAnnotations(tokens('p'.repeat(32), 'm'.repeat(32)), 'lk-lanekeeper-proxy')).toEqual(before);
   });
 
+  it('with redis.existingSecret, the Redis URL (and its password) is in no ConfigMap or pod spec', () => {
+    const { manifests } = renderChart({
+      redis: { url: 'redis://default:s3cret-pass@redis:6379', existingSecret: 'redis-credentials' },
+    });
+    expect(JSON.stringify(manifests)).not.toContain('s3cret-pass');
+    const ref = { secretKeyRef: { name: 'redis-credentials', key: 'redis-url' } };
+    const envOf = (name: string, container: string) =>
+      find(manifests, 'Deployment', name)?.spec?.template?.spec.containers.find((c) => c.name === container)
+        ?.env;
+    expect(envOf('lk-lanekeeper-proxy', 'lanekeeper-proxy')).toContainEqual({
+      name: 'LANEKEEPER_REDIS_URL',
+      valueFrom: ref,
+    });
+    expect(envOf('lk-lanekeeper-control-plane', 'control-plane')).toContainEqual({
+      name: 'REDIS_URL',
+      valueFrom: ref,
+    });
+    // The proxy fills the URL from its environment when it loads the file.
+    const raw = parseYamlConfig(
+      find(manifests, 'ConfigMap', 'lk-lanekeeper-proxy')?.data?.['config.yaml'] ?? '',
+      {
+        ...ADMIN_ENV,
+        LANEKEEPER_PROXY_TOKEN: 't',
+        LANEKEEPER_REDIS_URL: 'redis://default:from-secret@redis:6379',
+      },
+    );
+    expect(parseConfig(raw).store).toMatchObject({
+      redis: 'redis://default:from-secret@redis:6379',
+      key_prefix: 'lk:',
+    });
+  });
+
   it('the chart Secret holds the database URL and two distinct generated tokens', () => {
     const secret = find(renderChart().manifests, 'Secret', 'lk-lanekeeper-secrets');
     const data = Object.fromEntries(

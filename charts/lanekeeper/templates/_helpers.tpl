@@ -119,7 +119,9 @@ left for the proxy to fill from its environment when it loads the file.
 {{- end -}}
 {{- $upstream := dict "url" $upstreamUrl "dialect" .Values.proxy.upstream.dialect "headers" .Values.proxy.upstream.headers "timeout_ms" .Values.proxy.upstream.timeoutMs -}}
 {{- $generated := dict "listen" (printf "0.0.0.0:%v" .Values.proxy.port) "admin_listen" (printf "0.0.0.0:%v" .Values.proxy.adminPort) "upstream" $upstream "shutdown_grace_ms" .Values.proxy.shutdownGraceMs "admin_token" "${LANEKEEPER_ADMIN_TOKEN}" "metrics_token" "${LANEKEEPER_METRICS_TOKEN}" -}}
-{{- if .Values.redis.url -}}
+{{- if .Values.redis.existingSecret -}}
+{{- $_ := set $generated "store" (dict "redis" "${LANEKEEPER_REDIS_URL}" "key_prefix" .Values.redis.keyPrefix) -}}
+{{- else if .Values.redis.url -}}
 {{- $_ := set $generated "store" (dict "redis" .Values.redis.url "key_prefix" .Values.redis.keyPrefix) -}}
 {{- end -}}
 {{- if .Values.controlPlane.enabled -}}
@@ -178,6 +180,13 @@ Example:
         secretKeyRef:
           name: {{ .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .root)) }}
           key: {{ $v.proxy.secretKeys.metricsToken }}
+    {{- if $v.redis.existingSecret }}
+    - name: LANEKEEPER_REDIS_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $v.redis.existingSecret }}
+          key: {{ $v.redis.secretKey }}
+    {{- end }}
     {{- with $v.proxy.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
