@@ -35,9 +35,13 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 const children: ChildProcess[] = [];
 
-/** Starts the demo and resolves with what it printed once it is ready. */
-function startDemo(): Promise<{ child: ChildProcess; banner: Banner }> {
-  const child = spawn(process.execPath, [START], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts the demo and resolves with what it printed once it is ready (and `output`, all it
+ * printed so far). In a process group of its own, as a terminal runs it, so that a test can
+ * press Ctrl-C: SIGINT to the whole foreground group.
+ */
+function startDemo(): Promise<{ child: ChildProcess; banner: Banner; output: () => string }> {
+  const child = spawn(process.execPath, [START], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -50,7 +54,7 @@ function startDemo(): Promise<{ child: ChildProcess; banner: Banner }> {
       const curl = /(curl -s \S+\/v1\/chat\/completions.*)/.exec(out)?.[1];
       if (consoleUrl && token && key && curl) {
         clearTimeout(timer);
-        resolve({ child, banner: { console: consoleUrl, token, key, curl } });
+        resolve({ child, banner: { console: consoleUrl, token, key, curl }, output: () => out });
       }
     };
     child.stdout!.on('data', read);
@@ -148,6 +152,31 @@ describe('npm run demo', () => {
     });
     await old.body.text();
     expect(old.statusCode).not.toBe(303);
+    await stopDemo(second.child);
+  }, 300_000);
+
+  it('books a request made just before Ctrl-C: the proxy stops first and posts its last usage', async () => {
+    const first = await startDemo();
+    const cookie = await signIn(first.banner.console, first.banner.token);
+    const before = await usage(first.banner.console, cookie);
+    const proxyUrl = /curl -s (\S+)/.exec(first.banner.curl)![1]!;
+    const res = await request(proxyUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${first.banner.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    // Ctrl-C at once, before the proxy's usage batch (500 ms) would have gone: the terminal
+    // sends SIGINT to its whole foreground process group.
+    const exited = new Promise((r) => first.child.once('exit', r));
+    process.kill(-first.child.pid!, 'SIGINT');
+    await exited;
+    expect(first.output()).not.toContain('usage events not delivered');
+
+    const second = await startDemo();
+    const cookie2 = await signIn(second.banner.console, second.banner.token);
+    expect(await usage(second.banner.console, cookie2)).toBe(before + 1);
     await stopDemo(second.child);
   }, 300_000);
 });

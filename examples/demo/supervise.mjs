@@ -1,7 +1,10 @@
 // DEMO ONLY: keeps the demo's processes running. A part that crashes after it started is
 // restarted (an error in one request must not end the demo), a few times at most; a part
 // that fails at start (a bad config, a port in use) stops the demo, since restarting it
-// would only fail again. Ctrl-C (SIGINT) or SIGTERM stops every part.
+// would only fail again. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops every part, the last
+// started first: the proxy posts its last usage events to the control plane as it stops, so
+// the control plane must still be up. Each part runs in a process group of its own, so a
+// terminal's Ctrl-C reaches only this supervisor, which then stops them in that order.
 import { spawn } from 'node:child_process';
 
 /** How long a part must have run for its exit to count as a crash worth a restart. */
@@ -23,9 +26,21 @@ export function supervise(
   const done = new Promise((resolve) => (resolveDone = resolve));
 
   const stopAll = () => {
+    // A second Ctrl-C while parts are still stopping: stop them now.
+    if (stopping) {
+      for (const child of running.values()) child.kill('SIGKILL');
+      return;
+    }
     stopping = true;
-    for (const child of running.values()) child.kill('SIGTERM');
-    if (running.size === 0) resolveDone(exitCode);
+    stopNext();
+  };
+
+  /** Stops the part started last, and the next once it has exited. */
+  const stopNext = () => {
+    const last = [...running.values()].at(-1);
+    if (!last) return resolveDone(exitCode);
+    last.once('exit', stopNext);
+    last.kill('SIGTERM');
   };
 
   const start = (part, restarts) => {
@@ -33,14 +48,12 @@ export function supervise(
     const child = spawn(process.execPath, part.args, {
       stdio: 'inherit',
       env: { ...process.env, ...part.env },
+      detached: true,
     });
     running.set(part.name, child);
     child.on('exit', (code, signal) => {
       running.delete(part.name);
-      if (stopping) {
-        if (running.size === 0) resolveDone(exitCode);
-        return;
-      }
+      if (stopping) return;
       const ranFor = Date.now() - startedAt;
       if (ranFor >= startedAfterMs && restarts < maxRestarts) {
         process.stderr.write(
@@ -55,7 +68,11 @@ export function supervise(
   };
 
   for (const part of parts) start(part, 0);
-  if (handleSignals) for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, stopAll);
+  if (handleSignals) for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, stopAll);
+  // Parts in groups of their own outlive this process unless told: whatever ends it last.
+  process.on('exit', () => {
+    for (const child of running.values()) child.kill('SIGTERM');
+  });
   // `add` starts a part later (the proxy, once the control plane it reads is up and seeded).
   const add = (part) => {
     if (!stopping) start(part, 0);
