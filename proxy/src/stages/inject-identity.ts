@@ -17,18 +17,12 @@ import {
   HOP_BY_HOP_HEADERS,
 } from '../headers.js';
 import type { Config } from '../config/schema.js';
+import { FIELD_MASK_HEADER, FIELD_MASK_PARAMS, googleParamsApply } from '../request/google-system-params.js';
 import { CONTINUE, type Stage } from '../stage.js';
 
 /** Headers the proxy always sets itself. */
 const RECOMPUTED = new Set(['host', 'content-length', 'accept-encoding', 'expect']);
 
-/**
- * Google's response field masks (a header, or the `fields` system parameter, with or
- * without `$`): with one, a Gemini answer can leave out usageMetadata, and its usage
- * (thinking tokens included) would only be estimated from the text that came back.
- */
-const FIELD_MASK_HEADER = 'x-goog-fieldmask';
-const FIELD_MASK_PARAMS = ['fields', '$fields'] as const;
 const CREDENTIALS = new Set<string>(CREDENTIAL_HEADERS);
 
 function connectionTokens(value: string | string[] | undefined): string[] {
@@ -143,10 +137,7 @@ export function createInjectIdentityStage(): Stage {
         const query = new URLSearchParams(ctx.request.query);
         for (const param of CREDENTIAL_QUERY_PARAMS) query.delete(param);
         if (identity.sources.includes('query')) query.delete(identity.query);
-        // Also on any metered route of another dialect: Gemini's OpenAI-compatible path is
-        // served by the same Google front end, and no other API reads these names.
-        if (ctx.dialect?.name === 'gemini' || ctx.route?.metered)
-          for (const param of FIELD_MASK_PARAMS) query.delete(param);
+        if (googleParamsApply(ctx)) for (const param of FIELD_MASK_PARAMS) query.delete(param);
         ctx.upstreamQuery = query.toString();
       }
       return CONTINUE;

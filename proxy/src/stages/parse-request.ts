@@ -9,6 +9,7 @@ import { nestsDeeperThan } from '@lanekeeper/contract';
 import { BodyTooLargeError, InvalidJsonError, InvalidRequestError } from '../errors.js';
 import { selectDialect } from '../dialects/index.js';
 import type { JsonBody } from '../dialects/dialect.js';
+import { googleParamsApply, unreadableAlt } from '../request/google-system-params.js';
 import { scanJson, type ScanProblem } from '../request/json-scan.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
 
@@ -22,16 +23,6 @@ function isJsonContent(type: string | undefined): boolean {
 function isBlank(body: Buffer): boolean {
   for (const byte of body) if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) return false;
   return true;
-}
-
-/**
- * The first `alt` (or `$alt`, Google's system parameter) metering cannot read: json and sse
- * are the answers it reads; `proto` (or anything else) would make a Gemini answer binary.
- */
-function unreadableAlt(query: string): string | undefined {
-  if (query === '') return undefined;
-  const params = new URLSearchParams(query);
-  return [...params.getAll('alt'), ...params.getAll('$alt')].find((v) => v !== 'json' && v !== 'sse');
 }
 
 function describe(problem: ScanProblem): string {
@@ -115,10 +106,7 @@ export function createParseRequestStage(): Stage {
         const shown = JSON.stringify(stream)?.slice(0, 40) ?? typeof stream;
         return reply(new InvalidRequestError(`"stream" must be true or false, not ${shown}.`));
       }
-      // Every metered route: Gemini's OpenAI-compatible path (/v1beta/openai/…) is Google's
-      // front end too, reached through the OpenAI dialect.
-      const alt =
-        ctx.dialect.name === 'gemini' || ctx.route?.metered ? unreadableAlt(request.query) : undefined;
+      const alt = googleParamsApply(ctx) ? unreadableAlt(request.query) : undefined;
       if (alt !== undefined) {
         return reply(
           new InvalidRequestError(`"alt" must be json or sse, not ${JSON.stringify(alt.slice(0, 40))}.`),
