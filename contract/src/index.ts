@@ -1,6 +1,6 @@
 /**
  * @lanekeeper/contract: everything the proxy and the control plane must agree on (and the
- * guards both run: on JSON they are sent, json-nesting.ts; on their sockets, open-files.ts),
+ * guards both run: on JSON they are sent, json-nesting.ts; on their sockets, socket-limits.ts),
  * nothing else. Each side depends on this package by name and never on the other's sources,
  * so either can change its insides freely; a change here is a change to both.
  */
@@ -14,4 +14,4 @@ export * from './usage-event.js';
 export * from './logging.js';
 export * from './telemetry.js';
 export * from './json-nesting.js';
-export * from './open-files.js';
+export * from './socket-limits.js';

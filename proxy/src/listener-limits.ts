@@ -5,7 +5,7 @@
  * headersTimeout off) a thousand sockets trickling header bytes held a file descriptor
  * each, forever, and under a 1,024-descriptor limit locked every tenant out.
  */
-import { openFilesLimit } from '@lanekeeper/contract';
+import { connectionCap, deadlineCheckIntervalMs, openFilesLimit } from '@lanekeeper/contract';
 import type { Config } from './config/schema.js';
 
 /** Connections the admin listener takes at once (probes, scrapes, usage reads). */
@@ -18,10 +18,8 @@ const MAX_DEFAULT_CONNECTIONS = 16_384;
 /** The connection cap: the configured one, else what the descriptor limit leaves after the upstream pool. */
 export function maxConnectionsFor(config: Config, fdLimit = openFilesLimit()): number {
   if (config.server.max_connections !== undefined) return config.server.max_connections;
-  if (fdLimit === undefined) return MAX_DEFAULT_CONNECTIONS;
   const pooled = Object.values(config.upstreams).reduce((sum, u) => sum + u.connections, 0);
-  const left = fdLimit - pooled - RESERVED_FDS;
-  return Math.max(64, Math.min(MAX_DEFAULT_CONNECTIONS, left));
+  return connectionCap(pooled + RESERVED_FDS, { min: 64, max: MAX_DEFAULT_CONNECTIONS }, fdLimit);
 }
 
 /** node:http options for a listener with these limits. */
@@ -36,8 +34,6 @@ export function listenerOptions(config: Config): {
     headersTimeout: headers_timeout_ms,
     requestTimeout: request_timeout_ms,
     keepAliveTimeout: keep_alive_timeout_ms,
-    // node checks the header and request deadlines on this interval (30 s by default), so a
-    // timeout fires up to that much late: check often enough for the headers deadline to mean it.
-    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headers_timeout_ms / 4))),
+    connectionsCheckingInterval: deadlineCheckIntervalMs(headers_timeout_ms),
   };
 }

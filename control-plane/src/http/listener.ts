@@ -7,7 +7,7 @@
  * limit left proxies unable to fetch their config and PostgreSQL's pool unable to connect.
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
-import { openFilesLimit } from '@lanekeeper/contract';
+import { connectionCap, deadlineCheckIntervalMs, openFilesLimit } from '@lanekeeper/contract';
 
 /** Descriptors kept for everything that is not a client: PostgreSQL, Redis, Qdrant, logs. */
 const RESERVED_FDS = 128;
@@ -16,8 +16,7 @@ const MAX_DEFAULT_CONNECTIONS = 4_096;
 /** The connection cap: the configured one, else what the open-files limit leaves. */
 export function maxConnectionsFor(configured: number | undefined, fdLimit = openFilesLimit()): number {
   if (configured !== undefined) return configured;
-  if (fdLimit === undefined) return MAX_DEFAULT_CONNECTIONS;
-  return Math.max(32, Math.min(MAX_DEFAULT_CONNECTIONS, fdLimit - RESERVED_FDS));
+  return connectionCap(RESERVED_FDS, { min: 32, max: MAX_DEFAULT_CONNECTIONS }, fdLimit);
 }
 
 /** A node:http server with these limits, for Fastify's `serverFactory`. */
@@ -31,8 +30,7 @@ export function createLimitedServer(
       headersTimeout,
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: 5_000,
-      // node checks the deadlines on this interval (30 s by default): often enough for them to mean it.
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))),
+      connectionsCheckingInterval: deadlineCheckIntervalMs(headersTimeout),
     },
     handler,
   );
