@@ -63,6 +63,11 @@ export interface AppDeps {
 /** The deepest a JSON body may nest: the API's own bodies nest a handful of levels. */
 const MAX_BODY_DEPTH = 64;
 
+/** A body the JSON parser refuses: Fastify answers it 400 through the error handler. */
+function badBody(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400 });
+}
+
 const PG_ERRORS: Record<string, { status: number; code: string }> = {
   '23503': { status: 409, code: 'CP_ERR_CONFLICT' }, // foreign key: a concurrent change removed what this needs
   '23505': { status: 409, code: 'CP_ERR_CONFLICT' },
@@ -123,21 +128,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (text.trim() === '') return done(null, undefined);
     // Counted before JSON.parse, which spends ~0.1 s on 1 MiB of `[`: bodies are parsed
     // before a route is matched or a token checked (an unknown path, the sign-in form).
-    if (nestsDeeperThan(text, MAX_BODY_DEPTH)) {
-      const err = new Error(`body nests arrays and objects deeper than ${MAX_BODY_DEPTH} levels`) as Error & {
-        statusCode: number;
-      };
-      err.statusCode = 400;
-      return done(err, undefined);
-    }
+    if (nestsDeeperThan(text, MAX_BODY_DEPTH))
+      return done(badBody(`body nests arrays and objects deeper than ${MAX_BODY_DEPTH} levels`), undefined);
     try {
       done(null, JSON.parse(text));
     } catch (error) {
-      const err = new Error(`body is not valid JSON: ${(error as Error).message}`) as Error & {
-        statusCode: number;
-      };
-      err.statusCode = 400;
-      done(err, undefined);
+      done(badBody(`body is not valid JSON: ${(error as Error).message}`), undefined);
     }
   });
   const openapi = collectOpenApi(app, { title: 'Lanekeeper control plane', version: '1' });
