@@ -74,6 +74,18 @@ describe('a hostile upstream', () => {
     await new Promise((r) => upstream.server.close(r));
   });
 
+  /** A tenant's streamed chat request through the proxy. */
+  const streamedChat = () =>
+    request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'small-model',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      }),
+    });
+
   it('cannot make a stream of tiny events cost the meter more memory than its bound', async () => {
     // 4 MiB of 2-byte NDJSON lines, each an event the meter kept as its own Buffer view for
     // the output estimate: two million of them, over 200 MB of heap for one stream.
@@ -118,15 +130,7 @@ describe('a hostile upstream', () => {
     });
     gc();
     const before = process.memoryUsage().arrayBuffers;
-    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'small-model',
-        messages: [{ role: 'user', content: 'hi' }],
-        stream: true,
-      }),
-    });
+    const res = await streamedChat();
     expect(res.statusCode).toBe(200);
     // The client reads nothing for a while: the proxy must wait for it, not inflate ahead.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -148,15 +152,7 @@ describe('a hostile upstream', () => {
       // ...and never ends.
     });
     const res = await Promise.race([
-      request(`${h.proxy.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'small-model',
-          messages: [{ role: 'user', content: 'hi' }],
-          stream: true,
-        }),
-      }),
+      streamedChat(),
       new Promise<undefined>((r) => setTimeout(() => r(undefined), 3_000)),
     ]);
     expect(res?.statusCode).toBe(400);

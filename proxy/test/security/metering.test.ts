@@ -317,6 +317,13 @@ describe('a JSON answer under the cap with no usage at all', () => {
  */
 describe('a call the upstream took and never answered', () => {
   const PROMPT = { messages: [{ role: 'user', content: 'lorem ipsum dolor '.repeat(1_500) }] };
+  const sendPrompt = (proxy: Harness, signal?: AbortSignal) =>
+    request(`${proxy.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify(PROMPT),
+      ...(signal ? { signal } : {}),
+    });
   let h: Harness;
   let release: () => void = () => undefined;
   beforeAll(async () => {
@@ -336,12 +343,7 @@ describe('a call the upstream took and never answered', () => {
 
   it('charges the prompt of a request whose client hung up before the answer, as partial', async () => {
     const controller = new AbortController();
-    const sent = request(`${h.proxy.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-      body: JSON.stringify(PROMPT),
-      signal: controller.signal,
-    }).catch(() => undefined);
+    const sent = sendPrompt(h, controller.signal).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 150));
     expect(h.upstream.received.length).toBeGreaterThan(0);
     controller.abort();
@@ -354,11 +356,7 @@ describe('a call the upstream took and never answered', () => {
   });
 
   it('charges the prompt of a request the upstream did not answer in time (504)', async () => {
-    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-      body: JSON.stringify(PROMPT),
-    });
+    const res = await sendPrompt(h);
     await res.body.text();
     expect(res.statusCode).toBe(504);
     await h.settled(2);
@@ -373,11 +371,7 @@ describe('a call the upstream took and never answered', () => {
       config: (base) => ({ ...base, upstream: { ...(base.upstream as object), url: REFUSING_UPSTREAM } }),
     });
     try {
-      const res = await request(`${refused.proxy.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-        body: JSON.stringify(PROMPT),
-      });
+      const res = await sendPrompt(refused);
       await res.body.text();
       expect(res.statusCode).toBe(502);
       await refused.settled(1);
