@@ -122,3 +122,13 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   }
   return undefined;
 }
+
+/** The access-log line of request `id`, once its response-end work has logged it (within `waitMs`). */
+export async function accessLineOf(h: Harness, id: string, waitMs: number): Promise<Record<string, unknown>> {
+  for (let i = 0; i < waitMs / 10; i++) {
+    const line = h.accessLogs().find((l) => l.request_id === id);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no access line for ${id}`);
+}

@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { runInNewContext } from 'node:vm';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+import { accessLineOf, KEYS, startHarness, type Harness } from '../helpers/harness.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -46,14 +46,7 @@ async function cpuMs(work: () => Promise<void>): Promise<number> {
   return (used.user + used.system) / 1000;
 }
 
-async function accessLine(h: Harness, id: string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 300; i++) {
-    const line = h.accessLogs().find((l) => l.request_id === id);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`no access line for ${id}`);
-}
+const accessLine = (h: Harness, id: string) => accessLineOf(h, id, 3_000);
 
 describe('a hostile upstream', () => {
   let h: Harness;

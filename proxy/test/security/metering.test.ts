@@ -10,7 +10,14 @@ import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Reply } from '../helpers/fake-upstream.js';
-import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+import {
+  ADMIN_AUTH,
+  KEYS,
+  metricValue,
+  startHarness,
+  type Harness,
+  accessLineOf,
+} from '../helpers/harness.js';
 import { REFUSING_UPSTREAM } from '../helpers/waiting.js';
 
 const PAD = 'x'.repeat(1024);
@@ -80,14 +87,7 @@ async function send(
   return { status: res.statusCode, id: String(res.headers['x-lanekeeper-request-id']) };
 }
 
-async function accessLine(h: Harness, id: string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const line = h.accessLogs().find((l) => l.request_id === id);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`no access line for ${id}`);
-}
+const accessLine = (h: Harness, id: string) => accessLineOf(h, id, 2_000);
 
 describe('a JSON answer over max_json_response_bytes', () => {
   let h: Harness;
