@@ -11,6 +11,8 @@ import { Ajv } from 'ajv';
 import { DCLinter } from 'dclint';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../control-plane/src/config.js';
+import { parseYamlConfig } from '../../proxy/src/config/load.js';
+import { parseConfig } from '../../proxy/src/config/schema.js';
 import { REPO_ROOT, readYaml } from './chart.js';
 
 interface Service {
@@ -126,6 +128,28 @@ describe('docker-compose.yml', () => {
     ]) {
       expect(cp[name], name).toBeTruthy();
     }
+  });
+
+  it('gives the proxy container no credential of the control plane admin API, only its own admin token', () => {
+    const filled = (environment: Record<string, string> | undefined) =>
+      Object.fromEntries(
+        Object.entries(environment ?? {}).map(([k, v]) => [
+          k,
+          String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+        ]),
+      );
+    const proxyEnv = filled(services.proxy?.environment);
+    const cpAdmin = filled(services['control-plane']?.environment).LANEKEEPER_ADMIN_TOKEN;
+    expect(cpAdmin).toBeTruthy();
+    expect(Object.keys(proxyEnv)).not.toContain('LANEKEEPER_ADMIN_TOKEN');
+    expect(Object.values(proxyEnv)).not.toContain(cpAdmin);
+    // What the proxy really loads from its mounted config with that environment.
+    const config = parseConfig(
+      parseYamlConfig(readFileSync(join(REPO_ROOT, 'deploy/proxy.compose.yaml'), 'utf8'), proxyEnv),
+    );
+    expect(config.admin_token).toBe(proxyEnv.LANEKEEPER_PROXY_ADMIN_TOKEN);
+    expect(config.admin_token).not.toBe(cpAdmin);
+    expect(config.control_plane?.token).toBe(proxyEnv.LANEKEEPER_PROXY_TOKEN);
   });
 
   it('gives the control plane an environment its own config loader accepts (compose defaults filled in)', () => {

@@ -115,7 +115,7 @@ describe('shipped YAML', () => {
     const config = parseConfig(
       parseYamlConfig(text, {
         LANEKEEPER_PROXY_TOKEN: 'token-from-the-environment',
-        LANEKEEPER_ADMIN_TOKEN: 'admin-token-from-the-environment',
+        LANEKEEPER_PROXY_ADMIN_TOKEN: 'admin-token-from-the-environment',
         LANEKEEPER_METRICS_TOKEN: 'metrics-token-from-the-environment',
       }),
     );

@@ -53,7 +53,7 @@ const NOT_RUN: Record<string, string> = {
   'docker build --target proxy         -t lanekeeper/proxy:0.1.0 .': 'no Docker engine here',
   'docker compose up --build -d': 'no Docker engine here',
   'CP=http://127.0.0.1:8081': 'the docker-compose walkthrough: no Docker engine here',
-  'curl -s http://127.0.0.1:9464/v1/usage/acme -H "authorization: Bearer dev-admin-token-change-me"   # the proxy\'s current hour':
+  'curl -s http://127.0.0.1:9464/v1/usage/acme -H "authorization: Bearer dev-proxy-admin-token-change-me"   # the proxy\'s current hour (LANEKEEPER_PROXY_ADMIN_TOKEN)':
     'the docker-compose walkthrough: no Docker engine here',
   'curl -s -X PATCH $CP/v1/tenants/acme -H "$ADMIN" -H "$JSON" -d \'{"status":"suspended"}\'':
     'the docker-compose walkthrough: no Docker engine here',
