@@ -117,11 +117,14 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
       }
       states.delete(ctx);
       let texts: string[] = [];
+      /** An error event inside a stream the upstream answered 200: the answer was cut short. */
+      let streamError = false;
       if (state.tap) {
         const result = state.tap.end();
         ctx.usage = mergeUsage(ctx.usage, result.usage);
         ctx.upstreamModel = result.model ?? ctx.upstreamModel;
         texts = result.texts;
+        streamError = result.error !== undefined;
       } else if (state.json) {
         const observation = usageFromJsonBody(dialect, route, Buffer.concat(state.json, state.jsonBytes));
         ctx.usage = mergeUsage(ctx.usage, observation?.usage);
@@ -148,10 +151,18 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         );
       }
 
-      const reported = hasUsage(ctx.usage);
+      // A stream's figures are final only once its output figure came: Anthropic reports the
+      // input when a stream starts and the output only in its closing message_delta, which a
+      // stream cut by a mid-stream error (overloaded_error) never sends. Taking the input
+      // alone for a report booked every such answer at 0 output. A whole JSON body is the
+      // upstream's last word: a figure missing from it is one it did not count.
+      const reported =
+        state.tap && route.generates !== false ? ctx.usage.output !== undefined : hasUsage(ctx.usage);
       // A client that left while the proxy drained the upstream to its end still gets the
       // provider's own final figures (drain_on_client_abort).
-      const complete = ctx.outcome === 'completed' || (ctx.outcome === 'client_aborted' && ctx.upstreamEnded);
+      const complete =
+        !streamError &&
+        (ctx.outcome === 'completed' || (ctx.outcome === 'client_aborted' && ctx.upstreamEnded));
       if (invalid.length > 0) {
         ctx.provenance = 'invalid';
       } else if (reported && complete) {

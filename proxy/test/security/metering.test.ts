@@ -383,3 +383,107 @@ describe('a call the upstream took and never answered', () => {
     }
   });
 });
+
+/**
+ * Anthropic reports a stream's input in message_start and its output only in the closing
+ * message_delta. A stream cut short by a mid-stream error (Anthropic's overloaded_error, with
+ * the status still 200), or by a relay that drops the closing events, was booked at the
+ * input alone and 0 output, as `reported`: the tenant kept every word for free.
+ */
+describe('an Anthropic stream that ends without its closing usage', () => {
+  const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  const TEXT = 'The quick brown fox jumps over the lazy dog. '.repeat(11);
+  const opening = [
+    sse('message_start', {
+      type: 'message_start',
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'small-model',
+        content: [],
+        usage: { input_tokens: 1000, output_tokens: 1 },
+      },
+    }),
+    sse('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    }),
+    ...Array.from({ length: 20 }, () =>
+      sse('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'text_delta', text: TEXT },
+      }),
+    ),
+  ];
+  const ENDINGS: Record<string, string[]> = {
+    'a mid-stream overloaded_error': [
+      sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }),
+    ],
+    'no closing events at all': [],
+    'the closing usage': [
+      sse('content_block_stop', { type: 'content_block_stop', index: 0 }),
+      sse('message_delta', {
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 2345 },
+      }),
+      sse('message_stop', { type: 'message_stop' }),
+    ],
+  };
+  let ending: string[] = [];
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ reply: () => ({ kind: 'stream', chunks: [...opening, ...ending] }) });
+  });
+  afterAll(() => h.close());
+
+  const streamed = async (key: string) => {
+    const res = await request(`${h.proxy.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ max_tokens: 4000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const text = await res.body.text();
+    expect(res.statusCode).toBe(200);
+    return { text, line: await accessLine(h, String(res.headers['x-lanekeeper-request-id'])) };
+  };
+
+  it.each([
+    ['a mid-stream overloaded_error', 'partial'],
+    ['no closing events at all', 'estimated'],
+  ])(
+    'after %s, keeps the reported input and estimates the output streamed (%s)',
+    async (name, provenance) => {
+      ending = ENDINGS[name]!;
+      const { text, line } = await streamed(KEYS.pro);
+      expect(text).toContain(TEXT);
+      expect(line.provenance).toBe(provenance);
+      expect(line.input_tokens).toBe(1000);
+      // 20 deltas of ~495 characters: ~2,500 tokens by any count, never 0.
+      expect(line.output_tokens as number).toBeGreaterThan(1_500);
+      expect(line.output_tokens as number).toBeLessThan(4_000);
+      expect(line.cost_usd as number).toBeGreaterThan(0);
+    },
+  );
+
+  it('books the reported output, as reported, when the closing usage comes', async () => {
+    ending = ENDINGS['the closing usage']!;
+    const { line } = await streamed(KEYS.pro);
+    expect(line).toMatchObject({ provenance: 'reported', input_tokens: 1000, output_tokens: 2345 });
+  });
+
+  it('charges the estimated output against tokens_per_hour like any other', async () => {
+    ending = ENDINGS['a mid-stream overloaded_error']!;
+    const before = (await (
+      await request(`${h.proxy.adminUrl}/v1/usage/hooli`, { headers: ADMIN_AUTH })
+    ).body.json()) as { output_tokens?: number };
+    const { line } = await streamed(KEYS.pro2);
+    const after = (await (
+      await request(`${h.proxy.adminUrl}/v1/usage/hooli`, { headers: ADMIN_AUTH })
+    ).body.json()) as { output_tokens: number };
+    expect(after.output_tokens - (before.output_tokens ?? 0)).toBe(line.output_tokens);
+  });
+});
