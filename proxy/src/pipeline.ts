@@ -18,6 +18,7 @@ import { createInjectIdentityStage } from './stages/inject-identity.js';
 import { createMeterUsageStage } from './stages/meter-usage.js';
 import { createParseRequestStage } from './stages/parse-request.js';
 import { createRecordMetricsStage } from './stages/record-metrics.js';
+import { createRedactUpstreamSecretsStage } from './stages/redact-upstream-secrets.js';
 import { createRouteUpstreamStage } from './stages/route-upstream.js';
 import { createRouteVectorStage } from './stages/route-vector.js';
 import { createTranslateResponseStage } from './stages/translate-response.js';
@@ -53,6 +54,8 @@ export function createPipeline(deps: PipelineDeps): readonly Stage[] {
     createRouteVectorStage(deps),
     createInjectIdentityStage(),
     createTranslateResponseStage(),
+    // Below translate-response: a translated error is built from the redacted bytes.
+    createRedactUpstreamSecretsStage(),
     createHideInjectedUsageStage(deps),
     createMeterUsageStage(deps),
     createEnforceMidStreamStage(),

@@ -1,0 +1,86 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/schema.js';
+import type { RequestContext } from '../context.js';
+import type { ResponseHead } from '../stage.js';
+import { createRedactUpstreamSecretsStage, REDACTED } from './redact-upstream-secrets.js';
+
+const KEY = 'AIzaSyD-operator-0123456789';
+const TOKEN = 'sk-operator-abcdef012345';
+const config = parseConfig({
+  upstreams: {
+    google: {
+      url: `https://user:pa%24%24word-long@gemini.example/?key=query-secret-123`,
+      dialect: 'gemini',
+      models: ['gemini-*'],
+      headers: { 'x-goog-api-key': KEY },
+    },
+    openai: {
+      url: 'https://openai.example',
+      headers: { Authorization: `Bearer ${TOKEN}`, 'OpenAI-Beta': 'assistants=v2' },
+      models: ['*'],
+    },
+  },
+});
+
+/** Passes `parts` through the stage as one answer of `status`; returns the bytes out and the head. */
+function through(parts: string[], status = 403): { text: string; head: ResponseHead } {
+  const stage = createRedactUpstreamSecretsStage();
+  const ctx = { runtime: { config } } as unknown as RequestContext;
+  const head: ResponseHead = { status, headers: { 'content-length': '99' } };
+  stage.onResponseHeaders!(ctx, head);
+  const out = parts.map((part) => stage.onResponseChunk!(ctx, Buffer.from(part, 'latin1'), false));
+  out.push(stage.onResponseChunk!(ctx, Buffer.alloc(0), true));
+  return { text: Buffer.concat(out).toString('latin1'), head };
+}
+
+/** Splits `text` at the given cut points. */
+function split(text: string, cuts: number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let at = 0;
+  for (const point of points) {
+    parts.push(text.slice(at, point));
+    at = point;
+  }
+  parts.push(text.slice(at));
+  return parts;
+}
+
+describe('redact-upstream-secrets', () => {
+  it('never lets a configured secret through, however an error answer is cut', () => {
+    const secret = fc.constantFrom(KEY, TOKEN, `Bearer ${TOKEN}`, 'pa$$word-long', 'query-secret-123');
+    // Any bytes (latin1: UTF-8 answers are bytes here) around secrets, cut anywhere.
+    const filler = fc.string({
+      unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)),
+      maxLength: 40,
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(filler, secret), { maxLength: 5 }),
+        filler,
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (runs, tail, cuts) => {
+          const body = runs.map(([before, s]) => before + s).join('') + tail;
+          const { text } = through(split(body, cuts));
+          for (const s of [KEY, TOKEN, 'pa$$word-long', 'query-secret-123']) expect(text).not.toContain(s);
+          expect(text).toBe(through([body]).text);
+        },
+      ),
+    );
+  });
+
+  it('drops the upstream length only when it may change the body', () => {
+    expect(through(['x'], 403).head.headers['content-length']).toBeUndefined();
+    expect(through(['x'], 200).head.headers['content-length']).toBe('99');
+  });
+
+  it('passes a success answer untouched, secret and all (it is not scanned)', () => {
+    expect(through([`a${KEY}b`], 200).text).toBe(`a${KEY}b`);
+  });
+
+  it('leaves header values that are no credential, and short values', () => {
+    expect(through(['assistants=v2 Bearer']).text).toBe('assistants=v2 Bearer');
+    expect(through([`{"m":"${KEY}"}`]).text).toBe(`{"m":"${REDACTED}"}`);
+  });
+});
