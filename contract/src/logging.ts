@@ -19,6 +19,20 @@ export function logShape(service: string) {
   } as const;
 }
 
+/**
+ * pino's `err` serializer without the stack: the error's type, message and code. A
+ * dependency failing on every retry, or every API call failing while the database is away,
+ * wrote a stack trace per line; at `debug` a service keeps pino's full serializer.
+ */
+export function errorSummary(error: unknown): unknown {
+  // An outage log's `err` is already a message.
+  if (!(error instanceof Error)) return error;
+  const summary: Record<string, unknown> = { type: error.name, message: error.message };
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') summary.code = code;
+  return summary;
+}
+
 /** The part of a logger an outage log needs. */
 export interface OutageLogger {
   warn(fields: Record<string, unknown>, msg: string): void;

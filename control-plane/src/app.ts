@@ -5,8 +5,9 @@
  * at /console (console/plugin.ts). Routes are thin;
  * the stores and `commitChange` do the work.
  */
+import { randomUUID } from 'node:crypto';
 import { nestsDeeperThan } from '@lanekeeper/contract';
-import type { ControlPlaneTracing } from './tracing.js';
+import { tenantOf, type ControlPlaneTracing } from './tracing.js';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -86,6 +87,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   const app = Fastify({
     logger: false,
+    // Unique across replicas and restarts (Fastify's default counts from req-1), and never
+    // the client's: the id in a 500's message finds its line in the log.
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) =>
       createLimitedServer(handler, {
@@ -155,8 +160,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(error.statusCode).send(errorBody('CP_ERR_BAD_REQUEST', error.message));
     }
-    deps.logger.error({ err: error, url: request.url }, 'request failed');
-    return reply.code(500).send(errorBody('CP_ERR_INTERNAL', 'internal error; see the control plane log'));
+    deps.logger.error(
+      {
+        err: error,
+        request_id: request.id,
+        tenant: tenantOf(request.routeOptions.url, request.params),
+        trace_id: deps.tracing?.traceIdOf(request),
+        // The path only: a query string may carry a token.
+        url: request.url.split('?', 1)[0],
+      },
+      'request failed',
+    );
+    return reply
+      .code(500)
+      .send(
+        errorBody('CP_ERR_INTERNAL', `internal error; see the control plane log (request_id ${request.id})`),
+      );
   });
   app.setNotFoundHandler((request, reply) =>
     reply

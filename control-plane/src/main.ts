@@ -9,9 +9,11 @@
  *   migrate(env) applies the pending SQL migrations.
  */
 import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { logShape } from '@lanekeeper/contract';
+import { createOutageLog, errorSummary, logShape } from '@lanekeeper/contract';
 import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -48,6 +50,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     ...logShape('lanekeeper-control-plane'),
     level: config.logLevel,
     timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: { err: config.logLevel === 'debug' ? pino.stdSerializers.err : errorSummary },
   });
   const database = await openDatabase(config, logger);
   const pool = database.pool;
@@ -67,6 +70,13 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
   const ledgerRedis = redis?.duplicate({ maxRetriesPerRequest: null });
   const redisClients = [redis, ledgerRedis].filter((r): r is Redis => r !== undefined);
   for (const r of redisClients) r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  if (redis) {
+    // Both clients reach the same server: the main one reports its outages (one warning,
+    // a summary a minute, one line when it is back), ioredis's reconnect errors at debug.
+    const outage = createOutageLog(logger, 'redis');
+    redis.on('error', (err) => outage.failed(err));
+    redis.on('ready', () => outage.succeeded());
+  }
   if (redis) {
     await Promise.race([once(redis, 'ready'), delay(2000)]).catch(() => undefined);
     if (redis.status !== 'ready') {
@@ -135,6 +145,12 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     for (const r of redisClients) r.disconnect();
     throw error;
   }
+  // Counted for the shutdown's log line: what was in flight, and how much of it finished.
+  let inFlight = 0;
+  app.server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    inFlight++;
+    response.once('close', () => inFlight--);
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -148,8 +164,12 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       (closing ??= (async () => {
+        const started = performance.now();
+        const waiting = inFlight;
+        logger.info({ in_flight: waiting }, 'shutting down: draining in-flight requests');
         await app.close();
         priceSwitch.stop();
+        // The batch in flight is committed and acknowledged, or left pending for the next start.
         await ledger?.close();
         await tracing?.shutdown();
         // quit() flushes politely but would wait forever on a Redis that is down.
@@ -157,6 +177,10 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
           redisClients.map((r) => (r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()))),
         );
         await database.close();
+        logger.info(
+          { drained: waiting - inFlight, cut: inFlight, drain_ms: Math.round(performance.now() - started) },
+          'control plane stopped',
+        );
       })()),
   };
 }

@@ -3,7 +3,7 @@
  * API request with HTTP semantic conventions, continuing an incoming traceparent, and one span
  * per booked ledger batch. Bodies, tokens and query strings are never recorded.
  */
-import { TENANT_ID_PATTERN, type TelemetrySettings } from '@lanekeeper/contract';
+import type { TelemetrySettings } from '@lanekeeper/contract';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -13,7 +13,7 @@ import {
   type TracingOptions,
 } from '@lanekeeper/contract/telemetry-provider';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ControlPlaneTracing } from './tracing.js';
+import { tenantOf, type ControlPlaneTracing } from './tracing.js';
 
 const HEADER_GETTER = {
   keys: (carrier: FastifyRequest['headers']) => Object.keys(carrier),
@@ -74,6 +74,11 @@ export function createControlPlaneTracing(
       app.addHook('onRequest', async (request) => open(request));
       app.addHook('onResponse', async (request, reply) => close(request, reply));
     },
+    traceIdOf(request) {
+      const context = spans.get(request)?.spanContext();
+      // An unsampled request's id names no trace a backend holds.
+      return context && context.traceFlags & 1 ? context.traceId : undefined;
+    },
     traceUnrouted(request, reply) {
       open(request);
       close(request, reply);
@@ -100,11 +105,4 @@ export function createControlPlaneTracing(
     },
     shutdown: () => handle.shutdown(),
   };
-}
-
-/** The tenant id of a /v1/tenants/:id… route, when the path's id is a valid one. */
-function tenantOf(route: string | undefined, params: unknown): string | undefined {
-  if (route === undefined || !route.startsWith('/v1/tenants/:id')) return undefined;
-  const id = (params as { id?: unknown } | undefined)?.id;
-  return typeof id === 'string' && TENANT_ID_PATTERN.test(id) ? id : undefined;
 }

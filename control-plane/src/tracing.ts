@@ -5,6 +5,7 @@
  * loaded, OpenTelemetry included.
  */
 import {
+  TENANT_ID_PATTERN,
   endpointForLogs,
   resolveTelemetry,
   TelemetryEnvError,
@@ -16,6 +17,13 @@ import type { BookingResult } from './ledger/book-events.js';
 
 export const SERVICE_NAME = 'lanekeeper-control-plane';
 
+/** The tenant a call is about (the path's id on /v1/tenants/:id…), for spans and log lines; only an id the pattern allows. */
+export function tenantOf(route: string | undefined, params: unknown): string | undefined {
+  if (route === undefined || !route.startsWith('/v1/tenants/:id')) return undefined;
+  const id = (params as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' && TENANT_ID_PATTERN.test(id) ? id : undefined;
+}
+
 /** What the app and the ledger are handed when tracing is on. */
 export interface ControlPlaneTracing {
   /** Adds one SERVER span per request to the app (called before routes are registered). */
@@ -25,6 +33,8 @@ export interface ControlPlaneTracing {
    * `frameworkErrors`), called once its answer is sent.
    */
   traceUnrouted(request: FastifyRequest, reply: FastifyReply): void;
+  /** The trace id of a request's span, when it is sampled: for its log lines. */
+  traceIdOf(request: FastifyRequest): string | undefined;
   /** Runs one ledger batch's booking inside a span. */
   traceBatch(entries: number, book: () => Promise<BookingResult>): Promise<BookingResult>;
   shutdown(): Promise<void>;

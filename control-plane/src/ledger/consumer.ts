@@ -5,6 +5,7 @@
  * own pending entries (the bookings are idempotent, so the replay inserts nothing twice), and
  * any replica claims entries another consumer left pending longer than `claimIdleMs`.
  */
+import { createOutageLog } from '@lanekeeper/contract';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -50,6 +51,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsumer {
   const { redis, streamKey, group, consumer, batch, metrics, logger } = opts;
   const blockMs = opts.blockMs ?? 1000;
+  // A batch retried every half second while PostgreSQL is away wrote an error with its stack
+  // each time: one warning when booking starts failing, a summary a minute, one line when
+  // it books again (the Redis connection's own outage is the main client's to report).
+  const outage = createOutageLog(logger, 'usage ledger', { fields: { group, consumer } });
   let running = false;
   let loop: Promise<void> | undefined;
   let lastClaim = 0;
@@ -137,10 +142,15 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
           await claimAbandoned();
         }
         await handle(await read('>', true));
+        outage.succeeded();
       } catch (error) {
         if (!running) break;
         metrics.consumerErrors.inc();
-        logger.error({ err: error }, 'ledger batch failed; its entries stay pending and will be retried');
+        // The entries stay pending and are booked again on the next turn. A command cut by
+        // the Redis connection going away is Redis's outage, which the main client reports.
+        // A stream or group gone (a Redis restarted empty) is recreated on the next turn.
+        if (redis.status === 'ready' && !String((error as Error).message).startsWith('NOGROUP'))
+          outage.failed(error);
         recovering = true;
         await sleep(500);
       }
@@ -156,9 +166,14 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
     async close() {
       running = false;
       // A command waiting on an unreachable Redis would never return: cut the connection.
-      const cut = setTimeout(() => redis.disconnect(), blockMs + 2000);
-      await loop;
+      // Cut while ioredis is reconnecting, its queued command is never failed either (no
+      // socket left to close), and a SIGTERM with Redis down waited for ever: stop waiting.
+      const cutMs = blockMs + 2000;
+      const cut = setTimeout(() => redis.disconnect(), cutMs);
+      let gaveUp: NodeJS.Timeout | undefined;
+      await Promise.race([loop, new Promise((resolve) => (gaveUp = setTimeout(resolve, cutMs + 1000)))]);
       clearTimeout(cut);
+      clearTimeout(gaveUp);
     },
     async lag() {
       const stats = opts.statsRedis ?? redis;
