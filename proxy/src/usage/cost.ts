@@ -6,8 +6,6 @@
 import type { Price } from '../config/schema.js';
 import type { Usage } from './usage.js';
 
-const PER_TOKEN = 1 / 1_000_000;
-
 /**
  * The table's price for `model`. Own entries only: model ids come from clients and
  * upstreams, and one named "constructor" or "toString" is unpriced, not Object's.
@@ -28,5 +26,8 @@ export function costOf(usage: Usage, price: Price | undefined): number | undefin
     cached * (price.cached_input ?? price.input) +
     written * (price.cache_write ?? price.input) +
     (usage.output ?? 0) * price.output;
-  return cost * PER_TOKEN;
+  // `cost` is in micro-dollars. Rounded to a millionth of one (1e-12 USD), far below any
+  // price, and divided once: the access log's and the span's cost_usd read 0.0000033, not
+  // 0.0000032999999999999997.
+  return Math.round(cost * 1_000_000) / 1e12;
 }
