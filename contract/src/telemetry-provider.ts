@@ -81,6 +81,7 @@ export function startTracing(settings: TelemetrySettings, options: TracingOption
   );
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({
+      ...settings.resourceAttributes,
       [ATTR_SERVICE_NAME]: settings.serviceName,
       ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
     }),

@@ -20,6 +20,8 @@ export interface TelemetrySettings {
   /** An incoming traceparent's sampled flag decides instead of the ratio (the `parentbased_*` samplers). */
   readonly parentBased: boolean;
   readonly serviceName: string;
+  /** OTEL_RESOURCE_ATTRIBUTES, but service.name (serviceName says it): on every span's resource. */
+  readonly resourceAttributes: Readonly<Record<string, string>>;
   /** The OTLP/HTTP encoding: protobuf (OTLP's default) or JSON. */
   readonly protocol: OtlpProtocol;
   /** OTEL_BSP_SCHEDULE_DELAY: the longest a span waits before export, in ms; undefined for the exporter's default. */
@@ -128,7 +130,7 @@ export function resolveTelemetry(
       const checked = otlpEndpointSchema.safeParse(fromEnv);
       if (!checked.success) throw new TelemetryEnvError(variable, checked.error.issues[0]?.message ?? '');
       endpoint = fromEnv;
-      url = variable === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? tracesUrl(fromEnv) : fromEnv;
+      url = variable === 'OTEL_EXPORTER_OTLP_ENDPOINT' ? tracesUrl(fromEnv, false) : fromEnv;
       break;
     }
   }
@@ -147,16 +149,58 @@ export function resolveTelemetry(
       sampleRatio = checked.data;
     }
   }
-  const serviceName = config?.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || defaultServiceName);
+  const { 'service.name': resourceServiceName, ...resourceAttributes } = envResourceAttributes(env);
+  // The spec's order: OTEL_SERVICE_NAME over OTEL_RESOURCE_ATTRIBUTES' service.name.
+  const serviceName =
+    config?.service_name ?? (env.OTEL_SERVICE_NAME?.trim() || resourceServiceName || defaultServiceName);
   return {
     endpoint,
     tracesUrl: url,
     sampleRatio: sampleRatio ?? 1,
     parentBased: sampler.parentBased,
     serviceName,
+    resourceAttributes,
     protocol: config?.protocol ?? envProtocol(env),
     scheduleDelayMs: envScheduleDelay(env),
   };
+}
+
+/** Bounds on OTEL_RESOURCE_ATTRIBUTES: it goes into every export body. */
+const RESOURCE_ATTRIBUTES_MAX = 64;
+const RESOURCE_VALUE_MAX = 1_024;
+const RESOURCE_KEY = /^[A-Za-z][A-Za-z0-9._\-/]{0,127}$/;
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, values percent-encoded
+ * (the W3C Baggage format the SDK spec names). A malformed pair refuses the variable whole,
+ * naming it, as every other variable here does, rather than tracing under a half-read
+ * resource.
+ */
+function envResourceAttributes(env: NodeJS.ProcessEnv): Record<string, string> {
+  const text = env.OTEL_RESOURCE_ATTRIBUTES?.trim();
+  const attributes: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (!text) return attributes;
+  const refuse = (why: string): never => {
+    throw new TelemetryEnvError('OTEL_RESOURCE_ATTRIBUTES', `${why} (key=value pairs separated by commas)`);
+  };
+  const pairs = text.split(',').filter((pair) => pair.trim() !== '');
+  if (pairs.length > RESOURCE_ATTRIBUTES_MAX) refuse(`at most ${RESOURCE_ATTRIBUTES_MAX} attributes`);
+  for (const pair of pairs) {
+    const equals = pair.indexOf('=');
+    if (equals < 0) refuse(`"${pair.trim().slice(0, 40)}" has no =`);
+    const key = pair.slice(0, equals).trim();
+    if (!RESOURCE_KEY.test(key)) refuse('a key must be a letter then letters, digits, . _ - or /');
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(equals + 1).trim());
+    } catch {
+      return refuse(`the value of ${key} is not valid percent-encoding`);
+    }
+    if (value.length > RESOURCE_VALUE_MAX)
+      refuse(`the value of ${key} is over ${RESOURCE_VALUE_MAX} characters`);
+    attributes[key] = value;
+  }
+  return { ...attributes };
 }
 
 function envScheduleDelay(env: NodeJS.ProcessEnv): number | undefined {
@@ -183,10 +227,18 @@ function envProtocol(env: NodeJS.ProcessEnv): OtlpProtocol {
   return 'http/protobuf';
 }
 
-/** The traces URL of an OTLP/HTTP base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT means it). */
-export function tracesUrl(endpoint: string): string {
-  const trimmed = endpoint.replace(/\/+$/, '');
-  return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
+/**
+ * The traces URL of an OTLP/HTTP base endpoint: `v1/traces` appended to its path, its query
+ * kept (`http://c:4318/?token=abc` sends to `/v1/traces?token=abc`, not `/?token=abc/v1/traces`).
+ * As OTEL_EXPORTER_OTLP_ENDPOINT means it, the path is appended even to one that already
+ * ends in /v1/traces (the exporter spec); the config's `otlp_endpoint` (`fromConfig`) may
+ * also be the traces URL itself.
+ */
+export function tracesUrl(endpoint: string, fromConfig = true): string {
+  const url = new URL(endpoint);
+  const path = url.pathname.replace(/\/+$/, '');
+  url.pathname = fromConfig && path.endsWith('/v1/traces') ? path : `${path}/v1/traces`;
+  return url.toString();
 }
 
 /**

@@ -81,6 +81,7 @@ describe('resolving telemetry settings', () => {
       sampleRatio: 0.1,
       parentBased: true,
       serviceName: 'from-env',
+      resourceAttributes: {},
       protocol: 'http/protobuf',
     });
   });
@@ -97,6 +98,7 @@ describe('resolving telemetry settings', () => {
       sampleRatio: 1,
       parentBased: true,
       serviceName: 'from-env',
+      resourceAttributes: {},
       protocol: 'http/protobuf',
     });
     expect(resolveTelemetry({ otlp_endpoint: 'https://mine:4318', service_name: 'cfg' }, env, 'x')).toEqual({
@@ -105,6 +107,7 @@ describe('resolving telemetry settings', () => {
       sampleRatio: 0.1,
       parentBased: true,
       serviceName: 'cfg',
+      resourceAttributes: {},
       protocol: 'http/protobuf',
     });
   });
@@ -116,6 +119,7 @@ describe('resolving telemetry settings', () => {
       sampleRatio: 1,
       parentBased: true,
       serviceName: 'svc',
+      resourceAttributes: {},
       protocol: 'http/protobuf',
     });
   });
@@ -136,6 +140,22 @@ describe('resolving telemetry settings', () => {
       ),
     ).toBe('https://traces.example:443/otlp');
     expect(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318/' })).toBe('http://otel:4318/v1/traces');
+    // The signal path goes on the base's path; a query (a collector token) stays a query.
+    expect(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318/?token=abc' })).toBe(
+      'http://otel:4318/v1/traces?token=abc',
+    );
+    expect(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://gw.example/otlp/?t=1&u=%2F' })).toBe(
+      'https://gw.example/otlp/v1/traces?t=1&u=%2F',
+    );
+    expect(url({ otlp_endpoint: 'http://mine:4318/base?token=x' }, {})).toBe(
+      'http://mine:4318/base/v1/traces?token=x',
+    );
+    // The base is a base, as the exporter spec says, even one that ends in /v1/traces; the
+    // config's key may also be the traces URL itself.
+    expect(url({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318/v1/traces' })).toBe(
+      'http://otel:4318/v1/traces/v1/traces',
+    );
+    expect(url({ otlp_endpoint: 'http://mine:4318/v1/traces/' }, {})).toBe('http://mine:4318/v1/traces');
     // The config's endpoint is a base, and wins over both variables.
     expect(
       url(
@@ -226,6 +246,47 @@ describe('resolving telemetry settings', () => {
     expect(delay('')).toBeUndefined();
     for (const bad of ['0', '3600001', '-1', '2.5', '1e3', 'Infinity', 'NaN', '\u0035'.normalize() + 'x'])
       expect(() => delay(bad), bad).toThrow(TelemetryEnvError);
+  });
+
+  it('reads OTEL_RESOURCE_ATTRIBUTES: percent-decoded values, service.name below OTEL_SERVICE_NAME and the config', () => {
+    const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' };
+    const attributes = 'service.name=from-resource, region=eu%2Dwest , note=a%20b%2Cc,,';
+    expect(
+      resolveTelemetry(undefined, { ...base, OTEL_RESOURCE_ATTRIBUTES: attributes }, 'svc'),
+    ).toMatchObject({
+      serviceName: 'from-resource',
+      resourceAttributes: { region: 'eu-west', note: 'a b,c' },
+    });
+    expect(
+      resolveTelemetry(
+        undefined,
+        { ...base, OTEL_RESOURCE_ATTRIBUTES: attributes, OTEL_SERVICE_NAME: 'env' },
+        'svc',
+      )?.serviceName,
+    ).toBe('env');
+    expect(
+      resolveTelemetry({ service_name: 'cfg' }, { ...base, OTEL_RESOURCE_ATTRIBUTES: attributes }, 'svc')
+        ?.serviceName,
+    ).toBe('cfg');
+    expect(resolveTelemetry(undefined, base, 'svc')?.resourceAttributes).toEqual({});
+  });
+
+  it.each([
+    ['a pair without =', 'region'],
+    ['bad percent-encoding', 'region=%E0%A4%A'],
+    ['a key that is no name', '__proto__=x'],
+    ['an empty key', '=x'],
+    ['a key with a space', 'my key=x'],
+    ['too many attributes', Array.from({ length: 65 }, (_, i) => `k${i}=v`).join(',')],
+    ['a value over 1,024 characters', `k=${'v'.repeat(1_025)}`],
+  ])('refuses OTEL_RESOURCE_ATTRIBUTES with %s, naming it', (_name, value) => {
+    expect(() =>
+      resolveTelemetry(
+        undefined,
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318', OTEL_RESOURCE_ATTRIBUTES: value },
+        'svc',
+      ),
+    ).toThrow(/OTEL_RESOURCE_ATTRIBUTES/);
   });
 
   it('is off when OTEL_SDK_DISABLED is true', () => {

@@ -103,6 +103,27 @@ describe('sampling', () => {
     expect(otlp!.contentTypes[0]).toBe('application/x-protobuf');
   });
 
+  it.each(['http/protobuf', 'http/json'])(
+    'puts OTEL_RESOURCE_ATTRIBUTES on the resource, decoded, under OTEL_SERVICE_NAME (%s)',
+    async (protocol) => {
+      const traced = await tracedFromEnv((url) => ({
+        OTEL_EXPORTER_OTLP_ENDPOINT: url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+        OTEL_SERVICE_NAME: 'env-named',
+        OTEL_RESOURCE_ATTRIBUTES:
+          'deployment.environment.name=prod, service.name=overridden,k8s.pod.name=lk-7f9c,team=a%2Cb%3Dc%20%C3%A9',
+      }));
+      expect(await chat(traced)).toBe(200);
+      const span = await otlp!.waitFor((s) => s.kind === 2);
+      expect(span.resource).toEqual({
+        'service.name': 'env-named',
+        'deployment.environment.name': 'prod',
+        'k8s.pod.name': 'lk-7f9c',
+        team: 'a,b=c é',
+      });
+    },
+  );
+
   it('exports nothing under OTEL_TRACES_SAMPLER=always_off, even for a sampled caller', async () => {
     const traced = await tracedFromEnv((url) => ({
       OTEL_EXPORTER_OTLP_ENDPOINT: url,

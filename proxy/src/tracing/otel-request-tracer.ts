@@ -742,6 +742,7 @@ export function createOtelRequestTracer(
     beforeSend,
     url: settings.tracesUrl,
     serviceName: settings.serviceName,
+    resource: settings.resourceAttributes,
     format,
     onExportResult: options.onExportResult,
     scheduledDelayMs: options.scheduledDelayMs,

@@ -99,9 +99,18 @@ export function spanJson(span: JsonSpan): string {
 const SERVICE_NAME = attributeKey('service.name');
 
 /** The export request body around spans from `spanJson` (joined by commas). */
-export function exportBody(serviceName: string, spans: string): string {
+export function exportBody(
+  serviceName: string,
+  spans: string,
+  resource: Readonly<Record<string, string>> = {},
+): string {
+  const attributes =
+    attribute(SERVICE_NAME, serviceName).slice(1) +
+    Object.entries(resource)
+      .map(([key, value]) => attribute(attributeKey(key), value))
+      .join('');
   return (
-    `{"resourceSpans":[{"resource":{"attributes":[${attribute(SERVICE_NAME, serviceName).slice(1)}]},` +
+    `{"resourceSpans":[{"resource":{"attributes":[${attributes}]},` +
     `"scopeSpans":[{"scope":{"name":"lanekeeper"},"spans":[${spans}]}]}]}`
   );
 }
@@ -222,9 +231,9 @@ export const otlpJson: SpanFormat = {
   contentType: 'application/json',
   key: attributeKey as unknown as SpanFormat['key'],
   writer: (body) => new JsonSpanWriter(body),
-  envelope(serviceName) {
+  envelope(serviceName, resource) {
     // A NUL cannot occur in the JSON (JSON.stringify escapes it), so it marks where spans go.
-    const [head, tail] = exportBody(serviceName, '\0')
+    const [head, tail] = exportBody(serviceName, '\0', resource)
       .split('\0')
       .map((part) => Buffer.from(part, 'utf8')) as [Buffer, Buffer];
     return { head: () => head, maxHead: head.length, tail };

@@ -499,14 +499,18 @@ export const otlpProto: SpanFormat = {
   contentType: 'application/x-protobuf',
   key,
   writer: (body) => new ProtoSpanWriter(body),
-  envelope(serviceName) {
+  envelope(serviceName, attributes = {}) {
     // ExportTraceServiceRequest.resource_spans 1 { resource 1 { attributes 1 }, scope_spans 2
     // { scope 1, spans 2 } }: only the two lengths around the spans change per batch.
-    const name = Buffer.from(serviceName, 'utf8').toString('latin1');
-    const serviceNameValue = delimited('\x12', delimited('\x0a', name));
+    const bytes = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+    // KeyValue { key 1, value 2 { string_value 1 } }, service.name first.
+    const keyValue = ([key, value]: [string, string]) =>
+      delimited('\x0a', delimited('\x0a', bytes(key)) + delimited('\x12', delimited('\x0a', bytes(value))));
     const resource = delimited(
       '\x0a',
-      delimited('\x0a', delimited('\x0a', 'service.name') + serviceNameValue),
+      [['service.name', serviceName] as [string, string], ...Object.entries(attributes)]
+        .map(keyValue)
+        .join(''),
     );
     return {
       head(spansBytes) {

@@ -22,6 +22,8 @@ export interface SpanBatchOptions {
   /** The OTLP/HTTP traces URL (`…/v1/traces`). */
   url: string;
   serviceName: string;
+  /** More resource attributes (OTEL_RESOURCE_ATTRIBUTES). */
+  resource?: Readonly<Record<string, string>>;
   format: SpanFormat;
   /** Told the outcome of every export: an Error when it failed, undefined when it went through. */
   onExportResult(error: Error | undefined): void;
@@ -94,7 +96,7 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   }
 
   const body = new SpanBody({
-    envelope: format.envelope(options.serviceName),
+    envelope: format.envelope(options.serviceName, options.resource),
     capacity: options.maxBatchBytes ?? BODY_BYTES,
     maxSpans: options.maxBatchSpans ?? BODY_SPANS,
     onReady: send,

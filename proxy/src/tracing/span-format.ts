@@ -78,7 +78,8 @@ export interface SpanFormat {
   key(name: string, options?: KeyOptions): AttributeKey;
   /** A writer of this format's spans into `body`. */
   writer(body: SpanBody): SpanWriter;
-  envelope(serviceName: string): Envelope;
+  /** The body around the spans: the resource (service.name, then `resource`, OTEL_RESOURCE_ATTRIBUTES) and the scope. */
+  envelope(serviceName: string, resource?: Readonly<Record<string, string>>): Envelope;
   /** The collector's answer (partial success), for the transport to log. */
   deserializeResponse(data: Uint8Array): unknown;
 }

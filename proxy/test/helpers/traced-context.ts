@@ -21,6 +21,7 @@ export function tracingEverything(
     sampleRatio: 1,
     parentBased: true,
     serviceName,
+    resourceAttributes: {},
     protocol,
   };
 }
