@@ -116,6 +116,8 @@ export const ContextLengthExceededError = simple(
   'context_length_exceeded',
   'ContextLengthExceededError',
 );
+/** A failure inside the proxy itself (a bug): nothing about the request is said. */
+export const InternalProxyError = simple('PROXY_ERR_INTERNAL', 500, 'internal_error', 'InternalProxyError');
 export const InvalidJsonError = simple('PROXY_ERR_INVALID_JSON', 400, 'invalid_json', 'InvalidJsonError');
 export const InvalidRequestError = simple(
   'PROXY_ERR_INVALID_REQUEST',

@@ -5,7 +5,8 @@
  * server/ hold the seams: the request target, the body reader, the upstream's response head.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Exchange, type ProxyHandlerDeps } from './server/exchange.js';
+import { InternalProxyError, renderError } from './errors.js';
+import { errorStyleOf, Exchange, type ProxyHandlerDeps } from './server/exchange.js';
 import { newContext } from './server/new-context.js';
 import { splitTarget } from './server/target.js';
 
@@ -19,7 +20,12 @@ export function createProxyHandler(
   return (req, res) => {
     const target = splitTarget(req.url ?? '/');
     const bad = 'error' in target ? target.error : undefined;
-    const ctx = newContext(req, deps.getRuntime(), 'error' in target ? { path: '/', query: '' } : target);
+    // An unreadable target keeps only a known dialect prefix, for its error's shape.
+    const ctx = newContext(
+      req,
+      deps.getRuntime(),
+      'error' in target ? { path: dialectPrefixOf(req.url ?? '/'), query: '' } : target,
+    );
     const exchange = new Exchange(ctx, res, deps, bad);
     exchange.run(req).catch((error: unknown) => {
       deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
@@ -32,13 +38,17 @@ export function createProxyHandler(
       if (owed) {
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(
-          JSON.stringify({
-            error: { message: 'Internal proxy error.', type: 'api_error', code: 'internal_error' },
-          }),
+          JSON.stringify(renderError(new InternalProxyError('Internal proxy error.'), errorStyleOf(ctx))),
         );
       } else {
         res.destroy();
       }
     });
   };
+}
+
+/** `/v1beta/` or `/api/` when the raw target starts with one (Gemini's and Ollama's paths), else `/`. */
+function dialectPrefixOf(url: string): string {
+  for (const prefix of ['/v1beta/', '/api/']) if (url.startsWith(prefix)) return prefix;
+  return '/';
 }

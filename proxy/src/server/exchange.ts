@@ -53,15 +53,21 @@ export interface ProxyHandlerDeps {
 
 const EMPTY = Buffer.alloc(0);
 
-function errorStyleOf(ctx: RequestContext): ErrorStyle {
+export function errorStyleOf(ctx: RequestContext): ErrorStyle {
   // A catch-all route (`/v1/*` that no dialect names) goes to the first dialect that has
   // one, OpenAI; an Anthropic client there still deserves Anthropic's error shape.
   const anthropicClient = ctx.clientHeaders['anthropic-version'] !== undefined;
   if (ctx.dialect && !(ctx.route?.fallback && anthropicClient)) return ctx.dialect.errorStyle;
   const vector = ctx.runtime.config.vector;
   if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
-  // Before a dialect is known, Anthropic clients still deserve their own error shape.
-  return anthropicClient ? 'anthropic' : 'openai';
+  // Before a dialect is known, Anthropic clients still deserve their own error shape, and a
+  // Gemini or Ollama path its own (a target the proxy could not read keeps only its prefix:
+  // new-context.ts).
+  if (anthropicClient) return 'anthropic';
+  const path = ctx.request.path;
+  if (path.startsWith('/v1beta/')) return 'gemini';
+  if (path.startsWith('/api/')) return 'ollama';
+  return 'openai';
 }
 
 /** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */

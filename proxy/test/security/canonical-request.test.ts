@@ -175,6 +175,24 @@ describe('percent-encoded paths', () => {
       expect(h.upstream.received.length).toBe(before);
     },
   );
+
+  it.each([
+    ['/v1beta/models/small-model:generateContent%zz', 'gemini'],
+    ['/v1beta/models/small%00-model:generateContent', 'gemini'],
+    ['/api/chat%', 'ollama'],
+    ['/api/ch%E0%A4at', 'ollama'],
+  ])("answers the malformed %s in its own dialect (%s), not in OpenAI's", async (target, dialect) => {
+    const r = await raw('POST', target, '{}');
+    expect(r.status).toBe(400);
+    const body = JSON.parse(r.body) as { error: unknown };
+    if (dialect === 'gemini')
+      expect(body.error).toMatchObject({
+        code: 400,
+        status: 'INVALID_ARGUMENT',
+        message: expect.any(String),
+      });
+    else expect(body.error).toEqual(expect.any(String));
+  });
 });
 
 describe('duplicate and case-variant keys', () => {
