@@ -41,6 +41,8 @@ export function createControlPlaneTracing(
           'url.path': request.url.split('?', 1)[0] ?? '/',
           'url.scheme': request.protocol,
           'server.address': request.hostname,
+          // From the Host header, as server.address is; the listening port when it names none.
+          'server.port': request.port ?? request.socket.localPort ?? 0,
           'client.address': request.ip,
         },
       },

@@ -57,6 +57,8 @@ describe('control-plane tracing', () => {
       'http.request.method': 'GET',
       'url.path': '/v1/plans',
       'http.response.status_code': 200,
+      'server.address': '127.0.0.1',
+      'server.port': Number(new URL(cp.url).port),
     });
     expect(otlp.bodies.join('\n')).not.toContain(t.adminToken);
   });
