@@ -76,7 +76,8 @@ export class TelemetryEnvError extends Error {
   readonly code = 'TELEMETRY_ERR_ENV';
   constructor(
     readonly variable: string,
-    detail: string,
+    /** What is wrong, without the variable's name (a config error's path names it). */
+    readonly detail: string,
   ) {
     super(`${variable} ${detail}`);
     this.name = 'TelemetryEnvError';
@@ -107,7 +108,12 @@ export function resolveTelemetry(
   env: NodeJS.ProcessEnv,
   defaultServiceName: string,
 ): TelemetrySettings | undefined {
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
+  const disabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase();
+  if (disabled === 'true') return undefined;
+  // The spec reads any other value as false; `yes` or `1` almost surely meant "off", and
+  // taken as false it would export what the operator meant to keep in: refused instead.
+  if (disabled !== undefined && disabled !== '' && disabled !== 'false')
+    throw new TelemetryEnvError('OTEL_SDK_DISABLED', 'must be true or false');
   const exporters = env.OTEL_TRACES_EXPORTER?.split(',')
     .map((name) => name.trim().toLowerCase())
     .filter((name) => name !== '');

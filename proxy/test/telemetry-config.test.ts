@@ -289,10 +289,15 @@ describe('resolving telemetry settings', () => {
     ).toThrow(/OTEL_RESOURCE_ATTRIBUTES/);
   });
 
-  it('is off when OTEL_SDK_DISABLED is true', () => {
-    expect(
-      resolveTelemetry({ otlp_endpoint: 'http://a:4318' }, { OTEL_SDK_DISABLED: 'true' }, 'svc'),
-    ).toBeUndefined();
+  it('is off when OTEL_SDK_DISABLED is true, on when false, and refuses anything else', () => {
+    const config = { otlp_endpoint: 'http://a:4318' };
+    expect(resolveTelemetry(config, { OTEL_SDK_DISABLED: ' TRUE ' }, 'svc')).toBeUndefined();
+    expect(resolveTelemetry(config, { OTEL_SDK_DISABLED: 'false' }, 'svc')).toBeDefined();
+    expect(resolveTelemetry(config, { OTEL_SDK_DISABLED: '' }, 'svc')).toBeDefined();
+    for (const value of ['yes', '1', 'on', 'disabled'])
+      expect(() => resolveTelemetry(config, { OTEL_SDK_DISABLED: value }, 'svc')).toThrow(
+        'OTEL_SDK_DISABLED must be true or false',
+      );
   });
 
   it.each<[Record<string, string>, string]>([

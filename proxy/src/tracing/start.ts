@@ -35,7 +35,7 @@ export async function startRequestTracer(
     settings = resolveTelemetry(config, env, DEFAULT_SERVICE_NAME);
   } catch (error) {
     if (error instanceof TelemetryEnvError)
-      throw new ConfigError([{ path: error.variable, message: error.message }]);
+      throw new ConfigError([{ path: error.variable, message: error.detail }]);
     throw error;
   }
   if (!settings) return undefined;
