@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InternalProxyError, renderError } from './errors.js';
-import { errorStyleOf, Exchange, type ProxyHandlerDeps } from './server/exchange.js';
+import { errorStyleOf, Exchange, logFieldsOf, type ProxyHandlerDeps } from './server/exchange.js';
 import { newContext } from './server/new-context.js';
 import { splitTarget } from './server/target.js';
 
@@ -28,12 +28,12 @@ export function createProxyHandler(
     );
     const exchange = new Exchange(ctx, res, deps, bad);
     exchange.run(req).catch((error: unknown) => {
-      deps.logger.error({ err: error, request_id: ctx.id }, 'request failed inside the proxy');
+      deps.logger.error({ ...logFieldsOf(ctx), err: error }, 'request failed inside the proxy');
       let owed = !res.headersSent;
       try {
         owed = exchange.abandon() && !res.headersSent;
       } catch (hookError) {
-        deps.logger.error({ err: hookError, request_id: ctx.id }, 'could not end the failed request');
+        deps.logger.error({ ...logFieldsOf(ctx), err: hookError }, 'could not end the failed request');
       }
       if (owed) {
         res.writeHead(500, { 'content-type': 'application/json' });

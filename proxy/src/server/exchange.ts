@@ -70,6 +70,14 @@ export function errorStyleOf(ctx: RequestContext): ErrorStyle {
   return 'openai';
 }
 
+/** The fields every log line about a request carries (docs/observability.md, Logs). */
+export function logFieldsOf(ctx: RequestContext): { request_id: string; tenant?: string; trace_id?: string } {
+  const fields: { request_id: string; tenant?: string; trace_id?: string } = { request_id: ctx.id };
+  if (ctx.tenant) fields.tenant = ctx.tenant.id;
+  if (ctx.trace?.traceId !== undefined) fields.trace_id = ctx.trace.traceId;
+  return fields;
+}
+
 /** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */
 function errorAnswer(error: ProxyError, ctx: RequestContext): { body: Buffer; headers: OutgoingHttpHeaders } {
   const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
@@ -214,7 +222,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private clientStopped(req: IncomingMessage, how: 'aborted' | 'idle'): void {
     const { ctx, res, deps } = this;
     deps.logger.info(
-      { request_id: ctx.id, method: ctx.request.method, path: ctx.request.path, remote: ctx.remoteAddress },
+      { ...logFieldsOf(ctx), method: ctx.request.method, path: ctx.request.path, remote: ctx.remoteAddress },
       how === 'idle' ? 'client went silent mid-upload: 408' : 'client hung up mid-upload',
     );
     if (how === 'idle' && !this.clientGone && !res.headersSent) {
@@ -390,13 +398,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!next || !matches(FALLBACK_ON, failure)) return false;
     deps.metrics.fallbacks.inc({ from: ctx.model ?? '', to: next.model, reason: failureName(failure) });
     deps.logger.warn(
-      {
-        request_id: ctx.id,
-        from: ctx.model,
-        to: next.model,
-        reason: failureName(failure),
-        trace_id: ctx.trace?.traceId,
-      },
+      { ...logFieldsOf(ctx), from: ctx.model, to: next.model, reason: failureName(failure) },
       'falling back to the next model',
     );
     this.giveUpCall();
@@ -446,13 +448,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const error = new MaxDurationError(maxDurationMs);
     this.deadlinePassed = error;
     this.deps.logger.warn(
-      {
-        request_id: this.ctx.id,
-        tenant: this.ctx.tenant?.id,
-        upstream: this.ctx.upstream?.name,
-        max_duration_ms: maxDurationMs,
-        trace_id: this.ctx.trace?.traceId,
-      },
+      { ...logFieldsOf(this.ctx), upstream: this.ctx.upstream?.name, max_duration_ms: maxDurationMs },
       'request passed its upstream max_duration_ms',
     );
     if (this.retryTimer) {
@@ -597,10 +593,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         this.noteOutcome(failure, 0);
         if (this.tryAgain(failure, undefined)) return;
       }
-      this.deps.logger.warn(
-        { request_id: this.ctx.id, err: error.message, trace_id: this.ctx.trace?.traceId },
-        'upstream request failed',
-      );
+      this.deps.logger.warn({ ...logFieldsOf(this.ctx), err: error.message }, 'upstream request failed');
       return this.localReply(upstreamError(error));
     }
     if (this.heldHead) return this.failHeldAnswer(upstreamError(error));
@@ -623,10 +616,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.heldAnswerFailed = true;
     ctx.status = error.status;
     ctx.errorCode = error.apiCode;
-    this.deps.logger.warn(
-      { request_id: ctx.id, err: error.message, trace_id: ctx.trace?.traceId },
-      'upstream request failed',
-    );
+    this.deps.logger.warn({ ...logFieldsOf(ctx), err: error.message }, 'upstream request failed');
     this.finish('upstream_error');
     const answer = errorAnswer(error, ctx);
     res.writeHead(error.status, { ...head.headers, ...answer.headers });
@@ -669,7 +659,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private upstreamRefusedCredentials(): void {
     const { ctx } = this;
     this.deps.logger.warn(
-      { request_id: ctx.id, upstream: ctx.upstream?.name, status: 401, trace_id: ctx.trace?.traceId },
+      { ...logFieldsOf(ctx), upstream: ctx.upstream?.name, status: 401 },
       "upstream refused the proxy's credentials: check the upstream's key",
     );
     this.giveUpCall();
@@ -698,10 +688,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private onDecodeError(controller: Dispatcher.DispatchController, error: Error): void {
     if (!this.ctx.upstreamEnded) return controller.abort(error);
     if (this.finished) return;
-    this.deps.logger.warn(
-      { request_id: this.ctx.id, err: error.message, trace_id: this.ctx.trace?.traceId },
-      'upstream body did not decode',
-    );
+    this.deps.logger.warn({ ...logFieldsOf(this.ctx), err: error.message }, 'upstream body did not decode');
     this.finish('upstream_error');
     this.res.destroy(error);
   }
@@ -829,7 +816,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private hookFailed(stage: string, error: unknown): void {
-    this.deps.logger.error({ err: error, stage, request_id: this.ctx.id }, 'response-end hook failed');
+    this.deps.logger.error({ ...logFieldsOf(this.ctx), err: error, stage }, 'response-end hook failed');
   }
 }
 

@@ -221,6 +221,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       logger.warn(
         {
           store: store.kind,
+          // The first request admitted so (the line is once per outage).
+          request_id: request.requestId,
           tenant: request.tenant,
           err: error instanceof Error ? error.message : String(error),
         },

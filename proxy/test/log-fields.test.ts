@@ -1,0 +1,46 @@
+/**
+ * Every log line about a request carries what the access log does to find it: request_id,
+ * tenant and, when tracing is on, trace_id (issue 18's one log shape). The warning for an
+ * upstream that could not be reached had no tenant.
+ */
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOtlpReceiver, type OtlpReceiver } from '../../test/fakes/otlp/otlp-receiver.js';
+import { KEYS, startHarness, type Harness } from './helpers/harness.js';
+import { REFUSING_UPSTREAM } from './helpers/waiting.js';
+
+describe('log lines about a request', () => {
+  let h: Harness;
+  let otlp: OtlpReceiver;
+  beforeAll(async () => {
+    otlp = await startOtlpReceiver();
+    h = await startHarness({
+      config: (base) => ({
+        ...base,
+        upstream: { ...(base.upstream as object), url: REFUSING_UPSTREAM },
+        telemetry: { otlp_endpoint: otlp.url, sample_ratio: 1 },
+      }),
+      start: { traceExportDelayMs: 50 },
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+    await otlp.close();
+  });
+
+  it('name the request, its tenant and its trace on the warning of an upstream not reached', async () => {
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(502);
+    const id = String(res.headers['x-lanekeeper-request-id']);
+    await h.settled(1);
+    const access = h.accessLogs().find((l) => l.request_id === id)!;
+    const warning = h.logs.find((l) => l.msg === 'upstream request failed' && l.request_id === id);
+    expect(warning).toMatchObject({ level: 'warn', tenant: 'globex', trace_id: access.trace_id });
+    expect(access.trace_id).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
