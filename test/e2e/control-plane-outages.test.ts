@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 import { PrivateRedis, freePort } from '../../proxy/test/store/private-redis.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
 
@@ -26,30 +27,17 @@ interface Line {
   [key: string]: unknown;
 }
 
-/** A usage event the ledger books (docs/usage-events.md). */
-function usageEvent(requestId: string): string {
+/** A usage event the ledger books, with a request id to find its row by. */
+function usageEventNamed(requestId: string): string {
   return JSON.stringify({
-    v: 1,
+    ...usageEvent({
+      tenant: 'acme',
+      ts: new Date().toISOString(),
+      model: 'gpt-4o-mini',
+      input: 1,
+      output: 1,
+    }),
     request_id: requestId,
-    ts: new Date().toISOString(),
-    tenant: 'acme',
-    plan: 'free',
-    dialect: 'openai',
-    endpoint: 'chat',
-    model: 'gpt-4o-mini',
-    model_requested: null,
-    upstream_model: 'gpt-4o-mini',
-    input_tokens: 1,
-    output_tokens: 1,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cost_usd: null,
-    status: 200,
-    stream: false,
-    provenance: 'reported',
-    latency_ms: 5,
-    ttfb_ms: 2,
   });
 }
 
@@ -118,7 +106,7 @@ describe('a control plane whose dependencies fail', () => {
 
   it('books again after its ledger table came back: one warning, one recovery line, no stack', async () => {
     const stream = `${env.prefix}usage`;
-    await client.xadd(stream, '*', 'event', usageEvent('before'));
+    await client.xadd(stream, '*', 'event', usageEventNamed('before'));
     await until('the first event booked', async () => {
       const { rows } = await env.pool.query('SELECT 1 FROM usage_ledger WHERE request_id = $1', ['before']);
       return rows.length > 0;
@@ -126,7 +114,7 @@ describe('a control plane whose dependencies fail', () => {
     const mark = lines.length;
     await env.pool.query('ALTER TABLE usage_ledger RENAME TO usage_ledger_away');
     try {
-      await client.xadd(stream, '*', 'event', usageEvent('during'));
+      await client.xadd(stream, '*', 'event', usageEventNamed('during'));
       // Retried every half second: six turns or more.
       await new Promise((resolve) => setTimeout(resolve, 3_500));
     } finally {
