@@ -46,7 +46,33 @@ const customPromptsSchema = z.strictObject({ system: z.string().min(1).optional(
  * What an alias names: one upstream model id, or an ordered fallback list. The next id
  * serves when the one before fails before the client got a byte (docs/providers.md).
  */
-const modelTargetSchema = z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(8)]);
+const MODELS_PER_TARGET = 8;
+const TARGET_SHAPE = `a model id, or a list of 1 to ${MODELS_PER_TARGET} model ids (the first serves, the rest are its fallbacks in order)`;
+// The shape first (a list of strings, so the control plane's JSON schema still checks each
+// one's text), then each rule with its own message: as one union, a list of nine was
+// refused as "Invalid input". A model twice in a list made a
+// request fall back from it to itself for as long as the client waited (route-upstream.ts).
+const modelTargetSchema = z.union([z.string().min(1), z.array(z.string())], { error: TARGET_SHAPE }).pipe(
+  z.custom<string | string[]>().superRefine((value, ctx) => {
+    if (typeof value === 'string') return;
+    if (value.length === 0 || value.length > MODELS_PER_TARGET) {
+      ctx.addIssue({ code: 'custom', message: `${TARGET_SHAPE}; this list has ${value.length}` });
+      return;
+    }
+    const seen = new Set<string>();
+    value.forEach((model, i) => {
+      if (model === '')
+        ctx.addIssue({ code: 'custom', path: [i], message: 'must be a model id (a non-empty string)' });
+      else if (seen.has(model))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          message: `${JSON.stringify(model)} is already in this list: a model is tried once, first or as one fallback`,
+        });
+      else seen.add(model);
+    });
+  }),
+);
 
 /**
  * A record keyed by names an operator writes (model aliases, model ids, plan names). zod

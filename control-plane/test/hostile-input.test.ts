@@ -271,6 +271,16 @@ describe('text PostgreSQL cannot store', () => {
     },
   );
 
+  it('refuses a model twice in a fallback list (a request fell back to it from itself for ever)', async () => {
+    const before = await state();
+    expectRefused(
+      await admin('PATCH', '/v1/plans/free', { models: { default: ['m', 'n', 'm'] } }),
+      'body.models.default.2',
+      /"m" is already in this list/,
+    );
+    expect(await state()).toEqual(before);
+  });
+
   it('takes a surrogate pair, which is one character, and stores it as sent', async () => {
     const system = 'Answer with a smile \ud83d\ude00';
     const reply = await admin('PATCH', '/v1/tenants/acme', { overrides: { custom_prompts: { system } } });

@@ -85,7 +85,10 @@ export function createRouteUpstreamStage(deps: { health: UpstreamHealth }): Stag
       }
       const candidates: Candidate[] = [];
       let refusal: string | undefined;
-      for (const model of [ctx.model, ...ctx.modelFallbacks]) {
+      // Each model once: the config refuses a model twice in a list, but were one to come
+      // through, remainingCandidates (which finds the current one by its model) would fall
+      // back from it to itself until the client left.
+      for (const model of new Set([ctx.model, ...ctx.modelFallbacks])) {
         const upstream = runtime.upstreamFor(model);
         if (!upstream) {
           refusal ??= `No upstream serves the model "${model}".`;

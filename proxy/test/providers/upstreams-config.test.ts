@@ -55,6 +55,36 @@ describe('upstreams', () => {
     ]);
   });
 
+  it.each([
+    ['a model twice', ['gpt-5-mini', 'gpt-5-mini'], 'plans.free.models.coding.1', 'already in this list'],
+    [
+      'a model back again',
+      ['gpt-5-mini', 'gpt-4o', 'gpt-5-mini'],
+      'plans.free.models.coding.2',
+      'already in this list',
+    ],
+    [
+      'nine models',
+      Array.from({ length: 9 }, (_, i) => `gpt-${i}`),
+      'plans.free.models.coding',
+      'this list has 9',
+    ],
+    ['an empty list', [], 'plans.free.models.coding', 'this list has 0'],
+    [
+      'a number in the list',
+      ['gpt-5-mini', 5],
+      'plans.free.models.coding',
+      'a model id, or a list of 1 to 8',
+    ],
+    ['an empty id', ['gpt-5-mini', ''], 'plans.free.models.coding.1', 'must be a model id'],
+    ['an object', { primary: 'gpt-5-mini' }, 'plans.free.models.coding', 'a model id, or a list of 1 to 8'],
+  ])('refuses a fallback list with %s, saying what is wrong', (_name, target, path, message) => {
+    const raw = config({ upstreams: { openai: up(['gpt-*']) } });
+    (raw.plans as { free: { models: Record<string, unknown> } }).free.models.coding = target;
+    const found = problems(raw);
+    expect(found).toEqual([{ path, message: expect.stringContaining(message) }]);
+  });
+
   it("refuses a tenant override's model no upstream serves", () => {
     const raw = config({ upstreams: { all: up(['gpt-*', 'claude-*']) } });
     (raw.tenants as Record<string, unknown>[])[0]!.overrides = { models: { fast: 'gemini-3-flash' } };
