@@ -47,10 +47,15 @@ export class UpstreamHealth {
     return state.until === 0 || (!state.probing && this.now() >= state.until);
   }
 
-  /** A call to the upstream starts; on an ejected upstream it is the one probe. */
+  /**
+   * A call to the upstream starts; on an upstream whose ejection is over it is the one
+   * probe. A call while it is still ejected is panic mode (every candidate ejected): its
+   * failure says nothing new, and taken for a failed probe it restarted the ejection at
+   * twice the length, so the probe due at its end never went.
+   */
   begin(upstream: Upstream): void {
     const state = this.stateOf(upstream);
-    if (state.until !== 0) state.probing = true;
+    if (state.until !== 0 && this.now() >= state.until) state.probing = true;
   }
 
   succeeded(upstream: Upstream): void {
