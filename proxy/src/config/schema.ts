@@ -378,6 +378,12 @@ export function pathOf(path: ReadonlyArray<PropertyKey>): string {
   return path.map(String).join('.') || '(root)';
 }
 
+/** A zod issue as an operator reads it: a refused record key says why, not "Invalid key in record". */
+export function problemOf(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): ConfigProblem {
+  const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+  return { path: pathOf([...prefix, ...issue.path]), message: inner ?? issue.message };
+}
+
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -390,9 +396,7 @@ export function deepFreeze<T>(value: T): T {
 export function parseConfig(raw: unknown): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => ({ path: pathOf(issue.path), message: issue.message })),
-    );
+    throw new ConfigError(result.error.issues.map((issue) => problemOf(issue)));
   }
   const problems = crossCheck(result.data);
   if (problems.length > 0) throw new ConfigError(problems);

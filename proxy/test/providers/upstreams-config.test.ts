@@ -141,6 +141,13 @@ describe('upstreams', () => {
     expect(problems(raw).map((p) => p.path)).toContain(path);
   });
 
+  it('says why an upstream name is refused, not "Invalid key in record"', () => {
+    expect(problems(config({ upstreams: { 'Open AI': up(['*']) } }))).toContainEqual({
+      path: 'upstreams.Open AI',
+      message: 'upstream names are 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter',
+    });
+  });
+
   it('keeps `upstream:` as one backend that serves every model', () => {
     const parsed = parseConfig(config({ upstream: { url: 'http://127.0.0.1:9' } }));
     expect(Object.keys(parsed.upstreams)).toEqual(['default']);
