@@ -152,6 +152,29 @@ describe('docker-compose.yml', () => {
     expect(config.control_plane?.token).toBe(proxyEnv.LANEKEEPER_PROXY_TOKEN);
   });
 
+  it('gives Prometheus the metrics token the proxy checks, from one variable', () => {
+    const configs = (compose as unknown as { configs: Record<string, { content: string }> }).configs;
+    const proxyToken = services.proxy?.environment?.LANEKEEPER_METRICS_TOKEN;
+    expect(proxyToken).toMatch(/^\$\{LANEKEEPER_METRICS_TOKEN:-.+\}$/);
+    expect(configs['metrics-token']?.content).toBe(proxyToken);
+    const mounted = (services.prometheus as { configs?: { source: string; target: string }[] }).configs;
+    const prometheus = readYaml('deploy/prometheus.yml') as {
+      scrape_configs: {
+        job_name: string;
+        authorization?: { credentials_file?: string; credentials?: string };
+      }[];
+    };
+    const proxyJob = prometheus.scrape_configs.find((job) => job.job_name === 'lanekeeper-proxy');
+    expect(proxyJob?.authorization).toEqual({ credentials_file: '/etc/prometheus/metrics-token' });
+    expect(mounted).toContainEqual({ source: 'metrics-token', target: '/etc/prometheus/metrics-token' });
+  });
+
+  it('passes the upstream URL and key a real provider needs into the proxy container', () => {
+    const env = services.proxy?.environment ?? {};
+    expect(env.LANEKEEPER_UPSTREAM_URL).toBe('${LANEKEEPER_UPSTREAM_URL:-http://upstream:8000}');
+    expect(env.OPENAI_API_KEY).toBe('${OPENAI_API_KEY:-}');
+  });
+
   it('gives the control plane an environment its own config loader accepts (compose defaults filled in)', () => {
     const env = Object.fromEntries(
       Object.entries(services['control-plane']?.environment ?? {}).map(([k, v]) => [

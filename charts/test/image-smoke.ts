@@ -165,9 +165,20 @@ async function main(): Promise<void> {
     });
     const configPath = join(workDir, 'proxy.yaml');
     writeFileSync(configPath, stringify(config));
+    // The proxy service's own compose environment, its defaults filled in as compose would:
+    // whatever tokens docker-compose.yml gives the proxy, this run gives it too.
+    const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as {
+      services: { proxy: { environment: Record<string, string> } };
+    };
+    const proxyEnv = Object.fromEntries(
+      Object.entries(compose.services.proxy.environment).map(([name, value]) => [
+        name,
+        String(value).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+      ]),
+    );
     const proxy = startCmd(
       proxyImage,
-      { LANEKEEPER_PROXY_TOKEN: proxyToken },
+      { ...proxyEnv, LANEKEEPER_PROXY_TOKEN: proxyToken },
       { '/etc/lanekeeper/config.yaml': configPath },
     );
     const adminUrl = `http://127.0.0.1:${adminPort}`;
@@ -192,7 +203,11 @@ async function main(): Promise<void> {
     );
     check('proxy image: a control-plane tenant is served', first === 200);
     const cost = await until('the cost to be metered', async () => {
-      const text = await (await fetch(`${adminUrl}/metrics`)).text();
+      const text = await (
+        await fetch(`${adminUrl}/metrics`, {
+          headers: { authorization: `Bearer ${proxyEnv.LANEKEEPER_METRICS_TOKEN ?? ''}` },
+        })
+      ).text();
       const line = text.split('\n').find((l) => l.startsWith('lanekeeper_cost_usd_total{tenant="acme"'));
       return line && Number(line.split(' ').pop()) > 0 ? line : undefined;
     });
