@@ -6,6 +6,7 @@
  * directory finds its data and seeds no duplicates.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,25 @@ async function usage(base: string, cookie: string): Promise<number> {
 }
 
 describe('npm run demo', () => {
+  it('names a port already in use and the variable that moves it, before starting anything', async () => {
+    const holder = createServer().listen(Number(env.LANEKEEPER_DEMO_CONTROL_PLANE_PORT), '127.0.0.1');
+    await once(holder, 'listening');
+    try {
+      const child = spawn(process.execPath, [START], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).toBe(1);
+      const port = env.LANEKEEPER_DEMO_CONTROL_PLANE_PORT!;
+      expect(out).toContain(`demo: port ${port} (the control plane) is in use`);
+      expect(out).toContain(`LANEKEEPER_DEMO_CONTROL_PLANE_PORT=${Number(port) + 10000} npm run demo`);
+      expect(out).not.toMatch(/\n\s+at /);
+    } finally {
+      holder.close();
+    }
+  });
+
   it('runs the whole product: console sign-in, a request through the proxy, usage in the ledger', async () => {
     const { child, banner } = await startDemo();
     const cookie = await signIn(banner.console, banner.token);

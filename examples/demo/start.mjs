@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { supervise } from './supervise.mjs';
+import { supervise, takenPorts } from './supervise.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const port = (name, fallback) => Number(process.env[name] || fallback);
@@ -20,6 +20,21 @@ const ports = {
   upstream: port('LANEKEEPER_DEMO_UPSTREAM_PORT', 8090),
   admin: port('LANEKEEPER_DEMO_ADMIN_PORT', 9464),
 };
+// A port already taken made a part fail in its own words ("wrong admin token" when another
+// control plane answered on 8081, a stack trace from the upstream): check them all first.
+const taken = await takenPorts([
+  ['the proxy', ports.proxy, 'LANEKEEPER_DEMO_PROXY_PORT'],
+  ['the control plane', ports.controlPlane, 'LANEKEEPER_DEMO_CONTROL_PLANE_PORT'],
+  ['the demo upstream', ports.upstream, 'LANEKEEPER_DEMO_UPSTREAM_PORT'],
+  ['the proxy admin listener', ports.admin, 'LANEKEEPER_DEMO_ADMIN_PORT'],
+]);
+if (taken.length > 0) {
+  for (const [what, number, variable] of taken)
+    console.error(
+      `demo: port ${number} (${what}) is in use: stop what holds it, or choose another, e.g. ${variable}=${number + 10000} npm run demo`,
+    );
+  process.exit(1);
+}
 const dataDir = resolve(root, process.env.LANEKEEPER_DATA_DIR || '.lanekeeper/data');
 const cli = join(root, 'proxy', 'bin', 'lanekeeper.js');
 const controlPlane = `http://127.0.0.1:${ports.controlPlane}`;

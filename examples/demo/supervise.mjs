@@ -5,6 +5,7 @@
 // started first: the proxy posts its last usage events to the control plane as it stops, so
 // the control plane must still be up. Each part runs in a process group of its own, so a
 // terminal's Ctrl-C reaches only this supervisor, which then stops them in that order.
+import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 
 /** How long a part must have run for its exit to count as a crash worth a restart. */
@@ -78,4 +79,21 @@ export function supervise(
     if (!stopping) start(part, 0);
   };
   return { done, stop: stopAll, add };
+}
+
+/**
+ * The entries of `wanted` ([what, port, variable]) whose port on 127.0.0.1 cannot be bound
+ * now (another process holds it), tried one after the other.
+ */
+export async function takenPorts(wanted) {
+  const taken = [];
+  for (const entry of wanted) {
+    const free = await new Promise((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(entry[1], '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (!free) taken.push(entry);
+  }
+  return taken;
 }

@@ -217,6 +217,16 @@ main(process.argv.slice(2)).catch((error: unknown) => {
       1,
     );
   }
+  // A port already taken is the commonest start-up failure: say which and what to do.
+  const system = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (system.code === 'EADDRINUSE' || system.code === 'EACCES') {
+    const where = system.port === undefined ? 'the address' : `${system.address ?? ''}:${system.port}`;
+    fail(
+      `lanekeeper: cannot listen on ${where}: ${system.code === 'EADDRINUSE' ? 'another process is using it' : 'permission denied'}. ` +
+        'Stop that process, or choose another port (the proxy: listen / admin_listen in the config; the control plane: PORT).',
+      1,
+    );
+  }
   // Our own errors (PROXY_ERR_*, CP_ERR_*) say what to fix; a stack would bury it.
   const ours =
     typeof (error as { code?: unknown }).code === 'string' &&

@@ -4,7 +4,10 @@
  * package's version, and a missing environment is reported without a stack trace.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -92,6 +95,28 @@ describe('lanekeeper --help and --version', () => {
     expect(r.stderr).toContain('LANEKEEPER_ADMIN_TOKEN: is required');
     expect(r.stderr).not.toContain('DATABASE_URL');
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says which port is taken and what to do, without a stack trace, when the proxy cannot listen', async () => {
+    const holder = createServer().listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const { port } = holder.address() as AddressInfo;
+    const dir = mkdtempSync(join(tmpdir(), 'lk-cli-port-'));
+    try {
+      const config = join(dir, 'taken.yaml');
+      writeFileSync(
+        config,
+        `listen: "127.0.0.1:${port}"\nadmin_listen: "127.0.0.1:0"\nupstream: { url: "http://127.0.0.1:9" }\n`,
+      );
+      const r = await cli('proxy', '--config', config);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: another process is using it`);
+      expect(r.stderr).toContain('listen / admin_listen in the config');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      holder.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown command with the usage and exit 2', async () => {
