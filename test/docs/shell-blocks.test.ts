@@ -41,7 +41,7 @@ function shellBlocks(file: string): { line: number; text: string }[] {
 const NOT_RUN: Record<string, string> = {
   'npm ci && npm run demo': 'run by examples/demo/demo-whole.test.ts (start.mjs on free ports)',
   'npm test': 'the command that runs this test',
-  'OPENAI_API_KEY=sk-... npx lanekeeper proxy --config my-lanekeeper.yaml': 'needs a real provider key',
+  'cp examples/lanekeeper.yaml my-lanekeeper.yaml': 'needs a real provider key',
   'npm run bench                  # about 16 minutes; the table on stdout, JSON in bench/results/ (installs wrk if missing)':
     'takes minutes; bench/ has its own tests',
   'npm run bench                      # about 16 minutes; table on stdout, JSON in bench/results/':
