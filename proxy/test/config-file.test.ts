@@ -164,6 +164,25 @@ describe('the lanekeeper CLI', () => {
     }
   });
 
+  it.each([
+    ['a misspelt store', { store: 'memroy' }, 'store: must be "memory" or an object'],
+    ['a number for the store', { store: 5 }, 'store: must be "memory" or an object'],
+    [
+      'a Redis URL that is no string',
+      { store: { redis: 6379 } },
+      'store.redis: Invalid input: expected string',
+    ],
+  ])('check-config says what is wrong with %s, not "Invalid input"', async (_name, extra, line) => {
+    const bad = join(dir, 'union.yaml');
+    await writeFile(bad, stringify({ upstream: { url: 'http://127.0.0.1:9' }, ...extra }));
+    const error = (await run(process.execPath, [CLI, 'check-config', bad]).catch((e: unknown) => e)) as {
+      code: number;
+      stderr: string;
+    };
+    expect(error.code).toBe(1);
+    expect(error.stderr).toContain(line);
+  });
+
   it('check-config reports a YAML syntax error with its line', async () => {
     const bad = join(dir, 'syntax.yaml');
     await writeFile(bad, 'upstream:\n  url: "http://x\n  other: [\n');

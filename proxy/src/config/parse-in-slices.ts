@@ -6,7 +6,14 @@
  */
 import { tenantSchema } from '@lanekeeper/contract';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { configSchema, crossCheck, deepFreeze, problemOf, type Config, type TenantConfig } from './schema.js';
+import {
+  configSchema,
+  crossCheck,
+  deepFreeze,
+  problemsOf,
+  type Config,
+  type TenantConfig,
+} from './schema.js';
 import { createSlicer, forEachInSlices, type SlicePolicy } from './slices.js';
 
 export async function parseConfigInSlices(raw: unknown, policy?: SlicePolicy): Promise<Config> {
@@ -15,14 +22,16 @@ export async function parseConfigInSlices(raw: unknown, policy?: SlicePolicy): P
   // Everything but the tenants is small: one ordinary parse, tenants left for the slices.
   const rawTenants = typeof input === 'object' && Array.isArray(input.tenants) ? input.tenants : undefined;
   const head = configSchema.safeParse(rawTenants ? { ...input, tenants: [] } : input);
-  const problems: ConfigProblem[] = head.success ? [] : head.error.issues.map((issue) => problemOf(issue));
+  const problems: ConfigProblem[] = head.success
+    ? []
+    : head.error.issues.flatMap((issue) => problemsOf(issue));
   const tenants: TenantConfig[] = [];
   await forEachInSlices(
     rawTenants ?? [],
     (tenant, i) => {
       const result = tenantSchema.safeParse(tenant);
       if (result.success) tenants.push(result.data);
-      else for (const issue of result.error.issues) problems.push(problemOf(issue, ['tenants', i]));
+      else for (const issue of result.error.issues) problems.push(...problemsOf(issue, ['tenants', i]));
     },
     slicer,
   );

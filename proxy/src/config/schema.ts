@@ -378,10 +378,34 @@ export function pathOf(path: ReadonlyArray<PropertyKey>): string {
   return path.map(String).join('.') || '(root)';
 }
 
-/** A zod issue as an operator reads it: a refused record key says why, not "Invalid key in record". */
-export function problemOf(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): ConfigProblem {
-  const inner = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
-  return { path: pathOf([...prefix, ...issue.path]), message: inner ?? issue.message };
+/** What one branch of a union expected, from its issue at the union's own path. */
+function expectation(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_value') return issue.values.map((value) => JSON.stringify(value)).join(' or ');
+  if (issue.code === 'invalid_type')
+    return `${/^[aeio]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}`;
+  return issue.message;
+}
+
+/**
+ * A zod issue as an operator reads it. A refused record key says why, not "Invalid key in
+ * record". A union (`store: memory` or a Redis object) said "Invalid input" whatever was
+ * wrong: the branch that got past the value's type reports its own problems (`store.redis:
+ * expected string`), and when none did the problem says what each branch expected
+ * (`must be "memory" or an object`). A union with its own message keeps it.
+ */
+export function problemsOf(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): ConfigProblem[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'invalid_key')
+    return [{ path: pathOf(path), message: issue.issues[0]?.message ?? issue.message }];
+  if (issue.code === 'invalid_union' && issue.message === 'Invalid input' && issue.errors.length > 0) {
+    const atRoot = (branch: readonly z.core.$ZodIssue[]) =>
+      branch.every((i) => i.path.length === 0 && (i.code === 'invalid_type' || i.code === 'invalid_value'));
+    const deeper = issue.errors.find((branch) => branch.length > 0 && !atRoot(branch));
+    if (deeper) return deeper.flatMap((inner) => problemsOf(inner, path));
+    const expected = issue.errors.flatMap((branch) => (branch[0] ? [expectation(branch[0])] : []));
+    return [{ path: pathOf(path), message: `must be ${expected.join(' or ')}` }];
+  }
+  return [{ path: pathOf(path), message: issue.message }];
 }
 
 export function deepFreeze<T>(value: T): T {
@@ -396,7 +420,7 @@ export function deepFreeze<T>(value: T): T {
 export function parseConfig(raw: unknown): Config {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((issue) => problemOf(issue)));
+    throw new ConfigError(result.error.issues.flatMap((issue) => problemsOf(issue)));
   }
   const problems = crossCheck(result.data);
   if (problems.length > 0) throw new ConfigError(problems);
