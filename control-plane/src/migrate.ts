@@ -22,7 +22,11 @@ export interface MigrateLogger {
 export async function runMigrations(databaseUrl: string, logger?: MigrateLogger): Promise<string[]> {
   const quiet = (message: string) => {
     // Numbered (not timestamped) file names are deliberate; node-pg-migrate grumbles about them.
-    if (!message.startsWith("Can't determine timestamp")) logger?.info(message);
+    if (message.startsWith("Can't determine timestamp")) return;
+    // The runner prints the connection error with its stack, then throws it: the caller
+    // reports the thrown error once, in one line.
+    if (message.startsWith('could not connect to postgres')) return;
+    logger?.info(message);
   };
   const applied = await runner({
     databaseUrl,

@@ -227,6 +227,17 @@ main(process.argv.slice(2)).catch((error: unknown) => {
       1,
     );
   }
+  // A database or network refusal (a SQLSTATE such as 3D000, an errno such as ECONNREFUSED)
+  // is about the environment, not a bug: its message, and what to check, without a stack.
+  if (typeof system.code === 'string' && /^([0-9A-Z]{5}|E[A-Z]+)$/.test(system.code)) {
+    const hint =
+      system.code === '3D000'
+        ? ' Create the database first (createdb NAME), or point DATABASE_URL at one that exists.'
+        : system.code === 'ECONNREFUSED'
+          ? ' Is the server running at that address (DATABASE_URL, REDIS_URL)?'
+          : '';
+    fail(`lanekeeper: ${system.message} (${system.code}).${hint}`, 1);
+  }
   // Our own errors (PROXY_ERR_*, CP_ERR_*) say what to fix; a stack would bury it.
   const ours =
     typeof (error as { code?: unknown }).code === 'string' &&

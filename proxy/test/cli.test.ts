@@ -119,6 +119,23 @@ describe('lanekeeper --help and --version', () => {
     }
   });
 
+  it('says a database does not exist, and what to do, in one line', async () => {
+    const base = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    base.pathname = `/lk_no_such_db_${process.pid}`;
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, 'migrate'],
+        { env: { ...BARE_ENV, DATABASE_URL: base.href } },
+        (error, _o, stderr) => resolve({ code: (error as { code?: number } | null)?.code ?? 0, stderr }),
+      );
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `lanekeeper: database "lk_no_such_db_${process.pid}" does not exist (3D000). Create the database first (createdb NAME), or point DATABASE_URL at one that exists.\n`,
+    );
+  });
+
   it('refuses an unknown command with the usage and exit 2', async () => {
     const r = await cli('bogus');
     expect(r.code).toBe(2);
