@@ -99,6 +99,14 @@ const API: [string, string, string?][] = [
 ];
 
 describe('console sign-in', () => {
+  it('sends /console/ (a trailing slash) to /console, and only there', async () => {
+    for (const path of ['/console/', '/console/?next=//evil.example']) {
+      const res = await raw('GET', path, {});
+      expect(res.status).toBe(308);
+      expect(res.headers.location).toBe('/console');
+    }
+  });
+
   it('refuses a wrong token with 401 and sets no cookie', async () => {
     for (const token of ['wrong', `${t.adminToken}x`, '', t.proxyToken]) {
       const res = await raw(

@@ -283,7 +283,10 @@ describe('hostile input', () => {
     const r = await cli(['tenants', 'list'], { LANEKEEPER_ADMIN_TOKEN: 'wrong' });
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stderr)).toEqual({
-      error: { code: 'CP_ERR_UNAUTHORIZED', message: 'wrong admin token' },
+      error: {
+        code: 'CP_ERR_UNAUTHORIZED',
+        message: "wrong admin token (the control plane's LANEKEEPER_ADMIN_TOKEN)",
+      },
     });
   });
 

@@ -129,6 +129,9 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
       return payload;
     });
 
+    // A typed or bookmarked trailing slash reached a JSON 404.
+    app.get('/console/', { config: hidden }, async (_request, reply) => reply.redirect('/console', 308));
+
     app.get<{ Params: { name: string } }>(
       '/console/assets/:name',
       { config: hidden },

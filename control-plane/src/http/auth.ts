@@ -71,7 +71,8 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
       throw new UnauthorizedError(
         presented === undefined
           ? `missing bearer token: send "Authorization: Bearer <${realm} token>"`
-          : `wrong ${realm} token`,
+          : // The variable is public (docs); naming it saves a newcomer a search.
+            `wrong ${realm} token (the control plane's LANEKEEPER_${realm.toUpperCase()}_TOKEN)`,
       );
     }
     // The audit log's `admin:console` means a change made in the web console: no other
