@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { splitAt } from '../../test/helpers/split-at.js';
 import { createEventFramer, rewriteBlock, serializeEvent } from './event-framer.js';
 
 function frame(format: 'sse' | 'ndjson', pieces: Buffer[]): Buffer[] {
@@ -37,15 +38,7 @@ describe('createEventFramer', () => {
     const bytes = Buffer.from(text);
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 0, max: bytes.length }), { maxLength: 10 }), (cuts) => {
-        const sorted = [...cuts].sort((a, b) => a - b);
-        const pieces: Buffer[] = [];
-        let last = 0;
-        for (const cut of sorted) {
-          pieces.push(bytes.subarray(last, cut));
-          last = cut;
-        }
-        pieces.push(bytes.subarray(last));
-        const blocks = frame(format, pieces);
+        const blocks = frame(format, splitAt(bytes, cuts));
         expect(Buffer.concat(blocks).equals(bytes)).toBe(true);
         expect(blocks.map(String)).toEqual(frame(format, [bytes]).map(String));
       }),

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createEventFramer } from '../../src/usage/event-framer.js';
 import { createStreamTap, type TapResult } from '../../src/usage/stream-tap.js';
+import { splitAt } from '../helpers/split-at.js';
 import { STREAM_CASES, fixture, routeOf, type FixtureCase } from './fixture-cases.js';
 
 type Variant = 'lf' | 'crlf' | 'cr' | 'comments' | 'multiline';
@@ -68,18 +69,6 @@ function tap(c: FixtureCase, pieces: Buffer[]): TapResult {
   const t = createStreamTap(c.dialect, routeOf(c));
   for (const piece of pieces) t.push(piece);
   return t.end();
-}
-
-function splitAt(bytes: Buffer, cuts: number[]): Buffer[] {
-  const sorted = [...new Set(cuts)].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let last = 0;
-  for (const cut of sorted) {
-    pieces.push(bytes.subarray(last, cut));
-    last = cut;
-  }
-  pieces.push(bytes.subarray(last));
-  return pieces;
 }
 
 function expectCase(c: FixtureCase, result: TapResult): void {

@@ -11,6 +11,7 @@ import { createEventFramer } from '../../src/usage/event-framer.js';
 import { createStreamTap } from '../../src/usage/stream-tap.js';
 import { createSseParser } from '../../src/usage/sse.js';
 import { STREAM_CASES, routeOf } from '../dialects/fixture-cases.js';
+import { splitAt } from '../helpers/split-at.js';
 import { openai } from '../../src/dialects/openai.js';
 
 const CHAT = openai.match('POST', '/v1/chat/completions')!;
@@ -83,15 +84,10 @@ function alone(chunks: Buffer[]): string {
 }
 
 function split(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let from = 0;
-  for (const at of points) {
-    chunks.push(bytes.subarray(from, at));
-    from = at;
-  }
-  chunks.push(bytes.subarray(from));
-  return chunks.filter((c) => c.length > 0);
+  return splitAt(
+    bytes,
+    cuts.map((c) => c % (bytes.length + 1)),
+  ).filter((c) => c.length > 0);
 }
 
 describe('one framing pass shared by the meter and the usage hider', () => {
