@@ -6,7 +6,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InternalProxyError, renderError } from './errors.js';
-import { errorStyleOf, Exchange, logFieldsOf, type ProxyHandlerDeps } from './server/exchange.js';
+import {
+  DIALECT_PATH_PREFIXES,
+  errorStyleOf,
+  Exchange,
+  logFieldsOf,
+  type ProxyHandlerDeps,
+} from './server/exchange.js';
 import { newContext } from './server/new-context.js';
 import { splitTarget } from './server/target.js';
 
@@ -47,8 +53,7 @@ export function createProxyHandler(
   };
 }
 
-/** `/v1beta/` or `/api/` when the raw target starts with one (Gemini's and Ollama's paths), else `/`. */
+/** The dialect path prefix the raw target starts with (DIALECT_PATH_PREFIXES), else `/`. */
 function dialectPrefixOf(url: string): string {
-  for (const prefix of ['/v1beta/', '/api/']) if (url.startsWith(prefix)) return prefix;
-  return '/';
+  return DIALECT_PATH_PREFIXES.find(([prefix]) => url.startsWith(prefix))?.[0] ?? '/';
 }

@@ -53,6 +53,15 @@ export interface ProxyHandlerDeps {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Paths that are one dialect's own whatever the route: their errors take its shape even
+ * before a dialect is known, and an unreadable target keeps its prefix for that (server.ts).
+ */
+export const DIALECT_PATH_PREFIXES: readonly (readonly [string, ErrorStyle])[] = [
+  ['/v1beta/', 'gemini'],
+  ['/api/', 'ollama'],
+];
+
 export function errorStyleOf(ctx: RequestContext): ErrorStyle {
   // A catch-all route (`/v1/*` that no dialect names) goes to the first dialect that has
   // one, OpenAI; an Anthropic client there still deserves Anthropic's error shape.
@@ -61,13 +70,10 @@ export function errorStyleOf(ctx: RequestContext): ErrorStyle {
   const vector = ctx.runtime.config.vector;
   if (vector && ctx.request.path.startsWith(`${vector.path_prefix.replace(/\/+$/, '')}/`)) return 'qdrant';
   // Before a dialect is known, Anthropic clients still deserve their own error shape, and a
-  // Gemini or Ollama path its own (a target the proxy could not read keeps only its prefix:
-  // new-context.ts).
+  // Gemini or Ollama path its own.
   if (anthropicClient) return 'anthropic';
   const path = ctx.request.path;
-  if (path.startsWith('/v1beta/')) return 'gemini';
-  if (path.startsWith('/api/')) return 'ollama';
-  return 'openai';
+  return DIALECT_PATH_PREFIXES.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 'openai';
 }
 
 /** The fields every log line about a request carries (docs/observability.md, Logs). */
