@@ -30,8 +30,14 @@ export interface RequestContext {
   readonly startedAt: number;
   /** Wall clock at arrival (ms since epoch); windows and hourly buckets use it. */
   readonly receivedAt: number;
-  /** The config (and what is derived from it) in force when the request arrived; a reload never changes it mid-request. */
-  readonly runtime: Runtime;
+  /**
+   * The config (and what is derived from it): the one in force when the request arrived while
+   * its body is read, then the one in force once it has been (Exchange.run), which the whole
+   * pipeline uses. A reload never changes it after that. Identity, plan and limits are
+   * decided after the body: a key revoked or a tenant suspended while a client was still
+   * sending, however slowly, is refused.
+   */
+  runtime: Runtime;
   readonly clientHeaders: IncomingHttpHeaders;
   readonly remoteAddress: string;
   readonly secure: boolean;

@@ -194,6 +194,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (read.kind !== 'read') return this.clientStopped(req, read.kind);
     ctx.rawBody = read.body;
     ctx.bodyTooLarge = read.tooLarge;
+    ctx.runtime = deps.getRuntime();
     if (this.badTarget !== undefined) {
       this.reached = 0;
       return this.localReply(new InvalidRequestError(this.badTarget));
