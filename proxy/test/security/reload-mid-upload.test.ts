@@ -4,6 +4,7 @@
  * sends their headers and half a body, and finishes them after the operator acted. Each
  * must be judged by the config in force once its body is in, as a new request would be.
  */
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/identity/credentials.js';
@@ -37,7 +38,7 @@ async function uploadAcrossReload(edit: Edit, model = 'smart'): Promise<{ status
   const sent = request(`${h.proxy.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
-    body: body(),
+    body: Readable.from(body()),
   });
   // The proxy has taken the request (and its runtime) once the first bytes are in.
   await new Promise((r) => setTimeout(r, 200));
