@@ -57,7 +57,16 @@ export function pathMatches(pattern: string, path: string): boolean {
 
 /** True when one of the entries allows this method on this path. */
 export function allowed(entries: readonly AllowPath[], method: string, path: string): boolean {
-  return entries.some(
+  return allowingEntry(entries, method, path) !== undefined;
+}
+
+/** The first entry that allows this method on this path. */
+export function allowingEntry(
+  entries: readonly AllowPath[],
+  method: string,
+  path: string,
+): AllowPath | undefined {
+  return entries.find(
     (e) =>
       (e.method === '*' || e.method === method || (e.method === 'GET' && method === 'HEAD')) &&
       pathMatches(e.path, path),

@@ -56,6 +56,12 @@ export interface RequestContext {
 
   dialect: Dialect | undefined;
   route: DialectRoute | undefined;
+  /**
+   * The allow_paths pattern that let a request no dialect meters through: its
+   * lanekeeper_unmetered_requests_total route, which the operator's patterns bound where
+   * the path itself, a tenant's to choose under a wildcard, would not.
+   */
+  allowedBy: string | undefined;
   tenant: ResolvedTenant | undefined;
   /** sha256 hex of the API key that identified the tenant (lets the control plane track key use). */
   apiKeyHash: string | undefined;

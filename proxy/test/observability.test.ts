@@ -33,6 +33,8 @@ beforeAll(async () => {
           pro: {
             ...plans.pro,
             models: { default: 'small-model', free_model: 'unpriced-model', odd_model: 'constructor' },
+            // A wildcard over the first two segments: the tenant picks the second.
+            allow_paths: [{ method: 'GET', path: '/v1/*' }],
           },
         },
       };
@@ -181,5 +183,23 @@ describe('blind spots', () => {
     const refused = await request(`${h.proxy.url}/v1/files`);
     await refused.body.text();
     expect(refused.statusCode).toBe(401);
+  });
+
+  it('labels unmetered requests by the allow_paths pattern, not by paths a tenant makes up', async () => {
+    const lines = h.accessLogs().length;
+    for (let i = 0; i < 20; i++) {
+      const res = await request(`${h.proxy.url}/v1/made-up-${i}`, {
+        headers: { authorization: `Bearer ${KEYS.pro}` },
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+    }
+    expect(h.upstream.received.at(-1)!.path).toBe('/v1/made-up-19');
+    await h.settled(lines + 20);
+    const text = await metrics();
+    expect(
+      metricValue(text, 'lanekeeper_unmetered_requests_total', { tenant: 'globex', route: '/v1/*' }),
+    ).toBe(20);
+    expect(text).not.toContain('made-up');
   });
 });

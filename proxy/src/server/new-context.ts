@@ -30,6 +30,7 @@ export function newContext(
     upstreamHeaders: {},
     dialect: undefined,
     route: undefined,
+    allowedBy: undefined,
     tenant: undefined,
     apiKeyHash: undefined,
     modelRequested: undefined,

@@ -10,7 +10,7 @@
  * of the account's full list. `"store": true` needs the plan feature `store`: a stored
  * object is readable with the account's credential, not the tenant's.
  */
-import { KNOWN_METHODS, allowed, planModelIds } from '@lanekeeper/contract';
+import { KNOWN_METHODS, allowingEntry, planModelIds } from '@lanekeeper/contract';
 import { passThroughUpstream } from '../runtime.js';
 import type { RequestContext } from '../context.js';
 import { EndpointNotAllowedError, FeatureNotEnabledError, MethodNotAllowedError } from '../errors.js';
@@ -92,11 +92,13 @@ export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefin
       if (deps.vector()?.matches(path)) return CONTINUE;
       if (ctx.route?.metered) return storeVerdict(ctx);
       const plan = ctx.tenant?.plan;
-      if (
-        allowed(passThroughUpstream(ctx.runtime, ctx.dialect).config.allow_paths, method, path) ||
-        (plan && allowed(plan.allow_paths, method, path))
-      )
+      const entry =
+        allowingEntry(passThroughUpstream(ctx.runtime, ctx.dialect).config.allow_paths, method, path) ??
+        (plan && allowingEntry(plan.allow_paths, method, path));
+      if (entry) {
+        ctx.allowedBy = entry.path;
         return storeVerdict(ctx);
+      }
       if (ctx.route?.endpoint === 'models' && (method === 'GET' || method === 'HEAD'))
         return modelsReply(ctx);
       return reply(

@@ -81,16 +81,11 @@ export function createRecordMetricsStage(deps: { metrics: Metrics; logger: Logge
           }
         }
       } else if (ctx.tenant && !ctx.route?.metered && ctx.outcome !== 'local_reply') {
-        metrics.unmetered.inc({ tenant, route: unmeteredRoute(ctx.request.path) });
+        // Forwarded only through an allow_paths entry (check-endpoint), whose pattern it is.
+        metrics.unmetered.inc({ tenant, route: ctx.allowedBy ?? 'other' });
       }
 
       writeAccessLog(logger, ctx);
     },
   };
-}
-
-/** A bounded route label: the first two path segments, so ids in paths cannot explode cardinality. */
-export function unmeteredRoute(path: string): string {
-  const segments = path.split('/').filter(Boolean).slice(0, 2);
-  return `/${segments.map((s) => (/^[A-Za-z0-9_.-]{1,40}$/.test(s) ? s : ':param')).join('/')}`;
 }
