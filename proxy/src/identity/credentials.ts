@@ -7,7 +7,7 @@ import { hash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Query parameters that carry credentials (Gemini's `key`); stripped before forwarding. */
-export const CREDENTIAL_QUERY_PARAMS = ['key'] as const;
+export const CREDENTIAL_QUERY_PARAMS: ReadonlySet<string> = new Set(['key']);
 
 function single(value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[0] : value;

@@ -20,6 +20,10 @@ import type { Config } from '../config/schema.js';
 import { FIELD_MASK_HEADER, FIELD_MASK_PARAMS, googleParamsApply } from '../request/google-system-params.js';
 import { CONTINUE, type Stage } from '../stage.js';
 
+/** inject_headers' defaults (config/schema.ts). */
+const DEFAULT_TENANT_HEADER = 'x-tenant-id';
+const DEFAULT_PLAN_HEADER = 'x-tenant-plan';
+
 /** Headers the proxy always sets itself. */
 const RECOMPUTED = new Set(['host', 'content-length', 'accept-encoding', 'expect']);
 
@@ -90,12 +94,17 @@ export function createInjectIdentityStage(): Stage {
       const { identity } = ctx.runtime.config;
       const upstream = (ctx.upstream ?? ctx.runtime.upstreams[0])?.config;
       const inject = identity.inject_headers;
+      // The identity header and the injected names' defaults go too, whatever the operator
+      // renamed: an upstream that still reads x-tenant-id must not see a tenant's own claim
+      // next to the injected header.
       const dropped = new Set([
         ...connectionTokens(ctx.clientHeaders.connection),
         inject.tenant,
         inject.plan,
+        identity.header,
+        DEFAULT_TENANT_HEADER,
+        DEFAULT_PLAN_HEADER,
       ]);
-      if (identity.trust_unauthenticated) dropped.add(identity.header);
       const guarded = protectedFor(ctx.runtime.config);
       const credentialNames = upstreamHeaderNames(ctx.runtime.config);
       const out: Record<string, string | string[]> = {};
@@ -135,7 +144,9 @@ export function createInjectIdentityStage(): Stage {
 
       if (ctx.request.query !== '') {
         const query = new URLSearchParams(ctx.request.query);
-        for (const param of CREDENTIAL_QUERY_PARAMS) query.delete(param);
+        // In any case: `KEY=` identifies no one here, but it is a key all the same.
+        for (const name of [...query.keys()])
+          if (CREDENTIAL_QUERY_PARAMS.has(name.toLowerCase())) query.delete(name);
         if (identity.sources.includes('query')) query.delete(identity.query);
         if (googleParamsApply(ctx)) for (const param of FIELD_MASK_PARAMS) query.delete(param);
         ctx.upstreamQuery = query.toString();

@@ -88,3 +88,46 @@ describe('header names that fold onto injected ones', () => {
     expect(h.lastReceived().headers['x-app-user']).toBe('u1');
   });
 });
+
+describe('a tenant header the operator no longer injects', () => {
+  let renamed: Harness;
+  beforeAll(async () => {
+    renamed = await startHarness({
+      reply: () => ({
+        kind: 'json',
+        body: chatCompletion('small-model', 'ok', {
+          prompt_tokens: 1,
+          completion_tokens: 1,
+          total_tokens: 2,
+        }),
+      }),
+      config: (base) => ({
+        ...base,
+        identity: { sources: ['api_key'], inject_headers: { tenant: 'x-lk-tenant', plan: 'x-lk-plan' } },
+      }),
+    });
+  });
+  afterAll(() => renamed.close());
+
+  it('never reaches the upstream beside the injected one, nor does a key in the query in any case', async () => {
+    const res = await fetch(`${renamed.proxy.url}/v1/chat/completions?KEY=${KEYS.free}&Key=k2&key=k3&x=1`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${KEYS.free}`,
+        'content-type': 'application/json',
+        'x-tenant-id': 'globex',
+        'x-tenant-plan': 'enterprise',
+      },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.text();
+    expect(res.status).toBe(200);
+    const got = renamed.lastReceived();
+    expect(got.headers['x-lk-tenant']).toBe('acme');
+    expect(got.headers['x-lk-plan']).toBe('free');
+    expect(got.headers['x-tenant-id']).toBeUndefined();
+    expect(got.headers['x-tenant-plan']).toBeUndefined();
+    expect(got.query).toBe('x=1');
+    expect(got.raw).not.toContain(KEYS.free);
+  });
+});
