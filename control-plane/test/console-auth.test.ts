@@ -696,11 +696,40 @@ describe('with a session', () => {
     expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
   });
 
-  it('reads at most eight session cookies of a request', async () => {
-    const { cookie } = await signIn();
-    const planted = Array.from({ length: 8 }, (_, i) => `lk_console=junk${i}`).join('; ');
-    expect((await raw('GET', '/console/api/overview', { cookie: `${planted}; ${cookie}` })).status).toBe(401);
-    expect((await raw('GET', '/console/api/overview', { cookie: `${cookie}; ${planted}` })).status).toBe(200);
+  // As many as the browser sends: with the first eight read, eight planted cookies hid the
+  // session from the API (every call 401) and from sign-out (the session outlived it).
+  it('finds the session behind any number of planted cookies, and signs it out', async () => {
+    const { cookie, csrf } = await signIn();
+    const planted = [
+      ...Array.from({ length: 100 }, (_, i) => `lk_console=${`junk${i}`.padEnd(43, 'x')}`),
+      ...Array.from({ length: 20 }, (_, i) => `lk_console=junk${i}`),
+    ].join('; ');
+    const both = { cookie: `${planted}; ${cookie}` };
+    expect((await raw('GET', '/console/api/overview', both)).status).toBe(200);
+    expect((await raw('GET', '/console', both)).status).toBe(200);
+    const out = await raw(
+      'POST',
+      '/console/logout',
+      { ...both, 'content-type': 'application/x-www-form-urlencoded' },
+      `csrf=${encodeURIComponent(csrf)}`,
+    );
+    expect(out.status).toBe(303);
+    expect((await raw('GET', '/console/api/overview', { cookie })).status).toBe(401);
+  });
+
+  it('ends the session a browser held when it signs in again', async () => {
+    const first = await signIn();
+    const again = await raw(
+      'POST',
+      '/console/login',
+      { cookie: first.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      new URLSearchParams({ token: t.adminToken }).toString(),
+    );
+    expect(again.status).toBe(303);
+    const second = String(again.headers['set-cookie']).split(';')[0]!;
+    expect(second).not.toBe(first.cookie);
+    expect((await raw('GET', '/console/api/overview', { cookie: second })).status).toBe(200);
+    expect((await raw('GET', '/console/api/overview', { cookie: first.cookie })).status).toBe(401);
   });
 
   it('answers 404 for a tenant page whose id is no tenant id, without echoing it', async () => {

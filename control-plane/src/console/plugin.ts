@@ -168,6 +168,10 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
         if (!right) {
           return sendPage(reply, 401, loginPage('That is not the admin token.'));
         }
+        // The browser's old session ends here: its cookie is about to be replaced, and a
+        // session no cookie holds any more would otherwise stay valid for hours.
+        for (const old of await sessionsNamed(sessions, request.headers.cookie))
+          await sessions.destroy(old.id);
         const { id } = await sessions.create();
         return reply.header('set-cookie', sessionCookie(id, isSecure(request))).redirect('/console', 303);
       },

@@ -47,7 +47,8 @@ const keyOf = (prefix: string, id: string) => `${prefix}console:session:${sha256
 /** Where sessions are kept: the three Redis commands used, or a map in this process. */
 interface SessionKeeper {
   set(key: string, value: string, ttlS: number): Promise<unknown>;
-  get(key: string): Promise<string | null>;
+  /** The values of `keys`, in order (null where there is none): MGET, one round trip. */
+  get(keys: string[]): Promise<(string | null)[]>;
   del(key: string): Promise<unknown>;
 }
 
@@ -62,9 +63,11 @@ function memoryKeeper(): SessionKeeper {
       for (const [k, v] of map) if (v.expires <= Date.now()) map.delete(k);
       map.set(key, { value, expires: Date.now() + ttlS * 1000 });
     },
-    async get(key) {
-      const entry = map.get(key);
-      return entry && entry.expires > Date.now() ? entry.value : null;
+    async get(keys) {
+      return keys.map((key) => {
+        const entry = map.get(key);
+        return entry && entry.expires > Date.now() ? entry.value : null;
+      });
     },
     async del(key) {
       map.delete(key);
@@ -80,7 +83,7 @@ export function createSessions(redis: Redis | undefined, prefix: string, adminTo
   const keeper: SessionKeeper = redis
     ? {
         set: (key, value, ttlS) => redis.set(key, value, 'EX', ttlS),
-        get: (key) => redis.get(key),
+        get: (keys) => redis.mget(keys),
         del: (key) => redis.del(key),
       }
     : memoryKeeper();
@@ -95,18 +98,28 @@ export function createSessions(redis: Redis | undefined, prefix: string, adminTo
       await keeper.set(keyOf(prefix, id), JSON.stringify(session), SESSION_TTL_S);
       return { id, session };
     },
-    async get(id: string | undefined): Promise<Session | undefined> {
-      if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-      const raw = await keeper.get(keyOf(prefix, id));
-      if (!raw) return undefined;
-      const session = JSON.parse(raw) as Partial<Session>;
-      // Refused, not deleted: during a rolling rotation a replica still on the old token must
-      // not end the sessions the new token's replicas open, nor the other way round. A session
-      // from before sessions kept the MAC has none, and is refused like a foreign one.
-      const given = Buffer.from(typeof session.token_mac === 'string' ? session.token_mac : '', 'base64url');
-      const expected = macOf(adminToken, id);
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-      return session as Session;
+    /** The live sessions among `ids` (session ids, each well formed), in order. */
+    async find(ids: readonly string[]): Promise<{ id: string; session: Session }[]> {
+      if (ids.length === 0) return [];
+      const raws = await keeper.get(ids.map((id) => keyOf(prefix, id)));
+      const found: { id: string; session: Session }[] = [];
+      for (let i = 0; i < ids.length; i++) {
+        const raw = raws[i];
+        if (!raw) continue;
+        const id = ids[i]!;
+        const session = JSON.parse(raw) as Partial<Session>;
+        // Refused, not deleted: during a rolling rotation a replica still on the old token must
+        // not end the sessions the new token's replicas open, nor the other way round. A session
+        // from before sessions kept the MAC has none, and is refused like a foreign one.
+        const given = Buffer.from(
+          typeof session.token_mac === 'string' ? session.token_mac : '',
+          'base64url',
+        );
+        const expected = macOf(adminToken, id);
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) continue;
+        found.push({ id, session: session as Session });
+      }
+      return found;
     },
     async destroy(id: string | undefined): Promise<void> {
       if (id) await keeper.del(keyOf(prefix, id));
@@ -116,18 +129,21 @@ export function createSessions(redis: Redis | undefined, prefix: string, adminTo
 
 export type Sessions = ReturnType<typeof createSessions>;
 
-/** Cookies of one name read from a request, at most: each is a Redis lookup. */
-const MAX_SAME_NAME_COOKIES = 8;
+/** A session id as create() makes it (32 random bytes, base64url). */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Session ids looked up for one request, at most. Node's 16 KiB header limit holds about 290
+ * cookies of that size; all go to Redis in one MGET.
+ */
+const MAX_SESSION_IDS = 256;
 
 /** The values of one cookie from the Cookie header, in the order sent (the most specific path first). */
 export function cookieValues(header: string | undefined, name: string): string[] {
   const found: string[] = [];
   for (const part of (header ?? '').split(';')) {
     const index = part.indexOf('=');
-    if (index > 0 && part.slice(0, index).trim() === name) {
-      found.push(part.slice(index + 1).trim());
-      if (found.length === MAX_SAME_NAME_COOKIES) break;
-    }
+    if (index > 0 && part.slice(0, index).trim() === name) found.push(part.slice(index + 1).trim());
   }
   return found;
 }
@@ -137,18 +153,16 @@ export function cookieValues(header: string | undefined, name: string): string[]
  * only the first cookie: a page on another port of the host, or a sibling subdomain, can set
  * a cookie of the same name with a longer path, which the browser then sends first. Read
  * alone, it made the console API refuse a signed-in browser (and the sign-in page send it
- * back: a redirect loop), and sign-out end the planted id instead of the real session.
+ * back: a redirect loop), and sign-out end the planted id instead of the real session. Nor
+ * only the first few: eight planted cookies, read up to a cap of eight, did the same. Every
+ * well-formed value is looked up, in one round trip.
  */
 export async function sessionsNamed(
   sessions: Sessions,
   header: string | undefined,
 ): Promise<{ id: string; session: Session }[]> {
-  const found: { id: string; session: Session }[] = [];
-  for (const id of cookieValues(header, SESSION_COOKIE)) {
-    const session = await sessions.get(id);
-    if (session && !found.some((f) => f.id === id)) found.push({ id, session });
-  }
-  return found;
+  const ids = [...new Set(cookieValues(header, SESSION_COOKIE).filter((v) => SESSION_ID.test(v)))];
+  return sessions.find(ids.slice(0, MAX_SESSION_IDS));
 }
 
 /** The Set-Cookie value that starts (or, with `id` undefined, ends) a session. */
