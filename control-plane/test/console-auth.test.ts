@@ -763,6 +763,35 @@ describe('with a session', () => {
     expect((await raw('GET', '/console/api/tenants?q=%E2%9C%93', { cookie })).status).toBe(200);
   });
 
+  it('refuses a page size or a field no form sends with 400 naming it, not 500', async () => {
+    const { cookie } = await signIn();
+    for (const [query, field] of [
+      ['limit=1.5', 'limit'],
+      ['limit=0', 'limit'],
+      ['limit=201', 'limit'],
+      ['limit=abc', 'limit'],
+      ['limit=1e-7', 'limit'],
+      ['limit=10&limit=20', 'limit'],
+      ['q=a&q=b', 'q'],
+      ['cursor=x&cursor=y', 'cursor'],
+    ] as const) {
+      const res = await raw('GET', `/console/api/tenants?${query}`, { cookie });
+      expect(res.status, query).toBe(400);
+      expect(JSON.parse(res.text).error.details[0].field, query).toContain(field);
+    }
+    const page = await raw('GET', '/console/api/tenants?limit=1', { cookie });
+    expect(page.status).toBe(200);
+    expect(JSON.parse(page.text).items.length).toBeLessThanOrEqual(1);
+    const week = await raw('GET', '/console/api/tenants/acme/usage-by-model?granularity=week', { cookie });
+    expect(week.status).toBe(400);
+    expect(JSON.parse(week.text).error.details[0].field).toContain('granularity');
+    for (const granularity of ['hour', 'day'])
+      expect(
+        (await raw('GET', `/console/api/tenants/acme/usage-by-model?granularity=${granularity}`, { cookie }))
+          .status,
+      ).toBe(200);
+  });
+
   it('checks the export range and names the bad field', async () => {
     const { cookie } = await signIn();
     for (const [query, field] of [

@@ -51,6 +51,27 @@ function dayOf(value: unknown, field: string): Date {
 }
 
 /**
+ * The tenant list's query, checked as the admin API checks its own: a page size that is
+ * not a whole number (`1.5` reached PostgreSQL as LIMIT 2.5, a 500), or a field given twice,
+ * is a 400 naming the field.
+ */
+const TENANTS_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    q: { type: 'string', maxLength: 100 },
+    cursor: { type: 'string', maxLength: 200 },
+    limit: { type: 'integer', minimum: 1, maximum: 200, default: 25 },
+  },
+} as const;
+
+const USAGE_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { granularity: { type: 'string', enum: ['hour', 'day'], default: 'hour' } },
+} as const;
+
+/**
  * The admin API path a /console/api/v1/* request is handed to, as its segments after /v1/:
  * the router's reading of the rest of the path (every percent-escape decoded, an encoded "/"
  * included), without empty segments. The console sends the admin API this path re-encoded,
@@ -130,30 +151,27 @@ export function registerConsoleApi(
 
   app.get('/console/api/overview', { config: hidden }, async () => overview(deps.pool));
 
-  app.get<{ Querystring: { q?: string; cursor?: string; limit?: string } }>(
+  app.get<{ Querystring: { q?: string; cursor?: string; limit: number } }>(
     '/console/api/tenants',
-    { config: hidden },
+    { schema: { querystring: TENANTS_QUERY }, config: hidden },
     async (request) => {
-      const { q, cursor } = request.query;
-      const limit = Math.min(Math.max(Number(request.query.limit) || 25, 1), 200);
-      if (q !== undefined && (typeof q !== 'string' || q.length > 100))
-        throw badField('q', 'at most 100 characters');
+      const { q, cursor, limit } = request.query;
       if (q !== undefined && !isPlainText(q)) throw badField('q', PLAIN_TEXT_MESSAGE);
       const rows = await tenantSummaries(deps.pool, {
         search: q?.trim() || undefined,
-        after: decodeCursor<string>(typeof cursor === 'string' ? cursor : undefined, 'string'),
+        after: decodeCursor<string>(cursor, 'string'),
         limit: limit + 1,
       });
       return pageOf(rows, limit, (t) => t.id);
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { granularity?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { granularity: 'hour' | 'day' } }>(
     '/console/api/tenants/:id/usage-by-model',
-    { config: hidden },
+    { schema: { querystring: USAGE_QUERY }, config: hidden },
     async (request) => {
       const tenant = tenantIdOf(request.params.id, 'id');
-      const granularity = request.query.granularity === 'day' ? 'day' : 'hour';
+      const { granularity } = request.query;
       const count = granularity === 'day' ? 30 : 24;
       const from = windowStart(new Date(), granularity, count);
       return usageByModel(deps.pool, { tenant, from, granularity, count });
