@@ -187,7 +187,17 @@ describe('onboarding through the admin API', () => {
 
   it("refuses an API caller signing its change as the web console's, and writes nothing", async () => {
     const before = (await admin('GET', '/v1/audit?limit=1')).body.items[0].id;
-    for (const actor of ['console', '  console  ', 'CONSOLE']) {
+    // An invisible or non-ASCII character (latin1 on the wire) would pass for "console" in
+    // the audit page; an over-long name is refused rather than cut.
+    for (const actor of [
+      'console',
+      '  console  ',
+      'CONSOLE',
+      'console\u00ad',
+      '\u00adconsole',
+      'cons\u00f3le',
+      'a'.repeat(201),
+    ]) {
       const reply = await call(cp.url, 'PATCH', '/v1/tenants/t-1', {
         token: t.adminToken,
         body: { status: 'active' },
@@ -202,6 +212,16 @@ describe('onboarding through the admin API', () => {
     });
     expect(anonymous.status).toBe(401);
     expect((await admin('GET', '/v1/audit?limit=1')).body.items[0].id).toBe(before);
+    // Inner spaces, punctuation and 200 characters are a name.
+    for (const actor of ['Alice Smith <alice@example.com>', 'b'.repeat(200)]) {
+      const signed = await call(cp.url, 'PATCH', '/v1/tenants/t-1', {
+        token: t.adminToken,
+        body: { status: 'suspended' },
+        headers: { 'x-lanekeeper-actor': actor },
+      });
+      expect(signed.status).toBe(200);
+      expect((await admin('GET', '/v1/audit?limit=1')).body.items[0].actor).toBe(`admin:${actor}`);
+    }
     expect((await admin('GET', '/v1/tenants/t-1')).body.status).toBe('suspended');
   });
 

@@ -75,6 +75,15 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
             `wrong ${realm} token (the control plane's LANEKEEPER_${realm.toUpperCase()}_TOKEN)`,
       );
     }
+    const actor = request.headers['x-lanekeeper-actor'];
+    if (
+      actor !== undefined &&
+      (typeof actor !== 'string' || (actor.trim() !== '' && !ACTOR.test(actor.trim())))
+    ) {
+      throw new BadRequestError(
+        'x-lanekeeper-actor is a name of 1 to 200 visible ASCII characters (letters, digits, punctuation, inner spaces)',
+      );
+    }
     // The audit log's `admin:console` means a change made in the web console: no other
     // caller of the admin API may sign as it.
     if (
@@ -89,12 +98,19 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
   };
 }
 
+/**
+ * A declared actor: visible ASCII only. An invisible character (a soft hyphen, say) let
+ * `console\u00ad` past the check below and show in the audit log as `admin:console`; and a
+ * header carries non-ASCII only as latin1, so a UTF-8 name would be stored garbled anyway.
+ */
+const ACTOR = /^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$/;
+
 /** The name the web console's own calls into the admin API declare. */
 export const CONSOLE_ACTOR = 'console';
 
 function declaredActor(request: FastifyRequest): string {
   const declared = request.headers['x-lanekeeper-actor'];
-  return typeof declared === 'string' ? declared.trim().slice(0, 200) : '';
+  return typeof declared === 'string' ? declared.trim() : '';
 }
 
 /** Who made a change, for the audit log: the admin token plus an optional self-declared name. */
