@@ -19,7 +19,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { ConfigPublisher } from './changes.js';
 import type { ControlPlaneConfig } from './config.js';
-import { consolePlugin } from './console/plugin.js';
+import { consolePlugin, isConsoleUrl, setConsoleHeaders } from './console/plugin.js';
 import { ApiError, errorBody } from './errors.js';
 import { requireBearer } from './http/auth.js';
 import { createFailureThrottle } from './http/failure-throttle.js';
@@ -74,6 +74,15 @@ const PG_ERRORS: Record<string, { status: number; code: string }> = {
   '23505': { status: 409, code: 'CP_ERR_CONFLICT' },
 };
 
+/**
+ * Headers every answer carries: none is to be read as anything but the type it names (a JSON
+ * error echoing a path must never be sniffed as HTML), and under /console the console's own.
+ */
+function setSecurityHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-content-type-options', 'nosniff');
+  if (isConsoleUrl(request.url)) setConsoleHeaders(reply);
+}
+
 /** Builds the app (not yet listening). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const observe = (request: FastifyRequest, reply: FastifyReply, seconds: number) =>
@@ -106,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const started = performance.now();
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      setSecurityHeaders(request, reply);
       reply
         .code(tooLong ? 414 : 400)
         .send(
@@ -192,6 +202,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }, 60_000).unref();
   app.addHook('onClose', async () => clearInterval(sweeping));
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    setSecurityHeaders(request, reply);
+    return payload;
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     // The console's call into the admin API is part of the console request, which is counted

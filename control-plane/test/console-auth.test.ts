@@ -499,6 +499,30 @@ describe('with a session', () => {
     expect(res.text).not.toContain(t.adminToken);
   });
 
+  it("gives every answer under /console the console's headers, a 404 or a malformed URL's 400 too", async () => {
+    const { cookie } = await signIn();
+    for (const [path, status] of [
+      ['/console/nope%3Cscript%3E', 404],
+      ['/console/api/nope', 404],
+      ['/console/%E0%A4%A', 400],
+      ['/console/api/tenants?limit=0', 400],
+    ] as const) {
+      const res = await raw('GET', path, { cookie });
+      expect(res.status, path).toBe(status);
+      expect(res.headers['content-security-policy'], path).toContain("frame-ancestors 'none'");
+      expect(res.headers['x-frame-options'], path).toBe('DENY');
+      expect(res.headers['x-content-type-options'], path).toBe('nosniff');
+      expect(res.headers['cache-control'], path).toBe('no-store');
+    }
+    // The admin API's answers are not to be sniffed either; the console's CSP is not theirs.
+    const api = await raw('GET', '/v1/nope', { authorization: `Bearer ${t.adminToken}` });
+    expect(api.status).toBe(404);
+    expect(api.headers['x-content-type-options']).toBe('nosniff');
+    expect(api.headers['content-security-policy']).toBeUndefined();
+    // A path that only starts like the console's is not the console.
+    expect((await raw('GET', '/consoleX')).headers['x-frame-options']).toBeUndefined();
+  });
+
   it('refuses a state change without the CSRF token, with a wrong one, or from a cross-site form', async () => {
     const { cookie, csrf } = await signIn();
     const body = JSON.stringify({ id: 'victim', plan: 'free' });

@@ -99,6 +99,24 @@ function sendPage(reply: FastifyReply, status: number, page: string) {
   return reply.code(status).header('content-type', 'text/html; charset=utf-8').send(page);
 }
 
+/** True for a URL under /console, whether or not a console route serves it. */
+export function isConsoleUrl(url: string): boolean {
+  return url === '/console' || url.startsWith('/console/') || url.startsWith('/console?');
+}
+
+/**
+ * The console's security headers. Set from the app's root (app.ts) on every answer under
+ * /console, a 404 or a malformed URL's 400 included, not only on the console's own routes.
+ */
+export function setConsoleHeaders(reply: FastifyReply): void {
+  reply.header('content-security-policy', CSP);
+  reply.header('x-frame-options', 'DENY');
+  // Not no-referrer: with it Chromium sends `Origin: null` on form posts, and the origin
+  // check could no longer tell this console's own forms from anyone else's.
+  reply.header('referrer-policy', 'same-origin');
+  if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+}
+
 /**
  * The console as a Fastify plugin. `guard` is the admin API's: wrong tokens at sign-in and as
  * a bearer count together, and the console's calls into the admin API carry the internal mark.
@@ -117,17 +135,6 @@ export function consolePlugin(deps: AppDeps, guard: TokenGuard): FastifyPluginAs
       { parseAs: 'string', bodyLimit: 16 * 1024 },
       (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
     );
-
-    app.addHook('onSend', async (_request, reply, payload) => {
-      reply.header('content-security-policy', CSP);
-      reply.header('x-frame-options', 'DENY');
-      reply.header('x-content-type-options', 'nosniff');
-      // Not no-referrer: with it Chromium sends `Origin: null` on form posts, and the origin
-      // check could no longer tell this console's own forms from anyone else's.
-      reply.header('referrer-policy', 'same-origin');
-      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-      return payload;
-    });
 
     // A typed or bookmarked trailing slash reached a JSON 404.
     app.get('/console/', { config: hidden }, async (_request, reply) => reply.redirect('/console', 308));
