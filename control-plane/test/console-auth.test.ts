@@ -940,5 +940,19 @@ describe('csvCell', () => {
     expect(csvCell('a,b')).toBe('"a,b"');
     expect(csvCell('-0.5')).toBe('-0.5');
     expect(csvCell('gpt-4o-mini')).toBe('gpt-4o-mini');
+    // After white space a sheet may trim, and the full-width signs.
+    for (const value of [
+      ' =1+1',
+      '\u00a0=1+1',
+      '\u3000+1',
+      ' \t@x',
+      '\uFF1D1+1',
+      '\uFF0B1',
+      '\uFF0D1',
+      '\uFF20x',
+    ])
+      expect(csvCell(value), JSON.stringify(value)).toMatch(/^"?'/);
+    expect(csvCell('\n=1+1')).toBe(`"'\n=1+1"`);
+    expect(csvCell('model =1')).toBe('model =1');
   });
 });

@@ -1,10 +1,12 @@
 /**
  * CSV (RFC 4180) for the usage export. A cell that a spreadsheet would run as a formula
- * (starting with = + - @, tab or CR) is prefixed with a quote: model names come from
- * requests, so the export must not carry someone's formula into an accountant's sheet.
+ * (starting with = + - @, tab, CR or LF) is prefixed with a quote: model names come from
+ * requests, so the export must not carry someone's formula into an accountant's sheet. So
+ * is one where such a sign follows leading white space (a sheet that trims on import runs
+ * " =1+1"), or is the full-width form (＝ ＋ － ＠), which some spreadsheets read as the sign.
  */
 
-const FORMULA_START = /^[=+\-@\t\r]/;
+const FORMULA_START = /^\s*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|^[\t\r\n]/;
 const NEEDS_QUOTES = /[",\r\n]/;
 
 /** One cell, neutralised and quoted as needed. Numbers pass through (a negative number is no formula). */
