@@ -201,7 +201,16 @@ describe('the console in a browser', () => {
     expect(await page.getAttribute('[name="rate_limits.requests_per_minute"]', 'aria-invalid')).toBe('true');
     await shot('plan-error');
 
+    // A typo in a fallback list is said beside its field, and nothing is sent.
     await page.fill('[name="rate_limits.requests_per_minute"]', '1000');
+    await page.fill('[name="models.default"]', '[gpt-4o-mini');
+    await page.click('#save');
+    const listError = page.locator('[data-error-for="models.default"]');
+    await listError.waitFor({ state: 'visible' });
+    expect(await listError.textContent()).toContain('JSON array');
+    expect((await admin('GET', '/v1/plans/starter')).status).toBe(404);
+
+    await page.fill('[name="models.default"]', 'gpt-4o-mini');
     await page.click('#save');
     await page.waitForSelector('text=Plan starter created.');
     for (const id of ['pro']) {

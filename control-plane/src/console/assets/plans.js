@@ -79,6 +79,14 @@ function reset() {
   document.getElementById('save').textContent = 'Create plan';
 }
 
+/** Shows a problem found before sending, next to its field, as the API's own would be. */
+function localError(field, message) {
+  showErrors(form, {
+    status: 400,
+    body: { error: { message: `${field}: ${message}`, details: [{ field, message }] } },
+  });
+}
+
 /** The request body from the form, or undefined after showing what is wrong locally. */
 function bodyOf() {
   let rest = {};
@@ -88,33 +96,25 @@ function bodyOf() {
       rest = JSON.parse(text);
     } catch (error) {
       rest = undefined;
-      showErrors(form, {
-        status: 400,
-        body: {
-          error: {
-            message: 'rest: not JSON',
-            details: [{ field: 'rest', message: `not valid JSON: ${error.message}` }],
-          },
-        },
-      });
+      localError('rest', `not valid JSON: ${error.message}`);
     }
     if (rest !== undefined && (rest === null || typeof rest !== 'object' || Array.isArray(rest))) {
-      showErrors(form, {
-        status: 400,
-        body: {
-          error: {
-            message: 'rest: not an object',
-            details: [{ field: 'rest', message: 'must be a JSON object' }],
-          },
-        },
-      });
+      localError('rest', 'must be a JSON object');
       rest = undefined;
     }
   }
   if (rest === undefined) return undefined;
   const models = { ...(rest.models ?? {}) };
   const defaultModel = input('models.default').value.trim();
-  if (defaultModel) models.default = defaultModel.startsWith('[') ? JSON.parse(defaultModel) : defaultModel;
+  if (defaultModel) {
+    // A fallback list is written as JSON (["a", "b"]); a typo in it is said here, not thrown.
+    try {
+      models.default = defaultModel.startsWith('[') ? JSON.parse(defaultModel) : defaultModel;
+    } catch (error) {
+      localError('models.default', `a fallback list is a JSON array of model names: ${error.message}`);
+      return undefined;
+    }
+  }
   const rateLimits = {};
   for (const limit of LIMITS) {
     const value = input(`rate_limits.${limit}`).value;
