@@ -127,10 +127,19 @@ WITH input AS (
 SELECT (SELECT count(*) FROM input)::int AS eligible, (SELECT count(*) FROM ins)::int AS inserted,
        (SELECT count(*) FROM rollup)::int AS rollups`;
 
-/** True for PostgreSQL data and integrity errors: the batch's content is at fault, not the database. */
+/**
+ * True when the batch's content is at fault, not the database: PostgreSQL's data and
+ * integrity errors (classes 22, 23), its program limits (class 54: a batch whose events
+ * together pass jsonb's 256 MB), and a batch too big to serialise at all (RangeError). Each
+ * of those is booked event by event (bookOrIsolate); taken for an outage, it was read again
+ * and again, and nothing behind it was ever booked.
+ */
 export function isDataError(error: unknown): boolean {
+  if (error instanceof RangeError) return true;
   const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+  return (
+    typeof code === 'string' && (code.startsWith('22') || code.startsWith('23') || code.startsWith('54'))
+  );
 }
 
 /**
