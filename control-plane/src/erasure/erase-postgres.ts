@@ -7,6 +7,18 @@
 import type pg from 'pg';
 import { LEDGER_LOCK } from '../ledger/book-events.js';
 
+/**
+ * A tenant's rejected events ($1 the tenant, $2 rejectPattern's): by the tenant read from the
+ * payload when it was kept, or, for a payload that was not JSON, by a `"tenant": "<id>"` in
+ * its text, whatever the spacing.
+ */
+export const REJECTS_OF_TENANT = `tenant_id = $1 OR payload ~ $2`;
+
+/** The text match of REJECTS_OF_TENANT: tenant ids are [a-z0-9-], nothing special in a regex. */
+export function rejectPattern(tenant: string): string {
+  return `"tenant"\\s*:\\s*"${tenant}"`;
+}
+
 /** Counts of what was removed (or pseudonymised, for usage rows). */
 export interface PostgresErasure {
   usage_rows: number;
@@ -29,8 +41,9 @@ export async function erasePostgresData(
   const hourly = pseudonym
     ? await db.query(`UPDATE usage_hourly SET tenant_id = $2 WHERE tenant_id = $1`, [tenant, pseudonym])
     : await db.query(`DELETE FROM usage_hourly WHERE tenant_id = $1`, [tenant]);
-  const rejects = await db.query(`DELETE FROM usage_rejects WHERE payload LIKE $1`, [
-    `%"tenant":${JSON.stringify(tenant)}%`,
+  const rejects = await db.query(`DELETE FROM usage_rejects WHERE ${REJECTS_OF_TENANT}`, [
+    tenant,
+    rejectPattern(tenant),
   ]);
   const keys = await db.query(`DELETE FROM api_keys WHERE tenant_id = $1`, [tenant]);
   const row = await db.query(`DELETE FROM tenants WHERE id = $1`, [tenant]);

@@ -9,6 +9,7 @@
  * hour can hold rows of both incarnations once the id is in use again.
  */
 import { LEDGER_LOCK } from '../ledger/book-events.js';
+import { REJECTS_OF_TENANT, rejectPattern } from './erase-postgres.js';
 import type { Db } from '../stores/postgres.js';
 
 /** What the sweep removed (or pseudonymised, for usage rows). */
@@ -70,10 +71,10 @@ export async function resweepPostgres(
   ]);
   // A rollup every row of which was swept is empty now (bookEvents never writes a zero one).
   await db.query(`DELETE FROM usage_hourly WHERE tenant_id = $1 AND requests <= 0`, [tenant]);
-  const rejects = await db.query(`DELETE FROM usage_rejects WHERE payload LIKE $1 AND rejected_at < $2`, [
-    `%"tenant":${JSON.stringify(tenant)}%`,
-    before,
-  ]);
+  const rejects = await db.query(
+    `DELETE FROM usage_rejects WHERE (${REJECTS_OF_TENANT}) AND rejected_at < $3`,
+    [tenant, rejectPattern(tenant), before],
+  );
   return {
     usage_rows: (rows[0] as { usage_rows: number }).usage_rows,
     rejected_events: rejects.rowCount ?? 0,

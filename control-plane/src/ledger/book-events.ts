@@ -154,22 +154,29 @@ export async function rejectEntry(pool: pg.Pool, entry: StreamEntry, reason: str
   );
 }
 
-/**
- * The tenant and incarnation a rejected payload names, read leniently since it is no valid
- * event: undefined (the reject is kept, as before) unless both are well formed in a version 1
- * event, so an event of a version this ledger does not know is parked, never dropped.
- */
-function claimedIncarnation(
-  payload: string | undefined,
-): { tenant: string; incarnation: string } | undefined {
+/** A rejected payload's top-level fields, read leniently since it is no valid event. */
+function payloadFields(payload: string | undefined): Record<string, unknown> | undefined {
   let json: unknown;
   try {
     json = JSON.parse(payload ?? 'null');
   } catch {
     return undefined;
   }
-  if (typeof json !== 'object' || json === null) return undefined;
-  const { v, tenant, tenant_incarnation: incarnation } = json as Record<string, unknown>;
+  return typeof json === 'object' && json !== null && !Array.isArray(json)
+    ? (json as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * The tenant and incarnation a rejected payload names: undefined (the reject is kept, as
+ * before) unless both are well formed in a version 1 event, so an event of a version this
+ * ledger does not know is parked, never dropped.
+ */
+function claimedIncarnation(
+  fields: Record<string, unknown> | undefined,
+): { tenant: string; incarnation: string } | undefined {
+  if (!fields) return undefined;
+  const { v, tenant, tenant_incarnation: incarnation } = fields;
   if (v !== 1) return undefined;
   if (typeof tenant !== 'string' || !TENANT_ID_PATTERN.test(tenant)) return undefined;
   if (typeof incarnation !== 'string' || !INCARNATION_PATTERN.test(incarnation)) return undefined;
@@ -178,14 +185,15 @@ function claimedIncarnation(
 
 // A reject holds the whole event, so one of an erased incarnation would keep the erased
 // tenant's data under the id's new tenant, past the erasure's second sweep: it is dropped, as
-// the ledger drops such an event. One statement decides and inserts, on one snapshot.
+// the ledger drops such an event. One statement decides and inserts, on one snapshot. The
+// tenant the payload names, whatever its version, is kept beside it for erasure to find.
 const INSERT_REJECT = `
 WITH claim AS (
   SELECT $4::text IS NOT NULL
          AND NOT EXISTS (SELECT 1 FROM tenants WHERE id = $4 AND incarnation = $5::uuid) AS erased
 ), kept AS (
-  INSERT INTO usage_rejects (stream_id, payload, reason)
-  SELECT $1, $2, $3 FROM claim WHERE NOT erased
+  INSERT INTO usage_rejects (stream_id, payload, reason, tenant_id)
+  SELECT $1, $2, $3, $6 FROM claim WHERE NOT erased
   ON CONFLICT (stream_id) DO NOTHING
 )
 SELECT erased FROM claim`;
@@ -195,13 +203,16 @@ SELECT erased FROM claim`;
  * must still be recordable; false when it named an incarnation no tenant of its id has now.
  */
 async function insertReject(db: Db, rejection: Rejection, payload: string | undefined): Promise<boolean> {
-  const claim = claimedIncarnation(payload);
+  const fields = payloadFields(payload);
+  const claim = claimedIncarnation(fields);
+  const tenant = typeof fields?.tenant === 'string' ? storableText(fields.tenant) : null;
   const { rows } = await db.query(INSERT_REJECT, [
     storableText(rejection.id),
     payload === undefined ? null : storableText(payload),
     storableText(rejection.reason),
     claim?.tenant ?? null,
     claim?.incarnation ?? null,
+    tenant,
   ]);
   return !(rows[0] as { erased: boolean }).erased;
 }
