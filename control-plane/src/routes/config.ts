@@ -43,7 +43,60 @@ function matches(header: string | undefined, etag: string): boolean {
   });
 }
 
+/** A snapshot as sent: its version, ETag and JSON bytes. */
+interface Built {
+  version: number;
+  etag: string;
+  body: Buffer;
+}
+
+/** Reads the snapshot in one REPEATABLE READ transaction, so its version and content agree. */
+async function buildSnapshot(deps: AppDeps, vector: VectorSection | undefined): Promise<Built> {
+  const client = await deps.pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const version = await currentConfigVersion(client);
+    const plans = await allPlans(client);
+    const tenants = await configTenants(client);
+    const pricing = (await priceVersionAt(client))?.prices ?? {};
+    await client.query('COMMIT');
+    const snapshot: ConfigSnapshot = { version, plans, tenants, pricing, ...(vector ? { vector } : {}) };
+    return { version, etag: etagFor(version, vector), body: Buffer.from(JSON.stringify(snapshot)) };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void {
+  // Every change is announced to every proxy at once, and each then asks for the snapshot.
+  // Built for each of them, a 10,000-tenant snapshot (~2 MB) took 1.5 s to reach the last of
+  // 10 proxies and 3.2 s of 30, and held admin calls meanwhile. A version's content never
+  // changes (the version is bumped with every change a proxy sees), so it is built once,
+  // by whichever request comes first, and its bytes go to every proxy that asks for it.
+  let cached: Built | undefined;
+  let building: Promise<Built> | undefined;
+  const snapshotOf = async (version: number, vector: VectorSection | undefined): Promise<Built> => {
+    for (;;) {
+      if (cached && cached.version >= version) return cached;
+      if (!building) {
+        // Cached before `building` is cleared, so no waiter finds neither.
+        building = buildSnapshot(deps, vector)
+          .then((built) => {
+            if (!cached || built.version > cached.version) cached = built;
+            return built;
+          })
+          .finally(() => (building = undefined));
+        return await building;
+      }
+      // Another request is building: its snapshot is this version's or newer, unless the
+      // version moved on while it read, and then this request builds the next.
+      await building.catch(() => undefined);
+    }
+  };
+
   app.get(
     '/v1/config',
     { config: { auth: 'proxy', summary: 'Config snapshot for proxies (ETag, 304)' } },
@@ -54,30 +107,18 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
       if (bumped !== undefined) await deps.publisher.publish(bumped);
 
       const vector = vectorSection(deps);
+      const current = await currentConfigVersion(deps.pool);
       const ifNoneMatch = request.headers['if-none-match'];
       if (ifNoneMatch) {
-        const etag = etagFor(await currentConfigVersion(deps.pool), vector);
+        const etag = etagFor(current, vector);
         if (matches(ifNoneMatch, etag)) return reply.code(304).header('etag', etag).send();
       }
-      const client = await deps.pool.connect();
-      try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const version = await currentConfigVersion(client);
-        const plans = await allPlans(client);
-        const tenants = await configTenants(client);
-        const pricing = (await priceVersionAt(client))?.prices ?? {};
-        await client.query('COMMIT');
-        const snapshot: ConfigSnapshot = { version, plans, tenants, pricing, ...(vector ? { vector } : {}) };
-        return reply
-          .header('etag', etagFor(version, vector))
-          .header('cache-control', 'no-cache')
-          .send(snapshot);
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
+      const snapshot = await snapshotOf(current, vector);
+      return reply
+        .header('etag', snapshot.etag)
+        .header('cache-control', 'no-cache')
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(snapshot.body);
     },
   );
 }

@@ -1,0 +1,83 @@
+/**
+ * GET /v1/config as a fleet asks for it: every proxy at once, after each change. A version's
+ * snapshot is read from the database once and its bytes go to every proxy; a change makes
+ * the next request read the new one. (Built for each proxy, a 10,000-tenant snapshot took
+ * 3.2 s to reach the last of 30 proxies.)
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type * as tenantsStore from '../src/stores/tenants.js';
+import { configTenants } from '../src/stores/tenants.js';
+import { startControlPlane } from '../src/main.js';
+import { call } from './helpers/http.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+
+// A pass-through spy: the reads are the real ones; the test counts them.
+vi.mock('../src/stores/tenants.js', async (original) => {
+  const real = await original<typeof tenantsStore>();
+  return { ...real, configTenants: vi.fn(real.configTenants) };
+});
+
+let t: TestEnv;
+let cp: { url: string; close(): Promise<void> };
+
+beforeAll(async () => {
+  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
+  cp = await startControlPlane(t.env);
+  await call(cp.url, 'POST', '/v1/plans', {
+    token: t.adminToken,
+    body: { id: 'free', models: { default: 'm' } },
+  });
+  for (let i = 0; i < 50; i++)
+    await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id: `t-${i}`, plan: 'free' } });
+});
+afterAll(async () => {
+  await cp?.close();
+  await t?.dispose();
+});
+
+async function snapshot(headers: Record<string, string> = {}) {
+  const res = await fetch(`${cp.url}/v1/config`, {
+    headers: { authorization: `Bearer ${t.proxyToken}`, ...headers },
+  });
+  return {
+    status: res.status,
+    etag: res.headers.get('etag'),
+    type: res.headers.get('content-type'),
+    text: await res.text(),
+  };
+}
+
+describe('the config snapshot', () => {
+  it('is read once per version, however many proxies ask at once, and read again after a change', async () => {
+    const reads = vi.mocked(configTenants);
+    reads.mockClear();
+    const fleet = await Promise.all(Array.from({ length: 20 }, () => snapshot()));
+    expect(reads).toHaveBeenCalledTimes(1);
+    for (const answer of fleet) {
+      expect(answer.status).toBe(200);
+      expect(answer.type).toContain('application/json');
+      expect(answer.text).toBe(fleet[0]!.text);
+      expect(answer.etag).toBe(fleet[0]!.etag);
+    }
+    const first = JSON.parse(fleet[0]!.text);
+    expect(first.tenants).toHaveLength(50);
+    expect(`"${first.version}"`).toBe(fleet[0]!.etag);
+    expect((await snapshot({ 'if-none-match': fleet[0]!.etag! })).status).toBe(304);
+
+    const suspended = await call(cp.url, 'PATCH', '/v1/tenants/t-7', {
+      token: t.adminToken,
+      body: { status: 'suspended' },
+    });
+    expect(suspended.status).toBe(200);
+    const after = await Promise.all(
+      Array.from({ length: 5 }, () => snapshot({ 'if-none-match': fleet[0]!.etag! })),
+    );
+    expect(reads).toHaveBeenCalledTimes(2);
+    for (const answer of after) {
+      expect(answer.status).toBe(200);
+      const next = JSON.parse(answer.text);
+      expect(next.version).toBeGreaterThan(first.version);
+      expect(next.tenants.find((x: { id: string }) => x.id === 't-7').status).toBe('suspended');
+    }
+  });
+});
