@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type RunningControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
+import { usageEvent } from './helpers/usage-event.js';
 import { createTestEnv, ON_PGLITE, type TestEnv } from './helpers/test-env.js';
 
 let t: TestEnv;
@@ -93,6 +94,64 @@ describe('PUT /v1/plans/{id} with two writers at once', () => {
     expect(audit.map((a) => a.action).filter((a) => a === 'plan.create')).toHaveLength(1);
     const stored = await admin('GET', '/v1/plans/crowded');
     expect(stored.body.models).toEqual(audit.at(-1)!.after.models);
+  });
+});
+
+describe('usage totals', () => {
+  it("are PostgreSQL's exact sums, not the parts' floats added (0.3, not 0.30000000000000004)", async () => {
+    await admin('POST', '/v1/plans', { id: 'sums', models: { default: 'm' } });
+    await admin('POST', '/v1/tenants', { id: 'sums', plan: 'sums' });
+    const prices = { 'sum-a': { input: 1, output: 0 }, 'sum-b': { input: 1, output: 0 } };
+    expect(
+      (await admin('POST', '/v1/pricing/versions', { effective_from: '2026-10-01T00:00:00Z', prices }))
+        .status,
+    ).toBe(201);
+    // $0.1 in one hour on one model, $0.2 in the next on another.
+    const events = [
+      {
+        ...usageEvent({
+          tenant: 'sums',
+          ts: '2026-11-01T10:05:00Z',
+          model: 'sum-a',
+          input: 100_000,
+          output: 0,
+        }),
+      },
+      {
+        ...usageEvent({
+          tenant: 'sums',
+          ts: '2026-11-01T11:05:00Z',
+          model: 'sum-b',
+          input: 200_000,
+          output: 0,
+        }),
+      },
+    ];
+    const booked = await call(cp.url, 'POST', '/v1/usage-events', { token: t.proxyToken, body: { events } });
+    expect(booked.body.inserted).toBe(2);
+    const range = 'from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z';
+    const hourly = await admin('GET', `/v1/tenants/sums/usage?granularity=hour&${range}`);
+    expect(hourly.body.buckets.map((b: { cost_usd: number }) => b.cost_usd)).toEqual([0.1, 0.2]);
+    expect(hourly.body.total).toMatchObject({ requests: 2, input_tokens: 300_000, cost_usd: 0.3 });
+    const byModel = await admin('GET', `/v1/tenants/sums/usage/by-model?${range}`);
+    expect(byModel.body.models.map((m: { model: string }) => m.model)).toEqual(['sum-a', 'sum-b']);
+    expect(byModel.body.total).toMatchObject({ requests: 2, cost_usd: 0.3 });
+    // No usage: a total of zeros, not nulls.
+    const none = await admin(
+      'GET',
+      '/v1/tenants/sums/usage?granularity=day&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
+    );
+    expect(none.body.buckets).toEqual([]);
+    expect(none.body.total).toEqual({
+      requests: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      cached_input_tokens: 0,
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+      cost_usd: 0,
+      unpriced_requests: 0,
+    });
   });
 });
 

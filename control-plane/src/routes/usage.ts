@@ -10,7 +10,7 @@ import { BadRequestError, NotFoundError, UpstreamStoreError } from '../errors.js
 import { tenantParams, usageByModelQuery, usageQuery } from '../http/schemas.js';
 import { currentHourKey, hourFromHash } from '../redis-layout.js';
 import { getTenant } from '../stores/tenants.js';
-import { totalOf, usageBuckets, usageByModel } from '../stores/usage-reports.js';
+import { usageBuckets, usageByModel } from '../stores/usage-reports.js';
 
 const DAY_MS = 86_400_000;
 /**
@@ -61,15 +61,8 @@ export function registerUsageRoutes(app: FastifyInstance, deps: AppDeps): void {
       const { granularity } = request.query;
       const { from, to } = rangeOf(request.query, granularity);
       await requireTenant(deps, id);
-      const buckets = await usageBuckets(deps.pool, id, from, to, granularity);
-      return {
-        tenant: id,
-        granularity,
-        from: from.toISOString(),
-        to: to.toISOString(),
-        buckets,
-        total: totalOf(buckets),
-      };
+      const { parts: buckets, total } = await usageBuckets(deps.pool, id, from, to, granularity);
+      return { tenant: id, granularity, from: from.toISOString(), to: to.toISOString(), buckets, total };
     },
   );
 
@@ -83,8 +76,8 @@ export function registerUsageRoutes(app: FastifyInstance, deps: AppDeps): void {
       const { id } = request.params;
       const { from, to } = rangeOf(request.query, 'model');
       await requireTenant(deps, id);
-      const models = await usageByModel(deps.pool, id, from, to);
-      return { tenant: id, from: from.toISOString(), to: to.toISOString(), models, total: totalOf(models) };
+      const { parts: models, total } = await usageByModel(deps.pool, id, from, to);
+      return { tenant: id, from: from.toISOString(), to: to.toISOString(), models, total };
     },
   );
 

@@ -40,32 +40,67 @@ function bucket(r: Record<string, unknown>): UsageBucket {
   };
 }
 
-/** Buckets with any usage whose start lies in [from truncated to the bucket, to). */
+/** Usage of a range: its parts (buckets, or models) and their total. */
+export interface UsageWithTotal<T> {
+  parts: T[];
+  /**
+   * Summed by PostgreSQL, exactly, and only then made a number: adding the parts' floats
+   * put 0.30000000000000004 in an invoice total where the ledger held 0.3.
+   */
+  total: Omit<UsageBucket, 'start'>;
+}
+
+/**
+ * Splits rows grouped by GROUPING SETS ((key), ()) into the parts and the grand total (the row
+ * whose key is NULL; over no rows at all its sums are NULL, read as 0).
+ */
+function withTotal<T>(
+  rows: Record<string, unknown>[],
+  key: string,
+  part: (r: Record<string, unknown>) => T,
+): UsageWithTotal<T> {
+  const totalRow = rows.find((r) => r[key] === null);
+  const parts = rows.filter((r) => r !== totalRow).map(part);
+  const { start: _start, ...total } = bucket({
+    ...Object.fromEntries(Object.entries(totalRow ?? {}).map(([k, v]) => [k, v ?? 0])),
+    start: new Date(0),
+  });
+  return { parts, total };
+}
+
+/** Buckets with any usage whose start lies in [from truncated to the bucket, to), and their total. */
 export async function usageBuckets(
   db: Db,
   tenant: string,
   from: Date,
   to: Date,
   granularity: 'hour' | 'day',
-): Promise<UsageBucket[]> {
+): Promise<UsageWithTotal<UsageBucket>> {
   // Rollup hours are UTC; a day bucket is the UTC calendar day.
   const { rows } = await db.query(
-    `SELECT date_trunc($4, hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start, ${SUMS}
-       FROM usage_hourly
-      WHERE tenant_id = $1
-        AND hour >= date_trunc($4, $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-        AND hour < $3
-      GROUP BY 1 ORDER BY 1`,
+    `WITH hours AS (
+       SELECT date_trunc($4, hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start, *
+         FROM usage_hourly
+        WHERE tenant_id = $1
+          AND hour >= date_trunc($4, $2::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+          AND hour < $3
+     )
+     SELECT start, ${SUMS} FROM hours GROUP BY GROUPING SETS ((start), ()) ORDER BY start NULLS LAST`,
     [tenant, from, to, granularity],
   );
-  return rows.map(bucket);
+  return withTotal(rows, 'start', bucket);
 }
 
 /** Usage of one model over a range. */
 export type ModelUsage = { model: string } & Omit<UsageBucket, 'start'>;
 
-/** Each model's usage in [from, to), by model name; models with no requests are absent. */
-export async function usageByModel(db: Db, tenant: string, from: Date, to: Date): Promise<ModelUsage[]> {
+/** Each model's usage in [from, to), by model name, and their total; models with no requests are absent. */
+export async function usageByModel(
+  db: Db,
+  tenant: string,
+  from: Date,
+  to: Date,
+): Promise<UsageWithTotal<ModelUsage>> {
   const { rows } = await db.query(
     `SELECT model, count(*)::bigint AS requests, sum(input_tokens)::bigint AS input_tokens,
             sum(output_tokens)::bigint AS output_tokens, sum(cached_input_tokens)::bigint AS cached_input_tokens,
@@ -73,29 +108,11 @@ export async function usageByModel(db: Db, tenant: string, from: Date, to: Date)
             coalesce(sum(cost_usd), 0) AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL)::bigint AS unpriced_requests
        FROM usage_ledger
       WHERE tenant_id = $1 AND ts >= $2 AND ts < $3
-      GROUP BY model ORDER BY model`,
+      GROUP BY GROUPING SETS ((model), ()) ORDER BY model NULLS LAST`,
     [tenant, from, to],
   );
-  return rows.map((r) => {
+  return withTotal(rows, 'model', (r) => {
     const { start: _start, ...sums } = bucket({ ...r, start: new Date(0) });
     return { model: r.model as string, ...sums };
   });
-}
-
-/** The sum of buckets. */
-export function totalOf(buckets: Omit<UsageBucket, 'start'>[]): Omit<UsageBucket, 'start'> {
-  const total = {
-    requests: 0,
-    input_tokens: 0,
-    output_tokens: 0,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cost_usd: 0,
-    unpriced_requests: 0,
-  };
-  for (const b of buckets) {
-    for (const key of Object.keys(total) as (keyof typeof total)[]) total[key] += b[key];
-  }
-  return total;
 }
