@@ -5,7 +5,7 @@
  * an entry that does not parse is rejected, never guessed at. Version it on any change.
  */
 import { z } from 'zod';
-import { incarnationSchema } from './tenancy.js';
+import { incarnationSchema, TENANT_ID_PATTERN } from './tenancy.js';
 
 /** Where a usage figure came from; billing tells them apart (see the proxy's usage.ts). */
 export const PROVENANCES = ['reported', 'estimated', 'partial', 'invalid'] as const;
@@ -14,11 +14,19 @@ const tokens = z.number().int().nonnegative();
 
 export const usageEventSchema = z.object({
   v: z.literal(1),
-  /** Unique per request; the ledger's idempotency key. */
-  request_id: z.string().min(1).max(200),
+  /**
+   * Unique per request; the ledger's idempotency key. Visible ASCII (the proxy's are UUIDs):
+   * text PostgreSQL cannot store is booked escaped, and an escaped id could equal another
+   * request's, which would then be taken for a duplicate and never billed.
+   */
+  request_id: z.string().regex(/^[\x21-\x7e]{1,200}$/, {
+    message: 'expected 1 to 200 visible ASCII characters',
+  }),
   /** ISO-8601 time the request arrived. */
   ts: z.iso.datetime({ offset: true }),
-  tenant: z.string().min(1).max(63),
+  tenant: z
+    .string()
+    .regex(TENANT_ID_PATTERN, { message: 'expected a tenant id (^[a-z0-9][a-z0-9-]{0,62}$)' }),
   plan: z.string(),
   dialect: z.string(),
   endpoint: z.string(),
@@ -35,7 +43,7 @@ export const usageEventSchema = z.object({
   reasoning_tokens: tokens,
   /** USD; null when the model has no price (never booked as 0). */
   cost_usd: z.number().nonnegative().nullable(),
-  status: z.number().int(),
+  status: z.number().int().nonnegative(),
   stream: z.boolean(),
   provenance: z.enum(PROVENANCES),
   latency_ms: z.number().nonnegative(),

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookEvents } from '../src/ledger/book-events.js';
 import { startControlPlane, type RunningControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
@@ -177,15 +178,7 @@ describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
     ['a lone low surrogate', '\udc00y'],
   ];
   // Every string field the schema leaves free-form; the others are refused by the schema below.
-  const FREE_TEXT = [
-    'request_id',
-    'plan',
-    'dialect',
-    'endpoint',
-    'model',
-    'model_requested',
-    'upstream_model',
-  ] as const;
+  const FREE_TEXT = ['plan', 'dialect', 'endpoint', 'model', 'model_requested', 'upstream_model'] as const;
   const cases = FREE_TEXT.flatMap((field, f) =>
     HOSTILE.map(([name, value], h) => [field, name, value, `hostile-d${f}${h}`] as const),
   );
@@ -245,7 +238,7 @@ describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
   });
 
   it.each(
-    ['tenant', 'ts', 'provenance', 'api_key_sha256'].flatMap((field) =>
+    ['request_id', 'tenant', 'ts', 'provenance', 'api_key_sha256'].flatMap((field) =>
       HOSTILE.map(([name, value]) => [field, name, value] as const),
     ),
   )(
@@ -258,4 +251,40 @@ describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
       expect(await booked([good.request_id])).toEqual([]);
     },
   );
+
+  // An id escaped for storage could equal another request's literal id, which would then be
+  // taken for a duplicate and never billed: ids are visible ASCII, so none is escaped.
+  it.each([
+    ['request_id', '', 'events[0].request_id'],
+    ['request_id', 'id with space', 'events[0].request_id'],
+    ['request_id', 'x'.repeat(201), 'events[0].request_id'],
+    ['tenant', 'ACME/../x', 'events[0].tenant'],
+    ['tenant', 'a'.repeat(64), 'events[0].tenant'],
+    ['status', -5, 'events[0].status'],
+  ] as const)('refuses %s %j with 400 naming it', async (field, value, named) => {
+    const r = await post({ events: [{ ...event('hostile-a'), [field]: value }] });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain(named);
+  });
+
+  it('rejects on the stream what it refuses over HTTP: a tenant no tenant id can be, a negative status', async () => {
+    const entries = [
+      { ...event('hostile-a'), tenant: 'ACME/../x' },
+      { ...event('hostile-a'), status: -5 },
+      { ...event('hostile-a'), request_id: 'rid\u0000' },
+    ].map((e, i) => ({ id: `9-${i}`, fields: ['event', JSON.stringify(e)] }));
+    const result = await bookEvents(t.pool, entries);
+    expect(result).toMatchObject({ inserted: 0, rejected: 3 });
+    const kept = await t.pool.query(
+      `SELECT stream_id FROM usage_rejects WHERE stream_id LIKE '9-%' ORDER BY 1`,
+    );
+    expect(kept.rows.map((r) => r.stream_id)).toEqual(['9-0', '9-1', '9-2']);
+  });
+
+  it('books an id that reads like an escape as the text it is, apart from any other', async () => {
+    const literal = { ...event('hostile-a'), request_id: `rid\\u0000-${Date.now()}` };
+    const r = await post({ events: [literal] });
+    expect(r.body).toMatchObject({ inserted: 1, duplicates: 0 });
+    expect(await booked([literal.request_id])).toEqual([literal.request_id]);
+  });
 });
