@@ -167,11 +167,22 @@ export const tenantSchema = z.strictObject({
   incarnation: incarnationSchema.optional(),
 });
 
+/**
+ * USD per million tokens. Bounded (today's dearest model costs a few hundred): a price such
+ * as 1e300 made a request's cost overflow a double, which the usage API then showed as null,
+ * "no cost", and the proxy's spend budgets and metrics took as Infinity.
+ */
+const MAX_PRICE = 1_000_000;
+const usdPerMillion = z
+  .number()
+  .nonnegative()
+  .max(MAX_PRICE, { message: `at most ${MAX_PRICE.toLocaleString('en-US')} USD per million tokens` });
+
 export const priceSchema = z.strictObject({
-  input: z.number().nonnegative(),
-  output: z.number().nonnegative(),
-  cached_input: z.number().nonnegative().optional(),
-  cache_write: z.number().nonnegative().optional(),
+  input: usdPerMillion,
+  output: usdPerMillion,
+  cached_input: usdPerMillion.optional(),
+  cache_write: usdPerMillion.optional(),
 });
 
 /** A price table: model id to its price, as a proxy's `pricing` and a price version hold it. */

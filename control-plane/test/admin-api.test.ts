@@ -427,6 +427,15 @@ describe('bad input', () => {
       status: 400,
       field: 'body.prices.m.input',
     },
+    {
+      // Its costs would overflow a double: shown as null ("no cost") in the usage API.
+      name: 'a price past a million USD per million tokens',
+      method: 'POST',
+      path: '/v1/pricing/versions',
+      body: { effective_from: '2026-01-01T00:00:00Z', prices: { m: { input: 1, output: 1e300 } } },
+      status: 400,
+      field: 'body.prices.m.output',
+    },
     { name: 'malformed JSON', method: 'POST', path: '/v1/tenants', raw: '{"id": "x",', status: 400 },
     {
       name: 'a limit of zero',
