@@ -33,6 +33,8 @@ describe('start-up', () => {
       '0002_invalid_provenance',
       '0003_auth_failures',
       '0004_tenant_incarnation',
+      '0005_reject_tenant',
+      '0006_usage_time_indexes',
     ]);
     await migrate(t.env);
     expect(await applied()).toEqual([
@@ -40,6 +42,8 @@ describe('start-up', () => {
       '0002_invalid_provenance',
       '0003_auth_failures',
       '0004_tenant_incarnation',
+      '0005_reject_tenant',
+      '0006_usage_time_indexes',
     ]);
   });
 
