@@ -88,6 +88,11 @@ abstract class CellMetric<L extends string, C> {
     return entry.cell;
   }
 
+  /** Drops every series whose label `name` is `value` (a tenant gone from the config). */
+  forget(name: L, value: string): void {
+    for (const [key, entry] of this.series) if (entry.labels[name] === value) this.series.delete(key);
+  }
+
   reset(): void {
     this.series.clear();
   }

@@ -273,6 +273,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     }
     runtime = built;
     pools.update(runtime.upstreams);
+    await metrics.forgetTenantsNotIn(runtime.tenants);
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
 

@@ -317,6 +317,40 @@ export class Metrics {
     return series.cost;
   }
 
+  /**
+   * Frees the places under metrics.max_tenants, and drops the series, of tenants the config
+   * no longer has, on every applied config. Kept, a proxy whose tenants came and went filled
+   * its places with tenants that no longer existed, exported their series until a restart,
+   * and counted every newer tenant as "_other". A tenant's last increments since the last
+   * scrape go with it.
+   */
+  async forgetTenantsNotIn(tenants: ReadonlyMap<string, unknown>): Promise<void> {
+    const gone = [...this.seenTenants].filter((tenant) => !tenants.has(tenant));
+    if (gone.length === 0) return;
+    const cells = [
+      this.requests,
+      this.tokens,
+      this.unreportedTokens,
+      this.cost,
+      this.usageProvenance,
+      this.duration,
+    ];
+    const counters = [this.budget, this.usageInvalid, this.rateLimited, this.unmetered, this.vectorCalls];
+    const labelSets = await Promise.all(counters.map(async (metric) => (await metric.get()).values));
+    for (const tenant of gone) {
+      this.seenTenants.delete(tenant);
+      this.tenantSeries.delete(tenant);
+      this.budgets.delete(tenant);
+      for (const metric of cells) metric.forget('tenant', tenant);
+    }
+    const goneSet = new Set(gone);
+    counters.forEach((metric, i) => {
+      for (const { labels } of labelSets[i]!) {
+        if (goneSet.has(String(labels.tenant))) (metric as client.Counter<string>).remove(labels as never);
+      }
+    });
+  }
+
   /** The tenant label to use: the id itself while under the cardinality bound, else "_other". */
   tenantLabel(tenant: string | undefined): string {
     if (tenant === undefined) return NO_TENANT;
