@@ -30,7 +30,10 @@ const metrics = async () => (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
 
 describe('metric labels across config changes', () => {
   it("free a removed tenant's place and series for the tenants that remain or come", async () => {
-    const withMax = (base: Record<string, unknown>) => ({ ...base, metrics: { max_tenants: 2 } });
+    const withMax = (base: Record<string, unknown>): Record<string, unknown> => ({
+      ...base,
+      metrics: { max_tenants: 2 },
+    });
     h = await startHarness({
       reply: { kind: 'json', body: chatCompletion('small-model', 'ok', USAGE) },
       config: withMax,
