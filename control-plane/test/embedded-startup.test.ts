@@ -4,7 +4,7 @@
  * after a restart.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,14 +113,27 @@ describe('the embedded database (no DATABASE_URL)', () => {
   });
 });
 
-/** Local TCP ports in LISTEN state owned by this process (from /proc/net/tcp{,6} and our fds). */
+/**
+ * Local TCP ports in LISTEN state owned by this process: /proc/net/tcp{,6} list every socket
+ * of the network namespace, so only those whose inode is one of our file descriptors count
+ * (another test file, in another worker, listens on ports of its own meanwhile).
+ */
 function listeningTcpPorts(): Set<number> {
+  const ours = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+      if (inode) ours.add(inode);
+    } catch {
+      // The descriptor closed while we looked.
+    }
+  }
   const ports = new Set<number>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
-      // st 0A is LISTEN; the port is the hex after the colon of the local address.
-      if (fields[3] === '0A') ports.add(parseInt(fields[1]!.split(':')[1]!, 16));
+      // st 0A is LISTEN; the port is the hex after the colon of the local address; field 9 the inode.
+      if (fields[3] === '0A' && ours.has(fields[9]!)) ports.add(parseInt(fields[1]!.split(':')[1]!, 16));
     }
   }
   return ports;
