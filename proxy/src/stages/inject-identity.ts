@@ -16,9 +16,9 @@ import {
   HEADER_LANEKEEPER_REQUEST_ID,
   HOP_BY_HOP_HEADERS,
 } from '../headers.js';
-import type { Config } from '../config/schema.js';
 import { FIELD_MASK_HEADER, FIELD_MASK_PARAMS, googleParamsApply } from '../request/google-system-params.js';
 import { CONTINUE, type Stage } from '../stage.js';
+import { perConfig } from '../config/derived.js';
 
 /** inject_headers' defaults (config/schema.ts). */
 const DEFAULT_TENANT_HEADER = 'x-tenant-id';
@@ -37,50 +37,56 @@ function connectionTokens(value: string | string[] | undefined): string[] {
     .filter(Boolean);
 }
 
+/** Every upstream's header names: a client header by one of these names never passes. */
+const upstreamHeaderNames = perConfig(
+  (config): ReadonlySet<string> =>
+    new Set(
+      Object.values(config.upstreams).flatMap((u) =>
+        Object.keys(u.headers).map((name) => name.toLowerCase()),
+      ),
+    ),
+);
+
 /**
  * Header names the proxy sets, strips or reads for identity, for this config. Some servers
  * fold `_` into `-` (CGI, WSGI and Rack turn both into HTTP_X_TENANT_ID; some frameworks
  * normalise the same way), so a client's `x_tenant_id` could reach them as the injected
  * `x-tenant-id`: any client header that folds onto one of these is dropped too.
  */
-const protectedNames = new WeakMap<Config, ReadonlySet<string>>();
-function protectedFor(config: Config): ReadonlySet<string> {
-  let names = protectedNames.get(config);
-  if (!names) {
-    const { identity, upstreams } = config;
-    names = new Set([
-      ...HOP_BY_HOP_HEADERS,
-      ...RECOMPUTED,
-      ...CREDENTIALS,
+const protectedFor = perConfig((config): ReadonlySet<string> => {
+  const { identity } = config;
+  return new Set([
+    ...HOP_BY_HOP_HEADERS,
+    ...RECOMPUTED,
+    ...CREDENTIALS,
+    identity.inject_headers.tenant,
+    identity.inject_headers.plan,
+    identity.header,
+    // Every upstream's, so no client header can pose as any upstream's credential.
+    ...upstreamHeaderNames(config),
+    HEADER_FORWARDED_FOR,
+    HEADER_FORWARDED_PROTO,
+    HEADER_FORWARDED_HOST,
+    HEADER_LANEKEEPER_REQUEST_ID,
+  ]);
+});
+
+/**
+ * The tenant and plan header names a client's own value never passes under: the injected
+ * ones, the identity header, and the injected ones' defaults whatever the operator renamed
+ * them to (an upstream that still reads x-tenant-id must not see a tenant's own claim next
+ * to the injected header).
+ */
+const tenantHeadersFor = perConfig(
+  ({ identity }): ReadonlySet<string> =>
+    new Set([
       identity.inject_headers.tenant,
       identity.inject_headers.plan,
       identity.header,
-      // Every upstream's, so no client header can pose as any upstream's credential.
-      ...Object.values(upstreams).flatMap((u) => Object.keys(u.headers).map((name) => name.toLowerCase())),
-      HEADER_FORWARDED_FOR,
-      HEADER_FORWARDED_PROTO,
-      HEADER_FORWARDED_HOST,
-      HEADER_LANEKEEPER_REQUEST_ID,
-    ]);
-    protectedNames.set(config, names);
-  }
-  return names;
-}
-
-/** Every upstream's header names: a client header by one of these names never passes. */
-const upstreamNames = new WeakMap<Config, ReadonlySet<string>>();
-function upstreamHeaderNames(config: Config): ReadonlySet<string> {
-  let names = upstreamNames.get(config);
-  if (!names) {
-    names = new Set(
-      Object.values(config.upstreams).flatMap((u) =>
-        Object.keys(u.headers).map((name) => name.toLowerCase()),
-      ),
-    );
-    upstreamNames.set(config, names);
-  }
-  return names;
-}
+      DEFAULT_TENANT_HEADER,
+      DEFAULT_PLAN_HEADER,
+    ]),
+);
 
 /** True for a name with `_` that a folding server would read as a protected one. */
 function foldsOntoProtected(name: string, names: ReadonlySet<string>): boolean {
@@ -94,17 +100,8 @@ export function createInjectIdentityStage(): Stage {
       const { identity } = ctx.runtime.config;
       const upstream = (ctx.upstream ?? ctx.runtime.upstreams[0])?.config;
       const inject = identity.inject_headers;
-      // The identity header and the injected names' defaults go too, whatever the operator
-      // renamed: an upstream that still reads x-tenant-id must not see a tenant's own claim
-      // next to the injected header.
-      const dropped = new Set([
-        ...connectionTokens(ctx.clientHeaders.connection),
-        inject.tenant,
-        inject.plan,
-        identity.header,
-        DEFAULT_TENANT_HEADER,
-        DEFAULT_PLAN_HEADER,
-      ]);
+      const dropped = new Set(connectionTokens(ctx.clientHeaders.connection));
+      const tenantHeaders = tenantHeadersFor(ctx.runtime.config);
       const guarded = protectedFor(ctx.runtime.config);
       const credentialNames = upstreamHeaderNames(ctx.runtime.config);
       const out: Record<string, string | string[]> = {};
@@ -115,6 +112,7 @@ export function createInjectIdentityStage(): Stage {
           RECOMPUTED.has(name) ||
           CREDENTIALS.has(name) ||
           dropped.has(name) ||
+          tenantHeaders.has(name) ||
           credentialNames.has(name) ||
           name === FIELD_MASK_HEADER ||
           accountHeaderRefused(name, upstream) ||

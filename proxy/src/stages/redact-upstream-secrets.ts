@@ -11,7 +11,7 @@
  * Success answers are not scanned: no provider echoes a key in one, and scanning every
  * chunk of every stream would cost the hot path.
  */
-import type { Config } from '../config/schema.js';
+import { perConfig } from '../config/derived.js';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import type { RequestContext } from '../context.js';
 import type { Stage } from '../stage.js';
@@ -44,20 +44,14 @@ function secretsOf(upstream: UpstreamConfig): string[] {
 }
 
 /** Every upstream's secrets, longest first (a secret containing another is replaced whole). */
-const secretsByConfig = new WeakMap<Config, readonly string[]>();
-function secretsFor(config: Config): readonly string[] {
-  let secrets = secretsByConfig.get(config);
-  if (!secrets) {
-    const all = new Set(
-      Object.values(config.upstreams)
-        .flatMap(secretsOf)
-        .filter((secret) => secret.length >= MIN_SECRET_LENGTH),
-    );
-    secrets = [...all].sort((a, b) => b.length - a.length);
-    secretsByConfig.set(config, secrets);
-  }
-  return secrets;
-}
+const secretsFor = perConfig((config): readonly string[] => {
+  const all = new Set(
+    Object.values(config.upstreams)
+      .flatMap(secretsOf)
+      .filter((secret) => secret.length >= MIN_SECRET_LENGTH),
+  );
+  return [...all].sort((a, b) => b.length - a.length);
+});
 
 interface Redaction {
   secrets: readonly string[];
