@@ -75,22 +75,15 @@ export function requireBearer(expected: string, realm: string, guard?: TokenGuar
             `wrong ${realm} token (the control plane's LANEKEEPER_${realm.toUpperCase()}_TOKEN)`,
       );
     }
-    const actor = request.headers['x-lanekeeper-actor'];
-    if (
-      actor !== undefined &&
-      (typeof actor !== 'string' || (actor.trim() !== '' && !ACTOR.test(actor.trim())))
-    ) {
+    const actor = declaredActor(request);
+    if (actor !== '' && !ACTOR.test(actor)) {
       throw new BadRequestError(
         'x-lanekeeper-actor is a name of 1 to 200 visible ASCII characters (letters, digits, punctuation, inner spaces)',
       );
     }
     // The audit log's `admin:console` means a change made in the web console: no other
     // caller of the admin API may sign as it.
-    if (
-      guard &&
-      !guard.internal.isInternal(request) &&
-      declaredActor(request).toLowerCase() === CONSOLE_ACTOR
-    ) {
+    if (guard && !guard.internal.isInternal(request) && actor.toLowerCase() === CONSOLE_ACTOR) {
       throw new BadRequestError(
         `x-lanekeeper-actor "${CONSOLE_ACTOR}" is the web console's own name in the audit log; declare another`,
       );
