@@ -26,9 +26,9 @@ const SUMS = `sum(requests)::bigint AS requests, sum(input_tokens)::bigint AS in
   sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
   sum(cost_usd) AS cost_usd, sum(unpriced_requests)::bigint AS unpriced_requests`;
 
-function bucket(r: Record<string, unknown>): UsageBucket {
+/** A row's sums as numbers; NULL (the grand total over no rows) reads as 0. */
+function sumsOf(r: Record<string, unknown>): Omit<UsageBucket, 'start'> {
   return {
-    start: (r.start as Date).toISOString(),
     requests: Number(r.requests),
     input_tokens: Number(r.input_tokens),
     output_tokens: Number(r.output_tokens),
@@ -38,6 +38,10 @@ function bucket(r: Record<string, unknown>): UsageBucket {
     cost_usd: Number(r.cost_usd),
     unpriced_requests: Number(r.unpriced_requests),
   };
+}
+
+function bucket(r: Record<string, unknown>): UsageBucket {
+  return { start: (r.start as Date).toISOString(), ...sumsOf(r) };
 }
 
 /** Usage of a range: its parts (buckets, or models) and their total. */
@@ -61,11 +65,8 @@ function withTotal<T>(
 ): UsageWithTotal<T> {
   const totalRow = rows.find((r) => r[key] === null);
   const parts = rows.filter((r) => r !== totalRow).map(part);
-  const { start: _start, ...total } = bucket({
-    ...Object.fromEntries(Object.entries(totalRow ?? {}).map(([k, v]) => [k, v ?? 0])),
-    start: new Date(0),
-  });
-  return { parts, total };
+  // GROUPING SETS always yields the grand-total row, over no rows too.
+  return { parts, total: sumsOf(totalRow!) };
 }
 
 /** Buckets with any usage whose start lies in [from truncated to the bucket, to), and their total. */
@@ -111,8 +112,5 @@ export async function usageByModel(
       GROUP BY GROUPING SETS ((model), ()) ORDER BY model NULLS LAST`,
     [tenant, from, to],
   );
-  return withTotal(rows, 'model', (r) => {
-    const { start: _start, ...sums } = bucket({ ...r, start: new Date(0) });
-    return { model: r.model as string, ...sums };
-  });
+  return withTotal(rows, 'model', (r) => ({ model: r.model as string, ...sumsOf(r) }));
 }
