@@ -7,10 +7,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import type { RunningControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
 import { usageEvent } from './helpers/usage-event.js';
-import { createTestEnv, ON_PGLITE, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import { ON_PGLITE, type TestEnv } from './helpers/test-env.js';
 
 let t: TestEnv;
 let cp: RunningControlPlane;
@@ -18,15 +19,9 @@ const admin = (method: string, path: string, body?: unknown) =>
   call(cp.url, method, path, { token: t.adminToken, body });
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  await admin('POST', '/v1/plans', { id: 'free', models: { default: 'm' } });
-  await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' }, tenants: ['acme'] }));
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 const auditOf = async (id: string) =>
   (await t.pool.query(`SELECT action, after FROM audit_log WHERE resource = $1 ORDER BY id`, [`plans/${id}`]))

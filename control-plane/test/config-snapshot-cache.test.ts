@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type * as tenantsStore from '../src/stores/tenants.js';
 import { configTenants } from '../src/stores/tenants.js';
-import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 
 // A pass-through spy: the reads are the real ones; the test counts them.
 vi.mock('../src/stores/tenants.js', async (original) => {
@@ -21,19 +21,10 @@ let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  await call(cp.url, 'POST', '/v1/plans', {
-    token: t.adminToken,
-    body: { id: 'free', models: { default: 'm' } },
-  });
-  for (let i = 0; i < 50; i++)
-    await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id: `t-${i}`, plan: 'free' } });
+  const tenants = Array.from({ length: 50 }, (_, i) => `t-${i}`);
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' }, tenants }));
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 async function snapshot(headers: Record<string, string> = {}) {
   const res = await fetch(`${cp.url}/v1/config`, {

@@ -15,7 +15,8 @@ import { request } from 'undici';
 import { startControlPlane } from '../src/main.js';
 import { csvCell } from '../src/console/csv.js';
 import { call, fromAddress } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 
 // A pass-through spy: the comparisons stay the real ones; the test only sees that they ran.
 vi.mock('node:crypto', async (original) => {
@@ -64,18 +65,10 @@ async function signIn(): Promise<{ cookie: string; csrf: string }> {
 }
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  await call(cp.url, 'POST', '/v1/plans', {
-    token: t.adminToken,
-    body: { id: 'free', models: { default: 'm' } },
-  });
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } }));
 });
 
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 const PAGES = [
   '/console',

@@ -8,9 +8,9 @@
  */
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 import { usageEvent } from './helpers/usage-event.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -54,13 +54,7 @@ function requestsByModel(series: ModelSeries): Record<string, number> {
 }
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  await call(cp.url, 'POST', '/v1/plans', {
-    token: t.adminToken,
-    body: { id: 'free', models: { default: 'm' } },
-  });
-  await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id: TENANT, plan: 'free' } });
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' }, tenants: [TENANT] }));
   const ts = new Date().toISOString();
   const booked = await call(cp.url, 'POST', '/v1/usage-events', {
     token: t.proxyToken,

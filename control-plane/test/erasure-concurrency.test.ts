@@ -4,9 +4,10 @@
  * session and only the control plane's own guard excludes the second.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import type { RunningControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 
 let t: TestEnv;
 let cp: RunningControlPlane;
@@ -15,15 +16,9 @@ const admin = (method: string, path: string, body?: unknown) =>
 
 beforeAll(async () => {
   // A propagation wait long enough that the two requests surely overlap.
-  t = await createTestEnv({ extra: { LANEKEEPER_ERASURE_PROPAGATION_MS: '500' } });
-  cp = await startControlPlane(t.env);
-  await admin('POST', '/v1/plans', { id: 'free', models: { default: 'm' } });
-  await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' });
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_ERASURE_PROPAGATION_MS: '500' }, tenants: ['acme'] }));
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 describe('concurrent erasure', () => {
   it('runs one erasure of a tenant and refuses the other with 409', async () => {

@@ -7,28 +7,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookEvents, type StreamEntry } from '../src/ledger/book-events.js';
-import { startControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 import { usageEvent } from './helpers/usage-event.js';
 
 let t: TestEnv;
 let cp: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  await call(cp.url, 'POST', '/v1/plans', {
-    token: t.adminToken,
-    body: { id: 'free', models: { default: 'm' } },
-  });
-  for (const id of ['secret', 'secret-two'])
-    await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id, plan: 'free' } });
+  ({ t, cp } = await startSeeded({
+    extra: { LANEKEEPER_LEDGER_ENABLED: 'false' },
+    tenants: ['secret', 'secret-two'],
+  }));
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 /** A version-2 event (the ledger knows version 1 only): rejected, kept whole. */
 function rejectable(tenant: string, marker: string): Record<string, unknown> {

@@ -6,9 +6,10 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import type { RunningControlPlane } from '../src/main.js';
 import { call, type Reply } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 
 let t: TestEnv;
 let cp: RunningControlPlane;
@@ -19,17 +20,11 @@ const adminRaw = (method: string, path: string, rawBody: string) =>
   call(cp.url, method, path, { token: t.adminToken, rawBody });
 
 beforeAll(async () => {
-  t = await createTestEnv({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' } });
-  cp = await startControlPlane(t.env);
-  expect((await admin('POST', '/v1/plans', { id: 'free', models: { default: 'm' } })).status).toBe(201);
-  expect((await admin('POST', '/v1/tenants', { id: 'acme', plan: 'free' })).status).toBe(201);
+  ({ t, cp } = await startSeeded({ extra: { LANEKEEPER_LEDGER_ENABLED: 'false' }, tenants: ['acme'] }));
   const prices = { effective_from: '2020-01-01T00:00:00Z', prices: { m: { input: 1, output: 2 } } };
   expect((await admin('POST', '/v1/pricing/versions', prices)).status).toBe(201);
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 /** Everything a refused call must leave as it was: row counts, the config version, acme and free. */
 async function state() {

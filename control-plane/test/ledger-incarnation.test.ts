@@ -12,11 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INCARNATION_PATTERN, type UsageEvent } from '@lanekeeper/contract';
 import type { BookingResult } from '../src/ledger/book-events.js';
 import { createLedgerConsumer } from '../src/ledger/consumer.js';
-import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import type { RunningControlPlane } from '../src/main.js';
 import { createMetrics } from '../src/metrics.js';
 import { createPool } from '../src/stores/postgres.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import { REDIS_URL, type TestEnv } from './helpers/test-env.js';
 import { usageEvent } from './helpers/usage-event.js';
 
 let t: TestEnv;
@@ -106,17 +107,12 @@ const rejectsOf = async (requestId: string) =>
   );
 
 beforeAll(async () => {
-  t = await createTestEnv({
+  ({ t, cp } = await startSeeded({
     extra: { LANEKEEPER_LEDGER_ENABLED: 'false', LANEKEEPER_ERASURE_RESWEEP_MS: '3600000' },
-  });
-  cp = await startControlPlane(t.env);
-  await admin('POST', '/v1/plans', { id: 'free', models: { default: 'm' } });
+  }));
 });
 
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 describe('the ledger and a tenant id created again', () => {
   it('books an event of the erased incarnation to no one, counted as erased; the new one and one without an incarnation are booked', async () => {

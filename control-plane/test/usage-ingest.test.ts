@@ -8,9 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookEvents } from '../src/ledger/book-events.js';
-import { startControlPlane, type RunningControlPlane } from '../src/main.js';
+import type { RunningControlPlane } from '../src/main.js';
 import { call } from './helpers/http.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import type { TestEnv } from './helpers/test-env.js';
 import { usageEvent } from './helpers/usage-event.js';
 
 let t: TestEnv;
@@ -25,18 +26,9 @@ const ledgerRows = async (tenant: string) =>
 
 beforeAll(async () => {
   // An empty REDIS_URL means unset, as in a shell or a compose file.
-  t = await createTestEnv({ extra: { REDIS_URL: '' } });
-  cp = await startControlPlane(t.env);
-  await call(cp.url, 'POST', '/v1/plans', {
-    token: t.adminToken,
-    body: { id: 'free', models: { default: 'm' } },
-  });
-  await call(cp.url, 'POST', '/v1/tenants', { token: t.adminToken, body: { id: 'acme', plan: 'free' } });
+  ({ t, cp } = await startSeeded({ extra: { REDIS_URL: '' }, tenants: ['acme'] }));
 });
-afterAll(async () => {
-  await cp?.close();
-  await t?.dispose();
-});
+afterAll(() => stopSeeded({ t, cp }));
 
 describe('a control plane without Redis', () => {
   it('is ready, and says Redis is not configured rather than down', async () => {
