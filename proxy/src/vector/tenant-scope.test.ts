@@ -145,6 +145,26 @@ describe('pointIdsInQuery', () => {
   });
 });
 
+describe('pointIdsInQuery, on a query naming more than one kind', () => {
+  // Qdrant runs the first kind that parses and ignores the other keys, so reading only the
+  // first kind present let ids through behind a kind Qdrant would skip.
+  it.each([
+    { nearest: null, recommend: { positive: [101] } },
+    { nearest: {}, recommend: { positive: [101] } },
+    { recommend: null, discover: { target: 101, context: [] } },
+    { discover: null, context: [{ positive: 101, negative: 102 }] },
+    { nearest: null, relevance_feedback: { target: 101, feedback: [] } },
+    { nearest: [0.1, 0.2], fusion: 'rrf' },
+  ])('refuses %j', (query) => {
+    expect(() => pointIdsInQuery(query)).toThrow(/a query is one of .*; this one names \w+ and \w+/);
+  });
+
+  it('reads own keys only: a query from JSON with a "__proto__" key names no kind through it', () => {
+    const query = JSON.parse('{"__proto__": {"recommend": {"positive": [101]}}, "nearest": 7}');
+    expect(pointIdsInQuery(query)).toEqual([7]);
+  });
+});
+
 describe('scopeQuery', () => {
   it('scopes the filter of the query and of every nested prefetch in partition mode', () => {
     const body = {

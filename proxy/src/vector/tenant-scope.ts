@@ -125,31 +125,58 @@ const pairIds = (pairs: unknown) =>
   );
 
 /**
+ * Qdrant's query kinds. Its `Query` is an untagged enum whose variants ignore unknown keys:
+ * it takes the first kind whose own field parses, so `{"nearest": null, "recommend": …}` runs
+ * as a recommend query. Reading only the first kind present let such a query name another
+ * tenant's points unchecked; one kind per query object is all Qdrant documents.
+ */
+const QUERY_KINDS = [
+  'nearest',
+  'recommend',
+  'discover',
+  'context',
+  'order_by',
+  'fusion',
+  'rrf',
+  'formula',
+  'sample',
+  'relevance_feedback',
+] as const;
+
+/**
  * The point ids a universal-query input names (`query: 7`, `nearest`, `recommend`, `discover`,
  * `context`, `relevance_feedback`). Qdrant resolves them to stored vectors without looking at
  * our filter, so in partition mode they must be checked to be the tenant's own before the
- * query is sent.
+ * query is sent. A query object naming more than one kind is refused (400); the ids of every
+ * kind present are read all the same, whichever one Qdrant would end up running.
  */
 export function pointIdsInQuery(query: unknown): unknown[] {
   if (isId(query)) return [query];
   if (!query || typeof query !== 'object' || Array.isArray(query)) return [];
   const q = query as Obj;
-  if ('nearest' in q) return isId(q.nearest) ? [q.nearest] : [];
-  if ('recommend' in q) {
+  const kinds = QUERY_KINDS.filter((kind) => Object.hasOwn(q, kind));
+  if (kinds.length > 1) {
+    throw badRequest(
+      `Format error in JSON body: a query is one of ${QUERY_KINDS.join(', ')}; this one names ${kinds.join(' and ')}`,
+    );
+  }
+  const ids: unknown[] = [];
+  if (Object.hasOwn(q, 'nearest') && isId(q.nearest)) ids.push(q.nearest);
+  if (Object.hasOwn(q, 'recommend')) {
     const r = asObject(q.recommend, 'recommend');
-    return [...asList(r.positive), ...asList(r.negative)].filter(isId);
+    ids.push(...[...asList(r.positive), ...asList(r.negative)].filter(isId));
   }
-  if ('discover' in q) {
+  if (Object.hasOwn(q, 'discover')) {
     const d = asObject(q.discover, 'discover');
-    return [...(isId(d.target) ? [d.target] : []), ...pairIds(d.context)];
+    ids.push(...(isId(d.target) ? [d.target] : []), ...pairIds(d.context));
   }
-  if ('context' in q) return pairIds(q.context);
-  if ('relevance_feedback' in q) {
+  if (Object.hasOwn(q, 'context')) ids.push(...pairIds(q.context));
+  if (Object.hasOwn(q, 'relevance_feedback')) {
     const r = asObject(q.relevance_feedback, 'relevance_feedback');
     const examples = asList(r.feedback).map((f) => (f && typeof f === 'object' ? (f as Obj).example : f));
-    return [r.target, ...examples].filter(isId);
+    ids.push(...[r.target, ...examples].filter(isId));
   }
-  return [];
+  return ids;
 }
 
 /** Fields a universal query (and each of its prefetches) may carry. */

@@ -239,5 +239,9 @@ async function selectorWrite(
 async function filtered(ctx: HandlerContext, fields: string[], suffix: string): Promise<HandlerOutcome> {
   only(ctx, fields);
   const body = ctx.partition ? { ...ctx.body, filter: scopeFilter(ctx.body.filter, ctx.tenant) } : ctx.body;
+  // An estimate (`exact: false`) is drawn from the statistics of the whole shared collection,
+  // every tenant's points included: how it moves with a `has_id` of ids not the tenant's own
+  // tells whether they exist. Counted exactly, only the tenant's points are seen.
+  if (ctx.partition && fields.includes('exact')) body.exact = true;
   return { reply: await send(ctx, 'POST', suffix, body) };
 }

@@ -175,6 +175,39 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     }
   });
 
+  // Partition mode only: a collection of the tenant's own holds no other tenant's ids.
+  if (mode === 'partition')
+    it('refuses a query naming two kinds before Qdrant sees it, which would run the one naming A', async () => {
+      const from = fake.requests.length;
+      for (const body of [
+        { query: { nearest: null, recommend: { positive: [1, UUID_A] } } },
+        {
+          prefetch: { query: { recommend: null, discover: { target: 2, context: [] } } },
+          query: { fusion: 'rrf' },
+        },
+      ]) {
+        const res = await call(B, 'POST', '/collections/documents/points/query', body);
+        expect(res.status, res.text).toBe(400);
+        expect(res.json?.status?.error).toMatch(/this one names \w+ and \w+/);
+      }
+      expect(fake.requests.slice(from)).toEqual([]);
+    });
+
+  it('counts exactly in partition mode, where an estimate reads the whole shared collection', async () => {
+    const from = fake.requests.length;
+    const count = await call(B, 'POST', '/collections/documents/points/count', {
+      filter: { must: [{ has_id: [101, 1, 2] }] },
+      exact: false,
+    });
+    expect(count.status).toBe(200);
+    const facet = await call(B, 'POST', '/collections/documents/facet', { key: 'owner', exact: false });
+    expect(facet.status, facet.text).toBe(200);
+    const sent = fake.requests.slice(from).filter((r) => /\/(points\/count|facet)$/.test(r.path));
+    expect(sent.map((r) => (r.body as { exact?: boolean }).exact)).toEqual(
+      mode === 'partition' ? [true, true] : [false, false],
+    );
+  });
+
   it('sends the deployment api-key to Qdrant and never the tenant credential', () => {
     expect(fake.requests.length).toBeGreaterThan(0);
     for (const r of fake.requests) {
@@ -292,6 +325,39 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       '/collections/documents/points/query',
       { query: { recommend: { positive: [1, 2] } } },
       mode === 'partition' ? 404 : undefined,
+    ],
+    // Qdrant's Query is an untagged enum whose variants ignore unknown keys: it runs the first
+    // kind that parses, here the recommend by A's ids, not the null nearest.
+    [
+      'recommend by ids of A behind a null nearest',
+      'POST',
+      '/collections/documents/points/query',
+      { query: { nearest: null, recommend: { positive: [1, UUID_A] } } },
+      mode === 'partition' ? 400 : undefined,
+    ],
+    [
+      'discover from an id of A behind a null recommend, in a prefetch',
+      'POST',
+      '/collections/documents/points/query',
+      {
+        prefetch: { query: { recommend: null, discover: { target: 2, context: [] } } },
+        query: { fusion: 'rrf' },
+      },
+      mode === 'partition' ? 400 : undefined,
+    ],
+    [
+      'context of A behind an empty nearest',
+      'POST',
+      '/collections/documents/points/query',
+      { query: { nearest: {}, context: [{ positive: 1, negative: 2 }] } },
+      mode === 'partition' ? 400 : undefined,
+    ],
+    [
+      'relevance feedback on A behind a null discover, in a batch',
+      'POST',
+      '/collections/documents/points/query/batch',
+      { searches: [{ query: { discover: null, relevance_feedback: { target: 1, feedback: [] } } }] },
+      mode === 'partition' ? 400 : undefined,
     ],
     [
       'batch query by an id of A',

@@ -305,6 +305,24 @@ export class FakeQdrantEngine {
     return { count: [...c.points.values()].filter((p) => filterHolds(b.filter, p)).length };
   }
 
+  /** Exact facet counts of a payload key's scalar values (Qdrant's `exact: true`), most first. */
+  facet(name: string, body: Json): { hits: { value: Json; count: number }[] } {
+    const c = this.get(name);
+    const b = obj(body ?? {}, 'body');
+    if (typeof b.key !== 'string') throw new FakeBadRequest('Format error in JSON body: missing field `key`');
+    const counts = new Map<string, { value: Json; count: number }>();
+    for (const p of c.points.values()) {
+      if (!filterHolds(b.filter, p)) continue;
+      const value = (p.payload as Record<string, Json>)[b.key];
+      if (value === undefined || value === null || typeof value === 'object') continue;
+      const hit = counts.get(JSON.stringify(value)) ?? { value, count: 0 };
+      hit.count++;
+      counts.set(JSON.stringify(value), hit);
+    }
+    const limit = typeof b.limit === 'number' ? b.limit : 10;
+    return { hits: [...counts.values()].sort((x, y) => y.count - x.count).slice(0, limit) };
+  }
+
   query(name: string, body: Json): { points: Record<string, Json>[] } {
     const c = this.get(name);
     const b = obj(body ?? {}, 'body');

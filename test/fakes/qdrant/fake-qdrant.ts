@@ -68,6 +68,7 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['POST', new RegExp(`^${c('/points/payload/clear')}$`), (e, [n], b) => e.updatePayload(n!, b, 'clear')],
   ['POST', new RegExp(`^${c('/points/scroll')}$`), (e, [n], b) => e.scroll(n!, b)],
   ['POST', new RegExp(`^${c('/points/count')}$`), (e, [n], b) => e.count(n!, b)],
+  ['POST', new RegExp(`^${c('/facet')}$`), (e, [n], b) => e.facet(n!, b)],
   ['POST', new RegExp(`^${c('/points/query')}$`), (e, [n], b) => e.query(n!, b)],
   ['POST', new RegExp(`^${c('/points/query/batch')}$`), (e, [n], b) => e.queryBatch(n!, b)],
   ['POST', new RegExp(`^${c('/points/search')}$`), (e, [n], b) => e.search(n!, b)],
