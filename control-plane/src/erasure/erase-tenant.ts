@@ -2,15 +2,17 @@
  * Tenant erasure (DELETE /v1/tenants/{id}), as resumable steps recorded in erasure_jobs:
  *
  *   begin    hide the tenant from every proxy (next config version) and remember what it was
- *   vector   VectorStore.eraseTenant: its collections, or its points in partition mode
  *   redis    every `${prefix}{tenant}:*` key, and its events still in the usage stream
+ *   vector   VectorStore.eraseTenant: its collections, and its points in shared collections
  *   postgres usage rows (deleted, or pseudonymised when billing records must be kept),
  *            API keys, the tenant row and its earlier audit records, in one transaction
  *   finish   drop the job, write the one audit record of the erasure, publish
  *
  * `begin` also sets the tenant's tombstone in Redis, which the proxies' scripts check: a
  * request still in flight anywhere writes nothing back after the sweep. `redis` waits the
- * propagation window first. A second sweep runs by itself after
+ * propagation window first, and `vector` comes after it: Qdrant has no tombstone, and a
+ * write a proxy still took in that window outlived an erasure that ran before it. A second
+ * sweep (Qdrant included) runs by itself after
  * LANEKEEPER_ERASURE_RESWEEP_MS (erasure/resweep.ts) and writes its result to the audit log;
  * it sweeps only this incarnation of the id, should the tenant be created again by then.
  *
@@ -54,7 +56,7 @@ export interface ErasureReport {
   attempts: number;
 }
 
-const STEPS = ['begin', 'vector', 'redis', 'postgres', 'finish'] as const;
+const STEPS = ['begin', 'redis', 'vector', 'postgres', 'finish'] as const;
 type Step = (typeof STEPS)[number];
 
 /** Test seam: runs before each step; throwing simulates a failure at that point. */

@@ -9,12 +9,14 @@
  * a tenant created again, so what it may take is decided then, from PostgreSQL (sweep-scope.ts):
  * ledger rows and rejects recorded before the id was created again, and nothing in Redis, whose
  * keys and stream events the tombstone (lifted by that creation) kept clean until then.
+ * Qdrant is swept again too while the id has no tenant.
  * Deciding at sweep time, rather than cancelling the timer on creation, is what makes this hold
  * when the creation happens on another replica. The timer does not outlive the process: after a
  * restart an erasure is swept again by a repeated DELETE, which runs this same sweep.
  */
 import type { AppDeps } from '../app.js';
 import { recordAudit } from '../stores/audit.js';
+import type { VectorErasureReport } from '../stores/vector-store.js';
 import { withTransaction } from '../stores/postgres.js';
 import { eraseStreamEvents, eraseTenantKeys, type RedisErasure } from './erase-redis.js';
 import { resweepPostgres, type PostgresResweep } from './resweep-postgres.js';
@@ -22,6 +24,8 @@ import { sweepScope, type SweepScope, type SweptErasure } from './sweep-scope.js
 
 /** What the second sweep removed. */
 export interface ResweepReport extends RedisErasure, PostgresResweep {
+  /** Qdrant, swept again when the id has no tenant (a creation since sweeps it itself). */
+  vector?: VectorErasureReport;
   tenant: string;
   swept_at: string;
   /**
@@ -40,6 +44,9 @@ export async function resweep(deps: AppDeps, erasure: SweptErasure): Promise<Res
   // while the sweep runs (nothing of a tenant created later can be before it).
   const scope = await sweepScope(deps.pool, erasure);
   const redis = await resweepRedis(deps, tenant, scope);
+  // Qdrant has no tombstone: a write a proxy still took after the first sweep stays until
+  // this one. Once the id is created again, its creation swept what was left (routes/tenants.ts).
+  const vector = scope.kind === 'erased' && deps.vectors ? await deps.vectors.eraseTenant(tenant) : undefined;
   return withTransaction(deps.pool, async (db) => {
     const postgres =
       scope.kind === 'superseded'
@@ -52,6 +59,7 @@ export async function resweep(deps: AppDeps, erasure: SweptErasure): Promise<Res
       ...(scope.kind === 'recreated' ? { recreated_at: scope.before.toISOString() } : {}),
       ...redis,
       ...postgres,
+      ...(vector ? { vector } : {}),
     };
     await recordAudit(db, {
       actor: 'lanekeeper',

@@ -13,6 +13,7 @@ import { BadRequestError, ConflictError, NotFoundError, UpstreamStoreError } fro
 import { actorOf } from '../http/auth.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
 import { pageQuery, parseWith, tenantCreateBody, tenantParams, tenantPatchBody } from '../http/schemas.js';
+import { findErasureRecord } from '../stores/audit.js';
 import { getPlan } from '../stores/plans.js';
 import type { Db } from '../stores/postgres.js';
 import { getTenant, insertTenant, listTenants, updateTenant } from '../stores/tenants.js';
@@ -54,7 +55,7 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
           throw new ConflictError(`tenant "${id}" is being erased: finish with DELETE /v1/tenants/${id}`);
         const row = await insertTenant(db, { id, plan, status, overrides });
         if (!row) throw new ConflictError(`tenant "${id}" already exists`);
-        const collections = deps.vectors ? await createCollections(deps, id) : [];
+        const collections = deps.vectors ? await createCollections(deps, id, db) : [];
         return {
           result: { ...row, collections },
           audit: {
@@ -147,8 +148,12 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
   );
 }
 
-async function createCollections(deps: AppDeps, tenant: string) {
+async function createCollections(deps: AppDeps, tenant: string, db: Db) {
   try {
+    // An id erased before may still have vectors in Qdrant, which has no tombstone: a write a
+    // proxy took after the erasure's sweeps. They were the erased tenant's; this one starts
+    // empty. (Only then: a first creation keeps what an existing deployment already holds.)
+    if (await findErasureRecord(db, tenant)) await deps.vectors!.eraseTenant(tenant);
     return await deps.vectors!.createTenantCollections(tenant);
   } catch (error) {
     throw new UpstreamStoreError(

@@ -9,8 +9,9 @@
  *   keyword payload index created `is_tenant: true`; a tenant's data is the points whose
  *   `tenant_id` is its id, so listing counts by filter and erasure deletes by filter.
  *
- * Every operation is idempotent: creating what exists and deleting what is gone both succeed,
- * so erasure can simply be run again after a failure halfway.
+ * Erasure sweeps both layouts whatever the mode, and the collections behind `lanekeeper_*`
+ * aliases. Every operation is idempotent: creating what exists and deleting what is gone both
+ * succeed, so erasure can simply be run again after a failure halfway.
  */
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { BadRequestError, ControlPlaneConfigError, NotFoundError, UpstreamStoreError } from '../errors.js';
@@ -239,11 +240,12 @@ export function createQdrantVectorStore(options: QdrantVectorStoreOptions): Vect
     return { name, physical, points: await countTenant(physical, tenant) };
   }
 
-  async function eraseCollectionMode(tenant: string): Promise<VectorErasureReport> {
+  /** The tenant's own collections, as collection mode names them, whatever the mode now. */
+  async function eraseCollections(tenant: string): Promise<VectorErasureReport> {
     // Ids never contain "_", so this prefix is the tenant's alone ("tenant_a_" is not a prefix
     // of "tenant_a-b_..."). Everything under it goes, not just current templates: a template
     // removed from the config may still hold the tenant's data.
-    const prefix = physicalCollectionName(mode, tenant, '');
+    const prefix = physicalCollectionName('collection', tenant, '');
     const mine = async () => (await allCollectionNames()).filter((n) => n.startsWith(prefix));
     const report: VectorErasureReport = { collectionsDeleted: [], pointsDeleted: 0 };
     for (const physical of await mine()) {
@@ -259,9 +261,23 @@ export function createQdrantVectorStore(options: QdrantVectorStoreOptions): Vect
     return report;
   }
 
-  async function erasePartitionMode(tenant: string): Promise<VectorErasureReport> {
-    physicalCollectionName(mode, tenant, ''); // validates the id before a filter is built from it
-    const shared = (await allCollectionNames()).filter((n) => n.startsWith(SHARED_COLLECTION_PREFIX));
+  /**
+   * Collections that may hold tenants' points side by side: the shared ones, and the
+   * collections behind aliases named as shared ones (a reindex behind an alias is Qdrant's
+   * way to swap a collection without downtime, and the proxies reach it through the alias).
+   */
+  async function sharedCollections(): Promise<string[]> {
+    const names = (await allCollectionNames()).filter((n) => n.startsWith(SHARED_COLLECTION_PREFIX));
+    const { aliases } = await call('list aliases', () => client.getAliases());
+    for (const { alias_name, collection_name } of aliases)
+      if (alias_name.startsWith(SHARED_COLLECTION_PREFIX)) names.push(collection_name);
+    return [...new Set(names)];
+  }
+
+  /** The tenant's points in the shared collections, as partition mode tags them, whatever the mode now. */
+  async function erasePoints(tenant: string): Promise<VectorErasureReport> {
+    physicalCollectionName('partition', tenant, ''); // validates the id before a filter is built from it
+    const shared = await sharedCollections();
     const report: VectorErasureReport = { collectionsDeleted: [], pointsDeleted: 0 };
     for (const physical of shared) {
       const before = await countTenant(physical, tenant);
@@ -331,8 +347,17 @@ export function createQdrantVectorStore(options: QdrantVectorStoreOptions): Vect
       }
       return true;
     },
-    eraseTenant: (tenant) =>
-      mode === 'collection' ? eraseCollectionMode(tenant) : erasePartitionMode(tenant),
+    async eraseTenant(tenant) {
+      // Both layouts, whichever mode is on: a deployment that moved from one mode to the
+      // other (collections for tens of tenants, partitions past hundreds) still holds the
+      // tenant's data in the first, and reported it erased while it stayed.
+      const own = await eraseCollections(tenant);
+      const tagged = await erasePoints(tenant);
+      return {
+        collectionsDeleted: own.collectionsDeleted,
+        pointsDeleted: own.pointsDeleted + tagged.pointsDeleted,
+      };
+    },
     async healthy() {
       try {
         await client.getCollections();

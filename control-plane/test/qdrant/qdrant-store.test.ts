@@ -169,3 +169,78 @@ describe('tenants whose ids share a prefix', () => {
     await store.eraseTenant(long);
   });
 });
+
+describe('erasure, whatever layout holds the tenant', () => {
+  let stores: VectorStore[];
+  beforeAll(() => {
+    stores = (['collection', 'partition'] as const).map((mode) =>
+      createQdrantVectorStore({ url: target.url, apiKey: target.apiKey, mode, templates }),
+    );
+  });
+
+  /** One point of the tenant in the DOCS collection of each layout; ids from `base`. */
+  async function seedBoth(tenant: string, base: number): Promise<void> {
+    for (const store of stores) {
+      const [docs] = await store.createTenantCollections(tenant);
+      const tag = store.mode === 'partition' ? { [TENANT_FIELD]: tenant } : {};
+      await client.upsert(docs!.physical, {
+        wait: true,
+        points: [{ id: base, vector: vector(4, base), payload: tag }],
+      });
+    }
+  }
+
+  const left = async (tenant: string) => ({
+    own: (await client.getCollections()).collections.filter((c) => c.name.startsWith(`tenant_${tenant}_`))
+      .length,
+    tagged: (
+      await client.count(`lanekeeper_${DOCS}`, {
+        filter: { must: [{ key: TENANT_FIELD, match: { value: tenant } }] },
+        exact: true,
+      })
+    ).count,
+  });
+
+  // A deployment that moved from one mode to the other still holds its tenants' data in the
+  // first layout: erasure in the new mode reported nothing deleted and left it.
+  it.each([0, 1])(
+    'removes both layouts in either mode, and nothing of another tenant (store %i)',
+    async (i) => {
+      const tenant = `s${run}-${i}`;
+      const other = `s${run}-${i}-other`;
+      await seedBoth(tenant, 700 + 10 * i);
+      await seedBoth(other, 701 + 10 * i);
+      const report = await stores[i]!.eraseTenant(tenant);
+      expect(report.collectionsDeleted.sort()).toEqual(
+        [`tenant_${tenant}_${DOCS}`, `tenant_${tenant}_${FAQ}`].sort(),
+      );
+      expect(report.pointsDeleted).toBe(2);
+      expect(await left(tenant)).toEqual({ own: 0, tagged: 0 });
+      expect(await left(other)).toEqual({ own: 2, tagged: 1 });
+      await stores[i]!.eraseTenant(other);
+    },
+  );
+
+  // A reindex behind an alias: the proxies reach the new collection through the shared name,
+  // which erasure did not list among the collections.
+  it("removes the tenant's points in a collection behind a lanekeeper_ alias", async () => {
+    const behind = `reindexed${run}`;
+    const alias = `lanekeeper_aliased${run}`;
+    await client.createCollection(behind, { vectors: { size: 4, distance: 'Cosine' } });
+    await client.updateCollectionAliases({
+      actions: [{ create_alias: { collection_name: behind, alias_name: alias } }],
+    });
+    const tenant = `al${run}`;
+    await client.upsert(alias, {
+      wait: true,
+      points: [
+        { id: 1, vector: vector(4, 1), payload: { [TENANT_FIELD]: tenant } },
+        { id: 2, vector: vector(4, 2), payload: { [TENANT_FIELD]: `${tenant}-other` } },
+      ],
+    });
+    const report = await stores[1]!.eraseTenant(tenant);
+    expect(report.pointsDeleted).toBe(1);
+    const { points } = await client.scroll(behind, { with_payload: true });
+    expect(points.map((p) => p.payload?.[TENANT_FIELD])).toEqual([`${tenant}-other`]);
+  });
+});
