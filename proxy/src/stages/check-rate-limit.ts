@@ -108,7 +108,10 @@ export function createCheckRateLimitStage(deps: { store: Store; metrics: Metrics
         result = await deps.store.admit({
           tenant: tenant.id,
           requestId: ctx.id,
-          now: ctx.receivedAt,
+          // The time of admission, not of the headers: a body uploaded for longer than
+          // slot_ttl_ms made its slot and reservation expire as they were written, and the
+          // next admission pruned them while the request ran (found by review).
+          now: Date.now(),
           limits,
           promptTokens: ctx.estimatedPromptTokens,
           maxOutput: output,
