@@ -131,18 +131,28 @@ export function retrySeconds(ms: number): number {
 }
 
 /**
+ * Reservations read for a tokens_per_hour Retry-After: those that expire first. Reading them
+ * all made each refusal of a tenant with thousands in flight cost milliseconds, inside Redis
+ * (admit.lua, which holds the same number) where every other tenant's admission waits.
+ */
+export const RELEASES_READ = 64;
+
+/**
  * Milliseconds until `needed` tokens free up, given when each held amount leaves the window
- * (minute buckets age out, reservations expire); the whole hour when they never would.
+ * (minute buckets age out, reservations expire); the whole hour when they never would. With
+ * reservations left unread (RELEASES_READ), `unread` is when the last one read expires, the
+ * answer when those read do not add up: no sooner than that, and a client asks again then.
  */
 export function msUntilFreed(
   needed: number,
   releases: { at: number; tokens: number }[],
   now: number,
+  unread?: number,
 ): number {
   let freed = 0;
   for (const release of [...releases].sort((a, b) => a.at - b.at)) {
     freed += release.tokens;
     if (freed >= needed) return Math.max(0, release.at - now);
   }
-  return 3_600_000;
+  return unread === undefined ? 3_600_000 : Math.max(0, unread - now);
 }

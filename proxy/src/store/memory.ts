@@ -15,6 +15,7 @@ import {
   decideAdmission,
   hasBudget,
   msUntilFreed,
+  RELEASES_READ,
   requiredOutput,
   reservesWorstCase,
   retrySeconds,
@@ -174,13 +175,23 @@ function usedUsd(t: TenantLimits, day: string, month: string): { day: number; mo
 }
 
 /** When each held token amount leaves the sliding hour. */
-function tokenReleases(t: TenantLimits): { at: number; tokens: number }[] {
+/**
+ * The minute buckets and the first RELEASES_READ reservations (admission order, about the
+ * order they expire in), as admit.lua reads them; `unread` when some were left out.
+ */
+function tokenReleases(t: TenantLimits): { releases: { at: number; tokens: number }[]; unread?: number } {
   const releases = [...t.minutes].map(([minute, tokens]) => ({
     at: (minute + MINUTES_PER_HOUR) * MINUTE_MS,
     tokens,
   }));
-  for (const held of t.reservations.values()) releases.push({ at: held.expiresAt, tokens: held.tokens });
-  return releases;
+  let read = 0;
+  let last = 0;
+  for (const held of t.reservations.values()) {
+    if (read++ === RELEASES_READ) return { releases, unread: last };
+    releases.push({ at: held.expiresAt, tokens: held.tokens });
+    last = Math.max(last, held.expiresAt);
+  }
+  return { releases };
 }
 
 /**
@@ -224,7 +235,8 @@ function retryAfter(t: TenantLimits, request: AdmitRequest, limit: LimitName): n
       const need = request.promptTokens + requiredOutput(request);
       if (need > cap) return HOUR_MS / 1000;
       const needed = need - (cap - usedTokens(t));
-      return retrySeconds(msUntilFreed(needed, tokenReleases(t), now));
+      const { releases, unread } = tokenReleases(t);
+      return retrySeconds(msUntilFreed(needed, releases, now, unread));
     }
     case 'budget_usd_per_day':
       return budgetResets(now).dayS;

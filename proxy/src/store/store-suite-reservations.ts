@@ -110,6 +110,26 @@ export function describeReservations(ctx: SuiteContext): void {
       expect((await admit(t, limits, { now: T0 + HOUR_MS, promptTokens: 200 })).ok).toBe(true);
     });
 
+    it('with more than 64 in flight, Retry-After is no sooner than the 64th reservation to expire', async () => {
+      const t = tenant();
+      const limits = { tokens_per_hour: 100 * 200 };
+      // Admitted a second apart, so each expires a second after the one before.
+      for (let i = 0; i < 100; i++) {
+        const a = await admit(t, limits, { now: T0 + i * 1000, promptTokens: 100, maxOutput: 100 });
+        expect(a.ok).toBe(true);
+      }
+      const refused = await admit(t, limits, { now: T0 + 100_000, promptTokens: 100, maxOutput: 100 });
+      expect(refused.ok === false && refused.limit).toBe('tokens_per_hour');
+      // The first to expire frees enough: its expiry, as with every reservation read.
+      expect(refused.ok === false && refused.retryAfterS).toBe((10 * MINUTE_MS) / 1000 - 100);
+      const some = await admit(t, limits, { now: T0 + 100_000, promptTokens: 40 * 200, maxOutput: 100 });
+      // 40 reservations' worth and a token: the 41st to expire frees it.
+      expect(some.ok === false && some.retryAfterS).toBe((10 * MINUTE_MS) / 1000 - 100 + 40);
+      const more = await admit(t, limits, { now: T0 + 100_000, promptTokens: 65 * 200, maxOutput: 100 });
+      // More than the 64 read free, which end 63 s after the first.
+      expect(more.ok === false && more.retryAfterS).toBe((10 * MINUTE_MS) / 1000 - 100 + 63);
+    });
+
     it('a reservation never settled expires with the slot TTL', async () => {
       const t = tenant();
       const limits = { tokens_per_hour: 1000 };

@@ -123,10 +123,20 @@ if tph > 0 then
   local cap = tph - usedTokens - prompt
   if cap < need then
     if prompt + need > tph then return refuse(2, HOUR) end
-    local pending = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
-    for i = 1, #pending, 2 do
-      local held = redis.call('HGET', KEYS[5], pending[i])
-      if held then releases[#releases + 1] = { tonumber(pending[i + 1]), tonumber(string.match(held, '^(%S+)')) } end
+    -- Only the 64 reservations that expire first (RELEASES_READ in admission.ts): reading
+    -- every one made each refusal of a tenant with thousands in flight hold Redis for
+    -- milliseconds, every other tenant's admissions waiting behind it.
+    local pending = redis.call('ZRANGE', KEYS[4], 0, 63, 'WITHSCORES')
+    local lastPending = nil
+    if #pending > 0 then
+      local ids = {}
+      for i = 1, #pending, 2 do ids[#ids + 1] = pending[i] end
+      local held = redis.call('HMGET', KEYS[5], unpack(ids))
+      for j = 1, #ids do
+        local at = tonumber(pending[2 * j])
+        if held[j] then releases[#releases + 1] = { at, tonumber(string.match(held[j], '^(%S+)')) } end
+        lastPending = at
+      end
     end
     table.sort(releases, function(a, b) return a[1] < b[1] end)
     local needed, freed, wait = need - cap, 0, HOUR
@@ -134,6 +144,8 @@ if tph > 0 then
       freed = freed + r[2]
       if freed >= needed then wait = math.max(0, r[1] - now) break end
     end
+    -- Not enough among those read, with more in flight: no sooner than the last one read.
+    if wait == HOUR and redis.call('ZCARD', KEYS[4]) > 64 then wait = math.max(0, lastPending - now) end
     return refuse(2, wait)
   end
   granted = math.min(granted, cap)
