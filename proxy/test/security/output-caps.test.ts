@@ -490,6 +490,34 @@ describe.each(STORES)('choices multiply the reservation (%s store)', (store) => 
   });
 });
 
+describe.each(STORES)('a prompt priced dearer to cache (%s store)', (store) => {
+  // A prompt the client marks for caching is billed at cache_write, up to twice input:
+  // reserved at input, budgets were overshot by that ratio.
+  it.each([
+    [undefined, 200],
+    [1_000, 429],
+  ])(
+    'with cache_write %s, answers %s under a budget its input price alone fits',
+    async (cacheWrite, status) => {
+      h = await startHarness({
+        reply: {
+          kind: 'json',
+          body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 }),
+        },
+        config: (base) => ({
+          ...freePlan({ rate_limits: { budget_usd_per_day: 0.0001 } }, store)(base),
+          pricing: {
+            'small-model': { input: 1, output: 0, ...(cacheWrite ? { cache_write: cacheWrite } : {}) },
+          },
+        }),
+      });
+      const r = await send('/v1/chat/completions', { model: 'small-model', messages: user, max_tokens: 1 });
+      expect(r.status, r.text).toBe(status);
+      if (status === 429) expect(r.message).toContain('budget');
+    },
+  );
+});
+
 describe.each(STORES)('uncapped requests share the hour (%s store)', (store) => {
   it('admits three parallel uncapped requests while the hour has room, each capped at max_output_tokens', async () => {
     h = await startHarness({
