@@ -13,7 +13,12 @@
 import { KNOWN_METHODS, allowingEntry, planModelIds } from '@lanekeeper/contract';
 import { passThroughUpstream } from '../runtime.js';
 import type { RequestContext } from '../context.js';
-import { EndpointNotAllowedError, FeatureNotEnabledError, MethodNotAllowedError } from '../errors.js';
+import {
+  EndpointNotAllowedError,
+  FeatureNotEnabledError,
+  InvalidRequestError,
+  MethodNotAllowedError,
+} from '../errors.js';
 import { CONTINUE, reply, type RequestVerdict, type Stage } from '../stage.js';
 import type { VectorRoute } from '../vector/vector-route.js';
 
@@ -79,6 +84,28 @@ function storeVerdict(ctx: RequestContext): RequestVerdict {
   return CONTINUE;
 }
 
+/**
+ * A background response (`background: true` on the Responses API) is answered at once with
+ * a queued stub whose usage is null, and generates afterwards, read later by its id: the
+ * meter saw only the stub (13 input, 25 output tokens booked for a 4,000-token run, found by
+ * review) and the reservation went back. Refused until it can be metered.
+ */
+function backgroundVerdict(ctx: RequestContext): RequestVerdict {
+  const background = ctx.request.body?.background;
+  if (
+    ctx.route?.endpoint !== 'responses' ||
+    background === undefined ||
+    background === false ||
+    background === null
+  )
+    return CONTINUE;
+  return reply(
+    new InvalidRequestError(
+      '"background" responses are not available here: their usage could not be metered. Send the request without it, or stream it.',
+    ),
+  );
+}
+
 export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefined }): Stage {
   return {
     name: 'check-endpoint',
@@ -90,7 +117,7 @@ export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefin
         return reply(error);
       }
       if (deps.vector()?.matches(path)) return CONTINUE;
-      if (ctx.route?.metered) return storeVerdict(ctx);
+      if (ctx.route?.metered) return backgroundVerdict(ctx) ?? storeVerdict(ctx);
       const plan = ctx.tenant?.plan;
       const entry =
         allowingEntry(passThroughUpstream(ctx.runtime, ctx.dialect).config.allow_paths, method, path) ??

@@ -272,3 +272,21 @@ describe('"store": true', () => {
     expect((h.lastReceived().body as { store?: boolean }).store).toBeUndefined();
   });
 });
+
+describe('"background": true on the Responses API', () => {
+  // Answered at once with a queued stub (usage null) and generated afterwards: the meter saw
+  // only the stub, and the tenant's reservation went back.
+  it('is refused before the upstream, even on a plan with the store feature', async () => {
+    for (const background of [true, 1, 'true', {}]) {
+      const r = await send('POST', '/v1/responses', KEYS.pro, { input: 'hi', store: true, background });
+      expect(r.status).toBe(400);
+      expect(r.json.error.code).toBe('invalid_request');
+      expect(r.json.error.message).toContain('"background"');
+      expect(r.reached).toBe(false);
+    }
+    for (const background of [false, null]) {
+      const r = await send('POST', '/v1/responses', KEYS.pro, { input: 'hi', background });
+      expect(r.status).toBe(200);
+    }
+  });
+});
