@@ -165,6 +165,12 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         (ctx.outcome === 'completed' || (ctx.outcome === 'client_aborted' && ctx.upstreamEnded));
       if (invalid.length > 0) {
         ctx.provenance = 'invalid';
+      } else if (reported && complete && ctx.usage.input === undefined) {
+        // Output reported, input not: Ollama leaves prompt_eval_count out when the prompt
+        // came from its cache, as some OpenAI-compatible servers leave prompt_tokens. Booked
+        // as 0, a tenant repeating a long prompt was charged its output alone.
+        ctx.provenance = 'estimated';
+        ctx.usage = { ...ctx.usage, input: ctx.estimatedPromptTokens };
       } else if (reported && complete) {
         ctx.provenance = 'reported';
       } else if ((ctx.status ?? 0) >= 400 && complete && !reported) {

@@ -487,3 +487,55 @@ describe('an Anthropic stream that ends without its closing usage', () => {
     expect(after.output_tokens - (before.output_tokens ?? 0)).toBe(line.output_tokens);
   });
 });
+
+/**
+ * Output reported, input not: Ollama leaves prompt_eval_count out when the whole prompt came
+ * from its cache (as some OpenAI-compatible servers leave prompt_tokens). Booked as a
+ * reported 0, a tenant repeating a long prompt was charged its output alone.
+ */
+describe.each([true, false])('an Ollama answer without prompt_eval_count (stream %s)', (stream) => {
+  const done = { model: 'small-model', done: true, eval_count: 5 };
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: stream
+        ? {
+            kind: 'stream',
+            contentType: 'application/x-ndjson',
+            chunks: [
+              `${JSON.stringify({ model: 'small-model', message: { role: 'assistant', content: 'ok' }, done: false })}\n`,
+              `${JSON.stringify({ ...done, message: { role: 'assistant', content: '' } })}\n`,
+            ],
+          }
+        : { kind: 'json', body: { ...done, message: { role: 'assistant', content: 'ok' } } },
+      config: (base) => {
+        const plans = base.plans as Record<string, Record<string, unknown>>;
+        return {
+          ...base,
+          upstream: { ...(base.upstream as object), dialect: 'ollama' },
+          plans: { ...plans, free: { ...plans.free, max_context: 200_000 } },
+        };
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  it('books the prompt as estimated, not as 0', async () => {
+    const res = await request(`${h.proxy.url}/api/chat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'small-model',
+        stream,
+        messages: [{ role: 'user', content: 'lorem ipsum dolor sit amet '.repeat(1_500) }],
+      }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    const line = await accessLine(h, String(res.headers['x-lanekeeper-request-id']));
+    expect(line.provenance).toBe('estimated');
+    // ~40 KB of prompt.
+    expect(line.input_tokens).toBeGreaterThan(5_000);
+    expect(line.output_tokens).toBe(5);
+  });
+});
