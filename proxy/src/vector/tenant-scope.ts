@@ -58,12 +58,21 @@ const DATA_FIELDS = new Set(['payload', 'payloads', 'vector', 'vectors']);
 const KEY_FIELDS = new Set(['key', 'order_by', 'group_by', 'field_name', 'datetime_key']);
 
 /**
+ * How deep a body's filters, queries and prefetches may nest (objects and arrays, each a
+ * level). A filter 3,000 levels deep overflowed the stack here: a 502 and a warning for
+ * every such request, where a client's own mistake is a 400.
+ */
+const MAX_DEPTH = 64;
+
+/**
  * Refuses a body that names tenant_id anywhere a key can appear, or sets it in a payload.
  * Payload values themselves are user data and are not inspected below their top level.
  */
-export function assertNoTenantField(value: unknown): void {
+export function assertNoTenantField(value: unknown, depth = 0): void {
+  if (depth > MAX_DEPTH && value !== null && typeof value === 'object')
+    throw badRequest(`Format error in JSON body: nested more than ${MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) {
-    value.forEach(assertNoTenantField);
+    for (const item of value) assertNoTenantField(item, depth + 1);
     return;
   }
   if (!value || typeof value !== 'object') return;
@@ -81,7 +90,7 @@ export function assertNoTenantField(value: unknown): void {
     if (KEY_FIELDS.has(field) && isTenantKey(inner)) throw tenantFieldRefusal();
     if (field === 'keys' && Array.isArray(inner) && inner.some(isTenantKey)) throw tenantFieldRefusal();
     if (field === TENANT_FIELD) throw tenantFieldRefusal();
-    assertNoTenantField(inner);
+    assertNoTenantField(inner, depth + 1);
   }
 }
 
@@ -244,5 +253,7 @@ export function stripTenantField(value: unknown): void {
   if (!value || typeof value !== 'object') return;
   const o = value as Obj;
   if ('id' in o && o.payload && typeof o.payload === 'object') delete (o.payload as Obj)[TENANT_FIELD];
-  for (const inner of Object.values(o)) if (inner && typeof inner === 'object') stripTenantField(inner);
+  // Not into payloads and vectors: user data, as deep as a tenant made it (the stack is not).
+  for (const [field, inner] of Object.entries(o))
+    if (!DATA_FIELDS.has(field) && inner && typeof inner === 'object') stripTenantField(inner);
 }

@@ -62,7 +62,7 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       path,
       query: 'wait=true',
       headers: { authorization: 'Bearer lk_tenant_key_must_not_reach_qdrant' },
-      body: Buffer.from(body === undefined ? '' : JSON.stringify(body)),
+      body: Buffer.from(body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body)),
     });
     const text = res.body.toString('utf8');
     // Assertions walk arbitrary Qdrant JSON; typing every response shape would add nothing.
@@ -220,6 +220,9 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
   const shouldTrick = { should: [{ key: 'owner', match: { value: 'A' } }, { has_id: A_IDS }] };
   const mustNotTrick = { must_not: [{ key: 'owner', match: { value: 'B' } }] };
   const minShould = { min_should: { conditions: [{ has_id: A_IDS }], min_count: 1 } };
+  // Deep enough to overflow the stack of a recursive check (a 502 once), as raw JSON:
+  // JSON.stringify itself overflows on it.
+  const deepFilter = `{"filter":${'{"must":['.repeat(3_000)}{}${']}'.repeat(3_000)}}`;
   const attacks: Call[] = [
     ['physical name', 'POST', `/collections/${physicalA}/points/scroll`, {}, 403],
     ["the other tenant's physical name", 'GET', '/collections/tenant_a_documents', undefined, 403],
@@ -278,6 +281,14 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       { filter: mustNotTrick, with_payload: true, limit: 100 },
     ],
     ['min_should trick on count', 'POST', '/collections/documents/points/count', { filter: minShould }],
+    ['a filter nested 3,000 levels deep', 'POST', '/collections/documents/points/count', deepFilter, 400],
+    [
+      'an upsert with a payload 6,000 levels deep',
+      'PUT',
+      '/collections/documents/points',
+      `{"points":[{"id":160,"vector":[1,0,0,0],"payload":{"x":${'{"a":'.repeat(6_000)}1${'}'.repeat(6_000)}}}]}`,
+      400,
+    ],
     [
       'scroll from an id of A',
       'POST',
