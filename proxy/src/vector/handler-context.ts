@@ -144,7 +144,11 @@ export async function partitionCollectionInfo(ctx: HandlerContext): Promise<Hand
   if (reply.status >= 400 || !reply.json) return { reply };
   const info = { ...((reply.json as { result: Obj }).result ?? {}) };
   info.points_count = await countOf(ctx, scopeFilter(undefined, ctx.tenant));
+  // The shared collection's own: its pending writes and warnings follow other tenants'
+  // activity. (segments_count and status are required by Qdrant's clients, and coarse.)
   delete info.indexed_vectors_count;
+  delete info.update_queue;
+  delete info.warnings;
   const schema = { ...asObject(info.payload_schema, 'payload_schema') };
   delete schema[TENANT_FIELD];
   for (const [field, entry] of Object.entries(schema)) {

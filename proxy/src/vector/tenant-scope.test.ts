@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  assertNoTenantField,
+  checkClientBody,
   pointIdsInQuery,
   scopeFilter,
   scopeQuery,
@@ -59,7 +59,30 @@ describe('scopeSelector', () => {
   });
 });
 
-describe('assertNoTenantField, on deep bodies', () => {
+describe('checkClientBody, on integers JSON.parse rounds', () => {
+  const big = JSON.parse('9007199254740993') as number;
+  it.each([
+    ['an upserted id', { points: [{ id: big, vector: [1] }] }],
+    ['a batch id', { batch: { ids: [1, big], vectors: [[1], [2]] } }],
+    ['a selected id', { points: [big] }],
+    ['a has_id', { filter: { must: [{ has_id: [big] }] } }],
+    ['a query by id', { query: { recommend: { positive: [big] } } }],
+    ['a scroll offset', { offset: big }],
+    ['an integer match', { filter: { must: [{ key: 'n', match: { any: [big] } }] } }],
+  ])('refuses %s past 2^53 - 1', (_label, body) => {
+    expect(() => checkClientBody(body)).toThrow(/above 2\^53 - 1/);
+  });
+
+  it.each([
+    ['a payload value', { points: [{ id: 1, vector: [1], payload: { hash: big } }] }],
+    ['a range bound, a double in Qdrant too', { filter: { must: [{ key: 't', range: { gte: big } }] } }],
+    ['the largest exact id', { points: [Number.MAX_SAFE_INTEGER] }],
+  ])('lets %s through', (_label, body) => {
+    expect(() => checkClientBody(body)).not.toThrow();
+  });
+});
+
+describe('checkClientBody, on deep bodies', () => {
   const nested = (levels: number) => {
     let filter: Record<string, unknown> = { key: 'owner', match: { value: 'b' } };
     // Each level is an object and an array.
@@ -68,16 +91,16 @@ describe('assertNoTenantField, on deep bodies', () => {
   };
 
   it('reads a filter 31 levels deep', () => {
-    expect(() => assertNoTenantField(nested(31))).not.toThrow();
+    expect(() => checkClientBody(nested(31))).not.toThrow();
   });
 
   it('refuses with 400 one deeper than 64 objects and arrays, whatever it names', () => {
-    expect(() => assertNoTenantField(nested(33))).toThrow(/nested more than 64 levels deep/);
-    expect(() => assertNoTenantField(nested(3_000))).toThrow(/nested more than 64 levels deep/);
+    expect(() => checkClientBody(nested(33))).toThrow(/nested more than 64 levels deep/);
+    expect(() => checkClientBody(nested(3_000))).toThrow(/nested more than 64 levels deep/);
   });
 });
 
-describe('assertNoTenantField', () => {
+describe('checkClientBody', () => {
   it.each([
     ['a filter key', { filter: { must: [{ key: 'tenant_id', match: { value: 'a' } }] } }],
     ['a quoted key', { filter: { must: [{ key: '"tenant_id"', match: { value: 'a' } }] } }],
@@ -102,7 +125,7 @@ describe('assertNoTenantField', () => {
       { prefetch: [{ filter: { must: [{ key: 'tenant_id', match: { value: 'a' } }] } }] },
     ],
   ])('refuses tenant_id in %s', (_label, body) => {
-    expect(() => assertNoTenantField(body)).toThrow(/reserved by Lanekeeper/);
+    expect(() => checkClientBody(body)).toThrow(/reserved by Lanekeeper/);
   });
 
   it.each([
@@ -123,7 +146,7 @@ describe('assertNoTenantField', () => {
       },
     ],
   ])('allows %s', (_label, body) => {
-    expect(() => assertNoTenantField(body)).not.toThrow();
+    expect(() => checkClientBody(body)).not.toThrow();
   });
 });
 

@@ -65,14 +65,43 @@ const KEY_FIELDS = new Set(['key', 'order_by', 'group_by', 'field_name', 'dateti
 const MAX_DEPTH = 64;
 
 /**
- * Refuses a body that names tenant_id anywhere a key can appear, or sets it in a payload.
- * Payload values themselves are user data and are not inspected below their top level.
+ * Fields whose integers Qdrant reads exactly: point ids (and the query inputs that name
+ * them) and integer matches. JSON.parse rounds an integer past 2^53 - 1, so point id
+ * 9007199254740993 was written, looked up and deleted as ...992, another point. (Range
+ * bounds are doubles in Qdrant too, and are left alone.)
  */
-export function assertNoTenantField(value: unknown, depth = 0): void {
+const EXACT_FIELDS = new Set([
+  'id',
+  'ids',
+  'points',
+  'has_id',
+  'offset',
+  'nearest',
+  'positive',
+  'negative',
+  'target',
+  'example',
+  'value',
+  'any',
+  'except',
+]);
+
+/**
+ * Checks a client's body before anything reads it: refuses one that names tenant_id anywhere
+ * a key can appear, or sets it in a payload (403); one nested deeper than MAX_DEPTH (400);
+ * and an integer past 2^53 - 1 in an EXACT_FIELDS field (400). Payload values themselves
+ * are user data and are not inspected below their top level.
+ */
+export function checkClientBody(value: unknown, depth = 0, exact = false): void {
+  if (typeof value === 'number') {
+    if (exact && Number.isInteger(value) && !Number.isSafeInteger(value))
+      throw badRequest('Format error in JSON body: an id above 2^53 - 1 cannot be carried exactly');
+    return;
+  }
   if (depth > MAX_DEPTH && value !== null && typeof value === 'object')
     throw badRequest(`Format error in JSON body: nested more than ${MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) {
-    for (const item of value) assertNoTenantField(item, depth + 1);
+    for (const item of value) checkClientBody(item, depth + 1, exact);
     return;
   }
   if (!value || typeof value !== 'object') return;
@@ -90,7 +119,7 @@ export function assertNoTenantField(value: unknown, depth = 0): void {
     if (KEY_FIELDS.has(field) && isTenantKey(inner)) throw tenantFieldRefusal();
     if (field === 'keys' && Array.isArray(inner) && inner.some(isTenantKey)) throw tenantFieldRefusal();
     if (field === TENANT_FIELD) throw tenantFieldRefusal();
-    assertNoTenantField(inner, depth + 1);
+    checkClientBody(inner, depth + 1, EXACT_FIELDS.has(field));
   }
 }
 

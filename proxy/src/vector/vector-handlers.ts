@@ -122,6 +122,8 @@ export const HANDLERS: Partial<Record<VectorOperationName, Handler>> = {
     if (!ctx.partition) return { reply: await send(ctx, 'GET', ctx.op.suffix) };
     const raw = ctx.op.pointId!;
     const id = /^\d+$/.test(raw) ? Number(raw) : raw;
+    if (typeof id === 'number' && !Number.isSafeInteger(id))
+      throw badRequest('Format error in path: an id above 2^53 - 1 cannot be carried exactly');
     const page = await result<{ points: unknown[] }>(ctx, 'POST', '/points/scroll', {
       filter: idsFilter([id], ctx.tenant),
       limit: 1,

@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import { HANDLERS, UpstreamAnswer, type HandlerContext, type HandlerOutcome } from './vector-handlers.js';
 import { classifyOperation, type VectorOperation } from './vector-operations.js';
 import { errorEnvelope, forbidden, okEnvelope, VectorRefusal, badRequest } from './vector-refusal.js';
-import { assertNoTenantField, asObject, stripTenantField } from './tenant-scope.js';
+import { checkClientBody, asObject, stripTenantField } from './tenant-scope.js';
 import { createVectorUpstream, type UpstreamReply } from './vector-upstream.js';
 
 /** The `vector` block of the proxy config. */
@@ -164,7 +164,7 @@ export function createVectorRoute(deps: {
     }
     if (op.name === 'list_collections') return listCollections(tenant);
     const body = parseBody(request.body);
-    assertNoTenantField(body);
+    checkClientBody(body);
     const ctx: HandlerContext = {
       tenant,
       partition,

@@ -139,6 +139,9 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     const info = await call(B, 'GET', '/collections/documents');
     expect(info.json!.result.points_count).toBe(2);
     expect(info.text).not.toContain('tenant_id');
+    // The shared collection's pending writes and warnings follow other tenants' activity.
+    for (const shared of ['update_queue', 'warnings', 'indexed_vectors_count'])
+      expect(Object.hasOwn(info.json!.result, shared), shared).toBe(mode === 'collection');
   });
 
   it('lets B query by the id of its own point', async () => {
@@ -309,6 +312,14 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
     ],
     ['get a point of A', 'GET', '/collections/documents/points/1', undefined, 404],
     ['get a UUID point of A', 'GET', `/collections/documents/points/${UUID_A}`, undefined, 404],
+    // Rounded by Number(), it would name point 9007199254740992.
+    [
+      'get a point by an id past 2^53',
+      'GET',
+      '/collections/documents/points/9007199254740993',
+      undefined,
+      mode === 'partition' ? 400 : 404,
+    ],
     [
       'query by an id of A',
       'POST',

@@ -95,6 +95,9 @@ export class FakeQdrantEngine {
       indexed_vectors_count: 0,
       points_count: c.points.size,
       segments_count: 1,
+      // Writes Qdrant has yet to apply (the fake applies them at once), and its warnings.
+      update_queue: { length: 0 },
+      warnings: [],
       config: {
         params: {
           vectors: { size: c.size, distance: c.distance },
