@@ -197,7 +197,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
 
   let snapshot: ControlPlaneSnapshot | undefined;
   // Set once the proxy is running; until then a snapshot only replaces the initial config.
-  const live: { apply?: (config: Config) => Promise<void> } = {};
+  const live: { apply?: (config: Config, version: number) => Promise<void>; rejected?: () => void } = {};
   let source: ControlPlaneSource | undefined;
   let initial = fromFile;
   if (fromFile.control_plane) {
@@ -215,8 +215,14 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       (next) =>
         oneAtATime(async () => {
           // Rejects on an invalid snapshot, which the source then refuses to keep.
-          const config = await parseConfigInSlices(compose(fileRaw, next));
-          if (live.apply) await live.apply(config);
+          let config: Config;
+          try {
+            config = await parseConfigInSlices(compose(fileRaw, next));
+          } catch (error) {
+            live.rejected?.();
+            throw error;
+          }
+          if (live.apply) await live.apply(config, next.version);
           else initial = config;
           snapshot = next;
         }),
@@ -278,11 +284,12 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   };
 
   const quirks = new UpstreamQuirks();
-  live.apply = async (config) => {
+  live.apply = async (config, version) => {
     await apply(config);
     metrics.configReloads.inc({ result: 'applied' });
-    logger.info({ version: snapshot?.version }, 'control-plane snapshot applied');
+    logger.info({ version }, 'control-plane snapshot applied');
   };
+  live.rejected = () => metrics.configReloads.inc({ result: 'rejected' });
 
   const tracer = await startRequestTracer(initial.telemetry, options.env ?? process.env, logger, {
     exportDelayMs: options.traceExportDelayMs,

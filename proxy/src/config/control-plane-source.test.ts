@@ -4,6 +4,8 @@
  * against a real control plane in test/e2e/control-plane-source.test.ts.)
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -75,5 +77,49 @@ describe('createControlPlaneSource with the control plane down', () => {
     await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
     expect(seen).toEqual([]);
     await source.close();
+  });
+});
+
+describe('createControlPlaneSource with a snapshot the proxy refuses', () => {
+  it('fetches it again at the next poll (no If-None-Match), and logs it once', async () => {
+    const snapshot: ControlPlaneSnapshot = { version: 3, plans: {}, tenants: [], pricing: {} };
+    const asked: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.headers['if-none-match']);
+      if (req.headers['if-none-match'] === '"3"') return void res.writeHead(304).end();
+      res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end(JSON.stringify(snapshot));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const errors: unknown[] = [];
+    let refuse = true;
+    const source = createControlPlaneSource(
+      {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        token: 't',
+        pollIntervalMs: 60_000,
+        snapshotPath: join(dir, 'snapshot.json'),
+        keyPrefix: 'lk:',
+        logger: { ...quiet, error: (...args: unknown[]) => void errors.push(args) },
+        fetchTimeoutMs: 1000,
+      },
+      () => {
+        // Refused until the proxy's own config changes (an upstream added, say).
+        if (refuse) throw new Error('refused');
+      },
+    );
+    try {
+      await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
+      expect(await source.refresh()).toBe(false);
+      refuse = false;
+      expect(await source.refresh()).toBe(true);
+      expect(source.current).toEqual({ version: 3, origin: 'control-plane' });
+      // Accepted: from now on the ETag stands.
+      expect(await source.refresh()).toBe(false);
+      expect(asked).toEqual([undefined, undefined, undefined, '"3"']);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await source.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

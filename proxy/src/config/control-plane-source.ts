@@ -7,8 +7,9 @@
  * starts from that file, so the control plane is never on the request path.
  *
  * `onSnapshot` decides whether a snapshot is good (the proxy merges it into the file config
- * and validates it, in slices that let requests run between them): when it throws or rejects, the proxy keeps its previous config and the bad
- * snapshot is neither persisted nor offered again until the version changes.
+ * and validates it, in slices that let requests run between them): when it throws or
+ * rejects, the proxy keeps its previous config, the bad snapshot is not persisted, and it is
+ * fetched and offered again at each poll (logged once per version) until one is accepted.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
@@ -131,6 +132,7 @@ export function createControlPlaneSource(
   const channel = configChannel(options.keyPrefix);
   let etag: string | null = null;
   let current: ControlPlaneSource['current'];
+  let refusedVersion: number | undefined;
   let subscriber: Redis | undefined;
   let poller: NodeJS.Timeout | undefined;
   // Polled every few seconds: an outage is one warning, a summary a minute, one recovery line.
@@ -177,8 +179,10 @@ export function createControlPlaneSource(
     tag: string | null,
     origin: 'control-plane' | 'disk',
   ) => {
-    etag = tag;
     await onSnapshot(snapshot);
+    // Only once accepted: a snapshot refused is fetched again at the next poll (its 304
+    // kept it refused, whatever the proxy's own file changed meanwhile).
+    etag = tag;
     current = { version: snapshot.version, origin };
     if (origin === 'control-plane') {
       const disk: DiskSnapshot = { etag: tag, saved_at: new Date().toISOString(), snapshot };
@@ -194,12 +198,17 @@ export function createControlPlaneSource(
     try {
       await apply(fetched.snapshot, fetched.etag, 'control-plane');
     } catch (error) {
-      logger.error(
-        { err: error, version: fetched.snapshot.version },
-        'the control plane sent a config this proxy rejects; keeping the previous one',
-      );
+      // Once per version: it is fetched again at every poll.
+      if (refusedVersion !== fetched.snapshot.version) {
+        logger.error(
+          { err: error, version: fetched.snapshot.version },
+          'the control plane sent a config this proxy rejects; keeping the previous one',
+        );
+      }
+      refusedVersion = fetched.snapshot.version;
       return false;
     }
+    refusedVersion = undefined;
     logger.info({ version: fetched.snapshot.version }, 'config snapshot applied');
     return true;
   };

@@ -361,10 +361,11 @@ export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[
       });
     }
   }
-  if (config.multiUpstream) {
-    const overrides = config.tenants.map((t) => ({ id: t.id, models: t.overrides.models }));
-    problems.push(...unroutableModels(config.upstreams, config.plans, overrides, 'upstreams'));
-  }
+  // With a control plane, plans and tenants come from it, and it knows nothing of this
+  // proxy's upstreams: a model none of them serves is a warning (configWarnings), and a 400
+  // for the requests that name it. Refused whole, the snapshot was refused with every one
+  // after it, a revoked key or a suspended tenant included, until the plan was fixed.
+  if (config.multiUpstream && !config.control_plane) problems.push(...unroutable(config));
   if (config.identity.sources.includes('jwt') && !config.identity.jwt) {
     problems.push({
       path: 'identity.jwt',
@@ -428,8 +429,22 @@ export function parseConfig(raw: unknown): Config {
 }
 
 /** Non-fatal findings worth telling an operator (check-config prints them; start-up logs them). */
+/** Plan and tenant models that none of the upstreams serves. */
+function unroutable(config: z.infer<typeof configSchema>): ConfigProblem[] {
+  const overrides = config.tenants.map((t) => ({ id: t.id, models: t.overrides.models }));
+  return unroutableModels(config.upstreams, config.plans, overrides, 'upstreams');
+}
+
 export function configWarnings(config: Config): ConfigProblem[] {
   const warnings: ConfigProblem[] = [];
+  if (config.multiUpstream && config.control_plane) {
+    // Logged on every snapshot applied: a few lines, however many tenant overrides name one.
+    const problems = unroutable(config);
+    for (const problem of problems.slice(0, 10))
+      warnings.push({ ...problem, message: `${problem.message}: requests for it are answered 400` });
+    if (problems.length > 10)
+      warnings.push({ path: 'plans', message: `${problems.length - 10} more models no upstream serves` });
+  }
   for (const [name, plan] of Object.entries(config.plans)) {
     for (const [alias, target] of Object.entries(plan.models)) {
       for (const model of modelChain(target)) {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { globMatches, routeModel } from '../../src/config/upstreams.js';
-import { parseConfig } from '../../src/config/schema.js';
+import { configWarnings, parseConfig } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 
 const up = (models: string[], extra: Record<string, unknown> = {}) => ({
@@ -83,6 +83,21 @@ describe('upstreams', () => {
     (raw.plans as { free: { models: Record<string, unknown> } }).free.models.coding = target;
     const found = problems(raw);
     expect(found).toEqual([{ path, message: expect.stringContaining(message) }]);
+  });
+
+  // Plans from a control plane, which knows nothing of this proxy's upstreams: refused
+  // whole, every later snapshot (a revoked key, a suspended tenant) was refused with it.
+  it('takes a model no upstream serves as a warning when plans come from a control plane', () => {
+    const raw = {
+      ...config({ upstreams: { openai: up(['gpt-*']) } }),
+      control_plane: { url: 'http://127.0.0.1:9', token: 'proxy-token-0123456789' },
+    };
+    const parsed = parseConfig(raw);
+    expect(configWarnings(parsed)).toContainEqual({
+      path: 'plans.free.models.coding',
+      message:
+        'plan "free", alias "coding": no upstream serves model "claude-sonnet-4-6" (no upstreams.*.models matches it): requests for it are answered 400',
+    });
   });
 
   it("refuses a tenant override's model no upstream serves", () => {
