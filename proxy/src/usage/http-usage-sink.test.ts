@@ -76,20 +76,17 @@ describe('the HTTP usage sink', () => {
     await sink.close();
   });
 
-  it('keeps and retries a batch refused for its token (401, 403) or a timeout (408)', async () => {
-    // Mid-rotation the control plane has the new proxy token and this proxy the old one.
-    const cp = await controlPlane([401, 403, 408]);
+  // Mid-rotation the control plane has the new proxy token and this proxy the old one; an
+  // ingress with no route yet answers 404 or 405 (taken for a refusal of the batch, a 404
+  // dropped every event queued within seconds).
+  it('keeps and retries a batch refused for its token (401, 403), a timeout (408) or a missing route (404, 405)', async () => {
+    const cp = await controlPlane([401, 403, 408, 404, 405]);
     const { deps: d, counted } = deps();
     const sink = createHttpUsageSink({ url: cp.url, token: 't', flushMs: 10, backoffMs: 10 }, d);
     sink.push(event('a'));
     sink.push(event('b'));
     await until(() => sink.pending() === 0);
-    expect(cp.posts.map((p) => p.ids)).toEqual([
-      ['a', 'b'],
-      ['a', 'b'],
-      ['a', 'b'],
-      ['a', 'b'],
-    ]);
+    expect(cp.posts.map((p) => p.ids)).toEqual(Array.from({ length: 6 }, () => ['a', 'b']));
     expect(counted.dropped).toBe(0);
     await sink.close();
   });

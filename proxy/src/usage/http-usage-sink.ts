@@ -3,12 +3,13 @@
  * plane but has no Redis (store: memory): there is no usage stream for the ledger to read,
  * so events are batched and posted to POST /v1/usage-events with the proxy token.
  *
- * Posting never blocks a request: `push` only queues. A failed post (network, 5xx, 429, 408,
- * and 401 or 403: the proxy token is wrong only until the operator fixes it, say mid-rotation)
- * is retried with exponential backoff, the events kept. Any other 4xx is about the batch (one
- * bad event refuses all of it, and 413 its size): the batch is split in halves and each sent
- * again, down to the one event refused, which alone is dropped and logged. The queue is
- * bounded: past `maxQueue`
+ * Posting never blocks a request: `push` only queues. A 400, 413 or 422 is about the batch
+ * (one bad event refuses all of it, and 413 its size): the batch is split in halves and each
+ * sent again, down to the one event refused, which alone is dropped and logged. Any other
+ * failed post (network, 5xx, 401 or 403 while the proxy token is being fixed, and 404 or 405
+ * from an ingress that has no route to the control plane yet) is retried with exponential
+ * backoff, the events kept: taken for refusals of the batch, a 404 dropped every event
+ * queued within seconds. The queue is bounded: past `maxQueue`
  * the oldest events go, counted in lanekeeper_meter_events_dropped_total. The control plane
  * books by request_id, so a batch re-sent after a lost reply is counted once. `close()` sends
  * what is queued (within a deadline) before the proxy exits.
@@ -52,8 +53,8 @@ export interface UsageSink {
   close(deadlineMs?: number): Promise<void>;
 }
 
-/** Refusals that say nothing of the batch: the token (until fixed), a timeout, a busy control plane. */
-const RETRIED = new Set([401, 403, 408, 429]);
+/** The control plane's refusals of a batch as such; any other failure says nothing of the events. */
+const ABOUT_THE_BATCH = new Set([400, 413, 422]);
 
 export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDeps): UsageSink {
   const batchSize = Math.min(options.batchSize ?? 200, 500);
@@ -84,7 +85,7 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
       });
       const text = await res.text();
       if (res.ok) return 'sent';
-      if (res.status >= 400 && res.status < 500 && !RETRIED.has(res.status)) {
+      if (ABOUT_THE_BATCH.has(res.status)) {
         if (batch.length > 1) return 'split';
         deps.metrics.meterDropped.inc(batch.length);
         deps.logger.error(
