@@ -101,12 +101,15 @@ describe('usage totals', () => {
       (await admin('POST', '/v1/pricing/versions', { effective_from: '2026-10-01T00:00:00Z', prices }))
         .status,
     ).toBe(201);
-    // $0.1 in one hour on one model, $0.2 in the next on another.
+    // $0.1 in one hour on one model, $0.2 in the next on another, two days ago (the route
+    // books the last 7 days).
+    const day = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
+    const next = new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10);
     const events = [
       {
         ...usageEvent({
           tenant: 'sums',
-          ts: '2026-11-01T10:05:00Z',
+          ts: `${day}T10:05:00Z`,
           model: 'sum-a',
           input: 100_000,
           output: 0,
@@ -115,7 +118,7 @@ describe('usage totals', () => {
       {
         ...usageEvent({
           tenant: 'sums',
-          ts: '2026-11-01T11:05:00Z',
+          ts: `${day}T11:05:00Z`,
           model: 'sum-b',
           input: 200_000,
           output: 0,
@@ -124,7 +127,7 @@ describe('usage totals', () => {
     ];
     const booked = await call(cp.url, 'POST', '/v1/usage-events', { token: t.proxyToken, body: { events } });
     expect(booked.body.inserted).toBe(2);
-    const range = 'from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z';
+    const range = `from=${day}T00:00:00Z&to=${next}T00:00:00Z`;
     const hourly = await admin('GET', `/v1/tenants/sums/usage?granularity=hour&${range}`);
     expect(hourly.body.buckets.map((b: { cost_usd: number }) => b.cost_usd)).toEqual([0.1, 0.2]);
     expect(hourly.body.total).toMatchObject({ requests: 2, input_tokens: 300_000, cost_usd: 0.3 });

@@ -151,13 +151,37 @@ describe('POST /v1/usage-events', () => {
     },
   );
 
+  // The proxy token sits on every proxy: leaked, one event booked $4,000,000 into a bill of
+  // March of the year before. A proxy posts within seconds; far older or ahead is kept aside.
+  it('keeps an event dated over 7 days ago or over 5 minutes ahead in usage_rejects, unbooked', async () => {
+    const day = 86_400_000;
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const events = [
+      usageEvent({ tenant: 'acme', ts: '2025-03-15T12:00:00Z', model: 'm', input: 2e9, output: 2e9 }),
+      usageEvent({ tenant: 'acme', ts: at(-7 * day - 60_000), model: 'm', input: 1, output: 1 }),
+      usageEvent({ tenant: 'acme', ts: at(10 * 60_000), model: 'm', input: 1, output: 1 }),
+      usageEvent({ tenant: 'acme', ts: at(-6 * day), model: 'm', input: 4, output: 4 }),
+    ];
+    const before = await ledgerRows('acme');
+    const res = await post({ events });
+    expect(res).toMatchObject({ status: 200, body: { inserted: 1, rejected: 3 } });
+    expect(res.body.rejects.map((r: { index: number }) => r.index)).toEqual([0, 1, 2]);
+    expect(res.body.rejects[0].reason).toContain('the last 7 days');
+    expect(await ledgerRows('acme')).toBe(before + 1);
+    const kept = await t.pool.query(
+      `SELECT count(*)::int AS n FROM usage_rejects WHERE stream_id = ANY($1)`,
+      [events.slice(0, 3).map((e) => `http:${e.request_id}`)],
+    );
+    expect(kept.rows[0].n).toBe(3);
+  });
+
   it('books an event with a fresh request id after the refusals', async () => {
     const event = {
       ...usageEvent({ tenant: 'acme', ts: new Date().toISOString(), model: 'm', input: 1, output: 1 }),
       request_id: randomUUID(),
     };
     expect(await post({ events: [event] })).toMatchObject({ status: 200, body: { inserted: 1 } });
-    expect(await ledgerRows('acme')).toBe(3);
+    expect(await ledgerRows('acme')).toBe(4);
   });
 });
 
