@@ -33,6 +33,9 @@ export { loadConfig } from './config.js';
 export type { ControlPlaneConfig } from './config.js';
 export { ControlPlaneConfigError, SchemaNotCurrentError } from './errors.js';
 
+/** How long one Redis command may take (each is a key or two; a blocked Redis answers none). */
+const REDIS_COMMAND_TIMEOUT_MS = 2_000;
+
 /** A running control plane. */
 export interface RunningControlPlane {
   /** Base URL, e.g. http://127.0.0.1:8081 (the real port when PORT=0). */
@@ -63,11 +66,18 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
   const tracing = await startControlPlaneTracing(env, logger);
 
   // No offline queue: while Redis is away, commands fail at once (readyz says so, publishes are
-  // counted and left to the proxies' polling) instead of piling up behind a reconnect.
+  // counted and left to the proxies' polling) instead of piling up behind a reconnect. And a
+  // command timeout, for a Redis connected but not answering: without one, every config
+  // change committed and then waited on its PUBLISH for good.
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+    ? new Redis(config.redisUrl, {
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: false,
+        commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      })
     : undefined;
-  const ledgerRedis = redis?.duplicate({ maxRetriesPerRequest: null });
+  // The ledger's reads block for their own while (XREADGROUP BLOCK): no command timeout.
+  const ledgerRedis = redis?.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
   const redisClients = [redis, ledgerRedis].filter((r): r is Redis => r !== undefined);
   for (const r of redisClients) r.on('error', (err) => logger.debug({ err }, 'redis connection error'));
   if (redis) {

@@ -55,7 +55,12 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
           throw new ConflictError(`tenant "${id}" is being erased: finish with DELETE /v1/tenants/${id}`);
         const row = await insertTenant(db, { id, plan, status, overrides });
         if (!row) throw new ConflictError(`tenant "${id}" already exists`);
-        const collections = deps.vectors ? await createCollections(deps, id, db) : [];
+        // An id erased before starts clean: its Redis tombstone goes, and what Qdrant still
+        // holds under it. Before the commit, so that a Redis that does not answer fails the
+        // creation instead of answering 500 for a tenant already created.
+        const erasedBefore = (await findErasureRecord(db, id)) !== undefined;
+        if (erasedBefore) await unmarkErased(deps.redis, deps.config.keyPrefix, id);
+        const collections = deps.vectors ? await createCollections(deps, id, erasedBefore) : [];
         return {
           result: { ...row, collections },
           audit: {
@@ -66,8 +71,6 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
           affectsConfig: true,
         };
       });
-      // A tenant id used before and erased starts clean: its Redis tombstone goes.
-      await unmarkErased(deps.redis, deps.config.keyPrefix, id);
       return reply.code(201).send(created);
     },
   );
@@ -148,12 +151,12 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
   );
 }
 
-async function createCollections(deps: AppDeps, tenant: string, db: Db) {
+async function createCollections(deps: AppDeps, tenant: string, erasedBefore: boolean) {
   try {
     // An id erased before may still have vectors in Qdrant, which has no tombstone: a write a
     // proxy took after the erasure's sweeps. They were the erased tenant's; this one starts
     // empty. (Only then: a first creation keeps what an existing deployment already holds.)
-    if (await findErasureRecord(db, tenant)) await deps.vectors!.eraseTenant(tenant);
+    if (erasedBefore) await deps.vectors!.eraseTenant(tenant);
     return await deps.vectors!.createTenantCollections(tenant);
   } catch (error) {
     throw new UpstreamStoreError(
