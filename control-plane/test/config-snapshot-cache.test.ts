@@ -52,7 +52,7 @@ describe('the config snapshot', () => {
     }
     const first = JSON.parse(fleet[0]!.text);
     expect(first.tenants).toHaveLength(50);
-    expect(`"${first.version}"`).toBe(fleet[0]!.etag);
+    expect(fleet[0]!.etag).toMatch(new RegExp(`^"${first.version}-[0-9a-f]{16}"$`));
     expect((await snapshot({ 'if-none-match': fleet[0]!.etag! })).status).toBe(304);
 
     const suspended = await call(cp.url, 'PATCH', '/v1/tenants/t-7', {
@@ -70,5 +70,27 @@ describe('the config snapshot', () => {
       expect(next.version).toBeGreaterThan(first.version);
       expect(next.tenants.find((x: { id: string }) => x.id === 't-7').status).toBe('suspended');
     }
+  });
+
+  // A database restored from a backup, or a failover to a lagging standby: the counter goes
+  // back, then up to a number it had, with other content. The cache served the newer
+  // snapshot until the counter passed it, and a proxy holding the number got 304.
+  it('follows the version when it goes back, and never answers 304 for other content', async () => {
+    const held = await snapshot();
+    const version = JSON.parse(held.text).version as number;
+    // The restore: one version back, t-12 suspended in it.
+    await t.pool.query(`UPDATE config_version SET version = version - 1 WHERE id = 1`);
+    await t.pool.query(`UPDATE tenants SET status = 'suspended' WHERE id = 't-12'`);
+    const back = await snapshot({ 'if-none-match': held.etag! });
+    expect(back.status).toBe(200);
+    expect(JSON.parse(back.text)).toMatchObject({ version: version - 1 });
+    // Up to the number the proxy holds again, its content other than what it holds.
+    await t.pool.query(`UPDATE config_version SET version = version + 1 WHERE id = 1`);
+    const again = await snapshot({ 'if-none-match': held.etag! });
+    expect(again.status).toBe(200);
+    const content = JSON.parse(again.text);
+    expect(content.version).toBe(version);
+    expect(content.tenants.find((x: { id: string }) => x.id === 't-12').status).toBe('suspended');
+    expect(again.etag).not.toBe(held.etag);
   });
 });

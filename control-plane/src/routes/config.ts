@@ -2,8 +2,8 @@
  * GET /v1/config: what every proxy runs on, the contract's ConfigSnapshot: `{version, plans,
  * tenants, pricing}` in exactly the proxy's YAML shapes (plus `vector: {mode, templates}`
  * when Qdrant is configured), authorised by the proxy token (never the admin token). The
- * version is the ETag; a matching If-None-Match gets 304 after one cheap query. The data
- * is read in one REPEATABLE READ snapshot, so version and content always agree.
+ * ETag is the version and a digest of the bytes sent; a matching If-None-Match gets 304. The
+ * data is read in one REPEATABLE READ snapshot, so version and content always agree.
  */
 import { createHash } from 'node:crypto';
 import type { ConfigSnapshot, VectorSection } from '@lanekeeper/contract';
@@ -25,13 +25,14 @@ function vectorSection(deps: AppDeps): VectorSection | undefined {
 }
 
 /**
- * The version is the ETag, plus a digest of the vector section: templates come from the
- * environment, so a control plane restarted with other templates must not be answered 304.
+ * The version and a digest of the bytes. The version alone named two contents once the
+ * counter went back (a database restored from a backup, a failover to a lagging standby)
+ * and came up to a number again: a proxy that held it was answered 304 for the other content,
+ * and a suspension made since never reached it (found by review). The vector section comes
+ * from the environment, so a control plane restarted with other templates differs too.
  */
-function etagFor(version: number, vector: ReturnType<typeof vectorSection>): string {
-  if (!vector) return `"${version}"`;
-  const digest = createHash('sha256').update(JSON.stringify(vector)).digest('hex').slice(0, 12);
-  return `"${version}-${digest}"`;
+function etagFor(version: number, body: Buffer): string {
+  return `"${version}-${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
 }
 
 /** True when an If-None-Match header names this ETag (or `*`). */
@@ -61,7 +62,8 @@ async function buildSnapshot(deps: AppDeps, vector: VectorSection | undefined): 
     const pricing = (await priceVersionAt(client))?.prices ?? {};
     await client.query('COMMIT');
     const snapshot: ConfigSnapshot = { version, plans, tenants, pricing, ...(vector ? { vector } : {}) };
-    return { version, etag: etagFor(version, vector), body: Buffer.from(JSON.stringify(snapshot)) };
+    const body = Buffer.from(JSON.stringify(snapshot));
+    return { version, etag: etagFor(version, body), body };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
@@ -75,25 +77,28 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
   // Built for each of them, a 10,000-tenant snapshot (~2 MB) took 1.5 s to reach the last of
   // 10 proxies and 3.2 s of 30, and held admin calls meanwhile. A version's content never
   // changes (the version is bumped with every change a proxy sees), so it is built once,
-  // by whichever request comes first, and its bytes go to every proxy that asks for it.
+  // by whichever request comes first, and its bytes go to every proxy that asks for it. Only
+  // the version read now is served: a cached one above it means the counter went back, and
+  // served, it stayed until the counter passed it again.
   let cached: Built | undefined;
   let building: Promise<Built> | undefined;
   const snapshotOf = async (version: number, vector: VectorSection | undefined): Promise<Built> => {
     for (;;) {
-      if (cached && cached.version >= version) return cached;
+      if (cached?.version === version) return cached;
       if (!building) {
-        // Cached before `building` is cleared, so no waiter finds neither.
+        // Cached before `building` is cleared, so no waiter finds neither. Builds run one at
+        // a time, so the last to end read the newest data.
         building = buildSnapshot(deps, vector)
-          .then((built) => {
-            if (!cached || built.version > cached.version) cached = built;
-            return built;
-          })
+          .then((built) => (cached = built))
           .finally(() => (building = undefined));
-        return await building;
+        const built = await building;
+        // Read as the version moved on (or back) since: as good as what was asked for.
+        return built;
       }
-      // Another request is building: its snapshot is this version's or newer, unless the
-      // version moved on while it read, and then this request builds the next.
+      // Another request is building: its snapshot is this version's, unless the version
+      // moved while it read, and then this request builds the next.
       await building.catch(() => undefined);
+      if (cached && cached.version > version) return cached;
     }
   };
 
@@ -108,12 +113,10 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
 
       const vector = vectorSection(deps);
       const current = await currentConfigVersion(deps.pool);
-      const ifNoneMatch = request.headers['if-none-match'];
-      if (ifNoneMatch) {
-        const etag = etagFor(current, vector);
-        if (matches(ifNoneMatch, etag)) return reply.code(304).header('etag', etag).send();
-      }
+      // Built once per version (above): a proxy polling an unchanged config costs a lookup.
       const snapshot = await snapshotOf(current, vector);
+      if (matches(request.headers['if-none-match'], snapshot.etag))
+        return reply.code(304).header('etag', snapshot.etag).send();
       return reply
         .header('etag', snapshot.etag)
         .header('cache-control', 'no-cache')

@@ -123,3 +123,43 @@ describe('createControlPlaneSource with a snapshot the proxy refuses', () => {
     }
   });
 });
+
+describe('createControlPlaneSource when the version goes back', () => {
+  it('follows it, and says so: a restored or replaced database', async () => {
+    const versions = [5, 3];
+    const server = createServer((_req, res) => {
+      const version = versions.shift() ?? 3;
+      const snapshot: ControlPlaneSnapshot = { version, plans: {}, tenants: [], pricing: {} };
+      res
+        .writeHead(200, { 'content-type': 'application/json', etag: `"${version}"` })
+        .end(JSON.stringify(snapshot));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const warnings: unknown[][] = [];
+    const seen: ControlPlaneSnapshot[] = [];
+    const source = createControlPlaneSource(
+      {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        token: 't',
+        pollIntervalMs: 60_000,
+        snapshotPath: join(dir, 'snapshot.json'),
+        keyPrefix: 'lk:',
+        logger: { ...quiet, warn: (...args: unknown[]) => void warnings.push(args) },
+        fetchTimeoutMs: 1000,
+      },
+      (raw) => seen.push(raw),
+    );
+    try {
+      await source.start();
+      expect(await source.refresh()).toBe(true);
+      expect(seen.map((s) => s.version)).toEqual([5, 3]);
+      expect(source.current).toEqual({ version: 3, origin: 'control-plane' });
+      expect(warnings).toEqual([
+        [{ from: 5, to: 3, tenants: 0 }, expect.stringContaining('config version went back')],
+      ]);
+    } finally {
+      await source.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -183,6 +183,14 @@ export function createControlPlaneSource(
     // Only once accepted: a snapshot refused is fetched again at the next poll (its 304
     // kept it refused, whatever the proxy's own file changed meanwhile).
     etag = tag;
+    // Followed: the control plane's database is the truth, restored or not. Said, since a
+    // control plane on a new, empty database takes every tenant away this way.
+    if (current && origin === 'control-plane' && snapshot.version < current.version) {
+      logger.warn(
+        { from: current.version, to: snapshot.version, tenants: snapshot.tenants.length },
+        "the control plane's config version went back: its database was restored or replaced",
+      );
+    }
     current = { version: snapshot.version, origin };
     if (origin === 'control-plane') {
       const disk: DiskSnapshot = { etag: tag, saved_at: new Date().toISOString(), snapshot };
