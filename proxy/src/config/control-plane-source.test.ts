@@ -163,3 +163,79 @@ describe('createControlPlaneSource when the version goes back', () => {
     }
   });
 });
+
+describe('createControlPlaneSource against an answer that is no snapshot', () => {
+  async function serve(handler: Parameters<typeof createServer>[1]) {
+    const server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  const big = JSON.stringify({ version: 1, plans: {}, tenants: [], pricing: {}, pad: 'x'.repeat(4096) });
+
+  it.each([
+    ['a declared length', true],
+    ['a chunked body', false],
+  ])('refuses a snapshot over maxSnapshotBytes, with %s', async (_name, declared) => {
+    const { server, url } = await serve((_req, res) => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(declared ? { 'content-length': Buffer.byteLength(big) } : {}),
+      });
+      if (declared) return void res.end(big);
+      // Written in parts: no length known before the body is read.
+      res.write(big.slice(0, 1000));
+      setTimeout(() => res.end(big.slice(1000)), 10);
+    });
+    const seen: ControlPlaneSnapshot[] = [];
+    const source = createControlPlaneSource(
+      {
+        url,
+        token: 't',
+        pollIntervalMs: 60_000,
+        snapshotPath: join(dir, 'snapshot.json'),
+        keyPrefix: 'lk:',
+        logger: quiet,
+        maxSnapshotBytes: 1024,
+      },
+      (raw) => seen.push(raw),
+    );
+    try {
+      await expect(source.start()).rejects.toThrow(/answered more than 1024 bytes/);
+      expect(seen).toEqual([]);
+    } finally {
+      await source.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('does not follow a redirect, nor send its token elsewhere', async () => {
+    const elsewhere: string[] = [];
+    const other = await serve((req, res) => {
+      elsewhere.push(String(req.headers.authorization));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(big);
+    });
+    const { server, url } = await serve((_req, res) => {
+      res.writeHead(302, { location: `${other.url}/v1/config` }).end();
+    });
+    const source = createControlPlaneSource(
+      {
+        url,
+        token: 't',
+        pollIntervalMs: 60_000,
+        snapshotPath: join(dir, 'snapshot.json'),
+        keyPrefix: 'lk:',
+        logger: quiet,
+      },
+      () => undefined,
+    );
+    try {
+      await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
+      expect(elsewhere).toEqual([]);
+    } finally {
+      await source.close();
+      await new Promise((resolve) => server.close(resolve));
+      await new Promise((resolve) => other.server.close(resolve));
+    }
+  });
+});

@@ -54,6 +54,36 @@ export interface ControlPlaneSourceOptions {
   fetchTimeoutMs?: number;
   /** How often an outage of the control plane or of Redis is summarised in the log (default a minute). */
   outageSummaryMs?: number;
+  /** The largest snapshot taken; 64 MiB by default. */
+  maxSnapshotBytes?: number;
+}
+
+/**
+ * 10,000 tenants make a snapshot of ~2 MB. Read whole with no bound, a 300 MB answer (from
+ * whatever holds the control plane's URL, or a hostile one) ran the proxy out of heap, and
+ * again at every restart (found by review).
+ */
+const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
+
+/** The body as text, refused past `max` bytes while it is read. */
+async function textUpTo(response: Response, max: number, url: string): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  const tooBig = () => new Error(`GET ${url} answered more than ${max} bytes: not a config snapshot`);
+  if (declared > max) {
+    await response.body?.cancel();
+    throw tooBig();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength;
+    if (size > max) {
+      await response.body?.cancel().catch(() => undefined);
+      throw tooBig();
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** An error's message with its cause (fetch's "fetch failed" says nothing alone). */
@@ -157,6 +187,8 @@ export function createControlPlaneSource(
     const response = await fetch(configUrl, {
       headers: { authorization: `Bearer ${options.token}`, ...(etag ? { 'if-none-match': etag } : {}) },
       signal: AbortSignal.timeout(options.fetchTimeoutMs ?? 5000),
+      // A control plane never redirects: one that does is not the control plane.
+      redirect: 'error',
     });
     if (response.status === 304) return undefined;
     if (response.status !== 200) {
@@ -167,7 +199,9 @@ export function createControlPlaneSource(
       throw error;
     }
     tokenRefused.succeeded();
-    const body: unknown = await response.json();
+    const body: unknown = JSON.parse(
+      await textUpTo(response, options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES, configUrl),
+    );
     if (!isSnapshot(body))
       throw new Error(`GET ${configUrl} returned something that is not a config snapshot`);
     return { snapshot: body, etag: response.headers.get('etag') };
