@@ -272,6 +272,11 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     if (JSON.stringify(next.server) !== JSON.stringify(previous.server)) {
       logger.warn({}, 'server timeouts and connection limits changed: they apply after a restart');
     }
+    // Its source (URL, token, polling) was made at start: a new token or URL took no effect
+    // while the reload said "config reloaded" (found by review).
+    if (JSON.stringify(next.control_plane) !== JSON.stringify(previous.control_plane)) {
+      logger.warn({}, 'control_plane settings changed: they apply after a restart');
+    }
     if (JSON.stringify(next.vector) !== JSON.stringify(previous.vector)) {
       const old = vector;
       vector = makeVectorRoute(next);

@@ -4,7 +4,7 @@
  * upstreams); the proxy used to refuse the whole snapshot, and every one after it, since each
  * still held that plan: a key revoked and a tenant suspended afterwards were served on, also
  * after a restart (found by review). Now the snapshot applies, the model is a warning, and
- * requests for it get a 400.
+ * requests for it get a 400. The same fed proxy then has its own control_plane section edited.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +24,7 @@ let s: Seeded;
 let upstream: Server;
 let proxy: RunningProxy | undefined;
 let dir: string;
+let fileConfig: Record<string, unknown>;
 const logs = logLines();
 
 const admin = (method: string, path: string, body?: unknown) =>
@@ -81,27 +82,25 @@ describe('a plan naming a model no upstream of this proxy serves', () => {
     const keyOf = async (id: string) =>
       (await admin('POST', `/v1/tenants/${id}/keys`)).body as { id: string; key: string };
     const [acme, globex, initech] = [await keyOf('acme'), await keyOf('globex'), await keyOf('initech')];
-    proxy = await startProxy({
-      config: {
-        listen: '127.0.0.1:0',
-        admin_listen: '127.0.0.1:0',
-        upstreams: {
-          openai: {
-            url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-            dialect: 'openai',
-            models: ['gpt-*'],
-          },
-        },
-        store: { redis: REDIS_URL, key_prefix: s.t.prefix },
-        control_plane: {
-          url: s.cp.url,
-          token: s.t.proxyToken,
-          poll_interval_ms: 500,
-          snapshot_path: join(dir, 'snapshot.json'),
+    fileConfig = {
+      listen: '127.0.0.1:0',
+      admin_listen: '127.0.0.1:0',
+      upstreams: {
+        openai: {
+          url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+          dialect: 'openai',
+          models: ['gpt-*'],
         },
       },
-      logger: pino({ level: 'info' }, logs.stream),
-    });
+      store: { redis: REDIS_URL, key_prefix: s.t.prefix },
+      control_plane: {
+        url: s.cp.url,
+        token: s.t.proxyToken,
+        poll_interval_ms: 500,
+        snapshot_path: join(dir, 'snapshot.json'),
+      },
+    };
+    proxy = await startProxy({ config: fileConfig, logger: pino({ level: 'info' }, logs.stream) });
     expect((await chat(acme.key)).status).toBe(200);
 
     // Another provider's plan, which this proxy does not front; then initech moves to it.
@@ -126,5 +125,16 @@ describe('a plan naming a model no upstream of this proxy serves', () => {
     );
     const metrics = await (await request(`${proxy.adminUrl}/metrics`)).body.text();
     expect(metrics).not.toMatch(/lanekeeper_config_reloads_total\{result="rejected"\} [1-9]/);
+  });
+
+  // The source (URL, token, polling) is made at start: an edit said "config reloaded" and
+  // took no effect, a new token included.
+  it('says a changed control_plane section applies after a restart', async () => {
+    const from = logs.lines.length;
+    const plane = fileConfig.control_plane as Record<string, unknown>;
+    await proxy!.reload({ ...fileConfig, control_plane: { ...plane, poll_interval_ms: 700 } });
+    expect(logs.lines.slice(from).map((l) => l.msg)).toContain(
+      'control_plane settings changed: they apply after a restart',
+    );
   });
 });
