@@ -20,6 +20,7 @@ import { pino } from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_OUTPUT_TOKENS } from '@lanekeeper/contract';
 import { startControlPlane } from '../../control-plane/src/main.js';
 import { call } from '../../control-plane/test/helpers/http.js';
 import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
@@ -235,6 +236,29 @@ describe('the console in a browser', () => {
     await page.waitForSelector('text=Plan starter saved.');
     const saved = (await admin('GET', '/v1/plans/starter')).body;
     expect(saved).toMatchObject({ max_output_tokens: 2048, rate_limits: { requests_per_minute: 1000 } });
+    // A field taken off in the form is off the plan: sent as a PATCH, it stayed, the page
+    // saying "saved" all the same.
+    expect(
+      (
+        await admin('PATCH', '/v1/plans/starter', {
+          max_context: 8000,
+          custom_prompts: { system: 'Be terse.' },
+        })
+      ).status,
+    ).toBe(200);
+    await page.reload();
+    await page.click('button[aria-label="Edit plan starter"]');
+    expect(await page.inputValue('#rest')).toContain('Be terse.');
+    await page.fill('#rest', '{}');
+    await page.fill('[name="max_output_tokens"]', '');
+    await page.click('#save');
+    await page.waitForSelector('text=Plan starter saved.');
+    const trimmed = (await admin('GET', '/v1/plans/starter')).body;
+    expect(trimmed).toMatchObject({ rate_limits: { requests_per_minute: 1000 } });
+    expect(trimmed).not.toHaveProperty('max_context');
+    // Cleared, the cap is the default again, not 2048.
+    expect(trimmed.max_output_tokens).toBe(DEFAULT_MAX_OUTPUT_TOKENS);
+    expect(trimmed.custom_prompts ?? {}).toEqual({});
     await shot('plans');
 
     // A hostile string in a plan is shown as text: no markup parsed, no handler run.

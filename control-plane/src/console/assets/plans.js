@@ -131,8 +131,10 @@ form.addEventListener('submit', async (event) => {
   clearErrors(form);
   const body = bodyOf();
   if (!body) return;
+  // An edit replaces the plan whole (PUT), as the form shows all of it: a PATCH kept every
+  // field taken off in the form (max_context, a system prompt) while saying "saved".
   const res = editing
-    ? await api('PATCH', `/v1/plans/${encodeURIComponent(editing)}`, body)
+    ? await api('PUT', `/v1/plans/${encodeURIComponent(editing)}`, body)
     : await api('POST', '/v1/plans', { id: input('id').value.trim(), ...body });
   if (!res.ok) return showErrors(form, res);
   say(editing ? `Plan ${res.body.id} saved.` : `Plan ${res.body.id} created.`);
