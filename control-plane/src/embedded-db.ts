@@ -15,7 +15,7 @@
  * at one: the erasure route holds a lock client while it queries through the pool, and would
  * deadlock on a single connection.
  */
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -39,6 +39,61 @@ export interface EmbeddedDatabase {
 /** The port in the socket's file name, which is all `pg` takes from it on a Unix socket. */
 const SOCKET_PORT = 5432;
 
+/** The file that says which process has a data directory open. */
+const LOCK_FILE = 'lanekeeper.lock';
+
+/** Data directories this process has open. */
+const openHere = new Set<string>();
+
+/** A data directory opened by another live process. */
+export class DataDirInUseError extends Error {}
+
+/**
+ * Takes the data directory for this process, or throws DataDirInUseError naming the process
+ * that has it. PGlite takes no lock of its own, and two processes on one directory each
+ * acknowledged writes that one of them then lost (found by review: `npm run demo` and
+ * `lanekeeper control-plane` from the repository both default to `.lanekeeper/data`). A lock
+ * left by a process that is gone (killed, crashed) is taken over.
+ */
+async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+  // This process's own (a lock file naming this pid may also be a dead process's that had
+  // the same pid, as PID 1 in a container after a restart: taken over below).
+  if (openHere.has(dir))
+    throw new DataDirInUseError(`the data directory ${dir} is already open in this process`);
+  const path = join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      openHere.add(dir);
+      return async () => {
+        openHere.delete(dir);
+        await unlink(path).catch(() => undefined);
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      throw new DataDirInUseError(
+        `the data directory ${dir} is open in process ${holder}: two control planes must never share one (stop it, or give this one its own LANEKEEPER_DATA_DIR)`,
+      );
+    }
+    // Its process is gone: the lock is stale.
+    await unlink(path).catch(() => undefined);
+  }
+  throw new DataDirInUseError(`could not take ${path}: another process keeps taking it`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Opens (creating when absent) the database in `dataDir` and serves it on a private Unix
  * socket. `dataDir` undefined keeps it in memory, for tests (which also open more connections).
@@ -53,7 +108,14 @@ export async function startEmbeddedDatabase(
     // A directory made earlier (or by hand) with the usual 0755 is narrowed too.
     await chmod(dir, 0o700);
   }
-  const db = await PGlite.create(dir);
+  const unlock = dir ? await lockDataDir(dir) : async () => undefined;
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dir);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   // mkdtemp makes the directory 0700; a short path under tmpdir keeps the socket's name within
   // the ~107 bytes a Unix socket path may have, wherever the data directory is.
   const socketDir = await mkdtemp(join(tmpdir(), 'lanekeeper-pglite-'));
@@ -68,6 +130,7 @@ export async function startEmbeddedDatabase(
   } catch (error) {
     await db.close();
     await rm(socketDir, { recursive: true, force: true });
+    await unlock();
     throw error;
   }
   let closing: Promise<void> | undefined;
@@ -80,6 +143,7 @@ export async function startEmbeddedDatabase(
         // Closing flushes PGlite's files to the data directory.
         await db.close();
         await rm(socketDir, { recursive: true, force: true });
+        await unlock();
       })()),
   };
 }

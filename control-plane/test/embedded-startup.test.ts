@@ -5,7 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,6 +105,38 @@ describe('the embedded database (no DATABASE_URL)', () => {
       await db.close();
     }
     expect(existsSync(socketDir)).toBe(false);
+  });
+
+  // PGlite takes no lock: two processes on one directory each acknowledged writes one of them
+  // lost (`npm run demo` and `lanekeeper control-plane` from the repository share a default).
+  it("refuses a data directory another live process has open, and takes over a dead one's", async () => {
+    const dir = join(root, 'locked');
+    const first = await startEmbeddedDatabase(dir);
+    try {
+      await expect(startEmbeddedDatabase(dir)).rejects.toThrow(/already open in this process/);
+      const second = await startControlPlane({ ...env, LANEKEEPER_DATA_DIR: dir }).catch((e: unknown) => e);
+      expect(String(second)).toMatch(/already open in this process/);
+    } finally {
+      await first.close();
+    }
+    expect(existsSync(join(dir, 'lanekeeper.lock'))).toBe(false);
+
+    // Held by another process that is alive: refused, naming it.
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await writeFile(join(dir, 'lanekeeper.lock'), `${holder.pid}\n`);
+      await expect(startEmbeddedDatabase(dir)).rejects.toThrow(`open in process ${holder.pid}`);
+    } finally {
+      holder.kill();
+      await once(holder, 'exit');
+    }
+    // Its process gone (killed, crashed): the lock is stale, and taken over.
+    const reopened = await startEmbeddedDatabase(dir);
+    try {
+      expect(readFileSync(join(dir, 'lanekeeper.lock'), 'utf8').trim()).toBe(String(process.pid));
+    } finally {
+      await reopened.close();
+    }
   });
 
   it('refuses a data directory path that is a file, naming the problem', async () => {
