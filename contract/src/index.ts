@@ -14,4 +14,5 @@ export * from './usage-event.js';
 export * from './logging.js';
 export * from './telemetry.js';
 export * from './json-nesting.js';
+export * from './csv.js';
 export * from './socket-limits.js';

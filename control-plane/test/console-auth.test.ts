@@ -13,7 +13,6 @@ import type * as nodeCrypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { request } from 'undici';
 import { startControlPlane } from '../src/main.js';
-import { csvCell } from '../src/console/csv.js';
 import { call, fromAddress } from './helpers/http.js';
 import { startSeeded, stopSeeded } from './helpers/seeded.js';
 import type { TestEnv } from './helpers/test-env.js';
@@ -927,30 +926,5 @@ describe('sessions and the admin token', () => {
         expect(value).not.toContain(secret);
       expect(Object.keys(JSON.parse(value)).sort()).toEqual(['created_at', 'csrf', 'token_mac']);
     }
-  });
-});
-
-describe('csvCell', () => {
-  it('neutralises formulas and quotes separators, leaving numbers alone', () => {
-    expect(csvCell('=HYPERLINK("http://x")')).toBe(`"'=HYPERLINK(""http://x"")"`);
-    expect(csvCell('@SUM(A1)')).toBe("'@SUM(A1)");
-    expect(csvCell('+1+2')).toBe("'+1+2");
-    expect(csvCell('a,b')).toBe('"a,b"');
-    expect(csvCell('-0.5')).toBe('-0.5');
-    expect(csvCell('gpt-4o-mini')).toBe('gpt-4o-mini');
-    // After white space a sheet may trim, and the full-width signs.
-    for (const value of [
-      ' =1+1',
-      '\u00a0=1+1',
-      '\u3000+1',
-      ' \t@x',
-      '\uFF1D1+1',
-      '\uFF0B1',
-      '\uFF0D1',
-      '\uFF20x',
-    ])
-      expect(csvCell(value), JSON.stringify(value)).toMatch(/^"?'/);
-    expect(csvCell('\n=1+1')).toBe(`"'\n=1+1"`);
-    expect(csvCell('model =1')).toBe('model =1');
   });
 });

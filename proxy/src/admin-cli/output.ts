@@ -5,6 +5,7 @@
  * characters escaped (no terminal escape sequences reach the screen) and the CSV neutralises
  * cells a spreadsheet would run as a formula, as the console's export does.
  */
+import { csvCell } from '@lanekeeper/contract';
 import { CliUsageError } from './errors.js';
 
 export const FORMATS = ['table', 'csv', 'json'] as const;
@@ -37,15 +38,6 @@ function text(value: unknown): string {
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 const forScreen = (cell: string) =>
   cell.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
-const FORMULA_START = /^[=+\-@\t\r]/;
-const NEEDS_QUOTES = /[",\r\n]/;
-
-/** One RFC 4180 cell; a would-be formula gets a leading quote (a plain negative number does not). */
-export function csvCell(cell: string): string {
-  const safe = FORMULA_START.test(cell) && !/^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(cell) ? `'${cell}` : cell;
-  return NEEDS_QUOTES.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
 
 function alignedTable(header: string[], rows: string[][], numeric: boolean[]): string {
   const cells = [header, ...rows].map((row) => row.map(forScreen));
