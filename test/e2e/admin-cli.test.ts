@@ -317,6 +317,12 @@ describe('hostile input', () => {
     expect(yaml.stderr).toContain('is not YAML');
     const date = await cli(['usage', '--tenant', 'acme', '--from', '2026-02-30', '--to', '2026-03-01']);
     expect(date.code).toBe(2);
+    // By day the API counts whole days: a range of hours would report usage outside it.
+    const hours = ['--tenant', 'acme', '--from', '2026-11-03T12:00:00Z', '--to', '2026-11-03T13:00:00Z'];
+    const byDay = await cli(['usage', ...hours]);
+    expect(byDay.code).toBe(2);
+    expect(byDay.stderr).toContain('--by day counts whole UTC days');
+    expect((await cli(['usage', ...hours, '--by', 'model'])).code).toBe(0);
   });
 
   it('answers --help for every command without any environment', async () => {

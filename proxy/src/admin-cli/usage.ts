@@ -12,6 +12,8 @@ import { formatOf, renderRows, type Column } from './output.js';
 
 type Row = Record<string, unknown>;
 
+const DAY_MS = 86_400_000;
+
 const SUMS = [
   'requests',
   'input_tokens',
@@ -41,7 +43,8 @@ export const usageCommand: Subcommand = {
   summary: "a tenant's usage from the ledger, by day or by model",
   details: `  --tenant T                the tenant
   --from DATE, --to DATE    YYYY-MM-DD (UTC days; --to includes its whole day) or ISO-8601
-                            times (2026-11-01T09:00:00Z; --to is then exclusive; no offset means UTC)
+                            times (2026-11-01T09:00:00Z; --to is then exclusive; no offset means UTC;
+                            by day, only midnights)
   --by day|model            one row per UTC day with usage (default), or per model
 ${FORMAT_HELP}
 Columns: requests, input/output/cached/cache-write/reasoning tokens, cost_usd (priced at the
@@ -60,6 +63,13 @@ days by day and 31 days by model.
     const by = args.flags.by ?? 'day';
     if (by !== 'day' && by !== 'model')
       throw new CliUsageError(`--by must be day or model, not ${JSON.stringify(by)}`);
+    // The API counts whole day buckets: a range of hours reported the whole day's usage,
+    // some of it outside the range, and another total than --by model (found by review).
+    if (by === 'day' && (from.getTime() % DAY_MS !== 0 || to.getTime() % DAY_MS !== 0)) {
+      throw new CliUsageError(
+        '--by day counts whole UTC days: give --from and --to as days (YYYY-MM-DD) or midnights, or use --by model for a range of hours',
+      );
+    }
     const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
     if (by === 'day') query.set('granularity', 'day');
     const path =
