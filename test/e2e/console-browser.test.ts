@@ -259,6 +259,15 @@ describe('the console in a browser', () => {
     // Cleared, the cap is the default again, not 2048.
     expect(trimmed.max_output_tokens).toBe(DEFAULT_MAX_OUTPUT_TOKENS);
     expect(trimmed.custom_prompts ?? {}).toEqual({});
+    // A bad value typed into the JSON box is said beside it, with its field's name.
+    await page.click('button[aria-label="Edit plan starter"]');
+    await page.fill('#rest', '{"max_context": -1}');
+    await page.click('#save');
+    const restError = page.locator('[data-error-for="rest"]');
+    await restError.waitFor({ state: 'visible' });
+    expect(await restError.textContent()).toMatch(/^max_context: /);
+    expect(await page.getAttribute('#rest', 'aria-invalid')).toBe('true');
+    await page.fill('#rest', '{}');
     await shot('plans');
 
     // A hostile string in a plan is shown as text: no markup parsed, no handler run.

@@ -177,7 +177,7 @@ const BODIES: Record<Exclude<PageId, 'tenant'>, { title: string; charts?: boolea
     body: html` <div class="scroll" id="list"></div>
       <section aria-labelledby="edit-h">
         <h2 id="edit-h">New plan</h2>
-        <form id="plan-form" class="grid" novalidate>
+        <form id="plan-form" class="grid" novalidate data-other-fields="rest">
           ${text('id', 'Plan id', html`required aria-describedby="id-error"`)}
           ${text('models.default', 'Default model', html`required aria-describedby="models.default-error"`)}
           ${number('rate_limits.requests_per_minute', 'Requests per minute')}

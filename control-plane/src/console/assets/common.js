@@ -110,15 +110,22 @@ export function showErrors(form, response) {
   let first;
   for (const d of details) {
     const field = String(d.field ?? '').replace(/^(body|querystring|params)\.?/, '');
-    const slot =
+    const own =
       slots.find((s) => s.dataset.errorFor === field && field !== '') ??
       slots.find((s) => s.dataset.errorFor !== '' && field.startsWith(`${s.dataset.errorFor}.`)) ??
       slots.find(
         (s) => s.dataset.errorFor !== '' && s.dataset.errorFor.startsWith(`${field}.`) && field !== '',
-      ) ??
-      slots.find((s) => s.dataset.errorFor === '');
+      );
+    // A field with no input of its own (typed into a form's free JSON box, say): said beside
+    // that box, with its name, not in the general slot where "must be > 0" named nothing.
+    const other =
+      !own && field !== '' && form.dataset.otherFields
+        ? slots.find((s) => s.dataset.errorFor === form.dataset.otherFields)
+        : undefined;
+    const slot = own ?? other ?? slots.find((s) => s.dataset.errorFor === '');
     if (!slot) continue;
-    slot.textContent = slot.textContent ? `${slot.textContent}; ${d.message}` : String(d.message);
+    const message = other ? `${field}: ${d.message}` : String(d.message);
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${message}` : message;
     slot.hidden = false;
     const input = slot.dataset.errorFor
       ? form.querySelector(`[name="${CSS.escape(slot.dataset.errorFor)}"]`)
