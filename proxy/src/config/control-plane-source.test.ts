@@ -4,7 +4,7 @@
  * against a real control plane in test/e2e/control-plane-source.test.ts.)
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import {
   ControlPlaneUnavailableError,
   createControlPlaneSource,
   type ControlPlaneSnapshot,
+  type ControlPlaneSourceOptions,
 } from './control-plane-source.js';
 
 // Port 1 on loopback: nothing listens there, so every fetch fails at once.
@@ -80,32 +81,60 @@ describe('createControlPlaneSource with the control plane down', () => {
   });
 });
 
+/** A stand-in control plane on a free loopback port, closed after the test. */
+async function serve(handler: Parameters<typeof createServer>[1]) {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
+});
+
+/** A source for the control plane at `url`, its snapshot kept in this test's directory. */
+function sourceAt(
+  url: string,
+  onSnapshot: (raw: ControlPlaneSnapshot) => unknown,
+  more: Partial<ControlPlaneSourceOptions> = {},
+) {
+  return createControlPlaneSource(
+    {
+      url,
+      token: 't',
+      pollIntervalMs: 60_000,
+      snapshotPath: join(dir, 'snapshot.json'),
+      keyPrefix: 'lk:',
+      logger: quiet,
+      fetchTimeoutMs: 1000,
+      ...more,
+    },
+    onSnapshot,
+  );
+}
+
+/** A snapshot of `version` as the control plane answers it. */
+const answer = (version: number, extra: object = {}) =>
+  JSON.stringify({ version, plans: {}, tenants: [], pricing: {}, ...extra });
+
 describe('createControlPlaneSource with a snapshot the proxy refuses', () => {
   it('fetches it again at the next poll (no If-None-Match), and logs it once', async () => {
-    const snapshot: ControlPlaneSnapshot = { version: 3, plans: {}, tenants: [], pricing: {} };
     const asked: (string | undefined)[] = [];
-    const server = createServer((req, res) => {
+    const url = await serve((req, res) => {
       asked.push(req.headers['if-none-match']);
       if (req.headers['if-none-match'] === '"3"') return void res.writeHead(304).end();
-      res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end(JSON.stringify(snapshot));
+      res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end(answer(3));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const errors: unknown[] = [];
     let refuse = true;
-    const source = createControlPlaneSource(
-      {
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        token: 't',
-        pollIntervalMs: 60_000,
-        snapshotPath: join(dir, 'snapshot.json'),
-        keyPrefix: 'lk:',
-        logger: { ...quiet, error: (...args: unknown[]) => void errors.push(args) },
-        fetchTimeoutMs: 1000,
-      },
+    const source = sourceAt(
+      url,
       () => {
         // Refused until the proxy's own config changes (an upstream added, say).
         if (refuse) throw new Error('refused');
       },
+      { logger: { ...quiet, error: (...args: unknown[]) => void errors.push(args) } },
     );
     try {
       await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
@@ -119,7 +148,6 @@ describe('createControlPlaneSource with a snapshot the proxy refuses', () => {
       expect(errors).toHaveLength(1);
     } finally {
       await source.close();
-      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
@@ -127,28 +155,15 @@ describe('createControlPlaneSource with a snapshot the proxy refuses', () => {
 describe('createControlPlaneSource when the version goes back', () => {
   it('follows it, and says so: a restored or replaced database', async () => {
     const versions = [5, 3];
-    const server = createServer((_req, res) => {
+    const url = await serve((_req, res) => {
       const version = versions.shift() ?? 3;
-      const snapshot: ControlPlaneSnapshot = { version, plans: {}, tenants: [], pricing: {} };
-      res
-        .writeHead(200, { 'content-type': 'application/json', etag: `"${version}"` })
-        .end(JSON.stringify(snapshot));
+      res.writeHead(200, { 'content-type': 'application/json', etag: `"${version}"` }).end(answer(version));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const warnings: unknown[][] = [];
     const seen: ControlPlaneSnapshot[] = [];
-    const source = createControlPlaneSource(
-      {
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        token: 't',
-        pollIntervalMs: 60_000,
-        snapshotPath: join(dir, 'snapshot.json'),
-        keyPrefix: 'lk:',
-        logger: { ...quiet, warn: (...args: unknown[]) => void warnings.push(args) },
-        fetchTimeoutMs: 1000,
-      },
-      (raw) => seen.push(raw),
-    );
+    const source = sourceAt(url, (raw) => seen.push(raw), {
+      logger: { ...quiet, warn: (...args: unknown[]) => void warnings.push(args) },
+    });
     try {
       await source.start();
       expect(await source.refresh()).toBe(true);
@@ -159,25 +174,18 @@ describe('createControlPlaneSource when the version goes back', () => {
       ]);
     } finally {
       await source.close();
-      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
 
 describe('createControlPlaneSource against an answer that is no snapshot', () => {
-  async function serve(handler: Parameters<typeof createServer>[1]) {
-    const server = createServer(handler);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-  }
-
-  const big = JSON.stringify({ version: 1, plans: {}, tenants: [], pricing: {}, pad: 'x'.repeat(4096) });
+  const big = answer(1, { pad: 'x'.repeat(4096) });
 
   it.each([
     ['a declared length', true],
     ['a chunked body', false],
   ])('refuses a snapshot over maxSnapshotBytes, with %s', async (_name, declared) => {
-    const { server, url } = await serve((_req, res) => {
+    const url = await serve((_req, res) => {
       res.writeHead(200, {
         'content-type': 'application/json',
         ...(declared ? { 'content-length': Buffer.byteLength(big) } : {}),
@@ -188,24 +196,12 @@ describe('createControlPlaneSource against an answer that is no snapshot', () =>
       setTimeout(() => res.end(big.slice(1000)), 10);
     });
     const seen: ControlPlaneSnapshot[] = [];
-    const source = createControlPlaneSource(
-      {
-        url,
-        token: 't',
-        pollIntervalMs: 60_000,
-        snapshotPath: join(dir, 'snapshot.json'),
-        keyPrefix: 'lk:',
-        logger: quiet,
-        maxSnapshotBytes: 1024,
-      },
-      (raw) => seen.push(raw),
-    );
+    const source = sourceAt(url, (raw) => seen.push(raw), { maxSnapshotBytes: 1024 });
     try {
       await expect(source.start()).rejects.toThrow(/answered more than 1024 bytes/);
       expect(seen).toEqual([]);
     } finally {
       await source.close();
-      await new Promise((resolve) => server.close(resolve));
     }
   });
 
@@ -215,27 +211,13 @@ describe('createControlPlaneSource against an answer that is no snapshot', () =>
       elsewhere.push(String(req.headers.authorization));
       res.writeHead(200, { 'content-type': 'application/json' }).end(big);
     });
-    const { server, url } = await serve((_req, res) => {
-      res.writeHead(302, { location: `${other.url}/v1/config` }).end();
-    });
-    const source = createControlPlaneSource(
-      {
-        url,
-        token: 't',
-        pollIntervalMs: 60_000,
-        snapshotPath: join(dir, 'snapshot.json'),
-        keyPrefix: 'lk:',
-        logger: quiet,
-      },
-      () => undefined,
-    );
+    const url = await serve((_req, res) => void res.writeHead(302, { location: `${other}/v1/config` }).end());
+    const source = sourceAt(url, () => undefined);
     try {
       await expect(source.start()).rejects.toBeInstanceOf(ControlPlaneUnavailableError);
       expect(elsewhere).toEqual([]);
     } finally {
       await source.close();
-      await new Promise((resolve) => server.close(resolve));
-      await new Promise((resolve) => other.server.close(resolve));
     }
   });
 });
