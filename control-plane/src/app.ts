@@ -232,7 +232,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   });
   await app.register(async (proxies) => {
-    proxies.addHook('onRequest', requireBearer(deps.config.proxyToken, 'proxy'));
+    const proxyTokens = [deps.config.proxyToken, deps.config.previousProxyToken].filter(
+      (t): t is string => t !== undefined,
+    );
+    proxies.addHook('onRequest', requireBearer(proxyTokens, 'proxy'));
     registerConfigRoutes(proxies, deps);
     registerUsageEventRoutes(proxies, deps);
   });

@@ -130,5 +130,18 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...valid, LANEKEEPER_PROXY_TOKEN: valid.LANEKEEPER_ADMIN_TOKEN })).toEqual([
       'LANEKEEPER_PROXY_TOKEN',
     ]);
+    expect(problemsOf({ ...valid, LANEKEEPER_PROXY_TOKEN_PREVIOUS: valid.LANEKEEPER_ADMIN_TOKEN })).toEqual([
+      'LANEKEEPER_PROXY_TOKEN_PREVIOUS',
+    ]);
+  });
+
+  it('reads LANEKEEPER_PROXY_TOKEN_PREVIOUS, a token like the others, unset when empty', () => {
+    expect(loadConfig({ ...valid, LANEKEEPER_PROXY_TOKEN_PREVIOUS: 'o'.repeat(32) }).previousProxyToken).toBe(
+      'o'.repeat(32),
+    );
+    expect(loadConfig({ ...valid, LANEKEEPER_PROXY_TOKEN_PREVIOUS: '' }).previousProxyToken).toBeUndefined();
+    expect(problemsOf({ ...valid, LANEKEEPER_PROXY_TOKEN_PREVIOUS: 'short' })).toEqual([
+      'LANEKEEPER_PROXY_TOKEN_PREVIOUS',
+    ]);
   });
 });

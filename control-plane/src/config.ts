@@ -25,6 +25,7 @@ const envSchema = z.object({
   QDRANT_API_KEY: z.string().min(1).optional(),
   LANEKEEPER_ADMIN_TOKEN: token,
   LANEKEEPER_PROXY_TOKEN: token,
+  LANEKEEPER_PROXY_TOKEN_PREVIOUS: token.optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   HOST: z.string().min(1).default('0.0.0.0'),
   LANEKEEPER_KEY_PREFIX: z.string().default('lk:'),
@@ -98,6 +99,11 @@ export interface ControlPlaneConfig {
   qdrant?: { url: string; apiKey?: string };
   adminToken: string;
   proxyToken: string;
+  /**
+   * Also taken while the proxies move to a new proxy token: with one token, its rotation
+   * always left a window where some proxies were refused their config (found by review).
+   */
+  previousProxyToken?: string;
   port: number;
   host: string;
   /** Must equal the proxies' store.key_prefix: keys, the usage stream and the config channel share it. */
@@ -169,6 +175,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
     });
   }
+  if (parsed.success && parsed.data.LANEKEEPER_PROXY_TOKEN_PREVIOUS === parsed.data.LANEKEEPER_ADMIN_TOKEN) {
+    problems.push({
+      variable: 'LANEKEEPER_PROXY_TOKEN_PREVIOUS',
+      message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
+    });
+  }
   if (!parsed.success || problems.length > 0) throw new ControlPlaneConfigError(problems);
   const e = parsed.data;
   return {
@@ -178,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
     ...(e.QDRANT_URL ? { qdrant: { url: e.QDRANT_URL, apiKey: e.QDRANT_API_KEY } } : {}),
     adminToken: e.LANEKEEPER_ADMIN_TOKEN,
     proxyToken: e.LANEKEEPER_PROXY_TOKEN,
+    ...(e.LANEKEEPER_PROXY_TOKEN_PREVIOUS ? { previousProxyToken: e.LANEKEEPER_PROXY_TOKEN_PREVIOUS } : {}),
     port: e.PORT,
     host: e.HOST,
     keyPrefix: e.LANEKEEPER_KEY_PREFIX,

@@ -51,14 +51,18 @@ export interface TokenGuard {
  * no guess), and an address over the limit gets 429 whatever it sends; the control plane's
  * own in-process calls are exempt.
  */
-export function requireBearer(expected: string, realm: string, guard?: TokenGuard) {
-  const expectedDigest = digest(expected);
+export function requireBearer(expected: string | readonly string[], realm: string, guard?: TokenGuard) {
+  const expectedDigests = (typeof expected === 'string' ? [expected] : expected).map(digest);
   return async function requireToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const throttle = guard && !guard.internal.isInternal(request) ? guard.throttle : undefined;
     const presented = bearerToken(request.headers.authorization);
     // Compared first, then settled with the throttle in one call: an address over its limit
     // gets 429 for the right token too, and concurrent guesses are decided one at a time.
-    const right = presented !== undefined && timingSafeEqual(digest(presented), expectedDigest);
+    // Against every token taken, each compared whatever the others gave.
+    const presentedDigest = presented === undefined ? undefined : digest(presented);
+    const right =
+      presentedDigest !== undefined &&
+      expectedDigests.map((d) => timingSafeEqual(presentedDigest, d)).includes(true);
     const refusal =
       throttle && (await throttled(throttle, request, reply, presented === undefined ? 'no token' : !right));
     if (refusal) {
