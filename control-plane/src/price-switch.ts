@@ -36,7 +36,7 @@ export function startPriceSwitch(pool: pg.Pool, publisher: ConfigPublisher, logg
     try {
       const next = await nextPriceSwitch(pool);
       if (stopped) return;
-      const wait = next ? Math.min(Math.max(next.getTime() - Date.now(), 0) + 5, MAX_WAIT_MS) : MAX_WAIT_MS;
+      const wait = next ? Math.min(Math.max(next.inMs, 0) + 5, MAX_WAIT_MS) : MAX_WAIT_MS;
       timer = setTimeout(() => {
         check()
           .catch((error) => logger.warn({ err: error }, 'price switch check failed'))

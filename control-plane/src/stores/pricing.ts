@@ -58,22 +58,30 @@ export async function listPriceVersions(db: Db): Promise<PriceVersion[]> {
 }
 
 /** The version in force at `at` (default now), or undefined when none is yet. */
-export async function priceVersionAt(db: Db, at: Date = new Date()): Promise<PriceVersion | undefined> {
+/**
+ * The version in force at `at`; without it, now by the database's clock. Each replica's own
+ * clock put two replicas a few seconds apart on either side of a switch: each bumped the
+ * config version to its own idea of the prices in force, and proxies flipped between them
+ * (found by review). The database's clock is one for all of them.
+ */
+export async function priceVersionAt(db: Db, at?: Date): Promise<PriceVersion | undefined> {
   const { rows } = await db.query(
-    `${SELECT} WHERE v.id = (SELECT id FROM price_versions WHERE effective_from <= $1
+    `${SELECT} WHERE v.id = (SELECT id FROM price_versions WHERE effective_from <= coalesce($1, now())
                               ORDER BY effective_from DESC, id DESC LIMIT 1) ORDER BY e.model`,
-    [at],
+    [at ?? null],
   );
   return group(rows)[0];
 }
 
-/** Versions that take effect after `at`, soonest first (for the switch-over timer). */
-export async function nextPriceSwitch(db: Db, at: Date = new Date()): Promise<Date | undefined> {
+/** When the next version takes effect, and how long until then, both by the database's clock (for the switch-over timer). */
+export async function nextPriceSwitch(db: Db): Promise<{ at: Date; inMs: number } | undefined> {
   const { rows } = await db.query(
-    `SELECT min(effective_from) AS t FROM price_versions WHERE effective_from > $1`,
-    [at],
+    `SELECT min(effective_from) AS t,
+            extract(epoch FROM min(effective_from) - now()) * 1000 AS in_ms
+       FROM price_versions WHERE effective_from > now()`,
   );
-  return (rows[0]?.t as Date | null) ?? undefined;
+  const t = rows[0]?.t as Date | null | undefined;
+  return t ? { at: t, inMs: Number(rows[0].in_ms) } : undefined;
 }
 
 export async function insertPriceVersion(
