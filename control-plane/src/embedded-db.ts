@@ -45,8 +45,10 @@ const LOCK_FILE = 'lanekeeper.lock';
 /** Data directories this process has open. */
 const openHere = new Set<string>();
 
-/** A data directory opened by another live process. */
-export class DataDirInUseError extends Error {}
+/** A data directory opened by another live process: an operator's mistake, told without a stack. */
+export class DataDirInUseError extends Error {
+  readonly code = 'CP_ERR_DATA_DIR_IN_USE';
+}
 
 /**
  * Takes the data directory for this process, or throws DataDirInUseError naming the process

@@ -3,7 +3,7 @@
  * its own usage and exit 0 on a machine with nothing configured, --version prints the
  * package's version, and a missing environment is reported without a stack trace.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -95,6 +95,32 @@ describe('lanekeeper --help and --version', () => {
     expect(r.stderr).toContain('LANEKEEPER_ADMIN_TOKEN: is required');
     expect(r.stderr).not.toContain('DATABASE_URL');
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says which process has the data directory open, without a stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lk-cli-lock-'));
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, 'lanekeeper.lock'), `${holder.pid}\n`);
+      const env = {
+        ...BARE_ENV,
+        LANEKEEPER_ADMIN_TOKEN: 'a'.repeat(32),
+        LANEKEEPER_PROXY_TOKEN: 'p'.repeat(32),
+        LANEKEEPER_DATA_DIR: dir,
+        PORT: '0',
+      };
+      const r = spawnSync(process.execPath, [CLI, 'control-plane'], {
+        env,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`is open in process ${holder.pid}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      holder.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says which port is taken and what to do, without a stack trace, when the proxy cannot listen', async () => {
