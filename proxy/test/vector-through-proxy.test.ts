@@ -18,6 +18,8 @@ beforeAll(async () => {
   h = await startHarness({
     config: (base) => ({
       ...base,
+      // Below the default of 64, to show the route takes the proxy's own setting.
+      max_json_depth: 16,
       vector: {
         url: qdrant.url,
         api_key: 'real-qdrant-key',
@@ -84,5 +86,26 @@ describe('the Qdrant route through the proxy', () => {
       status: { error: expect.stringContaining('API key') },
       result: null,
     });
+  });
+
+  // The AI routes scan a body's nesting before JSON.parse (parse-request); this path does not
+  // go through them, and parsed 1 MiB of `[[[[…` (seconds of event loop at 10 MiB), then
+  // walked what parsed recursively (a 502 for a 3,000-level filter).
+  it('refuses a body nested past max_json_depth with 400, before parsing it or calling Qdrant', async () => {
+    const before = qdrant.requests.length;
+    const send = (body: string) =>
+      fetch(`${h.proxy.url}/qdrant/collections/documents/points/scroll`, {
+        method: 'POST',
+        headers: { 'api-key': KEYS.pro, 'content-type': 'application/json' },
+        body,
+      });
+    for (const body of ['['.repeat(1024 * 1024), `{"filter":${'{"must":['.repeat(8)}{}${']}'.repeat(8)}}`]) {
+      const res = await send(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { status: { error: string } }).status.error).toContain(
+        'nested more than 16 levels deep',
+      );
+    }
+    expect(qdrant.requests.length).toBe(before);
   });
 });

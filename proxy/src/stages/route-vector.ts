@@ -23,6 +23,7 @@ export function createRouteVectorStage(deps: { vector(): VectorRoute | undefined
           query: ctx.request.query,
           headers: ctx.clientHeaders,
           body: ctx.rawBody,
+          maxJsonDepth: ctx.runtime.config.max_json_depth,
         },
       );
       return { response };

@@ -82,24 +82,6 @@ describe('checkClientBody, on integers JSON.parse rounds', () => {
   });
 });
 
-describe('checkClientBody, on deep bodies', () => {
-  const nested = (levels: number) => {
-    let filter: Record<string, unknown> = { key: 'owner', match: { value: 'b' } };
-    // Each level is an object and an array.
-    for (let i = 0; i < levels; i++) filter = { must: [filter] };
-    return { filter };
-  };
-
-  it('reads a filter 31 levels deep', () => {
-    expect(() => checkClientBody(nested(31))).not.toThrow();
-  });
-
-  it('refuses with 400 one deeper than 64 objects and arrays, whatever it names', () => {
-    expect(() => checkClientBody(nested(33))).toThrow(/nested more than 64 levels deep/);
-    expect(() => checkClientBody(nested(3_000))).toThrow(/nested more than 64 levels deep/);
-  });
-});
-
 describe('checkClientBody', () => {
   it.each([
     ['a filter key', { filter: { must: [{ key: 'tenant_id', match: { value: 'a' } }] } }],

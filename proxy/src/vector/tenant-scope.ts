@@ -58,13 +58,6 @@ const DATA_FIELDS = new Set(['payload', 'payloads', 'vector', 'vectors']);
 const KEY_FIELDS = new Set(['key', 'order_by', 'group_by', 'field_name', 'datetime_key']);
 
 /**
- * How deep a body's filters, queries and prefetches may nest (objects and arrays, each a
- * level). A filter 3,000 levels deep overflowed the stack here: a 502 and a warning for
- * every such request, where a client's own mistake is a 400.
- */
-const MAX_DEPTH = 64;
-
-/**
  * Fields whose integers Qdrant reads exactly: point ids (and the query inputs that name
  * them) and integer matches. JSON.parse rounds an integer past 2^53 - 1, so point id
  * 9007199254740993 was written, looked up and deleted as ...992, another point. (Range
@@ -88,20 +81,18 @@ const EXACT_FIELDS = new Set([
 
 /**
  * Checks a client's body before anything reads it: refuses one that names tenant_id anywhere
- * a key can appear, or sets it in a payload (403); one nested deeper than MAX_DEPTH (400);
- * and an integer past 2^53 - 1 in an EXACT_FIELDS field (400). Payload values themselves
- * are user data and are not inspected below their top level.
+ * a key can appear, or sets it in a payload (403), and an integer past 2^53 - 1 in an
+ * EXACT_FIELDS field (400). Payload values themselves are user data and are not inspected
+ * below their top level. The body's nesting was bounded before it was parsed (vector-route.ts).
  */
-export function checkClientBody(value: unknown, depth = 0, exact = false): void {
+export function checkClientBody(value: unknown, exact = false): void {
   if (typeof value === 'number') {
     if (exact && Number.isInteger(value) && !Number.isSafeInteger(value))
       throw badRequest('Format error in JSON body: an id above 2^53 - 1 cannot be carried exactly');
     return;
   }
-  if (depth > MAX_DEPTH && value !== null && typeof value === 'object')
-    throw badRequest(`Format error in JSON body: nested more than ${MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) {
-    for (const item of value) checkClientBody(item, depth + 1, exact);
+    for (const item of value) checkClientBody(item, exact);
     return;
   }
   if (!value || typeof value !== 'object') return;
@@ -119,7 +110,7 @@ export function checkClientBody(value: unknown, depth = 0, exact = false): void 
     if (KEY_FIELDS.has(field) && isTenantKey(inner)) throw tenantFieldRefusal();
     if (field === 'keys' && Array.isArray(inner) && inner.some(isTenantKey)) throw tenantFieldRefusal();
     if (field === TENANT_FIELD) throw tenantFieldRefusal();
-    checkClientBody(inner, depth + 1, EXACT_FIELDS.has(field));
+    checkClientBody(inner, EXACT_FIELDS.has(field));
   }
 }
 

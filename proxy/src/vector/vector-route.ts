@@ -11,6 +11,7 @@
  * returned status, headers and body. Refusals use Qdrant's error envelope; every call is
  * counted in lanekeeper_vector_requests_total{tenant, operation, status}.
  */
+import { nestsDeeperThan } from '@lanekeeper/contract';
 import { TENANT_ID_PATTERN, type Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import { HANDLERS, UpstreamAnswer, type HandlerContext, type HandlerOutcome } from './vector-handlers.js';
@@ -36,6 +37,8 @@ export interface VectorRequest {
   query?: string | URLSearchParams | Record<string, string | string[] | undefined>;
   headers?: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** The deepest the body may nest: the proxy's max_json_depth, as for any other body. */
+  maxJsonDepth: number;
 }
 
 /** What to send back to the client. */
@@ -84,10 +87,16 @@ function parseQuery(query: VectorRequest['query'], fromPath: string): URLSearchP
   return out;
 }
 
-function parseBody(body: Buffer): Record<string, unknown> {
+function parseBody(body: Buffer, maxDepth: number): Record<string, unknown> {
   if (body.length === 0) return {};
+  const text = body.toString('utf8');
+  // Before parsing, as parse-request does for the AI routes, which this path does not go
+  // through: a body of `[[[[…` held the event loop for seconds in JSON.parse, and one that
+  // parsed overflowed the stack of the walks after it (a 502 for a 3,000-level filter).
+  if (nestsDeeperThan(text, maxDepth))
+    throw badRequest(`Format error in JSON body: nested more than ${maxDepth} levels deep`);
   try {
-    return asObject(JSON.parse(body.toString('utf8')), 'the body');
+    return asObject(JSON.parse(text), 'the body');
   } catch (error) {
     if (error instanceof VectorRefusal) throw error;
     throw badRequest(`Format error in JSON body: ${(error as Error).message}`);
@@ -163,7 +172,7 @@ export function createVectorRoute(deps: {
       return { reply: await upstream.request('GET', request.path.split('?')[0]!, new URLSearchParams()) };
     }
     if (op.name === 'list_collections') return listCollections(tenant);
-    const body = parseBody(request.body);
+    const body = parseBody(request.body, request.maxJsonDepth);
     checkClientBody(body);
     const ctx: HandlerContext = {
       tenant,

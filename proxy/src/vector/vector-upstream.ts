@@ -4,21 +4,7 @@
  * Authorization header is the tenant's Lanekeeper key, not a Qdrant credential).
  */
 import { Pool } from 'undici';
-import { badRequest, VectorRefusal } from './vector-refusal.js';
-
-/**
- * The body as JSON. JSON.parse takes nesting JSON.stringify cannot give back (a payload
- * ~5,000 levels deep overflows its stack): that is the client's body, answered 400, not a
- * 502 with a warning for Qdrant unreachable.
- */
-function serialise(body: unknown): string {
-  try {
-    return JSON.stringify(body);
-  } catch (error) {
-    if (error instanceof RangeError) throw badRequest('Format error in JSON body: nested too deep');
-    throw error;
-  }
-}
+import { VectorRefusal } from './vector-refusal.js';
 
 /** Qdrant's answer, with the JSON envelope parsed when there is one. */
 export interface UpstreamReply {
@@ -84,13 +70,12 @@ export function createVectorUpstream(options: VectorUpstreamOptions): VectorUpst
   return {
     async request(method, path, query, body) {
       const search = query.toString();
-      const text = body === undefined ? undefined : serialise(body);
       try {
         const res = await pool.request({
           method: method as 'GET',
           path: `${basePath}${path}${search ? `?${search}` : ''}`,
           headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-          body: text,
+          body: body === undefined ? undefined : JSON.stringify(body),
         });
         const buffer = await readCapped(res.body, options.maxResponseBytes);
         const contentType = String(res.headers['content-type'] ?? '');

@@ -63,6 +63,8 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       query: 'wait=true',
       headers: { authorization: 'Bearer lk_tenant_key_must_not_reach_qdrant' },
       body: Buffer.from(body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body)),
+      // The proxy's max_json_depth by default.
+      maxJsonDepth: 64,
     });
     const text = res.body.toString('utf8');
     // Assertions walk arbitrary Qdrant JSON; typing every response shape would add nothing.
@@ -195,6 +197,23 @@ describe.each(['collection', 'partition'] as const)('the Qdrant route in %s mode
       }
       expect(fake.requests.slice(from)).toEqual([]);
     });
+
+  // Bounded before the body is parsed, as max_json_depth bounds every body the proxy takes,
+  // counted as that scan counts: the body's own object is the first level.
+  it('reads a filter nested to max_json_depth, and refuses one level deeper with 400 before Qdrant', async () => {
+    const nested = (levels: number) => {
+      let filter: Record<string, unknown> = { key: 'owner', match: { value: 'b' } };
+      for (let i = 0; i < levels; i++) filter = { must: [filter] };
+      return { filter };
+    };
+    // {filter: F}: one level, two for each {must: [...]}, two for the condition: 63, then 65.
+    expect((await call(B, 'POST', '/collections/documents/points/count', nested(30))).status).toBe(200);
+    const from = fake.requests.length;
+    const deeper = await call(B, 'POST', '/collections/documents/points/count', nested(31));
+    expect(deeper.status).toBe(400);
+    expect(deeper.json?.status?.error).toMatch(/nested more than 64 levels deep/);
+    expect(fake.requests.slice(from)).toEqual([]);
+  });
 
   it('counts exactly in partition mode, where an estimate reads the whole shared collection', async () => {
     const from = fake.requests.length;

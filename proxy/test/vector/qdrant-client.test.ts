@@ -44,6 +44,7 @@ async function serve(route: VectorRoute): Promise<{ server: Server; url: string 
         query: url.search,
         headers: req.headers,
         body: Buffer.concat(chunks),
+        maxJsonDepth: 64,
       });
       res.writeHead(answer.status, answer.headers).end(answer.body);
     })();
