@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { ConfigPublisher } from './changes.js';
 import { syncPricingVersion } from './stores/config-version.js';
-import { nextPriceSwitch, priceVersionAt } from './stores/pricing.js';
+import { msToNextPriceSwitch, priceVersionAt } from './stores/pricing.js';
 
 /** Longest single wait: timers beyond ~24.8 days overflow, and a re-check is cheap. */
 const MAX_WAIT_MS = 60 * 60 * 1000;
@@ -34,9 +34,9 @@ export function startPriceSwitch(pool: pg.Pool, publisher: ConfigPublisher, logg
     if (stopped) return;
     clearTimeout(timer);
     try {
-      const next = await nextPriceSwitch(pool);
+      const next = await msToNextPriceSwitch(pool);
       if (stopped) return;
-      const wait = next ? Math.min(Math.max(next.inMs, 0) + 5, MAX_WAIT_MS) : MAX_WAIT_MS;
+      const wait = next === undefined ? MAX_WAIT_MS : Math.min(Math.max(next, 0) + 5, MAX_WAIT_MS);
       timer = setTimeout(() => {
         check()
           .catch((error) => logger.warn({ err: error }, 'price switch check failed'))

@@ -5,6 +5,7 @@
  * this replica's clock runs ten minutes ahead of the database's.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { msToNextPriceSwitch } from '../src/stores/pricing.js';
 import { call } from './helpers/http.js';
 import { startSeeded, stopSeeded, type Seeded } from './helpers/seeded.js';
 
@@ -43,5 +44,9 @@ describe('the price version in force', () => {
     const config = await call(s.cp.url, 'GET', '/v1/config', { token: s.t.proxyToken });
     expect(config.status).toBe(200);
     expect(config.body.pricing).toEqual({ m: { input: 1, output: 1 } });
+    // And the switch-over timer waits for the database's five minutes, not this clock's none.
+    const wait = await msToNextPriceSwitch(s.t.pool);
+    expect(wait).toBeGreaterThan(4 * 60_000);
+    expect(wait).toBeLessThanOrEqual(5 * 60_000);
   });
 });

@@ -88,12 +88,11 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
       if (!building) {
         // Cached before `building` is cleared, so no waiter finds neither. Builds run one at
         // a time, so the last to end read the newest data.
+        // What it reads is as good as what was asked for, should the version have moved since.
         building = buildSnapshot(deps, vector)
           .then((built) => (cached = built))
           .finally(() => (building = undefined));
-        const built = await building;
-        // Read as the version moved on (or back) since: as good as what was asked for.
-        return built;
+        return await building;
       }
       // Another request is building: its snapshot is this version's, unless the version
       // moved while it read, and then this request builds the next.

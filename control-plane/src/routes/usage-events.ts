@@ -54,8 +54,9 @@ export function registerUsageEventRoutes(app: FastifyInstance, deps: AppDeps): v
     async (request) => {
       const parsed = request.body.events.map(toEntry);
       const now = Date.now();
-      const entries = parsed.filter((e) => inWindow(e.ts, now)).map((e) => e.entry);
-      const late = parsed.filter((e) => !inWindow(e.ts, now)).map((e) => e.entry);
+      const entries: StreamEntry[] = [];
+      const late: StreamEntry[] = [];
+      for (const { entry, ts } of parsed) (inWindow(ts, now) ? entries : late).push(entry);
       const result = await bookOrIsolate(deps.pool, entries);
       for (const entry of late) {
         const reason = `ts outside what this route books (the last ${MAX_AGE_DAYS} days to ${MAX_AHEAD_MINUTES} minutes ahead)`;
@@ -68,6 +69,7 @@ export function registerUsageEventRoutes(app: FastifyInstance, deps: AppDeps): v
       deps.metrics.ledgerRows.inc({ outcome: 'duplicate' }, result.duplicates);
       deps.metrics.ledgerRows.inc({ outcome: 'rejected' }, result.rejected);
       deps.metrics.ledgerRows.inc({ outcome: 'erased_tenant' }, result.erased);
+      // Positions as posted.
       const rejects = locate(
         parsed.map((e) => e.entry),
         result.rejects,

@@ -57,9 +57,9 @@ export async function listPriceVersions(db: Db): Promise<PriceVersion[]> {
   return group(rows);
 }
 
-/** The version in force at `at` (default now), or undefined when none is yet. */
 /**
- * The version in force at `at`; without it, now by the database's clock. Each replica's own
+ * The version in force at `at` (undefined when none is yet); without `at`, now by the
+ * database's clock. Each replica's own
  * clock put two replicas a few seconds apart on either side of a switch: each bumped the
  * config version to its own idea of the prices in force, and proxies flipped between them
  * (found by review). The database's clock is one for all of them.
@@ -73,15 +73,14 @@ export async function priceVersionAt(db: Db, at?: Date): Promise<PriceVersion | 
   return group(rows)[0];
 }
 
-/** When the next version takes effect, and how long until then, both by the database's clock (for the switch-over timer). */
-export async function nextPriceSwitch(db: Db): Promise<{ at: Date; inMs: number } | undefined> {
+/** Milliseconds until the next version takes effect, by the database's clock (for the switch-over timer). */
+export async function msToNextPriceSwitch(db: Db): Promise<number | undefined> {
   const { rows } = await db.query(
-    `SELECT min(effective_from) AS t,
-            extract(epoch FROM min(effective_from) - now()) * 1000 AS in_ms
+    `SELECT extract(epoch FROM min(effective_from) - now()) * 1000 AS in_ms
        FROM price_versions WHERE effective_from > now()`,
   );
-  const t = rows[0]?.t as Date | null | undefined;
-  return t ? { at: t, inMs: Number(rows[0].in_ms) } : undefined;
+  const inMs = rows[0]?.in_ms as string | number | null | undefined;
+  return inMs === null || inMs === undefined ? undefined : Number(inMs);
 }
 
 export async function insertPriceVersion(
