@@ -169,17 +169,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
     if (!(error instanceof ControlPlaneConfigError)) throw error;
     problems.push(...error.problems);
   }
-  if (parsed.success && parsed.data.LANEKEEPER_ADMIN_TOKEN === parsed.data.LANEKEEPER_PROXY_TOKEN) {
-    problems.push({
-      variable: 'LANEKEEPER_PROXY_TOKEN',
-      message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
-    });
-  }
-  if (parsed.success && parsed.data.LANEKEEPER_PROXY_TOKEN_PREVIOUS === parsed.data.LANEKEEPER_ADMIN_TOKEN) {
-    problems.push({
-      variable: 'LANEKEEPER_PROXY_TOKEN_PREVIOUS',
-      message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
-    });
+  for (const variable of ['LANEKEEPER_PROXY_TOKEN', 'LANEKEEPER_PROXY_TOKEN_PREVIOUS'] as const) {
+    if (parsed.success && parsed.data[variable] === parsed.data.LANEKEEPER_ADMIN_TOKEN) {
+      problems.push({
+        variable,
+        message: 'must differ from LANEKEEPER_ADMIN_TOKEN: proxies must not hold admin rights',
+      });
+    }
   }
   if (!parsed.success || problems.length > 0) throw new ControlPlaneConfigError(problems);
   const e = parsed.data;
