@@ -14,6 +14,7 @@ import { Metrics } from '../../proxy/src/metrics.js';
 import { createVectorRoute, type VectorRoute } from '../../proxy/src/vector/vector-route.js';
 import { call } from '../../control-plane/test/helpers/http.js';
 import { startSeeded, stopSeeded, type Seeded } from '../../control-plane/test/helpers/seeded.js';
+import { until } from '../../proxy/test/helpers/waiting.js';
 import { startFakeQdrant, type FakeQdrant } from '../fakes/qdrant/fake-qdrant.js';
 
 const templates = [{ name: 'documents', size: 4, distance: 'Cosine' as const }];
@@ -60,15 +61,6 @@ describe.each(['partition', 'collection'] as const)('erasing a tenant with vecto
     return (await qdrant.count('lanekeeper_documents', { filter, exact: true })).count;
   }
 
-  async function until<T>(read: () => Promise<T | undefined>): Promise<T> {
-    for (let i = 0; i < 300; i++) {
-      const value = await read();
-      if (value !== undefined) return value;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    throw new Error('timed out');
-  }
-
   beforeAll(async () => {
     fake = await startFakeQdrant();
     qdrant = new QdrantClient({ url: fake.url, checkCompatibility: false });
@@ -100,12 +92,17 @@ describe.each(['partition', 'collection'] as const)('erasing a tenant with vecto
     expect(await write(tenant, 1)).toBe(200);
     const erasing = admin('DELETE', `/v1/tenants/${tenant}`);
     // Once `begin` is done, the proxies are told; one that has not reloaded still writes.
-    await until(async () => {
-      const { rows } = await s.t.pool.query(`SELECT steps_done FROM erasure_jobs WHERE tenant_id = $1`, [
-        tenant,
-      ]);
-      return rows[0]?.steps_done.includes('begin') ? true : undefined;
-    });
+    await until(
+      'the erasure begun',
+      async () => {
+        const { rows } = await s.t.pool.query(`SELECT steps_done FROM erasure_jobs WHERE tenant_id = $1`, [
+          tenant,
+        ]);
+        return rows[0]?.steps_done.includes('begin') ? true : undefined;
+      },
+      6_000,
+      20,
+    );
     expect(await write(tenant, 2)).toBe(200);
     const erased = await erasing;
     expect(erased.status).toBe(200);
@@ -119,13 +116,18 @@ describe.each(['partition', 'collection'] as const)('erasing a tenant with vecto
     // A request the proxy admitted before it reloaded, ending after the first sweep.
     expect(await write(tenant, 3)).toBe(200);
     expect(await pointsOf(tenant)).toBe(1);
-    const resweep = await until(async () => {
-      const { rows } = await s.t.pool.query(
-        `SELECT after FROM audit_log WHERE action = 'tenant.erase.resweep' AND resource = $1`,
-        [`tenants/${tenant}`],
-      );
-      return rows[0]?.after;
-    });
+    const resweep = await until(
+      'the second sweep recorded',
+      async () => {
+        const { rows } = await s.t.pool.query(
+          `SELECT after FROM audit_log WHERE action = 'tenant.erase.resweep' AND resource = $1`,
+          [`tenants/${tenant}`],
+        );
+        return rows[0]?.after;
+      },
+      6_000,
+      20,
+    );
     expect(resweep.scope).toBe('erased');
     expect(resweep.vector.pointsDeleted).toBe(1);
     expect(await pointsOf(tenant)).toBe(0);

@@ -6,8 +6,6 @@
  * after a restart (found by review). Now the snapshot applies, the model is a warning, and
  * requests for it get a 400. The same fed proxy then has its own control_plane section edited.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +13,19 @@ import { pino } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import {
+  chatCompletion,
+  startFakeUpstream,
+  type FakeUpstream,
+} from '../../proxy/test/helpers/fake-upstream.js';
+import { until } from '../../proxy/test/helpers/waiting.js';
 import { call } from '../../control-plane/test/helpers/http.js';
 import { startSeeded, stopSeeded, type Seeded } from '../../control-plane/test/helpers/seeded.js';
 import { REDIS_URL } from '../../control-plane/test/helpers/test-env.js';
 import { logLines } from '../helpers/log-lines.js';
 
 let s: Seeded;
-let upstream: Server;
+let upstream: FakeUpstream;
 let proxy: RunningProxy | undefined;
 let dir: string;
 let fileConfig: Record<string, unknown>;
@@ -39,30 +43,11 @@ async function chat(key: string): Promise<{ status: number; text: string }> {
   return { status: res.statusCode, text: await res.body.text() };
 }
 
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('not reached within 5 s');
-}
-
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    req.on('end', () =>
-      res.writeHead(200, { 'content-type': 'application/json' }).end(
-        JSON.stringify({
-          id: 'x',
-          object: 'chat.completion',
-          model: 'gpt-4o-mini',
-          choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-        }),
-      ),
-    );
+  upstream = await startFakeUpstream({
+    kind: 'json',
+    body: chatCompletion('gpt-4o-mini', 'hi', { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }),
   });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   dir = await mkdtemp(join(tmpdir(), 'lk-unserved-'));
   s = await startSeeded();
   await admin('POST', '/v1/plans', { id: 'mini', models: { default: 'gpt-4o-mini' } });
@@ -71,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.close(0);
   await stopSeeded(s ?? {});
-  await new Promise((resolve) => upstream?.close(resolve));
+  await upstream?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -87,7 +72,7 @@ describe('a plan naming a model no upstream of this proxy serves', () => {
       admin_listen: '127.0.0.1:0',
       upstreams: {
         openai: {
-          url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+          url: upstream.url,
           dialect: 'openai',
           models: ['gpt-*'],
         },
@@ -112,7 +97,13 @@ describe('a plan naming a model no upstream of this proxy serves', () => {
     expect((await admin('DELETE', `/v1/tenants/acme/keys/${acme.id}`)).status).toBe(200);
     expect((await admin('PATCH', '/v1/tenants/globex', { status: 'suspended' })).status).toBe(200);
 
-    await until(async () => (await chat(acme.key)).status === 401 && (await chat(globex.key)).status === 403);
+    await until(
+      'the revocation and the suspension applied',
+      async () =>
+        ((await chat(acme.key)).status === 401 && (await chat(globex.key)).status === 403) || undefined,
+      5_000,
+      50,
+    );
     const unserved = await chat(initech.key);
     expect(unserved.status).toBe(400);
     expect(JSON.parse(unserved.text).error.message).toContain(
