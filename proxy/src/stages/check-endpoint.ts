@@ -64,12 +64,20 @@ function modelsReply(ctx: RequestContext): RequestVerdict {
   );
 }
 
+/**
+ * A switch a body turns on: any value but absent, false or null. An upstream reads `1`,
+ * `"true"` or `{}` as on too, so only those three are off.
+ */
+function switchedOn(value: unknown): boolean {
+  return value !== undefined && value !== false && value !== null;
+}
+
 /** Applies the plan's `store` feature to a body that asks the upstream to keep it. */
 function storeVerdict(ctx: RequestContext): RequestVerdict {
   const body = ctx.request.body;
   const plan = ctx.tenant?.plan;
   if (!body || !plan || plan.features.includes(STORE_FEATURE)) return CONTINUE;
-  if (body.store !== undefined && body.store !== false && body.store !== null) {
+  if (switchedOn(body.store)) {
     return reply(
       new FeatureNotEnabledError(
         `"store": true needs the "${STORE_FEATURE}" feature, which the ${ctx.tenant?.planName} plan does not include.`,
@@ -91,14 +99,7 @@ function storeVerdict(ctx: RequestContext): RequestVerdict {
  * review) and the reservation went back. Refused until it can be metered.
  */
 function backgroundVerdict(ctx: RequestContext): RequestVerdict {
-  const background = ctx.request.body?.background;
-  if (
-    ctx.route?.endpoint !== 'responses' ||
-    background === undefined ||
-    background === false ||
-    background === null
-  )
-    return CONTINUE;
+  if (ctx.route?.endpoint !== 'responses' || !switchedOn(ctx.request.body?.background)) return CONTINUE;
   return reply(
     new InvalidRequestError(
       '"background" responses are not available here: their usage could not be metered. Send the request without it, or stream it.',
