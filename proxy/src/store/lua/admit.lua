@@ -123,10 +123,11 @@ if tph > 0 then
   local cap = tph - usedTokens - prompt
   if cap < need then
     if prompt + need > tph then return refuse(2, HOUR) end
-    -- Only the 64 reservations that expire first (RELEASES_READ in admission.ts): reading
+    -- Only the reservations that expire first (as many as RELEASES_READ in admission.ts): reading
     -- every one made each refusal of a tenant with thousands in flight hold Redis for
     -- milliseconds, every other tenant's admissions waiting behind it.
-    local pending = redis.call('ZRANGE', KEYS[4], 0, 63, 'WITHSCORES')
+    local RELEASES_READ = 64
+    local pending = redis.call('ZRANGE', KEYS[4], 0, RELEASES_READ - 1, 'WITHSCORES')
     local lastPending = nil
     if #pending > 0 then
       local ids = {}
@@ -145,7 +146,7 @@ if tph > 0 then
       if freed >= needed then wait = math.max(0, r[1] - now) break end
     end
     -- Not enough among those read, with more in flight: no sooner than the last one read.
-    if wait == HOUR and redis.call('ZCARD', KEYS[4]) > 64 then wait = math.max(0, lastPending - now) end
+    if wait == HOUR and redis.call('ZCARD', KEYS[4]) > RELEASES_READ then wait = math.max(0, lastPending - now) end
     return refuse(2, wait)
   end
   granted = math.min(granted, cap)
