@@ -551,6 +551,56 @@ describe('authentication', () => {
     expect((refused.body as { error: { code: string } }).error.code).toBe('CP_ERR_TOO_MANY_ATTEMPTS');
   });
 
+  it('documents the success status each route really sends, and no 200 where it sends another', async () => {
+    type Operation = { responses: Record<string, { content?: unknown }> };
+    const doc = (await call(cp.url, 'GET', '/openapi.json')).body as {
+      paths: Record<string, Record<string, Operation>>;
+    };
+    const documented = (method: string, path: string) => Object.keys(doc.paths[path]![method]!.responses);
+    const sent: [string, string, number][] = [];
+    const send = async (method: string, path: string, docPath: string, body?: unknown) => {
+      const reply = await admin(method, path, body);
+      sent.push([method.toLowerCase(), docPath, reply.status]);
+      return reply;
+    };
+    await send('POST', '/v1/plans', '/v1/plans', { id: 'doc-a', models: { default: 'gpt-4o-mini' } });
+    await send('PUT', '/v1/plans/doc-b', '/v1/plans/{id}', { models: { default: 'gpt-4o-mini' } });
+    await send('PUT', '/v1/plans/doc-b', '/v1/plans/{id}', { models: { default: 'gpt-4o' } });
+    await send('DELETE', '/v1/plans/doc-b', '/v1/plans/{id}');
+    await send('POST', '/v1/tenants', '/v1/tenants', { id: 'doc-t', plan: 'doc-a' });
+    await send('POST', '/v1/tenants/doc-t/keys', '/v1/tenants/{id}/keys');
+    await send('POST', '/v1/tenants/doc-t/collections', '/v1/tenants/{id}/collections', {
+      name: 'documents',
+    });
+    await send('POST', '/v1/pricing/versions', '/v1/pricing/versions', {
+      effective_from: '2998-01-01T00:00:00Z',
+      prices: { 'gpt-4o-mini': { input: 0.15, output: 0.6 } },
+    });
+    const full = await proxyConfig();
+    sent.push(['get', '/v1/config', full.status]);
+    sent.push([
+      'get',
+      '/v1/config',
+      (await proxyConfig({ 'if-none-match': full.headers.etag as string })).status,
+    ]);
+
+    expect(sent.map(([, , status]) => status)).toEqual([201, 201, 200, 204, 201, 201, 201, 201, 200, 304]);
+    for (const [method, path, status] of sent) expect(documented(method, path)).toContain(String(status));
+    for (const [method, path] of [
+      ['post', '/v1/plans'],
+      ['post', '/v1/tenants'],
+      ['post', '/v1/tenants/{id}/keys'],
+      ['post', '/v1/pricing/versions'],
+      ['delete', '/v1/plans/{id}'],
+    ] as const)
+      expect(documented(method, path)).not.toContain('200');
+    // Sent without a body, so documented without one.
+    expect(doc.paths['/v1/plans/{id}']!.delete!.responses['204']).not.toHaveProperty('content');
+    expect(doc.paths['/v1/config']!.get!.responses['304']).not.toHaveProperty('content');
+    await admin('DELETE', '/v1/tenants/doc-t');
+    await admin('DELETE', '/v1/plans/doc-a');
+  });
+
   it('answers 401 without leaking data on every route, for no token, a wrong token and the other token', async () => {
     const routes = await everyRoute();
     expect(routes.length).toBeGreaterThan(15);

@@ -9,11 +9,37 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 /** Which token a route needs; declared in each route's `config.auth`. */
 export type AuthKind = 'admin' | 'proxy' | 'none';
 
+/**
+ * The statuses a route answers when it succeeds, with what each means; 200 when a route
+ * declares none. A client generated from the document checks the status it gets against
+ * these, so a 201 documented as 200 fails it.
+ */
+export type Successes = Readonly<Record<number, string>>;
+
+/** What a route declares of itself in its `config`, for the document and the auth hook. */
+export interface RouteDoc {
+  auth: AuthKind;
+  summary?: string;
+  success?: Successes;
+  hide?: boolean;
+}
+
+/** An admin-token route's config. */
+export const admin = (summary: string, success?: Successes): RouteDoc => ({
+  auth: 'admin',
+  summary,
+  ...(success ? { success } : {}),
+});
+
+/** Statuses sent without a body. */
+const NO_CONTENT = new Set([204, 304]);
+
 interface Collected {
   method: string;
   path: string;
   auth: AuthKind;
   summary?: string;
+  success: Successes;
   schema: Record<string, unknown>;
 }
 
@@ -52,7 +78,7 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
   const routes: Collected[] = [];
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter((m) => m !== 'HEAD');
-    const config = (route.config ?? {}) as { auth?: AuthKind; summary?: string; hide?: boolean };
+    const config = (route.config ?? {}) as Partial<RouteDoc>;
     if (config.hide) return;
     for (const method of methods) {
       routes.push({
@@ -60,6 +86,7 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
         path: toOpenApiPath(route.url),
         auth: config.auth ?? 'none',
         summary: config.summary,
+        success: config.success ?? { 200: 'OK' },
         schema: (route.schema ?? {}) as Record<string, unknown>,
       });
     }
@@ -91,12 +118,15 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
         responses: {
           ...(r.auth === 'none' ? {} : TOKEN_REFUSALS),
           ...Object.fromEntries(
-            Object.entries((r.schema.response as Record<string, unknown>) ?? { 200: {} }).map(
-              ([code, schema]) => [
+            Object.entries(r.success).map(([code, description]) => {
+              const schema = (r.schema.response as Record<string, unknown> | undefined)?.[code];
+              return [
                 code,
-                { description: `HTTP ${code}`, content: { 'application/json': { schema } } },
-              ],
-            ),
+                NO_CONTENT.has(Number(code))
+                  ? { description }
+                  : { description, content: { 'application/json': { schema: schema ?? {} } } },
+              ];
+            }),
           ),
         },
         ...(r.auth === 'none' ? { security: [] } : { security: [{ [`${r.auth}Token`]: [] }] }),

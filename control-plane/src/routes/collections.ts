@@ -10,6 +10,7 @@ import { NotFoundError } from '../errors.js';
 import { actorOf } from '../http/auth.js';
 import { tenantId } from '../http/schemas.js';
 import type { TenantCollection, VectorStore } from '../stores/vector-store.js';
+import { admin } from '../http/openapi.js';
 
 /** One audit record of a collection change. */
 export interface CollectionAuditEntry {
@@ -52,8 +53,6 @@ const createBody = {
   required: ['name'],
   properties: { name: collectionName },
 };
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
 
 type WithTenant = FastifyRequest<{ Params: { id: string; name?: string } }>;
 
@@ -98,7 +97,7 @@ export function registerCollectionRoutes(app: FastifyInstance, deps: CollectionR
     '/v1/tenants/:id/collections',
     {
       schema: { params: tenantOnly, body: createBody },
-      config: admin('Create a collection from its template'),
+      config: admin('Create a collection from its template', { 201: 'The collection' }),
     },
     async (request, reply) => reply.code(201).send(await create(request, request.body.name)),
   );
@@ -107,7 +106,7 @@ export function registerCollectionRoutes(app: FastifyInstance, deps: CollectionR
     '/v1/tenants/:id/collections/:name',
     {
       schema: { params: tenantAndName },
-      config: admin('Create a collection from its template (idempotent)'),
+      config: admin('Create a collection from its template (idempotent)', { 201: 'The collection' }),
     },
     async (request, reply) => reply.code(201).send(await create(request, request.params.name)),
   );

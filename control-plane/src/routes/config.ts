@@ -103,7 +103,13 @@ export function registerConfigRoutes(app: FastifyInstance, deps: AppDeps): void 
 
   app.get(
     '/v1/config',
-    { config: { auth: 'proxy', summary: 'Config snapshot for proxies (ETag, 304)' } },
+    {
+      config: {
+        auth: 'proxy',
+        summary: 'Config snapshot for proxies (ETag, 304)',
+        success: { 200: 'The snapshot', 304: 'Unchanged since the If-None-Match ETag' },
+      },
+    },
     async (request, reply) => {
       // A price version that came into force by the clock bumps the version here at the latest.
       const inForce = await priceVersionAt(deps.pool);

@@ -12,8 +12,7 @@ import { keyParams, tenantParams } from '../http/schemas.js';
 import { generateKey, getKey, insertKey, listKeys, revokeKey } from '../stores/api-keys.js';
 import { getTenant } from '../stores/tenants.js';
 import type { Db } from '../stores/postgres.js';
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
+import { admin } from '../http/openapi.js';
 
 async function requireTenant(db: Db, id: string, lock = false): Promise<void> {
   if (!(await getTenant(db, id, lock))) throw new NotFoundError(`tenant "${id}" does not exist`);
@@ -22,7 +21,10 @@ async function requireTenant(db: Db, id: string, lock = false): Promise<void> {
 export function registerKeyRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post<{ Params: { id: string } }>(
     '/v1/tenants/:id/keys',
-    { schema: { params: tenantParams }, config: admin('Issue an API key (returned once)') },
+    {
+      schema: { params: tenantParams },
+      config: admin('Issue an API key (returned once)', { 201: 'The key, shown this once' }),
+    },
     async (request, reply) => {
       const { id } = request.params;
       const { id: keyId, key } = generateKey();

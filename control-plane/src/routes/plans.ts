@@ -21,8 +21,7 @@ import {
   planPutBody,
 } from '../http/schemas.js';
 import { deletePlan, getPlan, insertPlan, listPlans, tenantsOnPlan, updatePlan } from '../stores/plans.js';
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
+import { admin } from '../http/openapi.js';
 
 /** Strips the id and timestamps from a plan view, leaving the proxy shape. */
 function bodyOf(view: Record<string, unknown>): Record<string, unknown> {
@@ -33,7 +32,7 @@ function bodyOf(view: Record<string, unknown>): Record<string, unknown> {
 export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.post<{ Body: { id: string } & Record<string, unknown> }>(
     '/v1/plans',
-    { schema: { body: planCreateBody }, config: admin('Create a plan') },
+    { schema: { body: planCreateBody }, config: admin('Create a plan', { 201: 'The plan' }) },
     async (request, reply) => {
       const { id, ...fields } = request.body;
       const plan: PlanConfig = parseWith(planSchema, fields, 'body');
@@ -78,7 +77,7 @@ export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
     '/v1/plans/:id',
     {
       schema: { params: planParams, body: planPutBody },
-      config: admin('Create a plan, or replace it whole (201 created, 200 replaced)'),
+      config: admin('Create a plan, or replace it whole', { 200: 'Replaced', 201: 'Created' }),
     },
     async (request, reply) => {
       const { id } = request.params;
@@ -134,7 +133,7 @@ export function registerPlanRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/plans/:id',
-    { schema: { params: planParams }, config: admin('Delete a plan no tenant uses') },
+    { schema: { params: planParams }, config: admin('Delete a plan no tenant uses', { 204: 'Deleted' }) },
     async (request, reply) => {
       const { id } = request.params;
       await commitChange(deps, actorOf(request), async (db) => {

@@ -11,8 +11,7 @@ import { actorOf } from '../http/auth.js';
 import { parseWith, pricingVersionBody } from '../http/schemas.js';
 import { syncPricingVersion } from '../stores/config-version.js';
 import { insertPriceVersion, listPriceVersions, priceVersionAt } from '../stores/pricing.js';
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
+import { admin } from '../http/openapi.js';
 
 export function registerPricingRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/v1/pricing', { config: admin('The price table in force and all versions') }, async () => {
@@ -24,7 +23,10 @@ export function registerPricingRoutes(app: FastifyInstance, deps: AppDeps): void
 
   app.post<{ Body: { effective_from: string; prices: Record<string, unknown> } }>(
     '/v1/pricing/versions',
-    { schema: { body: pricingVersionBody }, config: admin('Add a price table version') },
+    {
+      schema: { body: pricingVersionBody },
+      config: admin('Add a price table version', { 201: 'The version, added' }),
+    },
     async (request, reply) => {
       const prices: Record<string, Price> = parseWith(priceTableSchema, request.body.prices, 'body.prices');
       const effectiveFrom = new Date(request.body.effective_from);

@@ -18,11 +18,10 @@ import { getPlan } from '../stores/plans.js';
 import type { Db } from '../stores/postgres.js';
 import { getTenant, insertTenant, listTenants, updateTenant } from '../stores/tenants.js';
 import { unmarkErased } from '../erasure/erase-redis.js';
+import { admin } from '../http/openapi.js';
 
 type Status = 'active' | 'suspended';
 type Overrides = TenantConfig['overrides'];
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
 
 async function requirePlan(db: Db, plan: string): Promise<void> {
   if (!(await getPlan(db, plan))) {
@@ -37,7 +36,7 @@ export function registerTenantRoutes(app: FastifyInstance, deps: AppDeps): void 
     '/v1/tenants',
     {
       schema: { body: tenantCreateBody },
-      config: admin('Onboard a tenant (creates its vector collections)'),
+      config: admin('Onboard a tenant (creates its vector collections)', { 201: 'The tenant' }),
     },
     async (request, reply) => {
       const { id, plan, status = 'active' } = request.body;

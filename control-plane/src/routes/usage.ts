@@ -11,6 +11,7 @@ import { tenantParams, usageByModelQuery, usageQuery } from '../http/schemas.js'
 import { currentHourKey, hourFromHash } from '../redis-layout.js';
 import { getTenant } from '../stores/tenants.js';
 import { usageBuckets, usageByModel } from '../stores/usage-reports.js';
+import { admin } from '../http/openapi.js';
 
 const DAY_MS = 86_400_000;
 /**
@@ -19,8 +20,6 @@ const DAY_MS = 86_400_000;
  */
 const MAX_SPAN_MS = { hour: 31 * DAY_MS, day: 400 * DAY_MS, model: 31 * DAY_MS };
 const DEFAULT_SPAN_MS = { hour: DAY_MS, day: 30 * DAY_MS, model: DAY_MS };
-
-const admin = (summary: string) => ({ auth: 'admin' as const, summary });
 
 function badRange(message: string): BadRequestError {
   return new BadRequestError(`querystring.from: ${message}`, [{ field: 'querystring.from', message }]);
