@@ -180,6 +180,13 @@ describe('onboarding through the admin API', () => {
       before: { status: 'active' },
       after: { status: 'suspended' },
     });
+    // The name as declared finds the change, as the whole actor does; another name does not.
+    for (const actor of ['alice%40example.com', 'admin%3Aalice%40example.com'])
+      expect(
+        (await admin('GET', `/v1/audit?actor=${actor}`)).body.items.map((i: { actor: string }) => i.actor),
+      ).toEqual(['admin:alice@example.com']);
+    expect((await admin('GET', '/v1/audit?actor=alice')).body.items).toEqual([]);
+    expect((await admin('GET', '/v1/audit?actor=%27%20OR%201%3D1--')).body.items).toEqual([]);
     const keyAudit = await admin('GET', '/v1/audit?action=key.create');
     expect(keyAudit.body.items.length).toBe(2);
     expect(JSON.stringify(keyAudit.body)).not.toMatch(/lk_[A-Za-z0-9_-]{43}/);

@@ -37,7 +37,8 @@ export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
 
 /**
  * Newest first; `before` is the id cursor of the previous page's last row. `tenant` matches
- * the tenant's own record and everything under it (its keys); `actor` is an exact match.
+ * the tenant's own record and everything under it (its keys); `actor` is the whole actor
+ * (`admin:alice`) or the name a caller declared (`alice`), as the audit page shows it.
  */
 export async function listAudit(
   db: Db,
@@ -54,7 +55,7 @@ export async function listAudit(
     `SELECT id, actor, action, resource, before, after, at FROM audit_log
       WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR resource = $2) AND ($3::text IS NULL OR action = $3)
         AND ($5::text IS NULL OR resource = 'tenants/' || $5 OR starts_with(resource, 'tenants/' || $5 || '/'))
-        AND ($6::text IS NULL OR actor = $6)
+        AND ($6::text IS NULL OR actor = $6 OR actor = 'admin:' || $6)
       ORDER BY id DESC LIMIT $4`,
     [
       opts.before ?? null,
