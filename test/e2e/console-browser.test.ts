@@ -350,6 +350,25 @@ describe('the console in a browser', () => {
     await page.waitForSelector('#totals .card');
     expect(await page.locator('#totals .value').first().textContent()).toBe('3');
     expect(await page.locator('#top a').first().textContent()).toBe('acme');
+    // The chart's numbers, in a table behind a disclosure: the hour the 3 requests came in.
+    await page.click('summary:has-text("The chart\'s numbers")');
+    const costTable = page.locator('#cost-table table');
+    expect(await costTable.locator('thead th').allTextContents()).toEqual([
+      'Hour (UTC)',
+      'gpt-4o-mini',
+      'Total',
+    ]);
+    // One hour, unless the three requests straddled the turn of an hour.
+    const rows = await costTable.locator('tbody tr').count();
+    expect(rows === 1 || rows === 2).toBe(true);
+    if (rows === 1) {
+      const hour = await costTable.locator('tbody tr').first().locator('td').allTextContents();
+      expect(hour).toEqual([
+        expect.stringMatching(/^\d{4}-\d{2}-\d{2} \d{2}:00$/),
+        '$0.0000198',
+        '$0.0000198',
+      ]);
+    }
     await shot('overview');
 
     await page.goto(`${cp.url}/console/tenants?q=ACM`);
@@ -398,6 +417,11 @@ describe('the console in a browser', () => {
     await page.fill('#actor', 'someone-else');
     await page.click('#filter button');
     await page.waitForSelector('text=No entries.');
+    // The name alone, as typed into the form, finds the same entries (the list was empty above).
+    await page.fill('#actor', 'console');
+    await page.click('#filter button');
+    await page.waitForSelector('#list tbody tr');
+    expect(await page.locator('#list tbody tr td:nth-child(3)').allTextContents()).toEqual(actions);
   });
 
   it('exports the usage as CSV', async () => {

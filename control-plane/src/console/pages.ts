@@ -145,6 +145,10 @@ const BODIES: Record<Exclude<PageId, 'tenant'>, { title: string; charts?: boolea
         <div class="chart">
           <canvas id="cost-chart" role="img" aria-label="Cost per hour, stacked by model"></canvas>
         </div>
+        <details>
+          <summary>The chart's numbers</summary>
+          <div class="scroll" id="cost-table"></div>
+        </details>
       </section>
       <section aria-labelledby="top-h">
         <h2 id="top-h">Top tenants by cost, last 30 days</h2>

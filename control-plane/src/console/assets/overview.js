@@ -35,4 +35,23 @@ else {
     ),
   );
   stackedBars(document.getElementById('cost-chart'), hourly, 'cost_usd', 'hour');
+  // The chart's numbers as a table, for a screen reader and for whoever wants the figures:
+  // the hours that cost anything, a column per model.
+  const models = Object.entries(hourly.models);
+  const hours = hourly.buckets
+    .map((bucket, i) => ({ bucket, costs: models.map(([, values]) => values.cost_usd[i] ?? 0) }))
+    .filter((row) => row.costs.some((cost) => cost > 0));
+  fill(
+    document.getElementById('cost-table'),
+    table(
+      'Cost per hour by model, last 24 hours (USD)',
+      [
+        { label: 'Hour (UTC)', cell: (r) => `${r.bucket.slice(0, 10)} ${r.bucket.slice(11, 13)}:00` },
+        ...models.map(([model], m) => ({ label: model, cell: (r) => usd(r.costs[m]), num: true })),
+        { label: 'Total', cell: (r) => usd(r.costs.reduce((a, c) => a + c, 0)), num: true },
+      ],
+      hours,
+      'No cost in the last 24 hours.',
+    ),
+  );
 }
