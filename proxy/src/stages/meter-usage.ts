@@ -179,10 +179,12 @@ export function createMeterUsageStage(deps: { store: Store; logger: Logger; metr
         ctx.provenance = 'reported';
       } else {
         ctx.provenance = complete ? 'estimated' : 'partial';
+        // A zero is no figure here: a stream cut off before its final report may have carried
+        // only the zero placeholders some servers put on early chunks (the tap kept the text).
         ctx.usage = {
           ...ctx.usage,
-          input: ctx.usage.input ?? ctx.estimatedPromptTokens,
-          output: ctx.usage.output ?? (route.generates === false ? 0 : outputEstimate(state, texts)),
+          input: ctx.usage.input || ctx.estimatedPromptTokens,
+          output: ctx.usage.output || (route.generates === false ? 0 : outputEstimate(state, texts)),
         };
       }
       await priceAndRecord(ctx);

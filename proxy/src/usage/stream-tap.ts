@@ -28,7 +28,7 @@ export interface TapResult {
   reported: boolean;
   /**
    * The generated text, for estimating output with `estimateOutputTokens`. Filled only
-   * when no output count was reported (otherwise empty); covers at most `maxRetainedBytes`.
+   * when no output count above 0 was reported (otherwise empty); covers at most `maxRetainedBytes`.
    */
   texts: string[];
   /** Events seen, and how many of them were parsed as JSON (for tests and benchmarks). */
@@ -109,8 +109,11 @@ export function createStreamTap(
   }
 
   function retain(block: Buffer, event: StreamEvent): void {
-    if (usage.output !== undefined) {
+    if (usage.output) {
       // Output is reported (running totals, or a final report): no estimate will be needed.
+      // Not a zero: some OpenAI-compatible servers (Ollama's /v1/completions) put an all-zero
+      // usage on every early chunk, and a stream cut off before its last would have left
+      // nothing to estimate the text delivered from.
       if (retainedBytes > 0 || texts.length > 0 || pieces.length > 0) {
         retained = [];
         retainedBytes = 0;
@@ -168,7 +171,7 @@ export function createStreamTap(
       };
       if (model) result.model = model;
       if (error) result.error = error;
-      if (usage.output === undefined) {
+      if (!usage.output) {
         if (retained) for (const block of retained) keepText(framer.eventOf(block));
         texts.push(...pieces);
         result.texts = texts;

@@ -6,6 +6,7 @@
  * an absurd figure once made the Redis script fail and gave other tenants 503s.
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -485,6 +486,84 @@ describe('an Anthropic stream that ends without its closing usage', () => {
       await request(`${h.proxy.adminUrl}/v1/usage/hooli`, { headers: ADMIN_AUTH })
     ).body.json()) as { output_tokens: number };
     expect(after.output_tokens - (before.output_tokens ?? 0)).toBe(line.output_tokens);
+  });
+});
+
+/**
+ * Ollama's OpenAI /v1/completions (wire-formats.md) puts an all-zero usage on every early
+ * chunk and the real one on the last. Those zeros were taken for figures: a client that read
+ * the answer and hung up before the last chunk was booked 0 input, 0 output and $0.
+ */
+describe('a stream with zero usage placeholders, its client gone before the final usage', () => {
+  const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+  const zero = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  const chunk = (text: string) =>
+    sse({
+      id: 'c',
+      object: 'text_completion',
+      model: 'small-model',
+      choices: [{ text, index: 0, finish_reason: null }],
+      usage: zero,
+    });
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({
+      reply: {
+        kind: 'stream',
+        chunks: [
+          ...Array.from({ length: 300 }, (_, i) => chunk(`word${i} `)),
+          sse({
+            id: 'c',
+            object: 'text_completion',
+            model: 'small-model',
+            choices: [],
+            usage: { prompt_tokens: 500, completion_tokens: 900, total_tokens: 1400 },
+          }),
+          'data: [DONE]\n\n',
+        ],
+        delayMs: 5,
+      },
+    });
+  });
+  afterAll(() => h.close());
+
+  /** Reads about 20 KB of the answer (a hundred words and more), then hangs up. */
+  const readThenHangUp = () =>
+    new Promise<{ text: string; id: string }>((resolve, reject) => {
+      const req = httpRequest(`${h.proxy.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+      });
+      let text = '';
+      req.on('response', (res) =>
+        res.on('data', (data: Buffer) => {
+          text += data.toString();
+          if (text.length >= 20_000) {
+            req.destroy();
+            resolve({ text, id: String(res.headers['x-lanekeeper-request-id']) });
+          }
+        }),
+      );
+      req.on('error', () => undefined);
+      setTimeout(() => reject(new Error('no 20 KB of answer in 10 s')), 10_000).unref();
+      req.end(
+        JSON.stringify({
+          model: 'small-model',
+          prompt: 'lorem ipsum dolor sit amet '.repeat(200),
+          stream: true,
+        }),
+      );
+    });
+
+  it('books the prompt and the text delivered as estimated figures, not the zeros', async () => {
+    const { text, id } = await readThenHangUp();
+    expect(text).toContain('word90 ');
+    const line = await accessLine(h, id);
+    expect(line).toMatchObject({ outcome: 'client_aborted', provenance: 'partial' });
+    // ~5.4 KB of prompt; at least ninety words delivered.
+    expect(line.input_tokens as number).toBeGreaterThan(1_000);
+    expect(line.output_tokens as number).toBeGreaterThan(90);
+    expect(line.cost_usd as number).toBeGreaterThan(0);
   });
 });
 
