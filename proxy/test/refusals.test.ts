@@ -131,6 +131,25 @@ describe('refusals made by the proxy', () => {
     expect(r.upstreamCalled).toBe(false);
   });
 
+  it.each([
+    // ~5,000 tokens to a real tokenizer in 10 KB: a quarter token per byte counted 2,500.
+    ['spaced digits', Array.from({ length: 5_000 }, (_, i) => i % 10).join(' ')],
+    ['punctuation', '!?;:.,(){}[]<>'.repeat(400)],
+  ])(
+    'refuses %s that tokenise densely over max_context, though a quarter token a byte fits',
+    async (_name, text) => {
+      expect(Buffer.byteLength(text) / 4).toBeLessThan(4_096);
+      const r = await post(
+        '/v1/chat/completions',
+        bearer(KEYS.free),
+        chat({ messages: [{ role: 'user', content: text }] }),
+      );
+      expect(r.status).toBe(400);
+      expect(r.json.error.code).toBe('context_length_exceeded');
+      expect(r.upstreamCalled).toBe(false);
+    },
+  );
+
   it('clamps the requested output to what the context leaves', async () => {
     const r = await post('/v1/chat/completions', bearer(KEYS.free), chat({ max_tokens: 1_000_000 }));
     expect(r.status).toBe(200);

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { describe, expect, it } from 'vitest';
 import {
   addMediaSlot,
@@ -35,12 +37,12 @@ describe('estimateJsonTokens', () => {
   });
 
   it.each([
-    ['a text that starts with "data:"', `data:${TEXT}`, TEXT.length],
-    ['an image data URL', { url: `data:image/png;base64,${PNG}` }, PNG.length],
-    ['a base64 image under "data"', { data: PNG }, PNG.length],
-    ['a list of base64 images under "images"', { images: [PNG] }, PNG.length],
-  ])('counts %s by its size: only a media slot holds images', (_name, value, length) => {
-    expect(estimateJsonTokens(value)).toBeGreaterThanOrEqual(length / 4);
+    ['a text that starts with "data:"', `data:${TEXT}`, estimateJsonTokens(TEXT)],
+    ['an image data URL', { url: `data:image/png;base64,${PNG}` }, PNG.length / 4],
+    ['a base64 image under "data"', { data: PNG }, PNG.length / 4],
+    ['a list of base64 images under "images"', { images: [PNG] }, PNG.length / 4],
+  ])('counts %s by its size: only a media slot holds images', (_name, value, least) => {
+    expect(estimateJsonTokens(value)).toBeGreaterThanOrEqual(least);
   });
 });
 
@@ -58,8 +60,8 @@ describe('estimateWithMedia', () => {
     expect(tokens).toBeLessThan(BINARY_ALLOWANCE_TOKENS + 20);
   });
 
-  /** Counted as text: at least a quarter token per byte of the prose inside. */
-  const asText = Math.ceil(TEXT.length / 4);
+  /** Counted as text: at least what the prose inside counts alone. */
+  const asText = estimateJsonTokens(TEXT);
   const b64 = (text: string) => Buffer.from(text).toString('base64');
 
   it.each([
@@ -144,5 +146,59 @@ describe('hasPartType', () => {
     expect(hasPartType([{ type: 'text' }, { type: 'image_url' }], types)).toBe(true);
     expect(hasPartType([{ type: 'text' }], types)).toBe(false);
     expect(hasPartType('image_url', types)).toBe(false);
+  });
+});
+
+/**
+ * The estimate against a real tokenizer (o200k, current OpenAI models'): admission reserves
+ * what it estimates, so text that tokenises densely must not count far less than it costs,
+ * and ordinary prose, code and the common scripts must not count far more (max_context
+ * would refuse prompts that fit). A quarter token per byte counted spaced digits, punctuation
+ * and rare scripts at a quarter of their tokens.
+ */
+describe('estimateJsonTokens against the o200k tokenizer', () => {
+  const ratio = (text: string) => estimateJsonTokens(text) / countTokens(text);
+  const of = (chars: string, length = 2_000) =>
+    fc.string({ unit: fc.constantFrom(...Array.from(chars)), minLength: length, maxLength: length });
+  const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('');
+
+  it.each([
+    ['spaced digits', of('0123456789 ')],
+    ['numbers and commas', of('0123456789, ')],
+    ['punctuation', of('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')],
+    ['printable ASCII', of(printable)],
+    ['hex', of('0123456789abcdef')],
+    ['short lines', of('ab\n')],
+    [
+      'four-byte characters',
+      fc
+        .array(fc.integer({ min: 0x10000, max: 0x1ffff }), { minLength: 500, maxLength: 500 })
+        .map((codes) => String.fromCodePoint(...codes)),
+    ],
+  ])('counts %s at no less than 0.75 of their tokens', (_name, texts) => {
+    fc.assert(
+      fc.property(texts, (text) => {
+        expect(ratio(text)).toBeGreaterThanOrEqual(0.75);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it.each([
+    ['English', 'The quick brown fox jumps over the lazy dog, and then it runs away into the forest. '],
+    [
+      'code',
+      'function add(a, b) {\n  return a + b;\n}\nconst x = add(1, 2);\nif (x > 2) console.log("ok " + x);\n',
+    ],
+    ['JSON', JSON.stringify({ id: 17, name: 'item-17', tags: ['a', 'b'], price: 25.5 })],
+    ['Russian', 'Съешь же ещё этих мягких французских булок, да выпей чаю. '],
+    ['Chinese', '我能吞下玻璃而不伤身体。这是一个测试句子，用于检查分词器的行为。'],
+    ['Arabic', 'نص حكيم له سر قاطع وذو شأن عظيم مكتوب على ثوب أخضر ومغلف بجلد أزرق. '],
+    ['spaced digits', '1 2 3 4 5 6 7 8 9 0 '],
+    ['emoji', '😀🎉👍🚀🔥😂🙏 '],
+  ])('counts %s between 0.75 and 2.5 times its tokens', (_name, text) => {
+    const r = ratio(text.repeat(100));
+    expect(r).toBeGreaterThanOrEqual(0.75);
+    expect(r).toBeLessThanOrEqual(2.5);
   });
 });

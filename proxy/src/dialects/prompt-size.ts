@@ -1,7 +1,8 @@
 /**
  * A cheap, deliberately generous prompt-size estimate for admission checks (context limits,
- * token reservations). No tokenizer runs on the request path: text counts as a quarter
- * token per UTF-8 byte, object keys count like text (they stand in for the per-message
+ * token reservations). No tokenizer runs on the request path: text is counted by its runs
+ * of letters, digits, spaces and marks in one pass (`textTokens`), object keys count a
+ * quarter token per character (they stand in for the per-message
  * framing every provider adds) and numbers count one token each (token-id prompts are then
  * exact).
  *
@@ -63,8 +64,88 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 /** Base64 characters decoded to tell binary from text: 48 bytes, past every image format's header. */
 const SNIFF_CHARS = 64;
 
+/** Character classes of the scan below. */
+const NONE = 0;
+const LETTER = 1;
+const DIGIT = 2;
+const SPACE = 3;
+const MARK = 4;
+const WIDE = 5;
+const ASTRAL = 6;
+
+function classOf(code: number): number {
+  if (code < 0x80) {
+    if ((code >= 0x61 && code <= 0x7a) || (code >= 0x41 && code <= 0x5a)) return LETTER;
+    if (code >= 0x30 && code <= 0x39) return DIGIT;
+    if (code === 0x20 || (code >= 0x09 && code <= 0x0d)) return SPACE;
+    return MARK;
+  }
+  if (code < 0x800) return LETTER;
+  if (code >= 0xd800 && code <= 0xdfff) return ASTRAL;
+  return WIDE;
+}
+
+/**
+ * Tokens of a run of one class, as a byte-pair tokenizer splits text before merging (the
+ * o200k and cl100k patterns): a word is at least one token, a quarter per letter beyond
+ * (two-byte letters, Cyrillic or Greek, a half); digits go in groups of three; punctuation
+ * is about one token a character; a whitespace run is one token, unless it is the single
+ * space or tab a following word or mark takes in; a character of three UTF-8 bytes (CJK,
+ * Devanagari) three quarters of a token, as before, and one of four (emoji, rare scripts)
+ * three: byte-level fallback makes it up to four, a common emoji one or two.
+ */
+function runTokens(kind: number, length: number, weight: number, next: number, lone: boolean): number {
+  switch (kind) {
+    case LETTER:
+      return Math.max(1, weight);
+    case DIGIT:
+      return Math.ceil(length / 3);
+    case SPACE:
+      return lone && (next === LETTER || next === MARK || next === WIDE) ? 0 : 1;
+    case MARK:
+      return Math.max(1, length * 0.75);
+    case WIDE:
+      return length * 0.75;
+    case ASTRAL:
+      return length * 1.5;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Tokens of a string: a quarter token per UTF-8 byte, or what its runs count (one pass over
+ * its characters) when that is more. A quarter per byte is what English costs, but spaced
+ * digits, punctuation and rare scripts cost up to four times that: such a prompt passed
+ * max_context at four times the limit and reserved a quarter of its tokens against
+ * tokens_per_hour and budgets (docs/security.md). Checked against the o200k tokenizer in
+ * prompt-size.test.ts: never far below it, but for unbroken runs of random letters (base64,
+ * about half), and not far above it for prose, code or the common scripts.
+ */
 function textTokens(value: string): number {
-  return Buffer.byteLength(value, 'utf8') / 4;
+  return Math.max(Buffer.byteLength(value, 'utf8') / 4, runsTokens(value));
+}
+
+function runsTokens(value: string): number {
+  let tokens = 0;
+  let kind = NONE;
+  let length = 0;
+  let weight = 0;
+  let lone = false;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    const next = classOf(code);
+    if (next !== kind) {
+      tokens += runTokens(kind, length, weight, next, lone);
+      kind = next;
+      length = 0;
+      weight = 0;
+      lone = code === 0x20 || code === 0x09;
+    } else lone = false;
+    length++;
+    weight += code < 0x80 ? 0.25 : 0.5;
+  }
+  return tokens + runTokens(kind, length, weight, NONE, lone);
 }
 
 function isBase64(payload: string): boolean {
