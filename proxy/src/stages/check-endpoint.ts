@@ -107,6 +107,76 @@ function backgroundVerdict(ctx: RequestContext): RequestVerdict {
   );
 }
 
+/** The plan feature that lets a request ask the provider for a priced-up service tier. */
+export const PRIORITY_TIER_FEATURE = 'priority_tier';
+/** The plan feature that lets a request ask for output other than text (audio, images). */
+export const MEDIA_OUTPUT_FEATURE = 'media_output';
+
+/**
+ * Service tiers billed at the price table's rates or below: `auto` and `default` (the
+ * account's own), `flex` (cheaper, slower), and Anthropic's `standard_only`. `priority` and
+ * `scale` are billed above them, while the proxy books the table's price (found by review).
+ */
+const TABLE_PRICED_TIERS = new Set(['auto', 'default', 'flex', 'standard_only']);
+
+/** True when `modalities` names an output other than text (OpenAI `modalities`, Gemini `responseModalities`). */
+function beyondText(modalities: unknown): boolean {
+  return (
+    modalities !== undefined &&
+    modalities !== null &&
+    (!Array.isArray(modalities) ||
+      modalities.some((m) => typeof m !== 'string' || m.toLowerCase() !== 'text'))
+  );
+}
+
+/** A Gemini generationConfig asking for speech or images. Google's JSON takes each field by its proto name too. */
+function asksForMedia(generation: unknown): boolean {
+  if (typeof generation !== 'object' || generation === null) return false;
+  const config = generation as Record<string, unknown>;
+  return (
+    beyondText(config.responseModalities) ||
+    beyondText(config.response_modalities) ||
+    switchedOn(config.speechConfig) ||
+    switchedOn(config.speech_config)
+  );
+}
+
+/**
+ * Options a tenant could set that the provider bills above the price table, which prices
+ * text tokens only: a priority service tier, and audio or image output (OpenAI's audio
+ * tokens cost several times text; Gemini bills generated images and speech apart). Each
+ * needs its plan feature.
+ */
+function pricedExtrasVerdict(ctx: RequestContext): RequestVerdict {
+  const body = ctx.request.body;
+  const features = ctx.tenant?.plan.features;
+  if (!body || !features) return CONTINUE;
+  const tier = body.service_tier;
+  if (
+    tier !== undefined &&
+    tier !== null &&
+    !(typeof tier === 'string' && TABLE_PRICED_TIERS.has(tier)) &&
+    !features.includes(PRIORITY_TIER_FEATURE)
+  )
+    return reply(
+      new FeatureNotEnabledError(
+        `"service_tier" other than auto, default or flex needs the "${PRIORITY_TIER_FEATURE}" feature, which the ${ctx.tenant?.planName} plan does not include.`,
+      ),
+    );
+  const media =
+    switchedOn(body.audio) ||
+    beyondText(body.modalities) ||
+    asksForMedia(body.generationConfig) ||
+    asksForMedia(body.generation_config);
+  if (media && !features.includes(MEDIA_OUTPUT_FEATURE))
+    return reply(
+      new FeatureNotEnabledError(
+        `Output other than text ("modalities" or "responseModalities" beyond text, "audio", "speechConfig") needs the "${MEDIA_OUTPUT_FEATURE}" feature, which the ${ctx.tenant?.planName} plan does not include.`,
+      ),
+    );
+  return CONTINUE;
+}
+
 export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefined }): Stage {
   return {
     name: 'check-endpoint',
@@ -118,7 +188,7 @@ export function createCheckEndpointStage(deps: { vector(): VectorRoute | undefin
         return reply(error);
       }
       if (deps.vector()?.matches(path)) return CONTINUE;
-      if (ctx.route?.metered) return backgroundVerdict(ctx) ?? storeVerdict(ctx);
+      if (ctx.route?.metered) return backgroundVerdict(ctx) ?? pricedExtrasVerdict(ctx) ?? storeVerdict(ctx);
       const plan = ctx.tenant?.plan;
       const entry =
         allowingEntry(passThroughUpstream(ctx.runtime, ctx.dialect).config.allow_paths, method, path) ??

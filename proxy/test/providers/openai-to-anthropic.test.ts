@@ -101,7 +101,8 @@ async function start(reply: Reply | ((body: Record<string, unknown>) => Reply)):
               coding: 'claude-sonnet-4-6',
               resilient: ['big-model', 'claude-sonnet-4-6'],
             },
-            features: ['image_analysis'],
+            // media_output: audio is then refused by the translation (Anthropic has none), not the plan.
+            features: ['image_analysis', 'media_output'],
             custom_prompts: { system: 'Plan prompt.' },
           },
         },

@@ -29,7 +29,7 @@ beforeAll(async () => {
           ...plans,
           pro: {
             ...plans.pro,
-            features: ['rag', 'image_analysis', 'store'],
+            features: ['rag', 'image_analysis', 'store', 'priority_tier', 'media_output'],
             allow_paths: [
               { method: 'get', path: '/v1/files/*' },
               { method: '*', path: '/api/show' },
@@ -288,5 +288,91 @@ describe('"background": true on the Responses API', () => {
       const r = await send('POST', '/v1/responses', KEYS.pro, { input: 'hi', background });
       expect(r.status).toBe(200);
     }
+  });
+});
+
+/**
+ * Options the provider bills above the price table, which prices text tokens alone: booked
+ * at the table's price, a priority request or an audio answer cost the operator more than
+ * the tenant was charged (found by review).
+ */
+describe('options billed above the price table', () => {
+  const chat = { messages: [{ role: 'user', content: 'hi' }] };
+
+  it.each([
+    [
+      '"service_tier": "priority"',
+      '/v1/chat/completions',
+      { ...chat, service_tier: 'priority' },
+      'priority_tier',
+    ],
+    ['"service_tier": "scale"', '/v1/responses', { input: 'hi', service_tier: 'scale' }, 'priority_tier'],
+    [
+      'a service_tier that is no string',
+      '/v1/chat/completions',
+      { ...chat, service_tier: { tier: 'priority' } },
+      'priority_tier',
+    ],
+    [
+      'audio in "modalities"',
+      '/v1/chat/completions',
+      { ...chat, modalities: ['text', 'audio'] },
+      'media_output',
+    ],
+    [
+      '"modalities" in another case',
+      '/v1/chat/completions',
+      { ...chat, modalities: ['AUDIO'] },
+      'media_output',
+    ],
+    [
+      '"modalities" that is no list',
+      '/v1/chat/completions',
+      { ...chat, modalities: 'audio' },
+      'media_output',
+    ],
+    [
+      '"audio"',
+      '/v1/chat/completions',
+      { ...chat, audio: { voice: 'alloy', format: 'wav' } },
+      'media_output',
+    ],
+    [
+      'Gemini responseModalities',
+      '/v1beta/models/small-model:generateContent',
+      { contents: [{ parts: [{ text: 'hi' }] }], generationConfig: { responseModalities: ['AUDIO'] } },
+      'media_output',
+    ],
+    [
+      'Gemini response_modalities',
+      '/v1beta/models/small-model:generateContent',
+      { contents: [{ parts: [{ text: 'hi' }] }], generation_config: { response_modalities: ['IMAGE'] } },
+      'media_output',
+    ],
+    [
+      'Gemini speechConfig',
+      '/v1beta/models/small-model:generateContent',
+      { contents: [{ parts: [{ text: 'hi' }] }], generationConfig: { speechConfig: { voiceConfig: {} } } },
+      'media_output',
+    ],
+  ])('refuses %s without its feature, before the upstream', async (_name, path, body, feature) => {
+    const r = await send('POST', path, KEYS.free, body);
+    expect(r.status).toBe(403);
+    expect(JSON.stringify(r.json)).toContain(feature);
+    expect(r.reached).toBe(false);
+    expect((await send('POST', path, KEYS.pro, body)).reached).toBe(true);
+  });
+
+  it.each([
+    ['"service_tier": "auto"', { ...chat, service_tier: 'auto' }],
+    ['"service_tier": "default"', { ...chat, service_tier: 'default' }],
+    ['"service_tier": "flex"', { ...chat, service_tier: 'flex' }],
+    ['"service_tier": null', { ...chat, service_tier: null }],
+    ['text-only "modalities"', { ...chat, modalities: ['text'] }],
+    ['"audio": null', { ...chat, audio: null }],
+  ])('lets %s through on any plan', async (_name, body) => {
+    const r = await send('POST', '/v1/chat/completions', KEYS.free, body);
+    expect(r.status).toBe(200);
+    expect(r.reached).toBe(true);
   });
 });
