@@ -189,6 +189,12 @@ const configObjectSchema = z.strictObject({
       headers_timeout_ms: positiveInt.default(10_000),
       /** Longest silence while a request body is arriving; 408 after. */
       body_idle_timeout_ms: positiveInt.default(30_000),
+      /**
+       * Longest a client may leave its response unread (the proxy's send buffer full) before
+       * it is cut off, as a hang-up. Paused for it, the upstream call held one of the
+       * upstream's connections for as long as the client kept its socket open.
+       */
+      response_stall_timeout_ms: positiveInt.default(30_000),
       /** Time to receive a whole request, headers and body; a bound on bodies that drip forever. */
       request_timeout_ms: positiveInt.default(300_000),
       /** An idle keep-alive connection is closed after this; above a load balancer's idle timeout (often 60 s). */

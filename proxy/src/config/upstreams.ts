@@ -24,8 +24,13 @@ const positiveInt = z.number().int().positive();
 export const FAILURE_TRIGGERS = ['connect_error', 'timeout'] as const;
 export type FailureTrigger = number | (typeof FAILURE_TRIGGERS)[number];
 
-/** What a fallback model is tried on (the issue's list; 529 is Anthropic's "overloaded"). */
+/**
+ * What a fallback model is tried on (the issue's list; 529 is Anthropic's "overloaded"), and
+ * 401: the upstream refused the proxy's own key (revoked, expired), which the next
+ * candidate's key does not share.
+ */
 export const FALLBACK_ON: readonly FailureTrigger[] = [
+  401,
   429,
   500,
   502,
@@ -43,8 +48,31 @@ const modelGlob = z
   .max(200)
   .regex(/^[^\s]+$/, { message: 'a model pattern has no spaces' });
 
+/**
+ * An upstream's base URL: scheme, host, port and path. A password or a query in it is never
+ * sent (requests go to its origin and path), so `https://user:key@host` or `?key=...` would
+ * leave the upstream unauthenticated without a word: credentials go in `headers`.
+ */
+const upstreamUrl = z.url({ protocol: /^https?$/ }).superRefine((value, issue) => {
+  // Checks go on after a failed one: a value that is no URL has its problem already.
+  if (!URL.canParse(value)) return;
+  const url = new URL(value);
+  if (url.username !== '' || url.password !== '')
+    issue.addIssue({
+      code: 'custom',
+      message:
+        'an upstream url takes no user or password (they would never be sent): put the credential in headers',
+    });
+  if (url.search !== '' || url.hash !== '')
+    issue.addIssue({
+      code: 'custom',
+      message:
+        'an upstream url takes no query or fragment (they would never be sent): a key goes in headers (x-goog-api-key for Gemini)',
+    });
+});
+
 export const upstreamSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }),
+  url: upstreamUrl,
   dialect: z.enum(['auto', 'openai', 'anthropic', 'gemini', 'ollama']).or(z.string().min(1)).default('auto'),
   headers: z.record(z.string(), z.string()).default({}),
   /**

@@ -367,6 +367,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.ctx.upstream;
     if (!upstream) return;
     this.deps.metrics.upstreamCall(upstream.name, status);
+    // A call cut at max_duration_ms says how long the tenant's request ran, which the tenant
+    // chooses (a long answer, a big max_tokens), not that the upstream is unwell: counted,
+    // two long requests of one tenant ejected a healthy upstream for every tenant.
+    if (this.deadlinePassed) return;
     if (failure && unhealthy(failure)) this.deps.health.failed(upstream);
     else this.deps.health.succeeded(upstream);
   }
@@ -474,10 +478,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     rawHeaders: Record<string, string | string[] | undefined>,
   ): void {
     if (controller !== this.controller) return;
+    // An interim answer (102 Processing, 103 Early Hints): undici reads on to the final head.
+    // Taken for the head, it was written to the client, and the real one then cut the call.
+    if (status < 200) return;
     const { ctx } = this;
     ctx.upstreamUnanswered = false;
     ctx.trace?.attemptStatus(status);
-    const failed = status === 429 || status >= 500 ? { status } : undefined;
+    // A 401 is about the proxy's key for this upstream, never the client's: the next
+    // candidate, with its own key, may well answer, and an upstream refusing its key is down.
+    const failed = status === 429 || status === 401 || status >= 500 ? { status } : undefined;
     this.noteOutcome(failed, status);
     if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
     ctx.ttfbMs = performance.now() - this.sentAt;
@@ -488,6 +497,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.provingQuirk = undefined;
     }
     const headers = forwardableHeaders(rawHeaders);
+    // Decoded before anything reads the body, the held 400 below included: compressed, it
+    // was passed on as it came, its provider key unredacted and its blame of stream_options
+    // unread.
+    const encoding = rawHeaders['content-encoding'];
+    this.decoder = encoding === undefined ? undefined : decoderFor(String(encoding));
+    if (this.decoder) {
+      // Metering needs plain bytes; the client gets the decoded body, which any HTTP
+      // client accepts, so the encoding headers no longer apply.
+      delete headers['content-encoding'];
+      delete headers['content-length'];
+      const decoder = this.decoder;
+      decoder.on('data', (chunk: Buffer) => this.onDecoded(controller, decoder, chunk));
+      decoder.on('error', (error) => this.onDecodeError(controller, error));
+    }
     if (
       status === 400 &&
       !this.retried &&
@@ -500,17 +523,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.probe = { status, headers, chunks: [], bytes: 0 };
       return;
     }
-    const encoding = rawHeaders['content-encoding'];
-    this.decoder = encoding === undefined ? undefined : decoderFor(String(encoding));
-    if (this.decoder) {
-      // Metering needs plain bytes; the client gets the decoded body, which any HTTP
-      // client accepts, so the encoding headers no longer apply.
-      delete headers['content-encoding'];
-      delete headers['content-length'];
-      const decoder = this.decoder;
-      decoder.on('data', (chunk: Buffer) => this.onDecoded(controller, decoder, chunk));
-      decoder.on('error', (error) => this.onDecodeError(controller, error));
-    }
     // Only stream stages (hidden usage, mid-stream cut-offs) change response bytes; a
     // rewritten request body does not, so a JSON answer keeps its length and goes out
     // in one write instead of chunked.
@@ -520,34 +532,40 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (controller !== this.controller) return;
-    const probe = this.probe;
-    if (probe) {
-      probe.chunks.push(chunk);
-      probe.bytes += chunk.length;
-      // Held whole until the answer ends, a 400 of any length would be held in memory, and
-      // one that never ends for ever; a refusal of one field is a line or two. A longer one
-      // goes on as the upstream's answer, read as any other.
-      if (probe.bytes > PROBE_MAX_BYTES) {
-        this.probe = undefined;
-        this.respondHead(probe.status, probe.headers);
-        for (const held of probe.chunks) this.deliver(held);
-      }
-      return;
-    }
+    if (this.probe && !this.decoder) return this.holdProbe(chunk);
     // Decoded bytes are counted where they come out of the decoder: a compressed body
     // inflates a thousandfold, and the drain bound is on what the meter reads.
     if (this.clientGone && !this.decoder) this.countDrained(controller, chunk.length);
     if (this.decoder) {
-      if (!this.decoder.write(chunk)) {
-        controller.pause();
-        this.decoder.once('drain', () => controller.resume());
-      }
+      if (!this.decoder.write(chunk)) this.pauseUntilDrained(controller, this.decoder);
       return;
     }
-    if (!this.deliver(chunk)) {
-      controller.pause();
-      this.res.once('drain', () => controller.resume());
-    }
+    if (!this.deliver(chunk)) this.pauseUntilDrained(controller, this.res);
+  }
+
+  /**
+   * Holds the upstream until the client has taken what it was sent (`source` drains: the
+   * response, or the decoder that feeds it). A client that takes nothing more for
+   * server.response_stall_timeout_ms is cut off as if it had hung up: paused, undici runs no
+   * body timeout, and each such client held one of the upstream's connections for good.
+   */
+  private pauseUntilDrained(controller: Dispatcher.DispatchController, source: NodeJS.EventEmitter): void {
+    controller.pause();
+    const stallMs = this.ctx.runtime.config.server.response_stall_timeout_ms;
+    const timer = setTimeout(() => this.onClientStalled(stallMs), stallMs).unref();
+    source.once('drain', () => {
+      clearTimeout(timer);
+      controller.resume();
+    });
+  }
+
+  private onClientStalled(stallMs: number): void {
+    if (this.finished || this.clientGone) return;
+    this.deps.logger.info(
+      { ...logFieldsOf(this.ctx), response_stall_timeout_ms: stallMs },
+      'the client read nothing of its response for server.response_stall_timeout_ms: cut off',
+    );
+    this.res.destroy();
   }
 
   /**
@@ -556,6 +574,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * client that stops reading now pauses the decoder, whose full buffer pauses the upstream.
    */
   private onDecoded(controller: Dispatcher.DispatchController, decoder: Decoder, chunk: Buffer): void {
+    if (this.probe) return this.holdProbe(chunk);
     if (this.clientGone) this.countDrained(controller, chunk.length);
     if (this.deliver(chunk) || this.clientGone || decoder.isPaused()) return;
     decoder.pause();
@@ -569,6 +588,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.res.once('close', resume);
   }
 
+  /** A chunk of the held 400 (decoded, when it came compressed). */
+  private holdProbe(chunk: Buffer): void {
+    const probe = this.probe!;
+    probe.chunks.push(chunk);
+    probe.bytes += chunk.length;
+    // Held whole until the answer ends, a 400 of any length would be held in memory, and
+    // one that never ends for ever; a refusal of one field is a line or two. A longer one
+    // goes on as the upstream's answer, read as any other.
+    if (probe.bytes > PROBE_MAX_BYTES) {
+      this.probe = undefined;
+      this.respondHead(probe.status, probe.headers);
+      for (const held of probe.chunks) this.deliver(held);
+    }
+  }
+
   private countDrained(controller: Dispatcher.DispatchController, bytes: number): void {
     this.drained += bytes;
     if (this.drained > (this.ctx.upstream?.config.drain_max_bytes ?? 0))
@@ -578,10 +612,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(controller: Dispatcher.DispatchController): void {
     if (controller !== this.controller) return;
     this.ctx.trace?.attemptEnd(undefined);
-    if (this.probe) return this.settleProbe();
+    if (this.probe && !this.decoder) return this.settleProbe();
     this.ctx.upstreamEnded = true;
     if (this.decoder) {
-      this.decoder.once('end', () => this.finish(this.clientGone ? 'client_aborted' : 'completed'));
+      this.decoder.once('end', () =>
+        this.probe ? this.settleProbe() : this.finish(this.clientGone ? 'client_aborted' : 'completed'),
+      );
       this.decoder.end();
       return;
     }
@@ -639,11 +675,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private settleProbe(): void {
     const probe = this.probe;
     this.probe = undefined;
+    this.decoder = undefined;
     if (!probe) return;
     const { ctx } = this;
     const text = Buffer.concat(probe.chunks).toString('utf8');
     if (blamesStreamOptions(text) && (ctx.translator || (ctx.dialect?.withoutStreamUsage && ctx.route))) {
       this.retried = true;
+      ctx.upstreamEnded = false;
       this.provingQuirk = ctx.upstream?.config.url;
       if (ctx.translator) this.dropStreamOptions = true;
       else if (ctx.route) {

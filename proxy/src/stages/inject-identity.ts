@@ -29,6 +29,13 @@ const RECOMPUTED = new Set(['host', 'content-length', 'accept-encoding', 'expect
 
 const CREDENTIALS = new Set<string>(CREDENTIAL_HEADERS);
 
+/**
+ * The client's own, never the upstream's: a browser tenant's cookies are for its site, not
+ * the provider, and a method override (which Google's APIs honour on a POST) would run a
+ * method other than the one `allow_paths` checked.
+ */
+const CLIENT_ONLY = new Set(['cookie', 'x-http-method-override', 'x-http-method', 'x-method-override']);
+
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value.join(',') : value)
@@ -59,6 +66,7 @@ const protectedFor = perConfig((config): ReadonlySet<string> => {
     ...HOP_BY_HOP_HEADERS,
     ...RECOMPUTED,
     ...CREDENTIALS,
+    ...CLIENT_ONLY,
     identity.inject_headers.tenant,
     identity.inject_headers.plan,
     identity.header,
@@ -111,6 +119,7 @@ export function createInjectIdentityStage(): Stage {
           HOP_BY_HOP_HEADERS.has(name) ||
           RECOMPUTED.has(name) ||
           CREDENTIALS.has(name) ||
+          CLIENT_ONLY.has(name) ||
           dropped.has(name) ||
           tenantHeaders.has(name) ||
           credentialNames.has(name) ||

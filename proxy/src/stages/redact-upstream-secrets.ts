@@ -27,7 +27,10 @@ const MIN_SECRET_LENGTH = 8;
 
 const EMPTY = Buffer.alloc(0);
 
-/** The secrets an upstream is configured with: credential header values (and their token after a scheme), URL user info and query values. */
+/**
+ * The secrets an upstream is configured with: credential header values, and their token
+ * after a scheme. (An upstream url carries none: the config refuses user info and queries.)
+ */
 function secretsOf(upstream: UpstreamConfig): string[] {
   const found: string[] = [];
   for (const [name, value] of Object.entries(upstream.headers)) {
@@ -37,9 +40,6 @@ function secretsOf(upstream: UpstreamConfig): string[] {
     const space = value.indexOf(' ');
     if (space > 0) found.push(value.slice(space + 1).trim());
   }
-  const url = new URL(upstream.url);
-  if (url.password) found.push(decodeURIComponent(url.password), url.password);
-  for (const value of url.searchParams.values()) found.push(value);
   return found;
 }
 

@@ -42,6 +42,8 @@ describe('failures', () => {
 
   it('counts 5xx and status-less failures against health, not 429', () => {
     expect(unhealthy({ status: 429 })).toBe(false);
+    expect(unhealthy({ status: 401 })).toBe(true);
+    expect(unhealthy({ status: 400 })).toBe(false);
     expect(unhealthy({ status: 500 })).toBe(true);
     expect(unhealthy({ kind: 'timeout' })).toBe(true);
   });

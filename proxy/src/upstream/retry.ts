@@ -17,9 +17,13 @@ export function matches(triggers: readonly FailureTrigger[], failure: Failure): 
   return 'status' in failure ? triggers.includes(failure.status) : triggers.includes(failure.kind);
 }
 
-/** True when the failure says the upstream is unwell (counts toward ejection); 429 only says "slow down". */
+/**
+ * True when the failure says the upstream is unwell (counts toward ejection): a 5xx, no
+ * answer, or a 401 (it refuses the proxy's key, and will until an operator fixes it). A 429
+ * only says "slow down".
+ */
 export function unhealthy(failure: Failure): boolean {
-  return 'kind' in failure || failure.status >= 500;
+  return 'kind' in failure || failure.status >= 500 || failure.status === 401;
 }
 
 /**

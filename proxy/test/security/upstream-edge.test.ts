@@ -1,0 +1,353 @@
+/**
+ * The edge between the proxy and its upstreams, as a review found it (each case failed
+ * before its fix): a compressed 400 held to decide a stream_options retry, an interim 1xx
+ * answer, an upstream refusing the operator's key, a tenant's long requests ejecting a
+ * healthy upstream, clients that stop reading, client headers that are the client's own,
+ * and an upstream url whose credentials would never be sent.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/schema.js';
+import { problemsOf, smallestConfig } from '../helpers/config-problems.js';
+import {
+  chatCompletion,
+  startFakeUpstream,
+  type FakeUpstream,
+  type Received,
+  type Reply,
+} from '../helpers/fake-upstream.js';
+import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+
+let h: Harness | undefined;
+let b: FakeUpstream | undefined;
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  await h?.close();
+  await b?.close();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+  h = undefined;
+  b = undefined;
+});
+
+const ok = (model: string): Reply => ({
+  kind: 'json',
+  body: chatCompletion(model, `served by ${model}`, {
+    prompt_tokens: 10,
+    completion_tokens: 5,
+    total_tokens: 15,
+  }),
+});
+
+/** Upstream "a" (the harness's fake, `aReply`) and "b"; every plan's default is [a-model, b-model]. */
+async function startTwo(a: Record<string, unknown>, aReply: (req: Received) => Reply): Promise<void> {
+  b = await startFakeUpstream((req) => ok((req.body as { model: string }).model));
+  h = await startHarness({
+    reply: aReply,
+    config: (base) => {
+      const single = base.upstream as Record<string, unknown>;
+      const { upstream: _single, ...rest } = base;
+      const plans = base.plans as Record<string, Record<string, unknown>>;
+      return {
+        ...rest,
+        upstreams: {
+          a: {
+            ...single,
+            dialect: 'openai',
+            headers: { authorization: 'Bearer sk-a' },
+            models: ['a-*'],
+            ...a,
+          },
+          b: { url: b!.url, dialect: 'openai', headers: { authorization: 'Bearer sk-b' }, models: ['b-*'] },
+        },
+        pricing: { 'a-model': { input: 1, output: 2 }, 'b-model': { input: 1, output: 2 } },
+        plans: {
+          free: { ...plans.free, models: { default: ['a-model', 'b-model'] } },
+          pro: { ...plans.pro, models: { default: ['a-model', 'b-model'] } },
+        },
+      };
+    },
+  });
+}
+
+async function chat(key: string, content = 'hi', extra: Record<string, unknown> = {}) {
+  const res = await request(`${h!.proxy.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content }], ...extra }),
+  });
+  const text = await res.body.text();
+  let model: string | undefined;
+  try {
+    model = (JSON.parse(text) as { model?: string }).model;
+  } catch {
+    // A stream, or not JSON.
+  }
+  return { status: res.statusCode, headers: res.headers, text, model };
+}
+
+async function rawUpstream(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => handler(req, res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('a compressed 400 to a request the proxy added stream_options to', () => {
+  it('is decoded before it is read: the key it quotes is redacted, and its blame is acted on', async () => {
+    let calls = 0;
+    const url = await rawUpstream((_req, res) => {
+      calls++;
+      if (calls > 1) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(
+          `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'small-model', choices: [{ index: 0, delta: { content: 'hello' }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`,
+        );
+        return;
+      }
+      const body = gzipSync(
+        JSON.stringify({
+          error: {
+            message: 'Unrecognized request argument supplied: stream_options. Key used: sk-upstream-secret',
+            type: 'invalid_request_error',
+          },
+        }),
+      );
+      res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(body);
+    });
+    h = await startHarness({
+      config: (base) => ({
+        ...base,
+        upstream: {
+          ...(base.upstream as object),
+          url,
+          headers: { authorization: 'Bearer sk-upstream-secret' },
+        },
+      }),
+    });
+    const r = await chat(KEYS.pro, 'hi', { model: 'small-model', stream: true });
+    // Retried without stream_options, as an uncompressed 400 would have been.
+    expect(calls).toBe(2);
+    expect(r.status).toBe(200);
+    expect(r.text).toContain('hello');
+    expect(r.text).not.toContain('sk-upstream-secret');
+  });
+
+  it('that does not blame stream_options reaches the client decoded and redacted', async () => {
+    const url = await rawUpstream((_req, res) => {
+      const body = gzipSync(
+        JSON.stringify({ error: { message: 'Bad thing. Key used: sk-upstream-secret' } }),
+      );
+      res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(body);
+    });
+    h = await startHarness({
+      config: (base) => ({
+        ...base,
+        upstream: {
+          ...(base.upstream as object),
+          url,
+          headers: { authorization: 'Bearer sk-upstream-secret' },
+        },
+      }),
+    });
+    const r = await chat(KEYS.pro, 'hi', { model: 'small-model', stream: true });
+    expect(r.status).toBe(400);
+    expect(r.headers['content-encoding']).toBeUndefined();
+    expect(r.text).toContain('Bad thing');
+    expect(r.text).not.toContain('sk-upstream-secret');
+  });
+});
+
+describe('an interim 1xx answer from the upstream', () => {
+  it.each([102, 103])('(%i) is passed over: the client gets the 200 that follows', async (interim) => {
+    const body = JSON.stringify(
+      chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1 }),
+    );
+    const server = netServer((socket: Socket) => {
+      let text = '';
+      socket.on('error', () => undefined);
+      socket.on('data', (data) => {
+        text += data.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        const length = Number(/content-length: (\d+)/i.exec(text)?.[1] ?? 0);
+        if (end === -1 || text.length < end + 4 + length) return;
+        text = '';
+        socket.write(
+          `HTTP/1.1 ${interim} Interim\r\nLink: </x>; rel=preload\r\n\r\n` +
+            `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    h = await startHarness({
+      config: (base) => ({ ...base, upstream: { ...(base.upstream as object), url } }),
+    });
+    const r = await chat(KEYS.pro, 'hi', { model: 'small-model' });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).choices[0].message.content).toBe('ok');
+    await h.settled(1);
+    expect(h.accessLogs()[0]).toMatchObject({ status: 200, outcome: 'completed' });
+  });
+});
+
+describe("an upstream that refuses the proxy's key (401)", () => {
+  it('falls back to the next model, and is ejected like any failing upstream', async () => {
+    await startTwo({ eject_after: 2, eject_for_ms: 60_000 }, () => ({
+      kind: 'json',
+      status: 401,
+      body: { error: { message: 'Incorrect API key provided: sk-a', code: 'invalid_api_key' } },
+    }));
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await chat(KEYS.pro));
+    expect(results.map((r) => [r.status, r.model])).toEqual(Array(4).fill([200, 'b-model']));
+    // Ejected after two: the last two requests went to b alone.
+    expect(h!.upstream.received).toHaveLength(2);
+    expect(results.map((r) => r.text).join('')).not.toContain('sk-a');
+  });
+
+  it('answers 502 upstream_auth_failed when no candidate is left', async () => {
+    h = await startHarness({
+      reply: { kind: 'json', status: 401, body: { error: { message: 'Incorrect API key provided: sk-x' } } },
+    });
+    const r = await chat(KEYS.pro, 'hi', { model: 'small-model' });
+    expect(r.status).toBe(502);
+    expect(JSON.parse(r.text).error.code).toBe('upstream_auth_failed');
+    expect(r.text).not.toContain('sk-x');
+  });
+});
+
+describe("a tenant's requests that run past max_duration_ms", () => {
+  it('answer 504, but do not eject a healthy upstream for other tenants', async () => {
+    await startTwo({ max_duration_ms: 300, eject_after: 2, eject_for_ms: 60_000 }, (req) =>
+      JSON.stringify(req.body).includes('essay')
+        ? ({ ...(ok('a-model') as object), until: new Promise<void>((r) => setTimeout(r, 800)) } as Reply)
+        : ok('a-model'),
+    );
+    expect((await chat(KEYS.pro)).model).toBe('a-model');
+    for (let i = 0; i < 3; i++) expect((await chat(KEYS.free, 'write a 20,000 word essay')).status).toBe(504);
+    expect((await chat(KEYS.pro)).model).toBe('a-model');
+  });
+});
+
+describe('clients that stop reading a stream', () => {
+  it('are cut off after server.response_stall_timeout_ms, freeing the upstream connections they held', async () => {
+    const piece = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'small-model', choices: [{ index: 0, delta: { content: 'x'.repeat(60_000) }, finish_reason: null }] })}\n\n`;
+    h = await startHarness({
+      reply: (req) =>
+        (req.body as { stream?: boolean }).stream
+          ? { kind: 'stream', chunks: Array(400).fill(piece), delayMs: 5 }
+          : ok('small-model'),
+      config: (base) => ({
+        ...base,
+        server: { response_stall_timeout_ms: 1_000 },
+        upstream: { ...(base.upstream as object), connections: 2, timeout_ms: 30_000 },
+      }),
+    });
+    const url = new URL(h.proxy.url);
+    const body = JSON.stringify({
+      model: 'small-model',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    // One tenant takes both upstream connections with streams it never reads.
+    for (let i = 0; i < 2; i++) {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(
+          `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.pro}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        socket.pause();
+      });
+      socket.on('error', () => undefined);
+      cleanups.push(() => socket.destroy());
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Another tenant's short answer comes once they are cut off, not when they hang up.
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.pro2}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] }),
+      headersTimeout: 15_000,
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    await h.settled(3);
+    // Cut off, not hung up: the sockets are still open on the client's side.
+    const cut = h.accessLogs().filter((line) => line.tenant === 'globex');
+    expect(cut.map((line) => [line.outcome, line.provenance])).toEqual([
+      ['client_aborted', 'partial'],
+      ['client_aborted', 'partial'],
+    ]);
+  }, 30_000);
+
+  it.each([0, -1, 1.5, '30000', null, Number.POSITIVE_INFINITY])(
+    'refuses a response_stall_timeout_ms of %j, naming it',
+    async (value) => {
+      const problems = await problemsOf(() =>
+        parseConfig(smallestConfig({ server: { response_stall_timeout_ms: value } })),
+      );
+      expect(problems.map((p) => p.path)).toEqual(['server.response_stall_timeout_ms']);
+    },
+  );
+});
+
+describe('client headers that are the client’s own', () => {
+  it('do not reach the upstream: cookies and method overrides', async () => {
+    h = await startHarness({ reply: ok('small-model') });
+    const res = await request(`${h.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${KEYS.pro}`,
+        'content-type': 'application/json',
+        cookie: 'session=tenant-browser-session',
+        'x-http-method-override': 'DELETE',
+        'x-http-method': 'DELETE',
+        'x-method-override': 'DELETE',
+        x_http_method_override: 'DELETE',
+      },
+      body: JSON.stringify({ model: 'small-model', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(200);
+    const sent = Object.keys(h.lastReceived().headers);
+    for (const name of [
+      'cookie',
+      'x-http-method-override',
+      'x-http-method',
+      'x-method-override',
+      'x_http_method_override',
+    ])
+      expect(sent).not.toContain(name);
+  });
+});
+
+describe('an upstream url', () => {
+  it.each([
+    ['user info', 'http://user:pass@127.0.0.1:9/v1', 'no user or password'],
+    ['a user alone', 'http://user@127.0.0.1:9', 'no user or password'],
+    ['a query', 'https://generativelanguage.googleapis.com/?key=AIzaSECRET', 'no query or fragment'],
+    ['a fragment', 'http://127.0.0.1:9/#x', 'no query or fragment'],
+  ])('with %s is refused at load, pointing to headers', async (_name, url, message) => {
+    const problems = await problemsOf(() => parseConfig(smallestConfig({ upstream: { url } })));
+    expect(problems.map((p) => p.path)).toEqual(['upstream.url']);
+    expect(problems[0]!.message).toContain(message);
+    expect(problems[0]!.message).toContain('headers');
+  });
+
+  it('with a path and a port is taken as before', () => {
+    expect(() =>
+      parseConfig(smallestConfig({ upstream: { url: 'https://example.test:8443/openai/v1' } })),
+    ).not.toThrow();
+  });
+});
