@@ -134,7 +134,45 @@ function upstreamError(error: Error): ProxyError {
  * then response hooks. `reached` is how far down the pipeline the request got; only those
  * stages see the response.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+/**
+ * One upstream call's dispatch handler: it passes undici's events on to its exchange while
+ * the call is the exchange's current one. A call given up while it still waited for one of
+ * the upstream's connections (all busy) would start later on a freed one, unasked: it is
+ * aborted there, before its request is written.
+ */
+class Call implements Dispatcher.DispatchHandler {
+  constructor(
+    private readonly exchange: Exchange,
+    private readonly seq: number,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.exchange.callSeq === this.seq) this.exchange.onRequestStart(controller);
+    else controller.abort(new Error('given up while waiting for a connection'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (this.exchange.callSeq === this.seq) this.exchange.onResponseStart(controller, status, headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.exchange.callSeq === this.seq) this.exchange.onResponseData(controller, chunk);
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (this.exchange.callSeq === this.seq) this.exchange.onResponseEnd(controller);
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.exchange.callSeq === this.seq) this.exchange.onResponseError(controller, error);
+  }
+}
+
+export class Exchange {
   private reached = -1;
   private sentAt = 0;
   private headSent = false;
@@ -161,6 +199,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** When the first call was sent: retries stay within the upstream's timeout from here. */
   private firstSentAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The current call's number: events of earlier calls are not this exchange's any more (Call). */
+  callSeq = 0;
+  /** The current call has a connection (undici started writing it). */
+  private callStarted = false;
+  /** Gives up a call still waiting for a connection at its upstream's timeout_ms. */
+  private queueTimer: NodeJS.Timeout | undefined;
   /** Ends the current upstream's part at its max_duration_ms (restarted on a fallback). */
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** When that is, on performance.now()'s clock; Infinity without a bound. */
@@ -328,9 +372,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.firstSentAt === 0) this.firstSentAt = this.sentAt;
     this.outcomeNoted = false;
     this.deps.health.begin(target);
-    // The exchange is its own dispatch handler: no closures to allocate per request. Events
-    // of a call it gave up on (a retry or fallback followed) carry that call's controller
-    // and are ignored.
+    // undici's own timeouts start once the request is written. Waiting for a connection,
+    // behind a stalled upstream, is bounded here: the Nth request in the queue waited about N
+    // times timeout_ms before its fallback was tried (20 minutes for the 129th, by default).
+    const seq = ++this.callSeq;
+    this.callStarted = false;
+    clearTimeout(this.queueTimer);
+    this.queueTimer = setTimeout(() => this.onQueueTimeout(seq), target.config.timeout_ms);
     this.deps.dispatcher(target).dispatch(
       {
         origin: target.origin,
@@ -341,7 +389,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
         headersTimeout: target.config.timeout_ms,
         bodyTimeout: target.config.timeout_ms,
       },
-      this,
+      new Call(this, seq),
     );
   }
 
@@ -425,10 +473,34 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const controller = this.controller;
     this.controller = undefined;
     this.decoder = undefined;
+    this.callSeq++;
+    clearTimeout(this.queueTimer);
     controller?.abort(new Error('retried elsewhere'));
   }
 
+  /**
+   * The current call waited its upstream's timeout_ms for a connection: given up as a
+   * timeout (retry or fallback as any, else 504). The upstream had not got it: nothing is
+   * charged.
+   */
+  private onQueueTimeout(seq: number): void {
+    if (seq !== this.callSeq || this.callStarted || this.finished) return;
+    this.callSeq++;
+    const failure = { kind: 'timeout' } as const;
+    this.ctx.trace?.attemptEnd('timeout');
+    this.noteOutcome(failure, 0);
+    if (this.clientGone) return this.finish('client_aborted');
+    if (this.tryAgain(failure, undefined)) return;
+    this.deps.logger.warn(
+      { ...logFieldsOf(this.ctx), upstream: this.ctx.upstream?.name },
+      'no connection to the upstream came free within its timeout_ms: all were busy',
+    );
+    this.localReply(new UpstreamTimeoutError('The upstream did not answer in time.'));
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.callStarted = true;
+    clearTimeout(this.queueTimer);
     this.controller = controller;
     if (this.deadlinePassed) controller.abort(this.deadlinePassed);
     else if (this.clientGone && !this.ctx.upstream?.config.drain_on_client_abort)
@@ -466,6 +538,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // Waiting to retry: nothing is in flight to abort.
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
+      if (this.clientGone) return this.finish('client_aborted');
+      return this.localReply(upstreamError(error));
+    }
+    if (!this.callStarted) {
+      // Still waiting for a connection: given up here, or it would only start to be aborted.
+      this.callSeq++;
+      clearTimeout(this.queueTimer);
       if (this.clientGone) return this.finish('client_aborted');
       return this.localReply(upstreamError(error));
     }
@@ -788,6 +867,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return this.finish('client_aborted');
     }
     const config = this.ctx.upstream?.config;
+    if (this.attempts > 0 && !this.callStarted && !this.finished) {
+      // Its call still waits for a connection: nothing was sent, nothing to read on.
+      this.callSeq++;
+      return this.finish('client_aborted');
+    }
     if (!this.controller || !config) return;
     if (config.drain_on_client_abort) {
       this.drainBounded(config.drain_timeout_ms);
@@ -808,6 +892,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.deadlineTimer);
+    clearTimeout(this.queueTimer);
     const { ctx, res } = this;
     // A call that ended without a status (the client left first) says nothing of the
     // upstream's health; if it was an ejected upstream's probe, another may go.

@@ -228,6 +228,46 @@ describe("an upstream that refuses the proxy's key (401)", () => {
   });
 });
 
+describe('requests waiting for a connection to a stalled upstream', () => {
+  it('fall back within timeout_ms of being sent, not one timeout after another', async () => {
+    await startTwo({ timeout_ms: 400, connections: 1, eject_after: 100 }, () => ({ kind: 'hang' }));
+    const started = Date.now();
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(async () => {
+        const r = await chat(KEYS.pro);
+        return { model: r.model, ms: Date.now() - started };
+      }),
+    );
+    expect(results.map((r) => r.model)).toEqual(Array(6).fill('b-model'));
+    // One connection, six requests: queued one behind another, the sixth waited ~6 × 400 ms.
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(4 * 400);
+  });
+
+  it('are given up, not left to start later, when their client leaves', async () => {
+    await startTwo({ timeout_ms: 2_000, connections: 1, eject_after: 100 }, () => ({ kind: 'hang' }));
+    const first = chat(KEYS.pro).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const controller = new AbortController();
+    const second = request(`${h!.proxy.url}/v1/chat/completions`, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: { authorization: `Bearer ${KEYS.pro2}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+    }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await second;
+    // Booked as a hang-up while the first still holds the connection (for 2 s), not once its
+    // call got a connection only to be aborted.
+    const left = Date.now();
+    while (h!.accessLogs().length === 0 && Date.now() - left < 1_000)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(h!.accessLogs()[0]).toMatchObject({ tenant: 'hooli', outcome: 'client_aborted' });
+    await first;
+    expect(h!.upstream.received).toHaveLength(1);
+  });
+});
+
 describe("a tenant's requests that run past max_duration_ms", () => {
   it('answer 504, but do not eject a healthy upstream for other tenants', async () => {
     await startTwo({ max_duration_ms: 300, eject_after: 2, eject_for_ms: 60_000 }, (req) =>
