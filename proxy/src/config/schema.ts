@@ -16,6 +16,7 @@ import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
   SINGLE_UPSTREAM,
+  routeModel,
   unroutableModels,
   upstreamNameSchema,
   upstreamSchema,
@@ -461,6 +462,18 @@ export function configWarnings(config: Config): ConfigProblem[] {
         });
       }
     }
+  }
+  for (const [model, price] of Object.entries(config.pricing)) {
+    if (price.cache_write !== undefined) continue;
+    const upstream = routeModel(config.upstreams, model);
+    if (upstream === undefined || config.upstreams[upstream]!.dialect !== 'anthropic') continue;
+    // Anthropic bills a prompt-cache write at 1.25 times input (2 times for a 1-hour
+    // cache), which a tenant chooses with cache_control: without this price it is booked
+    // at the input rate.
+    warnings.push({
+      path: `pricing.${model}`,
+      message: `model "${model}" goes to an Anthropic upstream ("${upstream}") and has no cache_write price: prompt-cache writes are booked at the input price, below what Anthropic bills`,
+    });
   }
   const jwt = config.identity.jwt;
   if (jwt && config.identity.sources.includes('jwt') && jwt.audience === undefined) {

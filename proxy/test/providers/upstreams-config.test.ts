@@ -100,6 +100,31 @@ describe('upstreams', () => {
     });
   });
 
+  it('warns of an Anthropic-served model priced without cache_write, and of no other', () => {
+    const parsed = parseConfig(
+      config({
+        upstreams: {
+          anthropic: up(['claude-*'], { dialect: 'anthropic' }),
+          openai: up(['gpt-*']),
+        },
+        pricing: {
+          'claude-sonnet-4-6': { input: 3, output: 15 },
+          'claude-haiku-4-5': { input: 1, output: 5, cache_write: 1.25 },
+          'gpt-5-mini': { input: 0.25, output: 2 },
+        },
+      }),
+    );
+    const warnings = configWarnings(parsed).filter((w) => w.path.startsWith('pricing.'));
+    expect(warnings).toEqual([
+      {
+        path: 'pricing.claude-sonnet-4-6',
+        message: expect.stringContaining(
+          'no cache_write price: prompt-cache writes are booked at the input price',
+        ),
+      },
+    ]);
+  });
+
   it("refuses a tenant override's model no upstream serves", () => {
     const raw = config({ upstreams: { all: up(['gpt-*', 'claude-*']) } });
     (raw.tenants as Record<string, unknown>[])[0]!.overrides = { models: { fast: 'gemini-3-flash' } };
