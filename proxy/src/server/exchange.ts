@@ -570,6 +570,8 @@ export class Exchange {
     if (failed && this.tryAgain(failed, rawHeaders['retry-after'])) return;
     ctx.ttfbMs = performance.now() - this.sentAt;
     if (status === 401) return this.upstreamRefusedCredentials();
+    if (status >= 300 && status < 400 && status !== 304 && ctx.route?.metered)
+      return this.upstreamRedirected(status, rawHeaders.location);
     if (this.provingQuirk !== undefined) {
       // A fallback's answer proves nothing about the upstream that refused the field.
       if (status < 400 && this.provingQuirk === ctx.upstream?.config.url) this.learnNoStreamOptions();
@@ -772,6 +774,34 @@ export class Exchange {
     this.respondHead(probe.status, probe.headers);
     for (const chunk of probe.chunks) this.deliver(chunk);
     this.finish('completed');
+  }
+
+  /**
+   * A redirect in answer to a model call is a misconfigured upstream url (http:// to a
+   * provider that sends every client to https://, an old path). Passed on, the client
+   * followed it itself: it re-sent the prompt to wherever the upstream named, past the
+   * proxy (and its key too, from a client that keeps it across origins). The client gets a
+   * 502, the operator a warning naming where the upstream pointed (its origin only).
+   */
+  private upstreamRedirected(status: number, location: string | string[] | undefined): void {
+    const { ctx } = this;
+    const target = Array.isArray(location) ? location[0] : location;
+    let to: string | undefined;
+    try {
+      to = target === undefined ? undefined : new URL(target, ctx.upstream?.origin).origin;
+    } catch {
+      to = undefined;
+    }
+    this.deps.logger.warn(
+      { ...logFieldsOf(ctx), upstream: ctx.upstream?.name, status, location_origin: to },
+      'upstream answered a model call with a redirect: check the upstream url',
+    );
+    this.giveUpCall();
+    this.localReply(
+      new UpstreamUnreachableError(
+        `The upstream answered with a redirect (${status}); the operator must fix its url.`,
+      ),
+    );
   }
 
   /**

@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/schema.js';
@@ -166,6 +167,36 @@ describe('a compressed 400 to a request the proxy added stream_options to', () =
     expect(r.text).toContain('Bad thing');
     expect(r.text).not.toContain('sk-upstream-secret');
   });
+});
+
+describe('a redirect in answer to a model call', () => {
+  it.each([301, 302, 307, 308])(
+    '(%i) is a 502 for the client, whose SDK never re-sends the prompt elsewhere',
+    async (status) => {
+      const seen: string[] = [];
+      const elsewhere = await rawUpstream((req, res) => {
+        seen.push(`${req.method} ${req.url}`);
+        res.end('{}');
+      });
+      const url = await rawUpstream((req, res) => {
+        res.writeHead(status, { location: `${elsewhere}${req.url}` });
+        res.end();
+      });
+      h = await startHarness({
+        config: (base) => ({ ...base, upstream: { ...(base.upstream as object), url } }),
+      });
+      const client = new OpenAI({ baseURL: `${h.proxy.url}/v1`, apiKey: KEYS.pro, maxRetries: 0 });
+      const error = await client.chat.completions
+        .create({ model: 'small-model', messages: [{ role: 'user', content: 'my private prompt' }] })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+      expect((error as InstanceType<typeof OpenAI.APIError>).message).toContain('redirect');
+      expect(seen).toEqual([]);
+      const warning = h.logs.find((line) => String(line.msg).includes('redirect'));
+      expect(warning).toMatchObject({ status, location_origin: elsewhere });
+    },
+  );
 });
 
 describe('an interim 1xx answer from the upstream', () => {
