@@ -167,6 +167,18 @@ export function chatCompletion(model: string, content: string, usage: Record<str
   };
 }
 
+/** A chat completion from `model` saying "served by <model>", 10 tokens in and 5 out. */
+export function servedBy(model: string): Reply {
+  return {
+    kind: 'json',
+    body: chatCompletion(model, `served by ${model}`, {
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      total_tokens: 15,
+    }),
+  };
+}
+
 /** A reply that answers any request with a chat completion naming the model it was asked for. */
 export function echoModel(usage: Record<string, unknown>): (req: Received) => Reply {
   return (req) => ({

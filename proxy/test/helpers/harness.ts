@@ -113,6 +113,38 @@ export async function startHarness(
   };
 }
 
+/**
+ * The harness's config with its one upstream split in two, each with its own key: "a", the
+ * harness's fake upstream (models a-*), and "b" at `bUrl` (models b-*); `overrides` are laid
+ * over each.
+ */
+export function withUpstreamsAB(
+  base: Record<string, unknown>,
+  bUrl: string,
+  overrides: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+): Record<string, unknown> {
+  const { upstream: single, ...rest } = base;
+  return {
+    ...rest,
+    upstreams: {
+      a: {
+        ...(single as Record<string, unknown>),
+        dialect: 'openai',
+        headers: { authorization: 'Bearer sk-a' },
+        models: ['a-*'],
+        ...overrides.a,
+      },
+      b: {
+        url: bUrl,
+        dialect: 'openai',
+        headers: { authorization: 'Bearer sk-b' },
+        models: ['b-*'],
+        ...overrides.b,
+      },
+    },
+  };
+}
+
 /** Reads one metric sample's value from Prometheus text (undefined when absent). */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
   for (const line of text.split('\n')) {

@@ -12,12 +12,20 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   chatCompletion,
   chatStream,
+  servedBy,
   startFakeUpstream,
   type FakeUpstream,
   type Received,
   type Reply,
 } from '../helpers/fake-upstream.js';
-import { ADMIN_AUTH, KEYS, metricValue, startHarness, type Harness } from '../helpers/harness.js';
+import {
+  ADMIN_AUTH,
+  KEYS,
+  metricValue,
+  startHarness,
+  withUpstreamsAB,
+  type Harness,
+} from '../helpers/harness.js';
 import { REFUSING_UPSTREAM } from '../helpers/waiting.js';
 
 let h: Harness | undefined;
@@ -29,57 +37,31 @@ afterEach(async () => {
   b = undefined;
 });
 
-const ok = (model: string): Reply => ({
-  kind: 'json',
-  body: chatCompletion(model, `served by ${model}`, {
-    prompt_tokens: 10,
-    completion_tokens: 5,
-    total_tokens: 15,
-  }),
-});
-
 /** The harness's upstream is "a" (models a-*), a second fake upstream is "b" (models b-*). */
 async function start(
   plan: Record<string, unknown>,
   upstreams: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
   replies: { a?: Reply | ((n: number) => Reply); b?: Reply | ((req: Received) => Reply) } = {},
 ): Promise<{ h: Harness; b: FakeUpstream }> {
-  b = await startFakeUpstream(replies.b ?? ((req) => ok((req.body as { model: string }).model)));
+  b = await startFakeUpstream(replies.b ?? ((req) => servedBy((req.body as { model: string }).model)));
   let calls = 0;
   const aReply = replies.a;
   h = await startHarness({
     reply:
       typeof aReply === 'function'
         ? () => aReply(++calls)
-        : (aReply ?? ((req) => ok((req.body as { model: string }).model))),
-    config: (base) => {
-      const single = base.upstream as Record<string, unknown>;
-      const { upstream: _single, ...rest } = base;
-      return {
-        ...rest,
-        upstreams: {
-          a: {
-            ...single,
-            dialect: 'openai',
-            headers: { authorization: 'Bearer sk-a' },
-            models: ['a-*', 'small-model', 'big-model'],
-            ...upstreams.a,
-          },
-          b: {
-            url: b!.url,
-            dialect: 'openai',
-            headers: { authorization: 'Bearer sk-b' },
-            models: ['b-*'],
-            ...upstreams.b,
-          },
-        },
-        pricing: { 'a-model': { input: 1, output: 2 }, 'b-model': { input: 100, output: 200 } },
-        plans: {
-          ...(base.plans as Record<string, unknown>),
-          free: { models: { default: 'a-model' }, rate_limits: { requests_per_minute: 100 }, ...plan },
-        },
-      };
-    },
+        : (aReply ?? ((req) => servedBy((req.body as { model: string }).model))),
+    config: (base) => ({
+      ...withUpstreamsAB(base, b!.url, {
+        a: { models: ['a-*', 'small-model', 'big-model'], ...upstreams.a },
+        b: upstreams.b,
+      }),
+      pricing: { 'a-model': { input: 1, output: 2 }, 'b-model': { input: 100, output: 200 } },
+      plans: {
+        ...(base.plans as Record<string, unknown>),
+        free: { models: { default: 'a-model' }, rate_limits: { requests_per_minute: 100 }, ...plan },
+      },
+    }),
   });
   return { h, b };
 }
@@ -373,7 +355,7 @@ describe('retries', () => {
                 headers: { 'retry-after': '1' },
                 body: { error: { message: 'later' } },
               }
-            : ok('a-model'),
+            : servedBy('a-model'),
       },
     );
     const started = Date.now();
@@ -426,7 +408,7 @@ describe('outlier ejection', () => {
       { a: { eject_after: 2, eject_for_ms: 400 } },
       {
         a: () =>
-          healthy ? ok('a-model') : { kind: 'json', status: 503, body: { error: { message: 'down' } } },
+          healthy ? servedBy('a-model') : { kind: 'json', status: 503, body: { error: { message: 'down' } } },
       },
     );
     expect((await chat()).json().model).toBe('b-model');

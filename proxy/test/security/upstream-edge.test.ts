@@ -2,12 +2,11 @@
  * The edge between the proxy and its upstreams, as a review found it (each case failed
  * before its fix): a compressed 400 held to decide a stream_options retry, an interim 1xx
  * answer, an upstream refusing the operator's key, a tenant's long requests ejecting a
- * healthy upstream, clients that stop reading, client headers that are the client's own,
- * and an upstream url whose credentials would never be sent.
+ * healthy upstream, clients that stop reading, calls queued for a connection, a redirect,
+ * client headers that are the client's own, and an upstream url whose credentials would
+ * never be sent.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
-import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,12 +14,15 @@ import { parseConfig } from '../../src/config/schema.js';
 import { problemsOf, smallestConfig } from '../helpers/config-problems.js';
 import {
   chatCompletion,
+  chatStream,
+  servedBy,
   startFakeUpstream,
   type FakeUpstream,
   type Received,
   type Reply,
 } from '../helpers/fake-upstream.js';
-import { KEYS, startHarness, type Harness } from '../helpers/harness.js';
+import { KEYS, startHarness, withUpstreamsAB, type Harness } from '../helpers/harness.js';
+import { until } from '../helpers/waiting.js';
 
 let h: Harness | undefined;
 let b: FakeUpstream | undefined;
@@ -33,36 +35,15 @@ afterEach(async () => {
   b = undefined;
 });
 
-const ok = (model: string): Reply => ({
-  kind: 'json',
-  body: chatCompletion(model, `served by ${model}`, {
-    prompt_tokens: 10,
-    completion_tokens: 5,
-    total_tokens: 15,
-  }),
-});
-
 /** Upstream "a" (the harness's fake, `aReply`) and "b"; every plan's default is [a-model, b-model]. */
 async function startTwo(a: Record<string, unknown>, aReply: (req: Received) => Reply): Promise<void> {
-  b = await startFakeUpstream((req) => ok((req.body as { model: string }).model));
+  b = await startFakeUpstream((req) => servedBy((req.body as { model: string }).model));
   h = await startHarness({
     reply: aReply,
     config: (base) => {
-      const single = base.upstream as Record<string, unknown>;
-      const { upstream: _single, ...rest } = base;
       const plans = base.plans as Record<string, Record<string, unknown>>;
       return {
-        ...rest,
-        upstreams: {
-          a: {
-            ...single,
-            dialect: 'openai',
-            headers: { authorization: 'Bearer sk-a' },
-            models: ['a-*'],
-            ...a,
-          },
-          b: { url: b!.url, dialect: 'openai', headers: { authorization: 'Bearer sk-b' }, models: ['b-*'] },
-        },
+        ...withUpstreamsAB(base, b!.url, { a }),
         pricing: { 'a-model': { input: 1, output: 2 }, 'b-model': { input: 1, output: 2 } },
         plans: {
           free: { ...plans.free, models: { default: ['a-model', 'b-model'] } },
@@ -70,6 +51,17 @@ async function startTwo(a: Record<string, unknown>, aReply: (req: Received) => R
         },
       };
     },
+  });
+}
+
+/** The harness, its upstream holding `key` as its credential (the secret a refusal may quote). */
+async function startKeyed(reply: (req: Received) => Reply, key: string): Promise<void> {
+  h = await startHarness({
+    reply,
+    config: (base) => ({
+      ...base,
+      upstream: { ...(base.upstream as object), headers: { authorization: `Bearer ${key}` } },
+    }),
   });
 }
 
@@ -89,52 +81,27 @@ async function chat(key: string, content = 'hi', extra: Record<string, unknown> 
   return { status: res.statusCode, headers: res.headers, text, model };
 }
 
-async function rawUpstream(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => handler(req, res));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
 describe('a compressed 400 to a request the proxy added stream_options to', () => {
   it('is decoded before it is read: the key it quotes is redacted, and its blame is acted on', async () => {
     let calls = 0;
-    const url = await rawUpstream((_req, res) => {
-      calls++;
-      if (calls > 1) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.end(
-          `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'small-model', choices: [{ index: 0, delta: { content: 'hello' }, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`,
-        );
-        return;
-      }
-      const body = gzipSync(
-        JSON.stringify({
-          error: {
-            message: 'Unrecognized request argument supplied: stream_options. Key used: sk-upstream-secret',
-            type: 'invalid_request_error',
-          },
-        }),
-      );
-      res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
-      res.end(body);
-    });
-    h = await startHarness({
-      config: (base) => ({
-        ...base,
-        upstream: {
-          ...(base.upstream as object),
-          url,
-          headers: { authorization: 'Bearer sk-upstream-secret' },
-        },
-      }),
-    });
+    await startKeyed(
+      () =>
+        ++calls === 1
+          ? {
+              kind: 'json',
+              status: 400,
+              gzip: true,
+              body: {
+                error: {
+                  message:
+                    'Unrecognized request argument supplied: stream_options. Key used: sk-upstream-secret',
+                  type: 'invalid_request_error',
+                },
+              },
+            }
+          : { kind: 'stream', chunks: chatStream('small-model', ['hello'], undefined, false) },
+      'sk-upstream-secret',
+    );
     const r = await chat(KEYS.pro, 'hi', { model: 'small-model', stream: true });
     // Retried without stream_options, as an uncompressed 400 would have been.
     expect(calls).toBe(2);
@@ -144,23 +111,15 @@ describe('a compressed 400 to a request the proxy added stream_options to', () =
   });
 
   it('that does not blame stream_options reaches the client decoded and redacted', async () => {
-    const url = await rawUpstream((_req, res) => {
-      const body = gzipSync(
-        JSON.stringify({ error: { message: 'Bad thing. Key used: sk-upstream-secret' } }),
-      );
-      res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
-      res.end(body);
-    });
-    h = await startHarness({
-      config: (base) => ({
-        ...base,
-        upstream: {
-          ...(base.upstream as object),
-          url,
-          headers: { authorization: 'Bearer sk-upstream-secret' },
-        },
+    await startKeyed(
+      () => ({
+        kind: 'json',
+        status: 400,
+        gzip: true,
+        body: { error: { message: 'Bad thing. Key used: sk-upstream-secret' } },
       }),
-    });
+      'sk-upstream-secret',
+    );
     const r = await chat(KEYS.pro, 'hi', { model: 'small-model', stream: true });
     expect(r.status).toBe(400);
     expect(r.headers['content-encoding']).toBeUndefined();
@@ -173,17 +132,14 @@ describe('a redirect in answer to a model call', () => {
   it.each([301, 302, 307, 308])(
     '(%i) is a 502 for the client, whose SDK never re-sends the prompt elsewhere',
     async (status) => {
-      const seen: string[] = [];
-      const elsewhere = await rawUpstream((req, res) => {
-        seen.push(`${req.method} ${req.url}`);
-        res.end('{}');
-      });
-      const url = await rawUpstream((req, res) => {
-        res.writeHead(status, { location: `${elsewhere}${req.url}` });
-        res.end();
-      });
+      b = await startFakeUpstream(servedBy('small-model'));
       h = await startHarness({
-        config: (base) => ({ ...base, upstream: { ...(base.upstream as object), url } }),
+        reply: (req) => ({
+          kind: 'json',
+          status,
+          headers: { location: `${b!.url}${req.path}` },
+          body: {},
+        }),
       });
       const client = new OpenAI({ baseURL: `${h.proxy.url}/v1`, apiKey: KEYS.pro, maxRetries: 0 });
       const error = await client.chat.completions
@@ -192,9 +148,9 @@ describe('a redirect in answer to a model call', () => {
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
       expect((error as InstanceType<typeof OpenAI.APIError>).message).toContain('redirect');
-      expect(seen).toEqual([]);
+      expect(b.received).toEqual([]);
       const warning = h.logs.find((line) => String(line.msg).includes('redirect'));
-      expect(warning).toMatchObject({ status, location_origin: elsewhere });
+      expect(warning).toMatchObject({ status, location_origin: b.url });
     },
   );
 });
@@ -290,10 +246,8 @@ describe('requests waiting for a connection to a stalled upstream', () => {
     await second;
     // Booked as a hang-up while the first still holds the connection (for 2 s), not once its
     // call got a connection only to be aborted.
-    const left = Date.now();
-    while (h!.accessLogs().length === 0 && Date.now() - left < 1_000)
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(h!.accessLogs()[0]).toMatchObject({ tenant: 'hooli', outcome: 'client_aborted' });
+    const line = await until('the hang-up booked', async () => h!.accessLogs()[0], 1_000, 10);
+    expect(line).toMatchObject({ tenant: 'hooli', outcome: 'client_aborted' });
     await first;
     expect(h!.upstream.received).toHaveLength(1);
   });
@@ -303,8 +257,11 @@ describe("a tenant's requests that run past max_duration_ms", () => {
   it('answer 504, but do not eject a healthy upstream for other tenants', async () => {
     await startTwo({ max_duration_ms: 300, eject_after: 2, eject_for_ms: 60_000 }, (req) =>
       JSON.stringify(req.body).includes('essay')
-        ? ({ ...(ok('a-model') as object), until: new Promise<void>((r) => setTimeout(r, 800)) } as Reply)
-        : ok('a-model'),
+        ? ({
+            ...(servedBy('a-model') as object),
+            until: new Promise<void>((r) => setTimeout(r, 800)),
+          } as Reply)
+        : servedBy('a-model'),
     );
     expect((await chat(KEYS.pro)).model).toBe('a-model');
     for (let i = 0; i < 3; i++) expect((await chat(KEYS.free, 'write a 20,000 word essay')).status).toBe(504);
@@ -319,7 +276,7 @@ describe('clients that stop reading a stream', () => {
       reply: (req) =>
         (req.body as { stream?: boolean }).stream
           ? { kind: 'stream', chunks: Array(400).fill(piece), delayMs: 5 }
-          : ok('small-model'),
+          : servedBy('small-model'),
       config: (base) => ({
         ...base,
         server: { response_stall_timeout_ms: 1_000 },
@@ -375,7 +332,7 @@ describe('clients that stop reading a stream', () => {
 
 describe('client headers that are the client’s own', () => {
   it('do not reach the upstream: cookies and method overrides', async () => {
-    h = await startHarness({ reply: ok('small-model') });
+    h = await startHarness({ reply: servedBy('small-model') });
     const res = await request(`${h.proxy.url}/v1/chat/completions`, {
       method: 'POST',
       headers: {
