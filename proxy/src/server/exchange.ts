@@ -468,7 +468,10 @@ export class Exchange {
     return true;
   }
 
-  /** Stops the current call; its later events are ignored (they carry its controller). */
+  /**
+   * Stops the current call, started or still waiting for a connection: its later events are
+   * ignored (Call checks its number), and a queued one is aborted when it would start.
+   */
   private giveUpCall(): void {
     const controller = this.controller;
     this.controller = undefined;
@@ -485,7 +488,7 @@ export class Exchange {
    */
   private onQueueTimeout(seq: number): void {
     if (seq !== this.callSeq || this.callStarted || this.finished) return;
-    this.callSeq++;
+    this.giveUpCall();
     const failure = { kind: 'timeout' } as const;
     this.ctx.trace?.attemptEnd('timeout');
     this.noteOutcome(failure, 0);
@@ -543,8 +546,7 @@ export class Exchange {
     }
     if (!this.callStarted) {
       // Still waiting for a connection: given up here, or it would only start to be aborted.
-      this.callSeq++;
-      clearTimeout(this.queueTimer);
+      this.giveUpCall();
       if (this.clientGone) return this.finish('client_aborted');
       return this.localReply(upstreamError(error));
     }
@@ -899,7 +901,7 @@ export class Exchange {
     const config = this.ctx.upstream?.config;
     if (this.attempts > 0 && !this.callStarted && !this.finished) {
       // Its call still waits for a connection: nothing was sent, nothing to read on.
-      this.callSeq++;
+      this.giveUpCall();
       return this.finish('client_aborted');
     }
     if (!this.controller || !config) return;
