@@ -153,7 +153,11 @@ function assemble(
     config,
     tenants,
     keyIndex,
-    jwt: sameJwt ? previous.jwt : jwtConfig ? createJwtVerifier(jwtConfig, options.logger) : undefined,
+    jwt: sameJwt
+      ? previous.jwt
+      : jwtConfig
+        ? createJwtVerifier(jwtConfig, { logger: options.logger })
+        : undefined,
     customDialects,
     upstreams,
     upstreamFor(model) {

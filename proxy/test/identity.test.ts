@@ -14,6 +14,10 @@ import { chatCompletion } from './helpers/fake-upstream.js';
 import { startHarness, type Harness } from './helpers/harness.js';
 import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 
+/** A valid public key for config checks that sign nothing. */
+const PUBLIC_JWK =
+  '{"kty":"EC","crv":"P-256","x":"2L3vUCTPm5EByfnOs5ifVv7_kghiV5BeWnzscgiDmmY","y":"TtDmEJ9yu9FHNAR8qWtlf8uQEB0ED2ZQ4gSUtk0edVk"}';
+
 const reply = {
   kind: 'json' as const,
   body: chatCompletion('small-model', 'ok', { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }),
@@ -254,7 +258,7 @@ describe('JWT identity while the JWKS cannot be fetched', () => {
         msg: 'identity provider (jwks) unavailable',
         dependency: 'identity provider (jwks)',
         endpoint: `http://127.0.0.1:${port}/jwks`,
-        err: 'Expected 200 OK from the JSON Web Key Set HTTP response',
+        err: 'the JWKS endpoint answered 500',
       }),
     ]);
     up = true;
@@ -331,9 +335,9 @@ describe('JWT identity with require_exp: false', () => {
           tenants: [{ id: 'acme', plan: 'free' }],
         }),
       ).map((w) => w.path);
-    expect(warned({ sources: ['jwt'], jwt: { public_key: 'x' } })).toEqual(['identity.jwt.audience']);
-    expect(warned({ sources: ['jwt'], jwt: { public_key: 'x', audience: 'lanekeeper' } })).toEqual([]);
-    expect(warned({ sources: ['api_key'], jwt: { public_key: 'x' } })).toEqual([]);
+    expect(warned({ sources: ['jwt'], jwt: { public_key: PUBLIC_JWK } })).toEqual(['identity.jwt.audience']);
+    expect(warned({ sources: ['jwt'], jwt: { public_key: PUBLIC_JWK, audience: 'lanekeeper' } })).toEqual([]);
+    expect(warned({ sources: ['api_key'], jwt: { public_key: PUBLIC_JWK } })).toEqual([]);
   });
 
   it.each([
@@ -357,7 +361,9 @@ describe('JWT identity with require_exp: false', () => {
     ['null', null],
   ])('refuses require_exp that is %s, naming its path', async (_name, value) => {
     expect(
-      await refusedPaths({ identity: { sources: ['jwt'], jwt: { public_key: 'x', require_exp: value } } }),
+      await refusedPaths({
+        identity: { sources: ['jwt'], jwt: { public_key: PUBLIC_JWK, require_exp: value } },
+      }),
     ).toContain('identity.jwt.require_exp');
   });
 });

@@ -14,6 +14,7 @@ import {
 import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { readPublicKey } from '../identity/public-keys.js';
 import {
   SINGLE_UPSTREAM,
   routeModel,
@@ -102,7 +103,7 @@ const identitySchema = z.strictObject({
       issuer: z.string().optional(),
       audience: z.string().optional(),
       tenant_claim: z.string().default('tenant'),
-      algorithms: z.array(z.string()).optional(),
+      algorithms: z.array(z.string()).min(1).optional(),
       clock_tolerance_s: z.number().nonnegative().default(5),
       /**
        * Refuse a token without `exp`: one leaked from a log or a browser would otherwise
@@ -378,6 +379,14 @@ export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[
       path: 'identity.jwt',
       message: 'the jwt source needs identity.jwt (jwks_url or public_key, plus tenant_claim)',
     });
+  }
+  const jwt = config.identity.jwt;
+  if (jwt && !jwt.jwks_url && jwt.public_key !== undefined) {
+    try {
+      readPublicKey(jwt.public_key, jwt.algorithms);
+    } catch (error) {
+      problems.push({ path: 'identity.jwt.public_key', message: (error as Error).message });
+    }
   }
   return problems;
 }

@@ -7,16 +7,14 @@
  * plane's are: one warning, a summary a minute, one line when it is back.
  */
 import { createOutageLog, type OutageLogger } from '@lanekeeper/contract';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  customFetch,
-  errors,
-  importSPKI,
-  jwtVerify,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createLocalJWKSet, errors, importSPKI, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/schema.js';
+import { readPublicKey } from './public-keys.js';
+import { createRemoteKeySet, JwksUnavailableError } from './remote-key-set.js';
+
+export { JwksUnavailableError };
+
+type PublicKey = Awaited<ReturnType<typeof importSPKI>>;
 
 type JwtConfig = NonNullable<Config['identity']['jwt']>;
 
@@ -30,78 +28,50 @@ export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
 }
 
-type PublicKey = Awaited<ReturnType<typeof importSPKI>>;
-
-/** The keys could not be had from the JWKS endpoint: nothing is known about the token itself. */
-export class JwksUnavailableError extends Error {}
-
-/**
- * What a key lookup may say about the token: no key of its id or of its algorithm. Anything
- * else the remote JWKS throws is about fetching it (a timeout, a refused connection, a non-200
- * answer, a body that is no JWKS).
- */
-function aboutTheToken(error: unknown): boolean {
-  return (
-    error instanceof errors.JWKSNoMatchingKey ||
-    error instanceof errors.JWKSMultipleMatchingKeys ||
-    error instanceof errors.JOSENotSupported ||
-    error instanceof errors.JOSEAlgNotAllowed
-  );
-}
-
 /** The JWKS address as logged: no credentials or query, which may carry a secret. */
 function endpointOf(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
-function remoteKeys(url: string, cooldownMs: number, logger: OutageLogger | undefined): JWTVerifyGetKey {
+export interface JwtVerifierOptions {
+  /** Told of the JWKS endpoint's outages (none without one). */
+  logger?: OutageLogger;
+  /** The clock the JWKS cache and cooldown read. */
+  now?: () => number;
+}
+
+function remoteKeys(url: string, cooldownMs: number, { logger, now }: JwtVerifierOptions): JWTVerifyGetKey {
   const address = new URL(url);
   const outage = logger
     ? createOutageLog(logger, 'identity provider (jwks)', { fields: { endpoint: endpointOf(address) } })
     : undefined;
-  // Counted so that a lookup knows whether it fetched: keys served from the cache say
-  // nothing about whether the endpoint is back.
-  let fetches = 0;
-  const remote = createRemoteJWKSet(address, {
-    cooldownDuration: cooldownMs,
-    cacheMaxAge: 600_000,
-    [customFetch]: (input: string, init: RequestInit) => {
-      fetches++;
-      return fetch(input, init);
-    },
-  });
-  return async (header, token) => {
-    const before = fetches;
-    try {
-      const key = await remote(header, token);
-      if (fetches !== before) outage?.succeeded();
-      return key;
-    } catch (error) {
-      if (aboutTheToken(error)) {
-        // The keys were had; the token's key is not among them.
-        if (fetches !== before) outage?.succeeded();
-        throw error;
-      }
-      outage?.failed(error);
-      throw new JwksUnavailableError(`the JWKS could not be fetched: ${(error as Error).message}`, {
-        cause: error,
-      });
+  return createRemoteKeySet(address, { cooldownMs, outage, now });
+}
+
+/**
+ * A PEM key, imported once per algorithm it may verify (a CryptoKey is bound to one): with
+ * `algorithms: [RS256, PS256]`, a PS256 token is checked with the key imported for PS256.
+ * The key was checked when the config was read (public-keys.ts).
+ */
+function pemKeys(pem: string, algorithms: readonly string[]): JWTVerifyGetKey {
+  const imported = new Map<string, Promise<PublicKey>>();
+  return (header) => {
+    const alg = header.alg ?? '';
+    if (!algorithms.includes(alg))
+      throw new errors.JOSEAlgNotAllowed(`"${alg.slice(0, 16)}" is not an allowed algorithm`);
+    let key = imported.get(alg);
+    if (key === undefined) {
+      key = importSPKI(pem, alg);
+      imported.set(alg, key);
     }
+    return key;
   };
 }
 
-function keyResolver(
-  config: JwtConfig,
-  logger: OutageLogger | undefined,
-): JWTVerifyGetKey | Promise<PublicKey> {
-  if (config.jwks_url) return remoteKeys(config.jwks_url, config.jwks_cooldown_ms, logger);
-  const material = (config.public_key ?? '').trim();
-  if (material.startsWith('{')) {
-    const parsed = JSON.parse(material) as { keys?: unknown[] };
-    return createLocalJWKSet(parsed.keys ? (parsed as never) : ({ keys: [parsed] } as never));
-  }
-  const alg = config.algorithms?.[0] ?? 'RS256';
-  return importSPKI(material, alg);
+function keyResolver(config: JwtConfig, options: JwtVerifierOptions): JWTVerifyGetKey {
+  if (config.jwks_url) return remoteKeys(config.jwks_url, config.jwks_cooldown_ms, options);
+  const keys = readPublicKey(config.public_key ?? '', config.algorithms);
+  return keys.kind === 'jwks' ? createLocalJWKSet(keys.jwks as never) : pemKeys(keys.pem, keys.algorithms);
 }
 
 function claimAt(payload: Record<string, unknown>, claim: string): unknown {
@@ -112,28 +82,49 @@ function claimAt(payload: Record<string, unknown>, claim: string): unknown {
   }, payload);
 }
 
-/** `logger` is told of the JWKS endpoint's outages (none without one). */
-export function createJwtVerifier(config: JwtConfig, logger?: OutageLogger): JwtVerifier {
-  const resolver = keyResolver(config, logger);
+export function createJwtVerifier(config: JwtConfig, options: JwtVerifierOptions = {}): JwtVerifier {
+  const resolver = keyResolver(config, options);
+  const checks = {
+    issuer: config.issuer,
+    audience: config.audience,
+    algorithms: config.algorithms,
+    clockTolerance: config.clock_tolerance_s,
+    requiredClaims: config.require_exp ? ['exp'] : [],
+  };
   return {
     async tenantOf(token) {
-      const key = await resolver;
-      const options = {
-        issuer: config.issuer,
-        audience: config.audience,
-        algorithms: config.algorithms,
-        clockTolerance: config.clock_tolerance_s,
-        requiredClaims: config.require_exp ? ['exp'] : [],
-      };
-      const { payload } =
-        typeof key === 'function'
-          ? await jwtVerify(token, key, options)
-          : await jwtVerify(token, key, options);
-      const tenant = claimAt(payload as Record<string, unknown>, config.tenant_claim);
+      const payload = await verified(token, resolver, checks);
+      const tenant = claimAt(payload, config.tenant_claim);
       if (typeof tenant !== 'string' || tenant === '') {
         throw new Error(`the token has no "${config.tenant_claim}" claim naming a tenant`);
       }
       return tenant;
     },
   };
+}
+
+/**
+ * The token's payload once its signature and claims hold. A token without `kid` matches
+ * every key of its algorithm in a JWKS; while an IdP rotates there are two, and each is
+ * tried in turn (jose hands them over on the error it throws).
+ */
+async function verified(
+  token: string,
+  keys: JWTVerifyGetKey,
+  options: Parameters<typeof jwtVerify>[2],
+): Promise<Record<string, unknown>> {
+  try {
+    return (await jwtVerify(token, keys, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error as unknown as AsyncIterable<PublicKey>) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (inner) {
+        if (inner instanceof errors.JWSSignatureVerificationFailed) continue;
+        throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
 }

@@ -44,8 +44,11 @@ describe('a credential shaped like a JWT', () => {
     h = undefined;
   });
 
-  // A symmetric key: no token in these tests is signed with it, so every JWT is refused.
-  const jwt = { public_key: '{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}' };
+  // A public key whose private half nobody holds: every JWT in these tests is refused.
+  const jwt = {
+    public_key:
+      '{"kty":"EC","crv":"P-256","x":"2L3vUCTPm5EByfnOs5ifVv7_kghiV5BeWnzscgiDmmY","y":"TtDmEJ9yu9FHNAR8qWtlf8uQEB0ED2ZQ4gSUtk0edVk"}',
+  };
 
   it('in x-api-key is refused as an invalid key, not skipped for a weaker source', async () => {
     h = await startHarness({
