@@ -38,6 +38,12 @@ export interface RequestContext {
    * sending, however slowly, is refused.
    */
   runtime: Runtime;
+  /**
+   * True when the header hooks judged this request (its dialect, its tenant) under the
+   * runtime still in force once the body is in: the request hooks need not judge it again.
+   * False after a reload mid-upload, so the request is judged by the config now in force.
+   */
+  judgedBeforeBody: boolean;
   readonly clientHeaders: IncomingHttpHeaders;
   readonly remoteAddress: string;
   readonly secure: boolean;

@@ -2,7 +2,8 @@
  * The proxy, as an ordered list of stages. Request hooks run top to bottom; response hooks
  * run bottom to top, so the stages nearest the upstream see its bytes first (meter-usage
  * reads the raw stream before hide-injected-usage edits it) and record-metrics, first here,
- * sees the final result last.
+ * sees the final result last. Header hooks (onHeaders) run top to bottom too, before the
+ * body is read: parse-request's names the dialect, identify-tenant's refuses strangers.
  */
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';

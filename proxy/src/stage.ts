@@ -30,6 +30,12 @@ export interface Stage {
   readonly name: string;
   /** When tracing is on, its onRequest runs inside a child span of this name. */
   readonly span?: string;
+  /**
+   * Runs before the request body is read, on the request line and headers alone, top to
+   * bottom. A refusal here is sent without the body being buffered or parsed: a stranger's
+   * upload costs the proxy no more than reading past it.
+   */
+  onHeaders?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
   onRequest?(ctx: RequestContext): RequestVerdict | Promise<RequestVerdict>;
   onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
   /**

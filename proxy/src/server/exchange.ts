@@ -28,7 +28,7 @@ import { remainingCandidates, useCandidate } from '../stages/route-upstream.js';
 import { FALLBACK_ON } from '../config/upstreams.js';
 import type { UpstreamHealth } from '../upstream/health.js';
 import { backoffMs, failureName, matches, retryAfterMs, unhealthy, type Failure } from '../upstream/retry.js';
-import type { ResponseHead, Stage } from '../stage.js';
+import { reply, type LocalReply, type ResponseHead, type Stage } from '../stage.js';
 import { blamesStreamOptions, type UpstreamQuirks } from '../upstream-quirks.js';
 import type { RequestTracer } from '../tracing/request-trace.js';
 import { readBody } from './read-body.js';
@@ -85,6 +85,10 @@ export function logFieldsOf(ctx: RequestContext): { request_id: string; tenant?:
 }
 
 /** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */
+function shuttingDown(): ProxyError {
+  return new ShuttingDownError('The proxy is shutting down; retry on another instance.');
+}
+
 function errorAnswer(error: ProxyError, ctx: RequestContext): { body: Buffer; headers: OutgoingHttpHeaders } {
   const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
   return {
@@ -233,21 +237,33 @@ export class Exchange {
     const { ctx, res, deps } = this;
     res.on('close', () => this.onClientClose());
     if (deps.tracer) ctx.trace = deps.tracer.start(ctx);
-    const config = ctx.runtime.config;
+    if (this.badTarget !== undefined) {
+      this.reached = 0;
+      return this.refuseUnread(req, reply(new InvalidRequestError(this.badTarget)));
+    }
+    if (deps.isDraining()) return this.refuseUnread(req, reply(shuttingDown()));
+    const stages = deps.pipeline;
+    for (let i = 0; i < stages.length; i++) {
+      const hook = stages[i]?.onHeaders;
+      if (!hook) continue;
+      this.reached = i;
+      const result = hook(ctx);
+      const verdict = result instanceof Promise ? await result : result;
+      if (verdict) return this.refuseUnread(req, verdict);
+      if (this.clientGone) return this.finish('client_aborted');
+    }
+    const judgedBy = ctx.runtime;
+    const config = judgedBy.config;
     const read = await readBody(req, config.max_body_bytes, config.server.body_idle_timeout_ms);
     if (read.kind !== 'read') return this.clientStopped(req, read.kind);
     ctx.rawBody = read.body;
     ctx.bodyTooLarge = read.tooLarge;
     ctx.runtime = deps.getRuntime();
-    if (this.badTarget !== undefined) {
-      this.reached = 0;
-      return this.localReply(new InvalidRequestError(this.badTarget));
-    }
+    ctx.judgedBeforeBody = ctx.runtime === judgedBy;
     if (deps.isDraining()) {
       this.reached = 0;
-      return this.localReply(new ShuttingDownError('The proxy is shutting down; retry on another instance.'));
+      return this.localReply(shuttingDown());
     }
-    const stages = deps.pipeline;
     for (let i = 0; i < stages.length; i++) {
       this.reached = i;
       const stage = stages[i];
@@ -263,6 +279,23 @@ export class Exchange {
       if (this.clientGone) return this.finish('client_aborted');
     }
     this.forward();
+  }
+
+  /**
+   * A refusal decided before the body was read. The body is read on and dropped, within the
+   * same limits as an upload (idle timeout, at most 64 MiB), never buffered or parsed; then
+   * the answer goes out. Answered before the upload ends, a client still writing would get
+   * a reset instead of it once the connection closes.
+   */
+  private async refuseUnread(req: IncomingMessage, verdict: LocalReply): Promise<void> {
+    if (this.reached < 0) this.reached = 0;
+    const read = await readBody(req, 0, this.ctx.runtime.config.server.body_idle_timeout_ms);
+    if (read.kind === 'aborted') return this.clientStopped(req, 'aborted');
+    // A client gone silent mid-upload gets the answer, and the connection closes after it.
+    if (read.kind === 'idle') this.res.shouldKeepAlive = false;
+    if ('error' in verdict) this.localReply(verdict.error);
+    else this.localResponse(verdict.response);
+    if (read.kind === 'idle') req.socket.destroySoon();
   }
 
   /**

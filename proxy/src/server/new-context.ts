@@ -63,5 +63,6 @@ export function newContext(
     ttfbMs: undefined,
     durationMs: undefined,
     trace: undefined,
+    judgedBeforeBody: false,
   };
 }

@@ -24,7 +24,9 @@ export type BodyRead =
  */
 export function readBody(req: IncomingMessage, limit: number, idleMs: number): Promise<BodyRead> {
   return new Promise((resolve) => {
-    if (req.complete) return resolve({ kind: 'read', body: EMPTY, tooLarge: false });
+    // Not `complete`: that is the parser's end, and the body may still wait in the stream's
+    // buffer (read after a hook that awaited, such as a JWT's check).
+    if (req.readableEnded) return resolve({ kind: 'read', body: EMPTY, tooLarge: false });
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;

@@ -199,7 +199,15 @@ function identify(
 export function createIdentifyTenantStage(): Stage {
   return {
     name: 'identify-tenant',
+    // Before the body: a stranger's upload is never buffered or parsed.
+    onHeaders(ctx) {
+      return identify(ctx, new URLSearchParams(ctx.request.query), 0);
+    },
     onRequest(ctx) {
+      if (ctx.judgedBeforeBody) return CONTINUE;
+      // The config changed while the body arrived: judged again, as a new request would be.
+      ctx.tenant = undefined;
+      ctx.apiKeyHash = undefined;
       return identify(ctx, new URLSearchParams(ctx.request.query), 0);
     },
   };

@@ -11,6 +11,7 @@ import { selectDialect } from '../dialects/index.js';
 import type { JsonBody } from '../dialects/dialect.js';
 import { googleParamsApply, unreadableAlt } from '../request/google-system-params.js';
 import { scanJson, type ScanProblem } from '../request/json-scan.js';
+import type { RequestContext } from '../context.js';
 import { CONTINUE, reply, type Stage } from '../stage.js';
 
 /** Bodies from this long are scanned for depth before JSON.parse (a shorter one parses in a millisecond). */
@@ -38,22 +39,31 @@ function describe(problem: ScanProblem): string {
   }
 }
 
+/** The dialect and endpoint the path names: known before the body, so even a refusal of an unread body speaks the client's API. */
+function recognise(ctx: RequestContext): void {
+  const { runtime, request } = ctx;
+  const selected = selectDialect(
+    // Several upstreams: the client's API is known by its path, whatever each upstream speaks.
+    runtime.config.multiUpstream ? 'auto' : runtime.config.upstream.dialect,
+    request.method,
+    request.path,
+    runtime.customDialects,
+  );
+  ctx.dialect = selected?.dialect;
+  ctx.route = selected?.route;
+}
+
 export function createParseRequestStage(): Stage {
   return {
     name: 'parse-request',
+    onHeaders(ctx) {
+      recognise(ctx);
+      return CONTINUE;
+    },
     onRequest(ctx) {
       const { runtime, request } = ctx;
-      const selected = selectDialect(
-        // Several upstreams: the client's API is known by its path, whatever each upstream speaks.
-        runtime.config.multiUpstream ? 'auto' : runtime.config.upstream.dialect,
-        request.method,
-        request.path,
-        runtime.customDialects,
-      );
-      if (selected) {
-        ctx.dialect = selected.dialect;
-        ctx.route = selected.route;
-      }
+      // A reload mid-upload may have changed the dialects.
+      if (!ctx.judgedBeforeBody) recognise(ctx);
       if (ctx.bodyTooLarge) {
         const limit = runtime.config.max_body_bytes;
         return reply(

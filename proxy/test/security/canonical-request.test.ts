@@ -396,15 +396,16 @@ describe('deep nesting and empty bodies', () => {
     expect(ok.status).toBe(200);
   });
 
-  it('refuses a body of millions of levels before parsing it, for a client with no valid key too', async () => {
+  it('never parses a body of millions of levels from a client with no valid key', async () => {
     // JSON.parse spends about half a microsecond a level: ~4 MB of `[` held the event loop
-    // for over a second, and body parsing runs before the client is identified.
+    // for over a second while body parsing ran before the client was identified. Now the
+    // client is identified before its body is read, and the body is dropped unread.
     const deep = `{"messages":[{"role":"user","content":${'['.repeat(4_000_000)}`;
     const started = process.cpuUsage();
     const r = await raw('POST', '/v1/chat/completions', deep, 'lk_not_a_key');
     const { user, system } = process.cpuUsage(started);
-    expect(r.status).toBe(400);
-    expect(r.body).toContain('deeper than 64');
+    expect(r.status).toBe(401);
+    expect(r.body).toContain('invalid_api_key');
     // The proxy, the client and the 4 MB transfer, all in this process; parsing alone took
     // over a second before.
     expect((user + system) / 1000).toBeLessThan(700);
