@@ -238,7 +238,15 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     fromFile.control_plane && initial.store === 'memory'
       ? createHttpUsageSink(
           { url: fromFile.control_plane.url, token: fromFile.control_plane.token },
-          { metrics, logger },
+          {
+            metrics,
+            logger,
+            // A post that fails while the config poll fails too is the outage that poll reports.
+            reportedElsewhere: async () => {
+              await source?.refresh();
+              return source?.down ?? false;
+            },
+          },
         )
       : undefined;
   const meteredStore: typeof store = usageSink
@@ -416,16 +424,16 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
       admin.closeAllConnections();
       await pools.close();
       await vector?.close().catch(() => undefined);
-      const waiting = store.pending();
+      const waiting = store.pending() + (usageSink?.pending() ?? 0);
       await store.close();
-      await usageSink?.close();
+      const sinkUnsent = (await usageSink?.close()) ?? 0;
       logger.info(
         {
           drained: inflightAtStart - cut,
           cut,
-          // Buffered while the store was away: sent on close, or counted as dropped.
+          // Buffered while the store (or the control plane) was away: sent on close, or dropped.
           meter_events_waiting: waiting,
-          meter_events_unsent: store.pending(),
+          meter_events_unsent: store.pending() + sinkUnsent,
           drain_ms: Date.now() - drainStarted,
         },
         'lanekeeper proxy stopped',

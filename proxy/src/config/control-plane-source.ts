@@ -100,6 +100,8 @@ export interface ControlPlaneSource {
   /** Fetches now; resolves true when a new snapshot was applied. Never throws. */
   refresh(): Promise<boolean>;
   close(): Promise<void>;
+  /** The control plane cannot be reached or refuses this proxy's token: that outage is being logged. */
+  readonly down: boolean;
   /** Version of the snapshot in use, and where it came from. */
   readonly current: { version: number; origin: 'control-plane' | 'disk' } | undefined;
 }
@@ -190,7 +192,12 @@ export function createControlPlaneSource(
       // A control plane never redirects: one that does is not the control plane.
       redirect: 'error',
     });
-    if (response.status === 304) return undefined;
+    // A 304 took the token too: the first good answer after a refusal is almost always one,
+    // since the config did not change meanwhile, and a refusal never ended before.
+    if (response.status === 304) {
+      tokenRefused.succeeded();
+      return undefined;
+    }
     if (response.status !== 200) {
       const error = new Error(
         `GET ${configUrl} answered ${response.status}: ${(await response.text()).slice(0, 200)}`,
@@ -292,6 +299,9 @@ export function createControlPlaneSource(
   return {
     get current() {
       return current;
+    },
+    get down() {
+      return controlPlaneOutage.down || tokenRefused.down;
     },
     refresh,
     async start() {

@@ -85,6 +85,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
   const queue: Pending[] = [];
   let up = true;
   let closed = false;
+  let unsentAtClose = 0;
   let probe: NodeJS.Timeout | undefined;
   let flushing: Promise<boolean> | undefined;
   const outage = options.outage ?? createOutageLog(logger, store.kind);
@@ -328,7 +329,8 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       return removed + (await read('eraseTenant', () => store.eraseTenant(tenant)));
     },
 
-    pending: () => queue.length,
+    // After close: what close could not deliver (the queue itself is emptied then).
+    pending: () => (closed ? unsentAtClose : queue.length),
     flush,
 
     async close(): Promise<void> {
@@ -341,6 +343,7 @@ export function guardStore(store: Store, options: GuardOptions): GuardedStore {
       }
       if (queue.length > 0) {
         const events = queue.filter((item) => item.kind === 'record').length;
+        unsentAtClose = queue.length;
         metrics.meterDropped.inc(events);
         logger.error({ store: store.kind, pending: queue.length, events }, 'closing with undelivered usage');
         queue.length = 0;

@@ -1,5 +1,10 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpUsageSink } from './http-usage-sink.js';
 import type { UsageEvent } from './usage-event.js';
@@ -23,6 +28,7 @@ async function controlPlane(statuses: number[] | ((ids: string[]) => number)) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, posts };
 }
 
+const run = promisify(execFile);
 const servers: Server[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
@@ -30,13 +36,29 @@ afterEach(async () => {
 
 const event = (id: string) => ({ request_id: id, tenant: 'acme' }) as UsageEvent;
 
-function deps() {
-  const counted = { dropped: 0, errors: [] as string[] };
+function deps(reportedElsewhere?: () => Promise<boolean>) {
+  const counted = {
+    dropped: 0,
+    errors: [] as string[],
+    lines: [] as { level: string; msg: string; fields: Record<string, unknown> }[],
+  };
+  const line = (level: string) => (fields: object, msg: string) =>
+    void counted.lines.push({ level, msg, fields: fields as Record<string, unknown> });
   return {
     counted,
     deps: {
       metrics: { meterDropped: { inc: (n = 1) => void (counted.dropped += n) } },
-      logger: { warn: () => {}, error: (_o: object, msg: string) => void counted.errors.push(msg) },
+      logger: {
+        debug: line('debug'),
+        info: line('info'),
+        warn: line('warn'),
+        error: (fields: object, msg: string) => {
+          counted.errors.push(msg);
+          line('error')(fields, msg);
+        },
+      },
+      reportedElsewhere,
+      outageSummaryMs: 150,
     },
   };
 }
@@ -152,5 +174,112 @@ describe('the HTTP usage sink', () => {
     sink.push(event('late'));
     await sink.close();
     expect(cp.posts.map((p) => p.ids)).toEqual([['late']]);
+  });
+
+  it('logs a failing control plane as one outage: a warning, summaries, one recovery line', async () => {
+    let down = true;
+    const cp = await controlPlane(() => (down ? 503 : 200));
+    const { deps: d, counted } = deps();
+    const sink = createHttpUsageSink(
+      { url: cp.url, token: 't', flushMs: 10, backoffMs: 10, maxBackoffMs: 20 },
+      d,
+    );
+    sink.push(event('a'));
+    await until(() => cp.posts.length >= 25);
+    down = false;
+    await until(() => sink.pending() === 0);
+    const warnings = counted.lines.filter((l) => l.level === 'warn');
+    // 25 or more failed posts over ~0.5 s with summaries every 150 ms: a handful of lines.
+    expect(warnings.length).toBeGreaterThanOrEqual(2);
+    expect(warnings.length).toBeLessThanOrEqual(6);
+    expect(warnings[0]).toMatchObject({
+      msg: 'control plane (usage posts) unavailable',
+      fields: { err: expect.stringContaining('answered 503') },
+    });
+    expect(warnings.slice(1).every((w) => w.msg === 'control plane (usage posts) still unavailable')).toBe(
+      true,
+    );
+    const recovered = counted.lines.filter((l) => l.level === 'info');
+    expect(recovered).toEqual([
+      expect.objectContaining({
+        msg: 'control plane (usage posts) available again',
+        fields: expect.objectContaining({ failures: cp.posts.length - 1, waiting: 0 }),
+      }),
+    ]);
+    expect(JSON.stringify(counted.lines)).not.toContain('    at ');
+    await sink.close();
+  });
+
+  it('logs failed posts at debug while the control plane outage is reported elsewhere', async () => {
+    let down = true;
+    const cp = await controlPlane(() => (down ? 503 : 200));
+    let asked = 0;
+    const { deps: d, counted } = deps(async () => {
+      asked++;
+      return down;
+    });
+    const sink = createHttpUsageSink(
+      { url: cp.url, token: 't', flushMs: 10, backoffMs: 10, maxBackoffMs: 20 },
+      d,
+    );
+    sink.push(event('a'));
+    await until(() => cp.posts.length >= 10);
+    down = false;
+    await until(() => sink.pending() === 0);
+    expect(asked).toBe(cp.posts.length - 1);
+    expect(counted.lines.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(counted.lines.filter((l) => l.level === 'debug')[0]?.msg).toBe(
+      'control plane (usage posts) unavailable',
+    );
+    // The events went through: said once.
+    expect(counted.lines.filter((l) => l.level === 'info').map((l) => l.msg)).toEqual([
+      'control plane (usage posts) available again',
+    ]);
+    await sink.close();
+  });
+
+  it('on close, stops a backoff wait, tries once more, and says how many events it could not deliver', async () => {
+    const cp = await controlPlane(() => 503);
+    const { deps: d, counted } = deps();
+    // A minute of backoff after the first failure: close must not wait it out.
+    const sink = createHttpUsageSink({ url: cp.url, token: 't', flushMs: 10, backoffMs: 60_000 }, d);
+    for (const id of ['a', 'b', 'c']) sink.push(event(id));
+    await until(() => cp.posts.length === 1);
+    const started = Date.now();
+    expect(await sink.close(5_000)).toBe(3);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(cp.posts).toHaveLength(2);
+    expect(counted.dropped).toBe(3);
+    expect(counted.errors).toEqual(['usage events not delivered before shutdown']);
+  });
+
+  it('keeps the process alive while it closes: the last pass is not cut by an exit', async () => {
+    // A child process in which nothing else holds the event loop, as in a proxy whose
+    // listeners are closed: with unref'd timers it exited mid-close, the events lost unsaid.
+    const cp = await controlPlane(() => 503);
+    const dir = await mkdtemp(join(tmpdir(), 'lanekeeper-sink-'));
+    const script = join(dir, 'close.ts');
+    await writeFile(
+      script,
+      `import { createHttpUsageSink } from ${JSON.stringify(join(import.meta.dirname, 'http-usage-sink.ts'))};
+const log = (level: string) => (fields: object, msg: string) => console.log(JSON.stringify({ level, msg, ...fields }));
+const sink = createHttpUsageSink(
+  { url: ${JSON.stringify(cp.url)}, token: 't', flushMs: 1, backoffMs: 200 },
+  { metrics: { meterDropped: { inc: () => {} } }, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } },
+);
+sink.push({ request_id: 'a', tenant: 'acme' } as never);
+setTimeout(async () => {
+  const unsent = await sink.close(1_000);
+  console.log(JSON.stringify({ msg: 'closed', unsent }));
+}, 100);
+`,
+    );
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { cwd: import.meta.dirname });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; unsent?: number });
+    expect(lines.map((l) => l.msg)).toContain('usage events not delivered before shutdown');
+    expect(lines.at(-1)).toEqual({ msg: 'closed', unsent: 1 });
   });
 });

@@ -3,7 +3,9 @@
  * plane but has no Redis (store: memory): there is no usage stream for the ledger to read,
  * so events are batched and posted to POST /v1/usage-events with the proxy token.
  *
- * Posting never blocks a request: `push` only queues. A 400, 413 or 422 is about the batch
+ * Posting never blocks a request: `push` only queues. Failed posts are one outage story
+ * ("control plane (usage posts)"), at debug while the config source already reports the
+ * control plane down. A 400, 413 or 422 is about the batch
  * (one bad event refuses all of it, and 413 its size): the batch is split in halves and each
  * sent again, down to the one event refused, which alone is dropped and logged. Any other
  * failed post (network, 5xx, 401 or 403 while the proxy token is being fixed, and 404 or 405
@@ -14,15 +16,26 @@
  * books by request_id, so a batch re-sent after a lost reply is counted once. `close()` sends
  * what is queued (within a deadline) before the proxy exits.
  */
+import { createOutageLog } from '@lanekeeper/contract';
 import type { UsageEvent } from './usage-event.js';
 
 /** What the sink reports through. */
 export interface UsageSinkDeps {
   metrics: { meterDropped: { inc(n?: number): void } };
   logger: {
+    debug(obj: object, msg: string): void;
+    info(obj: object, msg: string): void;
     warn(obj: object, msg: string): void;
     error(obj: object, msg: string): void;
   };
+  /**
+   * Whether the control plane's outage is already being reported (the config source polls
+   * it and says so once, then once a minute): a post failing meanwhile is the same outage,
+   * logged at debug. Asked after each failed post.
+   */
+  reportedElsewhere?(): Promise<boolean>;
+  /** Least time between two summaries of one outage (tests shorten it). */
+  outageSummaryMs?: number;
 }
 
 /** How the sink batches and retries; every field has a default. */
@@ -49,8 +62,11 @@ export interface UsageSink {
   push(event: UsageEvent): void;
   /** Events not yet accepted by the control plane. */
   pending(): number;
-  /** Sends what is queued, giving up after `deadlineMs`; what is left is counted as dropped. */
-  close(deadlineMs?: number): Promise<void>;
+  /**
+   * Sends what is queued, giving up after `deadlineMs`; what is left is counted as dropped.
+   * Resolves with the number of events not delivered.
+   */
+  close(deadlineMs?: number): Promise<number>;
 }
 
 /** The control plane's refusals of a batch as such; any other failure says nothing of the events. */
@@ -70,6 +86,25 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
+  /** Ends a backoff wait early (close). */
+  let wake: (() => void) | undefined;
+  /** The current failure is part of an outage the config source reports. */
+  let covered = false;
+  // One outage story, as every dependency's: a warning, a summary a minute, a recovery
+  // line. A control plane that was down logged a warning per retry here (17 in 3 minutes).
+  const outage = createOutageLog(
+    {
+      warn: (fields, msg) => (covered ? deps.logger.debug(fields, msg) : deps.logger.warn(fields, msg)),
+      info: (fields, msg) => deps.logger.info(fields, msg),
+    },
+    'control plane (usage posts)',
+    { summaryMs: deps.outageSummaryMs },
+  );
+
+  async function failed(error: unknown): Promise<void> {
+    covered = (await deps.reportedElsewhere?.().catch(() => false)) ?? false;
+    outage.failed(error);
+  }
 
   /**
    * Posts one batch: `sent` when the control plane took it (or refused its one event for
@@ -94,9 +129,9 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
         );
         return 'sent';
       }
-      deps.logger.warn({ status: res.status, events: batch.length }, 'usage post failed; retrying');
+      await failed(`POST ${endpoint} answered ${res.status}: ${text.slice(0, 200)}`);
     } catch (error) {
-      deps.logger.warn({ err: String(error), events: batch.length }, 'usage post failed; retrying');
+      await failed(error);
     }
     return 'retry';
   }
@@ -117,6 +152,7 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
         let i = 0;
         while (i < queue.length && sent.has(queue[i]!)) i++;
         queue.splice(0, i);
+        if (failures > 0) outage.succeeded({ waiting: queue.length });
         failures = 0;
         size = batchSize;
         continue;
@@ -124,7 +160,13 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
       failures++;
       if (closed) return;
       const wait = Math.min(maxBackoffMs, backoffMs * 2 ** (failures - 1));
-      await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, wait).unref();
+      });
+      wake = undefined;
+      // Woken by close, which makes the last pass itself.
+      if (closed) return;
     }
   }
 
@@ -160,19 +202,29 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
     async close(deadlineMs = 5_000) {
       if (timer) clearTimeout(timer);
       timer = undefined;
+      // A drain waiting out a backoff returns at once, and the last pass is tried now.
+      closed = true;
+      wake?.();
       const finalFlush = (async () => {
         await sending;
-        closed = true;
         // One last pass without backoff: whatever fails now is counted as dropped.
         await drain();
       })();
-      await Promise.race([finalFlush, new Promise((resolve) => setTimeout(resolve, deadlineMs).unref())]);
-      closed = true;
-      if (queue.length > 0) {
-        deps.metrics.meterDropped.inc(queue.length);
-        deps.logger.error({ events: queue.length }, 'usage events not delivered before shutdown');
+      // Not unref'd: the listeners are closed by now, and an unref'd wait let the process
+      // exit in the middle of it, the events lost without a line.
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([
+        finalFlush,
+        new Promise((resolve) => (deadline = setTimeout(resolve, deadlineMs))),
+      ]);
+      clearTimeout(deadline);
+      const unsent = queue.length;
+      if (unsent > 0) {
+        deps.metrics.meterDropped.inc(unsent);
+        deps.logger.error({ events: unsent }, 'usage events not delivered before shutdown');
         queue.length = 0;
       }
+      return unsent;
     },
   };
 }

@@ -163,6 +163,24 @@ describe('the failure detector with a private redis-server', () => {
       await store.close();
     },
   );
+
+  it('closed while Redis is down, still says how much it could not deliver (the stop line reads it)', async () => {
+    const { store } = guarded();
+    const tenant = freshTenant();
+    server.pause();
+    try {
+      for (let i = 0; i < detector.consecutiveFailures; i++)
+        await expect(store.admit(admitRequest(tenant, {}))).rejects.toThrow(/unavailable/);
+      await store.record(usageEvent(tenant));
+      await store.record(usageEvent(tenant));
+      expect(store.pending()).toBe(2);
+      await store.close();
+      // The queue is emptied on close; pending() went to 0 with it, and the stop line said 0.
+      expect(store.pending()).toBe(2);
+    } finally {
+      server.resume();
+    }
+  });
 });
 
 describe('the failure detector with a private Redis Cluster', () => {
