@@ -30,6 +30,12 @@ export function errorSummary(error: unknown): unknown {
   const summary: Record<string, unknown> = { type: error.name, message: error.message };
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') summary.code = code;
+  // undici's "fetch failed" says nothing without its cause (ECONNREFUSED, a reset, a timeout).
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause instanceof Error) {
+    const causeCode = (cause as { code?: unknown }).code;
+    summary.cause = typeof causeCode === 'string' ? `${cause.message} (${causeCode})` : cause.message;
+  }
   return summary;
 }
 

@@ -54,6 +54,33 @@ describe('log redaction', () => {
   });
 });
 
+describe('errors in log lines', () => {
+  it('are their type, message, code and cause, never a stack, unless at debug', () => {
+    const { lines, logger } = capture();
+    const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6333'), { code: 'ECONNREFUSED' });
+    logger.warn({ err: new TypeError('fetch failed', { cause }) }, 'qdrant unreachable');
+    expect(lines[0]?.err).toEqual({
+      type: 'TypeError',
+      message: 'fetch failed',
+      cause: 'connect ECONNREFUSED 127.0.0.1:6333 (ECONNREFUSED)',
+    });
+    expect(JSON.stringify(lines[0])).not.toContain('    at ');
+
+    const debugLines: Record<string, unknown>[] = [];
+    const debug = createLogger(
+      'debug',
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          debugLines.push(JSON.parse(chunk.toString()));
+          done();
+        },
+      }),
+    );
+    debug.warn({ err: new Error('boom') }, 'with stack');
+    expect(String((debugLines[0]?.err as { stack?: string }).stack)).toContain('    at ');
+  });
+});
+
 describe('LineBatcher', () => {
   function inner() {
     const blocks: string[] = [];

@@ -13,7 +13,7 @@
  * and synchronously on exit): one write per access-log line, and then sonic-boom's own
  * per-line buffering, were the next largest costs under load.
  */
-import { logShape } from '@lanekeeper/contract';
+import { errorSummary, logShape } from '@lanekeeper/contract';
 import { pino, type DestinationStream } from 'pino';
 
 export type Logger = Pick<pino.Logger, 'info' | 'warn' | 'error' | 'debug' | 'child'>;
@@ -130,6 +130,10 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
     level,
     base: shape.base,
     timestamp: pino.stdTimeFunctions.isoTime,
+    // As the control plane's: an error is its type, message, code and cause, its stack only
+    // at debug. Each Qdrant call that failed, and a start while the control plane was down,
+    // wrote a stack here.
+    serializers: { err: level === 'debug' ? pino.stdSerializers.err : errorSummary },
     formatters: { ...shape.formatters, log: redactLogObject },
   };
   if (destination) return pino(options, destination);

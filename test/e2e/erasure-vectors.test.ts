@@ -78,7 +78,7 @@ describe.each(['partition', 'collection'] as const)('erasing a tenant with vecto
     route = createVectorRoute({
       config: { url: fake.url, mode, path_prefix: '/qdrant', max_response_bytes: 1 << 20, templates },
       metrics: new Metrics(100),
-      logger: { warn: () => undefined },
+      logger: { warn: () => undefined, info: () => undefined },
     });
   });
   afterAll(async () => {

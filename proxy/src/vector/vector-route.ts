@@ -11,7 +11,7 @@
  * returned status, headers and body. Refusals use Qdrant's error envelope; every call is
  * counted in lanekeeper_vector_requests_total{tenant, operation, status}.
  */
-import { nestsDeeperThan } from '@lanekeeper/contract';
+import { createOutageLog, nestsDeeperThan } from '@lanekeeper/contract';
 import { TENANT_ID_PATTERN, type Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import { HANDLERS, UpstreamAnswer, type HandlerContext, type HandlerOutcome } from './vector-handlers.js';
@@ -60,7 +60,8 @@ export interface VectorRoute {
 
 /** Logs a route problem; pino's Logger fits. */
 export interface VectorLogger {
-  warn(details: object, message: string): void;
+  warn(details: Record<string, unknown>, message: string): void;
+  info(details: Record<string, unknown>, message: string): void;
 }
 
 /** The plan feature a tenant needs to use the route. */
@@ -113,6 +114,9 @@ export function createVectorRoute(deps: {
   const prefix = config.path_prefix.replace(/\/+$/, '');
   const partition = config.mode === 'partition';
   const templates = new Map(config.templates.map((t) => [t.name, t]));
+  // Qdrant out of reach is an outage of a dependency: a warning, a summary a minute, one
+  // line when it answers again; it wrote a warning with a stack for every call.
+  const outage = createOutageLog(logger, 'qdrant');
   const upstream = createVectorUpstream({
     url: config.url,
     apiKey: config.api_key,
@@ -218,18 +222,22 @@ export function createVectorRoute(deps: {
           'reply' in outcome
             ? mapReply(tenant.id, outcome.reply, started)
             : { status: 200, headers: JSON_HEADERS, body: okEnvelope(outcome.result, started) };
+        outage.succeeded();
       } catch (error) {
         if (error instanceof UpstreamAnswer) {
+          outage.succeeded();
           response = mapReply(tenant.id, error.reply, started);
         } else if (error instanceof VectorRefusal) {
-          if (error.status >= 500) logger.warn({ tenant: tenant.id, operation, err: error }, error.message);
+          if (error.code === 'PROXY_ERR_VECTOR_UPSTREAM') outage.failed(error.message);
+          else if (error.status >= 500)
+            logger.warn({ tenant: tenant.id, operation, err: error.message }, 'vector call failed');
           response = {
             status: error.status,
             headers: JSON_HEADERS,
             body: errorEnvelope(error.message, started),
           };
         } else {
-          logger.warn({ tenant: tenant.id, operation, err: error }, 'vector route failed');
+          logger.warn({ tenant: tenant.id, operation, err: (error as Error).message }, 'vector route failed');
           response = {
             status: 502,
             headers: JSON_HEADERS,

@@ -20,7 +20,7 @@ const B: VectorTenant = { id: 'b', features: ['rag'] };
 const UUID_A = '11111111-2222-4333-8444-555555555555';
 const A_IDS = [1, 2, 3, UUID_A];
 const B_IDS = [101, 102];
-const silent = { warn: () => {} };
+const silent = { warn: () => {}, info: () => {} };
 
 let fake: FakeQdrant;
 let direct: QdrantClient;

@@ -82,7 +82,7 @@ describe.each(['collection', 'partition'] as const)(
           templates: [{ name, size: 3, distance: 'Cosine' }],
         },
         metrics: new Metrics(10),
-        logger: { warn: () => {} },
+        logger: { warn: () => {}, info: () => {} },
       });
       const served = await serve(route);
       server = served.server;
