@@ -6,7 +6,7 @@
  * the stores and `commitChange` do the work.
  */
 import { randomUUID } from 'node:crypto';
-import { nestsDeeperThan } from '@lanekeeper/contract';
+import { createOutageLog, nestsDeeperThan } from '@lanekeeper/contract';
 import { tenantOf, type ControlPlaneTracing } from './tracing.js';
 import Fastify, {
   type FastifyError,
@@ -67,6 +67,24 @@ const MAX_BODY_DEPTH = 64;
 /** A body the JSON parser refuses: Fastify answers it 400 through the error handler. */
 function badBody(message: string): Error {
   return Object.assign(new Error(message), { statusCode: 400 });
+}
+
+/**
+ * The database could not be reached (refused, reset, timed out, shutting down: SQLSTATE
+ * classes 08 and 57P): an outage of a dependency, not a failed call. Every proxy polls, so
+ * such a call wrote an error line each (63 in two minutes with two proxies).
+ */
+export function databaseUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EPIPE|EAI_AGAIN)$/.test(code))
+      return true;
+    if (code.startsWith('08') || /^57P0[1-3]$/.test(code)) return true;
+  }
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+    message,
+  );
 }
 
 const PG_ERRORS: Record<string, { status: number; code: string }> = {
@@ -153,6 +171,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const openapi = collectOpenApi(app, { title: 'Lanekeeper control plane', version: '1' });
 
+  // PostgreSQL unreachable: a warning, a summary a minute, and a line once a connection is
+  // made again (the pool connects anew after its clients failed).
+  const database = createOutageLog(deps.logger, 'postgres');
+  if (typeof deps.pool.on === 'function') deps.pool.on('connect', () => database.succeeded());
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof ApiError) {
       return reply.code(error.status).send(errorBody(error.code, error.message, error.details));
@@ -161,6 +183,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const details = fieldProblems(error.validation, error.validationContext ?? 'request');
       const message = details.map((d) => `${d.field}: ${d.message}`).join('; ');
       return reply.code(400).send(errorBody('CP_ERR_BAD_REQUEST', message, details));
+    }
+    if (databaseUnreachable(error)) {
+      database.failed(error);
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send(errorBody('CP_ERR_STORE_UNAVAILABLE', 'the database cannot be reached; retry shortly'));
     }
     const pgCode = (error as { code?: string }).code;
     if (pgCode && PG_ERRORS[pgCode]) {
