@@ -40,6 +40,7 @@ const envSchema = z.object({
   LANEKEEPER_ERASURE_RETAIN_BILLING: z.enum(['true', 'false']).default('false'),
   LANEKEEPER_ERASURE_PROPAGATION_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   LANEKEEPER_ERASURE_RESWEEP_MS: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
+  LANEKEEPER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   LANEKEEPER_CONSOLE_SECURE_COOKIE: z
     .enum(['auto', 'true', 'false'], { message: 'expected auto, true or false' })
     .default('auto'),
@@ -130,6 +131,8 @@ export interface ControlPlaneConfig {
    * apply a config change within a second), and when the automatic second sweep runs.
    */
   erasure: { propagationMs: number; resweepMs: number };
+  /** How long SIGTERM waits for requests in flight before cutting them (and the database's). */
+  shutdownGraceMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** How long a request may take to arrive whole; a client trickling its body is cut then. */
   requestTimeoutMs: number;
@@ -205,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneCo
       propagationMs: e.LANEKEEPER_ERASURE_PROPAGATION_MS,
       resweepMs: e.LANEKEEPER_ERASURE_RESWEEP_MS,
     },
+    shutdownGraceMs: e.LANEKEEPER_SHUTDOWN_GRACE_MS,
     logLevel: e.LANEKEEPER_LOG_LEVEL,
     requestTimeoutMs: e.LANEKEEPER_REQUEST_TIMEOUT_MS,
     ...(e.LANEKEEPER_MAX_CONNECTIONS ? { maxConnections: e.LANEKEEPER_MAX_CONNECTIONS } : {}),

@@ -176,8 +176,16 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
       (closing ??= (async () => {
         const started = performance.now();
         const waiting = inFlight;
-        logger.info({ in_flight: waiting }, 'shutting down: draining in-flight requests');
-        await app.close();
+        const graceMs = config.shutdownGraceMs;
+        logger.info({ in_flight: waiting, grace_ms: graceMs }, 'shutting down: draining in-flight requests');
+        // Bounded: a request stuck on a database that does not answer held the shutdown for
+        // as long as that lasted (over 80 s seen), past any orchestrator's patience.
+        const drained = app.close();
+        if (!(await within(drained, graceMs))) {
+          app.server.closeAllConnections();
+          await within(drained, 1_000);
+        }
+        const cut = inFlight;
         priceSwitch.stop();
         // The batch in flight is committed and acknowledged, or left pending for the next start.
         await ledger?.close();
@@ -186,13 +194,29 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         await Promise.allSettled(
           redisClients.map((r) => (r.status === 'ready' ? r.quit() : Promise.resolve(r.disconnect()))),
         );
-        await database.close();
+        // A query stuck on an unanswering database keeps its client checked out, and the
+        // pool's end waits for it.
+        await within(database.close(), cut > 0 ? 1_000 : graceMs);
         logger.info(
-          { drained: waiting - inFlight, cut: inFlight, drain_ms: Math.round(performance.now() - started) },
+          { drained: waiting - cut, cut, drain_ms: Math.round(performance.now() - started) },
           'control plane stopped',
         );
       })()),
   };
+}
+
+/** True when `work` settled within `ms`; its failure counts as settled. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 /**

@@ -129,7 +129,13 @@ function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal is the operator insisting: leave now, and say so in the log's shape.
+        process.stdout.write(
+          `${JSON.stringify({ level: 'warn', time: new Date().toISOString(), signal, msg: 'second signal: exiting without waiting for the shutdown' })}\n`,
+        );
+        process.exit(1);
+      }
       stopping = true;
       stop().then(
         () => process.exit(0),

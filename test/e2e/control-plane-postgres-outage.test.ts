@@ -4,92 +4,119 @@
  * and one line when it is back, never an error line per call. Before, every proxy poll wrote
  * `request failed` (63 lines in two minutes with two proxies).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv } from '../../control-plane/test/helpers/test-env.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** A TCP gate in front of the database: `cut` drops every connection and refuses new ones. */
+/**
+ * A TCP gate in front of the database: `cut` drops every connection and refuses new ones;
+ * `freeze` keeps them open and forwards nothing, as a partition does.
+ */
 async function gateTo(
   target: URL,
-): Promise<{ port: number; cut(): void; open(): void; close(): Promise<void> }> {
-  let isCut = false;
-  const sockets = new Set<Socket>();
+): Promise<{ port: number; cut(): void; freeze(): void; open(): void; close(): Promise<void> }> {
+  let mode: 'open' | 'cut' | 'frozen' = 'open';
+  const pairs = new Set<[Socket, Socket]>();
   const server: Server = createServer((client) => {
-    if (isCut) return client.destroy();
+    client.on('error', () => undefined);
+    if (mode === 'cut') return client.destroy();
+    if (mode === 'frozen') return void client.pause();
     const upstream = createConnection(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
+    upstream.on('error', () => undefined);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    for (const s of pair) s.on('close', () => pairs.delete(pair));
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as { port: number }).port,
     cut() {
-      isCut = true;
-      for (const s of sockets) s.destroy();
+      mode = 'cut';
+      for (const pair of pairs) for (const s of pair) s.destroy();
+    },
+    freeze() {
+      mode = 'frozen';
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
     },
     open() {
-      isCut = false;
+      mode = 'open';
     },
-    close: () => new Promise((r) => server.close(() => r())),
+    close: () =>
+      new Promise((r) => {
+        for (const pair of pairs) for (const s of pair) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A control plane process on the real database behind a gate, its log lines parsed. */
+async function startGated(extra: NodeJS.ProcessEnv = {}) {
+  const env = await createTestEnv({ extra: { LANEKEEPER_LOG_LEVEL: 'info', REDIS_URL: '', ...extra } });
+  const gate = await gateTo(new URL(env.databaseUrl));
+  const gated = new URL(env.databaseUrl);
+  gated.hostname = '127.0.0.1';
+  gated.port = String(gate.port);
+  const lines: { level: string; msg: string; [key: string]: unknown }[] = [];
+  const raw: string[] = [];
+  const cp = spawn(process.execPath, [join(ROOT, 'proxy', 'bin', 'lanekeeper.js'), 'control-plane'], {
+    env: { ...process.env, ...env.env, DATABASE_URL: gated.toString() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const stream of [cp.stdout, cp.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) {
+        if (!line) continue;
+        raw.push(line);
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          lines.push({ level: 'unparsed', msg: line });
+        }
+      }
+    });
+  }
+  const listening = await until('the control plane to listen', async () =>
+    lines.find((l) => l.msg === 'control plane listening'),
+  );
+  return {
+    env,
+    gate,
+    cp,
+    lines,
+    raw,
+    url: `http://127.0.0.1:${String(listening.port)}`,
+    async stop() {
+      if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
+      await gate.close();
+      await env.dispose();
+    },
   };
 }
 
 describe('a control plane whose PostgreSQL goes away', () => {
-  let env: TestEnv;
-  let gate: Awaited<ReturnType<typeof gateTo>>;
-  let cp: ChildProcess | undefined;
-  const lines: { level: string; msg: string; [key: string]: unknown }[] = [];
-  const raw: string[] = [];
-  let url = '';
-
+  let stack: Awaited<ReturnType<typeof startGated>>;
   beforeAll(async () => {
-    env = await createTestEnv({ extra: { LANEKEEPER_LOG_LEVEL: 'info', REDIS_URL: '' } });
-    const database = new URL(env.databaseUrl);
-    gate = await gateTo(database);
-    const gated = new URL(env.databaseUrl);
-    gated.hostname = '127.0.0.1';
-    gated.port = String(gate.port);
-    cp = spawn(process.execPath, [join(ROOT, 'proxy', 'bin', 'lanekeeper.js'), 'control-plane'], {
-      env: { ...process.env, ...env.env, DATABASE_URL: gated.toString() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    for (const stream of [cp.stdout, cp.stderr]) {
-      stream?.on('data', (chunk: Buffer) => {
-        for (const line of chunk.toString().split('\n')) {
-          if (!line) continue;
-          raw.push(line);
-          try {
-            lines.push(JSON.parse(line));
-          } catch {
-            lines.push({ level: 'unparsed', msg: line });
-          }
-        }
-      });
-    }
-    const listening = await until('the control plane to listen', async () =>
-      lines.find((l) => l.msg === 'control plane listening'),
-    );
-    url = `http://127.0.0.1:${String(listening.port)}`;
+    stack = await startGated();
   }, 60_000);
+  afterAll(() => stack?.stop());
 
-  afterAll(async () => {
-    if (cp && cp.exitCode === null) cp.kill('SIGKILL');
-    await gate?.close();
-    await env?.dispose();
-  });
-
-  const poll = () => fetch(`${url}/v1/config`, { headers: { authorization: `Bearer ${env.proxyToken}` } });
+  const poll = () =>
+    fetch(`${stack.url}/v1/config`, { headers: { authorization: `Bearer ${stack.env.proxyToken}` } });
 
   it('answers the polls 503 and logs one outage, not a line per poll', async () => {
+    const { gate, lines, raw } = stack;
     expect((await poll()).status).toBe(200);
     const mark = lines.length;
     gate.cut();
@@ -112,5 +139,60 @@ describe('a control plane whose PostgreSQL goes away', () => {
       'postgres unavailable',
     ]);
     expect(raw.join('\n')).not.toMatch(/"stack"|\\n\s+at /);
+  }, 30_000);
+});
+
+describe('a control plane stopped while its PostgreSQL does not answer', () => {
+  let stack: Awaited<ReturnType<typeof startGated>> | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  /** A call that waits on the frozen database, and is in flight once this returns. */
+  async function stuckCall(s: Awaited<ReturnType<typeof startGated>>) {
+    s.gate.freeze();
+    const call = fetch(`${s.url}/v1/tenants`, {
+      headers: { authorization: `Bearer ${s.env.adminToken}` },
+    }).catch((error: unknown) => error);
+    await new Promise((r) => setTimeout(r, 300));
+    // Wrapped: an async function returning the promise itself would wait for it.
+    return { call };
+  }
+
+  it('cuts what is in flight after LANEKEEPER_SHUTDOWN_GRACE_MS, says so, and exits', async () => {
+    const s = (stack = await startGated({ LANEKEEPER_SHUTDOWN_GRACE_MS: '500' }));
+    const { call } = await stuckCall(s);
+    const exited = once(s.cp, 'exit');
+    const started = Date.now();
+    s.cp.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+    // The grace, a second for the cut to land, a second for the pool: far from the 80 s seen.
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(s.lines.find((l) => String(l.msg).startsWith('shutting down'))).toMatchObject({
+      in_flight: 1,
+      grace_ms: 500,
+    });
+    expect(s.lines.find((l) => l.msg === 'control plane stopped')).toMatchObject({ drained: 0, cut: 1 });
+    expect(await call).toBeInstanceOf(Error);
+  }, 30_000);
+
+  it('exits at once on a second signal, and says so', async () => {
+    const s = (stack = await startGated({ LANEKEEPER_SHUTDOWN_GRACE_MS: '60000' }));
+    await stuckCall(s);
+    const exited = once(s.cp, 'exit');
+    s.cp.kill('SIGTERM');
+    await until('the shutdown to start', async () =>
+      s.lines.find((l) => String(l.msg).startsWith('shutting down')),
+    );
+    s.cp.kill('SIGINT');
+    const [code] = await exited;
+    expect(code).toBe(1);
+    expect(s.lines.at(-1)).toMatchObject({
+      level: 'warn',
+      signal: 'SIGINT',
+      msg: expect.stringContaining('second signal'),
+    });
   }, 30_000);
 });
