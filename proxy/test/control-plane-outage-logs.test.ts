@@ -65,7 +65,7 @@ afterEach(async () => {
   proxy = upstream = cp = undefined;
 });
 
-async function start() {
+async function start(store: 'memory' | { redis: string } = 'memory') {
   cp = await fakeControlPlane();
   upstream = await startFakeUpstream(() => ({
     kind: 'json',
@@ -77,6 +77,7 @@ async function start() {
       listen: '127.0.0.1:0',
       admin_listen: '127.0.0.1:0',
       upstream: { url: upstream.url },
+      store,
       control_plane: {
         url: cp.url,
         token: 't',
@@ -173,5 +174,29 @@ describe('a control plane that refuses the proxy token', () => {
       'control plane (this proxy token refused) available again',
       'control plane (this proxy token refused) unavailable',
     ]);
+  });
+});
+
+describe('a Redis that is down under a Redis-store proxy', () => {
+  it('is one outage in the log (the subscription to the same Redis says it at debug), and does not hold up a stop', async () => {
+    // Nothing listens on port 1: the store and the config subscription both fail.
+    const lines = await start({ redis: 'redis://127.0.0.1:1' });
+    await until(
+      () => lines.some((l) => String(l.msg).startsWith('config subscription (redis)')),
+      'the subscription',
+    );
+    expect(warnings(lines).some((l) => String(l.msg).startsWith('config subscription'))).toBe(false);
+    expect(lines.find((l) => l.msg === 'config subscription (redis) unavailable')).toMatchObject({
+      level: 'debug',
+    });
+    expect(warnings(lines).map((l) => l.msg)).toContain('redis unavailable');
+    // Closing did not wait on the subscription's QUIT, queued for a Redis that never came:
+    // the proxy's SIGTERM hung there for good.
+    const closed = await Promise.race([
+      proxy!.close(100).then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still closing after 10 s'), 10_000)),
+    ]);
+    proxy = undefined;
+    expect(closed).toBe('closed');
   });
 });

@@ -32,6 +32,7 @@ export interface ControlPlaneSnapshot {
 
 /** The logging a source needs (pino fits). */
 export interface SourceLogger {
+  debug?(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -175,7 +176,10 @@ export function createControlPlaneSource(
   const tokenRefused = createOutageLog(logger, 'control plane (this proxy token refused)', {
     summaryMs: options.outageSummaryMs,
   });
-  const redisOutage = createOutageLog(logger, 'config subscription (redis)', {
+  // The subscription's Redis is the store's (store.redis): its outage is the store's, which
+  // the store logs. Told at warn too, one Redis outage read as two, with two summaries a minute.
+  const quiet = (fields: object, msg: string) => logger.debug?.(fields, msg);
+  const redisOutage = createOutageLog({ warn: quiet, info: quiet }, 'config subscription (redis)', {
     summaryMs: options.outageSummaryMs,
   });
   let inFlight: Promise<boolean> | undefined;
@@ -347,7 +351,10 @@ export function createControlPlaneSource(
       closed = true;
       clearInterval(poller);
       await inFlight;
-      if (subscriber) await subscriber.quit().catch(() => subscriber?.disconnect());
+      // QUIT waits in the offline queue of a Redis that is down, for ever (with
+      // maxRetriesPerRequest null): the proxy's SIGTERM never got past here.
+      if (subscriber?.status === 'ready') await subscriber.quit().catch(() => subscriber?.disconnect());
+      else subscriber?.disconnect();
     },
   };
 }

@@ -211,7 +211,10 @@ export function createRedisStore(config: RedisStoreConfig, deps: RedisStoreDeps 
   // summary a minute and one recovery line, and keeps only the message (no stack per retry).
   const outage = deps.outage ?? createOutageLog(logger, 'redis');
   client.on('error', (error: Error) => outage.failed(error));
-  client.on('ready', () => outage.succeeded());
+  // Shared with the guard (deps.outage), the outage ends when the guard has delivered what
+  // waited, with how many: a reconnect alone said "available again" before any of it went
+  // through, and a read-only replica then said "unavailable" again.
+  if (!deps.outage) client.on('ready', () => outage.succeeded());
   /** A per-call failure: logged on its own while Redis is up, only counted during an outage. */
   const callFailed = (error: unknown, fields: object, msg: string): void => {
     if (outage.down) outage.failed(error);

@@ -102,8 +102,10 @@ describe('the log of a Redis outage', () => {
     expect(counts).toEqual([...counts].sort((a, b) => a - b));
     expect(counts[0]).toBeGreaterThan(1);
     expect(recovered).toHaveLength(1);
-    expect(recovered[0]).toMatchObject({ level: 'info', obj: { dependency: 'redis' } });
+    expect(recovered[0]).toMatchObject({ level: 'info', obj: { dependency: 'redis', store: 'redis' } });
     expect(recovered[0]?.obj.failures as number).toBeGreaterThanOrEqual(counts.at(-1) ?? 0);
+    // Said once what waited was delivered: a reconnect alone ended the outage before, with no count.
+    expect(recovered[0]?.obj.delivered as number).toBeGreaterThan(0);
     // Order: the warning first, the recovery after every summary.
     expect(lines.indexOf(first[0]!)).toBeLessThan(lines.indexOf(summaries[0]!));
     expect(lines.indexOf(recovered[0]!)).toBeGreaterThan(lines.indexOf(summaries.at(-1)!));
