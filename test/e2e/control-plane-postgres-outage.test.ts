@@ -1,5 +1,6 @@
 /**
- * PostgreSQL out of reach under a running control plane, as the operator reads its log and
+ * PostgreSQL out of reach under a running control plane (and, on the same process, the
+ * usage events it rejects, which its log used to drop), as the operator reads its log and
  * as the proxies polling it see it: a 503 they retry, one `postgres unavailable` warning
  * and one line when it is back, never an error line per call. Before, every proxy poll wrote
  * `request failed` (63 lines in two minutes with two proxies).
@@ -10,6 +11,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv } from '../../control-plane/test/helpers/test-env.js';
+import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -114,6 +116,20 @@ describe('a control plane whose PostgreSQL goes away', () => {
 
   const poll = () =>
     fetch(`${stack.url}/v1/config`, { headers: { authorization: `Bearer ${stack.env.proxyToken}` } });
+
+  it('logs the usage events it rejects, which it used to drop from the log', async () => {
+    const event = usageEvent({ tenant: 'acme', ts: '2020-01-01T00:00:00Z', model: 'm', input: 1, output: 1 });
+    const response = await fetch(`${stack.url}/v1/usage-events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.env.proxyToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events: [event] }),
+    });
+    expect(await response.json()).toMatchObject({ rejected: 1 });
+    const line = await until('the rejection line', async () =>
+      stack.lines.find((l) => l.msg === 'usage events rejected (kept in usage_rejects)'),
+    );
+    expect(line).toMatchObject({ level: 'warn', rejects: [expect.objectContaining({ index: 0 })] });
+  });
 
   it('answers the polls 503 and logs one outage, not a line per poll', async () => {
     const { gate, lines, raw } = stack;

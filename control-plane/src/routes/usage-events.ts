@@ -74,7 +74,8 @@ export function registerUsageEventRoutes(app: FastifyInstance, deps: AppDeps): v
         parsed.map((e) => e.entry),
         result.rejects,
       );
-      if (rejects.length > 0) request.log.warn({ rejects }, 'usage events rejected (kept in usage_rejects)');
+      // deps.logger, not request.log: Fastify runs with logger: false, where request.log drops the line.
+      if (rejects.length > 0) deps.logger.warn({ rejects }, 'usage events rejected (kept in usage_rejects)');
       return {
         inserted: result.inserted,
         duplicates: result.duplicates,
