@@ -62,6 +62,48 @@ describe.each([
     expect(results).toEqual([undefined, undefined]);
   });
 
+  it('tells the results of exports in the order they were sent, not as they land', async () => {
+    // The first export is held, the second answered at once; the first then fails. Told as
+    // it landed, the collector read back, down, back.
+    const held: ((status: number) => void)[] = [];
+    let received = 0;
+    const collector = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        if (received === 1) held.push((status) => res.writeHead(status).end());
+        else res.writeHead(200, { 'content-type': format.contentType }).end();
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const results: (Error | undefined)[] = [];
+    try {
+      batch = createSpanBatch({
+        url: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces`,
+        serviceName: 'svc',
+        format,
+        onExportResult: (error) => results.push(error),
+        scheduledDelayMs: 60_000,
+        maxBatchSpans: 1,
+      });
+      span(batch, format, 'first');
+      await until(() => held.length === 1);
+      span(batch, format, 'second');
+      await until(() => results.length === 1);
+      expect(results).toEqual([undefined]);
+      held[0]!(400);
+      await batch.flush();
+      expect(results).toEqual([undefined]);
+      // Counted all the same.
+      expect(batch.dropped).toBeGreaterThanOrEqual(1);
+    } finally {
+      await batch?.shutdown();
+      batch = undefined;
+      collector.closeAllConnections();
+      await new Promise((r) => collector.close(r));
+    }
+  });
+
   it('sends text that is not ASCII as UTF-8', async () => {
     receiver = await startOtlpReceiver();
     batch = createSpanBatch({

@@ -73,19 +73,26 @@ export function createSpanBatch(options: SpanBatchOptions): SpanBatch {
   );
   let failed = 0;
   let timer: NodeJS.Timeout | undefined;
+  /** Exports sent, and the newest whose result was reported. */
+  let sent = 0;
+  let reported = 0;
 
   function send(ready: Body | undefined): void {
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (!ready) return;
+    const seq = ++sent;
     exporter.export(ready, (result: ExportResult) => {
       // The transport is done with the bytes: sent, or given up (its socket destroyed).
       body.recycle(ready.buffer);
-      if (result.code === EXPORT_OK) options.onExportResult(undefined);
-      else {
-        failed += ready.spans;
-        options.onExportResult(result.error ?? new Error('span export failed'));
-      }
+      const ok = result.code === EXPORT_OK;
+      if (!ok) failed += ready.spans;
+      // Results are told in the order the exports were sent: sent during a collector's hang,
+      // several time out after a newer one went through, and the outage log flapped
+      // (unavailable, available again, four times in 3 s) as they landed.
+      if (seq < reported) return;
+      reported = seq;
+      options.onExportResult(ok ? undefined : (result.error ?? new Error('span export failed')));
     });
   }
 
