@@ -25,7 +25,7 @@ export function createProxyHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const target = splitTarget(req.url ?? '/');
-    const bad = 'error' in target ? target.error : undefined;
+    const bad = hostProblem(req) ?? ('error' in target ? target.error : undefined);
     // An unreadable target keeps only a known dialect prefix, for its error's shape.
     const ctx = newContext(
       req,
@@ -51,6 +51,31 @@ export function createProxyHandler(
       }
     });
   };
+}
+
+/**
+ * What makes the request's host ambiguous, which RFC 9112 §3.2 answers with a 400: two Host
+ * headers (Node keeps the first, a server behind may read the last), or an absolute-form
+ * target naming another host than Host. Subdomain identity reads Host, so either let a
+ * request be one tenant here and another to anything that read the other value.
+ */
+function hostProblem(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+  }
+  if (hosts > 1) return 'The request has more than one Host header.';
+  const url = req.url ?? '/';
+  if (url.startsWith('/') || url === '*') return undefined;
+  // Host names only, as subdomain identity reads them: ports differ by scheme defaults.
+  const named = URL.parse(url)?.hostname;
+  const host = req.headers.host;
+  if (named === undefined || host === undefined) return undefined;
+  if (named.toLowerCase() !== (URL.parse(`http://${host}`)?.hostname ?? host).toLowerCase())
+    return 'The request target names another host than its Host header.';
+  return undefined;
 }
 
 /** The dialect path prefix the raw target starts with (DIALECT_PATH_PREFIXES), else `/`. */

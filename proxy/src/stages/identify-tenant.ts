@@ -154,6 +154,18 @@ function describeAuthorization(auth: string): string {
   return scheme === undefined ? 'has no scheme' : `uses the "${scheme}" scheme`;
 }
 
+/** Where the client's own SDK puts a key, as its error says it: each dialect's way first. */
+function keyHint(ctx: RequestContext): string {
+  switch (ctx.dialect?.name) {
+    case 'gemini':
+      return 'the x-goog-api-key header or the key query parameter (or "Authorization: Bearer <key>")';
+    case 'anthropic':
+      return 'the x-api-key header (or "Authorization: Bearer <key>")';
+    default:
+      return '"Authorization: Bearer <key>" (or x-api-key for Anthropic clients)';
+  }
+}
+
 function nobodyFound(ctx: RequestContext): RequestVerdict {
   const runtime = ctx.runtime;
   if (runtime.config.identity.sources.includes('api_key')) {
@@ -161,15 +173,11 @@ function nobodyFound(ctx: RequestContext): RequestVerdict {
     if (auth !== undefined) {
       return reply(
         new MissingApiKeyError(
-          `The Authorization header ${describeAuthorization(auth)}; this service expects "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).`,
+          `The Authorization header ${describeAuthorization(auth)}; this service expects ${keyHint(ctx)}.`,
         ),
       );
     }
-    return reply(
-      new MissingApiKeyError(
-        'No API key was provided. Send it as "Authorization: Bearer <key>" (or x-api-key for Anthropic clients).',
-      ),
-    );
+    return reply(new MissingApiKeyError(`No API key was provided. Send it as ${keyHint(ctx)}.`));
   }
   return reply(new TenantRequiredError('The request does not identify a tenant.'));
 }
