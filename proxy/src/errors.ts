@@ -131,6 +131,12 @@ export const BodyTooLargeError = simple(
   'request_too_large',
   'BodyTooLargeError',
 );
+export const HeadersTooLargeError = simple(
+  'PROXY_ERR_HEADERS_TOO_LARGE',
+  431,
+  'request_headers_too_large',
+  'HeadersTooLargeError',
+);
 export const RequestTimeoutError = simple(
   'PROXY_ERR_REQUEST_TIMEOUT',
   408,

@@ -22,7 +22,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { createPipeline } from './pipeline.js';
 import { buildRuntimeInSlices, type Runtime, type Upstream } from './runtime.js';
-import { createProxyHandler } from './server.js';
+import { answerClientError, createProxyHandler } from './server.js';
 import { createStore } from './store/index.js';
 import { startRequestTracer, type RequestTracerOptions } from './tracing/start.js';
 import { createHttpUsageSink } from './usage/http-usage-sink.js';
@@ -342,6 +342,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     if (draining) res.shouldKeepAlive = false;
     handler(req, res);
   });
+  traffic.on('clientError', answerClientError);
   // Past the cap node closes a new connection as soon as it is accepted: refused cleanly,
   // where accepting it would starve it and every other client of descriptors.
   traffic.maxConnections = maxConnectionsFor(initial);

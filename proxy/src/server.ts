@@ -4,8 +4,16 @@
  * (server/exchange.ts), which runs the pipeline and the upstream call; the modules under
  * server/ hold the seams: the request target, the body reader, the upstream's response head.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InternalProxyError, renderError } from './errors.js';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  HeadersTooLargeError,
+  InternalProxyError,
+  InvalidRequestError,
+  RequestTimeoutError,
+  renderError,
+  type ProxyError,
+} from './errors.js';
 import {
   DIALECT_PATH_PREFIXES,
   errorStyleOf,
@@ -51,6 +59,38 @@ export function createProxyHandler(
       }
     });
   };
+}
+
+/**
+ * Node's answer to a request it cannot parse (headers past 16 KiB, a malformed request
+ * line, headers that took too long) was a bare status line with no body: the one refusal
+ * that did not speak the client's API. The dialect comes from the path on the request line,
+ * when the parser got that far.
+ */
+export function answerClientError(
+  error: Error & { code?: string; rawPacket?: Buffer },
+  socket: Duplex,
+): void {
+  // As node's own handler: nothing is written over a response already under way.
+  const answering = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || error.code === 'ECONNRESET' || answering?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  let refusal: ProxyError;
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    refusal = new HeadersTooLargeError('The request headers are larger than this service accepts.');
+  else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    refusal = new RequestTimeoutError('The request headers did not arrive in time.');
+  else refusal = new InvalidRequestError('The request could not be read as HTTP/1.1.');
+  const line = error.rawPacket?.subarray(0, 2048).toString('latin1').split('\r\n', 1)[0] ?? '';
+  const path = line.split(' ')[1] ?? '/';
+  const style = DIALECT_PATH_PREFIXES.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 'openai';
+  const body = JSON.stringify(renderError(refusal, style));
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**

@@ -84,11 +84,12 @@ export function logFieldsOf(ctx: RequestContext): { request_id: string; tenant?:
   return fields;
 }
 
-/** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */
+/** The 503 a request gets while the proxy drains. */
 function shuttingDown(): ProxyError {
   return new ShuttingDownError('The proxy is shutting down; retry on another instance.');
 }
 
+/** An error as a JSON answer in the client's own shape: its body and the headers it goes with. */
 function errorAnswer(error: ProxyError, ctx: RequestContext): { body: Buffer; headers: OutgoingHttpHeaders } {
   const body = Buffer.from(JSON.stringify(renderError(error, errorStyleOf(ctx))));
   return {

@@ -99,3 +99,37 @@ describe('a request with no key', () => {
     expect(await res.body.text()).toContain(hint);
   });
 });
+
+describe('a request node cannot parse', () => {
+  it.each([
+    [
+      'headers past 16 KiB',
+      'POST /v1/chat/completions',
+      `x-filler: ${'a'.repeat(20_000)}\r\n`,
+      431,
+      'openai',
+    ],
+    [
+      'headers past 16 KiB on a Gemini path',
+      'POST /v1beta/models/m:generateContent',
+      `x-filler: ${'a'.repeat(20_000)}\r\n`,
+      431,
+      'gemini',
+    ],
+    ['a header with no colon', 'POST /v1/chat/completions', 'not a header\r\n', 400, 'openai'],
+  ])(
+    '(%s) is answered in its API, not with a bare status line',
+    async (_name, line, extra, status, style) => {
+      h = await startHarness({ reply });
+      const answer = await raw(`${line} HTTP/1.1\r\nhost: x\r\n${extra}`);
+      expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as {
+        error: { message: string; code: unknown; status?: string };
+      };
+      expect(body.error.message).toBeTruthy();
+      if (style === 'gemini') expect(body.error.code).toBe(status);
+      else expect(typeof body.error.code).toBe('string');
+      expect(h!.upstream.received).toHaveLength(0);
+    },
+  );
+});
