@@ -113,9 +113,28 @@ async function firstLineOfStdin(): Promise<string> {
   return text.split(/\r?\n/)[0] ?? '';
 }
 
+/** The services' names in their log lines (contract logShape), by the command that runs them. */
+const SERVICES: Record<string, string> = {
+  proxy: 'lanekeeper-proxy',
+  'control-plane': 'lanekeeper-control-plane',
+};
+
 function fail(message: string, code = 2): never {
   process.stderr.write(`${message}\n`);
   process.exit(code);
+}
+
+/**
+ * A service that cannot start says why in its log's own shape too (stdout), besides the text
+ * on stderr: the one line a JSON log pipeline most needs was the one plain-text line.
+ */
+function startFailed(message: string): never {
+  const service = SERVICES[process.argv[2] ?? ''];
+  if (service !== undefined)
+    process.stdout.write(
+      `${JSON.stringify({ level: 'fatal', time: new Date().toISOString(), service, msg: 'could not start', err: message.replace(/^lanekeeper: /, '') })}\n`,
+    );
+  fail(message, 1);
 }
 
 function optionValue(args: string[], name: string): string | undefined {
@@ -224,19 +243,17 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
-    fail(
+    startFailed(
       `${error.problems.length} problem(s) in the configuration:\n${error.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`,
-      1,
     );
   }
   // A port already taken is the commonest start-up failure: say which and what to do.
   const system = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (system.code === 'EADDRINUSE' || system.code === 'EACCES') {
     const where = system.port === undefined ? 'the address' : `${system.address ?? ''}:${system.port}`;
-    fail(
+    startFailed(
       `lanekeeper: cannot listen on ${where}: ${system.code === 'EADDRINUSE' ? 'another process is using it' : 'permission denied'}. ` +
         'Stop that process, or choose another port (the proxy: listen / admin_listen in the config; the control plane: PORT).',
-      1,
     );
   }
   // A database or network refusal (a SQLSTATE such as 3D000, an errno such as ECONNREFUSED)
@@ -248,11 +265,11 @@ main(process.argv.slice(2)).catch((error: unknown) => {
         : system.code === 'ECONNREFUSED'
           ? ' Is the server running at that address (DATABASE_URL, REDIS_URL)?'
           : '';
-    fail(`lanekeeper: ${system.message} (${system.code}).${hint}`, 1);
+    startFailed(`lanekeeper: ${system.message} (${system.code}).${hint}`);
   }
   // Our own errors (PROXY_ERR_*, CP_ERR_*) say what to fix; a stack would bury it.
   const ours =
     typeof (error as { code?: unknown }).code === 'string' &&
     /^(PROXY|CP)_ERR_/.test((error as { code: string }).code);
-  fail(`lanekeeper: ${ours ? (error as Error).message : ((error as Error).stack ?? String(error))}`, 1);
+  startFailed(`lanekeeper: ${ours ? (error as Error).message : ((error as Error).stack ?? String(error))}`);
 });

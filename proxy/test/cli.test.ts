@@ -93,6 +93,11 @@ describe('lanekeeper --help and --version', () => {
     const r = await cli('control-plane');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('LANEKEEPER_ADMIN_TOKEN: is required');
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({
+      level: 'fatal',
+      service: 'lanekeeper-control-plane',
+      err: expect.stringContaining('LANEKEEPER_ADMIN_TOKEN'),
+    });
     expect(r.stderr).not.toContain('DATABASE_URL');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
@@ -139,6 +144,18 @@ describe('lanekeeper --help and --version', () => {
       expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: another process is using it`);
       expect(r.stderr).toContain('listen / admin_listen in the config');
       expect(r.stderr).not.toMatch(/\n\s+at /);
+      // And once in the log's own shape, for a pipeline that reads only JSON from stdout.
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.at(-1)).toMatchObject({
+        level: 'fatal',
+        service: 'lanekeeper-proxy',
+        msg: 'could not start',
+        err: expect.stringContaining(`cannot listen on 127.0.0.1:${port}`),
+      });
+      expect(lines.at(-1)?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     } finally {
       holder.close();
       rmSync(dir, { recursive: true, force: true });
