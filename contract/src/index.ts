@@ -16,3 +16,4 @@ export * from './telemetry.js';
 export * from './json-nesting.js';
 export * from './csv.js';
 export * from './socket-limits.js';
+export * from './settled-within.js';

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createOutageLog, errorSummary, logShape } from '@lanekeeper/contract';
+import { createOutageLog, errorSummary, logShape, settledWithin } from '@lanekeeper/contract';
 import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -180,10 +180,11 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         logger.info({ in_flight: waiting, grace_ms: graceMs }, 'shutting down: draining in-flight requests');
         // Bounded: a request stuck on a database that does not answer held the shutdown for
         // as long as that lasted (over 80 s seen), past any orchestrator's patience.
-        const drained = app.close();
-        if (!(await within(drained, graceMs))) {
+        // A failed close still ends the wait, as it did: the stop line comes regardless.
+        const drained = app.close().catch(() => undefined);
+        if (!(await settledWithin(drained, graceMs))) {
           app.server.closeAllConnections();
-          await within(drained, 1_000);
+          await settledWithin(drained, 1_000);
         }
         const cut = inFlight;
         priceSwitch.stop();
@@ -196,27 +197,16 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         );
         // A query stuck on an unanswering database keeps its client checked out, and the
         // pool's end waits for it.
-        await within(database.close(), cut > 0 ? 1_000 : graceMs);
+        await settledWithin(
+          database.close().catch(() => undefined),
+          cut > 0 ? 1_000 : graceMs,
+        );
         logger.info(
           { drained: waiting - cut, cut, drain_ms: Math.round(performance.now() - started) },
           'control plane stopped',
         );
       })()),
   };
-}
-
-/** True when `work` settled within `ms`; its failure counts as settled. */
-async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    work.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }
 
 /**

@@ -5,7 +5,7 @@
  * own pending entries (the bookings are idempotent, so the replay inserts nothing twice), and
  * any replica claims entries another consumer left pending longer than `claimIdleMs`.
  */
-import { createOutageLog } from '@lanekeeper/contract';
+import { createOutageLog, settledWithin } from '@lanekeeper/contract';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -170,10 +170,8 @@ export function createLedgerConsumer(opts: LedgerConsumerOptions): LedgerConsume
       // socket left to close), and a SIGTERM with Redis down waited for ever: stop waiting.
       const cutMs = blockMs + 2000;
       const cut = setTimeout(() => redis.disconnect(), cutMs);
-      let gaveUp: NodeJS.Timeout | undefined;
-      await Promise.race([loop, new Promise((resolve) => (gaveUp = setTimeout(resolve, cutMs + 1000)))]);
+      await settledWithin(loop, cutMs + 1000);
       clearTimeout(cut);
-      clearTimeout(gaveUp);
     },
     async lag() {
       const stats = opts.statsRedis ?? redis;

@@ -16,7 +16,7 @@
  * books by request_id, so a batch re-sent after a lost reply is counted once. `close()` sends
  * what is queued (within a deadline) before the proxy exits.
  */
-import { createOutageLog } from '@lanekeeper/contract';
+import { createOutageLog, settledWithin } from '@lanekeeper/contract';
 import type { UsageEvent } from './usage-event.js';
 
 /** What the sink reports through. */
@@ -212,12 +212,7 @@ export function createHttpUsageSink(options: UsageSinkOptions, deps: UsageSinkDe
       })();
       // Not unref'd: the listeners are closed by now, and an unref'd wait let the process
       // exit in the middle of it, the events lost without a line.
-      let deadline: NodeJS.Timeout | undefined;
-      await Promise.race([
-        finalFlush,
-        new Promise((resolve) => (deadline = setTimeout(resolve, deadlineMs))),
-      ]);
-      clearTimeout(deadline);
+      await settledWithin(finalFlush, deadlineMs);
       const unsent = queue.length;
       if (unsent > 0) {
         deps.metrics.meterDropped.inc(unsent);
