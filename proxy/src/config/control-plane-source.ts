@@ -16,6 +16,7 @@ import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { configChannel, createOutageLog } from '@lanekeeper/contract';
 import { Redis } from 'ioredis';
+import { textUpTo } from '../response-text.js';
 
 /** What GET /v1/config returns: plans, tenants and pricing in the YAML config's shapes. */
 export interface ControlPlaneSnapshot {
@@ -65,27 +66,6 @@ export interface ControlPlaneSourceOptions {
  * again at every restart (found by review).
  */
 const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
-
-/** The body as text, refused past `max` bytes while it is read. */
-async function textUpTo(response: Response, max: number, url: string): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  const tooBig = () => new Error(`GET ${url} answered more than ${max} bytes: not a config snapshot`);
-  if (declared > max) {
-    await response.body?.cancel();
-    throw tooBig();
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body ?? []) {
-    size += chunk.byteLength;
-    if (size > max) {
-      await response.body?.cancel().catch(() => undefined);
-      throw tooBig();
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 /** An error's message with its cause (fetch's "fetch failed" says nothing alone). */
 function messageOf(error: unknown): string {
@@ -162,6 +142,7 @@ export function createControlPlaneSource(
 ): ControlPlaneSource {
   const { logger, snapshotPath } = options;
   const configUrl = new URL('/v1/config', options.url).toString();
+  const maxSnapshotBytes = options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES;
   const channel = configChannel(options.keyPrefix);
   let etag: string | null = null;
   let current: ControlPlaneSource['current'];
@@ -211,7 +192,12 @@ export function createControlPlaneSource(
     }
     tokenRefused.succeeded();
     const body: unknown = JSON.parse(
-      await textUpTo(response, options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES, configUrl),
+      await textUpTo(
+        response,
+        maxSnapshotBytes,
+        () =>
+          new Error(`GET ${configUrl} answered more than ${maxSnapshotBytes} bytes: not a config snapshot`),
+      ),
     );
     if (!isSnapshot(body))
       throw new Error(`GET ${configUrl} returned something that is not a config snapshot`);

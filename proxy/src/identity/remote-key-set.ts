@@ -13,6 +13,7 @@
  */
 import type { OutageLog } from '@lanekeeper/contract';
 import { createLocalJWKSet, errors, type JWTVerifyGetKey } from 'jose';
+import { textUpTo } from '../response-text.js';
 
 /** The keys could not be had from the JWKS endpoint: nothing is known about the token itself. */
 export class JwksUnavailableError extends Error {}
@@ -36,26 +37,6 @@ const TIMEOUT_MS = 5_000;
 /** A JWKS holds a handful of keys, a few KB; 1 MiB is far past any real one. */
 const MAX_BYTES = 1 << 20;
 
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length'));
-  if (declared > maxBytes) throw new Error(`the JWKS is larger than ${maxBytes} bytes`);
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(`the JWKS is larger than ${maxBytes} bytes`);
-    }
-    parts.push(value);
-  }
-  return Buffer.concat(parts).toString('utf8');
-}
-
 async function fetchKeys(url: URL, timeoutMs: number, maxBytes: number): Promise<JWTVerifyGetKey> {
   const response = await fetch(url, {
     headers: { accept: 'application/json' },
@@ -66,7 +47,11 @@ async function fetchKeys(url: URL, timeoutMs: number, maxBytes: number): Promise
     await response.body?.cancel();
     throw new Error(`the JWKS endpoint answered ${response.status}`);
   }
-  const text = await readCapped(response, maxBytes);
+  const text = await textUpTo(
+    response,
+    maxBytes,
+    () => new Error(`the JWKS is larger than ${maxBytes} bytes`),
+  );
   let jwks: unknown;
   try {
     jwks = JSON.parse(text);
