@@ -17,6 +17,7 @@ import {
 import {
   DIALECT_PATH_PREFIXES,
   errorStyleOf,
+  errorStyleOfPath,
   Exchange,
   logFieldsOf,
   type ProxyHandlerDeps,
@@ -85,8 +86,7 @@ export function answerClientError(
   else refusal = new InvalidRequestError('The request could not be read as HTTP/1.1.');
   const line = error.rawPacket?.subarray(0, 2048).toString('latin1').split('\r\n', 1)[0] ?? '';
   const path = line.split(' ')[1] ?? '/';
-  const style = DIALECT_PATH_PREFIXES.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 'openai';
-  const body = JSON.stringify(renderError(refusal, style));
+  const body = JSON.stringify(renderError(refusal, errorStyleOfPath(path)));
   socket.end(
     `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -72,7 +72,11 @@ export function errorStyleOf(ctx: RequestContext): ErrorStyle {
   // Before a dialect is known, Anthropic clients still deserve their own error shape, and a
   // Gemini or Ollama path its own.
   if (anthropicClient) return 'anthropic';
-  const path = ctx.request.path;
+  return errorStyleOfPath(ctx.request.path);
+}
+
+/** The error shape a path's own API uses (a Gemini or Ollama prefix), OpenAI's otherwise. */
+export function errorStyleOfPath(path: string): ErrorStyle {
   return DIALECT_PATH_PREFIXES.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 'openai';
 }
 
@@ -238,10 +242,8 @@ export class Exchange {
     const { ctx, res, deps } = this;
     res.on('close', () => this.onClientClose());
     if (deps.tracer) ctx.trace = deps.tracer.start(ctx);
-    if (this.badTarget !== undefined) {
-      this.reached = 0;
+    if (this.badTarget !== undefined)
       return this.refuseUnread(req, reply(new InvalidRequestError(this.badTarget)));
-    }
     if (deps.isDraining()) return this.refuseUnread(req, reply(shuttingDown()));
     const stages = deps.pipeline;
     for (let i = 0; i < stages.length; i++) {
@@ -275,8 +277,7 @@ export class Exchange {
       const result = hook(ctx);
       const verdict = result instanceof Promise ? await result : result;
       span?.end(verdict && 'error' in verdict ? verdict.error.status : undefined);
-      if (verdict)
-        return 'error' in verdict ? this.localReply(verdict.error) : this.localResponse(verdict.response);
+      if (verdict) return this.answerLocally(verdict);
       if (this.clientGone) return this.finish('client_aborted');
     }
     this.forward();
@@ -294,9 +295,14 @@ export class Exchange {
     if (read.kind === 'aborted') return this.clientStopped(req, 'aborted');
     // A client gone silent mid-upload gets the answer, and the connection closes after it.
     if (read.kind === 'idle') this.res.shouldKeepAlive = false;
+    this.answerLocally(verdict);
+    if (read.kind === 'idle') req.socket.destroySoon();
+  }
+
+  /** A stage's local reply: its error, or the response it made. */
+  private answerLocally(verdict: LocalReply): void {
     if ('error' in verdict) this.localReply(verdict.error);
     else this.localResponse(verdict.response);
-    if (read.kind === 'idle') req.socket.destroySoon();
   }
 
   /**
