@@ -6,26 +6,16 @@
  * Before, a ledger retry wrote an error with its stack twice a second, a Redis outage wrote
  * nothing, and SIGTERM wrote nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 import { PrivateRedis, freePort } from '../../proxy/test/store/private-redis.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-
-interface Line {
-  level: string;
-  msg: string;
-  dependency?: string;
-  err?: unknown;
-  [key: string]: unknown;
-}
+import { startControlPlaneProcess, type LogLine } from '../helpers/control-plane-process.js';
 
 /** A usage event the ledger books, with a request id to find its row by. */
 function usageEventNamed(requestId: string): string {
@@ -48,8 +38,8 @@ describe('a control plane whose dependencies fail', () => {
   let cp: ChildProcess | undefined;
   /** An OTLP endpoint that takes every export: tracing on, and no export outage in the log. */
   let collector: Server;
-  const lines: Line[] = [];
-  const raw: string[] = [];
+  let lines: LogLine[] = [];
+  let raw: string[] = [];
   const since = (mark: number) => lines.slice(mark);
   let url = '';
   const cpUrl = () => url;
@@ -73,27 +63,7 @@ describe('a control plane whose dependencies fail', () => {
     });
     client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     client.on('error', () => undefined);
-    cp = spawn(process.execPath, [join(ROOT, 'proxy', 'bin', 'lanekeeper.js'), 'control-plane'], {
-      env: { ...process.env, ...env.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    for (const stream of [cp.stdout, cp.stderr]) {
-      stream?.on('data', (chunk: Buffer) => {
-        for (const line of chunk.toString().split('\n')) {
-          if (!line) continue;
-          raw.push(line);
-          try {
-            lines.push(JSON.parse(line) as Line);
-          } catch {
-            lines.push({ level: 'unparsed', msg: line });
-          }
-        }
-      });
-    }
-    const listening = await until('the control plane to listen', async () =>
-      lines.find((l) => l.msg === 'control plane listening'),
-    );
-    url = `http://127.0.0.1:${String(listening.port)}`;
+    ({ cp, lines, raw, url } = await startControlPlaneProcess(env.env));
   }, 60_000);
 
   afterAll(async () => {

@@ -5,16 +5,13 @@
  * and one line when it is back, never an error line per call. Before, every proxy poll wrote
  * `request failed` (63 lines in two minutes with two proxies).
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv } from '../../control-plane/test/helpers/test-env.js';
 import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { startControlPlaneProcess } from '../helpers/control-plane-process.js';
 
 /**
  * A TCP gate in front of the database: `cut` drops every connection and refuses new ones;
@@ -70,35 +67,12 @@ async function startGated(extra: NodeJS.ProcessEnv = {}) {
   const gated = new URL(env.databaseUrl);
   gated.hostname = '127.0.0.1';
   gated.port = String(gate.port);
-  const lines: { level: string; msg: string; [key: string]: unknown }[] = [];
-  const raw: string[] = [];
-  const cp = spawn(process.execPath, [join(ROOT, 'proxy', 'bin', 'lanekeeper.js'), 'control-plane'], {
-    env: { ...process.env, ...env.env, DATABASE_URL: gated.toString() },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  for (const stream of [cp.stdout, cp.stderr]) {
-    stream?.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) {
-        if (!line) continue;
-        raw.push(line);
-        try {
-          lines.push(JSON.parse(line));
-        } catch {
-          lines.push({ level: 'unparsed', msg: line });
-        }
-      }
-    });
-  }
-  const listening = await until('the control plane to listen', async () =>
-    lines.find((l) => l.msg === 'control plane listening'),
-  );
+  const started = await startControlPlaneProcess({ ...env.env, DATABASE_URL: gated.toString() });
+  const { cp } = started;
   return {
+    ...started,
     env,
     gate,
-    cp,
-    lines,
-    raw,
-    url: `http://127.0.0.1:${String(listening.port)}`,
     async stop() {
       if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
       await gate.close();
