@@ -22,7 +22,11 @@ const envSchema = z.object({
     .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
     .optional(),
   QDRANT_URL: z.url({ protocol: /^https?$/ }).optional(),
-  QDRANT_API_KEY: z.string().min(1).optional(),
+  // Sent as a header: a control character would only fail later, in the client's constructor.
+  QDRANT_API_KEY: z
+    .string()
+    .regex(/^[\x21-\x7e]+$/, { message: 'must be printable ASCII without spaces (it is sent as a header)' })
+    .optional(),
   LANEKEEPER_ADMIN_TOKEN: token,
   LANEKEEPER_PROXY_TOKEN: token,
   LANEKEEPER_PROXY_TOKEN_PREVIOUS: token.optional(),

@@ -113,6 +113,7 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
         apiKey: config.qdrant.apiKey,
         mode: config.vectorMode,
         templates: config.collectionTemplates,
+        logger,
       })
     : undefined;
 

@@ -14,6 +14,7 @@
  * succeed, so erasure can simply be run again after a failure halfway.
  */
 import { QdrantClient } from '@qdrant/js-client-rest';
+import { createOutageLog, type OutageLog, type OutageLogger } from '@lanekeeper/contract';
 import { BadRequestError, ControlPlaneConfigError, NotFoundError, UpstreamStoreError } from '../errors.js';
 import type {
   CollectionTemplate,
@@ -162,6 +163,35 @@ export interface QdrantVectorStoreOptions {
   templates: readonly CollectionTemplate[];
   /** Per-request timeout; 30 s by default. */
   timeoutMs?: number;
+  /** Told when Qdrant stops answering and when it is back (issue 18's outage lines). */
+  logger?: OutageLogger;
+}
+
+/**
+ * The client, each call of which tells the outage log whether Qdrant was reached. An answer
+ * with a status under 500 (a 404 for a collection that is gone, say) is Qdrant working.
+ */
+function reporting(client: QdrantClient, outage: OutageLog): QdrantClient {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args);
+        if (result instanceof Promise) {
+          result.then(
+            () => outage.succeeded(),
+            (error: unknown) => {
+              const status = statusOf(error);
+              if (status === undefined || status >= 500) outage.failed(error);
+              else outage.succeeded();
+            },
+          );
+        }
+        return result;
+      };
+    },
+  });
 }
 
 function tenantFilter(tenant: string) {
@@ -170,13 +200,18 @@ function tenantFilter(tenant: string) {
 
 /** Creates the Qdrant-backed VectorStore for one isolation mode. */
 export function createQdrantVectorStore(options: QdrantVectorStoreOptions): VectorStore {
-  const { mode, templates } = options;
-  const client = new QdrantClient({
+  const { mode, templates, logger } = options;
+  const plain = new QdrantClient({
     url: options.url,
-    apiKey: options.apiKey,
+    // As a header rather than `apiKey`: the client then warns on the console, outside the
+    // services' JSON log lines, about a key over http; we say it once below, as JSON.
+    headers: options.apiKey === undefined ? undefined : { 'api-key': options.apiKey },
     checkCompatibility: false,
     timeout: options.timeoutMs ?? 30_000,
   });
+  if (options.apiKey !== undefined && new URL(options.url).protocol === 'http:')
+    logger?.warn({ url: options.url }, 'the Qdrant API key is sent over plain http');
+  const client = logger ? reporting(plain, createOutageLog(logger, 'qdrant')) : plain;
 
   async function call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     try {
