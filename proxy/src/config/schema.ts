@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { dialectByName } from '../dialects/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { readPublicKey } from '../identity/public-keys.js';
+import { headerNameSchema, headerValueSchema } from './header-fields.js';
 import {
   SINGLE_UPSTREAM,
   routeModel,
@@ -118,15 +119,15 @@ const identitySchema = z.strictObject({
       message: 'identity.jwt needs jwks_url or public_key',
     })
     .optional(),
-  header: z.string().toLowerCase().default('x-tenant-id'),
+  header: headerNameSchema.toLowerCase().default('x-tenant-id'),
   query: z.string().default('tenant'),
   /** Without base_domain, the first label of a Host with three or more labels names the tenant. */
   subdomain: z.strictObject({ base_domain: z.string().min(1) }).optional(),
   trust_unauthenticated: z.boolean().default(false),
   inject_headers: z
     .strictObject({
-      tenant: z.string().toLowerCase().default('x-tenant-id'),
-      plan: z.string().toLowerCase().default('x-tenant-plan'),
+      tenant: headerNameSchema.toLowerCase().default('x-tenant-id'),
+      plan: headerNameSchema.toLowerCase().default('x-tenant-plan'),
     })
     .prefault({}),
 });
@@ -234,7 +235,7 @@ const configObjectSchema = z.strictObject({
   control_plane: z
     .strictObject({
       url: z.url({ protocol: /^https?$/ }),
-      token: z.string().min(1),
+      token: headerValueSchema.min(1),
       poll_interval_ms: positiveInt.default(5_000),
       /** Where the last good snapshot is saved; a relative path is read against the config file's folder. */
       snapshot_path: z.string().min(1).default('.lanekeeper/snapshot.json'),
@@ -243,7 +244,7 @@ const configObjectSchema = z.strictObject({
   vector: z
     .strictObject({
       url: z.url({ protocol: /^https?$/ }),
-      api_key: z.string().optional(),
+      api_key: headerValueSchema.optional(),
       mode: z.enum(['collection', 'partition']).default('collection'),
       path_prefix: z.string().startsWith('/').default('/qdrant'),
       /**

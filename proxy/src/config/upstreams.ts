@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { CLIENT_ACCOUNT_HEADERS } from '../headers.js';
+import { headerNameSchema, headerValueSchema } from './header-fields.js';
 import {
   allowPathSchema,
   globMatches,
@@ -74,7 +75,19 @@ const upstreamUrl = z.url({ protocol: /^https?$/ }).superRefine((value, issue) =
 export const upstreamSchema = z.strictObject({
   url: upstreamUrl,
   dialect: z.enum(['auto', 'openai', 'anthropic', 'gemini', 'ollama']).or(z.string().min(1)).default('auto'),
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: z
+    .record(headerNameSchema, headerValueSchema)
+    .superRefine((headers, issue) => {
+      // Sent lower-cased: of two spellings of one name, only one would go.
+      const seen = new Set<string>();
+      for (const name of Object.keys(headers)) {
+        const lower = name.toLowerCase();
+        if (seen.has(lower))
+          issue.addIssue({ code: 'custom', path: [name], message: `"${lower}" is given twice` });
+        seen.add(lower);
+      }
+    })
+    .default({}),
   /**
    * The upstream model ids this upstream serves: exact ids or globs with `*`. Required in
    * `upstreams`; `upstream:` (one backend) serves every model.
