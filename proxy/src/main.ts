@@ -260,7 +260,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     : store;
   let runtime: Runtime = await buildRuntimeInSlices(initial, undefined, { logger });
   const pools = new UpstreamPools(runtime.upstreams);
-  const health = new UpstreamHealth(metrics);
+  const health = new UpstreamHealth(metrics, { logger });
   const makeVectorRoute = (config: Config) =>
     config.vector ? createVectorRoute({ config: config.vector, metrics, logger }) : undefined;
   let vector = makeVectorRoute(initial);

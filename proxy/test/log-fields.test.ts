@@ -1,7 +1,8 @@
 /**
  * Every log line about a request carries what the access log does to find it: request_id,
- * tenant and, when tracing is on, trace_id (issue 18's one log shape). The warning for an
- * upstream that could not be reached had no tenant.
+ * tenant and, when tracing is on, trace_id (issue 18's one log shape). The line for an
+ * upstream that could not be reached had no tenant. That line is at debug now: the warning
+ * is the upstream's outage log's, once per outage, and names no request.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ describe('log lines about a request', () => {
     await otlp.close();
   });
 
-  it('name the request, its tenant and its trace on the warning of an upstream not reached', async () => {
+  it('name the request, its tenant and its trace on the line of an upstream not reached', async () => {
     const res = await request(`${h.proxy.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
@@ -40,7 +41,25 @@ describe('log lines about a request', () => {
     await h.settled(1);
     const access = h.accessLogs().find((l) => l.request_id === id)!;
     const warning = h.logs.find((l) => l.msg === 'upstream request failed' && l.request_id === id);
-    expect(warning).toMatchObject({ level: 'warn', tenant: 'globex', trace_id: access.trace_id });
+    expect(warning).toMatchObject({ level: 'debug', tenant: 'globex', trace_id: access.trace_id });
     expect(access.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    // More requests into the same outage add no warning.
+    for (let i = 0; i < 5; i++) {
+      const again = await request(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.pro}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      await again.body.text();
+      expect(again.statusCode).toBe(502);
+    }
+    await h.settled(6);
+    expect(h.logs.filter((l) => l.level === 'warn')).toEqual([
+      expect.objectContaining({
+        msg: 'upstream default unavailable',
+        upstream: 'default',
+        err: expect.any(String),
+      }),
+    ]);
   });
 });

@@ -115,6 +115,16 @@ class MaxDurationError extends Error {
 }
 
 /** A call that failed without a status, as a retry/fallback trigger. */
+const BUSY = 'no connection to the upstream came free within its timeout_ms: all were busy';
+
+/** What an upstream's outage log says of a failed answer. */
+function outageReason(failure: Failure): string {
+  if (!('status' in failure)) return failure.kind;
+  return failure.status === 401
+    ? "answered 401: it refused the proxy's credentials (check the upstream's key)"
+    : `answered ${failure.status}`;
+}
+
 function failureOf(error: Error): Failure & { readonly kind: 'connect_error' | 'timeout' } {
   return error instanceof MaxDurationError ||
     error instanceof undiciErrors.HeadersTimeoutError ||
@@ -449,7 +459,8 @@ export class Exchange {
   }
 
   /** Counts one call's result and tells the upstream's health about it, once per call. */
-  private noteOutcome(failure: Failure | undefined, status: number): void {
+  /** `detail` says what failed, for the upstream's outage log (a connection error's message). */
+  private noteOutcome(failure: Failure | undefined, status: number, detail?: string): void {
     if (this.outcomeNoted) return;
     this.outcomeNoted = true;
     const upstream = this.ctx.upstream;
@@ -459,7 +470,7 @@ export class Exchange {
     // chooses (a long answer, a big max_tokens), not that the upstream is unwell: counted,
     // two long requests of one tenant ejected a healthy upstream for every tenant.
     if (this.deadlinePassed) return;
-    if (failure && unhealthy(failure)) this.deps.health.failed(upstream);
+    if (failure && unhealthy(failure)) this.deps.health.failed(upstream, detail ?? outageReason(failure));
     else this.deps.health.succeeded(upstream);
   }
 
@@ -496,7 +507,8 @@ export class Exchange {
     const next = remainingCandidates(ctx)[0];
     if (!next || !matches(FALLBACK_ON, failure)) return false;
     deps.metrics.fallbacks.inc({ from: ctx.model ?? '', to: next.model, reason: failureName(failure) });
-    deps.logger.warn(
+    // Counted in lanekeeper_fallbacks_total; what failed is in the upstream's outage log.
+    deps.logger.debug(
       { ...logFieldsOf(ctx), from: ctx.model, to: next.model, reason: failureName(failure) },
       'falling back to the next model',
     );
@@ -531,13 +543,11 @@ export class Exchange {
     this.giveUpCall();
     const failure = { kind: 'timeout' } as const;
     this.ctx.trace?.attemptEnd('timeout');
-    this.noteOutcome(failure, 0);
+    this.noteOutcome(failure, 0, BUSY);
     if (this.clientGone) return this.finish('client_aborted');
     if (this.tryAgain(failure, undefined)) return;
-    this.deps.logger.warn(
-      { ...logFieldsOf(this.ctx), upstream: this.ctx.upstream?.name },
-      'no connection to the upstream came free within its timeout_ms: all were busy',
-    );
+    // The upstream's outage log has said it; per request only at debug (issue 18).
+    this.deps.logger.debug({ ...logFieldsOf(this.ctx), upstream: this.ctx.upstream?.name }, BUSY);
     this.localReply(new UpstreamTimeoutError('The upstream did not answer in time.'));
   }
 
@@ -756,10 +766,10 @@ export class Exchange {
     if (!this.headSent) {
       if (!this.outcomeNoted) {
         const failure = failureOf(error);
-        this.noteOutcome(failure, 0);
+        this.noteOutcome(failure, 0, error.message);
         if (this.tryAgain(failure, undefined)) return;
       }
-      this.deps.logger.warn({ ...logFieldsOf(this.ctx), err: error.message }, 'upstream request failed');
+      this.deps.logger.debug({ ...logFieldsOf(this.ctx), err: error.message }, 'upstream request failed');
       return this.localReply(upstreamError(error));
     }
     if (this.heldHead) return this.failHeldAnswer(upstreamError(error));
@@ -854,7 +864,7 @@ export class Exchange {
    */
   private upstreamRefusedCredentials(): void {
     const { ctx } = this;
-    this.deps.logger.warn(
+    this.deps.logger.debug(
       { ...logFieldsOf(ctx), upstream: ctx.upstream?.name, status: 401 },
       "upstream refused the proxy's credentials: check the upstream's key",
     );

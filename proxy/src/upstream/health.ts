@@ -4,7 +4,12 @@
  * it is ejected again without a success between; the fallbacks serve meanwhile. When the
  * time is up, one request at a time goes to it as a probe: a success lets it back in, a
  * failure ejects it again. State is per process and survives config reloads (by name).
+ *
+ * The same failures and successes feed one outage log per upstream (issue 18): an upstream
+ * that is down is one warning, a summary a minute and one line when it answers again, not a
+ * warning for each request it failed.
  */
+import { createOutageLog, type OutageLog, type OutageLogger } from '@lanekeeper/contract';
 import type { Metrics } from '../metrics.js';
 import type { Upstream } from '../runtime.js';
 
@@ -18,20 +23,43 @@ interface State {
   next: number;
   /** A probe is in flight: others keep skipping the upstream until it answers. */
   probing: boolean;
+  /** Undefined without a logger. */
+  outage: OutageLog | undefined;
+}
+
+export interface UpstreamHealthOptions {
+  now?: () => number;
+  /** Where an upstream's outages are told; none in unit tests of the ejection alone. */
+  logger?: OutageLogger;
 }
 
 export class UpstreamHealth {
   private readonly states = new Map<string, State>();
+  private readonly now: () => number;
 
   constructor(
     private readonly metrics: Metrics,
-    private readonly now: () => number = Date.now,
-  ) {}
+    private readonly options: UpstreamHealthOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   private stateOf(upstream: Upstream): State {
     let state = this.states.get(upstream.name);
     if (!state) {
-      state = { failures: 0, until: 0, next: upstream.config.eject_for_ms, probing: false };
+      const { logger } = this.options;
+      state = {
+        failures: 0,
+        until: 0,
+        next: upstream.config.eject_for_ms,
+        probing: false,
+        outage:
+          logger &&
+          createOutageLog(logger, `upstream ${upstream.name}`, {
+            now: this.now,
+            fields: { upstream: upstream.name },
+          }),
+      };
       this.states.set(upstream.name, state);
       this.metrics.upstreamUp.set({ upstream: upstream.name }, 1);
     }
@@ -65,10 +93,13 @@ export class UpstreamHealth {
     state.until = 0;
     state.probing = false;
     state.next = upstream.config.eject_for_ms;
+    state.outage?.succeeded();
   }
 
-  failed(upstream: Upstream): void {
+  /** A call failed in a way that says the upstream is unwell; `reason` goes in the outage log. */
+  failed(upstream: Upstream, reason: string): void {
     const state = this.stateOf(upstream);
+    state.outage?.failed(reason);
     state.failures++;
     const probeFailed = state.probing;
     if (!probeFailed && (state.until !== 0 || state.failures < upstream.config.eject_after)) return;

@@ -96,7 +96,9 @@ describe("an upstream refusing the operator's key", () => {
     expect(error).not.toBeInstanceOf(OpenAI.AuthenticationError);
     expect(error).toMatchObject({ status: 502, code: 'upstream_auth_failed' });
     expect(JSON.stringify((error as InstanceType<typeof OpenAI.APIError>).error)).not.toContain('sk-');
-    expect(refusing.logs.some((l) => String(l.msg).includes("refused the proxy's credentials"))).toBe(true);
+    // The operator's warning is the upstream's outage line, with what to check.
+    const warnings = refusing.logs.filter((l) => l.level === 'warn');
+    expect(warnings.some((l) => String(l.err).includes("refused the proxy's credentials"))).toBe(true);
   });
 
   it("is a 502 in Anthropic's error shape to the Anthropic SDK, streamed or not", async () => {
