@@ -66,3 +66,26 @@ export function renderChart(override: Tree = {}): { manifests: Manifest[]; notes
     notes: render(templates, 'lanekeeper/templates/NOTES.txt', context),
   };
 }
+
+/**
+ * A parent chart's template that includes this chart's helpers, as docs/deployment.md shows
+ * (`lanekeeper` a dependency of `support-bot`): rendered with the parent's context, this
+ * chart's coalesced values under `.Values.lanekeeper`, and release `release`.
+ */
+export function renderFromParent(template: string, override: Tree = {}, release = 'prod'): string {
+  const parentTemplates = parseTemplates(
+    new Map([
+      ...[...sources]
+        .filter(([name]) => name.endsWith('.tpl'))
+        .map(([name, text]) => [`support-bot/charts/lanekeeper/templates/${name}`, text] as const),
+      ['support-bot/templates/deployment.yaml', template],
+    ]),
+  );
+  return render(parentTemplates, 'support-bot/templates/deployment.yaml', {
+    Values: { lanekeeper: coalesce(defaultValues(), override) },
+    Release: { Name: release, Namespace: 'ai', Service: 'Helm', IsInstall: true, IsUpgrade: false },
+    Chart: { Name: 'support-bot', Version: '1.0.0', AppVersion: '2.3.4' },
+    Template: { BasePath: 'support-bot/templates', Name: '' },
+    Capabilities: { KubeVersion: { Version: 'v1.31.0' } },
+  });
+}

@@ -11,7 +11,8 @@ import { loadConfig, loadMigrateConfig } from '../../control-plane/src/config.js
 import { parseConfig } from '../../proxy/src/config/schema.js';
 import { readYaml, type Tree } from './chart.js';
 import { RenderError } from './go-template-render.js';
-import { renderChart as renderWholeChart } from './render-chart.js';
+import { parse } from 'yaml';
+import { renderChart as renderWholeChart, renderFromParent } from './render-chart.js';
 
 interface Container {
   name: string;
@@ -262,6 +263,61 @@ describe('rendered details', () => {
     );
     expect(refs.length).toBeGreaterThanOrEqual(4);
     expect(new Set(refs)).toEqual(new Set(['lanekeeper-credentials']));
+  });
+
+  it.each([
+    ['the defaults', {}],
+    ['sidecar-values.yaml', readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree],
+    ['gateway-values.yaml', readYaml('charts/lanekeeper/ci/gateway-values.yaml') as Tree],
+  ])("never gives a proxy container the control plane's admin token, with %s", (_name, override) => {
+    const { manifests } = renderChart(override);
+    const refsOf = (name: string) =>
+      (find(manifests, 'Deployment', name)?.spec?.template?.spec.containers ?? []).flatMap(
+        (c) => c.env?.flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : [])) ?? [],
+      );
+    const admin = find(
+      manifests,
+      'Deployment',
+      'lk-lanekeeper-control-plane',
+    )?.spec?.template?.spec.containers[0]?.env?.find((e) => e.name === 'LANEKEEPER_ADMIN_TOKEN')?.valueFrom
+      ?.secretKeyRef;
+    expect(admin).toBeDefined();
+    const proxyRefs = refsOf('lk-lanekeeper-proxy');
+    expect(proxyRefs.length).toBeGreaterThanOrEqual(2);
+    expect(proxyRefs).not.toContainEqual(admin);
+  });
+
+  it("refuses one Secret for both services when a proxy key is the control plane's admin token", () => {
+    const shared = (proxyKeys: Tree): Tree => ({
+      controlPlane: { existingSecret: 'shared' },
+      proxy: { existingSecret: 'shared', secretKeys: proxyKeys },
+    });
+    for (const keys of [{}, { metricsToken: 'admin-token', adminToken: 'proxy-admin-token' }]) {
+      expect(() => renderChart(shared(keys))).toThrow(/admin rights over every tenant/);
+    }
+    expect(() => renderChart(shared({ adminToken: 'proxy-admin-token' }))).not.toThrow();
+  });
+
+  it('names the Secrets this chart creates when a parent chart includes the sidecar container', () => {
+    const created = renderChart()
+      .manifests.filter((m) => m.kind === 'Secret')
+      .map((m) => m.metadata.name);
+    const text = renderFromParent(
+      [
+        'containers:',
+        '  - name: app',
+        '    image: my-app',
+        '  {{- include "lanekeeper.sidecarContainer" (dict "root" . "values" .Values.lanekeeper) | nindent 2 }}',
+      ].join('\n'),
+      {},
+      'lk',
+    );
+    const pod = parse(text) as { containers: Container[] };
+    const refs = pod.containers[1]!.env!.flatMap((e) => e.valueFrom?.secretKeyRef?.name ?? []);
+    expect(refs.length).toBeGreaterThanOrEqual(3);
+    for (const name of refs) expect(created).toContain(name);
+    // The parent's own name is in none of them (it was: lk-support-bot-secrets).
+    expect(refs.join()).not.toContain('support-bot');
   });
 
   it('rolls the proxy pods, with the control plane, when a token they read changes', () => {

@@ -147,6 +147,21 @@ Example:
 */}}
 {{- define "lanekeeper.sidecarContainer" -}}
 {{- $v := .values | default .root.Values -}}
+{{- /* From a parent chart .root is the parent's context: this chart's objects are named for
+this chart, not the parent (its Secrets were looked for as <release>-<parent>-secrets). */ -}}
+{{- $chart := .root.Chart -}}
+{{- if .values }}{{ $chart = dict "Name" "lanekeeper" }}{{ end -}}
+{{- $own := include "lanekeeper.fullname" (dict "Values" $v "Release" .root.Release "Chart" $chart) -}}
+{{- $cpSecret := .secretName | default $v.controlPlane.existingSecret | default (printf "%s-secrets" $own) -}}
+{{- $proxySecret := .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" $own) -}}
+{{- /* One Secret for both, with the default key names, gave the proxy (facing the internet,
+in the app's pod) the control plane's admin token: admin rights over every tenant. */ -}}
+{{- if and $v.controlPlane.enabled (eq $cpSecret $proxySecret) }}
+{{- $cpAdmin := $v.controlPlane.secretKeys.adminToken }}
+{{- if or (eq $v.proxy.secretKeys.adminToken $cpAdmin) (eq $v.proxy.secretKeys.metricsToken $cpAdmin) }}
+{{- fail (printf "proxy.secretKeys names %q, the control plane's admin token in Secret %s: give the proxy keys of its own (e.g. proxy-admin-token), or it would hold admin rights over every tenant" $cpAdmin $proxySecret) }}
+{{- end }}
+{{- end }}
 {{- $proxyImage := $v.image.proxy -}}
 {{- $tag := default .root.Chart.AppVersion $proxyImage.tag -}}
 {{- $repo := $proxyImage.repository -}}
@@ -167,18 +182,18 @@ Example:
     - name: LANEKEEPER_PROXY_TOKEN
       valueFrom:
         secretKeyRef:
-          name: {{ .secretName | default $v.controlPlane.existingSecret | default (printf "%s-secrets" (include "lanekeeper.fullname" .root)) }}
+          name: {{ $cpSecret }}
           key: {{ $v.controlPlane.secretKeys.proxyToken }}
     {{- end }}
     - name: LANEKEEPER_ADMIN_TOKEN
       valueFrom:
         secretKeyRef:
-          name: {{ .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .root)) }}
+          name: {{ $proxySecret }}
           key: {{ $v.proxy.secretKeys.adminToken }}
     - name: LANEKEEPER_METRICS_TOKEN
       valueFrom:
         secretKeyRef:
-          name: {{ .proxySecretName | default $v.proxy.existingSecret | default (printf "%s-proxy-secrets" (include "lanekeeper.fullname" .root)) }}
+          name: {{ $proxySecret }}
           key: {{ $v.proxy.secretKeys.metricsToken }}
     {{- if $v.redis.existingSecret }}
     - name: LANEKEEPER_REDIS_URL
