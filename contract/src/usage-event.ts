@@ -10,7 +10,15 @@ import { incarnationSchema, TENANT_ID_PATTERN } from './tenancy.js';
 /** Where a usage figure came from; billing tells them apart (see the proxy's usage.ts). */
 export const PROVENANCES = ['reported', 'estimated', 'partial', 'invalid'] as const;
 
-const tokens = z.number().int().nonnegative();
+/**
+ * More tokens than any single answer has; the proxy clamps a larger reported figure to it
+ * and books the event as `invalid`. The ledger holds events to the same bound: 2^53 was
+ * let through, and 1,024 such events in one hour overflowed the tenant's bigint hourly
+ * rollup, after which every real event of that hour was rejected, never billed.
+ */
+export const MAX_TOKENS = 1e12;
+
+const tokens = z.number().int().nonnegative().max(MAX_TOKENS);
 
 export const usageEventSchema = z.object({
   v: z.literal(1),

@@ -277,6 +277,10 @@ describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
     ['tenant', 'ACME/../x', 'events[0].tenant'],
     ['tenant', 'a'.repeat(64), 'events[0].tenant'],
     ['status', -5, 'events[0].status'],
+    // Past the proxy's own bound (it books 10^12 at most): 2^53 overflowed the hourly rollup.
+    ['input_tokens', 1e12 + 1, 'events[0].input_tokens'],
+    ['output_tokens', Number.MAX_SAFE_INTEGER, 'events[0].output_tokens'],
+    ['reasoning_tokens', 2 ** 60, 'events[0].reasoning_tokens'],
   ] as const)('refuses %s %j with 400 naming it', async (field, value, named) => {
     const r = await post({ events: [{ ...event('hostile-a'), [field]: value }] });
     expect(r.status).toBe(400);
@@ -295,6 +299,18 @@ describe('POST /v1/usage-events with an event PostgreSQL cannot store', () => {
       `SELECT stream_id FROM usage_rejects WHERE stream_id LIKE '9-%' ORDER BY 1`,
     );
     expect(kept.rows.map((r) => r.stream_id)).toEqual(['9-0', '9-1', '9-2']);
+  });
+
+  it('books figures up to 10^12 tokens, the most the proxy ever sends', async () => {
+    const big = {
+      ...event('hostile-a'),
+      request_id: `max-${randomUUID()}`,
+      input_tokens: 1e12,
+      output_tokens: 1e12,
+    };
+    const r = await post({ events: [big] });
+    expect(r.status).toBe(200);
+    expect(r.body.inserted).toBe(1);
   });
 
   it('books an id that reads like an escape as the text it is, apart from any other', async () => {

@@ -3,6 +3,7 @@
  * absent means "not reported", which differs from 0 (a stream cut off before its usage
  * event reports nothing, not zero).
  */
+import { MAX_TOKENS } from '@lanekeeper/contract';
 
 /**
  * Where a usage figure came from; billing tells them apart. `invalid`: the upstream reported
@@ -10,8 +11,8 @@
  */
 export type Provenance = 'reported' | 'estimated' | 'partial' | 'invalid';
 
-/** More tokens than any single answer has; a larger figure is an upstream's error (or an attack). */
-export const MAX_TOKENS = 1e12;
+// More tokens than any single answer has; a larger figure is an upstream's error (or an attack).
+export { MAX_TOKENS };
 
 export interface Usage {
   /** All input tokens, including cached reads and cache writes. */
