@@ -6,8 +6,9 @@
  */
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runner } from 'node-pg-migrate';
-import type pg from 'pg';
+import pg from 'pg';
 import { SchemaNotCurrentError } from './errors.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -18,8 +19,48 @@ export interface MigrateLogger {
   info(message: string): void;
 }
 
+/** Our own advisory lock, apart from node-pg-migrate's ("LKMI"). */
+const LOCK_KEY = 0x4c4b4d49;
+/** How long a run waits for another before it gives up. */
+const LOCK_WAIT_MS = 15 * 60_000;
+
+/**
+ * Runs `run` once no other migration run holds the lock. node-pg-migrate only tries its own
+ * lock: of two runs started together (two compose replicas, an init container beside the
+ * Helm hook), one exited 1 with "Another migration is already running" and a stack trace.
+ * This one waits its turn, then finds nothing left to do.
+ */
+async function oneAtATime<T>(
+  databaseUrl: string,
+  logger: MigrateLogger | undefined,
+  run: () => Promise<T>,
+  waitMs = LOCK_WAIT_MS,
+): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    while (!(await client.query('SELECT pg_try_advisory_lock($1) AS ok', [LOCK_KEY])).rows[0].ok) {
+      if (Date.now() >= deadline)
+        throw new Error(`another migration run held the lock for over ${Math.round(waitMs / 1000)} s`);
+      if (!said) logger?.info('another migration run is under way: waiting for it to finish');
+      said = true;
+      await sleep(250);
+    }
+    return await run();
+  } finally {
+    // Ending the session releases the lock.
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Applies every pending migration; returns the names applied (empty when already current). */
 export async function runMigrations(databaseUrl: string, logger?: MigrateLogger): Promise<string[]> {
+  return oneAtATime(databaseUrl, logger, () => migrateUp(databaseUrl, logger));
+}
+
+async function migrateUp(databaseUrl: string, logger?: MigrateLogger): Promise<string[]> {
   const quiet = (message: string) => {
     // Numbered (not timestamped) file names are deliberate; node-pg-migrate grumbles about them.
     if (message.startsWith("Can't determine timestamp")) return;
