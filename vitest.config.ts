@@ -49,8 +49,9 @@ export default defineConfig({
             // The embedded database runs in the process and reads its clock: a replica's clock
             // apart from its database's cannot be made there (nor happen: it has no replicas).
             'control-plane/test/price-switch-clock.test.ts',
-            // Runs that wait for each other are database sessions; the embedded database has one.
+            // Writers that wait for each other are database sessions; the embedded database has one.
             'control-plane/test/migrate-concurrency.test.ts',
+            'control-plane/test/ledger-conflicts.test.ts',
           ],
           env: { LANEKEEPER_TEST_DB: 'pglite' },
         },

@@ -192,6 +192,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         .send(errorBody('CP_ERR_STORE_UNAVAILABLE', 'the database cannot be reached; retry shortly'));
     }
     const pgCode = (error as { code?: string }).code;
+    // A deadlock or a serialization failure: PostgreSQL rolled the transaction back, and the
+    // same call again succeeds. Not a fault of the control plane's to log with a stack.
+    if (pgCode === '40P01' || pgCode === '40001') {
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send(errorBody('CP_ERR_RETRY', 'a concurrent change conflicted with this one; retry it'));
+    }
     if (pgCode && PG_ERRORS[pgCode]) {
       const { status, code } = PG_ERRORS[pgCode];
       return reply.code(status).send(errorBody(code, (error as Error).message));

@@ -103,6 +103,9 @@ WITH input AS (
         + output_tokens * p_out) / 1000000 END,
     cost_usd, status, stream, provenance, latency_ms, ttfb_ms, stream_id
   FROM costed
+  -- In one order whatever the batch's: two posts of overlapping batches in other orders
+  -- each held a row the other waited on (a deadlock, answered 500).
+  ORDER BY request_id
   ON CONFLICT (request_id) DO NOTHING
   RETURNING tenant_id, ts, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
             reasoning_tokens, cost_usd
@@ -112,7 +115,7 @@ WITH input AS (
   SELECT tenant_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*), sum(input_tokens),
     sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
     coalesce(sum(cost_usd), 0), count(*) FILTER (WHERE cost_usd IS NULL)
-  FROM ins GROUP BY 1, 2
+  FROM ins GROUP BY 1, 2 ORDER BY 1, 2
   ON CONFLICT (tenant_id, hour) DO UPDATE SET
     requests = h.requests + EXCLUDED.requests,
     input_tokens = h.input_tokens + EXCLUDED.input_tokens,
