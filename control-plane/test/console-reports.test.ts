@@ -63,18 +63,47 @@ describe('console reports', () => {
       new Date('2026-03-16T00:00:00Z'),
     );
     expect(
-      rows.map((r) => [r.day, r.model, r.price_version, r.requests, r.cost_usd, r.unpriced_requests]),
+      rows.map((r) => [
+        r.day,
+        r.model,
+        r.price_version,
+        r.provenance,
+        r.requests,
+        r.cost_usd,
+        r.unpriced_requests,
+      ]),
     ).toEqual([
-      ['2026-03-14', 'large', '2', '1', '0', '1'],
-      ['2026-03-14', 'small', '1', '1', '0.002', '0'],
-      ['2026-03-14', 'small', '2', '1', '0.006', '0'],
-      ['2026-03-15', 'small', '2', '1', '0.006', '0'],
+      ['2026-03-14', 'large', '2', 'reported', '1', '0', '1'],
+      ['2026-03-14', 'small', '1', 'reported', '1', '0.002', '0'],
+      ['2026-03-14', 'small', '2', 'reported', '1', '0.006', '0'],
+      ['2026-03-15', 'small', '2', 'reported', '1', '0.006', '0'],
     ]);
     expect(rows[0]).toMatchObject({ input_tokens: '1000', output_tokens: '500' });
     // The range's end is exclusive, and other tenants never appear.
     expect(
       await usageExport(t.pool, 'acme', new Date('2026-03-15T12:10:01Z'), new Date('2026-03-16T00:00:00Z')),
     ).toEqual([]);
+  });
+
+  it('puts invalid usage on lines of its own, so an invoice is reviewed before it is sent', async () => {
+    // Outside every other test's window: a day in January.
+    const reported = event('acme', '2026-01-10T09:00:00Z');
+    const invalid = {
+      ...event('acme', '2026-01-10T10:00:00Z'),
+      input_tokens: 1e12,
+      provenance: 'invalid' as const,
+    };
+    await book([reported, invalid]);
+    const rows = await usageExport(
+      t.pool,
+      'acme',
+      new Date('2026-01-10T00:00:00Z'),
+      new Date('2026-01-11T00:00:00Z'),
+    );
+    expect(rows.map((r) => [r.model, r.provenance, r.requests, r.input_tokens, r.cost_usd])).toEqual([
+      ['small', 'invalid', '1', '1000000000000', '1000000.001'],
+      ['small', 'reported', '1', '1000', '0.002'],
+    ]);
   });
 
   it('lists tenants with their cost since the start of the UTC month and their last request', async () => {

@@ -158,6 +158,7 @@ export const EXPORT_COLUMNS = [
   'day',
   'model',
   'price_version',
+  'provenance',
   'requests',
   'input_tokens',
   'output_tokens',
@@ -169,8 +170,11 @@ export const EXPORT_COLUMNS = [
 ] as const;
 
 /**
- * A tenant's ledger in [from, to) summed per UTC day, model and price version: the lines an
- * invoice is built from. Costs are PostgreSQL's exact decimals, as text, never floats.
+ * A tenant's ledger in [from, to) summed per UTC day, model, price version and provenance:
+ * the lines an invoice is built from. Provenance splits the lines to review from the rest:
+ * `invalid` usage (an upstream's impossible figure, clamped to 10^12 tokens) was summed into
+ * the reported lines, where one such request read as $2.5M with nothing to tell it apart.
+ * Costs are PostgreSQL's exact decimals, as text, never floats.
  */
 export async function usageExport(
   db: Db,
@@ -180,14 +184,14 @@ export async function usageExport(
 ): Promise<Record<(typeof EXPORT_COLUMNS)[number], string>[]> {
   const { rows } = await db.query(
     `SELECT to_char(date_trunc('day', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, model,
-            coalesce(price_version::text, '') AS price_version,
+            coalesce(price_version::text, '') AS price_version, provenance,
             count(*)::text AS requests, sum(input_tokens)::text AS input_tokens,
             sum(output_tokens)::text AS output_tokens, sum(cached_input_tokens)::text AS cached_input_tokens,
             sum(cache_write_tokens)::text AS cache_write_tokens, sum(reasoning_tokens)::text AS reasoning_tokens,
             trim_scale(coalesce(sum(cost_usd), 0))::text AS cost_usd,
             (count(*) FILTER (WHERE cost_usd IS NULL))::text AS unpriced_requests
        FROM usage_ledger WHERE tenant_id = $1 AND ts >= $2 AND ts < $3
-      GROUP BY 1, 2, price_version ORDER BY 1, 2, price_version`,
+      GROUP BY 1, 2, price_version, provenance ORDER BY 1, 2, price_version, provenance`,
     [tenant, from, to],
   );
   return rows;
