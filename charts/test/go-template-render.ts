@@ -185,6 +185,9 @@ export function render(set: TemplateSet, name: string, data: unknown): string {
     lookup: () => ({}),
     eq: (a, ...bs) => bs.some((b) => a === b),
     ne: (a, b) => a !== b,
+    // Helm's compare numbers of one kind (values are all float64); so do these.
+    gt: (a, b) => Number(a) > Number(b),
+    int: (v) => Math.trunc(Number(v)),
     not: (v) => !truthy(v),
     and: (...vs) => vs.find((v) => !truthy(v)) ?? vs.at(-1),
     or: (...vs) => vs.find((v) => truthy(v)) ?? vs.at(-1),

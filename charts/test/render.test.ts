@@ -320,6 +320,101 @@ describe('rendered details', () => {
     expect(refs.join()).not.toContain('support-bot');
   });
 
+  it('rolls the proxy pods when a setting the proxy reads only at start changes, and only then', () => {
+    const checksum = (override: Tree) =>
+      (
+        find(renderChart(override).manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec
+          ?.template as unknown as {
+          metadata: { annotations: Record<string, string> };
+        }
+      ).metadata.annotations['checksum/start-settings'];
+    const before = checksum({});
+    expect(before).toMatch(/^[0-9a-f]{64}$/);
+    for (const changed of [
+      { redis: { url: 'redis://other-redis:6379' } },
+      { redis: { keyPrefix: 'other:' } },
+      { proxy: { port: 8088 } },
+      { proxy: { config: { server: { max_connections: 500 } } } },
+      { proxy: { config: { telemetry: { otlp_endpoint: 'http://collector:4318' } } } },
+    ] as Tree[]) {
+      expect(checksum(changed)).not.toBe(before);
+    }
+    // What the proxy reloads live leaves the pods be.
+    expect(checksum({ proxy: { config: { log: { level: 'debug' } } } })).toBe(before);
+    expect(checksum({ proxy: { upstream: { timeoutMs: 1000 } } })).toBe(before);
+  });
+
+  it.each([
+    ['the autoscaler', { redis: { url: '' }, controlPlane: { enabled: false } }],
+    [
+      'two replicas',
+      {
+        redis: { url: '' },
+        controlPlane: { enabled: false },
+        proxy: { autoscaling: { enabled: false }, replicaCount: 2 },
+      },
+    ],
+  ] as [string, Tree][])(
+    'refuses in-memory limits with %s: each replica would grant them again',
+    (_what, override) => {
+      expect(() => renderChart(override)).toThrow(/per replica/);
+    },
+  );
+
+  it('renders in-memory limits on one replica, and a store given in proxy.config with several', () => {
+    const one: Tree = {
+      redis: { url: '' },
+      controlPlane: { enabled: false },
+      proxy: { autoscaling: { enabled: false }, replicaCount: 1 },
+    };
+    expect(find(renderChart(one).manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.replicas).toBe(1);
+    expect(() =>
+      renderChart({
+        redis: { url: '' },
+        controlPlane: { enabled: false },
+        proxy: { config: { store: { redis: 'redis://r:6379' } } },
+      }),
+    ).not.toThrow();
+  });
+
+  it.each([
+    ['one port for traffic and admin', { proxy: { port: 9464, adminPort: 9464 } }, /must differ/],
+    [
+      'a sidecar backend on the proxy port',
+      {
+        ...(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree),
+        sidecar: { backend: { image: { repository: 'b' }, port: 8080 } },
+      },
+      /sidecar.backend.port/,
+    ],
+    [
+      'minReplicas above maxReplicas',
+      { proxy: { autoscaling: { minReplicas: 10, maxReplicas: 2 } } },
+      /minReplicas/,
+    ],
+    [
+      'one token for admin and proxies',
+      { controlPlane: { adminToken: 't'.repeat(32), proxyToken: 't'.repeat(32) } },
+      /must differ/,
+    ],
+  ] as [string, Tree, RegExp][])(
+    'refuses %s when it renders, not after the install',
+    (_what, override, says) => {
+      expect(() => renderChart(override)).toThrow(says);
+    },
+  );
+
+  it('warns in NOTES only of the placeholders the install uses', () => {
+    expect(renderChart().notes).toContain('placeholders (proxy.upstream.url and controlPlane.database.url)');
+    expect(renderChart(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree).notes).not.toContain(
+      'WARNING',
+    );
+    // Standalone fronts the placeholder upstream, and has no database.
+    expect(renderChart(readYaml('charts/lanekeeper/ci/standalone-values.yaml') as Tree).notes).toContain(
+      'placeholders (proxy.upstream.url).',
+    );
+  });
+
   it('rolls the proxy pods, with the control plane, when a token they read changes', () => {
     const podAnnotations = (override: Tree, name: string) =>
       (

@@ -85,6 +85,18 @@ describe('values.schema.json', () => {
       '/controlPlane/adminToken',
     ],
     ['an unknown vector mode', { controlPlane: { vectorMode: 'shared' } }, '/controlPlane/vectorMode'],
+    // The proxy refuses them at start: the install succeeded, then every pod crash-looped.
+    [
+      'a proxy admin token shorter than 16 characters',
+      { proxy: { adminToken: 'short' } },
+      '/proxy/adminToken',
+    ],
+    [
+      'a proxy metrics token shorter than 16 characters',
+      { proxy: { metricsToken: 'x'.repeat(15) } },
+      '/proxy/metricsToken',
+    ],
+    ['no Redis at all for a control plane', { redis: { url: '', existingSecret: '' } }, '/redis/url'],
     // Joined with commas into LANEKEEPER_TRUSTED_PROXIES: an entry must not smuggle in another.
     [
       'a trusted proxy entry holding a second range after a comma',
@@ -171,6 +183,14 @@ describe('values.schema.json', () => {
       '/proxy/networkPolicy/prometheusNamespace',
     ],
   ];
+
+  it('takes redis.existingSecret instead of redis.url, as values.yaml and the docs say', () => {
+    expect(errorsFor({ redis: { url: '', existingSecret: 'my-redis' } })).toEqual([]);
+  });
+
+  it('takes proxy tokens left empty (generated) or of 16 characters', () => {
+    expect(errorsFor({ proxy: { adminToken: '', metricsToken: 'm'.repeat(16) } })).toEqual([]);
+  });
 
   it.each(rejected)('rejects %s', (_name, override, path) => {
     const errors = errorsFor(override);
