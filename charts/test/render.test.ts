@@ -404,6 +404,38 @@ describe('rendered details', () => {
     },
   );
 
+  it('runs several providers from proxy.config.upstreams, in place of the one upstream', () => {
+    const upstreams = {
+      openai: {
+        url: 'https://api.openai.com',
+        headers: { authorization: 'Bearer ${OPENAI_API_KEY}' },
+        models: ['gpt-*'],
+      },
+      anthropic: { url: 'https://api.anthropic.com', dialect: 'anthropic', models: ['claude-*'] },
+    };
+    const configMap = find(
+      renderChart({ proxy: { config: { upstreams } } }).manifests,
+      'ConfigMap',
+      'lk-lanekeeper-proxy',
+    );
+    const raw = parseYamlConfig(configMap?.data?.['config.yaml'] ?? '', {
+      ...ADMIN_ENV,
+      LANEKEEPER_PROXY_TOKEN: 'proxy-token-from-secret',
+      OPENAI_API_KEY: 'k',
+    });
+    // The proxy refused `upstream` and `upstreams` together: every pod failed at start.
+    expect(raw).not.toHaveProperty('upstream');
+    // Helm writes maps with their keys sorted: the order written in values is lost, and the
+    // first upstream whose models match wins. The chart's docs say so.
+    expect(Object.keys(parseConfig(raw).upstreams ?? {})).toEqual(['anthropic', 'openai']);
+    expect(() =>
+      renderChart({
+        ...(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree),
+        proxy: { config: { upstreams } },
+      }),
+    ).toThrow(/gateway mode/);
+  });
+
   it('warns in NOTES only of the placeholders the install uses', () => {
     expect(renderChart().notes).toContain('placeholders (proxy.upstream.url and controlPlane.database.url)');
     expect(renderChart(readYaml('charts/lanekeeper/ci/sidecar-values.yaml') as Tree).notes).not.toContain(

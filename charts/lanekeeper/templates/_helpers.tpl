@@ -118,7 +118,16 @@ left for the proxy to fill from its environment when it loads the file.
 {{- $upstreamUrl = printf "http://127.0.0.1:%v" .Values.sidecar.backend.port -}}
 {{- end -}}
 {{- $upstream := dict "url" $upstreamUrl "dialect" .Values.proxy.upstream.dialect "headers" .Values.proxy.upstream.headers "timeout_ms" .Values.proxy.upstream.timeoutMs -}}
-{{- $generated := dict "listen" (printf "0.0.0.0:%v" .Values.proxy.port) "admin_listen" (printf "0.0.0.0:%v" .Values.proxy.adminPort) "upstream" $upstream "shutdown_grace_ms" .Values.proxy.shutdownGraceMs "admin_token" "${LANEKEEPER_ADMIN_TOKEN}" "metrics_token" "${LANEKEEPER_METRICS_TOKEN}" -}}
+{{- $generated := dict "listen" (printf "0.0.0.0:%v" .Values.proxy.port) "admin_listen" (printf "0.0.0.0:%v" .Values.proxy.adminPort) "shutdown_grace_ms" .Values.proxy.shutdownGraceMs "admin_token" "${LANEKEEPER_ADMIN_TOKEN}" "metrics_token" "${LANEKEEPER_METRICS_TOKEN}" -}}
+{{- /* Several providers (README, "Several providers") are proxy.config.upstreams, in place of
+the one upstream: the proxy takes one or the other, never both. */ -}}
+{{- if hasKey .Values.proxy.config "upstreams" -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- fail "proxy.config.upstreams is for gateway mode: in sidecar mode the proxy fronts the backend in its pod" -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $generated "upstream" $upstream -}}
+{{- end -}}
 {{- if .Values.redis.existingSecret -}}
 {{- $_ := set $generated "store" (dict "redis" "${LANEKEEPER_REDIS_URL}" "key_prefix" .Values.redis.keyPrefix) -}}
 {{- else if .Values.redis.url -}}
