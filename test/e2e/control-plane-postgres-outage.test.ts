@@ -6,64 +6,18 @@
  * `request failed` (63 lines in two minutes with two proxies).
  */
 import { once } from 'node:events';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv } from '../../control-plane/test/helpers/test-env.js';
 import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 import { until } from '../../proxy/test/helpers/waiting.js';
 import { startControlPlaneProcess } from '../helpers/control-plane-process.js';
-
-/**
- * A TCP gate in front of the database: `cut` drops every connection and refuses new ones;
- * `freeze` keeps them open and forwards nothing, as a partition does.
- */
-async function gateTo(
-  target: URL,
-): Promise<{ port: number; cut(): void; freeze(): void; open(): void; close(): Promise<void> }> {
-  let mode: 'open' | 'cut' | 'frozen' = 'open';
-  const pairs = new Set<[Socket, Socket]>();
-  const server: Server = createServer((client) => {
-    client.on('error', () => undefined);
-    if (mode === 'cut') return client.destroy();
-    if (mode === 'frozen') return void client.pause();
-    const upstream = createConnection(Number(target.port || 5432), target.hostname);
-    upstream.on('error', () => undefined);
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    for (const s of pair) s.on('close', () => pairs.delete(pair));
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as { port: number }).port,
-    cut() {
-      mode = 'cut';
-      for (const pair of pairs) for (const s of pair) s.destroy();
-    },
-    freeze() {
-      mode = 'frozen';
-      for (const [client, upstream] of pairs) {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        client.pause();
-        upstream.pause();
-      }
-    },
-    open() {
-      mode = 'open';
-    },
-    close: () =>
-      new Promise((r) => {
-        for (const pair of pairs) for (const s of pair) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
+import { startTcpGate } from '../helpers/tcp-gate.js';
 
 /** A control plane process on the real database behind a gate, its log lines parsed. */
 async function startGated(extra: NodeJS.ProcessEnv = {}) {
   const env = await createTestEnv({ extra: { LANEKEEPER_LOG_LEVEL: 'info', REDIS_URL: '', ...extra } });
-  const gate = await gateTo(new URL(env.databaseUrl));
+  const database = new URL(env.databaseUrl);
+  const gate = await startTcpGate(database.hostname, Number(database.port || 5432));
   const gated = new URL(env.databaseUrl);
   gated.hostname = '127.0.0.1';
   gated.port = String(gate.port);

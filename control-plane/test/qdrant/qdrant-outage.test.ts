@@ -4,40 +4,12 @@
  * again. Its API key never reaches the console outside the JSON lines, and one that could
  * not go in a header is refused when the configuration is read.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ControlPlaneConfigError } from '../../src/errors.js';
 import { createQdrantVectorStore, VectorStoreUnavailableError } from '../../src/stores/qdrant.js';
 import { startFakeQdrant, type FakeQdrant } from '../../../test/fakes/qdrant/fake-qdrant.js';
-
-/** A TCP gate in front of the fake: `cut` drops its connections and refuses new ones. */
-async function gateTo(port: number) {
-  const sockets = new Set<Socket>();
-  let cut = false;
-  const server: Server = createServer((client) => {
-    if (cut) return client.destroy();
-    const upstream = connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    cut() {
-      cut = true;
-      for (const s of sockets) s.destroy();
-    },
-    open() {
-      cut = false;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+import { startTcpGate, type TcpGate } from '../../../test/helpers/tcp-gate.js';
 
 function recorder() {
   const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
@@ -49,12 +21,14 @@ function recorder() {
 }
 
 let fake: FakeQdrant;
-let gate: Awaited<ReturnType<typeof gateTo>>;
+let gate: TcpGate;
+let gateUrl: string;
 const templates = [{ name: 'documents', size: 2, distance: 'Cosine' as const }];
 
 beforeAll(async () => {
   fake = await startFakeQdrant({ apiKey: 'qdrant-secret-key' });
-  gate = await gateTo(Number(new URL(fake.url).port));
+  gate = await startTcpGate('127.0.0.1', Number(new URL(fake.url).port));
+  gateUrl = `http://127.0.0.1:${gate.port}`;
 });
 afterAll(async () => {
   await gate.close();
@@ -65,7 +39,7 @@ describe('Qdrant out of reach under the control plane', () => {
   it('writes one warning for a run of failed calls and one line when it answers again', async () => {
     const log = recorder();
     const store = createQdrantVectorStore({
-      url: gate.url,
+      url: gateUrl,
       apiKey: 'qdrant-secret-key',
       mode: 'collection',
       templates,
