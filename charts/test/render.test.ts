@@ -336,6 +336,7 @@ describe('rendered details', () => {
       { proxy: { port: 8088 } },
       { proxy: { config: { server: { max_connections: 500 } } } },
       { proxy: { config: { telemetry: { otlp_endpoint: 'http://collector:4318' } } } },
+      { proxy: { config: { on_store_error: 'fail_closed' } } },
     ] as Tree[]) {
       expect(checksum(changed)).not.toBe(before);
     }

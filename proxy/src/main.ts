@@ -178,13 +178,32 @@ export function snapshotPathOf(path: string, configPath: string | undefined): st
   return configPath === undefined ? resolve(path) : resolve(dirname(resolve(configPath)), path);
 }
 
+/**
+ * What the proxy reads only as it starts, by name: a reload that changes one says so, rather
+ * than "config reloaded" alone. The store's failure policy and slot TTL are the store's,
+ * made at start: a reload to fail_closed, or to a shorter slot TTL, said nothing and left
+ * requests unlimited or concurrency unenforced until a restart (found by review). The control
+ * plane source (URL, token, polling) too: a new token or URL took no effect.
+ */
+const AT_START: readonly (readonly [string, (config: Config) => unknown])[] = [
+  ['store settings', (c) => c.store],
+  ['on_store_error and slot_ttl_ms', (c) => [c.on_store_error, c.slot_ttl_ms]],
+  ['listen addresses', (c) => [c.listen, c.admin_listen]],
+  ['server timeouts and connection limits', (c) => c.server],
+  ['control_plane settings', (c) => c.control_plane],
+  ['metrics.max_tenants', (c) => c.metrics.max_tenants],
+  ['telemetry settings', (c) => c.telemetry],
+];
+
 export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   const loaded = options.configPath
     ? await loadConfigFile(options.configPath)
     : { raw: options.config, config: await parseConfigInSlices(options.config), text: undefined };
   let fileRaw: unknown = loaded.raw;
   const fromFile = loaded.config;
-  const logger = options.logger ?? createLogger(fromFile.log.level);
+  // Its own logger's level follows reloads; a logger given by the caller keeps its own.
+  const ownLogger = options.logger ? undefined : createLogger(fromFile.log.level);
+  const logger: Logger = options.logger ?? ownLogger!;
   // Reloads (file edits, snapshots, reload()) run one at a time, in order: each validates and
   // builds in slices that yield to requests, so without this a slower, older one could
   // finish after a newer one and win.
@@ -271,20 +290,11 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
   const apply = async (next: Config) => {
     const built = await buildRuntimeInSlices(next, runtime, { logger });
     const previous = runtime.config;
-    if (JSON.stringify(next.store) !== JSON.stringify(previous.store)) {
-      logger.warn({}, 'store settings changed: they apply after a restart');
+    for (const [what, read] of AT_START) {
+      if (JSON.stringify(read(next)) !== JSON.stringify(read(previous)))
+        logger.warn({}, `${what} changed: they apply after a restart`);
     }
-    if (next.listen !== previous.listen || next.admin_listen !== previous.admin_listen) {
-      logger.warn({}, 'listen addresses changed: they apply after a restart');
-    }
-    if (JSON.stringify(next.server) !== JSON.stringify(previous.server)) {
-      logger.warn({}, 'server timeouts and connection limits changed: they apply after a restart');
-    }
-    // Its source (URL, token, polling) was made at start: a new token or URL took no effect
-    // while the reload said "config reloaded" (found by review).
-    if (JSON.stringify(next.control_plane) !== JSON.stringify(previous.control_plane)) {
-      logger.warn({}, 'control_plane settings changed: they apply after a restart');
-    }
+    if (ownLogger && next.log.level !== previous.log.level) ownLogger.level = next.log.level;
     if (JSON.stringify(next.vector) !== JSON.stringify(previous.vector)) {
       const old = vector;
       vector = makeVectorRoute(next);
@@ -373,8 +383,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
         metrics.configReloads.inc({ result: 'rejected' });
         logger.error({ err: error.message }, 'config edit rejected; keeping the previous config');
       },
-      process.env,
-      loaded.text,
+      { env: process.env, loadedText: loaded.text, warn: (fields, msg) => logger.warn(fields, msg) },
     );
   }
   logger.info({ listen: urlOf(traffic), admin: urlOf(admin), store: store.kind }, 'lanekeeper proxy started');

@@ -4,7 +4,8 @@
  * old config. YAML syntax errors are reported with their line, like schema problems.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { parseConfigInSlices } from './parse-in-slices.js';
@@ -121,8 +122,11 @@ export async function loadConfigFile(
 ): Promise<{ raw: Record<string, unknown>; config: Config; text: string }> {
   let text: string;
   try {
+    const { size } = await stat(path);
+    if (size > MAX_CONFIG_BYTES) throw tooLarge(path, size);
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     throw new ConfigError([{ path: '(file)', message: `cannot read ${path}: ${(error as Error).message}` }]);
   }
   const raw = await parseYamlConfigInSlices(text, env, policy);
@@ -133,11 +137,51 @@ export interface ConfigWatcher {
   close(): void;
 }
 
+/** Past this, the file is no config: V8 cannot hold a string much larger anyway. */
+export const MAX_CONFIG_BYTES = 256 * 1024 * 1024;
+/** How often the file is looked at besides the directory watch (see watchConfigFile). */
+const POLL_MS = 2_000;
+/** A file whose size or time changed within this after it was read is still being written. */
+const SETTLE_MS = 150;
+
+export interface WatchOptions {
+  env?: NodeJS.ProcessEnv;
+  /** The text the running config was loaded from (see below). */
+  loadedText?: string;
+  /** Told when the directory cannot be watched, and the file is only polled. */
+  warn?: (fields: Record<string, unknown>, msg: string) => void;
+  pollMs?: number;
+  /** Tests give a watch that fails. */
+  watch?: typeof watch;
+}
+
+function tooLarge(path: string, size: number): ConfigError {
+  const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+  return new ConfigError([
+    {
+      path: '(file)',
+      message: `${path} is ${mib(size)}: the proxy reads a config of at most ${mib(MAX_CONFIG_BYTES)}`,
+    },
+  ]);
+}
+
 /**
  * Calls `onChange` with the newly parsed raw config after each edit of `path`, and `onError`
  * when the YAML is invalid or `onChange` throws (it validates). Reloads run one at a time, in
- * the order of the edits, so a slow one cannot land after a newer one. Watches the directory, not the file, because editors and
- * Kubernetes ConfigMaps replace files by rename, which a file watch would lose.
+ * the order of the edits, so a slow one cannot land after a newer one.
+ *
+ * Two ways to see an edit, since neither sees them all:
+ * - a watch of the directory, not the file: editors and Kubernetes ConfigMaps replace files by
+ *   rename, which a file watch would lose. It is fast;
+ * - a look at the file every 2 s (its inode, size and time, through symlinks). A directory that
+ *   is itself a symlink swapped for another (a ConfigMap's subPath, a release's `current`), or a
+ *   single file bind-mounted into a container (docker-compose), changes nothing the directory
+ *   watch sees, and reloads stopped without a word; a directory that cannot be watched (no
+ *   inotify instance left) failed the start.
+ *
+ * A file still being written is not applied: an empty one is skipped, and one whose size or
+ * time changes within 150 ms of being read is read again later. A config valid so far, cut
+ * after half its tenants, was applied, and the other half got 401 until the write ended.
  *
  * `loadedText` is the text the running config was loaded from. Given it, the watcher compares
  * edits with it and looks at the file once as it starts, so an edit made between the load and
@@ -148,19 +192,35 @@ export function watchConfigFile(
   path: string,
   onChange: (raw: Record<string, unknown>) => void | Promise<void>,
   onError: (error: Error) => void,
-  env: NodeJS.ProcessEnv = process.env,
-  loadedText?: string,
+  options: WatchOptions = {},
 ): ConfigWatcher {
+  const { env = process.env, loadedText } = options;
   const full = resolve(path);
   const name = basename(full);
   let timer: NodeJS.Timeout | undefined;
   let lastText: string | undefined;
+  let lastSeen = '';
   let queue: Promise<void> = Promise.resolve();
   let closed = false;
+  const schedule = (delayMs = 50) => {
+    if (closed) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => (queue = queue.then(reload)), delayMs);
+  };
+  const seen = (st: { ino: number; size: number; mtimeMs: number }) => `${st.ino}:${st.size}:${st.mtimeMs}`;
   const reload = async () => {
     if (closed) return;
     try {
+      const before = await stat(full);
+      if (before.size > MAX_CONFIG_BYTES) throw tooLarge(full, before.size);
       const text = await readFile(full, 'utf8');
+      await sleep(SETTLE_MS);
+      const after = await stat(full);
+      lastSeen = seen(after);
+      // Still being written (or emptied on the way to being rewritten): the writes to come
+      // bring another look.
+      if (seen(before) !== lastSeen || Buffer.byteLength(text) !== after.size) return schedule(SETTLE_MS);
+      if (text.trim() === '') return;
       if (text === lastText) return;
       lastText = text;
       await onChange(await parseYamlConfigInSlices(text, env));
@@ -176,19 +236,45 @@ export function watchConfigFile(
   } else {
     lastText = loadedText;
   }
-  const watcher: FSWatcher = watch(dirname(full), (_event, file) => {
-    // Kubernetes swaps a "..data" symlink rather than the file itself, so reload on any
-    // change in the directory and let the content comparison drop non-changes.
-    if (file !== null && file !== name && !String(file).startsWith('..')) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => (queue = queue.then(reload)), 50);
-  });
+  void stat(full).then(
+    (st) => (lastSeen ||= seen(st)),
+    () => undefined,
+  );
+  const polling = setInterval(() => {
+    stat(full).then(
+      (st) => {
+        if (seen(st) !== lastSeen) schedule();
+      },
+      () => undefined,
+    );
+  }, options.pollMs ?? POLL_MS).unref();
+  let watcher: FSWatcher | undefined;
+  const watchFailed = (error: Error) => {
+    watcher?.close();
+    watcher = undefined;
+    options.warn?.(
+      { path: full, err: error.message },
+      `cannot watch the config's directory: edits are seen by looking at the file every ${Math.round((options.pollMs ?? POLL_MS) / 1000)} s`,
+    );
+  };
+  try {
+    watcher = (options.watch ?? watch)(dirname(full), (_event, file) => {
+      // Kubernetes swaps a "..data" symlink rather than the file itself, so reload on any
+      // change in the directory and let the content comparison drop non-changes.
+      if (file !== null && file !== name && !String(file).startsWith('..')) return;
+      schedule();
+    });
+    watcher.on('error', watchFailed);
+  } catch (error) {
+    watchFailed(error as Error);
+  }
   if (loadedText !== undefined) queue = queue.then(reload);
   return {
     close() {
       closed = true;
       clearTimeout(timer);
-      watcher.close();
+      clearInterval(polling);
+      watcher?.close();
     },
   };
 }

@@ -10,13 +10,20 @@ import { stringify } from 'yaml';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'lanekeeper.js');
 
-/** Starts `lanekeeper proxy` on `config`; resolves with its URL once it listens. */
-export async function startReplica(
-  config: Record<string, unknown>,
-): Promise<{ url: string; child: ChildProcess }> {
+/**
+ * Starts `lanekeeper proxy` on `config`; resolves with its URL once it listens, the config
+ * file's path (to edit it) and the JSON lines it has written so far.
+ */
+export async function startReplica(config: Record<string, unknown>): Promise<{
+  url: string;
+  child: ChildProcess;
+  configPath: string;
+  lines(): Record<string, unknown>[];
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'lanekeeper-replica-'));
-  await writeFile(join(dir, 'config.yaml'), stringify(config));
-  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.yaml')], {
+  const configPath = join(dir, 'config.yaml');
+  await writeFile(configPath, stringify(config));
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   let output = '';
@@ -31,5 +38,10 @@ export async function startReplica(
       }
     });
   });
-  return { url, child };
+  const lines = () =>
+    output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { url, child, configPath, lines };
 }
