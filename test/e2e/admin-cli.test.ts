@@ -304,6 +304,47 @@ describe('hostile input', () => {
     }
   });
 
+  it('refuses . and .. as ids with exit 2: no URL keeps them, and one revocation became an erasure route', async () => {
+    for (const args of [
+      ['keys', 'revoke', '--tenant', 'acme', '--', '..'],
+      ['tenants', 'suspend', '--', '.'],
+      ['usage', '--tenant', '..', '--from', '2026-11-01', '--to', '2026-11-02'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/"\.{1,2}" is not an id/);
+    }
+  });
+
+  it('takes -h where a value belongs for a mistake, not for help: exit 2 and nothing done', async () => {
+    const r = await cli(['tenants', 'create', 'dash-h-co', '--plan', '-h']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--plan needs a value, not -h');
+    expect(r.stdout).toBe('');
+    expect((await cli(['tenants', 'get', 'dash-h-co'])).code).toBe(1);
+    // Its own flag still asks for help.
+    expect((await cli(['tenants', 'create', '--help'])).code).toBe(0);
+  });
+
+  it('ends quietly when its reader has gone (| head)', async () => {
+    const command = `'${process.execPath}' '${CLI}' tenants list --format csv | true`;
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn('bash', ['-o', 'pipefail', '-c', command], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          LANEKEEPER_CONTROL_PLANE_URL: cp.url,
+          LANEKEEPER_ADMIN_TOKEN: t.adminToken,
+        },
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
   it('refuses unknown subcommands, options and formats, and a file that is not YAML, with exit 2', async () => {
     expect((await cli(['tenants', 'frobnicate'])).code).toBe(2);
     expect((await cli(['tenants', 'list', '--bogus'])).code).toBe(2);

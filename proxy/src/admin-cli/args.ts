@@ -18,10 +18,23 @@ export interface ParsedArgs {
 /** One-letter aliases shared by every command. */
 const SHORT: Readonly<Record<string, string>> = { '-f': 'file' };
 
-/** Whether `--help` or `-h` appears before `--`. */
-export function wantsHelp(args: readonly string[]): boolean {
-  const end = args.indexOf('--');
-  return (end === -1 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+const HELP = new Set(['--help', '-h']);
+
+/**
+ * Whether `--help` or `-h` appears before `--` as a flag of its own. Where a value flag's
+ * value belongs it is no request for help: `keys create --tenant "$T"` with T=-h printed help
+ * and exited 0, issuing nothing, to a script that then read help as its JSON (parseArgs
+ * refuses it there instead).
+ */
+export function wantsHelp(args: readonly string[], spec: FlagSpec = {}): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return false;
+    if (HELP.has(arg)) return true;
+    const name = Object.hasOwn(SHORT, arg) ? SHORT[arg] : arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && !arg.includes('=') && Object.hasOwn(spec, name) && spec[name] === 'value') i++;
+  }
+  return false;
 }
 
 export function parseArgs(args: readonly string[], spec: FlagSpec): ParsedArgs {
@@ -65,6 +78,10 @@ export function parseArgs(args: readonly string[], spec: FlagSpec): ParsedArgs {
         value = next;
         i++;
       }
+      if (value !== undefined && HELP.has(value))
+        throw new CliUsageError(
+          `--${name} needs a value, not ${value} (write --${name}=${value} if that is the value)`,
+        );
     }
     if (value === undefined || value === '') throw new CliUsageError(`--${name} needs a value`);
     flags[name] = value;

@@ -10,8 +10,19 @@ import { AdminApiError, CliUsageError, ControlPlaneUnreachableError } from './er
 export const URL_VARIABLE = 'LANEKEEPER_CONTROL_PLANE_URL';
 export const TOKEN_VARIABLE = 'LANEKEEPER_ADMIN_TOKEN';
 
-/** Long enough for an erasure, which waits for proxies to drop the tenant before it deletes. */
-const TIMEOUT_MS = 120_000;
+/**
+ * The most a command waits for its whole answer: long enough for an erasure (a DELETE), which
+ * waits for proxies to drop the tenant before it deletes; the rest answer in well under a
+ * second. An overall deadline, not an idle timer: a control plane sending a byte every 30 s
+ * held the CLI for ever.
+ */
+const DEADLINE_MS: Readonly<Record<Method, number>> = {
+  GET: 30_000,
+  POST: 30_000,
+  PUT: 30_000,
+  PATCH: 30_000,
+  DELETE: 120_000,
+};
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -26,8 +37,14 @@ export interface AdminClient {
 /**
  * A path with each interpolated value percent-encoded as one segment, so a tenant id such
  * as `../plans` or `a/b` reaches the API as that id (and is refused there), never as a route.
+ * `.`, `..` and the empty string are no segment a URL keeps (encoded or not, they are
+ * dot-segments or vanish): `keys revoke --tenant X ..` went out as DELETE /v1/tenants/X/,
+ * the tenant's erasure route but for its trailing slash. They are refused here.
  */
 export function apiPath(strings: TemplateStringsArray, ...values: string[]): string {
+  for (const value of values)
+    if (value === '' || value === '.' || value === '..')
+      throw new CliUsageError(`${JSON.stringify(value)} is not an id`);
   return strings.reduce(
     (out, part, i) => out + part + (i < values.length ? encodeURIComponent(values[i]!) : ''),
     '',
@@ -64,7 +81,10 @@ function adminToken(raw: string | undefined): string {
 }
 
 /** A client for the control plane the environment names; CliUsageError when it names none. */
-export function adminClientFromEnv(env: NodeJS.ProcessEnv): AdminClient {
+export function adminClientFromEnv(
+  env: NodeJS.ProcessEnv,
+  deadlines: Readonly<Record<Method, number>> = DEADLINE_MS,
+): AdminClient {
   const base = baseUrl(env[URL_VARIABLE]);
   const token = adminToken(env[TOKEN_VARIABLE]);
   const prefix = base.pathname.replace(/\/+$/, '');
@@ -80,22 +100,29 @@ export function adminClientFromEnv(env: NodeJS.ProcessEnv): AdminClient {
         'x-lanekeeper-actor': 'cli',
       };
       if (body !== undefined) headers['content-type'] = 'application/json';
+      const deadline = deadlines[method];
+      const signal = AbortSignal.timeout(deadline);
+      const failed = (error: unknown) => {
+        const { code, message } = error as { code?: string; message: string };
+        return new ControlPlaneUnreachableError(
+          signal.aborted
+            ? `no whole answer from the control plane at ${base.origin}${prefix} (${URL_VARIABLE}) within ${deadline / 1000} s`
+            : `cannot reach the control plane at ${base.origin}${prefix} (${URL_VARIABLE}): ${code ? `${code}: ` : ''}${message}`,
+        );
+      };
       let response;
+      let text: string;
       try {
         response = await request(url, {
           method,
           headers,
           body: body === undefined ? undefined : JSON.stringify(body),
-          headersTimeout: TIMEOUT_MS,
-          bodyTimeout: TIMEOUT_MS,
+          signal,
         });
+        text = await response.body.text();
       } catch (error) {
-        const { code, message } = error as { code?: string; message: string };
-        throw new ControlPlaneUnreachableError(
-          `cannot reach the control plane at ${base.origin}${prefix} (${URL_VARIABLE}): ${code ? `${code}: ` : ''}${message}`,
-        );
+        throw failed(error);
       }
-      const text = await response.body.text();
       if (response.statusCode >= 400) throw new AdminApiError(response.statusCode, text);
       if (response.statusCode >= 300)
         throw new ControlPlaneUnreachableError(

@@ -50,12 +50,28 @@ export function resourceHelp(name: string): string {
   return `usage: lanekeeper ${name} <command> [options]\n\n${r.summary}.\n\ncommands:\n${lines.join('')}\nEach command takes --help for its arguments.\n${FOOTER}`;
 }
 
+let outClosed = false;
+/**
+ * Writes to stdout; a reader that went away (`| head`) ends the command quietly. The EPIPE
+ * was an unhandled 'error' event: a stack trace and exit status 1 under `set -o pipefail`.
+ */
+function writeOut(text: string): void {
+  if (!outClosed) {
+    outClosed = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(0);
+    });
+  }
+  process.stdout.write(text);
+}
+
 /** The context the real CLI runs in: process streams and environment, a prompt at a terminal. */
 export function processContext(env: NodeJS.ProcessEnv = process.env): CommandContext {
   let client: AdminClient | undefined;
   return {
     client: () => (client ??= adminClientFromEnv(env)),
-    stdout: (text) => void process.stdout.write(text),
+    stdout: (text) => void writeOut(text),
     stderr: (text) => void process.stderr.write(text),
     async readStdin() {
       let text = '';
@@ -116,7 +132,7 @@ export async function runAdminCommand(
     [sub, name, rest] = [r.subcommands[first]!, first, others];
   }
   const label = `lanekeeper ${resource}${name ? ` ${name}` : ''}`;
-  if (wantsHelp(rest)) {
+  if (wantsHelp(rest, sub.flags)) {
     ctx.stdout(subcommandHelp(resource, name, sub));
     return 0;
   }

@@ -33,9 +33,12 @@ function text(value: unknown): string {
   return String(value);
 }
 
-// C0 and C1 controls and DEL: shown as \u escapes, so a cell cannot move the cursor or recolour the terminal.
+// C0 and C1 controls and DEL: shown as \u escapes, so a cell cannot move the cursor or recolour the
+// terminal. So are the invisible ones that change what is shown: bidi overrides and isolates (a
+// right-to-left override in a model name turned the rest of its row around, numbers included),
+// line and paragraph separators, zero-width characters and the byte-order mark.
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 const forScreen = (cell: string) =>
   cell.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
