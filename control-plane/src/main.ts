@@ -166,7 +166,8 @@ export async function startControlPlane(env: NodeJS.ProcessEnv = process.env): P
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   logger.info(
-    { port, vectorMode: vectors?.mode ?? 'off', ledger: config.ledger.enabled },
+    // Whether the ledger runs, not whether it is configured: it needs Redis too.
+    { port, vector_mode: vectors?.mode ?? 'off', ledger: ledger !== undefined },
     'control plane listening',
   );
 
@@ -224,7 +225,7 @@ async function openDatabase(
   }
   const embedded = await startEmbeddedDatabase(config.dataDir);
   logger.warn(
-    { dataDir: embedded.dataDir },
+    { data_dir: embedded.dataDir },
     'DATABASE_URL is not set: using the embedded database (PGlite) in the data directory. ' +
       'This mode is for one machine and one control plane; set DATABASE_URL to run on PostgreSQL.',
   );

@@ -115,6 +115,9 @@ describe('log lines of the proxy and the control plane', () => {
     expect(access.request_id).toBe(response.headers.get('x-lanekeeper-request-id'));
     expect(cpLines.length).toBeGreaterThan(0);
     for (const line of [...cpLines, ...proxyLog.lines]) LINE.parse(JSON.parse(line));
+    // One naming for fields too: the control plane wrote vectorMode and dataDir.
+    const names = [...cpLines, ...proxyLog.lines].flatMap((l) => Object.keys(JSON.parse(l) as object));
+    expect(names.filter((name) => !/^[a-z0-9_]+$/.test(name))).toEqual([]);
     expect(cpLines.map((l) => (JSON.parse(l) as { service: string }).service)).toContain(
       'lanekeeper-control-plane',
     );
