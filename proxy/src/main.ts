@@ -16,7 +16,8 @@ import {
   type ControlPlaneSource,
 } from './config/control-plane-source.js';
 import { parseConfigInSlices } from './config/parse-in-slices.js';
-import { configWarnings, type Config } from './config/schema.js';
+import { configWarnings, isLoopback, type Config } from './config/schema.js';
+import { ConfigError } from './errors.js';
 import { ADMIN_MAX_CONNECTIONS, listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -288,6 +289,18 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
 
   /** Builds the new runtime in slices, then swaps everything in one synchronous step. */
   const apply = async (next: Config) => {
+    // admin_listen applies at start: the rule for /metrics holds for the listener that runs.
+    // Checked against the new address only, a reload to 127.0.0.1 without a token opened
+    // /metrics on the address still listened on (found by review).
+    const running = runtime.config.admin_listen;
+    if (!isLoopback(running) && next.metrics_token === undefined && !next.metrics_public) {
+      throw new ConfigError([
+        {
+          path: 'metrics_token',
+          message: `the admin listener runs on ${running} until a restart (admin_listen applies at start), which is not loopback: keep metrics_token, or set metrics_public: true`,
+        },
+      ]);
+    }
     const built = await buildRuntimeInSlices(next, runtime, { logger });
     const previous = runtime.config;
     for (const [what, read] of AT_START) {
@@ -302,6 +315,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     }
     runtime = built;
     pools.update(runtime.upstreams);
+    health.keepOnly(runtime.upstreams.map((u) => u.name));
     await metrics.forgetTenantsNotIn(runtime.tenants);
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };

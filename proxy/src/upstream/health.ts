@@ -109,6 +109,19 @@ export class UpstreamHealth {
     this.metrics.upstreamUp.set({ upstream: upstream.name }, 0);
   }
 
+  /**
+   * Forgets upstreams a reload removed (or renamed): one ejected then kept exporting
+   * lanekeeper_upstream_up 0, and its alert fired until every replica restarted.
+   */
+  keepOnly(names: readonly string[]): void {
+    const kept = new Set(names);
+    for (const name of this.states.keys()) {
+      if (kept.has(name)) continue;
+      this.states.delete(name);
+      this.metrics.upstreamUp.remove({ upstream: name });
+    }
+  }
+
   /** Ends a probe that neither succeeded nor failed (the client left): another may go. */
   released(upstream: Upstream): void {
     this.stateOf(upstream).probing = false;
