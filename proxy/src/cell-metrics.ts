@@ -88,9 +88,9 @@ abstract class CellMetric<L extends string, C> {
     return entry.cell;
   }
 
-  /** Drops every series whose label `name` is `value` (a tenant gone from the config). */
-  forget(name: L, value: string): void {
-    for (const [key, entry] of this.series) if (entry.labels[name] === value) this.series.delete(key);
+  /** Drops every series whose label `name` is one of `values` (tenants gone from the config). */
+  forget(name: L, values: ReadonlySet<string>): void {
+    for (const [key, entry] of this.series) if (values.has(entry.labels[name])) this.series.delete(key);
   }
 
   reset(): void {

@@ -7,8 +7,12 @@ import client from 'prom-client';
 import { CellCounter, CellHistogram, UsdCounter, type Cell, type HistogramCell } from './cell-metrics.js';
 
 export const OTHER_TENANT = '_other';
-/** The tenant label of requests refused before a tenant was identified. */
-export const NO_TENANT = 'none';
+/**
+ * The tenant label of requests refused before a tenant was identified. Not a tenant id (ids
+ * have no "_"): it was "none", which is one, so a tenant of that name shared its series with
+ * every refused stranger, and forgetting the tenant forgot their counts too.
+ */
+export const NO_TENANT = '_none';
 
 /** The token kinds of lanekeeper_tokens_total, in the order of `ModelSeries.tokens`. */
 export const TOKEN_KINDS = ['input', 'output', 'cached_input', 'cache_write', 'reasoning'] as const;
@@ -265,7 +269,7 @@ export class Metrics {
   /**
    * The series of a request's tenant (undefined: none identified), under its label. A tenant
    * that has its own series is found with one lookup, not a label lookup and then a series
-   * lookup: with a thousand tenants taking turns each is a cache miss. "none" and "_other"
+   * lookup: with a thousand tenants taking turns each is a cache miss. "_none" and "_other"
    * name other requests' series too, so they always take the long way.
    */
   seriesOfTenant(tenant: string | undefined): TenantSeries {
@@ -337,13 +341,15 @@ export class Metrics {
     ];
     const counters = [this.budget, this.usageInvalid, this.rateLimited, this.unmetered, this.vectorCalls];
     const labelSets = await Promise.all(counters.map(async (metric) => (await metric.get()).values));
+    const goneSet = new Set(gone);
     for (const tenant of gone) {
       this.seenTenants.delete(tenant);
       this.tenantSeries.delete(tenant);
       this.budgets.delete(tenant);
-      for (const metric of cells) metric.forget('tenant', tenant);
     }
-    const goneSet = new Set(gone);
+    // One pass over each metric's series for all the tenants gone: one pass per tenant took
+    // 12.9 s with the event loop held, for 1,000 of 10,000 tenants removed at once.
+    for (const metric of cells) metric.forget('tenant', goneSet);
     counters.forEach((metric, i) => {
       for (const { labels } of labelSets[i]!) {
         if (goneSet.has(String(labels.tenant))) (metric as client.Counter<string>).remove(labels as never);
