@@ -114,6 +114,7 @@ describe('console reports', () => {
         plan: 'free',
         status: 'active',
         cost_month_usd: 0.014,
+        unpriced_month_requests: 1,
         last_request_at: '2026-03-15T12:10:00.000Z',
       },
       {
@@ -121,9 +122,17 @@ describe('console reports', () => {
         plan: 'free',
         status: 'active',
         cost_month_usd: 9,
+        unpriced_month_requests: 0,
         last_request_at: '2026-03-15T11:00:00.000Z',
       },
-      { id: 'idle', plan: 'free', status: 'active', cost_month_usd: 0, last_request_at: null },
+      {
+        id: 'idle',
+        plan: 'free',
+        status: 'active',
+        cost_month_usd: 0,
+        unpriced_month_requests: 0,
+        last_request_at: null,
+      },
     ]);
     expect((await tenantSummaries(t.pool, { limit: 10, after: 'acme', now: NOW })).map((r) => r.id)).toEqual([
       'beta',
@@ -141,18 +150,40 @@ describe('console reports', () => {
       '2026-03-15T00:00:00.000Z',
     ]);
     expect(series.models).toEqual({
-      large: { cost_usd: [0, 0, 0], tokens: [0, 1500, 0], requests: [0, 1, 0] },
-      small: { cost_usd: [0, 0.008, 0.006], tokens: [0, 3000, 1500], requests: [0, 2, 1] },
+      large: { cost_usd: [0, 0, 0], tokens: [0, 1500, 0], requests: [0, 1, 0], unpriced_requests: [0, 1, 0] },
+      small: {
+        cost_usd: [0, 0.008, 0.006],
+        tokens: [0, 3000, 1500],
+        requests: [0, 2, 1],
+        unpriced_requests: [0, 0, 0],
+      },
     });
   });
 
   it('sums the last 24 hours and 30 days and ranks tenants by cost', async () => {
     const view = await overview(t.pool, NOW);
     // 24 hours = the hour buckets from 13:00 on the 14th to this hour.
-    expect(view.last_24h).toEqual({ requests: 3, tokens: 2_003_000, cost_usd: 9.006 });
+    // The unpriced request of "large" is counted apart: its cost is in no cost_usd.
+    expect(view.last_24h).toEqual({ requests: 3, tokens: 2_003_000, cost_usd: 9.006, unpriced_requests: 1 });
     expect(view.last_30d.requests).toBe(6);
     expect(view.top_tenants.map((r) => r.tenant)).toEqual(['beta', 'acme']);
     expect(view.cost_per_hour.buckets).toHaveLength(24);
     expect(view.cost_per_hour.models.small!.cost_usd.at(-1)).toBe(0.006);
+  });
+
+  it('counts 30 UTC days on the overview, as a tenant page does, and nothing dated ahead', async () => {
+    await book([
+      // Within 720 hours of NOW, but before the first of the 30 UTC days (from 02-14).
+      event('idle', '2026-02-13T20:00:00Z'),
+      // Two days ahead: a proxy with a fast clock.
+      event('idle', '2026-03-17T12:00:00Z'),
+    ]);
+    const view = await overview(t.pool, NOW);
+    expect(view.last_30d.requests).toBe(6);
+    expect(view.last_24h.requests).toBe(3);
+    expect(view.top_tenants.map((r) => r.tenant)).toEqual(['beta', 'acme']);
+    const idle = (await tenantSummaries(t.pool, { limit: 10, now: NOW })).find((r) => r.id === 'idle');
+    // Its last request is the one in February: the one dated ahead has not happened.
+    expect(idle).toMatchObject({ cost_month_usd: 0, last_request_at: '2026-02-13T20:00:00.000Z' });
   });
 });

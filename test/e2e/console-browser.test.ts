@@ -25,6 +25,8 @@ import { startControlPlane } from '../../control-plane/src/main.js';
 import { call } from '../../control-plane/test/helpers/http.js';
 import { createTestEnv, REDIS_URL, type TestEnv } from '../../control-plane/test/helpers/test-env.js';
 import { startProxy, type RunningProxy } from '../../proxy/src/main.js';
+import { bookEvents } from '../../control-plane/src/ledger/book-events.js';
+import { usageEvent } from '../../control-plane/test/helpers/usage-event.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS =
@@ -140,11 +142,15 @@ beforeAll(async () => {
   page.setDefaultTimeout(8000);
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
-    // The refusals this test provokes (400, 401, 403) are logged by the browser too; the
-    // test asserts those itself. Anything else (a CSP violation, a missing asset) counts.
+    // The refusals this test provokes (400, 401, 403, and the 404 of exporting a tenant that
+    // is not there) are logged by the browser too; the test asserts those itself. Anything
+    // else (a CSP violation, a missing asset) counts.
     const text = message.text();
     const where = message.location().url;
-    const provoked = /status of (400|401|403) /.test(text) || where.endsWith('/favicon.ico');
+    const provoked =
+      /status of (400|401|403) /.test(text) ||
+      (/status of 404 /.test(text) && where.includes('/console/api/export.csv?tenant=nobody')) ||
+      where.endsWith('/favicon.ico');
     if (message.type() === 'error' && !provoked) problems.push(`console: ${text} at ${where}`);
   });
 }, 60_000);
@@ -188,6 +194,13 @@ describe('the console in a browser', () => {
       path: '/console',
     });
     expect(await page.evaluate<string>('document.cookie')).toBe('');
+  });
+
+  it('says a new install needs a plan before a tenant', async () => {
+    await page.goto(`${cp.url}/console/tenants`);
+    await page.waitForSelector('#no-plans');
+    expect(await page.textContent('#no-plans')).toContain('No plans yet');
+    expect(await page.isDisabled('#create button')).toBe(true);
   });
 
   it('creates plans, showing a validation error next to its field', async () => {
@@ -465,11 +478,88 @@ describe('the console in a browser', () => {
     await shot('export');
   });
 
+  it('says a tenant that is not there is not there, rather than export an empty file', async () => {
+    await page.goto(`${cp.url}/console/export`);
+    await page.fill('#tenant', 'nobody');
+    const today = new Date().toISOString().slice(0, 10);
+    await page.fill('#from', today);
+    await page.fill('#to', today);
+    let downloaded = false;
+    page.once('download', () => (downloaded = true));
+    await page.click('#export-form button[type=submit]');
+    await page.waitForFunction("document.getElementById('status')?.textContent?.includes('no tenant')");
+    expect(await page.textContent('#status')).toContain('no tenant "nobody"');
+    expect(downloaded).toBe(false);
+  });
+
+  it('makes one key of a double click on Create a key, and shows it', async () => {
+    const keys = async () => (await admin('GET', '/v1/tenants/acme/keys')).body.items.length as number;
+    const before = await keys();
+    await page.goto(`${cp.url}/console/tenants/acme`);
+    await page.waitForSelector('#keys table');
+    await page.dblclick('#create-key');
+    await page.waitForSelector('#new-key-value');
+    await page.waitForLoadState('networkidle');
+    expect(await keys()).toBe(before + 1);
+    expect(await page.textContent('#status')).toContain('New key created');
+  });
+
+  it('shows a model without a price as unpriced, not as $0.00', async () => {
+    const unpriced = await admin('POST', '/v1/tenants', { id: 'unpriced-co', plan: 'pro' });
+    expect(unpriced.status).toBe(201);
+    await bookEvents(t.pool, [
+      {
+        id: '1-0',
+        fields: [
+          'event',
+          JSON.stringify({
+            ...usageEvent({
+              tenant: 'unpriced-co',
+              ts: new Date().toISOString(),
+              model: 'no-price',
+              input: 5,
+              output: 5,
+            }),
+            tenant_incarnation: unpriced.body.incarnation,
+          }),
+        ],
+      },
+    ]);
+    await page.goto(`${cp.url}/console/tenants/unpriced-co`);
+    await page.waitForSelector('#usage-table table');
+    expect(await page.textContent('#usage-table')).toContain('$0.00 + 1 unpriced');
+  });
+
   it('is readable on a phone-sized screen', async () => {
+    // The longest tenant id there can be, and a month of a billion tokens and a million dollars:
+    // both ran off a phone's screen, and the figures over each other on any screen.
+    const long = `l${'o'.repeat(61)}g`;
+    const created = await admin('POST', '/v1/tenants', { id: long, plan: 'pro' });
+    expect(created.status).toBe(201);
+    await bookEvents(t.pool, [
+      {
+        id: '2-0',
+        fields: [
+          'event',
+          JSON.stringify({
+            ...usageEvent({
+              tenant: long,
+              ts: new Date().toISOString(),
+              model: 'gpt-4o-mini',
+              input: 1e12,
+              output: 1e12,
+            }),
+            cost_usd: 1_000_000,
+            tenant_incarnation: created.body.incarnation,
+          }),
+        ],
+      },
+    ]);
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [path, name] of [
       ['/console', 'overview-phone'],
       ['/console/tenants/acme', 'tenant-phone'],
+      [`/console/tenants/${long}`, null],
       ['/console/plans', null],
       ['/console/audit', null],
     ] as const) {

@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyReply, InjectOptions } from 'fastify';
 import { TENANT_ID_PATTERN } from '@lanekeeper/contract';
 import type { AppDeps } from '../app.js';
-import { BadRequestError, UnauthorizedError } from '../errors.js';
+import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/cursor.js';
 import { CONSOLE_ACTOR } from '../http/auth.js';
 import type { InternalCallMark } from '../http/internal-call.js';
@@ -189,6 +189,11 @@ export function registerConsoleApi(
       const end = new Date(to.getTime() + DAY_MS);
       if ((end.getTime() - from.getTime()) / DAY_MS > MAX_EXPORT_DAYS)
         throw badField('to', `a range spans at most ${MAX_EXPORT_DAYS} days`);
+      // A typo or an erased tenant downloaded an empty file, reported as exported: these
+      // lines build invoices, so a tenant that is not there is said to be not there.
+      const known = await deps.pool.query('SELECT 1 FROM tenants WHERE id = $1', [tenant]);
+      if (known.rowCount === 0)
+        throw new NotFoundError(`no tenant "${tenant}" (never created, or erased with its usage)`);
       const rows = await usageExport(deps.pool, tenant, from, end);
       const name = `usage-${tenant}-${request.query.from}-${request.query.to}.csv`;
       return reply

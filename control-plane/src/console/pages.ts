@@ -141,7 +141,7 @@ const BODIES: Record<Exclude<PageId, 'tenant'>, { title: string; charts?: boolea
         <div class="cards" id="totals"></div>
       </section>
       <section aria-labelledby="chart-h">
-        <h2 id="chart-h">Cost per hour by model, last 24 hours (USD)</h2>
+        <h2 id="chart-h">Cost per hour by model, last 24 hours (USD, UTC hours)</h2>
         <div class="chart">
           <canvas id="cost-chart" role="img" aria-label="Cost per hour, stacked by model"></canvas>
         </div>
@@ -293,11 +293,11 @@ export function tenantPage(id: string, csrf: string): string {
           <option value="requests">Requests</option>
         </select>
       </form>
-      <h3>Per hour, last 24 hours</h3>
+      <h3>Per hour, last 24 hours (UTC)</h3>
       <div class="chart">
         <canvas id="hour-chart" role="img" aria-label="Usage per hour by model"></canvas>
       </div>
-      <h3>Per day, last 30 days</h3>
+      <h3>Per day, last 30 days (UTC days)</h3>
       <div class="chart"><canvas id="day-chart" role="img" aria-label="Usage per day by model"></canvas></div>
       <div class="scroll" id="usage-table"></div>
     </section>

@@ -11,6 +11,8 @@ export interface Totals {
   /** Input plus output tokens (cached and reasoning tokens are parts of those). */
   tokens: number;
   cost_usd: number;
+  /** Requests whose model had no price: their cost is in no cost_usd, and not $0. */
+  unpriced_requests: number;
 }
 
 /** One model's values per bucket, aligned with `buckets`. */
@@ -20,7 +22,10 @@ export interface ModelSeries {
    * Keyed by model name, without a prototype: the names come from proxies and upstreams, and
    * one like "constructor" or "__proto__" must be a key like any other, not Object's.
    */
-  models: Record<string, { cost_usd: number[]; tokens: number[]; requests: number[] }>;
+  models: Record<
+    string,
+    { cost_usd: number[]; tokens: number[]; requests: number[]; unpriced_requests: number[] }
+  >;
 }
 
 /** A line of the tenants list. */
@@ -29,6 +34,8 @@ export interface TenantSummary {
   plan: string;
   status: 'active' | 'suspended';
   cost_month_usd: number;
+  /** Requests this month whose model had no price (not in cost_month_usd). */
+  unpriced_month_requests: number;
   last_request_at: string | null;
 }
 
@@ -41,16 +48,31 @@ export function windowStart(now: Date, granularity: 'hour' | 'day', count: numbe
   return new Date(Math.floor(now.getTime() / size) * size - (count - 1) * size);
 }
 
-async function totalsSince(db: Db, from: Date): Promise<Totals> {
+/**
+ * The end of the hour holding `now`: what the views count stops there. The ledger books
+ * events dated ahead (a proxy with a fast clock), which the totals counted and the charts,
+ * bounded by their buckets, did not.
+ */
+function hourAfter(now: Date): Date {
+  return new Date(windowStart(now, 'hour', 1).getTime() + HOUR_MS);
+}
+
+async function totalsBetween(db: Db, from: Date, to: Date): Promise<Totals> {
   const { rows } = await db.query(
     `SELECT coalesce(sum(requests), 0)::bigint AS requests,
             coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens,
-            coalesce(sum(cost_usd), 0) AS cost_usd
-       FROM usage_hourly WHERE hour >= $1`,
-    [from],
+            coalesce(sum(cost_usd), 0) AS cost_usd,
+            coalesce(sum(unpriced_requests), 0)::bigint AS unpriced_requests
+       FROM usage_hourly WHERE hour >= $1 AND hour < $2`,
+    [from, to],
   );
   const r = rows[0];
-  return { requests: Number(r.requests), tokens: Number(r.tokens), cost_usd: Number(r.cost_usd) };
+  return {
+    requests: Number(r.requests),
+    tokens: Number(r.tokens),
+    cost_usd: Number(r.cost_usd),
+    unpriced_requests: Number(r.unpriced_requests),
+  };
 }
 
 /**
@@ -68,7 +90,8 @@ export async function usageByModel(
   const { rows } = await db.query(
     `SELECT date_trunc($2, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket, model,
             count(*)::bigint AS requests, sum(input_tokens + output_tokens)::bigint AS tokens,
-            coalesce(sum(cost_usd), 0) AS cost_usd
+            coalesce(sum(cost_usd), 0) AS cost_usd,
+            count(*) FILTER (WHERE cost_usd IS NULL)::bigint AS unpriced_requests
        FROM usage_ledger
       WHERE ts >= $1 AND ts < $3 AND ($4::text IS NULL OR tenant_id = $4)
       GROUP BY 1, 2 ORDER BY 2, 1`,
@@ -82,26 +105,34 @@ export async function usageByModel(
       cost_usd: buckets.map(() => 0),
       tokens: buckets.map(() => 0),
       requests: buckets.map(() => 0),
+      unpriced_requests: buckets.map(() => 0),
     });
     series.cost_usd[index] = Number(r.cost_usd);
     series.tokens[index] = Number(r.tokens);
     series.requests[index] = Number(r.requests);
+    series.unpriced_requests[index] = Number(r.unpriced_requests);
   }
   return { buckets, models };
 }
 
-/** The overview: last 24 hours and 30 days, the top tenants by cost over 30 days, cost per hour by model. */
+/**
+ * The overview: last 24 hours and 30 days, the top tenants by cost over 30 days, cost per
+ * hour by model. "30 days" is 30 UTC calendar days, today's included, as on a tenant's page:
+ * it was 720 hours here, and a tenant's 30-day cost differed between the two pages.
+ */
 export async function overview(db: Db, now = new Date()) {
   const dayFrom = windowStart(now, 'hour', 24);
-  const monthFrom = windowStart(now, 'hour', 30 * 24);
+  const monthFrom = windowStart(now, 'day', 30);
+  const end = hourAfter(now);
   const [last24h, last30d, top, hourly] = await Promise.all([
-    totalsSince(db, dayFrom),
-    totalsSince(db, monthFrom),
+    totalsBetween(db, dayFrom, end),
+    totalsBetween(db, monthFrom, end),
     db.query(
-      `SELECT tenant_id AS tenant, sum(cost_usd) AS cost_usd, sum(requests)::bigint AS requests
-         FROM usage_hourly WHERE hour >= $1
+      `SELECT tenant_id AS tenant, sum(cost_usd) AS cost_usd, sum(requests)::bigint AS requests,
+              sum(unpriced_requests)::bigint AS unpriced_requests
+         FROM usage_hourly WHERE hour >= $1 AND hour < $2
         GROUP BY tenant_id ORDER BY sum(cost_usd) DESC, tenant_id LIMIT 10`,
-      [monthFrom],
+      [monthFrom, end],
     ),
     usageByModel(db, { from: dayFrom, granularity: 'hour', count: 24 }),
   ]);
@@ -112,6 +143,7 @@ export async function overview(db: Db, now = new Date()) {
       tenant: r.tenant as string,
       cost_usd: Number(r.cost_usd),
       requests: Number(r.requests),
+      unpriced_requests: Number(r.unpriced_requests),
     })),
     cost_per_hour: hourly,
   };
@@ -133,22 +165,31 @@ export async function tenantSummaries(
   const now = opts.now ?? new Date();
   const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
   const { rows } = await db.query(
-    `SELECT t.id, t.plan, t.status,
-            coalesce((SELECT sum(u.cost_usd) FROM usage_hourly u
-                       WHERE u.tenant_id = t.id AND u.hour >= $4), 0) AS cost_month_usd,
-            (SELECT max(l.ts) FROM usage_ledger l WHERE l.tenant_id = t.id) AS last_request_at
+    `SELECT t.id, t.plan, t.status, m.cost_month_usd, m.unpriced_month_requests,
+            (SELECT max(l.ts) FROM usage_ledger l WHERE l.tenant_id = t.id AND l.ts < $5) AS last_request_at
        FROM tenants t
+      CROSS JOIN LATERAL (
+        SELECT coalesce(sum(u.cost_usd), 0) AS cost_month_usd,
+               coalesce(sum(u.unpriced_requests), 0)::bigint AS unpriced_month_requests
+          FROM usage_hourly u WHERE u.tenant_id = t.id AND u.hour >= $4 AND u.hour < $5) m
       WHERE t.id NOT IN (SELECT tenant_id FROM erasure_jobs)
         AND ($1::text IS NULL OR t.id ILIKE $1 ESCAPE '\\' OR t.plan ILIKE $1 ESCAPE '\\')
         AND ($2::text IS NULL OR t.id > $2)
       ORDER BY t.id LIMIT $3`,
-    [opts.search ? likePattern(opts.search) : null, opts.after ?? null, opts.limit, monthStart],
+    [
+      opts.search ? likePattern(opts.search) : null,
+      opts.after ?? null,
+      opts.limit,
+      monthStart,
+      hourAfter(now),
+    ],
   );
   return rows.map((r) => ({
     id: r.id,
     plan: r.plan,
     status: r.status,
     cost_month_usd: Number(r.cost_month_usd),
+    unpriced_month_requests: Number(r.unpriced_month_requests),
     last_request_at: r.last_request_at ? (r.last_request_at as Date).toISOString() : null,
   }));
 }

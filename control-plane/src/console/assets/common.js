@@ -139,6 +139,33 @@ export function showErrors(form, response) {
   say(error?.message ?? 'The change was refused.', true);
 }
 
+/**
+ * Runs `handler` for an event unless the last run for `control` (a button, or a form whose
+ * submit buttons) is still going, with the control disabled meanwhile. A double click made
+ * two keys of which only the second was shown, the first working and never seen, and two
+ * identical price versions.
+ */
+export function oneAtATime(control, handler) {
+  const buttons = () =>
+    control instanceof HTMLFormElement
+      ? [...control.querySelectorAll('button[type="submit"], button:not([type])')]
+      : [control];
+  let running = false;
+  return async (event) => {
+    if (control instanceof HTMLFormElement) event?.preventDefault();
+    if (running) return;
+    running = true;
+    const disabled = buttons().filter((b) => !b.disabled);
+    for (const b of disabled) b.disabled = true;
+    try {
+      await handler(event);
+    } finally {
+      running = false;
+      for (const b of disabled) b.disabled = false;
+    }
+  };
+}
+
 /** Dollars: cents for ordinary sums, three significant digits for the tiny costs of single requests. */
 export function usd(value) {
   const n = Number(value);
@@ -147,5 +174,11 @@ export function usd(value) {
   return `$${n.toFixed(Math.min(12, 2 - Math.floor(Math.log10(Math.abs(n)))))}`;
 }
 export const int = (n) => Number(n).toLocaleString('en-US');
+/**
+ * A cost with the requests it leaves out: a model without a price is booked with no cost,
+ * never $0, and shown alone as $0.00 it read as free usage.
+ */
+export const cost = (value, unpriced) =>
+  Number(unpriced) > 0 ? `${usd(value)} + ${int(unpriced)} unpriced` : usd(value);
 export const when = (iso) =>
   iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—';

@@ -1,5 +1,5 @@
 // Plans: the list, and one form that creates a plan or edits the one picked from the list.
-import { api, clearErrors, el, fill, int, say, showErrors, table } from './common.js';
+import { api, clearErrors, el, fill, int, oneAtATime, say, showErrors, table } from './common.js';
 
 const form = document.getElementById('plan-form');
 const input = (name) => form.querySelector(`[name="${name}"]`);
@@ -126,21 +126,23 @@ function bodyOf() {
   return body;
 }
 
-form.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  clearErrors(form);
-  const body = bodyOf();
-  if (!body) return;
-  // An edit replaces the plan whole (PUT), as the form shows all of it: a PATCH kept every
-  // field taken off in the form (max_context, a system prompt) while saying "saved".
-  const res = editing
-    ? await api('PUT', `/v1/plans/${encodeURIComponent(editing)}`, body)
-    : await api('POST', '/v1/plans', { id: input('id').value.trim(), ...body });
-  if (!res.ok) return showErrors(form, res);
-  say(editing ? `Plan ${res.body.id} saved.` : `Plan ${res.body.id} created.`);
-  reset();
-  await load();
-});
+form.addEventListener(
+  'submit',
+  oneAtATime(form, async () => {
+    clearErrors(form);
+    const body = bodyOf();
+    if (!body) return;
+    // An edit replaces the plan whole (PUT), as the form shows all of it: a PATCH kept every
+    // field taken off in the form (max_context, a system prompt) while saying "saved".
+    const res = editing
+      ? await api('PUT', `/v1/plans/${encodeURIComponent(editing)}`, body)
+      : await api('POST', '/v1/plans', { id: input('id').value.trim(), ...body });
+    if (!res.ok) return showErrors(form, res);
+    say(editing ? `Plan ${res.body.id} saved.` : `Plan ${res.body.id} created.`);
+    reset();
+    await load();
+  }),
+);
 document.getElementById('new-plan').addEventListener('click', reset);
 
 await load();

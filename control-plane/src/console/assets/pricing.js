@@ -1,5 +1,5 @@
 // Pricing: every version of the price table, and a form adding a new version.
-import { api, clearErrors, el, fill, say, showErrors, table, when } from './common.js';
+import { api, clearErrors, el, fill, oneAtATime, say, showErrors, table, when } from './common.js';
 
 const form = document.getElementById('price-form');
 const rows = document.getElementById('rows');
@@ -76,43 +76,45 @@ async function load() {
 
 document.getElementById('add-row').addEventListener('click', () => addRow().querySelector('input').focus());
 
-form.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  clearErrors(form);
-  // Model names are typed in: without a prototype, "__proto__" is sent as a key rather than
-  // silently set as the object's prototype.
-  const prices = Object.create(null);
-  for (const row of rows.querySelectorAll('tr')) {
-    const n = row.dataset.row;
-    const model = row.querySelector(`[name="row${n}.model"]`).value.trim();
-    if (!model) continue;
-    const entry = {};
-    for (const f of PRICE_FIELDS) {
-      const input = row.querySelector(`[name="row${n}.${f}"]`);
-      // The server names fields by model (prices.<model>.input): point those at this row.
-      row.querySelector(`[data-error-for="row${n}.${f}"]`).dataset.errorFor = `prices.${model}.${f}`;
-      input.name = `prices.${model}.${f}`;
-      if (input.value !== '') entry[f] = Number(input.value);
+form.addEventListener(
+  'submit',
+  oneAtATime(form, async () => {
+    clearErrors(form);
+    // Model names are typed in: without a prototype, "__proto__" is sent as a key rather than
+    // silently set as the object's prototype.
+    const prices = Object.create(null);
+    for (const row of rows.querySelectorAll('tr')) {
+      const n = row.dataset.row;
+      const model = row.querySelector(`[name="row${n}.model"]`).value.trim();
+      if (!model) continue;
+      const entry = {};
+      for (const f of PRICE_FIELDS) {
+        const input = row.querySelector(`[name="row${n}.${f}"]`);
+        // The server names fields by model (prices.<model>.input): point those at this row.
+        row.querySelector(`[data-error-for="row${n}.${f}"]`).dataset.errorFor = `prices.${model}.${f}`;
+        input.name = `prices.${model}.${f}`;
+        if (input.value !== '') entry[f] = Number(input.value);
+      }
+      prices[model] = entry;
     }
-    prices[model] = entry;
-  }
-  const local = form.effective_from.value;
-  const res = await api('POST', '/v1/pricing/versions', {
-    effective_from: local ? `${local.length === 16 ? `${local}:00` : local}Z` : '',
-    prices,
-  });
-  // Errors are placed while the fields carry the server's names; then back to row-based
-  // names, so renaming a model before the next try still lines up.
-  if (!res.ok) showErrors(form, res);
-  for (const row of rows.querySelectorAll('tr')) {
-    const n = row.dataset.row;
-    const names = ['model', ...PRICE_FIELDS].map((f) => `row${n}.${f}`);
-    row.querySelectorAll('input').forEach((input, k) => (input.name = names[k]));
-    row.querySelectorAll('[data-error-for]').forEach((p, k) => (p.dataset.errorFor = names[k]));
-  }
-  if (!res.ok) return;
-  say(`Price version ${res.body.id} added.`);
-  await load();
-});
+    const local = form.effective_from.value;
+    const res = await api('POST', '/v1/pricing/versions', {
+      effective_from: local ? `${local.length === 16 ? `${local}:00` : local}Z` : '',
+      prices,
+    });
+    // Errors are placed while the fields carry the server's names; then back to row-based
+    // names, so renaming a model before the next try still lines up.
+    if (!res.ok) showErrors(form, res);
+    for (const row of rows.querySelectorAll('tr')) {
+      const n = row.dataset.row;
+      const names = ['model', ...PRICE_FIELDS].map((f) => `row${n}.${f}`);
+      row.querySelectorAll('input').forEach((input, k) => (input.name = names[k]));
+      row.querySelectorAll('[data-error-for]').forEach((p, k) => (p.dataset.errorFor = names[k]));
+    }
+    if (!res.ok) return;
+    say(`Price version ${res.body.id} added.`);
+    await load();
+  }),
+);
 
 await load();

@@ -1,5 +1,5 @@
 // A tenant: facts, plan and status, usage by model per hour and per day, keys, erasure.
-import { api, clearErrors, el, fill, int, say, showErrors, table, usd, when } from './common.js';
+import { api, clearErrors, cost, el, fill, int, oneAtATime, say, showErrors, table, when } from './common.js';
 import { stackedBars } from './charts.js';
 
 const id = document.getElementById('tenant').dataset.tenant;
@@ -38,6 +38,7 @@ function drawUsage() {
       requests: sum(v.requests),
       tokens: sum(v.tokens),
       cost: sum(v.cost_usd),
+      unpriced: sum(v.unpriced_requests),
     }));
     fill(
       document.getElementById('usage-table'),
@@ -47,7 +48,7 @@ function drawUsage() {
           { label: 'Model', cell: (r) => r.model },
           { label: 'Requests', cell: (r) => int(r.requests), num: true },
           { label: 'Tokens', cell: (r) => int(r.tokens), num: true },
-          { label: 'Cost', cell: (r) => usd(r.cost), num: true },
+          { label: 'Cost', cell: (r) => cost(r.cost, r.unpriced), num: true },
         ],
         rows,
         'No usage in the last 30 days.',
@@ -105,49 +106,59 @@ async function revoke(key) {
   document.getElementById('create-key').focus();
 }
 
-document.getElementById('create-key').addEventListener('click', async () => {
-  const res = await api('POST', `${path}/keys`);
-  if (!res.ok) return say(res.body?.error?.message ?? 'Could not create a key.', true);
-  const notice = document.getElementById('new-key');
-  fill(
-    notice,
-    el('p', {}, 'New key (shown this once; copy it now):'),
-    el('p', {}, el('code', { id: 'new-key-value' }, res.body.key)),
-    el(
-      'button',
-      {
-        type: 'button',
-        onclick: () => {
-          notice.hidden = true;
-          fill(notice);
+const createKey = document.getElementById('create-key');
+createKey.addEventListener(
+  'click',
+  oneAtATime(createKey, async () => {
+    const res = await api('POST', `${path}/keys`);
+    if (!res.ok) return say(res.body?.error?.message ?? 'Could not create a key.', true);
+    const notice = document.getElementById('new-key');
+    fill(
+      notice,
+      el('p', {}, 'New key (shown this once; copy it now):'),
+      el('p', {}, el('code', { id: 'new-key-value' }, res.body.key)),
+      el(
+        'button',
+        {
+          type: 'button',
+          onclick: () => {
+            notice.hidden = true;
+            fill(notice);
+          },
         },
-      },
-      'I have copied it',
-    ),
-  );
-  notice.hidden = false;
-  notice.focus();
-  await loadKeys();
-});
+        'I have copied it',
+      ),
+    );
+    notice.hidden = false;
+    notice.focus();
+    say('New key created: it is shown once, below.');
+    await loadKeys();
+  }),
+);
 
-planForm.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  clearErrors(planForm);
-  const res = await api('PATCH', path, { plan: planForm.plan.value });
-  if (!res.ok) return showErrors(planForm, res);
-  tenant = res.body;
-  showTenant();
-  say(`Plan changed to ${tenant.plan}.`);
-});
+planForm.addEventListener(
+  'submit',
+  oneAtATime(planForm, async () => {
+    clearErrors(planForm);
+    const res = await api('PATCH', path, { plan: planForm.plan.value });
+    if (!res.ok) return showErrors(planForm, res);
+    tenant = res.body;
+    showTenant();
+    say(`Plan changed to ${tenant.plan}.`);
+  }),
+);
 
-toggle.addEventListener('click', async () => {
-  const status = tenant.status === 'active' ? 'suspended' : 'active';
-  const res = await api('PATCH', path, { status });
-  if (!res.ok) return say(res.body?.error?.message ?? 'Could not change the status.', true);
-  tenant = res.body;
-  showTenant();
-  say(status === 'active' ? 'Tenant reactivated.' : 'Tenant suspended: its requests are refused.');
-});
+toggle.addEventListener(
+  'click',
+  oneAtATime(toggle, async () => {
+    const status = tenant.status === 'active' ? 'suspended' : 'active';
+    const res = await api('PATCH', path, { status });
+    if (!res.ok) return say(res.body?.error?.message ?? 'Could not change the status.', true);
+    tenant = res.body;
+    showTenant();
+    say(status === 'active' ? 'Tenant reactivated.' : 'Tenant suspended: its requests are refused.');
+  }),
+);
 
 metric.addEventListener('change', drawUsage);
 

@@ -1,5 +1,5 @@
 // Tenants: search, pages of summaries, and onboarding a new tenant.
-import { api, clearErrors, el, fill, say, showErrors, table, usd, when } from './common.js';
+import { api, clearErrors, cost, el, fill, oneAtATime, say, showErrors, table, when } from './common.js';
 
 const list = document.getElementById('list');
 const search = document.getElementById('search');
@@ -25,7 +25,11 @@ async function load() {
         },
         { label: 'Plan', cell: (t) => t.plan },
         { label: 'Status', cell: (t) => t.status },
-        { label: 'Cost this month', cell: (t) => usd(t.cost_month_usd), num: true },
+        {
+          label: 'Cost this month',
+          cell: (t) => cost(t.cost_month_usd, t.unpriced_month_requests),
+          num: true,
+        },
         { label: 'Last request', cell: (t) => when(t.last_request_at) },
       ],
       res.body.items,
@@ -61,15 +65,32 @@ if (plans.ok)
     create.plan,
     plans.body.items.map((p) => el('option', { value: p.id }, p.id)),
   );
-create.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  clearErrors(create);
-  const res = await api('POST', '/v1/tenants', {
-    id: create.querySelector('[name="id"]').value.trim(),
-    plan: create.plan.value,
-  });
-  if (!res.ok) return showErrors(create, res);
-  location.assign(`/console/tenants/${encodeURIComponent(res.body.id)}`);
-});
+// A new install has no plan: say so, rather than an empty list and a refusal about the
+// plan id's characters.
+if (plans.ok && plans.body.items.length === 0) {
+  create.plan.disabled = true;
+  for (const button of create.querySelectorAll('button')) button.disabled = true;
+  create.append(
+    el(
+      'p',
+      { id: 'no-plans' },
+      'No plans yet: a tenant needs one. ',
+      el('a', { href: '/console/plans' }, 'Create a plan'),
+      ' first.',
+    ),
+  );
+}
+create.addEventListener(
+  'submit',
+  oneAtATime(create, async () => {
+    clearErrors(create);
+    const res = await api('POST', '/v1/tenants', {
+      id: create.querySelector('[name="id"]').value.trim(),
+      plan: create.plan.value,
+    });
+    if (!res.ok) return showErrors(create, res);
+    location.assign(`/console/tenants/${encodeURIComponent(res.body.id)}`);
+  }),
+);
 
 await load();
