@@ -317,6 +317,10 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     pools.update(runtime.upstreams);
     health.keepOnly(runtime.upstreams.map((u) => u.name));
     await metrics.forgetTenantsNotIn(runtime.tenants);
+    metrics.refreshBudgets((id) => {
+      const limits = runtime.tenants.get(id)?.plan.rate_limits;
+      return [limits?.budget_usd_per_day, limits?.budget_usd_per_month];
+    });
     for (const warning of configWarnings(next)) logger.warn(warning, 'config warning');
   };
 

@@ -101,6 +101,18 @@ export class Metrics {
       else this.budget.set({ tenant: tenantLabel, window }, usd);
     }
   }
+  /**
+   * Publishes anew the budgets already exported, from the config now in force. Set only as
+   * requests came, a budget a reload changed or removed stayed exported at its old value
+   * until the tenant's next request, and the budget alert compared spend with it.
+   */
+  refreshBudgets(budgetsOf: (tenant: string) => readonly [number | undefined, number | undefined]): void {
+    for (const tenant of [...this.budgets.keys()]) {
+      const [day, month] = budgetsOf(tenant);
+      this.setBudgets(tenant, day, month);
+    }
+  }
+
   readonly unpricedTokens = new client.Counter({
     name: 'lanekeeper_unpriced_tokens_total',
     help: 'Tokens of models that have no pricing entry (never booked as $0).',

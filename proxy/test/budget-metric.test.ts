@@ -90,4 +90,13 @@ describe('lanekeeper_budget_usd', () => {
     expect(budget(text, 'globex', 'day')).toBe(7.25);
     expect(budget(text, 'globex', 'month')).toBeUndefined();
   });
+
+  it("follows a reload at once, before the tenant's next request", async () => {
+    await h.proxy.reload(withBudgets(baseConfig(h.upstream.url), { budget_usd_per_day: 9 }));
+    expect(budget(await metrics(), 'globex', 'day')).toBe(9);
+    await h.proxy.reload(withBudgets(baseConfig(h.upstream.url), {}));
+    const text = await metrics();
+    expect(budget(text, 'globex', 'day')).toBeUndefined();
+    expect(budget(text, 'globex', 'month')).toBeUndefined();
+  });
 });
