@@ -292,7 +292,7 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     // admin_listen applies at start: the rule for /metrics holds for the listener that runs.
     // Checked against the new address only, a reload to 127.0.0.1 without a token opened
     // /metrics on the address still listened on (found by review).
-    const running = runtime.config.admin_listen;
+    const running = initial.admin_listen;
     if (!isLoopback(running) && next.metrics_token === undefined && !next.metrics_public) {
       throw new ConfigError([
         {
@@ -303,8 +303,10 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     }
     const built = await buildRuntimeInSlices(next, runtime, { logger });
     const previous = runtime.config;
+    // Against what the proxy started with, which is what runs: against the previous reload,
+    // a second reload said nothing of a change the first had already not applied.
     for (const [what, read] of AT_START) {
-      if (JSON.stringify(read(next)) !== JSON.stringify(read(previous)))
+      if (JSON.stringify(read(next)) !== JSON.stringify(read(initial)))
         logger.warn({}, `${what} changed: they apply after a restart`);
     }
     if (ownLogger && next.log.level !== previous.log.level) ownLogger.level = next.log.level;

@@ -26,8 +26,14 @@ describe('a reload and /metrics', () => {
       );
       expect((await metrics()).status).toBe(401);
       expect((await metrics(TOKEN)).status).toBe(200);
-      // With the token kept, the same reload applies (the address waits for a restart).
+      // With the token kept, the same reload applies (the address waits for a restart)...
       await h.proxy.reload({ ...raw, admin_listen: '127.0.0.1:0' });
+      expect((await metrics()).status).toBe(401);
+      // ...and a second reload, from that one, may still not drop the token: the listener
+      // that runs is the one the proxy started with, not the last reload's.
+      await expect(h.proxy.reload({ ...withoutToken, admin_listen: '127.0.0.1:0' })).rejects.toThrow(
+        /admin listener runs on 0\.0\.0\.0/,
+      );
       expect((await metrics()).status).toBe(401);
     } finally {
       await h.close();

@@ -4,7 +4,7 @@
  * old config. YAML syntax errors are reported with their line, like schema problems.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
@@ -202,29 +202,63 @@ export function watchConfigFile(
   let lastSeen = '';
   let queue: Promise<void> = Promise.resolve();
   let closed = false;
+  // At most one reload waits behind the one running: looks made while a slow read ran each
+  // queued one more, and a file too large was then reported once per look.
+  let waiting = false;
+  let reportedFor = '';
   const schedule = (delayMs = 50) => {
     if (closed) return;
     clearTimeout(timer);
-    timer = setTimeout(() => (queue = queue.then(reload)), delayMs);
+    timer = setTimeout(() => {
+      if (waiting) return;
+      waiting = true;
+      queue = queue.then(() => {
+        waiting = false;
+        return reload();
+      });
+    }, delayMs);
   };
   const seen = (st: { ino: number; size: number; mtimeMs: number }) => `${st.ino}:${st.size}:${st.mtimeMs}`;
   const reload = async () => {
     if (closed) return;
     try {
-      const before = await stat(full);
-      if (before.size > MAX_CONFIG_BYTES) throw tooLarge(full, before.size);
-      const text = await readFile(full, 'utf8');
+      // Read through one descriptor, at most the size it had when opened: a file that grew
+      // past the bound between a stat and a read was read whole.
+      const file = await open(full, 'r');
+      let before: Awaited<ReturnType<typeof file.stat>>;
+      let bytes: Buffer;
+      try {
+        before = await file.stat();
+        // Seen now, before anything can throw: a file too large or unreadable is reported
+        // once, not at every look.
+        lastSeen = seen(before);
+        if (before.size > MAX_CONFIG_BYTES) throw tooLarge(full, before.size);
+        // Bytes, compared with the size in bytes: as text, one byte that is no UTF-8 (a
+        // Latin-1 letter in a comment) never matched, and no edit was applied again.
+        const buffer = Buffer.alloc(before.size);
+        const { bytesRead } = await file.read(buffer, 0, before.size, 0);
+        bytes = buffer.subarray(0, bytesRead);
+      } finally {
+        await file.close();
+      }
       await sleep(SETTLE_MS);
+      if (closed) return;
       const after = await stat(full);
       lastSeen = seen(after);
       // Still being written (or emptied on the way to being rewritten): the writes to come
       // bring another look.
-      if (seen(before) !== lastSeen || Buffer.byteLength(text) !== after.size) return schedule(SETTLE_MS);
+      if (seen(before) !== lastSeen || bytes.length !== after.size) return schedule(SETTLE_MS);
+      const text = bytes.toString('utf8');
       if (text.trim() === '') return;
       if (text === lastText) return;
       lastText = text;
-      await onChange(await parseYamlConfigInSlices(text, env));
+      const raw = await parseYamlConfigInSlices(text, env);
+      // Closed meanwhile (the proxy stopping): a reload must not run during its shutdown.
+      if (!closed) await onChange(raw);
     } catch (error) {
+      // One report per state of the file: a file too large or unreadable stays so until edited.
+      if (closed || lastSeen === reportedFor) return;
+      reportedFor = lastSeen;
       onError(error as Error);
     }
   };

@@ -160,6 +160,54 @@ describe('the config watcher', () => {
     expect(JSON.stringify((r.errors[0] as { problems?: unknown }).problems)).toContain('300 MiB');
     expect(r.applied).toEqual([]);
   });
+
+  it('says so once for a file it cannot take, not at every look', async () => {
+    const path = join(dir, 'huge-polled.yaml');
+    await writeFile(path, configText('a'));
+    const r = recorder();
+    watcher = watchConfigFile(path, r.onChange, r.onError, {
+      loadedText: await readFile(path, 'utf8'),
+      pollMs: 100,
+    });
+    await truncate(path, 300 * 1024 * 1024);
+    await eventually(() => r.errors.length > 0, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(r.errors.map((e) => e.message)).toHaveLength(1);
+  });
+
+  it('keeps applying edits after one with a byte that is no UTF-8', async () => {
+    const path = join(dir, 'latin1.yaml');
+    await writeFile(path, configText('a'));
+    const r = recorder();
+    watcher = watchConfigFile(path, r.onChange, r.onError, {
+      loadedText: await readFile(path, 'utf8'),
+      pollMs: 100,
+    });
+    // "# café" in Latin-1: 0xe9 alone is no UTF-8.
+    await writeFile(
+      path,
+      Buffer.concat([Buffer.from('# caf'), Buffer.from([0xe9]), Buffer.from(`\n${configText('b')}`)]),
+    );
+    await eventually(() => firstTenant(r.applied.at(-1)) === 't-b-0', 5_000);
+    await writeFile(path, configText('c'));
+    await eventually(() => firstTenant(r.applied.at(-1)) === 't-c-0', 5_000);
+  });
+
+  it('applies nothing once closed, even an edit it was reading', async () => {
+    const path = join(dir, 'closed.yaml');
+    await writeFile(path, configText('a'));
+    const r = recorder();
+    const closing = watchConfigFile(path, r.onChange, r.onError, {
+      loadedText: await readFile(path, 'utf8'),
+    });
+    await writeFile(path, configText('b'));
+    // After the 50 ms debounce, inside the 150 ms the reader waits for the file to settle.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    closing.close();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(r.applied).toEqual([]);
+    expect(r.errors).toEqual([]);
+  });
 });
 
 describe('a reload in a running proxy', () => {
