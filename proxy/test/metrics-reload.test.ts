@@ -4,6 +4,7 @@
  * reload removed leaves lanekeeper_upstream_up, rather than firing its ejection alert for ever.
  */
 import { describe, expect, it } from 'vitest';
+import { startFakeUpstream } from './helpers/fake-upstream.js';
 import { KEYS, metricValue, startHarness, withUpstreamsAB } from './helpers/harness.js';
 import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 
@@ -78,6 +79,47 @@ describe('a reload and /metrics', () => {
       const after = await scrape();
       expect(metricValue(after, 'lanekeeper_upstream_up', { upstream: 'b' })).toBeUndefined();
       expect(metricValue(after, 'lanekeeper_upstream_up', { upstream: 'a' })).toBe(1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('does not bring back a removed upstream when a call still running on it fails', async () => {
+    const b = await startFakeUpstream({ kind: 'hang' });
+    let raw: Record<string, unknown> = {};
+    const h = await startHarness({
+      config: (base) => {
+        raw = withUpstreamsAB(base, b.url, { b: { eject_after: 1 } });
+        const plans = raw.plans as Record<string, Record<string, unknown>>;
+        raw.plans = {
+          free: { ...plans.free, models: { default: 'a-model', bee: 'b-model' } },
+          pro: { ...plans.pro, models: { default: 'a-model' } },
+        };
+        return raw;
+      },
+    });
+    try {
+      const inFlight = fetch(`${h.proxy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEYS.free}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'bee', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      for (let i = 0; i < 200 && b.received.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(b.received).toHaveLength(1);
+      const { b: _removed, ...upstreams } = raw.upstreams as Record<string, unknown>;
+      const plans = raw.plans as Record<string, Record<string, unknown>>;
+      await h.proxy.reload({
+        ...raw,
+        upstreams,
+        plans: { ...plans, free: { ...plans.free, models: { default: 'a-model' } } },
+      });
+      // The call on the removed upstream now fails.
+      await b.close();
+      const res = await inFlight;
+      await res.arrayBuffer();
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      const text = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
+      expect(metricValue(text, 'lanekeeper_upstream_up', { upstream: 'b' })).toBeUndefined();
     } finally {
       await h.close();
     }

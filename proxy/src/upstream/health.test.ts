@@ -79,8 +79,25 @@ describe('UpstreamHealth', () => {
       'warn upstream a still unavailable',
       'info upstream a available again',
     ]);
+    // It starts when "a" is ejected: its second failure in a row (eject_after 2), at 1 s.
     expect(lines[0]!.fields).toMatchObject({ upstream: 'a', err: 'connect ECONNREFUSED 127.0.0.1:9' });
     expect(lines[2]!.fields).toMatchObject({ upstream: 'a', failures: 121, down_for_s: 120 });
-    expect(lines[3]!.fields).toMatchObject({ upstream: 'a', failures: 180, down_for_s: 181 });
+    expect(lines[3]!.fields).toMatchObject({ upstream: 'a', failures: 179, down_for_s: 180 });
+  });
+
+  it('says nothing of an upstream that fails now and then but is never ejected', () => {
+    const lines: string[] = [];
+    const logger = {
+      warn: (_f: object, msg: string) => lines.push(msg),
+      info: (_f: object, msg: string) => lines.push(msg),
+    };
+    const health = new UpstreamHealth(new Metrics(10), { logger });
+    const flaky = { name: 'f', config: { eject_after: 5, eject_for_ms: 1_000 } } as unknown as Upstream;
+    for (let i = 0; i < 300; i++) {
+      health.begin(flaky);
+      if (i % 3 === 0) health.failed(flaky, 'answered 503');
+      else health.succeeded(flaky);
+    }
+    expect(lines).toEqual([]);
   });
 });

@@ -6,8 +6,10 @@
  * failure ejects it again. State is per process and survives config reloads (by name).
  *
  * The same failures and successes feed one outage log per upstream (issue 18): an upstream
- * that is down is one warning, a summary a minute and one line when it answers again, not a
- * warning for each request it failed.
+ * ejected is one warning, a summary a minute while its calls keep failing, and one line when
+ * a call succeeds again, not a warning for each request it failed. The log follows ejection,
+ * not single failures: begun at the first failure and ended by any success, an upstream
+ * failing one call in three wrote a warning and an info line for each failure.
  */
 import { createOutageLog, type OutageLog, type OutageLogger } from '@lanekeeper/contract';
 import type { Metrics } from '../metrics.js';
@@ -33,8 +35,15 @@ export interface UpstreamHealthOptions {
   logger?: OutageLogger;
 }
 
+/** A state no one keeps, for a call on an upstream that is no longer configured. */
+function detached(upstream: Upstream): State {
+  return { failures: 0, until: 0, next: upstream.config.eject_for_ms, probing: false, outage: undefined };
+}
+
 export class UpstreamHealth {
   private readonly states = new Map<string, State>();
+  /** The upstreams of the config in force, once a reload has said (keepOnly). */
+  private kept: ReadonlySet<string> | undefined;
   private readonly now: () => number;
 
   constructor(
@@ -46,6 +55,9 @@ export class UpstreamHealth {
 
   private stateOf(upstream: Upstream): State {
     let state = this.states.get(upstream.name);
+    // A call still running on an upstream a reload removed: its outcome says nothing anyone
+    // reads, and kept, it brought back the upstream's series (and its alert) the reload ended.
+    if (!state && this.kept && !this.kept.has(upstream.name)) return detached(upstream);
     if (!state) {
       const { logger } = this.options;
       state = {
@@ -99,14 +111,16 @@ export class UpstreamHealth {
   /** A call failed in a way that says the upstream is unwell; `reason` goes in the outage log. */
   failed(upstream: Upstream, reason: string): void {
     const state = this.stateOf(upstream);
-    state.outage?.failed(reason);
     state.failures++;
     const probeFailed = state.probing;
-    if (!probeFailed && (state.until !== 0 || state.failures < upstream.config.eject_after)) return;
-    state.probing = false;
-    state.until = this.now() + state.next;
-    state.next = Math.min(state.next * 2, MAX_EJECTION_MS);
-    this.metrics.upstreamUp.set({ upstream: upstream.name }, 0);
+    if (probeFailed || (state.until === 0 && state.failures >= upstream.config.eject_after)) {
+      state.probing = false;
+      state.until = this.now() + state.next;
+      state.next = Math.min(state.next * 2, MAX_EJECTION_MS);
+      if (this.states.get(upstream.name) === state)
+        this.metrics.upstreamUp.set({ upstream: upstream.name }, 0);
+    }
+    if (state.until !== 0) state.outage?.failed(reason);
   }
 
   /**
@@ -115,6 +129,7 @@ export class UpstreamHealth {
    */
   keepOnly(names: readonly string[]): void {
     const kept = new Set(names);
+    this.kept = kept;
     for (const name of this.states.keys()) {
       if (kept.has(name)) continue;
       this.states.delete(name);

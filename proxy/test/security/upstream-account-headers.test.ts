@@ -80,6 +80,8 @@ describe("an upstream refusing the operator's key", () => {
         status: 401,
         body: { error: { message: QUOTED, type: 'invalid_request_error', code: 'invalid_api_key' } },
       },
+      // Ejected at its first refusal, so the first request already has the outage's warning.
+      config: (base) => ({ ...base, upstream: { ...(base.upstream as object), eject_after: 1 } }),
     });
   });
   afterAll(() => refusing.close());
