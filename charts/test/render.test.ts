@@ -369,6 +369,14 @@ describe('rendered details', () => {
       proxy: { autoscaling: { enabled: false }, replicaCount: 1 },
     };
     expect(find(renderChart(one).manifests, 'Deployment', 'lk-lanekeeper-proxy')?.spec?.replicas).toBe(1);
+    // `store: memory` written out is the same in-memory store.
+    expect(() =>
+      renderChart({
+        redis: { url: '' },
+        controlPlane: { enabled: false },
+        proxy: { config: { store: 'memory' } },
+      }),
+    ).toThrow(/per replica/);
     expect(() =>
       renderChart({
         redis: { url: '' },
@@ -435,6 +443,8 @@ describe('rendered details', () => {
         proxy: { config: { upstreams } },
       }),
     ).toThrow(/gateway mode/);
+    // Nor is the unused proxy.upstream.url a placeholder to warn of.
+    expect(renderChart({ proxy: { config: { upstreams } } }).notes).not.toContain('proxy.upstream.url');
   });
 
   it('warns in NOTES only of the placeholders the install uses', () => {

@@ -36,9 +36,18 @@ async function oneAtATime<T>(
   run: () => Promise<T>,
   waitMs = LOCK_WAIT_MS,
 ): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    application_name: 'lanekeeper-migrate-lock',
+  });
+  // A session ended under it (a failover, an administrator) is an error event: unhandled, it
+  // crashed the run. The run itself goes on; its own connection and transaction decide.
+  client.on('error', () => undefined);
   await client.connect();
   try {
+    // The lock's session idles while the run works on its own connection: a server's
+    // idle_session_timeout (PostgreSQL 14+) must not end it, and the lock with it.
+    await client.query('SET idle_session_timeout = 0').catch(() => undefined);
     const deadline = Date.now() + waitMs;
     let said = false;
     while (!(await client.query('SELECT pg_try_advisory_lock($1) AS ok', [LOCK_KEY])).rows[0].ok) {

@@ -15,6 +15,8 @@ import { request } from 'undici';
 import { startControlPlane } from '../src/main.js';
 import { call, fromAddress } from './helpers/http.js';
 import { startSeeded, stopSeeded } from './helpers/seeded.js';
+import { usageEvent } from './helpers/usage-event.js';
+import { bookEvents } from '../src/ledger/book-events.js';
 import type { TestEnv } from './helpers/test-env.js';
 
 // A pass-through spy: the comparisons stay the real ones; the test only sees that they ran.
@@ -825,6 +827,36 @@ describe('with a session', () => {
       expect(res.status, query).toBe(400);
       expect(JSON.parse(res.text).error.details[0].field).toBe(field);
     }
+  });
+
+  it('answers 404 for a tenant with neither a row nor usage, and exports usage booked without a row', async () => {
+    const { cookie } = await signIn();
+    const missing = await raw('GET', '/console/api/export.csv?tenant=nobody&from=2026-01-01&to=2026-01-02', {
+      cookie,
+    });
+    expect(missing.status).toBe(404);
+    expect(missing.text).toContain('no tenant \\"nobody\\"');
+    // A proxy with a hand-written config books usage for ids the control plane has no row for.
+    await bookEvents(t.pool, [
+      {
+        id: '1-0',
+        fields: [
+          'event',
+          JSON.stringify(
+            usageEvent({ tenant: 'yaml-only', ts: '2026-01-01T10:00:00Z', model: 'm', input: 1, output: 1 }),
+          ),
+        ],
+      },
+    ]);
+    const booked = await raw(
+      'GET',
+      '/console/api/export.csv?tenant=yaml-only&from=2026-01-01&to=2026-01-02',
+      {
+        cookie,
+      },
+    );
+    expect(booked.status).toBe(200);
+    expect(booked.text.trim().split('\r\n')).toHaveLength(2);
   });
 });
 

@@ -51,4 +51,24 @@ describe('migration runs at the same time', () => {
       await holder.end();
     }
   });
+
+  it('fails as an error, not a crash, when the session waiting for the lock is ended', async () => {
+    t = await createTestEnv();
+    const holder = new pg.Client({ connectionString: t.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [0x4c4b4d49]);
+      const run = runMigrations(t.databaseUrl).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await holder.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lanekeeper-migrate-lock'`,
+      );
+      expect(await run).toBeInstanceOf(Error);
+    } finally {
+      await holder.end();
+    }
+  });
 });

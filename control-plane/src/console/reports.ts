@@ -199,7 +199,6 @@ export const EXPORT_COLUMNS = [
   'day',
   'model',
   'price_version',
-  'provenance',
   'requests',
   'input_tokens',
   'output_tokens',
@@ -208,6 +207,8 @@ export const EXPORT_COLUMNS = [
   'reasoning_tokens',
   'cost_usd',
   'unpriced_requests',
+  // Last: scripts reading the columns before it by position read them as before.
+  'provenance',
 ] as const;
 
 /**

@@ -17,7 +17,8 @@ export const TOKEN_VARIABLE = 'LANEKEEPER_ADMIN_TOKEN';
  * held the CLI for ever.
  */
 const DEADLINE_MS: Readonly<Record<Method, number>> = {
-  GET: 30_000,
+  // A month of a busy tenant's usage by model is read from the ledger's rows.
+  GET: 120_000,
   POST: 30_000,
   PUT: 30_000,
   PATCH: 30_000,
