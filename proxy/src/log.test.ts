@@ -78,6 +78,13 @@ describe('errors in log lines', () => {
     );
     debug.warn({ err: new Error('boom') }, 'with stack');
     expect(String((debugLines[0]?.err as { stack?: string }).stack)).toContain('    at ');
+    // The level follows a reload, and so do the stacks: a proxy started at debug kept them.
+    debug.level = 'info';
+    debug.warn({ err: new Error('boom') }, 'without stack');
+    expect(debugLines[1]?.err).toEqual({ type: 'Error', message: 'boom' });
+    debug.level = 'debug';
+    debug.warn({ err: new Error('boom') }, 'with stack again');
+    expect(String((debugLines[2]?.err as { stack?: string }).stack)).toContain('    at ');
   });
 });
 

@@ -132,12 +132,17 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
     timestamp: pino.stdTimeFunctions.isoTime,
     // As the control plane's: an error is its type, message, code and cause, its stack only
     // at debug. Each Qdrant call that failed, and a start while the control plane was down,
-    // wrote a stack here.
-    serializers: { err: level === 'debug' ? pino.stdSerializers.err : errorSummary },
+    // wrote a stack here. Read at each line, not at start: the level follows reloads.
+    serializers: {
+      err: (error: unknown) =>
+        logger.isLevelEnabled('debug') ? pino.stdSerializers.err(error as Error) : errorSummary(error),
+    },
     formatters: { ...shape.formatters, log: redactLogObject },
   };
-  if (destination) return pino(options, destination);
-  return pino(options, new LineBatcher(pino.destination({ dest: 1, sync: false })));
+  const logger = destination
+    ? pino(options, destination)
+    : pino(options, new LineBatcher(pino.destination({ dest: 1, sync: false })));
+  return logger;
 }
 
 /** Characters of log lines gathered before a write (about 60 access-log lines). */
