@@ -16,7 +16,7 @@ import {
   type ControlPlaneSource,
 } from './config/control-plane-source.js';
 import { parseConfigInSlices } from './config/parse-in-slices.js';
-import { configWarnings, isLoopback, type Config } from './config/schema.js';
+import { configWarnings, metricsTokenProblem, type Config } from './config/schema.js';
 import { ConfigError } from './errors.js';
 import { ADMIN_MAX_CONNECTIONS, listenerOptions, maxConnectionsFor } from './listener-limits.js';
 import { createLogger, type Logger } from './log.js';
@@ -292,15 +292,8 @@ export async function startProxy(options: StartOptions): Promise<RunningProxy> {
     // admin_listen applies at start: the rule for /metrics holds for the listener that runs.
     // Checked against the new address only, a reload to 127.0.0.1 without a token opened
     // /metrics on the address still listened on (found by review).
-    const running = initial.admin_listen;
-    if (!isLoopback(running) && next.metrics_token === undefined && !next.metrics_public) {
-      throw new ConfigError([
-        {
-          path: 'metrics_token',
-          message: `the admin listener runs on ${running} until a restart (admin_listen applies at start), which is not loopback: keep metrics_token, or set metrics_public: true`,
-        },
-      ]);
-    }
+    const metricsProblem = metricsTokenProblem(next, initial.admin_listen);
+    if (metricsProblem) throw new ConfigError([metricsProblem]);
     const built = await buildRuntimeInSlices(next, runtime, { logger });
     const previous = runtime.config;
     // Against what the proxy started with, which is what runs: against the previous reload,

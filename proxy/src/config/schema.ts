@@ -313,6 +313,26 @@ export function isLoopback(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/**
+ * /metrics off loopback needs a token (or metrics_public). `address` is the admin listener's:
+ * the configured one, or on a reload the one the proxy started on, since admin_listen applies
+ * only at a restart.
+ */
+export function metricsTokenProblem(
+  config: Pick<Config, 'admin_listen' | 'metrics_token' | 'metrics_public'>,
+  address: string = config.admin_listen,
+): ConfigProblem | undefined {
+  if (isLoopback(address) || config.metrics_token !== undefined || config.metrics_public) return undefined;
+  const where =
+    address === config.admin_listen
+      ? `admin_listen ${address} is not loopback`
+      : `the admin listener runs on ${address} until a restart (admin_listen applies at start), which is not loopback`;
+  return {
+    path: 'metrics_token',
+    message: `${where}: set metrics_token (Prometheus then sends it as a bearer token) or metrics_public: true (only where a network policy guards the admin port)`,
+  };
+}
+
 /** Checks that span fields, which a per-field schema cannot express. */
 export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -322,12 +342,8 @@ export function crossCheck(config: z.infer<typeof configSchema>): ConfigProblem[
       message: `must not exceed server.request_timeout_ms (${config.server.request_timeout_ms})`,
     });
   }
-  if (!isLoopback(config.admin_listen) && config.metrics_token === undefined && !config.metrics_public) {
-    problems.push({
-      path: 'metrics_token',
-      message: `admin_listen ${config.admin_listen} is not loopback: set metrics_token (Prometheus then sends it as a bearer token) or metrics_public: true (only where a network policy guards the admin port)`,
-    });
-  }
+  const metrics = metricsTokenProblem(config);
+  if (metrics) problems.push(metrics);
   if (config.listen === config.admin_listen && !config.listen.endsWith(':0')) {
     problems.push({
       path: 'admin_listen',
