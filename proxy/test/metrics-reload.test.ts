@@ -10,6 +10,17 @@ import { REFUSING_UPSTREAM } from './helpers/waiting.js';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
 
+/** Upstreams a (the harness's) and b (at `bUrl`, ejected at its first failure), b behind the free plan's alias "bee". */
+function bOnAlias(base: Record<string, unknown>, bUrl: string): Record<string, unknown> {
+  const raw = withUpstreamsAB(base, bUrl, { b: { eject_after: 1 } });
+  const plans = raw.plans as Record<string, Record<string, unknown>>;
+  raw.plans = {
+    free: { ...plans.free, models: { default: 'a-model', bee: 'b-model' } },
+    pro: { ...plans.pro, models: { default: 'a-model' } },
+  };
+  return raw;
+}
+
 describe('a reload and /metrics', () => {
   it('refuses to drop the metrics token while the admin listener still runs off loopback', async () => {
     let raw: Record<string, unknown> = {};
@@ -44,15 +55,7 @@ describe('a reload and /metrics', () => {
   it('forgets the health of an upstream the reload removed', async () => {
     let raw: Record<string, unknown> = {};
     const h = await startHarness({
-      config: (base) => {
-        raw = withUpstreamsAB(base, REFUSING_UPSTREAM, { b: { eject_after: 1 } });
-        const plans = raw.plans as Record<string, Record<string, unknown>>;
-        raw.plans = {
-          free: { ...plans.free, models: { default: 'a-model', bee: 'b-model' } },
-          pro: { ...plans.pro, models: { default: 'a-model' } },
-        };
-        return raw;
-      },
+      config: (base) => (raw = bOnAlias(base, REFUSING_UPSTREAM)),
     });
     try {
       const ask = async (model: string) => {
@@ -88,15 +91,7 @@ describe('a reload and /metrics', () => {
     const b = await startFakeUpstream({ kind: 'hang' });
     let raw: Record<string, unknown> = {};
     const h = await startHarness({
-      config: (base) => {
-        raw = withUpstreamsAB(base, b.url, { b: { eject_after: 1 } });
-        const plans = raw.plans as Record<string, Record<string, unknown>>;
-        raw.plans = {
-          free: { ...plans.free, models: { default: 'a-model', bee: 'b-model' } },
-          pro: { ...plans.pro, models: { default: 'a-model' } },
-        };
-        return raw;
-      },
+      config: (base) => (raw = bOnAlias(base, b.url)),
     });
     try {
       const inFlight = fetch(`${h.proxy.url}/v1/chat/completions`, {
